@@ -1,0 +1,57 @@
+# loadbench — every target creates the virtualenv first when it is missing, so on a fresh
+# machine `make bench` and `make test` are the only set-up commands.
+#
+#   make bench [TARGET=http://127.0.0.1:8000] [SCENARIO=name|file.py] [USERS=10] [DURATION=30s] [ARGS='...']
+#   make report RUN=reports/<run dir>
+#   make test          lint, type-check and the whole test suite (what CI runs)
+#   make benchmark     recording overhead against plain Locust (docs/benchmarks.md)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TARGET ?=
+SCENARIO ?=
+USERS ?= 10
+DURATION ?= 30s
+ARGS ?=
+RUN ?=
+
+.PHONY: install bench report demo test lint typecheck unit benchmark clean
+
+# Reinstalls when pyproject.toml changes; otherwise a no-op.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+bench: install
+	$(BIN)/loadbench run $(if $(TARGET),--target '$(TARGET)',--demo) $(if $(SCENARIO),--scenario '$(SCENARIO)') \
+		--users $(USERS) --duration $(DURATION) $(ARGS)
+
+report: install
+	@test -n "$(RUN)" || { echo "usage: make report RUN=reports/<run dir>" >&2; exit 2; }
+	$(BIN)/loadbench report '$(RUN)'
+
+demo: install
+	$(BIN)/loadbench demo
+
+lint: install
+	$(BIN)/ruff check loadbench scenarios tests benchmarks
+	$(BIN)/ruff format --check loadbench scenarios tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy loadbench
+
+unit: install
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+benchmark: install
+	$(BIN)/python benchmarks/recording_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

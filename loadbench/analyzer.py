@@ -1,0 +1,157 @@
+"""Analyze a run directory: ``meta.json`` + ``requests.csv`` + ``users.csv`` -> ``summary.json``
+and ``timeseries.csv``.
+
+Reads the run directory alone, so it can be re-run at any time (``loadbench report DIR``).
+Metric definitions: ``docs/metrics.md``. In short: the measured window starts ``warmup_s``
+after the load started and ends when the load stopped; a request belongs to the window when
+it *started* inside it; latency percentiles are over the successful requests of the window.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loadbench import rundir, stats
+from loadbench.errors import RunDirError
+from loadbench.records import read_requests
+
+SCHEMA_VERSION = 1
+
+
+def read_users(path: Path) -> pd.DataFrame:
+    """Read ``users.csv`` (``unix_s,users``); missing or damaged lines give fewer rows, not errors."""
+    if not path.exists():
+        return pd.DataFrame({"unix_s": pd.Series([], dtype="float64"), "users": pd.Series([], dtype="int64")})
+    data = path.read_bytes()
+    data = data[: data.rfind(b"\n") + 1]
+    frame = pd.read_csv(io.BytesIO(data or b"unix_s,users\n"), on_bad_lines="skip")
+    frame = frame.apply(pd.to_numeric, errors="coerce").dropna()
+    return frame.astype({"unix_s": "float64", "users": "int64"})
+
+
+def compute_summary(
+    meta: dict[str, Any], requests: pd.DataFrame, users: pd.DataFrame
+) -> tuple[dict, pd.DataFrame]:
+    """The pure core of the analyzer: run metadata and records -> (summary dict, per-second frame)."""
+    settings = meta.get("settings", {})
+    started = float(meta["started_unix_s"])
+    warmup_s = float(settings.get("warmup_s", 0.0) or 0.0)
+    status = meta.get("status", rundir.STATUS_RUNNING)
+    notices: list[str] = []
+
+    ended = meta.get("ended_unix_s")
+    if ended is None:
+        # The driver never finished (killed): the run lasted at least until its last record ended.
+        last = (
+            (requests["start_unix_s"] + requests["latency_ms"] / 1000.0).max() if len(requests) else started
+        )
+        ended = max(float(last), started)
+        notices.append(
+            "incomplete run: the load generator did not finish (killed or still running); "
+            "the metrics cover the requests recorded up to its last flush"
+        )
+    ended = float(ended)
+    if status == rundir.STATUS_INTERRUPTED:
+        planned = settings.get("duration_s")
+        notices.append(
+            f"run interrupted after {ended - started:.1f} s"
+            + (f" of {float(planned):.1f} s planned" if planned else "")
+            + "; the metrics cover what ran"
+        )
+    elif status == rundir.STATUS_FAILED:
+        notices.append(f"the run failed: {meta.get('failure', 'see the console output')}")
+
+    for exc in meta.get("scenario_exceptions") or []:
+        notices.append(f"the scenario raised {exc['count']:,} exception(s) outside requests: {exc['error']}")
+
+    window_start = started + warmup_s
+    window_s = max(ended - window_start, 0.0)
+    if window_s == 0.0 and meta.get("ended_unix_s") is not None:
+        notices.append(f"the warmup ({warmup_s:g} s) covers the whole run: no requests were measured")
+
+    in_window = requests["start_unix_s"].to_numpy() >= window_start
+    measured = requests[in_window]
+    warmup_excluded = int((~in_window).sum())
+    ok_mask = measured["ok"].to_numpy().astype(bool)
+    total, ok = len(measured), int(ok_mask.sum())
+    errors = total - ok
+    if total == 0 and window_s > 0:
+        notices.append("no requests were recorded in the measured window")
+    elif total and ok == 0:
+        notices.append("every request failed: latency figures are empty")
+
+    by_name: dict[str, Any] = {}
+    for name, group in measured.groupby("name", sort=True):
+        g_ok = group["ok"].to_numpy().astype(bool)
+        by_name[str(name)] = {
+            "requests": len(group),
+            "ok": int(g_ok.sum()),
+            "errors": int((~g_ok).sum()),
+            "error_rate": stats.fraction(int((~g_ok).sum()), len(group)),
+            "throughput_rps": stats.rate(int(g_ok.sum()), window_s),
+            "latency_ms": stats.latency_summary(group["latency_ms"].to_numpy()[g_ok]),
+        }
+
+    run = {
+        "id": meta.get("run_id"),
+        "target": meta.get("target"),
+        "scenario": meta.get("scenario"),
+        "status": status,
+        "started_at": rundir.iso_utc(started),
+        "ended_at": rundir.iso_utc(ended),
+        "started_unix_s": started,
+        "ended_unix_s": round(ended, 6),
+        "duration_s": round(ended - started, 3),
+        "users": settings.get("users"),
+        "warmup_s": warmup_s,
+    }
+    summary = {
+        "schema": SCHEMA_VERSION,
+        "run": run,
+        "window": {
+            "start_unix_s": round(window_start, 6),
+            "end_unix_s": round(ended, 6),
+            "duration_s": round(window_s, 3),
+        },
+        "requests": {
+            "total": total,
+            "ok": ok,
+            "errors": errors,
+            "error_rate": stats.fraction(errors, total),
+            "warmup_excluded": warmup_excluded,
+        },
+        "throughput_rps": stats.rate(ok, window_s),
+        "request_rate_rps": stats.rate(total, window_s),
+        "latency_ms": stats.latency_summary(measured["latency_ms"].to_numpy()[ok_mask]),
+        "by_name": by_name,
+        "errors": stats.error_table(measured.loc[~ok_mask, ["status", "error"]], total),
+        "response_bytes": {
+            "total": int(measured["response_bytes"].sum()),
+            "mean": round(float(measured["response_bytes"].mean()), 1) if total else None,
+        },
+        "notices": notices,
+    }
+
+    seconds = int(np.ceil(ended - started)) if ended > started else 0
+    series = stats.per_second(requests, started, window_start, seconds)
+    series["users"] = stats.users_per_second(users, started, seconds)
+    return stats.clean(summary), series
+
+
+def analyze_run(run_dir: Path) -> dict[str, Any]:
+    """Analyze ``run_dir`` in place: write ``summary.json`` and ``timeseries.csv``; return the summary."""
+    meta = rundir.read_meta(run_dir)
+    requests = read_requests(run_dir / rundir.REQUESTS)
+    users = read_users(run_dir / rundir.USERS)
+    try:
+        summary, series = compute_summary(meta, requests, users)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise RunDirError(f"{run_dir / rundir.META} has an unusable value: {exc}") from None
+    series.to_csv(run_dir / rundir.TIMESERIES, index=False, float_format="%.3f", na_rep="")
+    rundir.write_json(run_dir / rundir.SUMMARY, summary)
+    return summary

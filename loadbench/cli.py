@@ -1,0 +1,299 @@
+"""The ``loadbench`` command: parse arguments and wire the stages together, nothing more.
+
+    loadbench run --target URL ...   drive -> record -> analyze -> report
+    loadbench report DIR             analyze -> report, from a run directory alone
+    loadbench demo                   serve the embedded demo model endpoint
+    loadbench scenarios              list the built-in scenarios
+
+Every `LoadbenchError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from loadbench import __version__
+from loadbench.config import RunConfig, parse_duration
+from loadbench.errors import LoadbenchError, TargetError, UsageError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+RUN_EPILOG = """\
+scenario options:
+  Options loadbench does not know are passed to the scenario. The built-in ones take:
+    json_post    --path /predict  --payload JSON | --data FILE.jsonl
+    kserve_v2    --model NAME  --batch N  [--payload JSON | --data FILE.jsonl]
+    openai_chat  --model NAME  --prompt TEXT  --max-tokens N  --temperature T  [--data FILE.jsonl]
+  `loadbench scenarios` lists them; a locustfile path works too.
+
+examples:
+  loadbench run --demo
+  loadbench run --target http://127.0.0.1:8000 --scenario json_post --data rows.jsonl -u 32 -d 60s
+  loadbench run --target http://127.0.0.1:8080 --scenario kserve_v2 --model resnet --header 'Authorization: Bearer $TOKEN'
+  loadbench run --target http://127.0.0.1:8000 --scenario my_locustfile.py --quiet
+
+Exit codes: 0 done, 2 bad input (one line on stderr), 130 interrupted (the report is still written).
+Metric definitions: docs/metrics.md. Run directory format: docs/run-format.md.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option as a `UsageError` (one line, exit 2), not usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad duration ")) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="loadbench",
+        description="Load testing and latency benchmarking for deployed ML model endpoints, on Locust.",
+        epilog="Start with `loadbench run --demo`, then `loadbench run --target URL`. "
+        "Every run writes a run directory with exact per-request records, summary.json and report.html.",
+    )
+    parser.add_argument("--version", action="version", version=f"loadbench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run",
+        allow_abbrev=False,  # unknown options go to the scenario: never guess they meant ours
+        help="drive load at an endpoint, record every request, write the report",
+        description="Drive load at a model endpoint with Locust (in-process), record every request exactly, "
+        "then analyze the run and write report.html, summary.json and summary.md into the run directory.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = run.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--target", "-t", metavar="URL", help="base URL of the endpoint, e.g. http://127.0.0.1:8000"
+    )
+    where.add_argument(
+        "--demo", action="store_true", help="start the embedded demo endpoint on 127.0.0.1 and target it"
+    )
+    run.add_argument(
+        "--scenario",
+        "-s",
+        metavar="NAME|FILE.py",
+        help="built-in scenario name or locustfile path (default: probe the target and choose)",
+    )
+    run.add_argument("--users", "-u", type=int, default=10, metavar="N", help="concurrent users (default 10)")
+    run.add_argument(
+        "--spawn-rate", "-r", type=float, metavar="R", help="users started per second (default: all in 1 s)"
+    )
+    run.add_argument(
+        "--duration",
+        "-d",
+        type=_duration,
+        default=30.0,
+        metavar="TIME",
+        help="load duration incl. warmup: 30s, 2m, 1h30m (default 30s)",
+    )
+    run.add_argument(
+        "--warmup",
+        type=_duration,
+        default=2.0,
+        metavar="TIME",
+        help="requests that start in this first part are excluded from the metrics (default 2s)",
+    )
+    run.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        metavar="DIR",
+        help="run directory (default REPORTS_DIR/<UTC time>-<scenario>)",
+    )
+    run.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="where default run directories go (default reports/)",
+    )
+    run.add_argument(
+        "--header",
+        "-H",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="header sent with every request; repeatable; credential values are never written anywhere",
+    )
+    run.add_argument("--force", action="store_true", help="write into an existing, non-empty run directory")
+    run.add_argument("--quiet", "-q", action="store_true", help="no live progress line (for CI logs)")
+    run.add_argument(
+        "--demo-latency-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="with --demo: added service time per request",
+    )
+
+    report = commands.add_parser(
+        "report",
+        help="re-analyze a run directory and re-render its report",
+        description="Analyze a run directory from its files alone and write summary.json, timeseries.csv, "
+        "report.html and summary.md into it.",
+    )
+    report.add_argument(
+        "run_dir", type=Path, metavar="DIR", help="a run directory written by `loadbench run`"
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="serve the embedded demo model endpoint",
+        description="Serve a scikit-learn digits classifier over HTTP: POST /predict and the Open Inference "
+        "Protocol v2 routes under /v2. Stops on Ctrl-C or SIGTERM.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    demo.add_argument("--latency-ms", type=float, default=0.0, help="added service time per prediction")
+    demo.add_argument("--jitter-ms", type=float, default=0.0, help="added uniform random service time, 0..MS")
+
+    commands.add_parser(
+        "scenarios", help="list the built-in scenarios", description="List the built-in scenarios."
+    )
+    return parser
+
+
+def spawn_demo(latency_ms: float, timeout_s: float = 30.0) -> tuple[subprocess.Popen[str], str]:
+    """Start ``loadbench demo`` on a free loopback port in a child process; return it and its URL."""
+    command = [sys.executable, "-m", "loadbench", "demo", "--port", "0", "--latency-ms", str(latency_ms)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        ready, _, _ = select.select([process.stdout], [], [], 0.2)
+        if ready:
+            match = re.search(r"http://\S+", process.stdout.readline())
+            if match:
+                return process, match.group(0)
+    process.kill()
+    process.wait()
+    raise TargetError("the embedded demo endpoint did not start")
+
+
+def stop_demo(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _format_ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}" if value < 100 else f"{value:,.0f}"
+
+
+def console_summary(summary: dict[str, Any]) -> str:
+    """A few lines for the terminal; the report has the rest."""
+    run, req, lat = summary["run"], summary["requests"], summary["latency_ms"]
+    tput = summary.get("throughput_rps")
+    lines = [
+        f"{run['scenario']} against {run['target']}: {req['total']:,} requests in {summary['window']['duration_s']:.1f} s"
+        f" measured ({req['warmup_excluded']:,} in warmup excluded) · {run['status']}",
+        f"  throughput {'–' if tput is None else f'{tput:,.1f}'} req/s   errors {req['errors']:,} ({req['error_rate']:.2%})",
+        "  latency ms  "
+        + "  ".join(f"{k} {_format_ms(lat[k])}" for k in ("p50", "p90", "p99", "p999", "max")),
+    ]
+    lines += [f"  note: {n}" for n in summary.get("notices", [])]
+    return "\n".join(lines)
+
+
+def _analyze_and_report(run_dir: Path) -> dict[str, Any]:
+    from loadbench.analyzer import analyze_run
+    from loadbench.report import render_report
+
+    summary = analyze_run(run_dir)
+    report_path, _ = render_report(run_dir)
+    print(console_summary(summary))
+    print(f"report: {report_path}")
+    return summary
+
+
+def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str]) -> int:
+    demo = None
+    target = args.target
+    if args.demo:
+        demo, target = spawn_demo(args.demo_latency_ms)
+    try:
+        # Imported here: locust monkey-patches the standard library with gevent on import,
+        # which only the driving stage may have.
+        from loadbench import rundir, runner
+
+        config = RunConfig(
+            target=target,
+            scenario=args.scenario,
+            users=args.users,
+            spawn_rate=args.spawn_rate,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            out_dir=args.out,
+            reports_dir=args.reports_dir,
+            headers=args.header,
+            scenario_args=scenario_args,
+            force=args.force,
+            quiet=args.quiet,
+        )
+        run_dir = runner.run(config, argv)
+    finally:
+        if demo is not None:
+            stop_demo(demo)
+    summary = _analyze_and_report(run_dir)
+    return EXIT_INTERRUPTED if summary["run"]["status"] == rundir.STATUS_INTERRUPTED else 0
+
+
+def cmd_scenarios() -> int:
+    from loadbench.runner import BUILTIN_SCENARIOS_DIR, builtin_scenarios
+
+    for name in builtin_scenarios():
+        doc = (BUILTIN_SCENARIOS_DIR / f"{name}.py").read_text(encoding="utf-8").split('"""')
+        first = doc[1].strip().splitlines()[0] if len(doc) > 1 else ""
+        print(f"{name:14} {first}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        if extra and args.command != "run":
+            raise UsageError(
+                f"unrecognized arguments: {' '.join(extra)} (see `loadbench {args.command} --help`)"
+            )
+        if args.command == "run":
+            return cmd_run(args, extra, ["loadbench", *argv])
+        if args.command == "report":
+            _analyze_and_report(args.run_dir)
+            return 0
+        if args.command == "demo":
+            from loadbench.demo import serve_demo
+
+            serve_demo(args.host, args.port, args.latency_ms, args.jitter_ms)
+            return 0
+        return cmd_scenarios()
+    except LoadbenchError as exc:
+        print(f"loadbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("loadbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,80 @@
+"""Run settings: the `RunConfig` dataclass and the parsers for the values users type.
+
+Consumes command-line strings (durations like ``30s``, headers like ``'K: V'``, URLs);
+produces validated values or raises `UsageError` / `TargetError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from loadbench.errors import TargetError, UsageError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass
+class RunConfig:
+    """Everything one `loadbench run` needs; recorded (redacted) in ``meta.json`` under ``settings``."""
+
+    target: str
+    scenario: str | None = None  # None: probe the target and choose
+    users: int = 10
+    spawn_rate: float | None = None  # users started per second; None: all within one second
+    duration_s: float = 30.0  # load phase, warmup included
+    warmup_s: float = 2.0  # requests starting in the first warmup_s are excluded from the metrics
+    out_dir: Path | None = None  # None: reports_dir / "<UTC timestamp>-<scenario>"
+    reports_dir: Path = Path("reports")
+    headers: list[str] = field(default_factory=list)  # "Name: value", sent with every request
+    scenario_args: list[str] = field(default_factory=list)  # passed to the scenario's own options
+    force: bool = False  # allow writing into an existing non-empty run directory
+    quiet: bool = False  # no live progress line
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``30``, ``30s``, ``500ms``, ``2m``, ``1h30m`` into seconds."""
+    value = text.strip().lower()
+    try:
+        return _check_duration(text, float(value))
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_S[match.group(2)]
+        pos = match.end()
+    if pos == 0 or pos != len(value):
+        raise UsageError(f"bad duration {text!r}: use a number of seconds or e.g. 500ms, 30s, 2m, 1h30m")
+    return _check_duration(text, total)
+
+
+def _check_duration(text: str, seconds: float) -> float:
+    if not seconds >= 0 or seconds == float("inf"):
+        raise UsageError(f"bad duration {text!r}: must be a finite number of seconds >= 0")
+    return seconds
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """Parse ``'Name: value'`` into its two parts."""
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise UsageError(f"bad header {text!r}: use 'Name: value'")
+    return name, value.strip()
+
+
+def check_target(url: str) -> str:
+    """Return the target URL without a trailing slash, or raise `TargetError` if it is not HTTP(S)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetError(f"target {url!r} is not an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise TargetError(f"target {url!r} has an invalid port") from None
+    return url.rstrip("/")

@@ -1,0 +1,122 @@
+"""Locust plugin: every request event -> one record in the run directory's ``requests.csv``.
+
+Attach with ``Recorder(run_dir, secrets).register(environment)``. It listens to Locust's
+``request`` event (never its aggregated, rounded statistics), appends one record per request,
+and flushes to the OS at least every `FLUSH_INTERVAL_S`, so a run killed at any moment keeps
+all but the last fraction of a second. Once a second it also appends the active user count
+to ``users.csv`` (``unix_s,users``). It keeps running counters and a short window of
+latencies for the live progress line.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.env import Environment
+
+from loadbench import rundir
+from loadbench.records import RequestRecord, RequestWriter, one_line
+from loadbench.redact import scrub
+
+FLUSH_INTERVAL_S = 0.5
+
+
+class Recorder:
+    """Writes request records and the user-count timeline for one run directory."""
+
+    def __init__(self, run_dir: Path, secrets: list[str] | None = None) -> None:
+        self.run_dir = run_dir
+        self.secrets = secrets or []
+        self.requests = RequestWriter(run_dir / rundir.REQUESTS)
+        self._users = open(run_dir / rundir.USERS, "a", encoding="utf-8")  # noqa: SIM115
+        if self._users.tell() == 0:
+            self._users.write("unix_s,users\n")
+        self.total = 0
+        self.errors = 0
+        # Latencies of successful requests since the progress line last took them.
+        self.window_ms: list[float] = []
+        self._environment: Environment | None = None
+        self._flusher: gevent.Greenlet | None = None
+        self._last_flush = time.monotonic()
+
+    def register(self, environment: Environment) -> Recorder:
+        """Attach to ``environment.events`` and start the periodic flush."""
+        self._environment = environment
+        environment.events.request.add_listener(self.on_request)
+        environment.events.quitting.add_listener(self._on_quitting)
+        self._flusher = gevent.spawn(self._flush_loop)
+        return self
+
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int,
+        exception: BaseException | None = None,
+        start_time: float | None = None,
+        response: Any = None,
+        **_: Any,
+    ) -> None:
+        ok = exception is None
+        status = getattr(response, "status_code", None) or 0
+        error = ""
+        if not ok:
+            self.errors += 1
+            error = one_line(scrub(f"{type(exception).__name__}: {exception}", self.secrets))
+        else:
+            self.window_ms.append(response_time)
+        self.total += 1
+        self.requests.write(
+            RequestRecord(
+                # Locust sets start_time on every HTTP request; a custom client might not.
+                start_unix_s=start_time if start_time is not None else time.time() - response_time / 1000,
+                latency_ms=response_time,
+                name=one_line(str(name), 200),
+                method=str(request_type),
+                status=int(status) if isinstance(status, int) else 0,
+                response_bytes=int(response_length or 0),
+                ok=ok,
+                error=error,
+            )
+        )
+        now = time.monotonic()
+        if now - self._last_flush >= FLUSH_INTERVAL_S:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        self.requests.flush()
+        self._users.flush()
+        self._last_flush = time.monotonic() if now is None else now
+
+    def _flush_loop(self) -> None:
+        # Also covers quiet spells with no requests; records the user count once a second.
+        next_users = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_users:
+                runner = self._environment.runner if self._environment else None
+                users = runner.user_count if runner is not None else 0
+                self._users.write(f"{time.time():.3f},{users}\n")
+                next_users = now + 1.0
+            self.flush()
+            gevent.sleep(FLUSH_INTERVAL_S)
+
+    def _on_quitting(self, **_: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the flusher, write what is buffered, close the files. Safe to call twice."""
+        if self._flusher is not None:
+            self._flusher.kill(block=False)
+            self._flusher = None
+        if self._environment is not None:
+            self._environment.events.request.remove_listener(self.on_request)
+            self._environment.events.quitting.remove_listener(self._on_quitting)
+            self._environment = None
+        self.requests.close()
+        if not self._users.closed:
+            self._users.close()

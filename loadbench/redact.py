@@ -1,0 +1,98 @@
+"""Keep credentials out of everything loadbench writes or prints.
+
+Consumes URLs, header strings, command lines and free text; produces the same with secret
+values replaced by ``***``. A header is secret when its name looks like a credential
+(Authorization, Cookie, anything with key/token/secret/password/auth in it); a URL's
+password and its secret-looking query parameters are secret too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+_SECRET_NAME = re.compile(r"auth|key|token|secret|passw|cookie|credential|session|signature", re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a header or query parameter with this name carries a credential."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def redact_url(url: str) -> str:
+    """Mask the password (or lone user token) and secret query values of a URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{hostport}" if ":" in userinfo else f"{MASK}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if is_secret_name(k) else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_header(header: str) -> str:
+    """``'Authorization: Bearer x'`` -> ``'Authorization: ***'``; harmless headers are kept."""
+    name, sep, _ = header.partition(":")
+    if sep and is_secret_name(name):
+        return f"{name}: {MASK}"
+    return header
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """Redact a command line: header values after ``--header``/``-H``-style flags and every URL."""
+    out: list[str] = []
+    after_header = False
+    for arg in argv:
+        if after_header:
+            out.append(redact_header(arg))
+            after_header = False
+            continue
+        if arg in ("--header", "-H"):
+            after_header = True
+            out.append(arg)
+        elif arg.startswith("--header="):
+            out.append("--header=" + redact_header(arg.removeprefix("--header=")))
+        elif arg.startswith("-H") and not arg.startswith("--"):
+            out.append("-H" + redact_header(arg.removeprefix("-H")))
+        else:
+            out.append(_URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), arg))
+    return out
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every known secret value and URL credential in free text (e.g. an error message)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    return text
+
+
+def secret_values(headers: Iterable[str], target: str) -> list[str]:
+    """The literal secret strings of a run, for `scrub`: secret header values and URL credentials."""
+    values: list[str] = []
+    for header in headers:
+        name, _, value = header.partition(":")
+        if is_secret_name(name) and value.strip():
+            value = value.strip()
+            values.append(value)
+            # "Bearer abc": the bare token may show up alone in a server's error text too.
+            values.extend(part for part in value.split() if len(part) >= 8)
+    parts = urlsplit(target)
+    if parts.password:
+        values.append(parts.password)
+    if parts.username and not parts.password:
+        values.append(parts.username)
+    values.extend(v for k, v in parse_qsl(parts.query) if is_secret_name(k) and v)
+    return sorted(set(values), key=len, reverse=True)

@@ -1,0 +1,362 @@
+"""Drive one run: Locust in-process (library mode) -> a run directory of exact request records.
+
+Consumes a `RunConfig`; produces a run directory holding ``meta.json``, ``requests.csv`` and
+``users.csv`` (``docs/run-format.md``). Analysis and reporting are separate stages that read
+that directory; this module never computes metrics beyond the live progress line.
+
+Everything that can be wrong with the input (target, scenario, options, data files, output
+directory) is checked before the run directory is created, so a failed start never leaves a
+directory that looks like a run. Ctrl-C or SIGTERM stops the load and finishes the run as
+"interrupted"; a second one exits at once, leaving the records flushed so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import gevent
+import gevent.event
+import locust
+import numpy as np
+import psutil
+from locust import events
+from locust.env import Environment
+from locust.util.load_locustfile import load_locustfile
+
+import loadbench
+from loadbench import rundir
+from loadbench import scenario as scenario_helpers
+from loadbench.config import RunConfig, check_target, parse_header
+from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+from loadbench.probe import check_reachable, probe_target
+from loadbench.recorder import Recorder
+from loadbench.records import one_line
+from loadbench.redact import redact_argv, redact_header, redact_url, scrub, secret_values
+
+BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+PROGRESS_WINDOW_S = 5  # the live p50/p99 cover the last few seconds
+
+
+@dataclass
+class Scenario:
+    """A loaded locustfile: its name, file, User classes and parsed options."""
+
+    name: str
+    path: Path
+    user_classes: list[type]
+    options: argparse.Namespace
+    reason: str
+
+
+def builtin_scenarios() -> list[str]:
+    """Names of the scenarios shipped in ``scenarios/``."""
+    return sorted(p.stem for p in BUILTIN_SCENARIOS_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def resolve_scenario(name_or_path: str) -> Path:
+    """A scenario name (``json_post``) or a locustfile path -> an existing file."""
+    if name_or_path.endswith(".py") or os.sep in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ScenarioError(f"scenario file {name_or_path} does not exist")
+        return path.resolve()
+    for folder in (Path.cwd() / "scenarios", BUILTIN_SCENARIOS_DIR):
+        candidate = folder / f"{name_or_path}.py"
+        if candidate.is_file():
+            return candidate.resolve()
+    known = ", ".join(builtin_scenarios()) or "none found"
+    raise ScenarioError(f"unknown scenario {name_or_path!r} (built-in: {known}; or give a locustfile path)")
+
+
+def load_scenario(path: Path, target: str, scenario_args: list[str], reason: str) -> Scenario:
+    """Import a locustfile and parse its options with Locust's own parser (and its listeners)."""
+    try:
+        user_classes, _shapes = load_locustfile(str(path))
+    except SyntaxError as exc:
+        raise ScenarioError(f"scenario {path} line {exc.lineno}: syntax error: {exc.msg}") from None
+    except LoadbenchError:
+        raise
+    except Exception as exc:
+        raise ScenarioError(f"scenario {path} failed to import: {type(exc).__name__}: {exc}") from None
+    if not user_classes:
+        raise ScenarioError(f"scenario {path} defines no Locust User class")
+    # No config files: a locust.conf or pyproject.toml in the cwd must not change a loadbench run.
+    parser = locust.argument_parser.get_parser(default_config_files=[])
+
+    def fail(message: str) -> None:
+        raise UsageError(f"scenario {path.stem}: {message}")
+
+    parser.error = fail  # type: ignore[method-assign]
+    options = parser.parse_args(["-f", str(path), "-H", target, *scenario_args])
+    return Scenario(path.stem, path, list(user_classes.values()), options, reason)
+
+
+def host_facts() -> dict[str, Any]:
+    """What the load generator ran on, for meta.json."""
+    cpu_model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model,
+        "cpu_cores": psutil.cpu_count(logical=True),
+        "memory_bytes": psutil.virtual_memory().total,
+    }
+
+
+def git_commit(cwd: Path) -> dict[str, Any] | None:
+    """The commit (and whether the tree is dirty) of the working directory's git repo, if any."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head, "dirty": bool(dirty)}
+
+
+def _exception_line(entry: dict[str, Any]) -> str:
+    """``Type: message`` for one of Locust's ``runner.exceptions`` entries (last traceback line)."""
+    lines = str(entry.get("traceback", "")).strip().splitlines()
+    return lines[-1] if lines else str(entry.get("msg", ""))
+
+
+class _OncePerMessage(logging.Filter):
+    """Log each distinct scenario exception once: a broken task would otherwise print a
+    traceback per request. Counts still reach meta.json via Locust's ``runner.exceptions``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = record.getMessage()[-300:]
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+class Progress:
+    """The live line: elapsed/remaining, users, req/s, errors, p50/p99 of the last few seconds."""
+
+    def __init__(
+        self, recorder: Recorder, duration_s: float, warmup_s: float, out: TextIO, quiet: bool
+    ) -> None:
+        self.recorder, self.duration_s, self.warmup_s = recorder, duration_s, warmup_s
+        self.out, self.quiet = out, quiet
+        self.tty = out.isatty()
+        self.windows: deque[list[float]] = deque(maxlen=PROGRESS_WINDOW_S)
+        self.last_total = 0
+        self.last_print = 0.0
+
+    def tick(self, elapsed_s: float, users: int) -> None:
+        batch, self.recorder.window_ms = self.recorder.window_ms, []
+        self.windows.append(batch)
+        rps = self.recorder.total - self.last_total
+        self.last_total = self.recorder.total
+        if self.quiet or (not self.tty and elapsed_s - self.last_print < 10):
+            return
+        self.last_print = elapsed_s
+        recent = np.concatenate([np.asarray(w) for w in self.windows]) if any(self.windows) else np.empty(0)
+        p50, p99 = np.percentile(recent, [50, 99]) if recent.size else (float("nan"), float("nan"))
+        total, errors = self.recorder.total, self.recorder.errors
+        phase = " warmup" if elapsed_s < self.warmup_s else ""
+        line = (
+            f"[{elapsed_s:5.0f}s /{self.duration_s:.0f}s, {max(self.duration_s - elapsed_s, 0):.0f}s left{phase}] "
+            f"users {users}  {rps:,} req/s  {total:,} req  errors {errors:,} ({errors / total if total else 0:.2%})"
+            f"  p50 {p50:.1f} ms  p99 {p99:.1f} ms"
+        )
+        if self.tty:
+            self.out.write("\r\x1b[K" + line)
+        else:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    def done(self) -> None:
+        if self.tty and not self.quiet:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def _install_signal_handlers(stop: Callable[[], None], recorder: Recorder, out: TextIO) -> list[Any]:
+    """First Ctrl-C/SIGTERM: stop the load and finish the run. Second: flush records and exit now."""
+    state = {"count": 0}
+
+    def handler() -> None:
+        state["count"] += 1
+        if state["count"] == 1:
+            out.write("\nloadbench: stopping (interrupt again to exit at once)...\n")
+            out.flush()
+            stop()
+        else:
+            recorder.flush()
+            os._exit(130)
+
+    return [gevent.signal_handler(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)]
+
+
+def prepare(config: RunConfig, log: TextIO) -> Scenario:
+    """Check the target and resolve, load and configure the scenario; nothing is written yet."""
+    target = check_target(config.target)
+    if config.users < 1:
+        raise UsageError(f"--users must be at least 1, not {config.users}")
+    if config.spawn_rate is not None and not config.spawn_rate > 0:
+        raise UsageError(f"--spawn-rate must be above 0, not {config.spawn_rate:g}")
+    if config.duration_s <= 0:
+        raise UsageError("--duration must be longer than 0 s")
+    if config.warmup_s >= config.duration_s:
+        raise UsageError(
+            f"--warmup ({config.warmup_s:g} s) must be shorter than --duration ({config.duration_s:g} s)"
+        )
+    headers = dict(parse_header(h) for h in config.headers)
+    check_reachable(target, headers)
+    if config.scenario is None:
+        probe = probe_target(target, headers)
+        name, reason = probe.scenario, f"chosen by probing the target: {probe.reason}"
+    else:
+        name, reason = config.scenario, "given with --scenario"
+    path = resolve_scenario(name)
+    header_args = [arg for h in config.headers for arg in ("--header", h)]
+    return load_scenario(path, target, [*config.scenario_args, *header_args], reason)
+
+
+def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
+    """Run the load described by ``config``; return the run directory (records and meta.json)."""
+    scenario = prepare(config, log)
+    target = check_target(config.target)
+    env = Environment(
+        user_classes=scenario.user_classes,
+        events=events,
+        host=target,
+        parsed_options=scenario.options,
+        locustfile=str(scenario.path),
+    )
+    runner = env.create_local_runner()
+    # The scenario's own set-up (loading data, discovering the model) runs here, before
+    # anything is written, so its failures leave no run directory behind.
+    env.loadbench_library_mode = True  # type: ignore[attr-defined]
+    del scenario_helpers.setup_failures[:]
+    env.events.init.fire(environment=env, runner=runner, web_ui=None)
+    if scenario_helpers.setup_failures:
+        raise ScenarioError(f"scenario {scenario.name}: {scenario_helpers.setup_failures[0]}")
+    logging.getLogger("locust.user.task").addFilter(_OncePerMessage())
+
+    started = time.time()
+    run_dir = config.out_dir or rundir.default_run_dir(config.reports_dir, scenario.name, started)
+    rundir.create_run_dir(run_dir, force=config.force)
+    spawn_rate = config.spawn_rate or float(config.users)
+    meta: dict[str, Any] = {
+        "format": rundir.FORMAT_VERSION,
+        "run_id": run_dir.name,
+        "target": redact_url(target),
+        "scenario": scenario.name,
+        "scenario_path": str(scenario.path),
+        "scenario_reason": scenario.reason,
+        "status": rundir.STATUS_RUNNING,
+        "started_unix_s": started,
+        "started_at": rundir.iso_utc(started),
+        "ended_unix_s": None,
+        "ended_at": None,
+        "load_model": "closed loop: each user sends its next request when the previous one ends",
+        "command": redact_argv(argv),
+        "settings": {
+            "users": config.users,
+            "spawn_rate": spawn_rate,
+            "duration_s": config.duration_s,
+            "warmup_s": config.warmup_s,
+            "headers": [redact_header(h) for h in config.headers],
+            "scenario_args": redact_argv(config.scenario_args),
+        },
+        "clocks": {
+            "start_unix_s": "wall clock, time.time(), when each request was sent",
+            "latency_ms": "time.perf_counter() from send until the response was read (Locust's response_time)",
+        },
+        "versions": {
+            "loadbench": loadbench.__version__,
+            "locust": locust.__version__,
+            "python": platform.python_version(),
+        },
+        "host": host_facts(),
+        "git": git_commit(Path.cwd()),
+    }
+    rundir.write_json(run_dir / rundir.META, meta)
+
+    recorder = Recorder(run_dir, secret_values(config.headers, config.target)).register(env)
+    stop_requested = gevent.event.Event()
+    handlers = _install_signal_handlers(stop_requested.set, recorder, log)
+    progress = Progress(recorder, config.duration_s, config.warmup_s, log, config.quiet)
+    if not config.quiet:
+        log.write(
+            f"loadbench: {scenario.name} against {redact_url(target)} ({scenario.reason})\n"
+            f"loadbench: {config.users} users for {config.duration_s:g} s ({config.warmup_s:g} s warmup) -> {run_dir}\n"
+        )
+        log.flush()
+    status = rundir.STATUS_COMPLETE
+    failure = None
+    try:
+        start_mono = time.monotonic()
+        meta["started_unix_s"] = time.time()
+        runner.start(config.users, spawn_rate=spawn_rate)
+        next_tick = 1.0
+        while True:
+            elapsed = time.monotonic() - start_mono
+            if elapsed >= config.duration_s:
+                break
+            if stop_requested.is_set():
+                status = rundir.STATUS_INTERRUPTED
+                break
+            if elapsed >= next_tick:
+                progress.tick(elapsed, runner.user_count)
+                next_tick += 1.0
+            stop_requested.wait(min(0.1, config.duration_s - elapsed, max(next_tick - elapsed, 0.001)))
+    except Exception as exc:
+        status, failure = rundir.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        ended = time.time()
+        runner.stop()
+        progress.done()
+        recorder.close()
+        runner.quit()
+        for h in handlers:
+            h.cancel()
+        meta.update(
+            status=status,
+            ended_unix_s=ended,
+            ended_at=rundir.iso_utc(ended),
+            scenario_exceptions=[
+                {"count": e["count"], "error": one_line(scrub(_exception_line(e), recorder.secrets))}
+                for e in list(runner.exceptions.values())[:10]
+            ],
+        )
+        if failure:
+            meta["failure"] = failure
+        meta["started_at"] = rundir.iso_utc(meta["started_unix_s"])
+        rundir.write_json(run_dir / rundir.META, meta)
+    return run_dir

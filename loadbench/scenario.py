@@ -1,0 +1,190 @@
+"""Helpers for locustfiles that drive model endpoints (the built-in ``scenarios/`` use them).
+
+A scenario is an ordinary locustfile: it runs under ``loadbench run --scenario path.py`` and
+under plain ``locust -f path.py --host URL`` alike. This module gives it:
+
+- `add_request_options(parser)`: the options every built-in scenario takes (``--header``,
+  ``--payload``, ``--data``); call it from an ``init_command_line_parser`` listener.
+- `Payloads`: request bodies from ``--payload JSON``, ``--data FILE.jsonl`` or a default,
+  handed out round-robin. Top-level keys that start with ``_`` (e.g. ``_expected``) are
+  loadbench metadata: stripped before sending, kept beside the body.
+- `ModelUser`: a ``FastHttpUser`` (Locust's fast client) that sends ``--header`` headers.
+- `check_json(response, key)`: mark a response failed unless it is JSON holding ``key``.
+- `on_setup`: decorate the scenario's set-up; its failure stops the run with one clear line.
+
+Imports locust: only driving code and scenarios may import this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from locust import FastHttpUser, constant, events
+
+from loadbench.config import parse_header
+from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+
+Body = Any
+Extras = dict[str, Any]
+
+
+def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "") -> None:
+    """``--header``, ``--payload`` and ``--data``: how every built-in scenario builds requests."""
+    group = parser.add_argument_group("loadbench request options")
+    group.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="HTTP header sent with every request; repeatable (values of credential headers are never written)",
+    )
+    group.add_argument(
+        "--payload",
+        default=None,
+        metavar="JSON",
+        help="one JSON request body, sent every time. " + payload_help,
+    )
+    group.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE.jsonl",
+        help="JSON Lines file of request bodies, sent in order round-robin; "
+        "keys starting with '_' are metadata, not sent",
+    )
+
+
+def headers_from_options(options: argparse.Namespace | None) -> dict[str, str]:
+    """The ``--header`` values as a dict (later repeats of a name win)."""
+    raw = getattr(options, "header", None) or []
+    return dict(parse_header(h) for h in raw)
+
+
+def _split_meta(body: Body) -> tuple[Body, Extras]:
+    if isinstance(body, dict) and any(k.startswith("_") for k in body):
+        return {k: v for k, v in body.items() if not k.startswith("_")}, {
+            k: v for k, v in body.items() if k.startswith("_")
+        }
+    return body, {}
+
+
+def read_jsonl(path: Path) -> list[Body]:
+    """Every line of a JSON Lines file; blank lines skipped; a bad line -> one-line `ScenarioError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"data file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read data file {path}: {exc}") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(f"data file {path} line {number}: invalid JSON ({exc.msg})") from None
+    if not rows:
+        raise ScenarioError(f"data file {path} holds no JSON lines")
+    return rows
+
+
+class Payloads:
+    """Request bodies handed out round-robin, shared by all users of a process."""
+
+    def __init__(self, bodies: list[Body]) -> None:
+        if not bodies:
+            raise ScenarioError("no request bodies to send")
+        self.items: list[tuple[Body, Extras]] = [_split_meta(b) for b in bodies]
+        self._cycle: Iterator[tuple[Body, Extras]] = itertools.cycle(self.items)
+
+    @classmethod
+    def from_options(cls, options: argparse.Namespace | None, default: list[Body] | None = None) -> Payloads:
+        """From ``--payload`` or ``--data`` (not both); else ``default``; else a `UsageError`."""
+        payload = getattr(options, "payload", None)
+        data = getattr(options, "data", None)
+        if payload and data:
+            raise UsageError("give --payload or --data, not both")
+        if payload:
+            try:
+                return cls([json.loads(payload)])
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--payload is not valid JSON ({exc.msg} at character {exc.pos})") from None
+        if data:
+            return cls(read_jsonl(Path(data)))
+        if default:
+            return cls(default)
+        raise UsageError("this scenario needs a request body: give --payload JSON or --data FILE.jsonl")
+
+    def next(self) -> tuple[Body, Extras]:
+        """The next (body, metadata) pair."""
+        return next(self._cycle)
+
+
+class ModelUser(FastHttpUser):
+    """Base user for model endpoints: Locust's fast HTTP client, ``--header`` headers, no think time.
+
+    Users send back to back (a closed loop): throughput is what ``--users`` concurrent
+    clients get. Subclasses add ``@task`` methods.
+    """
+
+    abstract = True
+    wait_time = constant(0)
+    # Locust's defaults are 60 s; a model that takes longer is better reported as a timeout.
+    network_timeout = 60.0
+    connection_timeout = 10.0
+
+    def on_start(self) -> None:
+        self.headers = headers_from_options(self.environment.parsed_options)
+
+
+def check_json(response: Any, key: str) -> Any:
+    """Parse a ``catch_response=True`` response; mark it failed unless it is JSON with ``key``.
+
+    Returns the parsed JSON on success, None on failure. HTTP error statuses are left to
+    Locust (they already fail).
+    """
+    if response.status_code is None or response.status_code >= 400 or not response.status_code:
+        return None
+    try:
+        body = response.json()
+    except (ValueError, TypeError):
+        response.failure(f"invalid response: body is not JSON ({len(response.content or b'')} bytes)")
+        return None
+    if not isinstance(body, dict) or key not in body:
+        response.failure(f"invalid response: no {key!r} in the JSON body")
+        return None
+    return body
+
+
+def on_setup(function: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Register a scenario's set-up (load data, discover the model) to run once Locust starts.
+
+    Locust logs and swallows exceptions raised in event listeners; a scenario whose set-up
+    failed must not run anyway. So the failure is kept in `setup_failures` (``loadbench run``
+    turns the first into a one-line error, exit 2) and, under plain ``locust``, logged as
+    one line before the runner quits.
+    """
+
+    @events.init.add_listener
+    def listener(environment: Any, **_: Any) -> None:
+        try:
+            function(environment)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, LoadbenchError) else f"{type(exc).__name__}: {exc}"
+            setup_failures.append(message)
+            if not getattr(environment, "loadbench_library_mode", False):
+                logging.getLogger("loadbench").error("scenario set-up failed: %s", message)
+                if environment.runner is not None:
+                    environment.process_exit_code = 2
+                    environment.runner.quit()
+
+    return function
+
+
+setup_failures: list[str] = []

@@ -1,0 +1,146 @@
+"""Pure math over request records: percentiles, rates, error kinds, per-second series. No I/O.
+
+Every percentile here is exact: numpy's default (linear interpolation between the two
+nearest ranks) over the raw per-request latencies, never a histogram or a rounded value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+# Summary key -> percentile (0..100). Keys as named in summary.json.
+PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+LATENCY_KEYS = (*PERCENTILES, "max", "mean", "min")
+
+
+def _round(value: float, digits: int = 3) -> float:
+    return round(float(value), digits)
+
+
+def latency_summary(latency_ms: npt.ArrayLike) -> dict[str, float | None]:
+    """p50/p90/p95/p99/p999/max/mean/min in ms (µs resolution); all None for no values."""
+    values = np.asarray(latency_ms, dtype=np.float64)
+    if values.size == 0:
+        return dict.fromkeys(LATENCY_KEYS)
+    qs = np.percentile(values, list(PERCENTILES.values()))
+    out: dict[str, float | None] = {k: _round(q) for k, q in zip(PERCENTILES, qs, strict=True)}
+    out["max"] = _round(values.max())
+    out["mean"] = _round(values.mean())
+    out["min"] = _round(values.min())
+    return out
+
+
+def rate(count: int, duration_s: float) -> float | None:
+    """Events per second over a duration; None when the duration is not positive."""
+    if not duration_s > 0:
+        return None
+    return _round(count / duration_s, 3)
+
+
+def fraction(part: int, whole: int) -> float:
+    """part / whole, 0.0 when whole is 0 (no requests means no errors)."""
+    return _round(part / whole, 6) if whole else 0.0
+
+
+def error_kind(status: int, error: str) -> str:
+    """Name the kind of a failure, for grouping.
+
+    An HTTP error status wins (``HTTP 503``). Otherwise the exception type
+    (``ConnectionRefusedError``), except for a scenario's own check of a response
+    (Locust's ``CatchResponseError``), whose message is the kind (``invalid response: ...``).
+    """
+    if status >= 400:
+        return f"HTTP {status}"
+    type_name, sep, message = error.partition(": ")
+    if not sep:
+        return error[:80] or "unknown error"
+    if type_name == "CatchResponseError":
+        return message[:80] or "response check failed"
+    return type_name
+
+
+def error_table(errors: pd.DataFrame, total: int, top: int = 10) -> list[dict[str, Any]]:
+    """Top error kinds with count, share of all requests and one example message."""
+    if errors.empty:
+        return []
+    # Group the distinct (status, error) pairs first: few, even when the errors are many.
+    pairs = errors.groupby(["status", "error"], sort=False).size().reset_index(name="count")
+    pairs["kind"] = [error_kind(int(s), str(e)) for s, e in zip(pairs["status"], pairs["error"], strict=True)]
+    rows: list[dict[str, Any]] = []
+    for kind, group in pairs.groupby("kind", sort=False):
+        example = group.sort_values("count", ascending=False).iloc[0]
+        count = int(group["count"].sum())
+        rows.append(
+            {
+                "kind": str(kind),
+                "count": count,
+                "share": fraction(count, total),
+                "example": str(example["error"]),
+            }
+        )
+    rows.sort(key=lambda r: (-r["count"], r["kind"]))
+    return rows[:top]
+
+
+def per_second(
+    requests: pd.DataFrame, run_start_unix_s: float, warmup_end_unix_s: float, seconds: int
+) -> pd.DataFrame:
+    """Per-second series from the run start: requests, ok, errors, p50_ms, p99_ms, in_warmup.
+
+    A request belongs to the second in which it started. Seconds with no requests are kept
+    (zeros), so gaps show up in plots; p50/p99 are NaN for a second without successes.
+    """
+    seconds = max(int(seconds), 0)
+    index = pd.RangeIndex(seconds, name="second")
+    offset = np.floor(requests["start_unix_s"].to_numpy() - run_start_unix_s).astype(np.int64)
+    keep = (offset >= 0) & (offset < seconds)
+    frame = pd.DataFrame({"second": offset[keep], "ok": requests["ok"].to_numpy()[keep].astype(bool)})
+    frame["latency_ms"] = requests["latency_ms"].to_numpy()[keep]
+    counts = (
+        frame.groupby("second").agg(requests=("ok", "size"), ok=("ok", "sum")).reindex(index, fill_value=0)
+    )
+    ok_lat = frame.loc[frame["ok"], ["second", "latency_ms"]].groupby("second")["latency_ms"]
+    out = pd.DataFrame(index=index)
+    second_starts = run_start_unix_s + index.to_numpy()
+    out["start_unix_s"] = np.round(second_starts, 3)
+    out["requests"] = counts["requests"].astype(np.int64)
+    out["ok"] = counts["ok"].astype(np.int64)
+    out["errors"] = out["requests"] - out["ok"]
+    out["p50_ms"] = ok_lat.quantile(0.5).reindex(index).round(3)
+    out["p99_ms"] = ok_lat.quantile(0.99).reindex(index).round(3)
+    out["in_warmup"] = (second_starts < warmup_end_unix_s).astype(np.int8)
+    return out.reset_index()
+
+
+def users_per_second(users: pd.DataFrame, run_start_unix_s: float, seconds: int) -> npt.NDArray[np.float64]:
+    """Active users for each second since the run start (last sample in or before it; NaN before any)."""
+    result = np.full(max(seconds, 0), np.nan)
+    if users.empty or seconds <= 0:
+        return result
+    offsets = users["unix_s"].to_numpy(dtype=np.float64) - run_start_unix_s
+    counts = users["users"].to_numpy(dtype=np.float64)
+    order = np.argsort(offsets, kind="stable")
+    offsets, counts = offsets[order], counts[order]
+    ends = np.arange(1, seconds + 1, dtype=np.float64)
+    idx = np.searchsorted(offsets, ends, side="left") - 1
+    valid = idx >= 0
+    result[valid] = counts[idx[valid]]
+    return result
+
+
+def clean(value: Any) -> Any:
+    """Make a value JSON-safe: NaN/inf -> None, numpy scalars -> Python numbers."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

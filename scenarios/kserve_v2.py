@@ -1,0 +1,87 @@
+"""Open Inference Protocol v2 (KServe, Triton, MLServer): POST ``/v2/models/<model>/infer``.
+
+    loadbench run --target URL --scenario kserve_v2 [--model NAME] [--payload JSON | --data FILE.jsonl]
+    locust -f scenarios/kserve_v2.py --host URL [same options]
+
+The model name comes from ``--model`` or the server's model list (Triton's repository index,
+KServe's ``/v2/models``). Without ``--payload``/``--data``, one request per batch of
+``--batch`` rows is built from the model's input metadata (``GET /v2/models/<model>``): every
+input tensor filled with seeded random values, ``-1`` dimensions set to the batch size.
+A response is a success when it is JSON with an ``outputs`` list.
+"""
+
+from __future__ import annotations
+
+import random
+from math import prod
+from typing import Any
+
+from locust import events, task
+
+from loadbench.probe import discover_v2_model, v2_model_metadata
+from loadbench.scenario import (
+    ModelUser,
+    Payloads,
+    add_request_options,
+    check_json,
+    headers_from_options,
+    on_setup,
+)
+
+MODEL: str = ""
+PAYLOADS: Payloads | None = None
+_INTEGER_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument(
+        "--model", default=None, help="model name (default: the first model the server lists)"
+    )
+    parser.add_argument("--batch", type=int, default=1, help="rows per synthetic request (default 1)")
+    add_request_options(parser, payload_help="Default: random tensors shaped by the model's metadata.")
+
+
+def synthetic_request(metadata: dict[str, Any], batch: int, seed: int = 0) -> dict[str, Any]:
+    """A v2 infer request filling every input the metadata declares."""
+    rng = random.Random(seed)
+    inputs = []
+    for spec in metadata["inputs"]:
+        shape = [batch if int(d) < 0 else int(d) for d in spec.get("shape", [batch])]
+        datatype = str(spec.get("datatype", "FP32")).upper()
+        count = prod(shape)
+        if datatype in _INTEGER_TYPES:
+            data: list[Any] = [rng.randint(0, 16) for _ in range(count)]
+        elif datatype == "BOOL":
+            data = [rng.random() < 0.5 for _ in range(count)]
+        elif datatype == "BYTES":
+            data = ["loadbench"] * count
+        else:
+            data = [round(rng.uniform(0.0, 16.0), 3) for _ in range(count)]
+        inputs.append({"name": spec["name"], "shape": shape, "datatype": datatype, "data": data})
+    return {"inputs": inputs}
+
+
+@on_setup
+def _load(environment: Any) -> None:
+    global MODEL, PAYLOADS
+    options = environment.parsed_options
+    headers = headers_from_options(options)
+    MODEL = options.model or discover_v2_model(environment.host, headers)
+    default = None
+    if not options.payload and not options.data:
+        metadata = v2_model_metadata(environment.host, MODEL, headers)
+        default = [synthetic_request(metadata, max(options.batch, 1), seed) for seed in range(16)]
+    PAYLOADS = Payloads.from_options(options, default=default)
+
+
+class KServeV2User(ModelUser):
+    @task
+    def infer(self) -> None:
+        assert PAYLOADS is not None
+        body, _ = PAYLOADS.next()
+        path = f"/v2/models/{MODEL}/infer"
+        with self.client.post(
+            path, json=body, headers=self.headers, name=path, catch_response=True
+        ) as response:
+            check_json(response, "outputs")
