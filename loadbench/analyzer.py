@@ -137,7 +137,9 @@ def compute_summary(
         "notices": notices,
     }
 
-    seconds = int(np.ceil(ended - started)) if ended > started else 0
+    # Whole seconds of the run; the load loop overshoots its duration by a fraction of a
+    # millisecond, which must not add a near-empty last second to the plots.
+    seconds = max(int(np.ceil(ended - started - 0.01)), 0)
     series = stats.per_second(requests, started, window_start, seconds)
     series["users"] = stats.users_per_second(users, started, seconds)
     return stats.clean(summary), series

@@ -275,7 +275,7 @@ def _no_data(fig: Figure, ax: Axes, message: str) -> Figure:
 
 
 def _label_time_axes(ax: Axes, ylabel: str) -> None:
-    ax.set_xlabel("seconds since run start (s)")
+    ax.set_xlabel("time since run start (s)")
     ax.set_ylabel(ylabel)
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.10g}"))
     ax.grid(True, alpha=0.35)

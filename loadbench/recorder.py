@@ -47,6 +47,7 @@ class Recorder:
         self._environment = environment
         environment.events.request.add_listener(self.on_request)
         environment.events.quitting.add_listener(self._on_quitting)
+        environment.events.spawning_complete.add_listener(self._on_spawning_complete)
         self._flusher = gevent.spawn(self._flush_loop)
         return self
 
@@ -105,6 +106,11 @@ class Recorder:
             self.flush()
             gevent.sleep(FLUSH_INTERVAL_S)
 
+    def _on_spawning_complete(self, user_count: int, **_: Any) -> None:
+        # Ramp-ups finish between the once-a-second samples; record the new level as it lands.
+        if not self._users.closed:
+            self._users.write(f"{time.time():.3f},{user_count}\n")
+
     def _on_quitting(self, **_: Any) -> None:
         self.close()
 
@@ -116,6 +122,7 @@ class Recorder:
         if self._environment is not None:
             self._environment.events.request.remove_listener(self.on_request)
             self._environment.events.quitting.remove_listener(self._on_quitting)
+            self._environment.events.spawning_complete.remove_listener(self._on_spawning_complete)
             self._environment = None
         self.requests.close()
         if not self._users.closed:

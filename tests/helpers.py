@@ -63,7 +63,7 @@ def demo_process(latency_ms: float = 0.0) -> Iterator[str]:
         yield match.group(0)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.communicate(timeout=10)  # also closes the pipe
 
 
 Handler = Callable[[BaseHTTPRequestHandler, dict[str, Any]], tuple[int, Any]]

@@ -146,7 +146,7 @@ def test_unknown_scenario_option(demo_url: str) -> None:
 
 
 def test_v2_unknown_model(demo_url: str) -> None:
-    result = run_cli("run", "--target", demo_url, "--scenario", "kserve_v2", "--model", "nosuch", "-d", "2s")
+    result = run_cli("run", "--target", demo_url, "--scenario", "kserve_v2", "--model", "nosuch", "-d", "5s")
     assert_one_line_error(result, "nosuch")
 
 

@@ -1,0 +1,245 @@
+"""End to end: real servers on loopback, `loadbench run` (Locust in-process) in a child process.
+
+Each test drives load for a few seconds and checks what lands in the run directory against
+what the server itself did.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from helpers import DIGITS, REPO, demo_process, json_server, read_json, run_cli, start_cli, wait_for_lines
+
+from loadbench.records import read_requests
+
+pytestmark = pytest.mark.e2e
+
+SERVICE_MS = 5.0
+
+
+def all_files_text(folder: Path) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_run_against_demo_records_every_request(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with demo_process(latency_ms=SERVICE_MS) as url:
+        result = run_cli(
+            "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
+            "-u", "4", "-d", "4s", "--warmup", "1s", "--out", str(out), "--quiet",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f"report: {out / 'report.html'}"
+    assert result.stderr == ""  # --quiet: nothing but errors
+
+    summary = read_json(out / "summary.json")
+    meta = read_json(out / "meta.json")
+    records = read_requests(out / "requests.csv")
+    req = summary["requests"]
+    assert req["total"] > 50
+    assert req["errors"] == 0
+    # Every recorded request is either measured or excluded as warmup; none is dropped.
+    assert req["total"] + req["warmup_excluded"] == len(records)
+    # The server sleeps SERVICE_MS in every prediction: no client-side latency can be lower.
+    assert summary["latency_ms"]["min"] >= SERVICE_MS
+    assert summary["latency_ms"]["p50"] >= SERVICE_MS
+    assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"] <= summary["latency_ms"]["max"]
+    assert summary["by_name"]["POST /predict"]["requests"] == req["total"]
+    assert summary["run"]["status"] == "complete"
+    assert 3.5 <= summary["run"]["duration_s"] <= 5.5
+    assert summary["throughput_rps"] == pytest.approx(req["ok"] / summary["window"]["duration_s"], rel=1e-3)
+    # Exact records: latencies carry sub-millisecond digits, not Locust's 2-significant-digit buckets.
+    assert (records["latency_ms"] % 1 != 0).mean() > 0.9
+
+    assert meta["scenario"] == "json_post"
+    assert meta["versions"]["locust"]
+    assert meta["host"]["cpu_cores"] >= 1
+    assert meta["settings"]["users"] == 4
+    assert meta["status"] == "complete"
+
+    users = pd.read_csv(out / "users.csv")
+    assert users["users"].max() == 4
+
+    html = (out / "report.html").read_text()
+    pngs = [chunk.split('"', 1)[0] for chunk in html.split('src="data:image/png;base64,')[1:]]
+    assert len(pngs) == 4
+    assert all(base64.b64decode(p)[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert "<script src=" not in html and "<link" not in html
+    assert "| p99 |" in (out / "summary.md").read_text() or "p99" in (out / "summary.md").read_text()
+
+
+def test_demo_flag_probes_and_chooses_kserve_v2(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_cli("run", "--demo", "-u", "2", "-d", "3s", "--warmup", "0.5s", "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    meta = read_json(out / "meta.json")
+    summary = read_json(out / "summary.json")
+    assert meta["scenario"] == "kserve_v2"
+    assert "/v2" in meta["scenario_reason"]
+    assert summary["requests"]["total"] > 0 and summary["requests"]["errors"] == 0
+    assert list(summary["by_name"]) == ["/v2/models/digits/infer"]
+
+
+def openai_route(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
+    if handler.path == "/v1/models":
+        return 200, {"object": "list", "data": [{"id": "tiny-llm", "object": "model"}]}
+    if handler.path == "/v1/chat/completions":
+        n = state["count"]
+        time.sleep(0.002)
+        if n % 10 == 0:
+            return 500, {"error": "overloaded"}
+        if n % 10 == 5:
+            return 200, {"id": "x", "no_choices_here": True}
+        body = json.loads(handler.body)
+        assert body["model"] == "tiny-llm"
+        return 200, {"id": "x", "choices": [{"message": {"role": "assistant", "content": "hi"}}]}
+    return 404, {"error": "no route"}
+
+
+def test_openai_chat_counts_and_classifies_failures(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    secret = "sk-test-SECRET-0123456789"
+    with json_server(openai_route) as (url, state):
+        result = run_cli(
+            "run", "--target", url, "-u", "2", "-d", "3s", "--warmup", "0s", "--out", str(out),
+            "--header", f"Authorization: Bearer {secret}", "--header", "X-Team: ml-platform",
+        )  # fmt: skip
+        seen = state["headers"]
+    assert result.returncode == 0, result.stderr
+    summary = read_json(out / "summary.json")
+    meta = read_json(out / "meta.json")
+    assert meta["scenario"] == "openai_chat"  # chosen by probing /v1/models
+    kinds = {e["kind"]: e["count"] for e in summary["errors"]}
+    assert set(kinds) == {"HTTP 500", "invalid response: no 'choices' in the JSON body"}
+    assert summary["requests"]["errors"] == sum(kinds.values())
+    # Roughly one in ten of each: requests alternate deterministically on the server.
+    assert 0.1 < summary["requests"]["error_rate"] < 0.3
+
+    # The header reached the server, and the secret reached no file and no console output.
+    chat_headers = [h for h in seen if "Authorization" in h]
+    assert chat_headers and all(h["Authorization"] == f"Bearer {secret}" for h in chat_headers)
+    assert all(h.get("X-Team") == "ml-platform" for h in chat_headers)
+    for text in (all_files_text(out), result.stdout, result.stderr):
+        assert secret not in text
+    assert "Authorization: ***" in json.dumps(meta["settings"]["headers"])
+    assert "X-Team: ml-platform" in meta["settings"]["headers"]
+
+
+def test_sigint_finishes_the_run_as_interrupted(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with demo_process(latency_ms=2) as url:
+        process = start_cli(
+            "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
+            "-u", "2", "-d", "60s", "--warmup", "0s", "--out", str(out),
+        )  # fmt: skip
+        wait_for_lines(out / "requests.csv", 50)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - started < 30
+    assert "Traceback" not in stderr
+    summary = read_json(out / "summary.json")
+    assert summary["run"]["status"] == "interrupted"
+    assert summary["run"]["duration_s"] < 30
+    assert any("interrupted" in n for n in summary["notices"])
+    assert summary["requests"]["total"] >= 49
+    assert "report: " in stdout and (out / "report.html").exists()
+
+
+def test_sigkill_keeps_records_and_report_renders_incomplete(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with demo_process(latency_ms=2) as url:
+        process = start_cli(
+            "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
+            "-u", "2", "-d", "60s", "--warmup", "0s", "--out", str(out), "--quiet",
+        )  # fmt: skip
+        wait_for_lines(out / "requests.csv", 200)
+        time.sleep(1.5)  # the flush interval is 0.5 s: records of the last second are on disk
+        process.kill()
+        process.communicate(timeout=10)
+    kept = read_requests(out / "requests.csv")
+    assert len(kept) >= 199
+    assert read_json(out / "meta.json")["status"] == "running"
+    assert not (out / "summary.json").exists()
+
+    result = run_cli("report", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = read_json(out / "summary.json")
+    assert summary["requests"]["total"] == len(kept)
+    assert any(n.startswith("incomplete run") for n in summary["notices"])
+    assert "incomplete" in (out / "report.html").read_text().lower()
+
+
+def test_report_reruns_from_the_run_directory_alone(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with demo_process() as url:
+        first = run_cli(
+            "run", "--target", url, "--scenario", "kserve_v2", "-u", "2", "-d", "2s", "--warmup", "0s",
+            "--out", str(out), "--quiet",
+        )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    before = read_json(out / "summary.json")
+    (out / "summary.json").unlink()
+    (out / "report.html").unlink()
+    # The endpoint is gone: analysis and report need nothing but the directory.
+    again = run_cli("report", str(out))
+    assert again.returncode == 0, again.stderr
+    assert read_json(out / "summary.json") == before
+    assert (out / "report.html").exists()
+
+
+def test_scenarios_run_under_plain_locust(tmp_path: Path) -> None:
+    """The built-in locustfiles are ordinary locustfiles: `locust -f` runs them unchanged."""
+    with demo_process() as url:
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / "json_post.py"), "--host", url,
+                "--headless", "-u", "2", "-r", "2", "-t", "2s", "--data", str(DIGITS), "--only-summary",
+            ],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "POST /predict" in result.stdout + result.stderr
+
+
+def classify_route(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
+    if handler.path == "/classify":
+        body = json.loads(handler.body)
+        if any(key.startswith("_") for key in body):
+            return 400, {"error": "metadata keys must not be sent"}
+        return 200, ({"label": "greeting"} if body.get("text") == "hello" else {"unexpected": True})
+    return 404, {"error": "no route"}
+
+
+def test_readme_scenario_example_runs(tmp_path: Path) -> None:
+    """The README's "write your own scenario" example is real code that works as documented."""
+    readme = (REPO / "README.md").read_text()
+    code = readme.split("# scenarios/my_model.py\n", 1)[1].split("```", 1)[0]
+    scenario = tmp_path / "my_model.py"
+    scenario.write_text(code)
+    data = tmp_path / "texts.jsonl"
+    data.write_text('{"text": "hello"}\n{"text": "other", "_note": "never sent"}\n')
+    out = tmp_path / "run"
+    with json_server(classify_route) as (url, _state):
+        result = run_cli(
+            "run", "--target", url, "--scenario", str(scenario), "--data", str(data),
+            "-u", "2", "-d", "2s", "--warmup", "0s", "--out", str(out), "--quiet",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = read_json(out / "summary.json")
+    assert list(summary["by_name"]) == ["classify"]
+    # Bodies alternate: "hello" answers with a label, "other" without one (a check failure).
+    assert 0.4 < summary["requests"]["error_rate"] < 0.6
+    assert [e["kind"] for e in summary["errors"]] == ["invalid response: no 'label' in the JSON body"]
