@@ -39,8 +39,8 @@ demo: install
 	$(BIN)/loadbench demo
 
 lint: install
-	$(BIN)/ruff check loadbench scenarios tests benchmarks
-	$(BIN)/ruff format --check loadbench scenarios tests benchmarks
+	$(BIN)/ruff check loadbench scenarios tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check loadbench scenarios tests $(wildcard benchmarks)
 
 typecheck: install
 	$(BIN)/mypy loadbench

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -140,7 +140,7 @@ def git_commit(cwd: Path) -> dict[str, Any] | None:
     return {"commit": head, "dirty": bool(dirty)}
 
 
-def _exception_line(entry: dict[str, Any]) -> str:
+def _exception_line(entry: Mapping[str, object]) -> str:
     """``Type: message`` for one of Locust's ``runner.exceptions`` entries (last traceback line)."""
     lines = str(entry.get("traceback", "")).strip().splitlines()
     return lines[-1] if lines else str(entry.get("msg", ""))
