@@ -5,9 +5,10 @@ Used unchanged by both sides of ``benchmarks/recording_overhead.py``:
     locust -f benchmarks/locustfile_get.py --headless -u 32 -r 32 -t 10s --host URL
     loadbench run --target URL --scenario benchmarks/locustfile_get.py -u 32 -d 10s --warmup 0s
 
-When ``LOADBENCH_BENCH_PHASE_FILE`` names a file, the wall-clock times of ``test_start`` and
-``test_stopping`` are appended to it (``start <unix_s>`` / ``stopping <unix_s>``): the load
-phase, measured the same way under both tools. Two events per run: no per-request cost.
+When ``LOADBENCH_BENCH_PHASE_FILE`` names a file, the wall-clock time and the process's CPU
+time at ``test_start`` and ``test_stopping`` are appended to it (``start <unix_s> <cpu_s>`` /
+``stopping <unix_s> <cpu_s>``): the load phase, measured the same way under both tools. Two
+events per run: no per-request cost.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ PHASE_FILE = os.environ.get("LOADBENCH_BENCH_PHASE_FILE")
 def _mark(label: str) -> None:
     if PHASE_FILE:
         with open(PHASE_FILE, "a", encoding="utf-8") as f:
-            f.write(f"{label} {time.time():.6f}\n")
+            f.write(f"{label} {time.time():.6f} {time.process_time():.6f}\n")
 
 
 @events.test_start.add_listener

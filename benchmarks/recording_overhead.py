@@ -89,10 +89,16 @@ class Trial:
     requests: int  # every request the run completed (failed ones included)
     failures: int
     load_s: float  # the load phase: test_start -> test_stopping, from the locustfile's marks
+    cpu_s: float  # CPU time the load generator used in that phase
 
     @property
     def rps(self) -> float:
         return self.requests / self.load_s
+
+    @property
+    def per_cpu_s(self) -> float:
+        """Requests per CPU second: what one whole core would sustain, less sensitive to a noisy host."""
+        return self.requests / self.cpu_s
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -268,15 +274,13 @@ def run_logged(command: list[str], workdir: Path, name: str, timeout_s: float) -
     return code, stdout, phase
 
 
-def load_seconds(phase: Path, log: Path) -> float:
-    marks = (
-        dict(line.split() for line in phase.read_text(encoding="utf-8").splitlines())
-        if phase.exists()
-        else {}
-    )
+def load_phase(phase: Path, log: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) from test_start to test_stopping, as the locustfile wrote them."""
+    lines = phase.read_text(encoding="utf-8").splitlines() if phase.exists() else []
+    marks = {fields[0]: (float(fields[1]), float(fields[2])) for fields in map(str.split, lines)}
     if "start" not in marks or "stopping" not in marks:
         raise BenchError(f"the locustfile recorded no test_start/test_stopping times in {phase}; see {log}")
-    return float(marks["stopping"]) - float(marks["start"])
+    return marks["stopping"][0] - marks["start"][0], marks["stopping"][1] - marks["start"][1]
 
 
 def plain_trial(url: str, users: int, duration_s: int, workdir: Path, pin: list[str], n: int) -> Trial:
@@ -293,13 +297,25 @@ def plain_trial(url: str, users: int, duration_s: int, workdir: Path, pin: list[
         raise BenchError(f"plain locust (exit {code}) printed no JSON statistics; see {log}") from None
     requests = sum(int(e["num_requests"]) for e in entries)
     failures = sum(int(e["num_failures"]) for e in entries)
-    return Trial("plain", requests, failures, load_seconds(phase, log))
+    return Trial("plain", requests, failures, *load_phase(phase, log))
 
 
 def loadbench_trial(url: str, users: int, duration_s: int, workdir: Path, pin: list[str], n: int) -> Trial:
     out = workdir / f"loadbench-{n}"
     command = [*pin, str(tool("loadbench")), "run", "--target", url, "--scenario", str(LOCUSTFILE)]
-    command += ["-u", str(users), "-r", str(users), "-d", f"{duration_s}s", "--warmup", "0s", "--quiet"]
+    # --no-sampler: this measures recording; the sampler's own cost is benchmarked on its own.
+    command += [
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-d",
+        f"{duration_s}s",
+        "--warmup",
+        "0s",
+        "--quiet",
+        "--no-sampler",
+    ]
     command += ["--out", str(out)]
     name = f"loadbench-{n}"
     code, _, phase = run_logged(command, workdir, name, duration_s + 180)
@@ -312,7 +328,7 @@ def loadbench_trial(url: str, users: int, duration_s: int, workdir: Path, pin: l
         for row in csv.DictReader(f):
             requests += 1
             failures += row["ok"] != "1"
-    return Trial("loadbench", requests, failures, load_seconds(phase, log))
+    return Trial("loadbench", requests, failures, *load_phase(phase, log))
 
 
 # --- facts and the report --------------------------------------------------------------------
@@ -372,6 +388,12 @@ def render_section(
     lb = [q.rps for _, q in trials]
     ratio = statistics.median(lb) / statistics.median(plain)
     paired = statistics.median(q.rps / p.rps for p, q in trials)
+    cpu_ratio = statistics.median(q.per_cpu_s for _, q in trials) / statistics.median(
+        p.per_cpu_s for p, _ in trials
+    )
+    cpu_spread = (
+        max(p.per_cpu_s for p, _ in trials) - min(p.per_cpu_s for p, _ in trials)
+    ) / statistics.median(p.per_cpu_s for p, _ in trials)
     spread = (max(plain) - min(plain)) / statistics.median(plain)
     overhead = 1 - ratio
     verdict = (
@@ -381,18 +403,20 @@ def render_section(
     )
     failures = sum(p.failures + q.failures for p, q in trials)
     rows = [
-        "| round | plain `locust` req/s | (requests / load s) | `loadbench run` req/s | (requests / load s) "
-        "| loadbench / plain |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| round | plain `locust` req/s | (requests / load s) | req per CPU s | `loadbench run` req/s "
+        "| (requests / load s) | req per CPU s | loadbench / plain req/s | (per CPU s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i, (p, q) in enumerate(trials, 1):
         rows.append(
-            f"| {i} | {p.rps:,.0f} | {p.requests:,} / {p.load_s:.2f} | {q.rps:,.0f} | {q.requests:,} / {q.load_s:.2f} "
-            f"| {q.rps / p.rps:.3f} |"
+            f"| {i} | {p.rps:,.0f} | {p.requests:,} / {p.load_s:.2f} | {p.per_cpu_s:,.0f} | {q.rps:,.0f} "
+            f"| {q.requests:,} / {q.load_s:.2f} | {q.per_cpu_s:,.0f} | {q.rps / p.rps:.3f} "
+            f"| {q.per_cpu_s / p.per_cpu_s:.3f} |"
         )
     rows.append(
-        f"| **median** | **{statistics.median(plain):,.0f}** | | **{statistics.median(lb):,.0f}** | "
-        f"| **{ratio:.3f}** |"
+        f"| **median** | **{statistics.median(plain):,.0f}** | | {statistics.median(p.per_cpu_s for p, _ in trials):,.0f} "
+        f"| **{statistics.median(lb):,.0f}** | | {statistics.median(q.per_cpu_s for _, q in trials):,.0f} "
+        f"| **{ratio:.3f}** | {cpu_ratio:.3f} |"
     )
     d = facts["duration"]
     plain_short = statistics.median(int(d) - p.load_s for p, _ in trials)
@@ -405,7 +429,8 @@ def render_section(
             "locustfile on the same rig.",
             "",
             f"Result ({facts['date']}): median loadbench / plain = **{ratio:.3f}**: {verdict}. "
-            f"The median of the per-round ratios is {paired:.3f}.",
+            f"The median of the per-round ratios is {paired:.3f}; per CPU second of the load generator "
+            f"(less sensitive to a noisy host) the ratio is {cpu_ratio:.3f}.",
             "",
             "```",
             command,
@@ -417,7 +442,7 @@ def render_section(
             "",
             f"- Method: {len(trials)} rounds, alternating plain `locust` (`--headless -u {facts['users']} "
             f"-r {facts['users']} -t {d}s --only-summary --json`) and `loadbench run` (`-u {facts['users']} "
-            f"-d {d}s --warmup 0s --quiet`), both running `benchmarks/locustfile_get.py` (FastHttpUser, "
+            f"-d {d}s --warmup 0s --quiet --no-sampler`), both running `benchmarks/locustfile_get.py` (FastHttpUser, "
             "`wait_time = constant(0)`, `GET /`) in one process on one core against a loopback server.",
             "- req/s = every request the run completed / the load phase, defined alike for both: from "
             "Locust's `test_start` to its `test_stopping` event (wall clock, written by the locustfile). "
@@ -426,7 +451,11 @@ def render_section(
             f"(median {plain_short:.2f} s short of {d} s here; gevent's timer counts from a cached loop time "
             "that predates start-up work), so dividing by `-t` would flatter plain Locust. Not Locust's "
             "`--csv` stats file either: it is rewritten once a second, so its final count is stale.",
-            f"- Noise: plain Locust's trials spread {spread:.1%} (max − min over median). "
+            "- req per CPU s = the same requests / the CPU time (`time.process_time()`) the load generator "
+            "used in the load phase. The generator is CPU-bound, so this is the rate a whole core would "
+            "sustain; time stolen by other tenants of a shared machine does not count against it.",
+            f"- Noise: plain Locust's trials spread {spread:.1%} in req/s and {cpu_spread:.1%} in req per CPU s "
+            "(max − min over median). "
             f"Failed requests in all trials: {failures:,}.",
             f"- Server: {facts['server']}; {facts['pinning']}.",
             f"- Ceiling: {ceiling}",

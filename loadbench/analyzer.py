@@ -18,7 +18,8 @@ import pandas as pd
 
 from loadbench import rundir, stats
 from loadbench.errors import RunDirError
-from loadbench.records import read_requests
+from loadbench.records import read_requests, read_samples
+from loadbench.resources import compute_resources
 
 SCHEMA_VERSION = 1
 
@@ -35,7 +36,11 @@ def read_users(path: Path) -> pd.DataFrame:
 
 
 def compute_summary(
-    meta: dict[str, Any], requests: pd.DataFrame, users: pd.DataFrame
+    meta: dict[str, Any],
+    requests: pd.DataFrame,
+    users: pd.DataFrame,
+    samples: pd.DataFrame | None = None,
+    sampler_info: dict[str, Any] | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """The pure core of the analyzer: run metadata and records -> (summary dict, per-second frame)."""
     settings = meta.get("settings", {})
@@ -136,6 +141,21 @@ def compute_summary(
         },
         "notices": notices,
     }
+    sampler_meta = meta.get("sampler")
+    info = dict(sampler_info or {})
+    # The driver's notices (how the server process was or was not found) come first.
+    info["notices"] = [*(sampler_meta or {}).get("notices", []), *info.get("notices", [])]
+    resources = compute_resources(
+        samples if samples is not None else pd.DataFrame(),
+        info if (sampler_info or sampler_meta) else None,
+        window_start,
+        ended,
+        measured,
+        ok,
+    )
+    summary["resources"] = resources
+    if resources.get("generator", {}).get("saturated"):
+        notices.append(resources["notices"][-1])
 
     # Whole seconds of the run; the load loop overshoots its duration by a fraction of a
     # millisecond, which must not add a near-empty last second to the plots.
@@ -150,8 +170,11 @@ def analyze_run(run_dir: Path) -> dict[str, Any]:
     meta = rundir.read_meta(run_dir)
     requests = read_requests(run_dir / rundir.REQUESTS)
     users = read_users(run_dir / rundir.USERS)
+    samples = read_samples(run_dir / rundir.SAMPLES)
+    info_path = run_dir / rundir.SAMPLER_INFO
+    sampler_info = rundir.read_json(info_path) if info_path.exists() else None
     try:
-        summary, series = compute_summary(meta, requests, users)
+        summary, series = compute_summary(meta, requests, users, samples, sampler_info)
     except (TypeError, ValueError, KeyError) as exc:
         raise RunDirError(f"{run_dir / rundir.META} has an unusable value: {exc}") from None
     series.to_csv(run_dir / rundir.TIMESERIES, index=False, float_format="%.3f", na_rep="")

@@ -3,6 +3,7 @@
     loadbench run --target URL ...   drive -> record -> analyze -> report
     loadbench report DIR             analyze -> report, from a run directory alone
     loadbench demo                   serve the embedded demo model endpoint
+    loadbench agent                  serve this host's resource samples to a remote run
     loadbench scenarios              list the built-in scenarios
 
 Every `LoadbenchError` becomes one line on stderr and exit code 2.
@@ -11,6 +12,7 @@ Every `LoadbenchError` becomes one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import select
 import subprocess
@@ -142,6 +144,51 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="with --demo: added service time per request",
     )
+    res = run.add_argument_group("resource sampling (a separate process, on the requests' clock)")
+    res.add_argument(
+        "--sample-interval",
+        type=_duration,
+        default=0.5,
+        metavar="TIME",
+        help="how often to sample GPU, host and server process (default 0.5s, at least 50ms)",
+    )
+    res.add_argument("--no-sampler", action="store_true", help="sample no resources")
+    res.add_argument(
+        "--server-pid",
+        type=int,
+        metavar="PID",
+        help="the model server's process (default: the local process listening on the target's port)",
+    )
+    res.add_argument(
+        "--server-name", metavar="NAME", help="find the model server's process by name or command line"
+    )
+    res.add_argument(
+        "--scrape",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="Prometheus metrics URL to scrape during the run (repeatable)",
+    )
+    res.add_argument("--scrape-match", metavar="REGEX", help="keep only scraped series matching this regex")
+    res.add_argument(
+        "--scrape-interval",
+        type=_duration,
+        default=1.0,
+        metavar="TIME",
+        help="how often to scrape (default 1s; never more often than --sample-interval)",
+    )
+    res.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="`loadbench agent` on a remote model-server host (repeatable)",
+    )
+    res.add_argument(
+        "--agent-token",
+        metavar="TOKEN",
+        help="the agents' token (default: $LOADBENCH_AGENT_TOKEN); never written anywhere",
+    )
 
     report = commands.add_parser(
         "report",
@@ -163,6 +210,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     demo.add_argument("--latency-ms", type=float, default=0.0, help="added service time per prediction")
     demo.add_argument("--jitter-ms", type=float, default=0.0, help="added uniform random service time, 0..MS")
+
+    agent = commands.add_parser(
+        "agent",
+        help="serve this host's resource samples to a remote `loadbench run --agent`",
+        description="Sample this host (GPUs, CPU, memory, and a model-server process) and serve the samples over "
+        "HTTP to `loadbench run --agent http://HOST:PORT` on the load-generator host, which aligns the clocks. "
+        "Beyond loopback a token is required: --token or $LOADBENCH_AGENT_TOKEN.",
+    )
+    agent.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    agent.add_argument("--port", type=int, default=9109, help="port (default 9109)")
+    agent.add_argument("--token", help="required bearer token (default: $LOADBENCH_AGENT_TOKEN)")
+    agent.add_argument("--sample-interval", type=_duration, default=0.5, metavar="TIME", help="default 0.5s")
+    agent.add_argument(
+        "--server-pid", type=int, metavar="PID", help="the model server's process on this host"
+    )
+    agent.add_argument("--server-name", metavar="NAME", help="find the model server's process by name")
 
     commands.add_parser(
         "scenarios", help="list the built-in scenarios", description="List the built-in scenarios."
@@ -249,6 +312,14 @@ def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str])
             scenario_args=scenario_args,
             force=args.force,
             quiet=args.quiet,
+            sample_interval_s=None if args.no_sampler else args.sample_interval,
+            server_pid=args.server_pid,
+            server_name=args.server_name,
+            scrapes=args.scrape,
+            scrape_match=args.scrape_match,
+            scrape_interval_s=args.scrape_interval,
+            agents=args.agent,
+            agent_token=args.agent_token or os.environ.get("LOADBENCH_AGENT_TOKEN"),
         )
         run_dir = runner.run(config, argv)
     finally:
@@ -284,6 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, extra, ["loadbench", *argv])
         if args.command == "report":
             _analyze_and_report(args.run_dir)
+            return 0
+        if args.command == "agent":
+            from loadbench.agent import serve_agent
+
+            serve_agent(
+                args.bind, args.port, args.token, args.sample_interval, args.server_pid, args.server_name
+            )
             return 0
         if args.command == "demo":
             from loadbench.demo import serve_demo

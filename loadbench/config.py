@@ -33,6 +33,14 @@ class RunConfig:
     scenario_args: list[str] = field(default_factory=list)  # passed to the scenario's own options
     force: bool = False  # allow writing into an existing non-empty run directory
     quiet: bool = False  # no live progress line
+    sample_interval_s: float | None = 0.5  # resource sampling period; None: no sampler
+    server_pid: int | None = None  # the model server's process, when not found automatically
+    server_name: str | None = None
+    scrapes: list[str] = field(default_factory=list)  # Prometheus text-format URLs
+    scrape_match: str | None = None  # regex selecting the scraped series
+    scrape_interval_s: float = 1.0  # at least the sample interval
+    agents: list[str] = field(default_factory=list)  # `loadbench agent` URLs on remote hosts
+    agent_token: str | None = None  # never written anywhere
 
 
 def parse_duration(text: str) -> float:

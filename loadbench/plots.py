@@ -1,8 +1,9 @@
 """Report plots: matplotlib figures built from plain arrays and frames, and PNG encoding.
 
 Consumes numpy arrays of per-request data (start offsets in seconds since the run start,
-latencies in ms, ok flags) and the analyzer's per-second ``timeseries.csv`` as a DataFrame
-(columns ``second, requests, ok, errors, p50_ms, p99_ms, users, in_warmup``); produces
+latencies in ms, ok flags), the analyzer's per-second ``timeseries.csv`` as a DataFrame
+(columns ``second, requests, ok, errors, p50_ms, p99_ms, users, in_warmup``) and the
+sampler's resource samples as the wide frame of `loadbench.records.read_samples`; produces
 `matplotlib.figure.Figure` objects and PNG bytes. No paths, no pyplot: figures are created
 directly so there is no global state and plotting is safe from any thread.
 """
@@ -10,6 +11,8 @@ directly so there is no global state and plotting is safe from any thread.
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -18,6 +21,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator, StrMethodFormatter
+
+from loadbench.resources import SATURATED_PERCENT
 
 FIGSIZE = (9.0, 3.6)  # inches
 DPI = 110
@@ -34,6 +39,16 @@ C_USERS = "#555555"
 C_WARMUP = "#bbbbbb"
 KIND_COLORS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#ff7f0e", "#bcbd22", "#17becf", "#7f7f7f")
 PERCENTILE_MARKS = (50.0, 90.0, 99.0, 99.9)
+MAX_SAMPLES = 5_000  # resource samples drawn per series
+PANEL_HEIGHT = 1.75  # inches per panel of the stacked resources figure
+GIB = 1024.0**3
+C_HOST = "#1f77b4"
+C_SERVER = "#d62728"
+C_GENERATOR = "#9467bd"
+SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+_GPU_METRIC = re.compile(r"^(?:(?P<label>[^/]+)/)?gpu(?P<index>\d+)\.")
+# A remote host's key: "LABEL/host.cpu_percent"; not "prom.x{path="/v1"}", whose "/" is data.
+_REMOTE_KEY = re.compile(r"^(?!prom\.)(?P<label>[^/]+)/(?:host|server|generator|gpu\d+)\.")
 
 
 def figure_to_png(fig: Figure, dpi: int = DPI) -> bytes:
@@ -260,6 +275,211 @@ def errors_over_time(timeseries: pd.DataFrame | None, errors_by_kind: pd.DataFra
     return fig
 
 
+def resources_over_time(
+    timeseries: pd.DataFrame | None,
+    samples: pd.DataFrame | None,
+    run_start_unix_s: float,
+    warmup_end_unix_s: float | None = None,
+) -> Figure:
+    """Latency, throughput and resource use over time: stacked panels sharing one time axis.
+
+    Panels, top to bottom, each only when it has data: latency p50/p99 and requests per second
+    (from ``timeseries``), CPU %, memory (GiB), GPU utilization % and GPU memory (GiB) with power
+    (W) on a twin axis. ``samples`` is the wide frame of `loadbench.records.read_samples`
+    (``unix_s`` on the same clock as the requests); more than `MAX_SAMPLES` rows are thinned.
+    The x axis is seconds since ``run_start_unix_s``, like the other time plots; the warmup
+    (up to ``warmup_end_unix_s``, else the timeseries' warmup seconds) is shaded.
+    ``fig.axes`` holds one axes per panel plus the power panel's twin.
+    """
+    ts = _contiguous(timeseries)
+    frame = samples if samples is not None and "unix_s" in samples else pd.DataFrame({"unix_s": []})
+    frame = frame[frame["unix_s"].notna()]
+    if len(frame) > MAX_SAMPLES:
+        frame = frame.iloc[downsample_indices(len(frame), MAX_SAMPLES)]
+    t = frame["unix_s"].to_numpy(dtype=float) - run_start_unix_s
+
+    def values(key: str, scale: float = 1.0) -> npt.NDArray[np.float64] | None:
+        if key not in frame:
+            return None
+        v = pd.to_numeric(frame[key], errors="coerce").to_numpy(dtype=float)
+        return v / scale if np.isfinite(v).any() else None
+
+    hosts = [None, *sorted({m["label"] for k in frame.columns if (m := _REMOTE_KEY.match(str(k)))})]
+    gpus = _gpu_prefixes(frame.columns)
+    panels: list[tuple[str, _Draw]] = []
+
+    p50, p99 = ts["p50_ms"].to_numpy(dtype=float), ts["p99_ms"].to_numpy(dtype=float)
+    if np.isfinite(p50).any() or np.isfinite(p99).any():
+
+        def draw_latency(ax: Axes) -> Axes | None:
+            mid = ts["second"].to_numpy(dtype=float) + 0.5
+            ax.plot(mid, p50, color=C_P50, lw=1.3, label="p50 per second")
+            ax.plot(mid, p99, color=C_P99, lw=1.3, label="p99 per second")
+            both = np.concatenate([p50, p99])
+            both = both[np.isfinite(both) & (both > 0)]
+            if both.size and both.max() / both.min() > LOG_SPREAD:
+                ax.set_yscale("log")
+            else:
+                ax.set_ylim(bottom=0)
+            return None
+
+        panels.append(("latency (ms)", draw_latency))
+    if not ts.empty:
+
+        def draw_throughput(ax: Axes) -> Axes | None:
+            edges = _edges(ts)
+            ax.stairs(ts["ok"].to_numpy(dtype=float), edges, color=C_OK, lw=1.3, label="successful req/s")
+            ax.stairs(ts["errors"].to_numpy(dtype=float), edges, color=C_ERR, lw=1.1, label="failed req/s")
+            ax.set_ylim(bottom=0)
+            return None
+
+        panels.append(("requests/s", draw_throughput))
+
+    cpu: list[_Line] = []
+    memory: list[_Line] = []
+    for i, host in enumerate(hosts):
+        name = f"{host} " if host else ""
+        pre = f"{host}/" if host else ""
+        style = "-" if i == 0 else (0, (4, 1.5))
+        for key, label, color in (
+            ("host.cpu_percent", "host CPU (% of all cores)", C_HOST),
+            ("server.cpu_percent", "server CPU (% of one core)", C_SERVER),
+            ("generator.cpu_percent", "generator CPU (% of one core)", C_GENERATOR),
+        ):
+            if (v := values(pre + key)) is not None:
+                cpu.append((v, name + label, color, style))
+        for key, label, color in (
+            ("server.rss_bytes", "server RSS", C_SERVER),
+            ("host.mem_used_bytes", "host memory used", C_HOST),
+        ):
+            if (v := values(pre + key, GIB)) is not None:
+                memory.append((v, name + label, color, style))
+    if cpu:
+
+        def draw_cpu(ax: Axes) -> Axes | None:
+            _draw_lines(ax, t, cpu)
+            if any("generator" in line[1] for line in cpu):
+                ax.axhline(
+                    SATURATED_PERCENT,
+                    color=C_GENERATOR,
+                    lw=0.9,
+                    ls="--",
+                    label=f"generator saturation ({SATURATED_PERCENT:.0f} % of one core)",
+                )
+            top = max(float(np.nanmax([np.nanmax(v) for v, *_ in cpu])), 100.0)
+            ax.set_ylim(0, top * 1.05)
+            return None
+
+        panels.append(("CPU (%)", draw_cpu))
+    if memory:
+
+        def draw_memory(ax: Axes) -> Axes | None:
+            _draw_lines(ax, t, memory)
+            ax.set_ylim(bottom=0)
+            return None
+
+        panels.append(("memory (GiB)", draw_memory))
+
+    colors = {g: SERIES_COLORS[i % len(SERIES_COLORS)] for i, g in enumerate(gpus)}
+    util = [(v, _gpu_name(g), colors[g], "-") for g in gpus if (v := values(f"{g}.util_percent")) is not None]
+    gpu_mem = [
+        (v, f"{_gpu_name(g)} memory", colors[g], "-")
+        for g in gpus
+        if (v := values(f"{g}.mem_used_bytes", GIB)) is not None
+    ]
+    power = [
+        (v, f"{_gpu_name(g)} power", colors[g], ":")
+        for g in gpus
+        if (v := values(f"{g}.power_w")) is not None
+    ]
+    if util:
+
+        def draw_util(ax: Axes) -> Axes | None:
+            _draw_lines(ax, t, util)
+            ax.set_ylim(0, 105)
+            return None
+
+        panels.append(("GPU util (%)", draw_util))
+    if gpu_mem or power:
+
+        def draw_gpu_memory(ax: Axes) -> Axes | None:
+            _draw_lines(ax, t, gpu_mem)
+            ax.set_ylim(bottom=0)
+            if not power:
+                return None
+            twin = ax.twinx()
+            _draw_lines(twin, t, power)
+            twin.set_ylabel("power (W)")
+            twin.set_ylim(bottom=0)
+            return twin
+
+        panels.append(("GPU memory (GiB)", draw_gpu_memory))
+
+    if not panels:
+        fig, ax = _new_figure("Resources over time")
+        return _no_data(fig, ax, "no data")
+    fig = Figure(figsize=(FIGSIZE[0], 0.8 + PANEL_HEIGHT * len(panels)), dpi=DPI, layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    axes[0].set_title("Resources over time", fontsize=11, loc="left")
+    warmup_end = None if warmup_end_unix_s is None else warmup_end_unix_s - run_start_unix_s
+    for i, (ax, (ylabel, draw)) in enumerate(zip(axes, panels, strict=True)):
+        ax.set_ylabel(ylabel)
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.10g}"))
+        ax.grid(True, alpha=0.35)
+        shade_label = "warmup (excluded)" if i == 0 else None  # once, in the top panel's legend
+        if warmup_end is not None and warmup_end > 0:
+            ax.axvspan(0.0, warmup_end, color=C_WARMUP, alpha=0.3, lw=0, label=shade_label)
+        elif warmup_end is None:
+            _shade_warmup(ax, ts, shade_label)
+        twin = draw(ax)
+        _side_legend(ax, twin)
+    axes[-1].set_xlabel("time since run start (s)")
+
+    lo = [float(t.min())] if t.size else []
+    hi = [float(t.max())] if t.size else []
+    if not ts.empty:
+        lo.append(float(ts["second"].iloc[0]))
+        hi.append(float(ts["second"].iloc[-1]) + 1.0)
+    if lo and max(hi) > min(lo):
+        axes[-1].set_xlim(min(0.0, min(lo)), max(hi))
+    return fig
+
+
+_Line = tuple[npt.NDArray[np.float64], str, str, Any]  # values, label, color, line style
+_Draw = Callable[[Axes], Axes | None]  # draws one panel; returns its twin axes, if any
+
+
+def _draw_lines(ax: Axes, t: npt.NDArray[np.float64], lines: list[_Line]) -> None:
+    for v, label, color, style in lines:
+        ax.plot(t, v, color=color, ls=style, lw=1.2, label=label)
+
+
+def _gpu_prefixes(columns: Iterable[Any]) -> list[str]:
+    """``gpu0``, ``gpu1``, ``LABEL/gpu0`` ... of the sample columns: this machine's first, by index."""
+    found: set[tuple[str, int]] = set()
+    for key in columns:
+        m = _GPU_METRIC.match(str(key))
+        if m:
+            found.add((m["label"] or "", int(m["index"])))
+    return [f"{label}/gpu{i}" if label else f"gpu{i}" for label, i in sorted(found)]
+
+
+def _gpu_name(prefix: str) -> str:
+    return prefix.replace("/", " ")
+
+
+def _side_legend(ax: Axes, twin: Axes | None) -> None:
+    """Legend to the right of the panel, so it never hides data (past the twin axis' labels)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if twin is not None:
+        more = twin.get_legend_handles_labels()
+        handles += more[0]
+        labels += more[1]
+    if handles:
+        x = 1.09 if twin is not None else 1.01
+        ax.legend(handles, labels, fontsize=7.5, loc="upper left", bbox_to_anchor=(x, 1.0), framealpha=0.85)
+
+
 def _new_figure(title: str) -> tuple[Figure, Axes]:
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
@@ -325,13 +545,12 @@ def _edges(ts: pd.DataFrame) -> npt.NDArray[np.float64]:
     return first + np.arange(len(ts) + 1, dtype=float)
 
 
-def _shade_warmup(ax: Axes, ts: pd.DataFrame) -> None:
+def _shade_warmup(ax: Axes, ts: pd.DataFrame, label: str | None = "warmup (excluded)") -> None:
     """Shade each run of consecutive warmup seconds; label only the first span."""
     if ts.empty:
         return
     warm = ts["in_warmup"].to_numpy(dtype=float) > 0
     seconds = ts["second"].to_numpy(dtype=float)
-    label: str | None = "warmup (excluded)"
     i = 0
     while i < warm.size:
         if not warm[i]:

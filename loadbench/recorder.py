@@ -18,7 +18,7 @@ import gevent
 from locust.env import Environment
 
 from loadbench import rundir
-from loadbench.records import RequestRecord, RequestWriter, one_line
+from loadbench.records import RequestRecord, RequestWriter, csv_field, one_line
 from loadbench.redact import scrub
 
 FLUSH_INTERVAL_S = 0.5
@@ -40,7 +40,7 @@ class Recorder:
         self.window_ms: list[float] = []
         self._environment: Environment | None = None
         self._flusher: gevent.Greenlet | None = None
-        self._last_flush = time.monotonic()
+        self._name_fields: dict[tuple[str, str], str] = {}
 
     def register(self, environment: Environment) -> Recorder:
         """Attach to ``environment.events`` and start the periodic flush."""
@@ -62,36 +62,51 @@ class Recorder:
         response: Any = None,
         **_: Any,
     ) -> None:
-        ok = exception is None
         status = getattr(response, "status_code", None) or 0
+        if not isinstance(status, int):
+            status = 0
+        self.total += 1
+        if exception is None and start_time is not None:
+            # The hot path: one f-string, with the name and method fields formatted once per name.
+            fields = self._name_fields.get((name, request_type))
+            if fields is None:
+                fields = self._name_fields_for(name, request_type)
+            self.window_ms.append(response_time)
+            # %-formatting: measurably cheaper than an f-string with float format specs here.
+            self.requests.write_line(
+                "%.6f,%.3f%s%d,%d,1,\n" % (start_time, response_time, fields, status, response_length or 0)  # noqa: UP031
+            )
+            return
         error = ""
-        if not ok:
+        if exception is not None:
             self.errors += 1
             error = one_line(scrub(f"{type(exception).__name__}: {exception}", self.secrets))
         else:
             self.window_ms.append(response_time)
-        self.total += 1
         self.requests.write(
             RequestRecord(
                 # Locust sets start_time on every HTTP request; a custom client might not.
                 start_unix_s=start_time if start_time is not None else time.time() - response_time / 1000,
                 latency_ms=response_time,
                 name=one_line(str(name), 200),
-                method=str(request_type),
-                status=int(status) if isinstance(status, int) else 0,
+                method=one_line(str(request_type), 50),
+                status=status,
                 response_bytes=int(response_length or 0),
-                ok=ok,
+                ok=exception is None,
                 error=error,
             )
         )
-        now = time.monotonic()
-        if now - self._last_flush >= FLUSH_INTERVAL_S:
-            self.flush(now)
 
-    def flush(self, now: float | None = None) -> None:
+    def _name_fields_for(self, name: str, request_type: str) -> str:
+        if len(self._name_fields) >= 10_000:
+            self._name_fields.clear()  # a scenario with a new name per request: keep memory bounded
+        fields = f",{csv_field(one_line(str(name), 200))},{csv_field(one_line(str(request_type), 50))},"
+        self._name_fields[(name, request_type)] = fields
+        return fields
+
+    def flush(self) -> None:
         self.requests.flush()
         self._users.flush()
-        self._last_flush = time.monotonic() if now is None else now
 
     def _flush_loop(self) -> None:
         # Also covers quiet spells with no requests; records the user count once a second.

@@ -22,8 +22,8 @@ A run killed mid-write may end in a partial line; the reader drops it.
 
 from __future__ import annotations
 
-import csv
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -66,39 +66,55 @@ def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def csv_field(text: str) -> str:
+    """One CSV field, quoted only when it must be (as the csv module's QUOTE_MINIMAL does)."""
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def format_record(r: RequestRecord) -> str:
+    """One line of ``requests.csv``, newline included."""
+    return (
+        f"{r.start_unix_s:.6f},{r.latency_ms:.3f},{csv_field(r.name)},{csv_field(r.method)},"
+        f"{r.status},{r.response_bytes},{1 if r.ok else 0},{csv_field(r.error)}\n"
+    )
+
+
 class RequestWriter:
-    """Appends records to ``requests.csv``; `flush` pushes them to the OS (survives a SIGKILL)."""
+    """Appends lines to ``requests.csv``; `flush` pushes them to the OS (survives a SIGKILL).
+
+    Lines are kept in a list until the next flush: on the hot path (thousands of requests a
+    second, in the load generator's only thread) a list append is the cheapest way to keep one.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         new = not path.exists() or path.stat().st_size == 0
         self._file: IO[str] = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115
-        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._pending: list[str] = []
         if new:
-            self._csv.writerow(COLUMNS)
+            self._file.write(",".join(COLUMNS) + "\n")
             self._file.flush()
 
     def write(self, r: RequestRecord) -> None:
-        self._csv.writerow(
-            (
-                f"{r.start_unix_s:.6f}",
-                f"{r.latency_ms:.3f}",
-                r.name,
-                r.method,
-                r.status,
-                r.response_bytes,
-                1 if r.ok else 0,
-                r.error,
-            )
-        )
+        self._pending.append(format_record(r))
+
+    def write_line(self, line: str) -> None:
+        """Append an already formatted record line (see `format_record`)."""
+        self._pending.append(line)
 
     def flush(self) -> None:
-        if not self._file.closed:
-            self._file.flush()
+        if self._file.closed:
+            return
+        if self._pending:
+            self._file.write("".join(self._pending))
+            self._pending.clear()
+        self._file.flush()
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.flush()
+            self.flush()
             self._file.close()
 
 
@@ -152,3 +168,29 @@ def write_requests(path: Path, records: list[RequestRecord]) -> None:
             writer.write(r)
     finally:
         writer.close()
+
+
+def read_samples(path: Path) -> pd.DataFrame:
+    """Read ``samples.jsonl`` (resource samples) into a wide frame: ``unix_s`` plus one column per key.
+
+    A missing file gives an empty frame (runs without a sampler); a damaged or partial line is
+    skipped, not fatal: a killed sampler leaves a readable file. Rows are sorted by ``unix_s``.
+    """
+    if not path.exists():
+        return pd.DataFrame({"unix_s": pd.Series([], dtype="float64")})
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # the sampler was stopped mid-write
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("unix_s"), int | float):
+                rows.append(row)
+    if not rows:
+        return pd.DataFrame({"unix_s": pd.Series([], dtype="float64")})
+    frame = pd.DataFrame.from_records(rows)
+    frame = frame.apply(pd.to_numeric, errors="coerce")
+    return frame.sort_values("unix_s", kind="stable").reset_index(drop=True)

@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 _SECRET_NAME = re.compile(r"auth|key|token|secret|passw|cookie|credential|session|signature", re.IGNORECASE)
+# Command-line options whose value is a credential: --agent-token, --token, --api-key, --password.
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(token|key|secret|passw(or)?d|credentials?)$", re.IGNORECASE)
 _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -49,15 +51,24 @@ def redact_header(header: str) -> str:
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
-    """Redact a command line: header values after ``--header``/``-H``-style flags and every URL."""
+    """Redact a command line: header values after ``--header``/``-H``, the values of options
+    named like credentials (``--agent-token X``, ``--api-key=X``), and every URL."""
     out: list[str] = []
-    after_header = False
+    after_header = after_secret = False
     for arg in argv:
         if after_header:
             out.append(redact_header(arg))
             after_header = False
             continue
-        if arg in ("--header", "-H"):
+        if after_secret:
+            out.append(MASK)
+            after_secret = False
+            continue
+        option, eq, _ = arg.partition("=")
+        if _SECRET_OPTION.match(option):
+            out.append(f"{option}={MASK}" if eq else arg)
+            after_secret = not eq
+        elif arg in ("--header", "-H"):
             after_header = True
             out.append(arg)
         elif arg.startswith("--header="):

@@ -1,7 +1,7 @@
 """The report stage: renders an analyzed run directory as ``report.html`` and ``summary.md``.
 
-Consumes ``meta.json``, ``summary.json``, ``timeseries.csv`` and ``requests.csv`` of a run
-directory (the analyzer must have run); produces one self-contained HTML file (inline CSS,
+Consumes ``meta.json``, ``summary.json``, ``timeseries.csv``, ``requests.csv`` and, when the
+sampler ran, ``samples.jsonl`` of a run directory (the analyzer must have run); produces one self-contained HTML file (inline CSS,
 plots as base64 PNG, no network needed) and a short Markdown summary for pull requests.
 Everything that came from the server or the user is escaped: it is data, never markup.
 """
@@ -24,7 +24,8 @@ import pandas as pd
 
 from loadbench import plots, rundir, stats
 from loadbench.errors import RunDirError
-from loadbench.records import read_requests
+from loadbench.records import read_requests, read_samples
+from loadbench.resources import SATURATED_PERCENT
 
 DASH = "–"  # shown for a missing value
 PERCENTILE_KEYS = (("p50", "p50"), ("p90", "p90"), ("p95", "p95"), ("p99", "p99"), ("p999", "p99.9"))
@@ -33,6 +34,9 @@ METRICS_NOTE = (
     "latencies are exact per-request measurements from Locust's request event, percentiles computed "
     "with numpy linear interpolation over successful requests in the measured window"
 )
+MIB = 1024 * 1024
+MAX_CORRELATIONS = 8  # latency correlations shown, strongest first
+MAX_PROM_SERIES = 30  # Prometheus series shown in the report table
 _TS_COLUMNS = ("second", "start_unix_s", "requests", "ok", "errors", "p50_ms", "p99_ms", "users", "in_warmup")
 _BADGES = {
     rundir.STATUS_COMPLETE: ("complete", "ok"),
@@ -111,6 +115,44 @@ def format_bytes(value: float | None) -> str:
     return f"{v:,.1f} {unit}"
 
 
+def format_percent(value: float | None) -> str:
+    """A value already in percent, one decimal: ``56.7 %``."""
+    v = _num(value)
+    return DASH if v is None else f"{v:,.1f} %"
+
+
+def format_byte_rate(value: float | None) -> str:
+    """Bytes per second in binary units: ``1.5 MiB/s``."""
+    v = _num(value)
+    return DASH if v is None else f"{format_bytes(v)}/s"
+
+
+def format_number(value: float | None, decimals: int = 1) -> str:
+    """A plain number: integers without decimals (``24``), others rounded (``7.5``)."""
+    v = _num(value)
+    if v is None:
+        return DASH
+    return f"{v:,.0f}" if v == round(v) else f"{v:,.{decimals}f}"
+
+
+def format_value(value: float | None) -> str:
+    """A value of unknown scale (a Prometheus series): 4 significant digits, no exponent below 1e15."""
+    v = _num(value)
+    if v is None:
+        return DASH
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{float(f'{v:.4g}'):g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.3e}"
+
+
+def format_joules(value: float | None) -> str:
+    """Energy: ``3,600 J``, ``12.3 J``, ``0.0123 J``."""
+    v = _num(value)
+    if v is None:
+        return DASH
+    return f"{v:,.0f} J" if abs(v) >= 100 else f"{format_value(v)} J"
+
+
 def _utc(value: Any) -> str:
     v = _num(value)
     return DASH if v is None else rundir.iso_utc(v)
@@ -130,6 +172,7 @@ class _Run:
     timeseries: pd.DataFrame
     requests: pd.DataFrame
     run_start: float  # unix s of second 0 of the timeseries
+    samples: pd.DataFrame  # resource samples; just a ``unix_s`` column when there are none
 
 
 def _load(run_dir: Path) -> _Run:
@@ -147,7 +190,8 @@ def _load(run_dir: Path) -> _Run:
         run_start = float(meta["started_unix_s"])
     else:
         run_start = float(requests["start_unix_s"].min()) if len(requests) else 0.0
-    return _Run(run_dir, meta, summary, timeseries, requests, run_start)
+    samples = read_samples(run_dir / rundir.SAMPLES)
+    return _Run(run_dir, meta, summary, timeseries, requests, run_start, samples)
 
 
 def _read_timeseries(path: Path) -> pd.DataFrame:
@@ -197,6 +241,15 @@ def render_report(run_dir: Path) -> tuple[Path, Path]:
     _write_text_atomic(html_path, _render_html(run))
     _write_text_atomic(md_path, render_markdown(run.meta, run.summary))
     return html_path, md_path
+
+
+def _render_resources_plot(run: _Run) -> bytes | None:
+    """The stacked resources figure as PNG bytes; None when the run has no resource samples."""
+    if run.samples.empty or len(run.samples.columns) < 2:
+        return None
+    window_start = _num(_dict(run.summary.get("window")).get("start_unix_s"))
+    fig = plots.resources_over_time(run.timeseries, run.samples, run.run_start, window_start)
+    return plots.figure_to_png(fig)
 
 
 def _render_plots(run: _Run) -> dict[str, bytes]:
@@ -260,12 +313,18 @@ h2 { font-size: 17px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 1
 .tile { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; }
 .tile .v { font-size: 24px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .tile .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.alert { background: #fdecea; border: 1px solid #f1b0aa; border-left: 5px solid var(--bad);
+  border-radius: 6px; padding: 10px 14px; margin: 16px 0 0; }
+.flag { display: inline-block; padding: 0 8px; border-radius: 999px; font-size: 11.5px; font-weight: 600;
+  color: #fff; background: var(--bad); margin-left: 6px; }
+h3 { font-size: 15px; margin: 20px 0 8px; }
 .notices { background: #fff8e1; border: 1px solid #f2d48a; border-left: 5px solid var(--warn);
   border-radius: 6px; padding: 10px 14px 10px 32px; margin: 16px 0 0; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--bg); font-weight: 600; }
 td.n, th.n { text-align: right; white-space: nowrap; }
+table + table { margin-top: 14px; }
 table.kv th { width: 230px; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px;
   overflow-wrap: anywhere; }
@@ -300,6 +359,13 @@ _PLOT_CAPTIONS = {
     "plot-errors": (
         "Errors over time",
         "Failed requests per second, stacked by HTTP status or exception type.",
+    ),
+    "plot-resources": (
+        "Resources over time",
+        "Per-second latency and throughput above the sampled resources on the same time axis: CPU "
+        "(the host as a share of all its cores; the server process tree and the load generator as a "
+        "share of one core, so they can exceed 100 %; dashed: the generator's saturation threshold), "
+        "memory, and where present GPU utilization, GPU memory and power. Grey: warmup.",
     ),
 }
 
@@ -356,11 +422,15 @@ def _render_html(run: _Run) -> str:
         ("error rate", format_pct(reqs.get("error_rate"))),
         ("requests", format_count(reqs.get("total"))),
     ]
+    resources = _dict(summary.get("resources"))
+    gpus = _all_gpus(resources)
+    if gpus:
+        tiles.append(("GPU util", format_percent(gpus[0][1].get("util_mean"))))
     tiles_html = "".join(
         f"<div class='tile'><div class='k'>{_e(k)}</div><div class='v'>{_e(v)}</div></div>" for k, v in tiles
     )
 
-    notices = [str(n) for n in _list(summary.get("notices"))]
+    notices = _top_notices(summary)
     notices_html = (
         "<ul class='notices' aria-label='notices'>" + "".join(f"<li>{_e(n)}</li>" for n in notices) + "</ul>"
         if notices
@@ -376,11 +446,14 @@ def _render_html(run: _Run) -> str:
         f"<p class='sub'>run <span class='mono'>{_e(info.get('id') or meta.get('run_id'))}</span> · "
         f"measured {_e(format_seconds(window.get('duration_s')))} from {_e(_utc(window.get('start_unix_s')))}"
         f"</p>",
-        f"<section class='tiles' aria-label='headline numbers'>{tiles_html}</section>{notices_html}</header>",
+        f"<section class='tiles' aria-label='headline numbers'>{tiles_html}</section>"
+        f"{_saturation_alert(resources)}{notices_html}</header>",
         "<h2>Summary</h2>",
         _summary_table(summary),
         "<h2>Plots</h2>",
         _plots_html(_render_plots(run)),
+        "<h2 id='resources'>Resources</h2>",
+        _resources_html(summary, _render_resources_plot(run)),
         "<h2>Requests by name</h2>",
         _by_name_table(summary),
         "<h2>Errors</h2>",
@@ -423,16 +496,281 @@ def _summary_table(summary: dict[str, Any]) -> str:
 
 
 def _plots_html(pngs: dict[str, bytes]) -> str:
-    out = []
-    for key, png in pngs.items():
-        title, caption = _PLOT_CAPTIONS[key]
-        data = base64.b64encode(png).decode("ascii")
-        out.append(
-            f'<figure id="{key}"><img class="plot" src="data:image/png;base64,{data}" '
-            f'alt="{_e(title)}: {_e(caption)}">'
-            f"<figcaption><b>{_e(title)}.</b> {_e(caption)}</figcaption></figure>"
+    return "\n".join(_figure_html(key, png) for key, png in pngs.items())
+
+
+def _figure_html(key: str, png: bytes) -> str:
+    title, caption = _PLOT_CAPTIONS[key]
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure id="{key}"><img class="plot" src="data:image/png;base64,{data}" '
+        f'alt="{_e(title)}: {_e(caption)}">'
+        f"<figcaption><b>{_e(title)}.</b> {_e(caption)}</figcaption></figure>"
+    )
+
+
+# Resources ------------------------------------------------------------------------------------
+
+_HOST_ROWS = (
+    ("host CPU (% of all cores)", "cpu_percent", format_percent),
+    ("host load average (1 min)", "load1", lambda v: format_number(v, 2)),
+    ("host memory used", "mem_used_bytes", format_bytes),
+    ("host memory available", "mem_available_bytes", format_bytes),
+    ("host swap used", "swap_used_bytes", format_bytes),
+    ("network sent", "net_sent_bytes_per_s", format_byte_rate),
+    ("network received", "net_recv_bytes_per_s", format_byte_rate),
+    ("disk read", "disk_read_bytes_per_s", format_byte_rate),
+    ("disk write", "disk_write_bytes_per_s", format_byte_rate),
+)
+_SERVER_ROWS = (
+    ("server CPU (% of one core)", "cpu_percent", format_percent),
+    ("server memory (RSS)", "rss_bytes", format_bytes),
+    ("server threads", "threads", format_number),
+    ("server open file descriptors", "open_fds", format_number),
+    ("server processes", "processes", format_number),
+)
+
+
+def _all_gpus(resources: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(display name, GPU entry) of every GPU: this machine's first, then each remote host's."""
+    out = [(f"gpu{_dict(g).get('index')}", _dict(g)) for g in _list(resources.get("gpus"))]
+    for label, remote in _dict(resources.get("remote")).items():
+        out += [(f"{label} gpu{_dict(g).get('index')}", _dict(g)) for g in _list(_dict(remote).get("gpus"))]
+    return out
+
+
+def _saturation_text(generator: dict[str, Any]) -> str:
+    share = _num(generator.get("saturated_share"))
+    how_often = f" in {share * 100:.1f} % of the samples" if share is not None else ""
+    return (
+        f"The load generator was saturated: it used more than {SATURATED_PERCENT:.0f} % of a CPU core"
+        f"{how_often} (max {format_percent(generator.get('cpu_max_percent'))}). Latency and throughput "
+        "may be limited by the generator, not the server: use more workers or fewer users."
+    )
+
+
+def _top_notices(summary: dict[str, Any]) -> list[str]:
+    """The summary's notices, less the generator-saturation one when the warning shows it instead."""
+    notices = [str(n) for n in _list(summary.get("notices"))]
+    resources = _dict(summary.get("resources"))
+    if _dict(resources.get("generator")).get("saturated") is True:
+        shown = {str(n) for n in _list(resources.get("notices"))}
+        notices = [n for n in notices if n not in shown]
+    return notices
+
+
+def _saturation_alert(resources: dict[str, Any]) -> str:
+    generator = _dict(resources.get("generator"))
+    if generator.get("saturated") is not True:
+        return ""
+    return f"<p class='alert' role='alert'><b>Warning.</b> {_e(_saturation_text(generator))}</p>"
+
+
+def _spread_rows(group: dict[str, Any], spec: Sequence[tuple[str, str, Any]]) -> list[list[str]]:
+    """Rows of (name, mean, p95, max) for the metrics of ``spec`` that ``group`` has."""
+    rows = []
+    for name, key, fmt in spec:
+        if key not in group:
+            continue
+        s = _dict(group.get(key))
+        rows.append([_e(name), *(_e(fmt(s.get(k))) for k in ("mean", "p95", "max"))])
+    return rows
+
+
+def _usage_table(host: dict[str, Any], server: dict[str, Any] | None, generator: dict[str, Any]) -> str:
+    rows = _spread_rows(host, _HOST_ROWS) + _spread_rows(server or {}, _SERVER_ROWS)
+    if generator and (
+        generator.get("cpu_mean_percent") is not None or generator.get("cpu_max_percent") is not None
+    ):
+        peak = _e(format_percent(generator.get("cpu_max_percent")))
+        if generator.get("saturated") is True:
+            peak += "<span class='flag' title='generator saturated'>saturated</span>"
+        rows.append(
+            [
+                _e("load generator CPU (% of one core)"),
+                _e(format_percent(generator.get("cpu_mean_percent"))),
+                DASH,
+                peak,
+            ]
         )
-    return "\n".join(out)
+    if not rows:
+        return "<p>No host or process readings.</p>"
+    return _grid_table(["resource", "mean", "p95", "max"], rows, numeric={1, 2, 3})
+
+
+def _process_html(server: dict[str, Any] | None) -> str:
+    if server is None:
+        return "<p>No server process was sampled.</p>"
+    process = server.get("process")
+    if not isinstance(process, dict):
+        return "<p>Server process: not identified.</p>"
+    text = f"Server process: pid {_e(process.get('pid'))} <span class='mono'>{_e(process.get('name'))}</span>"
+    if process.get("how"):
+        text += f", found by {_e(process.get('how'))}"
+    text += "."
+    if process.get("cmdline"):
+        text += f" Command: <code>{_e(process.get('cmdline'))}</code>"
+    return f"<p>{text}</p>"
+
+
+def _slash(*values: str, unit: str = "") -> str:
+    """``a / b / c unit``, or a dash when every value is missing."""
+    if all(v == DASH for v in values):
+        return DASH
+    return " / ".join(values) + (f" {unit}" if unit else "")
+
+
+def _gpu_cells(g: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, text) rows of one GPU entry of ``summary["resources"]``."""
+
+    def num(key: str, decimals: int = 1) -> str:
+        v = _num(g.get(key))
+        return DASH if v is None else f"{v:,.{decimals}f}"
+
+    busy = _num(g.get("busy_fraction"))
+    energy = format_joules(g.get("energy_j"))
+    if energy != DASH and g.get("energy_method"):
+        energy += f" ({g['energy_method']})"
+    return [
+        ("name", DASH if g.get("name") is None else str(g["name"])),
+        (
+            "utilization mean / p95 / max",
+            _slash(num("util_mean"), num("util_p95"), num("util_max"), unit="%"),
+        ),
+        ("busy fraction", format_percent(None if busy is None else busy * 100)),
+        ("memory utilization mean", format_percent(g.get("mem_util_mean"))),
+        ("memory used max / total", _slash(num("mem_used_max_mib", 0), num("mem_total_mib", 0), unit="MiB")),
+        ("memory used mean", _slash(num("mem_used_mean_mib", 0), unit="MiB")),
+        ("server's GPU memory max", _slash(num("server_mem_max_mib", 0), unit="MiB")),
+        (
+            "power mean / max / limit",
+            _slash(num("power_mean_w"), num("power_max_w"), num("power_limit_w"), unit="W"),
+        ),
+        ("temperature max", _slash(num("temp_max_c", 0), unit="°C")),
+        ("SM clock mean", _slash(num("sm_clock_mean_mhz", 0), unit="MHz")),
+        (
+            "PCIe tx / rx mean",
+            _slash(
+                format_byte_rate(g.get("pcie_tx_mean_bytes_per_s")),
+                format_byte_rate(g.get("pcie_rx_mean_bytes_per_s")),
+            ),
+        ),
+        ("energy", energy),
+    ]
+
+
+def _gpu_table(gpus: list[tuple[str, dict[str, Any]]]) -> str:
+    """One column per GPU, one row per metric."""
+    if not gpus:
+        return ""
+    columns = [_gpu_cells(g) for _, g in gpus]
+    body = [[_e(label), *(_e(cells[i][1]) for cells in columns)] for i, (label, _) in enumerate(columns[0])]
+    return _grid_table(["GPU", *(name for name, _ in gpus)], body, numeric=range(1, len(gpus) + 1))
+
+
+def _energy_html(energy: dict[str, Any]) -> str:
+    if _num(energy.get("j_total")) is None:
+        return ""
+    rows = [
+        ("GPU energy in the measured window", _e(format_joules(energy.get("j_total")))),
+        ("energy per successful request", _e(format_joules(energy.get("j_per_request")))),
+    ]
+    if _num(energy.get("j_per_output_token")) is not None:
+        rows.append(("energy per output token", _e(format_joules(energy.get("j_per_output_token")))))
+    return "<h3>Energy</h3>" + _kv_table(rows)
+
+
+def _correlation_html(correlation: dict[str, Any]) -> str:
+    pairs = [(str(k), v) for k, r in correlation.items() if (v := _num(r)) is not None]
+    if not pairs:
+        return ""
+    pairs.sort(key=lambda kv: (-abs(kv[1]), kv[0]))
+    rows = [[f"<span class='mono'>{_e(k)}</span>", _e(f"{r:+.2f}")] for k, r in pairs[:MAX_CORRELATIONS]]
+    note = (
+        "<p class='sub'>Pearson r between the per-second mean latency of successful requests and the "
+        "per-second mean of each resource over the measured window, strongest first. A value near +1 "
+        "means latency rose with the resource; correlation is not cause.</p>"
+    )
+    return "<h3>Latency correlation</h3>" + note + _grid_table(["resource", "r"], rows, numeric={1})
+
+
+def _prometheus_html(prometheus: dict[str, Any]) -> str:
+    if not prometheus:
+        return ""
+    items = list(prometheus.items())
+    rows = [
+        [
+            f"<span class='mono'>{_e(name)}</span>",
+            *(_e(format_value(_dict(s).get(k))) for k in ("mean", "p95", "max")),
+        ]
+        for name, s in items[:MAX_PROM_SERIES]
+    ]
+    more = len(items) - MAX_PROM_SERIES
+    note = f"<p class='sub'>… and {more:,} more series (all in summary.json).</p>" if more > 0 else ""
+    return (
+        "<h3>Prometheus</h3>" + _grid_table(["series", "mean", "p95", "max"], rows, numeric={1, 2, 3}) + note
+    )
+
+
+def _offset_text(offset: Any, uncertainty: Any) -> str:
+    o, u = _num(offset), _num(uncertainty)
+    if o is None:
+        return "clock offset unknown"
+
+    def fmt(v: float, sign: str = "") -> str:
+        return f"{v:{sign},.3f} s" if abs(v) >= 1 else f"{v * 1000:{sign},.1f} ms"
+
+    return f"clock offset {fmt(o, '+')}" + ("" if u is None else f" ± {fmt(u)}")
+
+
+def _resources_html(summary: dict[str, Any], png: bytes | None) -> str:
+    resources = summary.get("resources")
+    if not isinstance(resources, dict):
+        return "<p>No resource data: this run was analyzed without the resource sampler.</p>"
+    parts = []
+    notices = [str(n) for n in _list(resources.get("notices"))]
+    if notices:
+        parts.append(
+            "<ul class='notices' aria-label='resource notices'>"
+            + "".join(f"<li>{_e(n)}</li>" for n in notices)
+            + "</ul>"
+        )
+    if png is not None:
+        parts.append(_figure_html("plot-resources", png))
+    if not resources.get("sampled"):
+        parts.append("<p>No resource samples: the run was made without the sampler.</p>")
+        return "\n".join(parts)
+    if png is None:
+        parts.append(f"<p>No plot: the run directory has no readable {_e(rundir.SAMPLES)}.</p>")
+    server = resources.get("server_process")
+    server = server if isinstance(server, dict) else None
+    interval = _num(resources.get("interval_s"))
+    parts.append(
+        f"<p class='sub'>{_e(format_count(resources.get('samples')))} samples in the measured window"
+        + (f", one every {_e(format_number(interval, 2))} s" if interval is not None else "")
+        + ".</p>"
+    )
+    parts.append(_process_html(server))
+    parts.append(_usage_table(_dict(resources.get("host")), server, _dict(resources.get("generator"))))
+    local_gpus = [(f"gpu{_dict(g).get('index')}", _dict(g)) for g in _list(resources.get("gpus"))]
+    if local_gpus:
+        parts.append("<h3>GPUs</h3>" + _gpu_table(local_gpus))
+    parts.append(_energy_html(_dict(resources.get("energy"))))
+    parts.append(_correlation_html(_dict(resources.get("latency_correlation"))))
+    parts.append(_prometheus_html(_dict(resources.get("prometheus"))))
+    for label, entry in _dict(resources.get("remote")).items():
+        remote = _dict(entry)
+        rs = remote.get("server_process")
+        parts.append(
+            f"<h3>Remote host <span class='mono'>{_e(label)}</span></h3>"
+            f"<p class='sub'>{_e(_offset_text(remote.get('clock_offset_s'), remote.get('clock_uncertainty_s')))}"
+            " (remote clock minus this machine's; samples are placed on this machine's clock).</p>"
+        )
+        parts.append(_usage_table(_dict(remote.get("host")), rs if isinstance(rs, dict) else None, {}))
+        gpus = [(f"gpu{_dict(g).get('index')}", _dict(g)) for g in _list(remote.get("gpus"))]
+        if gpus:
+            parts.append(_gpu_table(gpus))
+    return "\n".join(p for p in parts if p)
 
 
 def _by_name_table(summary: dict[str, Any]) -> str:
@@ -596,10 +934,45 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
             *_md_table(["kind", "count", "share", "example"], rows, numeric={1, 2}),
         ]
 
-    notices = [str(n) for n in _list(summary.get("notices"))]
+    lines += _markdown_resources(_dict(summary.get("resources")))
+
+    notices = _top_notices(summary)
     if notices:
         lines += ["", "**Notices**", "", *(f"- {_md(n)}" for n in notices)]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_resources(resources: dict[str, Any]) -> list[str]:
+    """A few bullets: the server process, each GPU, energy per request, generator saturation."""
+    if not resources.get("sampled"):
+        return []
+    items = []
+    generator = _dict(resources.get("generator"))
+    if generator.get("saturated") is True:
+        items.append(f"**Warning:** {_md(_saturation_text(generator))}")
+    server = _dict(resources.get("server_process"))
+    if server:
+        cpu, rss = _dict(server.get("cpu_percent")), _dict(server.get("rss_bytes"))
+        items.append(
+            f"server process: CPU mean {format_percent(cpu.get('mean'))} / max {format_percent(cpu.get('max'))} "
+            f"of one core, RSS max {format_bytes(rss.get('max'))}"
+        )
+    for name, g in _all_gpus(resources):
+        model = f" ({_md(g['name'])})" if g.get("name") else ""
+        used, total = _num(g.get("mem_used_max_mib")), _num(g.get("mem_total_mib"))
+        memory = (
+            DASH if used is None else f"{used:,.0f}" + ("" if total is None else f" / {total:,.0f}") + " MiB"
+        )
+        items.append(
+            f"{_md(name)}{model}: util mean {format_percent(g.get('util_mean'))}, memory max {memory}"
+        )
+    energy = _dict(resources.get("energy"))
+    if _num(energy.get("j_per_request")) is not None:
+        items.append(
+            f"GPU energy: {format_joules(energy.get('j_per_request'))} per request "
+            f"({format_joules(energy.get('j_total'))} in total)"
+        )
+    return ["", "**Resources**", "", *(f"- {i}" for i in items)] if items else []
 
 
 def _clip(value: Any, limit: int = 120) -> str:

@@ -20,6 +20,8 @@ FORMAT_VERSION = 1
 META = "meta.json"  # settings, versions, host, start/end, status; written by the driver
 REQUESTS = "requests.csv"  # one line per request; written by the recorder
 USERS = "users.csv"  # active users once a second; written by the recorder
+SAMPLES = "samples.jsonl"  # resource samples; written by the sampler
+SAMPLER_INFO = "sampler.json"  # what the sampler samples and how it found it; written by the sampler
 SUMMARY = "summary.json"  # metrics; written by the analyzer
 TIMESERIES = "timeseries.csv"  # per-second metrics; written by the analyzer
 REPORT = "report.html"  # written by the report stage
@@ -61,7 +63,7 @@ def create_run_dir(path: Path, force: bool = False) -> Path:
             raise RunDirError(
                 f"run directory {path} already exists and is not empty (use --force to reuse it)"
             )
-        for name in (META, REQUESTS, USERS, SUMMARY, TIMESERIES, REPORT, SUMMARY_MD):
+        for name in (META, REQUESTS, USERS, SAMPLES, SAMPLER_INFO, SUMMARY, TIMESERIES, REPORT, SUMMARY_MD):
             (path / name).unlink(missing_ok=True)
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -44,9 +45,25 @@ from loadbench.probe import check_reachable, probe_target
 from loadbench.recorder import Recorder
 from loadbench.records import one_line
 from loadbench.redact import redact_argv, redact_header, redact_url, scrub, secret_values
+from loadbench.sampler import (
+    MIN_INTERVAL_S,
+    SamplerProcess,
+    ServerProcess,
+    find_server_process,
+    host_label,
+)
 
 BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 PROGRESS_WINDOW_S = 5  # the live p50/p99 cover the last few seconds
+
+
+@dataclass
+class Prepared:
+    """Everything checked before the run directory exists."""
+
+    scenario: Scenario
+    server: ServerProcess | None
+    server_notice: str | None
 
 
 @dataclass
@@ -221,8 +238,8 @@ def _install_signal_handlers(stop: Callable[[], None], recorder: Recorder, out: 
     return [gevent.signal_handler(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)]
 
 
-def prepare(config: RunConfig, log: TextIO) -> Scenario:
-    """Check the target and resolve, load and configure the scenario; nothing is written yet."""
+def prepare(config: RunConfig) -> Prepared:
+    """Check the target, the sampler's settings and the scenario; nothing is written yet."""
     target = check_target(config.target)
     if config.users < 1:
         raise UsageError(f"--users must be at least 1, not {config.users}")
@@ -234,8 +251,28 @@ def prepare(config: RunConfig, log: TextIO) -> Scenario:
         raise UsageError(
             f"--warmup ({config.warmup_s:g} s) must be shorter than --duration ({config.duration_s:g} s)"
         )
+    if config.sample_interval_s is not None and not config.sample_interval_s >= MIN_INTERVAL_S:
+        raise UsageError(f"--sample-interval must be at least {MIN_INTERVAL_S:g} s")
     headers = dict(parse_header(h) for h in config.headers)
     check_reachable(target, headers)
+    server, server_notice = find_server_process(target, config.server_pid, config.server_name)
+    for url in config.scrapes:
+        check_target(url)
+    if config.scrape_match:
+        try:
+            re.compile(config.scrape_match)
+        except re.error as exc:
+            raise UsageError(f"--scrape-match {config.scrape_match!r} is not a valid regex: {exc}") from None
+    for url in config.agents:
+        from loadbench.agent import AgentPuller
+
+        check_target(url)
+        # Fail before anything is written when an agent is unreachable or refuses the token.
+        puller = AgentPuller(url, token=config.agent_token, label=host_label(url))
+        try:
+            puller.start()
+        finally:
+            puller.close()
     if config.scenario is None:
         probe = probe_target(target, headers)
         name, reason = probe.scenario, f"chosen by probing the target: {probe.reason}"
@@ -243,12 +280,14 @@ def prepare(config: RunConfig, log: TextIO) -> Scenario:
         name, reason = config.scenario, "given with --scenario"
     path = resolve_scenario(name)
     header_args = [arg for h in config.headers for arg in ("--header", h)]
-    return load_scenario(path, target, [*config.scenario_args, *header_args], reason)
+    scenario = load_scenario(path, target, [*config.scenario_args, *header_args], reason)
+    return Prepared(scenario, server, server_notice)
 
 
 def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
     """Run the load described by ``config``; return the run directory (records and meta.json)."""
-    scenario = prepare(config, log)
+    prepared = prepare(config)
+    scenario = prepared.scenario
     target = check_target(config.target)
     env = Environment(
         user_classes=scenario.user_classes,
@@ -307,6 +346,32 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
     }
     rundir.write_json(run_dir / rundir.META, meta)
 
+    sampler = None
+    if config.sample_interval_s is not None:
+        sampler = SamplerProcess(
+            run_dir,
+            config.sample_interval_s,
+            prepared.server,
+            [os.getpid()],
+            config.scrapes,
+            config.scrape_match,
+            config.scrape_interval_s,
+            config.agents,
+            config.agent_token,
+        )
+        problem = sampler.wait_ready()
+        info = rundir.read_json(run_dir / rundir.SAMPLER_INFO) if problem is None else {}
+        meta["sampler"] = {
+            "interval_s": config.sample_interval_s,
+            "server": None if prepared.server is None else vars(prepared.server),
+            # Clock offsets of remote agents (NTP-style estimate) and their uncertainty.
+            "agents": info.get("agents", []),
+            "notices": [n for n in (prepared.server_notice, problem) if n],
+        }
+        if problem:
+            log.write(f"loadbench: warning: {problem}; the run goes on without resource samples\n")
+        rundir.write_json(run_dir / rundir.META, meta)
+
     recorder = Recorder(run_dir, secret_values(config.headers, config.target)).register(env)
     stop_requested = gevent.event.Event()
     handlers = _install_signal_handlers(stop_requested.set, recorder, log)
@@ -344,6 +409,10 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
         progress.done()
         recorder.close()
         runner.quit()
+        if sampler is not None:
+            problem = sampler.stop()
+            if problem:
+                meta["sampler"]["notices"].append(problem)
         for h in handlers:
             h.cancel()
         meta.update(

@@ -184,3 +184,164 @@ def test_figure_size_and_dpi() -> None:
     png = plots.figure_to_png(fig, dpi=50)
     width = int.from_bytes(png[16:20], "big")  # IHDR width
     assert width == round(plots.FIGSIZE[0] * 50)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources over time
+
+SAMPLE_START = 1_700_000_000.0
+REMOTE = "gpu-box:9109"
+GIB = 1024**3
+PROM_XSS = 'inflight_requests{model="<script>alert(1)</script>"}'
+
+
+def make_sample_rows(
+    start: float = SAMPLE_START, seconds: float = 12.0, interval: float = 0.25, gpus: bool = True
+) -> list[dict[str, float | None]]:
+    """Resource samples shaped like the sampler's ``samples.jsonl`` lines: two local GPUs, a
+    remote host with one GPU, Prometheus series and a load generator that is saturated."""
+    rows: list[dict[str, float | None]] = []
+    for i in range(int(seconds / interval) + 3):
+        t = start - 0.5 + i * interval
+        phase = (i % 20) / 20.0
+        row: dict[str, float | None] = {
+            "unix_s": t,
+            "host.cpu_percent": 40.0 + 30.0 * phase,
+            "host.cpu0_percent": 50.0,
+            "host.cpu1_percent": 60.0,
+            "host.load1": 2.5,
+            "host.mem_used_bytes": 6.0 * GIB + i * 1024**2,
+            "host.mem_available_bytes": 9.0 * GIB,
+            "host.mem_total_bytes": 16.0 * GIB,
+            "host.swap_used_bytes": 0.0,
+            "host.net_sent_bytes_per_s": 1.5e6,
+            "host.net_recv_bytes_per_s": 2.5e6,
+            "host.disk_read_bytes_per_s": 0.0,
+            "host.disk_write_bytes_per_s": 4096.0,
+            "server.cpu_percent": 150.0 + 50.0 * phase,  # a multi-threaded server: above one core
+            "server.rss_bytes": 2.0 * GIB,
+            "server.threads": 24.0,
+            "server.open_fds": 57.0,
+            "server.processes": 3.0,
+            "generator.cpu_percent": 97.0 if i % 4 else 60.0,
+            **{f"prom.series_{k:02d}": float(k) for k in range(35)},
+            f"prom.{PROM_XSS}": 3.0 + phase,
+        }
+        if i == 5:
+            row["server.rss_bytes"] = None  # a missed reading
+        if gpus:
+            for g in (0, 1):
+                row |= {
+                    f"gpu{g}.util_percent": 70.0 + 20.0 * phase - 30.0 * g,
+                    f"gpu{g}.mem_util_percent": 35.0,
+                    f"gpu{g}.mem_used_bytes": (20.0 + 2.0 * g) * GIB,
+                    f"gpu{g}.mem_total_bytes": 80.0 * GIB,
+                    f"gpu{g}.power_w": 250.0 + 100.0 * phase - 50.0 * g,
+                    f"gpu{g}.power_limit_w": 700.0,
+                    f"gpu{g}.temp_c": 61.0 + g,
+                    f"gpu{g}.sm_clock_mhz": 1980.0,
+                    f"gpu{g}.pcie_tx_bytes_per_s": 3.0e8,
+                    f"gpu{g}.pcie_rx_bytes_per_s": 1.0e8,
+                    f"gpu{g}.server_mem_bytes": 18.0 * GIB,
+                    f"gpu{g}.procs_mem_bytes": 18.5 * GIB,
+                    f"gpu{g}.pid1234_mem_bytes": 18.0 * GIB,
+                }
+            row["gpu0.energy_j"] = 1000.0 + 300.0 * (t - start)  # gpu1 has no counter: integrated power
+            row |= {
+                f"{REMOTE}/gpu0.util_percent": 55.0,
+                f"{REMOTE}/gpu0.mem_used_bytes": 30.0 * GIB,
+                f"{REMOTE}/gpu0.mem_total_bytes": 40.0 * GIB,
+                f"{REMOTE}/gpu0.power_w": 180.0,
+                f"{REMOTE}/host.cpu_percent": 12.0,
+                f"{REMOTE}/host.mem_used_bytes": 10.0 * GIB,
+                f"{REMOTE}/server.cpu_percent": 80.0,
+                f"{REMOTE}/server.rss_bytes": 3.0 * GIB,
+            }
+        rows.append(row)
+    return rows
+
+
+def make_samples(gpus: bool = True, rows: int | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(make_sample_rows(gpus=gpus))
+    if rows is not None:
+        frame = pd.concat([frame] * (rows // len(frame) + 1), ignore_index=True).iloc[:rows]
+        frame["unix_s"] = SAMPLE_START + np.linspace(-0.5, 12.0, rows)
+    return frame.apply(pd.to_numeric, errors="coerce")
+
+
+def _panel_labels(fig: Figure) -> list[str]:
+    return [ax.get_ylabel() for ax in fig.axes]
+
+
+def test_resources_over_time_with_gpus() -> None:
+    fig = plots.resources_over_time(make_timeseries(), make_samples(), SAMPLE_START, SAMPLE_START + 3.0)
+    # Six panels plus the power panel's twin axis.
+    assert len(fig.axes) == 7
+    assert _panel_labels(fig) == [
+        "latency (ms)",
+        "requests/s",
+        "CPU (%)",
+        "memory (GiB)",
+        "GPU util (%)",
+        "GPU memory (GiB)",
+        "power (W)",
+    ]
+    panels = fig.axes[:6]
+    assert all(ax.get_shared_x_axes().joined(panels[0], ax) for ax in panels)
+    assert tuple(fig.get_size_inches()) == pytest.approx((plots.FIGSIZE[0], 0.8 + 6 * plots.PANEL_HEIGHT))
+    cpu_labels = panels[2].get_legend_handles_labels()[1]
+    assert "host CPU (% of all cores)" in cpu_labels and "server CPU (% of one core)" in cpu_labels
+    assert "generator CPU (% of one core)" in cpu_labels
+    assert f"{REMOTE} host CPU (% of all cores)" in cpu_labels
+    assert any(label.startswith("generator saturation (90 %") for label in cpu_labels)
+    saturation = [
+        line for line in panels[2].get_lines() if str(line.get_label()).startswith("generator saturation")
+    ]
+    assert saturation and saturation[0].get_linestyle() == "--"
+    assert panels[4].get_legend_handles_labels()[1] == ["gpu0", "gpu1", f"{REMOTE} gpu0"]
+    assert f"{REMOTE} gpu0 power" in fig.axes[6].get_legend_handles_labels()[1]
+    # Warmup shaded on every panel, labelled once; one time axis from the run start.
+    assert "warmup (excluded)" in panels[0].get_legend_handles_labels()[1]
+    assert "warmup (excluded)" not in panels[3].get_legend_handles_labels()[1]
+    assert panels[-1].get_xlabel() == "time since run start (s)"
+    assert panels[0].get_xlim()[0] == pytest.approx(-0.5)
+    # Memory in GiB: the server's 2 GiB RSS.
+    rss = next(line for line in panels[3].get_lines() if line.get_label() == "server RSS")
+    assert np.nanmax(np.asarray(rss.get_ydata(), dtype=float)) == pytest.approx(2.0)
+    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+
+
+def test_resources_over_time_without_gpus() -> None:
+    fig = plots.resources_over_time(make_timeseries(), make_samples(gpus=False), SAMPLE_START, None)
+    assert _panel_labels(fig) == ["latency (ms)", "requests/s", "CPU (%)", "memory (GiB)"]
+    assert tuple(fig.get_size_inches())[1] == pytest.approx(0.8 + 4 * plots.PANEL_HEIGHT)
+    # Without a warmup end, the timeseries' warmup seconds are shaded.
+    assert "warmup (excluded)" in fig.axes[0].get_legend_handles_labels()[1]
+    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+
+
+def test_resources_over_time_skips_empty_panels() -> None:
+    samples = make_samples(gpus=False)[["unix_s", "host.cpu_percent"]].copy()
+    fig = plots.resources_over_time(None, samples, SAMPLE_START, SAMPLE_START + 2.0)
+    assert _panel_labels(fig) == ["CPU (%)"]
+    samples["host.cpu_percent"] = np.nan  # a column of nulls is no data
+    fig = plots.resources_over_time(make_timeseries(), samples, SAMPLE_START, SAMPLE_START + 2.0)
+    assert _panel_labels(fig) == ["latency (ms)", "requests/s"]
+
+
+@pytest.mark.parametrize("samples", [None, pd.DataFrame({"unix_s": pd.Series([], dtype=float)})])
+def test_resources_over_time_no_data(samples: pd.DataFrame | None) -> None:
+    fig = plots.resources_over_time(None, samples, SAMPLE_START, None)
+    assert "no data" in _texts(fig)
+    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+
+
+def test_resources_over_time_downsamples() -> None:
+    fig = plots.resources_over_time(
+        make_timeseries(), make_samples(rows=12_000), SAMPLE_START, SAMPLE_START + 3.0
+    )
+    cpu = fig.axes[2]
+    sizes = {np.asarray(line.get_xdata()).size for line in cpu.get_lines() if "CPU" in str(line.get_label())}
+    assert sizes == {plots.MAX_SAMPLES}
+    xs = np.asarray(cpu.get_lines()[0].get_xdata(), dtype=float)
+    assert np.all(np.diff(xs) > 0)  # still in time order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from test_plots import REMOTE, make_sample_rows
 
 from loadbench import records, report, rundir
 from loadbench.errors import RunDirError
+from loadbench.resources import compute_resources
 
 START = 1_700_000_000.0
 XSS = "<script>alert(1)</script>"
@@ -355,3 +358,219 @@ def test_format_rate_pct_count() -> None:
     assert report.format_count(12345) == "12,345"
     assert report.format_bytes(16 * 1024**3) == "16.0 GiB"
     assert report.format_bytes(512) == "512 B"
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
+
+
+def make_sampler_info() -> dict[str, Any]:
+    return {
+        "interval_s": 0.25,
+        "hostname": "bench-1",
+        "server": {
+            "pid": 4242,
+            "how": "listening on port 8000 of the target",
+            "name": "python3",
+            "cmdline": f"python3 serve.py --banner {XSS}",
+        },
+        "gpus": [
+            {"index": 0, "name": "NVIDIA H100 80GB HBM3"},
+            {"index": 1, "name": "NVIDIA H100 80GB HBM3"},
+        ],
+        "agents": [
+            {
+                "label": REMOTE,
+                "offset_s": 0.0123,
+                "uncertainty_s": 0.0021,
+                "remote": {"gpus": [{"index": 0, "name": "NVIDIA A100-SXM4-40GB"}]},
+            }
+        ],
+        "notices": [f"odd sampler notice {XSS}"],
+    }
+
+
+def make_resources_run_dir(path: Path, gpus: bool = True) -> Path:
+    """An analyzed run directory with resource samples: 2 local GPUs, a remote host with one GPU,
+    Prometheus series and a saturated load generator; the summary's resources block computed by
+    `compute_resources` over the measured window, as the analyzer does."""
+    run_dir = make_run_dir(path)
+    rows = make_sample_rows(start=START, gpus=gpus)
+    with open(run_dir / rundir.SAMPLES, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    info = make_sampler_info()
+    rundir.write_json(run_dir / rundir.SAMPLER_INFO, info)
+    requests = records.read_requests(run_dir / rundir.REQUESTS)
+    window = requests[requests["start_unix_s"] >= START + 2.0]
+    samples = records.read_samples(run_dir / rundir.SAMPLES)
+    resources = compute_resources(samples, info, START + 2.0, START + 12.0, window, int(window["ok"].sum()))
+    # compute_resources takes any key with a "/" for a remote host's, so the Prometheus series
+    # whose label value holds "</script>" shows up as a host: drop it (reported, resources.py).
+    resources["remote"] = {k: v for k, v in resources["remote"].items() if not k.startswith("prom.")}
+    # Latency in the hand-built requests repeats every second, so nothing correlates: set some.
+    resources["latency_correlation"] = {f"res{i}.value": round((-1) ** i * i / 10, 3) for i in range(10)}
+    summary = make_summary()
+    summary["resources"] = resources
+    if resources["generator"]["saturated"]:
+        summary["notices"].append(resources["notices"][-1])
+    rundir.write_json(run_dir / rundir.SUMMARY, summary)
+    return run_dir
+
+
+def _section(page: str) -> str:
+    return page[page.index("<h2 id='resources'>") : page.index("<h2>Requests by name")]
+
+
+def test_resources_block_computed(tmp_path: Path) -> None:
+    summary = rundir.read_json(make_resources_run_dir(tmp_path / "run") / rundir.SUMMARY)
+    resources = summary["resources"]
+    assert resources["sampled"] and resources["generator"]["saturated"]
+    assert [g["index"] for g in resources["gpus"]] == [0, 1]
+    assert list(resources["remote"]) == [REMOTE]
+    assert len(resources["prometheus"]) == 36
+
+
+def test_report_resources_section(tmp_path: Path) -> None:
+    html_path, _ = report.render_report(make_resources_run_dir(tmp_path / "run"))
+    page = html_path.read_text(encoding="utf-8")
+    section = _section(page)
+    assert page.index("<h2>Plots</h2>") < page.index("<h2 id='resources'>")
+    assert '<figure id="plot-resources"><img class="plot"' in section
+    pngs = _pngs(page)
+    assert len(pngs) == 5 and all(p.startswith(PNG_SIGNATURE) for p in pngs)
+    # The server process, with how it was found.
+    assert "pid 4242" in section and "found by listening on port 8000 of the target" in section
+    assert "python3 serve.py --banner &lt;script&gt;alert(1)&lt;/script&gt;" in section
+    # Host and process rows, formatted.
+    for text in (
+        "host CPU (% of all cores)",
+        "server CPU (% of one core)",
+        "server memory (RSS)",
+        "2.0 GiB",
+        "server open file descriptors",
+        "<td class=n>57</td>",
+        "network received",
+        "2.4 MiB/s",
+        "host load average (1 min)",
+        "<td class=n>2.50</td>",
+        "load generator CPU (% of one core)",
+        "<span class='flag' title='generator saturated'>saturated</span>",
+    ):
+        assert text in section, text
+    # GPUs: one column each, local table then the remote host's.
+    assert "<th scope='col' class=n>gpu0</th><th scope='col' class=n>gpu1</th>" in section
+    assert "NVIDIA H100 80GB HBM3" in section and "NVIDIA A100-SXM4-40GB" in section
+    assert "20,480 / 81,920 MiB" in section and "22,528 / 81,920 MiB" in section
+    assert "18,432 MiB" in section  # the server's own GPU memory
+    assert "/ 700.0 W" in section and "62 °C" in section and "1,980 MHz" in section
+    assert "286.1 MiB/s / 95.4 MiB/s" in section
+    assert "(NVML total energy counter)" in section and "(power integrated over time)" in section
+    assert "energy per successful request" in section
+    # Remote host with its clock offset.
+    assert f"Remote host <span class='mono'>{REMOTE}</span>" in section
+    assert "clock offset +12.3 ms ± 2.1 ms" in section
+    # Correlations: 8 strongest by |r|, sign kept.
+    corr = section[section.index("Latency correlation") :]
+    shown = re.findall(r"res(\d)\.value", corr)
+    assert shown == ["9", "8", "7", "6", "5", "4", "3", "2"]
+    assert "<td class=n>-0.90</td>" in corr and "<td class=n>+0.80</td>" in corr
+    # Prometheus: 30 of 36 series, the label value escaped.
+    prom = section[section.index("<h3>Prometheus</h3>") :]
+    prom = prom[: prom.index("</table>")]
+    assert prom.count("<tr>") == 1 + report.MAX_PROM_SERIES
+    assert "… and 6 more series" in section
+    assert "inflight_requests{model=&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;}" in section
+    # Resource notices, escaped.
+    assert "odd sampler notice &lt;script&gt;" in section
+    assert XSS not in page and "<script" not in page.lower()
+
+
+def test_report_saturation_warning_near_the_top(tmp_path: Path) -> None:
+    page = report.render_report(make_resources_run_dir(tmp_path / "run"))[0].read_text(encoding="utf-8")
+    alert = page.index("<p class='alert' role='alert'>")
+    assert page.index("class='tiles'") < alert < page.index("<h2>Summary</h2>")
+    assert "latency and throughput may be limited by the generator" in page[alert:].lower()
+    # The analyzer's copy of the notice is not repeated in the header's notice list.
+    header = page[: page.index("</header>")]
+    assert header.count("may be limited by the generator") == 1
+    # The GPU tile: mean utilization of the first GPU.
+    assert "<div class='k'>GPU util</div>" in page
+
+
+def test_report_resources_without_gpus(tmp_path: Path) -> None:
+    page = report.render_report(make_resources_run_dir(tmp_path / "run", gpus=False))[0].read_text("utf-8")
+    section = _section(page)
+    assert '<figure id="plot-resources">' in section
+    assert "<div class='k'>GPU util</div>" not in page
+    assert "<h3>GPUs</h3>" not in section and "<h3>Energy</h3>" not in section
+
+
+def test_summary_markdown_resources(tmp_path: Path) -> None:
+    md = report.render_report(make_resources_run_dir(tmp_path / "run"))[1].read_text(encoding="utf-8")
+    block = md[md.index("**Resources**") :]
+    assert "- **Warning:** The load generator was saturated" in block
+    assert "- server process: CPU mean" in block and "RSS max 2.0 GiB" in block
+    assert "- gpu0 (NVIDIA H100 80GB HBM3): util mean" in block and "memory max 20,480 / 81,920 MiB" in block
+    assert f"- {REMOTE} gpu0 (NVIDIA A100-SXM4-40GB)" in block
+    assert " per request (" in block
+    assert md.count("may be limited by the generator") == 1
+    assert XSS not in md
+    assert len(block.split("**Notices**")[0].splitlines()) <= 10  # short
+
+
+def test_report_without_resources_key(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path / "run")  # an older summary: no "resources" at all
+    html_path, md_path = report.render_report(run_dir)
+    page = html_path.read_text(encoding="utf-8")
+    assert "<h2 id='resources'>Resources</h2>" in page
+    assert "No resource data" in _section(page) and "plot-resources" not in page
+    assert len(_pngs(page)) == 4 and "GPU util" not in page and "class='alert'" not in page
+    assert "**Resources**" not in md_path.read_text(encoding="utf-8")
+
+
+def test_report_unsampled_run(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path / "run")
+    summary = make_summary()
+    summary["resources"] = {"sampled": False, "samples": 0, "notices": [f"no sampler {XSS}"]}
+    rundir.write_json(run_dir / rundir.SUMMARY, summary)
+    html_path, md_path = report.render_report(run_dir)
+    section = _section(html_path.read_text(encoding="utf-8"))
+    assert "No resource samples" in section and "no sampler &lt;script&gt;" in section
+    assert "plot-resources" not in section
+    assert "**Resources**" not in md_path.read_text(encoding="utf-8")
+
+
+def test_report_resources_without_samples_file(tmp_path: Path) -> None:
+    run_dir = make_resources_run_dir(tmp_path / "run")
+    (run_dir / rundir.SAMPLES).unlink()
+    page = report.render_report(run_dir)[0].read_text(encoding="utf-8")
+    section = _section(page)
+    assert "plot-resources" not in section and "No plot" in section
+    assert "host CPU (% of all cores)" in section and len(_pngs(page)) == 4
+
+
+def test_report_resources_with_nulls(tmp_path: Path) -> None:
+    run_dir = make_resources_run_dir(tmp_path / "run")
+    summary = rundir.read_json(run_dir / rundir.SUMMARY)
+    resources = summary["resources"]
+    resources["gpus"][0] = {"index": 0}
+    resources["host"] = {"cpu_percent": {"mean": None, "p95": None, "max": None}}
+    resources["server_process"] = None
+    resources["remote"][REMOTE] = {"clock_offset_s": None}
+    resources["energy"] = None
+    resources["prometheus"] = None
+    resources["latency_correlation"] = {"x": None}
+    rundir.write_json(run_dir / rundir.SUMMARY, summary)
+    section = _section(report.render_report(run_dir)[0].read_text(encoding="utf-8"))
+    assert "No server process was sampled" in section and "clock offset unknown" in section
+
+
+def test_resource_formatting() -> None:
+    assert report.format_percent(56.72) == "56.7 %"
+    assert report.format_byte_rate(1.5 * 1024**2) == "1.5 MiB/s"
+    assert report.format_number(24.0) == "24" and report.format_number(7.25) == "7.2"
+    assert report.format_value(0.123456) == "0.1235" and report.format_value(12345.6) == "12,346"
+    assert report.format_joules(3600.4) == "3,600 J" and report.format_joules(0.01234) == "0.01234 J"
+    for fmt in (report.format_percent, report.format_byte_rate, report.format_value, report.format_joules):
+        assert fmt(None) == report.DASH

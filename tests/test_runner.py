@@ -70,6 +70,17 @@ def test_run_against_demo_records_every_request(tmp_path: Path) -> None:
     users = pd.read_csv(out / "users.csv")
     assert users["users"].max() == 4
 
+    # The sampler ran beside the load: it found the demo by its port and sampled it and us.
+    resources = summary["resources"]
+    assert resources["sampled"] and resources["samples"] >= 4
+    assert "listening on port" in resources["server_process"]["process"]["how"]
+    assert resources["server_process"]["cpu_percent"]["max"] > 0
+    assert resources["server_process"]["rss_bytes"]["max"] > 50 * 1024 * 1024  # numpy + scikit-learn
+    assert resources["generator"]["cpu_max_percent"] > 0
+    assert resources["host"]["cpu_percent"]["max"] > 0
+    if not resources["gpus"]:
+        assert any(n.startswith("no NVIDIA GPU visible on ") for n in resources["notices"])
+
     html = (out / "report.html").read_text()
     pngs = [chunk.split('"', 1)[0] for chunk in html.split('src="data:image/png;base64,')[1:]]
     assert len(pngs) == 4
@@ -80,7 +91,9 @@ def test_run_against_demo_records_every_request(tmp_path: Path) -> None:
 
 def test_demo_flag_probes_and_chooses_kserve_v2(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = run_cli("run", "--demo", "-u", "2", "-d", "3s", "--warmup", "0.5s", "--out", str(out), "--quiet")
+    result = run_cli(
+        "run", "--demo", "-u", "2", "-d", "3s", "--warmup", "0.5s", "--out", str(out), "--quiet", "--no-sampler"
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     meta = read_json(out / "meta.json")
     summary = read_json(out / "summary.json")
@@ -88,6 +101,8 @@ def test_demo_flag_probes_and_chooses_kserve_v2(tmp_path: Path) -> None:
     assert "/v2" in meta["scenario_reason"]
     assert summary["requests"]["total"] > 0 and summary["requests"]["errors"] == 0
     assert list(summary["by_name"]) == ["/v2/models/digits/infer"]
+    assert summary["resources"]["sampled"] is False
+    assert not (out / "samples.jsonl").exists()
 
 
 def openai_route(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
@@ -243,3 +258,44 @@ def test_readme_scenario_example_runs(tmp_path: Path) -> None:
     # Bodies alternate: "hello" answers with a label, "other" without one (a check failure).
     assert 0.4 < summary["requests"]["error_rate"] < 0.6
     assert [e["kind"] for e in summary["errors"]] == ["invalid response: no 'label' in the JSON body"]
+
+
+def test_remote_agent_samples_join_the_run_and_the_token_stays_secret(tmp_path: Path) -> None:
+    token = "agent-TOKEN-9f8e7d6c5b4a"
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "loadbench", "agent", "--port", "0", "--sample-interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LOADBENCH_AGENT_TOKEN": token},
+    )
+    try:
+        assert agent.stdout is not None
+        agent_url = agent.stdout.readline().split(" on ", 1)[1].strip()
+        out = tmp_path / "run"
+        with demo_process() as url:
+            result = run_cli(
+                "run", "--target", url, "--scenario", "kserve_v2", "-u", "2", "-d", "3s", "--warmup", "0s",
+                "--out", str(out), "--agent", agent_url, "--agent-token", token, "--sample-interval", "0.2",
+            )  # fmt: skip
+            refused = run_cli(
+                "run", "--target", url, "-d", "3s", "--out", str(tmp_path / "refused"),
+                "--agent", agent_url, "--agent-token", "wrong-token",
+            )  # fmt: skip
+    finally:
+        agent.terminate()
+        agent.communicate(timeout=10)
+    assert result.returncode == 0, result.stderr
+    summary = read_json(out / "summary.json")
+    meta = read_json(out / "meta.json")
+    label = agent_url.removeprefix("http://")
+    remote = summary["resources"]["remote"][label]
+    assert remote["host"]["cpu_percent"]["max"] is not None
+    (synced,) = meta["sampler"]["agents"]
+    assert abs(synced["offset_s"]) < 0.05 and synced["uncertainty_s"] < 0.05  # same machine, same clock
+    for text in (all_files_text(out), result.stdout, result.stderr):
+        assert token not in text
+    # A wrong token is refused before anything is written.
+    assert refused.returncode == 2 and "refused the token" in refused.stderr
+    assert "wrong-token" not in refused.stderr
+    assert not (tmp_path / "refused").exists()

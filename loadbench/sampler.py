@@ -1,0 +1,541 @@
+"""Resource sampling beside the load: host, model-server process, generator, GPUs, Prometheus.
+
+Runs in its own process (``python -m loadbench.sampler``, started and stopped by the runner),
+so a busy load cannot delay samples and sampling cannot slow the load. Every
+``--sample-interval`` it appends one flat JSON object to the run directory's
+``samples.jsonl`` (flushed at least once a second) and, once at start, writes
+``sampler.json`` (what is sampled and how it was found). Format: ``docs/run-format.md``.
+
+Sample keys are ``[<host label>/]<group>.<metric>`` with the unit in the metric name;
+``unix_s`` is the wall-clock time of the sample, the clock of ``requests.csv``. Groups:
+``host`` (psutil), ``server`` (the model server's process tree), ``generator`` (loadbench's
+own processes), ``gpu<i>`` (NVML), ``prom`` (Prometheus scrapes). A value the platform
+cannot give is ``null``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import psutil
+
+from loadbench.errors import UsageError
+from loadbench.rundir import SAMPLER_INFO, SAMPLES, write_json
+
+MIN_INTERVAL_S = 0.05
+CHILDREN_REFRESH_S = 2.0  # a process-tree walk costs ~1.5 ms: do it every few seconds, not every sample
+FLUSH_INTERVAL_S = 1.0
+
+Values = dict[str, float | None]
+
+
+@dataclass
+class ServerProcess:
+    """The model server's main process and how it was found (shown in the report)."""
+
+    pid: int
+    name: str
+    cmdline: str
+    how: str
+
+
+def _describe(proc: psutil.Process, how: str) -> ServerProcess:
+    try:
+        cmdline = " ".join(proc.cmdline())[:300]
+        name = proc.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        cmdline, name = "", "?"
+    return ServerProcess(proc.pid, name, cmdline, how)
+
+
+def _is_local_host(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    local = {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs}
+    for info in infos:
+        address = str(info[4][0])
+        if ipaddress.ip_address(address).is_loopback or address in local:
+            return True
+    return False
+
+
+def find_server_process(
+    target: str, server_pid: int | None = None, server_name: str | None = None
+) -> tuple[ServerProcess | None, str | None]:
+    """The model server's process: given by pid or name, or the local process listening on the
+    target's port. Returns (process or None, a notice when none could be found)."""
+    if server_pid is not None:
+        try:
+            return _describe(psutil.Process(server_pid), "given with --server-pid"), None
+        except psutil.NoSuchProcess:
+            raise UsageError(f"--server-pid {server_pid}: no such process") from None
+    if server_name is not None:
+        me = os.getpid()
+        found = []
+        for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if proc.info["pid"] != me and (server_name == proc.info["name"] or server_name in cmd):
+                found.append(proc)
+        if not found:
+            raise UsageError(
+                f"--server-name {server_name!r}: no running process has that name or command line"
+            )
+        # Several matches (workers of one server): sample the oldest, its children come along.
+        oldest = min(found, key=lambda p: p.create_time())
+        return _describe(oldest, f"matched --server-name {server_name!r} ({len(found)} process(es))"), None
+    parts = urlsplit(target)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if not _is_local_host(host):
+        return None, f"the target {host} is not on this machine: no server process sampled (see --agent)"
+    try:
+        connections = psutil.net_connections(kind="inet")
+    except psutil.AccessDenied:
+        return None, "cannot list listening sockets (permission denied): pass --server-pid"
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            try:
+                return _describe(psutil.Process(conn.pid), f"listening on port {port} of the target"), None
+            except psutil.NoSuchProcess:
+                break
+    return None, f"no visible process listens on port {port}: pass --server-pid or --server-name"
+
+
+class ProcessTree:
+    """CPU, memory, threads and file descriptors of a process and all its descendants."""
+
+    def __init__(self, pid: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.root = psutil.Process(pid)
+        self.clock = clock
+        self.procs: dict[int, psutil.Process] = {}
+        self.next_refresh = 0.0
+        self.refresh()
+
+    def refresh(self) -> None:
+        try:
+            members = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            members = []
+        known = self.procs
+        self.procs = {p.pid: known.get(p.pid, p) for p in members}
+        for pid, proc in self.procs.items():
+            if pid not in known:
+                proc.cpu_percent(None)  # prime: the first call has no interval to measure
+        self.next_refresh = self.clock() + CHILDREN_REFRESH_S
+
+    def read(self, prefix: str) -> Values:
+        if self.clock() >= self.next_refresh:
+            self.refresh()
+        cpu = rss = threads = fds = 0.0
+        alive = 0
+        for proc in list(self.procs.values()):
+            try:
+                with proc.oneshot():
+                    cpu += proc.cpu_percent(None)
+                    rss += proc.memory_info().rss
+                    threads += proc.num_threads()
+                    fds += proc.num_fds() if hasattr(proc, "num_fds") else 0
+                alive += 1
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                self.procs.pop(proc.pid, None)
+            except psutil.AccessDenied:
+                alive += 1
+        if not alive:
+            return dict.fromkeys(
+                (f"{prefix}.cpu_percent", f"{prefix}.rss_bytes", f"{prefix}.threads", f"{prefix}.open_fds")
+            ) | {f"{prefix}.processes": 0.0}
+        return {
+            f"{prefix}.cpu_percent": round(cpu, 2),
+            f"{prefix}.rss_bytes": rss,
+            f"{prefix}.threads": threads,
+            f"{prefix}.open_fds": fds,
+            f"{prefix}.processes": float(alive),
+        }
+
+
+class Generator:
+    """The load generator's processes, each on its own: saturation is per process (one core each)."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.procs = []
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                proc.cpu_percent(None)
+                self.procs.append(proc)
+            except psutil.NoSuchProcess:
+                pass
+
+    def read(self) -> Values:
+        values: list[float] = []
+        for proc in self.procs:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                values.append(proc.cpu_percent(None))
+        return {"generator.cpu_percent": round(max(values), 2) if values else None}
+
+
+class Host:
+    """Host-wide CPU, load, memory, swap, network and disk through psutil; rates per second.
+
+    CPU is read at every sample. Memory, swap, load, network and disk change slowly and cost
+    most of a sample's time (each is a /proc file to parse), so they are read at most every
+    `slow_every_s`; the samples between carry only the CPU.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, slow_every_s: float = 0.5) -> None:
+        self.clock = clock
+        self.slow_every_s = slow_every_s
+        psutil.cpu_percent(None, percpu=True)
+        self.last_t = clock()
+        self.next_slow = self.last_t  # the first sample reads everything
+        self.last_net = psutil.net_io_counters(nowrap=True)
+        self.last_disk = psutil.disk_io_counters(nowrap=True)
+
+    def read(self) -> Values:
+        per_core = psutil.cpu_percent(None, percpu=True)
+        out: Values = {"host.cpu_percent": round(sum(per_core) / max(len(per_core), 1), 2)}
+        for i, value in enumerate(per_core):
+            out[f"host.cpu{i}_percent"] = value
+        now = self.clock()
+        if now >= self.next_slow:
+            out |= self._read_slow(now)
+            self.next_slow = now + self.slow_every_s
+        return out
+
+    def _read_slow(self, now: float) -> Values:
+        dt = max(now - self.last_t, 1e-9)
+        out: Values = {}
+        try:
+            load1, load5, load15 = psutil.getloadavg()
+            out |= {"host.load1": load1, "host.load5": load5, "host.load15": load15}
+        except OSError:
+            out |= {"host.load1": None, "host.load5": None, "host.load15": None}
+        mem = psutil.virtual_memory()
+        out["host.mem_used_bytes"] = float(mem.total - mem.available)
+        out["host.mem_available_bytes"] = float(mem.available)
+        out["host.mem_total_bytes"] = float(mem.total)
+        out["host.swap_used_bytes"] = float(psutil.swap_memory().used)
+        net = psutil.net_io_counters(nowrap=True)
+        if net is not None and self.last_net is not None:
+            out["host.net_sent_bytes_per_s"] = round((net.bytes_sent - self.last_net.bytes_sent) / dt, 1)
+            out["host.net_recv_bytes_per_s"] = round((net.bytes_recv - self.last_net.bytes_recv) / dt, 1)
+        disk = psutil.disk_io_counters(nowrap=True)
+        if disk is not None and self.last_disk is not None:
+            out["host.disk_read_bytes_per_s"] = round((disk.read_bytes - self.last_disk.read_bytes) / dt, 1)
+            out["host.disk_write_bytes_per_s"] = round(
+                (disk.write_bytes - self.last_disk.write_bytes) / dt, 1
+            )
+        else:
+            out["host.disk_read_bytes_per_s"] = out["host.disk_write_bytes_per_s"] = None
+        self.last_t, self.last_net, self.last_disk = now, net, disk
+        return out
+
+
+@dataclass
+class Collector:
+    """Everything sampled on this machine; `sample()` gives one flat dict (without ``unix_s``)."""
+
+    server: ProcessTree | None = None
+    generator: Generator | None = None
+    gpus: Any = None  # loadbench.nvml.GpuReader, or None when GPUs are not sampled
+    scrapers: list[Any] = field(default_factory=list)  # loadbench.prometheus.Scraper
+    # Parsing a server's metrics costs milliseconds, and exporters refresh about once a second:
+    # scrape on a slower schedule than psutil's cheap reads.
+    scrape_interval_s: float = 1.0
+    host: Host = field(default_factory=Host)
+    clock: Callable[[], float] = time.monotonic
+    next_scrape: float = 0.0
+
+    def server_pids(self) -> list[int]:
+        return list(self.server.procs) if self.server is not None else []
+
+    def sample(self) -> Values:
+        values = self.host.read()
+        if self.server is not None:
+            values |= self.server.read("server")
+        if self.generator is not None:
+            values |= self.generator.read()
+        if self.gpus is not None and self.gpus.available:
+            values |= self.gpus.read(self.server_pids())
+        if self.scrapers and (now := self.clock()) >= self.next_scrape:
+            for scraper in self.scrapers:
+                values |= scraper.scrape()
+            self.next_scrape = now + self.scrape_interval_s
+        return values
+
+
+def host_label(url: str) -> str:
+    """``http://gpu-box:9109`` -> ``gpu-box:9109``, the prefix of that agent's sample keys."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 80}"
+
+
+class SampleWriter:
+    """Appends samples as JSON lines; flushes to the OS at least every `FLUSH_INTERVAL_S`."""
+
+    def __init__(self, path: Path) -> None:
+        self.file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self.last_flush = time.monotonic()
+
+    def write(self, sample: dict[str, Any]) -> None:
+        self.file.write(json.dumps(sample, separators=(",", ":"), allow_nan=False) + "\n")
+        now = time.monotonic()
+        if now - self.last_flush >= FLUSH_INTERVAL_S:
+            self.file.flush()
+            self.last_flush = now
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.flush()
+            self.file.close()
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    # JSON has no NaN/Infinity: a value that is not a finite number is "unknown".
+    return {k: (v if v is None or (v == v and abs(v) != float("inf")) else None) for k, v in values.items()}
+
+
+def sample_loop(
+    collector: Collector,
+    writer: SampleWriter,
+    interval_s: float,
+    should_stop: Callable[[], bool],
+    pullers: Sequence[Any] = (),
+    pull_every_s: float = 1.0,
+) -> int:
+    """Sample every ``interval_s`` on a fixed schedule until ``should_stop()``; return the count.
+
+    A late sample does not shift the schedule; ticks missed entirely (a stalled machine) are
+    skipped rather than bunched up. Remote agents are pulled every ``pull_every_s``.
+    """
+    count = 0
+    next_tick = time.monotonic()
+    next_pull = next_tick + pull_every_s
+    while not should_stop():
+        sample = {"unix_s": round(time.time(), 6)} | _finite(collector.sample())
+        writer.write(sample)
+        count += 1
+        now = time.monotonic()
+        if pullers and now >= next_pull:
+            for puller in pullers:
+                for remote in puller.pull():
+                    writer.write(_finite(remote))
+            next_pull = now + pull_every_s
+        next_tick += interval_s
+        if next_tick < now:
+            next_tick = now + interval_s - ((now - next_tick) % interval_s)
+        while not should_stop() and (delay := next_tick - time.monotonic()) > 0:
+            time.sleep(min(delay, 0.05))  # wake often enough to stop promptly
+    for puller in pullers:
+        for remote in puller.pull():
+            writer.write(_finite(remote))
+    return count
+
+
+class SamplerProcess:
+    """The driver's handle on the sampler child process: start it, wait until it samples, stop it."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        interval_s: float,
+        server: ServerProcess | None,
+        generator_pids: Sequence[int],
+        scrapes: Sequence[str] = (),
+        scrape_match: str | None = None,
+        scrape_interval_s: float = 1.0,
+        agents: Sequence[str] = (),
+        agent_token: str | None = None,
+    ) -> None:
+        command = [sys.executable, "-m", "loadbench.sampler", "--run-dir", str(run_dir)]
+        command += ["--interval", repr(interval_s), "--parent-pid", str(os.getpid())]
+        if server is not None:
+            command += ["--server-pid", str(server.pid), "--server-how", server.how]
+        for pid in generator_pids:
+            command += ["--generator-pid", str(pid)]
+        for url in scrapes:
+            command += ["--scrape", url]
+        if scrape_match:
+            command += ["--scrape-match", scrape_match]
+        command += ["--scrape-interval", repr(scrape_interval_s)]
+        for url in agents:
+            command += ["--agent", url]
+        env = dict(os.environ)
+        if agent_token:
+            env["LOADBENCH_AGENT_TOKEN"] = agent_token  # the environment, not argv: argv is public (ps)
+        self.process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout_s: float = 30.0) -> str | None:
+        """Block until the sampler took its first sample; None when ready, else why it is not."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return self._failure()
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
+            if ready and self.process.stdout.readline().strip() == "ready":
+                return None
+        return f"the sampler did not start within {timeout_s:g} s"
+
+    def _failure(self) -> str:
+        err = self.process.stderr.read() if self.process.stderr else ""
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        return f"the sampler exited with code {self.process.returncode}" + (f": {last}" if last else "")
+
+    def stop(self, timeout_s: float = 10.0) -> str | None:
+        """SIGTERM, then wait for its last sample; None when it ended cleanly, else what went wrong."""
+        if self.process.poll() is not None:
+            problem = self._failure() if self.process.returncode else None
+        else:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout_s)
+                problem = self._failure() if self.process.returncode else None
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                problem = f"the sampler did not stop within {timeout_s:g} s and was killed"
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+        return problem
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m loadbench.sampler", description=__doc__)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--server-pid", type=int)
+    parser.add_argument("--server-how", default="")
+    parser.add_argument("--generator-pid", type=int, action="append", default=[])
+    parser.add_argument("--scrape", action="append", default=[])
+    parser.add_argument("--scrape-match")
+    parser.add_argument("--scrape-interval", type=float, default=1.0)
+    parser.add_argument("--agent", action="append", default=[])
+    parser.add_argument("--no-gpu", action="store_true", help="do not open NVML")
+    parser.add_argument(
+        "--parent-pid", type=int, help="stop when this process is gone (the driver was killed)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the sampler process. SIGTERM/SIGINT end it cleanly after one last sample."""
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    stop = {"now": False}
+
+    def request_stop(*_: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    from loadbench.nvml import GpuReader
+    from loadbench.prometheus import Scraper
+
+    notices: list[str] = []
+    server = None
+    if args.server_pid is not None:
+        try:
+            server = ProcessTree(args.server_pid)
+        except psutil.NoSuchProcess:
+            notices.append(f"the server process {args.server_pid} ended before sampling began")
+    gpus = None if args.no_gpu else GpuReader()
+    if gpus is not None and not gpus.available and gpus.notice:
+        notices.append(gpus.notice)
+    headers = {}
+    token = os.environ.get("LOADBENCH_SCRAPE_AUTH")
+    if token:
+        headers["Authorization"] = token
+    scrapers = [Scraper(url, match=args.scrape_match, headers=headers) for url in args.scrape]
+    collector = Collector(
+        server=server,
+        generator=Generator(args.generator_pid),
+        gpus=gpus,
+        scrapers=scrapers,
+        scrape_interval_s=max(args.scrape_interval, args.interval),
+    )
+
+    pullers: list[Any] = []
+    agents_info: list[dict[str, Any]] = []
+    if args.agent:
+        from loadbench.agent import AgentPuller
+
+        for url in args.agent:
+            puller = AgentPuller(url, token=os.environ.get("LOADBENCH_AGENT_TOKEN"), label=host_label(url))
+            agents_info.append(puller.start())
+            pullers.append(puller)
+
+    info = {
+        "interval_s": args.interval,
+        "pid": os.getpid(),
+        "hostname": socket.gethostname(),
+        "cpu_cores": psutil.cpu_count(logical=True),
+        "server": None
+        if server is None
+        else {"pid": args.server_pid, "how": args.server_how, **_process_facts(args.server_pid)},
+        "generator_pids": args.generator_pid,
+        "gpus": [vars(g) for g in gpus.gpus] if gpus is not None else [],
+        "scrapes": [
+            {"url": s.url, "match": args.scrape_match, "interval_s": collector.scrape_interval_s}
+            for s in scrapers
+        ],
+        "agents": agents_info,
+        "notices": notices,
+    }
+    writer = SampleWriter(args.run_dir / SAMPLES)
+    write_json(args.run_dir / SAMPLER_INFO, info)
+    print("ready", flush=True)
+    try:
+        # A killed driver cannot stop us: notice being orphaned instead.
+        parent = args.parent_pid
+
+        def should_stop() -> bool:
+            return stop["now"] or (parent is not None and os.getppid() != parent)
+
+        sample_loop(collector, writer, args.interval, should_stop, pullers)
+    finally:
+        writer.close()
+        if gpus is not None:
+            gpus.close()
+        for scraper in scrapers:
+            scraper.close()
+        for puller in pullers:
+            puller.close()
+    return 0
+
+
+def _process_facts(pid: int) -> dict[str, Any]:
+    try:
+        proc = psutil.Process(pid)
+        return {"name": proc.name(), "cmdline": " ".join(proc.cmdline())[:300]}
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return {"name": None, "cmdline": None}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
