@@ -42,8 +42,9 @@ import psutil
 
 from loadbench import __version__
 from loadbench.errors import TargetError, UsageError
+from loadbench.hostmetrics import Host, ProcessTree, find_server_process
 from loadbench.redact import redact_url
-from loadbench.sampler import MIN_INTERVAL_S, Collector, Host, ProcessTree, find_server_process, host_label
+from loadbench.sampler import MIN_INTERVAL_S, Collector, host_label
 
 DEFAULT_PORT = 9109
 TOKEN_ENV = "LOADBENCH_AGENT_TOKEN"

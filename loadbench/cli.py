@@ -42,6 +42,8 @@ examples:
   loadbench run --target http://127.0.0.1:8000 --scenario json_post --data rows.jsonl -u 32 -d 60s
   loadbench run --target http://127.0.0.1:8080 --scenario kserve_v2 --model resnet --header 'Authorization: Bearer $TOKEN'
   loadbench run --target http://127.0.0.1:8000 --scenario my_locustfile.py --quiet
+  loadbench run --target http://127.0.0.1:8000 --scrape http://127.0.0.1:8000/metrics --scrape-match '^vllm:'
+  loadbench run --target http://gpu-box:8000 --agent http://gpu-box:9109   # with $LOADBENCH_AGENT_TOKEN set
 
 Exit codes: 0 done, 2 bad input (one line on stderr), 130 interrupted (the report is still written).
 Metric definitions: docs/metrics.md. Run directory format: docs/run-format.md.

@@ -18,7 +18,10 @@ from loadbench import stats
 SATURATED_PERCENT = 90.0  # one core, per generator process
 SATURATED_SHARE = 0.2  # of the window's samples above SATURATED_PERCENT
 MIB = 1024 * 1024
-_GPU_KEY = re.compile(r"^(?:(?P<label>[^/]+)/)?gpu(?P<index>\d+)\.")
+_GPU_KEY = re.compile(r"^(?:(?P<label>[^/{]+)/)?gpu(?P<index>\d+)\.")
+# A remote agent's keys: "<host:port>/<group>.<metric>". Prometheus keys may hold slashes in
+# label values ("prom.x{path=\"/v1\"}"), so the group after the slash must be one of ours.
+_REMOTE_KEY = re.compile(r"^(?P<label>[^/{]+)/(?:host|server|generator|gpu\d+)\.")
 CORRELATED = ("host.cpu_percent", "server.cpu_percent", "server.rss_bytes", "generator.cpu_percent")
 
 
@@ -171,7 +174,7 @@ def compute_resources(
     if any(k.startswith("server.") for k in frame.columns):
         server = {"process": info.get("server")} | process_summary(frame)
     gpus = gpu_summaries(frame, None, info.get("gpus", []))
-    labels = sorted({k.split("/", 1)[0] for k in frame.columns if "/" in k})
+    labels = sorted({m["label"] for k in frame.columns if (m := _REMOTE_KEY.match(k))})
     remote: dict[str, dict[str, Any]] = {}
     for label in labels:
         agent: dict[str, Any] = next((a for a in info.get("agents", []) if a.get("label") == label), {})

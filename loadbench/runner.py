@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ from typing import Any, TextIO
 import gevent
 import gevent.event
 import locust
-import numpy as np
 import psutil
 from locust import events
 from locust.env import Environment
@@ -41,20 +39,15 @@ from loadbench import rundir
 from loadbench import scenario as scenario_helpers
 from loadbench.config import RunConfig, check_target, parse_header
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+from loadbench.hostmetrics import ServerProcess, find_server_process
 from loadbench.probe import check_reachable, probe_target
+from loadbench.progress import Progress
 from loadbench.recorder import Recorder
 from loadbench.records import one_line
 from loadbench.redact import redact_argv, redact_header, redact_url, scrub, secret_values
-from loadbench.sampler import (
-    MIN_INTERVAL_S,
-    SamplerProcess,
-    ServerProcess,
-    find_server_process,
-    host_label,
-)
+from loadbench.sampler import MIN_INTERVAL_S, SamplerProcess, host_label
 
 BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-PROGRESS_WINDOW_S = 5  # the live p50/p99 cover the last few seconds
 
 
 @dataclass
@@ -177,48 +170,6 @@ class _OncePerMessage(logging.Filter):
             return False
         self.seen.add(key)
         return True
-
-
-class Progress:
-    """The live line: elapsed/remaining, users, req/s, errors, p50/p99 of the last few seconds."""
-
-    def __init__(
-        self, recorder: Recorder, duration_s: float, warmup_s: float, out: TextIO, quiet: bool
-    ) -> None:
-        self.recorder, self.duration_s, self.warmup_s = recorder, duration_s, warmup_s
-        self.out, self.quiet = out, quiet
-        self.tty = out.isatty()
-        self.windows: deque[list[float]] = deque(maxlen=PROGRESS_WINDOW_S)
-        self.last_total = 0
-        self.last_print = 0.0
-
-    def tick(self, elapsed_s: float, users: int) -> None:
-        batch, self.recorder.window_ms = self.recorder.window_ms, []
-        self.windows.append(batch)
-        rps = self.recorder.total - self.last_total
-        self.last_total = self.recorder.total
-        if self.quiet or (not self.tty and elapsed_s - self.last_print < 10):
-            return
-        self.last_print = elapsed_s
-        recent = np.concatenate([np.asarray(w) for w in self.windows]) if any(self.windows) else np.empty(0)
-        p50, p99 = np.percentile(recent, [50, 99]) if recent.size else (float("nan"), float("nan"))
-        total, errors = self.recorder.total, self.recorder.errors
-        phase = " warmup" if elapsed_s < self.warmup_s else ""
-        line = (
-            f"[{elapsed_s:5.0f}s /{self.duration_s:.0f}s, {max(self.duration_s - elapsed_s, 0):.0f}s left{phase}] "
-            f"users {users}  {rps:,} req/s  {total:,} req  errors {errors:,} ({errors / total if total else 0:.2%})"
-            f"  p50 {p50:.1f} ms  p99 {p99:.1f} ms"
-        )
-        if self.tty:
-            self.out.write("\r\x1b[K" + line)
-        else:
-            self.out.write(line + "\n")
-        self.out.flush()
-
-    def done(self) -> None:
-        if self.tty and not self.quiet:
-            self.out.write("\n")
-            self.out.flush()
 
 
 def _install_signal_handlers(stop: Callable[[], None], recorder: Recorder, out: TextIO) -> list[Any]:

@@ -1,8 +1,14 @@
-"""Shared pytest configuration: the ``--update-goldens`` option for golden-file tests."""
+"""Shared pytest configuration: the ``--update-goldens`` option for golden-file tests, and the
+``burner`` fixture (a real child process that burns one core and holds 200 MiB)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+
 import pytest
+from helpers import BURNER
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -18,3 +24,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_goldens(request: pytest.FixtureRequest) -> bool:
     """True when the run was started with ``--update-goldens``."""
     return bool(request.config.getoption("--update-goldens"))
+
+
+@pytest.fixture
+def burner() -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen([sys.executable, "-c", BURNER, "20"], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    yield process
+    process.kill()
+    process.communicate()

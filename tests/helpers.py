@@ -123,3 +123,16 @@ def wait_for_lines(path: Path, lines: int, timeout_s: float = 30.0) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+# A child process that holds 200 MiB and keeps one core busy for argv[1] seconds.
+BURNER = """
+import sys, time
+hold = bytearray(200 * 1024 * 1024)  # 200 MiB, touched so it is resident
+for i in range(0, len(hold), 4096):
+    hold[i] = 1
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    pass
+"""

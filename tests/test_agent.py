@@ -246,12 +246,11 @@ def test_default_collector_samples_this_machine() -> None:
             assert info["cpu_cores"] >= 1 and info["server"] is None
             assert info["loadbench"]
             assert isinstance(info["gpus"], list) and isinstance(info["notices"], list)
-            time.sleep(0.15)
+            time.sleep(0.7)  # host memory is read at most every 0.5 s; CPU at every sample
             samples = puller.pull()
             assert samples
-            last = samples[-1]
-            assert 0 <= last["me/host.cpu_percent"] <= 100
-            assert last["me/host.mem_total_bytes"] > 0
+            assert all(0 <= s["me/host.cpu_percent"] <= 100 for s in samples)
+            assert any(s.get("me/host.mem_total_bytes", 0) > 0 for s in samples)
         finally:
             puller.close()
 

@@ -73,6 +73,36 @@ def test_bad_run_options(demo_url: str, tmp_path: Path, args: list[str], fragmen
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--sample-interval", "10ms"], "--sample-interval"),
+        (["--server-pid", "999999999"], "no such process"),
+        (["--server-name", "no-such-process-name-xyz"], "no running process"),
+        (["--scrape", "ftp://127.0.0.1/metrics"], "ftp://"),
+        (["--scrape-match", "(unclosed"], "--scrape-match"),
+    ],
+)
+def test_bad_sampler_options(demo_url: str, tmp_path: Path, args: list[str], fragment: str) -> None:
+    result = run_cli("run", "--target", demo_url, "--out", str(tmp_path / "r"), *args)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_unreachable_agent(demo_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    result = run_cli(
+        "run", "--target", demo_url, "--agent", f"http://127.0.0.1:{closed_port()}", "--out", str(out)
+    )
+    assert_one_line_error(result, "agent", "unreachable")
+    assert not out.exists()
+
+
+def test_agent_refuses_to_bind_beyond_loopback_without_a_token() -> None:
+    result = run_cli("agent", "--bind", "0.0.0.0", "--port", "0")
+    assert_one_line_error(result, "token")
+
+
 def test_unwritable_out_dir(demo_url: str, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -179,7 +179,18 @@ def test_secret_values_then_scrub_end_to_end() -> None:
 
 
 def test_redact_argv_masks_credential_options_but_not_look_alikes() -> None:
-    argv = ["run", "--agent-token", "abc", "--api-key=xyz", "--max-tokens", "64", "--token", "t", "--model", "m"]
+    argv = [
+        "run",
+        "--agent-token",
+        "abc",
+        "--api-key=xyz",
+        "--max-tokens",
+        "64",
+        "--token",
+        "t",
+        "--model",
+        "m",
+    ]
     assert redact_argv(argv) == [
         "run", "--agent-token", "***", "--api-key=***", "--max-tokens", "64", "--token", "***", "--model", "m",
     ]  # fmt: skip

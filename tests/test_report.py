@@ -405,9 +405,6 @@ def make_resources_run_dir(path: Path, gpus: bool = True) -> Path:
     window = requests[requests["start_unix_s"] >= START + 2.0]
     samples = records.read_samples(run_dir / rundir.SAMPLES)
     resources = compute_resources(samples, info, START + 2.0, START + 12.0, window, int(window["ok"].sum()))
-    # compute_resources takes any key with a "/" for a remote host's, so the Prometheus series
-    # whose label value holds "</script>" shows up as a host: drop it (reported, resources.py).
-    resources["remote"] = {k: v for k, v in resources["remote"].items() if not k.startswith("prom.")}
     # Latency in the hand-built requests repeats every second, so nothing correlates: set some.
     resources["latency_correlation"] = {f"res{i}.value": round((-1) ** i * i / 10, 3) for i in range(10)}
     summary = make_summary()

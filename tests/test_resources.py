@@ -107,12 +107,14 @@ def test_remote_hosts_and_prometheus_series() -> None:
             "box:9109_SLASH_gpu0__util_percent": 80.0,
             "box:9109_SLASH_host__cpu_percent": 20.0,
             'prom__vllm:num_requests_running{model_name="m"}': [1.0, 2.0, 3.0, 4.0, 5.0],
+            'prom__http_requests_total_rate{path="/v1/chat"}': 3.0,  # a slash, but no remote host
         },
     )
     info = {
         "agents": [{"label": "box:9109", "offset_s": 0.25, "uncertainty_s": 0.001, "remote": {"gpus": []}}]
     }
     res = compute_resources(samples, info, START, START + 2.0, no_requests(), ok_requests=0)
+    assert list(res["remote"]) == ["box:9109"]
     remote = res["remote"]["box:9109"]
     assert remote["gpus"][0]["util_mean"] == 80.0
     assert remote["host"]["cpu_percent"]["mean"] == 20.0

@@ -1,0 +1,122 @@
+"""psutil readings on real processes: a child that burns CPU and holds memory, process trees,
+the host, the generator, and finding the model server's process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from helpers import BURNER
+
+from loadbench import hostmetrics
+from loadbench.demo import make_server
+from loadbench.errors import UsageError
+
+
+def test_process_tree_sees_cpu_and_memory_of_a_real_child(burner: subprocess.Popen[str]) -> None:
+    tree = hostmetrics.ProcessTree(burner.pid)
+    time.sleep(0.5)
+    values = tree.read("server")
+    assert values["server.cpu_percent"] is not None and values["server.cpu_percent"] > 50  # one busy core
+    assert values["server.rss_bytes"] is not None and values["server.rss_bytes"] > 200 * 1024 * 1024
+    assert values["server.threads"] is not None and values["server.threads"] >= 1
+    assert values["server.processes"] == 1
+
+
+def test_process_tree_includes_children() -> None:
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BURNER!r}, '10'])",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        tree = hostmetrics.ProcessTree(parent.pid)
+        time.sleep(0.5)
+        values = tree.read("server")
+        assert values["server.processes"] == 2
+        assert (
+            values["server.cpu_percent"] is not None and values["server.cpu_percent"] > 50
+        )  # the child burns
+        assert values["server.rss_bytes"] is not None and values["server.rss_bytes"] > 200 * 1024 * 1024
+    finally:
+        parent.kill()
+        parent.communicate()
+        subprocess.run(["pkill", "-f", "hold = bytearray"], check=False)
+
+
+def test_process_tree_of_a_process_that_ended() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    tree = hostmetrics.ProcessTree(child.pid)
+    child.wait()
+    tree.procs = {child.pid: tree.root}
+    values = tree.read("server")
+    assert values["server.processes"] == 0
+    assert values["server.cpu_percent"] is None
+
+
+def test_host_readings_have_every_field() -> None:
+    host = hostmetrics.Host()
+    time.sleep(0.2)
+    values = host.read()
+    for key in (
+        "host.cpu_percent", "host.load1", "host.mem_used_bytes", "host.mem_available_bytes", "host.swap_used_bytes",
+        "host.net_sent_bytes_per_s", "host.net_recv_bytes_per_s", "host.disk_read_bytes_per_s",
+    ):  # fmt: skip
+        assert key in values
+    assert 0 <= (values["host.cpu_percent"] or 0) <= 100
+    assert "host.cpu0_percent" in values
+    assert (values["host.mem_used_bytes"] or 0) > 0
+
+
+def test_generator_reads_the_busiest_process(burner: subprocess.Popen[str]) -> None:
+    generator = hostmetrics.Generator([os.getpid(), burner.pid, 999_999_999])
+    time.sleep(0.5)
+    assert (generator.read()["generator.cpu_percent"] or 0) > 50
+
+
+@pytest.fixture
+def demo_server() -> Iterator[str]:
+    server = make_server(port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_find_server_process_by_listening_port(demo_server: str) -> None:
+    found, notice = hostmetrics.find_server_process(demo_server)
+    assert notice is None and found is not None
+    assert found.pid == os.getpid()  # the demo server runs in this test process
+    assert "listening on port" in found.how
+
+
+def test_find_server_process_by_pid_and_name(burner: subprocess.Popen[str]) -> None:
+    found, _ = hostmetrics.find_server_process("http://127.0.0.1:1", server_pid=burner.pid)
+    assert found is not None and found.pid == burner.pid and "--server-pid" in found.how
+    found, _ = hostmetrics.find_server_process("http://127.0.0.1:1", server_name="hold = bytearray")
+    assert found is not None and found.pid == burner.pid
+    with pytest.raises(UsageError, match="no such process"):
+        hostmetrics.find_server_process("http://127.0.0.1:1", server_pid=999_999_999)
+    with pytest.raises(UsageError, match="no running process"):
+        hostmetrics.find_server_process("http://127.0.0.1:1", server_name="no-such-process-name-xyz")
+
+
+def test_find_server_process_when_nobody_listens() -> None:
+    found, notice = hostmetrics.find_server_process("http://127.0.0.1:1")
+    assert found is None and notice is not None and "port 1" in notice
+
+
+def test_find_server_process_for_a_remote_target() -> None:
+    found, notice = hostmetrics.find_server_process("http://192.0.2.1:8000")  # TEST-NET-1: never contacted
+    assert found is None and notice is not None and "not on this machine" in notice
