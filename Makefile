@@ -4,7 +4,7 @@
 #   make bench [TARGET=http://127.0.0.1:8000] [SCENARIO=name|file.py] [USERS=10] [DURATION=30s] [ARGS='...']
 #   make report RUN=reports/<run dir>
 #   make test          lint, type-check and the whole test suite (what CI runs)
-#   make benchmark     recording overhead against plain Locust (docs/benchmarks.md)
+#   make benchmark     recording and sampler overhead (docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -50,8 +50,10 @@ unit: install
 
 test: lint typecheck unit
 
+# Needs nginx (apt-get install nginx-light; wrk optional) for the recording benchmark.
 benchmark: install
 	$(BIN)/python benchmarks/recording_overhead.py
+	$(BIN)/python benchmarks/sampler_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
 from helpers import BURNER
 
@@ -49,9 +50,11 @@ def test_process_tree_includes_children() -> None:
         )  # the child burns
         assert values["server.rss_bytes"] is not None and values["server.rss_bytes"] > 200 * 1024 * 1024
     finally:
+        children = psutil.Process(parent.pid).children(recursive=True)
         parent.kill()
         parent.communicate()
-        subprocess.run(["pkill", "-f", "hold = bytearray"], check=False)
+        for child in children:
+            child.kill()
 
 
 def test_process_tree_of_a_process_that_ended() -> None:

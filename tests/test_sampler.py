@@ -96,4 +96,4 @@ def test_sample_loop_keeps_its_schedule(tmp_path: Path) -> None:
     end = time.monotonic() + 1.0
     count = sampler.sample_loop(Slow(), writer, 0.05, lambda: time.monotonic() >= end)
     writer.close()
-    assert 18 <= count <= 21  # not 1.0 / (0.05 + 0.03) = 12: sampling time does not shift the schedule
+    assert 16 <= count <= 21  # not 1.0 / (0.05 + 0.03) = 12: sampling time does not shift the schedule
