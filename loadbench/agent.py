@@ -22,7 +22,6 @@ import contextlib
 import hmac
 import ipaddress
 import itertools
-import json
 import math
 import os
 import signal
@@ -32,7 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -43,6 +42,7 @@ import psutil
 from loadbench import __version__
 from loadbench.errors import TargetError, UsageError
 from loadbench.hostmetrics import Host, ProcessTree, find_server_process
+from loadbench.jsonhttp import JSONRequestHandler
 from loadbench.redact import redact_url
 from loadbench.sampler import MIN_INTERVAL_S, Collector, host_label
 
@@ -222,20 +222,14 @@ class AgentServer(ThreadingHTTPServer):
             self.collector.gpus.close()
 
 
-class _AgentHandler(BaseHTTPRequestHandler):
+class _AgentHandler(JSONRequestHandler):
     """Routes requests; every response is JSON with a Content-Length."""
 
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
     # Buffer the response so headers and body leave in one write (one packet for /time),
     # flushed by the base class at the end of each request.
     wbufsize = 1 << 16
     server_version = f"loadbench-agent/{__version__}"
     server: AgentServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The agent is quiet: its one line on stdout is the only output.
-        pass
 
     def setup(self) -> None:
         super().setup()
@@ -246,26 +240,6 @@ class _AgentHandler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.connections.discard(self.connection)
         super().finish()
-
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # The stdlib sends HTML error pages (bad request line, unsupported method); keep them JSON.
-        self.close_connection = True
-        if not getattr(self, "command", None):
-            self.command = ""
-        self._send_json(code, {"error": message or self.responses.get(code, ("error",))[0]})
 
     def _authorized(self) -> bool:
         if self.server.token is None:
@@ -278,25 +252,25 @@ class _AgentHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         try:
             if not self._authorized():
-                self._send_json(401, {"error": "missing or wrong token"}, {"WWW-Authenticate": "Bearer"})
+                self.send_json(401, {"error": "missing or wrong token"}, {"WWW-Authenticate": "Bearer"})
                 return
             path, _, query = self.path.partition("?")
             if path == "/time":
-                self._send_json(200, {"unix_s": self.server.clock()})
+                self.send_json(200, {"unix_s": self.server.clock()})
             elif path == "/samples":
-                self._send_json(200, self.server.samples_since(_since(query)))
+                self.send_json(200, self.server.samples_since(_since(query)))
             elif path == "/info":
-                self._send_json(200, self.server.info_now())
+                self.send_json(200, self.server.info_now())
             else:
-                self._send_json(404, {"error": f"no route {path[:100]!r}: try /time, /info or /samples"})
+                self.send_json(404, {"error": f"no route {path[:100]!r}: try /time, /info or /samples"})
         except _BadRequest as exc:
-            self._send_json(400, {"error": str(exc)})
+            self.send_json(400, {"error": str(exc)})
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as exc:
             self.close_connection = True
             with contextlib.suppress(OSError):  # the client may already be gone
-                self._send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+                self.send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
 
 
 def _since(query: str) -> int | None:

@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -60,6 +60,7 @@ from sklearn.preprocessing import StandardScaler
 
 from loadbench import __version__
 from loadbench.data import DIGITS_JSONL
+from loadbench.jsonhttp import JSONRequestHandler
 
 MODEL_NAME = "digits"
 MODEL_VERSION = "1"
@@ -223,49 +224,26 @@ class _DemoServer(ThreadingHTTPServer):
             time.sleep(delay_ms / 1000.0)
 
 
-class _DemoHandler(BaseHTTPRequestHandler):
+class _DemoHandler(JSONRequestHandler):
     """Routes requests; every response, error or not, is JSON with a Content-Length."""
 
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle's algorithm on, the body waits
-    # for the client's delayed ACK (~40 ms) on every keep-alive request.
-    disable_nagle_algorithm = True
     server_version = f"loadbench-demo/{__version__}"
     server: _DemoServer
     _t0: float = 0.0
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Per-request logging to stderr would dominate the cost of a benchmark target.
-        pass
 
     def parse_request(self) -> bool:
         # Called right after the request line is read: the start of handling this request.
         self._t0 = time.perf_counter()
         return super().parse_request()
 
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        service_ms = (time.perf_counter() - self._t0) * 1000.0
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Service-Time-Ms", f"{service_ms:.3f}")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    def extra_headers(self) -> dict[str, str]:
+        return {"X-Service-Time-Ms": f"{(time.perf_counter() - self._t0) * 1000.0:.3f}"}
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # The stdlib sends HTML error pages (bad request line, unsupported method); keep them JSON.
-        self.close_connection = True
         if not getattr(self, "command", None):
             # The request line was unreadable, so parse_request() never started the clock.
-            self.command = ""
             self._t0 = time.perf_counter()
-        self._send_json(code, {"error": message or self.responses.get(code, ("error",))[0]})
+        super().send_error(code, message, explain)
 
     def _read_json(self) -> Any:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -295,17 +273,17 @@ class _DemoHandler(BaseHTTPRequestHandler):
             # Read the body before routing so that keep-alive survives 404s on POST.
             body = self._read_json() if method == "POST" else None
             status, payload = self._route(method, self.path.split("?", 1)[0], body)
-            self._send_json(status, payload)
+            self.send_json(status, payload)
         except BadRequest as exc:
-            self._send_json(400, {"error": str(exc)})
+            self.send_json(400, {"error": str(exc)})
         except _HTTPError as exc:
-            self._send_json(exc.status, {"error": str(exc)}, exc.headers)
+            self.send_json(exc.status, {"error": str(exc)}, exc.headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as exc:
             self.close_connection = True
             with contextlib.suppress(OSError):  # the client may already be gone
-                self._send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+                self.send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
 
     def do_GET(self) -> None:
         self._dispatch("GET")

@@ -8,7 +8,9 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from helpers import BURNER
+from helpers import BURNER, serving
+
+from loadbench.demo import make_server
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,3 +36,10 @@ def burner() -> Iterator[subprocess.Popen[str]]:
     yield process
     process.kill()
     process.communicate()
+
+
+@pytest.fixture(scope="module")
+def demo_url() -> Iterator[str]:
+    """The demo endpoint served from a thread of this test process (a real server on loopback)."""
+    with serving(make_server(port=0)) as url:
+        yield url

@@ -66,6 +66,20 @@ def demo_process(latency_ms: float = 0.0) -> Iterator[str]:
         process.communicate(timeout=10)  # also closes the pipe
 
 
+@contextmanager
+def serving(server: Any) -> Iterator[str]:
+    """Serve a bound ``socketserver`` server in a background thread; yield its base URL; always shut down."""
+    # A short poll interval: shutdown() waits for serve_forever() to notice it.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 Handler = Callable[[BaseHTTPRequestHandler, dict[str, Any]], tuple[int, Any]]
 
 
@@ -102,13 +116,8 @@ def json_server(route: Handler) -> Iterator[tuple[str, dict[str, Any]]]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(server) as url:
+        yield url, state
 
 
 def wait_for_lines(path: Path, lines: int, timeout_s: float = 30.0) -> None:

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_nvml import FakeGpu, FakeNvml
-from helpers import REPO
+from helpers import REPO, serving
 
 from loadbench import agent
 from loadbench.agent import AgentPuller, AgentServer, build_collector, is_loopback, make_agent_server
@@ -53,20 +52,6 @@ class FailingCollector(Collector):
 
 
 @contextmanager
-def running(server: AgentServer) -> Iterator[str]:
-    """Serve in a thread; yield the base URL; shut down and close at the end."""
-    # A short poll interval: shutdown() waits for serve_forever() to notice it.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-@contextmanager
 def agent_at(
     clock: Callable[[], float] = time.time, collector: Collector | None = None, **kwargs: Any
 ) -> Iterator[tuple[str, AgentServer]]:
@@ -77,7 +62,7 @@ def agent_at(
         clock=clock,
         **kwargs,
     )
-    with running(server) as url:
+    with serving(server) as url:
         yield url, server
 
 
@@ -237,7 +222,7 @@ def test_resync_records_drift() -> None:
 
 def test_default_collector_samples_this_machine() -> None:
     server = make_agent_server(port=0, interval_s=INTERVAL_S)
-    with running(server) as url:
+    with serving(server) as url:
         wait_for_seq(server, 3)
         puller = AgentPuller(url, label="me")
         try:
@@ -260,7 +245,7 @@ def test_agent_samples_the_server_process_and_gpus() -> None:
     collector, how, notices = build_collector(server_pid=os.getpid(), gpus=gpus)
     assert "--server-pid" in how and notices == []
     server = make_agent_server(port=0, interval_s=INTERVAL_S, collector=collector)
-    with running(server) as url:
+    with serving(server) as url:
         wait_for_seq(server, 3)
         puller = AgentPuller(url, label="box")
         try:

@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import DIGITS, run_cli
-
-from loadbench.demo import make_server
-
-
-@pytest.fixture(scope="module")
-def demo_url() -> Iterator[str]:
-    server = make_server(port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def closed_port() -> int:

@@ -8,14 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from helpers import serving
 
 import loadbench
 from loadbench.demo import PAYLOAD_PATH, DemoModel, build_model, make_server, predict, write_payload_file
@@ -23,23 +21,9 @@ from loadbench.demo import PAYLOAD_PATH, DemoModel, build_model, make_server, pr
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@contextmanager
-def _running(server: ThreadingHTTPServer) -> Iterator[str]:
-    """Serve in a background thread; yields the base URL and always shuts down."""
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    try:
-        yield f"http://{host!s}:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    with _running(make_server(port=0)) as url:
+    with serving(make_server(port=0)) as url:
         yield url
 
 
@@ -211,7 +195,7 @@ def test_keep_alive_over_one_connection(base_url: str) -> None:
 
 def test_service_time_includes_latency() -> None:
     with (
-        _running(make_server(port=0, latency_ms=20.0, jitter_ms=5.0)) as url,
+        serving(make_server(port=0, latency_ms=20.0, jitter_ms=5.0)) as url,
         httpx.Client(base_url=url) as c,
     ):
         predicted = c.post("/predict", json={"inputs": _sample_rows(1)})
@@ -227,7 +211,7 @@ def test_service_time_includes_latency() -> None:
 def test_unexpected_exception_is_500_and_server_survives() -> None:
     server = make_server(port=0)
     server.model = DemoModel(estimator=object())  # type: ignore[attr-defined]
-    with _running(server) as url, httpx.Client(base_url=url) as c:
+    with serving(server) as url, httpx.Client(base_url=url) as c:
         body = _assert_json(c.post("/predict", json={"inputs": _sample_rows(1)}), 500)
         assert isinstance(body, dict)
         assert "internal error" in body["error"]

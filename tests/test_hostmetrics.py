@@ -6,16 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 
 import psutil
 import pytest
 from helpers import BURNER
 
 from loadbench import hostmetrics
-from loadbench.demo import make_server
 from loadbench.errors import UsageError
 
 
@@ -87,18 +84,8 @@ def test_generator_reads_the_busiest_process(burner: subprocess.Popen[str]) -> N
     assert (generator.read()["generator.cpu_percent"] or 0) > 50
 
 
-@pytest.fixture
-def demo_server() -> Iterator[str]:
-    server = make_server(port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_find_server_process_by_listening_port(demo_server: str) -> None:
-    found, notice = hostmetrics.find_server_process(demo_server)
+def test_find_server_process_by_listening_port(demo_url: str) -> None:
+    found, notice = hostmetrics.find_server_process(demo_url)
     assert notice is None and found is not None
     assert found.pid == os.getpid()  # the demo server runs in this test process
     assert "listening on port" in found.how

@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from helpers import serving
 
 from loadbench import probe
-from loadbench.demo import make_server
 from loadbench.errors import TargetError
 
 Routes = dict[tuple[str, str], tuple[int, Any]]
-
-
-@contextmanager
-def serving(server: ThreadingHTTPServer) -> Iterator[str]:
-    """Serve in a background thread; yields the base URL and always shuts down."""
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def tiny_server(
@@ -64,12 +49,6 @@ def tiny_server(
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     return server
-
-
-@pytest.fixture(scope="module")
-def demo_url() -> Iterator[str]:
-    with serving(make_server(port=0)) as url:
-        yield url
 
 
 @pytest.fixture
