@@ -9,6 +9,7 @@ it *started* inside it; latency percentiles are over the successful requests of 
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,40 @@ SCHEMA_VERSION = 1
 
 
 def read_users(path: Path) -> pd.DataFrame:
-    """Read ``users.csv`` (``unix_s,users``); missing or damaged lines give fewer rows, not errors."""
+    """Read ``users.csv`` (``unix_s,users``); missing or damaged lines give fewer rows, not errors.
+
+    A file without those columns in its header raises `RunDirError`; a file with no whole line
+    (empty, or truncated inside its header) gives zero rows.
+    """
+    empty = pd.DataFrame({"unix_s": pd.Series([], dtype="float64"), "users": pd.Series([], dtype="int64")})
     if not path.exists():
-        return pd.DataFrame({"unix_s": pd.Series([], dtype="float64"), "users": pd.Series([], dtype="int64")})
-    data = path.read_bytes()
+        return empty
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
     data = data[: data.rfind(b"\n") + 1]
-    frame = pd.read_csv(io.BytesIO(data or b"unix_s,users\n"), on_bad_lines="skip")
-    frame = frame.apply(pd.to_numeric, errors="coerce").dropna()
-    return frame.astype({"unix_s": "float64", "users": "int64"})
+    if not data.strip():  # nothing but blank lines: pandas would raise EmptyDataError
+        return empty
+    # Every field is a number, so nothing is quoted: QUOTE_NONE keeps a stray quote from
+    # swallowing the rest of the file (a ParserError); dtype=str leaves numbers to to_numeric
+    # below (no int64 overflow in pandas' type inference); undecodable bytes become U+FFFD.
+    frame = pd.read_csv(
+        io.BytesIO(data),
+        on_bad_lines="skip",
+        quoting=csv.QUOTE_NONE,
+        dtype=str,
+        encoding="utf-8",
+        encoding_errors="replace",
+        skip_blank_lines=True,
+    )
+    missing = [c for c in ("unix_s", "users") if c not in frame.columns]
+    if missing:
+        raise RunDirError(f"{path} is not a users file: missing column(s) {', '.join(missing)}")
+    frame = frame[["unix_s", "users"]].apply(pd.to_numeric, errors="coerce").astype("float64")
+    # Damaged values are dropped: NaN / inf, and user counts no int64 can hold exactly.
+    keep = np.isfinite(frame["unix_s"]) & frame["users"].between(0, 2**53)
+    return frame[keep].astype({"unix_s": "float64", "users": "int64"}).reset_index(drop=True)
 
 
 def compute_summary(
@@ -60,6 +87,15 @@ def compute_summary(
             "incomplete run: the load generator did not finish (killed or still running); "
             "the metrics cover the requests recorded up to its last flush"
         )
+        # A damaged start time must not stretch the run to years of per-second rows: a run
+        # cannot have outlasted its planned duration (plus the request timeout) by much.
+        planned = settings.get("duration_s")
+        limit = started + rundir.MAX_RUN_S
+        if isinstance(planned, int | float) and 0 < planned < rundir.MAX_RUN_S:
+            limit = started + planned + float(settings.get("timeout_s") or 60.0) + 60.0
+        if ended > limit:
+            ended = limit
+            notices.append("records that lie after the planned end of the run were ignored for its length")
     ended = float(ended)
     if status == rundir.STATUS_INTERRUPTED:
         planned = settings.get("duration_s")
@@ -71,6 +107,10 @@ def compute_summary(
     elif status == rundir.STATUS_FAILED:
         notices.append(f"the run failed: {meta.get('failure', 'see the console output')}")
 
+    if settings.get("tls_verify") is False:
+        notices.append(
+            "TLS certificates were NOT verified (--insecure): the endpoint's identity was not checked"
+        )
     for exc in meta.get("scenario_exceptions") or []:
         notices.append(f"the scenario raised {exc['count']:,} exception(s) outside requests: {exc['error']}")
 
@@ -175,7 +215,7 @@ def analyze_run(run_dir: Path) -> dict[str, Any]:
     sampler_info = rundir.read_json(info_path) if info_path.exists() else None
     try:
         summary, series = compute_summary(meta, requests, users, samples, sampler_info)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise RunDirError(f"{run_dir / rundir.META} has an unusable value: {exc}") from None
     series.to_csv(run_dir / rundir.TIMESERIES, index=False, float_format="%.3f", na_rep="")
     rundir.write_json(run_dir / rundir.SUMMARY, summary)

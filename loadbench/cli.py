@@ -137,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="'NAME: VALUE'",
         help="header sent with every request; repeatable; credential values are never written anywhere",
     )
+    run.add_argument(
+        "--timeout",
+        type=_duration,
+        default=60.0,
+        metavar="TIME",
+        help="per-request timeout: a slower answer counts as an error of kind 'timeout' (default 60s)",
+    )
+    run.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the target's TLS certificate (the report warns)",
+    )
     run.add_argument("--force", action="store_true", help="write into an existing, non-empty run directory")
     run.add_argument("--quiet", "-q", action="store_true", help="no live progress line (for CI logs)")
     run.add_argument(
@@ -314,6 +326,8 @@ def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str])
             scenario_args=scenario_args,
             force=args.force,
             quiet=args.quiet,
+            timeout_s=args.timeout,
+            insecure=args.insecure,
             sample_interval_s=None if args.no_sampler else args.sample_interval,
             server_pid=args.server_pid,
             server_name=args.server_name,

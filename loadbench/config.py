@@ -33,6 +33,8 @@ class RunConfig:
     scenario_args: list[str] = field(default_factory=list)  # passed to the scenario's own options
     force: bool = False  # allow writing into an existing non-empty run directory
     quiet: bool = False  # no live progress line
+    timeout_s: float = 60.0  # per request: a slower answer is an error (kind: timeout)
+    insecure: bool = False  # skip TLS certificate verification (warned about in the report)
     sample_interval_s: float | None = 0.5  # resource sampling period; None: no sampler
     server_pid: int | None = None  # the model server's process, when not found automatically
     server_name: str | None = None
@@ -85,4 +87,9 @@ def check_target(url: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise TargetError(f"target {url!r} has an invalid port") from None
+    if parts.query or parts.fragment:
+        # Locust joins request paths onto the base URL and would drop or mangle a query here.
+        raise TargetError(
+            "the target must be a base URL without ?query or #fragment: put query parameters in the path"
+        )
     return url.rstrip("/")

@@ -32,10 +32,12 @@ class ProbeResult:
     model: str | None = None
 
 
-def _client(base_url: str, headers: dict[str, str] | None, timeout_s: float) -> httpx.Client:
+def _client(
+    base_url: str, headers: dict[str, str] | None, timeout_s: float, verify: bool = True
+) -> httpx.Client:
     # trust_env=False: like Locust's own client, ignore proxy variables; the probe must
     # reach the same server the load will.
-    return httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s, trust_env=False, verify=True)
+    return httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s, trust_env=False, verify=verify)
 
 
 def _get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
@@ -50,6 +52,11 @@ def _get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
         ) from None
     except httpx.TransportError as exc:
         reason = str(exc) or type(exc).__name__
+        if "CERTIFICATE_VERIFY_FAILED" in reason:
+            raise TargetError(
+                f"the TLS certificate of {client.base_url} could not be verified ({reason.split('] ')[-1][:120]});"
+                " pass --insecure to skip verification"
+            ) from None
         raise TargetError(f"target {client.base_url} is unreachable: {reason}") from None
     try:
         return response.status_code, response.json()
@@ -58,10 +65,13 @@ def _get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
 
 
 def check_reachable(
-    base_url: str, headers: dict[str, str] | None = None, timeout_s: float = PROBE_TIMEOUT_S
+    base_url: str,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = PROBE_TIMEOUT_S,
+    verify: bool = True,
 ) -> int:
     """GET the base URL; any HTTP answer (even 404) means reachable. Returns the status."""
-    with _client(base_url, headers, timeout_s) as client:
+    with _client(base_url, headers, timeout_s, verify) as client:
         status, _ = _get_json(client, "GET", "/")
         return status
 
@@ -83,10 +93,13 @@ def _v2_models(body: Any) -> list[str]:
 
 
 def probe_target(
-    base_url: str, headers: dict[str, str] | None = None, timeout_s: float = PROBE_TIMEOUT_S
+    base_url: str,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = PROBE_TIMEOUT_S,
+    verify: bool = True,
 ) -> ProbeResult:
     """Choose a built-in scenario for the target (rules in the module docstring)."""
-    with _client(base_url, headers, timeout_s) as client:
+    with _client(base_url, headers, timeout_s, verify) as client:
         status, body = _get_json(client, "GET", "/v1/models")
         models = _openai_models(body) if status == 200 else []
         if models:
@@ -106,9 +119,9 @@ def probe_target(
         )
 
 
-def discover_openai_model(base_url: str, headers: dict[str, str] | None = None) -> str:
+def discover_openai_model(base_url: str, headers: dict[str, str] | None = None, verify: bool = True) -> str:
     """The first model listed by ``GET /v1/models``."""
-    with _client(base_url, headers, PROBE_TIMEOUT_S) as client:
+    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
         status, body = _get_json(client, "GET", "/v1/models")
     models = _openai_models(body) if status == 200 else []
     if not models:
@@ -116,9 +129,9 @@ def discover_openai_model(base_url: str, headers: dict[str, str] | None = None) 
     return models[0]
 
 
-def discover_v2_model(base_url: str, headers: dict[str, str] | None = None) -> str:
+def discover_v2_model(base_url: str, headers: dict[str, str] | None = None, verify: bool = True) -> str:
     """A model name from the server's repository index (Triton) or model list (KServe)."""
-    with _client(base_url, headers, PROBE_TIMEOUT_S) as client:
+    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
         for method, path in (("POST", "/v2/repository/index"), ("GET", "/v2/models"), ("GET", "/v1/models")):
             status, body = _get_json(client, method, path)
             models = _v2_models(body) if status == 200 else []
@@ -127,9 +140,11 @@ def discover_v2_model(base_url: str, headers: dict[str, str] | None = None) -> s
     raise TargetError(f"{base_url} lists no Open Inference Protocol model; pass --model NAME")
 
 
-def v2_model_metadata(base_url: str, model: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def v2_model_metadata(
+    base_url: str, model: str, headers: dict[str, str] | None = None, verify: bool = True
+) -> dict[str, Any]:
     """``GET /v2/models/<model>``: the model's input and output tensor metadata."""
-    with _client(base_url, headers, PROBE_TIMEOUT_S) as client:
+    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
         status, body = _get_json(client, "GET", f"/v2/models/{model}")
     if status != 200 or not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise TargetError(

@@ -20,6 +20,7 @@ from locust.env import Environment
 from loadbench import rundir
 from loadbench.records import RequestRecord, RequestWriter, csv_field, one_line
 from loadbench.redact import scrub
+from loadbench.stats import failure_text
 
 FLUSH_INTERVAL_S = 0.5
 
@@ -80,7 +81,8 @@ class Recorder:
         error = ""
         if exception is not None:
             self.errors += 1
-            error = one_line(scrub(f"{type(exception).__name__}: {exception}", self.secrets))
+            # The real failure, not its wrapper (a timeout, not RetriesExceeded); one line, scrubbed.
+            error = one_line(scrub(failure_text(exception), self.secrets))
         else:
             self.window_ms.append(response_time)
         self.requests.write(
@@ -88,7 +90,7 @@ class Recorder:
                 # Locust sets start_time on every HTTP request; a custom client might not.
                 start_unix_s=start_time if start_time is not None else time.time() - response_time / 1000,
                 latency_ms=response_time,
-                name=one_line(str(name), 200),
+                name=scrub(one_line(str(name), 200), self.secrets),
                 method=one_line(str(request_type), 50),
                 status=status,
                 response_bytes=int(response_length or 0),
@@ -100,7 +102,8 @@ class Recorder:
     def _name_fields_for(self, name: str, request_type: str) -> str:
         if len(self._name_fields) >= 10_000:
             self._name_fields.clear()  # a scenario with a new name per request: keep memory bounded
-        fields = f",{csv_field(one_line(str(name), 200))},{csv_field(one_line(str(request_type), 50))},"
+        name = scrub(one_line(str(name), 200), self.secrets)  # a name may carry a query string
+        fields = f",{csv_field(name)},{csv_field(one_line(str(request_type), 50))},"
         self._name_fields[(name, request_type)] = fields
         return fields
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pandas as pd
 
 from loadbench.errors import RunDirError
@@ -114,8 +115,10 @@ class RequestWriter:
 
     def close(self) -> None:
         if not self._file.closed:
-            self.flush()
-            self._file.close()
+            try:
+                self.flush()
+            finally:
+                self._file.close()
 
 
 def read_requests(path: Path) -> pd.DataFrame:
@@ -148,11 +151,17 @@ def read_requests(path: Path) -> pd.DataFrame:
             encoding="utf-8",
             encoding_errors="replace",
         )
-    except (ValueError, pd.errors.ParserError) as exc:
+    # OverflowError: an integer column holding a number beyond int64 (e.g. a status of 20 digits).
+    except (ValueError, OverflowError, pd.errors.ParserError) as exc:
         raise RunDirError(f"{path} holds a corrupt record: {one_line(str(exc), 160)}") from None
-    if frame["start_unix_s"].isna().any() or frame["latency_ms"].isna().any():
-        bad = int(frame.index[frame["start_unix_s"].isna() | frame["latency_ms"].isna()][0]) + 2
-        raise RunDirError(f"{path} line {bad}: a record without a start time or latency")
+    # Empty fields read as NaN; "inf" / "-inf" parse as floats too, and an infinite start time
+    # would make the analyzer's run end (and its per-second series) infinite.
+    finite = np.isfinite(frame["start_unix_s"]) & np.isfinite(frame["latency_ms"])
+    if not finite.all():
+        bad = int(frame.index[~finite][0]) + 2
+        raise RunDirError(
+            f"{path} line {bad}: a record without a start time or latency, or with an infinite one"
+        )
     return frame[list(COLUMNS)]
 
 
@@ -185,7 +194,9 @@ def read_samples(path: Path) -> pd.DataFrame:
                 break  # the sampler was stopped mid-write
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            # ValueError covers JSONDecodeError and an integer of more than 4300 digits;
+            # RecursionError, arrays nested thousands deep. Either way a damaged line.
+            except (ValueError, RecursionError):
                 continue
             if isinstance(row, dict) and isinstance(row.get("unix_s"), int | float):
                 rows.append(row)

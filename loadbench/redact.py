@@ -16,6 +16,7 @@ MASK = "***"
 _SECRET_NAME = re.compile(r"auth|key|token|secret|passw|cookie|credential|session|signature", re.IGNORECASE)
 # Command-line options whose value is a credential: --agent-token, --token, --api-key, --password.
 _SECRET_OPTION = re.compile(r"^--?[\w-]*(token|key|secret|passw(or)?d|credentials?)$", re.IGNORECASE)
+_PATH_WITH_QUERY = re.compile(r"^/\S*\?\S*=")  # a request path with a query: /predict?api_key=X
 _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -75,6 +76,8 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
             out.append("--header=" + redact_header(arg.removeprefix("--header=")))
         elif arg.startswith("-H") and not arg.startswith("--"):
             out.append("-H" + redact_header(arg.removeprefix("-H")))
+        elif _PATH_WITH_QUERY.match(arg):
+            out.append(redact_url(arg))
         else:
             out.append(_URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), arg))
     return out
@@ -90,8 +93,9 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def secret_values(headers: Iterable[str], target: str) -> list[str]:
-    """The literal secret strings of a run, for `scrub`: secret header values and URL credentials."""
+def secret_values(headers: Iterable[str], target: str, args: Iterable[str] = ()) -> list[str]:
+    """The literal secret strings of a run, for `scrub`: secret header values, URL credentials,
+    and secret query parameters in the target or any argument (``--path '/p?api_key=X'``)."""
     values: list[str] = []
     for header in headers:
         name, _, value = header.partition(":")
@@ -106,4 +110,7 @@ def secret_values(headers: Iterable[str], target: str) -> list[str]:
     if parts.username and not parts.password:
         values.append(parts.username)
     values.extend(v for k, v in parse_qsl(parts.query) if is_secret_name(k) and v)
+    for arg in args:
+        if "?" in arg:
+            values.extend(v for k, v in parse_qsl(arg.split("?", 1)[1]) if is_secret_name(k) and v)
     return sorted(set(values), key=len, reverse=True)

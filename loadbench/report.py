@@ -370,11 +370,22 @@ _PLOT_CAPTIONS = {
 }
 
 
+# Bidirectional-text controls would let server text reverse how a cell reads: show them instead.
+_BIDI_CONTROLS = {c: f"<U+{c:04X}>" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)}
+# Enough to stop links, images, @mentions and #references; emphasis inside a word is harmless.
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\[]@#"})
+
+
+def visible_text(text: str) -> str:
+    """Bidirectional-text control characters replaced by their code points, e.g. ``<U+202E>``."""
+    return text.translate(_BIDI_CONTROLS)
+
+
 def _e(value: Any) -> str:
     """Escape any value for HTML text or attribute; missing values show as a dash."""
     if value is None:
         return DASH
-    return html.escape(str(value), quote=True)
+    return html.escape(visible_text(str(value)), quote=True)
 
 
 def _kv_table(rows: Iterable[tuple[str, str]]) -> str:
@@ -859,8 +870,9 @@ def _lines(items: list[Any]) -> str:
 
 
 def _md(value: Any) -> str:
-    """Text safe inside a GitHub table cell: one line, ``|`` escaped, no raw HTML."""
-    text = " ".join(str(value).split())
+    """Text safe inside a GitHub table cell: one line, no raw HTML, and Markdown syntax
+    (links, images, emphasis, @mentions, #references, ``|``) shown as text, not acted on."""
+    text = visible_text(" ".join(str(value).split())).translate(_MD_SPECIAL)
     return html.escape(text, quote=False).replace("|", "\\|")
 
 

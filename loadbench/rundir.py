@@ -16,6 +16,9 @@ from typing import Any
 from loadbench.errors import RunDirError
 
 FORMAT_VERSION = 1
+# Longest run `read_meta` accepts (started_unix_s to ended_unix_s): the analyzer writes one
+# timeseries row per second, so a damaged timestamp must not ask for billions of rows.
+MAX_RUN_S = 31 * 86400
 
 META = "meta.json"  # settings, versions, host, start/end, status; written by the driver
 REQUESTS = "requests.csv"  # one line per request; written by the recorder
@@ -99,6 +102,10 @@ def read_json(path: Path) -> dict[str, Any]:
         raise RunDirError(f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise RunDirError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (sys.get_int_max_str_digits)
+        raise RunDirError(f"{path} is not usable JSON: {exc}") from None
+    except RecursionError:  # arrays / objects nested thousands deep
+        raise RunDirError(f"{path} is not usable JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise RunDirError(f"{path} does not hold a JSON object")
     return data
@@ -114,7 +121,7 @@ def check_run_dir(path: Path) -> Path:
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
-    """Read and minimally check ``meta.json``."""
+    """Read and minimally check ``meta.json``: the fields and types the analyzer relies on."""
     meta = read_json(check_run_dir(run_dir) / META)
     for key in ("format", "started_unix_s", "settings"):
         if key not in meta:
@@ -125,4 +132,33 @@ def read_meta(run_dir: Path) -> dict[str, Any]:
         raise RunDirError(
             f"{run_dir} was written in run format {meta['format']}; this loadbench reads up to {FORMAT_VERSION}"
         )
+    # The analyzer relies on these types; a damaged or hand-edited file fails here, in one line,
+    # instead of as an AttributeError / OverflowError deep inside it.
+    if not isinstance(meta["settings"], dict):
+        raise RunDirError(f"{run_dir / META} has an unusable value: 'settings' is not a JSON object")
+    if meta.get("sampler") is not None and not isinstance(meta["sampler"], dict):
+        raise RunDirError(f"{run_dir / META} has an unusable value: 'sampler' is not a JSON object")
+    started = _wall_clock(run_dir, meta, "started_unix_s")
+    if meta.get("ended_unix_s") is not None:
+        ended = _wall_clock(run_dir, meta, "ended_unix_s")
+        if ended - started > MAX_RUN_S:
+            raise RunDirError(
+                f"{run_dir / META} has an unusable value: the run lasted {ended - started:.6g} s "
+                f"by its 'started_unix_s' and 'ended_unix_s', more than the {MAX_RUN_S // 86400} days "
+                "loadbench analyzes"
+            )
     return meta
+
+
+def _wall_clock(run_dir: Path, meta: dict[str, Any], key: str) -> float:
+    """``meta[key]`` as a wall-clock time that `iso_utc` can show; `RunDirError` otherwise."""
+    value = meta[key]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise RunDirError(f"{run_dir / META} has an unusable value: {key!r} is not a number: {value!r:.40}")
+    try:
+        iso_utc(value)  # NaN: ValueError; infinite, or beyond datetime's years 1..9999: the others
+    except (OverflowError, OSError, ValueError):
+        raise RunDirError(
+            f"{run_dir / META} has an unusable value: {key!r} is no wall-clock time: {value!r:.40}"
+        ) from None
+    return float(value)

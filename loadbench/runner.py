@@ -30,7 +30,7 @@ import gevent
 import gevent.event
 import locust
 import psutil
-from locust import events
+from locust import FastHttpUser, events
 from locust.env import Environment
 from locust.util.load_locustfile import load_locustfile
 
@@ -151,9 +151,19 @@ def git_commit(cwd: Path) -> dict[str, Any] | None:
 
 
 def _exception_line(entry: Mapping[str, object]) -> str:
-    """``Type: message`` for one of Locust's ``runner.exceptions`` entries (last traceback line)."""
-    lines = str(entry.get("traceback", "")).strip().splitlines()
-    return lines[-1] if lines else str(entry.get("msg", ""))
+    """``message (at file:line in function)`` for one of Locust's ``runner.exceptions`` entries.
+
+    Locust keeps the exception's ``str()`` and the traceback's frames, not its type.
+    """
+    frames = [
+        ln.strip() for ln in str(entry.get("traceback", "")).splitlines() if ln.strip().startswith('File "')
+    ]
+    where = ""
+    if frames:
+        match = re.match(r'File "([^"]+)", line (\d+), in (\S+)', frames[-1])
+        if match:
+            where = f" (at {Path(match[1]).name}:{match[2]} in {match[3]})"
+    return f"{entry.get('msg', '')}{where}"
 
 
 class _OncePerMessage(logging.Filter):
@@ -204,8 +214,11 @@ def prepare(config: RunConfig) -> Prepared:
         )
     if config.sample_interval_s is not None and not config.sample_interval_s >= MIN_INTERVAL_S:
         raise UsageError(f"--sample-interval must be at least {MIN_INTERVAL_S:g} s")
+    if not 0 < config.timeout_s < float("inf"):
+        raise UsageError(f"--timeout must be above 0 s, not {config.timeout_s:g}")
     headers = dict(parse_header(h) for h in config.headers)
-    check_reachable(target, headers)
+    verify = not config.insecure
+    check_reachable(target, headers, verify=verify)
     server, server_notice = find_server_process(target, config.server_pid, config.server_name)
     for url in config.scrapes:
         check_target(url)
@@ -225,14 +238,29 @@ def prepare(config: RunConfig) -> Prepared:
         finally:
             puller.close()
     if config.scenario is None:
-        probe = probe_target(target, headers)
+        probe = probe_target(target, headers, verify=verify)
         name, reason = probe.scenario, f"chosen by probing the target: {probe.reason}"
     else:
         name, reason = config.scenario, "given with --scenario"
     path = resolve_scenario(name)
     header_args = [arg for h in config.headers for arg in ("--header", h)]
     scenario = load_scenario(path, target, [*config.scenario_args, *header_args], reason)
+    apply_transport_settings(scenario, config.timeout_s, config.insecure)
     return Prepared(scenario, server, server_notice)
+
+
+def apply_transport_settings(scenario: Scenario, timeout_s: float, insecure: bool) -> None:
+    """Give every user the run's per-request timeout and TLS verification.
+
+    Through the options (which loadbench's `ModelUser` reads) and, for other fast-client users,
+    through the class attributes Locust's `FastHttpUser` reads when it builds its client.
+    """
+    scenario.options.timeout = timeout_s
+    scenario.options.insecure = insecure
+    for cls in scenario.user_classes:
+        if issubclass(cls, FastHttpUser):
+            cls.network_timeout = cls.connection_timeout = timeout_s
+            cls.insecure = insecure
 
 
 def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
@@ -280,6 +308,8 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
             "spawn_rate": spawn_rate,
             "duration_s": config.duration_s,
             "warmup_s": config.warmup_s,
+            "timeout_s": config.timeout_s,
+            "tls_verify": not config.insecure,
             "headers": [redact_header(h) for h in config.headers],
             "scenario_args": redact_argv(config.scenario_args),
         },
@@ -323,7 +353,9 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
             log.write(f"loadbench: warning: {problem}; the run goes on without resource samples\n")
         rundir.write_json(run_dir / rundir.META, meta)
 
-    recorder = Recorder(run_dir, secret_values(config.headers, config.target)).register(env)
+    recorder = Recorder(run_dir, secret_values(config.headers, config.target, config.scenario_args)).register(
+        env
+    )
     stop_requested = gevent.event.Event()
     handlers = _install_signal_handlers(stop_requested.set, recorder, log)
     progress = Progress(recorder, config.duration_s, config.warmup_s, log, config.quiet)

@@ -25,12 +25,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import FastHttpUser, constant, events
 
 from loadbench.config import parse_header
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
 
 Body = Any
+DEFAULT_TIMEOUT_S = 60.0
 Extras = dict[str, Any]
 
 
@@ -51,12 +53,25 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
         help="one JSON request body, sent every time. " + payload_help,
     )
     group.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"per-request timeout; a slower answer is an error (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    group.add_argument(
         "--data",
         default=None,
         metavar="FILE.jsonl",
         help="JSON Lines file of request bodies, sent in order round-robin; "
         "keys starting with '_' are metadata, not sent",
     )
+
+
+def tls_verify(options: argparse.Namespace | None) -> bool:
+    """Whether to verify TLS certificates (yes, unless ``--insecure``)."""
+    return not getattr(options, "insecure", False)
 
 
 def headers_from_options(options: argparse.Namespace | None) -> dict[str, str]:
@@ -126,6 +141,40 @@ class Payloads:
         return next(self._cycle)
 
 
+class DeadlineSession:
+    """A Locust fast-client session whose every request must finish within ``seconds``, body included.
+
+    The client's own timeout bounds each socket read, so an endpoint that keeps sending (an
+    endless stream, a trickle) would never time out. This wrapper raises ``TimeoutError`` in
+    the request when the whole of it takes longer; Locust records that as a failed request.
+    Anything else is passed through to the wrapped session.
+    """
+
+    def __init__(self, session: Any, seconds: float) -> None:
+        self.session = session
+        self.seconds = seconds
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        error = TimeoutError(f"timed out: no complete response within {self.seconds:g} s")
+        with gevent.Timeout(self.seconds, error):
+            return self.session.request(method, url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> Any:
+        return self.request("PUT", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", url, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
+
+
 class ModelUser(FastHttpUser):
     """Base user for model endpoints: Locust's fast HTTP client, ``--header`` headers, no think time.
 
@@ -135,9 +184,19 @@ class ModelUser(FastHttpUser):
 
     abstract = True
     wait_time = constant(0)
-    # Locust's defaults are 60 s; a model that takes longer is better reported as a timeout.
-    network_timeout = 60.0
-    connection_timeout = 10.0
+    network_timeout = DEFAULT_TIMEOUT_S
+    connection_timeout = DEFAULT_TIMEOUT_S
+    insecure = False  # Locust's FastHttpUser skips TLS verification unless told otherwise
+
+    def __init__(self, environment: Any) -> None:
+        # The client is built in the base __init__: set what it reads from the options first.
+        options = environment.parsed_options
+        timeout = getattr(options, "timeout", None)
+        if timeout:
+            self.network_timeout = self.connection_timeout = float(timeout)
+        self.insecure = not tls_verify(options)
+        super().__init__(environment)
+        self.client = DeadlineSession(self.client, self.network_timeout)  # type: ignore[assignment]
 
     def on_start(self) -> None:
         self.headers = headers_from_options(self.environment.parsed_options)
@@ -149,6 +208,8 @@ def check_json(response: Any, key: str) -> Any:
     Returns the parsed JSON on success, None on failure. HTTP error statuses are left to
     Locust (they already fail).
     """
+    if getattr(response, "request_meta", {}).get("exception") is not None:
+        return None  # already failed (timeout, reset, HTTP error): keep that reason
     if response.status_code is None or response.status_code >= 400 or not response.status_code:
         return None
     try:

@@ -7,6 +7,7 @@ nearest ranks) over the raw per-request latencies, never a histogram or a rounde
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -47,21 +48,106 @@ def fraction(part: int, whole: int) -> float:
     return _round(part / whole, 6) if whole else 0.0
 
 
-def error_kind(status: int, error: str) -> str:
-    """Name the kind of a failure, for grouping.
+# Named kinds of transport failures, tried in order on the recorded ``Type: message`` text
+# (first match wins). Each pattern covers the wording of Python's socket errors, the Locust
+# fast client (geventhttpclient), requests/urllib3 and httpx (errno numbers: Linux's).
+ERROR_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # socket.timeout is TimeoutError; gevent.Timeout, ReadTimeout, ConnectTimeout(Error), ...
+    ("timeout", re.compile(r"^[\w.]*timeout\w*(:|$)|\btimed out\b|\[Errno 110\]", re.IGNORECASE)),
+    (
+        "DNS error",
+        re.compile(
+            r"gaierror|Name or service not known|nodename nor servname|name resolution"
+            r"|No address associated with hostname|getaddrinfo|\[Errno -[235]\]",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "connection refused",
+        re.compile(r"ConnectionRefused|Connection refused|\[Errno 111\]", re.IGNORECASE),
+    ),
+    (
+        "connection reset",
+        re.compile(r"ConnectionReset|Connection reset|ConnectionAborted|\[Errno (104|103)\]", re.IGNORECASE),
+    ),
+    (
+        "too many redirects",
+        re.compile(
+            r"Redirection limit reached|TooManyRedirects|too many redirects|redirect loop", re.IGNORECASE
+        ),
+    ),
+    (
+        "TLS error",
+        re.compile(
+            r"^[\w.]*(SSL|TLS|Certificate)\w*:|CERTIFICATE_VERIFY_FAILED|certificate verify failed|\[SSL"
+        ),
+    ),
+    # The server closed the connection before a complete answer: no response at all, or a
+    # body shorter than its Content-Length or chunked framing promised.
+    (
+        "connection closed",
+        re.compile(
+            r"ConnectionClosed|connection closed|Incomplete response|IncompleteRead|RemoteDisconnected"
+            r"|EmptyResponse|Empty response|BrokenPipe|Broken pipe|\[Errno 32\]|Server ?Disconnected"
+            r"|peer closed connection|ContentLengthError|ChunkedEncodingError",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "malformed HTTP response",
+        re.compile(
+            r"HTTPParseError|BadStatusLine|HTTPProtocolViolation|LineTooLong|InvalidChunkLength"
+            r"|RemoteProtocolError|LocalProtocolError|^ProtocolError:"
+        ),
+    ),
+    ("invalid JSON", re.compile(r"^[\w.]*JSONDecodeError:")),
+)
+_CHECK_NOT_JSON = re.compile(r"\bnot (valid )?JSON\b|\binvalid JSON\b|JSONDecodeError", re.IGNORECASE)
 
-    An HTTP error status wins (``HTTP 503``). Otherwise the exception type
-    (``ConnectionRefusedError``), except for a scenario's own check of a response
-    (Locust's ``CatchResponseError``), whose message is the kind (``invalid response: ...``).
+
+def error_kind(status: int, error: str) -> str:
+    """Name the kind of a failure, for grouping (the rules are listed in docs/metrics.md, Errors).
+
+    An HTTP error status wins (``HTTP 503``). A scenario's own check of a response (Locust's
+    ``CatchResponseError``) is named by its message (``invalid response: ...``), or
+    ``invalid JSON`` when it says the body is not JSON. Transport failures get a name from
+    `ERROR_KINDS` (``timeout``, ``connection refused``, ...). Anything else: the exception type.
     """
     if status >= 400:
         return f"HTTP {status}"
     type_name, sep, message = error.partition(": ")
+    if sep and type_name == "CatchResponseError":
+        if _CHECK_NOT_JSON.search(message):
+            return "invalid JSON"
+        return message[:80] or "response check failed"
+    for kind, pattern in ERROR_KINDS:
+        if pattern.search(error):
+            return kind
     if not sep:
         return error[:80] or "unknown error"
-    if type_name == "CatchResponseError":
-        return message[:80] or "response check failed"
     return type_name
+
+
+def failure_text(exception: BaseException) -> str:
+    """``Type: message`` of a failed request's exception, naming what really happened.
+
+    HTTP clients wrap failures: geventhttpclient's ``RetriesExceeded`` keeps the real one in
+    ``original`` (``URL http://...: 0, original=timed out`` becomes ``TimeoutError: timed
+    out``), and it raises ``HTTPConnectionClosed`` while handling a ``ConnectionResetError``,
+    which is added in parentheses (so a reset is not mistaken for a clean close). One
+    physical line is up to the caller (`loadbench.records.one_line`).
+    """
+    for _ in range(5):  # unwrap, boundedly
+        original = getattr(exception, "original", None)
+        if not isinstance(original, BaseException) or original is exception:
+            break
+        exception = original
+    text = f"{type(exception).__name__}: {exception}"
+    if not isinstance(exception, OSError):
+        cause = exception.__cause__ or exception.__context__
+        if isinstance(cause, ConnectionError):
+            text += f" ({type(cause).__name__}: {cause})"
+    return text
 
 
 def error_table(errors: pd.DataFrame, total: int, top: int = 10) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from loadbench.scenario import (
     check_json,
     headers_from_options,
     on_setup,
+    tls_verify,
 )
 
 MODEL: str = ""
@@ -67,10 +68,10 @@ def _load(environment: Any) -> None:
     global MODEL, PAYLOADS
     options = environment.parsed_options
     headers = headers_from_options(options)
-    MODEL = options.model or discover_v2_model(environment.host, headers)
+    MODEL = options.model or discover_v2_model(environment.host, headers, tls_verify(options))
     default = None
     if not options.payload and not options.data:
-        metadata = v2_model_metadata(environment.host, MODEL, headers)
+        metadata = v2_model_metadata(environment.host, MODEL, headers, tls_verify(options))
         default = [synthetic_request(metadata, max(options.batch, 1), seed) for seed in range(16)]
     PAYLOADS = Payloads.from_options(options, default=default)
 

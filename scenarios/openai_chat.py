@@ -23,6 +23,7 @@ from loadbench.scenario import (
     check_json,
     headers_from_options,
     on_setup,
+    tls_verify,
 )
 
 MODEL: str = ""
@@ -58,7 +59,9 @@ def chat_body(row: Any, options: Any, model: str) -> dict[str, Any]:
 def _load(environment: Any) -> None:
     global MODEL, PAYLOADS
     options = environment.parsed_options
-    MODEL = options.model or discover_openai_model(environment.host, headers_from_options(options))
+    MODEL = options.model or discover_openai_model(
+        environment.host, headers_from_options(options), tls_verify(options)
+    )
     rows = Payloads.from_options(options, default=[{"prompt": options.prompt}])
     PAYLOADS = Payloads([chat_body(row, options, MODEL) | extras for row, extras in rows.items])
 

@@ -194,7 +194,7 @@ def test_errors_table(tmp_path: Path) -> None:
     # The warmup's 503 is not counted.
     assert summary["errors"] == [
         {"kind": "HTTP 503", "count": 2, "share": 0.166667, "example": BUSY},
-        {"kind": "ConnectionResetError", "count": 1, "share": 0.083333, "example": RESET},
+        {"kind": "connection reset", "count": 1, "share": 0.083333, "example": RESET},
         {"kind": "invalid response: empty outputs", "count": 1, "share": 0.083333, "example": CHECK},
     ]
 

@@ -32,7 +32,16 @@ def test_unreachable_target(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1/x", "127.0.0.1:8000", "http://", "http://127.0.0.1:99999"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://127.0.0.1/x",
+        "127.0.0.1:8000",
+        "http://",
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:8000/?api_key=x",
+    ],
+)
 def test_non_http_target(url: str) -> None:
     assert_one_line_error(run_cli("run", "--target", url), "target")
 

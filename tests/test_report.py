@@ -325,8 +325,8 @@ def test_error_kind_frame() -> None:
     )
     kinds = report.error_kind_frame(reqs, START)
     assert kinds.to_dict("records") == [
-        {"second": 0, "kind": "ConnectionResetError", "count": 1},
         {"second": 0, "kind": "HTTP 500", "count": 1},
+        {"second": 0, "kind": "connection reset", "count": 1},
         {"second": 3, "kind": "unknown error", "count": 1},
     ]
 

@@ -299,3 +299,47 @@ def test_remote_agent_samples_join_the_run_and_the_token_stays_secret(tmp_path: 
     assert refused.returncode == 2 and "refused the token" in refused.stderr
     assert "wrong-token" not in refused.stderr
     assert not (tmp_path / "refused").exists()
+
+
+def test_credentials_in_url_query_and_headers_reach_no_file(tmp_path: Path) -> None:
+    password, query_key, header_key = "pw-SECRET-0451", "qk-SECRET-9183", "hk-SECRET-7720"
+    out = tmp_path / "run"
+    with demo_process() as url:
+        target = url.replace("http://", f"http://alice:{password}@")
+        result = run_cli(
+            "run", "--target", target, "--scenario", "json_post", "--data", str(DIGITS),
+            "--path", f"/predict?api_key={query_key}&lang=en", "--header", f"X-Api-Key: {header_key}",
+            "-u", "2", "-d", "2s", "--warmup", "0s", "--out", str(out), "--no-sampler",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = read_json(out / "summary.json")
+    assert summary["requests"]["ok"] > 0 and summary["requests"]["errors"] == 0
+    assert list(summary["by_name"]) == ["POST /predict"]
+    written = all_files_text(out)
+    for secret in (password, query_key, header_key):
+        for text in (written, result.stdout, result.stderr):
+            assert secret not in text
+    assert "alice:***@" in written and "api_key=***" in written and "X-Api-Key: ***" in written
+
+
+def test_second_interrupt_exits_at_once_and_leaves_readable_files(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with demo_process(latency_ms=2) as url:
+        process = start_cli(
+            "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
+            "-u", "2", "-d", "60s", "--warmup", "0s", "--out", str(out),
+        )  # fmt: skip
+        wait_for_lines(out / "requests.csv", 100)
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, stderr = process.communicate(timeout=30)
+    elapsed = time.monotonic() - started
+    assert process.returncode == 130, stderr
+    assert elapsed < 15, stderr  # "at once": no analysis, no report (generous for a loaded CI box)
+    assert "Traceback" not in stderr
+    assert len(read_requests(out / "requests.csv")) >= 99  # flushed before exiting
+    read_json(out / "meta.json")  # still valid JSON (written atomically)
+    # What was recorded can still be analyzed.
+    again = run_cli("report", str(out))
+    assert again.returncode == 0, again.stderr

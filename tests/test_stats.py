@@ -101,15 +101,70 @@ def test_rate_and_fraction() -> None:
         (503, "HTTPError: 503 Server Error: Service Unavailable for url: /predict", "HTTP 503"),
         (404, "CatchResponseError: invalid response: not found", "HTTP 404"),
         (400, "", "HTTP 400"),
+        (429, "LocustBadStatusCode: URL http://127.0.0.1:8000/429: code=429", "HTTP 429"),
+        (504, "TimeoutError: timed out", "HTTP 504"),
+        # Named transport kinds (changed: these were the exception type, e.g. ConnectionRefusedError).
+        (0, "ConnectionRefusedError: [Errno 111] Connection refused", "connection refused"),
+        (0, "ConnectError: [Errno 111] Connection refused", "connection refused"),  # httpx
+        (0, "ConnectionRefusedError: [Errno 61] Connection refused", "connection refused"),  # macOS
+        (0, "ReadTimeout: timed out: after 30 s", "timeout"),
+        (0, "TimeoutError: timed out", "timeout"),  # socket.timeout, unwrapped by the recorder
+        (0, "ConnectTimeoutError: connect to host timed out", "timeout"),
+        (0, "Timeout: 1 second", "timeout"),  # gevent.Timeout
+        (0, "timeout: timed out", "timeout"),  # socket.timeout before Python 3.10
+        (0, "OSError: [Errno 110] Connection timed out", "timeout"),
+        (0, "SSLError: The read operation timed out", "timeout"),  # a timeout first, TLS or not
+        # Recorded before the recorder unwrapped geventhttpclient's RetriesExceeded.
+        (0, "RetriesExceeded: URL http://h/p: 0, original=timed out", "timeout"),
+        (0, "ConnectionResetError: [Errno 104] Connection reset by peer", "connection reset"),
+        (
+            0,
+            "HTTPConnectionClosed: connection closed. (ConnectionResetError: [Errno 104] Connection reset by peer)",
+            "connection reset",
+        ),
+        (0, "ConnectionAbortedError: [Errno 103] Software caused connection abort", "connection reset"),
+        (0, "HTTPConnectionClosed: connection closed.", "connection closed"),
+        (200, "HTTPParseError: Incomplete response.", "connection closed"),  # a truncated body
+        (0, "HTTPParseError: connection closed before end of the headers", "connection closed"),
+        (0, "RemoteDisconnected: Remote end closed connection without response", "connection closed"),
+        (0, "BrokenPipeError: [Errno 32] Broken pipe", "connection closed"),
+        (200, "IncompleteRead: IncompleteRead(10 bytes read, 990 more expected)", "connection closed"),
+        (0, "RetriesExceeded: URL http://h/loop: Redirection limit reached (30)", "too many redirects"),
+        (0, "TooManyRedirects: Exceeded maximum allowed redirects.", "too many redirects"),
+        (
+            0,
+            "SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+            "self-signed certificate (_ssl.c:1006)",
+            "TLS error",
+        ),
+        (0, "SSLError: [SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", "TLS error"),
+        (0, "SSLEOFError: EOF occurred in violation of protocol (_ssl.c:2427)", "TLS error"),
+        (0, "gaierror: [Errno -2] Name or service not known", "DNS error"),
+        (0, "gaierror: [Errno -3] Temporary failure in name resolution", "DNS error"),
+        (0, "ConnectError: [Errno -2] Name or service not known", "DNS error"),  # httpx
+        (0, "HTTPParseError: ('Invalid character in chunk size', 12)", "malformed HTTP response"),
+        (0, "BadStatusLine: garbage", "malformed HTTP response"),
+        # Changed: a JSON decoding failure was its type, JSONDecodeError.
+        (200, "JSONDecodeError: Expecting value: line 1 column 1 (char 0)", "invalid JSON"),
+        (200, "json.decoder.JSONDecodeError: Expecting value", "invalid JSON"),
         # Without one: the exception type.
-        (0, "ConnectionRefusedError: [Errno 111] Connection refused", "ConnectionRefusedError"),
-        (0, "ReadTimeout: timed out: after 30 s", "ReadTimeout"),
-        (200, "JSONDecodeError: Expecting value: line 1 column 1 (char 0)", "JSONDecodeError"),
-        # A scenario's own response check: its message is the kind.
+        (0, "LocustError: something else", "LocustError"),
+        # A scenario's own response check: its message is the kind...
         (200, "CatchResponseError: invalid response: no outputs", "invalid response: no outputs"),
         (200, "CatchResponseError: ", "response check failed"),
-        # No "Type: message" shape: the text itself, or a placeholder.
-        (0, "Timeout", "Timeout"),
+        # ... and a body that is not JSON is invalid JSON, whatever its size (check_json's words).
+        (200, "CatchResponseError: invalid response: body is not JSON (15 bytes)", "invalid JSON"),
+        (200, "CatchResponseError: invalid response: body is not JSON (2,048 bytes)", "invalid JSON"),
+        # A check's message is never taken for a transport failure.
+        (
+            200,
+            "CatchResponseError: invalid response: timed out waiting for tokens",
+            "invalid response: timed out waiting for tokens",
+        ),
+        # No "Type: message" shape: a named kind if one matches (changed: "Timeout" was kept as is),
+        # else the text itself, or a placeholder.
+        (0, "Timeout", "timeout"),
+        (0, "something odd", "something odd"),
         (0, "", "unknown error"),
         (399, "RuntimeError: boom", "RuntimeError"),
     ],
@@ -118,9 +173,96 @@ def test_error_kind(status: int, error: str, kind: str) -> None:
     assert stats.error_kind(status, error) == kind
 
 
+def test_error_kind_names_only_known_kinds_for_transport_failures() -> None:
+    named = {kind for kind, _ in stats.ERROR_KINDS}
+    assert named == {
+        "timeout",
+        "DNS error",
+        "connection refused",
+        "connection reset",
+        "too many redirects",
+        "TLS error",
+        "connection closed",
+        "malformed HTTP response",
+        "invalid JSON",
+    }
+
+
 def test_error_kind_truncates_long_messages() -> None:
     assert stats.error_kind(0, "x" * 200) == "x" * 80
     assert stats.error_kind(200, "CatchResponseError: " + "y" * 200) == "y" * 80
+
+
+# --- failure_text ------------------------------------------------------------------------------
+
+# Stand-ins with the names and shapes of geventhttpclient's exceptions (this process never
+# imports gevent).
+
+
+class RetriesExceeded(Exception):
+    def __init__(self, url: str, *args: object, original: BaseException | None = None) -> None:
+        super().__init__(url, *args)
+        self.original = original
+
+    def __str__(self) -> str:
+        return f"URL {self.args[0]}: 0, original={self.original}"
+
+
+class HTTPParseError(Exception):
+    pass
+
+
+class HTTPConnectionClosed(HTTPParseError):
+    pass
+
+
+def _raised_while_handling(outer: BaseException, inner: BaseException) -> BaseException:
+    try:
+        try:
+            raise inner
+        except BaseException:
+            raise outer  # noqa: B904 - the implicit context is the point
+    except BaseException as exc:
+        return exc
+
+
+def test_failure_text_unwraps_retries_exceeded_to_the_real_failure() -> None:
+    timeout = RetriesExceeded("http://h/slow", 0, original=TimeoutError("timed out"))
+    assert stats.failure_text(timeout) == "TimeoutError: timed out"
+    refused = RetriesExceeded("http://h/", 0, original=ConnectionRefusedError(111, "Connection refused"))
+    assert stats.failure_text(refused) == "ConnectionRefusedError: [Errno 111] Connection refused"
+    # Nested wrappers, boundedly; a wrapper without an original is kept as it is.
+    nested = RetriesExceeded(
+        "http://h/", 0, original=RetriesExceeded("http://h/", 0, original=TimeoutError("t"))
+    )
+    assert stats.failure_text(nested) == "TimeoutError: t"
+    loop = RetriesExceeded("http://h/loop", "Redirection limit reached (30)")
+    assert stats.failure_text(loop).startswith("RetriesExceeded: URL http://h/loop")
+    assert stats.error_kind(0, stats.failure_text(timeout)) == "timeout"
+
+
+def test_failure_text_keeps_the_reset_behind_a_closed_connection() -> None:
+    reset = _raised_while_handling(
+        HTTPConnectionClosed("connection closed."), ConnectionResetError(104, "Connection reset by peer")
+    )
+    text = stats.failure_text(reset)
+    assert text == (
+        "HTTPConnectionClosed: connection closed. (ConnectionResetError: [Errno 104] Connection reset by peer)"
+    )
+    assert stats.error_kind(0, text) == "connection reset"
+    closed = HTTPConnectionClosed("connection closed.")
+    assert stats.failure_text(closed) == "HTTPConnectionClosed: connection closed."
+    assert stats.error_kind(0, stats.failure_text(closed)) == "connection closed"
+    # Only a connection error as the context is worth adding: not whatever else was being handled.
+    unrelated = _raised_while_handling(HTTPParseError("Incomplete response."), KeyError("x"))
+    assert stats.failure_text(unrelated) == "HTTPParseError: Incomplete response."
+
+
+def test_failure_text_of_plain_exceptions_is_type_and_message() -> None:
+    assert stats.failure_text(ConnectionResetError(104, "Connection reset by peer")) == (
+        "ConnectionResetError: [Errno 104] Connection reset by peer"
+    )
+    assert stats.failure_text(ValueError()) == "ValueError: "
 
 
 # --- error_table -------------------------------------------------------------------------------
@@ -143,7 +285,7 @@ def test_error_table_groups_counts_shares_and_examples() -> None:
     table = stats.error_table(errors, total=100)
     assert table == [
         {
-            "kind": "ConnectionResetError",
+            "kind": "connection reset",  # changed: was the type, ConnectionResetError
             "count": 5,
             "share": 0.05,
             "example": "ConnectionResetError: [Errno 104] reset again",
