@@ -150,7 +150,8 @@ def test_openai_chat_counts_and_classifies_failures(tmp_path: Path) -> None:
     assert "X-Team: ml-platform" in meta["settings"]["headers"]
 
 
-def test_sigint_finishes_the_run_as_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_finishes_the_run_as_interrupted(tmp_path: Path, sig: signal.Signals) -> None:
     out = tmp_path / "run"
     with demo_process(latency_ms=2) as url:
         process = start_cli(
@@ -159,7 +160,7 @@ def test_sigint_finishes_the_run_as_interrupted(tmp_path: Path) -> None:
         )  # fmt: skip
         wait_for_lines(out / "requests.csv", 50)
         started = time.monotonic()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert time.monotonic() - started < 30
