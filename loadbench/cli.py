@@ -2,6 +2,8 @@
 
     loadbench run --target URL ...   drive -> record -> analyze -> report
     loadbench report DIR             analyze -> report, from a run directory alone
+    loadbench compare BASE CAND...   compare runs: per-metric verdicts, gates for CI
+    loadbench history DIR_OR_GLOB    key metrics across many runs
     loadbench demo                   serve the embedded demo model endpoint
     loadbench agent                  serve this host's resource samples to a remote run
     loadbench scenarios              list the built-in scenarios
@@ -214,6 +216,42 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", type=Path, metavar="DIR", help="a run directory written by `loadbench run`"
     )
 
+    compare = commands.add_parser(
+        "compare",
+        help="compare a candidate run with a base run: verdicts that survive noise, CI gates",
+        description="Compare analyzed run directories: every metric side by side with its change, a 99.5% "
+        "bootstrap confidence interval and a verdict (better / worse / same), overlay plots, and the runs' "
+        "settings. Writes compare.html, compare.md (for a pull request) and compare.json.",
+        epilog="rules (--fail-on): METRIC OP CHANGE, e.g. 'p99>+10%' 'p50>+5ms' 'throughput<-5%' "
+        "'error_rate>+0.5pp'. A rule fails only on a significant change, not on noise.\n"
+        "Exit codes: 0 passed, 1 a rule failed, 2 bad input.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument(
+        "runs", nargs="+", type=Path, metavar="RUN", help="BASE CANDIDATE [MORE...]: run directories"
+    )
+    compare.add_argument(
+        "--out", "-o", type=Path, metavar="DIR", help="output folder (default: next to the candidate)"
+    )
+    compare.add_argument(
+        "--fail-on", action="append", default=[], metavar="RULE", help="a gate, e.g. 'p99>+10%%' (repeatable)"
+    )
+    compare.add_argument(
+        "--resamples", type=int, default=400, metavar="N", help="bootstrap resamples (default 400)"
+    )
+    compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+
+    history = commands.add_parser(
+        "history",
+        help="plot key metrics across many runs and mark significant changes",
+        description="Plot latency, throughput and error rate across many runs (e.g. nightly), with confidence "
+        "intervals, and mark significant changes. Writes history.html and history.json.",
+    )
+    history.add_argument(
+        "runs", metavar="DIR_OR_GLOB", help="a folder of run directories, a glob, or one run"
+    )
+    history.add_argument("--out", "-o", type=Path, metavar="DIR", help="output folder (default: DIR/history)")
+
     demo = commands.add_parser(
         "demo",
         help="serve the embedded demo model endpoint",
@@ -345,6 +383,41 @@ def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str])
     return EXIT_INTERRUPTED if summary["run"]["status"] == rundir.STATUS_INTERRUPTED else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from loadbench.compare import compare_runs, load_run, parse_rule
+    from loadbench.compare_report import render_compare
+
+    if len(args.runs) < 2:
+        raise UsageError("compare needs a base and at least one candidate run directory")
+    if args.resamples < 50:
+        raise UsageError("--resamples must be at least 50")
+    rules = [parse_rule(text) for text in args.fail_on]
+    runs = [load_run(path) for path in args.runs]
+    result = compare_runs(runs[0], runs[1], rules, resamples=args.resamples, seed=args.seed)
+    out = args.out or args.runs[1].parent / f"compare-{args.runs[1].name}-vs-{args.runs[0].name}"
+    paths = render_compare(result, runs, out)
+    md = paths[1].read_text(encoding="utf-8")
+    print(md.splitlines()[0] if md else "")
+    for path in paths:
+        print(f"{path.suffix[1:]}: {path}")
+    return 0 if result["passed"] else 1
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from loadbench.history import expand_runs, load_history, render_history
+
+    paths = expand_runs(args.runs)
+    rows = load_history(paths)
+    base = Path(args.runs) if Path(args.runs).is_dir() else Path("reports")
+    html_path, json_path = render_history(rows, args.out or base / "history")
+    for warning in getattr(rows, "warnings", []):
+        print(f"loadbench: warning: {warning}", file=sys.stderr)
+    print(f"{len(rows)} runs")
+    print(f"html: {html_path}")
+    print(f"json: {json_path}")
+    return 0
+
+
 def cmd_scenarios() -> int:
     from loadbench.runner import BUILTIN_SCENARIOS_DIR, builtin_scenarios
 
@@ -372,6 +445,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             _analyze_and_report(args.run_dir)
             return 0
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "history":
+            return cmd_history(args)
         if args.command == "agent":
             from loadbench.agent import serve_agent
 

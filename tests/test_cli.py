@@ -1,12 +1,14 @@
-"""Bad input through the real `loadbench` command: one line on stderr, exit code 2, no run directory."""
+"""The real `loadbench` command: bad input (one line on stderr, exit code 2, no run directory),
+and the wiring of `compare` and `history` on real runs."""
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
 import pytest
-from helpers import DIGITS, run_cli
+from helpers import DIGITS, demo_process, run_cli
 
 
 def closed_port() -> int:
@@ -218,3 +220,52 @@ def test_scenarios_lists_builtins() -> None:
     assert result.returncode == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == ["json_post", "kserve_v2", "openai_chat"]
+
+
+def test_compare_and_history_through_the_command_line(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for name, latency in (("base", "0"), ("slow", "15")):
+        with demo_process(latency_ms=float(latency)) as url:
+            result = run_cli(
+                "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS), "-u", "2",
+                "-d", "3s", "--warmup", "0.5s", "--out", str(runs / name), "--quiet", "--no-sampler",
+            )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+
+    same = run_cli(
+        "compare",
+        str(runs / "base"),
+        str(runs / "base"),
+        "--fail-on",
+        "p99>+10%",
+        "--out",
+        str(tmp_path / "c1"),
+    )
+    assert same.returncode == 0, same.stderr
+    assert (tmp_path / "c1" / "compare.md").read_text().splitlines()[0] == same.stdout.splitlines()[0]
+    assert json.loads((tmp_path / "c1" / "compare.json").read_text())["passed"] is True
+
+    worse = run_cli(
+        "compare",
+        str(runs / "base"),
+        str(runs / "slow"),
+        "--fail-on",
+        "p50>+10%",
+        "--out",
+        str(tmp_path / "c2"),
+    )
+    assert worse.returncode == 1, worse.stderr
+    result = json.loads((tmp_path / "c2" / "compare.json").read_text())
+    assert result["passed"] is False and [r["rule"] for r in result["failed_rules"]] == ["p50>+10%"]
+    assert result["metrics"]["latency_ms.p50"]["verdict"] == "worse"
+    assert (tmp_path / "c2" / "compare.html").exists()
+
+    assert_one_line_error(
+        run_cli("compare", str(runs / "base"), str(runs / "slow"), "--fail-on", "p99 bigger"), "p99 bigger"
+    )
+    assert_one_line_error(run_cli("compare", str(runs / "base")), "candidate")
+
+    history = run_cli("history", str(runs), "--out", str(tmp_path / "h"))
+    assert history.returncode == 0, history.stderr
+    assert (tmp_path / "h" / "history.html").exists() and (tmp_path / "h" / "history.json").exists()
+    assert_one_line_error(run_cli("history", str(tmp_path / "nothing-*")), "")
