@@ -104,6 +104,7 @@ import pandas as pd
 from loadbench import rundir, stats
 from loadbench.errors import RunDirError, UsageError
 from loadbench.records import read_requests, read_samples
+from loadbench.stats import value_at
 
 CI_LEVEL = 0.995  # two-sided: percentiles 0.25 and 99.75 of the bootstrap differences
 MIN_EFFECT_PCT = 3.0  # smallest relative change called better / worse
@@ -214,24 +215,11 @@ def _window_start(meta: dict[str, Any], summary: dict[str, Any]) -> float:
 
 def _window(run: RunData) -> tuple[float, int]:
     """(window length in s, whole seconds it spans)."""
-    length = float(_get(run.summary, "window.duration_s") or 0.0)
+    length = float(value_at(run.summary, "window.duration_s") or 0.0)
     seconds = max(math.ceil(length - 1e-9), 1)
     if run.second.size:
         seconds = max(seconds, int(run.second.max()) + 1)
     return length, seconds
-
-
-def _get(tree: Any, path: str) -> Any:
-    """The value at a dotted path (list positions as numbers), or None."""
-    node = tree
-    for part in path.split("."):
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
 
 
 def _number(value: Any) -> float | None:
@@ -455,9 +443,9 @@ def _metrics(base: RunData, candidate: RunData) -> list[_Metric]:
             _resource_star("host.cpu_percent"),
         ),
     ]
-    gpus = min(len(_get(s, "resources.gpus") or []) for s in runs)
+    gpus = min(len(value_at(s, "resources.gpus") or []) for s in runs)
     for i in range(gpus):
-        index = _get(base.summary, f"resources.gpus.{i}.index")
+        index = value_at(base.summary, f"resources.gpus.{i}.index")
         column = f"gpu{index if isinstance(index, int) else i}"
         present += [
             _Metric(
@@ -477,7 +465,7 @@ def _metrics(base: RunData, candidate: RunData) -> list[_Metric]:
             ),
         ]
     present.append(_Metric("resources.energy.j_per_request", "energy per request", "J", "lower"))
-    out += [m for m in present if any(_number(_get(s, m.path)) is not None for s in runs)]
+    out += [m for m in present if any(_number(value_at(s, m.path)) is not None for s in runs)]
     if all(_gpu_count(s) for s in runs):
         out.append(
             _Metric(
@@ -515,7 +503,7 @@ def _value(run: RunData, path: str) -> float | None:
         gpus = _gpu_count(run.summary)
         throughput = _number(run.summary.get("throughput_rps"))
         return None if not gpus or throughput is None else round(throughput / gpus, 3)
-    return _number(_get(run.summary, path))
+    return _number(value_at(run.summary, path))
 
 
 def _verdict(metric: _Metric, delta: float, delta_pct: float | None, ci: list[float] | None) -> str:
@@ -670,20 +658,20 @@ def _facts(run: RunData) -> dict[str, Any]:
     settings = meta.get("settings") or {}
     host = meta.get("host") or {}
     versions = meta.get("versions") or {}
-    gpus = [g.get("name") for g in _get(summary, "resources.gpus") or [] if isinstance(g, dict)]
+    gpus = [g.get("name") for g in value_at(summary, "resources.gpus") or [] if isinstance(g, dict)]
     return {
         "path": str(run.path),
-        "id": meta.get("run_id") or _get(summary, "run.id"),
+        "id": meta.get("run_id") or value_at(summary, "run.id"),
         "scenario": meta.get("scenario"),
         "target": meta.get("target"),
         "status": meta.get("status"),
-        "started_at": _get(summary, "run.started_at"),
+        "started_at": value_at(summary, "run.started_at"),
         "load_model": meta.get("load_model"),
         "users": settings.get("users"),
-        "duration_s": _get(summary, "run.duration_s"),
-        "window_s": _get(summary, "window.duration_s"),
+        "duration_s": value_at(summary, "run.duration_s"),
+        "window_s": value_at(summary, "window.duration_s"),
         "warmup_s": settings.get("warmup_s"),
-        "requests": _get(summary, "requests.total"),
+        "requests": value_at(summary, "requests.total"),
         "scenario_args": settings.get("scenario_args"),
         "loadbench": versions.get("loadbench"),
         "locust": versions.get("locust"),
@@ -691,7 +679,7 @@ def _facts(run: RunData) -> dict[str, Any]:
         "cpu_model": host.get("cpu_model"),
         "cpu_cores": host.get("cpu_cores"),
         "gpus": gpus,
-        "generator_saturated": bool(_get(summary, "resources.generator.saturated")),
+        "generator_saturated": bool(value_at(summary, "resources.generator.saturated")),
     }
 
 

@@ -14,7 +14,6 @@ names) is escaped: it is data, never markup.
 
 from __future__ import annotations
 
-import base64
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ from loadbench.report import (
     _md_table,
     _num,
     _write_text_atomic,
+    figure_html,
     format_bytes,
     format_count,
     format_joules,
@@ -436,13 +436,7 @@ _PLOT_CAPTIONS = {
 
 
 def _figure_html(key: str, png: bytes) -> str:
-    title, caption = _PLOT_CAPTIONS[key]
-    data = base64.b64encode(png).decode("ascii")
-    return (
-        f'<figure id="{key}"><img class="plot" src="data:image/png;base64,{data}" '
-        f'alt="{_e(title)}: {_e(caption)}">'
-        f"<figcaption><b>{_e(title)}.</b> {_e(caption)}</figcaption></figure>"
-    )
+    return figure_html(key, png, *_PLOT_CAPTIONS[key])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from loadbench.report import (
     _read_timeseries,
     _write_text_atomic,
 )
+from loadbench.stats import value_at
 
 HISTORY_HTML = "history.html"
 HISTORY_JSON = "history.json"
@@ -120,18 +121,6 @@ def expand_runs(pattern: str) -> list[Path]:
 
 # ---------------------------------------------------------------------------------------------
 # Loading and confidence intervals
-
-
-def _get(summary: dict[str, Any], path: str) -> Any:
-    node: Any = summary
-    for part in path.split("."):
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
 
 
 def _percentile_ci(values: npt.NDArray[np.float64]) -> list[float] | None:
@@ -223,7 +212,7 @@ def history_row(run_dir: Path, resamples: int = RESAMPLES, seed: int = 0) -> dic
     }
     metrics: dict[str, dict[str, Any]] = {}
     for path, (label, unit, direction) in METRICS.items():
-        value = _clean(_get(summary, path))
+        value = _clean(value_at(summary, path))
         if path == GPU_UTIL:
             if value is None:
                 continue

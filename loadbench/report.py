@@ -511,10 +511,14 @@ def _plots_html(pngs: dict[str, bytes]) -> str:
 
 
 def _figure_html(key: str, png: bytes) -> str:
-    title, caption = _PLOT_CAPTIONS[key]
+    return figure_html(key, png, *_PLOT_CAPTIONS[key])
+
+
+def figure_html(figure_id: str, png: bytes, title: str, caption: str) -> str:
+    """A ``<figure>`` with the PNG inline (no network) and an escaped title and caption."""
     data = base64.b64encode(png).decode("ascii")
     return (
-        f'<figure id="{key}"><img class="plot" src="data:image/png;base64,{data}" '
+        f'<figure id="{_e(figure_id)}"><img class="plot" src="data:image/png;base64,{data}" '
         f'alt="{_e(title)}: {_e(caption)}">'
         f"<figcaption><b>{_e(title)}.</b> {_e(caption)}</figcaption></figure>"
     )

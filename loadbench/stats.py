@@ -230,3 +230,16 @@ def clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def value_at(tree: Any, path: str) -> Any:
+    """The value at a dotted path of nested dicts and lists (``resources.gpus.0.util_mean``), or None."""
+    node = tree
+    for part in path.split("."):
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
