@@ -250,27 +250,25 @@ class _AgentHandler(JSONRequestHandler):
         return hmac.compare_digest(given_bytes, b"Bearer " + self.server.token)
 
     def do_GET(self) -> None:
-        try:
-            if not self._authorized():
-                self.send_json(401, {"error": "missing or wrong token"}, {"WWW-Authenticate": "Bearer"})
-                return
-            path, _, query = self.path.partition("?")
-            if path == "/time":
-                self.send_json(200, {"unix_s": self.server.clock()})
-            elif path == "/samples":
-                self.send_json(200, self.server.samples_since(_since(query)))
-            elif path == "/info":
-                self.send_json(200, self.server.info_now())
-            else:
-                self.send_json(404, {"error": f"no route {path[:100]!r}: try /time, /info or /samples"})
-        except _BadRequest as exc:
-            self.send_json(400, {"error": str(exc)})
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as exc:
-            self.close_connection = True
-            with contextlib.suppress(OSError):  # the client may already be gone
-                self.send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+        with self.failures_answered():
+            try:
+                self._get()
+            except _BadRequest as exc:
+                self.send_json(400, {"error": str(exc)})
+
+    def _get(self) -> None:
+        if not self._authorized():
+            self.send_json(401, {"error": "missing or wrong token"}, {"WWW-Authenticate": "Bearer"})
+            return
+        path, _, query = self.path.partition("?")
+        if path == "/time":
+            self.send_json(200, {"unix_s": self.server.clock()})
+        elif path == "/samples":
+            self.send_json(200, self.server.samples_since(_since(query)))
+        elif path == "/info":
+            self.send_json(200, self.server.info_now())
+        else:
+            self.send_json(404, {"error": f"no route {path[:100]!r}: try /time, /info or /samples"})
 
 
 def _since(query: str) -> int | None:

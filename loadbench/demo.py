@@ -34,7 +34,6 @@ use them to check answers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -269,21 +268,16 @@ class _DemoHandler(JSONRequestHandler):
             raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
     def _dispatch(self, method: str) -> None:
-        try:
-            # Read the body before routing so that keep-alive survives 404s on POST.
-            body = self._read_json() if method == "POST" else None
-            status, payload = self._route(method, self.path.split("?", 1)[0], body)
-            self.send_json(status, payload)
-        except BadRequest as exc:
-            self.send_json(400, {"error": str(exc)})
-        except _HTTPError as exc:
-            self.send_json(exc.status, {"error": str(exc)}, exc.headers)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as exc:
-            self.close_connection = True
-            with contextlib.suppress(OSError):  # the client may already be gone
-                self.send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})
+        with self.failures_answered():
+            try:
+                # Read the body before routing so that keep-alive survives 404s on POST.
+                body = self._read_json() if method == "POST" else None
+                status, payload = self._route(method, self.path.split("?", 1)[0], body)
+                self.send_json(status, payload)
+            except BadRequest as exc:
+                self.send_json(400, {"error": str(exc)})
+            except _HTTPError as exc:
+                self.send_json(exc.status, {"error": str(exc)}, exc.headers)
 
     def do_GET(self) -> None:
         self._dispatch("GET")

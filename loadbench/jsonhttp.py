@@ -6,7 +6,9 @@ Consumes HTTP/1.1 requests; produces JSON responses with a Content-Length, error
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -46,3 +48,16 @@ class JSONRequestHandler(BaseHTTPRequestHandler):
         if not getattr(self, "command", None):
             self.command = ""
         self.send_json(code, {"error": message or self.responses.get(code, ("error",))[0]})
+
+    @contextlib.contextmanager
+    def failures_answered(self) -> Iterator[None]:
+        """Around a request's handling: a client that went away closes the connection; any
+        unexpected exception becomes a JSON 500, so the server never dies or leaves a client hanging."""
+        try:
+            yield
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # the client may already be gone
+                self.send_json(500, {"error": f"internal error: {type(exc).__name__}: {exc}"})

@@ -150,14 +150,19 @@ def test_openai_chat_counts_and_classifies_failures(tmp_path: Path) -> None:
     assert "X-Team: ml-platform" in meta["settings"]["headers"]
 
 
+def start_long_run(url: str, out: Path, *extra: str) -> subprocess.Popen[str]:
+    """`loadbench run` for 60 s against ``url``: long enough to be interrupted or killed midway."""
+    return start_cli(
+        "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
+        "-u", "2", "-d", "60s", "--warmup", "0s", "--out", str(out), *extra,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_stop_signal_finishes_the_run_as_interrupted(tmp_path: Path, sig: signal.Signals) -> None:
     out = tmp_path / "run"
     with demo_process(latency_ms=2) as url:
-        process = start_cli(
-            "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
-            "-u", "2", "-d", "60s", "--warmup", "0s", "--out", str(out),
-        )  # fmt: skip
+        process = start_long_run(url, out)
         wait_for_lines(out / "requests.csv", 50)
         started = time.monotonic()
         process.send_signal(sig)
@@ -176,10 +181,7 @@ def test_a_stop_signal_finishes_the_run_as_interrupted(tmp_path: Path, sig: sign
 def test_sigkill_keeps_records_and_report_renders_incomplete(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with demo_process(latency_ms=2) as url:
-        process = start_cli(
-            "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
-            "-u", "2", "-d", "60s", "--warmup", "0s", "--out", str(out), "--quiet",
-        )  # fmt: skip
+        process = start_long_run(url, out, "--quiet")
         wait_for_lines(out / "requests.csv", 200)
         time.sleep(1.5)  # the flush interval is 0.5 s: records of the last second are on disk
         process.kill()
@@ -326,10 +328,7 @@ def test_credentials_in_url_query_and_headers_reach_no_file(tmp_path: Path) -> N
 def test_second_interrupt_exits_at_once_and_leaves_readable_files(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with demo_process(latency_ms=2) as url:
-        process = start_cli(
-            "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
-            "-u", "2", "-d", "60s", "--warmup", "0s", "--out", str(out),
-        )  # fmt: skip
+        process = start_long_run(url, out)
         wait_for_lines(out / "requests.csv", 100)
         process.send_signal(signal.SIGINT)
         process.send_signal(signal.SIGINT)
