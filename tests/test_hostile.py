@@ -386,7 +386,11 @@ def test_connection_refused_midway(refused: Run) -> None:
     refusals = records[records["kind"] == "connection refused"]
     assert (refusals["start_unix_s"] > server.down_at - 0.01).all()
     assert (refusals["status"] == 0).all()
-    assert (records.loc[records["kind"].isin(["connection reset", "connection closed"])].shape[0]) <= 2
+    # Resets and closes come only from the cut itself: per user, the request in flight and at
+    # most one more racing it on a connection the server was closing (2 users), all near the cut.
+    cut = records[records["kind"].isin(["connection reset", "connection closed"])]
+    assert len(cut) <= 2 * 2
+    assert (cut["start_unix_s"] < server.down_at + 0.5).all()
 
 
 # --- a 200 MB answer ---------------------------------------------------------------------------
