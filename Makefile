@@ -2,9 +2,10 @@
 # machine `make bench` and `make test` are the only set-up commands.
 #
 #   make bench [TARGET=http://127.0.0.1:8000] [SCENARIO=name|file.py] [USERS=10] [DURATION=30s] [ARGS='...']
+#   make ui [TARGET=http://127.0.0.1:8000] [SCENARIO=...] [ARGS='...']   Locust's web UI with loadbench
 #   make report RUN=reports/<run dir>
 #   make test          lint, type-check and the whole test suite (what CI runs)
-#   make benchmark     recording and sampler overhead (docs/benchmarks.md)
+#   make benchmark     recording and sampler overhead, open-loop fidelity, analyzer scale (docs/benchmarks.md)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,7 @@ DURATION ?= 30s
 ARGS ?=
 RUN ?=
 
-.PHONY: install bench report demo test lint typecheck unit benchmark clean
+.PHONY: install bench ui report demo test lint typecheck unit benchmark clean
 
 # Reinstalls when pyproject.toml changes; otherwise a no-op.
 $(BIN)/.installed: pyproject.toml
@@ -30,6 +31,11 @@ install: $(BIN)/.installed
 bench: install
 	$(BIN)/loadbench run $(if $(TARGET),--target '$(TARGET)',--demo) $(if $(SCENARIO),--scenario '$(SCENARIO)') \
 		--users $(USERS) --duration $(DURATION) $(ARGS)
+
+# Locust's web UI with loadbench inside; without TARGET, against the embedded demo endpoint.
+ui: install
+	$(BIN)/loadbench ui $(if $(TARGET),--target '$(TARGET)',--demo) $(if $(SCENARIO),--scenario '$(SCENARIO)') \
+		--users $(USERS) $(ARGS)
 
 report: install
 	@test -n "$(RUN)" || { echo "usage: make report RUN=reports/<run dir>" >&2; exit 2; }
@@ -50,10 +56,12 @@ unit: install
 
 test: lint typecheck unit
 
-# Needs nginx (apt-get install nginx-light; wrk optional) for the recording benchmark.
+# Needs nginx (apt-get install nginx-light; wrk optional) for the recording and open-loop benchmarks.
 benchmark: install
 	$(BIN)/python benchmarks/recording_overhead.py
 	$(BIN)/python benchmarks/sampler_overhead.py
+	$(BIN)/python benchmarks/analyzer_scale.py
+	$(BIN)/python benchmarks/openloop_fidelity.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -151,6 +151,17 @@ def start_server(kind: str, workdir: Path, pin: list[str]) -> tuple[subprocess.P
     return process, f"http://127.0.0.1:{port}"
 
 
+def describe_server(kind: str) -> str:
+    """One line for the docs: which server `start_server` started, and how it is configured."""
+    if kind == "nginx":
+        version = version_of([shutil.which("nginx") or "/usr/sbin/nginx", "-v"], r"nginx/(\S+)")
+        return (
+            f"nginx {version}, 1 worker, `access_log off`, `keepalive_requests 100000`, "
+            f"answering `return 200 '{BODY.decode()}'`"
+        )
+    return "the script's asyncio HTTP/1.1 keep-alive server (`--no-nginx`)"
+
+
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -480,11 +491,11 @@ def render_section(
     )
 
 
-def write_docs(section: str, path: Path = DOCS) -> None:
-    """Replace this benchmark's section (up to the next ``## `` heading), or append it."""
+def write_docs(section: str, path: Path = DOCS, heading: str = SECTION) -> None:
+    """Replace the section titled ``heading`` (up to the next ``## `` heading), or append it."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
     block = section.rstrip("\n") + "\n"
     if start is None:
         text = text.rstrip("\n") + "\n\n" + block
@@ -545,14 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="loadbench-overhead-"))
     server, url = start_server(kind, workdir, server_pin)
     try:
-        if kind == "nginx":
-            version = version_of([shutil.which("nginx") or "/usr/sbin/nginx", "-v"], r"nginx/(\S+)")
-            server_line = (
-                f"nginx {version}, 1 worker, `access_log off`, `keepalive_requests 100000`, "
-                f"answering `return 200 '{BODY.decode()}'`"
-            )
-        else:
-            server_line = "the script's asyncio HTTP/1.1 keep-alive server (`--no-nginx`)"
+        server_line = describe_server(kind)
         print(f"server: {server_line} at {url}; {pin_line}")
 
         ceiling = "wrk is not installed (`apt-get install wrk`): no ceiling measured."

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loadbench import rundir, stats
+from loadbench import rundir, slo, stats, trust
 from loadbench.errors import RunDirError
 from loadbench.records import read_requests, read_samples
 from loadbench.resources import compute_resources
+from loadbench.shapes import stage_summaries
 
 SCHEMA_VERSION = 1
 
@@ -72,6 +73,20 @@ def compute_summary(
     """The pure core of the analyzer: run metadata and records -> (summary dict, per-second frame)."""
     settings = meta.get("settings", {})
     started = float(meta["started_unix_s"])
+    load = settings.get("load") or {}
+    load_model = "open" if load.get("model") == "open" else "closed"
+    slos = slo.parse_slos(settings.get("slos") or [])
+    # Open loop: a request counts from when it was due, not from when it was sent; the
+    # service time (from the actual send) is kept beside it. Closed loop: the two are equal.
+    service_ms = requests["latency_ms"].to_numpy()
+    sent_unix_s = requests["start_unix_s"].to_numpy()
+    intended = requests["intended_unix_s"].to_numpy()
+    scheduled = np.isfinite(intended)
+    if scheduled.any():
+        requests = requests.assign(
+            start_unix_s=np.where(scheduled, intended, sent_unix_s),
+            latency_ms=np.where(scheduled, service_ms + (sent_unix_s - intended) * 1000.0, service_ms),
+        )
     warmup_s = float(settings.get("warmup_s", 0.0) or 0.0)
     status = meta.get("status", rundir.STATUS_RUNNING)
     notices: list[str] = []
@@ -111,10 +126,20 @@ def compute_summary(
         notices.append(
             "TLS certificates were NOT verified (--insecure): the endpoint's identity was not checked"
         )
+    for worker in meta.get("workers") or []:
+        died = worker.get("died_at_unix_s")
+        if isinstance(died, int | float):
+            notices.append(
+                f"worker {worker.get('index')} died {died - started:.1f} s into the run ({worker.get('how')}) "
+                f"after sending {worker.get('records', 0):,} requests; the run went on without it"
+            )
     for exc in meta.get("scenario_exceptions") or []:
         notices.append(f"the scenario raised {exc['count']:,} exception(s) outside requests: {exc['error']}")
 
     window_start = started + warmup_s
+    window_reason = f"--warmup {warmup_s:g} s excluded, then until the load stopped"
+    if settings.get("warmup_auto"):
+        window_reason = "--warmup auto: " + window_reason
     window_s = max(ended - window_start, 0.0)
     if window_s == 0.0 and meta.get("ended_unix_s") is not None:
         notices.append(f"the warmup ({warmup_s:g} s) covers the whole run: no requests were measured")
@@ -131,15 +156,16 @@ def compute_summary(
         notices.append("every request failed: latency figures are empty")
 
     by_name: dict[str, Any] = {}
-    for name, group in measured.groupby("name", sort=True):
-        g_ok = group["ok"].to_numpy().astype(bool)
-        by_name[str(name)] = {
-            "requests": len(group),
+    measured_latency = measured["latency_ms"].to_numpy()
+    for name, rows in stats.group_rows(measured["name"]):
+        g_ok = ok_mask[rows]
+        by_name[name] = {
+            "requests": int(rows.size),
             "ok": int(g_ok.sum()),
             "errors": int((~g_ok).sum()),
-            "error_rate": stats.fraction(int((~g_ok).sum()), len(group)),
+            "error_rate": stats.fraction(int((~g_ok).sum()), int(rows.size)),
             "throughput_rps": stats.rate(int(g_ok.sum()), window_s),
-            "latency_ms": stats.latency_summary(group["latency_ms"].to_numpy()[g_ok]),
+            "latency_ms": stats.latency_summary(measured_latency[rows][g_ok]),
         }
 
     run = {
@@ -155,13 +181,28 @@ def compute_summary(
         "users": settings.get("users"),
         "warmup_s": warmup_s,
     }
-    summary = {
+    if meta.get("workers"):
+        run["workers"] = len(meta["workers"])
+        run["workers_died"] = sum(1 for w in meta["workers"] if w.get("died_at_unix_s") is not None)
+    ok_latency = measured["latency_ms"].to_numpy()[ok_mask]
+    measured_send = measured["start_unix_s"].to_numpy()
+    thin = [k for k in trust.thin_percentiles(ok) if k in ("p99", "p999")]
+    if ok and thin:
+        notices.append(
+            f"{' and '.join(thin)} rest{'s' if len(thin) == 1 else ''} on fewer than "
+            f"{trust.MIN_TAIL_REQUESTS} requests beyond {'it' if len(thin) == 1 else 'them'} "
+            f"({ok:,} successful; {thin[0]} needs {trust.required_requests(thin[0]):,}): rough figures, "
+            "see their confidence intervals"
+        )
+    summary: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "run": run,
+        "load": _load_section(load_model, settings, meta),
         "window": {
             "start_unix_s": round(window_start, 6),
             "end_unix_s": round(ended, 6),
             "duration_s": round(window_s, 3),
+            "reason": window_reason,
         },
         "requests": {
             "total": total,
@@ -172,7 +213,9 @@ def compute_summary(
         },
         "throughput_rps": stats.rate(ok, window_s),
         "request_rate_rps": stats.rate(total, window_s),
-        "latency_ms": stats.latency_summary(measured["latency_ms"].to_numpy()[ok_mask]),
+        "latency_ms": stats.latency_summary(ok_latency),
+        "latency_ci_ms": trust.latency_ci(ok_latency),
+        "service_time_ms": stats.latency_summary(service_ms[in_window][ok_mask]),
         "by_name": by_name,
         "errors": stats.error_table(measured.loc[~ok_mask, ["status", "error"]], total),
         "response_bytes": {
@@ -196,6 +239,35 @@ def compute_summary(
     summary["resources"] = resources
     if resources.get("generator", {}).get("saturated"):
         notices.append(resources["notices"][-1])
+    if load_model == "open":
+        summary["schedule"] = trust.schedule_summary(
+            sent_unix_s, intended, window_start, ended, load, meta.get("schedule")
+        )
+    summary["steady"] = trust.steady_start(
+        measured_send[ok_mask].astype(np.float64), ok_latency, window_start, ended
+    )
+    steady = summary["steady"]
+    if steady["settled"] and steady.get("material"):
+        notices.append(
+            f"latency settled {steady['settled_offset_s']:g} s into the measured window "
+            f"(MSER-5): a --warmup of {warmup_s + steady['settled_offset_s']:.0f} s would exclude the settling"
+        )
+    if settings.get("stages"):
+        summary["stages"] = stage_summaries(
+            requests["start_unix_s"].to_numpy(),
+            requests["latency_ms"].to_numpy(),
+            requests["ok"].to_numpy(),
+            started,
+            settings["stages"],
+            window_start,
+            window_end_unix_s=ended,
+        )
+    summary["slo"] = slo.evaluate(slos, summary)
+    summary["validity"] = trust.validity(
+        summary, load_model, [s.path.split(".")[-1] for s in slos if s.path.startswith("latency_ms.")]
+    )
+    if not summary["validity"]["valid"]:
+        notices.extend(f"INVALID: {reason}" for reason in summary["validity"]["reasons"])
 
     # Whole seconds of the run; the load loop overshoots its duration by a fraction of a
     # millisecond, which must not add a near-empty last second to the plots.
@@ -205,10 +277,32 @@ def compute_summary(
     return stats.clean(summary), series
 
 
-def analyze_run(run_dir: Path) -> dict[str, Any]:
-    """Analyze ``run_dir`` in place: write ``summary.json`` and ``timeseries.csv``; return the summary."""
+def _load_section(load_model: str, settings: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """How the load was offered: the run's load model in words and numbers."""
+    load = settings.get("load") or {}
+    if load_model == "open":
+        what = (
+            f"open loop: {load.get('arrival', '?')} arrivals"
+            + (f" at {load['rate']:g} requests/s" if isinstance(load.get("rate"), int | float) else "")
+            + (" replaying a trace" if load.get("trace") else "")
+            + f", at most {load.get('max_inflight', '?')} in flight; latency counts from each request's due time"
+        )
+    else:
+        what = f"closed loop: {settings.get('users', '?')} users, each sending its next request when the previous one ends"
+    if settings.get("stages"):
+        what += f"; load shape of {len(settings['stages'])} stage(s)"
+    return {"model": load_model, "description": what, **{k: v for k, v in load.items() if k != "model"}}
+
+
+def analyze_run(run_dir: Path, requests: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Analyze ``run_dir`` in place: write ``summary.json`` and ``timeseries.csv``; return the summary.
+
+    ``requests``: the directory's ``requests.csv`` as `read_requests` gave it, when the caller
+    reads it once for the analyzer and the report (``loadbench report``).
+    """
     meta = rundir.read_meta(run_dir)
-    requests = read_requests(run_dir / rundir.REQUESTS)
+    if requests is None:
+        requests = read_requests(run_dir / rundir.REQUESTS)
     users = read_users(run_dir / rundir.USERS)
     samples = read_samples(run_dir / rundir.SAMPLES)
     info_path = run_dir / rundir.SAMPLER_INFO

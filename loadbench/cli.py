@@ -1,9 +1,11 @@
 """The ``loadbench`` command: parse arguments and wire the stages together, nothing more.
 
     loadbench run --target URL ...   drive -> record -> analyze -> report
+    loadbench ui --target URL ...    Locust's web UI; each start/stop is a run with its report
     loadbench report DIR             analyze -> report, from a run directory alone
     loadbench compare BASE CAND...   compare runs: per-metric verdicts, gates for CI
     loadbench history DIR_OR_GLOB    key metrics across many runs
+    loadbench sweep --rates 1,2,4    one run per load: latency curve, knee, capacity, cost
     loadbench demo                   serve the embedded demo model endpoint
     loadbench agent                  serve this host's resource samples to a remote run
     loadbench scenarios              list the built-in scenarios
@@ -27,7 +29,9 @@ from typing import Any, NoReturn
 from loadbench import __version__
 from loadbench.config import RunConfig, parse_duration
 from loadbench.errors import LoadbenchError, TargetError, UsageError
+from loadbench.sweep_cli import add_sweep_parser, cmd_sweep
 
+EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -44,10 +48,13 @@ examples:
   loadbench run --target http://127.0.0.1:8000 --scenario json_post --data rows.jsonl -u 32 -d 60s
   loadbench run --target http://127.0.0.1:8080 --scenario kserve_v2 --model resnet --header 'Authorization: Bearer $TOKEN'
   loadbench run --target http://127.0.0.1:8000 --scenario my_locustfile.py --quiet
+  loadbench run --target http://127.0.0.1:8000 --rate 50 -d 2m --slo 'p99<300ms' --slo 'error_rate<1%'
+  loadbench run --target http://127.0.0.1:8000 --rate 1 --shape step:20,40,80:30s   # open-loop steps
   loadbench run --target http://127.0.0.1:8000 --scrape http://127.0.0.1:8000/metrics --scrape-match '^vllm:'
   loadbench run --target http://gpu-box:8000 --agent http://gpu-box:9109   # with $LOADBENCH_AGENT_TOKEN set
 
-Exit codes: 0 done, 2 bad input (one line on stderr), 130 interrupted (the report is still written).
+Exit codes: 0 done, 1 an --slo failed (or the run was INVALID with --slo given), 2 bad input
+(one line on stderr), 130 interrupted (the report is still written).
 Metric definitions: docs/metrics.md. Run directory format: docs/run-format.md.
 """
 
@@ -71,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="loadbench",
         description="Load testing and latency benchmarking for deployed ML model endpoints, on Locust.",
         epilog="Start with `loadbench run --demo`, then `loadbench run --target URL`. "
-        "Every run writes a run directory with exact per-request records, summary.json and report.html.",
+        "Every run writes a run directory with exact per-request records, summary.json and report.html. "
+        "Prefer Locust's web UI? `loadbench ui --demo` (or --target URL): each start/stop there is such a run.",
     )
     parser.add_argument("--version", action="version", version=f"loadbench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -160,6 +168,96 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="with --demo: added service time per request",
     )
+    load = run.add_argument_group(
+        "load model (default: closed loop of --users; docs/metrics.md 'Load models')",
+    )
+    load.add_argument(
+        "--rate",
+        type=float,
+        metavar="R",
+        help="open loop: send R requests/s on a schedule, whatever the responses do; "
+        "latency counts from when each request was due (no coordinated omission)",
+    )
+    load.add_argument(
+        "--arrival",
+        choices=("constant", "poisson", "gamma"),
+        default="poisson",
+        help="open loop: how requests are spaced (default poisson)",
+    )
+    load.add_argument(
+        "--burstiness",
+        type=float,
+        default=1.0,
+        metavar="B",
+        help="--arrival gamma: shape B (1 = Poisson, <1 burstier, >1 more regular)",
+    )
+    load.add_argument(
+        "--seed", type=int, metavar="N", help="seed of the arrival schedule (default: random, recorded)"
+    )
+    load.add_argument(
+        "--max-inflight",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="open loop: at most N requests in flight; later ones start late and count it (default 1000)",
+    )
+    load.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="open loop: send at the offsets of a trace (CSV or JSONL with offset_s or timestamp)",
+    )
+    load.add_argument(
+        "--trace-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiply the trace's offsets (0.5: twice as fast)",
+    )
+    load.add_argument(
+        "--shape",
+        metavar="SPEC",
+        help="load shape: ramp:10-100:60s, step:10,20,40:30s, spike:20,200:60s:10s@30s "
+        "(levels are users, or requests/s with --rate); sets the duration",
+    )
+    load.add_argument(
+        "--stages", type=Path, metavar="FILE", help="load shape from a JSON or CSV file of stages"
+    )
+    load.add_argument(
+        "--slo",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="gate: 'p99<300ms', 'error_rate<1%%', 'throughput>50'; repeatable; exit code 1 when one fails",
+    )
+    dist = run.add_argument_group("distributed (Locust master/worker; docs/distributed.md)")
+    dist.add_argument(
+        "--workers",
+        type=_workers,
+        default=0,
+        metavar="N|auto",
+        help="start N local Locust worker processes under this one as master (auto: one per core); "
+        "every worker's exact records reach this run directory",
+    )
+    dist.add_argument(
+        "--expect-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also wait for N remote `loadbench worker --master-host THIS_HOST` processes",
+    )
+    dist.add_argument(
+        "--master-bind",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="where workers connect (default 127.0.0.1; 0.0.0.0 for other hosts: no authentication!)",
+    )
+    dist.add_argument(
+        "--master-port",
+        type=int,
+        metavar="PORT",
+        help="default 5557 with --expect-workers, else any free port",
+    )
     res = run.add_argument_group("resource sampling (a separate process, on the requests' clock)")
     res.add_argument(
         "--sample-interval",
@@ -205,6 +303,80 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="the agents' token (default: $LOADBENCH_AGENT_TOKEN); never written anywhere",
     )
+
+    commands.add_parser(
+        "master",
+        help="`loadbench run` as a Locust master for workers on other hosts (needs --expect-workers N)",
+        description="Exactly `loadbench run` (every option of `loadbench run --help` applies), waiting for "
+        "--expect-workers N remote workers before the load starts.",
+    )
+    worker = commands.add_parser(
+        "worker",
+        allow_abbrev=False,
+        help="a Locust worker for a loadbench master on another host",
+        description="Connect to a `loadbench master` (or `loadbench run --expect-workers N`) and run its load. "
+        "Give the same --target and --scenario (and scenario options) as the master; the master sends the "
+        "load model and collects every request record. Exits when the master quits.",
+        epilog="example:\n  loadbench worker --master-host 10.0.0.5 --target http://10.0.0.9:8000 --scenario json_post",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument("--master-host", metavar="HOST", help="the master's address")
+    worker.add_argument("--master-port", type=int, default=5557, metavar="PORT", help="default 5557")
+    worker.add_argument("--target", "-t", metavar="URL", help="the endpoint, as given to the master")
+    worker.add_argument("--scenario", "-s", metavar="NAME|FILE.py", help="the master's scenario")
+    worker.add_argument("--header", "-H", action="append", default=[], metavar="'NAME: VALUE'")
+    worker.add_argument("--timeout", type=_duration, default=60.0, metavar="TIME", help="per request")
+    worker.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    worker.add_argument("--config-stdin", action="store_true", help=argparse.SUPPRESS)
+
+    ui = commands.add_parser(
+        "ui",
+        allow_abbrev=False,  # unknown options go to the scenario, as with `run`
+        help="Locust's web UI with loadbench inside: each start/stop is a run with its report",
+        description="Serve Locust's web UI (loopback by default) with loadbench plugged in: each start in the UI "
+        "begins a run directory (exact per-request records, resource samples), each stop ends it and writes "
+        "report.html. A 'loadbench' tab shows live resources and exact percentiles beside Locust's; "
+        "/loadbench/ lists the session's runs with their reports. Ctrl-C quits.",
+        epilog="Scenario options as for `loadbench run` (unknown options go to the scenario).\n\n"
+        "examples:\n  loadbench ui --demo\n"
+        "  loadbench ui --target http://127.0.0.1:8000 --scenario json_post --data rows.jsonl --web-port 8090\n"
+        "  locust -f scenarios/json_post.py --host http://127.0.0.1:8000   # plain Locust: the same plugin",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ui_where = ui.add_mutually_exclusive_group(required=True)
+    ui_where.add_argument("--target", "-t", metavar="URL", help="base URL of the endpoint")
+    ui_where.add_argument(
+        "--demo", action="store_true", help="start the embedded demo endpoint on 127.0.0.1 and target it"
+    )
+    ui.add_argument("--scenario", "-s", metavar="NAME|FILE.py", help="default: probe the target and choose")
+    ui.add_argument(
+        "--users", "-u", type=int, default=10, metavar="N", help="the start form's users (default 10)"
+    )
+    ui.add_argument("--spawn-rate", "-r", type=float, metavar="R", help="the start form's spawn rate")
+    ui.add_argument(
+        "--warmup",
+        type=_duration,
+        default=2.0,
+        metavar="TIME",
+        help="excluded start of each run (default 2s)",
+    )
+    ui.add_argument(
+        "--reports-dir", type=Path, default=Path("reports"), metavar="DIR", help="default reports/"
+    )
+    ui.add_argument("--web-host", default="127.0.0.1", help="address of the web UI (default 127.0.0.1)")
+    ui.add_argument(
+        "--web-port", type=int, default=8089, help="port of the web UI (default 8089; 0: any free)"
+    )
+    ui.add_argument("--header", "-H", action="append", default=[], metavar="'NAME: VALUE'", help="repeatable")
+    ui.add_argument(
+        "--timeout", type=_duration, default=60.0, metavar="TIME", help="per request (default 60s)"
+    )
+    ui.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
+    ui.add_argument("--demo-latency-ms", type=float, default=0.0, metavar="MS", help="with --demo")
+    ui.add_argument("--sample-interval", type=_duration, default=0.5, metavar="TIME", help="default 0.5s")
+    ui.add_argument("--no-sampler", action="store_true", help="sample no resources")
+    ui.add_argument("--server-pid", type=int, metavar="PID", help="the model server's process")
+    ui.add_argument("--server-name", metavar="NAME", help="find the model server's process by name")
 
     report = commands.add_parser(
         "report",
@@ -279,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument("--server-name", metavar="NAME", help="find the model server's process by name")
 
+    add_sweep_parser(commands)
     commands.add_parser(
         "scenarios", help="list the built-in scenarios", description="List the built-in scenarios."
     )
@@ -326,16 +499,42 @@ def console_summary(summary: dict[str, Any]) -> str:
         "  latency ms  "
         + "  ".join(f"{k} {_format_ms(lat[k])}" for k in ("p50", "p90", "p99", "p999", "max")),
     ]
-    lines += [f"  note: {n}" for n in summary.get("notices", [])]
+    service = summary.get("service_time_ms") or {}
+    schedule = summary.get("schedule")
+    if schedule:
+        lines.append(
+            "  service ms  "
+            + "  ".join(f"{k} {_format_ms(service.get(k))}" for k in ("p50", "p90", "p99", "p999", "max"))
+            + "   (from the actual send)"
+        )
+        late = schedule.get("lateness_ms") or {}
+        lines.append(
+            f"  schedule    {schedule.get('achieved_send_rps') or 0:,.1f} req/s sent"
+            + (f" of {schedule['requested_rps']:g} requested" if schedule.get("requested_rps") else "")
+            + f"; sends late p50 {_format_ms(late.get('p50'))} p99 {_format_ms(late.get('p99'))} ms"
+            + f"; {schedule.get('late_requests', 0):,} over {schedule.get('late_threshold_ms', 10):g} ms late"
+        )
+    lines += [f"  note: {n}" for n in summary.get("notices", []) if not n.startswith("INVALID: ")]
+    validity = summary.get("validity")
+    if validity and not validity["valid"]:
+        lines.append("  INVALID measurement: " + "; ".join(validity["reasons"]))
+    for check in (summary.get("slo") or {}).get("checks", []):
+        value = check["value"]
+        shown = "not measured" if value is None else f"{value:g}"
+        lines.append(f"  SLO {'PASS' if check['passed'] else 'FAIL'}  {check['expr']}  (measured {shown})")
     return "\n".join(lines)
 
 
 def _analyze_and_report(run_dir: Path) -> dict[str, Any]:
+    from loadbench import rundir
     from loadbench.analyzer import analyze_run
+    from loadbench.records import read_requests
     from loadbench.report import render_report
 
-    summary = analyze_run(run_dir)
-    report_path, _ = render_report(run_dir)
+    rundir.read_meta(run_dir)  # a directory that is not a run fails on its meta.json first
+    requests = read_requests(run_dir / rundir.REQUESTS)  # read once: analysis and report share it
+    summary = analyze_run(run_dir, requests)
+    report_path, _ = render_report(run_dir, requests)
     print(console_summary(summary))
     print(f"report: {report_path}")
     return summary
@@ -374,13 +573,68 @@ def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str])
             scrape_interval_s=args.scrape_interval,
             agents=args.agent,
             agent_token=args.agent_token or os.environ.get("LOADBENCH_AGENT_TOKEN"),
+            rate=args.rate,
+            arrival=args.arrival,
+            burstiness=args.burstiness,
+            seed=args.seed,
+            max_inflight=args.max_inflight,
+            trace=args.trace,
+            trace_scale=args.trace_scale,
+            shape=args.shape,
+            stages_file=args.stages,
+            slos=args.slo,
+            workers=args.workers,
+            expect_workers=args.expect_workers,
+            master_bind=args.master_bind,
+            master_port=args.master_port,
         )
         run_dir = runner.run(config, argv)
     finally:
         if demo is not None:
             stop_demo(demo)
     summary = _analyze_and_report(run_dir)
-    return EXIT_INTERRUPTED if summary["run"]["status"] == rundir.STATUS_INTERRUPTED else 0
+    if summary["run"]["status"] == rundir.STATUS_INTERRUPTED:
+        return EXIT_INTERRUPTED
+    return gate_exit_code(summary)
+
+
+def gate_exit_code(summary: dict[str, Any]) -> int:
+    """1 when an SLO failed, or when SLOs were given and the measurement is INVALID; else 0."""
+    checks = summary.get("slo", {}).get("checks", [])
+    if not checks:
+        return 0
+    validity = summary.get("validity", {"valid": True})
+    return EXIT_GATE_FAILED if not summary["slo"]["passed"] or not validity.get("valid", True) else 0
+
+
+def cmd_ui(args: argparse.Namespace, scenario_args: list[str], argv: list[str]) -> int:
+    demo = None
+    target = args.target
+    if args.demo:
+        demo, target = spawn_demo(args.demo_latency_ms)
+    try:
+        from loadbench import webui  # imports locust (gevent): the driving stage only
+
+        config = RunConfig(
+            target=target,
+            scenario=args.scenario,
+            users=args.users,
+            spawn_rate=args.spawn_rate,
+            duration_s=float("inf"),  # runs end when stopped in the UI; meta.json says null
+            warmup_s=args.warmup,
+            reports_dir=args.reports_dir,
+            headers=args.header,
+            scenario_args=scenario_args,
+            timeout_s=args.timeout,
+            insecure=args.insecure,
+            sample_interval_s=None if args.no_sampler else args.sample_interval,
+            server_pid=args.server_pid,
+            server_name=args.server_name,
+        )
+        return webui.serve(config, args.web_host, args.web_port, argv)
+    finally:
+        if demo is not None:
+            stop_demo(demo)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -428,20 +682,70 @@ def cmd_scenarios() -> int:
     return 0
 
 
+def _workers(text: str) -> int:
+    if text == "auto":
+        from loadbench.distributed import available_cores
+
+        return available_cores()
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers or 'auto'") from None
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value} workers: use 0 to 256, or auto")
+    return value
+
+
+def cmd_worker(args: argparse.Namespace, scenario_args: list[str]) -> int:
+    from loadbench.config import check_target
+    from loadbench.distributed import WorkerSettings, read_stdin_settings, run_worker
+
+    if args.config_stdin:
+        return run_worker(read_stdin_settings())
+    if not (args.master_host and args.target and args.scenario):
+        raise UsageError(
+            "loadbench worker needs --master-host, --target and --scenario (as given to the master)"
+        )
+    header_args = [arg for h in args.header for arg in ("--header", h)]
+    return run_worker(
+        WorkerSettings(
+            master_host=args.master_host,
+            master_port=args.master_port,
+            target=check_target(args.target),
+            scenario=args.scenario,
+            scenario_args=[*scenario_args, *header_args],
+            timeout_s=args.timeout,
+            insecure=args.insecure,
+            headers=args.header,
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    as_master = argv[:1] == ["master"] and not {"-h", "--help"} & set(argv)
+    if as_master:
+        argv = ["run", *argv[1:]]
     try:
         args, extra = parser.parse_known_args(argv)
+        if as_master and not args.expect_workers:
+            raise UsageError("loadbench master needs --expect-workers N (the workers on other hosts)")
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        if extra and args.command != "run":
+        if extra and args.command not in ("run", "sweep", "ui", "worker"):
             raise UsageError(
                 f"unrecognized arguments: {' '.join(extra)} (see `loadbench {args.command} --help`)"
             )
         if args.command == "run":
             return cmd_run(args, extra, ["loadbench", *argv])
+        if args.command == "ui":
+            return cmd_ui(args, extra, ["loadbench", *argv])
+        if args.command == "worker":
+            return cmd_worker(args, extra)
+        if args.command == "master":
+            parser.parse_args(["run", "--help"])
         if args.command == "report":
             _analyze_and_report(args.run_dir)
             return 0
@@ -449,6 +753,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "history":
             return cmd_history(args)
+        if args.command == "sweep":
+            return cmd_sweep(args, extra, parser)
         if args.command == "agent":
             from loadbench.agent import serve_agent
 

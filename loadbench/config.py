@@ -43,6 +43,22 @@ class RunConfig:
     scrape_interval_s: float = 1.0  # at least the sample interval
     agents: list[str] = field(default_factory=list)  # `loadbench agent` URLs on remote hosts
     agent_token: str | None = None  # never written anywhere
+    # Open loop (docs/metrics.md "Load models"): requests/s on a schedule independent of responses.
+    rate: float | None = None  # None: closed loop (`users` users, each waiting for its answer)
+    arrival: str = "poisson"  # constant | poisson | gamma
+    burstiness: float = 1.0  # gamma shape: 1 = Poisson, < 1 burstier, > 1 more regular
+    seed: int | None = None  # None: a seed is drawn and recorded in meta.json
+    max_inflight: int = 1000  # open loop: concurrent requests at most (later sends are late)
+    trace: Path | None = None  # open loop: send at the offsets of a recorded trace
+    trace_scale: float = 1.0  # multiply the trace's offsets (0.5: twice as fast)
+    shape: str | None = None  # load shape spec: ramp/step/spike (see loadbench.shapes)
+    stages_file: Path | None = None  # load shape from a file of stages
+    slos: list[str] = field(default_factory=list)  # SLO gates, e.g. "p99<300ms" (see loadbench.slo)
+    # Distributed (Locust master/worker): local worker processes, and remote ones to wait for.
+    workers: int = 0  # 0: one process, no master
+    expect_workers: int = 0  # remote `loadbench worker`s that connect on their own
+    master_bind: str = "127.0.0.1"
+    master_port: int | None = None  # None: a free port (local workers), 5557 with remote ones
 
 
 def parse_duration(text: str) -> float:

@@ -31,7 +31,7 @@ class Progress:
         self.last_total = 0
         self.last_print = -float(LOG_EVERY_S)  # a log gets a line at the first tick
 
-    def tick(self, elapsed_s: float, users: int) -> None:
+    def tick(self, elapsed_s: float, users: int, label: str = "users") -> None:
         batch, self.recorder.window_ms = self.recorder.window_ms, []
         self.windows.append(batch)
         rps = self.recorder.total - self.last_total
@@ -45,7 +45,7 @@ class Progress:
         phase = " warmup" if elapsed_s < self.warmup_s else ""
         line = (
             f"[{elapsed_s:5.0f}s /{self.duration_s:.0f}s, {max(self.duration_s - elapsed_s, 0):.0f}s left{phase}] "
-            f"users {users}  {rps:,} req/s  {total:,} req  errors {errors:,} ({errors / total if total else 0:.2%})"
+            f"{label} {users}  {rps:,} req/s  {total:,} req  errors {errors:,} ({errors / total if total else 0:.2%})"
             f"  p50 {p50:.1f} ms  p99 {p99:.1f} ms"
         )
         if self.tty:

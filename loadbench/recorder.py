@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 import gevent
 from locust.env import Environment
 
 from loadbench import rundir
+from loadbench.openloop import INTENDED_KEY
 from loadbench.records import RequestRecord, RequestWriter, csv_field, one_line
 from loadbench.redact import scrub
 from loadbench.stats import failure_text
@@ -25,16 +26,34 @@ from loadbench.stats import failure_text
 FLUSH_INTERVAL_S = 0.5
 
 
+class LineSink(Protocol):
+    """Where record lines go: `RequestWriter` (a file) or a distributed worker's shipper."""
+
+    def write(self, r: RequestRecord) -> None: ...
+    def write_line(self, line: str) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class Recorder:
     """Writes request records and the user-count timeline for one run directory."""
 
-    def __init__(self, run_dir: Path, secrets: list[str] | None = None) -> None:
+    def __init__(
+        self, run_dir: Path | None, secrets: list[str] | None = None, requests: LineSink | None = None
+    ) -> None:
+        """``run_dir`` None: a distributed worker, whose records go to ``requests`` (shipped to
+        the master) and whose user count the master records."""
         self.run_dir = run_dir
         self.secrets = secrets or []
-        self.requests = RequestWriter(run_dir / rundir.REQUESTS)
-        self._users = open(run_dir / rundir.USERS, "a", encoding="utf-8")  # noqa: SIM115
-        if self._users.tell() == 0:
-            self._users.write("unix_s,users\n")
+        if requests is None:
+            assert run_dir is not None
+            requests = RequestWriter(run_dir / rundir.REQUESTS)
+        self.requests = requests
+        self._users: IO[str] | None = None
+        if run_dir is not None:
+            self._users = open(run_dir / rundir.USERS, "a", encoding="utf-8")  # noqa: SIM115
+            if self._users.tell() == 0:
+                self._users.write("unix_s,users\n")
         self.total = 0
         self.errors = 0
         # Latencies of successful requests since the progress line last took them.
@@ -61,12 +80,14 @@ class Recorder:
         exception: BaseException | None = None,
         start_time: float | None = None,
         response: Any = None,
+        context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
         status = getattr(response, "status_code", None) or 0
         if not isinstance(status, int):
             status = 0
         self.total += 1
+        intended = context.get(INTENDED_KEY) if context else None
         if exception is None and start_time is not None:
             # The hot path: one f-string, with the name and method fields formatted once per name.
             fields = self._name_fields.get((name, request_type))
@@ -74,9 +95,16 @@ class Recorder:
                 fields = self._name_fields_for(name, request_type)
             self.window_ms.append(response_time)
             # %-formatting: measurably cheaper than an f-string with float format specs here.
-            self.requests.write_line(
-                "%.6f,%.3f%s%d,%d,1,\n" % (start_time, response_time, fields, status, response_length or 0)  # noqa: UP031
-            )
+            if intended is None:
+                self.requests.write_line(
+                    "%.6f,%.3f%s%d,%d,1,,\n"  # noqa: UP031
+                    % (start_time, response_time, fields, status, response_length or 0)
+                )
+            else:
+                self.requests.write_line(
+                    "%.6f,%.3f%s%d,%d,1,,%.6f\n"  # noqa: UP031
+                    % (start_time, response_time, fields, status, response_length or 0, intended)
+                )
             return
         error = ""
         if exception is not None:
@@ -96,6 +124,7 @@ class Recorder:
                 response_bytes=int(response_length or 0),
                 ok=exception is None,
                 error=error,
+                intended_unix_s=intended if isinstance(intended, float) else None,
             )
         )
 
@@ -109,14 +138,15 @@ class Recorder:
 
     def flush(self) -> None:
         self.requests.flush()
-        self._users.flush()
+        if self._users is not None and not self._users.closed:
+            self._users.flush()
 
     def _flush_loop(self) -> None:
         # Also covers quiet spells with no requests; records the user count once a second.
         next_users = 0.0
         while True:
             now = time.monotonic()
-            if now >= next_users:
+            if now >= next_users and self._users is not None:
                 runner = self._environment.runner if self._environment else None
                 users = runner.user_count if runner is not None else 0
                 self._users.write(f"{time.time():.3f},{users}\n")
@@ -126,7 +156,7 @@ class Recorder:
 
     def _on_spawning_complete(self, user_count: int, **_: Any) -> None:
         # Ramp-ups finish between the once-a-second samples; record the new level as it lands.
-        if not self._users.closed:
+        if self._users is not None and not self._users.closed:
             self._users.write(f"{time.time():.3f},{user_count}\n")
 
     def _on_quitting(self, **_: Any) -> None:
@@ -143,5 +173,5 @@ class Recorder:
             self._environment.events.spawning_complete.remove_listener(self._on_spawning_complete)
             self._environment = None
         self.requests.close()
-        if not self._users.closed:
+        if self._users is not None and not self._users.closed:
             self._users.close()

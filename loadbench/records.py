@@ -15,6 +15,9 @@ physical line: text fields never hold a newline). Columns, in order:
 ``ok``              1 when the request succeeded, 0 when Locust reported an exception for it.
 ``error``           one line describing the failure (``Type: message``, at most 300 characters,
                     credentials scrubbed); empty when ``ok`` is 1.
+``intended_unix_s`` open loop: float s, wall clock, when the schedule said the request was due
+                    (its latency counts from here); empty in a closed loop, and for the later
+                    requests of a task that sends several. Older files may lack the column.
 
 Readers ignore columns they do not know, so later versions may add columns at the end.
 A run killed mid-write may end in a partial line; the reader drops it.
@@ -26,23 +29,36 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
 from loadbench.errors import RunDirError
 
-COLUMNS = ("start_unix_s", "latency_ms", "name", "method", "status", "response_bytes", "ok", "error")
+COLUMNS = (
+    "start_unix_s",
+    "latency_ms",
+    "name",
+    "method",
+    "status",
+    "response_bytes",
+    "ok",
+    "error",
+    "intended_unix_s",
+)
+# Columns a reader fills with NaN when an older file lacks them.
+OPTIONAL_COLUMNS = ("intended_unix_s",)
 _DTYPES = {
     "start_unix_s": "float64",
     "latency_ms": "float64",
-    "name": "string",
-    "method": "string",
+    "name": "category",
+    "method": "category",
     "status": "int64",
     "response_bytes": "int64",
     "ok": "int8",
-    "error": "string",
+    "error": "category",
+    "intended_unix_s": "float64",
 }
 MAX_ERROR_CHARS = 300
 
@@ -59,6 +75,7 @@ class RequestRecord:
     response_bytes: int
     ok: bool
     error: str = ""
+    intended_unix_s: float | None = None
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -78,7 +95,8 @@ def format_record(r: RequestRecord) -> str:
     """One line of ``requests.csv``, newline included."""
     return (
         f"{r.start_unix_s:.6f},{r.latency_ms:.3f},{csv_field(r.name)},{csv_field(r.method)},"
-        f"{r.status},{r.response_bytes},{1 if r.ok else 0},{csv_field(r.error)}\n"
+        f"{r.status},{r.response_bytes},{1 if r.ok else 0},{csv_field(r.error)},"
+        f"{'' if r.intended_unix_s is None else f'{r.intended_unix_s:.6f}'}\n"
     )
 
 
@@ -125,29 +143,44 @@ def read_requests(path: Path) -> pd.DataFrame:
     """Read ``requests.csv`` into a DataFrame with the documented columns and dtypes.
 
     A missing file is an error; a file with only a header (or nothing) gives zero rows; a
-    partial last line (the run was killed mid-write) is dropped.
+    partial last line (the run was killed mid-write) is dropped. The text columns ``name``,
+    ``method`` and ``error`` are pandas ``category`` (each distinct text stored once: a run
+    has few names and error texts, and millions of records). The file is parsed as it is
+    read, never held whole in memory.
     """
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            return _read_request_file(path, f)
     except FileNotFoundError:
         raise RunDirError(f"{path} is missing") from None
     except OSError as exc:
         raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
-    end = data.rfind(b"\n")
-    data = data[: end + 1] if end >= 0 else b""
-    if not data.strip():
+
+
+def _read_request_file(path: Path, f: io.BufferedReader) -> pd.DataFrame:
+    end = _last_newline(f)  # the records end at the last whole line
+    if end < 0:
         return _empty_frame()
-    header = data[: data.find(b"\n")].decode("utf-8", "replace").split(",")
-    missing = [c for c in COLUMNS if c not in header]
+    f.seek(0)
+    first = f.readline(end + 1)
+    if not first.strip():
+        # Only a file that opens with a blank line gets here: whitespace alone is empty.
+        f.seek(0)
+        if not f.read(end + 1).strip():
+            return _empty_frame()
+    header = first.rstrip(b"\n").decode("utf-8", "replace").split(",")
+    missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]
+    present = [c for c in COLUMNS if c in header]
     if missing:
         raise RunDirError(f"{path} is not a request record file: missing column(s) {', '.join(missing)}")
+    f.seek(0)
     try:
         frame = pd.read_csv(
-            io.BytesIO(data),
-            usecols=list(COLUMNS),
-            dtype=_DTYPES,
+            io.BufferedReader(_Prefix(f, end + 1)),
+            usecols=present,
+            dtype={c: _DTYPES[c] for c in present},
             keep_default_na=False,
-            na_values={"start_unix_s": [""], "latency_ms": [""]},
+            na_values={"start_unix_s": [""], "latency_ms": [""], "intended_unix_s": [""]},
             encoding="utf-8",
             encoding_errors="replace",
         )
@@ -162,7 +195,44 @@ def read_requests(path: Path) -> pd.DataFrame:
         raise RunDirError(
             f"{path} line {bad}: a record without a start time or latency, or with an infinite one"
         )
+    for column in OPTIONAL_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    intended = frame["intended_unix_s"].to_numpy()
+    if np.isinf(intended).any():
+        bad = int(np.flatnonzero(np.isinf(intended))[0]) + 2
+        raise RunDirError(f"{path} line {bad}: an infinite intended send time")
     return frame[list(COLUMNS)]
+
+
+def _last_newline(f: io.BufferedReader, block: int = 1 << 16) -> int:
+    """Offset of the file's last ``\\n``, -1 when it has none; reads backwards from the end."""
+    pos = f.seek(0, io.SEEK_END)
+    while pos > 0:
+        start = max(pos - block, 0)
+        f.seek(start)
+        at = f.read(pos - start).rfind(b"\n")
+        if at >= 0:
+            return start + at
+        pos = start
+    return -1
+
+
+class _Prefix(io.RawIOBase):
+    """The first ``limit`` bytes of a binary file, read as a stream (a partial last line left out)."""
+
+    def __init__(self, f: io.BufferedReader, limit: int) -> None:
+        self._f = f
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._f.readinto(view[: min(len(view), self._left)])
+        self._left -= n or 0
+        return n or 0
 
 
 def _empty_frame() -> pd.DataFrame:

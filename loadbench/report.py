@@ -175,14 +175,15 @@ class _Run:
     samples: pd.DataFrame  # resource samples; just a ``unix_s`` column when there are none
 
 
-def _load(run_dir: Path) -> _Run:
+def _load(run_dir: Path, requests: pd.DataFrame | None = None) -> _Run:
     meta = rundir.read_meta(run_dir)
     for name in (rundir.SUMMARY, rundir.TIMESERIES):
         if not (run_dir / name).is_file():
             raise RunDirError(f"{run_dir} has no {name}: run the analyzer first (loadbench report {run_dir})")
     summary = rundir.read_json(run_dir / rundir.SUMMARY)
     timeseries = _read_timeseries(run_dir / rundir.TIMESERIES)
-    requests = read_requests(run_dir / rundir.REQUESTS)
+    if requests is None:
+        requests = read_requests(run_dir / rundir.REQUESTS)
     if not timeseries.empty:
         # The analyzer's seconds are the reference, so scatter points line up with per-second rows.
         run_start = float(timeseries["start_unix_s"].iloc[0] - timeseries["second"].iloc[0])
@@ -213,29 +214,37 @@ def _read_timeseries(path: Path) -> pd.DataFrame:
 
 def error_kind_frame(requests: pd.DataFrame, run_start: float) -> pd.DataFrame:
     """Failed requests counted per (second, kind), with the analyzer's own kind rule."""
-    failed = requests[requests["ok"] == 0]
+    failed = requests[requests["ok"].to_numpy() == 0]
     if failed.empty:
         return pd.DataFrame({"second": pd.Series([], dtype="int64"), "kind": [], "count": []})
-    # Name each distinct (status, error) pair once: few, even when failures are many.
-    pairs = failed[["status", "error"]].drop_duplicates()
-    kinds = {
-        (int(st), str(er)): stats.error_kind(int(st), str(er))
-        for st, er in zip(pairs["status"], pairs["error"], strict=True)
-    }
-    kind = [kinds[(int(st), str(er))] for st, er in zip(failed["status"], failed["error"], strict=True)]
+    # Count each distinct (second, status, error) first, then name each of those rows' pairs
+    # once: few, even when failures are many.
     second = np.floor(failed["start_unix_s"].to_numpy() - run_start).astype("int64")
-    frame = pd.DataFrame({"second": second, "kind": kind})
-    return frame.groupby(["second", "kind"], sort=True).size().rename("count").reset_index()
+    keyed = pd.DataFrame({"second": second, "status": failed["status"].to_numpy(), "error": failed["error"]})
+    counts = keyed.groupby(["second", "status", "error"], sort=False, observed=True, dropna=False).size()
+    counts = counts[counts > 0].rename("count").reset_index()
+    kinds: dict[tuple[int, str], str] = {}
+    kind = []
+    for st, er in zip(counts["status"].tolist(), counts["error"].astype(str).tolist(), strict=True):
+        if (st, er) not in kinds:
+            kinds[(st, er)] = stats.error_kind(int(st), er)
+        kind.append(kinds[(st, er)])
+    frame = pd.DataFrame({"second": counts["second"].to_numpy(), "kind": kind, "count": counts["count"]})
+    return frame.groupby(["second", "kind"], sort=True)["count"].sum().rename("count").reset_index()
 
 
 # ---------------------------------------------------------------------------------------------
 # Public entry point
 
 
-def render_report(run_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``summary.md`` into an analyzed run directory; return both paths."""
+def render_report(run_dir: Path, requests: pd.DataFrame | None = None) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``summary.md`` into an analyzed run directory; return both paths.
+
+    ``requests``: the directory's ``requests.csv`` as `read_requests` gave it, when the caller
+    has already read it (``loadbench report`` analyzes first: one read of millions of records).
+    """
     run_dir = Path(run_dir)
-    run = _load(run_dir)
+    run = _load(run_dir, requests)
     html_path = run_dir / rundir.REPORT
     md_path = run_dir / rundir.SUMMARY_MD
     _write_text_atomic(html_path, _render_html(run))
@@ -344,8 +353,10 @@ footer { margin-top: 32px; padding-top: 10px; border-top: 1px solid var(--line);
 _PLOT_CAPTIONS = {
     "plot-latency-time": (
         "Latency over time",
-        "Each dot is one request (successful in blue, failed as red crosses); lines are the per-second "
-        "p50 and p99 of successful requests. Grey: warmup, excluded from the metrics.",
+        "Each dot is one request (successful in blue, failed as red crosses; beyond "
+        f"{plots.MAX_POINTS:,} successes or {plots.MAX_ERROR_POINTS:,} failures, a seeded random sample "
+        "of them, as the legend says); lines are the "
+        "per-second p50 and p99 of all successful requests. Grey: warmup, excluded from the metrics.",
     ),
     "plot-percentiles": (
         "Latency by percentile",
@@ -441,7 +452,9 @@ def _render_html(run: _Run) -> str:
         f"<div class='tile'><div class='k'>{_e(k)}</div><div class='v'>{_e(v)}</div></div>" for k, v in tiles
     )
 
-    notices = _top_notices(summary)
+    from loadbench.report_load import VERDICT_CSS, load_html, verdict_html
+
+    notices = [n for n in _top_notices(summary) if not n.startswith("INVALID: ")]
     notices_html = (
         "<ul class='notices' aria-label='notices'>" + "".join(f"<li>{_e(n)}</li>" for n in notices) + "</ul>"
         if notices
@@ -452,15 +465,17 @@ def _render_html(run: _Run) -> str:
         "<!DOCTYPE html>",
         "<html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<title>{_e(title)}</title><style>{_CSS}{VERDICT_CSS}</style></head><body><main>",
         f"<header><h1>{_e(title)}<span class='badge {badge_class}'>{_e(badge_text)}</span></h1>",
         f"<p class='sub'>run <span class='mono'>{_e(info.get('id') or meta.get('run_id'))}</span> · "
         f"measured {_e(format_seconds(window.get('duration_s')))} from {_e(_utc(window.get('start_unix_s')))}"
         f"</p>",
         f"<section class='tiles' aria-label='headline numbers'>{tiles_html}</section>"
-        f"{_saturation_alert(resources)}{notices_html}</header>",
+        f"{verdict_html(summary)}{_saturation_alert(resources)}{notices_html}</header>",
         "<h2>Summary</h2>",
         _summary_table(summary),
+        "<h2 id='load'>Load and trust</h2>",
+        load_html(summary),
         "<h2>Plots</h2>",
         _plots_html(_render_plots(run)),
         "<h2 id='resources'>Resources</h2>",
@@ -911,7 +926,9 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         ("error rate", format_pct(reqs.get("error_rate"))),
         ("requests ok / errors", f"{format_count(reqs.get('ok'))} / {format_count(reqs.get('errors'))}"),
     ]
-    lines = [headline, "", *_md_table(["metric", "value"], metrics, numeric={1})]
+    from loadbench.report_load import verdict_markdown
+
+    lines = [headline, *verdict_markdown(summary), "", *_md_table(["metric", "value"], metrics, numeric={1})]
 
     by_name = _dict(summary.get("by_name"))
     if len(by_name) > 1:
@@ -952,7 +969,7 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
 
     lines += _markdown_resources(_dict(summary.get("resources")))
 
-    notices = _top_notices(summary)
+    notices = [n for n in _top_notices(summary) if not n.startswith("INVALID: ")]
     if notices:
         lines += ["", "**Notices**", "", *(f"- {_md(n)}" for n in notices)]
     return "\n".join(lines) + "\n"

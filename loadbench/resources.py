@@ -132,10 +132,12 @@ def process_summary(frame: pd.DataFrame, prefix: str = "server") -> dict[str, An
 
 def correlations(frame: pd.DataFrame, requests: pd.DataFrame, window_start: float) -> dict[str, float]:
     """Pearson r between per-second mean latency and the per-second mean of each resource."""
-    ok = requests[requests["ok"].to_numpy().astype(bool)]
-    if ok.empty or frame.empty:
+    ok = requests["ok"].to_numpy().astype(bool)
+    if not ok.any() or frame.empty:
         return {}
-    latency = ok.groupby(np.floor(ok["start_unix_s"].to_numpy() - window_start))["latency_ms"].mean()
+    # Columns, not a copy of the frame: the records may number millions.
+    ok_latency = pd.Series(requests["latency_ms"].to_numpy()[ok])
+    latency = ok_latency.groupby(np.floor(requests["start_unix_s"].to_numpy()[ok] - window_start)).mean()
     seconds = np.floor(frame["unix_s"].to_numpy() - window_start)
     keys = [k for k in CORRELATED if k in frame] + [
         k

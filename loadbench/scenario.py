@@ -11,6 +11,8 @@ under plain ``locust -f path.py --host URL`` alike. This module gives it:
 - `ModelUser`: a ``FastHttpUser`` (Locust's fast client) that sends ``--header`` headers.
 - `check_json(response, key)`: mark a response failed unless it is JSON holding ``key``.
 - `on_setup`: decorate the scenario's set-up; its failure stops the run with one clear line.
+- Under plain ``locust -f SCENARIO`` with its web UI, loadbench's plugin (`loadbench.webui`):
+  each start/stop in the UI is a run directory with its report (``--loadbench-reports-dir``).
 
 Imports locust: only driving code and scenarios may import this module.
 """
@@ -249,3 +251,33 @@ def on_setup(function: Callable[[Any], None]) -> Callable[[Any], None]:
 
 
 setup_failures: list[str] = []
+
+
+@events.init_command_line_parser.add_listener
+def _web_ui_options(parser: Any) -> None:
+    # Settings of the loadbench plugin under plain `locust -f SCENARIO` (web UI only).
+    group = parser.add_argument_group("loadbench in the Locust web UI")
+    group.add_argument(
+        "--loadbench-reports-dir",
+        default="reports",
+        metavar="DIR",
+        help="where each start/stop in the web UI writes its run directory (default reports/)",
+    )
+    group.add_argument(
+        "--loadbench-warmup",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="requests starting in this first part of a run are excluded from its metrics (default 2)",
+    )
+
+
+@events.init.add_listener
+def _web_ui_plugin(environment: Any, web_ui: Any = None, **_: Any) -> None:
+    # Plain `locust -f SCENARIO` with its web UI: plug loadbench in. `loadbench run` and
+    # `loadbench ui` (library mode) set themselves up.
+    if web_ui is None or getattr(environment, "loadbench_library_mode", False):
+        return
+    from loadbench.webui import install_from_locust
+
+    install_from_locust(environment)

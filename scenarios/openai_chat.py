@@ -71,6 +71,9 @@ class OpenAIChatUser(ModelUser):
     def chat(self) -> None:
         assert PAYLOADS is not None
         body, _ = PAYLOADS.next()
+        arrival = getattr(self, "loadbench_arrival", None)  # a replayed trace's row, if any
+        if arrival is not None and arrival.output_tokens:
+            body = {**body, "max_tokens": arrival.output_tokens}
         with self.client.post(
             "/v1/chat/completions",
             json=body,

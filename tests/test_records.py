@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -22,12 +23,13 @@ HEADER = ",".join(COLUMNS) + "\n"
 EXPECTED_DTYPES = {
     "start_unix_s": "float64",
     "latency_ms": "float64",
-    "name": "string",
-    "method": "string",
+    "name": "category",
+    "method": "category",
     "status": "int64",
     "response_bytes": "int64",
     "ok": "int8",
-    "error": "string",
+    "error": "category",
+    "intended_unix_s": "float64",
 }
 
 
@@ -81,7 +83,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 def test_writer_rounds_to_microseconds(tmp_path: Path) -> None:
     path = tmp_path / "requests.csv"
     write_requests(path, [RequestRecord(1.23456789, 9.87654321, "n", "GET", 200, 1, True)])
-    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,"
+    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,"
     frame = read_requests(path)
     assert (frame["start_unix_s"][0], frame["latency_ms"][0]) == (1.234568, 9.877)
 
@@ -171,7 +173,7 @@ def test_columns_in_another_order_are_read_by_name(tmp_path: Path) -> None:
     )
     frame = read_requests(path)
     assert list(frame.columns) == list(COLUMNS)
-    assert frame.iloc[0].tolist() == [9.25, 7.5, "/p", "GET", 0, 0, 0, "Boom: x"]
+    assert frame.iloc[0].tolist()[:-1] == [9.25, 7.5, "/p", "GET", 0, 0, 0, "Boom: x"]
 
 
 def test_missing_column_is_an_error(tmp_path: Path) -> None:
@@ -229,3 +231,28 @@ def test_a_directory_instead_of_a_file_is_an_error(tmp_path: Path) -> None:
     path.mkdir()
     with pytest.raises(RunDirError, match="cannot read"):
         read_requests(path)
+
+
+def test_intended_send_time_round_trips_and_older_files_read_without_it(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    write_requests(
+        path,
+        [
+            RequestRecord(1.5, 10.0, "/a", "POST", 200, 3, True, "", intended_unix_s=1.25),
+            RequestRecord(2.5, 11.0, "/a", "POST", 0, 0, False, "ConnectionError: x", None),
+        ],
+    )
+    frame = read_requests(path)
+    assert frame["intended_unix_s"].iloc[0] == 1.25
+    assert np.isnan(frame["intended_unix_s"].iloc[1])
+    old = tmp_path / "old.csv"
+    old.write_text(
+        "start_unix_s,latency_ms,name,method,status,response_bytes,ok,error\n1.0,2.0,/a,GET,200,1,1,\n"
+    )
+    frame = read_requests(old)
+    assert list(frame.columns) == list(COLUMNS)
+    assert np.isnan(frame["intended_unix_s"].iloc[0])
+    bad = tmp_path / "bad.csv"
+    bad.write_text(path.read_text().splitlines()[0] + "\n1.0,2.0,/a,GET,200,1,1,,inf\n")
+    with pytest.raises(RunDirError, match="infinite intended"):
+        read_requests(bad)

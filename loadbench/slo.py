@@ -1,0 +1,202 @@
+"""SLO gates: ``--slo 'p99<300ms'`` expressions, parsed and checked against a ``summary.json``.
+
+Consumes the text a user types (`parse_slo`) and an analyzed summary (`evaluate`); produces
+`Slo` objects and the ``summary["slo"]`` dict. Pure: no I/O, no Locust.
+
+Grammar: ``METRIC OP VALUE[UNIT]``, spaces allowed, OP one of ``<`` ``<=`` ``>`` ``>=``; the
+gate passes when ``summary value OP VALUE`` holds. METRIC is an alias (`ALIASES`: ``p99``,
+``service_p99``, ``error_rate``, ``throughput``, ``ttft_p95`` …) or any dotted path into
+``summary.json`` (``latency_ms.p999``, ``resources.gpus.0.util_mean``). The unit must fit the
+metric, and the threshold is stored in the summary's own unit:
+
+- times (a path segment ending in ``_ms``): ``ms`` (or bare), ``s``, ``us`` / ``µs``;
+- fractions (``*error_rate``, ``*_fraction``, ``*_share``, ``quality.*``): bare is a fraction,
+  ``%`` a percentage (``1%`` = 0.01);
+- rates (``*_rps``): bare, ``rps``, ``req/s`` or ``/s``;
+- percentages (a segment ending in ``_percent``, GPU ``util_*``): bare or ``%``;
+- anything else: a bare number in the summary's unit.
+
+A metric the summary does not hold (``null`` or absent: no successful request, no GPU, an LLM
+key on a plain JSON run) fails its check with the note "not measured": an SLO that cannot be
+shown to hold has not been met.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loadbench.errors import UsageError
+from loadbench.stats import LATENCY_KEYS, value_at
+
+_STATS = LATENCY_KEYS  # p50 p90 p95 p99 p999 max mean min
+ALIASES: dict[str, str] = {
+    **{k: f"latency_ms.{k}" for k in _STATS},
+    **{f"service_{k}": f"service_time_ms.{k}" for k in _STATS},
+    **{f"{p}_{k}": f"{p}_ms.{k}" for p in ("ttft", "tpot", "itl", "e2e") for k in _STATS},
+    "error_rate": "requests.error_rate",
+    "throughput": "throughput_rps",
+    "request_rate": "request_rate_rps",
+    "goodput": "goodput_rps",
+    "lateness_p99": "schedule.lateness_ms.p99",
+    "gpu_util": "resources.gpus.0.util_mean",
+    "server_cpu": "resources.server_process.cpu_percent.mean",
+}
+_CANONICAL = {path: name for name, path in ALIASES.items()}
+# Shown in error messages: the families, not all 60 aliases.
+_ACCEPTED = (
+    "p50 p90 p95 p99 p999 max mean min, service_p99 (service_time_ms), error_rate, throughput, "
+    "request_rate, goodput, ttft_p99 / tpot_* / itl_* / e2e_*, gpu_util, server_cpu, "
+    "or a summary.json path such as latency_ms.p99 or resources.gpus.0.util_mean"
+)
+_EXAMPLES = "e.g. p99<300ms, error_rate<1%, throughput>=100, service_p50<=20ms"
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_SHAPE = re.compile(r"^\s*(?P<metric>[^\s<>=!≤≥]+)\s*(?P<op>[<>=!≤≥]*)\s*(?P<value>.*?)\s*$")
+_VALUE = re.compile(r"^(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>.*)$")
+
+# Unit -> factor into the summary's unit, per kind of metric.
+_UNITS: dict[str, dict[str, float]] = {
+    "ms": {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001},
+    "fraction": {"": 1.0, "%": 0.01},
+    "rps": {"": 1.0, "rps": 1.0, "req/s": 1.0, "/s": 1.0},
+    "percent": {"": 1.0, "%": 1.0},
+    "": {"": 1.0},
+}
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One parsed SLO gate: passes when ``value_at(summary, path) op threshold``."""
+
+    expr: str  # as typed, trimmed
+    metric: str  # canonical name: the alias when one exists (p99), else the summary path
+    path: str  # dotted path into summary.json
+    op: str  # "<", "<=", ">" or ">="
+    threshold: float  # in the summary's unit (ms, a fraction, req/s, ...)
+    unit: str  # the summary's unit: "ms", "fraction", "rps", "percent" or "" (as the summary has it)
+
+    def holds(self, value: float) -> bool:
+        return OPS[self.op](value, self.threshold)
+
+
+def unit_kind(path: str) -> str:
+    """The kind of unit a summary path is in: "ms", "fraction", "rps", "percent" or ""."""
+    parts = path.split(".")
+    last = parts[-1]
+    if any(p.endswith("_ms") for p in parts):
+        return "ms"
+    if last.endswith(("error_rate", "_fraction", "_share")) or parts[0] == "quality":
+        return "fraction"
+    if last.endswith("_rps"):
+        return "rps"
+    if any(p.endswith("_percent") for p in parts) or last.startswith("util_"):
+        return "percent"
+    return ""
+
+
+def _resolve(name: str, expr: str) -> str:
+    if name in ALIASES:
+        return ALIASES[name]
+    if "." in name or name.endswith("_rps"):
+        return name
+    raise UsageError(f"unknown metric {name!r} in the SLO {expr!r}: use {_ACCEPTED}")
+
+
+def parse_slo(text: str) -> Slo:
+    """Parse ``METRIC OP VALUE[UNIT]`` (module docstring); `UsageError` with a one-line hint otherwise."""
+    expr = " ".join(text.split())
+    shape = _SHAPE.match(text)
+    if not expr or not shape:
+        raise UsageError(f"empty SLO: expected METRIC OP VALUE, {_EXAMPLES}")
+    name, op, rest = shape["metric"], shape["op"], shape["value"]
+    if op not in OPS:
+        found = f"{op!r}" if op else "no operator"
+        raise UsageError(
+            f"cannot read the SLO {expr!r}: {found}; OP must be one of <, <=, >, >= ({_EXAMPLES})"
+        )
+    path = _resolve(name, expr)
+    value = _VALUE.match(rest)
+    if not value:
+        found = f"{rest!r} is not a number" if rest else "no value"
+        raise UsageError(f"cannot read the SLO {expr!r}: {found} ({_EXAMPLES})")
+    number, unit = float(value["number"]), value["unit"]
+    kind = unit_kind(path)
+    factors = _UNITS[kind]
+    if unit not in factors:
+        accepted = ", ".join(u or "bare" for u in factors)
+        what = {"ms": "a time", "fraction": "a fraction", "rps": "a rate", "percent": "a percentage"}
+        raise UsageError(
+            f"the SLO {expr!r} gives {unit!r} for {path}, which is {what.get(kind, 'unitless')}: "
+            f"use {accepted} (e.g. {_example(kind)})"
+        )
+    if kind in ("ms", "rps", "fraction") and number < 0:
+        raise UsageError(f"the SLO {expr!r} has a negative threshold: {path} is never negative")
+    if kind == "fraction" and not unit and number > 1:
+        raise UsageError(
+            f"the SLO {expr!r} gives {number:g} for {path}, a fraction from 0 to 1: "
+            f"write {number:g}% or {number / 100:g}"
+        )
+    # 12 significant digits: 0.29 s is 290 ms, not 289.99999999999994.
+    threshold = float(f"{number * factors[unit]:.12g}")
+    return Slo(
+        expr=expr,
+        metric=_CANONICAL.get(path, path),
+        path=path,
+        op=op,
+        threshold=threshold,
+        unit=kind,
+    )
+
+
+def _example(kind: str) -> str:
+    return {
+        "ms": "p99<300ms, p99<0.3s",
+        "fraction": "error_rate<1%, error_rate<0.01",
+        "rps": "throughput>=100, throughput>=100rps",
+        "percent": "gpu_util>=80%",
+    }.get(kind, "a bare number in summary.json's unit")
+
+
+def parse_slos(texts: Sequence[str]) -> list[Slo]:
+    """Parse every ``--slo``; the first bad one raises."""
+    return [parse_slo(text) for text in texts]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def evaluate(slos: Sequence[Slo], summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary["slo"]``: ``{"passed", "checks": [{"expr", "metric", "path", "value", "threshold",
+    "op", "unit", "passed", "note"?}]}``; ``passed`` is true when every check passed (and with no SLO)."""
+    checks: list[dict[str, Any]] = []
+    for slo in slos:
+        raw = value_at(summary, slo.path)
+        value = _number(raw)
+        check: dict[str, Any] = {
+            "expr": slo.expr,
+            "metric": slo.metric,
+            "path": slo.path,
+            "value": value,
+            "threshold": slo.threshold,
+            "op": slo.op,
+            "unit": slo.unit,
+            "passed": value is not None and slo.holds(value),
+        }
+        if value is None:
+            # Unmeasured cannot count as met: an SLO on p99 of a run with no success must fail.
+            check["note"] = "not measured" if raw is None else f"not a number: {str(raw)[:40]}"
+        checks.append(check)
+    return {"passed": all(c["passed"] for c in checks), "checks": checks}
