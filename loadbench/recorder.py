@@ -19,11 +19,19 @@ from locust.env import Environment
 
 from loadbench import rundir
 from loadbench.openloop import INTENDED_KEY
-from loadbench.records import RequestRecord, RequestWriter, csv_field, one_line
+from loadbench.records import EMPTY_EXTRAS, RequestRecord, RequestWriter, csv_field, one_line
 from loadbench.redact import scrub
 from loadbench.stats import failure_text
 
 FLUSH_INTERVAL_S = 0.5
+# A scenario's per-request extras (LLM token timings, labels, media duration) arrive in the
+# request event's context under this key; `loadbench.records.EXTRA_FIELDS` lists them.
+EXTRAS_KEY = "loadbench"
+
+
+def scrub_extras(extras: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
+    """The extras with credentials scrubbed from their text values (labels come from servers)."""
+    return {k: scrub(v, secrets) if isinstance(v, str) else v for k, v in extras.items()}
 
 
 class LineSink(Protocol):
@@ -88,7 +96,8 @@ class Recorder:
             status = 0
         self.total += 1
         intended = context.get(INTENDED_KEY) if context else None
-        if exception is None and start_time is not None:
+        extras = context.get(EXTRAS_KEY) if context else None
+        if exception is None and start_time is not None and not extras:
             # The hot path: one f-string, with the name and method fields formatted once per name.
             fields = self._name_fields.get((name, request_type))
             if fields is None:
@@ -97,13 +106,21 @@ class Recorder:
             # %-formatting: measurably cheaper than an f-string with float format specs here.
             if intended is None:
                 self.requests.write_line(
-                    "%.6f,%.3f%s%d,%d,1,,\n"  # noqa: UP031
-                    % (start_time, response_time, fields, status, response_length or 0)
+                    "%.6f,%.3f%s%d,%d,1,,%s\n"  # noqa: UP031
+                    % (start_time, response_time, fields, status, response_length or 0, EMPTY_EXTRAS)
                 )
             else:
                 self.requests.write_line(
-                    "%.6f,%.3f%s%d,%d,1,,%.6f\n"  # noqa: UP031
-                    % (start_time, response_time, fields, status, response_length or 0, intended)
+                    "%.6f,%.3f%s%d,%d,1,,%.6f%s\n"  # noqa: UP031
+                    % (
+                        start_time,
+                        response_time,
+                        fields,
+                        status,
+                        response_length or 0,
+                        intended,
+                        EMPTY_EXTRAS,
+                    )
                 )
             return
         error = ""
@@ -125,6 +142,7 @@ class Recorder:
                 ok=exception is None,
                 error=error,
                 intended_unix_s=intended if isinstance(intended, float) else None,
+                extras=scrub_extras(extras, self.secrets) if isinstance(extras, dict) else None,
             )
         )
 

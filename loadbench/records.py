@@ -19,6 +19,18 @@ physical line: text fields never hold a newline). Columns, in order:
                     (its latency counts from here); empty in a closed loop, and for the later
                     requests of a task that sends several. Older files may lack the column.
 
+Model-specific columns, empty when the scenario did not report them (it does so through the
+request event's ``context["loadbench"]``, see `EXTRA_FIELDS`; older files lack them):
+
+``ttft_ms``         streamed responses: time to the first content token, ms from the send.
+``input_tokens``    prompt tokens (the server's ``usage``, or counted: ``tokens_source``).
+``output_tokens``   generated tokens.
+``tokens_source``   ``usage`` (the server said), ``counted`` (content chunks counted), or empty.
+``itl_ms``          streamed responses: every inter-token gap in ms (3 decimals), space-separated.
+``expected``        the label or answer the payload carried (``_expected``), one line.
+``predicted``       the prediction the scenario extracted from the response, one line.
+``media_s``         the payload's media duration in seconds (audio, video), for real-time factor.
+
 Readers ignore columns they do not know, so later versions may add columns at the end.
 A run killed mid-write may end in a partial line; the reader drops it.
 """
@@ -46,9 +58,50 @@ COLUMNS = (
     "ok",
     "error",
     "intended_unix_s",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "tokens_source",
+    "itl_ms",
+    "expected",
+    "predicted",
+    "media_s",
 )
-# Columns a reader fills with NaN when an older file lacks them.
-OPTIONAL_COLUMNS = ("intended_unix_s",)
+# Columns a reader fills (NaN, or empty text) when an older file lacks them.
+OPTIONAL_COLUMNS = (
+    "intended_unix_s",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "tokens_source",
+    "itl_ms",
+    "expected",
+    "predicted",
+    "media_s",
+)
+# Keys of a request event's context["loadbench"] that the recorder writes (the columns above).
+EXTRA_FIELDS = (
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "tokens_source",
+    "itl_ms",
+    "expected",
+    "predicted",
+    "media_s",
+)
+# The empty extra fields, appended to a line without any.
+EMPTY_EXTRAS = "," * len(EXTRA_FIELDS)
+_FLOAT_COLUMNS = (
+    "start_unix_s",
+    "latency_ms",
+    "intended_unix_s",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "media_s",
+)
+MAX_LABEL_CHARS = 100
 _DTYPES = {
     "start_unix_s": "float64",
     "latency_ms": "float64",
@@ -59,6 +112,14 @@ _DTYPES = {
     "ok": "int8",
     "error": "category",
     "intended_unix_s": "float64",
+    "ttft_ms": "float64",
+    "input_tokens": "float64",
+    "output_tokens": "float64",
+    "tokens_source": "category",
+    "itl_ms": "string",
+    "expected": "category",
+    "predicted": "category",
+    "media_s": "float64",
 }
 MAX_ERROR_CHARS = 300
 
@@ -76,6 +137,7 @@ class RequestRecord:
     ok: bool
     error: str = ""
     intended_unix_s: float | None = None
+    extras: dict[str, Any] | None = None  # context["loadbench"]: the model-specific columns
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -96,8 +158,33 @@ def format_record(r: RequestRecord) -> str:
     return (
         f"{r.start_unix_s:.6f},{r.latency_ms:.3f},{csv_field(r.name)},{csv_field(r.method)},"
         f"{r.status},{r.response_bytes},{1 if r.ok else 0},{csv_field(r.error)},"
-        f"{'' if r.intended_unix_s is None else f'{r.intended_unix_s:.6f}'}\n"
+        f"{'' if r.intended_unix_s is None else f'{r.intended_unix_s:.6f}'}"
+        f"{format_extras(r.extras) if r.extras else EMPTY_EXTRAS}\n"
     )
+
+
+def format_extras(extras: dict[str, Any]) -> str:
+    """The model-specific fields of a line (each with its leading comma) from context["loadbench"].
+
+    Values of the wrong type are left empty, never written as something else.
+    """
+    out = []
+    for key in EXTRA_FIELDS:
+        value = extras.get(key)
+        text = ""
+        if key == "itl_ms":
+            if isinstance(value, list | tuple):
+                text = " ".join(f"{float(v):.3f}" for v in value if isinstance(v, int | float))
+        elif key in ("input_tokens", "output_tokens"):
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                text = str(value)
+        elif key in ("ttft_ms", "media_s"):
+            if isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value):
+                text = f"{float(value):.3f}" if key == "ttft_ms" else f"{float(value):.6f}"
+        elif value is not None:
+            text = csv_field(one_line(str(value), MAX_LABEL_CHARS))
+        out.append("," + text)
+    return "".join(out)
 
 
 class RequestWriter:
@@ -180,7 +267,7 @@ def _read_request_file(path: Path, f: io.BufferedReader) -> pd.DataFrame:
             usecols=present,
             dtype={c: _DTYPES[c] for c in present},
             keep_default_na=False,
-            na_values={"start_unix_s": [""], "latency_ms": [""], "intended_unix_s": [""]},
+            na_values={c: [""] for c in _FLOAT_COLUMNS},
             encoding="utf-8",
             encoding_errors="replace",
         )
@@ -197,11 +284,15 @@ def _read_request_file(path: Path, f: io.BufferedReader) -> pd.DataFrame:
         )
     for column in OPTIONAL_COLUMNS:
         if column not in frame:
-            frame[column] = np.nan
-    intended = frame["intended_unix_s"].to_numpy()
-    if np.isinf(intended).any():
-        bad = int(np.flatnonzero(np.isinf(intended))[0]) + 2
-        raise RunDirError(f"{path} line {bad}: an infinite intended send time")
+            if column in _FLOAT_COLUMNS:
+                frame[column] = np.nan
+            else:
+                frame[column] = pd.Series([""] * len(frame), dtype=_DTYPES[column], index=frame.index)
+    for column in _FLOAT_COLUMNS[2:]:
+        values = frame[column].to_numpy()
+        if np.isinf(values).any():
+            bad = int(np.flatnonzero(np.isinf(values))[0]) + 2
+            raise RunDirError(f"{path} line {bad}: an infinite {column}")
     return frame[list(COLUMNS)]
 
 

@@ -30,6 +30,14 @@ EXPECTED_DTYPES = {
     "ok": "int8",
     "error": "category",
     "intended_unix_s": "float64",
+    "ttft_ms": "float64",
+    "input_tokens": "float64",
+    "output_tokens": "float64",
+    "tokens_source": "category",
+    "itl_ms": "string",
+    "expected": "category",
+    "predicted": "category",
+    "media_s": "float64",
 }
 
 
@@ -83,7 +91,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 def test_writer_rounds_to_microseconds(tmp_path: Path) -> None:
     path = tmp_path / "requests.csv"
     write_requests(path, [RequestRecord(1.23456789, 9.87654321, "n", "GET", 200, 1, True)])
-    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,"
+    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,"
     frame = read_requests(path)
     assert (frame["start_unix_s"][0], frame["latency_ms"][0]) == (1.234568, 9.877)
 
@@ -173,7 +181,7 @@ def test_columns_in_another_order_are_read_by_name(tmp_path: Path) -> None:
     )
     frame = read_requests(path)
     assert list(frame.columns) == list(COLUMNS)
-    assert frame.iloc[0].tolist()[:-1] == [9.25, 7.5, "/p", "GET", 0, 0, 0, "Boom: x"]
+    assert frame.iloc[0].tolist()[:8] == [9.25, 7.5, "/p", "GET", 0, 0, 0, "Boom: x"]
 
 
 def test_missing_column_is_an_error(tmp_path: Path) -> None:
@@ -254,5 +262,37 @@ def test_intended_send_time_round_trips_and_older_files_read_without_it(tmp_path
     assert np.isnan(frame["intended_unix_s"].iloc[0])
     bad = tmp_path / "bad.csv"
     bad.write_text(path.read_text().splitlines()[0] + "\n1.0,2.0,/a,GET,200,1,1,,inf\n")
-    with pytest.raises(RunDirError, match="infinite intended"):
+    with pytest.raises(RunDirError, match="infinite intended_unix_s"):
         read_requests(bad)
+
+
+def test_model_specific_extras_round_trip_and_wrong_types_stay_empty(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    extras = {
+        "ttft_ms": 12.3456,
+        "input_tokens": 17,
+        "output_tokens": 3,
+        "tokens_source": "usage",
+        "itl_ms": [5.0, 6.25, "x"],
+        "expected": "7",
+        "predicted": 'say "hi",\nthere',
+        "media_s": 2.5,
+    }
+    wrong = {"ttft_ms": "fast", "input_tokens": -1, "output_tokens": True, "itl_ms": "1 2", "media_s": float("nan")}
+    write_requests(
+        path,
+        [
+            RequestRecord(1.0, 20.0, "/v1/chat", "POST", 200, 9, True, extras=extras),
+            RequestRecord(2.0, 20.0, "/v1/chat", "POST", 200, 9, True, extras=wrong),
+        ],
+    )
+    frame = read_requests(path)
+    first, second = frame.iloc[0], frame.iloc[1]
+    assert first["ttft_ms"] == 12.346
+    assert (first["input_tokens"], first["output_tokens"]) == (17, 3)
+    assert first["tokens_source"] == "usage"
+    assert first["itl_ms"] == "5.000 6.250"
+    assert (first["expected"], first["predicted"]) == ("7", 'say "hi", there')
+    assert first["media_s"] == 2.5
+    assert np.isnan(second["ttft_ms"]) and np.isnan(second["input_tokens"]) and np.isnan(second["output_tokens"])
+    assert second["itl_ms"] == "" and np.isnan(second["media_s"])
