@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loadbench import rundir, slo, stats, trust
+from loadbench import llm_metrics, network, quality, rundir, slo, stats, trust
 from loadbench.errors import RunDirError
 from loadbench.records import read_requests, read_samples
 from loadbench.resources import compute_resources
@@ -224,6 +224,26 @@ def compute_summary(
         },
         "notices": notices,
     }
+    # Only for payloads that carried an expected label (quality) or a media duration (RTF).
+    if "expected" in measured and "predicted" in measured:
+        quality_section = quality.quality_summary(measured["expected"], measured["predicted"], ok_mask)
+        if quality_section is not None:
+            summary["quality"] = quality_section
+    if "media_s" in measured:
+        rtf_section = quality.rtf_summary(service_ms[in_window], measured["media_s"].to_numpy(), ok_mask)
+        if rtf_section is not None:
+            summary["rtf"] = rtf_section
+    # LLM keys (ttft_ms, itl_ms, tpot_ms, e2e_ms, tokens, goodput, llm_realtime): only for runs
+    # with TTFT or token counts, or with a per-request SLO; nothing at all for a plain run.
+    llm, llm_notices = llm_metrics.llm_summary(
+        measured, service_ms[in_window], window_s, slos, settings.get("realtime_tokens_per_s")
+    )
+    summary.update(llm)
+    notices.extend(llm_notices)
+    # Network vs server: one round trip (measured before the load) against p50 service time.
+    breakdown = network.latency_breakdown(meta.get("network"), summary["service_time_ms"].get("p50"))
+    if breakdown is not None:
+        summary["latency_breakdown"] = breakdown
     sampler_meta = meta.get("sampler")
     info = dict(sampler_info or {})
     # The driver's notices (how the server process was or was not found) come first.
@@ -235,6 +255,7 @@ def compute_summary(
         ended,
         measured,
         ok,
+        output_tokens=(llm.get("tokens") or {}).get("output_total"),
     )
     summary["resources"] = resources
     if resources.get("generator", {}).get("saturated"):

@@ -32,7 +32,9 @@ from loadbench.slo import Slo, evaluate
 from loadbench.stats import value_at
 
 ACHIEVED_SHARE = 0.95  # rate mode: a step keeps up when throughput >= 95 % of the offered rate
-KNEE_P99_FACTOR = 2.0  # the knee: p99 above twice the lowest-load step's p99
+# The knee: median latency above twice the lowest-load step's. The median, not p99: a short
+# step's p99 rests on a handful of requests and doubles by chance; queueing moves the median.
+KNEE_P50_FACTOR = 2.0
 KNEE_GROWTH = 1.05  # users mode: more users that add less than 5 % throughput
 MODES = ("rate", "users")
 # Step-summary figures copied into sweep.json: row key -> summary path. LLM keys only when present.
@@ -176,24 +178,24 @@ def _measured(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def find_knee(rows: Sequence[dict[str, Any]], mode: str) -> dict[str, Any] | None:
     """The saturation knee: the first step, by increasing load, where the server stops keeping up.
 
-    Rate mode: achieved throughput below 95 % of the offered rate, or p99 above twice the p99 of
-    the lowest-load step. Users mode (no offered rate): p99 above twice the lowest-load step's, or
+    Rate mode: achieved throughput below 95 % of the offered rate, or p50 above twice the p50 of
+    the lowest-load step. Users mode (no offered rate): p50 above twice the lowest-load step's, or
     throughput less than 5 % above the previous (lower-load) step's. None when no step qualifies.
     """
     steps = _measured(rows)
     if not steps:
         return None
-    base_p99 = steps[0].get("p99_ms")
+    base_p50 = steps[0].get("p50_ms")
     previous: dict[str, Any] | None = None
     for step in steps:
         reasons: list[str] = []
-        tput, p99 = step.get("achieved_rps"), step.get("p99_ms")
+        tput, p50 = step.get("achieved_rps"), step.get("p50_ms")
         if mode == "rate" and (tput is None or tput < ACHIEVED_SHARE * step["offered"]):
             reasons.append(
                 f"throughput {_fmt(tput)} req/s is below 95% of the offered {_fmt(step['offered'])}"
             )
-        if base_p99 and p99 is not None and p99 > KNEE_P99_FACTOR * base_p99:
-            reasons.append(f"p99 {_fmt(p99)} ms is above 2x the lowest load's {_fmt(base_p99)} ms")
+        if base_p50 and p50 is not None and p50 > KNEE_P50_FACTOR * base_p50:
+            reasons.append(f"p50 {_fmt(p50)} ms is above 2x the lowest load's {_fmt(base_p50)} ms")
         if (
             mode == "users"
             and previous is not None

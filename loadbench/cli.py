@@ -1,6 +1,8 @@
 """The ``loadbench`` command: parse arguments and wire the stages together, nothing more.
 
     loadbench run --target URL ...   drive -> record -> analyze -> report
+    loadbench run --workers N ...    the same on N local Locust workers (master/worker)
+    loadbench master / worker        Locust master/worker across hosts
     loadbench ui --target URL ...    Locust's web UI; each start/stop is a run with its report
     loadbench report DIR             analyze -> report, from a run directory alone
     loadbench compare BASE CAND...   compare runs: per-metric verdicts, gates for CI
@@ -168,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="with --demo: added service time per request",
     )
+    run.add_argument(
+        "--demo-asr-rtf",
+        type=float,
+        default=None,
+        metavar="X",
+        help="with --demo: its speech recognizer (POST /asr) takes X times the audio's duration (default 0.3)",
+    )
     load = run.add_argument_group(
         "load model (default: closed loop of --users; docs/metrics.md 'Load models')",
     )
@@ -228,7 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="EXPR",
-        help="gate: 'p99<300ms', 'error_rate<1%%', 'throughput>50'; repeatable; exit code 1 when one fails",
+        help="gate: 'p99<300ms', 'error_rate<1%%', 'throughput>50', 'goodput>10'; repeatable; exit code 1 "
+        "when one fails. Bare 'ttft<500ms', 'tpot<50ms', 'itl<100ms', 'e2e<2s', 'latency<1s' bound every "
+        "request: counted into goodput (docs/metrics.md 'LLM metrics'), gating nothing by themselves",
+    )
+    llm = run.add_argument_group("LLM streams (docs/metrics.md 'LLM metrics')")
+    llm.add_argument(
+        "--realtime-tokens-per-s",
+        type=_tokens_per_s,
+        metavar="R",
+        help="a reading or speaking pace: report the share of streams that kept ahead of a reader "
+        "taking R tokens/s from the first token (summary llm_realtime)",
     )
     dist = run.add_argument_group("distributed (Locust master/worker; docs/distributed.md)")
     dist.add_argument(
@@ -434,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     demo.add_argument("--latency-ms", type=float, default=0.0, help="added service time per prediction")
     demo.add_argument("--jitter-ms", type=float, default=0.0, help="added uniform random service time, 0..MS")
+    demo.add_argument(
+        "--asr-rtf", type=float, default=0.3, help="POST /asr takes this times the audio's duration (default 0.3)"
+    )
 
     agent = commands.add_parser(
         "agent",
@@ -458,9 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def spawn_demo(latency_ms: float, timeout_s: float = 30.0) -> tuple[subprocess.Popen[str], str]:
+def spawn_demo(
+    latency_ms: float, timeout_s: float = 30.0, asr_rtf: float | None = None
+) -> tuple[subprocess.Popen[str], str]:
     """Start ``loadbench demo`` on a free loopback port in a child process; return it and its URL."""
     command = [sys.executable, "-m", "loadbench", "demo", "--port", "0", "--latency-ms", str(latency_ms)]
+    if asr_rtf is not None:
+        command += ["--asr-rtf", str(asr_rtf)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     deadline = time.monotonic() + timeout_s
@@ -473,6 +499,16 @@ def spawn_demo(latency_ms: float, timeout_s: float = 30.0) -> tuple[subprocess.P
     process.kill()
     process.wait()
     raise TargetError("the embedded demo endpoint did not start")
+
+
+def demo_scenario_args(scenario: str | None, scenario_args: list[str]) -> list[str]:
+    """With ``--demo``, ``json_post`` sends the demo's labeled digits unless told what to send."""
+    told = any(a in ("--data", "--payload") or a.startswith(("--data=", "--payload=")) for a in scenario_args)
+    if scenario is None or Path(scenario).stem != "json_post" or told:
+        return scenario_args
+    from loadbench.data import DIGITS_JSONL
+
+    return [*scenario_args, "--data", str(DIGITS_JSONL)]
 
 
 def stop_demo(process: subprocess.Popen[str]) -> None:
@@ -514,12 +550,26 @@ def console_summary(summary: dict[str, Any]) -> str:
             + f"; sends late p50 {_format_ms(late.get('p50'))} p99 {_format_ms(late.get('p99'))} ms"
             + f"; {schedule.get('late_requests', 0):,} over {schedule.get('late_threshold_ms', 10):g} ms late"
         )
+    ttft, tpot, tokens = (summary.get(k) or {} for k in ("ttft_ms", "tpot_ms", "tokens"))
+    if ttft or tokens:
+        goodput = summary.get("goodput_rps")
+        lines.append(
+            "  LLM ms      "
+            + f"TTFT p50 {_format_ms(ttft.get('p50'))} p99 {_format_ms(ttft.get('p99'))}"
+            + f"   TPOT p50 {_format_ms(tpot.get('p50'))} p99 {_format_ms(tpot.get('p99'))}"
+            + f"   {tokens.get('output_per_s') or 0:,.1f} output tokens/s"
+            + ("" if goodput is None else f"   goodput {goodput:,.1f} req/s")
+        )
     lines += [f"  note: {n}" for n in summary.get("notices", []) if not n.startswith("INVALID: ")]
     validity = summary.get("validity")
     if validity and not validity["valid"]:
         lines.append("  INVALID measurement: " + "; ".join(validity["reasons"]))
     for check in (summary.get("slo") or {}).get("checks", []):
         value = check["value"]
+        if check.get("per_request"):
+            shown = "not measured" if value is None else f"met by {value:.1%} of requests; counted into goodput"
+            lines.append(f"  SLO INFO  {check['expr']}  ({shown})")
+            continue
         shown = "not measured" if value is None else f"{value:g}"
         lines.append(f"  SLO {'PASS' if check['passed'] else 'FAIL'}  {check['expr']}  (measured {shown})")
     return "\n".join(lines)
@@ -544,7 +594,10 @@ def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str])
     demo = None
     target = args.target
     if args.demo:
-        demo, target = spawn_demo(args.demo_latency_ms)
+        if args.demo_asr_rtf is not None and not 0 <= args.demo_asr_rtf < float("inf"):
+            raise UsageError("--demo-asr-rtf must be a number >= 0")
+        scenario_args = demo_scenario_args(args.scenario, scenario_args)
+        demo, target = spawn_demo(args.demo_latency_ms, asr_rtf=args.demo_asr_rtf)
     try:
         # Imported here: locust monkey-patches the standard library with gevent on import,
         # which only the driving stage may have.
@@ -583,6 +636,7 @@ def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str])
             shape=args.shape,
             stages_file=args.stages,
             slos=args.slo,
+            realtime_tokens_per_s=args.realtime_tokens_per_s,
             workers=args.workers,
             expect_workers=args.expect_workers,
             master_bind=args.master_bind,
@@ -682,6 +736,16 @@ def cmd_scenarios() -> int:
     return 0
 
 
+def _tokens_per_s(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of tokens per second") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: the pace must be a number of tokens/s above 0")
+    return value
+
+
 def _workers(text: str) -> int:
     if text == "auto":
         from loadbench.distributed import available_cores
@@ -765,7 +829,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from loadbench.demo import serve_demo
 
-            serve_demo(args.host, args.port, args.latency_ms, args.jitter_ms)
+            serve_demo(args.host, args.port, args.latency_ms, args.jitter_ms, args.asr_rtf)
             return 0
         return cmd_scenarios()
     except LoadbenchError as exc:

@@ -54,6 +54,8 @@ class RunConfig:
     shape: str | None = None  # load shape spec: ramp/step/spike (see loadbench.shapes)
     stages_file: Path | None = None  # load shape from a file of stages
     slos: list[str] = field(default_factory=list)  # SLO gates, e.g. "p99<300ms" (see loadbench.slo)
+    # LLM streams: the share of streams that kept ahead of a reader at this pace (tokens/s).
+    realtime_tokens_per_s: float | None = None
     # Distributed (Locust master/worker): local worker processes, and remote ones to wait for.
     workers: int = 0  # 0: one process, no master
     expect_workers: int = 0  # remote `loadbench worker`s that connect on their own

@@ -18,6 +18,9 @@ server's own handling time in ms, including the injected delay), on these routes
     GET  /v2/models/digits[/versions/1]/ready
     POST /v2/models/digits[/versions/1]/infer
     POST /v2/repository/index             Triton-style model list, so clients can discover "digits"
+    POST /asr                             a speech-recognition stand-in: the body is WAV bytes (audio/wav)
+                                          -> {"text", "duration_s", "model": "asr-sim"}, answered after
+                                          asr_rtf x the audio's duration (--asr-rtf, default 0.3)
 
 Errors are JSON ``{"error": "..."}``: 400 for malformed JSON or a wrong shape, 404 for an
 unknown route or model, 405 for a known route with the wrong method, 500 for anything unexpected.
@@ -60,11 +63,14 @@ from sklearn.preprocessing import StandardScaler
 from loadbench import __version__
 from loadbench.data import DIGITS_JSONL
 from loadbench.jsonhttp import JSONRequestHandler
+from loadbench.media import MediaError, wav_duration_s
 
 MODEL_NAME = "digits"
 MODEL_VERSION = "1"
 N_FEATURES = 64
 PAYLOAD_PATH = DIGITS_JSONL
+ASR_PATH = "/asr"
+DEFAULT_ASR_RTF = 0.3  # processing time / audio duration of the demo's speech recognizer
 
 # Larger bodies are refused rather than buffered: the demo is a benchmark target, not a data sink.
 _MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -208,11 +214,17 @@ class _DemoServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], model: DemoModel, latency_ms: float, jitter_ms: float
+        self,
+        address: tuple[str, int],
+        model: DemoModel,
+        latency_ms: float,
+        jitter_ms: float,
+        asr_rtf: float = DEFAULT_ASR_RTF,
     ) -> None:
         self.model = model
         self.latency_ms = latency_ms
         self.jitter_ms = jitter_ms
+        self.asr_rtf = asr_rtf
         self.rng = random.Random()
         super().__init__(address, _DemoHandler)
 
@@ -245,6 +257,15 @@ class _DemoHandler(JSONRequestHandler):
         super().send_error(code, message, explain)
 
     def _read_json(self) -> Any:
+        raw = self._read_body()
+        if not raw.strip():
+            raise BadRequest("request body is empty; expected JSON")
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+    def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True  # the unread chunked body would corrupt the next request
             raise _HTTPError(411, "chunked bodies are not supported; send Content-Length")
@@ -260,19 +281,17 @@ class _DemoHandler(JSONRequestHandler):
         if len(raw) < length:
             self.close_connection = True
             raise BadRequest("request body ended before Content-Length bytes")
-        if not raw.strip():
-            raise BadRequest("request body is empty; expected JSON")
-        try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        return raw
 
     def _dispatch(self, method: str) -> None:
         with self.failures_answered():
             try:
                 # Read the body before routing so that keep-alive survives 404s on POST.
-                body = self._read_json() if method == "POST" else None
-                status, payload = self._route(method, self.path.split("?", 1)[0], body)
+                path = self.path.split("?", 1)[0]
+                body = None
+                if method == "POST":
+                    body = self._read_body() if path == ASR_PATH else self._read_json()
+                status, payload = self._route(method, path, body)
                 self.send_json(status, payload)
             except BadRequest as exc:
                 self.send_json(400, {"error": str(exc)})
@@ -292,6 +311,9 @@ class _DemoHandler(JSONRequestHandler):
         if path == "/predict":
             _allow(method, "POST")
             return 200, self._predict(body)
+        if path == ASR_PATH:
+            _allow(method, "POST")
+            return 200, self._transcribe(body)
         if path == "/v2":
             _allow(method, "GET")
             return 200, {"name": "loadbench-demo", "version": __version__, "extensions": []}
@@ -327,6 +349,15 @@ class _DemoHandler(JSONRequestHandler):
         self.server.service_delay()
         return {"predictions": labels, "probabilities": probabilities, "model": MODEL_NAME}
 
+    def _transcribe(self, audio: bytes) -> dict[str, Any]:
+        # A stand-in for speech recognition: it takes asr_rtf x the audio's duration.
+        try:
+            duration_s = wav_duration_s(audio)
+        except MediaError as exc:
+            raise BadRequest(f"{exc}; POST the bytes of a WAV file") from None
+        time.sleep(self.server.asr_rtf * duration_s)
+        return {"text": f"[{duration_s:.2f} s of audio]", "duration_s": round(duration_s, 6), "model": "asr-sim"}
+
     def _infer(self, body: Any) -> dict[str, Any]:
         rows = _v2_rows(body)
         labels, _ = predict(self.server.model, rows)
@@ -356,19 +387,29 @@ def _v2_metadata() -> dict[str, Any]:
 
 
 def make_server(
-    host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0, jitter_ms: float = 0.0
+    host: str = "127.0.0.1",
+    port: int = 0,
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    asr_rtf: float = DEFAULT_ASR_RTF,
 ) -> ThreadingHTTPServer:
     """Train the model and bind the server (port 0 picks a free port); call ``serve_forever`` to serve."""
     if latency_ms < 0 or jitter_ms < 0:
         raise ValueError("latency_ms and jitter_ms must be >= 0")
-    return _DemoServer((host, port), build_model(), latency_ms, jitter_ms)
+    if not 0 <= asr_rtf < float("inf"):
+        raise ValueError("asr_rtf must be a finite number >= 0")
+    return _DemoServer((host, port), build_model(), latency_ms, jitter_ms, asr_rtf)
 
 
 def serve_demo(
-    host: str = "127.0.0.1", port: int = 8000, latency_ms: float = 0.0, jitter_ms: float = 0.0
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    asr_rtf: float = DEFAULT_ASR_RTF,
 ) -> None:
     """Serve the demo until SIGTERM or SIGINT, announcing the URL in one stdout line."""
-    server = make_server(host, port, latency_ms, jitter_ms)
+    server = make_server(host, port, latency_ms, jitter_ms, asr_rtf)
     bound_host, bound_port = server.server_address[:2]
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -409,8 +450,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="fixed service time per prediction")
     parser.add_argument("--jitter-ms", type=float, default=0.0, help="extra uniform(0, J) ms per prediction")
+    parser.add_argument(
+        "--asr-rtf", type=float, default=DEFAULT_ASR_RTF, help="POST /asr takes this x the audio's duration"
+    )
     args = parser.parse_args(argv)
-    serve_demo(args.host, args.port, args.latency_ms, args.jitter_ms)
+    serve_demo(args.host, args.port, args.latency_ms, args.jitter_ms, args.asr_rtf)
     return 0
 
 

@@ -6,9 +6,16 @@ are a handful of requests before the run starts.
 
 The rules, in order:
 1. ``GET /v1/models`` answers an OpenAI-style list (``{"data": [{"id": ...}]}``) -> ``openai_chat``.
+   (An embeddings server answers the same list: the probe cannot tell it from a chat server,
+   so ``--scenario embeddings`` must be given.)
 2. ``GET /v2`` answers Open Inference Protocol server metadata, or ``GET /v2/health/ready``
-   answers 200 -> ``kserve_v2``.
-3. Otherwise -> ``json_post`` (POST JSON to ``/predict`` unless ``--path`` says otherwise).
+   answers 200 -> ``kserve_v2``. (KServe also serves v1: v2 wins, as before.)
+3. The same ``GET /v1/models`` answered a KServe v1 list (``{"models": ["name", ...]}``) -> ``kserve_v1``.
+4. ``GET /ping`` answers ``{"status": "Healthy"}`` (or ``"Partial Healthy"``) -> ``torchserve``.
+5. ``GET /v1/models/<model>`` (``--model``, else a name no server has) answers TF Serving's model
+   status (``{"model_version_status": [...]}``) or its error for an unknown model ("Could not
+   find any versions of model ...", "Servable not found ...") -> ``tfserving``.
+6. Otherwise -> ``json_post`` (POST JSON to ``/predict`` unless ``--path`` says otherwise).
 """
 
 from __future__ import annotations
@@ -82,6 +89,28 @@ def _openai_models(body: Any) -> list[str]:
     return []
 
 
+def _kserve_v1_models(body: Any) -> list[str]:
+    # KServe v1 (and TF Serving front ends that list): {"models": ["name", ...]}
+    if isinstance(body, dict) and isinstance(body.get("models"), list):
+        return [str(m) for m in body["models"] if isinstance(m, str | int)]
+    return []
+
+
+def _tfserving_status(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("model_version_status"), list)
+
+
+def _tfserving_error(body: Any) -> bool:
+    # What TF Serving's REST API answers for a model it does not serve.
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, str) and (
+        "Could not find any versions of model" in error or "Servable not found for request" in error
+    )
+
+
+PROBE_MODEL = "loadbench-probe"  # a model name no server has: TF Serving answers with its own error
+
+
 def _v2_models(body: Any) -> list[str]:
     # Triton's repository index: [{"name": ..., "state": "READY"}, ...]
     if isinstance(body, list):
@@ -97,10 +126,15 @@ def probe_target(
     headers: dict[str, str] | None = None,
     timeout_s: float = PROBE_TIMEOUT_S,
     verify: bool = True,
+    model: str | None = None,
 ) -> ProbeResult:
-    """Choose a built-in scenario for the target (rules in the module docstring)."""
+    """Choose a built-in scenario for the target (rules in the module docstring).
+
+    ``model``: the ``--model`` the scenario will get, if any (TF Serving lists no models).
+    """
     with _client(base_url, headers, timeout_s, verify) as client:
         status, body = _get_json(client, "GET", "/v1/models")
+        v1_body = body if status == 200 else None
         models = _openai_models(body) if status == 200 else []
         if models:
             return ProbeResult(
@@ -114,8 +148,27 @@ def probe_target(
         status, _ = _get_json(client, "GET", "/v2/health/ready")
         if status == 200:
             return ProbeResult("kserve_v2", "GET /v2/health/ready answered 200 (Open Inference Protocol)")
+        models = _kserve_v1_models(v1_body)
+        if models:
+            return ProbeResult(
+                "kserve_v1", f"GET /v1/models listed {len(models)} KServe v1 model(s)", models[0]
+            )
+        status, body = _get_json(client, "GET", "/ping")
+        if status == 200 and isinstance(body, dict) and str(body.get("status", "")).endswith("Healthy"):
+            return ProbeResult("torchserve", f"GET /ping answered {body['status']!r} (TorchServe)")
+        status, body = _get_json(client, "GET", f"/v1/models/{model or PROBE_MODEL}")
+        if status == 200 and _tfserving_status(body):
+            return ProbeResult("tfserving", f"GET /v1/models/{model} answered TF Serving model status", model)
+        if _tfserving_error(body):
+            return ProbeResult(
+                "tfserving",
+                f"GET /v1/models/{model or PROBE_MODEL} answered TF Serving's unknown-model error"
+                + ("" if model else " (TF Serving lists no models: pass --model NAME)"),
+            )
         return ProbeResult(
-            "json_post", "no OpenAI (/v1/models) or Open Inference Protocol (/v2) API found; POSTing JSON"
+            "json_post",
+            "no OpenAI (/v1/models), Open Inference Protocol (/v2), KServe v1, TorchServe (/ping) "
+            "or TF Serving API found; POSTing JSON",
         )
 
 
@@ -151,3 +204,75 @@ def v2_model_metadata(
             f"{base_url}/v2/models/{model} gave no model metadata (HTTP {status}); pass --payload or --data"
         )
     return body
+
+
+def discover_v1_model(base_url: str, headers: dict[str, str] | None = None, verify: bool = True) -> str:
+    """The first model ``GET /v1/models`` lists as KServe v1 does (``{"models": [...]}``)."""
+    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        status, body = _get_json(client, "GET", "/v1/models")
+    models = _kserve_v1_models(body) if status == 200 else []
+    if not models:
+        raise TargetError(
+            f"{base_url}/v1/models listed no KServe v1 model (HTTP {status}); pass --model NAME"
+        )
+    return models[0]
+
+
+def tfserving_model_status(
+    base_url: str, model: str, headers: dict[str, str] | None = None, verify: bool = True
+) -> list[Any]:
+    """``GET /v1/models/<model>``: TF Serving's version status list for the model."""
+    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        status, body = _get_json(client, "GET", f"/v1/models/{model}")
+    if status != 200 or not _tfserving_status(body):
+        error = body.get("error") if isinstance(body, dict) else None
+        detail = f": {str(error)[:120]}" if error else ""
+        raise TargetError(
+            f"{base_url}/v1/models/{model} gave no TF Serving model status (HTTP {status}{detail}); "
+            "pass --model NAME"
+        )
+    return list(body["model_version_status"])
+
+
+def discover_tfserving_model(
+    base_url: str, headers: dict[str, str] | None = None, verify: bool = True
+) -> str:
+    """TF Serving lists no models; a front end that answers ``GET /v1/models`` may."""
+    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        status, body = _get_json(client, "GET", "/v1/models")
+    models = _kserve_v1_models(body) if status == 200 else []
+    if not models:
+        raise TargetError(f"{base_url} does not list its models (TF Serving cannot); pass --model NAME")
+    return models[0]
+
+
+def _torchserve_models(body: Any) -> list[str]:
+    # The management API: {"models": [{"modelName": "resnet", "modelUrl": "..."}]}
+    if isinstance(body, dict) and isinstance(body.get("models"), list):
+        return [str(m["modelName"]) for m in body["models"] if isinstance(m, dict) and "modelName" in m]
+    return []
+
+
+def discover_torchserve_model(
+    base_url: str,
+    headers: dict[str, str] | None = None,
+    verify: bool = True,
+    management_url: str | None = None,
+) -> str:
+    """The first model of TorchServe's ``GET /models`` (management API: ``management_url``, else the target)."""
+    tried = []
+    for url in (management_url, base_url):
+        if not url:
+            continue
+        with _client(url, headers, PROBE_TIMEOUT_S, verify) as client:
+            try:
+                status, body = _get_json(client, "GET", "/models")
+            except TargetError:
+                if url is management_url:
+                    raise
+                status, body = 0, None
+        models = _torchserve_models(body) if status == 200 else []
+        if models:
+            return models[0]
+        tried.append(f"{url}/models (HTTP {status})")
+    raise TargetError(f"no TorchServe model list at {', '.join(tried)}; pass --model NAME")

@@ -452,6 +452,7 @@ def _render_html(run: _Run) -> str:
         f"<div class='tile'><div class='k'>{_e(k)}</div><div class='v'>{_e(v)}</div></div>" for k, v in tiles
     )
 
+    from loadbench.report_llm import llm_html
     from loadbench.report_load import VERDICT_CSS, load_html, verdict_html
 
     notices = [n for n in _top_notices(summary) if not n.startswith("INVALID: ")]
@@ -476,6 +477,7 @@ def _render_html(run: _Run) -> str:
         _summary_table(summary),
         "<h2 id='load'>Load and trust</h2>",
         load_html(summary),
+        llm_html(summary, run.requests, run.timeseries, run.run_start),  # "" without LLM data
         "<h2>Plots</h2>",
         _plots_html(_render_plots(run)),
         "<h2 id='resources'>Resources</h2>",
@@ -926,9 +928,11 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         ("error rate", format_pct(reqs.get("error_rate"))),
         ("requests ok / errors", f"{format_count(reqs.get('ok'))} / {format_count(reqs.get('errors'))}"),
     ]
+    from loadbench.report_llm import llm_markdown
     from loadbench.report_load import verdict_markdown
 
     lines = [headline, *verdict_markdown(summary), "", *_md_table(["metric", "value"], metrics, numeric={1})]
+    lines += llm_markdown(summary)
 
     by_name = _dict(summary.get("by_name"))
     if len(by_name) > 1:

@@ -36,8 +36,17 @@ VERDICT_CSS = """
 """
 
 
+def _result_text(check: dict[str, Any]) -> str:
+    """PASS / FAIL, or INFO for a per-request SLO (its attainment, counted into goodput)."""
+    if check.get("per_request"):
+        return "INFO"
+    return "PASS" if check.get("passed") else "FAIL"
+
+
 def _value_text(check: dict[str, Any]) -> str:
     value = check.get("value")
+    if check.get("per_request"):
+        return "not measured" if value is None else f"met by {format_pct(value)} of requests"
     if value is None:
         return str(check.get("note") or "not measured")
     unit = check.get("unit")
@@ -59,15 +68,22 @@ def verdict_html(summary: dict[str, Any]) -> str:
     if checks:
         passed = bool(slo.get("passed"))
         items = "".join(
-            f"<li>{'PASS' if c.get('passed') else '<b>FAIL</b>'} <code>{_e(c.get('expr'))}</code>: "
-            f"measured {_e(_value_text(c))}</li>"
+            f"<li>{'<b>FAIL</b>' if _result_text(c) == 'FAIL' else _result_text(c)} "
+            f"<code>{_e(c.get('expr'))}</code>: "
+            f"{'' if c.get('per_request') else 'measured '}{_e(_value_text(c))}</li>"
             for c in checks
         )
+        gates = [c for c in checks if not c.get("per_request")]
         title = "SLO passed" if passed else "SLO failed"
         parts.append(
             f"<div class='verdict {'pass' if passed else 'fail'}' role='status' aria-label='SLO verdict'>"
-            f"<b>{title}</b> ({sum(bool(c.get('passed')) for c in checks)} of {len(checks)} checks)"
-            f"<ul>{items}</ul></div>"
+            f"<b>{title}</b> ({sum(bool(c.get('passed')) for c in gates)} of {len(gates)} checks"
+            + (
+                f"; {len(checks) - len(gates)} per-request SLO(s) counted into goodput"
+                if len(gates) < len(checks)
+                else ""
+            )
+            + f")<ul>{items}</ul></div>"
         )
     if validity and not validity.get("valid", True):
         reasons = "".join(f"<li>{_e(r)}</li>" for r in _list(validity.get("reasons")))
@@ -203,7 +219,7 @@ def verdict_markdown(summary: dict[str, Any]) -> list[str]:
         lines += ["", f"**{'SLO passed' if slo.get('passed') else 'SLO failed'}**", ""]
         lines += _md_table(
             ["check", "result", "measured"],
-            [[str(c.get("expr")), "PASS" if c.get("passed") else "FAIL", _value_text(c)] for c in checks],
+            [[str(c.get("expr")), _result_text(c), _value_text(c)] for c in checks],
             numeric={2},
         )
     validity = _dict(summary.get("validity"))

@@ -43,6 +43,7 @@ from loadbench.distributed import Master, WorkerSettings, free_port
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
 from loadbench.hostmetrics import ServerProcess, find_server_process
 from loadbench.loadplan import LoadPlan, plan_load
+from loadbench.network import measure_rtt
 from loadbench.openloop import Dispatcher, open_loop_classes
 from loadbench.probe import check_reachable, probe_target
 from loadbench.progress import Progress
@@ -65,6 +66,7 @@ class Prepared:
     server: ServerProcess | None
     server_notice: str | None
     plan: LoadPlan | None = None
+    network: dict[str, Any] | None = None  # meta.json `network`: round trip to the target
 
 
 @dataclass
@@ -241,7 +243,9 @@ def prepare(config: RunConfig) -> Prepared:
         finally:
             puller.close()
     if config.scenario is None:
-        probe = probe_target(target, headers, verify=verify)
+        probe = probe_target(
+            target, headers, verify=verify, model=_option_value(config.scenario_args, "--model")
+        )
         name, reason = probe.scenario, f"chosen by probing the target: {probe.reason}"
     else:
         name, reason = config.scenario, "given with --scenario"
@@ -249,7 +253,19 @@ def prepare(config: RunConfig) -> Prepared:
     header_args = [arg for h in config.headers for arg in ("--header", h)]
     scenario = load_scenario(path, target, [*config.scenario_args, *header_args], reason)
     apply_transport_settings(scenario, config.timeout_s, config.insecure)
-    return Prepared(scenario, server, server_notice, plan)
+    # A light probe before any load: ~20 TCP connects, one round trip each (loadbench.network).
+    return Prepared(scenario, server, server_notice, plan, network=measure_rtt(target))
+
+
+def _option_value(args: list[str], name: str) -> str | None:
+    """The value of ``NAME VALUE`` or ``NAME=VALUE`` in a scenario's arguments (the last one wins)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 def apply_transport_settings(scenario: Scenario, timeout_s: float, insecure: bool) -> None:
@@ -316,6 +332,7 @@ def build_meta(
             "load": load,
             "stages": [stage.to_dict() for stage in plan.stages],
             "slos": list(config.slos),
+            "realtime_tokens_per_s": config.realtime_tokens_per_s,
             "duration_s": plan.duration_s,
             "warmup_s": config.warmup_s,
             "timeout_s": config.timeout_s,
@@ -362,6 +379,8 @@ def begin_run(
             meta[key].update(value)
         else:
             meta[key] = value
+    if prepared.network is not None:
+        meta["network"] = prepared.network
     rundir.write_json(run_dir / rundir.META, meta)
 
     sampler = None

@@ -10,6 +10,8 @@ under plain ``locust -f path.py --host URL`` alike. This module gives it:
   loadbench metadata: stripped before sending, kept beside the body.
 - `ModelUser`: a ``FastHttpUser`` (Locust's fast client) that sends ``--header`` headers.
 - `check_json(response, key)`: mark a response failed unless it is JSON holding ``key``.
+- `add_extras(response, **fields)`: per-request fields for ``requests.csv`` (tokens, labels).
+- ``--http2`` (in `add_request_options`): `ModelUser` sends through `loadbench.http2` instead.
 - `on_setup`: decorate the scenario's set-up; its failure stops the run with one clear line.
 - Under plain ``locust -f SCENARIO`` with its web UI, loadbench's plugin (`loadbench.webui`):
   each start/stop in the UI is a run directory with its report (``--loadbench-reports-dir``).
@@ -68,6 +70,12 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
         metavar="FILE.jsonl",
         help="JSON Lines file of request bodies, sent in order round-robin; "
         "keys starting with '_' are metadata, not sent",
+    )
+    group.add_argument(
+        "--http2",
+        action="store_true",
+        help="send over HTTP/2 (httpx; h2c by prior knowledge for http://, ALPN for https://); "
+        "slower per core than the default HTTP/1.1 client: see docs/benchmarks.md",
     )
 
 
@@ -198,10 +206,28 @@ class ModelUser(FastHttpUser):
             self.network_timeout = self.connection_timeout = float(timeout)
         self.insecure = not tls_verify(options)
         super().__init__(environment)
-        self.client = DeadlineSession(self.client, self.network_timeout)  # type: ignore[assignment]
+        session: Any = self.client
+        if getattr(options, "http2", False):
+            # Only with --http2: httpx is far slower per core than the fast client (HTTP/1.1).
+            from loadbench.http2 import Http2Session
+
+            session = Http2Session(
+                self.host or "", environment.events.request, self, self.network_timeout, not self.insecure
+            )
+        self.client = DeadlineSession(session, self.network_timeout)  # type: ignore[assignment]
 
     def on_start(self) -> None:
         self.headers = headers_from_options(self.environment.parsed_options)
+
+
+def add_extras(response: Any, **fields: Any) -> None:
+    """Add per-request fields (``input_tokens=12``, ...) to a ``catch_response=True`` response's record.
+
+    They go to the request event's ``context["loadbench"]`` (merged: the ``--http2`` client's
+    phase timings stay), which the recorder writes as the extra columns of ``requests.csv``.
+    """
+    context = response.request_meta.setdefault("context", {})
+    context["loadbench"] = {**(context.get("loadbench") or {}), **fields}
 
 
 def check_json(response: Any, key: str) -> Any:

@@ -19,6 +19,13 @@ metric, and the threshold is stored in the summary's own unit:
 A metric the summary does not hold (``null`` or absent: no successful request, no GPU, an LLM
 key on a plain JSON run) fails its check with the note "not measured": an SLO that cannot be
 shown to hold has not been met.
+
+Per-request SLOs: a bare ``ttft``, ``tpot``, ``itl``, ``e2e`` or ``latency`` (`PER_REQUEST`)
+with ``<`` or ``<=`` and a time, e.g. ``ttft<500ms``, is a bound every single request must
+meet (``Slo.per_request``). `loadbench.llm_metrics` counts the requests meeting all of them:
+``summary["goodput_rps"]`` (DistServe's goodput) and ``summary["goodput"]``. Its check in
+``summary["slo"]`` reports the share of requests meeting it (``value``, a fraction) and never
+fails the gate by itself: gate on ``goodput>N`` for that.
 """
 
 from __future__ import annotations
@@ -47,10 +54,20 @@ ALIASES: dict[str, str] = {
     "server_cpu": "resources.server_process.cpu_percent.mean",
 }
 _CANONICAL = {path: name for name, path in ALIASES.items()}
+# Per-request SLOs: bare name -> the per-request quantity it bounds (docs/metrics.md, LLM metrics).
+# ``itl`` bounds a request's largest inter-token gap: every gap of the request must meet it.
+PER_REQUEST: dict[str, str] = {
+    "ttft": "request.ttft_ms",
+    "tpot": "request.tpot_ms",
+    "itl": "request.itl_max_ms",
+    "e2e": "request.e2e_ms",
+    "latency": "request.latency_ms",
+}
 # Shown in error messages: the families, not all 60 aliases.
 _ACCEPTED = (
     "p50 p90 p95 p99 p999 max mean min, service_p99 (service_time_ms), error_rate, throughput, "
     "request_rate, goodput, ttft_p99 / tpot_* / itl_* / e2e_*, gpu_util, server_cpu, "
+    "a per-request bound (ttft<500ms, tpot, itl, e2e, latency), "
     "or a summary.json path such as latency_ms.p99 or resources.gpus.0.util_mean"
 )
 _EXAMPLES = "e.g. p99<300ms, error_rate<1%, throughput>=100, service_p50<=20ms"
@@ -84,6 +101,8 @@ class Slo:
     op: str  # "<", "<=", ">" or ">="
     threshold: float  # in the summary's unit (ms, a fraction, req/s, ...)
     unit: str  # the summary's unit: "ms", "fraction", "rps", "percent" or "" (as the summary has it)
+    # A bound on every request (``ttft<500ms``): counted into goodput, never gating by itself.
+    per_request: bool = False
 
     def holds(self, value: float) -> bool:
         return OPS[self.op](value, self.threshold)
@@ -105,6 +124,8 @@ def unit_kind(path: str) -> str:
 
 
 def _resolve(name: str, expr: str) -> str:
+    if name in PER_REQUEST:
+        return PER_REQUEST[name]
     if name in ALIASES:
         return ALIASES[name]
     if "." in name or name.endswith("_rps"):
@@ -125,6 +146,12 @@ def parse_slo(text: str) -> Slo:
             f"cannot read the SLO {expr!r}: {found}; OP must be one of <, <=, >, >= ({_EXAMPLES})"
         )
     path = _resolve(name, expr)
+    per_request = name in PER_REQUEST
+    if per_request and op not in ("<", "<="):
+        raise UsageError(
+            f"the per-request SLO {expr!r} must be an upper bound: use < or <= "
+            f"(e.g. {name}<500ms; gate on goodput>N for a rate of requests meeting it)"
+        )
     value = _VALUE.match(rest)
     if not value:
         found = f"{rest!r} is not a number" if rest else "no value"
@@ -150,11 +177,12 @@ def parse_slo(text: str) -> Slo:
     threshold = float(f"{number * factors[unit]:.12g}")
     return Slo(
         expr=expr,
-        metric=_CANONICAL.get(path, path),
+        metric=name if per_request else _CANONICAL.get(path, path),
         path=path,
         op=op,
         threshold=threshold,
         unit=kind,
+        per_request=per_request,
     )
 
 
@@ -180,9 +208,14 @@ def _number(value: Any) -> float | None:
 
 def evaluate(slos: Sequence[Slo], summary: dict[str, Any]) -> dict[str, Any]:
     """``summary["slo"]``: ``{"passed", "checks": [{"expr", "metric", "path", "value", "threshold",
-    "op", "unit", "passed", "note"?}]}``; ``passed`` is true when every check passed (and with no SLO)."""
+    "op", "unit", "passed", "note"?}]}``; ``passed`` is true when every check passed (and with no SLO).
+
+    A per-request SLO's check (`_per_request_check`) always passes: it reports attainment."""
     checks: list[dict[str, Any]] = []
     for slo in slos:
+        if slo.per_request:
+            checks.append(_per_request_check(slo, summary))
+            continue
         raw = value_at(summary, slo.path)
         value = _number(raw)
         check: dict[str, Any] = {
@@ -200,3 +233,33 @@ def evaluate(slos: Sequence[Slo], summary: dict[str, Any]) -> dict[str, Any]:
             check["note"] = "not measured" if raw is None else f"not a number: {str(raw)[:40]}"
         checks.append(check)
     return {"passed": all(c["passed"] for c in checks), "checks": checks}
+
+
+def _per_request_check(slo: Slo, summary: dict[str, Any]) -> dict[str, Any]:
+    """The check of a per-request SLO: ``value`` is its attainment (the share of the window's
+    requests that succeeded and met it, from ``summary["goodput"]["slos"]``), ``unit``
+    ``fraction``; the bound itself is ``threshold`` in ``threshold_unit`` (ms). It passes
+    always: a per-request SLO is counted into goodput and gates nothing by itself."""
+    goodput = summary.get("goodput")
+    entries = goodput.get("slos") if isinstance(goodput, dict) else None
+    entry = next(
+        (e for e in entries or [] if isinstance(e, dict) and e.get("expr") == slo.expr),
+        None,
+    )
+    value = _number(entry.get("attainment")) if entry else None
+    check: dict[str, Any] = {
+        "expr": slo.expr,
+        "metric": slo.metric,
+        "path": slo.path,
+        "value": value,
+        "threshold": slo.threshold,
+        "op": slo.op,
+        "unit": "fraction",
+        "passed": True,
+        "per_request": True,
+        "threshold_unit": slo.unit,
+        "note": "per-request SLO: share of requests meeting it; counted into goodput, gates nothing by itself"
+        if value is not None
+        else "not measured (per-request SLO; gates nothing by itself)",
+    }
+    return check

@@ -1,10 +1,18 @@
 """POST a JSON body to a model endpoint: any custom JSON API, or the demo's ``/predict``.
 
     loadbench run --target URL --scenario json_post [--path /predict] (--payload JSON | --data FILE.jsonl)
+    loadbench run --demo --scenario json_post          (the demo's labeled digits, quality included)
     locust -f scenarios/json_post.py --host URL [same options]
 
 A response counts as a success when its status is below 400. ``--data`` sends each line of a
-JSON Lines file in turn (``loadbench/data/digits.jsonl`` fits the demo endpoint).
+JSON Lines file in turn (``loadbench/data/digits.jsonl`` fits the demo endpoint; ``loadbench run
+--demo`` sends it when given neither ``--payload`` nor ``--data``).
+
+Quality: a line's ``_expected`` is the label its answer should carry; the prediction is taken
+from the response at ``--extract PATH`` (default: the first of ``prediction``,
+``predictions.0``, ``label``, ``labels.0``, ``outputs.0.data.0`` the response holds), and both
+go to ``requests.csv`` (``expected``, ``predicted``). A line's ``_media_s`` (seconds of audio or
+video it carries) goes to ``media_s``, for the real-time factor. See docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -13,28 +21,59 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.scenario import ModelUser, Payloads, add_request_options, on_setup
+from loadbench.errors import UsageError
+from loadbench.extract import Extractor, payload_extras, response_prediction
+from loadbench.recorder import EXTRAS_KEY
+from loadbench.scenario import ModelUser, Payloads, add_extras, add_request_options, on_setup
 
 PAYLOADS: Payloads | None = None
+EXTRACTOR: Extractor | None = None
 
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--path", default="/predict", help="URL path to POST to (default /predict)")
+    parser.add_argument(
+        "--extract",
+        default=None,
+        metavar="PATH",
+        help="where the prediction is in the JSON response: dotted keys and list indexes, e.g. "
+        "predictions.0 (default: the first of prediction, predictions.0, label, labels.0, outputs.0.data.0)",
+    )
     add_request_options(parser)
 
 
 @on_setup
 def _load(environment: Any) -> None:
-    global PAYLOADS
-    PAYLOADS = Payloads.from_options(environment.parsed_options)
+    global PAYLOADS, EXTRACTOR
+    options = environment.parsed_options
+    EXTRACTOR = Extractor(getattr(options, "extract", None))
+    PAYLOADS = Payloads.from_options(options)
+    for number, (_, meta) in enumerate(PAYLOADS.items, start=1):
+        try:
+            payload_extras(meta)
+        except UsageError as exc:
+            raise UsageError(f"payload {number}: {exc}") from None
 
 
 class JsonPostUser(ModelUser):
     @task
     def post(self) -> None:
-        assert PAYLOADS is not None
-        body, _ = PAYLOADS.next()
+        assert PAYLOADS is not None and EXTRACTOR is not None
+        body, meta = PAYLOADS.next()
         path = self.environment.parsed_options.path
         # Named by the path without its query: one name per route, and no api keys in names.
-        self.client.post(path, json=body, headers=self.headers, name=f"POST {path.split('?', 1)[0]}")
+        name = f"POST {path.split('?', 1)[0]}"
+        extras = payload_extras(meta) if meta else {}
+        if not extras and not EXTRACTOR.explicit:
+            self.client.post(path, json=body, headers=self.headers, name=name)
+            return
+        # The label rides in the request's context from the start, so a request that fails
+        # (timeout, reset) is still recorded with it: quality counts it as a wrong answer.
+        with self.client.post(
+            path, json=body, headers=self.headers, name=name, context={EXTRAS_KEY: extras}, catch_response=True
+        ) as response:
+            if "expected" in extras or EXTRACTOR.explicit:
+                predicted = response_prediction(response, EXTRACTOR)
+                if predicted:
+                    add_extras(response, predicted=predicted)

@@ -8,6 +8,10 @@ KServe's ``/v2/models``). Without ``--payload``/``--data``, one request per batc
 ``--batch`` rows is built from the model's input metadata (``GET /v2/models/<model>``): every
 input tensor filled with seeded random values, ``-1`` dimensions set to the batch size.
 A response is a success when it is JSON with an ``outputs`` list.
+
+Quality: a ``--data`` line's ``_expected`` is the label its answer should carry; the
+prediction is the response's value at ``--extract PATH`` (default ``outputs.0.data.0``: the
+first output's first element). Both go to ``requests.csv``; see docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -18,10 +22,14 @@ from typing import Any
 
 from locust import events, task
 
+from loadbench.errors import UsageError
+from loadbench.extract import Extractor, payload_extras
 from loadbench.probe import discover_v2_model, v2_model_metadata
+from loadbench.recorder import EXTRAS_KEY
 from loadbench.scenario import (
     ModelUser,
     Payloads,
+    add_extras,
     add_request_options,
     check_json,
     headers_from_options,
@@ -31,6 +39,7 @@ from loadbench.scenario import (
 
 MODEL: str = ""
 PAYLOADS: Payloads | None = None
+EXTRACTOR: Extractor | None = None
 _INTEGER_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 
 
@@ -40,6 +49,13 @@ def _options(parser: Any) -> None:
         "--model", default=None, help="model name (default: the first model the server lists)"
     )
     parser.add_argument("--batch", type=int, default=1, help="rows per synthetic request (default 1)")
+    parser.add_argument(
+        "--extract",
+        default=None,
+        metavar="PATH",
+        help="where the prediction is in the JSON response: dotted keys and list indexes "
+        "(default outputs.0.data.0)",
+    )
     add_request_options(parser, payload_help="Default: random tensors shaped by the model's metadata.")
 
 
@@ -65,8 +81,9 @@ def synthetic_request(metadata: dict[str, Any], batch: int, seed: int = 0) -> di
 
 @on_setup
 def _load(environment: Any) -> None:
-    global MODEL, PAYLOADS
+    global MODEL, PAYLOADS, EXTRACTOR
     options = environment.parsed_options
+    EXTRACTOR = Extractor(getattr(options, "extract", None), defaults=("outputs.0.data.0",))
     headers = headers_from_options(options)
     MODEL = options.model or discover_v2_model(environment.host, headers, tls_verify(options))
     default = None
@@ -74,15 +91,26 @@ def _load(environment: Any) -> None:
         metadata = v2_model_metadata(environment.host, MODEL, headers, tls_verify(options))
         default = [synthetic_request(metadata, max(options.batch, 1), seed) for seed in range(16)]
     PAYLOADS = Payloads.from_options(options, default=default)
+    for number, (_, meta) in enumerate(PAYLOADS.items, start=1):
+        try:
+            payload_extras(meta)
+        except UsageError as exc:
+            raise UsageError(f"payload {number}: {exc}") from None
 
 
 class KServeV2User(ModelUser):
     @task
     def infer(self) -> None:
-        assert PAYLOADS is not None
-        body, _ = PAYLOADS.next()
+        assert PAYLOADS is not None and EXTRACTOR is not None
+        body, meta = PAYLOADS.next()
         path = f"/v2/models/{MODEL}/infer"
+        # The label rides in the context from the start: a failed request keeps it (a wrong answer).
+        extras = payload_extras(meta) if meta else {}
         with self.client.post(
-            path, json=body, headers=self.headers, name=path, catch_response=True
+            path, json=body, headers=self.headers, name=path, context={EXTRAS_KEY: extras}, catch_response=True
         ) as response:
-            check_json(response, "outputs")
+            parsed = check_json(response, "outputs")
+            if parsed is not None and ("expected" in extras or EXTRACTOR.explicit):
+                predicted = EXTRACTOR(parsed)
+                if predicted:
+                    add_extras(response, predicted=predicted)

@@ -153,7 +153,8 @@ def test_closed_loop_ignores_the_open_loop_options() -> None:
         ({"shape": "step:1,2:1s", "warmup_s": 2.0}, "--warmup (2 s) must be shorter than the run (2 s)"),
         ({"duration_s": 0.0, "warmup_s": 0.0}, "--duration must be longer than 0 s"),
         ({"slos": ["p99<300ms", "p99 << 3"]}, "cannot read the SLO 'p99 << 3'"),
-        ({"slos": ["latency<3s"]}, "unknown metric 'latency'"),
+        ({"slos": ["lat<3s"]}, "unknown metric 'lat'"),
+        ({"slos": ["latency>3s"]}, "the per-request SLO 'latency>3s' must be an upper bound"),
         ({"rate": 10.0, "slos": ["p99<3 parsecs"]}, "the SLO 'p99<3 parsecs' gives 'parsecs'"),
     ],
 )

@@ -68,7 +68,13 @@ def test_slo_is_frozen() -> None:
         ("", "empty SLO: expected METRIC OP VALUE"),
         ("   ", "empty SLO"),
         ("p98<3ms", "unknown metric 'p98'"),
-        ("latency<3ms", "or a summary.json path such as latency_ms.p99"),
+        ("lat<3ms", "or a summary.json path such as latency_ms.p99"),
+        ("ttft>500ms", "the per-request SLO 'ttft>500ms' must be an upper bound: use < or <="),
+        ("tpot>=5", "must be an upper bound"),
+        ("itl<5%", "gives '%' for request.itl_max_ms, which is a time"),
+        ("e2e<2rps", "which is a time"),
+        ("latency<-1ms", "negative threshold"),
+        ("ttft<", "no value"),
         ("p99=300ms", "'='; OP must be one of <, <=, >, >="),
         ("p99==300ms", "'=='; OP must be one of"),
         ("p99<>300ms", "'<>'; OP must be one of"),
@@ -96,8 +102,8 @@ def test_parse_slo_errors_teach(text: str, message: str) -> None:
 
 def test_unknown_metric_lists_the_accepted_ones() -> None:
     with pytest.raises(UsageError) as info:
-        parse_slo("latency<3ms")
-    for name in ("p99", "service_p99", "error_rate", "throughput", "ttft_p99"):
+        parse_slo("lat<3ms")
+    for name in ("p99", "service_p99", "error_rate", "throughput", "ttft_p99", "ttft<500ms"):
         assert name in str(info.value)
 
 
@@ -188,3 +194,54 @@ def test_evaluate_check_fields_and_empty_list() -> None:
 def test_slo_holds() -> None:
     slo = Slo(expr="x", metric="p99", path="latency_ms.p99", op=">=", threshold=1.0, unit="ms")
     assert slo.holds(1.0) and not slo.holds(0.5)
+
+
+# --- per-request SLOs (bare ttft / tpot / itl / e2e / latency): counted into goodput -------------
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "path", "op", "threshold"),
+    [
+        ("ttft<500ms", "ttft", "request.ttft_ms", "<", 500.0),
+        ("ttft <= 0.5 s", "ttft", "request.ttft_ms", "<=", 500.0),
+        ("tpot<50", "tpot", "request.tpot_ms", "<", 50.0),
+        ("itl<100ms", "itl", "request.itl_max_ms", "<", 100.0),
+        ("e2e<2s", "e2e", "request.e2e_ms", "<", 2000.0),
+        ("latency<=750us", "latency", "request.latency_ms", "<=", 0.75),
+    ],
+)
+def test_parse_per_request_slo(text: str, metric: str, path: str, op: str, threshold: float) -> None:
+    slo = parse_slo(text)
+    assert slo.per_request is True
+    assert (slo.metric, slo.path, slo.op, slo.threshold, slo.unit) == (metric, path, op, threshold, "ms")
+    assert slo.expr == " ".join(text.split())
+
+
+def test_summary_slos_are_not_per_request() -> None:
+    assert not any(s.per_request for s in parse_slos(["ttft_p95<2s", "goodput>10", "p99<1s", "e2e_p99<3s"]))
+
+
+def test_per_request_check_reports_attainment_and_never_fails() -> None:
+    summary = {
+        "goodput_rps": 4.0,
+        "goodput": {
+            "rps": 4.0,
+            "attainment": 0.4,
+            "slos": [
+                {"expr": "ttft<500ms", "attainment": 0.4},
+                {"expr": "tpot<50ms", "attainment": 0.9},
+            ],
+        },
+    }
+    result = evaluate(parse_slos(["ttft<500ms", "tpot<50ms", "itl<1s", "goodput>5"]), summary)
+    ttft, tpot, itl, goodput = result["checks"]
+    assert ttft["per_request"] is True and ttft["passed"] is True
+    assert (ttft["value"], ttft["unit"], ttft["threshold"], ttft["threshold_unit"]) == (0.4, "fraction", 500.0, "ms")
+    assert "counted into goodput" in ttft["note"]
+    assert tpot["value"] == 0.9
+    # An SLO the summary has no attainment for: not measured, still not failing.
+    assert itl["value"] is None and itl["passed"] is True and itl["note"].startswith("not measured")
+    # The gate on goodput decides.
+    assert goodput["passed"] is False and "per_request" not in goodput
+    assert result["passed"] is False
+    assert evaluate(parse_slos(["ttft<500ms", "goodput>3"]), summary)["passed"] is True

@@ -119,8 +119,12 @@ def test_knee_rate_mode_throughput_and_p99_rules() -> None:
     knee = find_knee(rows("rate", steps), "rate")
     assert knee is not None and knee["step"] == 3 and knee["offered"] == 40
     assert "below 95% of the offered 40" in knee["reasons"][0]
-    # p99 above twice the lowest load's (20 ms), everything else keeping up:
-    steps = [(10, summary(10.0, 20.0)), (20, summary(20.0, 40.0)), (40, summary(40.0, 40.1))]
+    # p50 above twice the lowest load's (20 ms), everything else keeping up; p99 alone does not count:
+    steps = [
+        (10, summary(10.0, 20.0, p50=20.0)),
+        (20, summary(20.0, 400.0, p50=40.0)),
+        (40, summary(40.0, 40.1, p50=40.1)),
+    ]
     knee = find_knee(rows("rate", steps), "rate")
     assert knee is not None and knee["step"] == 3 and "above 2x" in knee["reasons"][0]
     assert find_knee(rows("rate", steps[:2]), "rate") is None  # exactly 2x is not above

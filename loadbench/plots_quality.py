@@ -1,0 +1,104 @@
+"""Report plots for quality under load and the real-time factor (media models).
+
+Consumes the per-second accuracy frame of `loadbench.quality.accuracy_per_second`, the analyzer's
+``timeseries.csv`` (for the warmup shading) and per-request RTF values; produces matplotlib
+figures, drawn like `loadbench.plots` (no pyplot, no global state).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from loadbench.plots import (
+    C_ERR,
+    C_OK,
+    C_P50,
+    C_P99,
+    C_USERS,
+    LOG_SPREAD,
+    _contiguous,
+    _label_time_axes,
+    _legend,
+    _new_figure,
+    _no_data,
+    _shade_warmup,
+)
+
+C_ACCURACY = "#2ca02c"
+C_ANSWERED = "#1f77b4"
+RTF_BINS = 60
+
+
+def quality_over_time(per_second: pd.DataFrame, timeseries: pd.DataFrame | None = None) -> Figure:
+    """Accuracy per second (failures counted wrong) and over answered requests, with the labeled
+    requests per second on a second y axis. Warmup shaded."""
+    fig, ax = _new_figure("Quality over time")
+    if per_second.empty or not (per_second["labeled"] > 0).any():
+        return _no_data(fig, ax, "no labeled requests")
+    _label_time_axes(ax, "accuracy")
+    _shade_warmup(ax, _contiguous(timeseries))
+    seconds = per_second["second"].to_numpy(dtype=float)
+    edges = np.append(seconds, seconds[-1] + 1.0) if seconds.size else seconds
+    ax.stairs(
+        per_second["accuracy"].to_numpy(dtype=float),
+        edges,
+        color=C_ACCURACY,
+        lw=1.6,
+        label="accuracy (failures count wrong)",
+    )
+    ax.stairs(
+        per_second["accuracy_answered"].to_numpy(dtype=float),
+        edges,
+        color=C_ANSWERED,
+        lw=1.1,
+        ls="--",
+        label="accuracy of answered requests",
+    )
+    ax.set_ylim(0.0, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlim(edges[0], edges[-1])
+    ax2 = ax.twinx()
+    labeled = per_second["labeled"].to_numpy(dtype=float)
+    (line,) = ax2.step(
+        edges, np.append(labeled, labeled[-1]), where="post", color=C_USERS, lw=0.9, ls=":", label="labeled req/s"
+    )
+    ax2.set_ylabel("labeled requests per second")
+    ax2.set_ylim(bottom=0, top=max(float(labeled.max()) * 1.05, 1.0))
+    _legend(ax, extra=[line], twin=ax2)
+    return fig
+
+
+def rtf_distribution(rtf: npt.ArrayLike) -> Figure:
+    """Histogram of per-request real-time factors, the RTF = 1 line (real time) and p50/p99."""
+    fig, ax = _new_figure("Real-time factor")
+    values = np.asarray(rtf, dtype=np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return _no_data(fig, ax, "no successful request with a media duration")
+    lo, hi = float(values.min()), float(values.max())
+    log = hi / lo > LOG_SPREAD
+    lo_edge, hi_edge = min(lo, 1.0) * 0.9, max(hi, 1.0) * 1.1
+    bins = np.geomspace(lo_edge, hi_edge, RTF_BINS + 1) if log else np.linspace(0.0, hi_edge, RTF_BINS + 1)
+    fast = values < 1.0
+    ax.hist(
+        [values[fast], values[~fast]],
+        bins=bins,
+        stacked=True,
+        color=[C_OK, C_ERR],
+        label=["faster than real time (RTF < 1)", "real time or slower"],
+    )
+    if log:
+        ax.set_xscale("log")
+    ax.axvline(1.0, color="#000000", lw=1.2, label="RTF = 1 (real time)")
+    p50, p99 = np.percentile(values, [50.0, 99.0])
+    ax.axvline(p50, color=C_P50, lw=1.1, ls="--", label=f"p50 {p50:.3g}")
+    ax.axvline(p99, color=C_P99, lw=1.1, ls="--", label=f"p99 {p99:.3g}")
+    ax.set_xlabel("real-time factor: processing time / media duration")
+    ax.set_ylabel("requests")
+    ax.grid(True, alpha=0.35)
+    _legend(ax)
+    return fig

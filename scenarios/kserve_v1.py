@@ -1,0 +1,60 @@
+"""KServe v1 protocol: POST ``/v1/models/<model>:predict`` (TF Serving's REST wire format).
+
+    loadbench run --target URL --scenario kserve_v1 [--model NAME] (--payload JSON | --data FILE.jsonl)
+    locust -f scenarios/kserve_v1.py --host URL [same options]
+
+The model comes from ``--model`` or the first one ``GET /v1/models`` lists (``{"models":
+[...]}``). Each body is a data row: a dict holding ``instances`` (or ``inputs``) is sent as it
+is; any other row is one instance (``{"instances": [row]}``). A response is a success when it
+is JSON with ``predictions`` (``outputs`` for an ``inputs`` request).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import events, task
+
+from loadbench.probe import discover_v1_model
+from loadbench.protocols import predict_answer_key, predict_body
+from loadbench.scenario import (
+    ModelUser,
+    Payloads,
+    add_request_options,
+    check_json,
+    headers_from_options,
+    on_setup,
+    tls_verify,
+)
+
+PATH: str = ""
+PAYLOADS: Payloads | None = None
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument("--model", default=None, help="model name (default: the first from GET /v1/models)")
+    add_request_options(parser, payload_help='A row, or a full {"instances": [...]} body.')
+
+
+@on_setup
+def _load(environment: Any) -> None:
+    global PATH, PAYLOADS
+    options = environment.parsed_options
+    model = options.model or discover_v1_model(
+        environment.host, headers_from_options(options), tls_verify(options)
+    )
+    PATH = f"/v1/models/{model}:predict"
+    rows = Payloads.from_options(options)
+    PAYLOADS = Payloads([predict_body(row) | extras for row, extras in rows.items])
+
+
+class KServeV1User(ModelUser):
+    @task
+    def predict(self) -> None:
+        assert PAYLOADS is not None
+        body, _ = PAYLOADS.next()
+        with self.client.post(
+            PATH, json=body, headers=self.headers, name=PATH, catch_response=True
+        ) as response:
+            check_json(response, predict_answer_key(body))

@@ -1,0 +1,41 @@
+"""OpenAI-compatible text completions (vLLM, TGI, llama.cpp): POST ``/v1/completions`` with a prompt.
+
+    loadbench run --target URL --scenario openai_completions [--model NAME] [--no-stream]
+        [--prompt TEXT | --input-tokens N | --data FILE.jsonl | --sharegpt FILE.json]
+        [--output-tokens N] [--ignore-eos]
+    locust -f scenarios/openai_completions.py --host URL [same options]
+
+The same as ``openai_chat`` (streamed and timed per token by default, `loadbench.llm`), for the
+raw completions API: no chat template, so ``--input-tokens`` is closer to the prompt tokens the
+server counts. ``--data`` lines are ``{"prompt": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import events, task
+
+from loadbench.llm import LLMSetup, add_llm_options, send_request, setup_llm
+from loadbench.scenario import ModelUser, add_request_options, on_setup
+
+SETUP: LLMSetup | None = None
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    add_llm_options(parser)
+    add_request_options(parser)
+
+
+@on_setup
+def _load(environment: Any) -> None:
+    global SETUP
+    SETUP = setup_llm(environment, "completions")
+
+
+class OpenAICompletionsUser(ModelUser):
+    @task
+    def complete(self) -> None:
+        assert SETUP is not None
+        send_request(self, SETUP)

@@ -1,0 +1,63 @@
+"""TensorFlow Serving REST: POST ``/v1/models/<model>[/versions/<n>]:predict``.
+
+    loadbench run --target URL --scenario tfserving --model NAME (--payload JSON | --data FILE.jsonl)
+    locust -f scenarios/tfserving.py --host URL [same options]
+
+TF Serving lists no models, so ``--model`` is needed unless a front end answers ``GET
+/v1/models`` with ``{"models": [...]}``; the model's status (``GET /v1/models/<model>``) is
+checked before the load. Each body is a data row: a dict holding ``instances`` (row format) or
+``inputs`` (columnar format) is sent as it is; any other row is one instance
+(``{"instances": [row]}``). A response is a success when it is JSON with ``predictions`` (for
+``instances``) or ``outputs`` (for ``inputs``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import events, task
+
+from loadbench.probe import discover_tfserving_model, tfserving_model_status
+from loadbench.protocols import predict_answer_key, predict_body
+from loadbench.scenario import (
+    ModelUser,
+    Payloads,
+    add_request_options,
+    check_json,
+    headers_from_options,
+    on_setup,
+    tls_verify,
+)
+
+PATH: str = ""
+PAYLOADS: Payloads | None = None
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument("--model", default=None, help="model name (TF Serving lists none: give it)")
+    parser.add_argument("--version", default=None, help="model version (default: the latest)")
+    add_request_options(parser, payload_help='A row, or a full {"instances": [...]} / {"inputs": ...} body.')
+
+
+@on_setup
+def _load(environment: Any) -> None:
+    global PATH, PAYLOADS
+    options = environment.parsed_options
+    headers, verify = headers_from_options(options), tls_verify(options)
+    model = options.model or discover_tfserving_model(environment.host, headers, verify)
+    tfserving_model_status(environment.host, model, headers, verify)
+    PATH = f"/v1/models/{model}" + (f"/versions/{options.version}" if options.version else "") + ":predict"
+    rows = Payloads.from_options(options)
+    PAYLOADS = Payloads([predict_body(row) | extras for row, extras in rows.items])
+
+
+class TFServingUser(ModelUser):
+    @task
+    def predict(self) -> None:
+        assert PAYLOADS is not None
+        body, _ = PAYLOADS.next()
+        with self.client.post(
+            PATH, json=body, headers=self.headers, name=PATH, catch_response=True
+        ) as response:
+            check_json(response, predict_answer_key(body))

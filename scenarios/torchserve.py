@@ -1,0 +1,78 @@
+"""TorchServe inference API: POST ``/predictions/<model>[/<version>]``.
+
+    loadbench run --target URL --scenario torchserve [--model NAME] (--payload JSON | --data FILE)
+    locust -f scenarios/torchserve.py --host URL [same options]
+
+The model comes from ``--model`` or the first one TorchServe's management API lists (``GET
+/models`` at ``--management URL``, else at the target); without either, pass ``--model``.
+``--data FILE.jsonl`` sends each line as a JSON body; ``--data`` with any other file (an image,
+audio) sends its bytes as the one body, with ``--content-type``. Handlers answer anything
+(JSON, text, bytes), so a response is a success when its status is below 400.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from locust import events, task
+
+from loadbench.errors import ScenarioError
+from loadbench.probe import discover_torchserve_model
+from loadbench.scenario import (
+    ModelUser,
+    Payloads,
+    add_request_options,
+    headers_from_options,
+    on_setup,
+    tls_verify,
+)
+
+PATH: str = ""
+PAYLOADS: Payloads | None = None
+RAW: bytes | None = None
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument("--model", default=None, help="model name (default: the first from GET /models)")
+    parser.add_argument("--version", default=None, help="model version (default: the default version)")
+    parser.add_argument(
+        "--management", default=None, metavar="URL", help="TorchServe's management API, to list models"
+    )
+    parser.add_argument(
+        "--content-type",
+        default="application/octet-stream",
+        help="Content-Type of a raw --data file's bytes (default application/octet-stream)",
+    )
+    add_request_options(parser, payload_help="--data FILE that is not .jsonl: its bytes are the body.")
+
+
+@on_setup
+def _load(environment: Any) -> None:
+    global PATH, PAYLOADS, RAW
+    options = environment.parsed_options
+    model = options.model or discover_torchserve_model(
+        environment.host, headers_from_options(options), tls_verify(options), options.management
+    )
+    PATH = f"/predictions/{model}" + (f"/{options.version}" if options.version else "")
+    data = Path(options.data) if options.data else None
+    if data is not None and data.suffix.lower() not in (".jsonl", ".json") and not options.payload:
+        try:
+            RAW = data.read_bytes()
+        except OSError as exc:
+            raise ScenarioError(f"cannot read data file {data}: {exc.strerror or exc}") from None
+        return
+    PAYLOADS = Payloads.from_options(options)
+
+
+class TorchServeUser(ModelUser):
+    @task
+    def predict(self) -> None:
+        if RAW is not None:
+            headers = {"Content-Type": self.environment.parsed_options.content_type, **self.headers}
+            self.client.post(PATH, data=RAW, headers=headers, name=PATH)
+            return
+        assert PAYLOADS is not None
+        body, _ = PAYLOADS.next()
+        self.client.post(PATH, json=body, headers=self.headers, name=PATH)
