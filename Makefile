@@ -56,9 +56,10 @@ unit: install
 
 test: lint typecheck unit
 
-# Needs nginx (apt-get install nginx-light; wrk optional) for the recording and open-loop benchmarks.
+# Needs nginx and wrk (apt-get install -y nginx-light wrk) for the recording, capacity and open-loop benchmarks.
 benchmark: install
 	$(BIN)/python benchmarks/recording_overhead.py
+	$(BIN)/python benchmarks/generator_capacity.py
 	$(BIN)/python benchmarks/sampler_overhead.py
 	$(BIN)/python benchmarks/analyzer_scale.py
 	$(BIN)/python benchmarks/openloop_fidelity.py

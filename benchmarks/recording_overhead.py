@@ -216,12 +216,14 @@ def serve_asyncio(port: int) -> None:
         asyncio.run(main())
 
 
-def wrk_rps(url: str, pin: list[str], connections: int, duration_s: int, log: Path) -> float | None:
+def wrk_rps(
+    url: str, pin: list[str], connections: int, duration_s: int, log: Path, threads: int = 1
+) -> float | None:
     """``wrk -t1`` on the load generator's core: what the rig serves without Python in the client."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return None
-    command = [*pin, wrk, "-t1", f"-c{connections}", f"-d{duration_s}s", url + "/"]
+    command = [*pin, wrk, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", url + "/"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60)
     log.write_text(result.stdout + result.stderr, encoding="utf-8")
     match = re.search(r"Requests/sec:\s*([\d.]+)", result.stdout)
@@ -290,12 +292,25 @@ def run_logged(command: list[str], workdir: Path, name: str, timeout_s: float) -
 
 
 def load_phase(phase: Path, log: Path) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) from test_start to test_stopping, as the locustfile wrote them."""
+    """(wall seconds, CPU seconds) from test_start to test_stopping, as the locustfile wrote them.
+
+    A distributed run (``--workers N``) has one start and one stopping mark per process (the
+    master's and each worker's, unlabelled): the phase then runs from the first start to the
+    last stopping, and the CPU seconds are every process's own, added up (the sum of the
+    stopping marks' CPU times minus the sum of the start marks'). One process: its two marks.
+    """
     lines = phase.read_text(encoding="utf-8").splitlines() if phase.exists() else []
-    marks = {fields[0]: (float(fields[1]), float(fields[2])) for fields in map(str.split, lines)}
-    if "start" not in marks or "stopping" not in marks:
-        raise BenchError(f"the locustfile recorded no test_start/test_stopping times in {phase}; see {log}")
-    return marks["stopping"][0] - marks["start"][0], marks["stopping"][1] - marks["start"][1]
+    marks: dict[str, list[tuple[float, float]]] = {"start": [], "stopping": []}
+    for fields in map(str.split, lines):
+        marks.setdefault(fields[0], []).append((float(fields[1]), float(fields[2])))
+    starts, stops = marks["start"], marks["stopping"]
+    if not starts or len(starts) != len(stops):
+        raise BenchError(
+            f"the locustfile recorded {len(starts)} test_start and {len(stops)} test_stopping times "
+            f"in {phase} (one of each per process expected); see {log}"
+        )
+    wall_s = max(t for t, _ in stops) - min(t for t, _ in starts)
+    return wall_s, sum(c for _, c in stops) - sum(c for _, c in starts)
 
 
 def plain_trial(url: str, users: int, duration_s: int, workdir: Path, pin: list[str], n: int) -> Trial:
@@ -315,9 +330,14 @@ def plain_trial(url: str, users: int, duration_s: int, workdir: Path, pin: list[
     return Trial("plain", requests, failures, *load_phase(phase, log))
 
 
-def loadbench_trial(url: str, users: int, duration_s: int, workdir: Path, pin: list[str], n: int) -> Trial:
-    out = workdir / f"loadbench-{n}"
+def loadbench_trial(
+    url: str, users: int, duration_s: int, workdir: Path, pin: list[str], n: int, workers: int = 0
+) -> Trial:
+    """One ``loadbench run``; ``workers`` > 0 adds ``--workers N`` (``users`` are then all of them)."""
+    name = f"loadbench-{workers}w-{n}" if workers else f"loadbench-{n}"
+    out = workdir / name
     command = [*pin, str(tool("loadbench")), "run", "--target", url, "--scenario", str(LOCUSTFILE)]
+    command += ["--workers", str(workers)] if workers else []
     # --no-sampler: this measures recording; the sampler's own cost is benchmarked on its own.
     command += [
         "-u",
@@ -332,7 +352,6 @@ def loadbench_trial(url: str, users: int, duration_s: int, workdir: Path, pin: l
         "--no-sampler",
     ]
     command += ["--out", str(out)]
-    name = f"loadbench-{n}"
     code, _, phase = run_logged(command, workdir, name, duration_s + 180)
     log = workdir / f"{name}.log"
     records = out / "requests.csv"

@@ -42,7 +42,9 @@ scenario options:
   Options loadbench does not know are passed to the scenario. The built-in ones take:
     json_post    --path /predict  --payload JSON | --data FILE.jsonl
     kserve_v2    --model NAME  --batch N  [--payload JSON | --data FILE.jsonl]
-    openai_chat  --model NAME  --prompt TEXT  --max-tokens N  --temperature T  [--data FILE.jsonl]
+    openai_chat  --model NAME  [--no-stream]  --prompt TEXT | --input-tokens N | --data FILE.jsonl | --sharegpt F
+                 --output-tokens N (--max-tokens)  --ignore-eos  --temperature T
+    openai_completions  the same, POST /v1/completions
   `loadbench scenarios` lists them; a locustfile path works too.
 
 examples:
@@ -177,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X",
         help="with --demo: its speech recognizer (POST /asr) takes X times the audio's duration (default 0.3)",
     )
+    for name, default in (("ttft", 30), ("itl", 8)):
+        run.add_argument(
+            f"--demo-llm-{name}-ms",
+            type=float,
+            default=None,
+            metavar="MS",
+            help=f"with --demo: its LLM simulator's {'time to first token' if name == 'ttft' else 'time between tokens'}"
+            f" (default {default})",
+        )
     load = run.add_argument_group(
         "load model (default: closed loop of --users; docs/metrics.md 'Load models')",
     )
@@ -454,7 +465,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--latency-ms", type=float, default=0.0, help="added service time per prediction")
     demo.add_argument("--jitter-ms", type=float, default=0.0, help="added uniform random service time, 0..MS")
     demo.add_argument(
-        "--asr-rtf", type=float, default=0.3, help="POST /asr takes this times the audio's duration (default 0.3)"
+        "--asr-rtf",
+        type=float,
+        default=0.3,
+        help="POST /asr takes this times the audio's duration (default 0.3)",
+    )
+    demo.add_argument(
+        "--llm-ttft-ms", type=float, default=30.0, help="LLM simulator: time to first token (default 30)"
+    )
+    demo.add_argument(
+        "--llm-itl-ms", type=float, default=8.0, help="LLM simulator: time between tokens (default 8)"
     )
 
     agent = commands.add_parser(
@@ -481,12 +501,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def spawn_demo(
-    latency_ms: float, timeout_s: float = 30.0, asr_rtf: float | None = None
+    latency_ms: float,
+    timeout_s: float = 30.0,
+    asr_rtf: float | None = None,
+    llm_ms: Sequence[float | None] = (),
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start ``loadbench demo`` on a free loopback port in a child process; return it and its URL."""
+    """Start ``loadbench demo`` on a free loopback port in a child process; return it and its URL.
+
+    ``llm_ms``: the LLM simulator's (time to first token, time between tokens), None for its default."""
     command = [sys.executable, "-m", "loadbench", "demo", "--port", "0", "--latency-ms", str(latency_ms)]
     if asr_rtf is not None:
         command += ["--asr-rtf", str(asr_rtf)]
+    for option, ms in zip(("--llm-ttft-ms", "--llm-itl-ms"), llm_ms, strict=False):
+        if ms is not None:
+            command += [option, str(ms)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     deadline = time.monotonic() + timeout_s
@@ -567,7 +595,9 @@ def console_summary(summary: dict[str, Any]) -> str:
     for check in (summary.get("slo") or {}).get("checks", []):
         value = check["value"]
         if check.get("per_request"):
-            shown = "not measured" if value is None else f"met by {value:.1%} of requests; counted into goodput"
+            shown = (
+                "not measured" if value is None else f"met by {value:.1%} of requests; counted into goodput"
+            )
             lines.append(f"  SLO INFO  {check['expr']}  ({shown})")
             continue
         shown = "not measured" if value is None else f"{value:g}"
@@ -597,7 +627,10 @@ def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str])
         if args.demo_asr_rtf is not None and not 0 <= args.demo_asr_rtf < float("inf"):
             raise UsageError("--demo-asr-rtf must be a number >= 0")
         scenario_args = demo_scenario_args(args.scenario, scenario_args)
-        demo, target = spawn_demo(args.demo_latency_ms, asr_rtf=args.demo_asr_rtf)
+        llm_ms = (args.demo_llm_ttft_ms, args.demo_llm_itl_ms)
+        if any(ms is not None and not 0 <= ms < float("inf") for ms in llm_ms):
+            raise UsageError("--demo-llm-ttft-ms and --demo-llm-itl-ms must be numbers >= 0")
+        demo, target = spawn_demo(args.demo_latency_ms, asr_rtf=args.demo_asr_rtf, llm_ms=llm_ms)
     try:
         # Imported here: locust monkey-patches the standard library with gevent on import,
         # which only the driving stage may have.
@@ -829,7 +862,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from loadbench.demo import serve_demo
 
-            serve_demo(args.host, args.port, args.latency_ms, args.jitter_ms, args.asr_rtf)
+            serve_demo(
+                args.host,
+                args.port,
+                args.latency_ms,
+                args.jitter_ms,
+                args.asr_rtf,
+                args.llm_ttft_ms,
+                args.llm_itl_ms,
+            )
             return 0
         return cmd_scenarios()
     except LoadbenchError as exc:

@@ -52,7 +52,8 @@ start − window start)):
 Metrics whose bootstrap would be meaningless get no interval (``ci`` null) and a verdict by
 value alone: maxima (``latency_ms.max``, ``rss_bytes.max``, ``mem_used_max_mib``: one extreme
 value, the bootstrap cannot exceed it), ``energy.j_per_request`` (energy counters are not per
-second), and the future keys (``ttft_ms.*`` …, ``quality.*``: no per-request data here yet).
+second), and the model-specific keys (``ttft_ms.*``, ``itl_ms.*``, ``tpot_ms.*``, ``e2e_ms.*``,
+``quality.accuracy`` / ``precision`` / ``recall`` / ``f1``: compared by value).
 Their verdict is "same" unless |delta_pct| >= ``VALUE_ONLY_PCT`` (25 %; ``latency_ms.max``:
 ``MAX_PCT``, 100 %, since one slow request in a clean run routinely moves the maximum by half).
 
@@ -116,7 +117,10 @@ MIN_SECONDS = 5  # seconds with data needed for an interval
 
 FloatArray = npt.NDArray[np.float64]
 LATENCY_STATS = ("p50", "p90", "p95", "p99", "p999", "mean", "max")
-FUTURE_PREFIXES = ("ttft_ms", "itl_ms", "tpot_ms", "quality")
+# Compared by value (no per-second bootstrap): model-specific keys, present when the scenario
+# reports them. quality: its headline fractions only (per-class figures would swamp the table).
+FUTURE_PREFIXES = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "quality")
+QUALITY_KEYS = ("accuracy", "precision", "recall", "f1")
 ALIASES: dict[str, str] = {
     **{k: f"latency_ms.{k}" for k in LATENCY_STATS},
     "throughput": "throughput_rps",
@@ -479,6 +483,8 @@ def _metrics(base: RunData, candidate: RunData) -> list[_Metric]:
     # Keys of later schemas, compared by value when both runs have them.
     for prefix in FUTURE_PREFIXES:
         keys = [set(_leaves(s.get(prefix), prefix)) for s in runs]
+        if prefix == "quality":
+            keys = [{k for k in ks if k.split(".")[-1] in QUALITY_KEYS and k.count(".") == 1} for ks in keys]
         for path in sorted(keys[0] & keys[1]):
             unit = "ms" if prefix.endswith("_ms") else ""
             higher = prefix == "quality"

@@ -20,6 +20,7 @@ arrived, and gives the ``context["loadbench"]`` fields of `loadbench.records.EXT
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -113,7 +114,7 @@ class StreamMeter:
         prompt, completion = usage_tokens(self.usage)
         out: dict[str, Any] = {
             "ttft_ms": (times[0] - self.sent_s) * 1000.0 if times else None,
-            "itl_ms": [(b - a) * 1000.0 for a, b in zip(times, times[1:], strict=False)],
+            "itl_ms": [(b - a) * 1000.0 for a, b in itertools.pairwise(times)],
             "input_tokens": prompt,
         }
         if completion is not None:

@@ -21,6 +21,9 @@ server's own handling time in ms, including the injected delay), on these routes
     POST /asr                             a speech-recognition stand-in: the body is WAV bytes (audio/wav)
                                           -> {"text", "duration_s", "model": "asr-sim"}, answered after
                                           asr_rtf x the audio's duration (--asr-rtf, default 0.3)
+    GET  /v1/models                       the LLM simulator (`loadbench.llmsim`): timed words, not a
+    POST /v1/chat/completions             model; streamed (SSE) or not; first token after llm_ttft_ms,
+    POST /v1/completions                  the next ones llm_itl_ms apart (--llm-ttft-ms, --llm-itl-ms)
 
 Errors are JSON ``{"error": "..."}``: 400 for malformed JSON or a wrong shape, 404 for an
 unknown route or model, 405 for a known route with the wrong method, 500 for anything unexpected.
@@ -60,7 +63,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from loadbench import __version__
+from loadbench import __version__, llmsim
 from loadbench.data import DIGITS_JSONL
 from loadbench.jsonhttp import JSONRequestHandler
 from loadbench.media import MediaError, wav_duration_s
@@ -212,6 +215,8 @@ class _DemoServer(ThreadingHTTPServer):
     """The threaded HTTP server, holding the model and the injected service time."""
 
     daemon_threads = True
+    # The stdlib's listen backlog of 5 drops connections when many users connect at once.
+    request_queue_size = 128
 
     def __init__(
         self,
@@ -220,8 +225,10 @@ class _DemoServer(ThreadingHTTPServer):
         latency_ms: float,
         jitter_ms: float,
         asr_rtf: float = DEFAULT_ASR_RTF,
+        llm_timing: llmsim.SimulatorTiming | None = None,
     ) -> None:
         self.model = model
+        self.llm_timing = llm_timing or llmsim.SimulatorTiming()
         self.latency_ms = latency_ms
         self.jitter_ms = jitter_ms
         self.asr_rtf = asr_rtf
@@ -291,10 +298,15 @@ class _DemoHandler(JSONRequestHandler):
                 body = None
                 if method == "POST":
                     body = self._read_body() if path == ASR_PATH else self._read_json()
+                if method == "POST" and path in llmsim.ROUTES:
+                    self._complete(path, body)
+                    return
                 status, payload = self._route(method, path, body)
                 self.send_json(status, payload)
             except BadRequest as exc:
                 self.send_json(400, {"error": str(exc)})
+            except llmsim.SimulatorError as exc:
+                self.send_json(exc.status, {"error": {"message": str(exc), "code": exc.status}})
             except _HTTPError as exc:
                 self.send_json(exc.status, {"error": str(exc)}, exc.headers)
 
@@ -314,6 +326,11 @@ class _DemoHandler(JSONRequestHandler):
         if path == ASR_PATH:
             _allow(method, "POST")
             return 200, self._transcribe(body)
+        if path == "/v1/models":
+            _allow(method, "GET")
+            return 200, llmsim.models()
+        if path in llmsim.ROUTES:
+            _allow(method, "POST")
         if path == "/v2":
             _allow(method, "GET")
             return 200, {"name": "loadbench-demo", "version": __version__, "extensions": []}
@@ -349,6 +366,14 @@ class _DemoHandler(JSONRequestHandler):
         self.server.service_delay()
         return {"predictions": labels, "probabilities": probabilities, "model": MODEL_NAME}
 
+    def _complete(self, path: str, body: Any) -> None:
+        # The LLM simulator writes its own response: a stream cannot go through send_json.
+        timing = self.server.llm_timing
+        if isinstance(body, dict) and body.get("stream") is True:
+            llmsim.stream(self, path, body, timing, self._t0)
+        else:
+            self.send_json(200, llmsim.answer(path, body, timing, self._t0))
+
     def _transcribe(self, audio: bytes) -> dict[str, Any]:
         # A stand-in for speech recognition: it takes asr_rtf x the audio's duration.
         try:
@@ -356,7 +381,11 @@ class _DemoHandler(JSONRequestHandler):
         except MediaError as exc:
             raise BadRequest(f"{exc}; POST the bytes of a WAV file") from None
         time.sleep(self.server.asr_rtf * duration_s)
-        return {"text": f"[{duration_s:.2f} s of audio]", "duration_s": round(duration_s, 6), "model": "asr-sim"}
+        return {
+            "text": f"[{duration_s:.2f} s of audio]",
+            "duration_s": round(duration_s, 6),
+            "model": "asr-sim",
+        }
 
     def _infer(self, body: Any) -> dict[str, Any]:
         rows = _v2_rows(body)
@@ -392,13 +421,18 @@ def make_server(
     latency_ms: float = 0.0,
     jitter_ms: float = 0.0,
     asr_rtf: float = DEFAULT_ASR_RTF,
+    llm_ttft_ms: float = llmsim.SimulatorTiming.ttft_ms,
+    llm_itl_ms: float = llmsim.SimulatorTiming.itl_ms,
 ) -> ThreadingHTTPServer:
     """Train the model and bind the server (port 0 picks a free port); call ``serve_forever`` to serve."""
     if latency_ms < 0 or jitter_ms < 0:
         raise ValueError("latency_ms and jitter_ms must be >= 0")
     if not 0 <= asr_rtf < float("inf"):
         raise ValueError("asr_rtf must be a finite number >= 0")
-    return _DemoServer((host, port), build_model(), latency_ms, jitter_ms, asr_rtf)
+    if not (0 <= llm_ttft_ms < float("inf") and 0 <= llm_itl_ms < float("inf")):
+        raise ValueError("llm_ttft_ms and llm_itl_ms must be finite numbers >= 0")
+    timing = llmsim.SimulatorTiming(llm_ttft_ms, llm_itl_ms)
+    return _DemoServer((host, port), build_model(), latency_ms, jitter_ms, asr_rtf, timing)
 
 
 def serve_demo(
@@ -407,9 +441,11 @@ def serve_demo(
     latency_ms: float = 0.0,
     jitter_ms: float = 0.0,
     asr_rtf: float = DEFAULT_ASR_RTF,
+    llm_ttft_ms: float = llmsim.SimulatorTiming.ttft_ms,
+    llm_itl_ms: float = llmsim.SimulatorTiming.itl_ms,
 ) -> None:
     """Serve the demo until SIGTERM or SIGINT, announcing the URL in one stdout line."""
-    server = make_server(host, port, latency_ms, jitter_ms, asr_rtf)
+    server = make_server(host, port, latency_ms, jitter_ms, asr_rtf, llm_ttft_ms, llm_itl_ms)
     bound_host, bound_port = server.server_address[:2]
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -443,6 +479,25 @@ def write_payload_file(path: str | os.PathLike[str]) -> int:
     return len(lines)
 
 
+def add_llm_simulator_options(parser: argparse.ArgumentParser) -> None:
+    """``--llm-ttft-ms`` and ``--llm-itl-ms``: the LLM simulator's timing."""
+    default = llmsim.SimulatorTiming()
+    parser.add_argument(
+        "--llm-ttft-ms",
+        type=float,
+        default=default.ttft_ms,
+        metavar="MS",
+        help=f"LLM simulator: time to first token (default {default.ttft_ms:g})",
+    )
+    parser.add_argument(
+        "--llm-itl-ms",
+        type=float,
+        default=default.itl_ms,
+        metavar="MS",
+        help=f"LLM simulator: time between tokens (default {default.itl_ms:g})",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry point: ``python -m loadbench.demo [--host H] [--port P] ...``."""
     parser = argparse.ArgumentParser(prog="python -m loadbench.demo", description=serve_demo.__doc__)
@@ -453,8 +508,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--asr-rtf", type=float, default=DEFAULT_ASR_RTF, help="POST /asr takes this x the audio's duration"
     )
+    add_llm_simulator_options(parser)
     args = parser.parse_args(argv)
-    serve_demo(args.host, args.port, args.latency_ms, args.jitter_ms, args.asr_rtf)
+    serve_demo(
+        args.host, args.port, args.latency_ms, args.jitter_ms, args.asr_rtf, args.llm_ttft_ms, args.llm_itl_ms
+    )
     return 0
 
 

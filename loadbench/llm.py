@@ -75,11 +75,15 @@ def setup_llm(environment: Any, kind: Kind) -> LLMSetup:
         rows = [body | extras for body, extras in Payloads.from_options(options).items]
     workload = workload_from_options(options, rows)
     if kind == "completions" and workload.items and any(i.prompt is None for i in workload.items):
-        raise UsageError('/v1/completions takes "prompt" rows; rows with "messages" need the openai_chat scenario')
+        raise UsageError(
+            '/v1/completions takes "prompt" rows; rows with "messages" need the openai_chat scenario'
+        )
     model = options.model or discover_openai_model(
         environment.host, headers_from_options(options), tls_verify(options)
     )
-    return LLMSetup(kind, model, workload, bool(options.stream), float(options.temperature), options.ignore_eos)
+    return LLMSetup(
+        kind, model, workload, bool(options.stream), float(options.temperature), options.ignore_eos
+    )
 
 
 def request_body(setup: LLMSetup, arrival: Any = None) -> dict[str, Any]:
@@ -164,7 +168,8 @@ def stream_completion(user: Any, path: str, body: dict[str, Any], name: str) -> 
                         break
                     for event in parser.feed(line):
                         meter.add(event, now_s)
-        except (HTTPException, OSError) as exc:  # HTTPParseError (connection closed mid-body), resets, timeouts
+        # HTTPParseError (the connection closed mid-body), resets, socket and overall timeouts
+        except (HTTPException, OSError) as exc:
             raw.release()  # the body was not read to its end: the connection is closed, not reused
             response.failure(exc)
         else:
@@ -187,4 +192,7 @@ def _finish(response: Any, sent_s: float, length: int, extras: dict[str, Any]) -
 def _attach(response: Any, extras: dict[str, Any]) -> None:
     if extras:
         # A new dict: Locust may hand several requests the same context dict.
-        response.request_meta["context"] = {**(response.request_meta.get("context") or {}), EXTRAS_KEY: extras}
+        response.request_meta["context"] = {
+            **(response.request_meta.get("context") or {}),
+            EXTRAS_KEY: extras,
+        }

@@ -13,7 +13,7 @@ words: the answer is ``max_tokens`` words (default 64, at most 1024; ``ignore_eo
 ``min_tokens`` are accepted and change nothing, it never stops early), and
 ``usage.prompt_tokens`` counts the prompt's words. The first token is sent ``ttft_ms`` after
 the request line was read and each next one ``itl_ms`` after the previous one was due (a
-schedule, so sleeps do not drift); a non-streamed answer comes whole at the last token's
+schedule, so sleeps do not drift; after a stall, ``itl_ms`` after it was sent); a non-streamed answer comes whole at the last token's
 time. Streams are chunked SSE ending in ``data: [DONE]``, with a usage event before it when
 ``stream_options.include_usage`` is true, as vLLM does.
 """
@@ -29,7 +29,8 @@ MODEL_ID = "loadbench-llm-simulator"
 ROUTES = ("/v1/chat/completions", "/v1/completions")
 DEFAULT_MAX_TOKENS = 64
 MAX_TOKENS = 1024
-_WORDS = "this answer comes from the loadbench llm simulator which sends timed words and is not a model".split()
+_ANSWER = "this answer comes from the loadbench llm simulator which sends timed words and is not a model"
+_WORDS = _ANSWER.split()
 
 
 class SimulatorError(ValueError):
@@ -52,7 +53,14 @@ def models() -> dict[str, Any]:
     """``GET /v1/models``."""
     return {
         "object": "list",
-        "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "loadbench (a simulator, not a model)"}],
+        "data": [
+            {
+                "id": MODEL_ID,
+                "object": "model",
+                "created": 0,
+                "owned_by": "loadbench (a simulator, not a model)",
+            }
+        ],
     }
 
 
@@ -142,14 +150,19 @@ def stream(handler: Any, path: str, body: Any, timing: SimulatorTiming, t0: floa
     _chunk(write, f": {MODEL_ID}: timed words, not a model\n\n")
     if chat:
         event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+    due, gap_s = t0 + timing.ttft_ms / 1000.0, timing.itl_ms / 1000.0
     for i in range(n):
-        _sleep_until(t0 + (timing.ttft_ms + timing.itl_ms * i) / 1000.0)
+        _sleep_until(due)
         word = ("" if i == 0 else " ") + _WORDS[i % len(_WORDS)]
         last = "length" if i == n - 1 else None
         if chat:
             event([{"index": 0, "delta": {"content": word}, "finish_reason": last}])
         else:
             event([{"index": 0, "text": word, "finish_reason": last, "logprobs": None}])
+        # On a schedule, so sleeps do not drift; after a stall of more than a gap (a busy host),
+        # the next token comes a full gap later, not in a burst that catches up.
+        now = time.perf_counter()
+        due = due + gap_s if now <= due + gap_s else now + gap_s
     if include_usage:
         event([], usage=_usage(prompt, n))
     _chunk(write, "data: [DONE]\n\n")

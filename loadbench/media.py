@@ -25,7 +25,7 @@ def wav_duration_s(source: bytes | Path) -> float:
     """Duration in seconds of a WAV file or WAV bytes: frames / frame rate, from the header."""
     what = f"{source}" if isinstance(source, Path) else "body"
     try:
-        handle = wave.open(io.BytesIO(source) if isinstance(source, bytes) else str(source), "rb")
+        handle = wave.open(io.BytesIO(source) if isinstance(source, bytes) else str(source), "rb")  # noqa: SIM115
     except FileNotFoundError:
         raise MediaError(f"audio file {what} does not exist") from None
     except (wave.Error, EOFError, struct.error) as exc:

@@ -48,6 +48,7 @@ def quality_over_time(per_second: pd.DataFrame, timeseries: pd.DataFrame | None 
         edges,
         color=C_ACCURACY,
         lw=1.6,
+        baseline=None,  # no vertical edges down to 0 at the ends
         label="accuracy (failures count wrong)",
     )
     ax.stairs(
@@ -56,6 +57,7 @@ def quality_over_time(per_second: pd.DataFrame, timeseries: pd.DataFrame | None 
         color=C_ANSWERED,
         lw=1.1,
         ls="--",
+        baseline=None,
         label="accuracy of answered requests",
     )
     ax.set_ylim(0.0, 1.02)
@@ -64,7 +66,13 @@ def quality_over_time(per_second: pd.DataFrame, timeseries: pd.DataFrame | None 
     ax2 = ax.twinx()
     labeled = per_second["labeled"].to_numpy(dtype=float)
     (line,) = ax2.step(
-        edges, np.append(labeled, labeled[-1]), where="post", color=C_USERS, lw=0.9, ls=":", label="labeled req/s"
+        edges,
+        np.append(labeled, labeled[-1]),
+        where="post",
+        color=C_USERS,
+        lw=0.9,
+        ls=":",
+        label="labeled req/s",
     )
     ax2.set_ylabel("labeled requests per second")
     ax2.set_ylim(bottom=0, top=max(float(labeled.max()) * 1.05, 1.0))
@@ -82,7 +90,8 @@ def rtf_distribution(rtf: npt.ArrayLike) -> Figure:
     lo, hi = float(values.min()), float(values.max())
     log = hi / lo > LOG_SPREAD
     lo_edge, hi_edge = min(lo, 1.0) * 0.9, max(hi, 1.0) * 1.1
-    bins = np.geomspace(lo_edge, hi_edge, RTF_BINS + 1) if log else np.linspace(0.0, hi_edge, RTF_BINS + 1)
+    edges = np.geomspace(lo_edge, hi_edge, RTF_BINS + 1) if log else np.linspace(0.0, hi_edge, RTF_BINS + 1)
+    bins = [float(e) for e in edges]
     fast = values < 1.0
     ax.hist(
         [values[fast], values[~fast]],

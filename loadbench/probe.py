@@ -7,7 +7,8 @@ are a handful of requests before the run starts.
 The rules, in order:
 1. ``GET /v1/models`` answers an OpenAI-style list (``{"data": [{"id": ...}]}``) -> ``openai_chat``.
    (An embeddings server answers the same list: the probe cannot tell it from a chat server,
-   so ``--scenario embeddings`` must be given.)
+   so ``--scenario embeddings`` must be given.) A list of only loadbench's LLM simulator (the
+   demo) waits for rule 2: the demo's real model is benchmarked unless ``--scenario`` says otherwise.
 2. ``GET /v2`` answers Open Inference Protocol server metadata, or ``GET /v2/health/ready``
    answers 200 -> ``kserve_v2``. (KServe also serves v1: v2 wins, as before.)
 3. The same ``GET /v1/models`` answered a KServe v1 list (``{"models": ["name", ...]}``) -> ``kserve_v1``.
@@ -40,11 +41,20 @@ class ProbeResult:
 
 
 def _client(
-    base_url: str, headers: dict[str, str] | None, timeout_s: float, verify: bool = True
+    base_url: str, headers: dict[str, str] | None, timeout_s: float, verify: bool = True, http2: bool = False
 ) -> httpx.Client:
     # trust_env=False: like Locust's own client, ignore proxy variables; the probe must
-    # reach the same server the load will.
-    return httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s, trust_env=False, verify=verify)
+    # reach the same server the load will. http2: HTTP/2 only, as a --http2 run sends (an
+    # h2c server by prior knowledge may not speak HTTP/1.1 at all).
+    return httpx.Client(
+        base_url=base_url,
+        headers=headers,
+        timeout=timeout_s,
+        trust_env=False,
+        verify=verify,
+        http1=not http2,
+        http2=http2,
+    )
 
 
 def _get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
@@ -76,9 +86,10 @@ def check_reachable(
     headers: dict[str, str] | None = None,
     timeout_s: float = PROBE_TIMEOUT_S,
     verify: bool = True,
+    http2: bool = False,
 ) -> int:
     """GET the base URL; any HTTP answer (even 404) means reachable. Returns the status."""
-    with _client(base_url, headers, timeout_s, verify) as client:
+    with _client(base_url, headers, timeout_s, verify, http2) as client:
         status, _ = _get_json(client, "GET", "/")
         return status
 
@@ -108,6 +119,7 @@ def _tfserving_error(body: Any) -> bool:
     )
 
 
+SIMULATOR_MODEL = "loadbench-llm-simulator"  # loadbench.llmsim.MODEL_ID, the demo's LLM simulator
 PROBE_MODEL = "loadbench-probe"  # a model name no server has: TF Serving answers with its own error
 
 
@@ -127,16 +139,20 @@ def probe_target(
     timeout_s: float = PROBE_TIMEOUT_S,
     verify: bool = True,
     model: str | None = None,
+    http2: bool = False,
 ) -> ProbeResult:
     """Choose a built-in scenario for the target (rules in the module docstring).
 
     ``model``: the ``--model`` the scenario will get, if any (TF Serving lists no models).
+    ``http2``: probe over HTTP/2 only (a ``--http2`` run).
     """
-    with _client(base_url, headers, timeout_s, verify) as client:
+    with _client(base_url, headers, timeout_s, verify, http2) as client:
         status, body = _get_json(client, "GET", "/v1/models")
         v1_body = body if status == 200 else None
         models = _openai_models(body) if status == 200 else []
-        if models:
+        # loadbench's own demo lists only its LLM simulator there: its real model (v2) wins.
+        simulator_only = bool(models) and all(m == SIMULATOR_MODEL for m in models)
+        if models and not simulator_only:
             return ProbeResult(
                 "openai_chat", f"GET /v1/models listed {len(models)} OpenAI-style model(s)", models[0]
             )
@@ -148,6 +164,8 @@ def probe_target(
         status, _ = _get_json(client, "GET", "/v2/health/ready")
         if status == 200:
             return ProbeResult("kserve_v2", "GET /v2/health/ready answered 200 (Open Inference Protocol)")
+        if simulator_only:
+            return ProbeResult("openai_chat", "GET /v1/models listed loadbench's LLM simulator", models[0])
         models = _kserve_v1_models(v1_body)
         if models:
             return ProbeResult(

@@ -172,7 +172,9 @@ def accuracy_per_second(
     )
 
 
-def rtf_values(service_ms: npt.ArrayLike, media_s: npt.ArrayLike, ok: npt.ArrayLike) -> npt.NDArray[np.float64]:
+def rtf_values(
+    service_ms: npt.ArrayLike, media_s: npt.ArrayLike, ok: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
     """RTF of every successful request with a positive, finite media duration (others left out)."""
     media = np.asarray(media_s, dtype=np.float64)
     with np.errstate(invalid="ignore"):
@@ -180,7 +182,9 @@ def rtf_values(service_ms: npt.ArrayLike, media_s: npt.ArrayLike, ok: npt.ArrayL
     return np.asarray(service_ms, dtype=np.float64)[usable] / 1000.0 / media[usable]
 
 
-def rtf_summary(service_ms: npt.ArrayLike, media_s: npt.ArrayLike, ok: npt.ArrayLike) -> dict[str, Any] | None:
+def rtf_summary(
+    service_ms: npt.ArrayLike, media_s: npt.ArrayLike, ok: npt.ArrayLike
+) -> dict[str, Any] | None:
     """``summary["rtf"]``: n, p50, p90, p99, mean, max, realtime_fraction (share with RTF < 1),
     failed (requests with media that failed, left out); None when no request carries media."""
     media = np.asarray(media_s, dtype=np.float64)

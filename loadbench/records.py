@@ -68,28 +68,9 @@ COLUMNS = (
     "media_s",
 )
 # Columns a reader fills (NaN, or empty text) when an older file lacks them.
-OPTIONAL_COLUMNS = (
-    "intended_unix_s",
-    "ttft_ms",
-    "input_tokens",
-    "output_tokens",
-    "tokens_source",
-    "itl_ms",
-    "expected",
-    "predicted",
-    "media_s",
-)
+OPTIONAL_COLUMNS = COLUMNS[8:]
 # Keys of a request event's context["loadbench"] that the recorder writes (the columns above).
-EXTRA_FIELDS = (
-    "ttft_ms",
-    "input_tokens",
-    "output_tokens",
-    "tokens_source",
-    "itl_ms",
-    "expected",
-    "predicted",
-    "media_s",
-)
+EXTRA_FIELDS = COLUMNS[9:]
 # The empty extra fields, appended to a line without any.
 EMPTY_EXTRAS = "," * len(EXTRA_FIELDS)
 _FLOAT_COLUMNS = (

@@ -448,6 +448,9 @@ def _render_html(run: _Run) -> str:
     gpus = _all_gpus(resources)
     if gpus:
         tiles.append(("GPU util", format_percent(gpus[0][1].get("util_mean"))))
+    from loadbench.report_quality import quality_html, quality_tiles
+
+    tiles += quality_tiles(summary)
     tiles_html = "".join(
         f"<div class='tile'><div class='k'>{_e(k)}</div><div class='v'>{_e(v)}</div></div>" for k, v in tiles
     )
@@ -477,6 +480,7 @@ def _render_html(run: _Run) -> str:
         _summary_table(summary),
         "<h2 id='load'>Load and trust</h2>",
         load_html(summary),
+        quality_html(summary, run.requests, run.run_start, run.timeseries, _in_window(run.requests, summary)),
         llm_html(summary, run.requests, run.timeseries, run.run_start),  # "" without LLM data
         "<h2>Plots</h2>",
         _plots_html(_render_plots(run)),
@@ -971,6 +975,9 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
             *_md_table(["kind", "count", "share", "example"], rows, numeric={1, 2}),
         ]
 
+    from loadbench.report_quality import quality_markdown
+
+    lines += quality_markdown(summary)
     lines += _markdown_resources(_dict(summary.get("resources")))
 
     notices = [n for n in _top_notices(summary) if not n.startswith("INVALID: ")]

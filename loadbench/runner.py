@@ -223,7 +223,8 @@ def prepare(config: RunConfig) -> Prepared:
         raise UsageError(f"--timeout must be above 0 s, not {config.timeout_s:g}")
     headers = dict(parse_header(h) for h in config.headers)
     verify = not config.insecure
-    check_reachable(target, headers, verify=verify)
+    http2 = "--http2" in config.scenario_args  # an h2c-only server may refuse HTTP/1.1
+    check_reachable(target, headers, verify=verify, http2=http2)
     server, server_notice = find_server_process(target, config.server_pid, config.server_name)
     for url in config.scrapes:
         check_target(url)
@@ -244,7 +245,7 @@ def prepare(config: RunConfig) -> Prepared:
             puller.close()
     if config.scenario is None:
         probe = probe_target(
-            target, headers, verify=verify, model=_option_value(config.scenario_args, "--model")
+            target, headers, verify=verify, model=_option_value(config.scenario_args, "--model"), http2=http2
         )
         name, reason = probe.scenario, f"chosen by probing the target: {probe.reason}"
     else:

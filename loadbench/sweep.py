@@ -94,7 +94,9 @@ def step_name(index: int, mode: str, load: float) -> str:
 def step_command(config: SweepConfig, load: float, run_dir: Path) -> list[str]:
     """The ``loadbench run`` command line of one step."""
     load_args = ["--rate", f"{load:g}"] if config.mode == "rate" else ["--users", str(int(load))]
-    if config.mode == "rate" and not any(a == "--arrival" or a.startswith("--arrival=") for a in config.run_args):
+    if config.mode == "rate" and not any(
+        a == "--arrival" or a.startswith("--arrival=") for a in config.run_args
+    ):
         # Evenly spaced unless asked otherwise: a Poisson step's own count varies by a few
         # percent over a short step, enough to trip the 95 %-of-offered rule by chance.
         load_args += ["--arrival", "constant"]

@@ -53,6 +53,7 @@ from loadbench.runner import ActiveRun, Prepared, Scenario, begin_run, finish_ru
 ASSETS = Path(__file__).resolve().parent / "webui_assets"
 TAB_KEY = "loadbench"
 MAX_LATENCIES = 20_000_000  # 160 MB of float64: beyond it the live percentiles say "first N"
+MERGED_SAMPLES = 10  # sample lines whose newest values the tab shows together
 SAMPLES_TAIL_BYTES = 64 * 1024  # the last samples are in the file's last few KiB
 REPORT_TIMEOUT_S = 900.0
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
@@ -128,7 +129,9 @@ class SessionRun:
 
 
 def read_last_sample(path: Path) -> dict[str, Any] | None:
-    """The newest local sample of a ``samples.jsonl`` (agents' keys hold a ``/``), or None."""
+    """The newest value of every local key over the last few samples of a ``samples.jsonl``
+    (agents' keys hold a ``/``), or None. Not every sample line carries every key (the sampler
+    reads some sources less often), so the newest line alone would show gaps."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -137,15 +140,17 @@ def read_last_sample(path: Path) -> dict[str, Any] | None:
             tail = f.read()
     except OSError:
         return None
-    for line in reversed(tail.split(b"\n")[1:-1] if size > SAMPLES_TAIL_BYTES else tail.split(b"\n")[:-1]):
+    lines = tail.split(b"\n")[1:-1] if size > SAMPLES_TAIL_BYTES else tail.split(b"\n")[:-1]
+    merged: dict[str, Any] = {}
+    for line in lines[-MERGED_SAMPLES:]:
         try:
             sample = json.loads(line)
         except ValueError:
             continue
         local = isinstance(sample, dict) and not any("/" in key for key in sample)
         if local and isinstance(sample.get("unix_s"), int | float):
-            return sample
-    return None
+            merged.update({k: v for k, v in sample.items() if v is not None})
+    return merged or None
 
 
 def resource_rows(sample: dict[str, Any] | None, notices: list[str]) -> list[dict[str, str]]:

@@ -40,8 +40,7 @@ DISTRIBUTIONS = ("fixed", "uniform", "normal")
 DEFAULT_PROMPT = "Write one sentence about load testing."
 DEFAULT_OUTPUT_TOKENS = 64
 # Common English words, each a single token (with its leading space) in GPT and Llama tokenizers.
-VOCABULARY = tuple(
-    """the of and to in is it that was for on are as with his they at be this have from or one
+_VOCABULARY_TEXT = """the of and to in is it that was for on are as with his they at be this have from or one
     had by word but not what all were we when your can said there use an each which she do how
     their if will up other about out many then them these so some her would make like him into
     time has look two more write go see number no way could people my than first water been call
@@ -57,8 +56,8 @@ VOCABULARY = tuple(
     together got group often run important until children side feet car mile night walk white sea
     began grow took river four carry state once book hear stop without second later miss idea
     enough eat face watch far really almost let above girl sometimes mountain cut young talk soon
-    list song being leave family""".split()
-)
+    list song being leave family"""
+VOCABULARY = tuple(_VOCABULARY_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -189,7 +188,7 @@ def read_sharegpt(path: Path) -> list[WorkItem]:
         turns = entry.get("conversations") if isinstance(entry, dict) else None
         if not isinstance(turns, list):
             continue
-        for turn, answer in zip(turns, turns[1:], strict=False):
+        for turn, answer in itertools.pairwise(turns):
             if _role(turn) in ("human", "user") and _role(answer) in ("gpt", "assistant", "chatgpt"):
                 prompt, reply = turn.get("value"), answer.get("value")
                 if isinstance(prompt, str) and prompt.strip() and isinstance(reply, str):
@@ -209,11 +208,19 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("loadbench LLM workload")
     group.add_argument("--prompt", default=DEFAULT_PROMPT, help="the prompt, sent every time")
     group.add_argument(
-        "--input-tokens", type=int, default=None, metavar="N", help="synthetic prompts of about N tokens (words)"
+        "--input-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="synthetic prompts of about N tokens (words)",
     )
     group.add_argument("--input-dist", choices=DISTRIBUTIONS, default="fixed", help="spread of input lengths")
     group.add_argument(
-        "--input-spread", type=float, default=None, metavar="S", help="uniform: ±S, normal: std dev S (default N/4)"
+        "--input-spread",
+        type=float,
+        default=None,
+        metavar="S",
+        help="uniform: ±S, normal: std dev S (default N/4)",
     )
     group.add_argument(
         "--output-tokens",
@@ -224,9 +231,15 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"max_tokens per request (default {DEFAULT_OUTPUT_TOKENS})",
     )
-    group.add_argument("--output-dist", choices=DISTRIBUTIONS, default="fixed", help="spread of output lengths")
     group.add_argument(
-        "--output-spread", type=float, default=None, metavar="S", help="uniform: ±S, normal: std dev S (default N/4)"
+        "--output-dist", choices=DISTRIBUTIONS, default="fixed", help="spread of output lengths"
+    )
+    group.add_argument(
+        "--output-spread",
+        type=float,
+        default=None,
+        metavar="S",
+        help="uniform: ±S, normal: std dev S (default N/4)",
     )
     group.add_argument(
         "--ignore-eos",
@@ -235,7 +248,10 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--workload-seed", type=int, default=0, help="seed of synthetic prompts and lengths")
     group.add_argument(
-        "--sharegpt", default=None, metavar="FILE.json", help="ShareGPT conversations: prompts and answer lengths"
+        "--sharegpt",
+        default=None,
+        metavar="FILE.json",
+        help="ShareGPT conversations: prompts and answer lengths",
     )
 
 

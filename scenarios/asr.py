@@ -78,7 +78,9 @@ def _load(environment: Any) -> None:
     global AUDIO, _CYCLE
     options = environment.parsed_options
     if getattr(options, "payload", None) or getattr(options, "data", None):
-        raise UsageError("the asr scenario sends WAV files: give --audio DIR_OR_FILE, not --payload or --data")
+        raise UsageError(
+            "the asr scenario sends WAV files: give --audio DIR_OR_FILE, not --payload or --data"
+        )
     AUDIO = load_audio(options.audio)
     _CYCLE = itertools.cycle(AUDIO)
 

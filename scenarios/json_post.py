@@ -71,7 +71,12 @@ class JsonPostUser(ModelUser):
         # The label rides in the request's context from the start, so a request that fails
         # (timeout, reset) is still recorded with it: quality counts it as a wrong answer.
         with self.client.post(
-            path, json=body, headers=self.headers, name=name, context={EXTRAS_KEY: extras}, catch_response=True
+            path,
+            json=body,
+            headers=self.headers,
+            name=name,
+            context={EXTRAS_KEY: extras},
+            catch_response=True,
         ) as response:
             if "expected" in extras or EXTRACTOR.explicit:
                 predicted = response_prediction(response, EXTRACTOR)

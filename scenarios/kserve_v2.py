@@ -107,7 +107,12 @@ class KServeV2User(ModelUser):
         # The label rides in the context from the start: a failed request keeps it (a wrong answer).
         extras = payload_extras(meta) if meta else {}
         with self.client.post(
-            path, json=body, headers=self.headers, name=path, context={EXTRAS_KEY: extras}, catch_response=True
+            path,
+            json=body,
+            headers=self.headers,
+            name=path,
+            context={EXTRAS_KEY: extras},
+            catch_response=True,
         ) as response:
             parsed = check_json(response, "outputs")
             if parsed is not None and ("expected" in extras or EXTRACTOR.explicit):

@@ -36,7 +36,7 @@ PAYLOADS: Payloads | None = None
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--model", default=None, help="model name (TF Serving lists none: give it)")
-    parser.add_argument("--version", default=None, help="model version (default: the latest)")
+    parser.add_argument("--model-version", default=None, help="model version (default: the latest)")
     add_request_options(parser, payload_help='A row, or a full {"instances": [...]} / {"inputs": ...} body.')
 
 
@@ -47,7 +47,11 @@ def _load(environment: Any) -> None:
     headers, verify = headers_from_options(options), tls_verify(options)
     model = options.model or discover_tfserving_model(environment.host, headers, verify)
     tfserving_model_status(environment.host, model, headers, verify)
-    PATH = f"/v1/models/{model}" + (f"/versions/{options.version}" if options.version else "") + ":predict"
+    PATH = (
+        f"/v1/models/{model}"
+        + (f"/versions/{options.model_version}" if options.model_version else "")
+        + ":predict"
+    )
     rows = Payloads.from_options(options)
     PAYLOADS = Payloads([predict_body(row) | extras for row, extras in rows.items])
 

@@ -36,7 +36,7 @@ RAW: bytes | None = None
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--model", default=None, help="model name (default: the first from GET /models)")
-    parser.add_argument("--version", default=None, help="model version (default: the default version)")
+    parser.add_argument("--model-version", default=None, help="model version (default: the default version)")
     parser.add_argument(
         "--management", default=None, metavar="URL", help="TorchServe's management API, to list models"
     )
@@ -55,7 +55,7 @@ def _load(environment: Any) -> None:
     model = options.model or discover_torchserve_model(
         environment.host, headers_from_options(options), tls_verify(options), options.management
     )
-    PATH = f"/predictions/{model}" + (f"/{options.version}" if options.version else "")
+    PATH = f"/predictions/{model}" + (f"/{options.model_version}" if options.model_version else "")
     data = Path(options.data) if options.data else None
     if data is not None and data.suffix.lower() not in (".jsonl", ".json") and not options.payload:
         try:

@@ -11,11 +11,13 @@ encoding. The server notes, per request, when it wrote each content event
 ``ok``, ``disconnect`` (the connection drops after ``cut_after`` content events), ``junk``
 (comments, unknown fields, a line without a colon and an undecodable line between events:
 still a good stream), ``badjson`` (one event's data is not JSON), ``nousage`` (never sends
-usage), ``nodone`` (the body ends cleanly without ``[DONE]``).
+usage), ``nodone`` (the body ends cleanly without ``[DONE]``). A request's ``user`` field, when
+given, is its mode.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import threading
@@ -30,7 +32,12 @@ class LLMTestServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, ttft_ms: float = 40.0, itl_ms: float = 10.0, tokens: int = 12, mode: str = "ok", cut_after: int = 4
+        self,
+        ttft_ms: float = 40.0,
+        itl_ms: float = 10.0,
+        tokens: int = 12,
+        mode: str = "ok",
+        cut_after: int = 4,
     ) -> None:
         self.ttft_ms = ttft_ms
         self.itl_ms = itl_ms
@@ -80,6 +87,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "no route"})
             return
         chat = self.path == "/v1/chat/completions"
+        # A request may pick its own mode through OpenAI's "user" field (a data row's field).
+        mode = body.get("user") or self.server.mode
         n = self.server.tokens
         if not body.get("stream"):
             time.sleep((self.server.ttft_ms + self.server.itl_ms * (n - 1)) / 1000)
@@ -94,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
-        self._stream(body, chat, n)
+        self._stream(body, chat, n, mode)
 
     def _chunk(self, text: str | bytes) -> None:
         data = text.encode() if isinstance(text, str) else text
@@ -103,8 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _event(self, payload: Any) -> None:
         self._chunk(f"data: {json.dumps(payload)}\n\n")
 
-    def _stream(self, body: dict[str, Any], chat: bool, n: int) -> None:
-        server, mode = self.server, self.server.mode
+    def _stream(self, body: dict[str, Any], chat: bool, n: int, mode: str) -> None:
+        server = self.server
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -141,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.timings.append(
                 {
                     "ttft_ms": (sent[0] - self._t0) * 1000 if sent else None,
-                    "itl_ms": [(b - a) * 1000 for a, b in zip(sent, sent[1:], strict=False)],
+                    "itl_ms": [(b - a) * 1000 for a, b in itertools.pairwise(sent)],
                     "tokens": len(sent),
                 }
             )

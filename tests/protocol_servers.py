@@ -56,7 +56,11 @@ def _torchserve(method: str, path: str, body: Any) -> Answer:
         return 200, {"models": [{"modelName": "resnet-18", "modelUrl": "resnet-18.mar"}]}
     if (method, path) == ("POST", "/predictions/resnet-18"):
         return 200, {"tabby": 0.41, "tiger_cat": 0.35}
-    return 404, {"code": 404, "type": "ResourceNotFoundException", "message": "Requested resource is not found"}
+    return 404, {
+        "code": 404,
+        "type": "ResourceNotFoundException",
+        "message": "Requested resource is not found",
+    }
 
 
 def _torchserve_no_list(method: str, path: str, body: Any) -> Answer:

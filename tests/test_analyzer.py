@@ -30,10 +30,10 @@ RESET = "ConnectionResetError: [Errno 104] Connection reset by peer"
 CHECK = "CatchResponseError: invalid response: empty outputs"
 
 
-
 def _notices(summary: dict) -> list[str]:
     """The notices, less the one every short test run gets about its thin p99/p999."""
     return [n for n in summary["notices"] if "rough figures" not in n]
+
 
 def ok(start: float, latency: float, name: str = "/a", nbytes: int = 100) -> RequestRecord:
     return RequestRecord(start, latency, name, "POST", 200, nbytes, True)

@@ -219,7 +219,8 @@ def test_scenarios_lists_builtins() -> None:
     result = run_cli("scenarios")
     assert result.returncode == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
-    assert names == ["json_post", "kserve_v2", "openai_chat"]
+    assert {"json_post", "kserve_v2", "openai_chat", "openai_completions"} <= set(names)
+    assert names == sorted(names)
 
 
 def test_compare_and_history_through_the_command_line(tmp_path: Path) -> None:

@@ -117,9 +117,10 @@ def test_v2_model_metadata_of_an_unknown_model(demo_url: str) -> None:
         probe.v2_model_metadata(demo_url, "nope")
 
 
-def test_discover_openai_model_on_demo_fails(demo_url: str) -> None:
+def test_discover_openai_model_on_demo_finds_its_simulator(demo_url: str, tiny: Callable[..., str]) -> None:
+    assert probe.discover_openai_model(demo_url) == probe.SIMULATOR_MODEL
     with pytest.raises(TargetError, match=r"listed no model \(HTTP 404\); pass --model NAME"):
-        probe.discover_openai_model(demo_url)
+        probe.discover_openai_model(tiny({("GET", "/v2"): (200, {"name": "x"})}))
 
 
 def test_check_reachable_returns_any_status(demo_url: str, tiny: Callable[..., str]) -> None:
@@ -168,6 +169,8 @@ def test_probe_json_post_when_nothing_matches(tiny: Callable[..., str]) -> None:
         ("GET", "/v1/models"),
         ("GET", "/v2"),
         ("GET", "/v2/health/ready"),
+        ("GET", "/ping"),  # TorchServe
+        ("GET", f"/v1/models/{probe.PROBE_MODEL}"),  # TF Serving
     ]
     assert all(h.get("Authorization") == "Bearer t0k" for _, _, h in seen)  # headers go with every probe
 

@@ -56,7 +56,9 @@ def test_tfserving(tmp_path: Path) -> None:
     data = tmp_path / "rows.jsonl"
     data.write_text('1.0\n{"instances": [2.0, 5.0]}\n{"inputs": [4.0]}\n', encoding="utf-8")
     with protocol_server("tfserving") as (url, state):
-        result = run_scenario(url, "tfserving", tmp_path / "run", "--model", "half_plus_two", "--data", str(data))
+        result = run_scenario(
+            url, "tfserving", tmp_path / "run", "--model", "half_plus_two", "--data", str(data)
+        )
     assert result.returncode == 0, result.stderr
     assert_all_ok(tmp_path / "run", "/v1/models/half_plus_two:predict")
     assert ("GET", "/v1/models/half_plus_two", b"") in state["seen"]  # the model's status, checked first
@@ -80,7 +82,9 @@ def test_torchserve_json_and_bytes(tmp_path: Path) -> None:
     image.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg \x00\x01")
     with protocol_server("torchserve") as (url, state):
         result = run_scenario(url, "torchserve", tmp_path / "run", "--data", str(image))
-        as_json = run_scenario(url, "torchserve", tmp_path / "json", "--model", "resnet-18", "--payload", '{"a": 1}')
+        as_json = run_scenario(
+            url, "torchserve", tmp_path / "json", "--model", "resnet-18", "--payload", '{"a": 1}'
+        )
     assert result.returncode == 0, result.stderr
     assert as_json.returncode == 0, as_json.stderr
     assert_all_ok(tmp_path / "run", "/predictions/resnet-18")
@@ -115,7 +119,10 @@ def test_embeddings_that_are_not_floats_fail(tmp_path: Path) -> None:
 
 def test_json_template_fills_and_extracts(tmp_path: Path) -> None:
     data = tmp_path / "rows.jsonl"
-    rows = [{"text": 'say "hi"\\ 7', "n": 2, "_expected": "7"}, {"text": "line\nbreak 3", "n": [1], "_expected": "4"}]
+    rows = [
+        {"text": 'say "hi"\\ 7', "n": 2, "_expected": "7"},
+        {"text": "line\nbreak 3", "n": [1], "_expected": "4"},
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     template = '{"inputs": "{{text}}", "params": {"n": "{{n}}", "note": "n={{n}}"}}'
     with protocol_server("json_template") as (url, state):
@@ -215,7 +222,7 @@ def h2_log(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
 
 
-PHASES_SCENARIO = '''
+PHASES_SCENARIO = """
 import json, os
 from locust import events
 from scenarios.json_post import *  # noqa: F403 (the json_post scenario, plus a listener)
@@ -224,7 +231,7 @@ from scenarios.json_post import *  # noqa: F403 (the json_post scenario, plus a 
 def _phases(context, **_):
     with open(os.environ["PHASES_LOG"], "a") as out:
         out.write(json.dumps(context.get("loadbench")) + "\\n")
-'''
+"""
 
 
 def test_http2_sends_over_h2c_with_the_same_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,7 +279,9 @@ def test_http2_over_tls_negotiates_h2(tmp_path: Path) -> None:
 
 def test_http2_against_an_http1_server_fails_every_request(tmp_path: Path) -> None:
     with protocol_server("json_template") as (url, _):
-        result = run_scenario(url, "json_post", tmp_path / "run", "--http2", "--path", "/generate", "--payload", "{}")
+        result = run_scenario(
+            url, "json_post", tmp_path / "run", "--http2", "--path", "/generate", "--payload", "{}"
+        )
     assert result.returncode == 0, result.stderr
     requests = read_requests(tmp_path / "run" / "requests.csv")
     assert len(requests) > 0 and not requests["ok"].any()

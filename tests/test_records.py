@@ -278,7 +278,13 @@ def test_model_specific_extras_round_trip_and_wrong_types_stay_empty(tmp_path: P
         "predicted": 'say "hi",\nthere',
         "media_s": 2.5,
     }
-    wrong = {"ttft_ms": "fast", "input_tokens": -1, "output_tokens": True, "itl_ms": "1 2", "media_s": float("nan")}
+    wrong = {
+        "ttft_ms": "fast",
+        "input_tokens": -1,
+        "output_tokens": True,
+        "itl_ms": "1 2",
+        "media_s": float("nan"),
+    }
     write_requests(
         path,
         [
@@ -294,5 +300,7 @@ def test_model_specific_extras_round_trip_and_wrong_types_stay_empty(tmp_path: P
     assert first["itl_ms"] == "5.000 6.250"
     assert (first["expected"], first["predicted"]) == ("7", 'say "hi", there')
     assert first["media_s"] == 2.5
-    assert np.isnan(second["ttft_ms"]) and np.isnan(second["input_tokens"]) and np.isnan(second["output_tokens"])
+    assert (
+        np.isnan(second["ttft_ms"]) and np.isnan(second["input_tokens"]) and np.isnan(second["output_tokens"])
+    )
     assert second["itl_ms"] == "" and np.isnan(second["media_s"])

@@ -236,7 +236,12 @@ def test_per_request_check_reports_attainment_and_never_fails() -> None:
     result = evaluate(parse_slos(["ttft<500ms", "tpot<50ms", "itl<1s", "goodput>5"]), summary)
     ttft, tpot, itl, goodput = result["checks"]
     assert ttft["per_request"] is True and ttft["passed"] is True
-    assert (ttft["value"], ttft["unit"], ttft["threshold"], ttft["threshold_unit"]) == (0.4, "fraction", 500.0, "ms")
+    assert (ttft["value"], ttft["unit"], ttft["threshold"], ttft["threshold_unit"]) == (
+        0.4,
+        "fraction",
+        500.0,
+        "ms",
+    )
     assert "counted into goodput" in ttft["note"]
     assert tpot["value"] == 0.9
     # An SLO the summary has no attainment for: not measured, still not failing.
