@@ -242,6 +242,9 @@ def compute_summary(
     notices.extend(llm_notices)
     # Network vs server: one round trip (measured before the load) against p50 service time.
     breakdown = network.latency_breakdown(meta.get("network"), summary["service_time_ms"].get("p50"))
+    phases = network.phase_summaries(measured[ok_mask])
+    if phases:
+        breakdown = {**(breakdown or {}), "phases_ms": phases}
     if breakdown is not None:
         summary["latency_breakdown"] = breakdown
     sampler_meta = meta.get("sampler")

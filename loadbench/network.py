@@ -24,6 +24,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
+
+from loadbench import stats
+
 RTT_SAMPLES = 20
 RTT_TIMEOUT_S = 2.0
 RTT_BUDGET_S = 3.0  # a far target (100+ ms away) gets fewer samples rather than a long wait
@@ -144,3 +148,29 @@ def request_phases(events: Sequence[tuple[str, float]], sent: float) -> dict[str
         download_s = ends["receive_response_body"] - starts["receive_response_body"]
         phases["download_ms"] = round(download_s * 1000.0, 3)
     return phases
+
+
+PHASES = ("connect_ms", "ttfb_ms", "download_ms")
+
+
+def phase_summaries(requests: Any) -> dict[str, Any]:
+    """Percentiles of the per-request phases (``--http2`` path) over the given request records.
+
+    ``{"connect_ms": {...}, "ttfb_ms": {...}, "download_ms": {...}, "new_connections": n}``;
+    empty when no request carries them. ``connect_ms`` is over the requests that opened a
+    connection (a reused one costs 0 and would hide the set-up cost).
+    """
+    if not all(p in requests for p in PHASES):
+        return {}
+    ttfb = requests["ttfb_ms"].to_numpy(dtype=np.float64)
+    if not np.isfinite(ttfb).any():
+        return {}
+    connect = requests["connect_ms"].to_numpy(dtype=np.float64)
+    download = requests["download_ms"].to_numpy(dtype=np.float64)
+    opened = connect[np.isfinite(connect) & (connect > 0)]
+    return {
+        "connect_ms": stats.latency_summary(opened),
+        "new_connections": int(opened.size),
+        "ttfb_ms": stats.latency_summary(ttfb[np.isfinite(ttfb)]),
+        "download_ms": stats.latency_summary(download[np.isfinite(download)]),
+    }

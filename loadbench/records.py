@@ -30,6 +30,9 @@ request event's ``context["loadbench"]``, see `EXTRA_FIELDS`; older files lack t
 ``expected``        the label or answer the payload carried (``_expected``), one line.
 ``predicted``       the prediction the scenario extracted from the response, one line.
 ``media_s``         the payload's media duration in seconds (audio, video), for real-time factor.
+``connect_ms``      HTTP/2 path: TCP connect + TLS handshake when the request opened a connection, else 0.
+``ttfb_ms``         HTTP/2 path: from the send until the response headers were in.
+``download_ms``     HTTP/2 path: reading the response body.
 
 Readers ignore columns they do not know, so later versions may add columns at the end.
 A run killed mid-write may end in a partial line; the reader drops it.
@@ -66,6 +69,9 @@ COLUMNS = (
     "expected",
     "predicted",
     "media_s",
+    "connect_ms",
+    "ttfb_ms",
+    "download_ms",
 )
 # Columns a reader fills (NaN, or empty text) when an older file lacks them.
 OPTIONAL_COLUMNS = COLUMNS[8:]
@@ -81,6 +87,9 @@ _FLOAT_COLUMNS = (
     "input_tokens",
     "output_tokens",
     "media_s",
+    "connect_ms",
+    "ttfb_ms",
+    "download_ms",
 )
 MAX_LABEL_CHARS = 100
 _DTYPES = {
@@ -101,6 +110,9 @@ _DTYPES = {
     "expected": "category",
     "predicted": "category",
     "media_s": "float64",
+    "connect_ms": "float64",
+    "ttfb_ms": "float64",
+    "download_ms": "float64",
 }
 MAX_ERROR_CHARS = 300
 
@@ -159,9 +171,9 @@ def format_extras(extras: dict[str, Any]) -> str:
         elif key in ("input_tokens", "output_tokens"):
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 text = str(value)
-        elif key in ("ttft_ms", "media_s"):
+        elif key in ("ttft_ms", "media_s", "connect_ms", "ttfb_ms", "download_ms"):
             if isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value):
-                text = f"{float(value):.3f}" if key == "ttft_ms" else f"{float(value):.6f}"
+                text = f"{float(value):.6f}" if key == "media_s" else f"{float(value):.3f}"
         elif value is not None:
             text = csv_field(one_line(str(value), MAX_LABEL_CHARS))
         out.append("," + text)

@@ -221,3 +221,24 @@ def test_template_errors() -> None:
         Template('{"inputs": "{{text}}"}').fill({"other": 1})
     with pytest.raises(ScenarioError, match="not a JSON object"):
         Template('{"inputs": "{{text}}"}').fill([1])
+
+
+def test_phase_summaries_of_http2_records() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from loadbench.network import phase_summaries
+
+    frame = pd.DataFrame(
+        {
+            "connect_ms": [5.0, 0.0, 0.0, 7.0, np.nan],
+            "ttfb_ms": [10.0, 2.0, 3.0, 12.0, np.nan],
+            "download_ms": [1.0, 1.0, 2.0, 2.0, np.nan],
+        }
+    )
+    out = phase_summaries(frame)
+    assert out["new_connections"] == 2
+    assert out["connect_ms"]["p50"] == 6.0  # over the two requests that opened a connection
+    assert out["ttfb_ms"]["max"] == 12.0 and out["download_ms"]["mean"] == 1.5
+    assert phase_summaries(frame.assign(ttfb_ms=np.nan)) == {}
+    assert phase_summaries(frame.drop(columns="ttfb_ms")) == {}

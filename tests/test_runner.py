@@ -83,7 +83,9 @@ def test_run_against_demo_records_every_request(tmp_path: Path) -> None:
 
     html = (out / "report.html").read_text()
     pngs = [chunk.split('"', 1)[0] for chunk in html.split('src="data:image/png;base64,')[1:]]
-    assert len(pngs) == 5  # four request plots and the resources figure
+    # Four request plots, the resources figure, and quality over time (digits rows carry labels).
+    assert len(pngs) == 6
+    assert summary["quality"]["n"] == summary["requests"]["total"]
     assert all(base64.b64decode(p)[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert "<script src=" not in html and "<link" not in html
     assert "| p99 |" in (out / "summary.md").read_text() or "p99" in (out / "summary.md").read_text()
