@@ -510,8 +510,13 @@ def render_section(
     )
 
 
-def write_docs(section: str, path: Path = DOCS, heading: str = SECTION) -> None:
-    """Replace the section titled ``heading`` (up to the next ``## `` heading), or append it."""
+def write_docs(section: str, path: Path = DOCS, heading: str | None = None) -> None:
+    """Replace the section titled ``heading`` (up to the next ``## `` heading), or append it.
+
+    Without ``heading``: the module's ``SECTION`` as it is at call time (soak.py and
+    sampler_overhead.py set it before calling), not as it was when this function was defined.
+    """
+    heading = SECTION if heading is None else heading
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     lines = text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
