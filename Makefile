@@ -51,8 +51,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy loadbench
 
+# Two processes, a test file each at a time (module fixtures run once); the timing-sensitive
+# tests (marker `serial`) then run alone so that other tests' load cannot skew them.
 unit: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not serial'
+	$(BIN)/python -m pytest -m serial
 
 test: lint typecheck unit
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from fake_nvml import FakeGpu, FakeNvml
 from helpers import REPO, serving
@@ -264,6 +265,10 @@ def test_agent_finds_the_server_by_name() -> None:
     marker = f"loadbench-agent-test-server-{os.getpid()}"
     child = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", marker])
     try:
+        # Until the child has exec'd, its command line is still ours (a fork of pytest).
+        deadline = time.monotonic() + 10
+        while marker not in " ".join(psutil.Process(child.pid).cmdline()) and time.monotonic() < deadline:
+            time.sleep(0.02)
         collector, how, _ = build_collector(server_name=marker, gpus=GpuReader(nvml=FakeNvml([])))
         assert collector.server is not None and collector.server.root.pid == child.pid
         assert marker in how

@@ -30,6 +30,7 @@ def itls(frame: pd.DataFrame) -> list[list[float]]:
     return [[float(v) for v in str(text).split()] for text in frame["itl_ms"].fillna("")]
 
 
+@pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
 def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
     server = LLMTestServer(ttft_ms=40, itl_ms=10, tokens=12)
     frame, bodies = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s")

@@ -346,7 +346,8 @@ def test_report_shows_server_payloads_as_text_in_chromium(
     shown = [f"POST {p}" for p in [*PAYLOADS, HEADER_PAYLOAD]]  # request names, in full
     shown += [str(e["example"]) for e in summary["errors"]]  # error text quoting the server
     shown += METRIC_KEYS  # scraped series
-    shown += [str(n) for n in summary["notices"]]  # the scenario's exceptions, quoting the server
+    # The scenario's exceptions, quoting the server; INVALID reasons show in the verdict banner.
+    shown += [str(n).removeprefix("INVALID: ") for n in summary["notices"]]
     dom = assert_inert_in_chromium(hostile_run / "report.html", chromium, tmp_path / "profile", shown)
     assert "server said: " in dom.text
 
