@@ -760,7 +760,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios() -> int:
-    from loadbench.runner import BUILTIN_SCENARIOS_DIR, builtin_scenarios
+    from loadbench.locustfiles import BUILTIN_SCENARIOS_DIR, builtin_scenarios
 
     for name in builtin_scenarios():
         doc = (BUILTIN_SCENARIOS_DIR / f"{name}.py").read_text(encoding="utf-8").split('"""')

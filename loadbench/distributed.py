@@ -102,7 +102,7 @@ class WorkerSettings:
 
 def run_worker(settings: WorkerSettings) -> int:
     """Connect to the master and run users until it says quit; returns the exit code."""
-    from loadbench.runner import apply_transport_settings, load_scenario, resolve_scenario
+    from loadbench.locustfiles import apply_transport_settings, load_scenario, resolve_scenario
 
     logging.getLogger("locust").setLevel(logging.WARNING)
     path = resolve_scenario(settings.scenario)

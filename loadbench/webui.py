@@ -3,8 +3,8 @@
 Plugged in only through Locust's own extension points:
 
 - ``events.test_start`` / ``test_stop`` (fired by the UI's buttons and by ``POST /swarm`` /
-  ``POST /stop`` alike): begin a run with `runner.begin_run` (meta.json, recorder, sampler) and
-  end it with `runner.finish_run`; then analyze it and render its report in a child process
+  ``POST /stop`` alike): begin a run with `lifecycle.begin_run` (meta.json, recorder, sampler) and
+  end it with `lifecycle.finish_run`; then analyze it and render its report in a child process
   (``python -m loadbench report DIR``: `analyze_run` + `render_report`), so the UI stays live.
 - the modern UI's extra tab (``template_args`` ``extended_tabs`` / ``extended_tables``, its rows
   added to Locust's own ``/stats/requests`` poll as ``extended_stats``, as in Locust's
@@ -46,9 +46,11 @@ from loadbench import scenario as scenario_helpers
 from loadbench.config import RunConfig, check_target
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
 from loadbench.hostmetrics import find_server_process
+from loadbench.lifecycle import ActiveRun, Prepared, begin_run, finish_run
+from loadbench.locustfiles import Scenario
 from loadbench.redact import redact_argv, redact_url
 from loadbench.report import format_bytes, format_count, format_ms, format_number, format_pct, format_percent
-from loadbench.runner import ActiveRun, Prepared, Scenario, begin_run, finish_run, prepare
+from loadbench.runner import prepare
 
 ASSETS = Path(__file__).resolve().parent / "webui_assets"
 TAB_KEY = "loadbench"

@@ -85,6 +85,8 @@ def test_a_killed_worker_is_reported_and_the_run_completes(tmp_path: Path) -> No
                 workers = [c for c in children if "worker" in " ".join(c.cmdline())]
                 requests = tmp_path / "run" / "requests.csv"
                 if len(workers) == 2 and requests.exists() and requests.stat().st_size > 2000:
+                    # Both ship every 0.5 s: a few more batches, so the victim has sent some.
+                    time.sleep(1.5)
                     victim = workers[0]
                 time.sleep(0.1)
             assert victim is not None, "the workers did not start"

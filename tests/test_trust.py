@@ -292,7 +292,7 @@ def _clean() -> dict[str, Any]:
             "arrival": "constant",
             "achieved_send_rps": 100.0,
             "lateness_ms": {"p99": 1.5},
-            "late_requests": 3,
+            "late_requests": 12,
             "due_total": 6000,
             "sent_total": 6000,
         },
@@ -338,7 +338,7 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
             "open",
             [],
             "the generator fell behind its schedule: 1% of requests were sent more than 12.5 ms late "
-            "(bound 10 ms; 3 later than 10 ms)",
+            "(bound 10 ms; 12 later than 10 ms)",
         ),
         (
             _set("schedule.sent_total", 5699),
@@ -417,6 +417,13 @@ def test_what_does_not_make_a_run_invalid() -> None:
     ninety = _clean()
     ninety["requests"]["ok"] = 100
     assert trust.validity(ninety, "open", ["p90"])["valid"] is True
+
+
+def test_lateness_needs_enough_late_requests_to_invalidate() -> None:
+    summary = _clean()
+    _set("schedule.lateness_ms.p99", 12.5)(summary)
+    summary["schedule"]["late_requests"] = 9  # two outliers of a short run must not decide it
+    assert trust.validity(summary, "open", [])["valid"] is True
 
 
 def test_every_reason_at_once() -> None:
