@@ -357,6 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--header", "-H", action="append", default=[], metavar="'NAME: VALUE'")
     worker.add_argument("--timeout", type=_duration, default=60.0, metavar="TIME", help="per request")
     worker.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    worker.add_argument(
+        "--sample-interval",
+        type=_duration,
+        default=1.0,
+        metavar="TIME",
+        help="sample this host (CPU, memory, GPUs) and this worker for the master's run (default 1s)",
+    )
+    worker.add_argument("--no-sampler", action="store_true", help="do not sample this host")
     worker.add_argument("--config-stdin", action="store_true", help=argparse.SUPPRESS)
 
     ui = commands.add_parser(
@@ -814,6 +822,7 @@ def cmd_worker(args: argparse.Namespace, scenario_args: list[str]) -> int:
             timeout_s=args.timeout,
             insecure=args.insecure,
             headers=args.header,
+            sample_interval_s=None if args.no_sampler else max(args.sample_interval, 0.1),
         )
     )
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -47,6 +48,7 @@ LOAD_MSG = "loadbench_load"
 GO_MSG = "loadbench_go"
 DONE_MSG = "loadbench_done"
 HELLO_MSG = "loadbench_hello"
+SAMPLES_MSG = "loadbench_samples"
 CONNECT_TIMEOUT_S = 60.0
 START_DELAY_S = 0.2  # the common start time lies this far ahead, so every worker gets it first
 DONE_TIMEOUT_S = 10.0
@@ -98,6 +100,9 @@ class WorkerSettings:
     timeout_s: float = 60.0
     insecure: bool = False
     headers: list[str] = field(default_factory=list)  # for scrubbing only
+    # A worker on another host samples that host and ships the samples (None: the master's
+    # own sampler covers this host already, as for local workers).
+    sample_interval_s: float | None = None
 
 
 def run_worker(settings: WorkerSettings) -> int:
@@ -152,6 +157,8 @@ def run_worker(settings: WorkerSettings) -> int:
 
     runner.register_message(LOAD_MSG, on_load)
     runner.register_message(GO_MSG, on_go)
+    if settings.sample_interval_s is not None:
+        gevent.spawn(_ship_samples, runner, settings.sample_interval_s)
     env.events.test_stopping.add_listener(on_stopping)
     env.events.test_stop.add_listener(on_stop)
     try:
@@ -159,6 +166,27 @@ def run_worker(settings: WorkerSettings) -> int:
     finally:
         recorder.close()
     return 0
+
+
+def _ship_samples(runner: WorkerRunner, interval_s: float) -> None:
+    """Sample this (remote) host and this worker process; ship the samples to the master.
+
+    The master writes them into ``samples.jsonl`` under the label ``worker<index>@<host>/``, the
+    way a remote agent's samples are kept, on this host's wall clock (keep hosts NTP-synced).
+    """
+    from loadbench.hostmetrics import Generator
+    from loadbench.nvml import GpuReader
+    from loadbench.sampler import Collector
+
+    collector = Collector(generator=Generator([os.getpid()]), gpus=GpuReader())
+    batch: list[dict[str, Any]] = []
+    next_ship = time.monotonic() + 1.0
+    while True:
+        batch.append({"unix_s": time.time(), **collector.sample()})
+        if time.monotonic() >= next_ship:
+            runner.send_message(SAMPLES_MSG, {"samples": batch})
+            batch, next_ship = [], time.monotonic() + 1.0
+        gevent.sleep(interval_s)
 
 
 def worker_offsets(data: dict[str, Any]) -> Any:
@@ -210,6 +238,8 @@ class Master:
         self._done: set[str] = set()
         self._hello: dict[str, dict[str, Any]] = {}
         runner.register_message(HELLO_MSG, self._on_hello)
+        runner.register_message(SAMPLES_MSG, self._on_samples)
+        self.samples_path: Path | None = None  # the run directory's samples.jsonl, once it exists
         runner.register_message(RECORDS_MSG, self._on_records)
         runner.register_message(DONE_MSG, self._on_done)
 
@@ -350,6 +380,25 @@ class Master:
             if info is not None:
                 info.records += 1
                 info.last_record_unix_s = float(row[0])
+
+    def _on_samples(self, msg: Any, **_: Any) -> None:
+        info = self.workers.get(msg.node_id)
+        if self.samples_path is None or info is None:
+            return
+        label = f"worker{info.index}@{info.host or 'unknown'}"
+        lines = []
+        for sample in (msg.data or {}).get("samples") or []:
+            if isinstance(sample, dict) and isinstance(sample.get("unix_s"), int | float):
+                row = {"unix_s": sample["unix_s"]}
+                row.update({f"{label}/{k}": v for k, v in sample.items() if k != "unix_s"})
+                lines.append(json.dumps(row, separators=(",", ":")) + "\n")
+        if lines:
+            # One append per batch: the sampler process appends to the same file, line by line.
+            fd = os.open(self.samples_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, "".join(lines).encode())
+            finally:
+                os.close(fd)
 
     def _on_hello(self, msg: Any, **_: Any) -> None:
         self._hello[msg.node_id] = dict(msg.data or {})

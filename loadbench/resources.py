@@ -187,6 +187,16 @@ def compute_resources(
             "clock_offset_s": agent.get("offset_s"),
             "clock_uncertainty_s": agent.get("uncertainty_s"),
         }
+        # A distributed run's worker on that host samples itself too (loadbench.distributed).
+        worker_gen = _col(frame, f"{label}/generator.cpu_percent").dropna()
+        if len(worker_gen):
+            worker_share = float((worker_gen > SATURATED_PERCENT).mean())
+            remote[label]["generator"] = {
+                "cpu_max_percent": round(float(worker_gen.max()), 2),
+                "cpu_mean_percent": round(float(worker_gen.mean()), 2),
+                "saturated_share": round(worker_share, 4),
+                "saturated": worker_share >= SATURATED_SHARE,
+            }
     all_gpus: list[dict[str, Any]] = gpus + [g for r in remote.values() for g in r["gpus"]]
     energies = [g["energy_j"] for g in all_gpus if g["energy_j"] is not None]
     energy_j = round(sum(energies), 3) if energies else None

@@ -207,6 +207,7 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
     run_dir, meta, recorder = active.run_dir, active.meta, active.recorder
     if master is not None:
         master.recorder = recorder
+        master.samples_path = run_dir / rundir.SAMPLES
     stop_requested = gevent.event.Event()
     handlers = _install_signal_handlers(stop_requested.set, recorder, log)
     duration_s = plan.duration_s

@@ -7,6 +7,7 @@ workers, and a worker killed midway is reported while the run completes.
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,12 @@ from helpers import json_server, read_json, run_cli, start_cli
 pytestmark = pytest.mark.e2e
 
 PAYLOAD = '{"x": 1}'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _counting(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
@@ -125,3 +132,39 @@ def test_bad_worker_counts_are_one_line_errors(tmp_path: Path) -> None:
     assert master.returncode == 2 and "--expect-workers" in master.stderr
     worker = run_cli("worker", "--master-host", "127.0.0.1")
     assert worker.returncode == 2 and "--target" in worker.stderr
+
+
+def test_master_and_a_worker_from_another_shell_join_samples_to_the_timeline(tmp_path: Path) -> None:
+    """`loadbench master` + `loadbench worker` as on two hosts: records and the worker host's samples."""
+    port = str(free_port())
+    with json_server(_counting) as (url, state):
+        master = start_cli(
+            "master", "--target", url, "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD,
+            "--expect-workers", "1", "--master-port", port, "-u", "2", "-d", "3s", "--warmup", "0s",
+            "-q", "-o", str(tmp_path / "run"),
+        )  # fmt: skip
+        worker = start_cli(
+            "worker", "--master-host", "127.0.0.1", "--master-port", port, "--target", url,
+            "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD, "--sample-interval", "0.2",
+        )  # fmt: skip
+        try:
+            _out, err = master.communicate(timeout=120)
+            worker.communicate(timeout=60)  # it exits when the master quits
+        finally:
+            for process in (master, worker):
+                if process.poll() is None:
+                    process.kill()
+                    process.communicate()
+        posts = state["posts"]
+    assert master.returncode == 0, err
+    assert worker.returncode == 0
+    meta = read_json(tmp_path / "run" / "meta.json")
+    (info,) = meta["workers"]
+    assert info["pid"] is None and info["records"] > 0  # not a local process of the master
+    records = pd.read_csv(tmp_path / "run" / "requests.csv")
+    assert 0 < len(records) <= posts
+    summary = read_json(tmp_path / "run" / "summary.json")
+    label = f"worker0@{info['host']}"
+    remote = summary["resources"]["remote"][label]
+    assert remote["host"]["cpu_percent"]["max"] is not None
+    assert remote["generator"]["cpu_max_percent"] > 0
