@@ -6,6 +6,7 @@
 #   make report RUN=reports/<run dir>
 #   make test          lint, type-check and the whole test suite (what CI runs)
 #   make benchmark     recording and sampler overhead, open-loop fidelity, analyzer scale (docs/benchmarks.md)
+#   make benchmark-setup   install nginx and wrk (Debian packages), which `make benchmark` needs
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +18,7 @@ DURATION ?= 30s
 ARGS ?=
 RUN ?=
 
-.PHONY: install bench ui report demo test lint typecheck unit benchmark clean
+.PHONY: install bench ui report demo test lint typecheck unit benchmark benchmark-setup clean
 
 # Reinstalls when pyproject.toml changes; otherwise a no-op.
 $(BIN)/.installed: pyproject.toml
@@ -59,13 +60,27 @@ unit: install
 
 test: lint typecheck unit
 
-# Needs nginx and wrk (apt-get install -y nginx-light wrk) for the recording, capacity and open-loop benchmarks.
+# Needs nginx and wrk for the recording, capacity, open-loop and HTTP/2 benchmarks: `make benchmark-setup`.
 benchmark: install
 	$(BIN)/python benchmarks/recording_overhead.py
 	$(BIN)/python benchmarks/generator_capacity.py
 	$(BIN)/python benchmarks/sampler_overhead.py
 	$(BIN)/python benchmarks/analyzer_scale.py
 	$(BIN)/python benchmarks/openloop_fidelity.py
+	$(BIN)/python benchmarks/http2_ceiling.py
+
+# nginx-light and wrk from Debian's packages, as root or through sudo (like .ci/run); a no-op
+# when both are installed.
+benchmark-setup:
+	@if command -v wrk >/dev/null 2>&1 && { command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx; }; then \
+		echo "benchmark-setup: nginx and wrk are installed"; \
+	else \
+		if [ "$$(id -u)" -eq 0 ]; then as_root=; \
+		elif command -v sudo >/dev/null 2>&1; then as_root="sudo -n"; \
+		else echo "benchmark-setup: need root or sudo to apt-get install nginx-light wrk" >&2; exit 1; fi; \
+		$$as_root apt-get update -qq && \
+		$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light wrk; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -43,7 +43,7 @@ from loadbench import __version__
 from loadbench.errors import TargetError, UsageError
 from loadbench.hostmetrics import Host, ProcessTree, find_server_process
 from loadbench.jsonhttp import JSONRequestHandler
-from loadbench.redact import redact_url
+from loadbench.redact import redact_argv, redact_url
 from loadbench.sampler import MIN_INTERVAL_S, Collector, host_label
 
 DEFAULT_PORT = 9109
@@ -52,8 +52,8 @@ MAX_SAMPLES_PER_RESPONSE = 5000
 SYNC_ROUNDS = 8
 RESYNC_EVERY_S = 60.0
 MAX_PAGES_PER_PULL = 50  # 250k samples: far more than a ring buffer holds; bounds a runaway loop
-# After a failed pull, wait before the next try: the sampler pulls in its sampling loop, and an
-# agent that times out would otherwise stall the local samples on every pull.
+# After a failed pull, wait before the next try: an agent that times out would otherwise hold
+# its pull thread (and the agent's own request handler) for a full timeout every second.
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -117,7 +117,7 @@ def _server_facts(collector: Collector, how: str) -> dict[str, Any] | None:
         return None
     root = collector.server.root
     try:
-        name, cmdline = root.name(), " ".join(root.cmdline())[:300]
+        name, cmdline = root.name(), " ".join(redact_argv(root.cmdline()))[:300]
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         name, cmdline = None, None
     return {"pid": root.pid, "name": name, "cmdline": cmdline, "how": how or "given to the agent"}
@@ -440,6 +440,7 @@ class AgentPuller:
         self.dropped = 0  # samples the agent's ring buffer lost before they were pulled
         self.errors = 0
         self.last_error: str | None = None
+        self.last_pull_unix_s: float | None = None  # local wall clock of the last pull that worked
         self.failures_in_a_row = 0
         self.retry_at = -math.inf
 
@@ -539,13 +540,17 @@ class AgentPuller:
             self.retry_at = time.monotonic() + BACKOFF_S[min(self.failures_in_a_row, len(BACKOFF_S)) - 1]
         else:
             self.failures_in_a_row = 0
+            self.last_pull_unix_s = round(self.clock(), 6)
         self.pulled += len(out)
         return out
 
     def _failed(self, exc: BaseException) -> None:
         self.errors += 1
         self.failures_in_a_row += 1
-        self.last_error = _one_line(exc)
+        line = _one_line(exc)
+        if self.token:
+            line = line.replace(self.token, "***")  # never in a message, whatever the server echoed
+        self.last_error = line if len(line) <= 300 else line[:297] + "..."
 
     def _localize(self, sample: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"unix_s": round(float(sample["unix_s"]) - self.offset_s, 6)}
@@ -568,6 +573,7 @@ class AgentPuller:
             "dropped": self.dropped,
             "errors": self.errors,
             "last_error": self.last_error,
+            "last_pull_unix_s": self.last_pull_unix_s,
         }
 
     def close(self) -> None:

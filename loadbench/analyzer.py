@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from loadbench import llm_metrics, network, quality, rundir, slo, stats, trust
 from loadbench.errors import RunDirError
-from loadbench.records import read_requests, read_samples
+from loadbench.records import from_due_time, read_requests, read_samples
 from loadbench.resources import compute_resources
 from loadbench.shapes import stage_summaries
 
@@ -63,6 +64,37 @@ def read_users(path: Path) -> pd.DataFrame:
     return frame[keep].astype({"unix_s": "float64", "users": "int64"}).reset_index(drop=True)
 
 
+def _gated_counts(slos: list[slo.Slo], measured: pd.DataFrame, ok: npt.NDArray[np.bool_]) -> dict[str, int]:
+    """Gated percentiles other than latency's, by summary path, with the values each rests on.
+
+    ITL counts a stream once, not per gap: the gaps of one request are far from independent.
+    """
+    ttft = np.isfinite(measured["ttft_ms"].to_numpy(dtype=np.float64))
+    tokens = measured["output_tokens"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        decoded = np.isfinite(tokens) & (tokens >= 2)
+    values = {
+        "service_time_ms": ok,
+        "ttft_ms": ok & ttft,
+        "itl_ms": ok & ttft,
+        "tpot_ms": ok & ttft & decoded,
+        "e2e_ms": ok & (ttft | np.isfinite(tokens)),
+    }
+    out: dict[str, int] = {}
+    for gate in slos:
+        prefix = gate.path.split(".")[0]
+        if not gate.per_request and prefix in values:
+            out[gate.path] = int(values[prefix].sum())
+    return out
+
+
+def window_start_unix_s(meta: dict[str, Any]) -> float:
+    """Where the measured window starts (wall clock): ``warmup_s`` after the load started.
+    ``loadbench compare`` windows its bootstrap with this too."""
+    settings = meta.get("settings") or {}
+    return float(meta["started_unix_s"]) + float(settings.get("warmup_s", 0.0) or 0.0)
+
+
 def compute_summary(
     meta: dict[str, Any],
     requests: pd.DataFrame,
@@ -81,12 +113,7 @@ def compute_summary(
     service_ms = requests["latency_ms"].to_numpy()
     sent_unix_s = requests["start_unix_s"].to_numpy()
     intended = requests["intended_unix_s"].to_numpy()
-    scheduled = np.isfinite(intended)
-    if scheduled.any():
-        requests = requests.assign(
-            start_unix_s=np.where(scheduled, intended, sent_unix_s),
-            latency_ms=np.where(scheduled, service_ms + (sent_unix_s - intended) * 1000.0, service_ms),
-        )
+    requests = from_due_time(requests)
     warmup_s = float(settings.get("warmup_s", 0.0) or 0.0)
     status = meta.get("status", rundir.STATUS_RUNNING)
     notices: list[str] = []
@@ -136,7 +163,7 @@ def compute_summary(
     for exc in meta.get("scenario_exceptions") or []:
         notices.append(f"the scenario raised {exc['count']:,} exception(s) outside requests: {exc['error']}")
 
-    window_start = started + warmup_s
+    window_start = window_start_unix_s(meta)  # started + warmup_s
     window_reason = f"--warmup {warmup_s:g} s excluded, then until the load stopped"
     if settings.get("warmup_auto"):
         window_reason = "--warmup auto: " + window_reason
@@ -288,10 +315,18 @@ def compute_summary(
         )
     summary["slo"] = slo.evaluate(slos, summary)
     summary["validity"] = trust.validity(
-        summary, load_model, [s.path.split(".")[-1] for s in slos if s.path.startswith("latency_ms.")]
+        summary,
+        load_model,
+        [s.path.split(".")[-1] for s in slos if s.path.startswith("latency_ms.")],
+        _gated_counts(slos, measured, ok_mask),
     )
     if not summary["validity"]["valid"]:
         notices.extend(f"INVALID: {reason}" for reason in summary["validity"]["reasons"])
+    if total and (resources.get("generator") or {}).get("cpu_max_percent") is None:
+        # Not a reason for INVALID (nothing says it was saturated), but VALID then means less.
+        summary["validity"]["unchecked"] = [
+            "the load generator's CPU (no resource samples: --no-sampler, or the sampler failed)"
+        ]
 
     # Whole seconds of the run; the load loop overshoots its duration by a fraction of a
     # millisecond, which must not add a near-empty last second to the plots.

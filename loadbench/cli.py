@@ -23,6 +23,7 @@ import re
 import select
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +76,96 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("bad duration ")) from None
+
+
+def _positive_duration(text: str) -> float:
+    value = _duration(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration above 0")
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free one), checked before anything binds or is spawned."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is not between 0 and 65535")
+    return value
+
+
+def _non_negative(what: str) -> Any:
+    """An argparse type: a finite number >= 0 of ``what`` (e.g. milliseconds)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {what}") from None
+        if not 0 <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{text}: must be a finite number of {what} >= 0")
+        return value
+
+    return parse
+
+
+_ms = _non_negative("milliseconds")
+_times = _non_negative("times the duration")
+
+
+# Options `run` and `ui` share: one definition each, so the two commands cannot drift apart.
+
+
+def _add_demo_options(parser: argparse.ArgumentParser) -> None:
+    """``--demo-*``: the embedded demo endpoint's timing (checked in `start_demo`)."""
+    parser.add_argument(
+        "--demo-latency-ms",
+        type=_ms,
+        default=0.0,
+        metavar="MS",
+        help="with --demo: added service time per request",
+    )
+    parser.add_argument(
+        "--demo-asr-rtf",
+        type=_times,
+        default=None,
+        metavar="X",
+        help="with --demo: its speech recognizer (POST /asr) takes X times the audio's duration (default 0.3)",
+    )
+    for name, default in (("ttft", 30), ("itl", 8)):
+        parser.add_argument(
+            f"--demo-llm-{name}-ms",
+            type=_ms,
+            default=None,
+            metavar="MS",
+            help=f"with --demo: its LLM simulator's {'time to first token' if name == 'ttft' else 'time between tokens'}"
+            f" (default {default})",
+        )
+
+
+def _add_slo_option(group: argparse.ArgumentParser | argparse._ArgumentGroup, verdict: str) -> None:
+    """``--slo``; ``verdict`` says what a failed gate does in this command."""
+    group.add_argument(
+        "--slo",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help=f"gate: 'p99<300ms', 'error_rate<1%%', 'throughput>50', 'goodput>10'; repeatable; {verdict}. "
+        "Bare 'ttft<500ms', 'tpot<50ms', 'itl<100ms', 'e2e<2s', 'latency<1s' bound every "
+        "request: counted into goodput (docs/metrics.md 'LLM metrics'), gating nothing by themselves",
+    )
+
+
+def _add_llm_options(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--realtime-tokens-per-s",
+        type=_tokens_per_s,
+        metavar="R",
+        help="a reading or speaking pace: report the share of streams that kept ahead of a reader "
+        "taking R tokens/s from the first token (summary llm_realtime)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,29 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--force", action="store_true", help="write into an existing, non-empty run directory")
     run.add_argument("--quiet", "-q", action="store_true", help="no live progress line (for CI logs)")
-    run.add_argument(
-        "--demo-latency-ms",
-        type=float,
-        default=0.0,
-        metavar="MS",
-        help="with --demo: added service time per request",
-    )
-    run.add_argument(
-        "--demo-asr-rtf",
-        type=float,
-        default=None,
-        metavar="X",
-        help="with --demo: its speech recognizer (POST /asr) takes X times the audio's duration (default 0.3)",
-    )
-    for name, default in (("ttft", 30), ("itl", 8)):
-        run.add_argument(
-            f"--demo-llm-{name}-ms",
-            type=float,
-            default=None,
-            metavar="MS",
-            help=f"with --demo: its LLM simulator's {'time to first token' if name == 'ttft' else 'time between tokens'}"
-            f" (default {default})",
-        )
+    _add_demo_options(run)
     load = run.add_argument_group(
         "load model (default: closed loop of --users; docs/metrics.md 'Load models')",
     )
@@ -243,23 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--stages", type=Path, metavar="FILE", help="load shape from a JSON or CSV file of stages"
     )
-    load.add_argument(
-        "--slo",
-        action="append",
-        default=[],
-        metavar="EXPR",
-        help="gate: 'p99<300ms', 'error_rate<1%%', 'throughput>50', 'goodput>10'; repeatable; exit code 1 "
-        "when one fails. Bare 'ttft<500ms', 'tpot<50ms', 'itl<100ms', 'e2e<2s', 'latency<1s' bound every "
-        "request: counted into goodput (docs/metrics.md 'LLM metrics'), gating nothing by themselves",
-    )
-    llm = run.add_argument_group("LLM streams (docs/metrics.md 'LLM metrics')")
-    llm.add_argument(
-        "--realtime-tokens-per-s",
-        type=_tokens_per_s,
-        metavar="R",
-        help="a reading or speaking pace: report the share of streams that kept ahead of a reader "
-        "taking R tokens/s from the first token (summary llm_realtime)",
-    )
+    _add_slo_option(load, "exit code 1 when one fails")
+    _add_llm_options(run.add_argument_group("LLM streams (docs/metrics.md 'LLM metrics')"))
     dist = run.add_argument_group("distributed (Locust master/worker; docs/distributed.md)")
     dist.add_argument(
         "--workers",
@@ -284,9 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dist.add_argument(
         "--master-port",
-        type=int,
+        type=_port,
         metavar="PORT",
         help="default 5557 with --expect-workers, else any free port",
+    )
+    dist.add_argument(
+        "--worker-wait",
+        type=_positive_duration,
+        default=60.0,
+        metavar="TIME",
+        help="how long to wait for every worker to connect before giving up (default 60s)",
     )
     res = run.add_argument_group("resource sampling (a separate process, on the requests' clock)")
     res.add_argument(
@@ -351,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     worker.add_argument("--master-host", metavar="HOST", help="the master's address")
-    worker.add_argument("--master-port", type=int, default=5557, metavar="PORT", help="default 5557")
+    worker.add_argument("--master-port", type=_port, default=5557, metavar="PORT", help="default 5557")
     worker.add_argument("--target", "-t", metavar="URL", help="the endpoint, as given to the master")
     worker.add_argument("--scenario", "-s", metavar="NAME|FILE.py", help="the master's scenario")
     worker.add_argument("--header", "-H", action="append", default=[], metavar="'NAME: VALUE'")
@@ -377,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
         "/loadbench/ lists the session's runs with their reports. Ctrl-C quits.",
         epilog="Scenario options as for `loadbench run` (unknown options go to the scenario).\n\n"
         "examples:\n  loadbench ui --demo\n"
+        "  loadbench ui --demo --scenario openai_chat --demo-llm-ttft-ms 80 --slo 'ttft_p99<200ms'\n"
         "  loadbench ui --target http://127.0.0.1:8000 --scenario json_post --data rows.jsonl --web-port 8090\n"
         "  locust -f scenarios/json_post.py --host http://127.0.0.1:8000   # plain Locust: the same plugin",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -410,7 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=_duration, default=60.0, metavar="TIME", help="per request (default 60s)"
     )
     ui.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
-    ui.add_argument("--demo-latency-ms", type=float, default=0.0, metavar="MS", help="with --demo")
+    _add_demo_options(ui)
+    _add_slo_option(ui, "each run's summary and the /loadbench/ page say PASS or FAIL")
+    _add_llm_options(ui)
     ui.add_argument("--sample-interval", type=_duration, default=0.5, metavar="TIME", help="default 0.5s")
     ui.add_argument("--no-sampler", action="store_true", help="sample no resources")
     ui.add_argument("--server-pid", type=int, metavar="PID", help="the model server's process")
@@ -433,8 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bootstrap confidence interval and a verdict (better / worse / same), overlay plots, and the runs' "
         "settings. Writes compare.html, compare.md (for a pull request) and compare.json.",
         epilog="rules (--fail-on): METRIC OP CHANGE, e.g. 'p99>+10%' 'p50>+5ms' 'throughput<-5%' "
-        "'error_rate>+0.5pp'. A rule fails only on a significant change, not on noise.\n"
-        "Exit codes: 0 passed, 1 a rule failed, 2 bad input.",
+        "'error_rate>+0.5pp' 'p99.9>+20%'. A rule fails only on a significant change, not on noise; a rule "
+        "naming a metric that no run has is bad input.\n"
+        "More than one candidate: each is compared with BASE, and the rules apply to every one.\n"
+        "Exit codes: 0 passed, 1 a rule failed (for any candidate), 2 bad input.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compare.add_argument(
@@ -469,21 +535,22 @@ def build_parser() -> argparse.ArgumentParser:
         "Protocol v2 routes under /v2. Stops on Ctrl-C or SIGTERM.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    demo.add_argument("--latency-ms", type=float, default=0.0, help="added service time per prediction")
-    demo.add_argument("--jitter-ms", type=float, default=0.0, help="added uniform random service time, 0..MS")
+    demo.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 picks a free one)")
+    demo.add_argument("--latency-ms", type=_ms, default=0.0, help="added service time per prediction")
+    demo.add_argument("--jitter-ms", type=_ms, default=0.0, help="added uniform random service time, 0..MS")
     demo.add_argument(
         "--asr-rtf",
-        type=float,
+        type=_times,
         default=0.3,
         help="POST /asr takes this times the audio's duration (default 0.3)",
     )
     demo.add_argument(
-        "--llm-ttft-ms", type=float, default=30.0, help="LLM simulator: time to first token (default 30)"
+        "--llm-ttft-ms", type=_ms, default=30.0, help="LLM simulator: time to first token (default 30)"
     )
     demo.add_argument(
-        "--llm-itl-ms", type=float, default=8.0, help="LLM simulator: time between tokens (default 8)"
+        "--llm-itl-ms", type=_ms, default=8.0, help="LLM simulator: time between tokens (default 8)"
     )
+    demo.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # stop when it is gone
 
     agent = commands.add_parser(
         "agent",
@@ -493,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Beyond loopback a token is required: --token or $LOADBENCH_AGENT_TOKEN.",
     )
     agent.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    agent.add_argument("--port", type=int, default=9109, help="port (default 9109)")
+    agent.add_argument("--port", type=_port, default=9109, help="port (default 9109)")
     agent.add_argument("--token", help="required bearer token (default: $LOADBENCH_AGENT_TOKEN)")
     agent.add_argument("--sample-interval", type=_duration, default=0.5, metavar="TIME", help="default 0.5s")
     agent.add_argument(
@@ -516,25 +583,38 @@ def spawn_demo(
 ) -> tuple[subprocess.Popen[str], str]:
     """Start ``loadbench demo`` on a free loopback port in a child process; return it and its URL.
 
-    ``llm_ms``: the LLM simulator's (time to first token, time between tokens), None for its default."""
+    ``llm_ms``: the LLM simulator's (time to first token, time between tokens), None for its default.
+    The demo runs in its own session: a Ctrl-C in the terminal reaches loadbench only, which stops
+    the load first and the demo after (`stop_demo`); were the demo interrupted with it, the run's
+    last requests would fail with 'connection refused'. It stops by itself when loadbench is gone."""
+    if not 0 <= latency_ms < float("inf"):  # callers that did not check, e.g. `sweep --demo`
+        raise UsageError(f"the demo's latency must be a number of ms >= 0, not {latency_ms:g}")
     command = [sys.executable, "-m", "loadbench", "demo", "--port", "0", "--latency-ms", str(latency_ms)]
+    command += ["--parent-pid", str(os.getpid())]
     if asr_rtf is not None:
         command += ["--asr-rtf", str(asr_rtf)]
     for option, ms in zip(("--llm-ttft-ms", "--llm-itl-ms"), llm_ms, strict=False):
         if ms is not None:
             command += [option, str(ms)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and process.poll() is None:
-        ready, _, _ = select.select([process.stdout], [], [], 0.2)
-        if ready:
-            match = re.search(r"http://\S+", process.stdout.readline())
-            if match:
-                return process, match.group(0)
-    process.kill()
-    process.wait()
-    raise TargetError("the embedded demo endpoint did not start")
+    # Its stderr goes to a file, not a pipe nobody reads: a failed start is told in one line.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True
+        )
+        assert process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and process.poll() is None:
+            ready, _, _ = select.select([process.stdout], [], [], 0.2)
+            if ready:
+                match = re.search(r"http://\S+", process.stdout.readline())
+                if match:
+                    return process, match.group(0)
+        process.kill()
+        process.wait()
+        stderr.seek(0)
+        lines = stderr.read().strip().splitlines()
+    reason = lines[-1].removeprefix("loadbench: error: ") if lines else ""
+    raise TargetError("the embedded demo endpoint did not start" + (f": {reason}" if reason else ""))
 
 
 def demo_scenario_args(scenario: str | None, scenario_args: list[str]) -> list[str]:
@@ -545,6 +625,23 @@ def demo_scenario_args(scenario: str | None, scenario_args: list[str]) -> list[s
     from loadbench.data import DIGITS_JSONL
 
     return [*scenario_args, "--data", str(DIGITS_JSONL)]
+
+
+def start_demo(
+    args: argparse.Namespace, scenario_args: list[str]
+) -> tuple[subprocess.Popen[str], str, list[str]]:
+    """``--demo`` of `run` and `ui`: check the ``--demo-*`` options, start the demo endpoint;
+    return it, its URL and the scenario's arguments (`demo_scenario_args`)."""
+    if args.demo_asr_rtf is not None and not 0 <= args.demo_asr_rtf < float("inf"):
+        raise UsageError("--demo-asr-rtf must be a number >= 0")
+    llm_ms = (args.demo_llm_ttft_ms, args.demo_llm_itl_ms)
+    if any(ms is not None and not 0 <= ms < float("inf") for ms in llm_ms):
+        raise UsageError("--demo-llm-ttft-ms and --demo-llm-itl-ms must be numbers >= 0")
+    if not 0 <= args.demo_latency_ms < float("inf"):
+        raise UsageError("--demo-latency-ms must be a number >= 0")
+    scenario_args = demo_scenario_args(args.scenario, scenario_args)
+    demo, target = spawn_demo(args.demo_latency_ms, asr_rtf=args.demo_asr_rtf, llm_ms=llm_ms)
+    return demo, target, scenario_args
 
 
 def stop_demo(process: subprocess.Popen[str]) -> None:
@@ -632,13 +729,7 @@ def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str])
     demo = None
     target = args.target
     if args.demo:
-        if args.demo_asr_rtf is not None and not 0 <= args.demo_asr_rtf < float("inf"):
-            raise UsageError("--demo-asr-rtf must be a number >= 0")
-        scenario_args = demo_scenario_args(args.scenario, scenario_args)
-        llm_ms = (args.demo_llm_ttft_ms, args.demo_llm_itl_ms)
-        if any(ms is not None and not 0 <= ms < float("inf") for ms in llm_ms):
-            raise UsageError("--demo-llm-ttft-ms and --demo-llm-itl-ms must be numbers >= 0")
-        demo, target = spawn_demo(args.demo_latency_ms, asr_rtf=args.demo_asr_rtf, llm_ms=llm_ms)
+        demo, target, scenario_args = start_demo(args, scenario_args)
     try:
         # Imported here: locust monkey-patches the standard library with gevent on import,
         # which only the driving stage may have.
@@ -682,6 +773,7 @@ def cmd_run(args: argparse.Namespace, scenario_args: list[str], argv: list[str])
             expect_workers=args.expect_workers,
             master_bind=args.master_bind,
             master_port=args.master_port,
+            worker_wait_s=args.worker_wait,
         )
         run_dir = runner.run(config, argv)
     finally:
@@ -706,7 +798,7 @@ def cmd_ui(args: argparse.Namespace, scenario_args: list[str], argv: list[str]) 
     demo = None
     target = args.target
     if args.demo:
-        demo, target = spawn_demo(args.demo_latency_ms)
+        demo, target, scenario_args = start_demo(args, scenario_args)
     try:
         from loadbench import webui  # imports locust (gevent): the driving stage only
 
@@ -725,6 +817,8 @@ def cmd_ui(args: argparse.Namespace, scenario_args: list[str], argv: list[str]) 
             sample_interval_s=None if args.no_sampler else args.sample_interval,
             server_pid=args.server_pid,
             server_name=args.server_name,
+            slos=args.slo,  # checked before the UI starts; gated in each run's summary
+            realtime_tokens_per_s=args.realtime_tokens_per_s,
         )
         return webui.serve(config, args.web_host, args.web_port, argv)
     finally:
@@ -733,8 +827,8 @@ def cmd_ui(args: argparse.Namespace, scenario_args: list[str], argv: list[str]) 
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from loadbench.compare import compare_runs, load_run, parse_rule
-    from loadbench.compare_report import render_compare
+    from loadbench.compare import compare_many, load_run, parse_rule
+    from loadbench.compare_report import candidate_verdict_lines, render_compare
 
     if len(args.runs) < 2:
         raise UsageError("compare needs a base and at least one candidate run directory")
@@ -742,14 +836,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError("--resamples must be at least 50")
     rules = [parse_rule(text) for text in args.fail_on]
     runs = [load_run(path) for path in args.runs]
-    result = compare_runs(runs[0], runs[1], rules, resamples=args.resamples, seed=args.seed)
+    # Every further run is a candidate of its own against the base; gates apply to each.
+    result = compare_many(runs[0], runs[1:], rules, resamples=args.resamples, seed=args.seed)
     out = args.out or args.runs[1].parent / f"compare-{args.runs[1].name}-vs-{args.runs[0].name}"
     paths = render_compare(result, runs, out)
     md = paths[1].read_text(encoding="utf-8")
     print(md.splitlines()[0] if md else "")
+    if len(runs) > 2:
+        print("\n".join(candidate_verdict_lines(result)))
     for path in paths:
         print(f"{path.suffix[1:]}: {path}")
-    return 0 if result["passed"] else 1
+    return 0 if result["all_passed"] else 1
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -827,6 +924,17 @@ def cmd_worker(args: argparse.Namespace, scenario_args: list[str]) -> int:
     )
 
 
+def scrub_error(message: str, argv: Sequence[str]) -> str:
+    """An error line with every secret of the command line and the environment masked.
+
+    The last line of defence: messages redact at their source, but one that echoes an option,
+    a server's text or a library's exception must still never print a credential."""
+    from loadbench.redact import argv_secrets, scrub
+
+    env = [os.environ.get(name, "") for name in ("LOADBENCH_AGENT_TOKEN", "LOADBENCH_SCRAPE_AUTH")]
+    return scrub(message, [*argv_secrets(argv), *env])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -855,10 +963,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             _analyze_and_report(args.run_dir)
             return 0
-        if args.command == "compare":
-            return cmd_compare(args)
-        if args.command == "history":
-            return cmd_history(args)
+        if args.command in ("compare", "history"):
+            try:
+                return cmd_compare(args) if args.command == "compare" else cmd_history(args)
+            except OSError as exc:  # an --out that cannot be made or written (e.g. under /proc)
+                raise UsageError(f"cannot write {exc.filename or args.out}: {exc.strerror or exc}") from None
         if args.command == "sweep":
             return cmd_sweep(args, extra, parser)
         if args.command == "agent":
@@ -879,11 +988,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.asr_rtf,
                 args.llm_ttft_ms,
                 args.llm_itl_ms,
+                args.parent_pid,
             )
             return 0
         return cmd_scenarios()
     except LoadbenchError as exc:
-        print(f"loadbench: error: {exc}", file=sys.stderr)
+        print(f"loadbench: error: {scrub_error(str(exc), argv)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("loadbench: interrupted", file=sys.stderr)

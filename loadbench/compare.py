@@ -1,90 +1,54 @@
-"""Compare two analyzed runs: "is the candidate at least as good as the base?", with statistics.
+"""Compare analyzed runs: "is the candidate at least as good as the base?", with statistics.
 
-Consumes two run directories that the analyzer has already processed (``meta.json``,
+Consumes run directories that the analyzer has already processed (``meta.json``,
 ``summary.json``, ``requests.csv``, ``timeseries.csv``, ``samples.jsonl`` when present) and
-optional ``--fail-on`` rules; produces the ``compare.json`` dict (`compare_runs`), which the
-report renderer and the CLI turn into HTML / markdown and an exit code. Pure apart from reading
-the two directories in `load_run`; no Locust.
+optional ``--fail-on`` rules; produces the ``compare.json`` dict (`compare_runs` for one
+candidate, `compare_many` for several, each against the base), which the report renderer and
+the CLI turn into HTML / markdown and an exit code. Pure apart from reading the directories in
+`load_run`; no Locust. The full definitions are in ``docs/metrics.md`` (Comparing runs); in
+short:
 
 What is compared
 ----------------
-Every metric is named by its path in ``summary.json``: ``latency_ms.p50/p90/p95/p99/p999/mean/
-max``, ``throughput_rps``, ``request_rate_rps``, ``requests.error_rate`` and, when the runs were
-sampled, ``resources.server_process.cpu_percent.mean``, ``resources.server_process.rss_bytes.max``,
-``resources.host.cpu_percent.mean``, ``resources.gpus.<i>.util_mean`` / ``mem_used_max_mib`` /
-``power_mean_w``, ``resources.energy.j_per_request``, and the derived ``throughput_per_gpu_rps``
-(``throughput_rps`` / number of GPUs, local and remote). Keys later schemas add (``ttft_ms.*``,
-``itl_ms.*``, ``tpot_ms.*``, ``goodput_rps``, ``quality.*``) are compared when both summaries
-hold them. ``delta`` = candidate − base (in the metric's unit); ``delta_pct`` = delta / |base|
-× 100 (null when the base is 0). The values shown are the summaries' own.
+Every metric is named by its path in ``summary.json``: latency (``latency_ms.p50 … max``),
+open loop also ``service_time_ms.*``, ``throughput_rps``, ``request_rate_rps``,
+``requests.error_rate``, resources (server / host / load-generator CPU, server RSS, GPU
+utilization / memory / power, energy per request, ``throughput_per_gpu_rps``), and when both
+runs hold them ``ttft_ms.*``, ``itl_ms.*``, ``tpot_ms.*``, ``e2e_ms.*``,
+``tokens.output_per_s``, ``goodput_rps``, ``quality.*`` and ``rtf.p50/p90/p99`` /
+``rtf.realtime_fraction``. ``delta`` = candidate − base; ``delta_pct`` = delta / |base| × 100.
+The values shown are the summaries' own. Latency is the analyzer's (open loop: from the due
+time, `records.from_due_time`; window: `analyzer.window_start_unix_s`), so the intervals
+describe the values in the table.
 
 Confidence intervals: block bootstrap over seconds
 --------------------------------------------------
-Requests inside one second share that second's load, GC pauses, batch sizes and noisy
-neighbours, so they are correlated: resampling single requests would treat 6,000 correlated
-latencies as 6,000 independent ones and give intervals far too narrow (and false alarms). The
-unit of resampling is therefore a whole second of the measured window (``second`` = floor(request
-start − window start)):
-
-- each resample draws the window's seconds with replacement (as many as the window has), with
-  ``numpy.random.default_rng(seed)``; every statistic of that resample is computed from the pooled
-  requests / samples of the drawn seconds (a second drawn twice counts twice);
-- latency ``p50 … p999`` and ``mean``: the same numpy percentile (linear interpolation) of the
-  pooled successful latencies, computed exactly from integer weights (no copies);
-- ``throughput_rps`` / ``request_rate_rps``: pooled ok / all requests ÷ window length;
-  ``requests.error_rate``: pooled errors ÷ pooled requests;
-- resources (``*.cpu_percent.mean``, GPU ``util_mean`` / ``power_mean_w``): the mean, over the
-  drawn seconds, of each second's mean sample value;
-- the two runs are resampled independently, ``resamples`` times (default 400); the interval of
-  the delta is the percentile interval of the ``resamples`` differences (candidate* − base*),
-  at ``CI_LEVEL`` (99.5 %: percentiles [0.25, 99.75]; a run has ~10 metrics, so a 95 % level
-  per metric would flag about one pair in five of identical runs), widened for few seconds as
-  in Hesterberg's expanded percentile interval (factor sqrt(n/(n-1)) · t(n-1)/z, n the seconds
-  of the shorter run: 9 % at 30 s, negligible at 10 min), and shifted by the small gap between
-  the summaries' delta and the delta of the same estimator on the bootstrapped data (rounding,
-  subsampling) so that the interval is always about the delta shown;
-- cost is capped: a run with more than ``MAX_LATENCIES`` (100,000) successful requests is
-  subsampled uniformly (seeded) first, which keeps every second's share; two 1M-request runs
-  compare in under a second (after loading);
-- a run with fewer than ``MIN_SECONDS`` (5) seconds holding data gives no interval (``ci``
-  null): too few blocks to estimate the noise.
-
-Metrics whose bootstrap would be meaningless get no interval (``ci`` null) and a verdict by
-value alone: maxima (``latency_ms.max``, ``rss_bytes.max``, ``mem_used_max_mib``: one extreme
-value, the bootstrap cannot exceed it), ``energy.j_per_request`` (energy counters are not per
-second), and the model-specific keys (``ttft_ms.*``, ``itl_ms.*``, ``tpot_ms.*``, ``e2e_ms.*``,
-``quality.accuracy`` / ``precision`` / ``recall`` / ``f1``: compared by value).
-Their verdict is "same" unless |delta_pct| >= ``VALUE_ONLY_PCT`` (25 %; ``latency_ms.max``:
-``MAX_PCT``, 100 %, since one slow request in a clean run routinely moves the maximum by half).
+Requests inside one second are correlated (shared load, GC pauses, batches), so the unit of
+resampling is a whole second of the measured window: each resample draws the window's seconds
+with replacement, and every statistic is computed from the pooled requests / samples of the
+drawn seconds (percentiles exactly, from integer weights). The two runs are resampled
+independently ``resamples`` times; the interval of the delta is the percentile interval of the
+differences at ``CI_LEVEL`` (99.5 %), widened for few seconds (Hesterberg's expanded percentile
+interval, `_expansion`) and shifted onto the summaries' delta (rounding, subsampling). A series
+of more than ``MAX_LATENCIES`` values is subsampled first; fewer than ``MIN_SECONDS`` seconds
+with data give no interval. Maxima, minima, energy per request, goodput and quality have no
+interval: their verdict is by value (``VALUE_ONLY_PCT``; ``MAX_PCT`` for the latency maxima).
 
 Verdict
 -------
-"better" / "worse" (by the metric's ``direction``: "lower" or "higher" is better) only when
-both hold: the interval excludes 0 (the change is larger than the run-to-run noise), and the
-change is at least the minimum relevant effect, |delta_pct| >= ``MIN_EFFECT_PCT`` (3 %; for
-``requests.error_rate`` >= ``MIN_ERROR_RATE_PP`` = 0.1 percentage point, absolute). Otherwise
-"same". Both knobs were tuned on synthetic runs (see ``tests/test_compare.py``): 30 s at about
-200 req/s, lognormal latencies (σ 0.4) times a per-second random load factor (lognormal, σ 0.1:
-requests of a second are correlated), two runs of the same distribution with different seeds.
-Measured over 200 such pairs: family-wise false-positive rate (any latency, throughput, request
-rate or error rate metric flagged) 2.5 % (5 of 200); per metric p50 0 %, p90 0.5 %, p95 0.5 %,
-p99 1.5 %, p99.9 0.5 %, mean 0.5 %, max 0 %, throughput 0 %, request rate 0 %, error rate 0 %.
-(At a 95 % level without widening: 19.5 % family-wise.) The false alarms that remain are changes
-of 6-10 % in a tail percentile, above any minimum effect: 30 s runs are short. A +20 % latency
-shift and a −20 % throughput drop are flagged "worse".
+"better" / "worse" (by the metric's direction) only when the interval excludes 0 and the change
+is at least ``MIN_EFFECT_PCT`` (error rate: ``MIN_ERROR_RATE_PP`` percentage points); otherwise
+"same". The false-positive rate on same-distribution synthetic runs is measured by
+``benchmarks/compare_fpr.py`` and stated in ``docs/metrics.md``.
 
 Rules (``--fail-on``)
 ---------------------
-``METRIC OP CHANGE``, e.g. ``p99>+10%``, ``p50>+5ms``, ``throughput<-5%``, ``error_rate>+0.5pp``,
-``f1<-0.01``, ``latency_ms.p999>+20%``, ``gpu_util<-10%``. METRIC is a summary path or an alias
-(`ALIASES`, plus ``ttft_p95`` style for ``ttft_ms`` / ``itl_ms`` / ``tpot_ms``); ``>`` fails when
-the metric rose by more than CHANGE, ``<`` when it fell by more. CHANGE is ``N%`` (relative to the
-base), ``Nms`` (absolute, latency metrics only), ``Npp`` (percentage points, fractions only) or a
-plain number (absolute, in the metric's unit); its sign may be omitted (``p99>10%``) but must
-agree with OP. A rule fails only when the change is beyond its threshold AND the change is
-significant (the metric's interval excludes 0); for a metric without an interval the threshold
-alone decides (no noise estimate exists). A rule whose metric is missing from either run adds a
-warning and does not fail. ``passed`` is true when no rule failed.
+``METRIC OP CHANGE``, e.g. ``p99>+10%``, ``p99.9>+20%``, ``p50>+5ms``, ``throughput<-5%``,
+``error_rate>+0.5pp``, ``f1<-0.01``. METRIC is a summary path or an alias (`ALIASES`, and
+``ttft_p95`` style names, `_TOKEN_ALIAS`). A rule fails only when the change is beyond its
+threshold AND significant (for a metric without an interval, the threshold alone decides). A
+rule whose metric no run has is a `UsageError` (a typo must not disable a gate silently); one
+whose metric one of the two runs lacks adds a warning. ``passed`` is true when no rule failed.
 """
 
 from __future__ import annotations
@@ -92,7 +56,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -102,9 +66,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench import rundir, stats
+from loadbench import analyzer, llm_metrics, quality, rundir, stats
 from loadbench.errors import RunDirError, UsageError
-from loadbench.records import read_requests, read_samples
+from loadbench.records import from_due_time, read_requests, read_samples
 from loadbench.stats import value_at
 
 CI_LEVEL = 0.995  # two-sided: percentiles 0.25 and 99.75 of the bootstrap differences
@@ -116,11 +80,16 @@ MAX_LATENCIES = 100_000  # per run, before bootstrapping
 MIN_SECONDS = 5  # seconds with data needed for an interval
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 LATENCY_STATS = ("p50", "p90", "p95", "p99", "p999", "mean", "max")
-# Compared by value (no per-second bootstrap): model-specific keys, present when the scenario
-# reports them. quality: its headline fractions only (per-class figures would swamp the table).
-FUTURE_PREFIXES = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "quality")
+# Statistics a per-request series is bootstrapped for (maxima and minima: by value, see above).
+SERIES_STATS = ("p50", "p90", "p95", "p99", "p999", "mean")
+# Per-request series of the LLM keys: same block bootstrap as latency (quality: by value).
+LLM_PREFIXES = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms")
+FUTURE_PREFIXES = (*LLM_PREFIXES, "quality")
+# quality: its headline fractions only (per-class figures would swamp the table).
 QUALITY_KEYS = ("accuracy", "precision", "recall", "f1")
+RTF_STATS = ("p50", "p90", "p99")
 ALIASES: dict[str, str] = {
     **{k: f"latency_ms.{k}" for k in LATENCY_STATS},
     "throughput": "throughput_rps",
@@ -128,10 +97,14 @@ ALIASES: dict[str, str] = {
     "error_rate": "requests.error_rate",
     "goodput": "goodput_rps",
     "throughput_per_gpu": "throughput_per_gpu_rps",
+    "output_tokens_per_s": "tokens.output_per_s",
+    "tokens_per_s": "tokens.output_per_s",
+    "realtime_fraction": "rtf.realtime_fraction",
     "cpu": "resources.server_process.cpu_percent.mean",
     "server_cpu": "resources.server_process.cpu_percent.mean",
     "rss": "resources.server_process.rss_bytes.max",
     "host_cpu": "resources.host.cpu_percent.mean",
+    "generator_cpu": "resources.generator.cpu_mean_percent",
     "gpu_util": "resources.gpus.0.util_mean",
     "gpu_mem": "resources.gpus.0.mem_used_max_mib",
     "gpu_power": "resources.gpus.0.power_mean_w",
@@ -140,7 +113,17 @@ ALIASES: dict[str, str] = {
         q: f"quality.{q}" for q in ("f1", "accuracy", "precision", "recall", "exact_match", "bleu", "rouge_l")
     },
 }
-_TOKEN_ALIAS = re.compile(r"^(ttft|itl|tpot)_(p50|p90|p95|p99|p999|mean|max|min)$")
+ALIASES["p99.9"] = ALIASES["p999"]  # as people write it (and as `--slo` accepts it)
+# ttft_p95, service_p99, e2e_p99.9, rtf_p90, ...: a prefix and a statistic.
+_PREFIX_ALIAS = {
+    "ttft": "ttft_ms",
+    "itl": "itl_ms",
+    "tpot": "tpot_ms",
+    "e2e": "e2e_ms",
+    "service": "service_time_ms",
+    "rtf": "rtf",
+}
+_TOKEN_ALIAS = re.compile(r"^(ttft|itl|tpot|e2e|service|rtf)_(p50|p90|p95|p99|p999|p99\.9|mean|max|min)$")
 _RULE = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>[<>])\s*(?P<sign>[+-]?)\s*"
     r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>%|ms|pp)?\s*$"
@@ -149,16 +132,25 @@ _RULE = re.compile(
 
 @dataclass
 class RunData:
-    """Everything `compare_runs` needs from one analyzed run directory."""
+    """Everything `compare_runs` needs from one analyzed run directory.
+
+    Latency is the analyzer's: open loop, counted from each request's due time, and a request
+    belongs to the measured window when it was *due* inside it (`records.from_due_time`).
+    """
 
     path: Path
     meta: dict[str, Any]
     summary: dict[str, Any]
-    latency_ms: FloatArray  # successful requests of the measured window (start >= window start)
+    latency_ms: FloatArray  # latency of the measured window's successful requests
     ok: npt.NDArray[np.bool_]  # per measured request
-    second: npt.NDArray[np.int64]  # per measured request: whole second since the window start
+    second: IntArray  # per measured request: whole second since the window start
     timeseries: pd.DataFrame  # timeseries.csv (empty when missing)
     samples: pd.DataFrame  # records.read_samples(run_dir / rundir.SAMPLES)
+    # Per-request values behind other summary keys, each with its requests' seconds: what the
+    # analyzer summarizes as that key (`_series`). Absent when the run did not measure it.
+    series: dict[str, tuple[FloatArray, IntArray]] = field(default_factory=dict)
+    # Output tokens of the successful LLM requests, summed per second (tokens.output_per_s).
+    tokens_per_second: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -195,26 +187,77 @@ def load_run(path: Path) -> RunData:
     if not (path / rundir.SUMMARY).is_file():
         raise RunDirError(f"{path} has no {rundir.SUMMARY}: run `loadbench report {path}` first")
     summary = rundir.read_json(path / rundir.SUMMARY)
-    requests = read_requests(path / rundir.REQUESTS)
-    window_start = _window_start(meta, summary)
+    raw = read_requests(path / rundir.REQUESTS)
+    service_all = raw["latency_ms"].to_numpy(dtype=np.float64)
+    requests = from_due_time(raw)  # the analyzer's latency and timeline
+    window_start = analyzer.window_start_unix_s(meta)
     starts = requests["start_unix_s"].to_numpy(dtype=np.float64)
     measured = starts >= window_start  # the analyzer's own rule: a request belongs where it started
     ok = requests["ok"].to_numpy()[measured].astype(bool)
     second = np.floor(starts[measured] - window_start).astype(np.int64)
-    latency = requests["latency_ms"].to_numpy(dtype=np.float64)[measured][ok]
+    latency = requests["latency_ms"].to_numpy(dtype=np.float64)[measured]
+    series, tokens = _series(requests[measured], latency, service_all[measured], ok, second)
     timeseries_path = path / rundir.TIMESERIES
     try:
         timeseries = pd.read_csv(timeseries_path) if timeseries_path.is_file() else pd.DataFrame()
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise RunDirError(f"cannot read {timeseries_path}: {' '.join(str(exc).split())[:160]}") from None
     samples = read_samples(path / rundir.SAMPLES)
-    return RunData(path, meta, summary, latency, ok, second, timeseries, samples)
+    return RunData(path, meta, summary, latency[ok], ok, second, timeseries, samples, series, tokens)
 
 
-def _window_start(meta: dict[str, Any], summary: dict[str, Any]) -> float:
-    # Recomputed as the analyzer does (summary.json rounds it to the microsecond).
-    settings = meta.get("settings") or {}
-    return float(meta["started_unix_s"]) + float(settings.get("warmup_s") or 0.0)
+def _series(
+    measured: pd.DataFrame,
+    latency: FloatArray,
+    service: FloatArray,
+    ok: npt.NDArray[np.bool_],
+    second: IntArray,
+) -> tuple[dict[str, tuple[FloatArray, IntArray]], FloatArray | None]:
+    """The per-request values the analyzer summarizes, by summary key, with their seconds.
+
+    Each is selected exactly as the analyzer selects it (`analyzer.compute_summary`,
+    `llm_metrics.llm_summary`, `quality.rtf_summary`), so that the bootstrap's full-data
+    statistic is the summary's value: ``service_time_ms`` over the successful requests;
+    ``ttft_ms`` over the successful streams; ``itl_ms`` every valid gap of those streams (each
+    gap in its request's second); ``tpot_ms`` where it is defined; ``e2e_ms`` the latency of the
+    successful LLM requests; ``rtf`` the successful requests with media, and ``rtf_realtime``
+    1 where their RTF is below 1 (its mean is ``rtf.realtime_fraction``). Also the output
+    tokens of the successful LLM requests per second (``tokens.output_per_s``), or None.
+    """
+    out: dict[str, tuple[FloatArray, IntArray]] = {
+        "latency_ms": (latency[ok], second[ok]),
+        "service_time_ms": (service[ok], second[ok]),
+    }
+    tokens: FloatArray | None = None
+    ttft = measured["ttft_ms"].to_numpy(dtype=np.float64)
+    out_tokens = measured["output_tokens"].to_numpy(dtype=np.float64)
+    llm = np.isfinite(ttft) | np.isfinite(out_tokens)
+    if llm.any():
+        streamed = ok & np.isfinite(ttft)
+        out["ttft_ms"] = (ttft[streamed], second[streamed])
+        if streamed.any():
+            gaps, counts = llm_metrics.parse_itl(measured["itl_ms"][streamed])
+            gap_second = np.repeat(second[streamed], counts)
+            with np.errstate(invalid="ignore"):
+                valid = np.isfinite(gaps) & (gaps >= 0)
+            out["itl_ms"] = (gaps[valid], gap_second[valid])
+        tpot = llm_metrics.tpot_ms(service, ttft, out_tokens)
+        defined = ok & np.isfinite(tpot)
+        out["tpot_ms"] = (tpot[defined], second[defined])
+        done = ok & llm
+        out["e2e_ms"] = (latency[done], second[done])
+        size = int(second.max()) + 1 if second.size else 0
+        tokens = np.bincount(second[done], weights=np.nan_to_num(out_tokens[done]), minlength=size).astype(
+            np.float64
+        )
+    media = measured["media_s"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        usable = ok & np.isfinite(media) & (media > 0)  # quality.rtf_values' own selection
+    if usable.any():
+        rtf = quality.rtf_values(service, media, ok)
+        out["rtf"] = (rtf, second[usable])
+        out["rtf_realtime"] = ((rtf < 1.0).astype(np.float64), second[usable])
+    return out, tokens
 
 
 def _window(run: RunData) -> tuple[float, int]:
@@ -235,6 +278,54 @@ def _number(value: Any) -> float | None:
 # -- bootstrap -----------------------------------------------------------------------------------
 
 
+class _Sorted:
+    """One per-request series (values and their seconds), sorted by value, subsampled to
+    ``MAX_LATENCIES`` (seeded, uniform: every second keeps its share)."""
+
+    def __init__(self, values: FloatArray, seconds: IntArray, rng: np.random.Generator) -> None:
+        if values.size > MAX_LATENCIES:
+            keep = np.sort(rng.choice(values.size, MAX_LATENCIES, replace=False))
+            values, seconds = values[keep], seconds[keep]
+        order = np.argsort(values, kind="stable")
+        self.values, self.seconds = values[order], seconds[order]
+        self.seconds_with_data = np.unique(self.seconds).size
+
+    def statistics(self, keys: Sequence[str], counts: IntArray) -> dict[str, FloatArray]:
+        """Each key's statistic over the pooled values of every row of ``counts``."""
+        out = {k: np.full(len(counts), np.nan) for k in keys}
+        if self.values.size == 0:
+            return out
+        if "mean" in keys:
+            # The pooled mean of every resample at once, from per-second sums and counts.
+            width = counts.shape[1]
+            sums = np.bincount(self.seconds, weights=self.values, minlength=width)
+            n = np.bincount(self.seconds, minlength=width).astype(np.float64)
+            pooled_n = counts @ n
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["mean"] = np.where(
+                    pooled_n > 0, (counts @ sums) / np.where(pooled_n > 0, pooled_n, 1), np.nan
+                )
+        qs = [stats.PERCENTILES[k] for k in keys if k in stats.PERCENTILES]
+        if not qs:
+            return out
+        for b, row in enumerate(counts):
+            weights = row[self.seconds]
+            cum = np.cumsum(weights)
+            total = int(cum[-1])
+            if total == 0:
+                continue
+            # numpy's linear percentile of the pooled (repeated) values, read off the weights:
+            # element k of the pooled sorted sample is values[searchsorted(cum, k, "right")].
+            h = np.asarray(qs) / 100.0 * (total - 1)
+            lo = np.floor(h)
+            i_lo = np.searchsorted(cum, lo, side="right")
+            i_hi = np.searchsorted(cum, np.minimum(lo + 1, total - 1), side="right")
+            values = self.values[i_lo] + (h - lo) * (self.values[i_hi] - self.values[i_lo])
+            for key, value in zip((k for k in keys if k in stats.PERCENTILES), values, strict=True):
+                out[key][b] = value
+        return out
+
+
 class _Bootstrap:
     """Resamples of one run's seconds and every statistic computed on them.
 
@@ -244,12 +335,11 @@ class _Bootstrap:
 
     def __init__(self, run: RunData, resamples: int, rng: np.random.Generator) -> None:
         self.length, self.n = _window(run)
-        lat, lat_sec = run.latency_ms, run.second[run.ok]
-        if lat.size > MAX_LATENCIES:
-            keep = np.sort(rng.choice(lat.size, MAX_LATENCIES, replace=False))
-            lat, lat_sec = lat[keep], lat_sec[keep]
-        order = np.argsort(lat, kind="stable")
-        self.lat, self.lat_sec = lat[order], lat_sec[order]
+        series = dict(run.series)
+        series.setdefault("latency_ms", (run.latency_ms, run.second[run.ok]))
+        # Latency first, then the draws, then the rest: the draws of a plain run do not
+        # depend on which other series it has.
+        self.sorted = {"latency_ms": _Sorted(*series.pop("latency_ms"), rng)}
         self.ok_counts = np.bincount(run.second[run.ok], minlength=self.n).astype(np.float64)
         self.all_counts = np.bincount(run.second, minlength=self.n).astype(np.float64)
         # counts[b, s]: how often second s was drawn in resample b.
@@ -257,45 +347,27 @@ class _Bootstrap:
         self.counts = np.zeros((resamples, self.n), dtype=np.int64)
         np.add.at(self.counts, (np.arange(resamples)[:, None], draws), 1)
         self.ones = np.ones((1, self.n), dtype=np.int64)
-        self.latency_seconds = np.unique(self.lat_sec).size
+        self.sorted.update({name: _Sorted(v, sec, rng) for name, (v, sec) in sorted(series.items())})
+        self.tokens = None
+        if run.tokens_per_second is not None:
+            self.tokens = np.zeros(self.n)
+            self.tokens[: min(self.n, run.tokens_per_second.size)] = run.tokens_per_second[: self.n]
         self.request_seconds = int((self.all_counts > 0).sum())
         self.samples = run.samples
-        self.window_start = _window_start(run.meta, run.summary)
+        self.window_start = analyzer.window_start_unix_s(run.meta)
         self.gpus = _gpu_count(run.summary)
-        self._latency_cache: dict[bool, dict[str, FloatArray]] = {}
+        self._cache: dict[tuple[str, bool], dict[str, FloatArray]] = {}
 
-    def latency_star(self, key: str, counts: npt.NDArray[np.int64]) -> FloatArray:
-        """`latency` of every latency statistic at once, kept: one pass over the resamples."""
+    def series_star(self, name: str, key: str, counts: IntArray) -> FloatArray | None:
+        """``key`` of series ``name`` on every row of ``counts``; None without enough seconds.
+        Every statistic of the series is computed at once and kept: one pass over the resamples."""
+        data = self.sorted.get(name)
+        if data is None or data.seconds_with_data < MIN_SECONDS:
+            return None
         full = counts is self.ones
-        if full not in self._latency_cache:
-            self._latency_cache[full] = self.latency([k for k in LATENCY_STATS if k != "max"], counts)
-        return self._latency_cache[full][key]
-
-    def latency(self, keys: Sequence[str], counts: npt.NDArray[np.int64]) -> dict[str, FloatArray]:
-        """Each key's statistic over the pooled latencies of every row of ``counts``."""
-        out = {k: np.full(len(counts), np.nan) for k in keys}
-        if self.lat.size == 0:
-            return out
-        qs = [stats.PERCENTILES[k] for k in keys if k in stats.PERCENTILES]
-        for b, row in enumerate(counts):
-            weights = row[self.lat_sec]
-            cum = np.cumsum(weights)
-            total = int(cum[-1])
-            if total == 0:
-                continue
-            if "mean" in keys:
-                out["mean"][b] = float(np.dot(weights, self.lat)) / total
-            if qs:
-                # numpy's linear percentile of the pooled (repeated) values, read off the weights:
-                # element k of the pooled sorted sample is lat[searchsorted(cum, k, "right")].
-                h = np.asarray(qs) / 100.0 * (total - 1)
-                lo = np.floor(h)
-                i_lo = np.searchsorted(cum, lo, side="right")
-                i_hi = np.searchsorted(cum, np.minimum(lo + 1, total - 1), side="right")
-                values = self.lat[i_lo] + (h - lo) * (self.lat[i_hi] - self.lat[i_lo])
-                for key, value in zip((k for k in keys if k in stats.PERCENTILES), values, strict=True):
-                    out[key][b] = value
-        return out
+        if (name, full) not in self._cache:
+            self._cache[(name, full)] = data.statistics(SERIES_STATS, counts)
+        return self._cache[(name, full)][key]
 
     def rates(self, counts: npt.NDArray[np.int64]) -> dict[str, FloatArray]:
         ok = counts @ self.ok_counts
@@ -303,7 +375,10 @@ class _Bootstrap:
         length = self.length if self.length > 0 else float(self.n)
         with np.errstate(invalid="ignore", divide="ignore"):
             error_rate = np.where(total > 0, (total - ok) / np.where(total > 0, total, 1), 0.0)
-        return {"throughput_rps": ok / length, "request_rate_rps": total / length, "error_rate": error_rate}
+        out = {"throughput_rps": ok / length, "request_rate_rps": total / length, "error_rate": error_rate}
+        if self.tokens is not None:
+            out["tokens.output_per_s"] = (counts @ self.tokens) / length
+        return out
 
     def resource(self, column: str, counts: npt.NDArray[np.int64]) -> FloatArray | None:
         """Mean over the drawn seconds of each second's mean sample of ``column``."""
@@ -378,11 +453,9 @@ class _Metric:
     value_only_pct: float = VALUE_ONLY_PCT
 
 
-def _latency_star(key: str) -> Callable[[_Bootstrap, npt.NDArray[np.int64]], FloatArray | None]:
+def _series_star(name: str, key: str) -> Callable[[_Bootstrap, npt.NDArray[np.int64]], FloatArray | None]:
     def star(boot: _Bootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
-        if boot.latency_seconds < MIN_SECONDS:
-            return None
-        return boot.latency_star(key, counts)
+        return boot.series_star(name, key, counts)
 
     return star
 
@@ -393,7 +466,9 @@ def _rate_star(
     def star(boot: _Bootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
         if boot.request_seconds < MIN_SECONDS or (per_gpu and not boot.gpus):
             return None
-        rate = boot.rates(counts)[key]
+        rate = boot.rates(counts).get(key)
+        if rate is None:
+            return None
         return rate / boot.gpus if per_gpu else rate
 
     return star
@@ -415,21 +490,42 @@ def _gpu_count(summary: dict[str, Any]) -> int:
     return len(resources.get("gpus") or []) + sum(len(r.get("gpus") or []) for r in remote.values())
 
 
+def _is_open(run: RunData) -> bool:
+    load = (run.meta.get("settings") or {}).get("load") or {}
+    return load.get("model") == "open" or value_at(run.summary, "load.model") == "open"
+
+
+def _latency_metrics(prefix: str, what: str) -> list[_Metric]:
+    """p50 … p99.9, mean (bootstrapped) and max (by value) of a latency-like summary key."""
+    out = []
+    for key in LATENCY_STATS:
+        label = f"{key} {what}" if key in ("mean", "max") else f"{what} {_LATENCY_LABELS[key]}"
+        if key == "max":
+            out.append(_Metric(f"{prefix}.max", label, "ms", "lower", None, MAX_PCT))
+        else:
+            out.append(_Metric(f"{prefix}.{key}", label, "ms", "lower", _series_star(prefix, key)))
+    return out
+
+
 def _metrics(base: RunData, candidate: RunData) -> list[_Metric]:
     """The metrics both runs can be compared on, in display order."""
-    out: list[_Metric] = []
-    for key in LATENCY_STATS:
-        label = {"mean": "mean latency", "max": "max latency"}.get(key, f"latency {_LATENCY_LABELS.get(key)}")
-        if key == "max":
-            out.append(_Metric("latency_ms.max", label, "ms", "lower", None, MAX_PCT))
-        else:
-            out.append(_Metric(f"latency_ms.{key}", label, "ms", "lower", _latency_star(key)))
+    runs = (base.summary, candidate.summary)
+
+    def in_both(path: str) -> bool:
+        return all(_number(value_at(s, path)) is not None for s in runs)
+
+    out = _latency_metrics("latency_ms", "latency")
+    # Open loop: latency counts from the due time; the service time (from the actual send)
+    # tells a slower server from a generator that fell behind. Closed loop: the two are equal.
+    if (_is_open(base) or _is_open(candidate)) and all(
+        isinstance(s.get("service_time_ms"), dict) for s in runs
+    ):
+        out += _latency_metrics("service_time_ms", "service time")
     out += [
         _Metric("throughput_rps", "throughput", "req/s", "higher", _rate_star("throughput_rps")),
         _Metric("request_rate_rps", "request rate", "req/s", "higher", _rate_star("request_rate_rps")),
         _Metric("requests.error_rate", "error rate", "fraction", "lower", _rate_star("error_rate")),
     ]
-    runs = (base.summary, candidate.summary)
     present = [
         _Metric(
             "resources.server_process.cpu_percent.mean",
@@ -445,6 +541,14 @@ def _metrics(base: RunData, candidate: RunData) -> list[_Metric]:
             "%",
             "lower",
             _resource_star("host.cpu_percent"),
+        ),
+        # The generator's own cost: lower leaves it more headroom before it saturates.
+        _Metric(
+            "resources.generator.cpu_mean_percent",
+            "load generator CPU (mean)",
+            "% of a core",
+            "lower",
+            _resource_star("generator.cpu_percent"),
         ),
     ]
     gpus = min(len(value_at(s, "resources.gpus") or []) for s in runs)
@@ -480,21 +584,47 @@ def _metrics(base: RunData, candidate: RunData) -> list[_Metric]:
                 _rate_star("throughput_rps", per_gpu=True),
             )
         )
-    # Keys of later schemas, compared by value when both runs have them.
+    # Model-specific keys, when both runs have them: the LLM latencies with the same block
+    # bootstrap as latency (their maxima and minima by value), quality by value.
     for prefix in FUTURE_PREFIXES:
         keys = [set(_leaves(s.get(prefix), prefix)) for s in runs]
         if prefix == "quality":
             keys = [{k for k in ks if k.split(".")[-1] in QUALITY_KEYS and k.count(".") == 1} for ks in keys]
         for path in sorted(keys[0] & keys[1]):
-            unit = "ms" if prefix.endswith("_ms") else ""
-            higher = prefix == "quality"
-            out.append(
-                _Metric(
-                    path, path.replace("_ms.", " ").replace(".", " "), unit, "higher" if higher else "lower"
-                )
+            label = path.replace("_ms.", " ").replace(".", " ")
+            stat = path.split(".")[-1]
+            if prefix == "quality":
+                out.append(_Metric(path, label, "", "higher"))
+            elif stat in SERIES_STATS:
+                out.append(_Metric(path, label, "ms", "lower", _series_star(prefix, stat)))
+            else:
+                out.append(_Metric(path, label, "ms", "lower"))
+    if in_both("tokens.output_per_s"):
+        out.append(
+            _Metric(
+                "tokens.output_per_s",
+                "output tokens/s",
+                "tok/s",
+                "higher",
+                _rate_star("tokens.output_per_s"),
             )
+        )
     if all(isinstance(s.get("goodput_rps"), int | float) for s in runs):
         out.append(_Metric("goodput_rps", "goodput", "req/s", "higher"))
+    # Real-time factor (processing time / media duration): lower is faster than real time.
+    for key in RTF_STATS:
+        if in_both(f"rtf.{key}"):
+            out.append(_Metric(f"rtf.{key}", f"RTF {key}", "", "lower", _series_star("rtf", key)))
+    if in_both("rtf.realtime_fraction"):
+        out.append(
+            _Metric(
+                "rtf.realtime_fraction",
+                "faster than real time",
+                "fraction",
+                "higher",
+                _series_star("rtf_realtime", "mean"),
+            )
+        )
     return out
 
 
@@ -560,13 +690,41 @@ def _resolve(name: str, text: str) -> str:
     if name in ALIASES:
         return ALIASES[name]
     if m := _TOKEN_ALIAS.match(name):
-        return f"{m[1]}_ms.{m[2]}"
+        return f"{_PREFIX_ALIAS[m[1]]}.{m[2].replace('p99.9', 'p999')}"
+    if name.endswith(".p99.9"):  # latency_ms.p99.9, as people write it
+        return name.removesuffix(".p99.9") + ".p999"
     if "." in name or name.endswith("_rps"):
         return name
     raise UsageError(
         f"unknown metric {name!r} in the rule {text!r}: use a summary.json path (latency_ms.p99) "
-        f"or one of {', '.join(sorted(ALIASES))}, ttft_p95, itl_p50, tpot_mean"
+        f"or one of {', '.join(sorted(ALIASES))}, ttft_p95, itl_p50, tpot_mean, e2e_p99, service_p99, rtf_p90"
     )
+
+
+def _has(run: RunData, path: str) -> bool:
+    """Whether ``path`` names a key of the run's summary (its value may be null)."""
+    if path == "throughput_per_gpu_rps":
+        return bool(_gpu_count(run.summary))
+    node: Any = run.summary
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return not isinstance(node, dict | list)
+
+
+def check_rules(rules: Sequence[Rule], runs: Sequence[RunData]) -> None:
+    """`UsageError` for a rule whose metric none of ``runs`` has: a misspelt metric
+    (``latency_ms.p9``) would otherwise never fail, silently disabling the gate."""
+    for rule in rules:
+        if not any(_has(run, rule.metric) for run in runs):
+            raise UsageError(
+                f"the rule {rule.text!r} names {rule.metric}, which is in none of the runs' summary.json: "
+                "check its spelling (a summary.json path, or an alias such as p99, p99.9, throughput, error_rate)"
+            )
 
 
 def _is_ms(path: str) -> bool:
@@ -574,14 +732,25 @@ def _is_ms(path: str) -> bool:
 
 
 def _is_fraction(path: str) -> bool:
-    return path.endswith(("error_rate", "busy_fraction")) or path.startswith("quality.")
+    return path.endswith(("error_rate", "busy_fraction", "realtime_fraction")) or path.startswith("quality.")
 
 
 def compare_runs(
-    base: RunData, candidate: RunData, rules: Sequence[Rule] = (), *, resamples: int = 400, seed: int = 0
+    base: RunData,
+    candidate: RunData,
+    rules: Sequence[Rule] = (),
+    *,
+    resamples: int = 400,
+    seed: int = 0,
+    check: bool = True,
 ) -> dict[str, Any]:
     """Compare ``candidate`` with ``base``: every metric with its delta, interval and verdict,
-    the rules that failed, and why the two runs may not be comparable (``compare.json``)."""
+    the rules that failed, and why the two runs may not be comparable (``compare.json``).
+
+    `UsageError` when a rule names a metric that neither run has (`check_rules`; ``check``
+    False: the caller checked the rules against more runs)."""
+    if check:
+        check_rules(rules, (base, candidate))
     rng = np.random.default_rng(seed)
     boots = (_Bootstrap(base, resamples, rng), _Bootstrap(candidate, resamples, rng))
     metrics: dict[str, dict[str, Any]] = {}
@@ -627,7 +796,7 @@ def compare_runs(
     for rule in rules:
         entry_or_none = metrics.get(rule.metric)
         if entry_or_none is None or entry_or_none["delta"] is None:
-            warnings.append(f"rule {rule.text}: {rule.metric} is not in both runs; not checked")
+            warnings.append(f"rule {rule.text}: {rule.metric} is not in both runs (or is null); not checked")
             continue
         e = entry_or_none
         significant = e["ci"] is None or e["ci"][0] > 0 or e["ci"][1] < 0
@@ -658,10 +827,46 @@ def compare_runs(
     )
 
 
+def compare_many(
+    base: RunData,
+    candidates: Sequence[RunData],
+    rules: Sequence[Rule] = (),
+    *,
+    resamples: int = 400,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Compare every candidate with ``base`` (``compare.json`` of ``loadbench compare``).
+
+    The top-level keys are `compare_runs`' for the first candidate (tools read them);
+    ``candidates`` holds one entry per candidate, the first included: its ``run`` (id),
+    ``path``, ``passed``, ``failed_rules``, ``warnings`` and ``metrics``; ``all_passed`` is
+    true when no candidate broke a rule. Every candidate is resampled with the same seed.
+    """
+    if not candidates:
+        raise UsageError("compare needs a base and at least one candidate run directory")
+    check_rules(rules, (base, *candidates))
+    results = [compare_runs(base, c, rules, resamples=resamples, seed=seed, check=False) for c in candidates]
+    out = dict(results[0])
+    out["all_passed"] = all(r["passed"] for r in results)
+    out["candidates"] = [
+        {
+            "run": r["candidate"]["id"],
+            "path": r["candidate"]["path"],
+            "passed": r["passed"],
+            "failed_rules": r["failed_rules"],
+            "warnings": r["warnings"],
+            "metrics": r["metrics"],
+        }
+        for r in results
+    ]
+    return out
+
+
 def _facts(run: RunData) -> dict[str, Any]:
     """The short facts shown side by side (and checked by `comparability_warnings`)."""
     meta, summary = run.meta, run.summary
     settings = meta.get("settings") or {}
+    load = settings.get("load") or {}
     host = meta.get("host") or {}
     versions = meta.get("versions") or {}
     gpus = [g.get("name") for g in value_at(summary, "resources.gpus") or [] if isinstance(g, dict)]
@@ -673,7 +878,16 @@ def _facts(run: RunData) -> dict[str, Any]:
         "status": meta.get("status"),
         "started_at": value_at(summary, "run.started_at"),
         "load_model": meta.get("load_model"),
+        "open_loop": _is_open(run),
+        # Closed loop: the users; open loop, settings.users holds --max-inflight (also below).
         "users": settings.get("users"),
+        "rate_rps": load.get("rate"),
+        "arrival": load.get("arrival"),
+        "burstiness": load.get("burstiness"),
+        "trace": load.get("trace"),
+        "max_inflight": load.get("max_inflight"),
+        "stages": settings.get("stages") or None,
+        "planned_duration_s": settings.get("duration_s"),
         "duration_s": value_at(summary, "run.duration_s"),
         "window_s": value_at(summary, "window.duration_s"),
         "warmup_s": settings.get("warmup_s"),
@@ -687,6 +901,12 @@ def _facts(run: RunData) -> dict[str, Any]:
         "gpus": gpus,
         "generator_saturated": bool(value_at(summary, "resources.generator.saturated")),
     }
+
+
+def _stages_text(stages: Any) -> str:
+    if not isinstance(stages, list) or not stages:
+        return "none (constant load)"
+    return f"{len(stages)} stage(s) {stages!r}"[:200]
 
 
 def _target_path(target: Any) -> str | None:
@@ -708,8 +928,25 @@ def comparability_warnings(base: RunData, candidate: RunData) -> list[str]:
             out.append(f"{what} differ: {b[key]!r} (base) vs {c[key]!r} (candidate)")
 
     differ("scenario", "scenarios")
-    differ("load_model", "load models")
-    differ("users", "user counts")
+    if b["open_loop"] != c["open_loop"]:
+        model = {True: "open loop", False: "closed loop"}
+        out.append(
+            f"load models differ: {model[b['open_loop']]} (base) vs {model[c['open_loop']]} (candidate)"
+        )
+    elif not b["open_loop"]:
+        differ("load_model", "load models")
+        differ("users", "user counts")
+    else:
+        differ("load_model", "load models")
+        # The offered load of an open loop is its schedule, not a number of users.
+        differ("rate_rps", "open-loop rates (requests/s)")
+        differ("arrival", "arrival processes")
+        differ("burstiness", "arrival burstiness (gamma shape)")
+        differ("trace", "replayed traces")
+    if b["stages"] != c["stages"]:
+        out.append(
+            f"load shapes differ: {_stages_text(b['stages'])} (base) vs {_stages_text(c['stages'])} (candidate)"
+        )
     if _target_path(b["target"]) != _target_path(c["target"]):
         out.append(
             f"target paths differ: {_target_path(b['target'])!r} (base) vs {_target_path(c['target'])!r} (candidate)"

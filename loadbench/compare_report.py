@@ -5,8 +5,9 @@ failed rules, warnings and one entry per metric with base, candidate, delta, del
 of the delta and a verdict) and the loaded runs (`loadbench.compare.RunData`, or anything with
 the same ``path``, ``meta``, ``summary``, ``latency_ms``, ``timeseries`` and ``samples``
 attributes): the first run is the base, the second the candidate, further runs are extra
-candidates drawn in the overlay plots. Produces a Markdown verdict + table for a pull request
-and one self-contained HTML page (inline CSS, PNG plots as data URLs, no network).
+candidates, each compared with the base (``candidates`` in the result: a verdict line and a
+table each) and drawn in the overlay plots. Produces a Markdown verdict + table for a pull
+request and one self-contained HTML page (inline CSS, PNG plots as data URLs, no network).
 
 Everything that came from the server or the user (run ids, scenarios, targets, warnings, rule
 names) is escaped: it is data, never markup.
@@ -100,8 +101,9 @@ class RunLike(Protocol):
 def render_compare(result: dict[str, Any], runs: Sequence[RunLike], out_dir: Path) -> tuple[Path, Path, Path]:
     """Write ``compare.json``, ``compare.md`` and ``compare.html`` into ``out_dir``; return the paths.
 
-    ``runs[0]`` is the base, ``runs[1]`` the candidate; further runs are extra candidates that
-    appear in the overlay plots and the settings table only.
+    ``runs[0]`` is the base, ``runs[1]`` the candidate; further runs are extra candidates
+    (their comparisons are ``result["candidates"][1:]``, from `loadbench.compare.compare_many`),
+    in the overlay plots and the settings table too.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -268,22 +270,53 @@ def _rule_text(rule: dict[str, Any], result: dict[str, Any]) -> str:
 # Markdown
 
 
-def render_compare_markdown(result: dict[str, Any]) -> str:
-    """The comparison as Markdown for a pull request: verdict line first, then the table."""
-    base_id = _run_id(result.get("base"), "base")
-    cand_id = _run_id(result.get("candidate"), "candidate")
-    out = [verdict_line(result), "", f"base `{_md(base_id)}` → candidate `{_md(cand_id)}`"]
-    warns = [str(w) for w in _list(result.get("warnings"))]
+def candidate_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every candidate's comparison with the base (``compare.json`` ``candidates``); a result
+    without that key (one candidate) is its own single entry."""
+    entries = [_dict(c) for c in _list(result.get("candidates"))]
+    if entries:
+        return entries
+    return [{**result, "run": _run_id(result.get("candidate"), "candidate")}]
+
+
+def candidate_verdict_lines(result: dict[str, Any]) -> list[str]:
+    """One Markdown line per candidate: ``- `run-id`: **loadbench compare: …**``."""
+    return [f"- `{_md(str(c.get('run') or '?'))}`: {verdict_line(c)}" for c in candidate_entries(result)]
+
+
+def _markdown_body(entry: dict[str, Any]) -> list[str]:
+    """Warnings, metrics table and failed gates of one candidate's comparison."""
+    out: list[str] = []
+    warns = [str(w) for w in _list(entry.get("warnings"))]
     if warns:
         out += ["", *(f"> - ⚠️ {_md(w)}" for w in warns)]
-    rows = _metric_rows(result)
+    rows = _metric_rows(entry)
     if rows:
         table = [[*cells, f"{VERDICT_EMOJI.get(v, '⚪')} {v}"] for _, cells, v in rows]
         out += ["", *_md_table(_TABLE_HEADERS, table, numeric={1, 2, 3, 4, 5})]
-    failed = _failed_rules(result)
+    failed = _failed_rules(entry)
     if failed:
         out += ["", "**Failed gates**", ""]
-        out += [f"- ❌ {_md(_rule_text(r, result))}" for r in failed]
+        out += [f"- ❌ {_md(_rule_text(r, entry))}" for r in failed]
+    return out
+
+
+def render_compare_markdown(result: dict[str, Any]) -> str:
+    """The comparison as Markdown for a pull request: verdict line first, then the table.
+
+    With more than one candidate: a verdict line per candidate under the first, then each
+    further candidate's own table after the first's."""
+    base_id = _run_id(result.get("base"), "base")
+    cand_id = _run_id(result.get("candidate"), "candidate")
+    out = [verdict_line(result), "", f"base `{_md(base_id)}` → candidate `{_md(cand_id)}`"]
+    entries = candidate_entries(result)
+    if len(entries) > 1:
+        out += ["", "Each candidate against the base:", "", *candidate_verdict_lines(result)]
+    out += _markdown_body(result)
+    for entry in entries[1:]:
+        run = _md(str(entry.get("run") or "?"))
+        out += ["", f"### candidate `{run}` vs base `{_md(base_id)}`", "", verdict_line(entry)]
+        out += _markdown_body(entry)
     out += [
         "",
         "<sub>Δ = candidate − base; 99.5% CI of Δ by block bootstrap over seconds; pp = percentage points. "
@@ -316,6 +349,13 @@ def render_compare_html(result: dict[str, Any], runs: Sequence[RunLike]) -> str:
         f"<span class='mono'>{_e(cand_id)}</span></p>",
         f"<div class='banner {css}' id='verdict'>{_e(emoji)} {_e(word)}<p class='sub'>{_e(sub)}</p></div>",
     ]
+    entries = candidate_entries(result)
+    if len(entries) > 1:
+        items = "".join(
+            f"<li><span class='mono'>{_e(str(c.get('run') or '?'))}</span>: {_e(' '.join(_status(c)[:2]))}</li>"
+            for c in entries
+        )
+        parts.append(f"<p class='sub'>Each candidate against the base:</p><ul id='candidates'>{items}</ul>")
     warns = [str(w) for w in _list(result.get("warnings"))]
     if warns:
         items = "".join(f"<li>{_e(w)}</li>" for w in warns)
@@ -329,6 +369,8 @@ def render_compare_html(result: dict[str, Any], runs: Sequence[RunLike]) -> str:
         "<p class='sub'>Δ = candidate − base; the 99.5 % CI of Δ is a block-bootstrap interval over seconds; "
         "pp = percentage points. A metric is worse or better only when its CI excludes zero.</p>"
     )
+    for number, entry in enumerate(candidate_entries(result)[1:], start=2):
+        parts.append(_candidate_html(entry, number))
     parts.append("<h2>Runs</h2>")
     parts.append(_settings_table_html(runs))
     pngs = render_overlay_plots(runs)
@@ -338,6 +380,27 @@ def render_compare_html(result: dict[str, Any], runs: Sequence[RunLike]) -> str:
     parts.append("<footer>Generated by loadbench compare. Self-contained: no network needed.</footer>")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _candidate_html(entry: dict[str, Any], number: int) -> str:
+    """A further candidate's comparison with the base: its verdict, warnings, gates and table."""
+    emoji, word, css = _status(entry)
+    counts = verdict_counts(entry)
+    sub = f"{counts['worse']} worse · {counts['better']} better · {counts['same']} same"
+    run = str(entry.get("run") or "?")
+    parts = [
+        f"<h2 id='candidate-{number}'>Candidate {number}: <span class='mono'>{_e(run)}</span></h2>",
+        f"<div class='banner {css}'>{_e(emoji)} {_e(word)}<p class='sub'>{_e(sub)}</p></div>",
+    ]
+    warns = [str(w) for w in _list(entry.get("warnings"))]
+    if warns:
+        parts.append("<ul class='notices'>" + "".join(f"<li>{_e(w)}</li>" for w in warns) + "</ul>")
+    failed = _failed_rules(entry)
+    if failed:
+        items = "".join(f"<li>{_e(_rule_text(r, entry))}</li>" for r in failed)
+        parts.append(f"<ul class='alert'>{items}</ul>")
+    parts.append(_metrics_table_html(entry))
+    return "\n".join(parts)
 
 
 def _metrics_table_html(result: dict[str, Any]) -> str:
@@ -376,7 +439,18 @@ def _settings_table_html(runs: Sequence[RunLike]) -> str:
             lambda r: r.meta.get("started_at") or _dict(r.summary.get("run")).get("started_at"),
         ),
         ("load model", lambda r: r.meta.get("load_model")),
-        ("users", lambda r: format_count(_dict(r.meta.get("settings")).get("users"))),
+        (
+            "users",
+            lambda r: None if _is_open(r) else format_count(_dict(r.meta.get("settings")).get("users")),
+        ),
+        ("rate", lambda r: format_rate(_load(r).get("rate")) if _is_open(r) else None),
+        ("arrival", _arrival),
+        ("max in flight", lambda r: format_count(_load(r).get("max_inflight")) if _is_open(r) else None),
+        ("load shape", _shape),
+        (
+            "dataset / scenario args",
+            lambda r: " ".join(str(a) for a in _list(_dict(r.meta.get("settings")).get("scenario_args"))),
+        ),
         ("spawn rate", lambda r: format_rate(_dict(r.meta.get("settings")).get("spawn_rate"), "users/s")),
         ("duration", lambda r: format_seconds(_dict(r.meta.get("settings")).get("duration_s"))),
         ("warmup", lambda r: format_seconds(_dict(r.meta.get("settings")).get("warmup_s"))),
@@ -398,6 +472,41 @@ def _settings_table_html(runs: Sequence[RunLike]) -> str:
         label = f"<b>{_e(name)}</b>" if differs else _e(name)
         rows.append([label, *(f"<span class='mono'>{_e(v)}</span>" for v in values)])
     return _grid_table(headers, rows, numeric=())
+
+
+def _load(run: RunLike) -> dict[str, Any]:
+    return _dict(_dict(run.meta.get("settings")).get("load"))
+
+
+def _is_open(run: RunLike) -> bool:
+    return _load(run).get("model") == "open"
+
+
+def _arrival(run: RunLike) -> str | None:
+    """Open loop: the arrival process (gamma with its burstiness; the trace replayed)."""
+    load = _load(run)
+    if not _is_open(run):
+        return None
+    arrival = str(load.get("arrival") or "?")
+    if load.get("burstiness") is not None:
+        arrival += f" (burstiness {format_value(load['burstiness'])})"
+    trace = _dict(load.get("trace"))
+    if trace:
+        arrival += f" {trace.get('file') or ''} ×{format_value(trace.get('scale') or 1)}"
+    return arrival
+
+
+def _shape(run: RunLike) -> str | None:
+    """The load shape's stages, ``start→end`` levels over their seconds; None for a constant load."""
+    stages = [_dict(st) for st in _list(_dict(run.meta.get("settings")).get("stages"))]
+    if not stages:
+        return None
+    parts = []
+    for st in stages[:6]:
+        start, end = _num(st.get("start_s")), _num(st.get("end_s"))
+        length = f" over {format_value(end - start)} s" if start is not None and end is not None else ""
+        parts.append(f"{format_value(st.get('start_level'))}→{format_value(st.get('end_level'))}{length}")
+    return "; ".join(parts) + (f"; … ({len(stages)} stages)" if len(stages) > 6 else "")
 
 
 def _host_cpu(run: RunLike) -> str:

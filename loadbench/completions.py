@@ -75,6 +75,9 @@ class StreamMeter:
     usage: dict[str, Any] | None = None
     error: str | None = None  # the first problem in the stream's content (not transport)
     events: int = 0
+    # A choice carried a finish_reason: the server ended the answer (some servers, such as
+    # transformers serve, then close the body without OpenAI's data: [DONE]).
+    finished: bool = False
 
     def add(self, event: SSEEvent, now_s: float) -> None:
         """Account one event that arrived at ``now_s``."""
@@ -97,6 +100,9 @@ class StreamMeter:
             return
         if isinstance(payload.get("usage"), dict):
             self.usage = payload["usage"]
+        choices = payload.get("choices")
+        if isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
+            self.finished = True
         if event_text(payload, self.kind):
             self.content_s.append(now_s)
 

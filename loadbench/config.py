@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from loadbench.errors import TargetError, UsageError
+from loadbench.redact import redact_header, redact_url
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -61,6 +62,7 @@ class RunConfig:
     expect_workers: int = 0  # remote `loadbench worker`s that connect on their own
     master_bind: str = "127.0.0.1"
     master_port: int | None = None  # None: a free port (local workers), 5557 with remote ones
+    worker_wait_s: float = 60.0  # how long the master waits for every worker to connect
 
 
 def parse_duration(text: str) -> float:
@@ -92,19 +94,24 @@ def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     name = name.strip()
     if not sep or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-        raise UsageError(f"bad header {text!r}: use 'Name: value'")
+        # The text may be a credential with a typo ('Authorization Bearer x'): never echo it whole.
+        raise UsageError(f"bad header {redact_header(text)!r}: use 'Name: value'")
     return name, value.strip()
 
 
 def check_target(url: str) -> str:
     """Return the target URL without a trailing slash, or raise `TargetError` if it is not HTTP(S)."""
-    parts = urlsplit(url)
+    shown = redact_url(url)  # messages never carry the URL's credentials
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [IPv6 bracket
+        raise TargetError(f"target {shown!r} is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetError(f"target {url!r} is not an http:// or https:// URL with a host")
+        raise TargetError(f"target {shown!r} is not an http:// or https:// URL with a host")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise TargetError(f"target {url!r} has an invalid port") from None
+        raise TargetError(f"target {shown!r} has an invalid port") from None
     if parts.query or parts.fragment:
         # Locust joins request paths onto the base URL and would drop or mangle a query here.
         raise TargetError(

@@ -65,6 +65,7 @@ from sklearn.preprocessing import StandardScaler
 
 from loadbench import __version__, llmsim
 from loadbench.data import DIGITS_JSONL
+from loadbench.errors import UsageError
 from loadbench.jsonhttp import JSONRequestHandler
 from loadbench.media import MediaError, wav_duration_s
 
@@ -443,15 +444,36 @@ def serve_demo(
     asr_rtf: float = DEFAULT_ASR_RTF,
     llm_ttft_ms: float = llmsim.SimulatorTiming.ttft_ms,
     llm_itl_ms: float = llmsim.SimulatorTiming.itl_ms,
+    parent_pid: int | None = None,
 ) -> None:
-    """Serve the demo until SIGTERM or SIGINT, announcing the URL in one stdout line."""
-    server = make_server(host, port, latency_ms, jitter_ms, asr_rtf, llm_ttft_ms, llm_itl_ms)
+    """Serve the demo until SIGTERM or SIGINT, announcing the URL in one stdout line.
+
+    ``parent_pid``: also stop when that process is gone (`loadbench run --demo` starts the demo
+    in its own session, out of reach of the terminal's Ctrl-C: if the run dies, so does the demo).
+    Raises `UsageError` for an address that cannot be bound (in use, unknown host, bad port).
+    """
+    try:
+        server = make_server(host, port, latency_ms, jitter_ms, asr_rtf, llm_ttft_ms, llm_itl_ms)
+    except (OSError, OverflowError) as exc:  # socket.gaierror is an OSError
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError(f"the demo cannot listen on {host}:{port}: {reason}") from None
+    except ValueError as exc:
+        raise UsageError(f"the demo's timing: {exc}") from None
     bound_host, bound_port = server.server_address[:2]
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever() to return, which runs in this very (main) thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    if parent_pid is not None:
+
+        def watch_parent() -> None:
+            # Orphaned processes are re-parented (to init or a subreaper): the pid changes.
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+            server.shutdown()
+
+        threading.Thread(target=watch_parent, name="loadbench-demo-parent", daemon=True).start()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         print(
@@ -510,9 +532,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_llm_simulator_options(parser)
     args = parser.parse_args(argv)
-    serve_demo(
-        args.host, args.port, args.latency_ms, args.jitter_ms, args.asr_rtf, args.llm_ttft_ms, args.llm_itl_ms
-    )
+    try:
+        serve_demo(
+            args.host,
+            args.port,
+            args.latency_ms,
+            args.jitter_ms,
+            args.asr_rtf,
+            args.llm_ttft_ms,
+            args.llm_itl_ms,
+        )
+    except UsageError as exc:
+        print(f"python -m loadbench.demo: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

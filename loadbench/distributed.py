@@ -9,6 +9,9 @@ rows of a trace) before the users spawn, then one start time for all (`GO_MSG`);
 worker's dispatcher keeps its own schedule. When the load stops, each worker flushes its last
 records and sends its schedule statistics (`DONE_MSG`) before Locust's ``client_stopped``.
 
+A worker on another host samples that host with its own sampler process (`SampleRelay`) and
+relays the lines to the master (`SAMPLES_MSG`), which appends them to ``samples.jsonl``.
+
 The master watches its workers: one that stops sending heartbeats (or, when local, whose
 process exits) is reported in ``meta.json`` ``workers`` with when it died and how many
 records it had sent; the run goes on with the others.
@@ -22,9 +25,11 @@ import csv
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +47,8 @@ from loadbench.openloop import Dispatcher, DispatcherRef, ScheduleStats, open_lo
 from loadbench.recorder import Recorder
 from loadbench.records import RequestRecord, format_record
 from loadbench.redact import secret_values
+from loadbench.rundir import SAMPLES
+from loadbench.sampler import SamplerProcess, relayed_lines
 
 RECORDS_MSG = "loadbench_records"
 LOAD_MSG = "loadbench_load"
@@ -152,41 +159,79 @@ def run_worker(settings: WorkerSettings) -> int:
 
     def on_stop(**_: Any) -> None:
         recorder.flush()
+        if relay is not None:
+            relay.relay()  # the samples up to the load's end, while the master still listens
         runner.send_message(DONE_MSG, {"index": state["index"], "schedule": state.get("schedule")})
         ref.dispatcher = None
 
     runner.register_message(LOAD_MSG, on_load)
     runner.register_message(GO_MSG, on_go)
-    if settings.sample_interval_s is not None:
-        gevent.spawn(_ship_samples, runner, settings.sample_interval_s)
+    relay = (
+        SampleRelay(runner, settings.sample_interval_s) if settings.sample_interval_s is not None else None
+    )
+    relaying = gevent.spawn(relay.run) if relay is not None else None
     env.events.test_stopping.add_listener(on_stopping)
     env.events.test_stop.add_listener(on_stop)
     try:
         runner.greenlet.join()
     finally:
         recorder.close()
+        if relaying is not None:
+            relaying.kill()
+        if relay is not None:
+            relay.close()
     return 0
 
 
-def _ship_samples(runner: WorkerRunner, interval_s: float) -> None:
-    """Sample this (remote) host and this worker process; ship the samples to the master.
+class SampleRelay:
+    """A remote worker's sampler: its own process, its lines relayed to the master.
 
+    The sampler must not be a greenlet in Locust's loop (a busy load would delay its samples),
+    so the worker starts the same `SamplerProcess` a run uses, writing into a temporary
+    directory, and a greenlet ships the finished lines of its ``samples.jsonl`` every second.
     The master writes them into ``samples.jsonl`` under the label ``worker<index>@<host>/``, the
     way a remote agent's samples are kept, on this host's wall clock (keep hosts NTP-synced).
     """
-    from loadbench.hostmetrics import Generator
-    from loadbench.nvml import GpuReader
-    from loadbench.sampler import Collector
 
-    collector = Collector(generator=Generator([os.getpid()]), gpus=GpuReader())
-    batch: list[dict[str, Any]] = []
-    next_ship = time.monotonic() + 1.0
-    while True:
-        batch.append({"unix_s": time.time(), **collector.sample()})
-        if time.monotonic() >= next_ship:
-            runner.send_message(SAMPLES_MSG, {"samples": batch})
-            batch, next_ship = [], time.monotonic() + 1.0
-        gevent.sleep(interval_s)
+    def __init__(self, runner: WorkerRunner, interval_s: float) -> None:
+        self.runner = runner
+        self.dir = Path(tempfile.mkdtemp(prefix="loadbench-worker-samples-"))
+        self.offset = 0  # bytes of samples.jsonl shipped so far
+        self.process = SamplerProcess(self.dir, interval_s, None, [os.getpid()])
+        self.problem = self.process.wait_ready()
+        if self.problem:
+            logging.getLogger("loadbench").warning("the sampler did not start: %s", self.problem)
+
+    def relay(self) -> None:
+        """Ship the complete lines written since the last call (a partial last line waits)."""
+        try:
+            with open(self.dir / SAMPLES, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1
+        if not end:
+            return
+        self.offset += end
+        samples = []
+        for line in data[:end].splitlines():
+            try:
+                samples.append(json.loads(line))
+            except ValueError:
+                continue
+        if samples:
+            self.runner.send_message(SAMPLES_MSG, {"samples": samples})
+
+    def run(self) -> None:
+        """The relaying greenlet: every second, until killed."""
+        while True:
+            gevent.sleep(1.0)
+            self.relay()
+
+    def close(self) -> None:
+        self.process.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def worker_offsets(data: dict[str, Any]) -> Any:
@@ -268,7 +313,8 @@ class Master:
                 )
             if time.monotonic() > deadline:
                 raise LoadbenchError(
-                    f"only {len(self.runner.clients.ready)} of {count} workers connected within {timeout_s:g} s"
+                    f"only {len(self.runner.clients.ready)} of {count} workers connected within {timeout_s:g} s "
+                    "(--worker-wait)"
                 )
             gevent.sleep(0.05)
         local = {p.pid for p in self.processes}
@@ -386,12 +432,7 @@ class Master:
         if self.samples_path is None or info is None:
             return
         label = f"worker{info.index}@{info.host or 'unknown'}"
-        lines = []
-        for sample in (msg.data or {}).get("samples") or []:
-            if isinstance(sample, dict) and isinstance(sample.get("unix_s"), int | float):
-                row = {"unix_s": sample["unix_s"]}
-                row.update({f"{label}/{k}": v for k, v in sample.items() if k != "unix_s"})
-                lines.append(json.dumps(row, separators=(",", ":")) + "\n")
+        lines = relayed_lines(label, (msg.data or {}).get("samples"))
         if lines:
             # One append per batch: the sampler process appends to the same file, line by line.
             fd = os.open(self.samples_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from loadbench.errors import UsageError
+from loadbench.redact import redact_argv
 
 CHILDREN_REFRESH_S = 2.0  # a process-tree walk costs ~1.5 ms: do it every few seconds, not every sample
 
@@ -37,7 +38,7 @@ class ServerProcess:
 
 def _describe(proc: psutil.Process, how: str) -> ServerProcess:
     try:
-        cmdline = " ".join(proc.cmdline())[:300]
+        cmdline = " ".join(redact_argv(proc.cmdline()))[:300]  # e.g. vLLM's --api-key KEY
         name = proc.name()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         cmdline, name = "", "?"

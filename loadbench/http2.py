@@ -15,6 +15,12 @@ has its own client, hence its own connection, like the fast client.
 Per request, the phases measured through httpx's ``trace`` extension go to
 ``context["loadbench"]``: ``connect_ms``, ``ttfb_ms``, ``download_ms`` (`loadbench.network`).
 
+``stream=True`` (the LLM scenarios' SSE): the request returns once the response headers are in
+(``response_time`` is then the time to them, as with Locust's clients) and the body is read as it
+arrives through `Http2Response.pieces` (`loadbench.bodystream.BodyStream`); the phases, the
+download included, are taken when the ``catch_response`` block ends, and merged into the
+extras the scenario attached.
+
 httpx is slower than Locust's fast client (a few hundred requests/s per core; see
 ``docs/benchmarks.md``): it is only used when ``--http2`` is given.
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -40,7 +47,11 @@ class BadStatusError(Exception):
 
 
 class Http2Response:
-    """The answer to one request; a context manager when the request was sent with ``catch_response``."""
+    """The answer to one request; a context manager when the request was sent with ``catch_response``.
+
+    For a ``stream=True`` request the body is not read yet: `pieces` reads it as it arrives,
+    ``content`` reads it whole on first use.
+    """
 
     def __init__(
         self,
@@ -48,6 +59,7 @@ class Http2Response:
         request_meta: dict[str, Any],
         fire: Any,
         catch_response: bool,
+        trace: tuple[list[tuple[str, float]], float] | None = None,
     ) -> None:
         self._response = response
         self.request_meta = request_meta
@@ -55,14 +67,41 @@ class Http2Response:
         self._catch_response = catch_response
         self._manual: bool | BaseException | None = None
         self._entered = False
+        # Streamed: the trace events (still growing while the body is read) and the send time.
+        self._trace = trace
+        self._content: bytes | None = None
         self.status_code: int = response.status_code if response is not None else 0
         self.headers: httpx.Headers | dict[str, str] = response.headers if response is not None else {}
-        self.content: bytes | None = response.content if response is not None else None
         self.http_version: str = response.http_version if response is not None else ""
+        if response is not None and trace is None:
+            self._content = response.content
+
+    @property
+    def content(self) -> bytes | None:
+        """The body (read whole now if the request was streamed); None when no answer came."""
+        if self._content is None and self._response is not None:
+            try:
+                self._content = self._response.read()
+            except httpx.HTTPError as exc:  # the body broke: the request failed
+                self.request_meta["exception"] = exc
+                self._content = b""
+        return self._content
+
+    def pieces(self) -> Iterator[bytes]:
+        """The body as it arrives (`loadbench.bodystream.BodyStream`): one piece per DATA frame."""
+        if self._response is not None:
+            yield from self._response.iter_bytes()
+
+    def abort(self) -> None:
+        """Stop reading the body: the HTTP/2 stream is reset; the connection stays for the others."""
+        if self._response is not None:
+            self._response.close()
 
     @property
     def text(self) -> str | None:
-        return self._response.text if self._response is not None else None
+        if self.content is None or self._response is None:
+            return None
+        return self._response.text
 
     def json(self) -> Any:
         if self.content is None:
@@ -76,6 +115,8 @@ class Http2Response:
         return self
 
     def __exit__(self, exc_type: Any, value: Any, traceback: Any) -> bool:
+        if self._trace is not None:
+            self._end_stream()
         if self._manual is True:
             self.request_meta["exception"] = None
         elif isinstance(self._manual, BaseException):
@@ -84,6 +125,16 @@ class Http2Response:
             return False  # an error in the scenario's own code: not a request failure
         self._fire(**self.request_meta)
         return exc_type is None
+
+    def _end_stream(self) -> None:
+        """Close a streamed body and merge its phases (download included) into the extras."""
+        assert self._trace is not None
+        self.abort()  # a no-op when the body was read to its end
+        events, sent = self._trace
+        context = dict(self.request_meta.get("context") or {})
+        # A new dict: the scenario may have replaced the extras after the request returned.
+        context[EXTRAS_KEY] = {**(context.get(EXTRAS_KEY) or {}), **request_phases(events, sent)}
+        self.request_meta["context"] = context
 
     def success(self) -> None:
         if not self._entered:
@@ -137,9 +188,8 @@ class Http2Session:
         context: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Http2Response:
-        if stream or kwargs:
-            extra = ["stream"] if stream else sorted(kwargs)
-            raise LocustError(f"--http2 does not support {', '.join(extra)} in requests")
+        if kwargs:
+            raise LocustError(f"--http2 does not support {', '.join(sorted(kwargs))} in requests")
         user_context = self.user.context() if self.user is not None else {}
         context = {**user_context, **(context or {})}
         body: Any = data
@@ -157,9 +207,11 @@ class Http2Session:
         response: httpx.Response | None = None
         exception: BaseException | None = None
         try:
-            response = self.client.request(
+            built = self.client.build_request(
                 method, url, content=body, headers=headers, extensions={"trace": trace}
             )
+            # stream: back once the headers are in; the body is read by the caller (`pieces`).
+            response = self.client.send(built, stream=stream)
         except (httpx.HTTPError, OSError) as exc:  # OSError: `DeadlineSession`'s TimeoutError
             exception = exc
         response_time = (time.perf_counter() - sent) * 1000.0
@@ -175,10 +227,17 @@ class Http2Session:
             "exception": exception,
             "start_time": start_time,
             "response_time": response_time,
-            "response_length": len(response.content) if response is not None else 0,
+            # A streamed body is not read yet: the scenario sets its length when it has read it.
+            "response_length": len(response.content) if response is not None and not stream else 0,
             "url": str(response.url) if response is not None else url,
         }
-        result = Http2Response(response, request_meta, self.request_event.fire, catch_response)
+        result = Http2Response(
+            response,
+            request_meta,
+            self.request_event.fire,
+            catch_response,
+            (events, sent) if stream else None,
+        )
         request_meta["response"] = result
         if not catch_response:
             self.request_event.fire(**request_meta)

@@ -261,6 +261,7 @@ def finish_run(
         ],
     )
     if failure:
-        meta["failure"] = failure
+        # An exception's text may quote a header, a URL or a server's answer: scrubbed like errors.
+        meta["failure"] = scrub(failure, active.recorder.secrets)
     meta["started_at"] = rundir.iso_utc(meta["started_unix_s"])
     rundir.write_json(active.run_dir / rundir.META, meta)

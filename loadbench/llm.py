@@ -5,13 +5,12 @@ Used by ``scenarios/openai_chat.py`` and ``scenarios/openai_completions.py``:
 `stream_completion` (SSE, the default) or `post_completion` (``--no-stream``).
 
 How a stream is timed (definitions in docs/metrics.md, "LLM streaming: what is recorded per
-request"): ``time.perf_counter()`` is read just before the request is handed to Locust's
-client (the body is serialized before that), and again each time a line of the body has
-been read off the socket. geventhttpclient's ``readline`` returns a line as soon as its
-bytes have arrived (it ``recv`` s whatever the socket holds, at most 4 KiB), so each event
-is stamped when its last line arrived — not when the whole body was read, which is what
-Locust's ``iter_content`` (reads until ``chunk_size`` bytes are in) would give. The request
-event then carries the end-to-end time as its ``response_time`` (Locust's own would be the
+request"): ``time.perf_counter()`` is read just before the request is handed to the
+client (the body is serialized before that), and again each time a piece of the body has
+arrived (`loadbench.bodystream`: a line on Locust's fast client, as soon as its bytes are in; a
+DATA frame with ``--http2``), so each event is stamped when its last piece arrived — not when
+the whole body was read, which is what Locust's ``iter_content`` (reads until ``chunk_size``
+bytes are in) would give. The request event then carries the end-to-end time as its ``response_time`` (Locust's own would be the
 time to the response headers for a stream), the body bytes read as ``response_length``, and
 `loadbench.completions.StreamMeter.extras` under ``context["loadbench"]``. A stream that
 breaks midway is a failure that keeps its partial timings.
@@ -25,11 +24,11 @@ import argparse
 import json
 import time
 from dataclasses import dataclass
-from http.client import HTTPException
 from typing import Any
 
 import gevent
 
+from loadbench.bodystream import STREAM_ERRORS, body_stream
 from loadbench.completions import Kind, StreamMeter, body_extras
 from loadbench.errors import UsageError
 from loadbench.probe import discover_openai_model
@@ -154,29 +153,26 @@ def stream_completion(user: Any, path: str, body: dict[str, Any], name: str) -> 
             return
         meter = StreamMeter(kind, sent_s)
         parser = SSEParser()
-        raw = response._response  # geventhttpclient's response: readline() returns each line as it arrives
+        stream = body_stream(response)
         error = TimeoutError(f"timed out: no complete response within {timeout_s:g} s")
         try:
             with gevent.Timeout(max(timeout_s - (time.perf_counter() - sent_s), 0.001), error):
-                while True:
-                    line = raw.readline(b"\n")
-                    now_s = time.perf_counter()
-                    if not line:
-                        # The body is complete; a last line without a line end may remain.
-                        for event in [*parser.feed(raw.read()), *parser.close()]:
-                            meter.add(event, now_s)
-                        break
-                    for event in parser.feed(line):
+                for piece in stream.pieces():
+                    now_s = time.perf_counter()  # the piece has just arrived
+                    for event in parser.feed(piece):
                         meter.add(event, now_s)
-        # HTTPParseError (the connection closed mid-body), resets, socket and overall timeouts
-        except (HTTPException, OSError) as exc:
-            raw.release()  # the body was not read to its end: the connection is closed, not reused
+                for event in parser.close():
+                    meter.add(event, time.perf_counter())
+        # The connection closed mid-body, resets, socket and overall timeouts (`STREAM_ERRORS`)
+        except STREAM_ERRORS as exc:
+            stream.abort()  # the body was not read to its end: the connection is not reused
             response.failure(exc)
         else:
             if meter.error is not None:
                 response.failure(meter.error)
-            elif not parser.done:
-                response.failure("invalid response: the stream ended without data: [DONE]")
+            elif not parser.done and not meter.finished:
+                # Neither end marker: the body stopped before the answer did (a cut stream).
+                response.failure("invalid response: the stream ended without a finish_reason or data: [DONE]")
             else:
                 response.success()
         _finish(response, sent_s, parser.bytes_fed, meter.extras())
@@ -192,7 +188,9 @@ def _finish(response: Any, sent_s: float, length: int, extras: dict[str, Any]) -
 def _attach(response: Any, extras: dict[str, Any]) -> None:
     if extras:
         # A new dict: Locust may hand several requests the same context dict.
+        context = response.request_meta.get("context") or {}
         response.request_meta["context"] = {
-            **(response.request_meta.get("context") or {}),
-            EXTRAS_KEY: extras,
+            **context,
+            # Merged: the --http2 client's phase timings are already there.
+            EXTRAS_KEY: {**(context.get(EXTRAS_KEY) or {}), **extras},
         }

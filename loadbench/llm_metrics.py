@@ -274,8 +274,10 @@ def _tokens(
     """``summary["tokens"]`` over the successful LLM requests ``rows``; unknown counts add nothing."""
     input_tokens = measured["input_tokens"].to_numpy(dtype=np.float64)
     output_total = int(np.nansum(out_tokens[rows]))
+    # The pace after the first token: the first one is TTFT's, the other output_tokens - 1
+    # came in the decode time (= 1 / TPOT, in tokens/s). A one-token stream has no such pace.
     decode_s = (service - ttft) / 1000.0
-    rated = rows & np.isfinite(out_tokens) & (out_tokens >= 1) & np.isfinite(decode_s) & (decode_s > 0)
+    rated = rows & np.isfinite(out_tokens) & (out_tokens >= 2) & np.isfinite(decode_s) & (decode_s > 0)
     source_values = measured["tokens_source"].astype(object).to_numpy()[rows & np.isfinite(out_tokens)]
     usage = int(np.sum(source_values == "usage"))
     counted = int(np.sum(source_values == "counted"))
@@ -291,6 +293,6 @@ def _tokens(
         "output_total": output_total,
         "requests": int(np.sum(rows & np.isfinite(out_tokens))),
         "output_per_s": stats.rate(output_total, window_s),
-        "per_request_output_per_s": stats.latency_summary(out_tokens[rated] / decode_s[rated]),
+        "per_request_output_per_s": stats.latency_summary((out_tokens[rated] - 1) / decode_s[rated]),
         "source": source,
     }, notices

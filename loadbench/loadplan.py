@@ -65,7 +65,16 @@ class LoadPlan:
 def plan_load(config: RunConfig) -> LoadPlan:
     """Check the load options of ``config`` and plan the run; `UsageError` on bad input."""
     slo.parse_slos(config.slos)  # bad SLOs fail before anything runs
-    open_loop = config.rate is not None or config.trace is not None
+    # A stages file whose stages give a rate is open loop by itself: no --rate needed.
+    open_loop = (
+        config.rate is not None
+        or config.trace is not None
+        or (
+            config.stages_file is not None
+            and not config.shape
+            and shapes.stages_unit(config.stages_file) == "rate"
+        )
+    )
     if config.rate is not None and not 0 < config.rate < math.inf:
         raise UsageError(f"--rate must be above 0 requests/s, not {config.rate:g}")
     if open_loop:

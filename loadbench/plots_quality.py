@@ -1,8 +1,9 @@
 """Report plots for quality under load and the real-time factor (media models).
 
-Consumes the per-second accuracy frame of `loadbench.quality.accuracy_per_second`, the analyzer's
-``timeseries.csv`` (for the warmup shading) and per-request RTF values; produces matplotlib
-figures, drawn like `loadbench.plots` (no pyplot, no global state).
+Consumes the per-second accuracy frame of `loadbench.quality.accuracy_per_second`, the rolling
+macro scores of `loadbench.quality.macro_scores_rolling`, the analyzer's ``timeseries.csv`` (for
+the warmup shading) and per-request RTF values; produces matplotlib figures, drawn like
+`loadbench.plots` (no pyplot, no global state).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -19,6 +21,8 @@ from loadbench.plots import (
     C_P50,
     C_P99,
     C_USERS,
+    DPI,
+    FIGSIZE,
     LOG_SPREAD,
     _contiguous,
     _label_time_axes,
@@ -30,17 +34,33 @@ from loadbench.plots import (
 
 C_ACCURACY = "#2ca02c"
 C_ANSWERED = "#1f77b4"
+C_F1 = "#9467bd"
+C_PRECISION = "#ff7f0e"
+C_RECALL = "#8c564b"
 RTF_BINS = 60
 
 
-def quality_over_time(per_second: pd.DataFrame, timeseries: pd.DataFrame | None = None) -> Figure:
-    """Accuracy per second (failures counted wrong) and over answered requests, with the labeled
-    requests per second on a second y axis. Warmup shaded."""
-    fig, ax = _new_figure("Quality over time")
+def quality_over_time(
+    per_second: pd.DataFrame,
+    timeseries: pd.DataFrame | None = None,
+    rolling: pd.DataFrame | None = None,
+    window_s: int | None = None,
+) -> Figure:
+    """Top: accuracy per second (failures counted wrong) and over answered requests, with the
+    labeled requests per second on a second y axis. Bottom (with ``rolling``, the frame of
+    `loadbench.quality.macro_scores_rolling` over ``window_s`` s windows): macro F1, precision and
+    recall over time. Warmup shaded in both."""
+    if rolling is None:
+        fig, ax = _new_figure("Quality over time")
+    else:
+        fig = Figure(figsize=(FIGSIZE[0], FIGSIZE[1] * 1.7), dpi=DPI, layout="constrained")
+        ax, ax_macro = fig.subplots(2, 1, sharex=True)
+        ax.set_title("Quality over time", fontsize=11, loc="left")
     if per_second.empty or not (per_second["labeled"] > 0).any():
         return _no_data(fig, ax, "no labeled requests")
     _label_time_axes(ax, "accuracy")
-    _shade_warmup(ax, _contiguous(timeseries))
+    ts = _contiguous(timeseries)
+    _shade_warmup(ax, ts)
     seconds = per_second["second"].to_numpy(dtype=float)
     edges = np.append(seconds, seconds[-1] + 1.0) if seconds.size else seconds
     ax.stairs(
@@ -77,7 +97,31 @@ def quality_over_time(per_second: pd.DataFrame, timeseries: pd.DataFrame | None 
     ax2.set_ylabel("labeled requests per second")
     ax2.set_ylim(bottom=0, top=max(float(labeled.max()) * 1.05, 1.0))
     _legend(ax, extra=[line], twin=ax2)
+    if rolling is not None:
+        ax.set_xlabel("")
+        _macro_panel(ax_macro, rolling, ts, edges, window_s)
     return fig
+
+
+def _macro_panel(
+    ax: Axes, rolling: pd.DataFrame, ts: pd.DataFrame, edges: npt.NDArray[np.float64], window_s: int | None
+) -> None:
+    """Macro F1 (solid), precision and recall (thin) over the trailing windows, one step a second."""
+    window = f"{window_s} s" if window_s else "rolling"
+    _label_time_axes(ax, f"macro, {window} window")
+    _shade_warmup(ax, ts, label=None)
+    rolling = rolling.set_index("second").reindex(edges[:-1].astype(np.int64))
+    for key, color, lw, ls, label in (
+        ("f1", C_F1, 1.6, "-", "macro F1"),
+        ("precision", C_PRECISION, 1.0, "--", "macro precision"),
+        ("recall", C_RECALL, 1.0, ":", "macro recall"),
+    ):
+        values = rolling[key].to_numpy(dtype=float)
+        ax.stairs(values, edges, color=color, lw=lw, ls=ls, baseline=None, label=f"{label} ({window})")
+    ax.set_ylim(0.0, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlim(edges[0], edges[-1])
+    _legend(ax)
 
 
 def rtf_distribution(rtf: npt.ArrayLike) -> Figure:

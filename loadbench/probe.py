@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from loadbench.errors import TargetError
+from loadbench.redact import redact_url, scrub
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -64,17 +65,17 @@ def _get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
         response = client.request(method, path, json={} if method == "POST" else None)
     except httpx.TimeoutException:
         timeout_s = client.timeout.read or PROBE_TIMEOUT_S
-        raise TargetError(
-            f"target {client.base_url} did not answer {method} {path} within {timeout_s:g} s"
-        ) from None
+        shown = redact_url(str(client.base_url))  # base_url keeps the URL's user:password
+        raise TargetError(f"target {shown} did not answer {method} {path} within {timeout_s:g} s") from None
     except httpx.TransportError as exc:
-        reason = str(exc) or type(exc).__name__
+        reason = scrub(str(exc), []) or type(exc).__name__
+        shown = redact_url(str(client.base_url))  # base_url keeps the URL's user:password
         if "CERTIFICATE_VERIFY_FAILED" in reason:
             raise TargetError(
-                f"the TLS certificate of {client.base_url} could not be verified ({reason.split('] ')[-1][:120]});"
+                f"the TLS certificate of {shown} could not be verified ({reason.split('] ')[-1][:120]});"
                 " pass --insecure to skip verification"
             ) from None
-        raise TargetError(f"target {client.base_url} is unreachable: {reason}") from None
+        raise TargetError(f"target {shown} is unreachable: {reason}") from None
     try:
         return response.status_code, response.json()
     except ValueError:
@@ -196,7 +197,9 @@ def discover_openai_model(base_url: str, headers: dict[str, str] | None = None, 
         status, body = _get_json(client, "GET", "/v1/models")
     models = _openai_models(body) if status == 200 else []
     if not models:
-        raise TargetError(f"{base_url}/v1/models listed no model (HTTP {status}); pass --model NAME")
+        raise TargetError(
+            f"{redact_url(base_url)}/v1/models listed no model (HTTP {status}); pass --model NAME"
+        )
     return models[0]
 
 
@@ -208,7 +211,7 @@ def discover_v2_model(base_url: str, headers: dict[str, str] | None = None, veri
             models = _v2_models(body) if status == 200 else []
             if models:
                 return models[0]
-    raise TargetError(f"{base_url} lists no Open Inference Protocol model; pass --model NAME")
+    raise TargetError(f"{redact_url(base_url)} lists no Open Inference Protocol model; pass --model NAME")
 
 
 def v2_model_metadata(
@@ -219,7 +222,7 @@ def v2_model_metadata(
         status, body = _get_json(client, "GET", f"/v2/models/{model}")
     if status != 200 or not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
         raise TargetError(
-            f"{base_url}/v2/models/{model} gave no model metadata (HTTP {status}); pass --payload or --data"
+            f"{redact_url(base_url)}/v2/models/{model} gave no model metadata (HTTP {status}); pass --payload or --data"
         )
     return body
 
@@ -231,7 +234,7 @@ def discover_v1_model(base_url: str, headers: dict[str, str] | None = None, veri
     models = _kserve_v1_models(body) if status == 200 else []
     if not models:
         raise TargetError(
-            f"{base_url}/v1/models listed no KServe v1 model (HTTP {status}); pass --model NAME"
+            f"{redact_url(base_url)}/v1/models listed no KServe v1 model (HTTP {status}); pass --model NAME"
         )
     return models[0]
 
@@ -246,7 +249,7 @@ def tfserving_model_status(
         error = body.get("error") if isinstance(body, dict) else None
         detail = f": {str(error)[:120]}" if error else ""
         raise TargetError(
-            f"{base_url}/v1/models/{model} gave no TF Serving model status (HTTP {status}{detail}); "
+            f"{redact_url(base_url)}/v1/models/{model} gave no TF Serving model status (HTTP {status}{detail}); "
             "pass --model NAME"
         )
     return list(body["model_version_status"])
@@ -260,7 +263,9 @@ def discover_tfserving_model(
         status, body = _get_json(client, "GET", "/v1/models")
     models = _kserve_v1_models(body) if status == 200 else []
     if not models:
-        raise TargetError(f"{base_url} does not list its models (TF Serving cannot); pass --model NAME")
+        raise TargetError(
+            f"{redact_url(base_url)} does not list its models (TF Serving cannot); pass --model NAME"
+        )
     return models[0]
 
 
@@ -292,5 +297,5 @@ def discover_torchserve_model(
         models = _torchserve_models(body) if status == 200 else []
         if models:
             return models[0]
-        tried.append(f"{url}/models (HTTP {status})")
+        tried.append(f"{redact_url(url)}/models (HTTP {status})")
     raise TargetError(f"no TorchServe model list at {', '.join(tried)}; pass --model NAME")

@@ -30,6 +30,7 @@ from types import TracebackType
 import httpx
 
 from loadbench.errors import LoadbenchError, UsageError
+from loadbench.redact import redact_url, scrub, secret_values
 
 __all__ = [
     "KEY_PREFIX",
@@ -400,14 +401,22 @@ class Scraper:
             except re.error as exc:
                 raise UsageError(f"bad metrics match regex {match!r}: {exc}") from None
         self.url = url
+        self.match = match
+        # What messages and the run directory show: credentials in the URL masked.
+        self.shown_url = redact_url(url)
         self.timeout_s = timeout_s
         self._headers = {"Accept": ACCEPT, **(headers or {})}
+        self._secrets = secret_values([f"{k}: {v}" for k, v in self._headers.items()], url)
         self._owns_client = client is None
         # trust_env=False: proxy variables must not reroute a scrape of a local model server.
         self._client = client if client is not None else httpx.Client(trust_env=False)
         self._clock = clock
+        self.scrapes = 0  # attempts
         self.errors = 0
         self.last_error: str | None = None
+        # The most series one successful scrape kept: 0 after successes means --scrape-match
+        # matched nothing (or the endpoint serves nothing), which `summary` lets a reader see.
+        self.series_max = 0
         self._counters: dict[str, _CounterState] = {}
         self._groups: dict[str, _GroupState] = {}
         # The same series come back every scrape: remember their keys and match verdicts.
@@ -429,29 +438,45 @@ class Scraper:
 
     def scrape(self) -> dict[str, float | None]:
         """One scrape as ``{"prom.<key>": value}``; ``{}`` (and ``errors`` + 1) when it fails."""
+        self.scrapes += 1
+        url = self.shown_url
         try:
             response = self._client.get(self.url, headers=self._headers, timeout=self.timeout_s)
             # Read the clock once the answer is in: that is when the server read its counters.
             now = self._clock()
             if response.status_code != 200:
-                return self._fail(f"HTTP {response.status_code} from {self.url}")
+                return self._fail(f"HTTP {response.status_code} from {url}")
             families = parse_text(response.text)
-            return self.values(families, now)
+            out = self.values(families, now)
         except httpx.TimeoutException:
-            return self._fail(f"{self.url} did not answer within {self.timeout_s:g} s")
+            return self._fail(f"{url} did not answer within {self.timeout_s:g} s")
         except httpx.HTTPError as exc:
-            return self._fail(f"{self.url} is unreachable: {exc or type(exc).__name__}")
+            return self._fail(f"{url} is unreachable: {exc or type(exc).__name__}")
         except PrometheusParseError as exc:
-            return self._fail(f"unparsable metrics from {self.url}: {exc}")
+            return self._fail(f"unparsable metrics from {url}: {exc}")
         except Exception as exc:
             # A sampler must outlive any single bad scrape, whatever went wrong in it.
-            return self._fail(f"scrape of {self.url} failed: {type(exc).__name__}: {exc}")
+            return self._fail(f"scrape of {url} failed: {type(exc).__name__}: {exc}")
+        self.series_max = max(self.series_max, len(out))
+        return out
 
     def _fail(self, message: str) -> dict[str, float | None]:
         self.errors += 1
-        line = " ".join(message.split())
+        # An exception's text may quote the URL or a header: never keep a credential.
+        line = " ".join(scrub(message, self._secrets).split())
         self.last_error = line if len(line) <= 300 else line[:297] + "..."
         return {}
+
+    def summary(self) -> dict[str, object]:
+        """How the scraping went, for ``sampler.json``; credentials masked."""
+        return {
+            "url": self.shown_url,
+            "match": self.match,
+            "scrapes": self.scrapes,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "series_max": self.series_max,
+        }
 
     def _key(self, name: str, labels: Labels) -> str:
         cache_key = (name, labels)

@@ -18,6 +18,11 @@ Consumes per-request arrays (the ``expected``, ``predicted``, ``ok``, ``latency_
   has precision 0; a predicted class never expected has recall 0), as scikit-learn's
   ``zero_division=0``. Macro precision, recall and F1 are the unweighted means over the classes
   (macro F1 is the mean of the per-class F1, not the F1 of the macro means).
+- Over time (`macro_scores_rolling`): at each second t of the run, macro precision, recall and
+  F1 as above over the labeled requests that started in the trailing window of
+  ``ROLLING_WINDOW_S`` seconds ending with t (``[t - W + 1, t]``, shorter at the start), over
+  the classes present in that window (expected or answered-predicted there). NaN for a window
+  without labeled requests.
 - RTF (real-time factor) of a successful request with a media duration: service time (from the
   actual send to the end of the response) / media duration. RTF < 1: faster than real time.
 
@@ -32,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+ROLLING_WINDOW_S = 5  # seconds in the trailing window of the macro scores over time
 MAX_CLASSES_SHOWN = 50  # per_class lists the classes with the largest support, at most this many
 _DIGITS = 4
 
@@ -73,6 +79,18 @@ def _ratio(part: npt.NDArray[np.int64], whole: npt.NDArray[np.int64]) -> npt.NDA
     return out
 
 
+def _per_class(
+    tp: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64], support: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per-class precision, recall and F1 from the counts (any shape; 0 for a zero denominator)."""
+    precision = _ratio(tp, predicted)
+    recall = _ratio(tp, support)
+    f1 = np.zeros(tp.shape, dtype=np.float64)
+    both = precision + recall
+    np.divide(2 * precision * recall, both, out=f1, where=both > 0)
+    return precision, recall, f1
+
+
 def _round(value: float) -> float:
     return round(float(value), _DIGITS)
 
@@ -111,11 +129,7 @@ def quality_summary(expected: Any, predicted: Any, ok: npt.ArrayLike) -> dict[st
     predicted_count = np.bincount(position[p[answered]], minlength=k)
     # Each correct request is a true positive of its expected class.
     tp = np.bincount(position[e[correct]], minlength=k)
-    precision = _ratio(tp, predicted_count)
-    recall = _ratio(tp, support)
-    f1 = np.zeros(k, dtype=np.float64)
-    both = precision + recall
-    np.divide(2 * precision * recall, both, out=f1, where=both > 0)
+    precision, recall, f1 = _per_class(tp, predicted_count, support)
     n_answered, n_correct = int(answered.sum()), int(correct.sum())
     shown = sorted(range(k), key=lambda i: (-int(support[i]), _class_key(classes[i])))[:MAX_CLASSES_SHOWN]
     shown.sort(key=lambda i: _class_key(classes[i]))
@@ -168,6 +182,57 @@ def accuracy_per_second(
             "correct": n_correct,
             "accuracy": accuracy,
             "accuracy_answered": accuracy_answered,
+        }
+    )
+
+
+def macro_scores_rolling(
+    start_s: npt.ArrayLike,
+    expected: Any,
+    predicted: Any,
+    ok: npt.ArrayLike,
+    seconds: int,
+    window_s: int = ROLLING_WINDOW_S,
+) -> pd.DataFrame:
+    """Per second t of the run: macro precision, recall and F1 over the labeled requests that
+    started in ``[t - window_s + 1, t]`` (module docstring), and how many there were
+    (``labeled``). NaN where the window holds no labeled request."""
+    seconds, window_s = max(int(seconds), 0), max(int(window_s), 1)
+    e, p, labels = _codes(expected, predicted)
+    labeled, answered, correct = _outcomes(e, p, ok)
+    second = np.floor(np.asarray(start_s, dtype=np.float64)).astype(np.int64)
+    keep = (second >= 0) & (second < seconds)
+    k = len(labels)
+
+    def windowed(mask: npt.NDArray[np.bool_], codes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        # Counts per (second, class), then summed over each trailing window by a cumulative sum.
+        m = keep & mask
+        flat = np.bincount(second[m] * k + codes[m], minlength=seconds * k)
+        cumulative = np.cumsum(flat.reshape(seconds, k), axis=0)
+        before = np.zeros_like(cumulative)
+        if seconds > window_s:
+            before[window_s:] = cumulative[:-window_s]
+        return cumulative - before
+
+    support = windowed(labeled, e)
+    predicted_count = windowed(answered, p)
+    tp = windowed(correct, e)
+    precision, recall, f1 = _per_class(tp, predicted_count, support)
+    present = (support > 0) | (predicted_count > 0)
+    n_classes = present.sum(axis=1)
+    n_labeled = support.sum(axis=1)
+
+    def macro(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n_labeled > 0, (values * present).sum(axis=1) / n_classes, np.nan)
+
+    return pd.DataFrame(
+        {
+            "second": np.arange(seconds, dtype=np.int64),
+            "labeled": n_labeled.astype(np.int64),
+            "precision": macro(precision),
+            "recall": macro(recall),
+            "f1": macro(f1),
         }
     )
 

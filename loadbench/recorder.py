@@ -6,10 +6,16 @@ and flushes to the OS at least every `FLUSH_INTERVAL_S`, so a run killed at any 
 all but the last fraction of a second. Once a second it also appends the active user count
 to ``users.csv`` (``unix_s,users``). It keeps running counters and a short window of
 latencies for the live progress line.
+
+A request whose answer took longer than ``--timeout`` (the scenario option, when the run has
+it) is recorded as failed, kind ``timeout``, even when the client let it finish: a body that
+arrives at full speed is read without yielding to gevent, so the client's deadline cannot cut
+it off, but it must not count as a success.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -69,10 +75,16 @@ class Recorder:
         self._environment: Environment | None = None
         self._flusher: gevent.Greenlet | None = None
         self._name_fields: dict[tuple[str, str], str] = {}
+        self.timeout_s: float | None = None
+        self._timeout_ms = math.inf
 
     def register(self, environment: Environment) -> Recorder:
         """Attach to ``environment.events`` and start the periodic flush."""
         self._environment = environment
+        timeout = getattr(environment.parsed_options, "timeout", None)
+        if isinstance(timeout, int | float) and timeout > 0:
+            self.timeout_s = float(timeout)
+            self._timeout_ms = self.timeout_s * 1000.0
         environment.events.request.add_listener(self.on_request)
         environment.events.quitting.add_listener(self._on_quitting)
         environment.events.spawning_complete.add_listener(self._on_spawning_complete)
@@ -97,7 +109,7 @@ class Recorder:
         self.total += 1
         intended = context.get(INTENDED_KEY) if context else None
         extras = context.get(EXTRAS_KEY) if context else None
-        if exception is None and start_time is not None and not extras:
+        if exception is None and start_time is not None and not extras and response_time <= self._timeout_ms:
             # The hot path: one f-string, with the name and method fields formatted once per name.
             fields = self._name_fields.get((name, request_type))
             if fields is None:
@@ -124,6 +136,10 @@ class Recorder:
                 )
             return
         error = ""
+        if exception is None and response_time > self._timeout_ms:
+            exception = TimeoutError(
+                f"timed out: answered after {response_time / 1000:.3f} s, over --timeout {self.timeout_s:g} s"
+            )
         if exception is not None:
             self.errors += 1
             # The real failure, not its wrapper (a timeout, not RetriesExceeded); one line, scrubbed.

@@ -319,6 +319,29 @@ class _Prefix(io.RawIOBase):
         return n or 0
 
 
+def from_due_time(requests: pd.DataFrame) -> pd.DataFrame:
+    """``requests`` with latency counted from each request's due time (wrk2's correction).
+
+    Open loop: a row with an ``intended_unix_s`` is placed at its due time (``start_unix_s``
+    becomes ``intended_unix_s``) and its ``latency_ms`` grows by the send lateness
+    (``start_unix_s − intended_unix_s``), so a backlog in the generator counts against the
+    server's latency instead of vanishing. Rows without one (closed loop, the later requests
+    of a task that sends several) are unchanged, and so is a frame where no row has one. The
+    input's ``latency_ms`` stays the service time (from the actual send). The analyzer and
+    ``loadbench compare`` both use this, so their latencies and windows are the same.
+    """
+    intended = requests["intended_unix_s"].to_numpy(dtype=np.float64)
+    scheduled = np.isfinite(intended)
+    if not scheduled.any():
+        return requests
+    sent = requests["start_unix_s"].to_numpy(dtype=np.float64)
+    service_ms = requests["latency_ms"].to_numpy(dtype=np.float64)
+    return requests.assign(
+        start_unix_s=np.where(scheduled, intended, sent),
+        latency_ms=np.where(scheduled, service_ms + (sent - intended) * 1000.0, service_ms),
+    )
+
+
 def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in _DTYPES.items()})[list(COLUMNS)]
 

@@ -457,6 +457,7 @@ def _render_html(run: _Run) -> str:
 
     from loadbench.report_llm import llm_html
     from loadbench.report_load import VERDICT_CSS, load_html, verdict_html
+    from loadbench.report_network import network_html
 
     notices = [n for n in _top_notices(summary) if not n.startswith("INVALID: ")]
     notices_html = (
@@ -480,6 +481,7 @@ def _render_html(run: _Run) -> str:
         _summary_table(summary),
         "<h2 id='load'>Load and trust</h2>",
         load_html(summary),
+        network_html(summary, meta),  # "Where the time goes"
         quality_html(summary, run.requests, run.run_start, run.timeseries, _in_window(run.requests, summary)),
         llm_html(summary, run.requests, run.timeseries, run.run_start),  # "" without LLM data
         "<h2>Plots</h2>",
@@ -937,6 +939,9 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
 
     lines = [headline, *verdict_markdown(summary), "", *_md_table(["metric", "value"], metrics, numeric={1})]
     lines += llm_markdown(summary)
+    from loadbench.report_network import network_markdown
+
+    lines += network_markdown(summary)
 
     by_name = _dict(summary.get("by_name"))
     if len(by_name) > 1:

@@ -94,7 +94,9 @@ def verdict_html(summary: dict[str, Any]) -> str:
     elif validity:
         parts.append(
             "<div class='verdict pass' role='status' aria-label='validity'><b>VALID</b> measurement: "
-            "none of the validity checks tripped (docs/metrics.md, Validity)</div>"
+            "none of the validity checks tripped (docs/metrics.md, Validity)"
+            + "".join(f"; not checked: {_e(u)}" for u in _list(validity.get("unchecked")))
+            + "</div>"
         )
     return "".join(parts)
 

@@ -30,7 +30,9 @@ from loadbench.report import (
 _QUALITY_CAPTION = (
     "Accuracy of the labeled requests that started in each second: solid, every labeled request "
     "(a failed or unanswered one counts as wrong, so overload shows); dashed, only the answered "
-    "ones. Dotted, on the right axis: labeled requests per second. Grey: warmup, excluded."
+    "ones. Dotted, on the right axis: labeled requests per second. Below: macro F1, precision "
+    f"and recall over the labeled requests that started in the trailing {quality.ROLLING_WINDOW_S} s "
+    "up to each second (the classes present in that window). Grey: warmup, excluded."
 )
 _RTF_CAPTION = (
     "Real-time factor of each successful request with a media duration in the measured window: "
@@ -84,7 +86,10 @@ def quality_html(
         per_second = quality.accuracy_per_second(
             start, requests["expected"], requests["predicted"], requests["ok"].to_numpy(), seconds
         )
-        fig = plots_quality.quality_over_time(per_second, timeseries)
+        rolling = quality.macro_scores_rolling(
+            start, requests["expected"], requests["predicted"], requests["ok"].to_numpy(), seconds
+        )
+        fig = plots_quality.quality_over_time(per_second, timeseries, rolling, quality.ROLLING_WINDOW_S)
         out.append(
             figure_html("plot-quality-time", plots.figure_to_png(fig), "Quality over time", _QUALITY_CAPTION)
         )

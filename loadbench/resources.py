@@ -153,6 +153,51 @@ def correlations(frame: pd.DataFrame, requests: pd.DataFrame, window_start: floa
     return out
 
 
+def collection_notices(final: dict[str, Any]) -> list[str]:
+    """One line per scrape or agent that failed, matched nothing or lost samples.
+
+    ``final`` is ``sampler.json``'s ``final`` (written when the sampler ends); its URLs and
+    errors are masked already. Without these lines a URL that never answered would look like a
+    server that has no metrics.
+    """
+    out: list[str] = []
+    for scrape in final.get("scrapes") or []:
+        url, attempts = scrape.get("url"), int(scrape.get("scrapes") or 0)
+        errors = int(scrape.get("errors") or 0)
+        if errors:
+            share = f"all {attempts:,}" if errors >= attempts else f"{errors:,} of {attempts:,}"
+            out.append(f"--scrape {url}: {share} scrapes failed, last: {scrape.get('last_error')}")
+        if attempts > errors and not scrape.get("series_max"):
+            match = scrape.get("match")
+            what = f"no series matched --scrape-match {match!r}" if match else "it served no series"
+            out.append(f"--scrape {url}: {what} in {attempts - errors:,} successful scrape(s)")
+    for agent in final.get("agents") or []:
+        url = agent.get("url")
+        if agent.get("errors"):
+            out.append(
+                f"--agent {url}: {int(agent['errors']):,} failed request(s) to the agent "
+                f"({int(agent.get('pulled') or 0):,} samples pulled), last: {agent.get('last_error')}"
+            )
+        if agent.get("dropped"):
+            out.append(
+                f"--agent {url}: {int(agent['dropped']):,} sample(s) lost: the agent's buffer overflowed "
+                "before they were pulled"
+            )
+    return out
+
+
+def _saturation_notice(shares: dict[str, float]) -> str:
+    """The one line about saturated generators (``shares``: where -> share of its samples)."""
+    where = "; ".join(
+        f"{share:.0%} of the samples" if label == "" else f"{share:.0%} of the samples of {label}"
+        for label, share in shares.items()
+    )
+    return (
+        f"the load generator used more than {SATURATED_PERCENT:.0f}% of a core in {where}: "
+        "latency and throughput may be limited by the generator, not the server (use more workers or fewer users)"
+    )
+
+
 def compute_resources(
     samples: pd.DataFrame,
     info: dict[str, Any] | None,
@@ -165,6 +210,8 @@ def compute_resources(
     """``summary["resources"]``: every resource over the measured window (warmup excluded)."""
     info = info or {}
     notices: list[str] = list(info.get("notices", []))
+    final: dict[str, Any] = info.get("final") or {}
+    notices += collection_notices(final)
     if samples.empty or "unix_s" not in samples:
         if not info:
             notices.append("no resource samples: the run was made without the sampler")
@@ -187,6 +234,10 @@ def compute_resources(
             "clock_offset_s": agent.get("offset_s"),
             "clock_uncertainty_s": agent.get("uncertainty_s"),
         }
+        final_agent = next((a for a in final.get("agents") or [] if a.get("label") == label), None)
+        if final_agent is not None:
+            # The offset is re-estimated every minute; drift is the last estimate minus the first.
+            remote[label]["clock_drift_s"] = final_agent.get("drift_s")
         # A distributed run's worker on that host samples itself too (loadbench.distributed).
         worker_gen = _col(frame, f"{label}/generator.cpu_percent").dropna()
         if len(worker_gen):
@@ -203,12 +254,20 @@ def compute_resources(
 
     gen = _col(frame, "generator.cpu_percent").dropna()
     share = float((gen > SATURATED_PERCENT).mean()) if len(gen) else 0.0
-    saturated = share >= SATURATED_SHARE
-    if saturated:
-        notices.append(
-            f"the load generator used more than {SATURATED_PERCENT:.0f}% of a core in {share:.0%} of the samples: "
-            "latency and throughput may be limited by the generator, not the server (use more workers or fewer users)"
-        )
+    # Every generator counts, a distributed run's remote workers too: one saturated worker
+    # limits the load as much as a saturated master.
+    saturated_at = {"": share} if share >= SATURATED_SHARE else {}
+    saturated_at |= {
+        label: r["generator"]["saturated_share"]
+        for label, r in remote.items()
+        if r.get("generator", {}).get("saturated")
+    }
+    workers = [r["generator"] for r in remote.values() if "generator" in r]
+    cpu_max = [float(gen.max())] if len(gen) else []
+    cpu_max += [w["cpu_max_percent"] for w in workers]
+    if saturated_at:
+        # Last, always: the analyzer lifts this line into the summary's own notices.
+        notices.append(_saturation_notice(saturated_at))
     prom = {
         k.removeprefix("prom."): spread(frame[k])
         for k in sorted(frame.columns)
@@ -233,10 +292,11 @@ def compute_resources(
                 else round(energy_j / output_tokens, 6),
             },
             "generator": {
-                "cpu_max_percent": None if gen.empty else round(float(gen.max()), 2),
+                "cpu_max_percent": round(max(cpu_max), 2) if cpu_max else None,
                 "cpu_mean_percent": None if gen.empty else round(float(gen.mean()), 2),
-                "saturated_share": round(share, 4),
-                "saturated": saturated,
+                "saturated_share": round(max([share, *(w["saturated_share"] for w in workers)]), 4),
+                "saturated": bool(saturated_at),
+                "saturated_on": ["this host" if k == "" else k for k in saturated_at],
             },
             "prometheus": prom,
             "latency_correlation": correlations(frame, requests, window_start),

@@ -320,7 +320,7 @@ def _connect_workers(
         )
         log.flush()
     try:
-        master.wait_for_workers(config.workers + config.expect_workers)
+        master.wait_for_workers(config.workers + config.expect_workers, config.worker_wait_s)
     except LoadbenchError:
         master.runner.quit()
         for process in master.processes:

@@ -3,8 +3,10 @@
 Runs in its own process (``python -m loadbench.sampler``, started and stopped by the runner),
 so a busy load cannot delay samples and sampling cannot slow the load. Every
 ``--sample-interval`` it appends one flat JSON object to the run directory's
-``samples.jsonl`` (flushed at least once a second) and, once at start, writes
-``sampler.json`` (what is sampled and how it was found). Format: ``docs/run-format.md``.
+``samples.jsonl`` (flushed at least once a second); at start it writes ``sampler.json`` (what
+is sampled and how it was found), and at exit (SIGTERM included) adds ``final`` to it: how
+every scrape and agent pull went. Scrapes and agent pulls wait on the network, so they run in
+threads of their own (`Background`), never in the sample loop. Format: ``docs/run-format.md``.
 
 Sample keys are ``[<host label>/]<group>.<metric>`` with the unit in the metric name;
 ``unix_s`` is the wall-clock time of the sample, the clock of ``requests.csv``. Groups:
@@ -17,22 +19,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
 
 from loadbench.hostmetrics import Generator, Host, ProcessTree, ServerProcess, Values
+from loadbench.redact import redact_argv
 from loadbench.rundir import SAMPLER_INFO, SAMPLES, write_json
 
 MIN_INTERVAL_S = 0.05
@@ -41,18 +46,16 @@ FLUSH_INTERVAL_S = 1.0
 
 @dataclass
 class Collector:
-    """Everything sampled on this machine; `sample()` gives one flat dict (without ``unix_s``)."""
+    """Everything sampled on this machine; `sample()` gives one flat dict (without ``unix_s``).
+
+    Only cheap local reads: anything that waits on the network (scrapes, agents) runs in a
+    `Background` thread, so a hung endpoint cannot delay these samples.
+    """
 
     server: ProcessTree | None = None
     generator: Generator | None = None
     gpus: Any = None  # loadbench.nvml.GpuReader, or None when GPUs are not sampled
-    scrapers: list[Any] = field(default_factory=list)  # loadbench.prometheus.Scraper
-    # Parsing a server's metrics costs milliseconds, and exporters refresh about once a second:
-    # scrape on a slower schedule than psutil's cheap reads.
-    scrape_interval_s: float = 1.0
     host: Host = field(default_factory=Host)
-    clock: Callable[[], float] = time.monotonic
-    next_scrape: float = 0.0
 
     def server_pids(self) -> list[int]:
         return list(self.server.procs) if self.server is not None else []
@@ -65,10 +68,6 @@ class Collector:
             values |= self.generator.read()
         if self.gpus is not None and self.gpus.available:
             values |= self.gpus.read(self.server_pids())
-        if self.scrapers and (now := self.clock()) >= self.next_scrape:
-            for scraper in self.scrapers:
-                values |= scraper.scrape()
-            self.next_scrape = now + self.scrape_interval_s
         return values
 
 
@@ -79,23 +78,41 @@ def host_label(url: str) -> str:
 
 
 class SampleWriter:
-    """Appends samples as JSON lines; flushes to the OS at least every `FLUSH_INTERVAL_S`."""
+    """Appends samples as JSON lines; flushes to the OS at least every `FLUSH_INTERVAL_S`.
+
+    Thread-safe (the sample loop and the `Background` threads share it). Each flush is one
+    ``write`` of whole lines to a file opened ``O_APPEND``, so a distributed master appending
+    its workers' lines to the same file never lands inside one of ours.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.pending: list[str] = []
+        self.lock = threading.Lock()
         self.last_flush = time.monotonic()
 
     def write(self, sample: dict[str, Any]) -> None:
-        self.file.write(json.dumps(sample, separators=(",", ":"), allow_nan=False) + "\n")
-        now = time.monotonic()
-        if now - self.last_flush >= FLUSH_INTERVAL_S:
-            self.file.flush()
-            self.last_flush = now
+        line = json.dumps(sample, separators=(",", ":"), allow_nan=False) + "\n"
+        with self.lock:
+            self.pending.append(line)
+            now = time.monotonic()
+            if now - self.last_flush >= FLUSH_INTERVAL_S:
+                self._flush()
+                self.last_flush = now
+
+    def _flush(self) -> None:
+        if self.fd is None or not self.pending:
+            return
+        data, self.pending = "".join(self.pending).encode("utf-8"), []
+        while data:
+            data = data[os.write(self.fd, data) :]
 
     def close(self) -> None:
-        if not self.file.closed:
-            self.file.flush()
-            self.file.close()
+        with self.lock:
+            if self.fd is not None:
+                self._flush()
+                os.close(self.fd)
+                self.fd = None
 
 
 def _finite(values: dict[str, Any]) -> dict[str, Any]:
@@ -103,40 +120,125 @@ def _finite(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if v is None or (v == v and abs(v) != float("inf")) else None) for k, v in values.items()}
 
 
+def _number(value: Any) -> float | int | None:
+    # JSON has no NaN/Infinity, and a sample value is a number or unknown: anything else is unknown.
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return None
+
+
+def relayed_lines(label: str, samples: Any) -> list[str]:
+    """A worker's relayed samples as ``samples.jsonl`` lines, keys prefixed ``<label>/``.
+
+    The worker is another host's process: a sample without a finite ``unix_s`` is dropped, and
+    a value that is not a finite number becomes null, so that every line is valid JSON.
+    """
+    lines = []
+    for sample in samples if isinstance(samples, list) else []:
+        if not isinstance(sample, dict) or _number(sample.get("unix_s")) is None:
+            continue
+        row = {"unix_s": sample["unix_s"]}
+        row.update({f"{label}/{k}": _number(v) for k, v in sample.items() if k != "unix_s"})
+        lines.append(json.dumps(row, separators=(",", ":"), allow_nan=False) + "\n")
+    return lines
+
+
+class Background:
+    """Prometheus scrapes and agent pulls, each in its own thread on its own schedule.
+
+    They wait on the network (up to a 2 s timeout each), so they must not run in the sample
+    loop. A scrape's values wait in `take` for the sample loop to put them on its next sample
+    (one line, one writer of local samples); an agent's samples are lines of their own, written
+    through the thread-safe `SampleWriter`.
+    """
+
+    def __init__(self, writer: SampleWriter) -> None:
+        self.writer = writer
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.pullers: list[tuple[Any, threading.Thread]] = []
+        self._scraped: Values = {}
+        self._lock = threading.Lock()
+
+    def add_scraper(self, scraper: Any, interval_s: float) -> None:
+        """Scrape now, then every ``interval_s``."""
+
+        def scrape() -> None:
+            values = scraper.scrape()
+            with self._lock:
+                self._scraped |= values
+
+        self._every(f"loadbench-scrape-{len(self.threads)}", interval_s, scrape, first_s=0.0)
+
+    def add_puller(self, puller: Any, every_s: float = 1.0) -> None:
+        """Pull an agent's samples every ``every_s``, starting ``every_s`` from now."""
+
+        def pull() -> None:
+            for remote in puller.pull():
+                self.writer.write(_finite(remote))
+
+        thread = self._every(f"loadbench-pull-{len(self.threads)}", every_s, pull, first_s=every_s)
+        self.pullers.append((puller, thread))
+
+    def _every(
+        self, name: str, interval_s: float, action: Callable[[], None], first_s: float
+    ) -> threading.Thread:
+        def loop() -> None:
+            next_run = time.monotonic() + first_s
+            while not self.stopping.wait(max(0.0, next_run - time.monotonic())):
+                now = time.monotonic()
+                action()
+                next_run = now + interval_s
+
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+        return thread
+
+    def take(self) -> Values:
+        """The scraped values since the last call (for the next sample)."""
+        with self._lock:
+            values, self._scraped = self._scraped, {}
+        return values
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Stop the threads (waiting out a scrape in flight), then pull each agent one last time."""
+        self.stopping.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for puller, thread in self.pullers:
+            if not thread.is_alive():  # else still in a request: not safe to use it from here too
+                for remote in puller.pull():
+                    self.writer.write(_finite(remote))
+
+
 def sample_loop(
     collector: Collector,
     writer: SampleWriter,
     interval_s: float,
     should_stop: Callable[[], bool],
-    pullers: Sequence[Any] = (),
-    pull_every_s: float = 1.0,
+    background: Background | None = None,
 ) -> int:
     """Sample every ``interval_s`` on a fixed schedule until ``should_stop()``; return the count.
 
     A late sample does not shift the schedule; ticks missed entirely (a stalled machine) are
-    skipped rather than bunched up. Remote agents are pulled every ``pull_every_s``.
+    skipped rather than bunched up. Scraped values from ``background`` join the next sample.
     """
     count = 0
     next_tick = time.monotonic()
-    next_pull = next_tick + pull_every_s
     while not should_stop():
         sample = {"unix_s": round(time.time(), 6)} | _finite(collector.sample())
+        if background is not None:
+            sample |= _finite(background.take())
         writer.write(sample)
         count += 1
         now = time.monotonic()
-        if pullers and now >= next_pull:
-            for puller in pullers:
-                for remote in puller.pull():
-                    writer.write(_finite(remote))
-            next_pull = now + pull_every_s
         next_tick += interval_s
         if next_tick < now:
             next_tick = now + interval_s - ((now - next_tick) % interval_s)
         while not should_stop() and (delay := next_tick - time.monotonic()) > 0:
             time.sleep(min(delay, 0.05))  # wake often enough to stop promptly
-    for puller in pullers:
-        for remote in puller.pull():
-            writer.write(_finite(remote))
     return count
 
 
@@ -263,13 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if token:
         headers["Authorization"] = token
     scrapers = [Scraper(url, match=args.scrape_match, headers=headers) for url in args.scrape]
-    collector = Collector(
-        server=server,
-        generator=Generator(args.generator_pid),
-        gpus=gpus,
-        scrapers=scrapers,
-        scrape_interval_s=max(args.scrape_interval, args.interval),
-    )
+    # Parsing a server's metrics costs milliseconds, and exporters refresh about once a second:
+    # scrape on a slower schedule than psutil's cheap reads.
+    scrape_interval_s = max(args.scrape_interval, args.interval)
+    collector = Collector(server=server, generator=Generator(args.generator_pid), gpus=gpus)
 
     pullers: list[Any] = []
     agents_info: list[dict[str, Any]] = []
@@ -281,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             agents_info.append(puller.start())
             pullers.append(puller)
 
-    info = {
+    info: dict[str, Any] = {
         "interval_s": args.interval,
         "pid": os.getpid(),
         "hostname": socket.gethostname(),
@@ -292,15 +391,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generator_pids": args.generator_pid,
         "gpus": [vars(g) for g in gpus.gpus] if gpus is not None else [],
         "scrapes": [
-            {"url": s.url, "match": args.scrape_match, "interval_s": collector.scrape_interval_s}
+            {"url": s.shown_url, "match": args.scrape_match, "interval_s": scrape_interval_s}
             for s in scrapers
         ],
         "agents": agents_info,
         "notices": notices,
     }
+    sampler_json = args.run_dir / SAMPLER_INFO
     writer = SampleWriter(args.run_dir / SAMPLES)
-    write_json(args.run_dir / SAMPLER_INFO, info)
+    write_json(sampler_json, info)
+    background = Background(writer)
+    for scraper in scrapers:
+        background.add_scraper(scraper, scrape_interval_s)
+    for puller in pullers:
+        background.add_puller(puller)
     print("ready", flush=True)
+    count = 0
     try:
         # A killed driver cannot stop us: notice being orphaned instead.
         parent = args.parent_pid
@@ -308,9 +414,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         def should_stop() -> bool:
             return stop["now"] or (parent is not None and os.getppid() != parent)
 
-        sample_loop(collector, writer, args.interval, should_stop, pullers)
+        count = sample_loop(collector, writer, args.interval, should_stop, background)
     finally:
+        background.stop()
+        last = _finite(background.take())
+        if last:
+            writer.write({"unix_s": round(time.time(), 6)} | last)
         writer.close()
+        # How the scrapes and pulls went: analysis turns failures into notices (a URL that
+        # never answered must not look like a server without metrics).
+        info["final"] = {
+            "ended_unix_s": round(time.time(), 6),
+            "samples": count,
+            "scrapes": [s.summary() for s in scrapers],
+            "agents": [p.summary() for p in pullers],
+        }
+        write_json(sampler_json, info)
         if gpus is not None:
             gpus.close()
         for scraper in scrapers:
@@ -323,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _process_facts(pid: int) -> dict[str, Any]:
     try:
         proc = psutil.Process(pid)
-        return {"name": proc.name(), "cmdline": " ".join(proc.cmdline())[:300]}
+        return {"name": proc.name(), "cmdline": " ".join(redact_argv(proc.cmdline()))[:300]}
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return {"name": None, "cmdline": None}
 

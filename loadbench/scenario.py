@@ -230,8 +230,9 @@ def add_extras(response: Any, **fields: Any) -> None:
     context["loadbench"] = {**(context.get("loadbench") or {}), **fields}
 
 
-def check_json(response: Any, key: str) -> Any:
-    """Parse a ``catch_response=True`` response; mark it failed unless it is JSON with ``key``.
+def check_json(response: Any, key: str | None = None) -> Any:
+    """Parse a ``catch_response=True`` response; mark it failed unless it is JSON with ``key``
+    (any JSON value when ``key`` is None).
 
     Returns the parsed JSON on success, None on failure. HTTP error statuses are left to
     Locust (they already fail).
@@ -245,7 +246,7 @@ def check_json(response: Any, key: str) -> Any:
     except (ValueError, TypeError):
         response.failure(f"invalid response: body is not JSON ({len(response.content or b'')} bytes)")
         return None
-    if not isinstance(body, dict) or key not in body:
+    if key is not None and (not isinstance(body, dict) or key not in body):
         response.failure(f"invalid response: no {key!r} in the JSON body")
         return None
     return body

@@ -155,9 +155,13 @@ def parse_shape(spec: str, *, unit: str) -> list[Stage]:
     return stages
 
 
-def read_stages(path: Path, *, unit: str) -> list[Stage]:
-    """A stages file (JSON or CSV, format in the module docstring) -> stages; unit as the run's mode."""
-    _check_unit(unit)
+def stages_unit(path: Path) -> str:
+    """The unit a stages file's levels are in: "rate" when its stages give a rate, else "users"."""
+    given = _given_levels(_stage_rows(path))
+    return "rate" if given == {"rate"} else "users"
+
+
+def _stage_rows(path: Path) -> list[tuple[str, Mapping[str, object]]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -170,7 +174,18 @@ def read_stages(path: Path, *, unit: str) -> list[Stage]:
     rows = _json_rows(path, text) if text.lstrip()[0] in "[{" else _csv_rows(path, text)
     if not rows:
         raise UsageError(f"stages file {path} has no stages: give {FILE_FORMAT}")
-    given = {key for _, fields in rows for key in ("users", "rate") if fields.get(key) not in (None, "")}
+    return rows
+
+
+def _given_levels(rows: list[tuple[str, Mapping[str, object]]]) -> set[str]:
+    return {key for _, fields in rows for key in ("users", "rate") if fields.get(key) not in (None, "")}
+
+
+def read_stages(path: Path, *, unit: str) -> list[Stage]:
+    """A stages file (JSON or CSV, format in the module docstring) -> stages; unit as the run's mode."""
+    _check_unit(unit)
+    rows = _stage_rows(path)
+    given = _given_levels(rows)
     if given == {"users", "rate"}:
         raise UsageError(f"stages file {path} mixes users and rate: give one of them for every stage")
     if given and given != {unit}:

@@ -54,6 +54,10 @@ ALIASES: dict[str, str] = {
     "server_cpu": "resources.server_process.cpu_percent.mean",
 }
 _CANONICAL = {path: name for name, path in ALIASES.items()}
+# p99.9 as people write it: p99.9, service_p99.9, ttft_p99.9, ... name the p999 keys.
+ALIASES.update(
+    {name.replace("p999", "p99.9"): path for name, path in list(ALIASES.items()) if "p999" in name}
+)
 # Per-request SLOs: bare name -> the per-request quantity it bounds (docs/metrics.md, LLM metrics).
 # ``itl`` bounds a request's largest inter-token gap: every gap of the request must meet it.
 PER_REQUEST: dict[str, str] = {
@@ -126,7 +130,7 @@ def unit_kind(path: str) -> str:
 def _resolve(name: str, expr: str) -> str:
     if name in PER_REQUEST:
         return PER_REQUEST[name]
-    if name in ALIASES:
+    if name in ALIASES:  # before the dotted paths: p99.9 is an alias
         return ALIASES[name]
     if "." in name or name.endswith("_rps"):
         return name

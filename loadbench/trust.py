@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -199,8 +200,14 @@ def validity(
     summary: dict[str, Any],
     load_model: str,
     gated_keys: list[str],
+    gated_counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """VALID unless the measurement itself cannot be trusted; every reason says why in numbers."""
+    """VALID unless the measurement itself cannot be trusted; every reason says why in numbers.
+
+    ``gated_keys``: latency percentile keys (``p99``) that SLOs gate on, resting on the
+    successful requests; ``gated_counts``: other gated percentiles by summary path
+    (``ttft_ms.p99``) with the number of values each rests on.
+    """
     reasons: list[str] = []
     generator = (summary.get("resources") or {}).get("generator") or {}
     if generator.get("saturated"):
@@ -253,6 +260,13 @@ def validity(
         if key in stats.PERCENTILES and n_ok < required_requests(key):
             reasons.append(
                 f"an SLO gates on {key}, which {n_ok:,} successful requests cannot pin down "
+                f"(needs at least {required_requests(key):,})"
+            )
+    for path, n in (gated_counts or {}).items():
+        key = path.rsplit(".", 1)[-1]
+        if key in stats.PERCENTILES and n < required_requests(key):
+            reasons.append(
+                f"an SLO gates on {path}, which {n:,} measured values cannot pin down "
                 f"(needs at least {required_requests(key):,})"
             )
     return {"valid": not reasons, "reasons": reasons}

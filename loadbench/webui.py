@@ -3,12 +3,13 @@
 Plugged in only through Locust's own extension points:
 
 - ``events.test_start`` / ``test_stop`` (fired by the UI's buttons and by ``POST /swarm`` /
-  ``POST /stop`` alike): begin a run with `lifecycle.begin_run` (meta.json, recorder, sampler) and
+  ``POST /stop`` alike; ``GET /stop`` on Locust before 2.47): begin a run with `lifecycle.begin_run` (meta.json, recorder, sampler) and
   end it with `lifecycle.finish_run`; then analyze it and render its report in a child process
   (``python -m loadbench report DIR``: `analyze_run` + `render_report`), so the UI stays live.
 - the modern UI's extra tab (``template_args`` ``extended_tabs`` / ``extended_tables``, its rows
   added to Locust's own ``/stats/requests`` poll as ``extended_stats``, as in Locust's
-  ``examples/extend_web_ui.py``): exact percentiles beside Locust's rounded ones, live resources.
+  ``examples/extend_web_ui.py``): exact percentiles beside Locust's rounded ones, for LLM
+  scenarios TTFT and ITL (from each request event's ``context["loadbench"]``), live resources.
 - routes on the UI's Flask app: ``/loadbench/`` (a live page with the session's runs and report
   links), ``/loadbench/api/status`` (its JSON), ``/loadbench/runs/<run id>/report.html``, and a
   small script appended to the UI's page that shows the current run and the latest report link.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -48,51 +50,136 @@ from loadbench.errors import LoadbenchError, ScenarioError, UsageError
 from loadbench.hostmetrics import find_server_process
 from loadbench.lifecycle import ActiveRun, Prepared, begin_run, finish_run
 from loadbench.locustfiles import Scenario
+from loadbench.recorder import EXTRAS_KEY
 from loadbench.redact import redact_argv, redact_url
-from loadbench.report import format_bytes, format_count, format_ms, format_number, format_pct, format_percent
+from loadbench.report import (
+    DASH,
+    format_bytes,
+    format_count,
+    format_ms,
+    format_number,
+    format_pct,
+    format_percent,
+)
 from loadbench.runner import prepare
 
 ASSETS = Path(__file__).resolve().parent / "webui_assets"
 TAB_KEY = "loadbench"
-MAX_LATENCIES = 20_000_000  # 160 MB of float64: beyond it the live percentiles say "first N"
+MAX_VALUES = 20_000_000  # per metric, 160 MB of float64: beyond it the live percentiles say "first N"
+FRESH_VALUES = 1_000_000  # up to this many values a summary is recomputed on every poll
 MERGED_SAMPLES = 10  # sample lines whose newest values the tab shows together
 SAMPLES_TAIL_BYTES = 64 * 1024  # the last samples are in the file's last few KiB
 REPORT_TIMEOUT_S = 900.0
+_GPU_KEY = re.compile(r"(gpu\d+)\.")
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 # The report is self-contained and script-free; the browser must not fetch anything for it.
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))
 _LABELS = {"p999": "p99.9"}
+# The LLM rows beside the latency rows: (summary key, label, percentiles shown).
+LLM_ROWS = (("ttft_ms", "TTFT", ("p50", "p90", "p99")), ("itl_ms", "ITL", ("p50", "p99")))
 
 
-class ExactLatencies:
-    """The current run's exact latencies (successful requests in the measured window)."""
+class ExactValues:
+    """One metric's exact values in ms, in arrival order; at most ``cap`` kept (then "first N")."""
 
-    def __init__(self, window_start: float) -> None:
-        self.window_start = window_start
+    def __init__(self, cap: int = MAX_VALUES) -> None:
         self.values = array("d")
-        self.requests = 0  # in the window, ok or not
-        self.errors = 0
-        self.dropped = 0  # beyond MAX_LATENCIES
-        self._cache: tuple[int, dict[str, float | None]] = (-1, {})
+        self.cap = cap
+        self.dropped = 0  # beyond the cap
+        self._cache: tuple[int, float, dict[str, float | None]] = (-1, 0.0, {})
 
-    def add(self, response_time: float, start_time: float | None, failed: bool) -> None:
-        if start_time is not None and start_time < self.window_start:
-            return  # warmup: excluded, as the analyzer does
-        self.requests += 1
-        if failed:
-            self.errors += 1
-        elif len(self.values) < MAX_LATENCIES:
-            self.values.append(response_time)
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def add(self, value: float) -> None:
+        if len(self.values) < self.cap:
+            self.values.append(value)
         else:
             self.dropped += 1
 
+    def extend(self, values: list[float]) -> None:
+        room = max(0, self.cap - len(self.values))
+        self.values.extend(values[:room])
+        self.dropped += max(0, len(values) - room)
+
     def summary(self) -> dict[str, float | None]:
-        """`stats.latency_summary` of the values so far (recomputed only when they changed)."""
-        if self._cache[0] != len(self.values):
+        """`stats.latency_summary` of the values so far, recomputed only when they changed; past
+        `FRESH_VALUES` values at most once a second (each summary then costs tens of ms, and the
+        tab, the panel and the live page all poll)."""
+        count, at, _ = self._cache
+        now = time.monotonic()
+        if count != len(self.values) and (len(self.values) <= FRESH_VALUES or now - at >= 1.0):
             values = np.frombuffer(self.values, dtype=np.float64) if self.values else np.array([])
-            self._cache = (len(self.values), stats.latency_summary(values))
-        return self._cache[1]
+            self._cache = (len(self.values), now, stats.latency_summary(values))
+        return self._cache[2]
+
+
+def _gaps(value: Any) -> tuple[list[float], int]:
+    """A request's inter-token gaps (a list, or the space-separated text of a record) and how many
+    were left out for not being numbers >= 0, as the analyzer leaves them out."""
+    raw = value.split() if isinstance(value, str) else value if isinstance(value, list | tuple) else []
+    gaps = []
+    for g in raw:
+        try:
+            ms = float(g)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(ms) and ms >= 0:
+            gaps.append(ms)
+    return gaps, len(raw) - len(gaps)
+
+
+class ExactLatencies:
+    """The current run's exact values in the measured window, as the analyzer will count them:
+    the latency of every successful request, and for successful streams (LLM scenarios) the
+    time to first token and every inter-token gap (from the request context's
+    ``context["loadbench"]`` ``ttft_ms`` / ``itl_ms``, `loadbench.records.EXTRA_FIELDS`)."""
+
+    def __init__(self, window_start: float, timeout_ms: float = math.inf) -> None:
+        self.window_start = window_start
+        self.timeout_ms = timeout_ms  # a slower answer is an error (kind timeout), as the recorder records it
+        self.latency = ExactValues()
+        self.ttft = ExactValues()  # one per successful stream
+        self.itl = ExactValues()  # every gap of every successful stream, pooled
+        self.requests = 0  # in the window, ok or not
+        self.errors = 0
+        self.bad_gaps = 0  # not numbers >= 0: left out
+
+    @property
+    def values(self) -> array[float]:
+        return self.latency.values
+
+    @property
+    def dropped(self) -> int:
+        return self.latency.dropped
+
+    def add(
+        self,
+        response_time: float,
+        start_time: float | None,
+        failed: bool,
+        extras: dict[str, Any] | None = None,
+    ) -> None:
+        if start_time is not None and start_time < self.window_start:
+            return  # warmup: excluded, as the analyzer does
+        self.requests += 1
+        if failed or response_time > self.timeout_ms:
+            self.errors += 1
+            return
+        self.latency.add(response_time)
+        ttft = extras.get("ttft_ms") if extras else None
+        if not isinstance(ttft, int | float) or isinstance(ttft, bool) or not math.isfinite(ttft):
+            return  # not streamed (or no content): no TTFT and no gaps, as in the analyzer
+        assert extras is not None
+        self.ttft.add(float(ttft))
+        gaps, bad = _gaps(extras.get("itl_ms"))
+        self.itl.extend(gaps)
+        self.bad_gaps += bad
+
+    def summary(self) -> dict[str, float | None]:
+        """`stats.latency_summary` of the latencies so far."""
+        return self.latency.summary()
 
 
 @dataclass
@@ -155,6 +242,10 @@ def read_last_sample(path: Path) -> dict[str, Any] | None:
     return merged or None
 
 
+def _with_unit(text: str, unit: str) -> str:
+    return text if text == DASH else f"{text} {unit}"
+
+
 def resource_rows(sample: dict[str, Any] | None, notices: list[str]) -> list[dict[str, str]]:
     """Human rows (``metric``, ``value``) for the newest sample: host, server, generator, GPUs."""
     if sample is None:
@@ -182,17 +273,72 @@ def resource_rows(sample: dict[str, Any] | None, notices: list[str]) -> list[dic
         ]
     if "generator.cpu_percent" in sample:
         rows.append(("load generator CPU", format_percent(sample.get("generator.cpu_percent"))))
-    gpus = sorted({k.split(".", 1)[0] for k in sample if re.fullmatch(r"gpu\d+\.util_percent", k)})
-    for gpu in gpus:
+    # Any gpu<i>.* key makes a GPU: some devices (MIG slices) report memory but no utilization.
+    gpus = {m.group(1) for m in (_GPU_KEY.match(k) for k in sample) if m}
+    for gpu in sorted(gpus, key=lambda g: int(g[3:])):  # gpu2 before gpu10
         rows += [
             (f"{gpu} utilization", format_percent(sample.get(f"{gpu}.util_percent"))),
             (f"{gpu} memory", used(f"{gpu}.")),
             (f"{gpu} server memory", format_bytes(sample.get(f"{gpu}.server_mem_bytes"))),
-            (f"{gpu} power", f"{format_number(sample.get(f'{gpu}.power_w'))} W"),
-            (f"{gpu} temperature", f"{format_number(sample.get(f'{gpu}.temp_c'))} °C"),
+            (f"{gpu} power", _with_unit(format_number(sample.get(f"{gpu}.power_w")), "W")),
+            (f"{gpu} temperature", _with_unit(format_number(sample.get(f"{gpu}.temp_c")), "°C")),
         ]
     out = [{"metric": name, "value": value} for name, value in rows]
     out += [{"metric": "note", "value": n} for n in notices]
+    return out
+
+
+def llm_status(lat: ExactLatencies) -> dict[str, Any] | None:
+    """The live TTFT / ITL figures of the current run, or None before its first measured stream."""
+    if not len(lat.ttft):
+        return None
+    summaries = {"ttft_ms": lat.ttft.summary(), "itl_ms": lat.itl.summary()}
+    return {
+        "streams": len(lat.ttft),
+        "gaps": len(lat.itl),
+        "not_kept": lat.ttft.dropped + lat.itl.dropped,
+        "bad_gaps": lat.bad_gaps,
+        **summaries,
+        "rows": [
+            {"key": f"{key}.{p}", "label": f"{label} {p}", "exact_ms": summaries[key].get(p)}
+            for key, label, shown in LLM_ROWS
+            for p in shown
+        ],
+    }
+
+
+def run_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A finished run's headline figures for the session's run list, from its ``summary.json``:
+    requests, error rate, throughput, latency p50/p99, TTFT p50/p99 (LLM runs) and its SLO gates."""
+    lat, req = summary.get("latency_ms") or {}, summary.get("requests") or {}
+    out: dict[str, Any] = {
+        "requests": req.get("total"),
+        "error_rate": req.get("error_rate"),
+        "throughput_rps": summary.get("throughput_rps"),
+        **{k: lat.get(k) for k in ("p50", "p99")},
+    }
+    ttft = summary.get("ttft_ms") or {}
+    if ttft:
+        out["ttft_p50"], out["ttft_p99"] = ttft.get("p50"), ttft.get("p99")
+    checks = (summary.get("slo") or {}).get("checks") or []
+    if checks:
+        valid = (summary.get("validity") or {"valid": True}).get("valid", True)
+        texts = []
+        for check in checks:
+            value = check.get("value")
+            if check.get("per_request"):
+                shown = "not measured" if value is None else f"met by {value:.1%} of requests"
+                texts.append(f"INFO {check['expr']} ({shown})")
+            else:
+                shown = "not measured" if value is None else f"measured {value:g}"
+                texts.append(f"{'PASS' if check.get('passed') else 'FAIL'} {check['expr']} ({shown})")
+        out["slo"] = {
+            # As `loadbench run`'s exit code: failed when a gate failed or the measurement is INVALID.
+            "passed": bool(summary["slo"].get("passed")) and bool(valid),
+            "valid": bool(valid),
+            "checks": [{k: c.get(k) for k in ("expr", "passed", "value", "per_request")} for c in checks],
+            "text": ("" if valid else "INVALID measurement; ") + "; ".join(texts),
+        }
     return out
 
 
@@ -266,7 +412,10 @@ class WebUIPlugin:
             return
         active.meta["started_unix_s"] = time.time()  # the load starts now, after the sampler's start-up
         self.active = active
-        self.latencies = ExactLatencies(active.meta["started_unix_s"] + config.warmup_s)
+        self.latencies = ExactLatencies(
+            active.meta["started_unix_s"] + config.warmup_s,
+            active.recorder.timeout_s * 1000.0 if active.recorder.timeout_s else math.inf,
+        )
         self._notices = list(active.meta.get("sampler", {}).get("notices", []))
         info_path = active.run_dir / rundir.SAMPLER_INFO
         if info_path.exists():
@@ -286,10 +435,15 @@ class WebUIPlugin:
         response_time: float,
         exception: BaseException | None = None,
         start_time: float | None = None,
+        context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
         if self.active is not None and self.latencies is not None:
-            self.latencies.add(response_time, start_time, exception is not None)
+            # The scenario's per-request extras (LLM timings): the recorder's EXTRAS_KEY.
+            extras = context.get(EXTRAS_KEY) if context else None
+            self.latencies.add(
+                response_time, start_time, exception is not None, extras if isinstance(extras, dict) else None
+            )
 
     def on_test_stop(self, **_: Any) -> None:
         if self._beginning is not None:
@@ -323,13 +477,7 @@ class WebUIPlugin:
             return
         try:
             summary = rundir.read_json(run.run_dir / rundir.SUMMARY)
-            lat, req = summary.get("latency_ms", {}), summary.get("requests", {})
-            run.summary = {
-                "requests": req.get("total"),
-                "error_rate": req.get("error_rate"),
-                "throughput_rps": summary.get("throughput_rps"),
-                **{k: lat.get(k) for k in ("p50", "p99")},
-            }
+            run.summary = run_summary(summary)
         except LoadbenchError:
             pass
         run.state = "done"
@@ -378,6 +526,7 @@ class WebUIPlugin:
         )
         sample = read_last_sample(current.run_dir / rundir.SAMPLES) if current is not None else None
         lat = self.latencies
+        llm = llm_status(lat) if lat is not None else None
         return {
             "state": getattr(runner, "state", None),
             "recording": self.active is not None,
@@ -390,12 +539,13 @@ class WebUIPlugin:
             "requests": {
                 "measured": lat.requests if lat else 0,
                 "errors": lat.errors if lat else 0,
-                "exact_values": len(lat.values) if lat else 0,
+                "exact_values": len(lat.latency) if lat else 0,
                 "not_kept": lat.dropped if lat else 0,
                 "locust_total": total.num_requests if total is not None else 0,
                 "locust_failures": total.num_failures if total is not None else 0,
             },
             "percentiles": percentiles,
+            "llm": llm,
             "sample": sample,
             "resources": resource_rows(sample, self._notices),
             "runs": [r.json() for r in reversed(self.runs)],
@@ -446,10 +596,24 @@ class WebUIPlugin:
                     else f"{locust_ms:g} ms",
                 }
             )
+        llm = s["llm"]
+        if llm is not None:
+            kept = f"{format_count(llm['streams'])} streams, {format_count(llm['gaps'])} gaps"
+            rows.append(
+                {"metric": "LLM streams", "loadbench": f"{kept} (successful, after warmup)", "locust": ""}
+            )
+            # Locust has no notion of tokens: its column stays empty.
+            rows += [
+                {"metric": f"{r['label']}", "loadbench": format_ms(r["exact_ms"]), "locust": ""}
+                for r in llm["rows"]
+            ]
         rows += [{"metric": r["metric"], "loadbench": r["value"], "locust": ""} for r in s["resources"]]
         for run in s["runs"][:10]:
             link = run["report"] or run["problem"] or run["state"]
             rows.append({"metric": f"report {run['id']}", "loadbench": link, "locust": ""})
+            gates = run["summary"].get("slo")
+            if gates:
+                rows.append({"metric": f"SLOs {run['id']}", "loadbench": gates["text"], "locust": ""})
         if s["runs"]:
             rows.append({"metric": "reports & live page", "loadbench": "/loadbench/", "locust": ""})
         return rows

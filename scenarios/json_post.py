@@ -4,7 +4,9 @@
     loadbench run --demo --scenario json_post          (the demo's labeled digits, quality included)
     locust -f scenarios/json_post.py --host URL [same options]
 
-A response counts as a success when its status is below 400. ``--data`` sends each line of a
+A response counts as a success when its status is below 400 and its body is JSON (error kind
+``invalid JSON`` otherwise); ``--no-check-json`` drops the second condition, for an endpoint that
+answers another content type (or nothing, as with 204). ``--data`` sends each line of a
 JSON Lines file in turn (``loadbench/data/digits.jsonl`` fits the demo endpoint; ``loadbench run
 --demo`` sends it when given neither ``--payload`` nor ``--data``).
 
@@ -24,7 +26,7 @@ from locust import events, task
 from loadbench.errors import UsageError
 from loadbench.extract import Extractor, payload_extras, response_prediction
 from loadbench.recorder import EXTRAS_KEY
-from loadbench.scenario import ModelUser, Payloads, add_extras, add_request_options, on_setup
+from loadbench.scenario import ModelUser, Payloads, add_extras, add_request_options, check_json, on_setup
 
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None
@@ -39,6 +41,12 @@ def _options(parser: Any) -> None:
         metavar="PATH",
         help="where the prediction is in the JSON response: dotted keys and list indexes, e.g. "
         "predictions.0 (default: the first of prediction, predictions.0, label, labels.0, outputs.0.data.0)",
+    )
+    parser.add_argument(
+        "--no-check-json",
+        action="store_true",
+        help="count any answer below HTTP 400 as a success, JSON or not (default: a body that is "
+        "not JSON is an error of kind 'invalid JSON')",
     )
     add_request_options(parser)
 
@@ -61,11 +69,14 @@ class JsonPostUser(ModelUser):
     def post(self) -> None:
         assert PAYLOADS is not None and EXTRACTOR is not None
         body, meta = PAYLOADS.next()
-        path = self.environment.parsed_options.path
+        options = self.environment.parsed_options
+        path = options.path
         # Named by the path without its query: one name per route, and no api keys in names.
         name = f"POST {path.split('?', 1)[0]}"
         extras = payload_extras(meta) if meta else {}
-        if not extras and not EXTRACTOR.explicit:
+        # No request counts as a success unless it is one: a 200 with a broken body is an error.
+        check = not getattr(options, "no_check_json", False)
+        if not extras and not EXTRACTOR.explicit and not check:
             self.client.post(path, json=body, headers=self.headers, name=name)
             return
         # The label rides in the request's context from the start, so a request that fails
@@ -78,6 +89,8 @@ class JsonPostUser(ModelUser):
             context={EXTRAS_KEY: extras},
             catch_response=True,
         ) as response:
+            if check and check_json(response) is None:
+                return  # failed: not JSON, or already (HTTP error, timeout), with its reason
             if "expected" in extras or EXTRACTOR.explicit:
                 predicted = response_prediction(response, EXTRACTOR)
                 if predicted:

@@ -9,6 +9,10 @@ checked before the load. Each body is a data row: a dict holding ``instances`` (
 ``inputs`` (columnar format) is sent as it is; any other row is one instance
 (``{"instances": [row]}``). A response is a success when it is JSON with ``predictions`` (for
 ``instances``) or ``outputs`` (for ``inputs``).
+
+Quality: a ``--data`` row's ``_expected`` is the label its answer should carry; the prediction
+is the response's value at ``--extract PATH`` (default: the first of ``predictions.0``,
+``outputs.0``), both written to ``requests.csv`` (`loadbench.labels`; docs/metrics.md, Quality).
 """
 
 from __future__ import annotations
@@ -17,8 +21,17 @@ from typing import Any
 
 from locust import events, task
 
+from loadbench.extract import Extractor
+from loadbench.labels import (
+    add_extract_option,
+    check_payload_labels,
+    extractor_from_options,
+    record_prediction,
+    request_extras,
+)
 from loadbench.probe import discover_tfserving_model, tfserving_model_status
 from loadbench.protocols import predict_answer_key, predict_body
+from loadbench.recorder import EXTRAS_KEY
 from loadbench.scenario import (
     ModelUser,
     Payloads,
@@ -31,19 +44,23 @@ from loadbench.scenario import (
 
 PATH: str = ""
 PAYLOADS: Payloads | None = None
+EXTRACTOR: Extractor | None = None
+EXTRACT_DEFAULTS = ("predictions.0", "outputs.0")  # row format, columnar format
 
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--model", default=None, help="model name (TF Serving lists none: give it)")
     parser.add_argument("--model-version", default=None, help="model version (default: the latest)")
+    add_extract_option(parser, EXTRACT_DEFAULTS)
     add_request_options(parser, payload_help='A row, or a full {"instances": [...]} / {"inputs": ...} body.')
 
 
 @on_setup
 def _load(environment: Any) -> None:
-    global PATH, PAYLOADS
+    global PATH, PAYLOADS, EXTRACTOR
     options = environment.parsed_options
+    EXTRACTOR = extractor_from_options(options, EXTRACT_DEFAULTS)
     headers, verify = headers_from_options(options), tls_verify(options)
     model = options.model or discover_tfserving_model(environment.host, headers, verify)
     tfserving_model_status(environment.host, model, headers, verify)
@@ -54,14 +71,23 @@ def _load(environment: Any) -> None:
     )
     rows = Payloads.from_options(options)
     PAYLOADS = Payloads([predict_body(row) | extras for row, extras in rows.items])
+    check_payload_labels(PAYLOADS)
 
 
 class TFServingUser(ModelUser):
     @task
     def predict(self) -> None:
-        assert PAYLOADS is not None
-        body, _ = PAYLOADS.next()
+        assert PAYLOADS is not None and EXTRACTOR is not None
+        body, meta = PAYLOADS.next()
+        extras = request_extras(meta)
         with self.client.post(
-            PATH, json=body, headers=self.headers, name=PATH, catch_response=True
+            PATH,
+            json=body,
+            headers=self.headers,
+            name=PATH,
+            context={EXTRAS_KEY: extras},
+            catch_response=True,
         ) as response:
-            check_json(response, predict_answer_key(body))
+            parsed = check_json(response, predict_answer_key(body))
+            if parsed is not None:
+                record_prediction(response, extras, EXTRACTOR, parsed)

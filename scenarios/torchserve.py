@@ -8,6 +8,13 @@ The model comes from ``--model`` or the first one TorchServe's management API li
 ``--data FILE.jsonl`` sends each line as a JSON body; ``--data`` with any other file (an image,
 audio) sends its bytes as the one body, with ``--content-type``. Handlers answer anything
 (JSON, text, bytes), so a response is a success when its status is below 400.
+
+Quality: a ``--data FILE.jsonl`` row's ``_expected`` is the label its answer should carry; the
+prediction is the JSON response's value at ``--extract PATH`` (default: the first of
+``prediction``, ``predictions.0``, ``label``, ``labels.0``, ``outputs.0.data.0``; a handler that
+answers ``{"tabby": 0.41, ...}`` needs e.g. ``--extract`` on a key of its own), both written to
+``requests.csv`` (`loadbench.labels`; docs/metrics.md, Quality). A body that is not JSON gives
+no prediction: a wrong answer.
 """
 
 from __future__ import annotations
@@ -18,7 +25,16 @@ from typing import Any
 from locust import events, task
 
 from loadbench.errors import ScenarioError
+from loadbench.extract import Extractor
+from loadbench.labels import (
+    add_extract_option,
+    check_payload_labels,
+    extractor_from_options,
+    record_prediction,
+    request_extras,
+)
 from loadbench.probe import discover_torchserve_model
+from loadbench.recorder import EXTRAS_KEY
 from loadbench.scenario import (
     ModelUser,
     Payloads,
@@ -31,6 +47,7 @@ from loadbench.scenario import (
 PATH: str = ""
 PAYLOADS: Payloads | None = None
 RAW: bytes | None = None
+EXTRACTOR: Extractor | None = None
 
 
 @events.init_command_line_parser.add_listener
@@ -45,13 +62,15 @@ def _options(parser: Any) -> None:
         default="application/octet-stream",
         help="Content-Type of a raw --data file's bytes (default application/octet-stream)",
     )
+    add_extract_option(parser)
     add_request_options(parser, payload_help="--data FILE that is not .jsonl: its bytes are the body.")
 
 
 @on_setup
 def _load(environment: Any) -> None:
-    global PATH, PAYLOADS, RAW
+    global PATH, PAYLOADS, RAW, EXTRACTOR
     options = environment.parsed_options
+    EXTRACTOR = extractor_from_options(options)
     model = options.model or discover_torchserve_model(
         environment.host, headers_from_options(options), tls_verify(options), options.management
     )
@@ -64,6 +83,7 @@ def _load(environment: Any) -> None:
             raise ScenarioError(f"cannot read data file {data}: {exc.strerror or exc}") from None
         return
     PAYLOADS = Payloads.from_options(options)
+    check_payload_labels(PAYLOADS)
 
 
 class TorchServeUser(ModelUser):
@@ -73,6 +93,18 @@ class TorchServeUser(ModelUser):
             headers = {"Content-Type": self.environment.parsed_options.content_type, **self.headers}
             self.client.post(PATH, data=RAW, headers=headers, name=PATH)
             return
-        assert PAYLOADS is not None
-        body, _ = PAYLOADS.next()
-        self.client.post(PATH, json=body, headers=self.headers, name=PATH)
+        assert PAYLOADS is not None and EXTRACTOR is not None
+        body, meta = PAYLOADS.next()
+        extras = request_extras(meta)
+        if not extras and not EXTRACTOR.explicit:
+            self.client.post(PATH, json=body, headers=self.headers, name=PATH)
+            return
+        with self.client.post(
+            PATH,
+            json=body,
+            headers=self.headers,
+            name=PATH,
+            context={EXTRAS_KEY: extras},
+            catch_response=True,
+        ) as response:
+            record_prediction(response, extras, EXTRACTOR)

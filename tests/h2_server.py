@@ -8,45 +8,62 @@ It binds a free loopback port, prints its URL on the first line of stdout, and a
 line per request to LOG.jsonl: ``{"http_version", "method", "path", "body"}``
 (``http_version`` is ASGI's ``scope["http_version"]``: ``"2"`` for HTTP/2). Routes: ``POST
 /predict`` answers ``{"predictions": [...]}``; ``GET /v1/models`` a KServe v1 model list;
-``POST /v1/models/m:predict`` ``{"predictions": [...]}``; anything else 404.
+``POST /v1/models/m:predict`` ``{"predictions": [...]}``; ``POST /v1/chat/completions`` with
+``"stream": true`` streams an OpenAI chat answer as SSE: a role event, ``max_tokens`` content
+events (the first ``TTFT_MS`` after the app got the request, then ``ITL_MS`` apart, one HTTP/2
+DATA frame each), a usage event and ``data: [DONE]``; its log line is written when the stream
+ends and adds the server's own timing, ``"ttft_ms"`` and ``"itl_ms"`` (a list), by
+``time.perf_counter()``. Anything else 404.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import sys
+import time
 from typing import Any
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+TTFT_MS = 40.0
+ITL_MS = 10.0
+
 
 def make_app(log_path: str) -> Any:
     log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (open for the server's life)
 
+    def write(scope: dict[str, Any], body: bytes, **extra: Any) -> None:
+        line = {
+            "http_version": scope["http_version"],
+            "method": scope["method"],
+            "path": scope["path"],
+            "body": body.decode("utf-8", "replace"),
+            **extra,
+        }
+        log.write(json.dumps(line) + "\n")
+        log.flush()
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        t0 = time.perf_counter()
         body = b""
         while True:
             message = await receive()
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        log.write(
-            json.dumps(
-                {
-                    "http_version": scope["http_version"],
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "body": body.decode("utf-8", "replace"),
-                }
-            )
-            + "\n"
-        )
-        log.flush()
+        if (scope["method"], scope["path"]) == ("POST", "/v1/chat/completions"):
+            request = json.loads(body or b"{}")
+            if request.get("stream"):
+                timing = await stream_chat(send, t0, int(request.get("max_tokens") or 8))
+                write(scope, body, **timing)
+                return
+        write(scope, body)
         route = (scope["method"], scope["path"])
         if route == ("GET", "/v1/models"):
             status, answer = 200, {"models": ["m"]}
@@ -60,6 +77,31 @@ def make_app(log_path: str) -> Any:
         await send({"type": "http.response.body", "body": data})
 
     return app
+
+
+async def stream_chat(send: Any, t0: float, tokens: int) -> dict[str, Any]:
+    """Stream a chat answer as SSE, paced from ``t0``; return the server's own timing."""
+
+    async def event(payload: Any) -> None:
+        data = f"data: {json.dumps(payload)}\n\n".encode()
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+
+    headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await event({"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+    sent: list[float] = []
+    due = t0 + TTFT_MS / 1000
+    for i in range(tokens):
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        await event({"id": "x", "choices": [{"index": 0, "delta": {"content": f"w{i} "}}]})
+        sent.append(time.perf_counter())
+        due = sent[-1] + ITL_MS / 1000
+    await event({"id": "x", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": tokens}})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+    return {
+        "ttft_ms": (sent[0] - t0) * 1000 if sent else None,
+        "itl_ms": [(b - a) * 1000 for a, b in itertools.pairwise(sent)],
+    }
 
 
 def main(argv: list[str]) -> None:

@@ -5,14 +5,20 @@ Each streamed request gets a role event, then ``tokens`` content events: the fir
 after the request line was read, the next ones ``itl_ms`` apart, then (when asked for with
 ``stream_options.include_usage``) a usage event and ``data: [DONE]``, all in chunked
 encoding. The server notes, per request, when it wrote each content event
-(``time.perf_counter()``, measured from reading the request line) in ``timings``.
+(``time.perf_counter()``, measured from reading the request line) in ``timings``, with the
+wall clock (``time.time()``) at which it read the request line, ``start_unix_s``, so a test can
+pair its records with the client's ``start_unix_s``. With ``vary_tokens`` N > 1, the k-th
+request (in the order they arrived, from 0) streams ``tokens + k % N`` tokens: a record's token
+count then tells apart requests that started close together from several users.
 
 ``mode`` breaks the stream on purpose:
 ``ok``, ``disconnect`` (the connection drops after ``cut_after`` content events), ``junk``
 (comments, unknown fields, a line without a colon and an undecodable line between events:
 still a good stream), ``badjson`` (one event's data is not JSON), ``nousage`` (never sends
-usage), ``nodone`` (the body ends cleanly without ``[DONE]``). A request's ``user`` field, when
-given, is its mode.
+usage), ``nodone`` (the body ends cleanly after the answer's ``finish_reason`` without
+``[DONE]``, as transformers serve does: still a good stream), ``noend`` (neither
+``finish_reason`` nor ``[DONE]``: the body stops before the answer does). A request's ``user``
+field, when given, is its mode.
 """
 
 from __future__ import annotations
@@ -38,14 +44,17 @@ class LLMTestServer(ThreadingHTTPServer):
         tokens: int = 12,
         mode: str = "ok",
         cut_after: int = 4,
+        vary_tokens: int = 1,
     ) -> None:
         self.ttft_ms = ttft_ms
+        self.vary_tokens = max(1, vary_tokens)
+        self.streams = 0  # streamed requests so far
         self.itl_ms = itl_ms
         self.tokens = tokens
         self.mode = mode
         self.cut_after = cut_after
         self.lock = threading.Lock()
-        # Per streamed request: {"ttft_ms", "itl_ms": [...], "tokens"} by the server's clock.
+        # Per streamed request: {"ttft_ms", "itl_ms": [...], "tokens", "start_unix_s"}, by its clocks.
         self.timings: list[dict[str, Any]] = []
         self.bodies: list[dict[str, Any]] = []
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -56,12 +65,14 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: LLMTestServer
     _t0 = 0.0
+    _start_unix_s = 0.0
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def parse_request(self) -> bool:
         self._t0 = time.perf_counter()  # the request line was just read
+        self._start_unix_s = time.time()
         return super().parse_request()
 
     def _json(self, status: int, payload: Any) -> None:
@@ -103,6 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
+        with self.server.lock:
+            n += self.server.streams % self.server.vary_tokens
+            self.server.streams += 1
         self._stream(body, chat, n, mode)
 
     def _chunk(self, text: str | bytes) -> None:
@@ -120,6 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if chat:
             self._event({"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        empty = {"delta": {}} if chat else {"text": ""}
         sent: list[float] = []
         due = self._t0 + server.ttft_ms / 1000
         for i in range(n):
@@ -138,9 +153,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._event({"id": "x", "choices": [{"index": 0, **choice, "finish_reason": None}]})
             sent.append(time.perf_counter())
             due = sent[-1] + server.itl_ms / 1000
+        if mode != "noend":  # the answer's end, as OpenAI sends it: an empty delta with its reason
+            self._event({"id": "x", "choices": [{"index": 0, **empty, "finish_reason": "length"}]})
         if (body.get("stream_options") or {}).get("include_usage") and mode != "nousage":
             self._event({"id": "x", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": n}})
-        if mode != "nodone":
+        if mode not in ("nodone", "noend"):
             self._chunk("data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self._record(sent)
@@ -152,5 +169,6 @@ class _Handler(BaseHTTPRequestHandler):
                     "ttft_ms": (sent[0] - self._t0) * 1000 if sent else None,
                     "itl_ms": [(b - a) * 1000 for a, b in itertools.pairwise(sent)],
                     "tokens": len(sent),
+                    "start_unix_s": self._start_unix_s,
                 }
             )

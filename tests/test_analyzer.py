@@ -454,3 +454,44 @@ def test_golden_run_small(tmp_path: Path, update_goldens: bool) -> None:
     assert len(got_summary["by_name"]) == 2
     assert got_summary["requests"]["errors"] > 0
     assert got_summary["requests"]["warmup_excluded"] > 0
+
+
+# --- validity of gates beyond latency, and checks not made --------------------------------------
+
+
+def test_a_ttft_gate_on_too_few_streams_makes_the_run_invalid(tmp_path: Path) -> None:
+    # 50 successful streams: enough for p50 of TTFT, not for p99 (needs 1,000).
+    streams = [
+        RequestRecord(
+            1002.0 + i * 0.1,
+            40.0,
+            "chat",
+            "POST",
+            200,
+            10,
+            True,
+            extras={"ttft_ms": 5.0 + i, "output_tokens": 8},
+        )
+        for i in range(50)
+    ]
+    meta = make_meta(settings={"users": 2, "warmup_s": WARMUP, "duration_s": 10, "slos": ["ttft_p99<1s"]})
+    summary = analyzer.analyze_run(make_run(tmp_path, streams, meta))
+    assert summary["validity"]["valid"] is False
+    assert summary["validity"]["reasons"] == [
+        "an SLO gates on ttft_ms.p99, which 50 measured values cannot pin down (needs at least 1,000)"
+    ]
+    meta["settings"]["slos"] = ["ttft_p50<1s"]
+    rundir.write_json(tmp_path / "run" / rundir.META, meta)
+    assert analyzer.analyze_run(tmp_path / "run")["validity"]["valid"] is True
+
+
+def test_validity_names_the_generator_check_it_could_not_make(tmp_path: Path) -> None:
+    run = make_run(tmp_path, STANDARD)
+    assert analyzer.analyze_run(run)["validity"]["unchecked"] == [
+        "the load generator's CPU (no resource samples: --no-sampler, or the sampler failed)"
+    ]
+    # With the generator sampled, the check was made: nothing unchecked.
+    sampled = ["{" + f'"unix_s": {1000.0 + t}, "generator.cpu_percent": 12.0' + "}" for t in range(11)]
+    (run / rundir.SAMPLES).write_text("\n".join(sampled) + "\n")
+    rundir.write_json(run / rundir.SAMPLER_INFO, {"interval_s": 1.0})
+    assert "unchecked" not in analyzer.analyze_run(run)["validity"]

@@ -223,3 +223,58 @@ def test_formatters() -> None:
     assert f.format_delta_pct(None) == "–"
     assert f.format_ci([-1.0, 2.0], "ms") == "[-1.00 ms, +2.00 ms]"
     assert f.format_ci(None, "ms") == "–"
+
+
+def test_three_runs_each_candidate_against_the_base(tmp_path: Path, runs: list[FakeRun]) -> None:
+    compare = pytest.importorskip("loadbench.compare")
+    base, cand, extra = (compare.load_run(r.path) for r in runs)
+    result = compare.compare_many(base, [cand, extra], [compare.parse_rule("p99>+10%")], resamples=100)
+    json_path, md_path, html_path = compare_report.render_compare(result, [base, cand, extra], tmp_path)
+    md = md_path.read_text(encoding="utf-8")
+    lines = md.splitlines()
+    assert lines[0] == compare_report.verdict_line(result)  # the first candidate's, as before
+    verdicts = compare_report.candidate_verdict_lines(result)
+    assert [v.split("`")[1] for v in verdicts] == ["cand-run", "extra-run"]
+    assert all(v in lines for v in verdicts) and all("❌ worse" in v for v in verdicts)
+    assert "### candidate `extra-run` vs base `base-run`" in lines
+    # Each candidate has its own table: two header rows.
+    assert lines.count("| metric | base | candidate | Δ | Δ% | 99.5% CI | verdict |") == 2
+    page = html_path.read_text(encoding="utf-8")
+    assert "id='candidates'" in page and "id='candidate-2'" in page and page.count("class='banner bad'") == 2
+    saved = json.loads(json_path.read_text(encoding="utf-8"))
+    assert [c["run"] for c in saved["candidates"]] == ["cand-run", "extra-run"]
+    # Two runs: the page and the markdown keep their one-candidate form.
+    single = compare.compare_many(base, [cand], resamples=100)
+    md_single = compare_report.render_compare_markdown(single)
+    assert "Each candidate against the base" not in md_single and "### candidate" not in md_single
+
+
+def test_settings_table_shows_the_load_model_numbers(runs: list[FakeRun]) -> None:
+    base = runs[0]
+    settings = {
+        **base.meta["settings"],
+        "users": 64,
+        "scenario_args": ["--data", "prompts.jsonl"],
+        "load": {"model": "open", "rate": 200.0, "arrival": "gamma", "burstiness": 0.5, "max_inflight": 64},
+        "stages": [{"name": "ramp", "start_s": 0.0, "end_s": 30.0, "start_level": 100.0, "end_level": 400.0}],
+    }
+    open_run = FakeRun(
+        base.path,
+        {**base.meta, "settings": settings},
+        base.summary,
+        base.latency_ms,
+        base.timeseries,
+        base.samples,
+    )
+    table = compare_report._settings_table_html([base, open_run])
+    row = {
+        name: re.search(rf"<td>(?:<b>)?{name}(?:</b>)?</td>(.*?)</tr>", table) for name in ("rate", "arrival")
+    }
+    assert row["rate"] and "200.0 req/s" in row["rate"][1]
+    assert row["arrival"] and "gamma (burstiness 0.5)" in row["arrival"][1]
+    assert "<b>rate</b>" in table  # it differs between the runs: in bold
+    assert "--data prompts.jsonl" in table and "dataset / scenario args" in table
+    assert "100→400 over 30 s" in table and "max in flight" in table
+    # Open loop: settings.users (64, --max-inflight) is not shown as users.
+    users = re.search(r"<td>(?:<b>)?users(?:</b>)?</td>(.*?)</tr>", table)
+    assert users and "64" not in users[1] and "4" in users[1]

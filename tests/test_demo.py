@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from helpers import serving
 
@@ -266,3 +270,41 @@ def test_module_entry_point_serves_and_stops_cleanly_on_sigterm() -> None:
     assert proc.returncode == 0
     assert stderr == ""
     assert stdout == ""
+
+
+def test_a_busy_port_is_one_line_exit_2() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "loadbench.demo", "--port", str(busy.getsockname()[1])],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "Address already in use" in result.stderr
+
+
+PARENT = """
+import subprocess, sys
+demo = subprocess.Popen([sys.executable, "-m", "loadbench", "demo", "--port", "0", "--parent-pid", str(__import__("os").getpid())], stdout=subprocess.PIPE, text=True)
+demo.stdout.readline()
+print(demo.pid, flush=True)
+"""
+
+
+def test_demo_stops_by_itself_when_its_parent_is_gone() -> None:
+    # The parent prints the serving demo's pid and exits without stopping it.
+    parent = subprocess.run(
+        [sys.executable, "-c", PARENT], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert parent.returncode == 0, parent.stderr
+    demo_pid = int(parent.stdout)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and psutil.pid_exists(demo_pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        time.sleep(0.1)
+    else:
+        assert not psutil.pid_exists(demo_pid), "the orphaned demo kept serving"

@@ -7,6 +7,8 @@ workers, and a worker killed midway is reported while the run completes.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import time
 from pathlib import Path
@@ -78,11 +80,36 @@ def test_two_workers_ship_every_record_and_merge_exactly(tmp_path: Path) -> None
     assert summary["schedule"]["unsent"] == 0
 
 
+def _tagging(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
+    """Answers each worker process with a body of its own size, so its rows in requests.csv
+    (``response_bytes``) say which worker sent them; logs (time, worker slot) per answer."""
+    port = handler.client_address[1]
+    with state["lock"]:
+        pid = state["owners"].get(port)
+    if pid is None:
+        # A new connection: find the worker process that holds it (once per connection).
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(state["cli_pid"]).children():
+                if any(c.laddr and c.laddr.port == port for c in child.net_connections(kind="tcp")):
+                    pid = child.pid
+                    break
+        with state["lock"]:
+            state["owners"][port] = pid
+    with state["lock"]:
+        slots = state["slots"]
+        slot = slots.setdefault(pid, len(slots)) if pid is not None else 9
+        state["answers"].append((time.time(), slot))
+    time.sleep(0.002)
+    return 200, {"ok": True, "pad": "x" * (10 * slot)}
+
+
 def test_a_killed_worker_is_reported_and_the_run_completes(tmp_path: Path) -> None:
-    with json_server(_counting) as (url, _state):
+    with json_server(_tagging) as (url, state):
+        state.update(owners={}, slots={}, answers=[], cli_pid=-1)
         process = start_cli(
             *_args(url, tmp_path / "run", "--workers", "2", "-u", "4", "-d", "8s", "--warmup", "0s")
         )
+        state["cli_pid"] = process.pid  # before any request: the workers take seconds to start
         try:
             # Wait until both workers run (and have sent records), then kill one.
             deadline = time.monotonic() + 60
@@ -116,6 +143,19 @@ def test_a_killed_worker_is_reported_and_the_run_completes(tmp_path: Path) -> No
     assert killed_at - 0.5 <= dead[0]["died_at_unix_s"] <= killed_at + 3
     # The survivor went on: it recorded requests after the death.
     assert alive[0]["last_record_unix_s"] > dead[0]["died_at_unix_s"] + 1
+    # The dead worker's records up to its death are in requests.csv: every row it shipped, and
+    # every request the server answered it until its last batch (it ships every 0.5 s).
+    slot = state["slots"][victim.pid]
+    assert set(state["slots"]) == {victim.pid, alive[0]["pid"]}
+    records = pd.read_csv(tmp_path / "run" / "requests.csv")
+    body = len(json.dumps({"ok": True, "pad": "x" * (10 * slot)}))
+    mine = records[records["response_bytes"] == body]
+    assert len(mine) == dead[0]["records"]
+    assert len(records) == sum(w["records"] for w in meta["workers"])
+    answered = [t for t, s in state["answers"] if s == slot]
+    assert len(mine) <= len(answered)
+    assert len(mine) >= sum(t < killed_at - 1.0 for t in answered) > 0
+    assert mine["start_unix_s"].max() <= killed_at
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["run"]["workers_died"] == 1
     assert any("worker" in n and "died" in n for n in summary["notices"])
@@ -134,6 +174,22 @@ def test_bad_worker_counts_are_one_line_errors(tmp_path: Path) -> None:
     assert worker.returncode == 2 and "--target" in worker.stderr
 
 
+def test_the_master_waits_for_workers_as_long_as_worker_wait_says(tmp_path: Path) -> None:
+    with json_server(_counting) as (url, _state):
+        started = time.monotonic()
+        master = run_cli(
+            "master", "--target", url, "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD,
+            "--expect-workers", "1", "--worker-wait", "1.5s", "--master-port", str(free_port()), "-q",
+            "-o", str(tmp_path / "run"),
+        )  # fmt: skip
+    assert master.returncode == 2, master.stderr
+    assert "only 0 of 1 workers connected within 1.5 s (--worker-wait)" in master.stderr
+    assert len(master.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 30  # not the default 60 s
+    bad = run_cli("master", "--target", "http://127.0.0.1:9", "--expect-workers", "1", "--worker-wait", "0s")
+    assert bad.returncode == 2 and "--worker-wait" in bad.stderr
+
+
 def test_master_and_a_worker_from_another_shell_join_samples_to_the_timeline(tmp_path: Path) -> None:
     """`loadbench master` + `loadbench worker` as on two hosts: records and the worker host's samples."""
     port = str(free_port())
@@ -148,6 +204,16 @@ def test_master_and_a_worker_from_another_shell_join_samples_to_the_timeline(tmp
             "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD, "--sample-interval", "0.2",
         )  # fmt: skip
         try:
+            # The worker samples its host in a process of its own, not in Locust's event loop.
+            deadline = time.monotonic() + 30
+            samplers: list[psutil.Process] = []
+            while not samplers and time.monotonic() < deadline and worker.poll() is None:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    samplers = [
+                        c for c in psutil.Process(worker.pid).children() if "loadbench.sampler" in c.cmdline()
+                    ]
+                time.sleep(0.1)
+            assert samplers, "the worker started no sampler process"
             _out, err = master.communicate(timeout=120)
             worker.communicate(timeout=60)  # it exits when the master quits
         finally:
@@ -168,3 +234,4 @@ def test_master_and_a_worker_from_another_shell_join_samples_to_the_timeline(tmp
     remote = summary["resources"]["remote"][label]
     assert remote["host"]["cpu_percent"]["max"] is not None
     assert remote["generator"]["cpu_max_percent"] > 0
+    assert not samplers[0].is_running()  # stopped with the worker

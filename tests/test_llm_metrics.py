@@ -90,7 +90,7 @@ def test_tpot_counts_from_the_send_not_the_due_time() -> None:
     result, _ = llm_metrics.llm_summary(late, df["latency_ms"].to_numpy(), WINDOW_S)
     assert result["tpot_ms"]["p50"] == 200.0
     assert result["e2e_ms"]["p50"] == 1500.0
-    assert result["tokens"]["per_request_output_per_s"]["p50"] == 6.25
+    assert result["tokens"]["per_request_output_per_s"]["p50"] == 5.0  # 4 tokens after the first in 0.8 s
 
 
 def test_tokens() -> None:
@@ -100,8 +100,11 @@ def test_tokens() -> None:
     assert tokens["output_total"] == 18
     assert tokens["requests"] == 4
     assert tokens["output_per_s"] == 2.25  # 18 / 8 s
-    rate = tokens["per_request_output_per_s"]  # A 5 / 0.8 s, B 3 / 0.6 s, E 9 / 1.6 s; C: no decode time
-    assert (rate["p50"], rate["min"], rate["max"]) == (5.625, 5.0, 6.25)
+    # After the first token: A 4 / 0.8 s, B 2 / 0.6 s, E 8 / 1.6 s; C has one token (no pace after it).
+    rate = tokens["per_request_output_per_s"]
+    assert (rate["p50"], rate["min"], rate["max"]) == (5.0, 3.333, 5.0)
+    # = 1000 / TPOT of each request (A 200, B 300, E 200 ms)
+    assert rate["mean"] == round((5.0 + 1000 / 300 + 5.0) / 3, 3)
     assert tokens["source"] == "mixed"
     assert any("counted from stream chunks" in n and "1 request" in n for n in notices)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from helpers import run_cli, serving
+from helpers import REPO, run_cli, serving
 from llm_server import LLMTestServer
 
 from loadbench.completions import StreamMeter, body_extras
@@ -28,6 +31,26 @@ def run_against(server: LLMTestServer, out: Path, *args: str) -> tuple[pd.DataFr
 
 def itls(frame: pd.DataFrame) -> list[list[float]]:
     return [[float(v) for v in str(text).split()] for text in frame["itl_ms"].fillna("")]
+
+
+def paired(frame: pd.DataFrame, timings: list[dict]) -> list[tuple[pd.Series, dict]]:
+    """Each client record with the server's timing of the same request: the same token count
+    and the nearest start (the server streams a different count to requests that start close
+    together, `LLMTestServer.vary_tokens`)."""
+    pairs = []
+    for _, row in frame.iterrows():
+        same = [t for t in timings if t["tokens"] == row["output_tokens"]]
+        best = min(same, key=lambda t: abs(t["start_unix_s"] - row["start_unix_s"]))
+        # Within a few ms (a user's first request also opens its connection); requests with the
+        # same count are at least one request's duration apart.
+        assert abs(best["start_unix_s"] - row["start_unix_s"]) < 0.03, (row, best)
+        pairs.append((row, best))
+    assert len({id(t) for _, t in pairs}) == len(pairs)  # one server request per record
+    return pairs
+
+
+def p90(values: list[float]) -> float:
+    return float(np.percentile(values, 90))
 
 
 @pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
@@ -49,12 +72,79 @@ def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
     server_itl = statistics.mean(v for t in server.timings for v in t["itl_ms"])
     assert abs(measured_itl - server_itl) < 1.0, (measured_itl, server_itl)
     assert 9.0 < measured_itl < 13.0  # really per event: a whole-body read would give gaps near 0
+    # Request by request, not only in the middle of the distribution.
+    errors = [abs(row["ttft_ms"] - t["ttft_ms"]) for row, t in paired(frame, server.timings)]
+    assert p90(errors) < 2.0, errors
     # End to end: at least to the last token.
     assert (frame["latency_ms"] >= frame["ttft_ms"] + [sum(g) for g in gaps]).all()
     assert (frame["response_bytes"] > 12 * 40).all()
 
 
-MODES = ["ok", "disconnect", "junk", "badjson", "nousage", "nodone"]
+@pytest.mark.serial  # timing-sensitive
+def test_stream_timings_match_with_four_users(tmp_path: Path) -> None:
+    server = LLMTestServer(ttft_ms=30, itl_ms=8, tokens=8, vary_tokens=5)
+    frame, _ = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s", "-u", "4")
+    assert len(frame) >= 40 and frame["ok"].all()
+    pairs = paired(frame, server.timings)
+    assert {int(row["output_tokens"]) for row, _ in pairs} == set(range(8, 13))
+    ttft_errors = [abs(row["ttft_ms"] - t["ttft_ms"]) for row, t in pairs]
+    assert p90(ttft_errors) < 2.0, sorted(ttft_errors)
+    for row, t in pairs:
+        gaps = [float(v) for v in str(row["itl_ms"]).split()]
+        assert len(gaps) == len(t["itl_ms"]) == row["output_tokens"] - 1
+    measured_itl = statistics.mean(float(v) for row, _ in pairs for v in str(row["itl_ms"]).split())
+    server_itl = statistics.mean(v for _, t in pairs for v in t["itl_ms"])
+    assert abs(measured_itl - server_itl) < 1.0, (measured_itl, server_itl)
+
+
+@pytest.mark.serial  # timing-sensitive
+def test_stream_timings_over_http2(tmp_path: Path) -> None:
+    """--http2 streams too (httpx, one DATA frame per event), stamped as each frame arrives."""
+    log = tmp_path / "server.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "h2_server.py"), str(log)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        result = run_cli(
+            "run", "--target", url, "--out", str(tmp_path / "run"), *QUICK, "--scenario", "openai_chat",
+            "--http2", "--model", "m", "--max-tokens", "12", "-d", "3s",
+        )  # fmt: skip
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert result.returncode == 0, result.stderr
+    frame = read_requests(tmp_path / "run" / "requests.csv")
+    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    timings = [t for t in seen if t.get("ttft_ms") is not None]
+    assert len(frame) >= 8 and frame["ok"].all(), frame["error"].unique()
+    assert {t["http_version"] for t in seen if t["method"] == "POST"} == {"2"}
+    assert (frame["output_tokens"] == 12).all() and (frame["tokens_source"] == "usage").all()
+    gaps = itls(frame)
+    assert all(len(g) == 11 for g in gaps)
+    # One user: the server's log is in the records' order (it may hold one more, cut at the end).
+    # Its clock starts when hypercorn hands the app the request, ours before the send: the
+    # request's trip (~2 ms through httpx and hypercorn here) is in our TTFT only. The response
+    # headers go out at that same moment, so TTFT - TTFB is the server's TTFT plus the
+    # difference of two trips back: it checks that each event is stamped when it arrived.
+    errors = [
+        abs(row["ttft_ms"] - row["ttfb_ms"] - t["ttft_ms"])
+        for (_, row), t in zip(frame.iterrows(), timings, strict=False)
+    ]
+    assert p90(errors) < 2.0, errors
+    assert (frame["ttft_ms"] > frame["ttfb_ms"]).all()
+    measured_itl = statistics.mean(v for g in gaps for v in g)
+    server_itl = statistics.mean(v for t in timings[: len(frame)] for v in t["itl_ms"])
+    assert abs(measured_itl - server_itl) < 1.0, (measured_itl, server_itl)
+    assert 9.0 < measured_itl < 13.0
+    # The phases cover the streamed body: the download lasts from the first event to the end.
+    assert (frame["download_ms"] >= [sum(g) for g in gaps]).all()
+    assert frame["connect_ms"].iloc[0] > 0 and (frame["connect_ms"].iloc[1:] == 0).all()
+    assert (frame["latency_ms"] >= frame["ttft_ms"] + [sum(g) for g in gaps]).all()
+
+
+MODES = ["ok", "disconnect", "junk", "badjson", "nousage", "nodone", "noend"]
 
 
 def test_broken_streams_keep_their_partial_timings(tmp_path: Path) -> None:
@@ -79,15 +169,15 @@ def test_broken_streams_keep_their_partial_timings(tmp_path: Path) -> None:
                 assert len(gaps) == 2 and r["output_tokens"] == 3 and r["tokens_source"] == "counted"
                 continue
             assert len(gaps) == 5, mode
-            if mode in ("ok", "junk"):
+            if mode in ("ok", "junk", "nodone"):
                 assert r["ok"] and r["output_tokens"] == 6 and r["tokens_source"] == "usage", mode
             elif mode == "nousage":
                 assert r["ok"] and r["output_tokens"] == 6 and r["tokens_source"] == "counted"
                 assert pd.isna(r["input_tokens"])
             elif mode == "badjson":
                 assert not r["ok"] and "not valid JSON" in r["error"] and r["output_tokens"] == 6
-            else:  # nodone
-                assert not r["ok"] and "without data: [DONE]" in r["error"]
+            else:  # noend
+                assert not r["ok"] and "without a finish_reason or data: [DONE]" in r["error"]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     kinds = {e["kind"] for e in summary["errors"]}
     assert "connection closed" in kinds and "invalid JSON" in kinds

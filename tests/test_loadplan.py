@@ -112,6 +112,18 @@ def test_a_stages_file_sets_stages_and_duration(tmp_path: Path) -> None:
     assert plan.duration_s == 15.0
 
 
+def test_a_stages_file_of_rates_is_open_loop_without_rate(tmp_path: Path) -> None:
+    rates = tmp_path / "rates.json"
+    rates.write_text('[{"duration": "5s", "rate": 10}, {"duration": "5s", "rate": 20}]')
+    plan = plan_load(_config(stages_file=rates, seed=6))
+    assert plan.model == "open"
+    assert [s.end_level for s in plan.stages] == [10.0, 20.0]
+    assert plan.settings(_config(stages_file=rates))["model"] == "open"
+    users = tmp_path / "users.csv"
+    users.write_text("duration,users\n5s,4\n")
+    assert plan_load(_config(stages_file=users)).model == "closed"
+
+
 def test_a_seed_is_drawn_when_none_is_given() -> None:
     seeds = {plan_load(_config(rate=10.0)).seed for _ in range(5)}
     assert all(0 <= seed < 2**31 for seed in seeds)

@@ -7,6 +7,7 @@ and through a real HTTP server on loopback where the HTTP path does.
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import threading
@@ -14,9 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
+from helpers import run_cli
 
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.prometheus import (
@@ -620,3 +623,31 @@ def test_scrape_that_times_out_does_not_raise() -> None:
         assert time.monotonic() - started < 0.45
     assert scraper.errors == 1
     assert scraper.last_error == f"{url} did not answer within 0.1 s"
+
+
+@pytest.mark.e2e
+def test_loadbench_run_with_scrape_puts_the_series_in_the_summary(demo_url: str, tmp_path: Path) -> None:
+    """`loadbench run --scrape URL` end to end: a real run, a real metrics server on loopback."""
+
+    def respond(n: int) -> tuple[int, bytes]:
+        return (
+            200,
+            f"# TYPE demo_requests counter\ndemo_requests_total {n * 10}\n# TYPE up gauge\nup 1\n".encode(),
+        )
+
+    out = tmp_path / "run"
+    with metrics_server(respond) as (url, seen):
+        result = run_cli(
+            "run", "--target", demo_url, "-u", "2", "-d", "3s", "--warmup", "0s", "--sample-interval", "0.2",
+            "--scrape", url, "--scrape-interval", "0.5", "-q", "-o", str(out),
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(seen) >= 4  # scraped every 0.5 s for about 3 s
+    summary = json.loads((out / "summary.json").read_text())
+    prom = summary["resources"]["prometheus"]
+    assert prom["up"] == {"mean": 1.0, "p95": 1.0, "max": 1.0}
+    rate = prom["demo_requests_total_rate"]
+    assert rate["mean"] is not None and 10 < rate["mean"] < 34  # 10 per scrape, about 0.5 s apart: ~20/s
+    assert not any(n.startswith("--scrape ") for n in summary["resources"]["notices"])
+    (scrape,) = json.loads((out / "sampler.json").read_text())["final"]["scrapes"]
+    assert scrape["url"] == url and scrape["errors"] == 0 and scrape["series_max"] == 2

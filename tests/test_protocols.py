@@ -94,6 +94,71 @@ def test_torchserve_json_and_bytes(tmp_path: Path) -> None:
     assert ("GET", "/models", b"") in state["seen"]  # discovered through the management API
 
 
+# Labelled rows for each kind: (the row, what the stand-in server answers for it at the path).
+# tfserving: half_plus_two answers x / 2 + 2, under "predictions" ("outputs" for "inputs");
+# kserve_v1: 1 for every instance; torchserve: {"tabby": 0.41, "tiger_cat": 0.35}.
+LABELLED = {
+    "tfserving": (
+        ("--model", "half_plus_two"),
+        [
+            ({"instances": [2.0], "_expected": 3}, "3"),  # right
+            ({"instances": [4.0], "_expected": 5}, "4"),  # wrong
+            ({"inputs": [8.0], "_expected": 6.0}, "6"),  # right, from "outputs" (the default path)
+        ],
+    ),
+    "kserve_v1": (
+        ("--extract", "predictions.0"),
+        [
+            ({"instances": [[5.1, 3.5, 1.4, 0.2]], "_expected": 1}, "1"),  # right
+            ({"instances": [[6.3, 3.3, 6.0, 2.5]], "_expected": "2"}, "1"),  # wrong
+            ({"instances": [[5.9, 3.0, 5.1, 1.8]], "_expected": "x"}, "1"),  # wrong
+        ],
+    ),
+    "torchserve": (
+        ("--extract", "tabby"),
+        [
+            ({"image": "a", "_expected": 0.41}, "0.41"),  # right
+            ({"image": "b", "_expected": "tiger_cat"}, "0.41"),  # wrong
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LABELLED))
+def test_labelled_payloads_give_quality(tmp_path: Path, kind: str) -> None:
+    args, rows = LABELLED[kind]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row, _ in rows), encoding="utf-8")
+    with protocol_server(kind) as (url, state):
+        result = run_scenario(url, kind, tmp_path / "run", *args, "--data", str(data))
+    assert result.returncode == 0, result.stderr
+    requests = read_requests(tmp_path / "run" / "requests.csv")
+    assert len(requests) > 10 and requests["ok"].all()
+    answers = {str(row["_expected"]).removesuffix(".0"): answer for row, answer in rows}
+    # The reader types an all-numeric column as numbers: compare as text.
+    expected, predicted = requests["expected"].astype(str), requests["predicted"].astype(str)
+    assert set(expected) == set(answers)  # every row's label, as text
+    assert (predicted == expected.map(answers)).all()
+    assert all("_expected" not in body for _, body in posts(state))  # metadata is never sent
+    # The known accuracy: the share of the records whose row is answered right.
+    right = {label for label, answer in answers.items() if label == answer}
+    counts = expected.value_counts()
+    n = len(requests)
+    quality = read_json(tmp_path / "run" / "summary.json")["quality"]
+    assert quality["n"] == n and quality["answered"] == n
+    assert quality["accuracy"] == round(sum(counts[label] for label in right) / n, 4)
+    assert 0 < quality["accuracy"] < 1
+
+
+def test_bad_media_duration_in_a_labelled_row_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"instances": [1.0]}\n{"instances": [2.0], "_media_s": -1}\n', encoding="utf-8")
+    with protocol_server("kserve_v1") as (url, state):
+        result = run_scenario(url, "kserve_v1", tmp_path / "run", "--data", str(data))
+    assert_one_line_error(result, "payload 2: _media_s must be a positive number")
+    assert posts(state) == []
+
+
 def test_embeddings_records_usage_tokens(tmp_path: Path) -> None:
     with protocol_server("embeddings") as (url, state):
         result = run_scenario(url, "embeddings", tmp_path / "run", "--input", "one two three four")

@@ -144,6 +144,77 @@ def test_accuracy_per_second() -> None:
     assert frame["accuracy_answered"].tolist()[3] == 1.0
 
 
+def test_macro_scores_rolling_by_hand() -> None:
+    # second:    0    0    1    2    3    6
+    # expected:  a    b    a    b    a    b
+    # predicted: a    a    a    b    -    b (failed)
+    frame = quality.macro_scores_rolling(
+        [0.1, 0.5, 1.2, 2.5, 3.1, 6.5],
+        ["a", "b", "a", "b", "a", "b"],
+        ["a", "a", "a", "b", "", "b"],
+        [1, 1, 1, 1, 1, 0],
+        8,
+        window_s=2,
+    )
+    assert frame["labeled"].tolist() == [2, 3, 2, 2, 1, 0, 1, 1]
+    # Second 0: a TP 1, predicted 2, support 1 -> P 1/2, R 1, F1 2/3; b never predicted -> 0.
+    assert frame.loc[0, ["precision", "recall", "f1"]].tolist() == pytest.approx([0.25, 0.5, 1 / 3])
+    # Second 1 (window 0-1): a TP 2, predicted 3, support 2 -> P 2/3, R 1, F1 0.8; b 0.
+    assert frame.loc[1, ["precision", "recall", "f1"]].tolist() == pytest.approx([1 / 3, 0.5, 0.4])
+    # Second 2 (window 1-2): a and b both right.
+    assert frame.loc[2, ["precision", "recall", "f1"]].tolist() == [1.0, 1.0, 1.0]
+    # Second 3 (window 2-3): b right; a unanswered: recall 0, precision 0 (never predicted).
+    assert frame.loc[3, ["precision", "recall", "f1"]].tolist() == [0.5, 0.5, 0.5]
+    assert np.isnan(frame.loc[5, "f1"]) and frame.loc[6, "f1"] == 0.0  # a failure is wrong
+
+
+def test_macro_scores_rolling_over_the_whole_run_match_the_summary() -> None:
+    rng = np.random.default_rng(3)
+    n = 300
+    expected = rng.choice(list("abcd"), n)
+    predicted = np.where(rng.random(n) < 0.7, expected, rng.choice(list("abcde"), n))
+    ok = rng.random(n) < 0.9
+    start = rng.uniform(0, 10, n)
+    frame = quality.macro_scores_rolling(start, expected, predicted, ok, 10, window_s=10)
+    q = quality.quality_summary(expected, predicted, ok)
+    assert q is not None and frame["labeled"].iloc[-1] == n
+    last = frame.iloc[-1]
+    assert [round(last[k], 4) for k in ("precision", "recall", "f1")] == [
+        q["precision"],
+        q["recall"],
+        q["f1"],
+    ]
+
+
+def test_quality_over_time_plots_accuracy_and_the_macro_scores() -> None:
+    from matplotlib.patches import StepPatch
+
+    from loadbench import plots_quality
+
+    start = [0.2, 0.4, 1.5, 2.5, 3.5, 3.6]
+    args = (["a", "b", "a", "b", "a", "b"], ["a", "a", "a", "b", "", "b"], [1, 1, 1, 1, 1, 1])
+    per_second = quality.accuracy_per_second(start, *args, 4)
+    rolling = quality.macro_scores_rolling(start, *args, 4, window_s=2)
+    fig = plots_quality.quality_over_time(per_second, None, rolling, 2)
+    by_label = {ax.get_ylabel(): ax for ax in fig.axes}
+    top, bottom = by_label["accuracy"], by_label["macro, 2 s window"]
+
+    def steps(ax: Any) -> dict[str, list[float]]:
+        return {
+            str(p.get_label()): np.asarray(p.get_data().values, dtype=float).tolist()
+            for p in ax.patches
+            if isinstance(p, StepPatch)
+        }
+
+    accuracy = steps(top)["accuracy (failures count wrong)"]
+    assert accuracy == [0.5, 1.0, 1.0, 0.5]
+    macro = steps(bottom)
+    assert set(macro) == {"macro F1 (2 s)", "macro precision (2 s)", "macro recall (2 s)"}
+    np.testing.assert_allclose(macro["macro F1 (2 s)"], rolling["f1"].to_numpy())
+    np.testing.assert_allclose(macro["macro recall (2 s)"], rolling["recall"].to_numpy())
+    assert macro["macro F1 (2 s)"][1] == pytest.approx(0.4)  # second 1: window 0-1, by hand above
+
+
 # ---------------------------------------------------------------------------------------------
 # Real-time factor
 
@@ -286,7 +357,7 @@ def test_analyzer_and_report_sections(tmp_path: Path) -> None:
     page = html_path.read_text(encoding="utf-8")
     assert "<h2 id='quality'>Quality</h2>" in page and 'id="plot-quality-time"' in page
     assert "<h2 id='rtf'>Real-time factor</h2>" in page and 'id="plot-rtf"' in page
-    assert "accuracy (failures count wrong)" in page
+    assert "accuracy (failures count wrong)" in page and "macro F1, precision" in page
     md = md_path.read_text(encoding="utf-8")
     assert "**Quality**" in md and "| accuracy (failures count wrong) | 50.00 % |" in md
     assert "**Real-time factor**" in md

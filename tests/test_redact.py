@@ -6,6 +6,7 @@ import pytest
 
 from loadbench.redact import (
     MASK,
+    argv_secrets,
     is_secret_name,
     redact_argv,
     redact_header,
@@ -71,7 +72,10 @@ def test_unparseable_url_is_masked_whole() -> None:
         ("Cookie: session=1; other=2", f"Cookie: {MASK}"),
         ("Accept: application/json", "Accept: application/json"),
         ("Content-Type: text/plain", "Content-Type: text/plain"),
-        ("not a header", "not a header"),
+        ("not a header", f"not {MASK}"),  # no colon: what follows the name may be the credential
+        (f"Authorization Bearer {TOKEN}", f"Authorization {MASK}"),
+        (f"X-Api-Key={TOKEN}", f"X-Api-Key {MASK}"),
+        ("Accept", "Accept"),
     ],
 )
 def test_redact_header(header: str, expected: str) -> None:
@@ -194,3 +198,36 @@ def test_redact_argv_masks_credential_options_but_not_look_alikes() -> None:
     assert redact_argv(argv) == [
         "run", "--agent-token", "***", "--api-key=***", "--max-tokens", "64", "--token", "***", "--model", "m",
     ]  # fmt: skip
+
+
+def test_redact_argv_masks_auth_options_and_server_api_keys() -> None:
+    argv = ["vllm", "serve", "m", "--api-key", TOKEN, f"--auth={TOKEN}", "--no-auth", "--port", "8000"]
+    assert redact_argv(argv) == [
+        "vllm",
+        "serve",
+        "m",
+        "--api-key",
+        MASK,
+        f"--auth={MASK}",
+        "--no-auth",
+        "--port",
+        "8000",
+    ]
+
+
+def test_argv_secrets_collects_what_redact_argv_masks() -> None:
+    argv = [
+        "run", "--target", "http://u:pw-target@h:1/?api_key=qk-1234", "-H", f"Authorization Bearer {TOKEN}",
+        "-H", "X-Key: hdr-secret", "--agent-token", "agent-1", "--api-key=key-2", "--path", "/p?token=pt-3",
+        "--no-auth", "--port", "8000", "--model", "digits",
+    ]  # fmt: skip
+    found = argv_secrets(argv)
+    for secret in ("pw-target", "qk-1234", TOKEN, "hdr-secret", "agent-1", "key-2", "pt-3"):
+        assert secret in found, (secret, found)
+    assert not {"8000", "digits", "--port", "Bearer", "u"} & set(found), found
+    assert found == sorted(found, key=len, reverse=True)  # longest first: "Bearer x" before "x"
+
+
+def test_scrub_leaves_too_short_secrets_alone() -> None:
+    # A one-letter password must not turn every "a" of a message into ***.
+    assert scrub("a bad port", ["a"]) == "a bad port"

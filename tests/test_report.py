@@ -571,3 +571,75 @@ def test_resource_formatting() -> None:
     assert report.format_joules(3600.4) == "3,600 J" and report.format_joules(0.01234) == "0.01234 J"
     for fmt in (report.format_percent, report.format_byte_rate, report.format_value, report.format_joules):
         assert fmt(None) == report.DASH
+
+
+# --- where the time goes (latency_breakdown) ---------------------------------------------------
+
+
+def _time_section(page: str) -> str:
+    start = page.index("<h2 id='time'>Where the time goes</h2>")
+    return page[start : page.index("<h2", start + 1)]
+
+
+def test_report_where_the_time_goes(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path / "run")
+    meta = make_meta()
+    meta["network"] = {"rtt_ms_median": 0.25, "rtt_ms_min": 0.125, "samples": 20, "method": XSS}
+    rundir.write_json(run_dir / rundir.META, meta)
+    summary = make_summary()
+    summary["service_time_ms"] = {"p50": 5.0}
+    summary["latency_breakdown"] = {
+        "network_rtt_ms": 0.25,
+        "server_ms_p50": 4.75,
+        "network_share_p50": 0.05,
+        "method": XSS,
+        "phases_ms": {
+            "connect_ms": {"p50": 1.5, "p99": 3.25},
+            "new_connections": 4,
+            "ttfb_ms": {"p50": 4.5, "p99": 17.5},
+            "download_ms": {"p50": 0.5, "p99": 2.5},
+        },
+    }
+    rundir.write_json(run_dir / rundir.SUMMARY, summary)
+    html_path, md_path = report.render_report(run_dir)
+    section = _time_section(html_path.read_text(encoding="utf-8"))
+    for text in ("0.250 ms", "median of 20 TCP connects", "0.125 ms", "5.00 ms", "4.75 ms (95.00 % of p50)"):
+        assert text in section, text
+    assert "5.00 %" in section  # the network's share
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", section)
+    for label, p50, p99 in (
+        ("connection set-up", "1.50 ms", "3.25 ms"),
+        ("time to first byte", "4.50 ms", "17.5 ms"),
+    ):
+        i = next(n for n, c in enumerate(cells) if c.startswith(label))
+        assert cells[i + 1 : i + 3] == [p50, p99]
+    assert "4 of them opened a connection" in section and "--http2 path only" not in section
+    assert XSS not in section
+    md = md_path.read_text(encoding="utf-8")
+    line = next(x for x in md.splitlines() if x.startswith("**Where the time goes:**"))
+    assert "network round trip 0.250 ms (5.00 % of p50), server 4.75 ms at p50" in line
+    assert "TTFB p50 4.50 ms / p99 17.5 ms" in line and "download p50 0.500 ms / p99 2.50 ms" in line
+
+
+def test_report_where_the_time_goes_on_the_http1_path(tmp_path: Path) -> None:
+    # A round trip but no per-request phases: the default client records none, and says so.
+    run_dir = make_run_dir(tmp_path / "run")
+    summary = make_summary()
+    summary["latency_breakdown"] = {"network_rtt_ms": 0.5, "server_ms_p50": 3.71, "network_share_p50": 0.1188}
+    rundir.write_json(run_dir / rundir.SUMMARY, summary)
+    html_path, md_path = report.render_report(run_dir)
+    section = _time_section(html_path.read_text(encoding="utf-8"))
+    assert "3.71 ms (88.12 % of p50)" in section and "<table><thead>" not in section
+    assert "--http2 path only" in section and "no hook" in section
+    md = md_path.read_text(encoding="utf-8")
+    assert (
+        "**Where the time goes:** network round trip 0.500 ms (11.88 % of p50), server 3.71 ms at p50" in md
+    )
+    assert "TTFB" not in md
+
+
+def test_report_where_the_time_goes_without_data(tmp_path: Path) -> None:
+    html_path, md_path = report.render_report(make_run_dir(tmp_path / "run"))
+    section = _time_section(html_path.read_text(encoding="utf-8"))
+    assert "No breakdown for this run" in section and "<table" not in section
+    assert "Where the time goes" not in md_path.read_text(encoding="utf-8")

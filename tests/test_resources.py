@@ -84,6 +84,66 @@ def test_generator_saturation_flags_the_run() -> None:
     assert res["generator"]["saturated"] is False
 
 
+def test_a_saturated_remote_worker_flags_the_run_and_is_named() -> None:
+    samples = make_samples(
+        11,
+        generator__cpu_percent=50.0,
+        **{"worker1@box_SLASH_generator__cpu_percent": [97.0] * 6 + [60.0] * 5},
+    )
+    res = compute_resources(samples, {}, START, START + 5.0, no_requests(), ok_requests=1)
+    assert res["remote"]["worker1@box"]["generator"]["saturated"] is True
+    gen = res["generator"]
+    assert gen["saturated"] is True and gen["saturated_on"] == ["worker1@box"]
+    assert gen["cpu_max_percent"] == 97.0 and gen["cpu_mean_percent"] == 50.0  # the mean: this host's
+    assert gen["saturated_share"] == pytest.approx(6 / 11, abs=1e-4)
+    # One line, last (the analyzer lifts the last notice into the summary's notices).
+    assert "worker1@box" in res["notices"][-1] and "load generator" in res["notices"][-1]
+    calm = make_samples(11, generator__cpu_percent=50.0, **{"worker1@box_SLASH_generator__cpu_percent": 60.0})
+    res = compute_resources(calm, {}, START, START + 5.0, no_requests(), ok_requests=1)
+    assert res["generator"]["saturated"] is False and res["generator"]["saturated_on"] == []
+    assert not any("load generator" in n for n in res["notices"])
+
+
+def test_energy_per_output_token_from_gpu_samples_and_llm_tokens() -> None:
+    samples = make_samples(21, gpu0__energy_j=np.arange(21) * 150.0)  # 300 W for 10 s
+    res = compute_resources(
+        samples, {}, START, START + 10.0, no_requests(), ok_requests=100, output_tokens=6000
+    )
+    assert res["energy"]["j_total"] == 3000.0
+    assert res["energy"]["j_per_request"] == 30.0
+    assert res["energy"]["j_per_output_token"] == 0.5
+
+
+def test_failed_scrapes_and_agent_losses_become_notices() -> None:
+    final = {
+        "scrapes": [
+            {"url": "http://a:***@h:1/metrics", "match": None, "scrapes": 10, "errors": 3,
+             "last_error": "HTTP 500 from http://a:***@h:1/metrics", "series_max": 4},
+            {"url": "http://h:2/metrics", "match": "^vllm:", "scrapes": 10, "errors": 0, "last_error": None,
+             "series_max": 0},
+            {"url": "http://h:3/metrics", "match": None, "scrapes": 10, "errors": 0, "last_error": None,
+             "series_max": 9},
+        ],
+        "agents": [
+            {"url": "http://box:9109", "label": "box:9109", "pulled": 40, "dropped": 7, "errors": 2,
+             "last_error": "agent http://box:9109 is unreachable: refused", "drift_s": 0.004},
+        ],
+    }  # fmt: skip
+    samples = make_samples(5, **{"box:9109_SLASH_host__cpu_percent": 20.0})
+    res = compute_resources(
+        samples, {"final": final, "notices": ["first"]}, START, START + 2.0, no_requests(), ok_requests=0
+    )
+    assert res["notices"] == [
+        "first",
+        "--scrape http://a:***@h:1/metrics: 3 of 10 scrapes failed, last: HTTP 500 from http://a:***@h:1/metrics",
+        "--scrape http://h:2/metrics: no series matched --scrape-match '^vllm:' in 10 successful scrape(s)",
+        "--agent http://box:9109: 2 failed request(s) to the agent (40 samples pulled), last: agent "
+        "http://box:9109 is unreachable: refused",
+        "--agent http://box:9109: 7 sample(s) lost: the agent's buffer overflowed before they were pulled",
+    ]
+    assert res["remote"]["box:9109"]["clock_drift_s"] == 0.004
+
+
 def test_latency_correlates_with_server_cpu() -> None:
     seconds = np.arange(10)
     cpu = np.repeat(seconds * 10.0, 2)  # two samples per second

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,10 +187,15 @@ def test_sigkill_keeps_records_and_report_renders_incomplete(tmp_path: Path) -> 
         process = start_long_run(url, out, "--quiet")
         wait_for_lines(out / "requests.csv", 200)
         time.sleep(1.5)  # the flush interval is 0.5 s: records of the last second are on disk
+        killed_at = time.time()
         process.kill()
         process.communicate(timeout=10)
     kept = read_requests(out / "requests.csv")
     assert len(kept) >= 199
+    # At most one second lost: the load ran steadily up to the kill, and the kept records reach
+    # to within a second of it (requests end every few ms against this server).
+    last_end = float((kept["start_unix_s"] + kept["latency_ms"] / 1000).max())
+    assert killed_at - 1.0 <= last_end <= killed_at, killed_at - last_end
     assert read_json(out / "meta.json")["status"] == "running"
     assert not (out / "summary.json").exists()
 
@@ -219,19 +225,33 @@ def test_report_reruns_from_the_run_directory_alone(tmp_path: Path) -> None:
     assert (out / "report.html").exists()
 
 
-def test_scenarios_run_under_plain_locust(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("scenario", "args", "request_line"),
+    [
+        ("json_post", ["--data", str(DIGITS)], "/predict"),
+        ("kserve_v2", [], "/v2/models/digits/infer"),
+        ("openai_chat", ["--max-tokens", "4"], "/v1/chat/completions"),
+    ],
+)
+def test_scenarios_run_under_plain_locust(
+    tmp_path: Path, scenario: str, args: list[str], request_line: str
+) -> None:
     """The built-in locustfiles are ordinary locustfiles: `locust -f` runs them unchanged."""
     with demo_process() as url:
         result = subprocess.run(
             [
-                sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / "json_post.py"), "--host", url,
-                "--headless", "-u", "2", "-r", "2", "-t", "2s", "--data", str(DIGITS), "--only-summary",
+                sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / f"{scenario}.py"), "--host", url,
+                "--headless", "-u", "2", "-r", "2", "-t", "2s", *args, "--only-summary",
             ],
             capture_output=True, text=True, timeout=60, cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "POST /predict" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    # Locust's summary line for the request: POST to the path, every request answered (0 failures).
+    row = next((line for line in output.splitlines() if line.startswith("POST") and request_line in line), "")
+    failures = re.search(r"\s(\d+)\(\d+\.\d+%\)\s*\|", row)
+    assert failures is not None and failures.group(1) == "0", row
 
 
 def classify_route(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:

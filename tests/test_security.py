@@ -496,3 +496,105 @@ def test_scenario_users_verify_tls_under_plain_locust(tls_demo: str, insecure: b
     else:
         assert failures == requests, output[-3000:]
         assert "CERTIFICATE_VERIFY_FAILED" in output, output[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets in everything a run writes
+
+# A model server's command line holds its key (vLLM takes `--api-key KEY`): one per form.
+SERVER_SECRETS = ("sk-SRVSECRET12345", "srv-TOKEN-67890", "srv-PASSWORD-24680")
+RUN_SECRETS = ("hdr-SECRET-777", "tgtPW4242", "scrapePW999", "agentTOK555", "pathKEY3131")
+SERVER_SCRIPT = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, body, content_type="application/json"):
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.answer("up 1\\n", "text/plain") if self.path.startswith("/metrics") else self.answer("{}")
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.answer(json.dumps({"outputs": [1]}))
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.fixture
+def server_with_a_key(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A real model-server process whose command line carries credentials, as vLLM's does."""
+    script = tmp_path / "keyed_server.py"
+    script.write_text(SERVER_SCRIPT, encoding="utf-8")
+    argv = [sys.executable, str(script), "--api-key", SERVER_SECRETS[0], f"--token={SERVER_SECRETS[1]}"]
+    process = subprocess.Popen([*argv, "--password", SERVER_SECRETS[2]], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    process.port = int(process.stdout.readline())  # type: ignore[attr-defined]
+    yield process
+    process.kill()
+    process.communicate()
+
+
+def test_no_secret_reaches_any_file_or_the_console(
+    server_with_a_key: subprocess.Popen[str], tmp_path: Path
+) -> None:
+    port = server_with_a_key.port  # type: ignore[attr-defined]
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", "--target", f"http://user:tgtPW4242@127.0.0.1:{port}", "--scenario", "json_post",
+        "--payload", '{"x": 1}', "--path", "/predict?api_key=pathKEY3131",
+        "-H", "Authorization: Bearer hdr-SECRET-777", "--agent-token", "agentTOK555",
+        "--server-pid", str(server_with_a_key.pid), "--scrape", f"http://u:scrapePW999@127.0.0.1:{port}/metrics",
+        "-u", "1", "-d", "2s", "--warmup", "0.5s", "--sample-interval", "0.1s", "--quiet", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # The run really recorded the server's command line and the scrape: the masks are there.
+    meta = read_json(out / "meta.json")
+    assert "--api-key ***" in meta["sampler"]["server"]["cmdline"], meta["sampler"]["server"]
+    assert "--token=***" in read_json(out / "sampler.json")["server"]["cmdline"]
+    assert read_json(out / "sampler.json")["scrapes"][0]["url"].startswith("http://u:***@")
+    assert read_json(out / "summary.json")["requests"]["total"] > 0
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {"meta.json", "sampler.json", "summary.json", "report.html", "requests.csv"} <= {
+        p.name for p in files
+    }
+    for secret in (*SERVER_SECRETS, *RUN_SECRETS):
+        assert secret not in result.stdout + result.stderr, secret
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), f"{secret} in {path.name}"
+
+
+FINISH_FAILED_RUN = """
+import sys
+from pathlib import Path
+from loadbench.lifecycle import ActiveRun, finish_run
+from loadbench.recorder import Recorder
+from loadbench.redact import secret_values
+
+secrets = secret_values(["Authorization: Bearer hdr-SECRET-777"], "http://u:tgtPW4242@h:1")
+run_dir = Path(sys.argv[1])
+active = ActiveRun(run_dir, {"started_unix_s": 1.0}, Recorder(run_dir, secrets), None)
+finish_run(active, "failed", "HTTPError: hdr-SECRET-777 refused at http://u:tgtPW4242@h:1/x", {})
+"""
+
+
+def test_run_failure_text_is_scrubbed(tmp_path: Path) -> None:
+    # In a child process: lifecycle imports locust, which must not patch the test process.
+    subprocess.run([sys.executable, "-c", FINISH_FAILED_RUN, str(tmp_path)], check=True, cwd=REPO, timeout=60)
+    failure = read_json(tmp_path / "meta.json")["failure"]
+    assert "hdr-SECRET-777" not in failure and "tgtPW4242" not in failure
+    assert failure.startswith("HTTPError: *** refused"), failure

@@ -15,6 +15,8 @@ from loadbench.slo import Slo, evaluate, parse_slo, parse_slos, unit_kind
         ("p99 <= 0.3 s", "p99", "latency_ms.p99", "<=", 300.0, "ms"),
         ("  p50<20  ", "p50", "latency_ms.p50", "<", 20.0, "ms"),
         ("p999<1.5s", "p999", "latency_ms.p999", "<", 1500.0, "ms"),
+        ("p99.9<1.5s", "p999", "latency_ms.p999", "<", 1500.0, "ms"),
+        ("ttft_p99.9<2s", "ttft_p999", "ttft_ms.p999", "<", 2000.0, "ms"),
         ("max<250us", "max", "latency_ms.max", "<", 0.25, "ms"),
         ("mean<=0.29s", "mean", "latency_ms.mean", "<=", 290.0, "ms"),
         ("service_p99<20ms", "service_p99", "service_time_ms.p99", "<", 20.0, "ms"),

@@ -446,3 +446,16 @@ def test_every_reason_at_once() -> None:
     assert out["reasons"][0] == (
         "the load generator's CPU was saturated: it may have measured its own delays"  # no share
     )
+
+
+def test_gated_percentiles_beyond_latency_need_their_own_values() -> None:
+    summary = _clean()
+    # 6,000 successful requests, but only 500 streams measured a TTFT: p99 needs 1,000.
+    out = trust.validity(summary, "open", [], {"ttft_ms.p99": 500, "ttft_ms.p50": 500, "ttft_ms.max": 3})
+    assert out == {
+        "valid": False,
+        "reasons": [
+            "an SLO gates on ttft_ms.p99, which 500 measured values cannot pin down (needs at least 1,000)"
+        ],
+    }
+    assert trust.validity(summary, "open", [], {"ttft_ms.p99": 1000})["valid"] is True

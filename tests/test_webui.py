@@ -2,7 +2,9 @@
 
 Real processes on loopback: the demo endpoint, the UI server (`python -m loadbench ui` or
 `python -m locust`), driven over Locust's own HTTP API and, for the browser test, through
-headless Chromium with Selenium. The browser test needs ``chromium`` and ``chromedriver``
+headless Chromium with Selenium. The live figures' pure parts (exact latencies, TTFT and ITL,
+resource rows, run summaries) run in a child process too: the pytest process never imports
+locust. The browser test needs ``chromium`` and ``chromedriver``
 (Debian's ``chromium-driver``): skipped without them, except under CI (``$CI``), which installs them.
 """
 
@@ -30,7 +32,7 @@ from typing import Any
 import pytest
 from helpers import DIGITS, REPO, demo_process, read_json, run_cli
 
-pytestmark = pytest.mark.e2e
+from loadbench.llmsim import SimulatorTiming
 
 SECRET = "s3cret-token-value"
 
@@ -139,7 +141,9 @@ def start_load(ui: str) -> None:
 
 
 def stop_and_wait_for_report(ui: str) -> dict[str, Any]:
-    code, body, _ = http(f"{ui}/stop", {})
+    code, body, _ = http(f"{ui}/stop", {})  # POST: Locust 2.47 on; up to 2.46 it was GET only
+    if code == 405:
+        code, body, _ = http(f"{ui}/stop")
     assert code == 200, body
     return wait_until(
         lambda: (run := status(ui)["runs"][0])["state"] in ("done", "failed") and run, "the report", 120
@@ -161,9 +165,136 @@ def check_complete_run(run: dict[str, Any]) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
+# The live figures, on hand-built events and samples (in a child process: webui imports locust)
+
+LIVE_SCRIPT = r"""
+import json, sys
+from loadbench.webui import ExactLatencies, ExactValues, llm_status, resource_rows, run_summary
+
+lat = ExactLatencies(window_start=100.0, timeout_ms=1000.0)
+lat.add(5.0, 99.0, False, {"ttft_ms": 1.0, "itl_ms": [1.0]})  # warmup: excluded
+lat.add(10.0, 100.0, False)  # a plain request: latency only
+lat.add(20.0, 101.0, False, {"ttft_ms": 4.0, "itl_ms": [1.0, 2.0, 3.0]})
+lat.add(30.0, 102.0, False, {"ttft_ms": 6.0, "itl_ms": "4.0 5.0 nan -1 x"})  # a record's text form
+lat.add(40.0, 103.0, True, {"ttft_ms": 100.0, "itl_ms": [100.0]})  # failed: no TTFT, no gaps
+lat.add(1500.0, 104.0, False, {"ttft_ms": 100.0, "itl_ms": [100.0]})  # over the timeout: an error
+lat.add(50.0, 105.0, False, {"ttft_ms": None, "output_tokens": 3})  # not streamed
+lat.add(60.0, None, False, {"ttft_ms": True})  # no start time: counted; a bool is no TTFT
+before = llm_status(ExactLatencies(0.0))
+
+capped = ExactValues(cap=3)
+capped.add(1.0)
+capped.extend([2.0, 3.0, 4.0, 5.0])
+capped.add(6.0)
+first = dict(capped.summary())
+
+GIB = 2**30
+sample = {
+    "unix_s": 1700000000.25, "host.cpu_percent": 12.5, "host.mem_used_bytes": 2 * GIB,
+    "host.mem_total_bytes": 8 * GIB, "host.load1": 0.5,
+    "gpu0.util_percent": 87.0, "gpu0.mem_used_bytes": 40 * GIB, "gpu0.mem_total_bytes": 80 * GIB,
+    "gpu0.server_mem_bytes": 39 * GIB, "gpu0.power_w": 312.4, "gpu0.temp_c": 61.0,
+    "gpu10.util_percent": 5.0, "gpu2.mem_used_bytes": 1024, "gpu2.mem_total_bytes": 2048,
+}
+summary = {
+    "requests": {"total": 100, "error_rate": 0.01}, "throughput_rps": 10.0,
+    "latency_ms": {"p50": 5.0, "p99": 9.0}, "ttft_ms": {"p50": 40.5, "p99": 55.0},
+    "slo": {"passed": False, "checks": [
+        {"expr": "p99<300ms", "passed": True, "value": 9.0},
+        {"expr": "ttft_p99<50ms", "passed": False, "value": 55.0},
+        {"expr": "ttft<500ms", "passed": True, "value": 0.98, "per_request": True},
+    ]},
+    "validity": {"valid": True},
+}
+invalid = {**summary, "slo": {"passed": True, "checks": summary["slo"]["checks"][:1]},
+           "validity": {"valid": False, "reasons": ["too few requests"]}}
+print(json.dumps({
+    "requests": lat.requests, "errors": lat.errors, "bad_gaps": lat.bad_gaps,
+    "latency": list(lat.latency.values), "ttft": list(lat.ttft.values), "itl": list(lat.itl.values),
+    "summary": lat.summary(), "llm": llm_status(lat), "before": before,
+    "capped": {"values": list(capped.values), "dropped": capped.dropped, "summary": first},
+    "rows": resource_rows(sample, ["no model server process found"]),
+    "rows_none": resource_rows(None, []),
+    "run": run_summary(summary), "run_invalid": run_summary(invalid),
+    "run_plain": run_summary({"requests": {"total": 3}, "latency_ms": {"p50": 1.0}}),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def live() -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", LIVE_SCRIPT], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_exact_latencies_count_as_the_analyzer_does(live: dict[str, Any]) -> None:
+    # Warmup out; failures and answers over the timeout are errors; successes keep their latency.
+    assert live["requests"] == 7 and live["errors"] == 2
+    assert live["latency"] == [10.0, 20.0, 30.0, 50.0, 60.0]
+    assert live["summary"]["p50"] == 30.0 and live["summary"]["max"] == 60.0
+
+
+def test_ttft_and_itl_come_from_successful_streams_only(live: dict[str, Any]) -> None:
+    # One TTFT per successful stream; every gap pooled; gaps that are not numbers >= 0 left out.
+    assert live["ttft"] == [4.0, 6.0]
+    assert live["itl"] == [1.0, 2.0, 3.0, 4.0, 5.0] and live["bad_gaps"] == 3
+    llm = live["llm"]
+    assert llm["streams"] == 2 and llm["gaps"] == 5 and llm["not_kept"] == 0
+    rows = {r["key"]: (r["label"], r["exact_ms"]) for r in llm["rows"]}
+    assert rows == {
+        "ttft_ms.p50": ("TTFT p50", 5.0),
+        "ttft_ms.p90": ("TTFT p90", 5.8),
+        "ttft_ms.p99": ("TTFT p99", 5.98),
+        "itl_ms.p50": ("ITL p50", 3.0),
+        "itl_ms.p99": ("ITL p99", 4.96),
+    }
+    assert llm["ttft_ms"]["max"] == 6.0 and llm["itl_ms"]["min"] == 1.0
+    assert live["before"] is None  # no stream measured yet: no LLM rows at all
+
+
+def test_exact_values_keep_the_first_n_and_count_the_rest(live: dict[str, Any]) -> None:
+    capped = live["capped"]
+    assert capped["values"] == [1.0, 2.0, 3.0] and capped["dropped"] == 3
+    assert capped["summary"]["max"] == 3.0
+
+
+def test_resource_rows_show_every_gpu_in_index_order(live: dict[str, Any]) -> None:
+    rows = {r["metric"]: r["value"] for r in live["rows"]}
+    gpus = [m.split()[0] for m in rows if m.startswith("gpu") and m.endswith("utilization")]
+    assert gpus == ["gpu0", "gpu2", "gpu10"]  # by index; gpu2 has memory but no utilization
+    assert rows["gpu0 utilization"] == "87.0 %" and rows["gpu10 utilization"] == "5.0 %"
+    assert rows["gpu0 memory"].endswith(" of 80.0 GiB") and rows["gpu0 memory"].startswith("40.0 GiB")
+    assert rows["gpu0 server memory"] == "39.0 GiB"
+    assert rows["gpu0 power"] == "312.4 W" and rows["gpu0 temperature"] == "61 °C"
+    assert rows["gpu2 utilization"] == "–" and rows["gpu2 power"] == "–"  # no bare unit for a gap
+    assert rows["host CPU"] == "12.5 %" and rows["note"] == "no model server process found"
+    assert live["rows_none"] == [{"metric": "resources", "value": "no samples yet"}]
+
+
+def test_run_summary_reports_ttft_and_slo_gates(live: dict[str, Any]) -> None:
+    run = live["run"]
+    assert (run["requests"], run["p50"], run["p99"]) == (100, 5.0, 9.0)
+    assert (run["ttft_p50"], run["ttft_p99"]) == (40.5, 55.0)
+    slo = run["slo"]
+    assert slo["passed"] is False and slo["valid"] is True and len(slo["checks"]) == 3
+    assert slo["text"] == (
+        "PASS p99<300ms (measured 9); FAIL ttft_p99<50ms (measured 55); "
+        "INFO ttft<500ms (met by 98.0% of requests)"
+    )
+    # Every gate passed, but the measurement is INVALID: failed, as `loadbench run`'s exit code.
+    invalid = live["run_invalid"]["slo"]
+    assert invalid["passed"] is False and invalid["text"].startswith("INVALID measurement; PASS p99<300ms")
+    assert "slo" not in live["run_plain"] and "ttft_p50" not in live["run_plain"]
+
+
+# ---------------------------------------------------------------------------------------------
 # Locust's HTTP API: POST /swarm and POST /stop act like the buttons
 
 
+@pytest.mark.e2e
 def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     with demo_process() as demo, loadbench_ui(demo, reports, "-H", f"Authorization: Bearer {SECRET}") as ui:
@@ -202,6 +333,7 @@ def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(tmp_path: 
             assert SECRET not in file.read_text(errors="replace"), file
 
 
+@pytest.mark.e2e
 def test_plain_locust_with_a_builtin_scenario_records_each_start_and_stop(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     port = free_port()
@@ -222,6 +354,86 @@ def test_plain_locust_with_a_builtin_scenario_records_each_start_and_stop(tmp_pa
         assert process.returncode is not None
 
 
+@contextmanager
+def loadbench_ui_demo(reports: Path, *extra: str) -> Iterator[str]:
+    """`loadbench ui --demo`: the UI and its own demo endpoint, as a user would start them."""
+    command = [sys.executable, "-m", "loadbench", "ui", "--demo", "--web-port", "0"]
+    command += ["--reports-dir", str(reports), "--warmup", "0.5", "--users", "4", "--spawn-rate", "4"]
+    command += ["--sample-interval", "0.2", *extra]
+    with ui_process(command, r"web UI at (http://\S+)") as (url, _):
+        yield url
+
+
+@pytest.mark.e2e
+def test_ui_demo_json_post_sends_the_demo_digits_without_data(tmp_path: Path) -> None:
+    # As `loadbench run --demo --scenario json_post`: no --data needed, the demo's digits are sent.
+    with loadbench_ui_demo(tmp_path / "reports", "--scenario", "json_post") as ui:
+        start_load(ui)
+        assert status(ui)["llm"] is None  # not an LLM scenario: no TTFT rows
+        run_dir = check_complete_run(stop_and_wait_for_report(ui))
+    meta = read_json(run_dir / "meta.json")
+    assert meta["settings"]["scenario_args"][-2:] == ["--data", str(DIGITS)]
+    summary = read_json(run_dir / "summary.json")
+    assert summary["requests"]["errors"] == 0 and summary["requests"]["total"] >= 50
+
+
+@pytest.mark.e2e
+def test_ui_demo_openai_chat_shows_exact_ttft_and_itl_and_gates_each_run(tmp_path: Path) -> None:
+    ttft_ms, itl_ms, tokens = 40.0, 4.0, 8
+    args = ["--scenario", "openai_chat", "--output-tokens", str(tokens), "--demo-llm-ttft-ms", str(ttft_ms)]
+    args += ["--demo-llm-itl-ms", str(itl_ms), "--slo", "ttft_p99<30s", "--slo", "p99<1ms"]
+    with loadbench_ui_demo(tmp_path / "reports", *args) as ui:
+        start_load(ui)
+        s = wait_until(lambda: (s := status(ui))["llm"] and s["llm"]["streams"] >= 20 and s, "20 streams")
+        llm = s["llm"]
+        rows = {r["key"]: r["exact_ms"] for r in llm["rows"]}
+        # The simulator sends the first word ttft_ms after the request, then one every itl_ms.
+        assert ttft_ms <= rows["ttft_ms.p50"] <= rows["ttft_ms.p90"] <= rows["ttft_ms.p99"] < 10 * ttft_ms
+        assert itl_ms / 2 <= rows["itl_ms.p50"] <= rows["itl_ms.p99"] < ttft_ms
+        assert llm["gaps"] == (tokens - 1) * llm["streams"] and llm["bad_gaps"] == 0
+        _, body, _ = http(f"{ui}/stats/requests")
+        tab = {r["metric"]: r for r in json.loads(body)["extended_stats"][0]["data"]}
+        assert tab["TTFT p50"]["loadbench"].endswith(" ms") and tab["TTFT p50"]["locust"] == ""
+        assert {"TTFT p90", "TTFT p99", "ITL p50", "ITL p99", "p99 latency"} <= set(tab)
+
+        run = stop_and_wait_for_report(ui)
+        run_dir = check_complete_run(run)
+        # After the stop, the live figures are the analyzer's: the same requests, exactly.
+        final, summary = status(ui)["llm"], read_json(run_dir / "summary.json")
+        for key in ("ttft_ms", "itl_ms"):
+            for p in ("p50", "p99", "max"):
+                assert final[key][p] == pytest.approx(summary[key][p], abs=0.002), (key, p)
+        assert run["summary"]["ttft_p50"] == summary["ttft_ms"]["p50"] >= ttft_ms
+        slo = run["summary"]["slo"]
+        assert slo["passed"] is False and "PASS ttft_p99<30s" in slo["text"] and "FAIL p99<1ms" in slo["text"]
+        _, body, _ = http(f"{ui}/stats/requests")
+        tab = {r["metric"]: r for r in json.loads(body)["extended_stats"][0]["data"]}
+        assert tab[f"SLOs {run['id']}"]["loadbench"] == slo["text"]
+    assert read_json(run_dir / "meta.json")["settings"]["slos"] == ["ttft_p99<30s", "p99<1ms"]
+
+
+@pytest.mark.e2e
+def test_plain_locust_openai_chat_writes_ttft_into_the_run_summary(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    port = free_port()
+    with demo_process() as demo:
+        command = [sys.executable, "-m", "locust", "-f", "scenarios/openai_chat.py", "--host", demo]
+        command += ["--web-host", "127.0.0.1", "--web-port", str(port), "--output-tokens", "8"]
+        command += ["--loadbench-reports-dir", str(reports), "--loadbench-warmup", "0.5"]
+        with ui_process(command, r"Starting web interface at (http://[^\s,]+)") as (ui, _):
+            start_load(ui)
+            assert status(ui)["llm"]["streams"] > 0
+            run = stop_and_wait_for_report(ui)
+            run_dir = check_complete_run(run)
+    assert run_dir.parent == reports
+    summary = read_json(run_dir / "summary.json")
+    # The demo's simulator at its defaults: the first token SimulatorTiming.ttft_ms after the send.
+    assert summary["ttft_ms"]["p50"] >= SimulatorTiming.ttft_ms
+    assert summary["itl_ms"]["p50"] > 0 and summary["tokens"]["output_per_s"] > 0
+    assert run["summary"]["ttft_p50"] == summary["ttft_ms"]["p50"]
+
+
+@pytest.mark.e2e
 def test_ui_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -231,6 +443,8 @@ def test_ui_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
             (["--target", "http://127.0.0.1:1"], "127.0.0.1:1"),
             (["--target", "http://127.0.0.1:1", "--web-port", "70000"], "--web-port"),
             (["--target", "http://127.0.0.1:1", "--web-port", str(port)], "cannot serve the web UI"),
+            (["--target", "http://127.0.0.1:1", "--slo", "p99<<1"], "cannot read the SLO 'p99<<1'"),
+            (["--demo", "--demo-llm-ttft-ms", "-5"], "--demo-llm-ttft-ms"),
         ):
             result = run_cli("ui", *args, "--reports-dir", str(tmp_path / "r"), timeout=60)
             assert result.returncode == 2, result.stderr
@@ -278,6 +492,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
+@pytest.mark.e2e
 def test_browser_start_watch_the_tab_stop_and_open_the_report(browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -321,3 +536,27 @@ def test_browser_start_watch_the_tab_stop_and_open_the_report(browser: Any, tmp_
             )
         )
         assert plots
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("driver", ["locust", "loadbench-ui"])
+def test_start_page_never_shows_header_values(tmp_path: Path, driver: str) -> None:
+    # Locust's start form shows every custom option with its value (`extra_options`) unless the
+    # option says include_in_web_ui=False: --header must, or the page would carry credentials.
+    header = ["--header", f"Authorization: Bearer {SECRET}"]
+    with demo_process() as demo:
+        if driver == "locust":
+            command = [sys.executable, "-m", "locust", "-f", "scenarios/json_post.py", "--host", demo]
+            command += ["--web-host", "127.0.0.1", "--web-port", str(free_port()), "--data", str(DIGITS)]
+            command += ["--loadbench-reports-dir", str(tmp_path / "reports"), *header]
+            pattern = r"Starting web interface at (http://[^\s,]+)"
+        else:
+            command = [sys.executable, "-m", "loadbench", "ui", "--target", demo, "--scenario", "json_post"]
+            command += ["--data", str(DIGITS), "--web-port", "0", "--reports-dir", str(tmp_path / "reports")]
+            command += header
+            pattern = r"web UI at (http://\S+)"
+        with ui_process(command, pattern) as (ui, _):
+            code, page, _ = http(f"{ui}/")
+    assert code == 200
+    assert '"extra_options"' in page  # the form's custom options are on the page: the check is real
+    assert SECRET not in page
