@@ -13,8 +13,8 @@ and the bootstrap seed ``i``; ``compare_runs`` then compares them with its defau
 Prints, per metric of the test's family (latency p50 … p99.9, mean, max, throughput, request
 rate, error rate), the share of pairs flagged "better" or "worse" (a false positive: the two
 runs come from one distribution), and the family-wise rate: the share of pairs with any of
-them flagged. ``--ci-level`` and ``--no-widening`` replace `loadbench.compare.CI_LEVEL` and
-turn off its small-sample widening (`_expansion`), to show what those choices buy.
+them flagged. ``--ci-level`` and ``--no-widening`` replace `loadbench.bootstrap.CI_LEVEL` and
+turn off its small-sample widening (`expansion`), to show what those choices buy.
 ``docs/metrics.md`` (Comparing runs, Verdict) states the figures of the default command and
 of ``--ci-level 0.95 --no-widening``; a run takes about a minute on one core.
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from test_compare import FAMILY, make_run, synthetic_records
 
-from loadbench import compare
+from loadbench import bootstrap
 from loadbench.compare import compare_runs, load_run
 
 
@@ -62,13 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--error-p", type=float, default=0.01, help="share of failed requests (default 0.01)")
     parser.add_argument("--resamples", type=int, default=400, help="bootstrap resamples (default 400)")
     parser.add_argument(
-        "--ci-level", type=float, default=compare.CI_LEVEL, help="interval level (default 0.995)"
+        "--ci-level", type=float, default=bootstrap.CI_LEVEL, help="interval level (default 0.995)"
     )
     parser.add_argument("--no-widening", action="store_true", help="no small-sample widening of the interval")
     args = parser.parse_args(argv)
-    compare.CI_LEVEL = args.ci_level
+    bootstrap.CI_LEVEL = args.ci_level
     if args.no_widening:
-        compare._expansion = lambda blocks: 1.0
+        bootstrap.expansion = lambda blocks: 1.0
     started = time.perf_counter()
     flagged, any_flagged = measure(args.pairs, args.seed, args.error_p, args.resamples)
     print(

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from loadbench import rundir
-from loadbench.compare import _gpu_count
+from loadbench.bootstrap import gpu_count
 from loadbench.slo import Slo, evaluate
 from loadbench.stats import value_at
 
@@ -115,7 +115,7 @@ def step_row(
         value = _number(value_at(summary, path))
         if value is not None or key not in _OPTIONAL:
             row[key] = value
-    row["gpus"] = _gpu_count(summary)
+    row["gpus"] = gpu_count(summary)
     slo = evaluate(slos, summary)
     validity = summary.get("validity")
     validity = validity if isinstance(validity, dict) else {}

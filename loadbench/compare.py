@@ -28,8 +28,8 @@ resampling is a whole second of the measured window: each resample draws the win
 with replacement, and every statistic is computed from the pooled requests / samples of the
 drawn seconds (percentiles exactly, from integer weights). The two runs are resampled
 independently ``resamples`` times; the interval of the delta is the percentile interval of the
-differences at ``CI_LEVEL`` (99.5 %), widened for few seconds (Hesterberg's expanded percentile
-interval, `_expansion`) and shifted onto the summaries' delta (rounding, subsampling). A series
+differences at ``bootstrap.CI_LEVEL`` (99.5 %), widened for few seconds (Hesterberg's expanded percentile
+interval, `bootstrap.expansion`) and shifted onto the summaries' delta (rounding, subsampling). A series
 of more than ``MAX_LATENCIES`` values is subsampled first; fewer than ``MIN_SECONDS`` seconds
 with data give no interval. Maxima, minima, energy per request, goodput and quality have no
 interval: their verdict is by value (``VALUE_ONLY_PCT``; ``MAX_PCT`` for the latency maxima).
@@ -58,7 +58,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,23 +66,19 @@ import numpy.typing as npt
 import pandas as pd
 
 from loadbench import analyzer, llm_metrics, quality, rundir, stats
+from loadbench.bootstrap import MIN_SECONDS, SERIES_STATS, RunBootstrap, delta_interval, gpu_count
 from loadbench.errors import RunDirError, UsageError
 from loadbench.records import from_due_time, read_requests, read_samples
 from loadbench.stats import value_at
 
-CI_LEVEL = 0.995  # two-sided: percentiles 0.25 and 99.75 of the bootstrap differences
 MIN_EFFECT_PCT = 3.0  # smallest relative change called better / worse
 MIN_ERROR_RATE_PP = 0.1  # the same for error rates, in percentage points
 VALUE_ONLY_PCT = 25.0  # metrics without an interval: relative change needed for a verdict
 MAX_PCT = 100.0  # latency_ms.max: a single request, the noisiest figure of all
-MAX_LATENCIES = 100_000  # per run, before bootstrapping
-MIN_SECONDS = 5  # seconds with data needed for an interval
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 LATENCY_STATS = ("p50", "p90", "p95", "p99", "p999", "mean", "max")
-# Statistics a per-request series is bootstrapped for (maxima and minima: by value, see above).
-SERIES_STATS = ("p50", "p90", "p95", "p99", "p999", "mean")
 # Per-request series of the LLM keys: same block bootstrap as latency (quality: by value).
 LLM_PREFIXES = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms")
 FUTURE_PREFIXES = (*LLM_PREFIXES, "quality")
@@ -260,184 +255,10 @@ def _series(
     return out, tokens
 
 
-def _window(run: RunData) -> tuple[float, int]:
-    """(window length in s, whole seconds it spans)."""
-    length = float(value_at(run.summary, "window.duration_s") or 0.0)
-    seconds = max(math.ceil(length - 1e-9), 1)
-    if run.second.size:
-        seconds = max(seconds, int(run.second.max()) + 1)
-    return length, seconds
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
-
-
-# -- bootstrap -----------------------------------------------------------------------------------
-
-
-class _Sorted:
-    """One per-request series (values and their seconds), sorted by value, subsampled to
-    ``MAX_LATENCIES`` (seeded, uniform: every second keeps its share)."""
-
-    def __init__(self, values: FloatArray, seconds: IntArray, rng: np.random.Generator) -> None:
-        if values.size > MAX_LATENCIES:
-            keep = np.sort(rng.choice(values.size, MAX_LATENCIES, replace=False))
-            values, seconds = values[keep], seconds[keep]
-        order = np.argsort(values, kind="stable")
-        self.values, self.seconds = values[order], seconds[order]
-        self.seconds_with_data = np.unique(self.seconds).size
-
-    def statistics(self, keys: Sequence[str], counts: IntArray) -> dict[str, FloatArray]:
-        """Each key's statistic over the pooled values of every row of ``counts``."""
-        out = {k: np.full(len(counts), np.nan) for k in keys}
-        if self.values.size == 0:
-            return out
-        if "mean" in keys:
-            # The pooled mean of every resample at once, from per-second sums and counts.
-            width = counts.shape[1]
-            sums = np.bincount(self.seconds, weights=self.values, minlength=width)
-            n = np.bincount(self.seconds, minlength=width).astype(np.float64)
-            pooled_n = counts @ n
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out["mean"] = np.where(
-                    pooled_n > 0, (counts @ sums) / np.where(pooled_n > 0, pooled_n, 1), np.nan
-                )
-        qs = [stats.PERCENTILES[k] for k in keys if k in stats.PERCENTILES]
-        if not qs:
-            return out
-        for b, row in enumerate(counts):
-            weights = row[self.seconds]
-            cum = np.cumsum(weights)
-            total = int(cum[-1])
-            if total == 0:
-                continue
-            # numpy's linear percentile of the pooled (repeated) values, read off the weights:
-            # element k of the pooled sorted sample is values[searchsorted(cum, k, "right")].
-            h = np.asarray(qs) / 100.0 * (total - 1)
-            lo = np.floor(h)
-            i_lo = np.searchsorted(cum, lo, side="right")
-            i_hi = np.searchsorted(cum, np.minimum(lo + 1, total - 1), side="right")
-            values = self.values[i_lo] + (h - lo) * (self.values[i_hi] - self.values[i_lo])
-            for key, value in zip((k for k in keys if k in stats.PERCENTILES), values, strict=True):
-                out[key][b] = value
-        return out
-
-
-class _Bootstrap:
-    """Resamples of one run's seconds and every statistic computed on them.
-
-    One draw of seconds serves every metric of the run, so the statistics of a resample are
-    consistent with each other (a resample is "the run, had these seconds happened").
-    """
-
-    def __init__(self, run: RunData, resamples: int, rng: np.random.Generator) -> None:
-        self.length, self.n = _window(run)
-        series = dict(run.series)
-        series.setdefault("latency_ms", (run.latency_ms, run.second[run.ok]))
-        # Latency first, then the draws, then the rest: the draws of a plain run do not
-        # depend on which other series it has.
-        self.sorted = {"latency_ms": _Sorted(*series.pop("latency_ms"), rng)}
-        self.ok_counts = np.bincount(run.second[run.ok], minlength=self.n).astype(np.float64)
-        self.all_counts = np.bincount(run.second, minlength=self.n).astype(np.float64)
-        # counts[b, s]: how often second s was drawn in resample b.
-        draws = rng.integers(0, self.n, size=(resamples, self.n))
-        self.counts = np.zeros((resamples, self.n), dtype=np.int64)
-        np.add.at(self.counts, (np.arange(resamples)[:, None], draws), 1)
-        self.ones = np.ones((1, self.n), dtype=np.int64)
-        self.sorted.update({name: _Sorted(v, sec, rng) for name, (v, sec) in sorted(series.items())})
-        self.tokens = None
-        if run.tokens_per_second is not None:
-            self.tokens = np.zeros(self.n)
-            self.tokens[: min(self.n, run.tokens_per_second.size)] = run.tokens_per_second[: self.n]
-        self.request_seconds = int((self.all_counts > 0).sum())
-        self.samples = run.samples
-        self.window_start = analyzer.window_start_unix_s(run.meta)
-        self.gpus = _gpu_count(run.summary)
-        self._cache: dict[tuple[str, bool], dict[str, FloatArray]] = {}
-
-    def series_star(self, name: str, key: str, counts: IntArray) -> FloatArray | None:
-        """``key`` of series ``name`` on every row of ``counts``; None without enough seconds.
-        Every statistic of the series is computed at once and kept: one pass over the resamples."""
-        data = self.sorted.get(name)
-        if data is None or data.seconds_with_data < MIN_SECONDS:
-            return None
-        full = counts is self.ones
-        if (name, full) not in self._cache:
-            self._cache[(name, full)] = data.statistics(SERIES_STATS, counts)
-        return self._cache[(name, full)][key]
-
-    def rates(self, counts: npt.NDArray[np.int64]) -> dict[str, FloatArray]:
-        ok = counts @ self.ok_counts
-        total = counts @ self.all_counts
-        length = self.length if self.length > 0 else float(self.n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            error_rate = np.where(total > 0, (total - ok) / np.where(total > 0, total, 1), 0.0)
-        out = {"throughput_rps": ok / length, "request_rate_rps": total / length, "error_rate": error_rate}
-        if self.tokens is not None:
-            out["tokens.output_per_s"] = (counts @ self.tokens) / length
-        return out
-
-    def resource(self, column: str, counts: npt.NDArray[np.int64]) -> FloatArray | None:
-        """Mean over the drawn seconds of each second's mean sample of ``column``."""
-        if column not in self.samples:
-            return None
-        times = self.samples["unix_s"].to_numpy(dtype=np.float64)
-        values = pd.to_numeric(self.samples[column], errors="coerce").to_numpy(dtype=np.float64)
-        sec = np.floor(times - self.window_start)
-        keep = (sec >= 0) & (sec < self.n) & ~np.isnan(values)
-        if not keep.any():
-            return None
-        idx = sec[keep].astype(np.int64)
-        sums = np.bincount(idx, weights=values[keep], minlength=self.n)
-        n = np.bincount(idx, minlength=self.n)
-        have = n > 0
-        if have.sum() < MIN_SECONDS:
-            return None
-        per_second = np.where(have, sums / np.where(have, n, 1), 0.0)
-        weight = counts @ have.astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(weight > 0, (counts @ per_second) / np.where(weight > 0, weight, 1), np.nan)
-
-
-def _interval(
-    base_star: FloatArray | None,
-    cand_star: FloatArray | None,
-    base_full: float | None,
-    cand_full: float | None,
-    delta: float,
-    blocks: int,
-) -> list[float] | None:
-    """Percentile interval of the bootstrap differences, widened for few blocks (`_expansion`)
-    and shifted onto the summaries' delta."""
-    if base_star is None or cand_star is None or base_full is None or cand_full is None:
-        return None
-    diff = cand_star - base_star
-    diff = diff[np.isfinite(diff)]
-    if diff.size < 10:
-        return None
-    tail = (1.0 - CI_LEVEL) / 2.0 * 100.0
-    lo, hi = np.percentile(diff, [tail, 100.0 - tail])
-    centre = cand_full - base_full
-    k = _expansion(blocks)
-    lo, hi = centre + k * (lo - centre), centre + k * (hi - centre)
-    shift = delta - centre
-    return [round(float(lo + shift), 6), round(float(hi + shift), 6)]
-
-
-def _expansion(blocks: int) -> float:
-    """Widening of a percentile interval from ``blocks`` resampled blocks (Hesterberg's expanded
-    percentile interval): the bootstrap's spread is the plug-in one, too small by
-    sqrt((n-1)/n), and a normal quantile where a Student t with n-1 degrees of freedom belongs.
-    With 30 seconds that is about 9 % wider; with 600 it is negligible."""
-    n = max(blocks, 2)
-    z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2.0)
-    nu = n - 1
-    # Cornish-Fisher expansion of the t quantile (no scipy): within 0.2 % for nu >= 4.
-    t = z + (z**3 + z) / (4 * nu) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * nu**2)
-    return math.sqrt(n / (n - 1)) * t / z
 
 
 # -- metrics ---------------------------------------------------------------------------------------
@@ -449,12 +270,12 @@ class _Metric:
     label: str
     unit: str
     direction: str  # which is better: "lower" | "higher"
-    star: Callable[[_Bootstrap, npt.NDArray[np.int64]], FloatArray | None] | None = None
+    star: Callable[[RunBootstrap, npt.NDArray[np.int64]], FloatArray | None] | None = None
     value_only_pct: float = VALUE_ONLY_PCT
 
 
-def _series_star(name: str, key: str) -> Callable[[_Bootstrap, npt.NDArray[np.int64]], FloatArray | None]:
-    def star(boot: _Bootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
+def _series_star(name: str, key: str) -> Callable[[RunBootstrap, npt.NDArray[np.int64]], FloatArray | None]:
+    def star(boot: RunBootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
         return boot.series_star(name, key, counts)
 
     return star
@@ -462,8 +283,8 @@ def _series_star(name: str, key: str) -> Callable[[_Bootstrap, npt.NDArray[np.in
 
 def _rate_star(
     key: str, per_gpu: bool = False
-) -> Callable[[_Bootstrap, npt.NDArray[np.int64]], FloatArray | None]:
-    def star(boot: _Bootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
+) -> Callable[[RunBootstrap, npt.NDArray[np.int64]], FloatArray | None]:
+    def star(boot: RunBootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
         if boot.request_seconds < MIN_SECONDS or (per_gpu and not boot.gpus):
             return None
         rate = boot.rates(counts).get(key)
@@ -474,20 +295,14 @@ def _rate_star(
     return star
 
 
-def _resource_star(column: str) -> Callable[[_Bootstrap, npt.NDArray[np.int64]], FloatArray | None]:
-    def star(boot: _Bootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
+def _resource_star(column: str) -> Callable[[RunBootstrap, npt.NDArray[np.int64]], FloatArray | None]:
+    def star(boot: RunBootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
         return boot.resource(column, counts)
 
     return star
 
 
 _LATENCY_LABELS = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "p999": "p99.9"}
-
-
-def _gpu_count(summary: dict[str, Any]) -> int:
-    resources = summary.get("resources") or {}
-    remote = resources.get("remote") or {}
-    return len(resources.get("gpus") or []) + sum(len(r.get("gpus") or []) for r in remote.values())
 
 
 def _is_open(run: RunData) -> bool:
@@ -574,7 +389,7 @@ def _metrics(base: RunData, candidate: RunData) -> list[_Metric]:
         ]
     present.append(_Metric("resources.energy.j_per_request", "energy per request", "J", "lower"))
     out += [m for m in present if any(_number(value_at(s, m.path)) is not None for s in runs)]
-    if all(_gpu_count(s) for s in runs):
+    if all(gpu_count(s) for s in runs):
         out.append(
             _Metric(
                 "throughput_per_gpu_rps",
@@ -636,7 +451,7 @@ def _leaves(node: Any, prefix: str) -> list[str]:
 
 def _value(run: RunData, path: str) -> float | None:
     if path == "throughput_per_gpu_rps":
-        gpus = _gpu_count(run.summary)
+        gpus = gpu_count(run.summary)
         throughput = _number(run.summary.get("throughput_rps"))
         return None if not gpus or throughput is None else round(throughput / gpus, 3)
     return _number(value_at(run.summary, path))
@@ -704,7 +519,7 @@ def _resolve(name: str, text: str) -> str:
 def _has(run: RunData, path: str) -> bool:
     """Whether ``path`` names a key of the run's summary (its value may be null)."""
     if path == "throughput_per_gpu_rps":
-        return bool(_gpu_count(run.summary))
+        return bool(gpu_count(run.summary))
     node: Any = run.summary
     for part in path.split("."):
         if isinstance(node, dict) and part in node:
@@ -752,7 +567,7 @@ def compare_runs(
     if check:
         check_rules(rules, (base, candidate))
     rng = np.random.default_rng(seed)
-    boots = (_Bootstrap(base, resamples, rng), _Bootstrap(candidate, resamples, rng))
+    boots = (RunBootstrap(base, resamples, rng), RunBootstrap(candidate, resamples, rng))
     metrics: dict[str, dict[str, Any]] = {}
     for metric in _metrics(base, candidate):
         b, c = _value(base, metric.path), _value(candidate, metric.path)
@@ -776,7 +591,7 @@ def compare_runs(
         if metric.star is not None:
             stars = [metric.star(boot, boot.counts) for boot in boots]
             fulls = [metric.star(boot, boot.ones) for boot in boots]
-            ci = _interval(
+            ci = delta_interval(
                 stars[0],
                 stars[1],
                 None if fulls[0] is None else float(fulls[0][0]),
