@@ -145,6 +145,54 @@ def _add_demo_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _add_sampling_options(res: argparse._ArgumentGroup) -> None:
+    """The resource-sampling options of `run` and `ui`."""
+    res.add_argument(
+        "--sample-interval",
+        type=_duration,
+        default=0.5,
+        metavar="TIME",
+        help="how often to sample GPU, host and server process (default 0.5s, at least 50ms)",
+    )
+    res.add_argument("--no-sampler", action="store_true", help="sample no resources")
+    res.add_argument(
+        "--server-pid",
+        type=int,
+        metavar="PID",
+        help="the model server's process (default: the local process listening on the target's port)",
+    )
+    res.add_argument(
+        "--server-name", metavar="NAME", help="find the model server's process by name or command line"
+    )
+    res.add_argument(
+        "--scrape",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="Prometheus metrics URL to scrape during the run (repeatable)",
+    )
+    res.add_argument("--scrape-match", metavar="REGEX", help="keep only scraped series matching this regex")
+    res.add_argument(
+        "--scrape-interval",
+        type=_duration,
+        default=1.0,
+        metavar="TIME",
+        help="how often to scrape (default 1s; never more often than --sample-interval)",
+    )
+    res.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="`loadbench agent` on a remote model-server host (repeatable)",
+    )
+    res.add_argument(
+        "--agent-token",
+        metavar="TOKEN",
+        help="the agents' token (default: $LOADBENCH_AGENT_TOKEN); never written anywhere",
+    )
+
+
 def _add_slo_option(group: argparse.ArgumentParser | argparse._ArgumentGroup, verdict: str) -> None:
     """``--slo``; ``verdict`` says what a failed gate does in this command."""
     group.add_argument(
@@ -349,50 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="how long to wait for every worker to connect before giving up (default 60s)",
     )
-    res = run.add_argument_group("resource sampling (a separate process, on the requests' clock)")
-    res.add_argument(
-        "--sample-interval",
-        type=_duration,
-        default=0.5,
-        metavar="TIME",
-        help="how often to sample GPU, host and server process (default 0.5s, at least 50ms)",
-    )
-    res.add_argument("--no-sampler", action="store_true", help="sample no resources")
-    res.add_argument(
-        "--server-pid",
-        type=int,
-        metavar="PID",
-        help="the model server's process (default: the local process listening on the target's port)",
-    )
-    res.add_argument(
-        "--server-name", metavar="NAME", help="find the model server's process by name or command line"
-    )
-    res.add_argument(
-        "--scrape",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="Prometheus metrics URL to scrape during the run (repeatable)",
-    )
-    res.add_argument("--scrape-match", metavar="REGEX", help="keep only scraped series matching this regex")
-    res.add_argument(
-        "--scrape-interval",
-        type=_duration,
-        default=1.0,
-        metavar="TIME",
-        help="how often to scrape (default 1s; never more often than --sample-interval)",
-    )
-    res.add_argument(
-        "--agent",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="`loadbench agent` on a remote model-server host (repeatable)",
-    )
-    res.add_argument(
-        "--agent-token",
-        metavar="TOKEN",
-        help="the agents' token (default: $LOADBENCH_AGENT_TOKEN); never written anywhere",
+    _add_sampling_options(
+        run.add_argument_group("resource sampling (a separate process, on the requests' clock)")
     )
 
     commands.add_parser(
@@ -475,10 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_options(ui)
     _add_slo_option(ui, "each run's summary and the /loadbench/ page say PASS or FAIL")
     _add_llm_options(ui)
-    ui.add_argument("--sample-interval", type=_duration, default=0.5, metavar="TIME", help="default 0.5s")
-    ui.add_argument("--no-sampler", action="store_true", help="sample no resources")
-    ui.add_argument("--server-pid", type=int, metavar="PID", help="the model server's process")
-    ui.add_argument("--server-name", metavar="NAME", help="find the model server's process by name")
+    _add_sampling_options(ui.add_argument_group("resource sampling, for each run (as for `loadbench run`)"))
 
     report = commands.add_parser(
         "report",
@@ -817,6 +820,11 @@ def cmd_ui(args: argparse.Namespace, scenario_args: list[str], argv: list[str]) 
             sample_interval_s=None if args.no_sampler else args.sample_interval,
             server_pid=args.server_pid,
             server_name=args.server_name,
+            scrapes=args.scrape,
+            scrape_match=args.scrape_match,
+            scrape_interval_s=args.scrape_interval,
+            agents=args.agent,
+            agent_token=args.agent_token or os.environ.get("LOADBENCH_AGENT_TOKEN"),
             slos=args.slo,  # checked before the UI starts; gated in each run's summary
             realtime_tokens_per_s=args.realtime_tokens_per_s,
         )

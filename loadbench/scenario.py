@@ -9,7 +9,7 @@ under plain ``locust -f path.py --host URL`` alike. This module gives it:
   handed out round-robin. Top-level keys that start with ``_`` (e.g. ``_expected``) are
   loadbench metadata: stripped before sending, kept beside the body.
 - `ModelUser`: a ``FastHttpUser`` (Locust's fast client) that sends ``--header`` headers.
-- `check_json(response, key)`: mark a response failed unless it is JSON holding ``key``.
+- `check_json(response, key)`: mark a response failed unless it is JSON holding ``key`` (any JSON without one).
 - `add_extras(response, **fields)`: per-request fields for ``requests.csv`` (tokens, labels).
 - ``--http2`` (in `add_request_options`): `ModelUser` sends through `loadbench.http2` instead.
 - `on_setup`: decorate the scenario's set-up; its failure stops the run with one clear line.

@@ -210,16 +210,21 @@ def validity(
     """
     reasons: list[str] = []
     generator = (summary.get("resources") or {}).get("generator") or {}
-    if generator.get("saturated"):
+    # One reason, whichever generators it was: the top-level flag covers remote workers too.
+    remote_saturated = [
+        label
+        for label, remote in ((summary.get("resources") or {}).get("remote") or {}).items()
+        if ((remote or {}).get("generator") or {}).get("saturated")
+    ]
+    where = generator.get("saturated_on") or ([] if generator.get("saturated") else remote_saturated)
+    if generator.get("saturated") or remote_saturated:
         share = generator.get("saturated_share")
         reasons.append(
             "the load generator's CPU was saturated"
+            + (f" on {', '.join(map(str, where))}" if where and where != ["this host"] else "")
             + (f" ({share:.0%} of samples above 90% of a core)" if isinstance(share, float) else "")
             + ": it may have measured its own delays"
         )
-    for label, remote in ((summary.get("resources") or {}).get("remote") or {}).items():
-        if ((remote or {}).get("generator") or {}).get("saturated"):
-            reasons.append(f"the load generator on {label} was saturated (a core's CPU nearly all the time)")
     window_s = summary.get("window", {}).get("duration_s") or 0.0
     if window_s < MIN_WINDOW_S and summary.get("requests", {}).get("total", 0) > 0:
         reasons.append(f"the measured window lasted {window_s:g} s, under {MIN_WINDOW_S:g} s")

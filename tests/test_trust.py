@@ -459,3 +459,21 @@ def test_gated_percentiles_beyond_latency_need_their_own_values() -> None:
         ],
     }
     assert trust.validity(summary, "open", [], {"ttft_ms.p99": 1000})["valid"] is True
+
+
+def test_a_saturated_remote_worker_is_one_reason_that_names_it() -> None:
+    summary = _clean()
+    summary["resources"] = {
+        "generator": {"saturated": True, "saturated_share": 0.5, "saturated_on": ["worker1@box"]},
+        "remote": {"worker1@box": {"generator": {"saturated": True}}},
+    }
+    out = trust.validity(summary, "open", [])
+    assert out["reasons"] == [
+        "the load generator's CPU was saturated on worker1@box (50% of samples above 90% of a core): "
+        "it may have measured its own delays"
+    ]
+    # An older summary, saturation only under remote: still one reason, naming the worker.
+    del summary["resources"]["generator"]
+    assert trust.validity(summary, "open", [])["reasons"] == [
+        "the load generator's CPU was saturated on worker1@box: it may have measured its own delays"
+    ]
