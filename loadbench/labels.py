@@ -1,8 +1,8 @@
 """Quality in scenarios: the ``--extract`` option, each payload's labels checked once, and the
 prediction recorded beside the label.
 
-What a labelled scenario does (``tfserving``, ``kserve_v1``, ``torchserve``; definitions in
-docs/metrics.md, "Quality"):
+What a labelled scenario does (``json_post``, ``kserve_v2``, ``tfserving``, ``kserve_v1``,
+``torchserve``; definitions in docs/metrics.md, "Quality"):
 
 1. `add_extract_option(parser, defaults)` among its options;
 2. at set-up, `Extractor` from the option (`extractor_from_options`) and `check_payload_labels`

@@ -23,10 +23,16 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.errors import UsageError
-from loadbench.extract import Extractor, payload_extras, response_prediction
+from loadbench.extract import Extractor
+from loadbench.labels import (
+    add_extract_option,
+    check_payload_labels,
+    extractor_from_options,
+    record_prediction,
+    request_extras,
+)
 from loadbench.recorder import EXTRAS_KEY
-from loadbench.scenario import ModelUser, Payloads, add_extras, add_request_options, check_json, on_setup
+from loadbench.scenario import ModelUser, Payloads, add_request_options, check_json, on_setup
 
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None
@@ -35,13 +41,7 @@ EXTRACTOR: Extractor | None = None
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--path", default="/predict", help="URL path to POST to (default /predict)")
-    parser.add_argument(
-        "--extract",
-        default=None,
-        metavar="PATH",
-        help="where the prediction is in the JSON response: dotted keys and list indexes, e.g. "
-        "predictions.0 (default: the first of prediction, predictions.0, label, labels.0, outputs.0.data.0)",
-    )
+    add_extract_option(parser)
     parser.add_argument(
         "--no-check-json",
         action="store_true",
@@ -55,13 +55,9 @@ def _options(parser: Any) -> None:
 def _load(environment: Any) -> None:
     global PAYLOADS, EXTRACTOR
     options = environment.parsed_options
-    EXTRACTOR = Extractor(getattr(options, "extract", None))
+    EXTRACTOR = extractor_from_options(options)
     PAYLOADS = Payloads.from_options(options)
-    for number, (_, meta) in enumerate(PAYLOADS.items, start=1):
-        try:
-            payload_extras(meta)
-        except UsageError as exc:
-            raise UsageError(f"payload {number}: {exc}") from None
+    check_payload_labels(PAYLOADS)
 
 
 class JsonPostUser(ModelUser):
@@ -73,7 +69,7 @@ class JsonPostUser(ModelUser):
         path = options.path
         # Named by the path without its query: one name per route, and no api keys in names.
         name = f"POST {path.split('?', 1)[0]}"
-        extras = payload_extras(meta) if meta else {}
+        extras = request_extras(meta)
         # No request counts as a success unless it is one: a 200 with a broken body is an error.
         check = not getattr(options, "no_check_json", False)
         if not extras and not EXTRACTOR.explicit and not check:
@@ -89,9 +85,7 @@ class JsonPostUser(ModelUser):
             context={EXTRAS_KEY: extras},
             catch_response=True,
         ) as response:
-            if check and check_json(response) is None:
+            parsed = check_json(response) if check else None
+            if check and parsed is None:
                 return  # failed: not JSON, or already (HTTP error, timeout), with its reason
-            if "expected" in extras or EXTRACTOR.explicit:
-                predicted = response_prediction(response, EXTRACTOR)
-                if predicted:
-                    add_extras(response, predicted=predicted)
+            record_prediction(response, extras, EXTRACTOR, parsed)

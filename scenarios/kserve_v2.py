@@ -22,14 +22,19 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.errors import UsageError
-from loadbench.extract import Extractor, payload_extras
+from loadbench.extract import Extractor
+from loadbench.labels import (
+    add_extract_option,
+    check_payload_labels,
+    extractor_from_options,
+    record_prediction,
+    request_extras,
+)
 from loadbench.probe import discover_v2_model, v2_model_metadata
 from loadbench.recorder import EXTRAS_KEY
 from loadbench.scenario import (
     ModelUser,
     Payloads,
-    add_extras,
     add_request_options,
     check_json,
     headers_from_options,
@@ -40,6 +45,7 @@ from loadbench.scenario import (
 MODEL: str = ""
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None
+EXTRACT_DEFAULTS = ("outputs.0.data.0",)  # the first output's first element
 _INTEGER_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 
 
@@ -49,13 +55,7 @@ def _options(parser: Any) -> None:
         "--model", default=None, help="model name (default: the first model the server lists)"
     )
     parser.add_argument("--batch", type=int, default=1, help="rows per synthetic request (default 1)")
-    parser.add_argument(
-        "--extract",
-        default=None,
-        metavar="PATH",
-        help="where the prediction is in the JSON response: dotted keys and list indexes "
-        "(default outputs.0.data.0)",
-    )
+    add_extract_option(parser, EXTRACT_DEFAULTS)
     add_request_options(parser, payload_help="Default: random tensors shaped by the model's metadata.")
 
 
@@ -83,7 +83,7 @@ def synthetic_request(metadata: dict[str, Any], batch: int, seed: int = 0) -> di
 def _load(environment: Any) -> None:
     global MODEL, PAYLOADS, EXTRACTOR
     options = environment.parsed_options
-    EXTRACTOR = Extractor(getattr(options, "extract", None), defaults=("outputs.0.data.0",))
+    EXTRACTOR = extractor_from_options(options, EXTRACT_DEFAULTS)
     headers = headers_from_options(options)
     MODEL = options.model or discover_v2_model(environment.host, headers, tls_verify(options))
     default = None
@@ -91,11 +91,7 @@ def _load(environment: Any) -> None:
         metadata = v2_model_metadata(environment.host, MODEL, headers, tls_verify(options))
         default = [synthetic_request(metadata, max(options.batch, 1), seed) for seed in range(16)]
     PAYLOADS = Payloads.from_options(options, default=default)
-    for number, (_, meta) in enumerate(PAYLOADS.items, start=1):
-        try:
-            payload_extras(meta)
-        except UsageError as exc:
-            raise UsageError(f"payload {number}: {exc}") from None
+    check_payload_labels(PAYLOADS)
 
 
 class KServeV2User(ModelUser):
@@ -105,7 +101,7 @@ class KServeV2User(ModelUser):
         body, meta = PAYLOADS.next()
         path = f"/v2/models/{MODEL}/infer"
         # The label rides in the context from the start: a failed request keeps it (a wrong answer).
-        extras = payload_extras(meta) if meta else {}
+        extras = request_extras(meta)
         with self.client.post(
             path,
             json=body,
@@ -115,7 +111,5 @@ class KServeV2User(ModelUser):
             catch_response=True,
         ) as response:
             parsed = check_json(response, "outputs")
-            if parsed is not None and ("expected" in extras or EXTRACTOR.explicit):
-                predicted = EXTRACTOR(parsed)
-                if predicted:
-                    add_extras(response, predicted=predicted)
+            if parsed is not None:
+                record_prediction(response, extras, EXTRACTOR, parsed)

@@ -9,15 +9,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from loadbench.report import visible_text
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "loadbench" / "data" / "digits.jsonl"
@@ -145,3 +153,135 @@ end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end:
     pass
 """
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages in a real browser: server and user text must stay text
+
+PWNED = "PWNED"
+# Each would change the page's title if a page let it run.
+SCRIPT_PAYLOADS = (
+    "<script>document.title='PWNED'</script>",
+    "<img src=x onerror=\"document.title='PWNED'\">",
+    "\"><svg onload=document.title='PWNED'>",
+    "'><a href=\"javascript:document.title='PWNED'\">click</a>",
+    "</textarea></title></style><script>document.title='PWNED'</script>",
+    "| col | <iframe src=\"javascript:parent.document.title='PWNED'\"></iframe> |",
+    "&lt;b&gt;already escaped&lt;/b&gt; <b onmouseover=\"document.title='PWNED'\">bold</b>",
+    "\u202e<script>document.title='PWNED'</script>\u202dexe.txt",  # right-to-left override
+    "[fix](javascript:document.title='PWNED') ![x](http://127.0.0.1:9/x.png) <style>*{display:none}</style>",
+)
+
+
+def require_executable(name: str, apt_package: str) -> str:
+    """The command's path; without it, skip (fail under CI, which installs it)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"the {name!r} command is not installed (apt-get install {apt_package})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}, and CI must have it: .ci/run installs it")
+    pytest.skip(message)
+
+
+def run_chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium, cut off from everything but the files it is given."""
+    result = subprocess.run(
+        [
+            browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-extensions",
+            f"--user-data-dir={profile}", *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, f"chromium exited {result.returncode}: {result.stderr[-2000:]}"
+    return result
+
+
+@dataclass
+class Page:
+    """What `html.parser` sees in a page: element counts, attributes, title and visible text."""
+
+    tags: Counter[str] = field(default_factory=Counter)
+    attributes: list[tuple[str, str, str]] = field(default_factory=list)  # (tag, name, value)
+    title: str = ""
+    text: str = ""
+
+
+class _PageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.page = Page()
+        self.open: list[str] = []
+        self.chunks: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.page.tags[tag] += 1
+        self.page.attributes += [(tag, name, value or "") for name, value in attrs]
+        if tag in ("title", "style", "script"):
+            self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if self.open and self.open[-1] == tag:
+            self.open.pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.open and self.open[-1] == tag:
+            self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        if "title" in self.open:
+            self.page.title += data
+        elif not self.open:
+            self.chunks.append(data)
+
+
+def parse_page(markup: str) -> Page:
+    parser = _PageParser()
+    parser.feed(markup)
+    parser.close()
+    parser.page.text = "".join(parser.chunks)
+    return parser.page
+
+
+def assert_inert_in_chromium(
+    page: Path,
+    browser: str,
+    profile: Path,
+    payloads: Sequence[str],
+    title_prefix: str = "loadbench report — ",
+) -> Page:
+    """Open the page in headless Chromium: no payload ran or made an element; all show as text.
+
+    ``title_prefix`` is how the page's own title starts (each page kind has its own).
+    """
+    source = page.read_text(encoding="utf-8")
+    for payload in payloads:
+        if "<" in payload:
+            assert payload not in source, f"raw payload in {page.name}: {payload!r}"
+    written = parse_page(source)
+
+    result = run_chromium(browser, profile, "--virtual-time-budget=3000", "--dump-dom", page.as_uri())
+    dom = parse_page(result.stdout)
+    # Scripts that ran would have renamed the page; the title is the page's own. (A title may
+    # quote a payload as text, e.g. compare's run ids, so "PWNED" can be in it but not all of it.)
+    assert written.title.startswith(title_prefix), written.title
+    assert dom.title == written.title
+    assert dom.title != PWNED
+    # The browser built exactly the elements the page wrote (it only adds implied <tbody>s).
+    new_kinds = set(dom.tags) - set(written.tags) - {"tbody"}
+    assert not new_kinds, f"elements no page writes: {sorted(new_kinds)}"
+    assert dom.tags - Counter(tbody=dom.tags["tbody"]) == written.tags - Counter(tbody=written.tags["tbody"])
+    for tag, name, value in dom.attributes:
+        assert not name.startswith("on"), f"<{tag} {name}=...> in the page"
+        assert not value.strip().lower().startswith("javascript:"), f"<{tag} {name}={value!r}>"
+        assert not (tag == "img" and not value.startswith("data:image/png;base64,") and name == "src")
+    # Every payload is in the page, unchanged, as text a reader can see.
+    # (Bidirectional-text controls are shown as their code points, so they cannot reorder a cell.)
+    for payload in payloads:
+        assert visible_text(payload) in dom.text, f"payload not shown as text: {payload!r}"
+    return dom

@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pytest
-from test_history import START, make_run
+from helpers import SCRIPT_PAYLOADS, assert_inert_in_chromium, read_json, require_executable, run_cli
+from test_history import START, make_run, payload_run, payload_texts
 
 from loadbench import compare_report, rundir
 from loadbench.records import read_requests, read_samples
@@ -196,6 +197,31 @@ def test_escapes_server_text(tmp_path: Path, runs: list[FakeRun]) -> None:
     for text in (md_path.read_text(encoding="utf-8"), html_path.read_text(encoding="utf-8")):
         assert XSS not in text
         assert "&lt;script&gt;x&lt;/script&gt;" in text
+
+
+def test_compare_page_keeps_run_text_inert_in_chromium(tmp_path: Path) -> None:
+    browser = require_executable("chromium", "chromium")
+    texts = payload_texts()
+    base = payload_run(tmp_path / "reports", "base", START, texts, seed=1)
+    cand = payload_run(tmp_path / "reports", "cand", START + 60, texts, seed=2)
+    out = tmp_path / "out"
+    result = run_cli("compare", str(base), str(cand), "--out", str(out), "--resamples", "100")
+    assert result.returncode == 0, result.stderr
+    metas = [rundir.read_json(p / rundir.META) for p in (base, cand)]
+    shown = [str(m[k]) for m in metas for k in ("run_id", "scenario", "status", "started_at", "load_model")]
+    shown += [m["target"] for m in metas] + [m["git"]["commit"] for m in metas]
+    shown += [f"{m['host']['hostname']} · {m['host']['cpu_model']}" for m in metas]
+    shown += [" ".join(m["settings"]["scenario_args"]) for m in metas]
+    shown += [f"locust {m['versions']['locust']}" for m in metas]
+    shown += [f"0: {rundir.read_json(p / rundir.SAMPLER_INFO)['gpus'][0]['name']}" for p in (base, cand)]
+    warnings = read_json(out / "compare.json")["warnings"]
+    assert any("scenarios differ" in w for w in warnings)  # quoting both runs' scenarios
+    shown += warnings
+    assert all(any(p in text for text in shown) for p in SCRIPT_PAYLOADS)
+    dom = assert_inert_in_chromium(
+        out / "compare.html", browser, tmp_path / "profile", shown, title_prefix="loadbench compare: "
+    )
+    assert metas[0]["run_id"] in dom.title  # the title names the runs, as text
 
 
 def test_with_real_compare(tmp_path: Path, runs: list[FakeRun]) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers import SCRIPT_PAYLOADS, assert_inert_in_chromium, read_json, require_executable, run_cli
 
 from loadbench import analyzer, history, records, rundir
 from loadbench.errors import UsageError
@@ -78,6 +81,37 @@ def make_run(
     if analyze:
         analyzer.analyze_run(path)
     return path
+
+
+def payload_run(parent: Path, name: str, start: float, texts: Iterator[str], seed: int = 0) -> Path:
+    """An analyzed run (as `make_run`, sampled) whose every free-text field is the next of ``texts``.
+
+    The fields a scenario file, the command line, the host and its GPU driver word: run id,
+    scenario, status, start time (the four history shows), target path, load model, scenario arguments, versions, host
+    name and CPU model, git commit, and the GPU's name (through ``sampler.json``, as NVML says it).
+    """
+    path = make_run(parent, name, start, 10.0, seed=seed, samples=True, analyze=False)
+    meta = rundir.read_json(path / rundir.META)
+    meta.update(
+        run_id=next(texts),
+        scenario=next(texts),
+        status=next(texts),
+        started_at=next(texts),
+        target=f"http://127.0.0.1:8000/{next(texts)}",
+        load_model=next(texts),
+        git={"commit": next(texts)},
+    )
+    meta["settings"]["scenario_args"] = ["--dataset", next(texts)]
+    meta["versions"]["locust"] = next(texts)
+    meta["host"].update(hostname=next(texts), cpu_model=next(texts))
+    rundir.write_json(path / rundir.META, meta)
+    rundir.write_json(path / rundir.SAMPLER_INFO, {"gpus": [{"index": 0, "name": next(texts)}]})
+    analyzer.analyze_run(path)
+    return path
+
+
+def payload_texts() -> Iterator[str]:
+    return itertools.cycle(SCRIPT_PAYLOADS)
 
 
 def step_runs(parent: Path) -> list[Path]:
@@ -157,6 +191,31 @@ def test_history_escapes_run_text(tmp_path: Path) -> None:
     page = html_path.read_text(encoding="utf-8")
     assert xss not in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+def test_history_page_keeps_run_text_inert_in_chromium(tmp_path: Path) -> None:
+    browser = require_executable("chromium", "chromium")
+    reports = tmp_path / "reports"
+    texts = payload_texts()
+    # Twelve texts a run, four of them shown: three runs show all nine payloads.
+    # Directory names carry payloads too (those without a slash): the page shows each run's path.
+    names = ["plain", SCRIPT_PAYLOADS[1], SCRIPT_PAYLOADS[2]]
+    runs = [payload_run(reports, n, START + 60.0 * i, texts, seed=i) for i, n in enumerate(names)]
+    make_run(reports, f"{SCRIPT_PAYLOADS[2]} raw", START + 300, 10.0, analyze=False)  # skipped, named
+    out = tmp_path / "out"
+    result = run_cli("history", str(reports), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    data = read_json(out / history.HISTORY_JSON)
+    assert [r["path"] for r in data["rows"]] == [str(r) for r in runs]
+    assert len(data["warnings"]) == 1
+    shown = [str(r[key]) for r in data["rows"] for key in ("id", "scenario", "status", "started_at", "path")]
+    shown += data["warnings"]
+    assert set(SCRIPT_PAYLOADS) <= {
+        r[key] for r in data["rows"] for key in ("id", "scenario", "status", "started_at")
+    }
+    assert_inert_in_chromium(
+        out / history.HISTORY_HTML, browser, tmp_path / "profile", shown, title_prefix="loadbench history"
+    )
 
 
 def test_expand_runs(tmp_path: Path) -> None:

@@ -17,45 +17,38 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
 import threading
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DIGITS, REPO, read_json, run_cli, serving
+from helpers import (
+    DIGITS,
+    PWNED,
+    REPO,
+    assert_inert_in_chromium,
+    parse_page,
+    read_json,
+    require_executable,
+    run_chromium,
+    run_cli,
+    serving,
+)
+from helpers import SCRIPT_PAYLOADS as PAYLOADS
 from tls import self_signed_cert, tls_serving
 
 from loadbench.demo import make_server
 from loadbench.prometheus import series_key
-from loadbench.report import visible_text
 
 pytestmark = pytest.mark.e2e
 
-PWNED = "PWNED"
-# Each would change the page's title if the report let it run.
-PAYLOADS = (
-    "<script>document.title='PWNED'</script>",
-    "<img src=x onerror=\"document.title='PWNED'\">",
-    "\"><svg onload=document.title='PWNED'>",
-    "'><a href=\"javascript:document.title='PWNED'\">click</a>",
-    "</textarea></title></style><script>document.title='PWNED'</script>",
-    "| col | <iframe src=\"javascript:parent.document.title='PWNED'\"></iframe> |",
-    "&lt;b&gt;already escaped&lt;/b&gt; <b onmouseover=\"document.title='PWNED'\">bold</b>",
-    "\u202e<script>document.title='PWNED'</script>\u202dexe.txt",  # right-to-left override
-    "[fix](javascript:document.title='PWNED') ![x](http://127.0.0.1:9/x.png) <style>*{display:none}</style>",
-)
 # Response headers are Latin-1: this one travels in a header.
 HEADER_PAYLOAD = "\"><svg/onload=document.title='PWNED'><x y=\""
 
@@ -97,17 +90,6 @@ class TrustingUser(FastHttpUser):
 # Tools
 
 
-def require_executable(name: str, apt_package: str) -> str:
-    """The command's path; without it, skip (fail under CI, which installs it)."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"the {name!r} command is not installed (apt-get install {apt_package})"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}, and CI must have it: .ci/run installs it")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
     return require_executable("chromium", "chromium")
@@ -116,103 +98,6 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def openssl() -> str:
     return require_executable("openssl", "openssl")
-
-
-def run_chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium, cut off from everything but the files it is given."""
-    result = subprocess.run(
-        [
-            browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-extensions",
-            f"--user-data-dir={profile}", *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, f"chromium exited {result.returncode}: {result.stderr[-2000:]}"
-    return result
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading pages
-
-
-@dataclass
-class Page:
-    """What `html.parser` sees in a page: element counts, attributes, title and visible text."""
-
-    tags: Counter[str] = field(default_factory=Counter)
-    attributes: list[tuple[str, str, str]] = field(default_factory=list)  # (tag, name, value)
-    title: str = ""
-    text: str = ""
-
-
-class _PageParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.page = Page()
-        self.open: list[str] = []
-        self.chunks: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.page.tags[tag] += 1
-        self.page.attributes += [(tag, name, value or "") for name, value in attrs]
-        if tag in ("title", "style", "script"):
-            self.open.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if self.open and self.open[-1] == tag:
-            self.open.pop()
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.open and self.open[-1] == tag:
-            self.open.pop()
-
-    def handle_data(self, data: str) -> None:
-        if "title" in self.open:
-            self.page.title += data
-        elif not self.open:
-            self.chunks.append(data)
-
-
-def parse_page(markup: str) -> Page:
-    parser = _PageParser()
-    parser.feed(markup)
-    parser.close()
-    parser.page.text = "".join(parser.chunks)
-    return parser.page
-
-
-def assert_inert_in_chromium(report: Path, browser: str, profile: Path, payloads: list[str]) -> Page:
-    """Open the report in headless Chromium: no payload ran or made an element; all show as text."""
-    source = report.read_text(encoding="utf-8")
-    for payload in payloads:
-        if "<" in payload:
-            assert payload not in source, f"raw payload in {report.name}: {payload!r}"
-    written = parse_page(source)
-
-    result = run_chromium(browser, profile, "--virtual-time-budget=3000", "--dump-dom", report.as_uri())
-    dom = parse_page(result.stdout)
-    # Scripts that ran would have renamed the page; the title is the report's own.
-    assert written.title.startswith("loadbench report — ")
-    assert dom.title == written.title
-    assert PWNED not in dom.title
-    # The browser built exactly the elements the report wrote (it only adds implied <tbody>s).
-    new_kinds = set(dom.tags) - set(written.tags) - {"tbody"}
-    assert not new_kinds, f"elements no report writes: {sorted(new_kinds)}"
-    assert dom.tags - Counter(tbody=dom.tags["tbody"]) == written.tags - Counter(tbody=written.tags["tbody"])
-    for tag, name, value in dom.attributes:
-        assert not name.startswith("on"), f"<{tag} {name}=...> in the page"
-        assert not value.strip().lower().startswith("javascript:"), f"<{tag} {name}={value!r}>"
-        assert not (tag == "img" and not value.startswith("data:image/png;base64,") and name == "src")
-    # Every payload is in the page, unchanged, as text a reader can see.
-    # (Bidirectional-text controls are shown as their code points, so they cannot reorder a cell.)
-    for payload in payloads:
-        assert visible_text(payload) in dom.text, f"payload not shown as text: {payload!r}"
-    return dom
 
 
 def markdown_rows(markdown: str) -> list[list[str]]:
