@@ -33,7 +33,10 @@ _CYCLE: Iterator[tuple[bytes, float]] | None = None
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    parser.add_argument("--path", default="/asr", help="URL path to POST to (default /asr)")
+    # Not in the web UI's start form: a query string may carry an api key (shown there in clear).
+    parser.add_argument(
+        "--path", default="/asr", help="URL path to POST to (default /asr)", include_in_web_ui=False
+    )
     parser.add_argument(
         "--audio",
         action="append",

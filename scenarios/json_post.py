@@ -40,7 +40,10 @@ EXTRACTOR: Extractor | None = None
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    parser.add_argument("--path", default="/predict", help="URL path to POST to (default /predict)")
+    # Not in the web UI's start form: a query string may carry an api key (shown there in clear).
+    parser.add_argument(
+        "--path", default="/predict", help="URL path to POST to (default /predict)", include_in_web_ui=False
+    )
     add_extract_option(parser)
     parser.add_argument(
         "--no-check-json",

@@ -33,7 +33,10 @@ EXTRACTOR: Extractor | None = None
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    parser.add_argument("--path", default="/predict", help="URL path to POST to (default /predict)")
+    # Not in the web UI's start form: a query string may carry an api key (shown there in clear).
+    parser.add_argument(
+        "--path", default="/predict", help="URL path to POST to (default /predict)", include_in_web_ui=False
+    )
     parser.add_argument("--template", default=None, metavar="JSON", help="request template with {{field}}s")
     parser.add_argument("--template-file", default=None, metavar="FILE", help="the template, from a file")
     parser.add_argument(

@@ -1,4 +1,5 @@
-"""Shared test helpers: real servers on loopback and the real `loadbench` command in a subprocess.
+"""Shared test helpers: real servers on loopback, the real `loadbench` command in a subprocess,
+and headless Chromium opening a page to check that script-injection payloads in it stay text.
 
 The pytest process never imports locust (it monkey-patches the standard library); every
 load test runs `python -m loadbench` (or `locust`) as a child process.

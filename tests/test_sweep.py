@@ -14,7 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from capacity_server import capacity_server
-from helpers import read_json, run_cli, start_cli
+from helpers import (
+    SCRIPT_PAYLOADS,
+    assert_inert_in_chromium,
+    read_json,
+    require_executable,
+    run_cli,
+    start_cli,
+)
 
 from loadbench.capacity import (
     CapacitySearch,
@@ -276,6 +283,52 @@ def test_render_sweep_writes_three_self_contained_files(tmp_path: Path) -> None:
     assert "http://" not in html.replace("http://127.0.0.1:1/", "")  # nothing to fetch
     assert "href='step-01-rate-x/report.html'" in html
     assert read_json(paths[0])["capacity"]["offered"] == 20
+
+
+def test_sweep_page_keeps_server_and_user_text_inert_in_chromium(tmp_path: Path) -> None:
+    browser = require_executable("chromium", "chromium")
+    p = SCRIPT_PAYLOADS
+    # What the steps' summaries say (status, scenario, validity reasons) reaches each step's "why"
+    # through `step_row`; the target and the run options are the user's words.
+    steps = [
+        (10, summary(9.9, 20.0)),
+        (20, summary(19.8, 22.0, status=p[1], valid=False)),
+        (40, summary(39.6, 95.0, status=p[2])),
+    ]
+    steps[1][1]["validity"]["reasons"] = [p[4]]
+    for _, step in steps:
+        step["run"]["scenario"] = p[3]
+    r = rows("rate", steps, ("p99<50ms",))
+    for i, row in enumerate(r, start=1):
+        row["run_dir"] = f"step-{i:02d}-rate-x"
+    why = [w for row in r for w in row["why"]]
+    assert all(any(x in w for w in why) for x in (p[1], p[2], p[4]))
+    sweep = {
+        "schema": 1,
+        "kind": "sweep",
+        "status": p[6],
+        "started_at": p[7],
+        "ended_at": p[8],
+        "scenario": p[3],
+        "settings": {
+            "target": f"http://127.0.0.1:1/{p[8]}",
+            "mode": "rate",
+            "slos": ["p99<50ms"],
+            "step_duration_s": 4,
+            "warmup_s": 1,
+            "run_args": ["--header", f"X-Model: {p[0]}", "--payload", p[5]],
+        },
+        "steps": r,
+        **analyze_sweep(r, "rate", 2.5),
+    }
+    _, _, html_path = render_sweep(sweep, tmp_path)
+    shown = [*why, *sweep["notes"], sweep["settings"]["target"], " ".join(sweep["settings"]["run_args"])]
+    shown += [p[3], f"sweep {p[6]}", p[7], p[8]]
+    assert all(any(x in text for text in shown) for x in p)
+    dom = assert_inert_in_chromium(
+        html_path, browser, tmp_path / "profile", shown, title_prefix="loadbench sweep: "
+    )
+    assert sweep["settings"]["target"] in dom.title
 
 
 def test_report_without_llm_keys_has_no_token_plot(tmp_path: Path) -> None:

@@ -542,8 +542,9 @@ def test_browser_start_watch_the_tab_stop_and_open_the_report(browser: Any, tmp_
 @pytest.mark.parametrize("driver", ["locust", "loadbench-ui"])
 def test_start_page_never_shows_header_values(tmp_path: Path, driver: str) -> None:
     # Locust's start form shows every custom option with its value (`extra_options`) unless the
-    # option says include_in_web_ui=False: --header must, or the page would carry credentials.
-    header = ["--header", f"Authorization: Bearer {SECRET}"]
+    # option says include_in_web_ui=False: --header must, or the page would carry credentials;
+    # so must --path, whose query string may hold an api key.
+    header = ["--header", f"Authorization: Bearer {SECRET}", "--path", f"/predict?api_key={SECRET}x"]
     with demo_process() as demo:
         if driver == "locust":
             command = [sys.executable, "-m", "locust", "-f", "scenarios/json_post.py", "--host", demo]
