@@ -282,7 +282,8 @@ def _steps_table_html(sweep: dict[str, Any]) -> str:
         cells = [_e(c) for c in _step_cells(r, unit)]
         name = r.get("run_dir")
         if name:
-            cells[9] = f"<a class='mono' href='{_e(name)}/report.html'>{_e(name)}</a>"
+            # "./" first: a directory name can never be read as a scheme (javascript:...).
+            cells[9] = f"<a class='mono' href='./{_e(name)}/report.html'>{_e(name)}</a>"
         rows.append(cells)
     table = _grid_table(_HEADERS, rows, numeric=(0, 1, 2, 3, 4, 5, 6))
     # Colour the verdict cells: the 8th cell of each body row.

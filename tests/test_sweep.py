@@ -281,7 +281,7 @@ def test_render_sweep_writes_three_self_contained_files(tmp_path: Path) -> None:
         assert f'id="{figure}"' in html
     assert "<script>" not in html and "&lt;script&gt;" in html  # the target is data, not markup
     assert "http://" not in html.replace("http://127.0.0.1:1/", "")  # nothing to fetch
-    assert "href='step-01-rate-x/report.html'" in html
+    assert "href='./step-01-rate-x/report.html'" in html
     assert read_json(paths[0])["capacity"]["offered"] == 20
 
 
