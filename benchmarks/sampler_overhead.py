@@ -1,6 +1,8 @@
 """Sampler overhead: CPU the sampler process uses, as % of one core, at a given interval.
 
-    python benchmarks/sampler_overhead.py [--duration 30s] [--write-docs]
+    python benchmarks/sampler_overhead.py [--duration 30] [--write-docs]
+    python benchmarks/sampler_overhead.py --baseline /tmp/old [--rounds 3] [--duration 15]
+
 
 Starts the real sampler process (``python -m loadbench.sampler``) the way ``loadbench run``
 does, sampling host, a server process (this script's own, with one child) and the
@@ -11,6 +13,11 @@ Configurations run one after another: 0.1 s sampling with one scrape every 1 s (
 scrape interval; the goal's case), 0.1 s without a scrape, 0.1 s scraping every 0.1 s, and
 0.5 s (the default interval) with a scrape every 1 s.
 
+``--baseline DIR`` (a checkout of an earlier loadbench, e.g. ``git worktree add /tmp/old REV``)
+measures instead that checkout's sampler and this one's side by side, alternating, in the two
+0.1 s cases, and prints the medians and their ratio: the machine's load moves the absolute
+figures by more than a change to the sampler does.
+
 Goal: at most 2 % of one core at 0.1 s with psutil and one scrape. GPUs are not sampled
 here (no NVML on these machines); the NVML reads add their own cost on GPU hosts.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
+import os
 import platform
 import random
 import statistics
@@ -93,8 +101,15 @@ class _Metrics(BaseHTTPRequestHandler):
 
 
 def measure(
-    interval_s: float, scrape: str | None, scrape_s: float, duration_s: float, server_pid: int
+    interval_s: float,
+    scrape: str | None,
+    scrape_s: float,
+    duration_s: float,
+    server_pid: int,
+    tree: Path | None = None,
 ) -> dict[str, float]:
+    """The sampler's CPU over ``duration_s``; ``tree``: run that checkout's sampler instead."""
+    env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "loadbench.sampler", "--run-dir", tmp, "--interval", str(interval_s)]
         command += [
@@ -106,7 +121,9 @@ def measure(
             str(server_pid),
         ]
         command += ["--no-gpu"] + (["--scrape", scrape, "--scrape-interval", str(scrape_s)] if scrape else [])
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        # From another folder with PYTHONPATH for a baseline, so that `-m` finds that checkout.
+        cwd = None if tree is None else tmp
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=cwd)
         assert process.stdout is not None
         if process.stdout.readline().strip() != "ready":
             raise SystemExit("the sampler did not start")
@@ -133,7 +150,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="CPU cost of the sampler process, as % of one core.")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per configuration")
     parser.add_argument("--write-docs", action="store_true", help="replace the section in docs/benchmarks.md")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="an earlier checkout to measure side by side"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --baseline: alternated rounds (default 3)"
+    )
     args = parser.parse_args()
+    if args.baseline is not None:
+        return side_by_side(args.baseline.resolve(), args.rounds, args.duration)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -213,6 +238,32 @@ def main() -> int:
     print("\n" + section)
     if args.write_docs:
         write_docs_section(section)
+    return 0
+
+
+def side_by_side(baseline: Path, rounds: int, duration_s: float) -> int:
+    """``--baseline``: both samplers alternated, each case's medians and their ratio (markdown)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    cases = [("psutil + one scrape every 1 s", url, 1.0), ("psutil only", None, 0.0)]
+    trees = [("baseline", baseline), ("this checkout", None)]
+    cpu: dict[tuple[str, str], list[float]] = {}
+    try:
+        for _ in range(rounds):
+            for case, scrape, scrape_s in cases:
+                for name, tree in trees:
+                    r = measure(0.1, scrape, scrape_s, duration_s, psutil.Process().pid, tree)
+                    cpu.setdefault((case, name), []).append(r["cpu_percent"])
+                    print(f"{case}, {name}: {r['cpu_percent']:.2f} %", flush=True)
+    finally:
+        server.shutdown()
+    print(f"\n| 0.1 s interval | baseline ({baseline.name}) | this checkout | this / baseline |")
+    print("|---|---:|---:|---:|")
+    for case, _, _ in cases:
+        base = statistics.median(cpu[(case, "baseline")])
+        this = statistics.median(cpu[(case, "this checkout")])
+        print(f"| {case} | {base:.2f} % | {this:.2f} % | {this / base:.2f} |")
     return 0
 
 

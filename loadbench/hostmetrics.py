@@ -101,11 +101,21 @@ def find_server_process(
 
 
 class ProcessTree:
-    """CPU, memory, threads and file descriptors of a process and all its descendants."""
+    """CPU, memory, threads and file descriptors of a process and all its descendants.
 
-    def __init__(self, pid: int, clock: Callable[[], float] = time.monotonic) -> None:
+    CPU and RSS are read at every sample. Threads and open files change slowly and cost about
+    as much again (a /proc status file and a directory listing per process), so they are read
+    at most every `slow_every_s`, as the host's slow fields are; the samples between carry
+    only CPU, RSS and the process count.
+    """
+
+    def __init__(
+        self, pid: int, clock: Callable[[], float] = time.monotonic, slow_every_s: float = 0.5
+    ) -> None:
         self.root = psutil.Process(pid)
         self.clock = clock
+        self.slow_every_s = slow_every_s
+        self.next_slow = 0.0  # the first sample reads everything
         self.procs: dict[int, psutil.Process] = {}
         self.next_refresh = 0.0
         self.refresh()
@@ -123,8 +133,12 @@ class ProcessTree:
         self.next_refresh = self.clock() + CHILDREN_REFRESH_S
 
     def read(self, prefix: str) -> Values:
-        if self.clock() >= self.next_refresh:
+        now = self.clock()
+        if now >= self.next_refresh:
             self.refresh()
+        slow = now >= self.next_slow
+        if slow:
+            self.next_slow = now + self.slow_every_s
         cpu = rss = threads = fds = 0.0
         alive = 0
         for proc in list(self.procs.values()):
@@ -132,8 +146,9 @@ class ProcessTree:
                 with proc.oneshot():
                     cpu += proc.cpu_percent(None)
                     rss += proc.memory_info().rss
-                    threads += proc.num_threads()
-                    fds += proc.num_fds() if hasattr(proc, "num_fds") else 0
+                    if slow:
+                        threads += proc.num_threads()
+                        fds += proc.num_fds() if hasattr(proc, "num_fds") else 0
                 alive += 1
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 self.procs.pop(proc.pid, None)
@@ -143,13 +158,14 @@ class ProcessTree:
             return dict.fromkeys(
                 (f"{prefix}.cpu_percent", f"{prefix}.rss_bytes", f"{prefix}.threads", f"{prefix}.open_fds")
             ) | {f"{prefix}.processes": 0.0}
-        return {
+        out: Values = {
             f"{prefix}.cpu_percent": round(cpu, 2),
             f"{prefix}.rss_bytes": rss,
-            f"{prefix}.threads": threads,
-            f"{prefix}.open_fds": fds,
             f"{prefix}.processes": float(alive),
         }
+        if slow:
+            out |= {f"{prefix}.threads": threads, f"{prefix}.open_fds": fds}
+        return out
 
 
 class Generator:
