@@ -8,10 +8,10 @@ What a labelled scenario does (``json_post``, ``kserve_v2``, ``tfserving``, ``ks
 2. at set-up, `Extractor` from the option (`extractor_from_options`) and `check_payload_labels`
    on its `loadbench.scenario.Payloads` (a bad ``_media_s`` is a one-line `UsageError` before
    the load, not an error per request);
-3. per request, ``extras = request_extras(meta)`` sent as ``context={EXTRAS_KEY: extras}`` with
-   ``catch_response=True`` — the label rides in the context from the start, so a request that
-   fails (timeout, reset) is still recorded with it and counts as a wrong answer — then
-   `record_prediction` once the answer is checked.
+3. per request, `post_labelled`: ``extras = request_extras(meta)`` sent as
+   ``context={EXTRAS_KEY: extras}`` with ``catch_response=True`` — the label rides in the
+   context from the start, so a request that fails (timeout, reset) is still recorded with it
+   and counts as a wrong answer — then `record_prediction` once the answer is checked.
 
 Imports locust (through `loadbench.scenario`): scenarios and driving code only.
 """
@@ -23,7 +23,8 @@ from typing import Any
 
 from loadbench.errors import UsageError
 from loadbench.extract import DEFAULT_PATHS, Extractor, payload_extras, response_prediction
-from loadbench.scenario import Extras, Payloads, add_extras
+from loadbench.recorder import EXTRAS_KEY
+from loadbench.scenario import Body, Extras, Payloads, add_extras, check_json
 
 
 def add_extract_option(parser: argparse.ArgumentParser, defaults: tuple[str, ...] = DEFAULT_PATHS) -> None:
@@ -66,3 +67,32 @@ def record_prediction(response: Any, extras: Extras, extractor: Extractor, parse
     predicted = extractor(parsed) if parsed is not None else response_prediction(response, extractor)
     if predicted:
         add_extras(response, predicted=predicted)
+
+
+def post_labelled(
+    user: Any,
+    path: str,
+    body: Body,
+    meta: Extras,
+    extractor: Extractor,
+    *,
+    answer_key: str | None = None,
+    check: bool = True,
+    name: str | None = None,
+) -> None:
+    """POST ``body`` as JSON with its payload's labels in the request's context, check the
+    answer (JSON, holding ``answer_key`` when given; ``check`` False: any answer below HTTP 400)
+    and record the prediction."""
+    extras = request_extras(meta)
+    with user.client.post(
+        path,
+        json=body,
+        headers=user.headers,
+        name=name or path,
+        context={EXTRAS_KEY: extras},
+        catch_response=True,
+    ) as response:
+        parsed = check_json(response, answer_key) if check else None
+        if check and parsed is None:
+            return  # failed: not JSON, or already (HTTP error, timeout), with its reason
+        record_prediction(response, extras, extractor, parsed)

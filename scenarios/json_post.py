@@ -28,11 +28,10 @@ from loadbench.labels import (
     add_extract_option,
     check_payload_labels,
     extractor_from_options,
-    record_prediction,
+    post_labelled,
     request_extras,
 )
-from loadbench.recorder import EXTRAS_KEY
-from loadbench.scenario import ModelUser, Payloads, add_request_options, check_json, on_setup
+from loadbench.scenario import ModelUser, Payloads, add_request_options, on_setup
 
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None
@@ -72,23 +71,9 @@ class JsonPostUser(ModelUser):
         path = options.path
         # Named by the path without its query: one name per route, and no api keys in names.
         name = f"POST {path.split('?', 1)[0]}"
-        extras = request_extras(meta)
         # No request counts as a success unless it is one: a 200 with a broken body is an error.
         check = not getattr(options, "no_check_json", False)
-        if not extras and not EXTRACTOR.explicit and not check:
+        if not check and not request_extras(meta) and not EXTRACTOR.explicit:
             self.client.post(path, json=body, headers=self.headers, name=name)
             return
-        # The label rides in the request's context from the start, so a request that fails
-        # (timeout, reset) is still recorded with it: quality counts it as a wrong answer.
-        with self.client.post(
-            path,
-            json=body,
-            headers=self.headers,
-            name=name,
-            context={EXTRAS_KEY: extras},
-            catch_response=True,
-        ) as response:
-            parsed = check_json(response) if check else None
-            if check and parsed is None:
-                return  # failed: not JSON, or already (HTTP error, timeout), with its reason
-            record_prediction(response, extras, EXTRACTOR, parsed)
+        post_labelled(self, path, body, meta, EXTRACTOR, check=check, name=name)

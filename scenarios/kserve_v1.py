@@ -24,17 +24,14 @@ from loadbench.labels import (
     add_extract_option,
     check_payload_labels,
     extractor_from_options,
-    record_prediction,
-    request_extras,
+    post_labelled,
 )
 from loadbench.probe import discover_v1_model
 from loadbench.protocols import predict_answer_key, predict_body
-from loadbench.recorder import EXTRAS_KEY
 from loadbench.scenario import (
     ModelUser,
     Payloads,
     add_request_options,
-    check_json,
     headers_from_options,
     on_setup,
     tls_verify,
@@ -72,15 +69,4 @@ class KServeV1User(ModelUser):
     def predict(self) -> None:
         assert PAYLOADS is not None and EXTRACTOR is not None
         body, meta = PAYLOADS.next()
-        extras = request_extras(meta)
-        with self.client.post(
-            PATH,
-            json=body,
-            headers=self.headers,
-            name=PATH,
-            context={EXTRAS_KEY: extras},
-            catch_response=True,
-        ) as response:
-            parsed = check_json(response, predict_answer_key(body))
-            if parsed is not None:
-                record_prediction(response, extras, EXTRACTOR, parsed)
+        post_labelled(self, PATH, body, meta, EXTRACTOR, answer_key=predict_answer_key(body))

@@ -27,16 +27,13 @@ from loadbench.labels import (
     add_extract_option,
     check_payload_labels,
     extractor_from_options,
-    record_prediction,
-    request_extras,
+    post_labelled,
 )
 from loadbench.probe import discover_v2_model, v2_model_metadata
-from loadbench.recorder import EXTRAS_KEY
 from loadbench.scenario import (
     ModelUser,
     Payloads,
     add_request_options,
-    check_json,
     headers_from_options,
     on_setup,
     tls_verify,
@@ -100,16 +97,4 @@ class KServeV2User(ModelUser):
         assert PAYLOADS is not None and EXTRACTOR is not None
         body, meta = PAYLOADS.next()
         path = f"/v2/models/{MODEL}/infer"
-        # The label rides in the context from the start: a failed request keeps it (a wrong answer).
-        extras = request_extras(meta)
-        with self.client.post(
-            path,
-            json=body,
-            headers=self.headers,
-            name=path,
-            context={EXTRAS_KEY: extras},
-            catch_response=True,
-        ) as response:
-            parsed = check_json(response, "outputs")
-            if parsed is not None:
-                record_prediction(response, extras, EXTRACTOR, parsed)
+        post_labelled(self, path, body, meta, EXTRACTOR, answer_key="outputs")

@@ -30,11 +30,10 @@ from loadbench.labels import (
     add_extract_option,
     check_payload_labels,
     extractor_from_options,
-    record_prediction,
+    post_labelled,
     request_extras,
 )
 from loadbench.probe import discover_torchserve_model
-from loadbench.recorder import EXTRAS_KEY
 from loadbench.scenario import (
     ModelUser,
     Payloads,
@@ -95,16 +94,7 @@ class TorchServeUser(ModelUser):
             return
         assert PAYLOADS is not None and EXTRACTOR is not None
         body, meta = PAYLOADS.next()
-        extras = request_extras(meta)
-        if not extras and not EXTRACTOR.explicit:
+        if not request_extras(meta) and not EXTRACTOR.explicit:
             self.client.post(PATH, json=body, headers=self.headers, name=PATH)
             return
-        with self.client.post(
-            PATH,
-            json=body,
-            headers=self.headers,
-            name=PATH,
-            context={EXTRAS_KEY: extras},
-            catch_response=True,
-        ) as response:
-            record_prediction(response, extras, EXTRACTOR)
+        post_labelled(self, PATH, body, meta, EXTRACTOR, check=False)

@@ -98,6 +98,8 @@ class HostileServer:
         self._acceptor: threading.Thread | None = None
         self._first_request: float | None = None  # monotonic time of the first non-/ request
         self.down_at: float | None = None  # time.time() when refuse_after_s took the server down
+        # /huge: (time.time() at the first byte, at the last or when the client left) of each body.
+        self.huge_sends: list[tuple[float, float]] = []
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -376,6 +378,7 @@ class HostileServer:
             block = b"x" * (1024 * 1024)
             left = self.huge_bytes
             deadline = time.monotonic() + self.max_lifetime_s
+            began = time.time()
             try:
                 while left > 0:
                     piece = block if left >= len(block) else block[:left]
@@ -384,6 +387,9 @@ class HostileServer:
             except (Gone, OSError):
                 self._add(path, "huge-aborted")
                 raise
+            finally:
+                with self._lock:
+                    self.huge_sends.append((began, time.time()))
             self._add(path, "huge")
         elif path == "/hang":
             self._wait(conn, self.max_lifetime_s)
