@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,13 @@ from loadbench.records import read_requests
 pytestmark = pytest.mark.e2e
 
 SERVICE_MS = 5.0
+
+
+@pytest.fixture(scope="module")
+def demo_url_child() -> Iterator[str]:
+    """One demo endpoint process for the tests that need no latency of their own (start-up is seconds)."""
+    with demo_process() as url:
+        yield url
 
 
 def all_files_text(folder: Path) -> str:
@@ -234,18 +242,18 @@ def test_report_reruns_from_the_run_directory_alone(tmp_path: Path) -> None:
     ],
 )
 def test_scenarios_run_under_plain_locust(
-    tmp_path: Path, scenario: str, args: list[str], request_line: str
+    tmp_path: Path, scenario: str, args: list[str], request_line: str, demo_url_child: str
 ) -> None:
     """The built-in locustfiles are ordinary locustfiles: `locust -f` runs them unchanged."""
-    with demo_process() as url:
-        result = subprocess.run(
-            [
-                sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / f"{scenario}.py"), "--host", url,
-                "--headless", "-u", "2", "-r", "2", "-t", "2s", *args, "--only-summary",
-            ],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )  # fmt: skip
+    url = demo_url_child
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / f"{scenario}.py"), "--host", url,
+            "--headless", "-u", "2", "-r", "2", "-t", "2s", *args, "--only-summary",
+        ],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     output = result.stdout + result.stderr
     # Locust's summary line for the request: POST to the path, every request answered (0 failures).
@@ -326,16 +334,16 @@ def test_remote_agent_samples_join_the_run_and_the_token_stays_secret(tmp_path: 
     assert not (tmp_path / "refused").exists()
 
 
-def test_credentials_in_url_query_and_headers_reach_no_file(tmp_path: Path) -> None:
+def test_credentials_in_url_query_and_headers_reach_no_file(tmp_path: Path, demo_url_child: str) -> None:
     password, query_key, header_key = "pw-SECRET-0451", "qk-SECRET-9183", "hk-SECRET-7720"
     out = tmp_path / "run"
-    with demo_process() as url:
-        target = url.replace("http://", f"http://alice:{password}@")
-        result = run_cli(
-            "run", "--target", target, "--scenario", "json_post", "--data", str(DIGITS),
-            "--path", f"/predict?api_key={query_key}&lang=en", "--header", f"X-Api-Key: {header_key}",
-            "-u", "2", "-d", "2s", "--warmup", "0s", "--out", str(out), "--no-sampler",
-        )  # fmt: skip
+    url = demo_url_child
+    target = url.replace("http://", f"http://alice:{password}@")
+    result = run_cli(
+        "run", "--target", target, "--scenario", "json_post", "--data", str(DIGITS),
+        "--path", f"/predict?api_key={query_key}&lang=en", "--header", f"X-Api-Key: {header_key}",
+        "-u", "2", "-d", "2s", "--warmup", "0s", "--out", str(out), "--no-sampler",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = read_json(out / "summary.json")
     assert summary["requests"]["ok"] > 0 and summary["requests"]["errors"] == 0
