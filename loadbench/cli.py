@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser(
         "compare",
-        help="compare a candidate run with a base run: verdicts that survive noise, CI gates",
+        help="compare candidate runs with a base run: verdicts that survive noise, CI gates",
         description="Compare analyzed run directories: every metric side by side with its change, a 99.5% "
         "bootstrap confidence interval and a verdict (better / worse / same), overlay plots, and the runs' "
         "settings. Writes compare.html, compare.md (for a pull request) and compare.json.",
