@@ -521,31 +521,11 @@ def add_llm_simulator_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry point: ``python -m loadbench.demo [--host H] [--port P] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m loadbench.demo", description=serve_demo.__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="fixed service time per prediction")
-    parser.add_argument("--jitter-ms", type=float, default=0.0, help="extra uniform(0, J) ms per prediction")
-    parser.add_argument(
-        "--asr-rtf", type=float, default=DEFAULT_ASR_RTF, help="POST /asr takes this x the audio's duration"
-    )
-    add_llm_simulator_options(parser)
-    args = parser.parse_args(argv)
-    try:
-        serve_demo(
-            args.host,
-            args.port,
-            args.latency_ms,
-            args.jitter_ms,
-            args.asr_rtf,
-            args.llm_ttft_ms,
-            args.llm_itl_ms,
-        )
-    except UsageError as exc:
-        print(f"python -m loadbench.demo: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Stand-alone entry point: ``python -m loadbench.demo ...`` is ``loadbench demo ...``, with
+    the same options and their checks (one parser, in `loadbench.cli`)."""
+    from loadbench.cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
