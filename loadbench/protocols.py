@@ -30,6 +30,8 @@ from typing import Any
 from loadbench.errors import ScenarioError, UsageError
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
+# Where a ``:predict`` answer's first prediction is: row format (``instances``), columnar (``inputs``).
+PREDICT_EXTRACT = ("predictions.0", "outputs.0")
 
 
 def predict_body(row: Any) -> Any:

@@ -27,7 +27,7 @@ from loadbench.labels import (
     post_labelled,
 )
 from loadbench.probe import discover_v1_model
-from loadbench.protocols import predict_answer_key, predict_body
+from loadbench.protocols import PREDICT_EXTRACT, predict_answer_key, predict_body
 from loadbench.scenario import (
     ModelUser,
     Payloads,
@@ -40,13 +40,12 @@ from loadbench.scenario import (
 PATH: str = ""
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None
-EXTRACT_DEFAULTS = ("predictions.0", "outputs.0")  # TF Serving's row and columnar formats
 
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--model", default=None, help="model name (default: the first from GET /v1/models)")
-    add_extract_option(parser, EXTRACT_DEFAULTS)
+    add_extract_option(parser, PREDICT_EXTRACT)
     add_request_options(parser, payload_help='A row, or a full {"instances": [...]} body.')
 
 
@@ -54,7 +53,7 @@ def _options(parser: Any) -> None:
 def _load(environment: Any) -> None:
     global PATH, PAYLOADS, EXTRACTOR
     options = environment.parsed_options
-    EXTRACTOR = extractor_from_options(options, EXTRACT_DEFAULTS)
+    EXTRACTOR = extractor_from_options(options, PREDICT_EXTRACT)
     model = options.model or discover_v1_model(
         environment.host, headers_from_options(options), tls_verify(options)
     )

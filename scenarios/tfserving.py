@@ -29,7 +29,7 @@ from loadbench.labels import (
     post_labelled,
 )
 from loadbench.probe import discover_tfserving_model, tfserving_model_status
-from loadbench.protocols import predict_answer_key, predict_body
+from loadbench.protocols import PREDICT_EXTRACT, predict_answer_key, predict_body
 from loadbench.scenario import (
     ModelUser,
     Payloads,
@@ -42,14 +42,13 @@ from loadbench.scenario import (
 PATH: str = ""
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None
-EXTRACT_DEFAULTS = ("predictions.0", "outputs.0")  # row format, columnar format
 
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--model", default=None, help="model name (TF Serving lists none: give it)")
     parser.add_argument("--model-version", default=None, help="model version (default: the latest)")
-    add_extract_option(parser, EXTRACT_DEFAULTS)
+    add_extract_option(parser, PREDICT_EXTRACT)
     add_request_options(parser, payload_help='A row, or a full {"instances": [...]} / {"inputs": ...} body.')
 
 
@@ -57,7 +56,7 @@ def _options(parser: Any) -> None:
 def _load(environment: Any) -> None:
     global PATH, PAYLOADS, EXTRACTOR
     options = environment.parsed_options
-    EXTRACTOR = extractor_from_options(options, EXTRACT_DEFAULTS)
+    EXTRACTOR = extractor_from_options(options, PREDICT_EXTRACT)
     headers, verify = headers_from_options(options), tls_verify(options)
     model = options.model or discover_tfserving_model(environment.host, headers, verify)
     tfserving_model_status(environment.host, model, headers, verify)
