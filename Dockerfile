@@ -7,7 +7,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY loadbench ./loadbench
 COPY scenarios ./scenarios
-# The built-in scenarios are found beside the installed package (loadbench/locustfiles.py,
+# The built-in scenarios are found beside the installed package (loadbench/drive/locustfiles.py,
 # BUILTIN_SCENARIOS_DIR), and `pip install .` installs only the package: copy them there.
 RUN pip install --no-cache-dir . \
     && cp -r scenarios "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/scenarios" \

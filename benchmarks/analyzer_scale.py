@@ -3,7 +3,7 @@
     python benchmarks/analyzer_scale.py [--records 100k,1M,10M] [--keep DIR] [--write-docs]
 
 For each record count N, writes a synthetic but realistic run directory (``meta.json`` of
-the current format, ``requests.csv`` with lines identical to `loadbench.records.format_record`,
+the current format, ``requests.csv`` with lines identical to `loadbench.record.records.format_record`,
 ``users.csv``, ``samples.jsonl`` every 0.5 s, ``sampler.json``) of a 10-minute closed-loop run:
 three request names, lognormal latencies, about 1 % failures of three kinds (HTTP 503,
 timeouts, connection resets) with the texts Locust's clients record. Then measures, each in a
@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 from recording_overhead import cpu_model, write_docs  # noqa: E402  (the shared docs helpers)
 
-from loadbench.records import COLUMNS, RequestRecord, format_record  # noqa: E402
+from loadbench.record.records import COLUMNS, RequestRecord, format_record  # noqa: E402
 
 SECTION = "## Analyzer and report at scale"
 GOAL_S = 60.0
@@ -275,8 +275,8 @@ def generate_run(run_dir: Path, n: int, seed: int = 7) -> None:
 
 # --- measuring -------------------------------------------------------------------------------
 
-ANALYZE = "import sys; from pathlib import Path; from loadbench.analyzer import analyze_run; analyze_run(Path(sys.argv[1]))"
-RENDER = "import sys; from pathlib import Path; from loadbench.report import render_report; render_report(Path(sys.argv[1]))"
+ANALYZE = "import sys; from pathlib import Path; from loadbench.analyze.analyzer import analyze_run; analyze_run(Path(sys.argv[1]))"
+RENDER = "import sys; from pathlib import Path; from loadbench.report.report import render_report; render_report(Path(sys.argv[1]))"
 
 
 def measure(command: list[str], cwd: Path) -> tuple[float, int]:

@@ -3,7 +3,7 @@
     python benchmarks/compare_fpr.py [--pairs 200] [--seed 0] [--error-p 0.01] [--resamples 400]
         [--ci-level 0.995] [--no-widening]
 
-Each pair is two synthetic run directories built exactly as ``tests/test_compare.py`` builds
+Each pair is two synthetic run directories built exactly as ``tests/compare/test_compare.py`` builds
 them (`synthetic_records`, `make_run`: 30 s at about 200 req/s, lognormal latencies, σ 0.4,
 times a per-second load factor, lognormal σ 0.1, so that the requests of a second are
 correlated; ``--error-p`` of them fail), written as ``meta.json`` + ``requests.csv`` and
@@ -13,7 +13,7 @@ and the bootstrap seed ``i``; ``compare_runs`` then compares them with its defau
 Prints, per metric of the test's family (latency p50 … p99.9, mean, max, throughput, request
 rate, error rate), the share of pairs flagged "better" or "worse" (a false positive: the two
 runs come from one distribution), and the family-wise rate: the share of pairs with any of
-them flagged. ``--ci-level`` and ``--no-widening`` replace `loadbench.bootstrap.CI_LEVEL` and
+them flagged. ``--ci-level`` and ``--no-widening`` replace `loadbench.compare.bootstrap.CI_LEVEL` and
 turn off its small-sample widening (`expansion`), to show what those choices buy.
 ``docs/metrics.md`` (Comparing runs, Verdict) states the figures of the default command and
 of ``--ci-level 0.95 --no-widening``; a run takes about a minute on one core.
@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from test_compare import FAMILY, make_run, synthetic_records
 
-from loadbench import bootstrap
-from loadbench.compare import compare_runs, load_run
+from loadbench.compare import bootstrap
+from loadbench.compare.compare import compare_runs, load_run
 
 
 def measure(pairs: int, seed: int, error_p: float, resamples: int) -> tuple[dict[str, int], int]:

@@ -119,7 +119,7 @@ def scheduled_in_window(
 ) -> int:
     """How many due times the run's seeded schedule puts in the window (what the dispatcher walked)."""
     # Imported here: loadbench's arrivals module is pure (numpy), but needs the venv's loadbench.
-    from loadbench.arrivals import arrival_offsets, constant_rate
+    from loadbench.load.arrivals import arrival_offsets, constant_rate
 
     offsets = np.fromiter(arrival_offsets(constant_rate(rate), arrival, SEED, 1.0, duration_s), float)
     return int(in_window(started + offsets, window).sum())
@@ -298,7 +298,7 @@ def render_section(trials: list[Trial], facts: dict[str, str], command: str) -> 
             f"(`--warmup {facts['warmup']}s` after the load started, until it stopped: "
             f"{median([t.window_s for t in trials]):.2f} s) / the window's length. / schedule = those records "
             "/ the due times the seeded schedule puts in the window (regenerated with "
-            "`loadbench.arrivals.arrival_offsets` from the run's start): the generator's own shortfall. "
+            "`loadbench.load.arrivals.arrival_offsets` from the run's start): the generator's own shortfall. "
             "/ target compares with the nominal rate; a Poisson schedule's count is itself random "
             f"(seed {SEED}'s windows hold {min(poisson_off):+.1%} to {max(poisson_off):+.1%} of "
             "rate × window), so the rate goal is judged on / schedule.",

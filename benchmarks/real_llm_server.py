@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PROMPT = "Write one sentence about load testing."  # loadbench.workloads.DEFAULT_PROMPT
+PROMPT = "Write one sentence about load testing."  # loadbench.protocols.workloads.DEFAULT_PROMPT
 SERVER_START_S = 180.0  # importing torch and transformers on a busy 2-core machine is slow
 STEP_TIMEOUT_S = 300.0
 
@@ -238,7 +238,7 @@ def get(port: int, path: str, timeout_s: float) -> tuple[int, bytes]:
 
 
 def request_body(model: str, max_tokens: int) -> bytes:
-    """What loadbench's openai_chat sends by default (loadbench.llm.request_body, stream_completion)."""
+    """What loadbench's openai_chat sends by default (loadbench.scenario.llm.request_body, stream_completion)."""
     body = {
         "model": model,
         "temperature": 0.0,

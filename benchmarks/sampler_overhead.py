@@ -4,7 +4,7 @@
     python benchmarks/sampler_overhead.py --baseline /tmp/old [--rounds 3] [--duration 15]
 
 
-Starts the real sampler process (``python -m loadbench.sampler``) the way ``loadbench run``
+Starts the real sampler process (``python -m loadbench.sample.sampler``) the way ``loadbench run``
 does, sampling host, a server process (this script's own, with one child) and the
 generator, scraping a local Prometheus endpoint that serves a vLLM-sized text (about 300
 series, counters, gauges and histograms, changing on every scrape), and measures the
@@ -111,7 +111,15 @@ def measure(
     """The sampler's CPU over ``duration_s``; ``tree``: run that checkout's sampler instead."""
     env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "loadbench.sampler", "--run-dir", tmp, "--interval", str(interval_s)]
+        command = [
+            sys.executable,
+            "-m",
+            "loadbench.sample.sampler",
+            "--run-dir",
+            tmp,
+            "--interval",
+            str(interval_s),
+        ]
         command += [
             "--server-pid",
             str(server_pid),

@@ -10,7 +10,7 @@ Starts the embedded demo endpoint (``python -m loadbench demo --port 0 --latency
 
 Every 5 s (``--interval``) it samples that process (the load generator) and any children of it
 other than the sampler with psutil: RSS, USS (``memory_full_info``), open file descriptors,
-threads, CPU time; the sampler process (``python -m loadbench.sampler``, a child of the run)
+threads, CPU time; the sampler process (``python -m loadbench.sample.sampler``, a child of the run)
 separately; and the number of records in the run directory's ``requests.csv``.
 
 After the run, over the samples of the load phase that come after the settle time (60 s from
@@ -51,7 +51,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import recording_overhead  # noqa: E402  (the shared docs writer of benchmarks/)
 
-from loadbench.config import parse_duration as _parse_duration  # noqa: E402
+from loadbench.drive.config import parse_duration as _parse_duration  # noqa: E402
 from loadbench.errors import UsageError  # noqa: E402
 
 SECTION = "## Soak: generator memory and open files over 10 minutes"
@@ -137,7 +137,7 @@ def stop(process: subprocess.Popen[bytes], sig: signal.Signals, timeout_s: float
 
 def is_sampler(proc: psutil.Process) -> bool:
     with contextlib.suppress(psutil.Error):
-        return "loadbench.sampler" in proc.cmdline()
+        return "loadbench.sample.sampler" in proc.cmdline()
     return False
 
 
@@ -377,7 +377,7 @@ def render(
         "with the host's other tenants, not with the generator's state.",
         f"- Sampling: every {args.interval:g} s with psutil from this script: the `loadbench run` process "
         "(its children other than the sampler are added in, none here), and the sampler process "
-        "(`python -m loadbench.sampler`, a child of the run) separately. USS = `memory_full_info().uss`, "
+        "(`python -m loadbench.sample.sampler`, a child of the run) separately. USS = `memory_full_info().uss`, "
         "memory only this process holds. Minute rows show the last sample at or before each mark, "
         "timed from the run's `started_unix_s`; samples after the load's end (analysis and report) are "
         "left out"

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from loadbench.cli import main
+from loadbench.cli.main import main
 
 raise SystemExit(main())

@@ -22,10 +22,10 @@ from typing import Any
 from locust import events, task
 
 from loadbench.data import AUDIO_DIR
+from loadbench.drive.recorder import EXTRAS_KEY
 from loadbench.errors import UsageError
-from loadbench.media import MediaError, wav_duration_s
-from loadbench.recorder import EXTRAS_KEY
-from loadbench.scenario import ModelUser, add_request_options, on_setup
+from loadbench.protocols.media import MediaError, wav_duration_s
+from loadbench.scenario.helpers import ModelUser, add_request_options, on_setup
 
 AUDIO: list[tuple[bytes, float]] = []
 _CYCLE: Iterator[tuple[bytes, float]] | None = None

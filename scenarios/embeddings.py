@@ -17,9 +17,9 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.probe import discover_openai_model
-from loadbench.protocols import embedding_problem, usage_tokens
-from loadbench.scenario import (
+from loadbench.protocols.bodies import embedding_problem, usage_tokens
+from loadbench.protocols.probe import discover_openai_model
+from loadbench.scenario.helpers import (
     ModelUser,
     Payloads,
     add_extras,

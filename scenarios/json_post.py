@@ -23,15 +23,15 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.extract import Extractor
-from loadbench.labels import (
+from loadbench.protocols.extract import Extractor
+from loadbench.scenario.helpers import ModelUser, Payloads, add_request_options, on_setup
+from loadbench.scenario.labels import (
     add_extract_option,
     check_payload_labels,
     extractor_from_options,
     post_labelled,
     request_extras,
 )
-from loadbench.scenario import ModelUser, Payloads, add_request_options, on_setup
 
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None

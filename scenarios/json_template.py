@@ -6,7 +6,7 @@
 
 ``--template JSON`` (or ``--template-file FILE``) is a JSON request with ``{{field}}``
 placeholders inside its strings; each row of ``--data`` fills them (rules and escaping:
-`loadbench.protocols`): ``"{{field}}"`` alone takes the row's value with its JSON type, a
+`loadbench.protocols.bodies`): ``"{{field}}"`` alone takes the row's value with its JSON type, a
 placeholder inside longer text takes the value's text, and the filled body is JSON-encoded,
 so quotes and backslashes in values are escaped. A row's ``_expected`` is kept as the label.
 
@@ -23,9 +23,9 @@ from typing import Any
 from locust import events, task
 
 from loadbench.errors import ScenarioError, UsageError
-from loadbench.extract import Extractor, label_text
-from loadbench.protocols import Template
-from loadbench.scenario import ModelUser, Payloads, add_extras, add_request_options, on_setup
+from loadbench.protocols.bodies import Template
+from loadbench.protocols.extract import Extractor, label_text
+from loadbench.scenario.helpers import ModelUser, Payloads, add_extras, add_request_options, on_setup
 
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None

@@ -22,21 +22,21 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.extract import Extractor
-from loadbench.labels import (
-    add_extract_option,
-    check_payload_labels,
-    extractor_from_options,
-    post_labelled,
-)
-from loadbench.probe import discover_v2_model, v2_model_metadata
-from loadbench.scenario import (
+from loadbench.protocols.extract import Extractor
+from loadbench.protocols.probe import discover_v2_model, v2_model_metadata
+from loadbench.scenario.helpers import (
     ModelUser,
     Payloads,
     add_request_options,
     headers_from_options,
     on_setup,
     tls_verify,
+)
+from loadbench.scenario.labels import (
+    add_extract_option,
+    check_payload_labels,
+    extractor_from_options,
+    post_labelled,
 )
 
 MODEL: str = ""

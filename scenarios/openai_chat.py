@@ -6,10 +6,10 @@
     locust -f scenarios/openai_chat.py --host URL [same options]
 
 Streams by default (SSE, with ``stream_options.include_usage``): each request's time to first
-token, every inter-token gap and its token counts are recorded (`loadbench.llm`). The model
+token, every inter-token gap and its token counts are recorded (`loadbench.scenario.llm`). The model
 comes from ``--model`` or the first one ``GET /v1/models`` lists. ``--data`` lines are
 ``{"messages": [...]}`` or ``{"prompt": "..."}``, other keys sent as request fields; the
-workload options are in `loadbench.workloads`. A replayed trace's ``input_tokens`` and
+workload options are in `loadbench.protocols.workloads`. A replayed trace's ``input_tokens`` and
 ``output_tokens`` set the prompt length and ``max_tokens``.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.llm import LLMSetup, add_llm_options, send_request, setup_llm
-from loadbench.scenario import ModelUser, add_request_options, on_setup
+from loadbench.scenario.helpers import ModelUser, add_request_options, on_setup
+from loadbench.scenario.llm import LLMSetup, add_llm_options, send_request, setup_llm
 
 SETUP: LLMSetup | None = None
 

@@ -5,7 +5,7 @@
         [--output-tokens N] [--ignore-eos]
     locust -f scenarios/openai_completions.py --host URL [same options]
 
-The same as ``openai_chat`` (streamed and timed per token by default, `loadbench.llm`), for the
+The same as ``openai_chat`` (streamed and timed per token by default, `loadbench.scenario.llm`), for the
 raw completions API: no chat template, so ``--input-tokens`` is closer to the prompt tokens the
 server counts. ``--data`` lines are ``{"prompt": "..."}``.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.llm import LLMSetup, add_llm_options, send_request, setup_llm
-from loadbench.scenario import ModelUser, add_request_options, on_setup
+from loadbench.scenario.helpers import ModelUser, add_request_options, on_setup
+from loadbench.scenario.llm import LLMSetup, add_llm_options, send_request, setup_llm
 
 SETUP: LLMSetup | None = None
 

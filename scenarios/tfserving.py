@@ -12,7 +12,7 @@ checked before the load. Each body is a data row: a dict holding ``instances`` (
 
 Quality: a ``--data`` row's ``_expected`` is the label its answer should carry; the prediction
 is the response's value at ``--extract PATH`` (default: the first of ``predictions.0``,
-``outputs.0``), both written to ``requests.csv`` (`loadbench.labels`; docs/metrics.md, Quality).
+``outputs.0``), both written to ``requests.csv`` (`loadbench.scenario.labels`; docs/metrics.md, Quality).
 """
 
 from __future__ import annotations
@@ -21,22 +21,22 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.extract import Extractor
-from loadbench.labels import (
-    add_extract_option,
-    check_payload_labels,
-    extractor_from_options,
-    post_labelled,
-)
-from loadbench.probe import discover_tfserving_model, tfserving_model_status
-from loadbench.protocols import PREDICT_EXTRACT, predict_answer_key, predict_body
-from loadbench.scenario import (
+from loadbench.protocols.bodies import PREDICT_EXTRACT, predict_answer_key, predict_body
+from loadbench.protocols.extract import Extractor
+from loadbench.protocols.probe import discover_tfserving_model, tfserving_model_status
+from loadbench.scenario.helpers import (
     ModelUser,
     Payloads,
     add_request_options,
     headers_from_options,
     on_setup,
     tls_verify,
+)
+from loadbench.scenario.labels import (
+    add_extract_option,
+    check_payload_labels,
+    extractor_from_options,
+    post_labelled,
 )
 
 PATH: str = ""

@@ -13,7 +13,7 @@ Quality: a ``--data FILE.jsonl`` row's ``_expected`` is the label its answer sho
 prediction is the JSON response's value at ``--extract PATH`` (default: the first of
 ``prediction``, ``predictions.0``, ``label``, ``labels.0``, ``outputs.0.data.0``; a handler that
 answers ``{"tabby": 0.41, ...}`` needs e.g. ``--extract`` on a key of its own), both written to
-``requests.csv`` (`loadbench.labels`; docs/metrics.md, Quality). A body that is not JSON gives
+``requests.csv`` (`loadbench.scenario.labels`; docs/metrics.md, Quality). A body that is not JSON gives
 no prediction: a wrong answer.
 """
 
@@ -25,22 +25,22 @@ from typing import Any
 from locust import events, task
 
 from loadbench.errors import ScenarioError
-from loadbench.extract import Extractor
-from loadbench.labels import (
-    add_extract_option,
-    check_payload_labels,
-    extractor_from_options,
-    post_labelled,
-    request_extras,
-)
-from loadbench.probe import discover_torchserve_model
-from loadbench.scenario import (
+from loadbench.protocols.extract import Extractor
+from loadbench.protocols.probe import discover_torchserve_model
+from loadbench.scenario.helpers import (
     ModelUser,
     Payloads,
     add_request_options,
     headers_from_options,
     on_setup,
     tls_verify,
+)
+from loadbench.scenario.labels import (
+    add_extract_option,
+    check_payload_labels,
+    extractor_from_options,
+    post_labelled,
+    request_extras,
 )
 
 PATH: str = ""

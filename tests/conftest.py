@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from helpers import BURNER, serving
 
-from loadbench.demo import make_server
+from loadbench.demo.server import make_server
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,4 +1,4 @@
-"""A fake of the ``pynvml`` API, as far as `loadbench.nvml.GpuReader` uses it.
+"""A fake of the ``pynvml`` API, as far as `loadbench.sample.nvml.GpuReader` uses it.
 
 Consumes a list of `FakeGpu` (the values each device reports) and error rules set with
 `FakeNvml.fail` / `FakeNvml.lose`; produces what the real bindings return: the real ctypes

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from loadbench.report import visible_text
+from loadbench.report.report import visible_text
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "loadbench" / "data" / "digits.jsonl"

@@ -7,6 +7,6 @@ from pathlib import Path
 # The demo endpoint's held-out digits test set: one /predict body per line, label in "_expected".
 DIGITS_JSONL = Path(__file__).with_name("digits.jsonl")
 # Short WAV files (8 kHz mono 16-bit tones of 0.5, 1 and 2 s) for the asr scenario and the demo's
-# POST /asr; made by `loadbench.media.write_tone_wav` (tests/test_quality.py checks they match).
+# POST /asr; made by `loadbench.protocols.media.write_tone_wav` (tests/analyze/test_quality.py checks they match).
 AUDIO_DIR = Path(__file__).with_name("audio")
 AUDIO_FILES = (("tone-0.5s.wav", 0.5, 440.0), ("tone-1s.wav", 1.0, 660.0), ("tone-2s.wav", 2.0, 330.0))

@@ -1,0 +1,6 @@
+"""The analyze stage: a run directory in, ``summary.json`` and ``timeseries.csv`` out.
+
+Latency percentiles, throughput, the real-time ratio, LLM token timings, goodput, quality under load,
+resources, validity, SLO gates and sweep capacity. Pure math over records; never imports Locust,
+`loadbench.drive`, `loadbench.ui` or `loadbench.cli`. Definitions: docs/metrics.md.
+"""

@@ -1,0 +1,298 @@
+"""LLM metrics of a run's measured window: TTFT, ITL, TPOT, end-to-end, tokens, goodput and the
+real-time ratio of streams. Pure: request frames in, summary keys out; no I/O, no Locust.
+
+Consumes the measured window's rows of ``requests.csv`` (`loadbench.record.records.read_requests`,
+the analyzer's latency: from the due time in an open loop) with the model-specific columns
+``ttft_ms``, ``input_tokens``, ``output_tokens``, ``tokens_source``, ``itl_ms``; produces the
+``summary.json`` keys ``ttft_ms``, ``itl_ms``, ``tpot_ms``, ``e2e_ms``, ``tokens``,
+``goodput_rps``, ``goodput`` and ``llm_realtime`` (`llm_summary`). Every definition is in
+docs/metrics.md, "LLM metrics". In short, over the window's **successful** requests:
+
+- TTFT: the recorded ``ttft_ms`` (from the actual send to the first content token);
+- ITL: every recorded inter-token gap, pooled over all streamed requests;
+- TPOT, per request with at least 2 output tokens: ``(service time − TTFT) / (output − 1)``;
+- E2E: ``latency_ms`` of the LLM requests (rows with a TTFT or an output token count);
+- goodput: requests per second that succeeded and met every per-request SLO (DistServe);
+- real-time: a stream is *ahead* of a reader at R tokens/s starting at its first token when
+  chunk k (0-based) arrives no later than ``TTFT + k / R``.
+
+Everything is vectorized over the rows; the ITL strings of the successful streamed requests
+are parsed once, as one joined string (a run without LLM data never touches them).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from loadbench.analyze import stats
+from loadbench.analyze.slo import Slo
+
+# Slack of the real-time test's "no later than", in µs: the gaps are summed exactly as integer
+# µs (their recorded resolution), but the reader's time k * 1e6 / R is a float (R = 3: 333333.33…).
+REALTIME_TOLERANCE_US = 1e-6
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+# A per-request SLO is an upper bound (loadbench.analyze.slo refuses > and >= for them).
+_BOUND = {"<": np.less, "<=": np.less_equal}
+
+
+def parse_itl(texts: pd.Series | Sequence[str]) -> tuple[FloatArray, IntArray]:
+    """Split ``itl_ms`` fields into one flat array of gaps (ms) and the number of gaps of each field.
+
+    The gaps of field i are ``gaps[starts[i] : starts[i] + counts[i]]`` with ``starts`` the
+    exclusive cumulative sum of ``counts``. Empty (or missing) fields have 0 gaps; a word that
+    is not a number becomes NaN (a damaged file), so the counts always line up.
+    """
+    if isinstance(texts, pd.Series):
+        values = [str(v) for v in texts.astype(object).where(texts.notna(), "").tolist()]
+    else:
+        values = ["" if t is None else str(t) for t in texts]
+    # Fast path for what the recorder writes (numbers joined by single spaces): numpy parses one
+    # joined string, no Python object per gap. Anything else takes the word-by-word path below.
+    counts = np.fromiter((v.count(" ") + 1 if v else 0 for v in values), dtype=np.int64, count=len(values))
+    joined = " ".join(v for v in values if v)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy warns, and stops, at a word it cannot read
+            gaps = np.fromstring(joined, dtype=np.float64, sep=" ") if joined else np.zeros(0)
+        if gaps.size == int(counts.sum()):
+            return gaps, counts
+    except (ValueError, DeprecationWarning):
+        pass
+    words = [v.split() for v in values]
+    counts = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    flat = [x for w in words for x in w]
+    try:
+        gaps = np.array(flat, dtype=np.float64)
+    except ValueError:
+        gaps = pd.to_numeric(pd.Series(flat, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    return gaps.reshape(-1), counts
+
+
+def _starts(counts: IntArray) -> IntArray:
+    return np.cumsum(counts) - counts
+
+
+def gaps_so_far(gaps_ms: FloatArray, counts: IntArray) -> FloatArray:
+    """For each gap: the sum of its request's gaps up to and including it (ms after the first token)."""
+    if gaps_ms.size == 0:
+        return np.zeros(0)
+    starts = _starts(counts)
+    before = np.concatenate([[0.0], np.cumsum(gaps_ms)])
+    segment = np.repeat(np.arange(counts.size), counts)
+    return before[1:] - before[starts][segment]
+
+
+def max_gap(gaps_ms: FloatArray, counts: IntArray) -> FloatArray:
+    """Each request's largest gap (NaN for a request without gaps, or with a damaged one)."""
+    out = np.full(counts.size, np.nan)
+    has = counts > 0
+    if not has.any():
+        return out
+    starts = _starts(counts)[has]
+    out[has] = np.maximum.reduceat(gaps_ms, starts)  # NaN propagates: a damaged gap spoils its request
+    return out
+
+
+def _damaged(gaps_ms: FloatArray, counts: IntArray) -> BoolArray:
+    """Requests holding a gap that is not a finite number >= 0."""
+    bad = np.zeros(counts.size, dtype=bool)
+    has = counts > 0
+    if has.any():
+        invalid = ~(np.isfinite(gaps_ms) & (gaps_ms >= 0))
+        bad[has] = np.logical_or.reduceat(invalid, _starts(counts)[has])
+    return bad
+
+
+def kept_ahead(gaps_ms: FloatArray, counts: IntArray, tokens_per_s: float) -> BoolArray:
+    """For each stream: did every chunk k (0-based) arrive by ``TTFT + k / tokens_per_s``?
+
+    Chunk k arrives at ``TTFT + gap_1 + ... + gap_k``, so the test is ``sum of the first k
+    gaps <= k / R`` for every k >= 1 (k = 0 holds by definition): a reader who starts at the
+    first token and reads R tokens per second never waits. A stream with no gap (one chunk)
+    is ahead. Gaps are summed as integer µs (their recorded resolution), so exact boundary
+    cases (100 ms gaps at R = 10) count as ahead. A request with a damaged gap is not ahead.
+    """
+    if not tokens_per_s > 0:
+        raise ValueError(f"the real-time pace must be above 0 tokens/s, not {tokens_per_s}")
+    ahead = np.ones(counts.size, dtype=bool)
+    has = counts > 0
+    if not has.any():
+        return ahead
+    damaged = _damaged(gaps_ms, counts)
+    us = np.rint(np.where(np.isfinite(gaps_ms), gaps_ms, 0.0) * 1000.0).astype(np.int64)
+    starts = _starts(counts)
+    before = np.concatenate([[0], np.cumsum(us)])  # µs of all gaps before each position
+    segment = np.repeat(np.arange(counts.size), counts)
+    within_us = before[1:] - before[starts][segment]  # sum of this request's gaps up to here
+    k = np.arange(us.size, dtype=np.int64) - starts[segment] + 1
+    slack_us = within_us - k * (1e6 / tokens_per_s)
+    ahead[has] = np.maximum.reduceat(slack_us, starts[has]) <= REALTIME_TOLERANCE_US
+    return ahead & ~damaged
+
+
+def tpot_ms(service_ms: FloatArray, ttft_ms: FloatArray, output_tokens: FloatArray) -> FloatArray:
+    """Per request: ``(service time − TTFT) / (output tokens − 1)``; NaN unless TTFT is known and
+    there are at least 2 output tokens (the first token has no decode time of its own)."""
+    valid = np.isfinite(ttft_ms) & np.isfinite(output_tokens) & (output_tokens >= 2)
+    out = np.full(ttft_ms.size, np.nan)
+    out[valid] = (service_ms[valid] - ttft_ms[valid]) / (output_tokens[valid] - 1.0)
+    return out
+
+
+def llm_summary(
+    measured: pd.DataFrame,
+    service_ms: npt.ArrayLike,
+    window_s: float,
+    slos: Sequence[Slo] = (),
+    realtime_tokens_per_s: float | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The LLM keys of ``summary.json`` and notices, for the measured window's requests.
+
+    ``measured``: the window's rows (latency as the analyzer defines it); ``service_ms``: their
+    latency from the actual send (equal to ``latency_ms`` in a closed loop); ``slos``: the
+    run's SLOs (only the per-request ones are used). Empty when the window has no LLM data
+    and no per-request SLO was given: a plain JSON run gets none of these keys.
+    """
+    per_request = [s for s in slos if s.per_request]
+    ttft = measured["ttft_ms"].to_numpy(dtype=np.float64)
+    out_tokens = measured["output_tokens"].to_numpy(dtype=np.float64)
+    llm = np.isfinite(ttft) | np.isfinite(out_tokens)
+    if not llm.any() and not per_request:
+        return {}, []
+    ok = measured["ok"].to_numpy().astype(bool)
+    latency = measured["latency_ms"].to_numpy(dtype=np.float64)
+    service = np.asarray(service_ms, dtype=np.float64)
+    result: dict[str, Any] = {}
+    notices: list[str] = []
+
+    # Per-request values over all rows (NaN: not measured). ITL only for successful streams.
+    streamed = ok & np.isfinite(ttft)
+    gaps, counts = np.empty(0), np.zeros(0, dtype=np.int64)
+    if streamed.any():
+        gaps, counts = parse_itl(measured["itl_ms"][streamed])
+    tpot = tpot_ms(service, ttft, out_tokens)
+    itl_max = np.full(len(measured), np.nan)
+    itl_damaged = np.zeros(len(measured), dtype=bool)
+    if counts.size:
+        itl_max[streamed] = max_gap(gaps, counts)
+        itl_damaged[streamed] = _damaged(gaps, counts)
+
+    if llm.any():
+        valid_gaps = gaps[np.isfinite(gaps) & (gaps >= 0)]
+        result["ttft_ms"] = stats.latency_summary(ttft[streamed])
+        result["itl_ms"] = stats.latency_summary(valid_gaps)
+        result["tpot_ms"] = stats.latency_summary(tpot[ok & np.isfinite(tpot)])
+        result["e2e_ms"] = stats.latency_summary(latency[ok & llm])
+        result["tokens"], token_notices = _tokens(measured, ok & llm, service, ttft, out_tokens, window_s)
+        notices += token_notices
+        if counts.size and itl_damaged.any():
+            notices.append(
+                f"{int(itl_damaged.sum()):,} request(s) hold inter-token gaps that are not numbers >= 0: "
+                "those gaps are left out of ITL, and the requests miss itl SLOs and the real-time test"
+            )
+        if realtime_tokens_per_s is not None:
+            ahead = (
+                kept_ahead(gaps, counts, float(realtime_tokens_per_s))
+                if counts.size
+                else np.zeros(0, dtype=bool)
+            )
+            result["llm_realtime"] = {
+                "tokens_per_s": float(realtime_tokens_per_s),
+                "fraction_ahead": round(float(ahead.mean()), 6) if ahead.size else None,
+                "requests": int(ahead.size),
+            }
+
+    values = {
+        "request.ttft_ms": ttft,
+        "request.tpot_ms": tpot,
+        "request.itl_max_ms": itl_max,
+        "request.e2e_ms": latency,
+        "request.latency_ms": latency,
+    }
+    # Met without a value: TPOT of a stream of fewer than 2 tokens, ITL of a stream of one
+    # chunk (no decode phase, no gap to miss). A value that was not measured otherwise fails.
+    vacuous = {
+        "request.tpot_ms": np.isfinite(ttft) & np.isfinite(out_tokens) & (out_tokens < 2),
+        "request.itl_max_ms": streamed & ~np.isfinite(itl_max) & ~itl_damaged,
+    }
+    total = len(measured)
+    all_met = ok.copy()
+    entries = []
+    for slo in per_request:
+        value = values[slo.path]
+        with np.errstate(invalid="ignore"):
+            met = _BOUND[slo.op](value, slo.threshold) & np.isfinite(value)
+        if slo.path in vacuous:
+            met |= vacuous[slo.path]
+        met &= ok
+        all_met &= met
+        measured_n = ok & (np.isfinite(value) | vacuous.get(slo.path, False))
+        entries.append(
+            {
+                "expr": slo.expr,
+                "metric": slo.metric,
+                "op": slo.op,
+                "threshold_ms": slo.threshold,
+                "measured": int(measured_n.sum()),
+                "met": int(met.sum()),
+                "attainment": stats.fraction(int(met.sum()), total),
+            }
+        )
+        if ok.any() and not measured_n.any():
+            notices.append(
+                f"no successful request measured what the per-request SLO {slo.expr} bounds: "
+                "every request misses it (goodput 0)"
+            )
+    good = int(all_met.sum())
+    result["goodput_rps"] = stats.rate(good, window_s)
+    result["goodput"] = {
+        "rps": result["goodput_rps"],
+        "requests": good,
+        "attainment": stats.fraction(good, total),
+        "slos": entries,
+    }
+    return result, notices
+
+
+def _tokens(
+    measured: pd.DataFrame,
+    rows: BoolArray,
+    service: FloatArray,
+    ttft: FloatArray,
+    out_tokens: FloatArray,
+    window_s: float,
+) -> tuple[dict[str, Any], list[str]]:
+    """``summary["tokens"]`` over the successful LLM requests ``rows``; unknown counts add nothing."""
+    input_tokens = measured["input_tokens"].to_numpy(dtype=np.float64)
+    output_total = int(np.nansum(out_tokens[rows]))
+    # The pace after the first token: the first one is TTFT's, the other output_tokens - 1
+    # came in the decode time (= 1 / TPOT, in tokens/s). A one-token stream has no such pace.
+    decode_s = (service - ttft) / 1000.0
+    rated = rows & np.isfinite(out_tokens) & (out_tokens >= 2) & np.isfinite(decode_s) & (decode_s > 0)
+    source_values = measured["tokens_source"].astype(object).to_numpy()[rows & np.isfinite(out_tokens)]
+    usage = int(np.sum(source_values == "usage"))
+    counted = int(np.sum(source_values == "counted"))
+    source = "mixed" if usage and counted else "usage" if usage else "counted" if counted else None
+    notices = []
+    if counted:
+        notices.append(
+            f"output tokens of {counted:,} request(s) were counted from stream chunks: the server sent no "
+            "usage (a chunk may carry more than one token, so those counts may be low)"
+        )
+    return {
+        "input_total": int(np.nansum(input_tokens[rows])),
+        "output_total": output_total,
+        "requests": int(np.sum(rows & np.isfinite(out_tokens))),
+        "output_per_s": stats.rate(output_total, window_s),
+        "per_request_output_per_s": stats.latency_summary((out_tokens[rated] - 1) / decode_s[rated]),
+        "source": source,
+    }, notices

@@ -1,0 +1,285 @@
+"""Pure math over request records: percentiles, rates, error kinds, per-second series. No I/O.
+
+Every percentile here is exact: numpy's default (linear interpolation between the two
+nearest ranks) over the raw per-request latencies, never a histogram or a rounded value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+# Summary key -> percentile (0..100). Keys as named in summary.json.
+PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+LATENCY_KEYS = (*PERCENTILES, "max", "mean", "min")
+
+
+def _round(value: float, digits: int = 3) -> float:
+    return round(float(value), digits)
+
+
+def latency_summary(latency_ms: npt.ArrayLike) -> dict[str, float | None]:
+    """p50/p90/p95/p99/p999/max/mean/min in ms (µs resolution); all None for no values."""
+    values = np.asarray(latency_ms, dtype=np.float64)
+    if values.size == 0:
+        return dict.fromkeys(LATENCY_KEYS)
+    qs = np.percentile(values, list(PERCENTILES.values()))
+    out: dict[str, float | None] = {k: _round(q) for k, q in zip(PERCENTILES, qs, strict=True)}
+    out["max"] = _round(values.max())
+    out["mean"] = _round(values.mean())
+    out["min"] = _round(values.min())
+    return out
+
+
+def rate(count: int, duration_s: float) -> float | None:
+    """Events per second over a duration; None when the duration is not positive."""
+    if not duration_s > 0:
+        return None
+    return _round(count / duration_s, 3)
+
+
+def fraction(part: int, whole: int) -> float:
+    """part / whole, 0.0 when whole is 0 (no requests means no errors)."""
+    return _round(part / whole, 6) if whole else 0.0
+
+
+# Named kinds of transport failures, tried in order on the recorded ``Type: message`` text
+# (first match wins). Each pattern covers the wording of Python's socket errors, the Locust
+# fast client (geventhttpclient), requests/urllib3 and httpx (errno numbers: Linux's).
+ERROR_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # socket.timeout is TimeoutError; gevent.Timeout, ReadTimeout, ConnectTimeout(Error), ...
+    ("timeout", re.compile(r"^[\w.]*timeout\w*(:|$)|\btimed out\b|\[Errno 110\]", re.IGNORECASE)),
+    (
+        "DNS error",
+        re.compile(
+            r"gaierror|Name or service not known|nodename nor servname|name resolution"
+            r"|No address associated with hostname|getaddrinfo|\[Errno -[235]\]",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "connection refused",
+        re.compile(r"ConnectionRefused|Connection refused|\[Errno 111\]", re.IGNORECASE),
+    ),
+    (
+        "connection reset",
+        re.compile(r"ConnectionReset|Connection reset|ConnectionAborted|\[Errno (104|103)\]", re.IGNORECASE),
+    ),
+    (
+        "too many redirects",
+        re.compile(
+            r"Redirection limit reached|TooManyRedirects|too many redirects|redirect loop", re.IGNORECASE
+        ),
+    ),
+    (
+        "TLS error",
+        re.compile(
+            r"^[\w.]*(SSL|TLS|Certificate)\w*:|CERTIFICATE_VERIFY_FAILED|certificate verify failed|\[SSL"
+        ),
+    ),
+    # The server closed the connection before a complete answer: no response at all, or a
+    # body shorter than its Content-Length or chunked framing promised.
+    (
+        "connection closed",
+        re.compile(
+            r"ConnectionClosed|connection closed|Incomplete response|IncompleteRead|RemoteDisconnected"
+            r"|EmptyResponse|Empty response|BrokenPipe|Broken pipe|\[Errno 32\]|Server ?Disconnected"
+            r"|peer closed connection|ContentLengthError|ChunkedEncodingError",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "malformed HTTP response",
+        re.compile(
+            r"HTTPParseError|BadStatusLine|HTTPProtocolViolation|LineTooLong|InvalidChunkLength"
+            r"|RemoteProtocolError|LocalProtocolError|^ProtocolError:"
+        ),
+    ),
+    ("invalid JSON", re.compile(r"^[\w.]*JSONDecodeError:")),
+)
+_CHECK_NOT_JSON = re.compile(r"\bnot (valid )?JSON\b|\binvalid JSON\b|JSONDecodeError", re.IGNORECASE)
+
+
+def error_kind(status: int, error: str) -> str:
+    """Name the kind of a failure, for grouping (the rules are listed in docs/metrics.md, Errors).
+
+    An HTTP error status wins (``HTTP 503``). A scenario's own check of a response (Locust's
+    ``CatchResponseError``) is named by its message (``invalid response: ...``), or
+    ``invalid JSON`` when it says the body is not JSON. Transport failures get a name from
+    `ERROR_KINDS` (``timeout``, ``connection refused``, ...). Anything else: the exception type.
+    """
+    if status >= 400:
+        return f"HTTP {status}"
+    type_name, sep, message = error.partition(": ")
+    if sep and type_name == "CatchResponseError":
+        if _CHECK_NOT_JSON.search(message):
+            return "invalid JSON"
+        return message[:80] or "response check failed"
+    for kind, pattern in ERROR_KINDS:
+        if pattern.search(error):
+            return kind
+    if not sep:
+        return error[:80] or "unknown error"
+    return type_name
+
+
+def failure_text(exception: BaseException) -> str:
+    """``Type: message`` of a failed request's exception, naming what really happened.
+
+    HTTP clients wrap failures: geventhttpclient's ``RetriesExceeded`` keeps the real one in
+    ``original`` (``URL http://...: 0, original=timed out`` becomes ``TimeoutError: timed
+    out``), and it raises ``HTTPConnectionClosed`` while handling a ``ConnectionResetError``,
+    which is added in parentheses (so a reset is not mistaken for a clean close). One
+    physical line is up to the caller (`loadbench.record.records.one_line`).
+    """
+    for _ in range(5):  # unwrap, boundedly
+        original = getattr(exception, "original", None)
+        if not isinstance(original, BaseException) or original is exception:
+            break
+        exception = original
+    text = f"{type(exception).__name__}: {exception}"
+    if not isinstance(exception, OSError):
+        cause = exception.__cause__ or exception.__context__
+        if isinstance(cause, ConnectionError):
+            text += f" ({type(cause).__name__}: {cause})"
+    return text
+
+
+def error_table(errors: pd.DataFrame, total: int, top: int = 10) -> list[dict[str, Any]]:
+    """Top error kinds with count, share of all requests and one example message."""
+    if errors.empty:
+        return []
+    # Group the distinct (status, error) pairs first: few, even when the errors are many.
+    pairs = errors.groupby(["status", "error"], sort=False, observed=True).size().reset_index(name="count")
+    pairs["kind"] = [error_kind(int(s), str(e)) for s, e in zip(pairs["status"], pairs["error"], strict=True)]
+    rows: list[dict[str, Any]] = []
+    for kind, group in pairs.groupby("kind", sort=False):
+        example = group.sort_values("count", ascending=False).iloc[0]
+        count = int(group["count"].sum())
+        rows.append(
+            {
+                "kind": str(kind),
+                "count": count,
+                "share": fraction(count, total),
+                "example": str(example["error"]),
+            }
+        )
+    rows.sort(key=lambda r: (-r["count"], r["kind"]))
+    return rows[:top]
+
+
+def group_rows(keys: pd.Series) -> list[tuple[str, npt.NDArray[np.int64]]]:
+    """``(str(key), row positions)`` for each distinct key, in order of the key's text.
+
+    Works on positions, never copying the frame per group: one factorization (free on a
+    ``category`` column) and one stable sort. Missing keys (NaN) belong to no group, as in
+    pandas' ``groupby``.
+    """
+    codes, uniques = pd.factorize(keys)
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.size == 0:
+        return []
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    ends = np.cumsum(counts) + int((codes < 0).sum())  # the missing (-1) sort first
+    names = [str(u) for u in uniques]
+    return [
+        (names[i], order[ends[i] - counts[i] : ends[i]])
+        for i in sorted(range(len(names)), key=names.__getitem__)
+    ]
+
+
+def per_second(
+    requests: pd.DataFrame, run_start_unix_s: float, warmup_end_unix_s: float, seconds: int
+) -> pd.DataFrame:
+    """Per-second series from the run start: requests, ok, errors, p50_ms, p99_ms, in_warmup.
+
+    A request belongs to the second in which it started. Seconds with no requests are kept
+    (zeros), so gaps show up in plots; p50/p99 are NaN for a second without successes.
+    """
+    seconds = max(int(seconds), 0)
+    index = pd.RangeIndex(seconds, name="second")
+    offset = np.floor(requests["start_unix_s"].to_numpy() - run_start_unix_s).astype(np.int64)
+    keep = (offset >= 0) & (offset < seconds)
+    second = offset[keep]
+    ok = requests["ok"].to_numpy()[keep].astype(bool)
+    out = pd.DataFrame(index=index)
+    second_starts = run_start_unix_s + index.to_numpy()
+    out["start_unix_s"] = np.round(second_starts, 3)
+    out["requests"] = np.bincount(second, minlength=seconds).astype(np.int64)
+    out["ok"] = np.bincount(second[ok], minlength=seconds).astype(np.int64)
+    out["errors"] = out["requests"] - out["ok"]
+    p50, p99 = _percentiles_per_second(second[ok], requests["latency_ms"].to_numpy()[keep][ok], seconds)
+    out["p50_ms"] = np.round(p50, 3)
+    out["p99_ms"] = np.round(p99, 3)
+    out["in_warmup"] = (second_starts < warmup_end_unix_s).astype(np.int8)
+    return out.reset_index()
+
+
+def _percentiles_per_second(
+    second: npt.NDArray[np.int64], latency_ms: npt.NDArray[np.float64], seconds: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Exact p50 and p99 of the latencies of each second (NaN for a second without any).
+
+    One stable sort by second (records arrive almost in start order, which timsort finds
+    cheap), then numpy's percentile over each second's slice: linear in the records.
+    """
+    p50 = np.full(seconds, np.nan)
+    p99 = np.full(seconds, np.nan)
+    if second.size == 0:
+        return p50, p99
+    order = np.argsort(second, kind="stable")
+    second, latency_ms = second[order], latency_ms[order]
+    bounds = np.flatnonzero(np.diff(second)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [second.size]])
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        p50[second[lo]], p99[second[lo]] = np.percentile(latency_ms[lo:hi], [50.0, 99.0])
+    return p50, p99
+
+
+def users_per_second(users: pd.DataFrame, run_start_unix_s: float, seconds: int) -> npt.NDArray[np.float64]:
+    """Active users for each second since the run start (last sample in or before it; NaN before any)."""
+    result = np.full(max(seconds, 0), np.nan)
+    if users.empty or seconds <= 0:
+        return result
+    offsets = users["unix_s"].to_numpy(dtype=np.float64) - run_start_unix_s
+    counts = users["users"].to_numpy(dtype=np.float64)
+    order = np.argsort(offsets, kind="stable")
+    offsets, counts = offsets[order], counts[order]
+    ends = np.arange(1, seconds + 1, dtype=np.float64)
+    idx = np.searchsorted(offsets, ends, side="left") - 1
+    valid = idx >= 0
+    result[valid] = counts[idx[valid]]
+    return result
+
+
+def clean(value: Any) -> Any:
+    """Make a value JSON-safe: NaN/inf -> None, numpy scalars -> Python numbers."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def value_at(tree: Any, path: str) -> Any:
+    """The value at a dotted path of nested dicts and lists (``resources.gpus.0.util_mean``), or None."""
+    node = tree
+    for part in path.split("."):
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node

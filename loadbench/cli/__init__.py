@@ -1,0 +1,1 @@
+"""The ``loadbench`` command: parse arguments and wire the stages together, nothing more."""

@@ -1,0 +1,234 @@
+"""The ``loadbench sweep`` subcommand's arguments and wiring (kept out of ``cli.py`` to keep it short).
+
+Consumes the command line; produces a `loadbench.sweep.sweep.SweepConfig` and runs it. Options the
+sweep does not know are passed to every step's ``loadbench run`` (run options and scenario
+options alike); the ones the sweep sets itself for each step are refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadbench.drive.config import parse_duration
+from loadbench.errors import UsageError
+
+SWEEP_EPILOG = """\
+modes (one of):
+  --rates 10,20,40,80     open loop: one step per arrival rate (requests/s); needs `run --rate`
+  --concurrency 1,2,4,8   closed loop: one step per number of users
+  --find-capacity         search: double the rate from --start-rate until a step fails, then bisect
+                          (`--find-capacity users` searches users instead); needs at least one --slo
+
+A step passes when it completes, meets every --slo, is valid and (rates) achieves >= 95% of the
+offered rate. Capacity = the highest offered load whose step passed; the knee = the first step
+that stops keeping up (definitions: docs/metrics.md, "Sweeps and capacity").
+
+Options the sweep does not know go to every `loadbench run` step: --scenario, --header,
+--arrival, --timeout, scenario options (--path, --data, --model) ...
+
+examples:
+  loadbench sweep --demo --concurrency 1,2,4,8 --step-duration 10s
+  loadbench sweep --target http://127.0.0.1:8000 --rates 50,100,200,400 --slo 'p99<300ms' --slo 'error_rate<1%'
+  loadbench sweep --target http://127.0.0.1:8000 --find-capacity --slo 'p99<300ms' --arrival constant
+  loadbench sweep --target http://gpu-box:8000 --scenario openai_chat --model llama --rates 1,2,4,8 \\
+      --slo 'ttft_p99<2s' --gpu-hour-cost 2.50 --out reports/llama-sweep
+
+Writes SWEEP_DIR/sweep.html, sweep.md (for a pull request) and sweep.json, and one ordinary run
+directory per step (step-01-rate-10/ ...). Exit codes: 0 done (failing steps are results, not
+errors), 2 bad input or a step that could not run (one line on stderr), 130 interrupted (the
+sweep report of the steps done is still written).
+"""
+
+# Set by the sweep for every step: a user's value would silently fight ours.
+_OWN = (
+    *("--target", "-t", "--demo", "--users", "-u", "--rate", "--duration", "-d", "--warmup"),
+    *("--out", "-o", "--quiet", "-q", "--force", "--slo", "--reports-dir"),
+)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad duration ")) from None
+
+
+def _numbers(text: str, integer: bool) -> list[float]:
+    what = "whole numbers of users" if integer else "rates in requests/s"
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated {what}, e.g. 1,2,4,8") from None
+    if not values or any(not v > 0 or v == float("inf") or (integer and v != int(v)) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated {what} > 0, e.g. 1,2,4,8")
+    return sorted(set(values))
+
+
+def _rates(text: str) -> list[float]:
+    return _numbers(text, integer=False)
+
+
+def _users(text: str) -> list[float]:
+    return _numbers(text, integer=True)
+
+
+def add_sweep_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add the ``sweep`` subparser to ``commands`` (the subparsers action of the main parser)."""
+    sweep: argparse.ArgumentParser = commands.add_parser(
+        "sweep",
+        allow_abbrev=False,  # unknown options go to the steps: never guess they meant ours
+        help="one run per offered load: throughput–latency curve, knee, capacity, cost",
+        description="Run the endpoint at a series of loads, one ordinary `loadbench run` per step, and find "
+        "the throughput–latency curve, the saturation knee and the capacity under your SLOs. Writes "
+        "sweep.html, sweep.md and sweep.json next to the steps' run directories.",
+        epilog=SWEEP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = sweep.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", "-t", metavar="URL", help="base URL of the endpoint")
+    where.add_argument("--demo", action="store_true", help="start the embedded demo endpoint and sweep it")
+    mode = sweep.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--rates", type=_rates, metavar="R1,R2,...", help="open-loop arrival rates, requests/s")
+    mode.add_argument("--concurrency", type=_users, metavar="N1,N2,...", help="closed-loop numbers of users")
+    mode.add_argument(
+        "--find-capacity",
+        nargs="?",
+        const="rate",
+        choices=("rate", "users"),
+        metavar="rate|users",
+        help="search for the capacity under the --slo gates (default: by rate)",
+    )
+    search = sweep.add_argument_group("--find-capacity")
+    search.add_argument(
+        "--start-rate", type=float, default=1.0, metavar="R", help="first rate (default 1 rps)"
+    )
+    search.add_argument("--start-users", type=int, default=1, metavar="N", help="first users (default 1)")
+    search.add_argument(
+        "--resolution", type=float, default=0.1, help="stop when highest fail / lowest pass <= 1 + this (0.1)"
+    )
+    search.add_argument("--max-steps", type=int, default=12, metavar="N", help="at most N steps (default 12)")
+    sweep.add_argument(
+        "--step-duration",
+        type=_duration,
+        default=30.0,
+        metavar="TIME",
+        help="each step, warmup included (30s)",
+    )
+    sweep.add_argument(
+        "--warmup", type=_duration, default=2.0, metavar="TIME", help="excluded start of each step (2s)"
+    )
+    sweep.add_argument(
+        "--slo",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="a gate every passing step meets, e.g. 'p99<300ms', 'error_rate<1%%' (repeatable)",
+    )
+    sweep.add_argument(
+        "--gpu-hour-cost",
+        type=float,
+        metavar="USD",
+        help="price of one GPU-hour, for cost per million requests",
+    )
+    sweep.add_argument(
+        "--out", "-o", type=Path, metavar="DIR", help="sweep directory (default REPORTS_DIR/<UTC time>-sweep)"
+    )
+    sweep.add_argument(
+        "--reports-dir", type=Path, default=Path("reports"), metavar="DIR", help="default reports/"
+    )
+    sweep.add_argument(
+        "--force", action="store_true", help="write into an existing, non-empty sweep directory"
+    )
+    sweep.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    sweep.add_argument(
+        "--demo-latency-ms", type=float, default=0.0, metavar="MS", help="with --demo: added service time"
+    )
+    return sweep
+
+
+def _run_options(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings `loadbench run` accepts (so the sweep only uses what this build has)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and "run" in action.choices:
+            return set(action.choices["run"]._option_string_actions)
+    return set()
+
+
+def _check_run_args(extra: list[str]) -> None:
+    for token in extra:
+        for own in _OWN:
+            short = not own.startswith("--")
+            if (
+                token == own
+                or token.startswith(own + "=")
+                or (short and token.startswith(own) and token[1:2] != "-")
+            ):
+                raise UsageError(
+                    f"{own} is set by the sweep for every step; use the sweep's own options "
+                    "(see `loadbench sweep --help`)"
+                )
+
+
+def cmd_sweep(args: argparse.Namespace, extra: list[str], parser: argparse.ArgumentParser) -> int:
+    """``loadbench sweep``: check the options, start the demo if asked, run the sweep."""
+    from loadbench.analyze.slo import parse_slos
+    from loadbench.cli.main import spawn_demo, stop_demo
+    from loadbench.drive.config import check_target
+    from loadbench.sweep.sweep import SweepConfig, run_sweep
+
+    _check_run_args(extra)
+    parse_slos(args.slo)  # bad input first: nothing is started or written
+    mode = "users" if args.concurrency or args.find_capacity == "users" else "rate"
+    run_options = _run_options(parser)
+    if mode == "rate" and "--rate" not in run_options:
+        raise UsageError("this loadbench's `run` has no --rate (open loop) yet: sweep with --concurrency")
+    if args.find_capacity and not args.slo:
+        raise UsageError("--find-capacity needs at least one --slo, e.g. --slo 'p99<300ms'")
+    if not args.resolution > 0:
+        raise UsageError("--resolution must be > 0, e.g. 0.1 (stop within 10%)")
+    if args.max_steps < 1 or args.start_rate <= 0 or args.start_users < 1:
+        raise UsageError("--max-steps, --start-rate and --start-users must be positive")
+    if args.gpu_hour_cost is not None and not args.gpu_hour_cost >= 0:
+        raise UsageError("--gpu-hour-cost must be a price >= 0 in USD per GPU-hour")
+    if args.step_duration <= args.warmup:
+        raise UsageError("--step-duration must be longer than --warmup: nothing would be measured")
+    if args.target:
+        check_target(args.target)
+    config = SweepConfig(
+        target=args.target or "",
+        mode=mode,
+        loads=args.rates or args.concurrency or [],
+        find_capacity=bool(args.find_capacity),
+        start=float(args.start_users) if mode == "users" else args.start_rate,
+        resolution=args.resolution,
+        max_steps=args.max_steps,
+        step_duration_s=args.step_duration,
+        warmup_s=args.warmup,
+        slos=args.slo,
+        pass_slos="--slo" in run_options,
+        gpu_hour_cost=args.gpu_hour_cost,
+        out_dir=args.out,
+        reports_dir=args.reports_dir,
+        force=args.force,
+        quiet=args.quiet,
+        run_args=extra,
+    )
+    demo = None
+    if args.demo:
+        demo, config.target = spawn_demo(args.demo_latency_ms)
+    try:
+        sweep, paths, code = run_sweep(config)
+    finally:
+        if demo is not None:
+            stop_demo(demo)
+    from loadbench.sweep.report import headline
+
+    print(headline(sweep))
+    for path in paths:
+        print(f"{path.suffix[1:]}: {path}")
+    if code:
+        print("loadbench: sweep interrupted: the report covers the steps done", file=sys.stderr)
+    return code

@@ -1,0 +1,5 @@
+"""The embedded demo endpoint: a real digits classifier, an ASR stand-in and an LLM simulator
+behind a real HTTP server, and the spawner that runs it in a child process.
+
+Never imports Locust or gevent: it runs in its own process.
+"""

@@ -1,0 +1,533 @@
+"""The embedded demo endpoint: a real digits classifier behind a real HTTP server.
+
+Consumes nothing from the network: at start-up it trains a scikit-learn classifier on the training
+part of ``sklearn.datasets.load_digits()`` (bundled with scikit-learn, deterministic split with
+``random_state=0``) and serves it over HTTP/1.1 with keep-alive. It is the default target of
+``make bench`` and of the end-to-end tests, and runs in its own process, so it must never import
+locust or gevent.
+
+Produces HTTP responses, all ``application/json`` and all carrying ``X-Service-Time-Ms`` (the
+server's own handling time in ms, including the injected delay), on these routes:
+
+    GET  /health                          {"status": "ok"}
+    POST /predict                         {"inputs": [[64 numbers], ...]} or {"inputs": [64 numbers]}
+                                          -> {"predictions", "probabilities", "model": "digits"}
+    GET  /v2                              Open Inference Protocol v2 server metadata
+    GET  /v2/health/live, /v2/health/ready
+    GET  /v2/models/digits[/versions/1]   model metadata
+    GET  /v2/models/digits[/versions/1]/ready
+    POST /v2/models/digits[/versions/1]/infer
+    POST /v2/repository/index             Triton-style model list, so clients can discover "digits"
+    POST /asr                             a speech-recognition stand-in: the body is WAV bytes (audio/wav)
+                                          -> {"text", "duration_s", "model": "asr-sim"}, answered after
+                                          asr_rtf x the audio's duration (--asr-rtf, default 0.3)
+    GET  /v1/models                       the LLM simulator (`loadbench.demo.llmsim`): timed words, not a
+    POST /v1/chat/completions             model; streamed (SSE) or not; first token after llm_ttft_ms,
+    POST /v1/completions                  the next ones llm_itl_ms apart (--llm-ttft-ms, --llm-itl-ms)
+
+Errors are JSON ``{"error": "..."}``: 400 for malformed JSON or a wrong shape, 404 for an
+unknown route or model, 405 for a known route with the wrong method, 500 for anything unexpected.
+``/predict`` and ``infer`` sleep ``latency_ms + uniform(0, jitter_ms)`` before answering
+successfully, so tests can compare measured latency with a known service-time floor.
+
+It also produces the payload file ``loadbench/data/digits.jsonl`` (``write_payload_file``): the
+360-row held-out test split, one ``/predict`` request body per line, as
+``{"inputs": [[64 ints]], "_expected": <label>}``. Top-level keys that start with ``_`` are
+loadbench metadata: scenarios strip them before sending (the server ignores them anyway) and may
+use them to check answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from loadbench import __version__
+from loadbench.data import DIGITS_JSONL
+from loadbench.demo import llmsim
+from loadbench.errors import UsageError
+from loadbench.jsonhttp import JSONRequestHandler
+from loadbench.protocols.media import MediaError, wav_duration_s
+
+MODEL_NAME = "digits"
+MODEL_VERSION = "1"
+N_FEATURES = 64
+PAYLOAD_PATH = DIGITS_JSONL
+ASR_PATH = "/asr"
+DEFAULT_ASR_RTF = 0.3  # processing time / audio duration of the demo's speech recognizer
+
+# Larger bodies are refused rather than buffered: the demo is a benchmark target, not a data sink.
+_MAX_BODY_BYTES = 64 * 1024 * 1024
+_V2_NUMERIC_TYPES = frozenset(
+    {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+)
+_MODEL_ROUTE = re.compile(
+    r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?$"
+)
+
+
+class BadRequest(ValueError):
+    """A request the client got wrong; becomes a 400 with this message."""
+
+
+class _HTTPError(Exception):
+    """Carries a non-400 status (404, 405, 411, 413) out of a route handler."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """A fitted digits classifier and the number of features it expects."""
+
+    estimator: Pipeline
+    n_features: int = N_FEATURES
+
+
+def _split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The deterministic digits split shared by training and the payload file."""
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    return x_train, x_test, y_train, y_test
+
+
+def build_model() -> DemoModel:
+    """Train the demo classifier on the training split (about 0.1 s once sklearn is imported)."""
+    x_train, _, y_train, _ = _split()
+    estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    estimator.fit(x_train, y_train)
+    return DemoModel(estimator=estimator, n_features=N_FEATURES)
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass and numpy would happily coerce "1"; neither is a pixel value.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _to_matrix(rows: Any, n_features: int) -> np.ndarray:
+    """Validate one row or a list of rows of numbers into an (N, n_features) float array."""
+    if isinstance(rows, np.ndarray):
+        matrix = rows.astype(np.float64, copy=False)
+        if matrix.ndim == 1:
+            matrix = matrix.reshape(1, -1)
+    else:
+        if not isinstance(rows, Sequence) or isinstance(rows, str | bytes) or len(rows) == 0:
+            raise BadRequest('"inputs" must be a non-empty list of rows of numbers')
+        if all(_is_number(v) for v in rows):
+            rows = [rows]
+        for i, row in enumerate(rows):
+            if not isinstance(row, Sequence) or isinstance(row, str | bytes):
+                raise BadRequest(f"row {i} is not a list of numbers")
+            if not all(_is_number(v) for v in row):
+                raise BadRequest(f"row {i} holds a value that is not a number")
+            if len(row) != n_features:
+                raise BadRequest(f"row {i} has {len(row)} features, expected {n_features}")
+        matrix = np.asarray(rows, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != n_features:
+        raise BadRequest(f"inputs have shape {list(matrix.shape)}, expected [N, {n_features}]")
+    if matrix.shape[0] == 0:
+        raise BadRequest("inputs hold no rows")
+    if not np.isfinite(matrix).all():
+        raise BadRequest("inputs hold a non-finite number")
+    return matrix
+
+
+def predict(model: DemoModel, rows: Any) -> tuple[list[int], list[list[float]]]:
+    """Classify rows of 64 pixel values; returns (labels, per-class probabilities).
+
+    Raises ``BadRequest`` (a ``ValueError``) when rows are not N x 64 finite numbers.
+    """
+    matrix = _to_matrix(rows, model.n_features)
+    probabilities = model.estimator.predict_proba(matrix)
+    classes = model.estimator.classes_
+    labels = [int(classes[i]) for i in probabilities.argmax(axis=1)]
+    return labels, probabilities.tolist()
+
+
+def _flatten(data: Any) -> list[Any]:
+    """Flatten a v2 ``data`` field, which clients send either flat or nested row-major."""
+    if not isinstance(data, list):
+        raise BadRequest('v2 input "data" must be a list')
+    flat: list[Any] = []
+    stack: list[Any] = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _v2_rows(body: Any) -> np.ndarray:
+    """Turn a v2 inference request into an (N, 64) array, checking shape, datatype and data."""
+    if not isinstance(body, dict):
+        raise BadRequest("v2 inference request must be a JSON object")
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise BadRequest('v2 inference request must have "inputs" holding exactly one tensor object')
+    tensor = inputs[0]
+    datatype = tensor.get("datatype", "FP32")
+    if datatype not in _V2_NUMERIC_TYPES:
+        raise BadRequest(f"unsupported datatype {datatype!r}, expected a numeric type such as FP32")
+    shape = tensor.get("shape")
+    if (
+        not isinstance(shape, list)
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        or len(shape) not in (1, 2)
+        or shape[-1] != N_FEATURES
+    ):
+        raise BadRequest(f"input shape {shape!r} is not [N, {N_FEATURES}]")
+    flat = _flatten(tensor.get("data"))
+    expected = math.prod(shape)
+    if len(flat) != expected:
+        raise BadRequest(f"input data has {len(flat)} elements but shape {shape} needs {expected}")
+    if not all(_is_number(v) for v in flat):
+        raise BadRequest("input data holds a value that is not a number")
+    return np.asarray(flat, dtype=np.float64).reshape(-1, N_FEATURES)
+
+
+class _DemoServer(ThreadingHTTPServer):
+    """The threaded HTTP server, holding the model and the injected service time."""
+
+    daemon_threads = True
+    # The stdlib's listen backlog of 5 drops connections when many users connect at once.
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        model: DemoModel,
+        latency_ms: float,
+        jitter_ms: float,
+        asr_rtf: float = DEFAULT_ASR_RTF,
+        llm_timing: llmsim.SimulatorTiming | None = None,
+    ) -> None:
+        self.model = model
+        self.llm_timing = llm_timing or llmsim.SimulatorTiming()
+        self.latency_ms = latency_ms
+        self.jitter_ms = jitter_ms
+        self.asr_rtf = asr_rtf
+        self.rng = random.Random()
+        super().__init__(address, _DemoHandler)
+
+    def service_delay(self) -> None:
+        """Sleep the configured latency plus jitter."""
+        delay_ms = self.latency_ms + (self.rng.uniform(0.0, self.jitter_ms) if self.jitter_ms > 0 else 0.0)
+        if delay_ms > 0:
+            time.sleep(delay_ms / 1000.0)
+
+
+class _DemoHandler(JSONRequestHandler):
+    """Routes requests; every response, error or not, is JSON with a Content-Length."""
+
+    server_version = f"loadbench-demo/{__version__}"
+    server: _DemoServer
+    _t0: float = 0.0
+
+    def parse_request(self) -> bool:
+        # Called right after the request line is read: the start of handling this request.
+        self._t0 = time.perf_counter()
+        return super().parse_request()
+
+    def extra_headers(self) -> dict[str, str]:
+        return {"X-Service-Time-Ms": f"{(time.perf_counter() - self._t0) * 1000.0:.3f}"}
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if not getattr(self, "command", None):
+            # The request line was unreadable, so parse_request() never started the clock.
+            self._t0 = time.perf_counter()
+        super().send_error(code, message, explain)
+
+    def _read_json(self) -> Any:
+        raw = self._read_body()
+        if not raw.strip():
+            raise BadRequest("request body is empty; expected JSON")
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # the unread chunked body would corrupt the next request
+            raise _HTTPError(411, "chunked bodies are not supported; send Content-Length")
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            self.close_connection = True
+            raise BadRequest("Content-Length is not an integer") from None
+        if length < 0 or length > _MAX_BODY_BYTES:
+            self.close_connection = True
+            raise _HTTPError(413, f"body of {length} bytes is over the {_MAX_BODY_BYTES} byte limit")
+        raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:
+            self.close_connection = True
+            raise BadRequest("request body ended before Content-Length bytes")
+        return raw
+
+    def _dispatch(self, method: str) -> None:
+        with self.failures_answered():
+            try:
+                # Read the body before routing so that keep-alive survives 404s on POST.
+                path = self.path.split("?", 1)[0]
+                body = None
+                if method == "POST":
+                    body = self._read_body() if path == ASR_PATH else self._read_json()
+                if method == "POST" and path in llmsim.ROUTES:
+                    self._complete(path, body)
+                    return
+                status, payload = self._route(method, path, body)
+                self.send_json(status, payload)
+            except BadRequest as exc:
+                self.send_json(400, {"error": str(exc)})
+            except llmsim.SimulatorError as exc:
+                self.send_json(exc.status, {"error": {"message": str(exc), "code": exc.status}})
+            except _HTTPError as exc:
+                self.send_json(exc.status, {"error": str(exc)}, exc.headers)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if path == "/health":
+            _allow(method, "GET")
+            return 200, {"status": "ok"}
+        if path == "/predict":
+            _allow(method, "POST")
+            return 200, self._predict(body)
+        if path == ASR_PATH:
+            _allow(method, "POST")
+            return 200, self._transcribe(body)
+        if path == "/v1/models":
+            _allow(method, "GET")
+            return 200, llmsim.models()
+        if path in llmsim.ROUTES:
+            _allow(method, "POST")
+        if path == "/v2":
+            _allow(method, "GET")
+            return 200, {"name": "loadbench-demo", "version": __version__, "extensions": []}
+        if path == "/v2/health/live":
+            _allow(method, "GET")
+            return 200, {"live": True}
+        if path == "/v2/health/ready":
+            _allow(method, "GET")
+            return 200, {"ready": True}
+        if path == "/v2/repository/index":
+            _allow(method, "POST")
+            return 200, [{"name": MODEL_NAME, "version": MODEL_VERSION, "state": "READY"}]
+        match = _MODEL_ROUTE.match(path)
+        if match is None:
+            raise _HTTPError(404, f"no route for {method} {path}")
+        name, version, action = match["name"], match["version"], match["action"]
+        if name != MODEL_NAME:
+            raise _HTTPError(404, f"model {name!r} not found")
+        if version is not None and version != MODEL_VERSION:
+            raise _HTTPError(404, f"model {name!r} has no version {version!r}")
+        if action == "/infer":
+            _allow(method, "POST")
+            return 200, self._infer(body)
+        _allow(method, "GET")
+        if action == "/ready":
+            return 200, {"name": MODEL_NAME, "ready": True}
+        return 200, _v2_metadata()
+
+    def _predict(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict) or "inputs" not in body:
+            raise BadRequest('request body must be a JSON object with an "inputs" key')
+        labels, probabilities = predict(self.server.model, body["inputs"])
+        self.server.service_delay()
+        return {"predictions": labels, "probabilities": probabilities, "model": MODEL_NAME}
+
+    def _complete(self, path: str, body: Any) -> None:
+        # The LLM simulator writes its own response: a stream cannot go through send_json.
+        timing = self.server.llm_timing
+        if isinstance(body, dict) and body.get("stream") is True:
+            llmsim.stream(self, path, body, timing, self._t0)
+        else:
+            self.send_json(200, llmsim.answer(path, body, timing, self._t0))
+
+    def _transcribe(self, audio: bytes) -> dict[str, Any]:
+        # A stand-in for speech recognition: it takes asr_rtf x the audio's duration.
+        try:
+            duration_s = wav_duration_s(audio)
+        except MediaError as exc:
+            raise BadRequest(f"{exc}; POST the bytes of a WAV file") from None
+        time.sleep(self.server.asr_rtf * duration_s)
+        return {
+            "text": f"[{duration_s:.2f} s of audio]",
+            "duration_s": round(duration_s, 6),
+            "model": "asr-sim",
+        }
+
+    def _infer(self, body: Any) -> dict[str, Any]:
+        rows = _v2_rows(body)
+        labels, _ = predict(self.server.model, rows)
+        self.server.service_delay()
+        response: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": MODEL_VERSION}
+        if "id" in body:
+            response["id"] = body["id"]
+        response["outputs"] = [
+            {"name": "output-0", "shape": [len(labels)], "datatype": "INT64", "data": labels}
+        ]
+        return response
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise _HTTPError(405, f"method {method} not allowed here; use {allowed}", {"Allow": allowed})
+
+
+def _v2_metadata() -> dict[str, Any]:
+    return {
+        "name": MODEL_NAME,
+        "versions": [MODEL_VERSION],
+        "platform": "sklearn",
+        "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, N_FEATURES]}],
+        "outputs": [{"name": "output-0", "datatype": "INT64", "shape": [-1]}],
+    }
+
+
+def make_server(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    asr_rtf: float = DEFAULT_ASR_RTF,
+    llm_ttft_ms: float = llmsim.SimulatorTiming.ttft_ms,
+    llm_itl_ms: float = llmsim.SimulatorTiming.itl_ms,
+) -> ThreadingHTTPServer:
+    """Train the model and bind the server (port 0 picks a free port); call ``serve_forever`` to serve."""
+    if latency_ms < 0 or jitter_ms < 0:
+        raise ValueError("latency_ms and jitter_ms must be >= 0")
+    if not 0 <= asr_rtf < float("inf"):
+        raise ValueError("asr_rtf must be a finite number >= 0")
+    if not (0 <= llm_ttft_ms < float("inf") and 0 <= llm_itl_ms < float("inf")):
+        raise ValueError("llm_ttft_ms and llm_itl_ms must be finite numbers >= 0")
+    timing = llmsim.SimulatorTiming(llm_ttft_ms, llm_itl_ms)
+    return _DemoServer((host, port), build_model(), latency_ms, jitter_ms, asr_rtf, timing)
+
+
+def serve_demo(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    asr_rtf: float = DEFAULT_ASR_RTF,
+    llm_ttft_ms: float = llmsim.SimulatorTiming.ttft_ms,
+    llm_itl_ms: float = llmsim.SimulatorTiming.itl_ms,
+    parent_pid: int | None = None,
+) -> None:
+    """Serve the demo until SIGTERM or SIGINT, announcing the URL in one stdout line.
+
+    ``parent_pid``: also stop when that process is gone (`loadbench run --demo` starts the demo
+    in its own session, out of reach of the terminal's Ctrl-C: if the run dies, so does the demo).
+    Raises `UsageError` for an address that cannot be bound (in use, unknown host, bad port).
+    """
+    try:
+        server = make_server(host, port, latency_ms, jitter_ms, asr_rtf, llm_ttft_ms, llm_itl_ms)
+    except (OSError, OverflowError) as exc:  # socket.gaierror is an OSError
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError(f"the demo cannot listen on {host}:{port}: {reason}") from None
+    except ValueError as exc:
+        raise UsageError(f"the demo's timing: {exc}") from None
+    bound_host, bound_port = server.server_address[:2]
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # shutdown() waits for serve_forever() to return, which runs in this very (main) thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    if parent_pid is not None:
+
+        def watch_parent() -> None:
+            # Orphaned processes are re-parented (to init or a subreaper): the pid changes.
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+            server.shutdown()
+
+        threading.Thread(target=watch_parent, name="loadbench-demo-parent", daemon=True).start()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        print(
+            f"loadbench demo: serving a digits classifier on http://{bound_host!s}:{bound_port} "
+            f"(POST /predict, Open Inference Protocol v2 at /v2/models/{MODEL_NAME})",
+            flush=True,
+        )
+        server.serve_forever()
+    finally:
+        server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def write_payload_file(path: str | os.PathLike[str]) -> int:
+    """Write the held-out test split as JSONL request bodies with ``_expected`` labels; returns lines."""
+    _, x_test, _, y_test = _split()
+    lines = [
+        json.dumps({"inputs": [[int(v) for v in row]], "_expected": int(label)}, separators=(",", ":"))
+        for row, label in zip(x_test, y_test, strict=True)
+    ]
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines)
+
+
+def add_llm_simulator_options(parser: argparse.ArgumentParser) -> None:
+    """``--llm-ttft-ms`` and ``--llm-itl-ms``: the LLM simulator's timing."""
+    default = llmsim.SimulatorTiming()
+    parser.add_argument(
+        "--llm-ttft-ms",
+        type=float,
+        default=default.ttft_ms,
+        metavar="MS",
+        help=f"LLM simulator: time to first token (default {default.ttft_ms:g})",
+    )
+    parser.add_argument(
+        "--llm-itl-ms",
+        type=float,
+        default=default.itl_ms,
+        metavar="MS",
+        help=f"LLM simulator: time between tokens (default {default.itl_ms:g})",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry point: ``python -m loadbench.demo.server ...`` is ``loadbench demo ...``, with
+    the same options and their checks (one parser, in `loadbench.cli.main`)."""
+    from loadbench.cli.main import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Locustfiles as loadbench runs them: find a scenario, import it, parse its options.
+
+Consumes a scenario name (``json_post``) or a locustfile path; produces a `Scenario` (its User
+classes and the options Locust's own parser read, the scenario's listeners included) and
+applies the run's per-request timeout and TLS verification to its users. Imports Locust:
+driving code only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import locust
+from locust import FastHttpUser
+from locust.util.load_locustfile import load_locustfile
+
+from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+
+BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@dataclass
+class Scenario:
+    """A loaded locustfile: its name, file, User classes and parsed options."""
+
+    name: str
+    path: Path
+    user_classes: list[type]
+    options: argparse.Namespace
+    reason: str
+
+
+def builtin_scenarios() -> list[str]:
+    """Names of the scenarios shipped in ``scenarios/``."""
+    return sorted(p.stem for p in BUILTIN_SCENARIOS_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def resolve_scenario(name_or_path: str) -> Path:
+    """A scenario name (``json_post``) or a locustfile path -> an existing file."""
+    if name_or_path.endswith(".py") or os.sep in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ScenarioError(f"scenario file {name_or_path} does not exist")
+        return path.resolve()
+    for folder in (Path.cwd() / "scenarios", BUILTIN_SCENARIOS_DIR):
+        candidate = folder / f"{name_or_path}.py"
+        if candidate.is_file():
+            return candidate.resolve()
+    known = ", ".join(builtin_scenarios()) or "none found"
+    raise ScenarioError(f"unknown scenario {name_or_path!r} (built-in: {known}; or give a locustfile path)")
+
+
+def load_scenario(path: Path, target: str, scenario_args: list[str], reason: str) -> Scenario:
+    """Import a locustfile and parse its options with Locust's own parser (and its listeners)."""
+    try:
+        user_classes, _shapes = load_locustfile(str(path))
+    except SyntaxError as exc:
+        raise ScenarioError(f"scenario {path} line {exc.lineno}: syntax error: {exc.msg}") from None
+    except LoadbenchError:
+        raise
+    except Exception as exc:
+        raise ScenarioError(f"scenario {path} failed to import: {type(exc).__name__}: {exc}") from None
+    if not user_classes:
+        raise ScenarioError(f"scenario {path} defines no Locust User class")
+    # No config files: a locust.conf or pyproject.toml in the cwd must not change a loadbench run.
+    parser = locust.argument_parser.get_parser(default_config_files=[])
+
+    def fail(message: str) -> None:
+        raise UsageError(f"scenario {path.stem}: {message}")
+
+    parser.error = fail  # type: ignore[method-assign]
+    options = parser.parse_args(["-f", str(path), "-H", target, *scenario_args])
+    return Scenario(path.stem, path, list(user_classes.values()), options, reason)
+
+
+def apply_transport_settings(scenario: Scenario, timeout_s: float, insecure: bool) -> None:
+    """Give every user the run's per-request timeout and TLS verification.
+
+    Through the options (which loadbench's `ModelUser` reads) and, for other fast-client users,
+    through the class attributes Locust's `FastHttpUser` reads when it builds its client.
+    """
+    scenario.options.timeout = timeout_s
+    scenario.options.insecure = insecure
+    for cls in scenario.user_classes:
+        if issubclass(cls, FastHttpUser):
+            cls.network_timeout = cls.connection_timeout = timeout_s
+            cls.insecure = insecure

@@ -1,0 +1,367 @@
+"""Drive one run: Locust in-process (library mode) -> a run directory of exact request records.
+
+Consumes a `RunConfig`; produces a run directory holding ``meta.json``, ``requests.csv`` and
+``users.csv`` (``docs/run-format.md``). Analysis and reporting are separate stages that read
+that directory; this module never computes metrics beyond the live progress line.
+
+Everything that can be wrong with the input (target, scenario, options, data files, output
+directory) is checked before the run directory is created, so a failed start never leaves a
+directory that looks like a run. Ctrl-C or SIGTERM stops the load and finishes the run as
+"interrupted"; a second one exits at once, leaving the records flushed so far.
+
+The load model comes from `loadbench.drive.loadplan` (closed loop, open loop via
+`loadbench.drive.openloop`, shapes); the run directory's life from `loadbench.drive.lifecycle`; the
+scenario from `loadbench.drive.locustfiles`; Locust's master/worker mode from `loadbench.drive.distributed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import gevent
+import gevent.event
+from locust import events
+from locust.env import Environment
+from locust.runners import STATE_STOPPED, STATE_STOPPING, LocalRunner, MasterRunner
+
+from loadbench.analyze.network import measure_rtt
+from loadbench.drive.config import RunConfig, check_target, parse_header
+from loadbench.drive.distributed import Master, WorkerSettings, free_port
+from loadbench.drive.lifecycle import Prepared, begin_run, finish_run
+from loadbench.drive.loadplan import LoadPlan, plan_load
+from loadbench.drive.locustfiles import Scenario, apply_transport_settings, load_scenario, resolve_scenario
+from loadbench.drive.openloop import Dispatcher, open_loop_classes
+from loadbench.drive.progress import Progress
+from loadbench.drive.recorder import Recorder
+from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+from loadbench.load import shapes
+from loadbench.protocols.probe import check_reachable, probe_target
+from loadbench.record import rundir
+from loadbench.redact import redact_url
+from loadbench.sample.hostmetrics import find_server_process
+from loadbench.sample.sampler import MIN_INTERVAL_S, host_label
+from loadbench.scenario import helpers as scenario_helpers
+
+OPEN_LOOP_DRAIN_S = 10.0  # at most this long waiting for open-loop requests in flight at the end
+SPAWN_TIMEOUT_S = 30.0
+
+
+class _OncePerMessage(logging.Filter):
+    """Log each distinct scenario exception once: a broken task would otherwise print a
+    traceback per request. Counts still reach meta.json via Locust's ``runner.exceptions``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = record.getMessage()[-300:]
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+def _install_signal_handlers(stop: Callable[[], None], recorder: Recorder, out: TextIO) -> list[Any]:
+    """First Ctrl-C/SIGTERM: stop the load and finish the run. Second: flush records and exit now."""
+    state = {"count": 0}
+
+    def handler() -> None:
+        state["count"] += 1
+        if state["count"] == 1:
+            out.write("\nloadbench: stopping (interrupt again to exit at once)...\n")
+            out.flush()
+            stop()
+        else:
+            recorder.flush()
+            os._exit(130)
+
+    return [gevent.signal_handler(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)]
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Check the target, the sampler's settings and the scenario; nothing is written yet."""
+    target = check_target(config.target)
+    if config.users < 1:
+        raise UsageError(f"--users must be at least 1, not {config.users}")
+    if config.spawn_rate is not None and not config.spawn_rate > 0:
+        raise UsageError(f"--spawn-rate must be above 0, not {config.spawn_rate:g}")
+    plan = plan_load(config)
+    if config.sample_interval_s is not None and not config.sample_interval_s >= MIN_INTERVAL_S:
+        raise UsageError(f"--sample-interval must be at least {MIN_INTERVAL_S:g} s")
+    if not 0 < config.timeout_s < float("inf"):
+        raise UsageError(f"--timeout must be above 0 s, not {config.timeout_s:g}")
+    headers = dict(parse_header(h) for h in config.headers)
+    verify = not config.insecure
+    http2 = "--http2" in config.scenario_args  # an h2c-only server may refuse HTTP/1.1
+    check_reachable(target, headers, verify=verify, http2=http2)
+    server, server_notice = find_server_process(target, config.server_pid, config.server_name)
+    for url in config.scrapes:
+        check_target(url)
+    if config.scrape_match:
+        try:
+            re.compile(config.scrape_match)
+        except re.error as exc:
+            raise UsageError(f"--scrape-match {config.scrape_match!r} is not a valid regex: {exc}") from None
+    for url in config.agents:
+        from loadbench.sample.agent import AgentPuller
+
+        check_target(url)
+        # Fail before anything is written when an agent is unreachable or refuses the token.
+        puller = AgentPuller(url, token=config.agent_token, label=host_label(url))
+        try:
+            puller.start()
+        finally:
+            puller.close()
+    if config.scenario is None:
+        probe = probe_target(
+            target, headers, verify=verify, model=_option_value(config.scenario_args, "--model"), http2=http2
+        )
+        name, reason = probe.scenario, f"chosen by probing the target: {probe.reason}"
+    else:
+        name, reason = config.scenario, "given with --scenario"
+    path = resolve_scenario(name)
+    header_args = [arg for h in config.headers for arg in ("--header", h)]
+    scenario = load_scenario(path, target, [*config.scenario_args, *header_args], reason)
+    apply_transport_settings(scenario, config.timeout_s, config.insecure)
+    # A light probe before any load: ~20 TCP connects, one round trip each (loadbench.analyze.network).
+    return Prepared(scenario, server, server_notice, plan, network=measure_rtt(target))
+
+
+def _option_value(args: list[str], name: str) -> str | None:
+    """The value of ``NAME VALUE`` or ``NAME=VALUE`` in a scenario's arguments (the last one wins)."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
+    """Run the load described by ``config``; return the run directory (records and meta.json).
+
+    One process, or (``config.workers`` / ``config.expect_workers``) a Locust master whose
+    workers ship their records here (`loadbench.drive.distributed`).
+    """
+    prepared = prepare(config)
+    scenario, plan = prepared.scenario, prepared.plan or plan_load(config)
+    target = check_target(config.target)
+    distributed = config.workers > 0 or config.expect_workers > 0
+    dispatcher: Dispatcher | None = None
+    user_classes = scenario.user_classes
+    shape = None
+    if plan.model == "open" and not distributed:
+        # Started (with the load's start time) once the senders exist.
+        dispatcher = Dispatcher(plan.offsets(config), 0.0)
+        user_classes = open_loop_classes(user_classes, dispatcher)
+    elif plan.model == "closed" and plan.stages:
+        shape = shapes.users_shape_class(plan.stages, config.spawn_rate)()
+    env = Environment(
+        user_classes=user_classes,
+        shape_class=shape,
+        events=events,
+        host=target,
+        parsed_options=scenario.options,
+        locustfile=str(scenario.path),
+    )
+    master: Master | None = None
+    runner: LocalRunner | MasterRunner
+    if distributed:
+        port = config.master_port or (5557 if config.expect_workers else free_port(config.master_bind))
+        runner = env.create_master_runner(config.master_bind, port)
+        master = Master(runner)
+    else:
+        runner = env.create_local_runner()
+    # The scenario's own set-up (loading data, discovering the model) runs here, before
+    # anything is written, so its failures leave no run directory behind.
+    env.loadbench_library_mode = True  # type: ignore[attr-defined]
+    del scenario_helpers.setup_failures[:]
+    env.events.init.fire(environment=env, runner=runner, web_ui=None)
+    if scenario_helpers.setup_failures:
+        raise ScenarioError(f"scenario {scenario.name}: {scenario_helpers.setup_failures[0]}")
+    logging.getLogger("locust.user.task").addFilter(_OncePerMessage())
+    # The open loop spawns its idle senders at once, which Locust warns about for real users.
+    logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate is very high" not in r.getMessage())
+    if master is not None:
+        logging.getLogger("locust.runners").setLevel(logging.WARNING)
+        _connect_workers(master, config, scenario, target, port, log)
+
+    active = begin_run(
+        config,
+        prepared,
+        env,
+        target,
+        argv,
+        log,
+        generator_pids=[p.pid for p in master.processes] if master else None,
+    )
+    run_dir, meta, recorder = active.run_dir, active.meta, active.recorder
+    if master is not None:
+        master.recorder = recorder
+        master.samples_path = run_dir / rundir.SAMPLES
+    stop_requested = gevent.event.Event()
+    handlers = _install_signal_handlers(stop_requested.set, recorder, log)
+    duration_s = plan.duration_s
+    progress = Progress(recorder, duration_s, config.warmup_s, log, config.quiet)
+    if not config.quiet:
+        log.write(
+            f"loadbench: {scenario.name} against {redact_url(target)} ({scenario.reason})\n"
+            f"loadbench: {_load_line(config, plan)} for {duration_s:g} s ({config.warmup_s:g} s warmup) -> {run_dir}\n"
+        )
+        for note in plan.notes:
+            log.write(f"loadbench: {note}\n")
+        if master is not None:
+            log.write(f"loadbench: {len(master.workers)} Locust workers under this master\n")
+        log.flush()
+    status = rundir.STATUS_COMPLETE
+    failure = None
+    open_loop = plan.model == "open"
+    try:
+        if open_loop:
+            # Requests in flight when the schedule ends are waited for (up to the grace), so
+            # the slowest ones, which matter most to the tail, are not cut from the records.
+            env.stop_timeout = min(config.timeout_s, OPEN_LOOP_DRAIN_S)
+        if master is not None and open_loop:
+            master.send_load(_load_message(config, plan))
+            runner.start(config.max_inflight, spawn_rate=config.max_inflight, wait=False)
+            master.wait_spawned(config.max_inflight)
+            meta["started_unix_s"] = master.go()
+        elif dispatcher is not None:
+            _start_senders(runner, config.max_inflight, stop_requested)
+            meta["started_unix_s"] = time.time()
+            dispatcher.start_unix_s = meta["started_unix_s"]
+            dispatcher.start()
+        else:
+            meta["started_unix_s"] = time.time()
+            if shape is not None:
+                runner.start_shape()
+            else:
+                runner.start(config.users, spawn_rate=config.spawn_rate or float(config.users))
+        start_mono = time.monotonic() - (time.time() - meta["started_unix_s"])
+        next_tick = 1.0
+        while True:
+            elapsed = time.monotonic() - start_mono
+            if elapsed >= duration_s or (dispatcher is not None and dispatcher.finished):
+                break
+            if shape is not None and elapsed > 1.0 and runner.state in (STATE_STOPPED, STATE_STOPPING):
+                break  # the shape ran out
+            if stop_requested.is_set():
+                status = rundir.STATUS_INTERRUPTED
+                break
+            if master is not None:
+                for line in master.watch():
+                    log.write(f"\nloadbench: warning: {line}\n")
+            if elapsed >= next_tick:
+                if dispatcher is not None:
+                    progress.tick(elapsed, dispatcher.in_flight(runner.user_count), "in flight")
+                else:
+                    progress.tick(elapsed, runner.user_count)
+                next_tick += 1.0
+            stop_requested.wait(min(0.1, duration_s - elapsed, max(next_tick - elapsed, 0.001)))
+    except Exception as exc:
+        status, failure = rundir.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        ended = time.time()
+        if dispatcher is not None:
+            meta["schedule"] = vars(dispatcher.close())
+        runner.stop()
+        if master is not None:
+            master.finish()
+            master.watch()
+            meta["workers"] = master.meta()
+            schedule = master.schedule()
+            if schedule is not None:
+                meta["schedule"] = schedule
+        progress.done()
+        recorder.close()
+        runner.quit()
+        if master is not None:
+            master.stop_processes()
+        finish_run(active, status, failure, runner.exceptions, ended)
+        for h in handlers:
+            h.cancel()
+    return run_dir
+
+
+def _connect_workers(
+    master: Master, config: RunConfig, scenario: Scenario, target: str, port: int, log: TextIO
+) -> None:
+    """Start the local workers and wait until every expected worker has connected."""
+    if config.workers:
+        header_args = [arg for h in config.headers for arg in ("--header", h)]
+        master.spawn_local(
+            config.workers,
+            WorkerSettings(
+                master_host=config.master_bind if config.master_bind not in ("0.0.0.0", "*") else "127.0.0.1",
+                master_port=port,
+                target=target,
+                scenario=str(scenario.path),
+                scenario_args=[*config.scenario_args, *header_args],
+                timeout_s=config.timeout_s,
+                insecure=config.insecure,
+                headers=list(config.headers),
+            ),
+        )
+    if config.expect_workers and not config.quiet:
+        log.write(
+            f"loadbench: waiting for {config.expect_workers} worker(s): "
+            f"loadbench worker --master-host THIS_HOST --master-port {port} --target {redact_url(target)} "
+            f"--scenario {scenario.name}\n"
+        )
+        log.flush()
+    try:
+        master.wait_for_workers(config.workers + config.expect_workers, config.worker_wait_s)
+    except LoadbenchError:
+        master.runner.quit()
+        for process in master.processes:
+            process.kill()
+        raise
+
+
+def _load_message(config: RunConfig, plan: LoadPlan) -> dict[str, Any]:
+    """The open-loop schedule the master splits among its workers."""
+    return {
+        "model": "open",
+        "rate": config.rate,
+        "arrival": config.arrival,
+        "burstiness": config.burstiness,
+        "seed": plan.seed,
+        "duration_s": plan.duration_s,
+        "stages": [s.to_dict() for s in plan.stages],
+        "trace": None
+        if plan.trace is None
+        else [[a.offset_s, a.input_tokens, a.output_tokens] for a in plan.trace],
+    }
+
+
+def _load_line(config: RunConfig, plan: LoadPlan) -> str:
+    if plan.model == "closed":
+        if plan.stages:
+            return f"closed loop, load shape of {len(plan.stages)} stage(s) up to {shapes.peak_level(plan.stages):g} users"
+        return f"{config.users} users (closed loop)"
+    if plan.trace is not None:
+        return f"open loop replaying {len(plan.trace):,} requests from {config.trace}"
+    if plan.stages:
+        return f"open loop, {config.arrival} arrivals, load shape of {len(plan.stages)} stage(s)"
+    return (
+        f"open loop, {config.rate:g} requests/s ({config.arrival}), at most {config.max_inflight} in flight"
+    )
+
+
+def _start_senders(runner: LocalRunner | MasterRunner, count: int, stop: gevent.event.Event) -> None:
+    """Spawn the open loop's pool of senders and wait until they all wait for the schedule."""
+    runner.start(count, spawn_rate=count, wait=False)
+    deadline = time.monotonic() + SPAWN_TIMEOUT_S
+    while runner.user_count < count and time.monotonic() < deadline and not stop.is_set():
+        gevent.sleep(0.01)

@@ -1,0 +1,5 @@
+"""The load to offer, as data: shapes (ramp, step, spike stages) and open-loop arrival schedules.
+
+Pure: no Locust, no I/O beyond reading a stages or trace file. The driver turns these into
+Locust users and schedules; the analyzer reads them back from ``meta.json``.
+"""

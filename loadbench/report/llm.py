@@ -1,0 +1,234 @@
+"""The report's "LLM" section: TTFT / ITL / TPOT / end-to-end percentiles, tokens, goodput, the
+real-time ratio of streams, and four plots; and its short Markdown table.
+
+Consumes an analyzed summary (the keys of `loadbench.analyze.llm_metrics`) and the run's raw request
+records (`loadbench.record.records.read_requests`: latency and start from the actual send) for the
+plots; produces HTML (everything from the run escaped by the report module's helpers) and
+Markdown lines. A run without LLM keys gets nothing, and its records are never looked at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loadbench.analyze import llm_metrics
+from loadbench.report import plots, plots_llm
+from loadbench.report.report import (
+    PERCENTILE_KEYS,
+    _dict,
+    _e,
+    _grid_table,
+    _kv_table,
+    _list,
+    _md_table,
+    _num,
+    figure_html,
+    format_count,
+    format_ms,
+    format_number,
+    format_pct,
+    format_rate,
+)
+
+LLM_KEYS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "tokens")
+_TIME_COLUMNS = (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "end-to-end"))
+_CAPTIONS = {
+    "plot-llm-ttft": (
+        "Time to first token",
+        "TTFT of the successful streamed requests in the measured window (from the send to the first "
+        "content token); dashed: p50, p90, p99.",
+    ),
+    "plot-llm-itl": (
+        "Inter-token latency",
+        "Every gap between consecutive streamed chunks of the successful requests in the measured window; "
+        "dashed: p50, p90, p99.",
+    ),
+    "plot-llm-tokens": (
+        "Output tokens per second",
+        "Output tokens of successful requests, each streamed chunk placed at its arrival (send + TTFT + "
+        "gaps, weighted so a request's chunks sum to its output tokens), a request without a stream at "
+        "its completion. Grey: warmup.",
+    ),
+    "plot-llm-tpot": (
+        "TPOT against concurrency",
+        "Each point is one second of the measured window: the median TPOT of the successful requests "
+        "sent in it, against the mean number of requests in flight during it.",
+    ),
+}
+
+
+def has_llm(summary: dict[str, Any]) -> bool:
+    """True when the analyzer found LLM data (a TTFT or token counts) in the measured window."""
+    return any(isinstance(summary.get(k), dict) for k in LLM_KEYS)
+
+
+def llm_html(
+    summary: dict[str, Any], requests: pd.DataFrame, timeseries: pd.DataFrame, run_start: float
+) -> str:
+    """The whole "LLM" section (heading included); empty for a run without LLM data."""
+    if not has_llm(summary):
+        return ""
+    out = ["<h2 id='llm'>LLM</h2>", _times_table(summary), _tokens_table(summary)]
+    goodput = _dict(summary.get("goodput"))
+    entries = [_dict(e) for e in _list(goodput.get("slos"))]
+    if entries:
+        out.append("<h3>Per-request SLOs (goodput)</h3>")
+        rows = [
+            [
+                f"<code>{_e(e.get('expr'))}</code>",
+                _e(format_count(e.get("measured"))),
+                _e(format_count(e.get("met"))),
+                _e(format_pct(e.get("attainment"))),
+            ]
+            for e in entries
+        ]
+        out.append(
+            _grid_table(["SLO", "measured (successful)", "met", "attainment"], rows, numeric={1, 2, 3})
+        )
+        out.append(
+            "<p class='sub'>Attainment: requests that succeeded and met the SLO, as a share of all requests "
+            "in the measured window. Goodput counts the requests meeting every one of them.</p>"
+        )
+    out.append(
+        "\n".join(
+            figure_html(key, plots.figure_to_png(fig), *_CAPTIONS[key])
+            for key, fig in _figures(summary, requests, timeseries, run_start).items()
+        )
+    )
+    return "\n".join(out)
+
+
+def _times_table(summary: dict[str, Any]) -> str:
+    groups = [(_dict(summary.get(key)), label) for key, label in _TIME_COLUMNS]
+    rows = [
+        [_e(label), *(_e(format_ms(g.get(key))) for g, _ in groups)]
+        for key, label in (*PERCENTILE_KEYS, ("max", "max"), ("mean", "mean"))
+    ]
+    return _grid_table(["", *(label for _, label in groups)], rows, numeric={1, 2, 3, 4})
+
+
+def _tokens_table(summary: dict[str, Any]) -> str:
+    tokens = _dict(summary.get("tokens"))
+    rate = _dict(tokens.get("per_request_output_per_s"))
+    rows = [
+        ("output tokens per second (window)", format_rate(tokens.get("output_per_s"), "tokens/s")),
+        (
+            "output / input tokens",
+            f"{format_count(tokens.get('output_total'))} / {format_count(tokens.get('input_total'))} "
+            f"over {format_count(tokens.get('requests'))} requests",
+        ),
+        (
+            "per-request output rate: p50 / min",
+            f"{format_number(rate.get('p50'))} / {format_number(rate.get('min'))} tokens/s",
+        ),
+        ("token counts from", _source_text(tokens.get("source"))),
+    ]
+    goodput = _dict(summary.get("goodput"))
+    if goodput:
+        slos = _list(goodput.get("slos"))
+        rows.append(
+            (
+                "goodput",
+                f"{format_rate(goodput.get('rps'))} ({format_pct(goodput.get('attainment'))} of requests)"
+                + ("" if slos else ": no per-request SLO given, so every successful request counts"),
+            )
+        )
+    realtime = _dict(summary.get("llm_realtime"))
+    if realtime:
+        rows.append(
+            (
+                f"kept ahead of {format_number(realtime.get('tokens_per_s'))} tokens/s",
+                f"{format_pct(realtime.get('fraction_ahead'))} of "
+                f"{format_count(realtime.get('requests'))} streams",
+            )
+        )
+    return _kv_table((k, _e(v)) for k, v in rows)
+
+
+def _source_text(source: Any) -> str:
+    return {
+        "usage": "the server's usage report",
+        "counted": "stream chunks counted (the server sent no usage)",
+        "mixed": "the server's usage where it sent one, chunks counted elsewhere",
+    }.get(str(source), "unknown")
+
+
+def _figures(
+    summary: dict[str, Any], requests: pd.DataFrame, timeseries: pd.DataFrame, run_start: float
+) -> dict[str, Any]:
+    """The four LLM figures, from the raw records (send times, service latency)."""
+    window = _dict(summary.get("window"))
+    sent = requests["start_unix_s"].to_numpy(dtype=np.float64)
+    intended = requests["intended_unix_s"].to_numpy(dtype=np.float64)
+    due = np.where(np.isfinite(intended), intended, sent)  # the analyzer's window membership
+    lo, hi = _num(window.get("start_unix_s")), _num(window.get("end_unix_s"))
+    in_window = np.ones(sent.size, dtype=bool)
+    if lo is not None:
+        in_window &= due >= lo
+    if hi is not None:
+        in_window &= due <= hi
+    ok = requests["ok"].to_numpy().astype(bool)
+    service = requests["latency_ms"].to_numpy(dtype=np.float64)
+    ttft = requests["ttft_ms"].to_numpy(dtype=np.float64)
+    out_tokens = requests["output_tokens"].to_numpy(dtype=np.float64)
+    start_s = sent - run_start
+    seconds = (
+        int(timeseries["second"].max()) + 1
+        if len(timeseries) and np.isfinite(timeseries["second"].max())
+        else max(int(np.ceil((hi or run_start) - run_start)), 0)
+    )
+
+    streamed = ok & np.isfinite(ttft)
+    gaps, counts = llm_metrics.parse_itl(requests["itl_ms"][streamed])
+    window_gap = np.repeat(in_window[streamed], counts)
+
+    # Output tokens over time: every chunk at its arrival, weighted to the request's token count.
+    s_start, s_ttft, s_out = start_s[streamed], ttft[streamed], out_tokens[streamed]
+    weight = np.where(np.isfinite(s_out), s_out / (counts + 1.0), 1.0)
+    segment = np.repeat(np.arange(counts.size), counts)
+    later = s_start[segment] + (s_ttft[segment] + llm_metrics.gaps_so_far(gaps, counts)) / 1000.0
+    plain = ok & ~np.isfinite(ttft) & np.isfinite(out_tokens)
+    times = np.concatenate([s_start + s_ttft / 1000.0, later, start_s[plain] + service[plain] / 1000.0])
+    weights = np.concatenate([weight, weight[segment], out_tokens[plain]])
+    per_second = plots_llm.per_second_tokens(times, weights, seconds)
+
+    # TPOT against concurrency, per second of the measured window.
+    tpot = llm_metrics.tpot_ms(service, ttft, out_tokens)
+    measured_tpot = ok & in_window & np.isfinite(tpot)
+    in_flight = plots_llm.mean_in_flight(start_s, start_s + service / 1000.0, seconds)
+    tpot_p50 = plots_llm.median_per_second(np.floor(start_s[measured_tpot]), tpot[measured_tpot], seconds)
+
+    return {
+        "plot-llm-ttft": plots_llm.ttft_distribution(ttft[streamed & in_window]),
+        "plot-llm-itl": plots_llm.itl_distribution(gaps[window_gap]),
+        "plot-llm-tokens": plots_llm.tokens_over_time(per_second, timeseries),
+        "plot-llm-tpot": plots_llm.tpot_vs_concurrency(in_flight, tpot_p50),
+    }
+
+
+def llm_markdown(summary: dict[str, Any]) -> list[str]:
+    """A short table for ``summary.md``: p50 / p90 / p99 of each LLM time, tokens/s and goodput."""
+    if not has_llm(summary):
+        return []
+    rows = []
+    for key, label in _TIME_COLUMNS:
+        values = _dict(summary.get(key))
+        rows.append([label, *(format_ms(values.get(k)) for k in ("p50", "p90", "p99"))])
+    lines = ["", "**LLM**", "", *_md_table(["metric", "p50", "p90", "p99"], rows, numeric={1, 2, 3})]
+    tokens = _dict(summary.get("tokens"))
+    facts = [f"output {format_rate(tokens.get('output_per_s'), 'tokens/s')}"]
+    goodput = _dict(summary.get("goodput"))
+    if goodput:
+        facts.append(
+            f"goodput {format_rate(goodput.get('rps'))} ({format_pct(goodput.get('attainment'))} of requests)"
+        )
+    realtime = _dict(summary.get("llm_realtime"))
+    if realtime:
+        facts.append(
+            f"{format_pct(realtime.get('fraction_ahead'))} of streams kept ahead of "
+            f"{format_number(realtime.get('tokens_per_s'))} tokens/s"
+        )
+    return [*lines, "", " · ".join(facts)]

@@ -1,0 +1,111 @@
+"""Report fragments for where the time goes: the network's and the server's share of latency.
+
+Consumes ``summary.json``'s ``latency_breakdown`` (`loadbench.analyze.network.latency_breakdown`: the
+round-trip estimate and the server's part of p50; ``phases_ms``: per-request connect, time to
+first byte and download percentiles, ``--http2`` path only), ``service_time_ms`` and
+``meta.json``'s ``network``. Produces the "Where the time goes" section of ``report.html``
+(always there: without the data it says why) and one line for ``summary.md`` (only with the
+data). Everything from the run is escaped by the report module's helpers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadbench.report.report import (
+    _dict,
+    _e,
+    _grid_table,
+    _kv_table,
+    _md,
+    _num,
+    format_count,
+    format_ms,
+    format_pct,
+)
+
+# (key in phases_ms, label): the phases of one request, in the order they happen.
+PHASES = (
+    ("connect_ms", "connection set-up (TCP + TLS), new connections only"),
+    ("ttfb_ms", "time to first byte (send → response headers)"),
+    ("download_ms", "download (reading the body)"),
+)
+NO_PHASES = (
+    "Per-request phases (connect, time to first byte, download) are recorded on the --http2 path "
+    "only: the default HTTP/1.1 client (Locust's FastHttpUser, geventhttpclient) exposes no hook "
+    "for them, so it records each request's total latency only."
+)
+NO_BREAKDOWN = (
+    "No breakdown for this run: it needs a round-trip estimate (TCP connects to the target "
+    "before the load; none succeeded, or the run predates them) and a successful request."
+)
+
+
+def _server_share(breakdown: dict[str, Any]) -> float | None:
+    share = _num(breakdown.get("network_share_p50"))
+    return None if share is None else 1.0 - share
+
+
+def network_html(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The "Where the time goes" section (heading included)."""
+    breakdown = _dict(summary.get("latency_breakdown"))
+    parts = ["<h2 id='time'>Where the time goes</h2>"]
+    if _num(breakdown.get("network_rtt_ms")) is not None:
+        network = _dict(meta.get("network"))
+        samples = format_count(network.get("samples"))
+        p50 = _dict(summary.get("service_time_ms")).get("p50")
+        rows = [
+            (
+                "network round trip (estimate)",
+                f"{format_ms(breakdown.get('network_rtt_ms'))} (median of {samples} TCP connects "
+                f"before the load; fastest {format_ms(network.get('rtt_ms_min'))})",
+            ),
+            ("p50 service time", format_ms(p50)),
+            (
+                "server processing at p50",
+                f"{format_ms(breakdown.get('server_ms_p50'))} ({format_pct(_server_share(breakdown))} of p50)",
+            ),
+            ("network share of p50", format_pct(breakdown.get("network_share_p50"))),
+        ]
+        parts.append(_kv_table((k, _e(v)) for k, v in rows))
+        parts.append(
+            "<p class='sub'>p50 service time = one network round trip + the rest: the server's "
+            "processing, plus the load generator's own send and read time and any proxy between "
+            "(docs/metrics.md, Latency breakdown).</p>"
+        )
+    else:
+        parts.append(f"<p class='sub'>{_e(NO_BREAKDOWN)}</p>")
+    phases = _dict(breakdown.get("phases_ms"))
+    if phases:
+        rows_p = []
+        for key, label in PHASES:
+            values = _dict(phases.get(key))
+            rows_p.append([_e(label), _e(format_ms(values.get("p50"))), _e(format_ms(values.get("p99")))])
+        parts.append(_grid_table(["phase", "p50", "p99"], rows_p, numeric={1, 2}))
+        parts.append(
+            f"<p class='sub'>Per request, from httpx's trace (--http2), over the window's successful "
+            f"requests; {_e(format_count(phases.get('new_connections')))} of them opened a connection.</p>"
+        )
+    else:
+        parts.append(f"<p class='sub'>{_e(NO_PHASES)}</p>")
+    return "\n".join(parts)
+
+
+def network_markdown(summary: dict[str, Any]) -> list[str]:
+    """One line for ``summary.md``; nothing when the run has no breakdown."""
+    breakdown = _dict(summary.get("latency_breakdown"))
+    items = []
+    if _num(breakdown.get("network_rtt_ms")) is not None:
+        items.append(
+            f"network round trip {format_ms(breakdown.get('network_rtt_ms'))} "
+            f"({format_pct(breakdown.get('network_share_p50'))} of p50), "
+            f"server {format_ms(breakdown.get('server_ms_p50'))} at p50"
+        )
+    phases = _dict(breakdown.get("phases_ms"))
+    for key, label in (("connect_ms", "connect"), ("ttfb_ms", "TTFB"), ("download_ms", "download")):
+        values = _dict(phases.get(key))
+        if _num(values.get("p50")) is not None:
+            items.append(f"{label} p50 {format_ms(values.get('p50'))} / p99 {format_ms(values.get('p99'))}")
+    if not items:
+        return []
+    return ["", "**Where the time goes:** " + _md("; ".join(items))]

@@ -1,0 +1,193 @@
+"""Report fragments for quality under load and the real-time factor of media models.
+
+Consumes ``summary.json``'s ``quality`` and ``rtf`` sections and, for the plots, the run's
+request records (``expected``, ``predicted``, ``ok``, ``latency_ms``, ``media_s``); produces the
+"Quality" and "Real-time factor" sections of ``report.html``, a headline tile, and Markdown
+lines for ``summary.md``. Nothing when the run carried no labels and no media durations.
+Everything from the run is escaped by the report module's helpers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loadbench.analyze import quality
+from loadbench.report import plots, plots_quality
+from loadbench.report.report import (
+    _dict,
+    _e,
+    _grid_table,
+    _kv_table,
+    _md_table,
+    _num,
+    figure_html,
+    format_count,
+    format_pct,
+)
+
+_QUALITY_CAPTION = (
+    "Accuracy of the labeled requests that started in each second: solid, every labeled request "
+    "(a failed or unanswered one counts as wrong, so overload shows); dashed, only the answered "
+    "ones. Dotted, on the right axis: labeled requests per second. Below: macro F1, precision "
+    f"and recall over the labeled requests that started in the trailing {quality.ROLLING_WINDOW_S} s "
+    "up to each second (the classes present in that window). Grey: warmup, excluded."
+)
+_RTF_CAPTION = (
+    "Real-time factor of each successful request with a media duration in the measured window: "
+    "processing time (from the send to the end of the response) / media duration. Left of the "
+    "black RTF = 1 line, the request was processed faster than real time."
+)
+
+
+def _fraction(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _rtf(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:.3g}"
+
+
+def quality_tiles(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Headline tiles: accuracy and RTF p50, when the run has them."""
+    tiles = []
+    q, rtf = _dict(summary.get("quality")), _dict(summary.get("rtf"))
+    if q:
+        tiles.append(("accuracy", format_pct(q.get("accuracy"))))
+    if rtf:
+        tiles.append(("RTF p50", _rtf(rtf.get("p50"))))
+    return tiles
+
+
+def quality_html(
+    summary: dict[str, Any],
+    requests: pd.DataFrame,
+    run_start: float,
+    timeseries: pd.DataFrame,
+    in_window: Any,
+) -> str:
+    """The "Quality" and "Real-time factor" sections (headings included); "" when neither applies.
+
+    ``in_window``: a boolean mask of the requests in the measured window.
+    """
+    out = []
+    q = _dict(summary.get("quality"))
+    if q:
+        out.append("<h2 id='quality'>Quality</h2>")
+        out.append(_quality_table(q))
+        out.append(_class_table(q))
+        start = _start_s(requests) - run_start
+        seconds = (
+            int(timeseries["second"].max()) + 1 if len(timeseries) else int(np.ceil(start.max(initial=0)))
+        )
+        per_second = quality.accuracy_per_second(
+            start, requests["expected"], requests["predicted"], requests["ok"].to_numpy(), seconds
+        )
+        rolling = quality.macro_scores_rolling(
+            start, requests["expected"], requests["predicted"], requests["ok"].to_numpy(), seconds
+        )
+        fig = plots_quality.quality_over_time(per_second, timeseries, rolling, quality.ROLLING_WINDOW_S)
+        out.append(
+            figure_html("plot-quality-time", plots.figure_to_png(fig), "Quality over time", _QUALITY_CAPTION)
+        )
+    rtf = _dict(summary.get("rtf"))
+    if rtf:
+        out.append("<h2 id='rtf'>Real-time factor</h2>")
+        out.append(_rtf_table(rtf))
+        mask = np.asarray(in_window, dtype=bool)
+        values = quality.rtf_values(
+            requests["latency_ms"].to_numpy()[mask],
+            requests["media_s"].to_numpy()[mask],
+            requests["ok"].to_numpy()[mask],
+        )
+        fig = plots_quality.rtf_distribution(values)
+        out.append(figure_html("plot-rtf", plots.figure_to_png(fig), "Real-time factor", _RTF_CAPTION))
+    return "\n".join(out)
+
+
+def _start_s(requests: pd.DataFrame) -> np.ndarray:
+    # Open loop: a request belongs to the second it was due in, as in the analyzer's series.
+    sent = requests["start_unix_s"].to_numpy(dtype=float)
+    intended = requests["intended_unix_s"].to_numpy(dtype=float)
+    return np.where(np.isfinite(intended), intended, sent)
+
+
+def _quality_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("accuracy (failures count wrong)", format_pct(q.get("accuracy"))),
+        ("accuracy of answered requests", format_pct(q.get("accuracy_answered"))),
+        ("precision (macro)", _fraction(q.get("precision"))),
+        ("recall (macro)", _fraction(q.get("recall"))),
+        ("F1 (macro)", _fraction(q.get("f1"))),
+        (
+            "labeled / answered / correct",
+            f"{format_count(q.get('n'))} / {format_count(q.get('answered'))} / {format_count(q.get('correct'))}",
+        ),
+        ("classes", format_count(q.get("classes"))),
+    ]
+
+
+def _quality_table(q: dict[str, Any]) -> str:
+    return _kv_table((k, _e(v)) for k, v in _quality_rows(q)) + (
+        "<p class='sub'>Over the measured window's requests that carried an expected label. A failed "
+        "request, or one without a prediction, is a wrong answer and is predicted for no class. "
+        "Macro: the unweighted mean over the classes (docs/metrics.md, Quality).</p>"
+    )
+
+
+def _class_table(q: dict[str, Any]) -> str:
+    per_class = _dict(q.get("per_class"))
+    rows = [
+        [
+            _e(name),
+            _e(format_count(c.get("support"))),
+            _e(format_count(c.get("predicted"))),
+            _e(_fraction(c.get("precision"))),
+            _e(_fraction(c.get("recall"))),
+            _e(_fraction(c.get("f1"))),
+        ]
+        for name, c in ((n, _dict(v)) for n, v in per_class.items())
+    ]
+    note = ""
+    classes = _num(q.get("classes"))
+    if classes is not None and classes > len(rows):
+        note = f"<p class='sub'>The {len(rows)} classes with the most support of {format_count(classes)}.</p>"
+    headers = ["class", "support", "predicted", "precision", "recall", "F1"]
+    return _grid_table(headers, rows, numeric={1, 2, 3, 4, 5}) + note
+
+
+def _rtf_rows(rtf: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("RTF p50 / p90 / p99", f"{_rtf(rtf.get('p50'))} / {_rtf(rtf.get('p90'))} / {_rtf(rtf.get('p99'))}"),
+        ("RTF mean / max", f"{_rtf(rtf.get('mean'))} / {_rtf(rtf.get('max'))}"),
+        ("faster than real time (RTF < 1)", format_pct(rtf.get("realtime_fraction"))),
+        ("requests with a media duration", format_count(rtf.get("n"))),
+        ("failed ones (left out)", format_count(rtf.get("failed"))),
+    ]
+
+
+def _rtf_table(rtf: dict[str, Any]) -> str:
+    return _kv_table((k, _e(v)) for k, v in _rtf_rows(rtf)) + (
+        "<p class='sub'>RTF = processing time / media duration, per successful request that carried a "
+        "media duration (docs/metrics.md, Real-time factor).</p>"
+    )
+
+
+def quality_markdown(summary: dict[str, Any]) -> list[str]:
+    """Markdown lines for ``summary.md`` (empty when the run has neither section)."""
+    lines: list[str] = []
+    q, rtf = _dict(summary.get("quality")), _dict(summary.get("rtf"))
+    if q:
+        lines += ["", "**Quality**", "", *_md_table(["metric", "value"], _quality_rows(q), numeric={1})]
+    if rtf:
+        lines += [
+            "",
+            "**Real-time factor**",
+            "",
+            *_md_table(["metric", "value"], _rtf_rows(rtf), numeric={1}),
+        ]
+    return lines

@@ -1,0 +1,310 @@
+"""Helpers for locustfiles that drive model endpoints (the built-in ``scenarios/`` use them).
+
+A scenario is an ordinary locustfile: it runs under ``loadbench run --scenario path.py`` and
+under plain ``locust -f path.py --host URL`` alike. This module gives it:
+
+- `add_request_options(parser)`: the options every built-in scenario takes (``--header``,
+  ``--payload``, ``--data``); call it from an ``init_command_line_parser`` listener.
+- `Payloads`: request bodies from ``--payload JSON``, ``--data FILE.jsonl`` or a default,
+  handed out round-robin. Top-level keys that start with ``_`` (e.g. ``_expected``) are
+  loadbench metadata: stripped before sending, kept beside the body.
+- `ModelUser`: a ``FastHttpUser`` (Locust's fast client) that sends ``--header`` headers.
+- `check_json(response, key)`: mark a response failed unless it is JSON holding ``key`` (any JSON without one).
+- `add_extras(response, **fields)`: per-request fields for ``requests.csv`` (tokens, labels).
+- ``--http2`` (in `add_request_options`): `ModelUser` sends through `loadbench.scenario.http2` instead.
+- `on_setup`: decorate the scenario's set-up; its failure stops the run with one clear line.
+- Under plain ``locust -f SCENARIO`` with its web UI, loadbench's plugin (`loadbench.ui.plugin`):
+  each start/stop in the UI is a run directory with its report (``--loadbench-reports-dir``).
+
+Imports locust: only driving code and scenarios may import this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, constant, events
+
+from loadbench.drive.config import parse_header
+from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+
+Body = Any
+DEFAULT_TIMEOUT_S = 60.0
+Extras = dict[str, Any]
+
+
+def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "") -> None:
+    """``--header``, ``--payload`` and ``--data``: how every built-in scenario builds requests."""
+    group = parser.add_argument_group("loadbench request options")
+    group.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="HTTP header sent with every request; repeatable (values of credential headers are never written)",
+    )
+    group.add_argument(
+        "--payload",
+        default=None,
+        metavar="JSON",
+        help="one JSON request body, sent every time. " + payload_help,
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"per-request timeout; a slower answer is an error (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    group.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE.jsonl",
+        help="JSON Lines file of request bodies, sent in order round-robin; "
+        "keys starting with '_' are metadata, not sent",
+    )
+    group.add_argument(
+        "--http2",
+        action="store_true",
+        help="send over HTTP/2 (httpx; h2c by prior knowledge for http://, ALPN for https://); "
+        "slower per core than the default HTTP/1.1 client: see docs/benchmarks.md",
+    )
+
+
+def tls_verify(options: argparse.Namespace | None) -> bool:
+    """Whether to verify TLS certificates (yes, unless ``--insecure``)."""
+    return not getattr(options, "insecure", False)
+
+
+def headers_from_options(options: argparse.Namespace | None) -> dict[str, str]:
+    """The ``--header`` values as a dict (later repeats of a name win)."""
+    raw = getattr(options, "header", None) or []
+    return dict(parse_header(h) for h in raw)
+
+
+def _split_meta(body: Body) -> tuple[Body, Extras]:
+    if isinstance(body, dict) and any(k.startswith("_") for k in body):
+        return {k: v for k, v in body.items() if not k.startswith("_")}, {
+            k: v for k, v in body.items() if k.startswith("_")
+        }
+    return body, {}
+
+
+def read_jsonl(path: Path) -> list[Body]:
+    """Every line of a JSON Lines file; blank lines skipped; a bad line -> one-line `ScenarioError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"data file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read data file {path}: {exc}") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(f"data file {path} line {number}: invalid JSON ({exc.msg})") from None
+    if not rows:
+        raise ScenarioError(f"data file {path} holds no JSON lines")
+    return rows
+
+
+class Payloads:
+    """Request bodies handed out round-robin, shared by all users of a process."""
+
+    def __init__(self, bodies: list[Body]) -> None:
+        if not bodies:
+            raise ScenarioError("no request bodies to send")
+        self.items: list[tuple[Body, Extras]] = [_split_meta(b) for b in bodies]
+        self._cycle: Iterator[tuple[Body, Extras]] = itertools.cycle(self.items)
+
+    @classmethod
+    def from_options(cls, options: argparse.Namespace | None, default: list[Body] | None = None) -> Payloads:
+        """From ``--payload`` or ``--data`` (not both); else ``default``; else a `UsageError`."""
+        payload = getattr(options, "payload", None)
+        data = getattr(options, "data", None)
+        if payload and data:
+            raise UsageError("give --payload or --data, not both")
+        if payload:
+            try:
+                return cls([json.loads(payload)])
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--payload is not valid JSON ({exc.msg} at character {exc.pos})") from None
+        if data:
+            return cls(read_jsonl(Path(data)))
+        if default:
+            return cls(default)
+        raise UsageError("this scenario needs a request body: give --payload JSON or --data FILE.jsonl")
+
+    def next(self) -> tuple[Body, Extras]:
+        """The next (body, metadata) pair."""
+        return next(self._cycle)
+
+
+class DeadlineSession:
+    """A Locust fast-client session whose every request must finish within ``seconds``, body included.
+
+    The client's own timeout bounds each socket read, so an endpoint that keeps sending (an
+    endless stream, a trickle) would never time out. This wrapper raises ``TimeoutError`` in
+    the request when the whole of it takes longer; Locust records that as a failed request.
+    Anything else is passed through to the wrapped session.
+    """
+
+    def __init__(self, session: Any, seconds: float) -> None:
+        self.session = session
+        self.seconds = seconds
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        error = TimeoutError(f"timed out: no complete response within {self.seconds:g} s")
+        with gevent.Timeout(self.seconds, error):
+            return self.session.request(method, url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> Any:
+        return self.request("PUT", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", url, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
+
+
+class ModelUser(FastHttpUser):
+    """Base user for model endpoints: Locust's fast HTTP client, ``--header`` headers, no think time.
+
+    Users send back to back (a closed loop): throughput is what ``--users`` concurrent
+    clients get. Subclasses add ``@task`` methods.
+    """
+
+    abstract = True
+    wait_time = constant(0)
+    network_timeout = DEFAULT_TIMEOUT_S
+    connection_timeout = DEFAULT_TIMEOUT_S
+    insecure = False  # Locust's FastHttpUser skips TLS verification unless told otherwise
+
+    def __init__(self, environment: Any) -> None:
+        # The client is built in the base __init__: set what it reads from the options first.
+        options = environment.parsed_options
+        timeout = getattr(options, "timeout", None)
+        if timeout:
+            self.network_timeout = self.connection_timeout = float(timeout)
+        self.insecure = not tls_verify(options)
+        super().__init__(environment)
+        session: Any = self.client
+        if getattr(options, "http2", False):
+            # Only with --http2: httpx is far slower per core than the fast client (HTTP/1.1).
+            from loadbench.scenario.http2 import Http2Session
+
+            session = Http2Session(
+                self.host or "", environment.events.request, self, self.network_timeout, not self.insecure
+            )
+        self.client = DeadlineSession(session, self.network_timeout)  # type: ignore[assignment]
+
+    def on_start(self) -> None:
+        self.headers = headers_from_options(self.environment.parsed_options)
+
+
+def add_extras(response: Any, **fields: Any) -> None:
+    """Add per-request fields (``input_tokens=12``, ...) to a ``catch_response=True`` response's record.
+
+    They go to the request event's ``context["loadbench"]`` (merged: the ``--http2`` client's
+    phase timings stay), which the recorder writes as the extra columns of ``requests.csv``.
+    """
+    context = response.request_meta.setdefault("context", {})
+    context["loadbench"] = {**(context.get("loadbench") or {}), **fields}
+
+
+def check_json(response: Any, key: str | None = None) -> Any:
+    """Parse a ``catch_response=True`` response; mark it failed unless it is JSON with ``key``
+    (any JSON value when ``key`` is None).
+
+    Returns the parsed JSON on success, None on failure. HTTP error statuses are left to
+    Locust (they already fail).
+    """
+    if getattr(response, "request_meta", {}).get("exception") is not None:
+        return None  # already failed (timeout, reset, HTTP error): keep that reason
+    if response.status_code is None or response.status_code >= 400 or not response.status_code:
+        return None
+    try:
+        body = response.json()
+    except (ValueError, TypeError):
+        response.failure(f"invalid response: body is not JSON ({len(response.content or b'')} bytes)")
+        return None
+    if key is not None and (not isinstance(body, dict) or key not in body):
+        response.failure(f"invalid response: no {key!r} in the JSON body")
+        return None
+    return body
+
+
+def on_setup(function: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Register a scenario's set-up (load data, discover the model) to run once Locust starts.
+
+    Locust logs and swallows exceptions raised in event listeners; a scenario whose set-up
+    failed must not run anyway. So the failure is kept in `setup_failures` (``loadbench run``
+    turns the first into a one-line error, exit 2) and, under plain ``locust``, logged as
+    one line before the runner quits.
+    """
+
+    @events.init.add_listener
+    def listener(environment: Any, **_: Any) -> None:
+        try:
+            function(environment)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, LoadbenchError) else f"{type(exc).__name__}: {exc}"
+            setup_failures.append(message)
+            if not getattr(environment, "loadbench_library_mode", False):
+                logging.getLogger("loadbench").error("scenario set-up failed: %s", message)
+                if environment.runner is not None:
+                    environment.process_exit_code = 2
+                    environment.runner.quit()
+
+    return function
+
+
+setup_failures: list[str] = []
+
+
+@events.init_command_line_parser.add_listener
+def _web_ui_options(parser: Any) -> None:
+    # Settings of the loadbench plugin under plain `locust -f SCENARIO` (web UI only).
+    group = parser.add_argument_group("loadbench in the Locust web UI")
+    group.add_argument(
+        "--loadbench-reports-dir",
+        default="reports",
+        metavar="DIR",
+        help="where each start/stop in the web UI writes its run directory (default reports/)",
+    )
+    group.add_argument(
+        "--loadbench-warmup",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="requests starting in this first part of a run are excluded from its metrics (default 2)",
+    )
+
+
+@events.init.add_listener
+def _web_ui_plugin(environment: Any, web_ui: Any = None, **_: Any) -> None:
+    # Plain `locust -f SCENARIO` with its web UI: plug loadbench in. `loadbench run` and
+    # `loadbench ui` (library mode) set themselves up.
+    if web_ui is None or getattr(environment, "loadbench_library_mode", False):
+        return
+    from loadbench.ui.plugin import install_from_locust
+
+    install_from_locust(environment)

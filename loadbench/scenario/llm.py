@@ -1,0 +1,196 @@
+"""OpenAI-compatible LLM requests from a Locust user, streamed and timed event by event.
+
+Used by ``scenarios/openai_chat.py`` and ``scenarios/openai_completions.py``:
+`add_llm_options` and `setup_llm` at start-up, then `send_request` per request, which calls
+`stream_completion` (SSE, the default) or `post_completion` (``--no-stream``).
+
+How a stream is timed (definitions in docs/metrics.md, "LLM streaming: what is recorded per
+request"): ``time.perf_counter()`` is read just before the request is handed to the
+client (the body is serialized before that), and again each time a piece of the body has
+arrived (`loadbench.protocols.bodystream`: a line on Locust's fast client, as soon as its bytes are in; a
+DATA frame with ``--http2``), so each event is stamped when its last piece arrived — not when
+the whole body was read, which is what Locust's ``iter_content`` (reads until ``chunk_size``
+bytes are in) would give. The request event then carries the end-to-end time as its ``response_time`` (Locust's own would be the
+time to the response headers for a stream), the body bytes read as ``response_length``, and
+`loadbench.protocols.completions.StreamMeter.extras` under ``context["loadbench"]``. A stream that
+breaks midway is a failure that keeps its partial timings.
+
+Imports locust: only scenarios and driving code may import this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+
+from loadbench.drive.recorder import EXTRAS_KEY
+from loadbench.errors import UsageError
+from loadbench.protocols.bodystream import STREAM_ERRORS, body_stream
+from loadbench.protocols.completions import Kind, StreamMeter, body_extras
+from loadbench.protocols.probe import discover_openai_model
+from loadbench.protocols.sse import SSEParser
+from loadbench.protocols.workloads import Workload, add_workload_options, workload_from_options
+from loadbench.scenario.helpers import Payloads, check_json, headers_from_options, tls_verify
+
+PATHS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+
+
+def add_llm_options(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--temperature``, ``--stream/--no-stream`` and the workload options."""
+    group = parser.add_argument_group("loadbench LLM requests")
+    group.add_argument("--model", default=None, help="model name (default: the first from GET /v1/models)")
+    group.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    group.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stream the answer (SSE) and time every token (default); --no-stream: one JSON answer",
+    )
+    add_workload_options(parser)
+
+
+@dataclass
+class LLMSetup:
+    """What a scenario's users share: the endpoint kind, the model, the workload and the options."""
+
+    kind: Kind
+    model: str
+    workload: Workload
+    stream: bool = True
+    temperature: float = 0.0
+    ignore_eos: bool = False
+
+
+def setup_llm(environment: Any, kind: Kind) -> LLMSetup:
+    """Read the options, load the workload, discover the model (``GET /v1/models``) unless given."""
+    options = environment.parsed_options
+    rows = None
+    if getattr(options, "payload", None) or getattr(options, "data", None):
+        rows = [body | extras for body, extras in Payloads.from_options(options).items]
+    workload = workload_from_options(options, rows)
+    if kind == "completions" and workload.items and any(i.prompt is None for i in workload.items):
+        raise UsageError(
+            '/v1/completions takes "prompt" rows; rows with "messages" need the openai_chat scenario'
+        )
+    model = options.model or discover_openai_model(
+        environment.host, headers_from_options(options), tls_verify(options)
+    )
+    return LLMSetup(
+        kind, model, workload, bool(options.stream), float(options.temperature), options.ignore_eos
+    )
+
+
+def request_body(setup: LLMSetup, arrival: Any = None) -> dict[str, Any]:
+    """The next request's JSON body (without the ``stream`` fields); ``arrival``: a trace's row."""
+    item = setup.workload.next(
+        getattr(arrival, "input_tokens", None), getattr(arrival, "output_tokens", None)
+    )
+    body: dict[str, Any] = {"model": setup.model, "temperature": setup.temperature, **item.fields}
+    if setup.kind == "chat":
+        body["messages"] = item.messages or [{"role": "user", "content": item.prompt or ""}]
+    else:
+        body["prompt"] = item.prompt or ""
+    body["max_tokens"] = item.max_tokens
+    if setup.ignore_eos:
+        # vLLM's sampling options: generate exactly max_tokens, whatever the model would stop at.
+        body["ignore_eos"] = True
+        body["min_tokens"] = item.max_tokens
+    return body
+
+
+def send_request(user: Any, setup: LLMSetup) -> None:
+    """One request of the scenario: streamed or not, as ``--stream`` says."""
+    body = request_body(setup, getattr(user, "loadbench_arrival", None))
+    path = PATHS[setup.kind]
+    if setup.stream:
+        stream_completion(user, path, body, path)
+    else:
+        post_completion(user, path, body, path)
+
+
+def post_completion(user: Any, path: str, body: dict[str, Any], name: str) -> None:
+    """A non-streamed request: success when the answer is JSON with ``choices``; tokens from ``usage``."""
+    body = {**body, "stream": False}
+    with user.client.post(path, json=body, headers=user.headers, name=name, catch_response=True) as response:
+        answer = check_json(response, "choices")
+        if answer is not None:
+            _attach(response, body_extras(answer))
+
+
+def stream_completion(user: Any, path: str, body: dict[str, Any], name: str) -> None:
+    """A streamed request (``stream: true``, usage asked for), timed event by event (module docstring)."""
+    kind: Kind = "completions" if path.rstrip("/").endswith("/v1/completions") else "chat"
+    body = {
+        **body,
+        "stream": True,
+        "stream_options": {**(body.get("stream_options") or {}), "include_usage": True},
+    }
+    data = json.dumps(body).encode()  # serialized before the clock starts
+    headers = {
+        **getattr(user, "headers", {}),
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream",
+        # Locust asks for gzip by default; a compressed stream cannot be read event by event.
+        "Accept-Encoding": "identity",
+    }
+    timeout_s = float(getattr(user, "network_timeout", 60.0))
+    sent_s = time.perf_counter()
+    with user.client.post(
+        path, data=data, headers=headers, name=name, stream=True, catch_response=True
+    ) as response:
+        if response.request_meta.get("exception") is not None:
+            return  # refused, timed out, HTTP error status: Locust's own record says so
+        content_type = str(response.headers.get("content-type", "")) if response.headers else ""
+        if not content_type.startswith("text/event-stream"):
+            # The server ignored "stream": take its one JSON answer as a non-streamed one.
+            answer = check_json(response, "choices")
+            _finish(response, sent_s, len(response.content or b""), body_extras(answer) if answer else {})
+            return
+        meter = StreamMeter(kind, sent_s)
+        parser = SSEParser()
+        stream = body_stream(response)
+        error = TimeoutError(f"timed out: no complete response within {timeout_s:g} s")
+        try:
+            with gevent.Timeout(max(timeout_s - (time.perf_counter() - sent_s), 0.001), error):
+                for piece in stream.pieces():
+                    now_s = time.perf_counter()  # the piece has just arrived
+                    for event in parser.feed(piece):
+                        meter.add(event, now_s)
+                for event in parser.close():
+                    meter.add(event, time.perf_counter())
+        # The connection closed mid-body, resets, socket and overall timeouts (`STREAM_ERRORS`)
+        except STREAM_ERRORS as exc:
+            stream.abort()  # the body was not read to its end: the connection is not reused
+            response.failure(exc)
+        else:
+            if meter.error is not None:
+                response.failure(meter.error)
+            elif not parser.done and not meter.finished:
+                # Neither end marker: the body stopped before the answer did (a cut stream).
+                response.failure("invalid response: the stream ended without a finish_reason or data: [DONE]")
+            else:
+                response.success()
+        _finish(response, sent_s, parser.bytes_fed, meter.extras())
+
+
+def _finish(response: Any, sent_s: float, length: int, extras: dict[str, Any]) -> None:
+    """Record end-to-end time (now), bytes read and the extras on the request event."""
+    response.request_meta["response_time"] = (time.perf_counter() - sent_s) * 1000.0
+    response.request_meta["response_length"] = length
+    _attach(response, extras)
+
+
+def _attach(response: Any, extras: dict[str, Any]) -> None:
+    if extras:
+        # A new dict: Locust may hand several requests the same context dict.
+        context = response.request_meta.get("context") or {}
+        response.request_meta["context"] = {
+            **context,
+            # Merged: the --http2 client's phase timings are already there.
+            EXTRAS_KEY: {**(context.get(EXTRAS_KEY) or {}), **extras},
+        }

@@ -1,0 +1,3 @@
+"""``loadbench sweep``: one ordinary run per offered load (each a ``loadbench run`` process),
+then the throughput-latency curve, knee, capacity and cost.
+"""

@@ -1,0 +1,370 @@
+"""Renders a sweep: ``sweep.json``, ``sweep.md`` and ``sweep.html``.
+
+Consumes the ``sweep.json`` object of `loadbench.sweep.sweep.build_sweep` (settings, one row per step
+with its offered load, achieved throughput, latency, error rate, SLO checks and run directory,
+and the knee, capacity and cost of `loadbench.analyze.capacity`); produces a Markdown headline + table
+for a pull request and one self-contained HTML page (inline CSS, PNG plots as data URLs, no
+network): the throughput–latency curve (and TTFT / TPOT when the steps measured them), achieved
+against offered load, and the error rate. Everything from the server or the user is escaped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from loadbench.analyze.capacity import ACHIEVED_SHARE, load_text
+from loadbench.record import rundir
+from loadbench.report import plots
+from loadbench.report.report import (
+    _CSS,
+    DASH,
+    _e,
+    _grid_table,
+    _kv_table,
+    _md_table,
+    _write_text_atomic,
+    figure_html,
+    format_ms,
+    format_pct,
+    format_rate,
+)
+
+SWEEP_JSON = "sweep.json"
+SWEEP_MD = "sweep.md"
+SWEEP_HTML = "sweep.html"
+C_CAPACITY = "#2e7d32"
+C_KNEE = "#c62828"
+_EXTRA_CSS = """
+td.pass { color: var(--ok); font-weight: 650; } td.fail { color: var(--bad); font-weight: 650; }
+"""
+_CAPTIONS = {
+    "plot-curve": (
+        "Throughput–latency curve",
+        "p50 and p99 latency of each step against its achieved throughput (successful requests/s), "
+        "labelled with the offered load. Green ring: capacity; red ring: the saturation knee.",
+    ),
+    "plot-llm-curve": (
+        "Token latency against throughput",
+        "Time to first token and time per output token (p50, p99) of each step against its achieved throughput.",
+    ),
+    "plot-achieved": (
+        "Achieved against offered load",
+        "Successful requests/s of each step against the load offered; dashed: achieved = offered and "
+        "the 95 % line a step must reach to count as keeping up.",
+    ),
+    "plot-errors": (
+        "Error rate",
+        "Failed requests as a share of all requests in each step's measured window.",
+    ),
+}
+
+
+def _unit(sweep: dict[str, Any]) -> str:
+    return "rps" if sweep.get("settings", {}).get("mode") == "rate" else "users"
+
+
+def _load(value: Any, unit: str) -> str:
+    return DASH if value is None else load_text(value, "rate" if unit == "rps" else "users")
+
+
+def _steps(sweep: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in sweep.get("steps", []) if isinstance(r, dict)]
+
+
+def _measured(sweep: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted((r for r in _steps(sweep) if "achieved_rps" in r), key=lambda r: r["offered"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Headline
+
+
+def headline(sweep: dict[str, Any]) -> str:
+    """One line: capacity, knee, per-GPU capacity and cost (plain text)."""
+    unit = _unit(sweep)
+    cap, knee = sweep.get("capacity"), sweep.get("knee")
+    slos = sweep.get("settings", {}).get("slos") or []
+    if cap:
+        text = f"Capacity: {_load(cap['offered'], unit)}"
+        if unit == "users":
+            text += f" = {format_rate(cap.get('rps'))}"
+        text += f" (p99 {format_ms(cap.get('p99_ms'))}"
+        text += f"; meets {', '.join(slos)})" if slos else ")"
+    else:
+        text = "Capacity: none: no step passed"
+    text += f" · knee at {_load(knee['offered'], unit)}" if knee else " · no knee in the range swept"
+    per_gpu = sweep.get("capacity_per_gpu_rps")
+    text += (
+        f" · {format_rate(per_gpu)} per GPU"
+        if per_gpu is not None
+        else f" · per GPU {sweep.get('cost_note')}"
+    )
+    cost = sweep.get("cost_per_million_requests_usd")
+    if cost is not None:
+        text += f" · ${cost:,.4g} per million requests"
+    if sweep.get("status") != "complete":
+        text += f" · sweep {sweep.get('status')}"
+    return text
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    return "pass" if row.get("passed") else "fail"
+
+
+def _step_cells(row: dict[str, Any], unit: str) -> list[str]:
+    ratio = row.get("achieved_ratio")
+    return [
+        str(row.get("index")),
+        _load(row.get("offered"), unit),
+        format_rate(row.get("achieved_rps")),
+        DASH if ratio is None else f"{ratio:.0%}",
+        format_ms(row.get("p50_ms")),
+        format_ms(row.get("p99_ms")),
+        format_pct(row.get("error_rate")),
+        _verdict(row),
+        "; ".join(row.get("why") or []) or DASH,
+        str(row.get("run_dir") or DASH),
+    ]
+
+
+_HEADERS = ("step", "offered", "achieved", "of offered", "p50", "p99", "errors", "verdict", "why", "run")
+
+
+def render_sweep_markdown(sweep: dict[str, Any]) -> str:
+    """A headline and a table of the steps, for a pull request."""
+    unit = _unit(sweep)
+    lines = [f"**{headline(sweep)}**", ""]
+    lines += _md_table(_HEADERS, (_step_cells(r, unit) for r in _steps(sweep)), numeric=(0, 1, 2, 3, 4, 5, 6))
+    notes = [*(sweep.get("notes") or [])]
+    if sweep.get("knee"):
+        notes.append("knee: " + "; ".join(sweep["knee"].get("reasons") or []))
+    lines += ["", *[f"- {n}" for n in notes]] if notes else []
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def _figure(title: str) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=plots.FIGSIZE, dpi=plots.DPI, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.grid(True, alpha=0.35)
+    return fig, ax
+
+
+def _ring(ax: Axes, x: Any, ys: Sequence[Any], color: str, label: str) -> None:
+    found = [float(y) for y in ys if x is not None and y is not None]
+    if found:
+        ax.scatter(
+            [float(x)] * len(found),
+            found,
+            s=160,
+            facecolors="none",
+            edgecolors=color,
+            linewidths=2,
+            label=label,
+        )
+
+
+def _marked(sweep: dict[str, Any], key: str) -> dict[str, Any] | None:
+    mark = sweep.get(key)
+    return next((r for r in _steps(sweep) if mark and r.get("index") == mark.get("step")), None)
+
+
+def curve_figure(sweep: dict[str, Any], series: Sequence[tuple[str, str, str]], title: str) -> Figure | None:
+    """Latency figures (row key, label, colour) against achieved throughput; None without data."""
+    rows = [r for r in _measured(sweep) if r.get("achieved_rps") is not None]
+    present = [s for s in series if any(r.get(s[0]) is not None for r in rows)]
+    if not present:
+        return None
+    fig, ax = _figure(title)
+    unit = _unit(sweep)
+    for key, label, color in present:
+        pts = [(r["achieved_rps"], r[key]) for r in rows if r.get(key) is not None]
+        ax.plot(*zip(*pts, strict=True), marker="o", color=color, label=label)
+    first = present[-1][0]
+    for r in rows:
+        if r.get(first) is not None:
+            ax.annotate(
+                f"{r['offered']:g}", (r["achieved_rps"], r[first]), fontsize=7, xytext=(3, 4),
+                textcoords="offset points",
+            )  # fmt: skip
+    keys = [k for k, _, _ in present]
+    for name, color, label in (("capacity", C_CAPACITY, "capacity"), ("knee", C_KNEE, "knee")):
+        row = _marked(sweep, name)
+        if row:
+            _ring(ax, row.get("achieved_rps"), [row.get(k) for k in keys], color, label)
+    ax.set_xlabel(f"achieved throughput (req/s); points labelled with the offered load ({unit})")
+    ax.set_ylabel("latency (ms)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def achieved_figure(sweep: dict[str, Any]) -> Figure | None:
+    rows = _measured(sweep)
+    if not rows:
+        return None
+    unit = _unit(sweep)
+    fig, ax = _figure("Achieved against offered load")
+    x = [r["offered"] for r in rows]
+    achieved = [float("nan") if r.get("achieved_rps") is None else r["achieved_rps"] for r in rows]
+    ax.plot(x, achieved, marker="o", color=plots.C_OK, label="achieved (ok req/s)")
+    if unit == "rps":
+        ax.plot(x, x, linestyle="--", color="#777777", label="achieved = offered")
+        ax.plot(x, [ACHIEVED_SHARE * v for v in x], linestyle=":", color="#777777", label="95 % of offered")
+    for name, color in (("capacity", C_CAPACITY), ("knee", C_KNEE)):
+        row = _marked(sweep, name)
+        if row:
+            ax.axvline(row["offered"], color=color, alpha=0.7, label=name)
+    ax.set_xlabel(f"offered load ({'requests/s' if unit == 'rps' else 'users'})")
+    ax.set_ylabel("achieved throughput (req/s)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def errors_figure(sweep: dict[str, Any]) -> Figure | None:
+    rows = [r for r in _measured(sweep) if r.get("error_rate") is not None]
+    if not rows:
+        return None
+    fig, ax = _figure("Error rate by offered load")
+    ax.plot(
+        [r["offered"] for r in rows], [r["error_rate"] * 100 for r in rows], marker="o", color=plots.C_ERR
+    )
+    ax.set_xlabel(f"offered load ({'requests/s' if _unit(sweep) == 'rps' else 'users'})")
+    ax.set_ylabel("errors (% of requests)")
+    ax.set_ylim(bottom=0)
+    return fig
+
+
+def render_sweep_plots(sweep: dict[str, Any]) -> dict[str, bytes]:
+    """PNG bytes of every plot that has data, by figure id."""
+    figures = {
+        "plot-curve": curve_figure(
+            sweep,
+            (("p50_ms", "p50", plots.C_P50), ("p99_ms", "p99", plots.C_P99)),
+            "Throughput–latency curve",
+        ),
+        "plot-llm-curve": curve_figure(
+            sweep,
+            (
+                ("ttft_p50_ms", "TTFT p50", "#1f77b4"),
+                ("ttft_p99_ms", "TTFT p99", "#9467bd"),
+                ("tpot_p50_ms", "TPOT p50", "#2ca02c"),
+                ("tpot_p99_ms", "TPOT p99", "#ff7f0e"),
+            ),
+            "Token latency against throughput",
+        ),
+        "plot-achieved": achieved_figure(sweep),
+        "plot-errors": errors_figure(sweep),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a glyph the font lacks
+        return {k: plots.figure_to_png(f) for k, f in figures.items() if f is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+
+def _steps_table_html(sweep: dict[str, Any]) -> str:
+    unit = _unit(sweep)
+    rows = []
+    for r in _steps(sweep):
+        cells = [_e(c) for c in _step_cells(r, unit)]
+        name = r.get("run_dir")
+        if name:
+            # "./" first: a directory name can never be read as a scheme (javascript:...).
+            cells[9] = f"<a class='mono' href='./{_e(name)}/report.html'>{_e(name)}</a>"
+        rows.append(cells)
+    table = _grid_table(_HEADERS, rows, numeric=(0, 1, 2, 3, 4, 5, 6))
+    # Colour the verdict cells: the 8th cell of each body row.
+    return table.replace("<td>pass</td>", "<td class='pass'>pass</td>").replace(
+        "<td>fail</td>", "<td class='fail'>fail</td>"
+    )
+
+
+def _slo_html(sweep: dict[str, Any]) -> str:
+    slos = sweep.get("settings", {}).get("slos") or []
+    if not slos:
+        return "<p class='sub'>No SLO given: a step passes when it completes, is valid and keeps up.</p>"
+    return "<ul>" + "".join(f"<li><code>{_e(s)}</code></li>" for s in slos) + "</ul>"
+
+
+def render_sweep_html(sweep: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """The whole self-contained sweep page."""
+    settings = sweep.get("settings", {})
+    unit = _unit(sweep)
+    cap, knee = sweep.get("capacity"), sweep.get("knee")
+    cost = sweep.get("cost_per_million_requests_usd")
+    tiles = [
+        ("capacity", _load(cap["offered"], unit) if cap else "none"),
+        ("knee", _load(knee["offered"], unit) if knee else "none"),
+        (
+            "per GPU",
+            format_rate(sweep.get("capacity_per_gpu_rps")) if sweep.get("capacity_per_gpu_rps") else "n/a",
+        ),
+        ("per 1M requests", f"${cost:,.4g}" if cost is not None else "n/a"),
+    ]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>loadbench sweep: {_e(settings.get('target'))}</title>",
+        f"<style>{_CSS}{_EXTRA_CSS}</style></head><body><main>",
+        "<h1>loadbench sweep</h1>",
+        f"<p class='sub'>{_e(sweep.get('scenario') or 'scenario')} against "
+        f"<span class='mono'>{_e(settings.get('target'))}</span> · {len(_steps(sweep))} steps · "
+        f"{_e(sweep.get('status'))}</p>",
+        f"<p id='headline'><b>{_e(headline(sweep))}</b></p>",
+        "<div class='tiles'>"
+        + "".join(
+            f"<div class='tile'><div class='k'>{_e(k)}</div><div class='v'>{_e(v)}</div></div>"
+            for k, v in tiles
+        )
+        + "</div>",
+    ]
+    notes = [*(sweep.get("notes") or [])]
+    if knee:
+        notes.append(f"knee at step {knee.get('step')}: " + "; ".join(knee.get("reasons") or []))
+    if sweep.get("cost_note"):
+        notes.append(f"per GPU and cost: {sweep['cost_note']}")
+    if notes:
+        parts.append("<ul class='notices'>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
+    parts += ["<h2>SLOs</h2>", _slo_html(sweep), "<h2>Steps</h2>", _steps_table_html(sweep)]
+    if pngs:
+        parts.append("<h2>Plots</h2>")
+        parts += [figure_html(key, png, *_CAPTIONS[key]) for key, png in pngs.items()]
+    rows = [
+        ("mode", "open loop, requests/s" if unit == "rps" else "closed loop, users"),
+        ("step duration", f"{settings.get('step_duration_s')} s (warmup {settings.get('warmup_s')} s)"),
+        ("search", "double, then bisect" if settings.get("find_capacity") else "the listed loads"),
+        ("run options", " ".join(settings.get("run_args") or []) or DASH),
+        ("started", sweep.get("started_at")),
+        ("ended", sweep.get("ended_at")),
+    ]
+    parts += ["<h2>Settings</h2>", _kv_table((k, _e(v)) for k, v in rows)]
+    parts.append(
+        "<footer>Generated by loadbench sweep. Definitions: docs/metrics.md (Sweeps and capacity). "
+        "Self-contained: no network needed.</footer></main></body></html>"
+    )
+    return "\n".join(parts) + "\n"
+
+
+def render_sweep(sweep: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Path]:
+    """Write ``sweep.json``, ``sweep.md`` and ``sweep.html`` into ``out_dir``; return the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path, html_path = out_dir / SWEEP_JSON, out_dir / SWEEP_MD, out_dir / SWEEP_HTML
+    rundir.write_json(json_path, sweep)
+    _write_text_atomic(md_path, render_sweep_markdown(sweep))
+    _write_text_atomic(html_path, render_sweep_html(sweep, render_sweep_plots(sweep)))
+    return json_path, md_path, html_path

@@ -1,0 +1,291 @@
+"""``loadbench sweep``: one ordinary run per offered load, then the throughput–latency curve,
+knee, capacity and cost.
+
+Consumes a `SweepConfig` (built by the CLI); runs every step as its own ``python -m loadbench
+run ... --quiet --out SWEEP_DIR/step-NN-rate-R`` (or ``-users-N``) child process, so each step
+is a complete run directory; reads each step's ``summary.json``; produces the sweep directory's
+``sweep.json``, ``sweep.md`` and ``sweep.html`` (`loadbench.sweep.report`). The arithmetic
+(pass/fail, knee, capacity, cost, the capacity search) is `loadbench.analyze.capacity`.
+
+A step's exit code 1 (its SLOs failed) is expected; 2 (bad input, the target does not answer)
+aborts the sweep with the step's error line, after writing the report of the steps before it.
+Ctrl-C (or SIGTERM) interrupts the running step, which still writes its run directory, and the
+sweep report covers the steps done. Steps run in their own session so that the child gets one
+SIGINT, from us, and shuts down cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from loadbench.analyze import capacity
+from loadbench.analyze.slo import parse_slos
+from loadbench.errors import LoadbenchError, UsageError
+from loadbench.record import rundir
+from loadbench.record.records import read_requests
+from loadbench.redact import redact_argv, redact_url
+
+SWEEP_SCHEMA = 1
+STEP_GRACE_S = 120.0  # after the step's duration: analysis and report time before we give up on it
+STATUS_COMPLETE, STATUS_INTERRUPTED, STATUS_ABORTED = "complete", "interrupted", "aborted"
+
+
+@dataclass
+class SweepConfig:
+    """Everything one `loadbench sweep` needs; recorded (redacted) in ``sweep.json``."""
+
+    target: str
+    mode: str  # "rate" (open loop, --rate) or "users" (closed loop, --users)
+    loads: list[float] = field(default_factory=list)  # the explicit steps; empty with find_capacity
+    find_capacity: bool = False
+    start: float = 1.0  # --find-capacity: first load
+    resolution: float = 0.1  # --find-capacity: stop when hi / lo <= 1 + resolution
+    max_steps: int = 12
+    step_duration_s: float = 30.0  # each step's --duration, warmup included
+    warmup_s: float = 2.0
+    slos: list[str] = field(default_factory=list)
+    pass_slos: bool = True  # give each step --slo too (its own report shows the gates)
+    gpu_hour_cost: float | None = None  # USD per GPU-hour
+    out_dir: Path | None = None  # None: reports_dir / "<UTC time>-sweep"
+    reports_dir: Path = Path("reports")
+    force: bool = False
+    quiet: bool = False
+    run_args: list[str] = field(default_factory=list)  # passed to every `loadbench run` as they are
+
+
+@dataclass
+class _Step:
+    index: int
+    load: float
+    run_dir: Path
+    exit_code: int
+    summary: dict[str, Any] | None
+    stderr: str
+    achieved_rps: float | None  # capacity.completed_rps of its requests
+
+
+def _achieved(run_dir: Path, summary: dict[str, Any] | None) -> float | None:
+    """`capacity.completed_rps` over the step's measured window; None when it cannot be read."""
+    window = (summary or {}).get("window") or {}
+    start, end = window.get("start_unix_s"), window.get("end_unix_s")
+    if not isinstance(start, int | float) or not isinstance(end, int | float):
+        return None
+    try:
+        requests = read_requests(run_dir / rundir.REQUESTS)
+    except LoadbenchError:
+        return None
+    return capacity.completed_rps(requests, float(start), float(end))
+
+
+def step_name(index: int, mode: str, load: float) -> str:
+    """``step-03-rate-12.5`` / ``step-02-users-8``."""
+    return f"step-{index:02d}-{mode}-{load:g}"
+
+
+def step_command(config: SweepConfig, load: float, run_dir: Path) -> list[str]:
+    """The ``loadbench run`` command line of one step."""
+    load_args = ["--rate", f"{load:g}"] if config.mode == "rate" else ["--users", str(int(load))]
+    if config.mode == "rate" and not any(
+        a == "--arrival" or a.startswith("--arrival=") for a in config.run_args
+    ):
+        # Evenly spaced unless asked otherwise: a Poisson step's own count varies by a few
+        # percent over a short step, enough to trip the 95 %-of-offered rule by chance.
+        load_args += ["--arrival", "constant"]
+    slo_args = [a for s in config.slos for a in ("--slo", s)] if config.pass_slos else []
+    return [
+        sys.executable,
+        "-m",
+        "loadbench",
+        "run",
+        "--target",
+        config.target,
+        *load_args,
+        "--duration",
+        f"{config.step_duration_s:g}",
+        "--warmup",
+        f"{config.warmup_s:g}",
+        "--quiet",
+        "--out",
+        str(run_dir),
+        *(["--force"] if config.force else []),
+        *slo_args,
+        *config.run_args,
+    ]
+
+
+def _run_step(config: SweepConfig, index: int, load: float, sweep_dir: Path) -> tuple[_Step, bool]:
+    """Run one step to its end; return it and whether the sweep was interrupted meanwhile."""
+    run_dir = sweep_dir / step_name(index, config.mode, load)
+    process = subprocess.Popen(
+        step_command(config, load, run_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # Ctrl-C reaches us only; we pass one SIGINT on (see module doc)
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    interrupted = False
+    try:
+        _, stderr = process.communicate(timeout=config.step_duration_s + STEP_GRACE_S)
+    except KeyboardInterrupt:
+        interrupted = True
+        process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=STEP_GRACE_S)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            process.kill()
+            _, stderr = process.communicate()
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+    summary_path = run_dir / rundir.SUMMARY
+    summary = rundir.read_json(summary_path) if summary_path.is_file() else None
+    step = _Step(index, load, run_dir, process.returncode, summary, stderr or "", _achieved(run_dir, summary))
+    return step, interrupted or process.returncode == 130
+
+
+def _error_line(step: _Step) -> str:
+    lines = [ln.strip() for ln in step.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("loadbench: error:")]
+    text = (errors or lines or [f"exit code {step.exit_code}"])[-1]
+    return text.removeprefix("loadbench: error: ")
+
+
+def _progress(row: dict[str, Any], mode: str) -> str:
+    from loadbench.report.report import format_ms, format_pct, format_rate
+
+    offered = capacity.load_text(row["offered"], mode)
+    if "achieved_rps" not in row:
+        return f"loadbench: step {row['index']:>2}  {offered:<14} no summary: {'; '.join(row['why'])}"
+    verdict = "pass" if row["passed"] else "FAIL: " + "; ".join(row["why"])
+    return (
+        f"loadbench: step {row['index']:>2}  {offered:<14} -> {format_rate(row['achieved_rps']):>13}"
+        f"  p50 {format_ms(row['p50_ms']):>9}  p99 {format_ms(row['p99_ms']):>9}"
+        f"  errors {format_pct(row['error_rate'])}  {verdict}"
+    )
+
+
+def _settings(config: SweepConfig) -> dict[str, Any]:
+    return {
+        "target": redact_url(config.target),
+        "mode": config.mode,
+        "loads": config.loads,
+        "find_capacity": config.find_capacity,
+        "start": config.start if config.find_capacity else None,
+        "resolution": config.resolution if config.find_capacity else None,
+        "max_steps": config.max_steps if config.find_capacity else None,
+        "step_duration_s": config.step_duration_s,
+        "warmup_s": config.warmup_s,
+        "slos": config.slos,
+        "gpu_hour_cost_usd": config.gpu_hour_cost,
+        "run_args": redact_argv(config.run_args),
+    }
+
+
+def build_sweep(
+    config: SweepConfig, steps: list[_Step], rows: list[dict[str, Any]], status: str, started: float
+) -> dict[str, Any]:
+    """The ``sweep.json`` object."""
+    for step, row in zip(steps, rows, strict=True):
+        row["run_dir"] = step.run_dir.name
+        row["exit_code"] = step.exit_code
+    scenario = next((s.summary.get("run", {}).get("scenario") for s in steps if s.summary), None)
+    return {
+        "schema": SWEEP_SCHEMA,
+        "kind": "sweep",
+        "status": status,
+        "started_at": rundir.iso_utc(started),
+        "ended_at": rundir.iso_utc(time.time()),
+        "scenario": scenario,
+        "settings": _settings(config),
+        "steps": rows,
+        **capacity.analyze_sweep(rows, config.mode, config.gpu_hour_cost),
+    }
+
+
+def run_sweep(config: SweepConfig, out: TextIO = sys.stdout) -> tuple[dict[str, Any], list[Path], int]:
+    """Run the sweep; write its report; return ``sweep.json``'s object, the report paths and the
+    exit code (0 done, 130 interrupted). A step that exits 2 raises `UsageError` after the report."""
+    from loadbench.sweep.report import render_sweep
+
+    slos = parse_slos(config.slos)
+    if config.find_capacity and not slos:
+        raise UsageError(
+            "--find-capacity needs at least one --slo: capacity is the highest load that meets them"
+        )
+    started = time.time()
+    sweep_dir = config.out_dir or rundir.default_run_dir(config.reports_dir, "sweep", started)
+    rundir.create_run_dir(sweep_dir, config.force)
+    what = (
+        f"find capacity from {capacity.load_text(config.start, config.mode)}"
+        if config.find_capacity
+        else ("rates " if config.mode == "rate" else "users ") + ", ".join(f"{x:g}" for x in config.loads)
+    )
+    if not config.quiet:
+        print(
+            f"loadbench: sweep against {redact_url(config.target)}: {what}, "
+            f"{config.step_duration_s:g} s per step -> {sweep_dir}",
+            file=out,
+            flush=True,
+        )
+    steps: list[_Step] = []
+    rows: list[dict[str, Any]] = []
+    status, abort = STATUS_COMPLETE, None
+    # SIGTERM stops a sweep like Ctrl-C; signal handlers can only be set from the main thread.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main else None
+    try:
+        search = capacity.CapacitySearch(config.mode, config.start, config.resolution, config.max_steps)
+        pending = [] if config.find_capacity else list(config.loads)
+        index = 0
+        while (load := search.next_load() if config.find_capacity else _pop(pending)) is not None:
+            index += 1
+            step, interrupted = _run_step(config, index, load, sweep_dir)
+            if step.summary is None and step.exit_code not in (0, 1, 130):
+                abort = f"step {index} ({capacity.load_text(load, config.mode)}): {_error_line(step)}"
+                status = STATUS_ABORTED
+                break
+            steps.append(step)
+            rows.append(capacity.step_row(index, config.mode, load, step.summary, slos, step.achieved_rps))
+            if not config.quiet:
+                print(_progress(rows[-1], config.mode), file=out, flush=True)
+            if interrupted:
+                status = STATUS_INTERRUPTED
+                break
+            search.record(load, rows[-1]["passed"])
+    except KeyboardInterrupt:  # between steps
+        status = STATUS_INTERRUPTED
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+    if abort and not steps:
+        _remove_if_empty(sweep_dir)  # like `run`: bad input leaves nothing behind
+        raise UsageError(f"sweep aborted at {abort}")
+    sweep = build_sweep(config, steps, rows, status, started)
+    paths = render_sweep(sweep, sweep_dir)
+    if abort:
+        raise UsageError(f"sweep aborted at {abort} (report of the steps before it: {paths[-1]})")
+    return sweep, list(paths), 130 if status == STATUS_INTERRUPTED else 0
+
+
+def _pop(pending: list[float]) -> float | None:
+    return pending.pop(0) if pending else None
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty: keep what is there
+        path.rmdir()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,317 @@
+"""Tests of the embedded demo endpoint (loadbench.demo.server) against a real server on an ephemeral port."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from helpers import serving
+
+import loadbench
+from loadbench.demo.server import (
+    PAYLOAD_PATH,
+    DemoModel,
+    build_model,
+    make_server,
+    predict,
+    write_payload_file,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with serving(make_server(port=0)) as url:
+        yield url
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=10) as c:
+        yield c
+
+
+def _sample_rows(n: int) -> list[list[int]]:
+    lines = PAYLOAD_PATH.read_text().splitlines()[:n]
+    return [json.loads(line)["inputs"][0] for line in lines]
+
+
+def _assert_json(response: httpx.Response, status: int) -> object:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert float(response.headers["x-service-time-ms"]) >= 0.0
+    return response.json()
+
+
+def test_predict_function_and_model() -> None:
+    model = build_model()
+    assert isinstance(model, DemoModel)
+    assert model.n_features == 64
+    labels, probabilities = predict(model, _sample_rows(3))
+    assert len(labels) == 3 and all(isinstance(label, int) for label in labels)
+    assert all(len(p) == 10 and abs(sum(p) - 1.0) < 1e-6 for p in probabilities)
+    with pytest.raises(ValueError, match="63 features"):
+        predict(model, [[0] * 63])
+
+
+def test_health(client: httpx.Client) -> None:
+    assert _assert_json(client.get("/health"), 200) == {"status": "ok"}
+
+
+def test_predict_batch_and_flat(client: httpx.Client) -> None:
+    rows = _sample_rows(4)
+    body = _assert_json(client.post("/predict", json={"inputs": rows, "_expected": 1, "extra": "x"}), 200)
+    assert isinstance(body, dict)
+    assert body["model"] == "digits"
+    assert len(body["predictions"]) == 4 and all(isinstance(p, int) for p in body["predictions"])
+    assert len(body["probabilities"]) == 4 and all(len(p) == 10 for p in body["probabilities"])
+    flat = _assert_json(client.post("/predict", json={"inputs": rows[0]}), 200)
+    assert isinstance(flat, dict)
+    assert flat["predictions"] == body["predictions"][:1]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "empty"),
+        (json.dumps({"inputs": [[0] * 63]}).encode(), "63 features, expected 64"),
+        (json.dumps({"inputs": [["a"] * 64]}).encode(), "not a number"),
+        (json.dumps({"inputs": []}).encode(), "non-empty"),
+        (json.dumps({"rows": [[0] * 64]}).encode(), '"inputs"'),
+        (json.dumps([1, 2]).encode(), '"inputs"'),
+    ],
+)
+def test_predict_bad_requests(client: httpx.Client, content: bytes, message: str) -> None:
+    body = _assert_json(
+        client.post("/predict", content=content, headers={"Content-Type": "application/json"}), 400
+    )
+    assert isinstance(body, dict)
+    assert message in body["error"]
+
+
+def test_unknown_route_and_wrong_method(client: httpx.Client) -> None:
+    assert "error" in _assert_json(client.get("/nope"), 404)  # type: ignore[operator]
+    assert "error" in _assert_json(client.post("/nope", json={}), 404)  # type: ignore[operator]
+    wrong = client.get("/predict")
+    _assert_json(wrong, 405)
+    assert wrong.headers["allow"] == "POST"
+    assert _assert_json(client.put("/health"), 501) == {"error": "Unsupported method ('PUT')"}
+
+
+def test_v2_metadata_routes(client: httpx.Client) -> None:
+    assert _assert_json(client.get("/v2"), 200) == {
+        "name": "loadbench-demo",
+        "version": loadbench.__version__,
+        "extensions": [],
+    }
+    assert _assert_json(client.get("/v2/health/live"), 200) == {"live": True}
+    assert _assert_json(client.get("/v2/health/ready"), 200) == {"ready": True}
+    metadata = {
+        "name": "digits",
+        "versions": ["1"],
+        "platform": "sklearn",
+        "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, 64]}],
+        "outputs": [{"name": "output-0", "datatype": "INT64", "shape": [-1]}],
+    }
+    assert _assert_json(client.get("/v2/models/digits"), 200) == metadata
+    assert _assert_json(client.get("/v2/models/digits/versions/1"), 200) == metadata
+    assert _assert_json(client.get("/v2/models/digits/ready"), 200) == {"name": "digits", "ready": True}
+    assert _assert_json(client.post("/v2/repository/index", json={}), 200) == [
+        {"name": "digits", "version": "1", "state": "READY"}
+    ]
+
+
+def test_v2_unknown_model(client: httpx.Client) -> None:
+    assert _assert_json(client.get("/v2/models/x"), 404) == {"error": "model 'x' not found"}
+    assert _assert_json(client.get("/v2/models/x/ready"), 404) == {"error": "model 'x' not found"}
+    infer = client.post("/v2/models/x/infer", json={"inputs": []})
+    assert _assert_json(infer, 404) == {"error": "model 'x' not found"}
+    assert _assert_json(client.get("/v2/models/digits/versions/7"), 404) is not None
+
+
+def test_v2_infer_flat_and_nested(client: httpx.Client) -> None:
+    rows = _sample_rows(3)
+    expected = _assert_json(client.post("/predict", json={"inputs": rows}), 200)
+    assert isinstance(expected, dict)
+    flat = [v for row in rows for v in row]
+    for data in (flat, rows):
+        request = {
+            "id": "req-1",
+            "inputs": [{"name": "input-0", "shape": [3, 64], "datatype": "FP32", "data": data}],
+        }
+        body = _assert_json(client.post("/v2/models/digits/infer", json=request), 200)
+        assert body == {
+            "model_name": "digits",
+            "model_version": "1",
+            "id": "req-1",
+            "outputs": [
+                {"name": "output-0", "shape": [3], "datatype": "INT64", "data": expected["predictions"]}
+            ],
+        }
+    no_id = {"inputs": [{"name": "input-0", "shape": [1, 64], "datatype": "FP32", "data": flat[:64]}]}
+    body = _assert_json(client.post("/v2/models/digits/versions/1/infer", json=no_id), 200)
+    assert isinstance(body, dict)
+    assert "id" not in body
+    assert body["outputs"][0]["shape"] == [1]
+
+
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        ({"name": "input-0", "shape": [1, 63], "datatype": "FP32", "data": [0] * 63}, "not [N, 64]"),
+        ({"name": "input-0", "shape": [2, 64], "datatype": "FP32", "data": [0] * 64}, "needs 128"),
+        ({"name": "input-0", "shape": [1, 64], "datatype": "BYTES", "data": ["a"] * 64}, "datatype"),
+        ({"name": "input-0", "shape": [1, 64], "datatype": "FP32", "data": ["a"] * 64}, "not a number"),
+    ],
+)
+def test_v2_infer_bad_requests(client: httpx.Client, tensor: dict[str, object], message: str) -> None:
+    body = _assert_json(client.post("/v2/models/digits/infer", json={"inputs": [tensor]}), 400)
+    assert isinstance(body, dict)
+    assert message in body["error"]
+
+
+def test_keep_alive_over_one_connection(base_url: str) -> None:
+    port = int(base_url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/health")
+        first = conn.getresponse()
+        assert first.status == 200 and json.loads(first.read()) == {"status": "ok"}
+        sock = conn.sock
+        # A 400 must not cost the connection either.
+        conn.request("POST", "/predict", body=b"{bad", headers={"Content-Type": "application/json"})
+        second = conn.getresponse()
+        assert second.status == 400 and "error" in json.loads(second.read())
+        conn.request("POST", "/predict", body=json.dumps({"inputs": _sample_rows(1)}))
+        third = conn.getresponse()
+        assert third.status == 200 and json.loads(third.read())["model"] == "digits"
+        assert conn.sock is sock  # same socket: the server kept the connection open
+    finally:
+        conn.close()
+
+
+def test_service_time_includes_latency() -> None:
+    with (
+        serving(make_server(port=0, latency_ms=20.0, jitter_ms=5.0)) as url,
+        httpx.Client(base_url=url) as c,
+    ):
+        predicted = c.post("/predict", json={"inputs": _sample_rows(1)})
+        assert predicted.status_code == 200
+        assert float(predicted.headers["x-service-time-ms"]) >= 20.0
+        tensor = {"name": "input-0", "shape": [1, 64], "datatype": "FP32", "data": _sample_rows(1)[0]}
+        inferred = c.post("/v2/models/digits/infer", json={"inputs": [tensor]})
+        assert float(inferred.headers["x-service-time-ms"]) >= 20.0
+        # Health and metadata routes must stay fast: they are not predictions.
+        assert float(c.get("/health").headers["x-service-time-ms"]) < 20.0
+
+
+def test_unexpected_exception_is_500_and_server_survives() -> None:
+    server = make_server(port=0)
+    server.model = DemoModel(estimator=object())  # type: ignore[attr-defined]
+    with serving(server) as url, httpx.Client(base_url=url) as c:
+        body = _assert_json(c.post("/predict", json={"inputs": _sample_rows(1)}), 500)
+        assert isinstance(body, dict)
+        assert "internal error" in body["error"]
+        assert _assert_json(c.get("/health"), 200) == {"status": "ok"}
+
+
+def test_model_accuracy_on_shipped_payloads(client: httpx.Client) -> None:
+    records = [json.loads(line) for line in PAYLOAD_PATH.read_text().splitlines()]
+    rows = [record["inputs"][0] for record in records]
+    body = _assert_json(client.post("/predict", json={"inputs": rows}), 200)
+    assert isinstance(body, dict)
+    correct = sum(p == r["_expected"] for p, r in zip(body["predictions"], records, strict=True))
+    assert correct / len(records) > 0.9
+
+
+def test_shipped_payload_file_matches_generator(tmp_path: Path) -> None:
+    shipped = PAYLOAD_PATH.read_text()
+    assert len(shipped.splitlines()) == 360
+    regenerated = tmp_path / "sub" / "digits.jsonl"
+    assert write_payload_file(regenerated) == 360
+    assert regenerated.read_text() == shipped
+    first = json.loads(shipped.splitlines()[0])
+    assert set(first) == {"inputs", "_expected"}
+    assert len(first["inputs"]) == 1 and len(first["inputs"][0]) == 64
+    assert all(isinstance(v, int) for v in first["inputs"][0])
+
+
+def test_module_entry_point_serves_and_stops_cleanly_on_sigterm() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "loadbench.demo.server", "--port", "0"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.startswith("loadbench demo: serving a digits classifier on http://127.0.0.1:")
+            assert line.rstrip("\n").endswith(
+                "(POST /predict, Open Inference Protocol v2 at /v2/models/digits)"
+            )
+            match = re.search(r"http://\S+", line)
+            assert match is not None
+            assert httpx.get(f"{match.group(0)}/health", timeout=10).json() == {"status": "ok"}
+            proc.send_signal(signal.SIGTERM)
+            stdout, stderr = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0
+    assert stderr == ""
+    assert stdout == ""
+
+
+def test_a_busy_port_is_one_line_exit_2() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "loadbench.demo.server", "--port", str(busy.getsockname()[1])],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "Address already in use" in result.stderr
+
+
+PARENT = """
+import subprocess, sys
+demo = subprocess.Popen([sys.executable, "-m", "loadbench", "demo", "--port", "0", "--parent-pid", str(__import__("os").getpid())], stdout=subprocess.PIPE, text=True)
+demo.stdout.readline()
+print(demo.pid, flush=True)
+"""
+
+
+def test_demo_stops_by_itself_when_its_parent_is_gone() -> None:
+    # The parent prints the serving demo's pid and exits without stopping it.
+    parent = subprocess.run(
+        [sys.executable, "-c", PARENT], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert parent.returncode == 0, parent.stderr
+    demo_pid = int(parent.stdout)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and psutil.pid_exists(demo_pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        time.sleep(0.1)
+    else:
+        assert not psutil.pid_exists(demo_pid), "the orphaned demo kept serving"

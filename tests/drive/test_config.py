@@ -1,0 +1,123 @@
+"""Tests of loadbench.drive.config: the parsers of durations, headers and target URLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadbench.drive.config import RunConfig, check_target, parse_duration, parse_header
+from loadbench.errors import LoadbenchError, TargetError, UsageError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30", 30.0),
+        ("0", 0.0),
+        ("2.5", 2.5),
+        ("30s", 30.0),
+        ("500ms", 0.5),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("1h30m", 5400.0),
+        ("1m30s", 90.0),
+        ("1h2m3s", 3723.0),
+        ("1s500ms", 1.5),
+        ("1.5s", 1.5),
+        ("0.25m", 15.0),
+        ("  45S  ", 45.0),
+        ("10MS", 0.01),
+    ],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "abc",
+        "3x",
+        "-1",
+        "-1s",
+        "1s2",
+        "s",
+        "ms",
+        "1 s",
+        "1s 2m",
+        "inf",
+        "-inf",
+        "nan",
+        "1e999",
+        "1.s",
+    ],
+)
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(UsageError, match="bad duration") as info:
+        parse_duration(text)
+    assert repr(text) in str(info.value)
+    assert isinstance(info.value, LoadbenchError)
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("Authorization: Bearer abc", ("Authorization", "Bearer abc")),
+        ("X-Api-Key:k", ("X-Api-Key", "k")),
+        ("  Accept :  application/json  ", ("Accept", "application/json")),
+        ("X-Empty:", ("X-Empty", "")),
+        ("X-Url: http://host:8000/x", ("X-Url", "http://host:8000/x")),
+    ],
+)
+def test_parse_header(text: str, parsed: tuple[str, str]) -> None:
+    assert parse_header(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["", "NoColon", ": value", "Bad Name: v", "Bad(Name): v", "Ä: v", "  : v"])
+def test_parse_header_rejects(text: str) -> None:
+    with pytest.raises(UsageError, match="bad header"):
+        parse_header(text)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("http://127.0.0.1:8000/", "http://127.0.0.1:8000"),
+        ("https://models.example.com/api/v1///", "https://models.example.com/api/v1"),
+        ("http://[::1]:8080/", "http://[::1]:8080"),
+        ("http://user:pw@host", "http://user:pw@host"),
+    ],
+)
+def test_check_target_accepts_http_urls(url: str, expected: str) -> None:
+    assert check_target(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://host/file", "is not an http:// or https:// URL"),
+        ("localhost:8000", "is not an http:// or https:// URL"),
+        ("127.0.0.1:8000", "is not an http:// or https:// URL"),
+        ("http://", "is not an http:// or https:// URL"),
+        ("http:///path", "is not an http:// or https:// URL"),
+        ("", "is not an http:// or https:// URL"),
+        ("http://host:99999", "invalid port"),
+        ("http://host:port", "invalid port"),
+    ],
+)
+def test_check_target_rejects(url: str, message: str) -> None:
+    with pytest.raises(TargetError, match=message) as info:
+        check_target(url)
+    assert repr(url) in str(info.value)
+
+
+def test_run_config_defaults_are_independent() -> None:
+    a, b = RunConfig(target="http://a"), RunConfig(target="http://b")
+    a.headers.append("X: 1")
+    assert b.headers == []
+    assert (a.users, a.duration_s, a.warmup_s, a.reports_dir) == (10, 30.0, 2.0, Path("reports"))
+    assert not isinstance(UsageError("x"), TargetError)

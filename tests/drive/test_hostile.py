@@ -1,0 +1,450 @@
+"""Hostile endpoints: every failure a named error kind, nothing counted as a success unless it
+is one, the run goes on and ends on time.
+
+A fault-injection server (`hostile_server.HostileServer`, a real server on loopback) acts out
+one misbehaviour per path; `loadbench run` (a child process: this process never imports
+Locust) drives it. Three runs, each shared by the tests of its kind: every case but two at
+once (one user per case, each request named after its path), the server going down midway,
+and a 200 MB answer. What the run recorded is compared with what the server itself did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+import pytest
+from helpers import REPO, read_json
+from hostile_server import HUGE_BYTES, HostileServer
+
+from loadbench.analyze import stats
+from loadbench.record.records import MAX_ERROR_CHARS, read_requests
+
+pytestmark = pytest.mark.e2e
+
+DURATION_S = 3.0
+TIMEOUT_S = 1.0
+# Start-up (imports, checks) before the load and the analysis and report after it: a few
+# seconds on an idle machine, much more on a busy 2-core one. The load itself is bounded tighter.
+OVERHEAD_S = 30.0
+LOAD_SLACK_S = 1.0
+COMMON = (
+    "-d",
+    f"{DURATION_S:g}s",
+    "--warmup",
+    "0s",
+    "--timeout",
+    f"{TIMEOUT_S:g}s",
+    "--quiet",
+    "--no-sampler",
+)
+PAYLOAD = '{"inputs":[[0]]}'
+
+# Every named kind loadbench may report (stats.ERROR_KINDS and the check and status kinds).
+NAMED_KINDS = {kind for kind, _ in stats.ERROR_KINDS}
+
+# The mixed run: path -> the kinds its failures may have (empty: every request succeeds).
+EXPECTED: dict[str, set[str]] = {
+    "/ok": set(),
+    "/reset": {"connection reset"},
+    "/close": {"connection closed"},
+    "/burst5xx": {"HTTP 503"},
+    "/429": {"HTTP 429"},
+    "/slow?ms=3000": {"timeout"},
+    "/truncated": {"connection closed"},
+    "/badjson": {"invalid JSON"},
+    "/sse-malformed": {"invalid response: malformed SSE event"},
+    "/bad-chunked": {"malformed HTTP response"},
+    "/hang": {"timeout"},
+    "/redirect-loop": {"too many redirects"},
+}
+NEVER_ENDS = "/sse-forever"
+# What the server counts for a request of each path that the client saw fail (or succeed).
+SERVER_OUTCOME = {
+    "/reset": "reset",
+    "/close": "closed",
+    "/429": "429",
+    "/truncated": "truncated",
+    "/badjson": "badjson",
+    "/sse-malformed": "sse-malformed",
+    "/bad-chunked": "bad-chunked",
+}
+
+# One user per case (fixed_count), each sending to its own path, named after it. Responses are
+# checked as the kserve_v2 scenario does (JSON with "outputs"), SSE streams event by event.
+LOCUSTFILE = """
+from __future__ import annotations
+
+import json
+
+from locust import task
+
+from loadbench.scenario.helpers import ModelUser, check_json
+
+PATHS = {paths!r}
+JSON_CHECKED = {{"/ok", "/burst5xx", "/badjson"}}
+
+
+def check_sse(response):
+    if response.request_meta.get("exception") is not None or not response.status_code:
+        return  # already failed (a timeout, say): keep that reason
+    text = response.content.decode("utf-8", "replace").replace("\\r\\n", "\\n")
+    done = False
+    for event in (e for e in text.split("\\n\\n") if e.strip()):
+        for line in event.split("\\n"):
+            if line.startswith(":"):
+                continue
+            data = line[len("data: "):] if line.startswith("data: ") else None
+            if data == "[DONE]":
+                done = True
+                continue
+            try:
+                json.loads(data)
+            except (TypeError, ValueError):
+                response.failure("invalid response: malformed SSE event")
+                return
+    if not done:
+        response.failure("invalid response: SSE stream ended without [DONE]")
+
+
+def make_user(path):
+    def send(self):
+        with self.client.post(path, json={{"inputs": [[0]]}}, headers=self.headers, name=path, catch_response=True) as response:
+            if path in JSON_CHECKED:
+                check_json(response, "outputs")
+            elif path.startswith("/sse"):
+                check_sse(response)
+
+    return type("User" + str(PATHS.index(path)), (ModelUser,), {{"__module__": __name__, "fixed_count": 1, "send": task(send)}})
+
+
+# Only as module globals: Locust takes every User class it finds there, once by name.
+globals().update({{user.__name__: user for user in map(make_user, PATHS)}})
+"""
+
+
+@dataclass
+class Run:
+    """One `loadbench run` against a hostile server, and what each side saw."""
+
+    out: Path
+    result: subprocess.CompletedProcess[str]
+    wall_s: float
+    summary: dict[str, Any]
+    meta: dict[str, Any]
+    records: pd.DataFrame
+    server: HostileServer
+    peak_rss_bytes: int = 0
+    server_stop_s: float = 0.0  # how long the server took to shut down after the run
+
+    @property
+    def load_s(self) -> float:
+        """How long the load itself ran (from meta.json: started to stopped)."""
+        return float(self.meta["ended_unix_s"]) - float(self.meta["started_unix_s"])
+
+    def kinds(self, name: str | None = None) -> pd.Series:
+        """Error kind of every failed request (of one name), as the analyzer names it."""
+        failed = self.records[self.records["ok"] == 0]
+        if name is not None:
+            failed = failed[failed["name"] == name]
+        return pd.Series(
+            [
+                stats.error_kind(int(s), str(e))
+                for s, e in zip(failed["status"], failed["error"], strict=True)
+            ],
+            dtype="object",
+        )
+
+
+def run_loadbench(server: HostileServer, out: Path, *args: str) -> Run:
+    """``loadbench run --target SERVER ARGS`` to completion, timed, sampling its peak memory."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loadbench", "run", "--target", server.url, "--out", str(out), *COMMON, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    peak = 0
+    try:
+        watched = psutil.Process(process.pid)
+        deadline = started + DURATION_S + TIMEOUT_S + OVERHEAD_S + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(psutil.Error):  # between polls, it may have just exited
+                peak = max(peak, watched.memory_info().rss)
+            time.sleep(0.05)
+        stdout, stderr = process.communicate(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    wall_s = time.monotonic() - started
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert result.returncode == 0, result.stderr
+    return Run(
+        out=out,
+        result=result,
+        wall_s=wall_s,
+        summary=read_json(out / "summary.json"),
+        meta=read_json(out / "meta.json"),
+        records=read_requests(out / "requests.csv"),
+        server=server,
+        peak_rss_bytes=peak,
+    )
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    folder = tmp_path_factory.mktemp("mixed")
+    locustfile = folder / "hostile.py"
+    locustfile.write_text(LOCUSTFILE.format(paths=[*EXPECTED, NEVER_ENDS]))
+    server = HostileServer().start()
+    try:
+        run = run_loadbench(
+            server, folder / "run", "--scenario", str(locustfile), "-u", str(len(EXPECTED) + 1)
+        )
+    finally:
+        stop_started = time.monotonic()
+        server.stop()  # raises if a thread is left behind
+    run.server_stop_s = time.monotonic() - stop_started
+    yield run
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    folder = tmp_path_factory.mktemp("refused")
+    with HostileServer(refuse_after_s=1.5) as server:
+        yield run_loadbench(
+            server,
+            folder / "run",
+            "--scenario",
+            "json_post",
+            "--path",
+            "/burst5xx",
+            "--payload",
+            PAYLOAD,
+            "-u",
+            "2",
+        )
+
+
+@pytest.fixture(scope="module")
+def huge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    folder = tmp_path_factory.mktemp("huge")
+    with HostileServer() as server:
+        yield run_loadbench(
+            server,
+            folder / "run",
+            "--scenario",
+            "json_post",
+            "--path",
+            "/huge",
+            "--payload",
+            PAYLOAD,
+            "--no-check-json",  # an octet stream: received in full is the success measured here
+            "-u",
+            "1",
+        )
+
+
+def assert_run_is_consistent(run: Run) -> None:
+    """The summary agrees with the records; every failure has a named kind and a short example."""
+    req = run.summary["requests"]
+    assert "Traceback" not in run.result.stderr
+    assert run.summary["run"]["status"] == "complete"
+    assert req["total"] == len(run.records)  # no warmup: every record is measured
+    assert req["ok"] == int(run.records["ok"].sum())
+    assert req["errors"] == req["total"] - req["ok"]
+    # The errors table: at most ten kinds, here all of them, summing to the failures.
+    table = {row["kind"]: row for row in run.summary["errors"]}
+    assert sum(row["count"] for row in table.values()) == req["errors"]
+    assert table.keys() == set(run.kinds())
+    for kind, row in table.items():
+        assert kind in NAMED_KINDS or kind.startswith(("HTTP ", "invalid response: ")), kind
+        assert row["count"] == int((run.kinds() == kind).sum())
+        assert "\n" not in row["example"] and len(row["example"]) <= MAX_ERROR_CHARS
+    # Nothing failed without saying why; nothing that succeeded carries an error.
+    assert (run.records.loc[run.records["ok"] == 0, "error"].str.len() > 0).all()
+    assert (run.records.loc[run.records["ok"] == 1, "error"].fillna("") == "").all()
+
+
+def assert_on_time(run: Run) -> None:
+    """The load stopped at --duration (plus at most one timeout) and the command soon after."""
+    assert DURATION_S - 0.1 <= run.load_s <= DURATION_S + TIMEOUT_S + LOAD_SLACK_S, run.load_s
+    # No recorded request ended later than that either.
+    ends = run.records["start_unix_s"] + run.records["latency_ms"] / 1000
+    limit = float(run.meta["started_unix_s"]) + DURATION_S + TIMEOUT_S + LOAD_SLACK_S
+    assert (ends <= limit).all(), ends.max() - limit
+    assert run.wall_s < DURATION_S + TIMEOUT_S + OVERHEAD_S, run.wall_s
+
+
+# --- every case at once ------------------------------------------------------------------------
+
+
+def test_every_hostile_case_is_a_named_kind_and_the_run_goes_on(mixed: Run) -> None:
+    assert_run_is_consistent(mixed)
+    assert_on_time(mixed)
+    by_name = mixed.summary["by_name"]
+    for name, expected in EXPECTED.items():
+        assert by_name[name]["requests"] >= 1, name  # every user kept sending: the run went on
+        kinds = set(mixed.kinds(name))
+        assert kinds == expected, f"{name}: {kinds}"
+    assert {row["kind"] for row in mixed.summary["errors"]} == set().union(*EXPECTED.values())
+
+
+def test_only_real_successes_count_as_ok(mixed: Run) -> None:
+    by_name = mixed.summary["by_name"]
+    server = mixed.server
+    succeeding = {name for name, stats_ in by_name.items() if stats_["ok"]}
+    assert succeeding == {"/ok", "/burst5xx"}
+    # The client saw what the server sent; at most the one request in flight at the stop
+    # (one user per path) was answered by the server and never recorded.
+    for name, outcome in [("/ok", "ok"), ("/burst5xx", "ok")]:
+        assert server.count(name, outcome) - 1 <= by_name[name]["ok"] <= server.count(name, outcome), name
+    assert server.count("/burst5xx", "503") >= 1
+    assert (
+        server.count("/burst5xx", "503") - 1
+        <= by_name["/burst5xx"]["errors"]
+        <= server.count("/burst5xx", "503")
+    )
+    for name, outcome in SERVER_OUTCOME.items():
+        assert server.count(name, outcome) - 1 <= by_name[name]["errors"] <= server.count(name, outcome), name
+    # A redirect loop: the client followed its 30 redirects per request, then gave up.
+    loops = by_name["/redirect-loop"]["requests"]
+    assert server.count("/redirect-loop", "302") >= 31 * loops
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["json_post", "no-check-json"])
+def test_json_post_fails_a_200_whose_body_is_not_json(tmp_path: Path, checked: bool) -> None:
+    # The real built-in scenario, not the test's locustfile: /badjson answers 200, application/json,
+    # a well-framed body that is not JSON. Only --no-check-json counts it a success.
+    with HostileServer() as server:
+        run = run_loadbench(
+            server, tmp_path / "run", "--scenario", "json_post", "--path", "/badjson", "--payload", PAYLOAD,
+            "-u", "1", *([] if checked else ["--no-check-json"]),
+        )  # fmt: skip
+    assert_run_is_consistent(run)
+    answered = server.count("/badjson", "badjson")
+    assert len(run.records) >= 1 and answered - 1 <= len(run.records) <= answered
+    if checked:
+        assert run.summary["requests"]["ok"] == 0
+        assert set(run.kinds()) == {"invalid JSON"}
+        assert run.records["error"].str.contains("invalid response: body is not JSON", regex=False).all()
+    else:
+        assert run.summary["requests"]["errors"] == 0
+
+
+def test_timeouts_fail_after_the_timeout(mixed: Run) -> None:
+    for name in ("/slow?ms=3000", "/hang"):
+        failed = mixed.records[(mixed.records["name"] == name)]
+        assert len(failed) >= 1 and (failed["ok"] == 0).all()
+        assert (failed["status"] == 0).all()
+        assert (failed["latency_ms"] >= TIMEOUT_S * 1000 * 0.99).all(), name
+        assert (failed["latency_ms"] < TIMEOUT_S * 1000 + 1500).all(), name
+        # The error names the timeout itself, not the client's wrapper around it: the socket
+        # read's timeout or the request deadline (loadbench.scenario.helpers.DeadlineSession), whichever fired.
+        assert all(str(e).startswith("TimeoutError: timed out") for e in failed["error"])
+    # The server saw the client give up on the slow answer each time.
+    assert mixed.server.count("/slow", "abandoned") >= 1
+    assert mixed.server.count("/slow", "ok") == 0
+
+
+def test_a_reset_is_told_from_a_close(mixed: Run) -> None:
+    errors = mixed.records.set_index("name")["error"]
+    assert all("ConnectionResetError" in e for e in errors.loc[["/reset"]])
+    assert not any("Reset" in e for e in errors.loc[["/close", "/truncated"]])
+
+
+def test_the_server_shut_down_quickly(mixed: Run) -> None:
+    # The never-ending stream and the hanging requests included: every socket closed, every thread joined.
+    assert mixed.server_stop_s < 3.0
+
+
+def test_a_never_ending_stream_is_a_timeout(mixed: Run) -> None:
+    assert mixed.server.count(NEVER_ENDS, "sse-events") > 0  # it was really streaming
+    assert set(mixed.kinds(NEVER_ENDS)) == {"timeout"}
+
+
+# --- the server goes down midway ---------------------------------------------------------------
+
+
+def test_connection_refused_midway(refused: Run) -> None:
+    assert_run_is_consistent(refused)
+    assert_on_time(refused)
+    server = refused.server
+    assert server.down_at is not None
+    records = refused.records.assign(
+        kind=[
+            stats.error_kind(int(s), str(e))
+            for s, e in zip(refused.records["status"], refused.records["error"], strict=True)
+        ]
+    )
+    kinds = set(records.loc[records["ok"] == 0, "kind"])
+    # 503 bursts before, refusals after; the requests in flight when it went down: reset or closed.
+    assert (
+        {"HTTP 503", "connection refused"}
+        <= kinds
+        <= {
+            "HTTP 503",
+            "connection refused",
+            "connection reset",
+            "connection closed",
+        }
+    )
+    ok = records[records["ok"] == 1]
+    assert len(ok) >= 1
+    assert server.count("/burst5xx", "ok") - 2 <= len(ok) <= server.count("/burst5xx", "ok")
+    assert (ok["start_unix_s"] < server.down_at).all()
+    refusals = records[records["kind"] == "connection refused"]
+    assert (refusals["start_unix_s"] > server.down_at - 0.01).all()
+    assert (refusals["status"] == 0).all()
+    # Resets and closes come only from the cut itself: per user, the request in flight and at
+    # most one more racing it on a connection the server was closing (2 users), all near the cut.
+    cut = records[records["kind"].isin(["connection reset", "connection closed"])]
+    assert len(cut) <= 2 * 2
+    assert (cut["start_unix_s"] < server.down_at + 0.5).all()
+
+
+# --- a 200 MB answer ---------------------------------------------------------------------------
+
+
+def test_a_200_mb_answer_is_received_and_recorded(huge: Run) -> None:
+    assert_run_is_consistent(huge)
+    assert huge.wall_s < DURATION_S + TIMEOUT_S + OVERHEAD_S + 10  # it may overrun the load (below)
+    records = huge.records
+    assert len(records) >= 1
+    ok = records[records["ok"] == 1]
+    # All of it arrived (Content-Length, and the body read in full), or the request failed with a name.
+    assert (ok["response_bytes"] == HUGE_BYTES).all()
+    assert (ok["status"] == 200).all()
+    assert set(huge.kinds()) <= NAMED_KINDS
+    assert len(ok) <= huge.server.count("/huge", "huge")
+    # One body in memory at a time, and the process a few copies of it at most.
+    assert huge.peak_rss_bytes < 4 * HUGE_BYTES + 300 * 1024 * 1024, huge.peak_rss_bytes
+
+
+@pytest.mark.serial  # timing-sensitive: how long a 200 MB read takes depends on the machine's load
+def test_a_200_mb_answer_respects_duration_and_timeout(huge: Run) -> None:
+    # A body arriving at full speed is read without yielding to gevent (geventhttpclient's read
+    # loop never waits on a socket that always has data), so neither the stop nor the deadline
+    # can cut one short: the load overruns by at most the one body being read when it ends,
+    # however long that read took (the server's own clock: the last body may not be recorded).
+    due_end = float(huge.meta["started_unix_s"]) + DURATION_S
+    last = max((s for s in huge.server.huge_sends if s[0] <= due_end + TIMEOUT_S), key=lambda s: s[0])
+    read_s = last[1] - last[0]
+    sends = [(round(b - due_end, 2), round(e - due_end, 2)) for b, e in huge.server.huge_sends]
+    assert huge.load_s <= DURATION_S + max(TIMEOUT_S, read_s) + LOAD_SLACK_S, (huge.load_s, sends)
+    # And an answer slower than --timeout is a timeout, however it arrived (the recorder's rule).
+    ok = huge.records[huge.records["ok"] == 1]
+    assert (ok["latency_ms"] <= TIMEOUT_S * 1000).all()
+    slow = huge.records[huge.records["latency_ms"] > TIMEOUT_S * 1000]
+    assert (slow["ok"] == 0).all() and set(slow["error"].map(lambda e: stats.error_kind(0, e))) <= {"timeout"}

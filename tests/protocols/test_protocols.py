@@ -1,0 +1,353 @@
+"""End-to-end tests of the endpoint kinds: each scenario against its stand-in server
+(`protocol_servers`), the probe choosing each kind, discovery failures, and ``--http2`` against a
+real HTTP/2 server (hypercorn, h2c and TLS). Load runs in ``python -m loadbench`` child processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import REPO, read_json, run_cli
+from protocol_servers import protocol_server
+
+from loadbench.protocols import probe
+from loadbench.record.records import read_requests
+
+pytestmark = pytest.mark.e2e
+RUN = ("-u", "2", "-d", "2s", "--warmup", "0s", "--quiet", "--no-sampler")
+
+
+def run_scenario(url: str, scenario: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("run", "--target", url, "--scenario", scenario, "--out", str(out), *RUN, *args)
+
+
+def assert_all_ok(out: Path, name: str) -> Any:
+    requests = read_requests(out / "requests.csv")
+    assert len(requests) > 10
+    assert requests["ok"].all(), requests.loc[requests["ok"] == 0, "error"].unique()
+    assert set(requests["name"]) == {name}
+    assert (requests["status"] == 200).all()
+    return requests
+
+
+def posts(state: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(path, json.loads(body)) for method, path, body in state["seen"] if method == "POST"]
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("loadbench: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# --- each scenario against its server --------------------------------------------------------
+
+
+def test_tfserving(tmp_path: Path) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text('1.0\n{"instances": [2.0, 5.0]}\n{"inputs": [4.0]}\n', encoding="utf-8")
+    with protocol_server("tfserving") as (url, state):
+        result = run_scenario(
+            url, "tfserving", tmp_path / "run", "--model", "half_plus_two", "--data", str(data)
+        )
+    assert result.returncode == 0, result.stderr
+    assert_all_ok(tmp_path / "run", "/v1/models/half_plus_two:predict")
+    assert ("GET", "/v1/models/half_plus_two", b"") in state["seen"]  # the model's status, checked first
+    sent = posts(state)
+    assert {p for p, _ in sent} == {"/v1/models/half_plus_two:predict"}
+    assert {"instances": [1.0]} in [b for _, b in sent]  # a bare row is one instance
+    assert {"instances": [2.0, 5.0]} in [b for _, b in sent]  # a full body is sent as it is
+    assert {"inputs": [4.0]} in [b for _, b in sent]  # columnar: the answer holds "outputs"
+
+
+def test_kserve_v1_discovers_its_model(tmp_path: Path) -> None:
+    with protocol_server("kserve_v1") as (url, state):
+        result = run_scenario(url, "kserve_v1", tmp_path / "run", "--payload", "[5.1, 3.5, 1.4, 0.2]")
+    assert result.returncode == 0, result.stderr
+    assert_all_ok(tmp_path / "run", "/v1/models/sklearn-iris:predict")
+    assert {b["instances"][0][0] for _, b in posts(state)} == {5.1}
+
+
+def test_torchserve_json_and_bytes(tmp_path: Path) -> None:
+    image = tmp_path / "kitten.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg \x00\x01")
+    with protocol_server("torchserve") as (url, state):
+        result = run_scenario(url, "torchserve", tmp_path / "run", "--data", str(image))
+        as_json = run_scenario(
+            url, "torchserve", tmp_path / "json", "--model", "resnet-18", "--payload", '{"a": 1}'
+        )
+    assert result.returncode == 0, result.stderr
+    assert as_json.returncode == 0, as_json.stderr
+    assert_all_ok(tmp_path / "run", "/predictions/resnet-18")
+    assert_all_ok(tmp_path / "json", "/predictions/resnet-18")
+    bodies = [body for method, path, body in state["seen"] if method == "POST"]
+    assert image.read_bytes() in bodies and b'{"a": 1}' in bodies
+    assert ("GET", "/models", b"") in state["seen"]  # discovered through the management API
+
+
+# Labelled rows for each kind: (the row, what the stand-in server answers for it at the path).
+# tfserving: half_plus_two answers x / 2 + 2, under "predictions" ("outputs" for "inputs");
+# kserve_v1: 1 for every instance; torchserve: {"tabby": 0.41, "tiger_cat": 0.35}.
+LABELLED = {
+    "tfserving": (
+        ("--model", "half_plus_two"),
+        [
+            ({"instances": [2.0], "_expected": 3}, "3"),  # right
+            ({"instances": [4.0], "_expected": 5}, "4"),  # wrong
+            ({"inputs": [8.0], "_expected": 6.0}, "6"),  # right, from "outputs" (the default path)
+        ],
+    ),
+    "kserve_v1": (
+        ("--extract", "predictions.0"),
+        [
+            ({"instances": [[5.1, 3.5, 1.4, 0.2]], "_expected": 1}, "1"),  # right
+            ({"instances": [[6.3, 3.3, 6.0, 2.5]], "_expected": "2"}, "1"),  # wrong
+            ({"instances": [[5.9, 3.0, 5.1, 1.8]], "_expected": "x"}, "1"),  # wrong
+        ],
+    ),
+    "torchserve": (
+        ("--extract", "tabby"),
+        [
+            ({"image": "a", "_expected": 0.41}, "0.41"),  # right
+            ({"image": "b", "_expected": "tiger_cat"}, "0.41"),  # wrong
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LABELLED))
+def test_labelled_payloads_give_quality(tmp_path: Path, kind: str) -> None:
+    args, rows = LABELLED[kind]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row, _ in rows), encoding="utf-8")
+    with protocol_server(kind) as (url, state):
+        result = run_scenario(url, kind, tmp_path / "run", *args, "--data", str(data))
+    assert result.returncode == 0, result.stderr
+    requests = read_requests(tmp_path / "run" / "requests.csv")
+    assert len(requests) > 10 and requests["ok"].all()
+    answers = {str(row["_expected"]).removesuffix(".0"): answer for row, answer in rows}
+    # The reader types an all-numeric column as numbers: compare as text.
+    expected, predicted = requests["expected"].astype(str), requests["predicted"].astype(str)
+    assert set(expected) == set(answers)  # every row's label, as text
+    assert (predicted == expected.map(answers)).all()
+    assert all("_expected" not in body for _, body in posts(state))  # metadata is never sent
+    # The known accuracy: the share of the records whose row is answered right.
+    right = {label for label, answer in answers.items() if label == answer}
+    counts = expected.value_counts()
+    n = len(requests)
+    quality = read_json(tmp_path / "run" / "summary.json")["quality"]
+    assert quality["n"] == n and quality["answered"] == n
+    assert quality["accuracy"] == round(sum(counts[label] for label in right) / n, 4)
+    assert 0 < quality["accuracy"] < 1
+
+
+def test_bad_media_duration_in_a_labelled_row_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"instances": [1.0]}\n{"instances": [2.0], "_media_s": -1}\n', encoding="utf-8")
+    with protocol_server("kserve_v1") as (url, state):
+        result = run_scenario(url, "kserve_v1", tmp_path / "run", "--data", str(data))
+    assert_one_line_error(result, "payload 2: _media_s must be a positive number")
+    assert posts(state) == []
+
+
+def test_embeddings_records_usage_tokens(tmp_path: Path) -> None:
+    with protocol_server("embeddings") as (url, state):
+        result = run_scenario(url, "embeddings", tmp_path / "run", "--input", "one two three four")
+    assert result.returncode == 0, result.stderr
+    requests = assert_all_ok(tmp_path / "run", "/v1/embeddings")
+    assert (requests["input_tokens"] == 4).all()
+    assert set(requests["tokens_source"].astype(str)) == {"usage"}
+    assert {json.dumps(b, sort_keys=True) for _, b in posts(state)} == {
+        json.dumps({"input": "one two three four", "model": "e5-small"}, sort_keys=True)
+    }
+
+
+def test_embeddings_that_are_not_floats_fail(tmp_path: Path) -> None:
+    with protocol_server("bad_embeddings") as (url, _):
+        result = run_scenario(url, "embeddings", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    requests = read_requests(tmp_path / "run" / "requests.csv")
+    assert len(requests) > 0 and not requests["ok"].any()
+    assert set(requests["error"].astype(str)) == {
+        "CatchResponseError: invalid response: data[0].embedding is not a non-empty list"
+    }
+
+
+def test_json_template_fills_and_extracts(tmp_path: Path) -> None:
+    data = tmp_path / "rows.jsonl"
+    rows = [
+        {"text": 'say "hi"\\ 7', "n": 2, "_expected": "7"},
+        {"text": "line\nbreak 3", "n": [1], "_expected": "4"},
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    template = '{"inputs": "{{text}}", "params": {"n": "{{n}}", "note": "n={{n}}"}}'
+    with protocol_server("json_template") as (url, state):
+        result = run_scenario(
+            url, "json_template", tmp_path / "run", "--path", "/generate", "--data", str(data),
+            "--template", template, "--extract", "predictions.0.label",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    requests = assert_all_ok(tmp_path / "run", "POST /generate")
+    sent = [b for _, b in posts(state)]
+    assert {"inputs": 'say "hi"\\ 7', "params": {"n": 2, "note": "n=2"}} in sent
+    assert {"inputs": "line\nbreak 3", "params": {"n": [1], "note": "n=[1]"}} in sent
+    assert all("_expected" not in b for b in sent)
+    pairs = set(zip(requests["expected"].astype(str), requests["predicted"].astype(str), strict=True))
+    assert pairs == {("7", "7"), ("4", "3")}
+
+
+# --- discovery failures: exit 2, one line ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "scenario", "args", "fragments"),
+    [
+        ("tfserving", "tfserving", ("--payload", "1"), ("does not list its models", "pass --model")),
+        ("tfserving", "tfserving", ("--model", "nope", "--payload", "1"), ("Could not find any versions", "pass --model")),
+        ("torchserve_no_list", "torchserve", ("--payload", "{}"), ("no TorchServe model list", "pass --model")),
+        ("torchserve", "kserve_v1", ("--payload", "1"), ("listed no KServe v1 model", "pass --model")),
+        ("json_template", "json_template", ("--payload", "{}"), ("--template",)),
+    ],
+)  # fmt: skip
+def test_discovery_failures_are_one_line(
+    tmp_path: Path, kind: str, scenario: str, args: tuple[str, ...], fragments: tuple[str, ...]
+) -> None:
+    with protocol_server(kind) as (url, _):
+        result = run_scenario(url, scenario, tmp_path / "run", *args)
+    assert_one_line_error(result, *fragments)
+
+
+# --- the probe picks each kind ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "model", "scenario", "found"),
+    [
+        ("kserve_v1", None, "kserve_v1", "sklearn-iris"),
+        ("torchserve", None, "torchserve", None),
+        ("tfserving", "half_plus_two", "tfserving", "half_plus_two"),
+        ("tfserving", None, "tfserving", None),
+        ("embeddings", None, "openai_chat", "e5-small"),  # embeddings look like chat: --scenario decides
+        ("json_template", None, "json_post", None),
+    ],
+)
+def test_probe_picks_each_kind(kind: str, model: str | None, scenario: str, found: str | None) -> None:
+    with protocol_server(kind) as (url, _):
+        result = probe.probe_target(url, model=model)
+    assert result.scenario == scenario, result.reason
+    assert result.model == found
+
+
+def test_run_without_scenario_probes_torchserve(tmp_path: Path) -> None:
+    with protocol_server("torchserve") as (url, _):
+        result = run_cli("run", "--target", url, "--out", str(tmp_path / "run"), *RUN, "--payload", "{}")
+    assert result.returncode == 0, result.stderr
+    meta = read_json(tmp_path / "run" / "meta.json")
+    assert meta["scenario"] == "torchserve"
+    assert "TorchServe" in meta["scenario_reason"]
+    assert meta["network"]["samples"] > 0 and meta["network"]["rtt_ms_min"] > 0
+    summary = read_json(tmp_path / "run" / "summary.json")
+    breakdown = summary["latency_breakdown"]
+    assert breakdown["network_rtt_ms"] == meta["network"]["rtt_ms_median"]
+    assert breakdown["server_ms_p50"] == pytest.approx(
+        summary["service_time_ms"]["p50"] - breakdown["network_rtt_ms"], abs=0.002
+    )
+
+
+# --- HTTP/2 ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def h2_server(log: Path, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """tests/h2_server.py (hypercorn) as a child process; yields its URL."""
+    extra = ["--tls", str(tls[0]), str(tls[1])] if tls else []
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "h2_server.py"), str(log), *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def h2_log(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+
+
+PHASES_SCENARIO = """
+import json, os
+from locust import events
+from scenarios.json_post import *  # noqa: F403 (the json_post scenario, plus a listener)
+
+@events.request.add_listener
+def _phases(context, **_):
+    with open(os.environ["PHASES_LOG"], "a") as out:
+        out.write(json.dumps(context.get("loadbench")) + "\\n")
+"""
+
+
+def test_http2_sends_over_h2c_with_the_same_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, phases = tmp_path / "server.jsonl", tmp_path / "phases.jsonl"
+    scenario = tmp_path / "json_post_phases.py"
+    scenario.write_text(PHASES_SCENARIO, encoding="utf-8")
+    monkeypatch.setenv("PHASES_LOG", str(phases))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    with h2_server(log) as url:
+        result = run_scenario(url, str(scenario), tmp_path / "run", "--http2", "--payload", '{"x": [1, 2]}')
+        v1 = run_scenario(url, "kserve_v1", tmp_path / "v1", "--http2", "--payload", "[3]")
+    assert result.returncode == 0, result.stderr
+    assert v1.returncode == 0, v1.stderr
+    requests = assert_all_ok(tmp_path / "run", "POST /predict")
+    assert (requests["response_bytes"] == len('{"predictions": [12]}')).all()
+    assert_all_ok(tmp_path / "v1", "/v1/models/m:predict")
+    seen = [r for r in h2_log(log) if r["method"] == "POST"]
+    assert len(seen) >= len(requests)
+    assert {r["http_version"] for r in seen} == {"2"}  # every load request went over HTTP/2
+    assert {r["body"] for r in seen if r["path"] == "/predict"} == {'{"x": [1, 2]}'}
+    # Per-request phases from httpx's trace: a new connection per user, then reuse.
+    timings = [json.loads(line) for line in phases.read_text().splitlines()]
+    assert len(timings) == len(requests)
+    assert all({"connect_ms", "ttfb_ms", "download_ms"} <= set(t) for t in timings)
+    assert sum(1 for t in timings if t["connect_ms"] > 0) == 2  # two users, one connection each
+    latency = dict(zip(requests["start_unix_s"], requests["latency_ms"], strict=True))
+    assert all(0 < t["ttfb_ms"] <= max(latency.values()) for t in timings)
+
+
+def test_http2_over_tls_negotiates_h2(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    from tls import self_signed_cert
+
+    cert, key = self_signed_cert(openssl, tmp_path)
+    log = tmp_path / "server.jsonl"
+    with h2_server(log, (cert, key)) as url:
+        assert url.startswith("https://")
+        result = run_scenario(url, "json_post", tmp_path / "run", "--http2", "--insecure", "--payload", "{}")
+    assert result.returncode == 0, result.stderr
+    assert_all_ok(tmp_path / "run", "POST /predict")
+    assert {r["http_version"] for r in h2_log(log) if r["method"] == "POST"} == {"2"}
+
+
+def test_http2_against_an_http1_server_stops_before_the_load(tmp_path: Path) -> None:
+    # The reachability check speaks HTTP/2 too: an HTTP/1.1-only server is refused in one line.
+    with protocol_server("json_template") as (url, state):
+        result = run_scenario(
+            url, "json_post", tmp_path / "run", "--http2", "--path", "/generate", "--payload", "{}"
+        )
+    assert_one_line_error(result, "unreachable")
+    assert not (tmp_path / "run").exists()
+    assert state["seen"] == []

@@ -1,0 +1,309 @@
+"""Tests of loadbench.record.records: the requests.csv writer and reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loadbench.errors import RunDirError
+from loadbench.record.records import (
+    COLUMNS,
+    MAX_ERROR_CHARS,
+    RequestRecord,
+    RequestWriter,
+    one_line,
+    read_requests,
+    write_requests,
+)
+
+HEADER = ",".join(COLUMNS) + "\n"
+EXPECTED_DTYPES = {
+    "start_unix_s": "float64",
+    "latency_ms": "float64",
+    "name": "category",
+    "method": "category",
+    "status": "int64",
+    "response_bytes": "int64",
+    "ok": "int8",
+    "error": "category",
+    "intended_unix_s": "float64",
+    "ttft_ms": "float64",
+    "input_tokens": "float64",
+    "output_tokens": "float64",
+    "tokens_source": "category",
+    "itl_ms": "string",
+    "expected": "category",
+    "predicted": "category",
+    "media_s": "float64",
+    "connect_ms": "float64",
+    "ttfb_ms": "float64",
+    "download_ms": "float64",
+}
+
+
+def _dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    return {c: str(t) for c, t in frame.dtypes.items()}
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    records = [
+        RequestRecord(1700000000.123456, 12.345, "/predict", "POST", 200, 1234, True),
+        RequestRecord(1700000000.5, 0.5, 'name, with "quotes", and commas', "GET", 200, 0, True),
+        RequestRecord(
+            1700000001.000001,
+            30000.0,
+            "/v2/models/digits/infer",
+            "POST",
+            0,
+            0,
+            False,
+            one_line('ReadTimeout: timed out\n  after 30 s,\twith "details"\r\n'),
+        ),
+        RequestRecord(1700000002.0, 3.0, "NA", "GET", 503, 17, False, "HTTPError: 503, busy"),
+        RequestRecord(1700000003.0, 4.0, "", "CUSTOM", 0, 0, False, "null"),
+    ]
+    path = tmp_path / "requests.csv"
+    write_requests(path, records)
+    text = path.read_text(encoding="utf-8")
+    # One record is one physical line.
+    assert text.count("\n") == 1 + len(records)
+    assert text.splitlines()[0] == ",".join(COLUMNS)
+
+    frame = read_requests(path)
+    assert list(frame.columns) == list(COLUMNS)
+    assert _dtypes(frame) == EXPECTED_DTYPES
+    assert frame["start_unix_s"].tolist() == [r.start_unix_s for r in records]
+    assert frame["latency_ms"].tolist() == [r.latency_ms for r in records]
+    assert frame["name"].tolist() == [r.name for r in records]
+    assert frame["method"].tolist() == [r.method for r in records]
+    assert frame["status"].tolist() == [r.status for r in records]
+    assert frame["response_bytes"].tolist() == [r.response_bytes for r in records]
+    assert frame["ok"].tolist() == [1, 1, 0, 0, 0]
+    assert frame["error"].tolist() == [
+        "",
+        "",
+        'ReadTimeout: timed out after 30 s, with "details"',
+        "HTTPError: 503, busy",
+        "null",  # not parsed as a missing value
+    ]
+
+
+def test_writer_rounds_to_microseconds(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    write_requests(path, [RequestRecord(1.23456789, 9.87654321, "n", "GET", 200, 1, True)])
+    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,"
+    frame = read_requests(path)
+    assert (frame["start_unix_s"][0], frame["latency_ms"][0]) == (1.234568, 9.877)
+
+
+def test_writer_appends_without_a_second_header(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    write_requests(path, [RequestRecord(1.0, 1.0, "a", "GET", 200, 1, True)])
+    write_requests(path, [RequestRecord(2.0, 2.0, "b", "GET", 200, 1, True)])
+    assert path.read_text().count("start_unix_s") == 1
+    assert read_requests(path)["name"].tolist() == ["a", "b"]
+
+
+def test_writer_flush_makes_records_readable_before_close(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    writer = RequestWriter(path)
+    try:
+        writer.write(RequestRecord(1.0, 1.0, "a", "GET", 200, 1, True))
+        writer.flush()
+        assert len(read_requests(path)) == 1
+    finally:
+        writer.close()
+    writer.close()  # twice is fine
+    writer.flush()  # after close too
+
+
+def test_one_line_collapses_whitespace_and_limits_length() -> None:
+    assert one_line("a\nb\r\n\tc   d ") == "a b c d"
+    assert one_line("x" * MAX_ERROR_CHARS) == "x" * MAX_ERROR_CHARS
+    long = one_line("x" * (MAX_ERROR_CHARS + 1))
+    assert len(long) == MAX_ERROR_CHARS
+    assert long.endswith("…")
+    assert one_line("abcdef", limit=4) == "abc…"
+
+
+def test_partial_last_line_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    write_requests(
+        path,
+        [
+            RequestRecord(1.0, 1.0, "a", "GET", 200, 1, True),
+            RequestRecord(2.0, 2.0, "b", "GET", 200, 1, True),
+        ],
+    )
+    with path.open("a", encoding="utf-8") as f:
+        f.write("3.000000,3.0,c,GE")  # killed mid-write
+    frame = read_requests(path)
+    assert frame["name"].tolist() == ["a", "b"]
+
+
+def test_partial_header_gives_zero_rows(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text("start_unix_s,laten")
+    frame = read_requests(path)
+    assert len(frame) == 0
+    assert _dtypes(frame) == EXPECTED_DTYPES
+
+
+@pytest.mark.parametrize("content", [HEADER, "", "\n", HEADER + "\n"])
+def test_header_only_or_empty_file_gives_zero_typed_rows(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text(content)
+    frame = read_requests(path)
+    assert len(frame) == 0
+    assert list(frame.columns) == list(COLUMNS)
+    assert _dtypes(frame) == EXPECTED_DTYPES
+
+
+def test_unknown_extra_columns_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    # A later version added a column in the middle and one at the end.
+    path.write_text(
+        "start_unix_s,latency_ms,name,gpu_util,method,status,response_bytes,ok,error,trace_id\n"
+        "1.5,2.5,/p,0.9,POST,200,10,1,,abc\n"
+        "2.5,3.5,/p,0.8,POST,500,0,0,HTTPError: 500,def\n"
+    )
+    frame = read_requests(path)
+    assert list(frame.columns) == list(COLUMNS)
+    assert frame["latency_ms"].tolist() == [2.5, 3.5]
+    assert frame["status"].tolist() == [200, 500]
+    assert frame["error"].tolist() == ["", "HTTPError: 500"]
+
+
+def test_columns_in_another_order_are_read_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text(
+        "ok,error,status,name,method,response_bytes,latency_ms,start_unix_s\n0,Boom: x,0,/p,GET,0,7.5,9.25\n"
+    )
+    frame = read_requests(path)
+    assert list(frame.columns) == list(COLUMNS)
+    assert frame.iloc[0].tolist()[:8] == [9.25, 7.5, "/p", "GET", 0, 0, 0, "Boom: x"]
+
+
+def test_missing_column_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text("start_unix_s,latency_ms,name,method,status,ok\n1,2,n,GET,200,1\n")
+    with pytest.raises(RunDirError, match=r"missing column\(s\) response_bytes, error") as info:
+        read_requests(path)
+    assert str(path) in str(info.value)
+
+
+def test_not_a_csv_at_all_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text("<html>\n<body>oops</body>\n</html>\n")
+    with pytest.raises(RunDirError, match="not a request record file"):
+        read_requests(path)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "1.0,abc,n,GET,200,1,1,",  # latency not a number
+        "x,1.0,n,GET,200,1,1,",  # start not a number
+        "1.0,1.0,n,GET,OK,1,1,",  # status not an integer
+        "1.0,1.0,n,GET,,1,1,",  # status empty
+        "1.0,1.0,n,GET,200,1.5,1,",  # bytes not an integer
+    ],
+)
+def test_corrupt_value_is_a_one_line_error(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text(HEADER + "1.0,1.0,ok,GET,200,1,1,\n" + line + "\n")
+    with pytest.raises(RunDirError) as info:
+        read_requests(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert "corrupt record" in message
+
+
+def test_record_without_latency_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text(HEADER + "1.0,1.0,a,GET,200,1,1,\n2.0,,b,GET,200,1,1,\n")
+    with pytest.raises(RunDirError, match=r"line 3: a record without a start time or latency"):
+        read_requests(path)
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "requests.csv"
+    with pytest.raises(RunDirError, match="is missing") as info:
+        read_requests(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_directory_instead_of_a_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.mkdir()
+    with pytest.raises(RunDirError, match="cannot read"):
+        read_requests(path)
+
+
+def test_intended_send_time_round_trips_and_older_files_read_without_it(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    write_requests(
+        path,
+        [
+            RequestRecord(1.5, 10.0, "/a", "POST", 200, 3, True, "", intended_unix_s=1.25),
+            RequestRecord(2.5, 11.0, "/a", "POST", 0, 0, False, "ConnectionError: x", None),
+        ],
+    )
+    frame = read_requests(path)
+    assert frame["intended_unix_s"].iloc[0] == 1.25
+    assert np.isnan(frame["intended_unix_s"].iloc[1])
+    old = tmp_path / "old.csv"
+    old.write_text(
+        "start_unix_s,latency_ms,name,method,status,response_bytes,ok,error\n1.0,2.0,/a,GET,200,1,1,\n"
+    )
+    frame = read_requests(old)
+    assert list(frame.columns) == list(COLUMNS)
+    assert np.isnan(frame["intended_unix_s"].iloc[0])
+    bad = tmp_path / "bad.csv"
+    bad.write_text(path.read_text().splitlines()[0] + "\n1.0,2.0,/a,GET,200,1,1,,inf\n")
+    with pytest.raises(RunDirError, match="infinite intended_unix_s"):
+        read_requests(bad)
+
+
+def test_model_specific_extras_round_trip_and_wrong_types_stay_empty(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    extras = {
+        "ttft_ms": 12.3456,
+        "input_tokens": 17,
+        "output_tokens": 3,
+        "tokens_source": "usage",
+        "itl_ms": [5.0, 6.25, "x"],
+        "expected": "7",
+        "predicted": 'say "hi",\nthere',
+        "media_s": 2.5,
+    }
+    wrong = {
+        "ttft_ms": "fast",
+        "input_tokens": -1,
+        "output_tokens": True,
+        "itl_ms": "1 2",
+        "media_s": float("nan"),
+    }
+    write_requests(
+        path,
+        [
+            RequestRecord(1.0, 20.0, "/v1/chat", "POST", 200, 9, True, extras=extras),
+            RequestRecord(2.0, 20.0, "/v1/chat", "POST", 200, 9, True, extras=wrong),
+        ],
+    )
+    frame = read_requests(path)
+    first, second = frame.iloc[0], frame.iloc[1]
+    assert first["ttft_ms"] == 12.346
+    assert (first["input_tokens"], first["output_tokens"]) == (17, 3)
+    assert first["tokens_source"] == "usage"
+    assert first["itl_ms"] == "5.000 6.250"
+    assert (first["expected"], first["predicted"]) == ("7", 'say "hi", there')
+    assert first["media_s"] == 2.5
+    assert (
+        np.isnan(second["ttft_ms"]) and np.isnan(second["input_tokens"]) and np.isnan(second["output_tokens"])
+    )
+    assert second["itl_ms"] == "" and np.isnan(second["media_s"])

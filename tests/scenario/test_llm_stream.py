@@ -1,0 +1,265 @@
+"""Streamed LLM requests end to end: `loadbench run` (a child process) against an SSE test server
+that notes when it sent each token, and against the demo's LLM simulator."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import REPO, run_cli, serving
+from llm_server import LLMTestServer
+
+from loadbench.protocols.completions import StreamMeter, body_extras
+from loadbench.protocols.sse import SSEEvent
+from loadbench.record.records import read_requests
+
+QUICK = ("-u", "1", "--warmup", "0s", "--quiet", "--no-sampler")
+
+
+def run_against(server: LLMTestServer, out: Path, *args: str) -> tuple[pd.DataFrame, list[dict]]:
+    with serving(server) as url:
+        result = run_cli("run", "--target", url, "--out", str(out), *QUICK, *args)
+    assert result.returncode == 0, result.stderr
+    return read_requests(out / "requests.csv"), server.bodies
+
+
+def itls(frame: pd.DataFrame) -> list[list[float]]:
+    return [[float(v) for v in str(text).split()] for text in frame["itl_ms"].fillna("")]
+
+
+def paired(frame: pd.DataFrame, timings: list[dict]) -> list[tuple[pd.Series, dict]]:
+    """Each client record with the server's timing of the same request: the same token count
+    and the nearest start (the server streams a different count to requests that start close
+    together, `LLMTestServer.vary_tokens`)."""
+    pairs = []
+    for _, row in frame.iterrows():
+        same = [t for t in timings if t["tokens"] == row["output_tokens"]]
+        best = min(same, key=lambda t: abs(t["start_unix_s"] - row["start_unix_s"]))
+        # Within a few ms (a user's first request also opens its connection); requests with the
+        # same count are at least one request's duration apart.
+        assert abs(best["start_unix_s"] - row["start_unix_s"]) < 0.03, (row, best)
+        pairs.append((row, best))
+    assert len({id(t) for _, t in pairs}) == len(pairs)  # one server request per record
+    return pairs
+
+
+def p90(values: list[float]) -> float:
+    return float(np.percentile(values, 90))
+
+
+@pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
+def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
+    server = LLMTestServer(ttft_ms=40, itl_ms=10, tokens=12)
+    frame, bodies = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s")
+    assert len(frame) >= 8 and frame["ok"].all()
+    assert all(b["stream"] is True and b["stream_options"] == {"include_usage": True} for b in bodies)
+    assert (frame["tokens_source"] == "usage").all()
+    assert (frame["output_tokens"] == 12).all() and (frame["input_tokens"] == 7).all()
+    gaps = itls(frame)
+    assert all(len(g) == 11 for g in gaps)
+    # The server's clock starts when it reads the request line, ours just before sending:
+    # the difference is the loopback trip, well under the bounds.
+    measured_ttft = statistics.median(frame["ttft_ms"])
+    server_ttft = statistics.median(t["ttft_ms"] for t in server.timings)
+    assert abs(measured_ttft - server_ttft) < 2.0, (measured_ttft, server_ttft)
+    measured_itl = statistics.mean(v for g in gaps for v in g)
+    server_itl = statistics.mean(v for t in server.timings for v in t["itl_ms"])
+    assert abs(measured_itl - server_itl) < 1.0, (measured_itl, server_itl)
+    assert 9.0 < measured_itl < 13.0  # really per event: a whole-body read would give gaps near 0
+    # Request by request, not only in the middle of the distribution.
+    errors = [abs(row["ttft_ms"] - t["ttft_ms"]) for row, t in paired(frame, server.timings)]
+    assert p90(errors) < 2.0, errors
+    # End to end: at least to the last token.
+    assert (frame["latency_ms"] >= frame["ttft_ms"] + [sum(g) for g in gaps]).all()
+    assert (frame["response_bytes"] > 12 * 40).all()
+
+
+@pytest.mark.serial  # timing-sensitive
+def test_stream_timings_match_with_four_users(tmp_path: Path) -> None:
+    server = LLMTestServer(ttft_ms=30, itl_ms=8, tokens=8, vary_tokens=5)
+    frame, _ = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s", "-u", "4")
+    assert len(frame) >= 40 and frame["ok"].all()
+    pairs = paired(frame, server.timings)
+    assert {int(row["output_tokens"]) for row, _ in pairs} == set(range(8, 13))
+    ttft_errors = [abs(row["ttft_ms"] - t["ttft_ms"]) for row, t in pairs]
+    assert p90(ttft_errors) < 2.0, sorted(ttft_errors)
+    for row, t in pairs:
+        gaps = [float(v) for v in str(row["itl_ms"]).split()]
+        assert len(gaps) == len(t["itl_ms"]) == row["output_tokens"] - 1
+    measured_itl = statistics.mean(float(v) for row, _ in pairs for v in str(row["itl_ms"]).split())
+    server_itl = statistics.mean(v for _, t in pairs for v in t["itl_ms"])
+    assert abs(measured_itl - server_itl) < 1.0, (measured_itl, server_itl)
+
+
+@pytest.mark.serial  # timing-sensitive
+def test_stream_timings_over_http2(tmp_path: Path) -> None:
+    """--http2 streams too (httpx, one DATA frame per event), stamped as each frame arrives."""
+    log = tmp_path / "server.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "h2_server.py"), str(log)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        result = run_cli(
+            "run", "--target", url, "--out", str(tmp_path / "run"), *QUICK, "--scenario", "openai_chat",
+            "--http2", "--model", "m", "--max-tokens", "12", "-d", "3s",
+        )  # fmt: skip
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert result.returncode == 0, result.stderr
+    frame = read_requests(tmp_path / "run" / "requests.csv")
+    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    timings = [t for t in seen if t.get("ttft_ms") is not None]
+    assert len(frame) >= 8 and frame["ok"].all(), frame["error"].unique()
+    assert {t["http_version"] for t in seen if t["method"] == "POST"} == {"2"}
+    assert (frame["output_tokens"] == 12).all() and (frame["tokens_source"] == "usage").all()
+    gaps = itls(frame)
+    assert all(len(g) == 11 for g in gaps)
+    # One user: the server's log is in the records' order (it may hold one more, cut at the end).
+    # Its clock starts when hypercorn hands the app the request, ours before the send: the
+    # request's trip (~2 ms through httpx and hypercorn here) is in our TTFT only. The response
+    # headers go out at that same moment, so TTFT - TTFB is the server's TTFT plus the
+    # difference of two trips back: it checks that each event is stamped when it arrived.
+    errors = [
+        abs(row["ttft_ms"] - row["ttfb_ms"] - t["ttft_ms"])
+        for (_, row), t in zip(frame.iterrows(), timings, strict=False)
+    ]
+    assert p90(errors) < 2.0, errors
+    assert (frame["ttft_ms"] > frame["ttfb_ms"]).all()
+    measured_itl = statistics.mean(v for g in gaps for v in g)
+    server_itl = statistics.mean(v for t in timings[: len(frame)] for v in t["itl_ms"])
+    assert abs(measured_itl - server_itl) < 1.0, (measured_itl, server_itl)
+    assert 9.0 < measured_itl < 13.0
+    # The phases cover the streamed body: the download lasts from the first event to the end.
+    assert (frame["download_ms"] >= [sum(g) for g in gaps]).all()
+    assert frame["connect_ms"].iloc[0] > 0 and (frame["connect_ms"].iloc[1:] == 0).all()
+    assert (frame["latency_ms"] >= frame["ttft_ms"] + [sum(g) for g in gaps]).all()
+
+
+MODES = ["ok", "disconnect", "junk", "badjson", "nousage", "nodone", "noend"]
+
+
+def test_broken_streams_keep_their_partial_timings(tmp_path: Path) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {m}", "user": m}) + "\n" for m in MODES))
+    server = LLMTestServer(ttft_ms=15, itl_ms=4, tokens=6, cut_after=3)
+    frame, bodies = run_against(
+        server, tmp_path / "run", "--scenario", "openai_completions", "--data", str(data), "-d", "3s"
+    )
+    assert len(frame) >= 2 * len(MODES)
+    rows = {m: [] for m in MODES}  # type: dict[str, list[pd.Series]]
+    for (_, row), body in zip(frame.iterrows(), bodies, strict=False):  # one user: in order
+        assert body["prompt"] == f"p {body['user']}"
+        rows[body["user"]].append(row)
+    for mode, records in rows.items():
+        assert records, mode
+        for r in records:
+            gaps = [float(v) for v in str(r["itl_ms"] or "").split()]
+            assert r["ttft_ms"] >= 15.0, mode
+            if mode == "disconnect":
+                assert not r["ok"] and "Incomplete response" in r["error"]
+                assert len(gaps) == 2 and r["output_tokens"] == 3 and r["tokens_source"] == "counted"
+                continue
+            assert len(gaps) == 5, mode
+            if mode in ("ok", "junk", "nodone"):
+                assert r["ok"] and r["output_tokens"] == 6 and r["tokens_source"] == "usage", mode
+            elif mode == "nousage":
+                assert r["ok"] and r["output_tokens"] == 6 and r["tokens_source"] == "counted"
+                assert pd.isna(r["input_tokens"])
+            elif mode == "badjson":
+                assert not r["ok"] and "not valid JSON" in r["error"] and r["output_tokens"] == 6
+            else:  # noend
+                assert not r["ok"] and "without a finish_reason or data: [DONE]" in r["error"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    kinds = {e["kind"] for e in summary["errors"]}
+    assert "connection closed" in kinds and "invalid JSON" in kinds
+
+
+def test_no_stream_takes_tokens_from_usage(tmp_path: Path) -> None:
+    server = LLMTestServer(ttft_ms=5, itl_ms=1, tokens=9)
+    frame, bodies = run_against(
+        server, tmp_path / "run", "--scenario", "openai_chat", "--no-stream", "-d", "2s"
+    )
+    assert len(frame) > 3 and frame["ok"].all()
+    assert all(b["stream"] is False and "stream_options" not in b for b in bodies)
+    assert frame["ttft_ms"].isna().all() and (frame["itl_ms"].fillna("") == "").all()
+    assert (frame["output_tokens"] == 9).all() and (frame["input_tokens"] == 7).all()
+    assert (frame["tokens_source"] == "usage").all()
+
+
+def test_workload_options_reach_the_request(tmp_path: Path) -> None:
+    server = LLMTestServer(ttft_ms=1, itl_ms=1, tokens=2)
+    _, bodies = run_against(
+        server, tmp_path / "run", "--scenario", "openai_chat", "-d", "1s", "--model", "m",
+        "--input-tokens", "40", "--output-tokens", "7", "--ignore-eos", "--temperature", "0.5",
+    )  # fmt: skip
+    assert bodies and server.timings[0]["ttft_ms"] is not None
+    for body in bodies:
+        assert body["model"] == "m" and body["temperature"] == 0.5
+        assert len(body["messages"][0]["content"].split()) == 40
+        assert body["max_tokens"] == 7 and body["ignore_eos"] is True and body["min_tokens"] == 7
+
+
+def test_demo_llm_simulator_out_of_the_box(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", "--demo", "--scenario", "openai_chat", "-d", "3s", "-u", "2", "--warmup", "0s", "--quiet",
+        "--no-sampler", "--out", str(out), "--demo-llm-ttft-ms", "20", "--demo-llm-itl-ms", "5",
+        "--max-tokens", "16",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    frame = read_requests(out / "requests.csv")
+    assert len(frame) > 4 and frame["ok"].all()
+    assert (frame["ttft_ms"] >= 20).all() and statistics.median(frame["ttft_ms"]) < 40
+    gaps = [v for g in itls(frame) for v in g]
+    assert len(gaps) == 15 * len(frame) and 4.5 < statistics.mean(gaps) < 7
+    assert (frame["output_tokens"] == 16).all() and (frame["tokens_source"] == "usage").all()
+    assert (frame["input_tokens"] == 6).all()  # the default prompt's words
+
+
+# The accounting itself, on hand-made events (no server).
+def ev(payload: object) -> SSEEvent:
+    return SSEEvent(json.dumps(payload))
+
+
+def test_meter_counts_content_events_and_prefers_usage() -> None:
+    meter = StreamMeter("chat", sent_s=10.0)
+    meter.add(ev({"choices": [{"delta": {"role": "assistant", "content": ""}}]}), 10.01)  # no content
+    meter.add(ev({"choices": [{"delta": {"content": "a"}}]}), 10.05)
+    meter.add(ev({"choices": [{"delta": {"reasoning_content": "hm"}}]}), 10.06)
+    meter.add(ev({"choices": [{"delta": {"content": "b"}}]}), 10.08)
+    counted = meter.extras()
+    assert counted["ttft_ms"] == pytest.approx(50.0)
+    assert counted["itl_ms"] == pytest.approx([10.0, 20.0])
+    assert (counted["output_tokens"], counted["tokens_source"], counted["input_tokens"]) == (
+        3,
+        "counted",
+        None,
+    )
+    meter.add(ev({"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 5}}), 10.09)
+    meter.add(SSEEvent("[DONE]"), 10.09)
+    assert meter.extras()["output_tokens"] == 5 and meter.extras()["tokens_source"] == "usage"
+    assert meter.error is None and meter.content_events == 3
+
+
+def test_meter_errors_and_completions_text() -> None:
+    meter = StreamMeter("completions", sent_s=0.0)
+    meter.add(ev({"choices": [{"text": "x"}]}), 0.1)
+    meter.add(SSEEvent("{oops"), 0.2)
+    meter.add(ev({"error": {"message": "overloaded"}}), 0.3)
+    assert meter.error == "invalid response: a stream event is not valid JSON"  # the first one wins
+    assert meter.content_events == 1
+    assert body_extras({"usage": {"prompt_tokens": 2, "completion_tokens": 3}}) == {
+        "input_tokens": 2,
+        "output_tokens": 3,
+        "tokens_source": "usage",
+    }
+    assert body_extras({"choices": []}) == {}

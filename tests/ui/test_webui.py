@@ -1,0 +1,437 @@
+"""loadbench inside Locust's web UI (`loadbench ui`, and plain `locust -f SCENARIO`).
+
+Real processes on loopback: the demo endpoint, the UI server (`python -m loadbench ui` or
+`python -m locust`), driven over Locust's own HTTP API and, for the browser test, through
+headless Chromium with Selenium. The live figures' pure parts (exact latencies, TTFT and ITL,
+resource rows, run summaries) run in a child process too: the pytest process never imports
+locust. The browser test needs ``chromium`` and ``chromedriver``
+(Debian's ``chromium-driver``): skipped without them, except under CI (``$CI``), which installs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import DIGITS, REPO, demo_process, read_json, run_cli
+
+from loadbench.demo.llmsim import SimulatorTiming
+
+SECRET = "s3cret-token-value"
+
+
+def http(url: str, data: dict[str, Any] | None = None) -> tuple[int, str, dict[str, str]]:
+    """GET (or POST a form) and return status, body and headers; HTTP errors are returned too."""
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=30) as response:
+            return response.status, response.read().decode(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace"), dict(exc.headers)
+
+
+def status(ui: str) -> dict[str, Any]:
+    code, body, _ = http(f"{ui}/loadbench/api/status")
+    assert code == 200, body
+    return json.loads(body)
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy (a loaded machine gets generous time)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def serves(url: str) -> bool:
+    try:
+        return http(url)[0] == 200
+    except urllib.error.URLError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def ui_process(command: list[str], url_pattern: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Start a web UI server process; yield its base URL once it serves; SIGTERM it at the end."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ}
+    )
+    assert process.stderr is not None
+    # A thread reads stderr line by line (and keeps draining it so the child never blocks).
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                if process.poll() is not None and not reader.is_alive():
+                    break
+                continue
+            seen.append(line)
+            match = re.search(url_pattern, line)
+            url = match.group(1) if match else None
+        assert url, f"the web UI did not start: {''.join(seen)[-3000:]}"
+        url = url.rstrip("/").replace("0.0.0.0", "127.0.0.1")
+        # Locust announces the address a moment before it listens.
+        wait_until(lambda: serves(f"{url}/loadbench/api/status"), "the web UI to serve loadbench's routes")
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(timeout=10)
+        process.stderr.close()
+
+
+@contextmanager
+def loadbench_ui(demo: str, reports: Path, *extra: str) -> Iterator[str]:
+    command = [sys.executable, "-m", "loadbench", "ui", "--target", demo, "--scenario", "json_post"]
+    command += ["--data", str(DIGITS), "--web-port", "0", "--reports-dir", str(reports), "--warmup", "0.5"]
+    command += ["--users", "4", "--spawn-rate", "4", "--sample-interval", "0.2", *extra]
+    with ui_process(command, r"web UI at (http://\S+)") as (url, _):
+        yield url
+
+
+def start_load(ui: str) -> None:
+    code, body, _ = http(f"{ui}/swarm", {"user_count": 4, "spawn_rate": 4})
+    assert code == 200 and json.loads(body)["success"], body
+
+    def live() -> bool:
+        s = status(ui)
+        has_sample = any(r["metric"] == "host CPU" for r in s["resources"])
+        return s["recording"] and s["requests"]["exact_values"] >= 50 and has_sample
+
+    wait_until(live, "exact latencies and resource samples of the new run")
+
+
+def stop_and_wait_for_report(ui: str) -> dict[str, Any]:
+    code, body, _ = http(f"{ui}/stop", {})  # POST: Locust 2.47 on; up to 2.46 it was GET only
+    if code == 405:
+        code, body, _ = http(f"{ui}/stop")
+    assert code == 200, body
+    return wait_until(
+        lambda: (run := status(ui)["runs"][0])["state"] in ("done", "failed") and run, "the report", 120
+    )
+
+
+def check_complete_run(run: dict[str, Any]) -> Path:
+    assert run["state"] == "done", run
+    run_dir = Path(run["dir"])
+    meta = read_json(run_dir / "meta.json")
+    assert meta["status"] == "complete" and meta["driver"] == "web-ui"
+    assert meta["ended_unix_s"] > meta["started_unix_s"]
+    assert meta["settings"]["users"] == 4 and meta["settings"]["duration_s"] is None
+    summary = read_json(run_dir / "summary.json")
+    assert summary["requests"]["total"] > 0 and summary["latency_ms"]["p50"] is not None
+    assert (run_dir / "report.html").stat().st_size > 10_000
+    assert (run_dir / "samples.jsonl").stat().st_size > 0
+    return run_dir
+
+
+# ---------------------------------------------------------------------------------------------
+# Locust's HTTP API: POST /swarm and POST /stop act like the buttons
+
+
+@pytest.mark.e2e
+def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    with demo_process() as demo, loadbench_ui(demo, reports, "-H", f"Authorization: Bearer {SECRET}") as ui:
+        dirs = []
+        for _ in range(2):
+            start_load(ui)
+            live = status(ui)
+            assert live["recording"] and live["current"]["state"] == "running"
+            p50 = next(p for p in live["percentiles"] if p["key"] == "p50")
+            assert p50["exact_ms"] > 0 and p50["locust_ms"] is not None
+            assert any(r["metric"] == "host CPU" for r in live["resources"])
+            run = stop_and_wait_for_report(ui)
+            dirs.append(check_complete_run(run))
+            # The report is served from the UI, script-free by its Content-Security-Policy.
+            code, body, headers = http(ui + run["report"])
+            assert code == 200 and 'src="data:image/png;base64,' in body
+            assert "default-src 'none'" in headers["Content-Security-Policy"]
+            # Locust's own poll carries the extra tab's rows.
+            _, stats, _ = http(f"{ui}/stats/requests")
+            tab = json.loads(stats)["extended_stats"][0]
+            assert tab["key"] == "loadbench" and any(r["metric"] == "p99 latency" for r in tab["data"])
+        assert len(set(dirs)) == 2 and all(d.parent == reports for d in dirs)
+        assert [r["id"] for r in status(ui)["runs"]] == [d.name for d in reversed(dirs)]
+
+        # Only reports of this session's or the reports dir's runs; no way out of it.
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "report.html").write_text("private")
+        (reports / "link").symlink_to(outside)
+        for path in ("outside", "link", "..", "%2e%2e", "..%2Foutside", "..%2F..%2Fetc%2Fpasswd"):
+            code, body, _ = http(f"{ui}/loadbench/runs/{path}/report.html")
+            assert code == 404 and "private" not in body, path
+    # Credentials never reach a file.
+    for file in reports.rglob("*"):
+        if file.is_file():
+            assert SECRET not in file.read_text(errors="replace"), file
+
+
+@pytest.mark.e2e
+def test_plain_locust_with_a_builtin_scenario_records_each_start_and_stop(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    port = free_port()
+    with demo_process() as demo:
+        command = [sys.executable, "-m", "locust", "-f", "scenarios/json_post.py", "--host", demo]
+        command += ["--web-host", "127.0.0.1", "--web-port", str(port), "--data", str(DIGITS)]
+        command += ["--loadbench-reports-dir", str(reports), "--loadbench-warmup", "0.5"]
+        with ui_process(command, r"Starting web interface at (http://[^\s,]+)") as (ui, process):
+            start_load(ui)
+            run = stop_and_wait_for_report(ui)
+            run_dir = check_complete_run(run)
+            assert run_dir.parent == reports
+            assert read_json(run_dir / "meta.json")["command"][:3] == [
+                "locust",
+                "-f",
+                "scenarios/json_post.py",
+            ]
+        assert process.returncode is not None
+
+
+@contextmanager
+def loadbench_ui_demo(reports: Path, *extra: str) -> Iterator[str]:
+    """`loadbench ui --demo`: the UI and its own demo endpoint, as a user would start them."""
+    command = [sys.executable, "-m", "loadbench", "ui", "--demo", "--web-port", "0"]
+    command += ["--reports-dir", str(reports), "--warmup", "0.5", "--users", "4", "--spawn-rate", "4"]
+    command += ["--sample-interval", "0.2", *extra]
+    with ui_process(command, r"web UI at (http://\S+)") as (url, _):
+        yield url
+
+
+@pytest.mark.e2e
+def test_ui_demo_json_post_sends_the_demo_digits_without_data(tmp_path: Path) -> None:
+    # As `loadbench run --demo --scenario json_post`: no --data needed, the demo's digits are sent.
+    with loadbench_ui_demo(tmp_path / "reports", "--scenario", "json_post") as ui:
+        start_load(ui)
+        assert status(ui)["llm"] is None  # not an LLM scenario: no TTFT rows
+        run_dir = check_complete_run(stop_and_wait_for_report(ui))
+    meta = read_json(run_dir / "meta.json")
+    assert meta["settings"]["scenario_args"][-2:] == ["--data", str(DIGITS)]
+    summary = read_json(run_dir / "summary.json")
+    assert summary["requests"]["errors"] == 0 and summary["requests"]["total"] >= 50
+
+
+@pytest.mark.e2e
+def test_ui_demo_openai_chat_shows_exact_ttft_and_itl_and_gates_each_run(tmp_path: Path) -> None:
+    ttft_ms, itl_ms, tokens = 40.0, 4.0, 8
+    args = ["--scenario", "openai_chat", "--output-tokens", str(tokens), "--demo-llm-ttft-ms", str(ttft_ms)]
+    args += ["--demo-llm-itl-ms", str(itl_ms), "--slo", "ttft_p99<30s", "--slo", "p99<1ms"]
+    with loadbench_ui_demo(tmp_path / "reports", *args) as ui:
+        start_load(ui)
+        s = wait_until(lambda: (s := status(ui))["llm"] and s["llm"]["streams"] >= 20 and s, "20 streams")
+        llm = s["llm"]
+        rows = {r["key"]: r["exact_ms"] for r in llm["rows"]}
+        # The simulator sends the first word ttft_ms after the request, then one every itl_ms.
+        assert ttft_ms <= rows["ttft_ms.p50"] <= rows["ttft_ms.p90"] <= rows["ttft_ms.p99"] < 10 * ttft_ms
+        assert itl_ms / 2 <= rows["itl_ms.p50"] <= rows["itl_ms.p99"] < ttft_ms
+        assert llm["gaps"] == (tokens - 1) * llm["streams"] and llm["bad_gaps"] == 0
+        _, body, _ = http(f"{ui}/stats/requests")
+        tab = {r["metric"]: r for r in json.loads(body)["extended_stats"][0]["data"]}
+        assert tab["TTFT p50"]["loadbench"].endswith(" ms") and tab["TTFT p50"]["locust"] == ""
+        assert {"TTFT p90", "TTFT p99", "ITL p50", "ITL p99", "p99 latency"} <= set(tab)
+
+        run = stop_and_wait_for_report(ui)
+        run_dir = check_complete_run(run)
+        # After the stop, the live figures are the analyzer's: the same requests, exactly.
+        final, summary = status(ui)["llm"], read_json(run_dir / "summary.json")
+        for key in ("ttft_ms", "itl_ms"):
+            for p in ("p50", "p99", "max"):
+                assert final[key][p] == pytest.approx(summary[key][p], abs=0.002), (key, p)
+        assert run["summary"]["ttft_p50"] == summary["ttft_ms"]["p50"] >= ttft_ms
+        slo = run["summary"]["slo"]
+        assert slo["passed"] is False and "PASS ttft_p99<30s" in slo["text"] and "FAIL p99<1ms" in slo["text"]
+        _, body, _ = http(f"{ui}/stats/requests")
+        tab = {r["metric"]: r for r in json.loads(body)["extended_stats"][0]["data"]}
+        assert tab[f"SLOs {run['id']}"]["loadbench"] == slo["text"]
+    assert read_json(run_dir / "meta.json")["settings"]["slos"] == ["ttft_p99<30s", "p99<1ms"]
+
+
+@pytest.mark.e2e
+def test_plain_locust_openai_chat_writes_ttft_into_the_run_summary(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    port = free_port()
+    with demo_process() as demo:
+        command = [sys.executable, "-m", "locust", "-f", "scenarios/openai_chat.py", "--host", demo]
+        command += ["--web-host", "127.0.0.1", "--web-port", str(port), "--output-tokens", "8"]
+        command += ["--loadbench-reports-dir", str(reports), "--loadbench-warmup", "0.5"]
+        with ui_process(command, r"Starting web interface at (http://[^\s,]+)") as (ui, _):
+            start_load(ui)
+            assert status(ui)["llm"]["streams"] > 0
+            run = stop_and_wait_for_report(ui)
+            run_dir = check_complete_run(run)
+    assert run_dir.parent == reports
+    summary = read_json(run_dir / "summary.json")
+    # The demo's simulator at its defaults: the first token SimulatorTiming.ttft_ms after the send.
+    assert summary["ttft_ms"]["p50"] >= SimulatorTiming.ttft_ms
+    assert summary["itl_ms"]["p50"] > 0 and summary["tokens"]["output_per_s"] > 0
+    assert run["summary"]["ttft_p50"] == summary["ttft_ms"]["p50"]
+
+
+@pytest.mark.e2e
+def test_ui_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, expected in (
+            (["--target", "http://127.0.0.1:1"], "127.0.0.1:1"),
+            (["--target", "http://127.0.0.1:1", "--web-port", "70000"], "--web-port"),
+            (["--target", "http://127.0.0.1:1", "--web-port", str(port)], "cannot serve the web UI"),
+            (["--target", "http://127.0.0.1:1", "--slo", "p99<<1"], "cannot read the SLO 'p99<<1'"),
+            (["--demo", "--demo-llm-ttft-ms", "-5"], "--demo-llm-ttft-ms"),
+        ):
+            result = run_cli("ui", *args, "--reports-dir", str(tmp_path / "r"), timeout=60)
+            assert result.returncode == 2, result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("loadbench: error: ") and expected in lines[0]
+    assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A real browser
+
+
+def require_browser() -> tuple[str, str]:
+    """Paths of chromium and chromedriver; without them skip (fail under CI, which installs them)."""
+    found = shutil.which("chromium"), shutil.which("chromedriver")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        found = (None, None)
+    if found[0] and found[1]:
+        return found[0], found[1]
+    message = "the browser test needs chromium, chromium-driver (apt-get) and selenium (pip, the test extra)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}, and CI must have them: .ci/run installs them")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    chromium, chromedriver = require_browser()
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        "--disable-extensions", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}",
+    ):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(chromedriver))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.mark.e2e
+def test_browser_start_watch_the_tab_stop_and_open_the_report(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def find(xpath: str) -> Any:
+        return WebDriverWait(browser, 60, poll_frequency=0.2).until(
+            lambda d: next(iter(d.find_elements(By.XPATH, xpath)), None), f"no element {xpath}"
+        )
+
+    def tab_table() -> str:
+        tables = browser.find_elements(By.XPATH, "//table[.//th[contains(., 'loadbench (exact)')]]")
+        return tables[0].text if tables else ""
+
+    with demo_process() as demo, loadbench_ui(demo, tmp_path / "reports") as ui:
+        browser.get(f"{ui}/")
+        find("//button[@type='submit' and contains(translate(., 'START', 'start'), 'start')]").click()
+        find("//*[@role='tab' and contains(translate(., 'LOADBENCH', 'loadbench'), 'loadbench')]").click()
+
+        # The tab is refreshed by Locust's own poll: resources and exact percentiles change.
+        def filled(_: Any) -> str | None:
+            text = tab_table()
+            return text if "host CPU" in text and "p99 latency" in text else None
+
+        first = WebDriverWait(browser, 60, 0.2).until(filled)
+        second = WebDriverWait(browser, 60, 0.2).until(
+            lambda _: filled(_) not in (None, first) and tab_table()
+        )
+        assert "sampled at" in second and "Locust (rounded)" in second
+        find("//button[contains(translate(., 'STOP', 'stop'), 'stop')]").click()
+        link = find("//a[@id='loadbench-report-link']")
+        href = link.get_attribute("href")
+        assert re.search(r"/loadbench/runs/[^/]+/report\.html$", href), href
+        browser.get(href)
+        plots = WebDriverWait(browser, 60, 0.2).until(
+            lambda d: (
+                d.execute_script(
+                    "return [...document.images].filter(i => i.src.startsWith('data:image/png;base64,')"
+                    " && i.complete && i.naturalWidth > 0).length"
+                )
+                >= 3
+            )
+        )
+        assert plots
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("driver", ["locust", "loadbench-ui"])
+def test_start_page_never_shows_header_values(tmp_path: Path, driver: str) -> None:
+    # Locust's start form shows every custom option with its value (`extra_options`) unless the
+    # option says include_in_web_ui=False: --header must, or the page would carry credentials;
+    # so must --path, whose query string may hold an api key.
+    header = ["--header", f"Authorization: Bearer {SECRET}", "--path", f"/predict?api_key={SECRET}x"]
+    with demo_process() as demo:
+        if driver == "locust":
+            command = [sys.executable, "-m", "locust", "-f", "scenarios/json_post.py", "--host", demo]
+            command += ["--web-host", "127.0.0.1", "--web-port", str(free_port()), "--data", str(DIGITS)]
+            command += ["--loadbench-reports-dir", str(tmp_path / "reports"), *header]
+            pattern = r"Starting web interface at (http://[^\s,]+)"
+        else:
+            command = [sys.executable, "-m", "loadbench", "ui", "--target", demo, "--scenario", "json_post"]
+            command += ["--data", str(DIGITS), "--web-port", "0", "--reports-dir", str(tmp_path / "reports")]
+            command += header
+            pattern = r"web UI at (http://\S+)"
+        with ui_process(command, pattern) as (ui, _):
+            code, page, _ = http(f"{ui}/")
+    assert code == 200
+    assert '"extra_options"' in page  # the form's custom options are on the page: the check is real
+    assert SECRET not in page
