@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_compare import FAMILY, make_run, synthetic_records
 
 from loadbench.compare import bootstrap
-from loadbench.compare.compare import compare_runs, load_run
+from loadbench.compare.compare import compare_runs
+from loadbench.compare.rundata import load_run
 
 
 def measure(pairs: int, seed: int, error_p: float, resamples: int) -> tuple[dict[str, int], int]:

@@ -51,8 +51,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import recording_overhead  # noqa: E402  (the shared docs writer of benchmarks/)
 
-from loadbench.drive.config import parse_duration as _parse_duration  # noqa: E402
 from loadbench.errors import UsageError  # noqa: E402
+from loadbench.values import parse_duration as _parse_duration  # noqa: E402
 
 SECTION = "## Soak: generator memory and open files over 10 minutes"
 DATA = "loadbench/data/digits.jsonl"

@@ -21,11 +21,11 @@ from typing import Any
 
 from locust import events, task
 
+import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.data import AUDIO_DIR
-from loadbench.drive.recorder import EXTRAS_KEY
 from loadbench.errors import UsageError
 from loadbench.protocols.media import MediaError, wav_duration_s
-from loadbench.scenario.helpers import ModelUser, add_request_options, on_setup
+from loadbench.scenario import EXTRAS_KEY, ModelUser, add_request_options, on_setup
 
 AUDIO: list[tuple[bytes, float]] = []
 _CYCLE: Iterator[tuple[bytes, float]] | None = None

@@ -17,9 +17,10 @@ from typing import Any
 
 from locust import events, task
 
+import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.protocols.bodies import embedding_problem, usage_tokens
 from loadbench.protocols.probe import discover_openai_model
-from loadbench.scenario.helpers import (
+from loadbench.scenario import (
     ModelUser,
     Payloads,
     add_extras,

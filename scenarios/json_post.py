@@ -23,8 +23,9 @@ from typing import Any
 
 from locust import events, task
 
+import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.protocols.extract import Extractor
-from loadbench.scenario.helpers import ModelUser, Payloads, add_request_options, on_setup
+from loadbench.scenario import ModelUser, Payloads, add_request_options, on_setup
 from loadbench.scenario.labels import (
     add_extract_option,
     check_payload_labels,

@@ -22,10 +22,11 @@ from typing import Any
 
 from locust import events, task
 
+import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.errors import ScenarioError, UsageError
 from loadbench.protocols.bodies import Template
 from loadbench.protocols.extract import Extractor, label_text
-from loadbench.scenario.helpers import ModelUser, Payloads, add_extras, add_request_options, on_setup
+from loadbench.scenario import ModelUser, Payloads, add_extras, add_request_options, on_setup
 
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None

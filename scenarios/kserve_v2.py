@@ -22,9 +22,10 @@ from typing import Any
 
 from locust import events, task
 
+import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.protocols.extract import Extractor
 from loadbench.protocols.probe import discover_v2_model, v2_model_metadata
-from loadbench.scenario.helpers import (
+from loadbench.scenario import (
     ModelUser,
     Payloads,
     add_request_options,

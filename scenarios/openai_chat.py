@@ -19,7 +19,8 @@ from typing import Any
 
 from locust import events, task
 
-from loadbench.scenario.helpers import ModelUser, add_request_options, on_setup
+import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
+from loadbench.scenario import ModelUser, add_request_options, on_setup
 from loadbench.scenario.llm import LLMSetup, add_llm_options, send_request, setup_llm
 
 SETUP: LLMSetup | None = None

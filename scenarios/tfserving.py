@@ -21,10 +21,11 @@ from typing import Any
 
 from locust import events, task
 
+import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.protocols.bodies import PREDICT_EXTRACT, predict_answer_key, predict_body
 from loadbench.protocols.extract import Extractor
 from loadbench.protocols.probe import discover_tfserving_model, tfserving_model_status
-from loadbench.scenario.helpers import (
+from loadbench.scenario import (
     ModelUser,
     Payloads,
     add_request_options,

@@ -24,10 +24,11 @@ from typing import Any
 
 from locust import events, task
 
+import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.errors import ScenarioError
 from loadbench.protocols.extract import Extractor
 from loadbench.protocols.probe import discover_torchserve_model
-from loadbench.scenario.helpers import (
+from loadbench.scenario import (
     ModelUser,
     Payloads,
     add_request_options,

@@ -20,8 +20,8 @@ import pandas as pd
 
 from loadbench.analyze import llm_metrics, network, quality, slo, stats, trust
 from loadbench.analyze.resources import compute_resources
+from loadbench.analyze.stages import stage_summaries
 from loadbench.errors import RunDirError
-from loadbench.load.shapes import stage_summaries
 from loadbench.record import rundir
 from loadbench.record.records import from_due_time, read_requests, read_samples
 

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loadbench.analyze.resources import gpu_count
 from loadbench.analyze.slo import Slo, evaluate
 from loadbench.analyze.stats import value_at
-from loadbench.compare.bootstrap import gpu_count
 from loadbench.record import rundir
 
 ACHIEVED_SHARE = 0.95  # rate mode: a step keeps up when throughput >= 95 % of the offered rate

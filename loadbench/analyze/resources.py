@@ -303,3 +303,10 @@ def compute_resources(
             "notices": notices,
         }
     )
+
+
+def gpu_count(summary: dict[str, Any]) -> int:
+    """GPUs a run sampled, its agents' included."""
+    resources = summary.get("resources") or {}
+    remote = resources.get("remote") or {}
+    return len(resources.get("gpus") or []) + sum(len(r.get("gpus") or []) for r in remote.values())

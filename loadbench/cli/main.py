@@ -31,8 +31,9 @@ from typing import Any, NoReturn
 
 from loadbench import __version__
 from loadbench.cli.sweep import add_sweep_parser, cmd_sweep
-from loadbench.drive.config import RunConfig, parse_duration
+from loadbench.drive.config import RunConfig
 from loadbench.errors import LoadbenchError, TargetError, UsageError
+from loadbench.values import parse_duration
 
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
@@ -836,8 +837,9 @@ def cmd_ui(args: argparse.Namespace, scenario_args: list[str], argv: list[str]) 
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from loadbench.compare.compare import compare_many, load_run, parse_rule
+    from loadbench.compare.compare import compare_many, parse_rule
     from loadbench.compare.report import candidate_verdict_lines, render_compare
+    from loadbench.compare.rundata import load_run
 
     if len(args.runs) < 2:
         raise UsageError("compare needs a base and at least one candidate run directory")
@@ -908,8 +910,8 @@ def _workers(text: str) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, scenario_args: list[str]) -> int:
-    from loadbench.drive.config import check_target
     from loadbench.drive.distributed import WorkerSettings, read_stdin_settings, run_worker
+    from loadbench.values import check_target
 
     if args.config_stdin:
         return run_worker(read_stdin_settings())

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadbench.drive.config import parse_duration
 from loadbench.errors import UsageError
+from loadbench.values import parse_duration
 
 SWEEP_EPILOG = """\
 modes (one of):
@@ -176,8 +176,8 @@ def cmd_sweep(args: argparse.Namespace, extra: list[str], parser: argparse.Argum
     """``loadbench sweep``: check the options, start the demo if asked, run the sweep."""
     from loadbench.analyze.slo import parse_slos
     from loadbench.cli.main import spawn_demo, stop_demo
-    from loadbench.drive.config import check_target
     from loadbench.sweep.sweep import SweepConfig, run_sweep
+    from loadbench.values import check_target
 
     _check_run_args(extra)
     parse_slos(args.slo)  # bad input first: nothing is started or written

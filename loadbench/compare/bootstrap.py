@@ -1,6 +1,6 @@
 """Block bootstrap over seconds: the confidence intervals of `loadbench.compare.compare`.
 
-Consumes one analyzed run's per-request series and samples (`loadbench.compare.compare.RunData`);
+Consumes one analyzed run's per-request series and samples (`loadbench.compare.rundata.RunData`);
 produces, for every statistic a comparison needs, its value on each resample of the run's
 seconds, and the interval of a difference between two runs. Pure numpy, no I/O. Why seconds
 are the unit, the interval level and the widening: ``docs/metrics.md`` (Comparing runs).
@@ -11,17 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from loadbench.analyze import analyzer, stats
+from loadbench.analyze.resources import gpu_count
 from loadbench.analyze.stats import value_at
-
-if TYPE_CHECKING:
-    from loadbench.compare.compare import RunData
+from loadbench.compare.rundata import RunData
 
 CI_LEVEL = 0.995  # two-sided: percentiles 0.25 and 99.75 of the bootstrap differences
 MAX_LATENCIES = 100_000  # per run, before bootstrapping
@@ -31,13 +29,6 @@ SERIES_STATS = ("p50", "p90", "p95", "p99", "p999", "mean")
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-def gpu_count(summary: dict[str, Any]) -> int:
-    """GPUs a run sampled, its agents' included."""
-    resources = summary.get("resources") or {}
-    remote = resources.get("remote") or {}
-    return len(resources.get("gpus") or []) + sum(len(r.get("gpus") or []) for r in remote.values())
 
 
 def window_seconds(run: RunData) -> tuple[float, int]:

@@ -2,7 +2,7 @@
 
 Consumes the result of `loadbench.compare.compare.compare_runs` (the ``compare.json`` object: verdict,
 failed rules, warnings and one entry per metric with base, candidate, delta, delta %, 99.5 % CI
-of the delta and a verdict) and the loaded runs (`loadbench.compare.compare.RunData`, or anything with
+of the delta and a verdict) and the loaded runs (`loadbench.compare.rundata.RunData`, or anything with
 the same ``path``, ``meta``, ``summary``, ``latency_ms``, ``timeseries`` and ``samples``
 attributes): the first run is the base, the second the candidate, further runs are extra
 candidates, each compared with the base (``candidates`` in the result: a verdict line and a
@@ -79,7 +79,7 @@ td.same { color: var(--muted); }
 
 
 class RunLike(Protocol):
-    """What the renderer reads of a loaded run (`loadbench.compare.compare.RunData` has it all)."""
+    """What the renderer reads of a loaded run (`loadbench.compare.rundata.RunData` has it all)."""
 
     @property
     def path(self) -> Path: ...

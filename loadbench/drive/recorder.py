@@ -26,13 +26,17 @@ from locust.env import Environment
 from loadbench.analyze.stats import failure_text
 from loadbench.drive.openloop import INTENDED_KEY
 from loadbench.record import rundir
-from loadbench.record.records import EMPTY_EXTRAS, RequestRecord, RequestWriter, csv_field, one_line
+from loadbench.record.records import (
+    EMPTY_EXTRAS,
+    EXTRAS_KEY,
+    RequestRecord,
+    RequestWriter,
+    csv_field,
+    one_line,
+)
 from loadbench.redact import scrub
 
 FLUSH_INTERVAL_S = 0.5
-# A scenario's per-request extras (LLM token timings, labels, media duration) arrive in the
-# request event's context under this key; `loadbench.record.records.EXTRA_FIELDS` lists them.
-EXTRAS_KEY = "loadbench"
 
 
 def scrub_extras(extras: dict[str, Any], secrets: list[str]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from locust.env import Environment
 from locust.runners import STATE_STOPPED, STATE_STOPPING, LocalRunner, MasterRunner
 
 from loadbench.analyze.network import measure_rtt
-from loadbench.drive.config import RunConfig, check_target, parse_header
+from loadbench.drive.config import RunConfig
 from loadbench.drive.distributed import Master, WorkerSettings, free_port
 from loadbench.drive.lifecycle import Prepared, begin_run, finish_run
 from loadbench.drive.loadplan import LoadPlan, plan_load
@@ -41,14 +41,16 @@ from loadbench.drive.locustfiles import Scenario, apply_transport_settings, load
 from loadbench.drive.openloop import Dispatcher, open_loop_classes
 from loadbench.drive.progress import Progress
 from loadbench.drive.recorder import Recorder
+from loadbench.drive.shape import users_shape_class
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
 from loadbench.load import shapes
 from loadbench.protocols.probe import check_reachable, probe_target
 from loadbench.record import rundir
 from loadbench.redact import redact_url
+from loadbench.sample.collector import MIN_INTERVAL_S, host_label
 from loadbench.sample.hostmetrics import find_server_process
-from loadbench.sample.sampler import MIN_INTERVAL_S, host_label
 from loadbench.scenario import helpers as scenario_helpers
+from loadbench.values import check_target, parse_header
 
 OPEN_LOOP_DRAIN_S = 10.0  # at most this long waiting for open-loop requests in flight at the end
 SPAWN_TIMEOUT_S = 30.0
@@ -165,7 +167,7 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
         dispatcher = Dispatcher(plan.offsets(config), 0.0)
         user_classes = open_loop_classes(user_classes, dispatcher)
     elif plan.model == "closed" and plan.stages:
-        shape = shapes.users_shape_class(plan.stages, config.spawn_rate)()
+        shape = users_shape_class(plan.stages, config.spawn_rate)()
     env = Environment(
         user_classes=user_classes,
         shape_class=shape,

@@ -2,8 +2,9 @@
 the analyzer need from them.
 
 Consumes a ``--shape`` spec or a ``--stages`` file; produces stages whose *level* is users
-(closed loop) or requests/s (open loop, ``--rate``), a Locust `LoadTestShape` class, a rate
-function for the open-loop scheduler, and per-stage metrics (`stage_summaries`). Stage times
+(closed loop) or requests/s (open loop, ``--rate``), levels over time and a rate function for
+the open-loop scheduler. The Locust shape class is the driver's (`loadbench.drive.shape`), the
+per-stage metrics the analyzer's (`loadbench.analyze.stages`). Stage times
 are offsets in seconds from the load start; stages follow each other without gaps.
 
 ``--shape`` grammar (``DURATION`` as ``--duration``: ``500ms``, ``30s``, ``2m``, ``1h30m``)::
@@ -22,8 +23,7 @@ with the header ``duration,users`` (or ``duration,rate``) and optional ``name`` 
 ``ramp_from`` columns. Levels are >= 0 (0 users or 0 req/s is a pause) and not all 0; users
 are whole numbers. Every bad input raises `UsageError` with one line saying what is accepted.
 
-Locust is imported only inside `users_shape_class`: importing this module does not
-monkey-patch anything (the analyzer imports it).
+Pure: no Locust (importing it would monkey-patch the stdlib), so the analyzer can import it.
 """
 
 from __future__ import annotations
@@ -38,12 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from loadbench.analyze import stats
-from loadbench.drive.config import parse_duration
-from loadbench.errors import RunDirError, UsageError
+from loadbench.errors import UsageError
+from loadbench.values import parse_duration
 
 UNITS = ("users", "rate")
 MAX_STEPS = 1000  # a ramp's STEPS: more would be a linear ramp in all but name
@@ -315,7 +311,7 @@ def _held(levels: list[float], durations: list[float], unit: str, prefix: str) -
     offset = 0.0
     for i, (lvl, seconds) in enumerate(zip(levels, durations, strict=True), start=1):
         if unit == "users":
-            lvl = float(_round_users(lvl))
+            lvl = float(round_users(lvl))
         stages.append(Stage(f"{prefix} {i}: {_fmt(lvl, unit)}", offset, offset + seconds, lvl, lvl))
         offset += seconds
     return stages
@@ -332,7 +328,7 @@ def _check_unit(unit: str) -> None:
         raise ValueError(f"unit must be one of {UNITS}, not {unit!r}")
 
 
-def _round_users(level: float) -> int:
+def round_users(level: float) -> int:
     """Half up, so a ramp's halves go the same way (Python's round() would alternate)."""
     return math.floor(level + 0.5)
 
@@ -383,98 +379,8 @@ def default_spawn_rate(stages: Sequence[Stage]) -> float:
     changes = [1.0]
     previous = 0
     for stage in stages:
-        changes.append(abs(_round_users(stage.start_level) - previous))
+        changes.append(abs(round_users(stage.start_level) - previous))
         if stage.duration_s > 0:
             changes.append(math.ceil(abs(stage.end_level - stage.start_level) / stage.duration_s))
-        previous = _round_users(stage.end_level)
+        previous = round_users(stage.end_level)
     return float(max(changes))
-
-
-def users_shape_class(stages: Sequence[Stage], spawn_rate: float | None = None) -> type:
-    """A `locust.LoadTestShape` subclass following ``stages`` (levels in users).
-
-    ``tick()`` gives ``(users, spawn_rate)``: the level at the shape's run time rounded half
-    up, so 0 users is a valid level (a pause, or the foot of a ramp from 0); None after the
-    last stage, and Locust stops the load. Locust calls ``tick()`` about once a second, so a
-    ramp moves in one-second steps. ``spawn_rate`` defaults to `default_spawn_rate`.
-    """
-    from locust import LoadTestShape  # here: importing locust monkey-patches the stdlib (gevent)
-
-    frozen = tuple(stages)
-    rate = float(spawn_rate) if spawn_rate is not None else default_spawn_rate(frozen)
-
-    class StagesShape(LoadTestShape):
-        stages = frozen
-        spawn_rate = rate
-
-        def tick(self) -> tuple[int, float] | None:
-            level = level_at(self.stages, self.get_run_time())
-            if level is None:
-                return None
-            return _round_users(level), self.spawn_rate
-
-    return StagesShape
-
-
-# --- per-stage metrics (analyzer) ---------------------------------------------------------------
-
-
-def stage_summaries(
-    start_unix_s: Sequence[float] | npt.NDArray[np.float64],
-    latency_ms: Sequence[float] | npt.NDArray[np.float64],
-    ok: Sequence[bool] | Sequence[int] | npt.NDArray[Any],
-    run_started_unix_s: float,
-    stages: list[dict[str, Any]],
-    window_start_unix_s: float,
-    *,
-    window_end_unix_s: float | None = None,
-) -> list[dict[str, Any]]:
-    """Metrics per stage (``summary.json`` ``stages``), stages as `Stage.to_dict` gives them.
-
-    A request belongs to the stage in which it started, and counts only when it started in
-    the measured window (after the warmup), as in the run's summary. ``measured_s`` is the
-    part of the stage inside the window ``[window_start, window_end]`` (window_end None: the
-    stage's planned end) and the rates divide by it; ``in_warmup`` is the share of the
-    stage's planned time that lies in the warmup. Latency: the stage's successful requests.
-    """
-    starts = np.asarray(start_unix_s, dtype=np.float64)
-    latencies = np.asarray(latency_ms, dtype=np.float64)
-    oks = np.asarray(ok).astype(bool)
-    measured = starts >= window_start_unix_s
-    out: list[dict[str, Any]] = []
-    for index, stage in enumerate(stages):
-        try:
-            name = str(stage["name"])
-            start_s, end_s = float(stage["start_s"]), float(stage["end_s"])
-            start_level, end_level = float(stage["start_level"]), float(stage["end_level"])
-            if not all(map(math.isfinite, (start_s, end_s, start_level, end_level))):
-                raise ValueError
-        except (KeyError, TypeError, ValueError):
-            raise RunDirError(f"meta.json settings.stages[{index}] is not a stage: {stage!r:.200}") from None
-        lo, hi = run_started_unix_s + start_s, run_started_unix_s + end_s
-        planned_s = max(hi - lo, 0.0)
-        window_hi = hi if window_end_unix_s is None else min(hi, window_end_unix_s)
-        measured_s = max(window_hi - max(lo, window_start_unix_s), 0.0)
-        warmup_s = min(max(window_start_unix_s - lo, 0.0), planned_s)
-        selected = measured & (starts >= lo) & (starts < hi)
-        total = int(selected.sum())
-        good = int((selected & oks).sum())
-        out.append(
-            {
-                "name": name,
-                "start_s": start_s,
-                "end_s": end_s,
-                "start_level": start_level,
-                "end_level": end_level,
-                "measured_s": round(measured_s, 3),
-                "requests": total,
-                "ok": good,
-                "errors": total - good,
-                "error_rate": stats.fraction(total - good, total),
-                "throughput_rps": stats.rate(good, measured_s),
-                "request_rate_rps": stats.rate(total, measured_s),
-                "latency_ms": stats.latency_summary(latencies[selected & oks]),
-                "in_warmup": round(warmup_s / planned_s, 6) if planned_s > 0 else 0.0,
-            }
-        )
-    return out

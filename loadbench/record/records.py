@@ -79,6 +79,9 @@ OPTIONAL_COLUMNS = COLUMNS[8:]
 EXTRA_FIELDS = COLUMNS[9:]
 # The empty extra fields, appended to a line without any.
 EMPTY_EXTRAS = "," * len(EXTRA_FIELDS)
+# A scenario's per-request extras (LLM token timings, labels, media duration) arrive in the
+# request event's context under this key, as a dict of `EXTRA_FIELDS`.
+EXTRAS_KEY = "loadbench"
 _FLOAT_COLUMNS = (
     "start_unix_s",
     "latency_ms",

@@ -43,8 +43,8 @@ from loadbench import __version__
 from loadbench.errors import TargetError, UsageError
 from loadbench.jsonhttp import JSONRequestHandler
 from loadbench.redact import redact_argv, redact_url
+from loadbench.sample.collector import MIN_INTERVAL_S, Collector, host_label
 from loadbench.sample.hostmetrics import Host, ProcessTree, find_server_process
-from loadbench.sample.sampler import MIN_INTERVAL_S, Collector, host_label
 
 DEFAULT_PORT = 9109
 TOKEN_ENV = "LOADBENCH_AGENT_TOKEN"

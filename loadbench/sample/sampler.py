@@ -29,52 +29,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 
 from loadbench.record.rundir import SAMPLER_INFO, SAMPLES, write_json
 from loadbench.redact import redact_argv
-from loadbench.sample.hostmetrics import Generator, Host, ProcessTree, ServerProcess, Values
+from loadbench.sample.agent import AgentPuller
+from loadbench.sample.collector import Collector, host_label
+from loadbench.sample.hostmetrics import Generator, ProcessTree, ServerProcess, Values
 
-MIN_INTERVAL_S = 0.05
 FLUSH_INTERVAL_S = 1.0
-
-
-@dataclass
-class Collector:
-    """Everything sampled on this machine; `sample()` gives one flat dict (without ``unix_s``).
-
-    Only cheap local reads: anything that waits on the network (scrapes, agents) runs in a
-    `Background` thread, so a hung endpoint cannot delay these samples.
-    """
-
-    server: ProcessTree | None = None
-    generator: Generator | None = None
-    gpus: Any = None  # loadbench.sample.nvml.GpuReader, or None when GPUs are not sampled
-    host: Host = field(default_factory=Host)
-
-    def server_pids(self) -> list[int]:
-        return list(self.server.procs) if self.server is not None else []
-
-    def sample(self) -> Values:
-        values = self.host.read()
-        if self.server is not None:
-            values |= self.server.read("server")
-        if self.generator is not None:
-            values |= self.generator.read()
-        if self.gpus is not None and self.gpus.available:
-            values |= self.gpus.read(self.server_pids())
-        return values
-
-
-def host_label(url: str) -> str:
-    """``http://gpu-box:9109`` -> ``gpu-box:9109``, the prefix of that agent's sample keys."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or 80}"
 
 
 class SampleWriter:
@@ -373,8 +339,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     pullers: list[Any] = []
     agents_info: list[dict[str, Any]] = []
     if args.agent:
-        from loadbench.sample.agent import AgentPuller
-
         for url in args.agent:
             puller = AgentPuller(url, token=os.environ.get("LOADBENCH_AGENT_TOKEN"), label=host_label(url))
             agents_info.append(puller.start())

@@ -1,6 +1,42 @@
 """The locustfile API: what a scenario (``scenarios/*.py`` or your own locustfile) imports to drive
-a model endpoint: request options, payloads, the Locust user, JSON checks, per-request extras,
-LLM streaming, labels for quality, HTTP/2.
+a model endpoint. `loadbench.scenario.helpers` has the pieces every scenario uses (re-exported
+here), `loadbench.scenario.llm` OpenAI-compatible streaming, `loadbench.scenario.labels` quality
+labels, `loadbench.scenario.http2` the ``--http2`` client.
 
+loadbench's tab in plain ``locust -f``'s web UI is `loadbench.ui.hook`'s: import it too.
 Imports locust: only the driver and scenarios import this package.
 """
+
+from loadbench.record.records import EXTRAS_KEY
+from loadbench.scenario.helpers import (
+    DEFAULT_TIMEOUT_S,
+    Body,
+    DeadlineSession,
+    Extras,
+    ModelUser,
+    Payloads,
+    add_extras,
+    add_request_options,
+    check_json,
+    headers_from_options,
+    on_setup,
+    read_jsonl,
+    tls_verify,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "EXTRAS_KEY",
+    "Body",
+    "DeadlineSession",
+    "Extras",
+    "ModelUser",
+    "Payloads",
+    "add_extras",
+    "add_request_options",
+    "check_json",
+    "headers_from_options",
+    "on_setup",
+    "read_jsonl",
+    "tls_verify",
+]

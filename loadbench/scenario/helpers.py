@@ -13,8 +13,9 @@ under plain ``locust -f path.py --host URL`` alike. This module gives it:
 - `add_extras(response, **fields)`: per-request fields for ``requests.csv`` (tokens, labels).
 - ``--http2`` (in `add_request_options`): `ModelUser` sends through `loadbench.scenario.http2` instead.
 - `on_setup`: decorate the scenario's set-up; its failure stops the run with one clear line.
-- Under plain ``locust -f SCENARIO`` with its web UI, loadbench's plugin (`loadbench.ui.plugin`):
-  each start/stop in the UI is a run directory with its report (``--loadbench-reports-dir``).
+
+loadbench's tab in plain ``locust -f SCENARIO``'s web UI is `loadbench.ui.hook`'s: a scenario
+that wants it imports that module (the built-in ones do).
 
 Imports locust: only driving code and scenarios may import this module.
 """
@@ -32,8 +33,9 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, constant, events
 
-from loadbench.drive.config import parse_header
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+from loadbench.record.records import EXTRAS_KEY
+from loadbench.values import parse_header
 
 Body = Any
 DEFAULT_TIMEOUT_S = 60.0
@@ -227,7 +229,7 @@ def add_extras(response: Any, **fields: Any) -> None:
     phase timings stay), which the recorder writes as the extra columns of ``requests.csv``.
     """
     context = response.request_meta.setdefault("context", {})
-    context["loadbench"] = {**(context.get("loadbench") or {}), **fields}
+    context[EXTRAS_KEY] = {**(context.get(EXTRAS_KEY) or {}), **fields}
 
 
 def check_json(response: Any, key: str | None = None) -> Any:
@@ -278,33 +280,3 @@ def on_setup(function: Callable[[Any], None]) -> Callable[[Any], None]:
 
 
 setup_failures: list[str] = []
-
-
-@events.init_command_line_parser.add_listener
-def _web_ui_options(parser: Any) -> None:
-    # Settings of the loadbench plugin under plain `locust -f SCENARIO` (web UI only).
-    group = parser.add_argument_group("loadbench in the Locust web UI")
-    group.add_argument(
-        "--loadbench-reports-dir",
-        default="reports",
-        metavar="DIR",
-        help="where each start/stop in the web UI writes its run directory (default reports/)",
-    )
-    group.add_argument(
-        "--loadbench-warmup",
-        type=float,
-        default=2.0,
-        metavar="SECONDS",
-        help="requests starting in this first part of a run are excluded from its metrics (default 2)",
-    )
-
-
-@events.init.add_listener
-def _web_ui_plugin(environment: Any, web_ui: Any = None, **_: Any) -> None:
-    # Plain `locust -f SCENARIO` with its web UI: plug loadbench in. `loadbench run` and
-    # `loadbench ui` (library mode) set themselves up.
-    if web_ui is None or getattr(environment, "loadbench_library_mode", False):
-        return
-    from loadbench.ui.plugin import install_from_locust
-
-    install_from_locust(environment)

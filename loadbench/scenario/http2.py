@@ -38,8 +38,7 @@ import httpx
 from locust.exception import CatchResponseError, LocustError
 
 from loadbench.analyze.network import request_phases
-
-EXTRAS_KEY = "loadbench"  # as loadbench.drive.recorder.EXTRAS_KEY (not imported: it pulls in the recorder)
+from loadbench.record.records import EXTRAS_KEY
 
 
 class BadStatusError(Exception):

@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from loadbench.drive.recorder import EXTRAS_KEY
 from loadbench.errors import UsageError
 from loadbench.protocols.extract import DEFAULT_PATHS, Extractor, payload_extras, response_prediction
+from loadbench.record.records import EXTRAS_KEY
 from loadbench.scenario.helpers import Body, Extras, Payloads, add_extras, check_json
 
 

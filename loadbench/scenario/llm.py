@@ -28,13 +28,13 @@ from typing import Any
 
 import gevent
 
-from loadbench.drive.recorder import EXTRAS_KEY
 from loadbench.errors import UsageError
 from loadbench.protocols.bodystream import STREAM_ERRORS, body_stream
 from loadbench.protocols.completions import Kind, StreamMeter, body_extras
 from loadbench.protocols.probe import discover_openai_model
 from loadbench.protocols.sse import SSEParser
 from loadbench.protocols.workloads import Workload, add_workload_options, workload_from_options
+from loadbench.record.records import EXTRAS_KEY
 from loadbench.scenario.helpers import Payloads, check_json, headers_from_options, tls_verify
 
 PATHS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}

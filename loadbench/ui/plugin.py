@@ -40,13 +40,13 @@ from flask import Response, abort, jsonify, request, send_file
 from locust import events
 from locust.env import Environment
 
-from loadbench.drive.config import RunConfig, check_target
+from loadbench.drive.config import RunConfig
 from loadbench.drive.lifecycle import ActiveRun, Prepared, begin_run, finish_run
 from loadbench.drive.locustfiles import Scenario
-from loadbench.drive.recorder import EXTRAS_KEY
 from loadbench.drive.runner import prepare
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
 from loadbench.record import rundir
+from loadbench.record.records import EXTRAS_KEY
 from loadbench.redact import redact_argv, redact_url
 from loadbench.report.report import (
     format_count,
@@ -65,6 +65,7 @@ from loadbench.ui.live import (
     resource_rows,
     run_summary,
 )
+from loadbench.values import check_target
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 TAB_KEY = "loadbench"

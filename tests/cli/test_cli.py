@@ -333,8 +333,8 @@ def test_errors_never_print_credentials(demo_url: str, tmp_path: Path, args: lis
 
 def test_config_messages_redact_at_the_source() -> None:
     # Before the CLI's last line of defence: the messages themselves carry no credential.
-    from loadbench.drive.config import check_target, parse_header
     from loadbench.errors import LoadbenchError
+    from loadbench.values import check_target, parse_header
 
     for call in (
         lambda: check_target(f"http://user:{SECRET}@127.0.0.1:99999"),

@@ -26,7 +26,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @dataclass
 class FakeRun:
-    """The fields of `loadbench.compare.compare.RunData` the renderer reads."""
+    """The fields of `loadbench.compare.rundata.RunData` the renderer reads."""
 
     path: Path
     meta: dict[str, Any]

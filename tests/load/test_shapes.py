@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from loadbench.analyze.stages import stage_summaries
 from loadbench.errors import RunDirError, UsageError
 from loadbench.load.shapes import (
     Stage,
@@ -21,7 +22,6 @@ from loadbench.load.shapes import (
     peak_level,
     rate_function,
     read_stages,
-    stage_summaries,
     total_duration_s,
 )
 
@@ -516,7 +516,8 @@ def test_users_shape_class_ticks_follow_the_stages() -> None:
         """
         import json, time
         from locust import LoadTestShape
-        from loadbench.load.shapes import Stage, parse_shape, users_shape_class
+        from loadbench.drive.shape import users_shape_class
+        from loadbench.load.shapes import Stage, parse_shape
 
         stages = [*parse_shape("step:3,0,5:10s", unit="users"), Stage("ramp", 30.0, 40.0, 0.0, 9.0)]
         cls = users_shape_class(stages)

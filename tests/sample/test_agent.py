@@ -28,8 +28,8 @@ from helpers import REPO, serving
 from loadbench.errors import TargetError, UsageError
 from loadbench.sample import agent
 from loadbench.sample.agent import AgentPuller, AgentServer, build_collector, is_loopback, make_agent_server
+from loadbench.sample.collector import Collector
 from loadbench.sample.nvml import GpuReader
-from loadbench.sample.sampler import Collector
 
 OFFSET_S = 3.217
 INTERVAL_S = 0.05

@@ -24,6 +24,7 @@ from loadbench.analyze.resources import compute_resources
 from loadbench.record.records import read_samples
 from loadbench.sample import sampler
 from loadbench.sample.agent import make_agent_server
+from loadbench.sample.collector import Collector
 
 
 def start_sampler(run_dir: Path, *extra: str) -> subprocess.Popen[str]:
@@ -97,7 +98,7 @@ def test_sampler_stops_when_its_parent_dies(tmp_path: Path) -> None:
 
 
 def test_sample_loop_keeps_its_schedule(tmp_path: Path) -> None:
-    class Slow(sampler.Collector):
+    class Slow(Collector):
         def sample(self) -> dict[str, float | None]:
             time.sleep(0.03)  # each sample takes 30 ms of a 50 ms period
             return {"host.cpu_percent": 1.0}
@@ -213,7 +214,7 @@ def test_failing_and_unmatched_scrapes_are_summarised_and_become_notices(tmp_pat
 
 
 def test_an_agent_that_dies_mid_run_is_a_notice(tmp_path: Path) -> None:
-    agent = make_agent_server(port=0, interval_s=0.1, collector=sampler.Collector())
+    agent = make_agent_server(port=0, interval_s=0.1, collector=Collector())
     thread = threading.Thread(target=agent.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{agent.server_address[1]}"

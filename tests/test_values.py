@@ -1,4 +1,4 @@
-"""Tests of loadbench.drive.config: the parsers of durations, headers and target URLs."""
+"""Tests of loadbench.values (durations, headers, target URLs) and of `RunConfig`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from loadbench.drive.config import RunConfig, check_target, parse_duration, parse_header
+from loadbench.drive.config import RunConfig
 from loadbench.errors import LoadbenchError, TargetError, UsageError
+from loadbench.values import check_target, parse_duration, parse_header
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,123 @@
+"""One analyzed run as the comparison reads it: `load_run` gives its `RunData`, the per-request
+series behind each summary key, selected exactly as the analyzer selects them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from loadbench.analyze import analyzer, llm_metrics, quality
+from loadbench.errors import RunDirError
+from loadbench.record import rundir
+from loadbench.record.records import from_due_time, read_requests, read_samples
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass
+class RunData:
+    """Everything `compare_runs` needs from one analyzed run directory.
+
+    Latency is the analyzer's: open loop, counted from each request's due time, and a request
+    belongs to the measured window when it was *due* inside it (`records.from_due_time`).
+    """
+
+    path: Path
+    meta: dict[str, Any]
+    summary: dict[str, Any]
+    latency_ms: FloatArray  # latency of the measured window's successful requests
+    ok: npt.NDArray[np.bool_]  # per measured request
+    second: IntArray  # per measured request: whole second since the window start
+    timeseries: pd.DataFrame  # timeseries.csv (empty when missing)
+    samples: pd.DataFrame  # records.read_samples(run_dir / rundir.SAMPLES)
+    # Per-request values behind other summary keys, each with its requests' seconds: what the
+    # analyzer summarizes as that key (`_series`). Absent when the run did not measure it.
+    series: dict[str, tuple[FloatArray, IntArray]] = field(default_factory=dict)
+    # Output tokens of the successful LLM requests, summed per second (tokens.output_per_s).
+    tokens_per_second: FloatArray | None = None
+
+
+def load_run(path: Path) -> RunData:
+    """Read an analyzed run directory; `RunDirError` when it has not been analyzed."""
+    meta = rundir.read_meta(path)
+    if not (path / rundir.SUMMARY).is_file():
+        raise RunDirError(f"{path} has no {rundir.SUMMARY}: run `loadbench report {path}` first")
+    summary = rundir.read_json(path / rundir.SUMMARY)
+    raw = read_requests(path / rundir.REQUESTS)
+    service_all = raw["latency_ms"].to_numpy(dtype=np.float64)
+    requests = from_due_time(raw)  # the analyzer's latency and timeline
+    window_start = analyzer.window_start_unix_s(meta)
+    starts = requests["start_unix_s"].to_numpy(dtype=np.float64)
+    measured = starts >= window_start  # the analyzer's own rule: a request belongs where it started
+    ok = requests["ok"].to_numpy()[measured].astype(bool)
+    second = np.floor(starts[measured] - window_start).astype(np.int64)
+    latency = requests["latency_ms"].to_numpy(dtype=np.float64)[measured]
+    series, tokens = _series(requests[measured], latency, service_all[measured], ok, second)
+    timeseries_path = path / rundir.TIMESERIES
+    try:
+        timeseries = pd.read_csv(timeseries_path) if timeseries_path.is_file() else pd.DataFrame()
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise RunDirError(f"cannot read {timeseries_path}: {' '.join(str(exc).split())[:160]}") from None
+    samples = read_samples(path / rundir.SAMPLES)
+    return RunData(path, meta, summary, latency[ok], ok, second, timeseries, samples, series, tokens)
+
+
+def _series(
+    measured: pd.DataFrame,
+    latency: FloatArray,
+    service: FloatArray,
+    ok: npt.NDArray[np.bool_],
+    second: IntArray,
+) -> tuple[dict[str, tuple[FloatArray, IntArray]], FloatArray | None]:
+    """The per-request values the analyzer summarizes, by summary key, with their seconds.
+
+    Each is selected exactly as the analyzer selects it (`analyzer.compute_summary`,
+    `llm_metrics.llm_summary`, `quality.rtf_summary`), so that the bootstrap's full-data
+    statistic is the summary's value: ``service_time_ms`` over the successful requests;
+    ``ttft_ms`` over the successful streams; ``itl_ms`` every valid gap of those streams (each
+    gap in its request's second); ``tpot_ms`` where it is defined; ``e2e_ms`` the latency of the
+    successful LLM requests; ``rtf`` the successful requests with media, and ``rtf_realtime``
+    1 where their RTF is below 1 (its mean is ``rtf.realtime_fraction``). Also the output
+    tokens of the successful LLM requests per second (``tokens.output_per_s``), or None.
+    """
+    out: dict[str, tuple[FloatArray, IntArray]] = {
+        "latency_ms": (latency[ok], second[ok]),
+        "service_time_ms": (service[ok], second[ok]),
+    }
+    tokens: FloatArray | None = None
+    ttft = measured["ttft_ms"].to_numpy(dtype=np.float64)
+    out_tokens = measured["output_tokens"].to_numpy(dtype=np.float64)
+    llm = np.isfinite(ttft) | np.isfinite(out_tokens)
+    if llm.any():
+        streamed = ok & np.isfinite(ttft)
+        out["ttft_ms"] = (ttft[streamed], second[streamed])
+        if streamed.any():
+            gaps, counts = llm_metrics.parse_itl(measured["itl_ms"][streamed])
+            gap_second = np.repeat(second[streamed], counts)
+            with np.errstate(invalid="ignore"):
+                valid = np.isfinite(gaps) & (gaps >= 0)
+            out["itl_ms"] = (gaps[valid], gap_second[valid])
+        tpot = llm_metrics.tpot_ms(service, ttft, out_tokens)
+        defined = ok & np.isfinite(tpot)
+        out["tpot_ms"] = (tpot[defined], second[defined])
+        done = ok & llm
+        out["e2e_ms"] = (latency[done], second[done])
+        size = int(second.max()) + 1 if second.size else 0
+        tokens = np.bincount(second[done], weights=np.nan_to_num(out_tokens[done]), minlength=size).astype(
+            np.float64
+        )
+    media = measured["media_s"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        usable = ok & np.isfinite(media) & (media > 0)  # quality.rtf_values' own selection
+    if usable.any():
+        rtf = quality.rtf_values(service, media, ok)
+        out["rtf"] = (rtf, second[usable])
+        out["rtf_realtime"] = ((rtf < 1.0).astype(np.float64), second[usable])
+    return out, tokens

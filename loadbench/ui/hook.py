@@ -1,0 +1,46 @@
+"""loadbench's tab in plain ``locust -f SCENARIO``'s web UI: import this module in a locustfile.
+
+Under plain ``locust`` with its web UI, each start/stop in the UI is then one run directory with
+its report, as under ``loadbench ui``: ``--loadbench-reports-dir DIR`` and
+``--loadbench-warmup SECONDS`` set where and how. ``loadbench run`` and ``loadbench ui`` set
+themselves up (library mode) and under ``--headless`` nothing is installed, so the import costs
+a scenario nothing elsewhere. The built-in scenarios import it::
+
+    import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import events
+
+from loadbench.ui.plugin import install_from_locust
+
+
+@events.init_command_line_parser.add_listener
+def web_ui_options(parser: Any) -> None:
+    # Settings of the loadbench plugin under plain `locust -f SCENARIO` (web UI only).
+    group = parser.add_argument_group("loadbench in the Locust web UI")
+    group.add_argument(
+        "--loadbench-reports-dir",
+        default="reports",
+        metavar="DIR",
+        help="where each start/stop in the web UI writes its run directory (default reports/)",
+    )
+    group.add_argument(
+        "--loadbench-warmup",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="requests starting in this first part of a run are excluded from its metrics (default 2)",
+    )
+
+
+@events.init.add_listener
+def web_ui_plugin(environment: Any, web_ui: Any = None, **_: Any) -> None:
+    # Plain `locust -f SCENARIO` with its web UI: plug loadbench in. `loadbench run` and
+    # `loadbench ui` (library mode) set themselves up.
+    if web_ui is None or getattr(environment, "loadbench_library_mode", False):
+        return
+    install_from_locust(environment)
