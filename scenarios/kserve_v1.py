@@ -17,56 +17,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from locust import events, task
+from locust import events
 
 import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
-from loadbench.protocols.bodies import PREDICT_EXTRACT, predict_answer_key, predict_body
-from loadbench.protocols.extract import Extractor
 from loadbench.protocols.probe import discover_v1_model
-from loadbench.scenario import (
-    ModelUser,
-    Payloads,
-    add_request_options,
-    headers_from_options,
-    on_setup,
-    tls_verify,
-)
-from loadbench.scenario.labels import (
-    add_extract_option,
-    check_payload_labels,
-    extractor_from_options,
-    post_labelled,
-)
-
-PATH: str = ""
-PAYLOADS: Payloads | None = None
-EXTRACTOR: Extractor | None = None
+from loadbench.scenario import PredictUser, add_predict_options, headers_from_options, on_setup, tls_verify
 
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument("--model", default=None, help="model name (default: the first from GET /v1/models)")
-    add_extract_option(parser, PREDICT_EXTRACT)
-    add_request_options(parser, payload_help='A row, or a full {"instances": [...]} body.')
+    add_predict_options(parser, payload_help='A row, or a full {"instances": [...]} body.')
+
+
+def _model_path(environment: Any) -> str:
+    options = environment.parsed_options
+    model = options.model or discover_v1_model(
+        environment.host, headers_from_options(options), tls_verify(options)
+    )
+    return f"/v1/models/{model}:predict"
+
+
+class KServeV1User(PredictUser):
+    pass
 
 
 @on_setup
 def _load(environment: Any) -> None:
-    global PATH, PAYLOADS, EXTRACTOR
-    options = environment.parsed_options
-    EXTRACTOR = extractor_from_options(options, PREDICT_EXTRACT)
-    model = options.model or discover_v1_model(
-        environment.host, headers_from_options(options), tls_verify(options)
-    )
-    PATH = f"/v1/models/{model}:predict"
-    rows = Payloads.from_options(options)
-    PAYLOADS = Payloads([predict_body(row) | extras for row, extras in rows.items])
-    check_payload_labels(PAYLOADS)
-
-
-class KServeV1User(ModelUser):
-    @task
-    def predict(self) -> None:
-        assert PAYLOADS is not None and EXTRACTOR is not None
-        body, meta = PAYLOADS.next()
-        post_labelled(self, PATH, body, meta, EXTRACTOR, answer_key=predict_answer_key(body))
+    KServeV1User.set_up(environment, _model_path)

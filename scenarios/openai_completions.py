@@ -14,29 +14,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from locust import events, task
+from locust import events
 
 import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
-from loadbench.scenario import ModelUser, add_request_options, on_setup
-from loadbench.scenario.llm import LLMSetup, add_llm_options, send_request, setup_llm
-
-SETUP: LLMSetup | None = None
+from loadbench.scenario import LLMUser, add_llm_user_options, on_setup
 
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    add_llm_options(parser)
-    add_request_options(parser)
+    add_llm_user_options(parser)
+
+
+class OpenAICompletionsUser(LLMUser):
+    kind = "completions"
 
 
 @on_setup
 def _load(environment: Any) -> None:
-    global SETUP
-    SETUP = setup_llm(environment, "completions")
-
-
-class OpenAICompletionsUser(ModelUser):
-    @task
-    def complete(self) -> None:
-        assert SETUP is not None
-        send_request(self, SETUP)
+    OpenAICompletionsUser.set_up(environment)

@@ -30,7 +30,8 @@ def update_goldens(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture
 def burner() -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen([sys.executable, "-c", BURNER, "20"], stdout=subprocess.PIPE, text=True)
+    # Burns for up to 120 s (killed at teardown): a loaded machine gives it its CPU slowly.
+    process = subprocess.Popen([sys.executable, "-c", BURNER, "120"], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "ready"
     yield process

@@ -24,9 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from loadbench.report.report import visible_text
+from loadbench.report.html import visible_text
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = REPO / "loadbench" / "data" / "digits.jsonl"
@@ -141,6 +142,13 @@ def wait_for_lines(path: Path, lines: int, timeout_s: float = 30.0) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system, seconds) the OS has charged to a process so far: what
+    psutil's ``cpu_percent`` differences, so a test can check a CPU reading against it."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 # A child process that holds 200 MiB and keeps one core busy for argv[1] seconds.

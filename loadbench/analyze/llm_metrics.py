@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,7 @@ import pandas as pd
 
 from loadbench.analyze import stats
 from loadbench.analyze.slo import Slo
+from loadbench.analyze.stats import LatencySummary
 
 # Slack of the real-time test's "no later than", in µs: the gaps are summed exactly as integer
 # µs (their recorded resolution), but the reader's time k * 1e6 / R is a float (R = 3: 333333.33…).
@@ -88,7 +90,7 @@ def gaps_so_far(gaps_ms: FloatArray, counts: IntArray) -> FloatArray:
     starts = _starts(counts)
     before = np.concatenate([[0.0], np.cumsum(gaps_ms)])
     segment = np.repeat(np.arange(counts.size), counts)
-    return before[1:] - before[starts][segment]
+    return np.asarray(before[1:] - before[starts][segment], dtype=np.float64)
 
 
 def max_gap(gaps_ms: FloatArray, counts: IntArray) -> FloatArray:
@@ -148,13 +150,112 @@ def tpot_ms(service_ms: FloatArray, ttft_ms: FloatArray, output_tokens: FloatArr
     return out
 
 
+class TokensSection(TypedDict):
+    """``summary["tokens"]``: token counts and rates of the successful LLM requests."""
+
+    input_total: int
+    output_total: int
+    requests: int
+    output_per_s: float | None
+    per_request_output_per_s: LatencySummary
+    source: str | None
+
+
+class RealtimeSection(TypedDict):
+    """``summary["llm_realtime"]``: the share of streams that kept ahead of a reader."""
+
+    tokens_per_s: float
+    fraction_ahead: float | None
+    requests: int
+
+
+class GoodputSlo(TypedDict):
+    expr: str
+    metric: str
+    op: str
+    threshold_ms: float
+    measured: int
+    met: int
+    attainment: float
+
+
+class GoodputSection(TypedDict):
+    """``summary["goodput"]``: requests that succeeded and met every per-request SLO."""
+
+    rps: float | None
+    requests: int
+    attainment: float
+    slos: list[GoodputSlo]
+
+
+class LlmSection(TypedDict, total=False):
+    """The LLM keys of ``summary.json``, in their order there; none for a run without LLM data."""
+
+    ttft_ms: LatencySummary
+    itl_ms: LatencySummary
+    tpot_ms: LatencySummary
+    e2e_ms: LatencySummary
+    tokens: TokensSection
+    llm_realtime: RealtimeSection
+    goodput_rps: float | None
+    goodput: GoodputSection
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Per-request LLM values of the window's rows (NaN: not measured); ITL of successful streams."""
+
+    ok: BoolArray
+    latency: FloatArray
+    service: FloatArray
+    ttft: FloatArray
+    out_tokens: FloatArray
+    llm: BoolArray  # rows with a TTFT or an output token count
+    streamed: BoolArray  # successful rows with a TTFT
+    gaps: FloatArray  # of the streamed rows, `parse_itl`'s layout
+    counts: IntArray
+    tpot: FloatArray
+    itl_max: FloatArray
+    itl_damaged: BoolArray
+
+
+def streams(measured: pd.DataFrame, service_ms: npt.ArrayLike) -> Streams:
+    ttft = measured["ttft_ms"].to_numpy(dtype=np.float64)
+    out_tokens = measured["output_tokens"].to_numpy(dtype=np.float64)
+    ok = measured["ok"].to_numpy().astype(bool)
+    service = np.asarray(service_ms, dtype=np.float64)
+    streamed = ok & np.isfinite(ttft)
+    gaps, counts = np.empty(0), np.zeros(0, dtype=np.int64)
+    if streamed.any():
+        gaps, counts = parse_itl(measured["itl_ms"][streamed])
+    itl_max = np.full(len(measured), np.nan)
+    itl_damaged = np.zeros(len(measured), dtype=bool)
+    if counts.size:
+        itl_max[streamed] = max_gap(gaps, counts)
+        itl_damaged[streamed] = _damaged(gaps, counts)
+    return Streams(
+        ok=ok,
+        latency=measured["latency_ms"].to_numpy(dtype=np.float64),
+        service=service,
+        ttft=ttft,
+        out_tokens=out_tokens,
+        llm=np.isfinite(ttft) | np.isfinite(out_tokens),
+        streamed=streamed,
+        gaps=gaps,
+        counts=counts,
+        tpot=tpot_ms(service, ttft, out_tokens),
+        itl_max=itl_max,
+        itl_damaged=itl_damaged,
+    )
+
+
 def llm_summary(
     measured: pd.DataFrame,
     service_ms: npt.ArrayLike,
     window_s: float,
     slos: Sequence[Slo] = (),
     realtime_tokens_per_s: float | None = None,
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[LlmSection, list[str]]:
     """The LLM keys of ``summary.json`` and notices, for the measured window's requests.
 
     ``measured``: the window's rows (latency as the analyzer defines it); ``service_ms``: their
@@ -163,79 +264,82 @@ def llm_summary(
     and no per-request SLO was given: a plain JSON run gets none of these keys.
     """
     per_request = [s for s in slos if s.per_request]
-    ttft = measured["ttft_ms"].to_numpy(dtype=np.float64)
-    out_tokens = measured["output_tokens"].to_numpy(dtype=np.float64)
-    llm = np.isfinite(ttft) | np.isfinite(out_tokens)
+    llm = np.isfinite(measured["ttft_ms"].to_numpy(dtype=np.float64)) | np.isfinite(
+        measured["output_tokens"].to_numpy(dtype=np.float64)
+    )
     if not llm.any() and not per_request:
         return {}, []
-    ok = measured["ok"].to_numpy().astype(bool)
-    latency = measured["latency_ms"].to_numpy(dtype=np.float64)
-    service = np.asarray(service_ms, dtype=np.float64)
-    result: dict[str, Any] = {}
+    s = streams(measured, service_ms)
+    result: LlmSection = {}
     notices: list[str] = []
+    if s.llm.any():
+        result, notices = _latencies(s, measured, window_s, realtime_tokens_per_s)
+    goodput, goodput_notices = _goodput(s, per_request, window_s)
+    result["goodput_rps"] = goodput["rps"]
+    result["goodput"] = goodput
+    return result, notices + goodput_notices
 
-    # Per-request values over all rows (NaN: not measured). ITL only for successful streams.
-    streamed = ok & np.isfinite(ttft)
-    gaps, counts = np.empty(0), np.zeros(0, dtype=np.int64)
-    if streamed.any():
-        gaps, counts = parse_itl(measured["itl_ms"][streamed])
-    tpot = tpot_ms(service, ttft, out_tokens)
-    itl_max = np.full(len(measured), np.nan)
-    itl_damaged = np.zeros(len(measured), dtype=bool)
-    if counts.size:
-        itl_max[streamed] = max_gap(gaps, counts)
-        itl_damaged[streamed] = _damaged(gaps, counts)
 
-    if llm.any():
-        valid_gaps = gaps[np.isfinite(gaps) & (gaps >= 0)]
-        result["ttft_ms"] = stats.latency_summary(ttft[streamed])
-        result["itl_ms"] = stats.latency_summary(valid_gaps)
-        result["tpot_ms"] = stats.latency_summary(tpot[ok & np.isfinite(tpot)])
-        result["e2e_ms"] = stats.latency_summary(latency[ok & llm])
-        result["tokens"], token_notices = _tokens(measured, ok & llm, service, ttft, out_tokens, window_s)
-        notices += token_notices
-        if counts.size and itl_damaged.any():
-            notices.append(
-                f"{int(itl_damaged.sum()):,} request(s) hold inter-token gaps that are not numbers >= 0: "
-                "those gaps are left out of ITL, and the requests miss itl SLOs and the real-time test"
-            )
-        if realtime_tokens_per_s is not None:
-            ahead = (
-                kept_ahead(gaps, counts, float(realtime_tokens_per_s))
-                if counts.size
-                else np.zeros(0, dtype=bool)
-            )
-            result["llm_realtime"] = {
-                "tokens_per_s": float(realtime_tokens_per_s),
-                "fraction_ahead": round(float(ahead.mean()), 6) if ahead.size else None,
-                "requests": int(ahead.size),
-            }
+def _latencies(
+    s: Streams, measured: pd.DataFrame, window_s: float, realtime_tokens_per_s: float | None
+) -> tuple[LlmSection, list[str]]:
+    """TTFT, ITL, TPOT, E2E, tokens and (asked for) the real-time share, of the successful requests."""
+    valid_gaps = s.gaps[np.isfinite(s.gaps) & (s.gaps >= 0)]
+    tokens, notices = _tokens(measured, s.ok & s.llm, s.service, s.ttft, s.out_tokens, window_s)
+    result: LlmSection = {
+        "ttft_ms": stats.latency_summary(s.ttft[s.streamed]),
+        "itl_ms": stats.latency_summary(valid_gaps),
+        "tpot_ms": stats.latency_summary(s.tpot[s.ok & np.isfinite(s.tpot)]),
+        "e2e_ms": stats.latency_summary(s.latency[s.ok & s.llm]),
+        "tokens": tokens,
+    }
+    if s.counts.size and s.itl_damaged.any():
+        notices.append(
+            f"{int(s.itl_damaged.sum()):,} request(s) hold inter-token gaps that are not numbers >= 0: "
+            "those gaps are left out of ITL, and the requests miss itl SLOs and the real-time test"
+        )
+    if realtime_tokens_per_s is not None:
+        result["llm_realtime"] = _realtime(s, float(realtime_tokens_per_s))
+    return result, notices
 
+
+def _realtime(s: Streams, tokens_per_s: float) -> RealtimeSection:
+    ahead = kept_ahead(s.gaps, s.counts, tokens_per_s) if s.counts.size else np.zeros(0, dtype=bool)
+    return {
+        "tokens_per_s": tokens_per_s,
+        "fraction_ahead": round(float(ahead.mean()), 6) if ahead.size else None,
+        "requests": int(ahead.size),
+    }
+
+
+def _goodput(s: Streams, per_request: Sequence[Slo], window_s: float) -> tuple[GoodputSection, list[str]]:
+    """Requests that succeeded and met every per-request SLO, with each SLO's attainment."""
     values = {
-        "request.ttft_ms": ttft,
-        "request.tpot_ms": tpot,
-        "request.itl_max_ms": itl_max,
-        "request.e2e_ms": latency,
-        "request.latency_ms": latency,
+        "request.ttft_ms": s.ttft,
+        "request.tpot_ms": s.tpot,
+        "request.itl_max_ms": s.itl_max,
+        "request.e2e_ms": s.latency,
+        "request.latency_ms": s.latency,
     }
     # Met without a value: TPOT of a stream of fewer than 2 tokens, ITL of a stream of one
     # chunk (no decode phase, no gap to miss). A value that was not measured otherwise fails.
     vacuous = {
-        "request.tpot_ms": np.isfinite(ttft) & np.isfinite(out_tokens) & (out_tokens < 2),
-        "request.itl_max_ms": streamed & ~np.isfinite(itl_max) & ~itl_damaged,
+        "request.tpot_ms": np.isfinite(s.ttft) & np.isfinite(s.out_tokens) & (s.out_tokens < 2),
+        "request.itl_max_ms": s.streamed & ~np.isfinite(s.itl_max) & ~s.itl_damaged,
     }
-    total = len(measured)
-    all_met = ok.copy()
-    entries = []
+    total = s.ok.size
+    all_met = s.ok.copy()
+    entries: list[GoodputSlo] = []
+    notices = []
     for slo in per_request:
         value = values[slo.path]
         with np.errstate(invalid="ignore"):
             met = _BOUND[slo.op](value, slo.threshold) & np.isfinite(value)
         if slo.path in vacuous:
             met |= vacuous[slo.path]
-        met &= ok
+        met &= s.ok
         all_met &= met
-        measured_n = ok & (np.isfinite(value) | vacuous.get(slo.path, False))
+        measured_n = s.ok & (np.isfinite(value) | vacuous.get(slo.path, False))
         entries.append(
             {
                 "expr": slo.expr,
@@ -247,20 +351,19 @@ def llm_summary(
                 "attainment": stats.fraction(int(met.sum()), total),
             }
         )
-        if ok.any() and not measured_n.any():
+        if s.ok.any() and not measured_n.any():
             notices.append(
                 f"no successful request measured what the per-request SLO {slo.expr} bounds: "
                 "every request misses it (goodput 0)"
             )
     good = int(all_met.sum())
-    result["goodput_rps"] = stats.rate(good, window_s)
-    result["goodput"] = {
-        "rps": result["goodput_rps"],
+    goodput: GoodputSection = {
+        "rps": stats.rate(good, window_s),
         "requests": good,
         "attainment": stats.fraction(good, total),
         "slos": entries,
     }
-    return result, notices
+    return goodput, notices
 
 
 def _tokens(
@@ -270,7 +373,7 @@ def _tokens(
     ttft: FloatArray,
     out_tokens: FloatArray,
     window_s: float,
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[TokensSection, list[str]]:
     """``summary["tokens"]`` over the successful LLM requests ``rows``; unknown counts add nothing."""
     input_tokens = measured["input_tokens"].to_numpy(dtype=np.float64)
     output_total = int(np.nansum(out_tokens[rows]))

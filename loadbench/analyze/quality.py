@@ -31,7 +31,7 @@ Everything is vectorized (factorize + bincount): linear in the records, few Pyth
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -111,7 +111,43 @@ def _outcomes(
     return labeled, answered, answered & (e == p)
 
 
-def quality_summary(expected: Any, predicted: Any, ok: npt.ArrayLike) -> dict[str, Any] | None:
+class ClassScores(TypedDict):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    predicted: int
+
+
+class QualitySection(TypedDict):
+    """``summary["quality"]``: the window's answers against their expected labels."""
+
+    n: int
+    answered: int
+    correct: int
+    accuracy: float
+    accuracy_answered: float | None
+    precision: float
+    recall: float
+    f1: float
+    classes: int
+    per_class: dict[str, ClassScores]
+
+
+class RtfSection(TypedDict):
+    """``summary["rtf"]``: real-time factors (processing time / media duration) of the window."""
+
+    n: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    mean: float | None
+    max: float | None
+    realtime_fraction: float | None
+    failed: int
+
+
+def quality_summary(expected: Any, predicted: Any, ok: npt.ArrayLike) -> QualitySection | None:
     """``summary["quality"]``: n, answered, correct, accuracy, accuracy_answered, macro
     precision/recall/f1, classes, per_class; None when no request carries an expected label."""
     e, p, labels = _codes(expected, predicted)
@@ -247,9 +283,7 @@ def rtf_values(
     return np.asarray(service_ms, dtype=np.float64)[usable] / 1000.0 / media[usable]
 
 
-def rtf_summary(
-    service_ms: npt.ArrayLike, media_s: npt.ArrayLike, ok: npt.ArrayLike
-) -> dict[str, Any] | None:
+def rtf_summary(service_ms: npt.ArrayLike, media_s: npt.ArrayLike, ok: npt.ArrayLike) -> RtfSection | None:
     """``summary["rtf"]``: n, p50, p90, p99, mean, max, realtime_fraction (share with RTF < 1),
     failed (requests with media that failed, left out); None when no request carries media."""
     media = np.asarray(media_s, dtype=np.float64)

@@ -8,7 +8,8 @@ Definitions: ``docs/metrics.md`` (Resources).
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NotRequired, Required, TypedDict, cast
 
 import numpy as np
 import pandas as pd
@@ -198,6 +199,39 @@ def _saturation_notice(shares: dict[str, float]) -> str:
     )
 
 
+class GeneratorSection(TypedDict):
+    """The load generator's CPU: ``summary["resources"]["generator"]`` (and a remote worker's)."""
+
+    cpu_max_percent: float | None
+    cpu_mean_percent: float | None
+    saturated_share: float
+    saturated: bool
+    saturated_on: NotRequired[list[str]]
+
+
+class EnergySection(TypedDict):
+    j_total: float | None
+    j_per_request: float | None
+    j_per_output_token: float | None
+
+
+class ResourcesSection(TypedDict, total=False):
+    """``summary["resources"]``; a run without samples has only ``sampled``, ``samples``, ``notices``."""
+
+    sampled: Required[bool]
+    interval_s: float | None
+    samples: Required[int]
+    host: dict[str, Any]
+    server_process: dict[str, Any] | None
+    gpus: list[dict[str, Any]]
+    remote: dict[str, dict[str, Any]]
+    energy: EnergySection
+    generator: GeneratorSection
+    prometheus: dict[str, dict[str, float | None]]
+    latency_correlation: dict[str, float]
+    notices: Required[list[str]]
+
+
 def compute_resources(
     samples: pd.DataFrame,
     info: dict[str, Any] | None,
@@ -206,24 +240,51 @@ def compute_resources(
     requests: pd.DataFrame,
     ok_requests: int,
     output_tokens: int | None = None,
-) -> dict[str, Any]:
+) -> ResourcesSection:
     """``summary["resources"]``: every resource over the measured window (warmup excluded)."""
     info = info or {}
     notices: list[str] = list(info.get("notices", []))
-    final: dict[str, Any] = info.get("final") or {}
-    notices += collection_notices(final)
+    notices += collection_notices(info.get("final") or {})
     if samples.empty or "unix_s" not in samples:
         if not info:
             notices.append("no resource samples: the run was made without the sampler")
         return {"sampled": False, "samples": 0, "notices": notices}
     times = samples["unix_s"].to_numpy()
     frame = samples[(times >= window_start) & (times <= window_end)].reset_index(drop=True)
-
     server = None
     if any(k.startswith("server.") for k in frame.columns):
         server = {"process": info.get("server")} | process_summary(frame)
     gpus = gpu_summaries(frame, None, info.get("gpus", []))
+    remote = remote_summaries(frame, info)
+    generator, saturated_at = generator_section(frame, remote)
+    if saturated_at:
+        # Last, always: the analyzer lifts this line into the summary's own notices.
+        notices.append(_saturation_notice(saturated_at))
+    section: ResourcesSection = {
+        "sampled": True,
+        "interval_s": info.get("interval_s"),
+        "samples": len(frame),
+        "host": host_summary(frame),
+        "server_process": server,
+        "gpus": gpus,
+        "remote": remote,
+        "energy": energy_section(gpus, remote, ok_requests, output_tokens),
+        "generator": generator,
+        "prometheus": {
+            k.removeprefix("prom."): spread(frame[k])
+            for k in sorted(frame.columns)
+            if k.startswith("prom.") and frame[k].notna().any()
+        },
+        "latency_correlation": correlations(frame, requests, window_start),
+        "notices": notices,
+    }
+    return cast(ResourcesSection, stats.clean(section))
+
+
+def remote_summaries(frame: pd.DataFrame, info: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per remote agent (by label): its host, server process, GPUs, clock and worker generator."""
     labels = sorted({m["label"] for k in frame.columns if (m := _REMOTE_KEY.match(k))})
+    final: dict[str, Any] = info.get("final") or {}
     remote: dict[str, dict[str, Any]] = {}
     for label in labels:
         agent: dict[str, Any] = next((a for a in info.get("agents", []) if a.get("label") == label), {})
@@ -242,16 +303,20 @@ def compute_resources(
         worker_gen = _col(frame, f"{label}/generator.cpu_percent").dropna()
         if len(worker_gen):
             worker_share = float((worker_gen > SATURATED_PERCENT).mean())
-            remote[label]["generator"] = {
+            worker: GeneratorSection = {
                 "cpu_max_percent": round(float(worker_gen.max()), 2),
                 "cpu_mean_percent": round(float(worker_gen.mean()), 2),
                 "saturated_share": round(worker_share, 4),
                 "saturated": worker_share >= SATURATED_SHARE,
             }
-    all_gpus: list[dict[str, Any]] = gpus + [g for r in remote.values() for g in r["gpus"]]
-    energies = [g["energy_j"] for g in all_gpus if g["energy_j"] is not None]
-    energy_j = round(sum(energies), 3) if energies else None
+            remote[label]["generator"] = worker
+    return remote
 
+
+def generator_section(
+    frame: pd.DataFrame, remote: dict[str, dict[str, Any]]
+) -> tuple[GeneratorSection, dict[str, float]]:
+    """This host's generator CPU and every worker's; with the saturated share by host ("": this one)."""
     gen = _col(frame, "generator.cpu_percent").dropna()
     share = float((gen > SATURATED_PERCENT).mean()) if len(gen) else 0.0
     # Every generator counts, a distributed run's remote workers too: one saturated worker
@@ -265,47 +330,33 @@ def compute_resources(
     workers = [r["generator"] for r in remote.values() if "generator" in r]
     cpu_max = [float(gen.max())] if len(gen) else []
     cpu_max += [w["cpu_max_percent"] for w in workers]
-    if saturated_at:
-        # Last, always: the analyzer lifts this line into the summary's own notices.
-        notices.append(_saturation_notice(saturated_at))
-    prom = {
-        k.removeprefix("prom."): spread(frame[k])
-        for k in sorted(frame.columns)
-        if k.startswith("prom.") and frame[k].notna().any()
+    section: GeneratorSection = {
+        "cpu_max_percent": round(max(cpu_max), 2) if cpu_max else None,
+        "cpu_mean_percent": None if gen.empty else round(float(gen.mean()), 2),
+        "saturated_share": round(max([share, *(w["saturated_share"] for w in workers)]), 4),
+        "saturated": bool(saturated_at),
+        "saturated_on": ["this host" if k == "" else k for k in saturated_at],
     }
-    return stats.clean(
-        {
-            "sampled": True,
-            "interval_s": info.get("interval_s"),
-            "samples": len(frame),
-            "host": host_summary(frame),
-            "server_process": server,
-            "gpus": gpus,
-            "remote": remote,
-            "energy": {
-                "j_total": energy_j,
-                "j_per_request": None
-                if energy_j is None or not ok_requests
-                else round(energy_j / ok_requests, 6),
-                "j_per_output_token": None
-                if energy_j is None or not output_tokens
-                else round(energy_j / output_tokens, 6),
-            },
-            "generator": {
-                "cpu_max_percent": round(max(cpu_max), 2) if cpu_max else None,
-                "cpu_mean_percent": None if gen.empty else round(float(gen.mean()), 2),
-                "saturated_share": round(max([share, *(w["saturated_share"] for w in workers)]), 4),
-                "saturated": bool(saturated_at),
-                "saturated_on": ["this host" if k == "" else k for k in saturated_at],
-            },
-            "prometheus": prom,
-            "latency_correlation": correlations(frame, requests, window_start),
-            "notices": notices,
-        }
-    )
+    return section, saturated_at
 
 
-def gpu_count(summary: dict[str, Any]) -> int:
+def energy_section(
+    gpus: list[dict[str, Any]], remote: dict[str, dict[str, Any]], ok_requests: int, output_tokens: int | None
+) -> EnergySection:
+    """The window's GPU energy, every host's GPUs together, per request and per output token."""
+    all_gpus = gpus + [g for r in remote.values() for g in r["gpus"]]
+    energies = [g["energy_j"] for g in all_gpus if g["energy_j"] is not None]
+    energy_j = round(sum(energies), 3) if energies else None
+    return {
+        "j_total": energy_j,
+        "j_per_request": None if energy_j is None or not ok_requests else round(energy_j / ok_requests, 6),
+        "j_per_output_token": None
+        if energy_j is None or not output_tokens
+        else round(energy_j / output_tokens, 6),
+    }
+
+
+def gpu_count(summary: Mapping[str, Any]) -> int:
     """GPUs a run sampled, its agents' included."""
     resources = summary.get("resources") or {}
     remote = resources.get("remote") or {}

@@ -33,9 +33,9 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from loadbench.analyze.stats import LATENCY_KEYS, value_at
 from loadbench.errors import UsageError
@@ -210,7 +210,14 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def evaluate(slos: Sequence[Slo], summary: dict[str, Any]) -> dict[str, Any]:
+class SloSection(TypedDict):
+    """``summary["slo"]``: every check, and whether all passed (`evaluate`)."""
+
+    passed: bool
+    checks: list[dict[str, Any]]
+
+
+def evaluate(slos: Sequence[Slo], summary: Mapping[str, Any]) -> SloSection:
     """``summary["slo"]``: ``{"passed", "checks": [{"expr", "metric", "path", "value", "threshold",
     "op", "unit", "passed", "note"?}]}``; ``passed`` is true when every check passed (and with no SLO).
 
@@ -239,7 +246,7 @@ def evaluate(slos: Sequence[Slo], summary: dict[str, Any]) -> dict[str, Any]:
     return {"passed": all(c["passed"] for c in checks), "checks": checks}
 
 
-def _per_request_check(slo: Slo, summary: dict[str, Any]) -> dict[str, Any]:
+def _per_request_check(slo: Slo, summary: Mapping[str, Any]) -> dict[str, Any]:
     """The check of a per-request SLO: ``value`` is its attainment (the share of the window's
     requests that succeeded and met it, from ``summary["goodput"]["slos"]``), ``unit``
     ``fraction``; the bound itself is ``threshold`` in ``threshold_unit`` (ms). It passes

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 
 from loadbench.analyze import stats
 from loadbench.errors import RunDirError
+
+
+class StageSection(TypedDict):
+    """One entry of ``summary["stages"]``: the measured requests of one stage of the load shape."""
+
+    name: str
+    start_s: float
+    end_s: float
+    start_level: float
+    end_level: float
+    measured_s: float
+    requests: int
+    ok: int
+    errors: int
+    error_rate: float
+    throughput_rps: float | None
+    request_rate_rps: float | None
+    latency_ms: stats.LatencySummary
+    in_warmup: float
 
 
 def stage_summaries(
@@ -22,7 +41,7 @@ def stage_summaries(
     window_start_unix_s: float,
     *,
     window_end_unix_s: float | None = None,
-) -> list[dict[str, Any]]:
+) -> list[StageSection]:
     """Metrics per stage (``summary.json`` ``stages``), stages as `Stage.to_dict` gives them.
 
     A request belongs to the stage in which it started, and counts only when it started in
@@ -35,7 +54,7 @@ def stage_summaries(
     latencies = np.asarray(latency_ms, dtype=np.float64)
     oks = np.asarray(ok).astype(bool)
     measured = starts >= window_start_unix_s
-    out: list[dict[str, Any]] = []
+    out: list[StageSection] = []
     for index, stage in enumerate(stages):
         try:
             name = str(stage["name"])

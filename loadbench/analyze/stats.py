@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -23,17 +23,36 @@ def _round(value: float, digits: int = 3) -> float:
     return round(float(value), digits)
 
 
-def latency_summary(latency_ms: npt.ArrayLike) -> dict[str, float | None]:
+class LatencySummary(TypedDict):
+    """A latency-like distribution in ms (µs resolution); every value None for no values."""
+
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    p999: float | None
+    max: float | None
+    mean: float | None
+    min: float | None
+
+
+def latency_summary(latency_ms: npt.ArrayLike) -> LatencySummary:
     """p50/p90/p95/p99/p999/max/mean/min in ms (µs resolution); all None for no values."""
     values = np.asarray(latency_ms, dtype=np.float64)
     if values.size == 0:
-        return dict.fromkeys(LATENCY_KEYS)
-    qs = np.percentile(values, list(PERCENTILES.values()))
-    out: dict[str, float | None] = {k: _round(q) for k, q in zip(PERCENTILES, qs, strict=True)}
-    out["max"] = _round(values.max())
-    out["mean"] = _round(values.mean())
-    out["min"] = _round(values.min())
-    return out
+        return {"p50": None, "p90": None, "p95": None, "p99": None, "p999": None,
+                "max": None, "mean": None, "min": None}  # fmt: skip
+    p50, p90, p95, p99, p999 = (_round(q) for q in np.percentile(values, list(PERCENTILES.values())))
+    return {
+        "p50": p50,
+        "p90": p90,
+        "p95": p95,
+        "p99": p99,
+        "p999": p999,
+        "max": _round(values.max()),
+        "mean": _round(values.mean()),
+        "min": _round(values.min()),
+    }
 
 
 def rate(count: int, duration_s: float) -> float | None:
@@ -150,14 +169,23 @@ def failure_text(exception: BaseException) -> str:
     return text
 
 
-def error_table(errors: pd.DataFrame, total: int, top: int = 10) -> list[dict[str, Any]]:
+class ErrorRow(TypedDict):
+    """One entry of ``summary["errors"]``: a kind of failure."""
+
+    kind: str
+    count: int
+    share: float
+    example: str
+
+
+def error_table(errors: pd.DataFrame, total: int, top: int = 10) -> list[ErrorRow]:
     """Top error kinds with count, share of all requests and one example message."""
     if errors.empty:
         return []
     # Group the distinct (status, error) pairs first: few, even when the errors are many.
     pairs = errors.groupby(["status", "error"], sort=False, observed=True).size().reset_index(name="count")
     pairs["kind"] = [error_kind(int(s), str(e)) for s, e in zip(pairs["status"], pairs["error"], strict=True)]
-    rows: list[dict[str, Any]] = []
+    rows: list[ErrorRow] = []
     for kind, group in pairs.groupby("kind", sort=False):
         example = group.sort_values("count", ascending=False).iloc[0]
         count = int(group["count"].sum())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,45 @@ MAX_BINS = 100
 MIN_STEADY_BIN_S = 0.25
 MATERIAL = 0.2  # a settling phase worth a notice: its mean latency differs by more than this
 DRIFT = 0.25  # halves of the window whose mean latencies differ by more than this: drifting
+
+
+class SteadySection(TypedDict):
+    """``summary["steady"]``: where latency settled inside the measured window (`steady_start`)."""
+
+    method: str
+    bins: int
+    bin_s: float | None
+    settled_at_unix_s: float | None
+    settled_offset_s: float | None
+    settled: bool | None
+    material: bool
+
+
+class ScheduleSection(TypedDict):
+    """``summary["schedule"]``: how an open-loop run kept its schedule (`schedule_summary`)."""
+
+    requested_rps: float | None
+    arrival: str | None
+    seed: int | None
+    sent: int
+    achieved_send_rps: float | None
+    lateness_ms: stats.LatencySummary
+    late_requests: int
+    late_fraction: float
+    late_threshold_ms: float
+    due_total: int | None
+    sent_total: int
+    unsent: int
+    dropped: int
+    max_backlog: int
+
+
+class ValiditySection(TypedDict):
+    """``summary["validity"]``: VALID unless a reason says otherwise (`validity`)."""
+
+    valid: bool
+    reasons: list[str]
+    unchecked: NotRequired[list[str]]
 
 
 def percentile_ci(values: npt.ArrayLike, q: float, presorted: bool = False) -> tuple[float, float] | None:
@@ -75,6 +114,19 @@ def required_requests(key: str) -> int:
     return math.ceil(round(MIN_TAIL_REQUESTS / (1 - stats.PERCENTILES[key] / 100.0), 6))
 
 
+def thin_notice(ok: int) -> list[str]:
+    """A notice when the run's p99 / p99.9 rest on too few successful requests beyond them."""
+    thin = [k for k in thin_percentiles(ok) if k in ("p99", "p999")]
+    if not (ok and thin):
+        return []
+    return [
+        f"{' and '.join(thin)} rest{'s' if len(thin) == 1 else ''} on fewer than "
+        f"{MIN_TAIL_REQUESTS} requests beyond {'it' if len(thin) == 1 else 'them'} "
+        f"({ok:,} successful; {thin[0]} needs {required_requests(thin[0]):,}): rough figures, "
+        "see their confidence intervals"
+    ]
+
+
 def mser5(series: npt.ArrayLike) -> tuple[int, bool] | None:
     """MSER-5 truncation: how many leading values to drop so that the rest is steadiest.
 
@@ -105,7 +157,7 @@ def steady_start(
     latency_ms: npt.NDArray[np.float64],
     window_start: float,
     window_end: float,
-) -> dict[str, Any]:
+) -> SteadySection:
     """Where latency settled inside the measured window.
 
     The window is cut into equal time bins (at most 100, at least 0.25 s each); MSER-5 over
@@ -115,7 +167,7 @@ def steady_start(
     """
     span = window_end - window_start
     bins = int(min(MAX_BINS, max(span // MIN_STEADY_BIN_S, 0))) if span > 0 else 0
-    out: dict[str, Any] = {
+    out: SteadySection = {
         "method": "MSER-5 over the mean latency of equal time bins of the measured window",
         "bins": bins,
         "bin_s": round(span / bins, 3) if bins else None,
@@ -161,6 +213,17 @@ def steady_start(
     return out
 
 
+def steady_notice(steady: SteadySection, warmup_s: float) -> list[str]:
+    """A notice when latency settled measurably later than the warmup ended."""
+    offset = steady["settled_offset_s"]
+    if not (steady["settled"] and steady.get("material")) or offset is None:
+        return []
+    return [
+        f"latency settled {offset:g} s into the measured window "
+        f"(MSER-5): a --warmup of {warmup_s + offset:.0f} s would exclude the settling"
+    ]
+
+
 def schedule_summary(
     start_unix_s: npt.NDArray[np.float64],
     intended_unix_s: npt.NDArray[np.float64],
@@ -168,7 +231,7 @@ def schedule_summary(
     window_end: float,
     settings: dict[str, Any],
     schedule_meta: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> ScheduleSection:
     """How an open-loop run kept its schedule: requested vs. achieved rate, lateness, unsent."""
     scheduled = np.isfinite(intended_unix_s)
     in_window = scheduled & (intended_unix_s >= window_start)
@@ -177,7 +240,7 @@ def schedule_summary(
     meta = schedule_meta or {}
     due = meta.get("due")
     sent_total = int(scheduled.sum())
-    out: dict[str, Any] = {
+    out: ScheduleSection = {
         "requested_rps": settings.get("rate"),
         "arrival": settings.get("arrival"),
         "seed": settings.get("seed"),
@@ -197,34 +260,18 @@ def schedule_summary(
 
 
 def validity(
-    summary: dict[str, Any],
+    summary: Mapping[str, Any],
     load_model: str,
     gated_keys: list[str],
     gated_counts: Mapping[str, int] | None = None,
-) -> dict[str, Any]:
+) -> ValiditySection:
     """VALID unless the measurement itself cannot be trusted; every reason says why in numbers.
 
     ``gated_keys``: latency percentile keys (``p99``) that SLOs gate on, resting on the
     successful requests; ``gated_counts``: other gated percentiles by summary path
     (``ttft_ms.p99``) with the number of values each rests on.
     """
-    reasons: list[str] = []
-    generator = (summary.get("resources") or {}).get("generator") or {}
-    # One reason, whichever generators it was: the top-level flag covers remote workers too.
-    remote_saturated = [
-        label
-        for label, remote in ((summary.get("resources") or {}).get("remote") or {}).items()
-        if ((remote or {}).get("generator") or {}).get("saturated")
-    ]
-    where = generator.get("saturated_on") or ([] if generator.get("saturated") else remote_saturated)
-    if generator.get("saturated") or remote_saturated:
-        share = generator.get("saturated_share")
-        reasons.append(
-            "the load generator's CPU was saturated"
-            + (f" on {', '.join(map(str, where))}" if where and where != ["this host"] else "")
-            + (f" ({share:.0%} of samples above 90% of a core)" if isinstance(share, float) else "")
-            + ": it may have measured its own delays"
-        )
+    reasons = _generator_reasons(summary)
     window_s = summary.get("window", {}).get("duration_s") or 0.0
     if window_s < MIN_WINDOW_S and summary.get("requests", {}).get("total", 0) > 0:
         reasons.append(f"the measured window lasted {window_s:g} s, under {MIN_WINDOW_S:g} s")
@@ -236,42 +283,77 @@ def validity(
         )
     schedule = summary.get("schedule")
     if load_model == "open" and schedule:
-        p99 = (schedule.get("lateness_ms") or {}).get("p99")
-        # As for any percentile: only when enough requests lie beyond the bound to pin it down.
-        late = schedule.get("late_requests") or 0
-        if isinstance(p99, float) and p99 > MAX_LATENESS_P99_MS and late >= MIN_TAIL_REQUESTS:
-            reasons.append(
-                f"the generator fell behind its schedule: 1% of requests were sent more than "
-                f"{p99:.1f} ms late (bound {MAX_LATENESS_P99_MS:g} ms; {schedule['late_requests']:,} "
-                f"later than {LATE_MS:g} ms)"
-            )
-        due, sent = schedule.get("due_total"), schedule.get("sent_total")
-        if isinstance(due, int) and due > 0 and sent < MIN_SEND_FRACTION * due:
-            reasons.append(
-                f"only {sent:,} of {due:,} scheduled requests were sent ({sent / due:.1%}): "
-                f"raise --max-inflight or lower --rate"
-            )
-        requested = schedule.get("requested_rps")
-        achieved = schedule.get("achieved_send_rps")
-        if (
-            isinstance(requested, int | float)
-            and isinstance(achieved, int | float)
-            and schedule.get("arrival") == "constant"
-            and achieved < MIN_SEND_FRACTION * requested
-        ):
-            reasons.append(f"sent {achieved:g} requests/s of the {requested:g} requested")
-    n_ok = summary.get("requests", {}).get("ok", 0)
+        reasons += _schedule_reasons(schedule)
+    reasons += _gate_reasons(summary.get("requests", {}).get("ok", 0), gated_keys, gated_counts or {})
+    return {"valid": not reasons, "reasons": reasons}
+
+
+def _generator_reasons(summary: Mapping[str, Any]) -> list[str]:
+    """A saturated load generator: one reason, whichever generators it was (the top-level flag
+    covers remote workers too)."""
+    generator = (summary.get("resources") or {}).get("generator") or {}
+    remote_saturated = [
+        label
+        for label, remote in ((summary.get("resources") or {}).get("remote") or {}).items()
+        if ((remote or {}).get("generator") or {}).get("saturated")
+    ]
+    where = generator.get("saturated_on") or ([] if generator.get("saturated") else remote_saturated)
+    if not (generator.get("saturated") or remote_saturated):
+        return []
+    share = generator.get("saturated_share")
+    return [
+        "the load generator's CPU was saturated"
+        + (f" on {', '.join(map(str, where))}" if where and where != ["this host"] else "")
+        + (f" ({share:.0%} of samples above 90% of a core)" if isinstance(share, float) else "")
+        + ": it may have measured its own delays"
+    ]
+
+
+def _schedule_reasons(schedule: Mapping[str, Any]) -> list[str]:
+    """An open loop that fell behind its schedule: late sends, unsent requests, a low send rate."""
+    reasons = []
+    p99 = (schedule.get("lateness_ms") or {}).get("p99")
+    # As for any percentile: only when enough requests lie beyond the bound to pin it down.
+    late = schedule.get("late_requests") or 0
+    if isinstance(p99, float) and p99 > MAX_LATENESS_P99_MS and late >= MIN_TAIL_REQUESTS:
+        reasons.append(
+            f"the generator fell behind its schedule: 1% of requests were sent more than "
+            f"{p99:.1f} ms late (bound {MAX_LATENESS_P99_MS:g} ms; {schedule['late_requests']:,} "
+            f"later than {LATE_MS:g} ms)"
+        )
+    due = schedule.get("due_total")
+    sent: Any = schedule.get("sent_total")
+    if isinstance(due, int) and due > 0 and sent < MIN_SEND_FRACTION * due:
+        reasons.append(
+            f"only {sent:,} of {due:,} scheduled requests were sent ({sent / due:.1%}): "
+            f"raise --max-inflight or lower --rate"
+        )
+    requested = schedule.get("requested_rps")
+    achieved = schedule.get("achieved_send_rps")
+    if (
+        isinstance(requested, int | float)
+        and isinstance(achieved, int | float)
+        and schedule.get("arrival") == "constant"
+        and achieved < MIN_SEND_FRACTION * requested
+    ):
+        reasons.append(f"sent {achieved:g} requests/s of the {requested:g} requested")
+    return reasons
+
+
+def _gate_reasons(n_ok: int, gated_keys: list[str], gated_counts: Mapping[str, int]) -> list[str]:
+    """SLO-gated percentiles that rest on too few values to pin them down."""
+    reasons = []
     for key in gated_keys:
         if key in stats.PERCENTILES and n_ok < required_requests(key):
             reasons.append(
                 f"an SLO gates on {key}, which {n_ok:,} successful requests cannot pin down "
                 f"(needs at least {required_requests(key):,})"
             )
-    for path, n in (gated_counts or {}).items():
+    for path, n in gated_counts.items():
         key = path.rsplit(".", 1)[-1]
         if key in stats.PERCENTILES and n < required_requests(key):
             reasons.append(
                 f"an SLO gates on {path}, which {n:,} measured values cannot pin down "
                 f"(needs at least {required_requests(key):,})"
             )
-    return {"valid": not reasons, "reasons": reasons}
+    return reasons

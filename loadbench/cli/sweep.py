@@ -1,4 +1,4 @@
-"""The ``loadbench sweep`` subcommand's arguments and wiring (kept out of ``cli.py`` to keep it short).
+"""The ``loadbench sweep`` subcommand's arguments and wiring (one module per command).
 
 Consumes the command line; produces a `loadbench.sweep.sweep.SweepConfig` and runs it. Options the
 sweep does not know are passed to every step's ``loadbench run`` (run options and scenario
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loadbench.cli.options import Call, add_where, duration
 from loadbench.errors import UsageError
-from loadbench.values import parse_duration
 
 SWEEP_EPILOG = """\
 modes (one of):
@@ -49,13 +49,6 @@ _OWN = (
 )
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad duration ")) from None
-
-
 def _numbers(text: str, integer: bool) -> list[float]:
     what = "whole numbers of users" if integer else "rates in requests/s"
     try:
@@ -87,9 +80,8 @@ def add_sweep_parser(commands: Any) -> argparse.ArgumentParser:
         epilog=SWEEP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    where = sweep.add_mutually_exclusive_group(required=True)
-    where.add_argument("--target", "-t", metavar="URL", help="base URL of the endpoint")
-    where.add_argument("--demo", action="store_true", help="start the embedded demo endpoint and sweep it")
+    sweep.set_defaults(handler=cmd_sweep, passes_extra=True)
+    add_where(sweep, "base URL of the endpoint", "start the embedded demo endpoint and sweep it")
     mode = sweep.add_mutually_exclusive_group(required=True)
     mode.add_argument("--rates", type=_rates, metavar="R1,R2,...", help="open-loop arrival rates, requests/s")
     mode.add_argument("--concurrency", type=_users, metavar="N1,N2,...", help="closed-loop numbers of users")
@@ -112,13 +104,13 @@ def add_sweep_parser(commands: Any) -> argparse.ArgumentParser:
     search.add_argument("--max-steps", type=int, default=12, metavar="N", help="at most N steps (default 12)")
     sweep.add_argument(
         "--step-duration",
-        type=_duration,
+        type=duration,
         default=30.0,
         metavar="TIME",
         help="each step, warmup included (30s)",
     )
     sweep.add_argument(
-        "--warmup", type=_duration, default=2.0, metavar="TIME", help="excluded start of each step (2s)"
+        "--warmup", type=duration, default=2.0, metavar="TIME", help="excluded start of each step (2s)"
     )
     sweep.add_argument(
         "--slo",
@@ -172,17 +164,19 @@ def _check_run_args(extra: list[str]) -> None:
                 )
 
 
-def cmd_sweep(args: argparse.Namespace, extra: list[str], parser: argparse.ArgumentParser) -> int:
+def cmd_sweep(call: Call) -> int:
     """``loadbench sweep``: check the options, start the demo if asked, run the sweep."""
     from loadbench.analyze.slo import parse_slos
-    from loadbench.cli.main import spawn_demo, stop_demo
+    from loadbench.demo.spawn import spawn_demo, stop_demo
     from loadbench.sweep.sweep import SweepConfig, run_sweep
     from loadbench.values import check_target
+
+    args, extra = call.args, call.extra
 
     _check_run_args(extra)
     parse_slos(args.slo)  # bad input first: nothing is started or written
     mode = "users" if args.concurrency or args.find_capacity == "users" else "rate"
-    run_options = _run_options(parser)
+    run_options = _run_options(call.parser)
     if mode == "rate" and "--rate" not in run_options:
         raise UsageError("this loadbench's `run` has no --rate (open loop) yet: sweep with --concurrency")
     if args.find_capacity and not args.slo:

@@ -16,9 +16,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import analyzer, stats
+from loadbench.analyze import stats
 from loadbench.analyze.resources import gpu_count
 from loadbench.analyze.stats import value_at
+from loadbench.analyze.window import window_start_unix_s
 from loadbench.compare.rundata import RunData
 
 CI_LEVEL = 0.995  # two-sided: percentiles 0.25 and 99.75 of the bootstrap differences
@@ -116,7 +117,7 @@ class RunBootstrap:
             self.tokens[: min(self.n, run.tokens_per_second.size)] = run.tokens_per_second[: self.n]
         self.request_seconds = int((self.all_counts > 0).sum())
         self.samples = run.samples
-        self.window_start = analyzer.window_start_unix_s(run.meta)
+        self.window_start = window_start_unix_s(run.meta)
         self.gpus = gpu_count(run.summary)
         self._cache: dict[tuple[str, bool], dict[str, FloatArray]] = {}
 

@@ -18,7 +18,7 @@ runs hold them ``ttft_ms.*``, ``itl_ms.*``, ``tpot_ms.*``, ``e2e_ms.*``,
 ``tokens.output_per_s``, ``goodput_rps``, ``quality.*`` and ``rtf.p50/p90/p99`` /
 ``rtf.realtime_fraction``. ``delta`` = candidate − base; ``delta_pct`` = delta / |base| × 100.
 The values shown are the summaries' own. Latency is the analyzer's (open loop: from the due
-time, `records.from_due_time`; window: `analyzer.window_start_unix_s`), so the intervals
+time, `records.from_due_time`; window: `window.window_start_unix_s`), so the intervals
 describe the values in the table.
 
 Confidence intervals: block bootstrap over seconds
@@ -41,11 +41,11 @@ is at least ``MIN_EFFECT_PCT`` (error rate: ``MIN_ERROR_RATE_PP`` percentage poi
 "same". The false-positive rate on same-distribution synthetic runs is measured by
 ``benchmarks/compare_fpr.py`` and stated in ``docs/metrics.md``.
 
-Rules (``--fail-on``)
----------------------
+Rules (``--fail-on``, `loadbench.compare.rules`)
+-------------------------------------------------
 ``METRIC OP CHANGE``, e.g. ``p99>+10%``, ``p99.9>+20%``, ``p50>+5ms``, ``throughput<-5%``,
-``error_rate>+0.5pp``, ``f1<-0.01``. METRIC is a summary path or an alias (`ALIASES`, and
-``ttft_p95`` style names, `_TOKEN_ALIAS`). A rule fails only when the change is beyond its
+``error_rate>+0.5pp``, ``f1<-0.01``. METRIC is a summary path or an alias (`rules.ALIASES`, and
+``ttft_p95`` style names). A rule fails only when the change is beyond its
 threshold AND significant (for a metric without an interval, the threshold alone decides). A
 rule whose metric no run has is a `UsageError` (a typo must not disable a gate silently); one
 whose metric one of the two runs lacks adds a warning. ``passed`` is true when no rule failed.
@@ -53,396 +53,32 @@ whose metric one of the two runs lacks adds a warning. ``passed`` is true when n
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
-import numpy.typing as npt
 
 from loadbench.analyze import stats
-from loadbench.analyze.resources import gpu_count
 from loadbench.analyze.stats import value_at
-from loadbench.compare.bootstrap import MIN_SECONDS, SERIES_STATS, RunBootstrap, delta_interval
-from loadbench.compare.rundata import RunData
+from loadbench.compare.bootstrap import RunBootstrap, delta_interval
+from loadbench.compare.metrics import Metric, is_open, number, shared_metrics, value, verdict
+from loadbench.compare.rules import Rule, check_rules, parse_rule
+from loadbench.compare.rundata import RunData, load_run
 from loadbench.errors import UsageError
 from loadbench.record import rundir
 
-MIN_EFFECT_PCT = 3.0  # smallest relative change called better / worse
-MIN_ERROR_RATE_PP = 0.1  # the same for error rates, in percentage points
-VALUE_ONLY_PCT = 25.0  # metrics without an interval: relative change needed for a verdict
-MAX_PCT = 100.0  # latency_ms.max: a single request, the noisiest figure of all
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-LATENCY_STATS = ("p50", "p90", "p95", "p99", "p999", "mean", "max")
-# Per-request series of the LLM keys: same block bootstrap as latency (quality: by value).
-LLM_PREFIXES = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms")
-FUTURE_PREFIXES = (*LLM_PREFIXES, "quality")
-# quality: its headline fractions only (per-class figures would swamp the table).
-QUALITY_KEYS = ("accuracy", "precision", "recall", "f1")
-RTF_STATS = ("p50", "p90", "p99")
-ALIASES: dict[str, str] = {
-    **{k: f"latency_ms.{k}" for k in LATENCY_STATS},
-    "throughput": "throughput_rps",
-    "request_rate": "request_rate_rps",
-    "error_rate": "requests.error_rate",
-    "goodput": "goodput_rps",
-    "throughput_per_gpu": "throughput_per_gpu_rps",
-    "output_tokens_per_s": "tokens.output_per_s",
-    "tokens_per_s": "tokens.output_per_s",
-    "realtime_fraction": "rtf.realtime_fraction",
-    "cpu": "resources.server_process.cpu_percent.mean",
-    "server_cpu": "resources.server_process.cpu_percent.mean",
-    "rss": "resources.server_process.rss_bytes.max",
-    "host_cpu": "resources.host.cpu_percent.mean",
-    "generator_cpu": "resources.generator.cpu_mean_percent",
-    "gpu_util": "resources.gpus.0.util_mean",
-    "gpu_mem": "resources.gpus.0.mem_used_max_mib",
-    "gpu_power": "resources.gpus.0.power_mean_w",
-    "energy_per_request": "resources.energy.j_per_request",
-    **{
-        q: f"quality.{q}" for q in ("f1", "accuracy", "precision", "recall", "exact_match", "bleu", "rouge_l")
-    },
-}
-ALIASES["p99.9"] = ALIASES["p999"]  # as people write it (and as `--slo` accepts it)
-# ttft_p95, service_p99, e2e_p99.9, rtf_p90, ...: a prefix and a statistic.
-_PREFIX_ALIAS = {
-    "ttft": "ttft_ms",
-    "itl": "itl_ms",
-    "tpot": "tpot_ms",
-    "e2e": "e2e_ms",
-    "service": "service_time_ms",
-    "rtf": "rtf",
-}
-_TOKEN_ALIAS = re.compile(r"^(ttft|itl|tpot|e2e|service|rtf)_(p50|p90|p95|p99|p999|p99\.9|mean|max|min)$")
-_RULE = re.compile(
-    r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_.]*)\s*(?P<op>[<>])\s*(?P<sign>[+-]?)\s*"
-    r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>%|ms|pp)?\s*$"
-)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One parsed ``--fail-on`` rule: fail when ``metric`` changed beyond ``threshold``."""
-
-    text: str
-    metric: str  # summary path
-    op: str  # ">" rose by more than, "<" fell by more than
-    kind: str  # "pct" (relative, %), "abs" (metric's unit; ms for "ms"), "pp" (percentage points)
-    threshold: float  # signed: positive for ">", negative for "<"
-
-    def change(self, delta: float | None, delta_pct: float | None) -> float | None:
-        """The metric's change in this rule's unit (None when it cannot be expressed)."""
-        if delta is None:
-            return None
-        if self.kind == "pct":
-            return delta_pct
-        return delta * 100.0 if self.kind == "pp" else delta
-
-    def broken(self, delta: float | None, delta_pct: float | None) -> bool:
-        change = self.change(delta, delta_pct)
-        if change is None:
-            return False
-        return change > self.threshold if self.op == ">" else change < self.threshold
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-# -- metrics ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Metric:
-    path: str
-    label: str
-    unit: str
-    direction: str  # which is better: "lower" | "higher"
-    star: Callable[[RunBootstrap, npt.NDArray[np.int64]], FloatArray | None] | None = None
-    value_only_pct: float = VALUE_ONLY_PCT
-
-
-def _series_star(name: str, key: str) -> Callable[[RunBootstrap, npt.NDArray[np.int64]], FloatArray | None]:
-    def star(boot: RunBootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
-        return boot.series_star(name, key, counts)
-
-    return star
-
-
-def _rate_star(
-    key: str, per_gpu: bool = False
-) -> Callable[[RunBootstrap, npt.NDArray[np.int64]], FloatArray | None]:
-    def star(boot: RunBootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
-        if boot.request_seconds < MIN_SECONDS or (per_gpu and not boot.gpus):
-            return None
-        rate = boot.rates(counts).get(key)
-        if rate is None:
-            return None
-        return rate / boot.gpus if per_gpu else rate
-
-    return star
-
-
-def _resource_star(column: str) -> Callable[[RunBootstrap, npt.NDArray[np.int64]], FloatArray | None]:
-    def star(boot: RunBootstrap, counts: npt.NDArray[np.int64]) -> FloatArray | None:
-        return boot.resource(column, counts)
-
-    return star
-
-
-_LATENCY_LABELS = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "p999": "p99.9"}
-
-
-def _is_open(run: RunData) -> bool:
-    load = (run.meta.get("settings") or {}).get("load") or {}
-    return load.get("model") == "open" or value_at(run.summary, "load.model") == "open"
-
-
-def _latency_metrics(prefix: str, what: str) -> list[_Metric]:
-    """p50 … p99.9, mean (bootstrapped) and max (by value) of a latency-like summary key."""
-    out = []
-    for key in LATENCY_STATS:
-        label = f"{key} {what}" if key in ("mean", "max") else f"{what} {_LATENCY_LABELS[key]}"
-        if key == "max":
-            out.append(_Metric(f"{prefix}.max", label, "ms", "lower", None, MAX_PCT))
-        else:
-            out.append(_Metric(f"{prefix}.{key}", label, "ms", "lower", _series_star(prefix, key)))
-    return out
-
-
-def _metrics(base: RunData, candidate: RunData) -> list[_Metric]:
-    """The metrics both runs can be compared on, in display order."""
-    runs = (base.summary, candidate.summary)
-
-    def in_both(path: str) -> bool:
-        return all(_number(value_at(s, path)) is not None for s in runs)
-
-    out = _latency_metrics("latency_ms", "latency")
-    # Open loop: latency counts from the due time; the service time (from the actual send)
-    # tells a slower server from a generator that fell behind. Closed loop: the two are equal.
-    if (_is_open(base) or _is_open(candidate)) and all(
-        isinstance(s.get("service_time_ms"), dict) for s in runs
-    ):
-        out += _latency_metrics("service_time_ms", "service time")
-    out += [
-        _Metric("throughput_rps", "throughput", "req/s", "higher", _rate_star("throughput_rps")),
-        _Metric("request_rate_rps", "request rate", "req/s", "higher", _rate_star("request_rate_rps")),
-        _Metric("requests.error_rate", "error rate", "fraction", "lower", _rate_star("error_rate")),
-    ]
-    present = [
-        _Metric(
-            "resources.server_process.cpu_percent.mean",
-            "server CPU (mean)",
-            "% of a core",
-            "lower",
-            _resource_star("server.cpu_percent"),
-        ),
-        _Metric("resources.server_process.rss_bytes.max", "server memory (peak RSS)", "bytes", "lower"),
-        _Metric(
-            "resources.host.cpu_percent.mean",
-            "host CPU (mean)",
-            "%",
-            "lower",
-            _resource_star("host.cpu_percent"),
-        ),
-        # The generator's own cost: lower leaves it more headroom before it saturates.
-        _Metric(
-            "resources.generator.cpu_mean_percent",
-            "load generator CPU (mean)",
-            "% of a core",
-            "lower",
-            _resource_star("generator.cpu_percent"),
-        ),
-    ]
-    gpus = min(len(value_at(s, "resources.gpus") or []) for s in runs)
-    for i in range(gpus):
-        index = value_at(base.summary, f"resources.gpus.{i}.index")
-        column = f"gpu{index if isinstance(index, int) else i}"
-        present += [
-            _Metric(
-                f"resources.gpus.{i}.util_mean",
-                f"GPU {i} utilization (mean)",
-                "%",
-                "higher",
-                _resource_star(f"{column}.util_percent"),
-            ),
-            _Metric(f"resources.gpus.{i}.mem_used_max_mib", f"GPU {i} memory (peak)", "MiB", "lower"),
-            _Metric(
-                f"resources.gpus.{i}.power_mean_w",
-                f"GPU {i} power (mean)",
-                "W",
-                "lower",
-                _resource_star(f"{column}.power_w"),
-            ),
-        ]
-    present.append(_Metric("resources.energy.j_per_request", "energy per request", "J", "lower"))
-    out += [m for m in present if any(_number(value_at(s, m.path)) is not None for s in runs)]
-    if all(gpu_count(s) for s in runs):
-        out.append(
-            _Metric(
-                "throughput_per_gpu_rps",
-                "throughput per GPU",
-                "req/s",
-                "higher",
-                _rate_star("throughput_rps", per_gpu=True),
-            )
-        )
-    # Model-specific keys, when both runs have them: the LLM latencies with the same block
-    # bootstrap as latency (their maxima and minima by value), quality by value.
-    for prefix in FUTURE_PREFIXES:
-        keys = [set(_leaves(s.get(prefix), prefix)) for s in runs]
-        if prefix == "quality":
-            keys = [{k for k in ks if k.split(".")[-1] in QUALITY_KEYS and k.count(".") == 1} for ks in keys]
-        for path in sorted(keys[0] & keys[1]):
-            label = path.replace("_ms.", " ").replace(".", " ")
-            stat = path.split(".")[-1]
-            if prefix == "quality":
-                out.append(_Metric(path, label, "", "higher"))
-            elif stat in SERIES_STATS:
-                out.append(_Metric(path, label, "ms", "lower", _series_star(prefix, stat)))
-            else:
-                out.append(_Metric(path, label, "ms", "lower"))
-    if in_both("tokens.output_per_s"):
-        out.append(
-            _Metric(
-                "tokens.output_per_s",
-                "output tokens/s",
-                "tok/s",
-                "higher",
-                _rate_star("tokens.output_per_s"),
-            )
-        )
-    if all(isinstance(s.get("goodput_rps"), int | float) for s in runs):
-        out.append(_Metric("goodput_rps", "goodput", "req/s", "higher"))
-    # Real-time factor (processing time / media duration): lower is faster than real time.
-    for key in RTF_STATS:
-        if in_both(f"rtf.{key}"):
-            out.append(_Metric(f"rtf.{key}", f"RTF {key}", "", "lower", _series_star("rtf", key)))
-    if in_both("rtf.realtime_fraction"):
-        out.append(
-            _Metric(
-                "rtf.realtime_fraction",
-                "faster than real time",
-                "fraction",
-                "higher",
-                _series_star("rtf_realtime", "mean"),
-            )
-        )
-    return out
-
-
-def _leaves(node: Any, prefix: str) -> list[str]:
-    if isinstance(node, dict):
-        return [p for k, v in node.items() for p in _leaves(v, f"{prefix}.{k}")]
-    return [prefix] if _number(node) is not None else []
-
-
-def _value(run: RunData, path: str) -> float | None:
-    if path == "throughput_per_gpu_rps":
-        gpus = gpu_count(run.summary)
-        throughput = _number(run.summary.get("throughput_rps"))
-        return None if not gpus or throughput is None else round(throughput / gpus, 3)
-    return _number(value_at(run.summary, path))
-
-
-def _verdict(metric: _Metric, delta: float, delta_pct: float | None, ci: list[float] | None) -> str:
-    if delta == 0:
-        return "same"
-    if ci is not None:
-        significant = ci[0] > 0 or ci[1] < 0
-        if metric.path.endswith("error_rate"):
-            relevant = abs(delta) * 100.0 >= MIN_ERROR_RATE_PP
-        else:
-            relevant = delta_pct is None or abs(delta_pct) >= MIN_EFFECT_PCT
-    else:
-        significant = True  # no noise estimate: the (larger) value-only threshold stands in
-        relevant = delta_pct is not None and abs(delta_pct) >= metric.value_only_pct
-    if not (significant and relevant):
-        return "same"
-    rose = delta > 0
-    return "worse" if rose == (metric.direction == "lower") else "better"
-
-
-# -- public API ------------------------------------------------------------------------------------
-
-
-def parse_rule(text: str) -> Rule:
-    """Parse one ``--fail-on`` rule (grammar in the module docstring); `UsageError` when malformed."""
-    match = _RULE.match(text)
-    if not match:
-        raise UsageError(
-            f"cannot read the rule {text!r}: expected METRIC>CHANGE or METRIC<CHANGE, "
-            "e.g. p99>+10%, p50>+5ms, throughput<-5%, error_rate>+0.5pp, f1<-0.01"
-        )
-    name, op, sign, unit = match["metric"], match["op"], match["sign"], match["unit"]
-    number = float(match["number"])
-    if (op == ">" and sign == "-") or (op == "<" and sign == "+"):
-        word = "rise (>+N)" if op == ">" else "fall (<-N)"
-        raise UsageError(f"the rule {text!r} contradicts itself: {op!r} needs a {word}")
-    metric = _resolve(name, text)
-    kind = {"%": "pct", "pp": "pp"}.get(unit or "", "abs")
-    if unit == "ms" and not _is_ms(metric):
-        raise UsageError(f"the rule {text!r} gives ms for {metric}, which is not a latency in ms")
-    if unit == "pp" and not _is_fraction(metric):
-        raise UsageError(f"the rule {text!r} gives percentage points for {metric}, which is not a fraction")
-    threshold = number if op == ">" else -number
-    return Rule(text=text.strip(), metric=metric, op=op, kind=kind, threshold=threshold)
-
-
-def _resolve(name: str, text: str) -> str:
-    if name in ALIASES:
-        return ALIASES[name]
-    if m := _TOKEN_ALIAS.match(name):
-        return f"{_PREFIX_ALIAS[m[1]]}.{m[2].replace('p99.9', 'p999')}"
-    if name.endswith(".p99.9"):  # latency_ms.p99.9, as people write it
-        return name.removesuffix(".p99.9") + ".p999"
-    if "." in name or name.endswith("_rps"):
-        return name
-    raise UsageError(
-        f"unknown metric {name!r} in the rule {text!r}: use a summary.json path (latency_ms.p99) "
-        f"or one of {', '.join(sorted(ALIASES))}, ttft_p95, itl_p50, tpot_mean, e2e_p99, service_p99, rtf_p90"
-    )
-
-
-def _has(run: RunData, path: str) -> bool:
-    """Whether ``path`` names a key of the run's summary (its value may be null)."""
-    if path == "throughput_per_gpu_rps":
-        return bool(gpu_count(run.summary))
-    node: Any = run.summary
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return False
-    return not isinstance(node, dict | list)
-
-
-def check_rules(rules: Sequence[Rule], runs: Sequence[RunData]) -> None:
-    """`UsageError` for a rule whose metric none of ``runs`` has: a misspelt metric
-    (``latency_ms.p9``) would otherwise never fail, silently disabling the gate."""
-    for rule in rules:
-        if not any(_has(run, rule.metric) for run in runs):
-            raise UsageError(
-                f"the rule {rule.text!r} names {rule.metric}, which is in none of the runs' summary.json: "
-                "check its spelling (a summary.json path, or an alias such as p99, p99.9, throughput, error_rate)"
-            )
-
-
-def _is_ms(path: str) -> bool:
-    return path.split(".", 1)[0].endswith("_ms")
-
-
-def _is_fraction(path: str) -> bool:
-    return path.endswith(("error_rate", "busy_fraction", "realtime_fraction")) or path.startswith("quality.")
+# What the CLI and tools import from here, wherever it is defined.
+__all__ = [
+    "Rule",
+    "RunData",
+    "check_rules",
+    "comparability_warnings",
+    "compare_many",
+    "compare_runs",
+    "load_run",
+    "parse_rule",
+]
 
 
 def compare_runs(
@@ -463,52 +99,72 @@ def compare_runs(
         check_rules(rules, (base, candidate))
     rng = np.random.default_rng(seed)
     boots = (RunBootstrap(base, resamples, rng), RunBootstrap(candidate, resamples, rng))
-    metrics: dict[str, dict[str, Any]] = {}
-    for metric in _metrics(base, candidate):
-        b, c = _value(base, metric.path), _value(candidate, metric.path)
-        entry: dict[str, Any] = {
-            "label": metric.label,
-            "unit": metric.unit,
-            "direction": metric.direction,
-            "base": b,
-            "candidate": c,
-            "delta": None,
-            "delta_pct": None,
-            "ci": None,
-            "verdict": "same",
-        }
-        metrics[metric.path] = entry
-        if b is None or c is None:
-            continue
-        delta = c - b
-        delta_pct = delta / abs(b) * 100.0 if b != 0 else None
-        ci = None
-        if metric.star is not None:
-            stars = [metric.star(boot, boot.counts) for boot in boots]
-            fulls = [metric.star(boot, boot.ones) for boot in boots]
-            ci = delta_interval(
-                stars[0],
-                stars[1],
-                None if fulls[0] is None else float(fulls[0][0]),
-                None if fulls[1] is None else float(fulls[1][0]),
-                delta,
-                min(boot.n for boot in boots),
-            )
-        entry.update(
-            delta=round(delta, 6),
-            delta_pct=None if delta_pct is None else round(delta_pct, 3),
-            ci=ci,
-            verdict=_verdict(metric, delta, delta_pct, ci),
-        )
-
+    metrics = {m.path: _metric_entry(m, base, candidate, boots) for m in shared_metrics(base, candidate)}
     warnings = comparability_warnings(base, candidate)
+    failed = _failed_rules(rules, metrics, warnings)
+    return stats.clean(
+        {
+            "passed": not failed,
+            "failed_rules": failed,
+            "warnings": warnings,
+            "base": _facts(base),
+            "candidate": _facts(candidate),
+            "metrics": metrics,
+        }
+    )
+
+
+def _metric_entry(
+    metric: Metric, base: RunData, candidate: RunData, boots: tuple[RunBootstrap, RunBootstrap]
+) -> dict[str, Any]:
+    """One row of ``compare.json``'s metrics: both values, the delta, its interval and verdict."""
+    b, c = value(base, metric.path), value(candidate, metric.path)
+    entry: dict[str, Any] = {
+        "label": metric.label,
+        "unit": metric.unit,
+        "direction": metric.direction,
+        "base": b,
+        "candidate": c,
+        "delta": None,
+        "delta_pct": None,
+        "ci": None,
+        "verdict": "same",
+    }
+    if b is None or c is None:
+        return entry
+    delta = c - b
+    delta_pct = delta / abs(b) * 100.0 if b != 0 else None
+    ci = None
+    if metric.star is not None:
+        stars = [metric.star(boot, boot.counts) for boot in boots]
+        fulls = [metric.star(boot, boot.ones) for boot in boots]
+        ci = delta_interval(
+            stars[0],
+            stars[1],
+            None if fulls[0] is None else float(fulls[0][0]),
+            None if fulls[1] is None else float(fulls[1][0]),
+            delta,
+            min(boot.n for boot in boots),
+        )
+    entry.update(
+        delta=round(delta, 6),
+        delta_pct=None if delta_pct is None else round(delta_pct, 3),
+        ci=ci,
+        verdict=verdict(metric, delta, delta_pct, ci),
+    )
+    return entry
+
+
+def _failed_rules(
+    rules: Sequence[Rule], metrics: dict[str, dict[str, Any]], warnings: list[str]
+) -> list[dict[str, Any]]:
+    """The rules the comparison broke; a rule that cannot be checked adds to ``warnings`` instead."""
     failed: list[dict[str, Any]] = []
     for rule in rules:
-        entry_or_none = metrics.get(rule.metric)
-        if entry_or_none is None or entry_or_none["delta"] is None:
+        e = metrics.get(rule.metric)
+        if e is None or e["delta"] is None:
             warnings.append(f"rule {rule.text}: {rule.metric} is not in both runs (or is null); not checked")
             continue
-        e = entry_or_none
         significant = e["ci"] is None or e["ci"][0] > 0 or e["ci"][1] < 0
         if rule.kind == "pct" and e["delta_pct"] is None:
             warnings.append(
@@ -525,16 +181,7 @@ def compare_runs(
                     "ci": e["ci"],
                 }
             )
-    return stats.clean(
-        {
-            "passed": not failed,
-            "failed_rules": failed,
-            "warnings": warnings,
-            "base": _facts(base),
-            "candidate": _facts(candidate),
-            "metrics": metrics,
-        }
-    )
+    return failed
 
 
 def compare_many(
@@ -588,7 +235,7 @@ def _facts(run: RunData) -> dict[str, Any]:
         "status": meta.get("status"),
         "started_at": value_at(summary, "run.started_at"),
         "load_model": meta.get("load_model"),
-        "open_loop": _is_open(run),
+        "open_loop": is_open(run),
         # Closed loop: the users; open loop, settings.users holds --max-inflight (also below).
         "users": settings.get("users"),
         "rate_rps": load.get("rate"),
@@ -670,7 +317,7 @@ def comparability_warnings(base: RunData, candidate: RunData) -> list[str]:
         out.append(
             f"GPUs differ: {b['gpus'] or 'none sampled'} (base) vs {c['gpus'] or 'none sampled'} (candidate)"
         )
-    b_len, c_len = _number(b["window_s"]), _number(c["window_s"])
+    b_len, c_len = number(b["window_s"]), number(c["window_s"])
     if b_len is not None and c_len is not None and abs(b_len - c_len) > 0.2 * max(b_len, c_len):
         out.append(
             f"measured windows differ by more than 20 %: {b_len:g} s (base) vs {c_len:g} s (candidate)"

@@ -34,21 +34,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from loadbench.analyze.stats import value_at
-from loadbench.compare.report import format_metric_value
+from loadbench.compare.verdict import format_metric_value
 from loadbench.errors import RunDirError, UsageError
 from loadbench.record import rundir
-from loadbench.record.records import read_samples
-from loadbench.report import plots
-from loadbench.report.report import (
-    _CSS,
-    DASH,
-    _dict,
-    _e,
-    _grid_table,
-    _num,
-    _read_timeseries,
-    _write_text_atomic,
-)
+from loadbench.record.records import read_samples, read_timeseries
+from loadbench.report import plotkit
+from loadbench.report.fmt import DASH, as_dict, num
+from loadbench.report.html import CSS, esc, grid_table, render_template, trusted, write_text_atomic
 
 HISTORY_HTML = "history.html"
 HISTORY_JSON = "history.json"
@@ -90,7 +82,7 @@ def _is_run(path: Path) -> bool:
 
 def _start_key(path: Path) -> tuple[float, str]:
     try:
-        started = _num(rundir.read_json(path / rundir.META).get("started_unix_s"))
+        started = num(rundir.read_json(path / rundir.META).get("started_unix_s"))
     except RunDirError:
         started = None
     return (started if started is not None else math.inf, path.name)
@@ -172,8 +164,8 @@ def _gpu_per_second(run_dir: Path, summary: dict[str, Any]) -> npt.NDArray[np.fl
     samples = read_samples(run_dir / rundir.SAMPLES)
     if "gpu0.util_percent" not in samples.columns:
         return np.array([], dtype=float)
-    window = _dict(summary.get("window"))
-    start, end = _num(window.get("start_unix_s")), _num(window.get("end_unix_s"))
+    window = as_dict(summary.get("window"))
+    start, end = num(window.get("start_unix_s")), num(window.get("end_unix_s"))
     t = samples["unix_s"].to_numpy(dtype=float)
     v = pd.to_numeric(samples["gpu0.util_percent"], errors="coerce").to_numpy(dtype=float)
     keep = np.isfinite(v)
@@ -189,16 +181,16 @@ def _gpu_per_second(run_dir: Path, summary: dict[str, Any]) -> npt.NDArray[np.fl
 
 
 def _clean(value: Any) -> float | None:
-    return _num(value)
+    return num(value)
 
 
 def history_row(run_dir: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
     """One run's row: id, start, path and each key metric's value with a 95 % CI."""
     meta = rundir.read_meta(run_dir)
     summary = rundir.read_json(run_dir / rundir.SUMMARY)
-    info = _dict(summary.get("run"))
+    info = as_dict(summary.get("run"))
     ts_path = run_dir / rundir.TIMESERIES
-    timeseries = _window_seconds(_read_timeseries(ts_path)) if ts_path.is_file() else pd.DataFrame()
+    timeseries = _window_seconds(read_timeseries(ts_path)) if ts_path.is_file() else pd.DataFrame()
 
     def col(name: str) -> npt.NDArray[np.float64]:
         if timeseries.empty or name not in timeseries:
@@ -226,7 +218,7 @@ def history_row(run_dir: Path, resamples: int = RESAMPLES, seed: int = 0) -> dic
             "ci": cis.get(path),
             "ci_method": CI_METHOD[path],
         }
-    started = _num(meta.get("started_unix_s"))
+    started = num(meta.get("started_unix_s"))
     return {
         "id": str(meta.get("run_id") or info.get("id") or run_dir.name),
         "started_at": meta.get("started_at")
@@ -274,14 +266,14 @@ def significant_changes(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for path in METRICS:
         previous: dict[str, Any] | None = None
         for row in rows:
-            m = _dict(_dict(row.get("metrics")).get(path))
+            m = as_dict(as_dict(row.get("metrics")).get(path))
             ci = m.get("ci")
             if not isinstance(ci, list) or len(ci) != 2:
                 continue
             if previous is not None:
                 pm = previous["metrics"][path]
                 if not _overlap(ci, pm["ci"]):
-                    value, before = _num(m.get("value")), _num(pm.get("value"))
+                    value, before = num(m.get("value")), num(pm.get("value"))
                     up = (sum(ci) / 2) > (sum(pm["ci"]) / 2)
                     better = up == (m.get("direction") == "higher")
                     changes.append(
@@ -324,7 +316,7 @@ def history_figure(rows: Sequence[dict[str, Any]], path: str, changes: Sequence[
     label, unit, _ = METRICS[path]
     scale = 100.0 if unit == "fraction" else 1.0
     ylabel = f"{label} (%)" if unit == "fraction" else f"{label} ({unit})"
-    fig = Figure(figsize=(plots.FIGSIZE[0], 3.9), dpi=plots.DPI, layout="constrained")
+    fig = Figure(figsize=(plotkit.FIGSIZE[0], 3.9), dpi=plotkit.DPI, layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(label, fontsize=11, loc="left")
     x = np.arange(len(rows), dtype=float)
@@ -332,8 +324,8 @@ def history_figure(rows: Sequence[dict[str, Any]], path: str, changes: Sequence[
     lo = np.full(len(rows), np.nan)
     hi = np.full(len(rows), np.nan)
     for i, row in enumerate(rows):
-        m = _dict(_dict(row.get("metrics")).get(path))
-        v = _num(m.get("value"))
+        m = as_dict(as_dict(row.get("metrics")).get(path))
+        v = num(m.get("value"))
         values[i] = v * scale if v is not None else np.nan
         ci = m.get("ci")
         if isinstance(ci, list) and len(ci) == 2:
@@ -352,7 +344,7 @@ def history_figure(rows: Sequence[dict[str, Any]], path: str, changes: Sequence[
             capsize=4,
             label="95% CI",
         )
-    ax.plot(x, values, "o-", color=plots.C_OK, ms=5, lw=1.0, label=label)
+    ax.plot(x, values, "o-", color=plotkit.C_OK, ms=5, lw=1.0, label=label)
     changed = {c["run_id"] for c in changes if c["metric"] == path}
     ring = [i for i, row in enumerate(rows) if row.get("id") in changed]
     if ring:
@@ -361,7 +353,7 @@ def history_figure(rows: Sequence[dict[str, Any]], path: str, changes: Sequence[
             np.where(np.isfinite(values[ring]), values[ring], centre[ring]),
             s=260,
             facecolors="none",
-            edgecolors=plots.C_ERR,
+            edgecolors=plotkit.C_ERR,
             linewidths=2.0,
             zorder=4,
             label="significant change",
@@ -384,78 +376,68 @@ def _change_table(changes: Sequence[dict[str, Any]]) -> str:
         unit = str(c.get("unit") or "")
         rows.append(
             [
-                f"<span class='mono'>{_e(c['previous_run_id'])}</span>",
-                f"<span class='mono'>{_e(c['run_id'])}</span>",
-                _e(_fmt(c["previous_value"], unit)),
-                _e(_fmt(c["value"], unit)),
-                _e(f"[{_fmt(c['ci'][0], unit)}, {_fmt(c['ci'][1], unit)}]"),
-                f"<span class='{'bad' if c['verdict'] == 'worse' else 'ok'}'>{_e(c['change'])} "
-                f"({_e(c['verdict'])})</span>",
+                f"<span class='mono'>{esc(c['previous_run_id'])}</span>",
+                f"<span class='mono'>{esc(c['run_id'])}</span>",
+                esc(_fmt(c["previous_value"], unit)),
+                esc(_fmt(c["value"], unit)),
+                esc(f"[{_fmt(c['ci'][0], unit)}, {_fmt(c['ci'][1], unit)}]"),
+                f"<span class='{'bad' if c['verdict'] == 'worse' else 'ok'}'>{esc(c['change'])} "
+                f"({esc(c['verdict'])})</span>",
             ]
         )
-    return _grid_table(
+    return grid_table(
         ["previous run", "run", "before", "after", "95% CI after", "change"], rows, numeric={2, 3}
     )
 
 
-_EXTRA_CSS = """
-span.bad { color: var(--bad); font-weight: 650; } span.ok { color: var(--ok); font-weight: 650; }
-"""
+def _figure_view(
+    rows: Sequence[dict[str, Any]], path: str, changes: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """What the page shows of one metric: its plot (base64 PNG), caption and significant changes."""
+    label = METRICS[path][0]
+    png = plotkit.figure_to_png(history_figure(rows, path, changes))
+    return {
+        "key": "plot-" + path.replace(".", "-").replace("_", "-"),
+        "label": label,
+        "png": base64.b64encode(png).decode("ascii"),
+        "method": CI_METHOD[path],
+        "changes": trusted(_change_table(changes)) if changes else None,
+    }
 
 
 def render_history_html(
     rows: Sequence[dict[str, Any]], changes: Sequence[dict[str, Any]], notes: Sequence[str]
 ) -> str:
     """The self-contained history page."""
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        "<title>loadbench history</title>",
-        f"<style>{_CSS}{_EXTRA_CSS}</style></head><body><main>",
-        "<h1>loadbench history</h1>",
-        f"<p class='sub'>{len(rows)} run{'s' if len(rows) != 1 else ''} in start order · "
-        f"{len(changes)} significant change{'s' if len(changes) != 1 else ''}</p>",
-    ]
-    if notes:
-        parts.append("<ul class='notices'>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
     run_rows = [
         [
-            f"<span class='mono'>{_e(r.get('id'))}</span>",
-            _e(r.get("started_at")),
-            _e(r.get("scenario")),
-            _e(r.get("status")),
-            f"<span class='mono'>{_e(r.get('path'))}</span>",
+            f"<span class='mono'>{esc(r.get('id'))}</span>",
+            esc(r.get("started_at")),
+            esc(r.get("scenario")),
+            esc(r.get("status")),
+            f"<span class='mono'>{esc(r.get('path'))}</span>",
         ]
         for r in rows
     ]
-    parts.append("<h2>Runs</h2>")
-    parts.append(_grid_table(["run", "started (UTC)", "scenario", "status", "path"], run_rows, numeric=()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a glyph the font lacks in a run id
-        for path, (label, _, _) in METRICS.items():
-            if not any(path in _dict(r.get("metrics")) for r in rows):
-                continue
-            mine = [c for c in changes if c["metric"] == path]
-            png = plots.figure_to_png(history_figure(rows, path, mine))
-            data = base64.b64encode(png).decode("ascii")
-            key = "plot-" + path.replace(".", "-").replace("_", "-")
-            parts.append(f"<h2>{_e(label)}</h2>")
-            parts.append(
-                f'<figure id="{_e(key)}"><img class="plot" src="data:image/png;base64,{data}" '
-                f'alt="{_e(label)} over runs"><figcaption>{_e(label)} of each run with its 95 % CI '
-                f"({_e(CI_METHOD[path])}); a red ring marks a run whose CI does not overlap the previous "
-                "run's.</figcaption></figure>"
-            )
-            if mine:
-                parts.append(f"<h3>Significant changes of {_e(label)}</h3>")
-                parts.append(_change_table(mine))
-            else:
-                parts.append(
-                    f"<p class='sub'>No significant change of {_e(label)} {DASH} every CI overlaps the previous run's.</p>"
-                )
-    parts.append("<footer>Generated by loadbench history. Self-contained: no network needed.</footer>")
-    parts.append("</main></body></html>")
-    return "\n".join(parts) + "\n"
+        figures = [
+            _figure_view(rows, path, [c for c in changes if c["metric"] == path])
+            for path in METRICS
+            if any(path in as_dict(r.get("metrics")) for r in rows)
+        ]
+    return render_template(
+        "history.html.j2",
+        css=trusted(CSS),
+        runs=len(rows),
+        changes=len(changes),
+        notes=[n for n in notes],
+        runs_table=trusted(
+            grid_table(["run", "started (UTC)", "scenario", "status", "path"], run_rows, numeric=())
+        ),
+        figures=figures,
+        dash=DASH,
+    )
 
 
 def render_history(rows: Sequence[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
@@ -466,5 +448,5 @@ def render_history(rows: Sequence[dict[str, Any]], out_dir: Path) -> tuple[Path,
     notes = list(getattr(rows, "warnings", []))
     html_path, json_path = out_dir / HISTORY_HTML, out_dir / HISTORY_JSON
     rundir.write_json(json_path, {"rows": list(rows), "significant_changes": changes, "warnings": notes})
-    _write_text_atomic(html_path, render_history_html(rows, changes, notes))
+    write_text_atomic(html_path, render_history_html(rows, changes, notes))
     return html_path, json_path

@@ -12,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import analyzer, llm_metrics, quality
+from loadbench.analyze import llm_metrics, quality
+from loadbench.analyze.window import window_start_unix_s
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
 from loadbench.record.records import from_due_time, read_requests, read_samples
@@ -53,7 +54,7 @@ def load_run(path: Path) -> RunData:
     raw = read_requests(path / rundir.REQUESTS)
     service_all = raw["latency_ms"].to_numpy(dtype=np.float64)
     requests = from_due_time(raw)  # the analyzer's latency and timeline
-    window_start = analyzer.window_start_unix_s(meta)
+    window_start = window_start_unix_s(meta)
     starts = requests["start_unix_s"].to_numpy(dtype=np.float64)
     measured = starts >= window_start  # the analyzer's own rule: a request belongs where it started
     ok = requests["ok"].to_numpy()[measured].astype(bool)

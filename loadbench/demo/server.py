@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import re
@@ -50,45 +49,40 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-
 from loadbench import __version__
 from loadbench.data import DIGITS_JSONL
 from loadbench.demo import llmsim
-from loadbench.errors import UsageError
+from loadbench.demo.args import demo_parser
+from loadbench.demo.model import (
+    N_FEATURES,
+    BadRequest,
+    DemoModel,
+    build_model,
+    predict,
+    split_digits,
+    v2_rows,
+)
+from loadbench.errors import LoadbenchError, UsageError
 from loadbench.jsonhttp import JSONRequestHandler
 from loadbench.protocols.media import MediaError, wav_duration_s
+from loadbench.redact import argv_secrets, scrub
 
 MODEL_NAME = "digits"
 MODEL_VERSION = "1"
-N_FEATURES = 64
 PAYLOAD_PATH = DIGITS_JSONL
 ASR_PATH = "/asr"
 DEFAULT_ASR_RTF = 0.3  # processing time / audio duration of the demo's speech recognizer
 
 # Larger bodies are refused rather than buffered: the demo is a benchmark target, not a data sink.
 _MAX_BODY_BYTES = 64 * 1024 * 1024
-_V2_NUMERIC_TYPES = frozenset(
-    {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
-)
 _MODEL_ROUTE = re.compile(
     r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?$"
 )
-
-
-class BadRequest(ValueError):
-    """A request the client got wrong; becomes a 400 with this message."""
 
 
 class _HTTPError(Exception):
@@ -98,119 +92,6 @@ class _HTTPError(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
-
-
-@dataclass(frozen=True)
-class DemoModel:
-    """A fitted digits classifier and the number of features it expects."""
-
-    estimator: Pipeline
-    n_features: int = N_FEATURES
-
-
-def _split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The deterministic digits split shared by training and the payload file."""
-    x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
-    return x_train, x_test, y_train, y_test
-
-
-def build_model() -> DemoModel:
-    """Train the demo classifier on the training split (about 0.1 s once sklearn is imported)."""
-    x_train, _, y_train, _ = _split()
-    estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    estimator.fit(x_train, y_train)
-    return DemoModel(estimator=estimator, n_features=N_FEATURES)
-
-
-def _is_number(value: object) -> bool:
-    # bool is an int subclass and numpy would happily coerce "1"; neither is a pixel value.
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _to_matrix(rows: Any, n_features: int) -> np.ndarray:
-    """Validate one row or a list of rows of numbers into an (N, n_features) float array."""
-    if isinstance(rows, np.ndarray):
-        matrix = rows.astype(np.float64, copy=False)
-        if matrix.ndim == 1:
-            matrix = matrix.reshape(1, -1)
-    else:
-        if not isinstance(rows, Sequence) or isinstance(rows, str | bytes) or len(rows) == 0:
-            raise BadRequest('"inputs" must be a non-empty list of rows of numbers')
-        if all(_is_number(v) for v in rows):
-            rows = [rows]
-        for i, row in enumerate(rows):
-            if not isinstance(row, Sequence) or isinstance(row, str | bytes):
-                raise BadRequest(f"row {i} is not a list of numbers")
-            if not all(_is_number(v) for v in row):
-                raise BadRequest(f"row {i} holds a value that is not a number")
-            if len(row) != n_features:
-                raise BadRequest(f"row {i} has {len(row)} features, expected {n_features}")
-        matrix = np.asarray(rows, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[1] != n_features:
-        raise BadRequest(f"inputs have shape {list(matrix.shape)}, expected [N, {n_features}]")
-    if matrix.shape[0] == 0:
-        raise BadRequest("inputs hold no rows")
-    if not np.isfinite(matrix).all():
-        raise BadRequest("inputs hold a non-finite number")
-    return matrix
-
-
-def predict(model: DemoModel, rows: Any) -> tuple[list[int], list[list[float]]]:
-    """Classify rows of 64 pixel values; returns (labels, per-class probabilities).
-
-    Raises ``BadRequest`` (a ``ValueError``) when rows are not N x 64 finite numbers.
-    """
-    matrix = _to_matrix(rows, model.n_features)
-    probabilities = model.estimator.predict_proba(matrix)
-    classes = model.estimator.classes_
-    labels = [int(classes[i]) for i in probabilities.argmax(axis=1)]
-    return labels, probabilities.tolist()
-
-
-def _flatten(data: Any) -> list[Any]:
-    """Flatten a v2 ``data`` field, which clients send either flat or nested row-major."""
-    if not isinstance(data, list):
-        raise BadRequest('v2 input "data" must be a list')
-    flat: list[Any] = []
-    stack: list[Any] = [iter(data)]
-    while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
-            flat.append(item)
-        else:
-            stack.pop()
-    return flat
-
-
-def _v2_rows(body: Any) -> np.ndarray:
-    """Turn a v2 inference request into an (N, 64) array, checking shape, datatype and data."""
-    if not isinstance(body, dict):
-        raise BadRequest("v2 inference request must be a JSON object")
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
-        raise BadRequest('v2 inference request must have "inputs" holding exactly one tensor object')
-    tensor = inputs[0]
-    datatype = tensor.get("datatype", "FP32")
-    if datatype not in _V2_NUMERIC_TYPES:
-        raise BadRequest(f"unsupported datatype {datatype!r}, expected a numeric type such as FP32")
-    shape = tensor.get("shape")
-    if (
-        not isinstance(shape, list)
-        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        or len(shape) not in (1, 2)
-        or shape[-1] != N_FEATURES
-    ):
-        raise BadRequest(f"input shape {shape!r} is not [N, {N_FEATURES}]")
-    flat = _flatten(tensor.get("data"))
-    expected = math.prod(shape)
-    if len(flat) != expected:
-        raise BadRequest(f"input data has {len(flat)} elements but shape {shape} needs {expected}")
-    if not all(_is_number(v) for v in flat):
-        raise BadRequest("input data holds a value that is not a number")
-    return np.asarray(flat, dtype=np.float64).reshape(-1, N_FEATURES)
 
 
 class _DemoServer(ThreadingHTTPServer):
@@ -390,7 +271,7 @@ class _DemoHandler(JSONRequestHandler):
         }
 
     def _infer(self, body: Any) -> dict[str, Any]:
-        rows = _v2_rows(body)
+        rows = v2_rows(body)
         labels, _ = predict(self.server.model, rows)
         self.server.service_delay()
         response: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": MODEL_VERSION}
@@ -491,7 +372,7 @@ def serve_demo(
 
 def write_payload_file(path: str | os.PathLike[str]) -> int:
     """Write the held-out test split as JSONL request bodies with ``_expected`` labels; returns lines."""
-    _, x_test, _, y_test = _split()
+    _, x_test, _, y_test = split_digits()
     lines = [
         json.dumps({"inputs": [[int(v) for v in row]], "_expected": int(label)}, separators=(",", ":"))
         for row, label in zip(x_test, y_test, strict=True)
@@ -502,31 +383,33 @@ def write_payload_file(path: str | os.PathLike[str]) -> int:
     return len(lines)
 
 
-def add_llm_simulator_options(parser: argparse.ArgumentParser) -> None:
-    """``--llm-ttft-ms`` and ``--llm-itl-ms``: the LLM simulator's timing."""
-    default = llmsim.SimulatorTiming()
-    parser.add_argument(
-        "--llm-ttft-ms",
-        type=float,
-        default=default.ttft_ms,
-        metavar="MS",
-        help=f"LLM simulator: time to first token (default {default.ttft_ms:g})",
-    )
-    parser.add_argument(
-        "--llm-itl-ms",
-        type=float,
-        default=default.itl_ms,
-        metavar="MS",
-        help=f"LLM simulator: time between tokens (default {default.itl_ms:g})",
+def serve_from_args(args: argparse.Namespace) -> None:
+    """Serve as the parsed `loadbench demo` options (`loadbench.demo.args`) say."""
+    serve_demo(
+        args.host,
+        args.port,
+        args.latency_ms,
+        args.jitter_ms,
+        args.asr_rtf,
+        args.llm_ttft_ms,
+        args.llm_itl_ms,
+        args.parent_pid,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry point: ``python -m loadbench.demo.server ...`` is ``loadbench demo ...``, with
-    the same options and their checks (one parser, in `loadbench.cli.main`)."""
-    from loadbench.cli.main import main as cli_main
-
-    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
+    """Stand-alone entry point: ``python -m loadbench.demo[.server] ...`` is ``loadbench demo ...``,
+    with the same options, checks, messages and exit codes, without loading the command line's stages."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        serve_from_args(demo_parser().parse_args(argv))
+    except LoadbenchError as exc:
+        print(f"loadbench: error: {scrub(str(exc), argv_secrets(argv))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("loadbench: interrupted", file=sys.stderr)
+        return 130
+    return 0
 
 
 if __name__ == "__main__":

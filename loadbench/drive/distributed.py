@@ -41,9 +41,15 @@ from locust import events
 from locust.env import Environment
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
+from loadbench.drive.locustfiles import (
+    apply_transport_settings,
+    load_scenario,
+    resolve_scenario,
+    set_up_scenario,
+)
 from loadbench.drive.openloop import Dispatcher, DispatcherRef, ScheduleStats, open_loop_classes
 from loadbench.drive.recorder import Recorder
-from loadbench.errors import LoadbenchError, ScenarioError
+from loadbench.errors import LoadbenchError
 from loadbench.load import arrivals, shapes
 from loadbench.record.records import RequestRecord, format_record
 from loadbench.record.rundir import SAMPLES
@@ -114,8 +120,6 @@ class WorkerSettings:
 
 def run_worker(settings: WorkerSettings) -> int:
     """Connect to the master and run users until it says quit; returns the exit code."""
-    from loadbench.drive.locustfiles import apply_transport_settings, load_scenario, resolve_scenario
-
     logging.getLogger("locust").setLevel(logging.WARNING)
     path = resolve_scenario(settings.scenario)
     scenario = load_scenario(path, settings.target, settings.scenario_args, "given by the master")
@@ -129,13 +133,7 @@ def run_worker(settings: WorkerSettings) -> int:
         locustfile=str(scenario.path),
     )
     runner = env.create_worker_runner(settings.master_host, settings.master_port)
-    env.loadbench_library_mode = True  # type: ignore[attr-defined]
-    from loadbench.scenario import helpers as scenario_helpers
-
-    del scenario_helpers.setup_failures[:]
-    env.events.init.fire(environment=env, runner=runner, web_ui=None)
-    if scenario_helpers.setup_failures:
-        raise ScenarioError(f"scenario {scenario.name}: {scenario_helpers.setup_failures[0]}")
+    set_up_scenario(scenario, env, runner)
     # Only now ready: the master starts the load once every worker said hello, and the
     # scenario's set-up (data, model discovery) must have finished by then.
     runner.send_message(HELLO_MSG, {"pid": os.getpid(), "host": socket.gethostname()})

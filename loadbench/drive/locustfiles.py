@@ -2,8 +2,8 @@
 
 Consumes a scenario name (``json_post``) or a locustfile path; produces a `Scenario` (its User
 classes and the options Locust's own parser read, the scenario's listeners included) and
-applies the run's per-request timeout and TLS verification to its users. Imports Locust:
-driving code only.
+applies the run's per-request timeout and TLS verification to its users; runs the scenario's
+set-up (`set_up_scenario`). Imports Locust: driving code only.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import locust
 from locust import FastHttpUser
 from locust.util.load_locustfile import load_locustfile
 
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+from loadbench.scenario.helpers import fire_init
 
 BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -88,3 +90,14 @@ def apply_transport_settings(scenario: Scenario, timeout_s: float, insecure: boo
         if issubclass(cls, FastHttpUser):
             cls.network_timeout = cls.connection_timeout = timeout_s
             cls.insecure = insecure
+
+
+def set_up_scenario(scenario: Scenario, environment: Any, runner: Any, web_ui: Any = None) -> None:
+    """Run the scenario's own set-up (Locust's ``init``: load data, discover the model).
+
+    Before anything is written, so a failed set-up leaves no run directory behind; its first
+    failure is one line (`ScenarioError`, exit 2).
+    """
+    failures = fire_init(environment, runner, web_ui)
+    if failures:
+        raise ScenarioError(f"scenario {scenario.name}: {failures[0]}")

@@ -23,33 +23,39 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import gevent
 import gevent.event
-from locust import events
+from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import STATE_STOPPED, STATE_STOPPING, LocalRunner, MasterRunner
 
-from loadbench.analyze.network import measure_rtt
 from loadbench.drive.config import RunConfig
 from loadbench.drive.distributed import Master, WorkerSettings, free_port
 from loadbench.drive.lifecycle import Prepared, begin_run, finish_run
 from loadbench.drive.loadplan import LoadPlan, plan_load
-from loadbench.drive.locustfiles import Scenario, apply_transport_settings, load_scenario, resolve_scenario
+from loadbench.drive.locustfiles import (
+    Scenario,
+    apply_transport_settings,
+    load_scenario,
+    resolve_scenario,
+    set_up_scenario,
+)
 from loadbench.drive.openloop import Dispatcher, open_loop_classes
 from loadbench.drive.progress import Progress
 from loadbench.drive.recorder import Recorder
+from loadbench.drive.rtt import measure_rtt
 from loadbench.drive.shape import users_shape_class
-from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+from loadbench.errors import LoadbenchError, UsageError
 from loadbench.load import shapes
 from loadbench.protocols.probe import check_reachable, probe_target
 from loadbench.record import rundir
 from loadbench.redact import redact_url
 from loadbench.sample.collector import MIN_INTERVAL_S, host_label
 from loadbench.sample.hostmetrics import find_server_process
-from loadbench.scenario import helpers as scenario_helpers
 from loadbench.values import check_target, parse_header
 
 OPEN_LOOP_DRAIN_S = 10.0  # at most this long waiting for open-loop requests in flight at the end
@@ -92,6 +98,30 @@ def _install_signal_handlers(stop: Callable[[], None], recorder: Recorder, out: 
 def prepare(config: RunConfig) -> Prepared:
     """Check the target, the sampler's settings and the scenario; nothing is written yet."""
     target = check_target(config.target)
+    plan = _check_settings(config)
+    headers = dict(parse_header(h) for h in config.headers)
+    verify = not config.insecure
+    http2 = "--http2" in config.scenario_args  # an h2c-only server may refuse HTTP/1.1
+    check_reachable(target, headers, verify=verify, http2=http2)
+    server, server_notice = find_server_process(target, config.server_pid, config.server_name)
+    _check_samplers(config)
+    if config.scenario is None:
+        probe = probe_target(
+            target, headers, verify=verify, model=_option_value(config.scenario_args, "--model"), http2=http2
+        )
+        name, reason = probe.scenario, f"chosen by probing the target: {probe.reason}"
+    else:
+        name, reason = config.scenario, "given with --scenario"
+    path = resolve_scenario(name)
+    header_args = [arg for h in config.headers for arg in ("--header", h)]
+    scenario = load_scenario(path, target, [*config.scenario_args, *header_args], reason)
+    apply_transport_settings(scenario, config.timeout_s, config.insecure)
+    # A light probe before any load: ~20 TCP connects, one round trip each (loadbench.drive.rtt).
+    return Prepared(scenario, server, server_notice, plan, network=measure_rtt(target))
+
+
+def _check_settings(config: RunConfig) -> LoadPlan:
+    """The load's numbers and the per-request timeout; returns the load plan."""
     if config.users < 1:
         raise UsageError(f"--users must be at least 1, not {config.users}")
     if config.spawn_rate is not None and not config.spawn_rate > 0:
@@ -101,11 +131,11 @@ def prepare(config: RunConfig) -> Prepared:
         raise UsageError(f"--sample-interval must be at least {MIN_INTERVAL_S:g} s")
     if not 0 < config.timeout_s < float("inf"):
         raise UsageError(f"--timeout must be above 0 s, not {config.timeout_s:g}")
-    headers = dict(parse_header(h) for h in config.headers)
-    verify = not config.insecure
-    http2 = "--http2" in config.scenario_args  # an h2c-only server may refuse HTTP/1.1
-    check_reachable(target, headers, verify=verify, http2=http2)
-    server, server_notice = find_server_process(target, config.server_pid, config.server_name)
+    return plan
+
+
+def _check_samplers(config: RunConfig) -> None:
+    """The scrape URLs and regex, and every agent reachable and accepting the token."""
     for url in config.scrapes:
         check_target(url)
     if config.scrape_match:
@@ -123,19 +153,6 @@ def prepare(config: RunConfig) -> Prepared:
             puller.start()
         finally:
             puller.close()
-    if config.scenario is None:
-        probe = probe_target(
-            target, headers, verify=verify, model=_option_value(config.scenario_args, "--model"), http2=http2
-        )
-        name, reason = probe.scenario, f"chosen by probing the target: {probe.reason}"
-    else:
-        name, reason = config.scenario, "given with --scenario"
-    path = resolve_scenario(name)
-    header_args = [arg for h in config.headers for arg in ("--header", h)]
-    scenario = load_scenario(path, target, [*config.scenario_args, *header_args], reason)
-    apply_transport_settings(scenario, config.timeout_s, config.insecure)
-    # A light probe before any load: ~20 TCP connects, one round trip each (loadbench.analyze.network).
-    return Prepared(scenario, server, server_notice, plan, network=measure_rtt(target))
 
 
 def _option_value(args: list[str], name: str) -> str | None:
@@ -149,6 +166,18 @@ def _option_value(args: list[str], name: str) -> str | None:
     return value
 
 
+@dataclass
+class Load:
+    """Locust's side of one run, set up (scenario set-up done, workers connected), not started."""
+
+    env: Environment
+    runner: LocalRunner | MasterRunner
+    plan: LoadPlan
+    dispatcher: Dispatcher | None = None  # the open loop's schedule in one process
+    shape: LoadTestShape | None = None  # a closed loop's load shape
+    master: Master | None = None  # distributed: the workers' master
+
+
 def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
     """Run the load described by ``config``; return the run directory (records and meta.json).
 
@@ -156,12 +185,42 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
     workers ship their records here (`loadbench.drive.distributed`).
     """
     prepared = prepare(config)
-    scenario, plan = prepared.scenario, prepared.plan or plan_load(config)
     target = check_target(config.target)
+    load = _set_up_load(config, prepared, target, log)
+    master = load.master
+    pids = [p.pid for p in master.processes] if master is not None else None
+    active = begin_run(config, prepared, load.env, target, argv, log, generator_pids=pids)
+    if master is not None:
+        master.recorder = active.recorder
+        master.samples_path = active.run_dir / rundir.SAMPLES
+    stop_requested = gevent.event.Event()
+    handlers = _install_signal_handlers(stop_requested.set, active.recorder, log)
+    progress = Progress(active.recorder, load.plan.duration_s, config.warmup_s, log, config.quiet)
+    if not config.quiet:
+        _announce(config, load, prepared.scenario, target, active.run_dir, log)
+    status, failure = rundir.STATUS_COMPLETE, None
+    try:
+        _start_load(config, load, active.meta, stop_requested)
+        status = _watch_load(load, active.meta["started_unix_s"], progress, stop_requested, log)
+    except Exception as exc:
+        status, failure = rundir.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        ended = time.time()
+        _stop_load(load, active.meta, progress, active.recorder)
+        finish_run(active, status, failure, load.runner.exceptions, ended)
+        for h in handlers:
+            h.cancel()
+    return active.run_dir
+
+
+def _set_up_load(config: RunConfig, prepared: Prepared, target: str, log: TextIO) -> Load:
+    """Locust's environment and runner for the plan, the scenario's set-up run, the workers connected."""
+    scenario, plan = prepared.scenario, prepared.plan or plan_load(config)
     distributed = config.workers > 0 or config.expect_workers > 0
-    dispatcher: Dispatcher | None = None
     user_classes = scenario.user_classes
-    shape = None
+    dispatcher: Dispatcher | None = None
+    shape: LoadTestShape | None = None
     if plan.model == "open" and not distributed:
         # Started (with the load's start time) once the senders exist.
         dispatcher = Dispatcher(plan.offsets(config), 0.0)
@@ -178,122 +237,111 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
     )
     master: Master | None = None
     runner: LocalRunner | MasterRunner
+    port = 0
     if distributed:
         port = config.master_port or (5557 if config.expect_workers else free_port(config.master_bind))
         runner = env.create_master_runner(config.master_bind, port)
         master = Master(runner)
     else:
         runner = env.create_local_runner()
-    # The scenario's own set-up (loading data, discovering the model) runs here, before
-    # anything is written, so its failures leave no run directory behind.
-    env.loadbench_library_mode = True  # type: ignore[attr-defined]
-    del scenario_helpers.setup_failures[:]
-    env.events.init.fire(environment=env, runner=runner, web_ui=None)
-    if scenario_helpers.setup_failures:
-        raise ScenarioError(f"scenario {scenario.name}: {scenario_helpers.setup_failures[0]}")
+    set_up_scenario(scenario, env, runner)
     logging.getLogger("locust.user.task").addFilter(_OncePerMessage())
     # The open loop spawns its idle senders at once, which Locust warns about for real users.
     logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate is very high" not in r.getMessage())
     if master is not None:
         logging.getLogger("locust.runners").setLevel(logging.WARNING)
         _connect_workers(master, config, scenario, target, port, log)
+    return Load(env, runner, plan, dispatcher, shape, master)
 
-    active = begin_run(
-        config,
-        prepared,
-        env,
-        target,
-        argv,
-        log,
-        generator_pids=[p.pid for p in master.processes] if master else None,
+
+def _announce(
+    config: RunConfig, load: Load, scenario: Scenario, target: str, run_dir: Path, log: TextIO
+) -> None:
+    """The lines that say what is about to run, and where its records go."""
+    plan = load.plan
+    log.write(
+        f"loadbench: {scenario.name} against {redact_url(target)} ({scenario.reason})\n"
+        f"loadbench: {_load_line(config, plan)} for {plan.duration_s:g} s ({config.warmup_s:g} s warmup) -> {run_dir}\n"
     )
-    run_dir, meta, recorder = active.run_dir, active.meta, active.recorder
-    if master is not None:
-        master.recorder = recorder
-        master.samples_path = run_dir / rundir.SAMPLES
-    stop_requested = gevent.event.Event()
-    handlers = _install_signal_handlers(stop_requested.set, recorder, log)
-    duration_s = plan.duration_s
-    progress = Progress(recorder, duration_s, config.warmup_s, log, config.quiet)
-    if not config.quiet:
-        log.write(
-            f"loadbench: {scenario.name} against {redact_url(target)} ({scenario.reason})\n"
-            f"loadbench: {_load_line(config, plan)} for {duration_s:g} s ({config.warmup_s:g} s warmup) -> {run_dir}\n"
-        )
-        for note in plan.notes:
-            log.write(f"loadbench: {note}\n")
-        if master is not None:
-            log.write(f"loadbench: {len(master.workers)} Locust workers under this master\n")
-        log.flush()
-    status = rundir.STATUS_COMPLETE
-    failure = None
-    open_loop = plan.model == "open"
-    try:
-        if open_loop:
-            # Requests in flight when the schedule ends are waited for (up to the grace), so
-            # the slowest ones, which matter most to the tail, are not cut from the records.
-            env.stop_timeout = min(config.timeout_s, OPEN_LOOP_DRAIN_S)
-        if master is not None and open_loop:
-            master.send_load(_load_message(config, plan))
-            runner.start(config.max_inflight, spawn_rate=config.max_inflight, wait=False)
-            master.wait_spawned(config.max_inflight)
-            meta["started_unix_s"] = master.go()
-        elif dispatcher is not None:
-            _start_senders(runner, config.max_inflight, stop_requested)
-            meta["started_unix_s"] = time.time()
-            dispatcher.start_unix_s = meta["started_unix_s"]
-            dispatcher.start()
+    for note in plan.notes:
+        log.write(f"loadbench: {note}\n")
+    if load.master is not None:
+        log.write(f"loadbench: {len(load.master.workers)} Locust workers under this master\n")
+    log.flush()
+
+
+def _start_load(config: RunConfig, load: Load, meta: dict[str, Any], stop: gevent.event.Event) -> None:
+    """Start the users (or the open loop's senders and schedule); sets ``meta["started_unix_s"]``."""
+    runner, master, dispatcher = load.runner, load.master, load.dispatcher
+    open_loop = load.plan.model == "open"
+    if open_loop:
+        # Requests in flight when the schedule ends are waited for (up to the grace), so
+        # the slowest ones, which matter most to the tail, are not cut from the records.
+        load.env.stop_timeout = min(config.timeout_s, OPEN_LOOP_DRAIN_S)
+    if master is not None and open_loop:
+        master.send_load(_load_message(config, load.plan))
+        runner.start(config.max_inflight, spawn_rate=config.max_inflight, wait=False)
+        master.wait_spawned(config.max_inflight)
+        meta["started_unix_s"] = master.go()
+    elif dispatcher is not None:
+        _start_senders(runner, config.max_inflight, stop)
+        meta["started_unix_s"] = time.time()
+        dispatcher.start_unix_s = meta["started_unix_s"]
+        dispatcher.start()
+    else:
+        meta["started_unix_s"] = time.time()
+        if load.shape is not None:
+            runner.start_shape()
         else:
-            meta["started_unix_s"] = time.time()
-            if shape is not None:
-                runner.start_shape()
+            runner.start(config.users, spawn_rate=config.spawn_rate or float(config.users))
+
+
+def _watch_load(
+    load: Load, started_unix_s: float, progress: Progress, stop: gevent.event.Event, log: TextIO
+) -> str:
+    """Tick the progress line until the load's end; returns the run's status."""
+    runner, master, dispatcher = load.runner, load.master, load.dispatcher
+    duration_s = load.plan.duration_s
+    start_mono = time.monotonic() - (time.time() - started_unix_s)
+    next_tick = 1.0
+    while True:
+        elapsed = time.monotonic() - start_mono
+        if elapsed >= duration_s or (dispatcher is not None and dispatcher.finished):
+            return rundir.STATUS_COMPLETE
+        if load.shape is not None and elapsed > 1.0 and runner.state in (STATE_STOPPED, STATE_STOPPING):
+            return rundir.STATUS_COMPLETE  # the shape ran out
+        if stop.is_set():
+            return rundir.STATUS_INTERRUPTED
+        if master is not None:
+            for line in master.watch():
+                log.write(f"\nloadbench: warning: {line}\n")
+        if elapsed >= next_tick:
+            if dispatcher is not None:
+                progress.tick(elapsed, dispatcher.in_flight(runner.user_count), "in flight")
             else:
-                runner.start(config.users, spawn_rate=config.spawn_rate or float(config.users))
-        start_mono = time.monotonic() - (time.time() - meta["started_unix_s"])
-        next_tick = 1.0
-        while True:
-            elapsed = time.monotonic() - start_mono
-            if elapsed >= duration_s or (dispatcher is not None and dispatcher.finished):
-                break
-            if shape is not None and elapsed > 1.0 and runner.state in (STATE_STOPPED, STATE_STOPPING):
-                break  # the shape ran out
-            if stop_requested.is_set():
-                status = rundir.STATUS_INTERRUPTED
-                break
-            if master is not None:
-                for line in master.watch():
-                    log.write(f"\nloadbench: warning: {line}\n")
-            if elapsed >= next_tick:
-                if dispatcher is not None:
-                    progress.tick(elapsed, dispatcher.in_flight(runner.user_count), "in flight")
-                else:
-                    progress.tick(elapsed, runner.user_count)
-                next_tick += 1.0
-            stop_requested.wait(min(0.1, duration_s - elapsed, max(next_tick - elapsed, 0.001)))
-    except Exception as exc:
-        status, failure = rundir.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        ended = time.time()
-        if dispatcher is not None:
-            meta["schedule"] = vars(dispatcher.close())
-        runner.stop()
-        if master is not None:
-            master.finish()
-            master.watch()
-            meta["workers"] = master.meta()
-            schedule = master.schedule()
-            if schedule is not None:
-                meta["schedule"] = schedule
-        progress.done()
-        recorder.close()
-        runner.quit()
-        if master is not None:
-            master.stop_processes()
-        finish_run(active, status, failure, runner.exceptions, ended)
-        for h in handlers:
-            h.cancel()
-    return run_dir
+                progress.tick(elapsed, runner.user_count)
+            next_tick += 1.0
+        stop.wait(min(0.1, duration_s - elapsed, max(next_tick - elapsed, 0.001)))
+
+
+def _stop_load(load: Load, meta: dict[str, Any], progress: Progress, recorder: Recorder) -> None:
+    """Stop the users, collect the schedule and the workers' meta, and close the records."""
+    runner, master = load.runner, load.master
+    if load.dispatcher is not None:
+        meta["schedule"] = vars(load.dispatcher.close())
+    runner.stop()
+    if master is not None:
+        master.finish()
+        master.watch()
+        meta["workers"] = master.meta()
+        schedule = master.schedule()
+        if schedule is not None:
+            meta["schedule"] = schedule
+    progress.done()
+    recorder.close()
+    runner.quit()
+    if master is not None:
+        master.stop_processes()
 
 
 def _connect_workers(

@@ -21,6 +21,7 @@ The rules, in order:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,27 +192,50 @@ def probe_target(
         )
 
 
+def _first_listed(
+    base_url: str,
+    headers: dict[str, str] | None,
+    verify: bool,
+    requests: Sequence[tuple[str, str]],
+    models_in: Callable[[Any], list[str]],
+    failure: Callable[[int], str],
+) -> str:
+    """The first model ``models_in`` finds in the first of ``requests`` whose 200 answer lists any.
+
+    None listed: `TargetError` with ``failure(HTTP status of the last request)``.
+    """
+    status = 0
+    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        for method, path in requests:
+            status, body = _get_json(client, method, path)
+            models = models_in(body) if status == 200 else []
+            if models:
+                return models[0]
+    raise TargetError(failure(status))
+
+
 def discover_openai_model(base_url: str, headers: dict[str, str] | None = None, verify: bool = True) -> str:
     """The first model listed by ``GET /v1/models``."""
-    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
-        status, body = _get_json(client, "GET", "/v1/models")
-    models = _openai_models(body) if status == 200 else []
-    if not models:
-        raise TargetError(
-            f"{redact_url(base_url)}/v1/models listed no model (HTTP {status}); pass --model NAME"
-        )
-    return models[0]
+    return _first_listed(
+        base_url,
+        headers,
+        verify,
+        [("GET", "/v1/models")],
+        _openai_models,
+        lambda status: f"{redact_url(base_url)}/v1/models listed no model (HTTP {status}); pass --model NAME",
+    )
 
 
 def discover_v2_model(base_url: str, headers: dict[str, str] | None = None, verify: bool = True) -> str:
     """A model name from the server's repository index (Triton) or model list (KServe)."""
-    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
-        for method, path in (("POST", "/v2/repository/index"), ("GET", "/v2/models"), ("GET", "/v1/models")):
-            status, body = _get_json(client, method, path)
-            models = _v2_models(body) if status == 200 else []
-            if models:
-                return models[0]
-    raise TargetError(f"{redact_url(base_url)} lists no Open Inference Protocol model; pass --model NAME")
+    return _first_listed(
+        base_url,
+        headers,
+        verify,
+        [("POST", "/v2/repository/index"), ("GET", "/v2/models"), ("GET", "/v1/models")],
+        _v2_models,
+        lambda _: f"{redact_url(base_url)} lists no Open Inference Protocol model; pass --model NAME",
+    )
 
 
 def v2_model_metadata(
@@ -229,14 +253,16 @@ def v2_model_metadata(
 
 def discover_v1_model(base_url: str, headers: dict[str, str] | None = None, verify: bool = True) -> str:
     """The first model ``GET /v1/models`` lists as KServe v1 does (``{"models": [...]}``)."""
-    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
-        status, body = _get_json(client, "GET", "/v1/models")
-    models = _kserve_v1_models(body) if status == 200 else []
-    if not models:
-        raise TargetError(
+    return _first_listed(
+        base_url,
+        headers,
+        verify,
+        [("GET", "/v1/models")],
+        _kserve_v1_models,
+        lambda status: (
             f"{redact_url(base_url)}/v1/models listed no KServe v1 model (HTTP {status}); pass --model NAME"
-        )
-    return models[0]
+        ),
+    )
 
 
 def tfserving_model_status(
@@ -259,14 +285,14 @@ def discover_tfserving_model(
     base_url: str, headers: dict[str, str] | None = None, verify: bool = True
 ) -> str:
     """TF Serving lists no models; a front end that answers ``GET /v1/models`` may."""
-    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
-        status, body = _get_json(client, "GET", "/v1/models")
-    models = _kserve_v1_models(body) if status == 200 else []
-    if not models:
-        raise TargetError(
-            f"{redact_url(base_url)} does not list its models (TF Serving cannot); pass --model NAME"
-        )
-    return models[0]
+    return _first_listed(
+        base_url,
+        headers,
+        verify,
+        [("GET", "/v1/models")],
+        _kserve_v1_models,
+        lambda _: f"{redact_url(base_url)} does not list its models (TF Serving cannot); pass --model NAME",
+    )
 
 
 def _torchserve_models(body: Any) -> list[str]:

@@ -385,3 +385,33 @@ def read_samples(path: Path) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows)
     frame = frame.apply(pd.to_numeric, errors="coerce")
     return frame.sort_values("unix_s", kind="stable").reset_index(drop=True)
+
+
+TIMESERIES_COLUMNS = (
+    "second",
+    "start_unix_s",
+    "requests",
+    "ok",
+    "errors",
+    "p50_ms",
+    "p99_ms",
+    "users",
+    "in_warmup",
+)
+
+
+def read_timeseries(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame({c: pd.Series([], dtype=float) for c in TIMESERIES_COLUMNS})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise RunDirError(f"cannot read {path}: {' '.join(str(exc).split())[:160]}") from None
+    missing = [c for c in ("second", "start_unix_s") if c not in frame]
+    if missing:
+        raise RunDirError(f"{path} is not a timeseries file: missing column(s) {', '.join(missing)}")
+    for c in TIMESERIES_COLUMNS:
+        if c not in frame:
+            frame[c] = np.nan
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    return frame

@@ -15,23 +15,20 @@ import numpy as np
 import pandas as pd
 
 from loadbench.analyze import llm_metrics
-from loadbench.report import plots, plots_llm
-from loadbench.report.report import (
+from loadbench.report import plotkit, plots_llm
+from loadbench.report.fmt import (
     PERCENTILE_KEYS,
-    _dict,
-    _e,
-    _grid_table,
-    _kv_table,
-    _list,
-    _md_table,
-    _num,
-    figure_html,
+    as_dict,
+    as_list,
     format_count,
     format_ms,
     format_number,
     format_pct,
     format_rate,
+    num,
 )
+from loadbench.report.html import esc, figure_html, grid_table, kv_table
+from loadbench.report.markdown import md_table
 
 LLM_KEYS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "tokens")
 _TIME_COLUMNS = (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "end-to-end"))
@@ -72,29 +69,27 @@ def llm_html(
     if not has_llm(summary):
         return ""
     out = ["<h2 id='llm'>LLM</h2>", _times_table(summary), _tokens_table(summary)]
-    goodput = _dict(summary.get("goodput"))
-    entries = [_dict(e) for e in _list(goodput.get("slos"))]
+    goodput = as_dict(summary.get("goodput"))
+    entries = [as_dict(e) for e in as_list(goodput.get("slos"))]
     if entries:
         out.append("<h3>Per-request SLOs (goodput)</h3>")
         rows = [
             [
-                f"<code>{_e(e.get('expr'))}</code>",
-                _e(format_count(e.get("measured"))),
-                _e(format_count(e.get("met"))),
-                _e(format_pct(e.get("attainment"))),
+                f"<code>{esc(e.get('expr'))}</code>",
+                esc(format_count(e.get("measured"))),
+                esc(format_count(e.get("met"))),
+                esc(format_pct(e.get("attainment"))),
             ]
             for e in entries
         ]
-        out.append(
-            _grid_table(["SLO", "measured (successful)", "met", "attainment"], rows, numeric={1, 2, 3})
-        )
+        out.append(grid_table(["SLO", "measured (successful)", "met", "attainment"], rows, numeric={1, 2, 3}))
         out.append(
             "<p class='sub'>Attainment: requests that succeeded and met the SLO, as a share of all requests "
             "in the measured window. Goodput counts the requests meeting every one of them.</p>"
         )
     out.append(
         "\n".join(
-            figure_html(key, plots.figure_to_png(fig), *_CAPTIONS[key])
+            figure_html(key, plotkit.figure_to_png(fig), *_CAPTIONS[key])
             for key, fig in _figures(summary, requests, timeseries, run_start).items()
         )
     )
@@ -102,17 +97,17 @@ def llm_html(
 
 
 def _times_table(summary: dict[str, Any]) -> str:
-    groups = [(_dict(summary.get(key)), label) for key, label in _TIME_COLUMNS]
+    groups = [(as_dict(summary.get(key)), label) for key, label in _TIME_COLUMNS]
     rows = [
-        [_e(label), *(_e(format_ms(g.get(key))) for g, _ in groups)]
+        [esc(label), *(esc(format_ms(g.get(key))) for g, _ in groups)]
         for key, label in (*PERCENTILE_KEYS, ("max", "max"), ("mean", "mean"))
     ]
-    return _grid_table(["", *(label for _, label in groups)], rows, numeric={1, 2, 3, 4})
+    return grid_table(["", *(label for _, label in groups)], rows, numeric={1, 2, 3, 4})
 
 
 def _tokens_table(summary: dict[str, Any]) -> str:
-    tokens = _dict(summary.get("tokens"))
-    rate = _dict(tokens.get("per_request_output_per_s"))
+    tokens = as_dict(summary.get("tokens"))
+    rate = as_dict(tokens.get("per_request_output_per_s"))
     rows = [
         ("output tokens per second (window)", format_rate(tokens.get("output_per_s"), "tokens/s")),
         (
@@ -126,9 +121,9 @@ def _tokens_table(summary: dict[str, Any]) -> str:
         ),
         ("token counts from", _source_text(tokens.get("source"))),
     ]
-    goodput = _dict(summary.get("goodput"))
+    goodput = as_dict(summary.get("goodput"))
     if goodput:
-        slos = _list(goodput.get("slos"))
+        slos = as_list(goodput.get("slos"))
         rows.append(
             (
                 "goodput",
@@ -136,7 +131,7 @@ def _tokens_table(summary: dict[str, Any]) -> str:
                 + ("" if slos else ": no per-request SLO given, so every successful request counts"),
             )
         )
-    realtime = _dict(summary.get("llm_realtime"))
+    realtime = as_dict(summary.get("llm_realtime"))
     if realtime:
         rows.append(
             (
@@ -145,7 +140,7 @@ def _tokens_table(summary: dict[str, Any]) -> str:
                 f"{format_count(realtime.get('requests'))} streams",
             )
         )
-    return _kv_table((k, _e(v)) for k, v in rows)
+    return kv_table((k, esc(v)) for k, v in rows)
 
 
 def _source_text(source: Any) -> str:
@@ -160,11 +155,11 @@ def _figures(
     summary: dict[str, Any], requests: pd.DataFrame, timeseries: pd.DataFrame, run_start: float
 ) -> dict[str, Any]:
     """The four LLM figures, from the raw records (send times, service latency)."""
-    window = _dict(summary.get("window"))
+    window = as_dict(summary.get("window"))
     sent = requests["start_unix_s"].to_numpy(dtype=np.float64)
     intended = requests["intended_unix_s"].to_numpy(dtype=np.float64)
     due = np.where(np.isfinite(intended), intended, sent)  # the analyzer's window membership
-    lo, hi = _num(window.get("start_unix_s")), _num(window.get("end_unix_s"))
+    lo, hi = num(window.get("start_unix_s")), num(window.get("end_unix_s"))
     in_window = np.ones(sent.size, dtype=bool)
     if lo is not None:
         in_window &= due >= lo
@@ -215,17 +210,17 @@ def llm_markdown(summary: dict[str, Any]) -> list[str]:
         return []
     rows = []
     for key, label in _TIME_COLUMNS:
-        values = _dict(summary.get(key))
+        values = as_dict(summary.get(key))
         rows.append([label, *(format_ms(values.get(k)) for k in ("p50", "p90", "p99"))])
-    lines = ["", "**LLM**", "", *_md_table(["metric", "p50", "p90", "p99"], rows, numeric={1, 2, 3})]
-    tokens = _dict(summary.get("tokens"))
+    lines = ["", "**LLM**", "", *md_table(["metric", "p50", "p90", "p99"], rows, numeric={1, 2, 3})]
+    tokens = as_dict(summary.get("tokens"))
     facts = [f"output {format_rate(tokens.get('output_per_s'), 'tokens/s')}"]
-    goodput = _dict(summary.get("goodput"))
+    goodput = as_dict(summary.get("goodput"))
     if goodput:
         facts.append(
             f"goodput {format_rate(goodput.get('rps'))} ({format_pct(goodput.get('attainment'))} of requests)"
         )
-    realtime = _dict(summary.get("llm_realtime"))
+    realtime = as_dict(summary.get("llm_realtime"))
     if realtime:
         facts.append(
             f"{format_pct(realtime.get('fraction_ahead'))} of streams kept ahead of "

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadbench.report.report import (
+from loadbench.report.fmt import (
     PERCENTILE_KEYS,
-    _dict,
-    _e,
-    _grid_table,
-    _kv_table,
-    _list,
-    _md,
-    _md_table,
+    as_dict,
+    as_list,
     format_count,
     format_ms,
     format_pct,
     format_rate,
     format_seconds,
 )
+from loadbench.report.html import esc, grid_table, kv_table
+from loadbench.report.markdown import md, md_table
 
 VERDICT_CSS = """
 .verdict { border-radius: 6px; padding: 10px 14px; margin: 16px 0 0; border: 1px solid var(--line); }
@@ -61,16 +58,16 @@ def _value_text(check: dict[str, Any]) -> str:
 
 def verdict_html(summary: dict[str, Any]) -> str:
     """The banner: SLO gates passed/failed, and VALID/INVALID with reasons. Empty when neither applies."""
-    slo = _dict(summary.get("slo"))
-    checks = [_dict(c) for c in _list(slo.get("checks"))]
-    validity = _dict(summary.get("validity"))
+    slo = as_dict(summary.get("slo"))
+    checks = [as_dict(c) for c in as_list(slo.get("checks"))]
+    validity = as_dict(summary.get("validity"))
     parts = []
     if checks:
         passed = bool(slo.get("passed"))
         items = "".join(
             f"<li>{'<b>FAIL</b>' if _result_text(c) == 'FAIL' else _result_text(c)} "
-            f"<code>{_e(c.get('expr'))}</code>: "
-            f"{'' if c.get('per_request') else 'measured '}{_e(_value_text(c))}</li>"
+            f"<code>{esc(c.get('expr'))}</code>: "
+            f"{'' if c.get('per_request') else 'measured '}{esc(_value_text(c))}</li>"
             for c in checks
         )
         gates = [c for c in checks if not c.get("per_request")]
@@ -86,7 +83,7 @@ def verdict_html(summary: dict[str, Any]) -> str:
             + f")<ul>{items}</ul></div>"
         )
     if validity and not validity.get("valid", True):
-        reasons = "".join(f"<li>{_e(r)}</li>" for r in _list(validity.get("reasons")))
+        reasons = "".join(f"<li>{esc(r)}</li>" for r in as_list(validity.get("reasons")))
         parts.append(
             "<div class='verdict invalid' role='status' aria-label='validity'><b>INVALID measurement</b>: "
             f"the numbers below cannot be trusted as they stand<ul>{reasons}</ul></div>"
@@ -95,7 +92,7 @@ def verdict_html(summary: dict[str, Any]) -> str:
         parts.append(
             "<div class='verdict pass' role='status' aria-label='validity'><b>VALID</b> measurement: "
             "none of the validity checks tripped (docs/metrics.md, Validity)"
-            + "".join(f"; not checked: {_e(u)}" for u in _list(validity.get("unchecked")))
+            + "".join(f"; not checked: {esc(u)}" for u in as_list(validity.get("unchecked")))
             + "</div>"
         )
     return "".join(parts)
@@ -103,22 +100,22 @@ def verdict_html(summary: dict[str, Any]) -> str:
 
 def load_html(summary: dict[str, Any]) -> str:
     """The "Load and trust" section's body."""
-    load = _dict(summary.get("load"))
-    window = _dict(summary.get("window"))
-    steady = _dict(summary.get("steady"))
+    load = as_dict(summary.get("load"))
+    window = as_dict(summary.get("window"))
+    steady = as_dict(summary.get("steady"))
     rows = [
-        ("load model", _e(load.get("description") or load.get("model"))),
-        ("measured window", _e(window.get("reason"))),
-        ("steady state", _e(_steady_text(steady))),
+        ("load model", esc(load.get("description") or load.get("model"))),
+        ("measured window", esc(window.get("reason"))),
+        ("steady state", esc(_steady_text(steady))),
     ]
-    out = [_kv_table(rows)]
-    schedule = _dict(summary.get("schedule"))
+    out = [kv_table(rows)]
+    schedule = as_dict(summary.get("schedule"))
     if schedule:
-        late = _dict(schedule.get("lateness_ms"))
+        late = as_dict(schedule.get("lateness_ms"))
         out.append("<h3>Schedule</h3>")
         out.append(
-            _kv_table(
-                (k, _e(v))
+            kv_table(
+                (k, esc(v))
                 for k, v in [
                     ("requested rate", format_rate(schedule.get("requested_rps"))),
                     ("sent (measured window)", f"{format_rate(schedule.get('achieved_send_rps'))}"),
@@ -140,7 +137,7 @@ def load_html(summary: dict[str, Any]) -> str:
             )
         )
     out.append("<h3>Latency, service time and uncertainty</h3>")
-    lat, service, ci = (_dict(summary.get(k)) for k in ("latency_ms", "service_time_ms", "latency_ci_ms"))
+    lat, service, ci = (as_dict(summary.get(k)) for k in ("latency_ms", "service_time_ms", "latency_ci_ms"))
     open_loop = load.get("model") == "open"
     rows2 = []
     for key, label in PERCENTILE_KEYS:
@@ -150,9 +147,11 @@ def load_html(summary: dict[str, Any]) -> str:
             if isinstance(interval, list) and len(interval) == 2
             else "–"
         )
-        rows2.append([_e(label), _e(format_ms(lat.get(key))), _e(ci_text), _e(format_ms(service.get(key)))])
+        rows2.append(
+            [esc(label), esc(format_ms(lat.get(key))), esc(ci_text), esc(format_ms(service.get(key)))]
+        )
     out.append(
-        _grid_table(
+        grid_table(
             [
                 "percentile",
                 "latency (from due time)" if open_loop else "latency",
@@ -173,10 +172,10 @@ def load_html(summary: dict[str, Any]) -> str:
         )
         + "</p>"
     )
-    stages = [_dict(s) for s in _list(summary.get("stages"))]
+    stages = [as_dict(s) for s in as_list(summary.get("stages"))]
     if stages:
         out.append("<h3>Stages</h3>")
-        out.append(_grid_table(*_stage_rows(stages), numeric=set(range(1, 8))))
+        out.append(grid_table(*_stage_rows(stages), numeric=set(range(1, 8))))
     return "\n".join(out)
 
 
@@ -184,17 +183,17 @@ def _stage_rows(stages: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
     headers = ["stage", "from", "to", "requests", "throughput", "error rate", "p50", "p99"]
     rows = []
     for s in stages:
-        lat = _dict(s.get("latency_ms"))
+        lat = as_dict(s.get("latency_ms"))
         rows.append(
             [
-                _e(s.get("name")),
-                _e(format_seconds(s.get("start_s"))),
-                _e(format_seconds(s.get("end_s"))),
-                _e(format_count(s.get("requests"))),
-                _e(format_rate(s.get("throughput_rps"))),
-                _e(format_pct(s.get("error_rate"))),
-                _e(format_ms(lat.get("p50"))),
-                _e(format_ms(lat.get("p99"))),
+                esc(s.get("name")),
+                esc(format_seconds(s.get("start_s"))),
+                esc(format_seconds(s.get("end_s"))),
+                esc(format_count(s.get("requests"))),
+                esc(format_rate(s.get("throughput_rps"))),
+                esc(format_pct(s.get("error_rate"))),
+                esc(format_ms(lat.get("p50"))),
+                esc(format_ms(lat.get("p99"))),
             ]
         )
     return headers, rows
@@ -215,19 +214,24 @@ def _steady_text(steady: dict[str, Any]) -> str:
 def verdict_markdown(summary: dict[str, Any]) -> list[str]:
     """Markdown lines for the verdicts (empty when there is nothing to say)."""
     lines: list[str] = []
-    slo = _dict(summary.get("slo"))
-    checks = [_dict(c) for c in _list(slo.get("checks"))]
+    slo = as_dict(summary.get("slo"))
+    checks = [as_dict(c) for c in as_list(slo.get("checks"))]
     if checks:
         lines += ["", f"**{'SLO passed' if slo.get('passed') else 'SLO failed'}**", ""]
-        lines += _md_table(
+        lines += md_table(
             ["check", "result", "measured"],
             [[str(c.get("expr")), _result_text(c), _value_text(c)] for c in checks],
             numeric={2},
         )
-    validity = _dict(summary.get("validity"))
+    validity = as_dict(summary.get("validity"))
     if validity and not validity.get("valid", True):
-        lines += ["", "**INVALID measurement**", "", *(f"- {_md(r)}" for r in _list(validity.get("reasons")))]
-    load = _dict(summary.get("load"))
+        lines += [
+            "",
+            "**INVALID measurement**",
+            "",
+            *(f"- {md(r)}" for r in as_list(validity.get("reasons"))),
+        ]
+    load = as_dict(summary.get("load"))
     if load.get("description"):
-        lines += ["", f"Load: {_md(load['description'])}"]
+        lines += ["", f"Load: {md(load['description'])}"]
     return lines

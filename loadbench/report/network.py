@@ -12,17 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadbench.report.report import (
-    _dict,
-    _e,
-    _grid_table,
-    _kv_table,
-    _md,
-    _num,
-    format_count,
-    format_ms,
-    format_pct,
-)
+from loadbench.report.fmt import as_dict, format_count, format_ms, format_pct, num
+from loadbench.report.html import esc, grid_table, kv_table
+from loadbench.report.markdown import md
 
 # (key in phases_ms, label): the phases of one request, in the order they happen.
 PHASES = (
@@ -42,18 +34,18 @@ NO_BREAKDOWN = (
 
 
 def _server_share(breakdown: dict[str, Any]) -> float | None:
-    share = _num(breakdown.get("network_share_p50"))
+    share = num(breakdown.get("network_share_p50"))
     return None if share is None else 1.0 - share
 
 
 def network_html(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     """The "Where the time goes" section (heading included)."""
-    breakdown = _dict(summary.get("latency_breakdown"))
+    breakdown = as_dict(summary.get("latency_breakdown"))
     parts = ["<h2 id='time'>Where the time goes</h2>"]
-    if _num(breakdown.get("network_rtt_ms")) is not None:
-        network = _dict(meta.get("network"))
+    if num(breakdown.get("network_rtt_ms")) is not None:
+        network = as_dict(meta.get("network"))
         samples = format_count(network.get("samples"))
-        p50 = _dict(summary.get("service_time_ms")).get("p50")
+        p50 = as_dict(summary.get("service_time_ms")).get("p50")
         rows = [
             (
                 "network round trip (estimate)",
@@ -67,45 +59,45 @@ def network_html(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             ),
             ("network share of p50", format_pct(breakdown.get("network_share_p50"))),
         ]
-        parts.append(_kv_table((k, _e(v)) for k, v in rows))
+        parts.append(kv_table((k, esc(v)) for k, v in rows))
         parts.append(
             "<p class='sub'>p50 service time = one network round trip + the rest: the server's "
             "processing, plus the load generator's own send and read time and any proxy between "
             "(docs/metrics.md, Latency breakdown).</p>"
         )
     else:
-        parts.append(f"<p class='sub'>{_e(NO_BREAKDOWN)}</p>")
-    phases = _dict(breakdown.get("phases_ms"))
+        parts.append(f"<p class='sub'>{esc(NO_BREAKDOWN)}</p>")
+    phases = as_dict(breakdown.get("phases_ms"))
     if phases:
         rows_p = []
         for key, label in PHASES:
-            values = _dict(phases.get(key))
-            rows_p.append([_e(label), _e(format_ms(values.get("p50"))), _e(format_ms(values.get("p99")))])
-        parts.append(_grid_table(["phase", "p50", "p99"], rows_p, numeric={1, 2}))
+            values = as_dict(phases.get(key))
+            rows_p.append([esc(label), esc(format_ms(values.get("p50"))), esc(format_ms(values.get("p99")))])
+        parts.append(grid_table(["phase", "p50", "p99"], rows_p, numeric={1, 2}))
         parts.append(
             f"<p class='sub'>Per request, from httpx's trace (--http2), over the window's successful "
-            f"requests; {_e(format_count(phases.get('new_connections')))} of them opened a connection.</p>"
+            f"requests; {esc(format_count(phases.get('new_connections')))} of them opened a connection.</p>"
         )
     else:
-        parts.append(f"<p class='sub'>{_e(NO_PHASES)}</p>")
+        parts.append(f"<p class='sub'>{esc(NO_PHASES)}</p>")
     return "\n".join(parts)
 
 
 def network_markdown(summary: dict[str, Any]) -> list[str]:
     """One line for ``summary.md``; nothing when the run has no breakdown."""
-    breakdown = _dict(summary.get("latency_breakdown"))
+    breakdown = as_dict(summary.get("latency_breakdown"))
     items = []
-    if _num(breakdown.get("network_rtt_ms")) is not None:
+    if num(breakdown.get("network_rtt_ms")) is not None:
         items.append(
             f"network round trip {format_ms(breakdown.get('network_rtt_ms'))} "
             f"({format_pct(breakdown.get('network_share_p50'))} of p50), "
             f"server {format_ms(breakdown.get('server_ms_p50'))} at p50"
         )
-    phases = _dict(breakdown.get("phases_ms"))
+    phases = as_dict(breakdown.get("phases_ms"))
     for key, label in (("connect_ms", "connect"), ("ttfb_ms", "TTFB"), ("download_ms", "download")):
-        values = _dict(phases.get(key))
-        if _num(values.get("p50")) is not None:
+        values = as_dict(phases.get(key))
+        if num(values.get("p50")) is not None:
             items.append(f"{label} p50 {format_ms(values.get('p50'))} / p99 {format_ms(values.get('p99'))}")
     if not items:
         return []
-    return ["", "**Where the time goes:** " + _md("; ".join(items))]
+    return ["", "**Where the time goes:** " + md("; ".join(items))]

@@ -3,7 +3,7 @@
 Consumes plain numpy arrays (per-request TTFT and TPOT in ms, every inter-token gap in ms,
 token and request times in seconds since the run start) and the analyzer's per-second
 ``timeseries.csv`` frame (for the warmup shading); produces `matplotlib.figure.Figure` objects
-with the look of `loadbench.report.plots` (whose helpers these reuse; PNG via `plots.figure_to_png`).
+with the look of `loadbench.report.plots` (whose helpers these reuse; PNG via `plotkit.figure_to_png`).
 The per-second arithmetic (`per_second_tokens`, `mean_in_flight`, `median_per_second`) is
 vectorized: sorts, prefix sums and bincounts, never a loop over requests.
 """
@@ -15,19 +15,19 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from loadbench.report.plots import (
+from loadbench.report.plotkit import (
     C_OK,
     C_P50,
     C_P99,
     LOG_SPREAD,
-    _contiguous,
-    _edges,
-    _label_time_axes,
-    _legend,
-    _new_figure,
-    _no_data,
-    _shade_warmup,
-    _short_ms,
+    contiguous,
+    label_time_axes,
+    legend,
+    new_figure,
+    no_data,
+    second_edges,
+    shade_warmup,
+    short_ms,
 )
 
 BINS = 60  # histogram bars
@@ -85,11 +85,11 @@ def median_per_second(second: npt.ArrayLike, values: npt.ArrayLike, seconds: int
 
 def time_distribution(values_ms: npt.ArrayLike, title: str, what: str, color: str) -> Figure:
     """Histogram of times in ms (log-spaced bins when they spread widely), p50 / p90 / p99 marked."""
-    fig, ax = _new_figure(title)
+    fig, ax = new_figure(title)
     v = np.asarray(values_ms, dtype=np.float64)
     v = v[np.isfinite(v) & (v >= 0)]
     if v.size == 0:
-        return _no_data(fig, ax, f"no {what}")
+        return no_data(fig, ax, f"no {what}")
     positive = v[v > 0]
     log = positive.size > 0 and positive.max() / positive.min() > LOG_SPREAD
     if log:
@@ -103,12 +103,12 @@ def time_distribution(values_ms: npt.ArrayLike, title: str, what: str, color: st
     ax.hist(shown, bins=bins.tolist(), color=color, alpha=0.75, label=f"{what} ({v.size:,})")
     for q, c in ((50.0, C_P50), (90.0, "#8c564b"), (99.0, C_P99)):
         x = float(np.percentile(v, q))
-        ax.axvline(x, color=c, lw=1.3, ls="--", label=f"p{q:g} {_short_ms(x)}")
+        ax.axvline(x, color=c, lw=1.3, ls="--", label=f"p{q:g} {short_ms(x)}")
     ax.set_xlabel(f"{what} (ms)")
     ax.set_ylabel("count")
     ax.grid(True, alpha=0.35)
     ax.set_ylim(bottom=0)
-    _legend(ax)
+    legend(ax)
     return fig
 
 
@@ -124,33 +124,33 @@ def itl_distribution(gaps_ms: npt.ArrayLike) -> Figure:
 
 def tokens_over_time(tokens_per_s: npt.ArrayLike, timeseries: pd.DataFrame | None) -> Figure:
     """Output tokens delivered per second of the run (one value per second from 0), warmup shaded."""
-    fig, ax = _new_figure("Output tokens per second")
+    fig, ax = new_figure("Output tokens per second")
     values = np.asarray(tokens_per_s, dtype=np.float64)
     if values.size == 0:
-        return _no_data(fig, ax, "no data")
-    ts = _contiguous(timeseries)
+        return no_data(fig, ax, "no data")
+    ts = contiguous(timeseries)
     ts = ts[(ts["second"] >= 0) & (ts["second"] < values.size)] if not ts.empty else ts
-    _label_time_axes(ax, "output tokens per second")
-    _shade_warmup(ax, ts)
+    label_time_axes(ax, "output tokens per second")
+    shade_warmup(ax, ts)
     edges = np.arange(values.size + 1, dtype=np.float64)
     if not ts.empty and len(ts) == values.size:
-        edges = _edges(ts)
+        edges = second_edges(ts)
     ax.stairs(values, edges, color=C_TOKENS, lw=1.4, label="output tokens/s")
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(bottom=0, top=max(float(values.max()) * 1.05, 1.0))
-    _legend(ax)
+    legend(ax)
     return fig
 
 
 def tpot_vs_concurrency(in_flight: npt.ArrayLike, tpot_p50_ms: npt.ArrayLike) -> Figure:
     """Per second of the measured window: median TPOT of the requests started in it against the
     mean number of requests in flight during it."""
-    fig, ax = _new_figure("TPOT against concurrency")
+    fig, ax = new_figure("TPOT against concurrency")
     x = np.asarray(in_flight, dtype=np.float64)
     y = np.asarray(tpot_p50_ms, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
     if not keep.any():
-        return _no_data(fig, ax, "no TPOT measured")
+        return no_data(fig, ax, "no TPOT measured")
     ax.scatter(
         x[keep], y[keep], s=16, alpha=0.6, color=C_OK, linewidths=0, label=f"one second ({int(keep.sum()):,})"
     )
@@ -159,5 +159,5 @@ def tpot_vs_concurrency(in_flight: npt.ArrayLike, tpot_p50_ms: npt.ArrayLike) ->
     ax.grid(True, alpha=0.35)
     ax.set_xlim(left=0, right=max(float(x[keep].max()) * 1.05, 1.0))
     ax.set_ylim(bottom=0, top=max(float(y[keep].max()) * 1.1, 1e-3))
-    _legend(ax)
+    legend(ax)
     return fig

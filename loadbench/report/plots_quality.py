@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from loadbench.report.plots import (
+from loadbench.report.plotkit import (
     C_ERR,
     C_OK,
     C_P50,
@@ -24,12 +24,12 @@ from loadbench.report.plots import (
     DPI,
     FIGSIZE,
     LOG_SPREAD,
-    _contiguous,
-    _label_time_axes,
-    _legend,
-    _new_figure,
-    _no_data,
-    _shade_warmup,
+    contiguous,
+    label_time_axes,
+    legend,
+    new_figure,
+    no_data,
+    shade_warmup,
 )
 
 C_ACCURACY = "#2ca02c"
@@ -51,16 +51,16 @@ def quality_over_time(
     `loadbench.analyze.quality.macro_scores_rolling` over ``window_s`` s windows): macro F1, precision and
     recall over time. Warmup shaded in both."""
     if rolling is None:
-        fig, ax = _new_figure("Quality over time")
+        fig, ax = new_figure("Quality over time")
     else:
         fig = Figure(figsize=(FIGSIZE[0], FIGSIZE[1] * 1.7), dpi=DPI, layout="constrained")
         ax, ax_macro = fig.subplots(2, 1, sharex=True)
         ax.set_title("Quality over time", fontsize=11, loc="left")
     if per_second.empty or not (per_second["labeled"] > 0).any():
-        return _no_data(fig, ax, "no labeled requests")
-    _label_time_axes(ax, "accuracy")
-    ts = _contiguous(timeseries)
-    _shade_warmup(ax, ts)
+        return no_data(fig, ax, "no labeled requests")
+    label_time_axes(ax, "accuracy")
+    ts = contiguous(timeseries)
+    shade_warmup(ax, ts)
     seconds = per_second["second"].to_numpy(dtype=float)
     edges = np.append(seconds, seconds[-1] + 1.0) if seconds.size else seconds
     ax.stairs(
@@ -96,7 +96,7 @@ def quality_over_time(
     )
     ax2.set_ylabel("labeled requests per second")
     ax2.set_ylim(bottom=0, top=max(float(labeled.max()) * 1.05, 1.0))
-    _legend(ax, extra=[line], twin=ax2)
+    legend(ax, extra=[line], twin=ax2)
     if rolling is not None:
         ax.set_xlabel("")
         _macro_panel(ax_macro, rolling, ts, edges, window_s)
@@ -108,8 +108,8 @@ def _macro_panel(
 ) -> None:
     """Macro F1 (solid), precision and recall (thin) over the trailing windows, one step a second."""
     window = f"{window_s} s" if window_s else "rolling"
-    _label_time_axes(ax, f"macro, {window} window")
-    _shade_warmup(ax, ts, label=None)
+    label_time_axes(ax, f"macro, {window} window")
+    shade_warmup(ax, ts, label=None)
     rolling = rolling.set_index("second").reindex(edges[:-1].astype(np.int64))
     for key, color, lw, ls, label in (
         ("f1", C_F1, 1.6, "-", "macro F1"),
@@ -121,16 +121,16 @@ def _macro_panel(
     ax.set_ylim(0.0, 1.02)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlim(edges[0], edges[-1])
-    _legend(ax)
+    legend(ax)
 
 
 def rtf_distribution(rtf: npt.ArrayLike) -> Figure:
     """Histogram of per-request real-time factors, the RTF = 1 line (real time) and p50/p99."""
-    fig, ax = _new_figure("Real-time factor")
+    fig, ax = new_figure("Real-time factor")
     values = np.asarray(rtf, dtype=np.float64)
     values = values[np.isfinite(values) & (values > 0)]
     if values.size == 0:
-        return _no_data(fig, ax, "no successful request with a media duration")
+        return no_data(fig, ax, "no successful request with a media duration")
     lo, hi = float(values.min()), float(values.max())
     log = hi / lo > LOG_SPREAD
     lo_edge, hi_edge = min(lo, 1.0) * 0.9, max(hi, 1.0) * 1.1
@@ -153,5 +153,5 @@ def rtf_distribution(rtf: npt.ArrayLike) -> Figure:
     ax.set_xlabel("real-time factor: processing time / media duration")
     ax.set_ylabel("requests")
     ax.grid(True, alpha=0.35)
-    _legend(ax)
+    legend(ax)
     return fig

@@ -15,18 +15,10 @@ import numpy as np
 import pandas as pd
 
 from loadbench.analyze import quality
-from loadbench.report import plots, plots_quality
-from loadbench.report.report import (
-    _dict,
-    _e,
-    _grid_table,
-    _kv_table,
-    _md_table,
-    _num,
-    figure_html,
-    format_count,
-    format_pct,
-)
+from loadbench.report import plotkit, plots_quality
+from loadbench.report.fmt import as_dict, format_count, format_pct, num
+from loadbench.report.html import esc, figure_html, grid_table, kv_table
+from loadbench.report.markdown import md_table
 
 _QUALITY_CAPTION = (
     "Accuracy of the labeled requests that started in each second: solid, every labeled request "
@@ -43,19 +35,19 @@ _RTF_CAPTION = (
 
 
 def _fraction(value: Any) -> str:
-    v = _num(value)
+    v = num(value)
     return "–" if v is None else f"{v:.3f}"
 
 
 def _rtf(value: Any) -> str:
-    v = _num(value)
+    v = num(value)
     return "–" if v is None else f"{v:.3g}"
 
 
 def quality_tiles(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """Headline tiles: accuracy and RTF p50, when the run has them."""
     tiles = []
-    q, rtf = _dict(summary.get("quality")), _dict(summary.get("rtf"))
+    q, rtf = as_dict(summary.get("quality")), as_dict(summary.get("rtf"))
     if q:
         tiles.append(("accuracy", format_pct(q.get("accuracy"))))
     if rtf:
@@ -75,7 +67,7 @@ def quality_html(
     ``in_window``: a boolean mask of the requests in the measured window.
     """
     out = []
-    q = _dict(summary.get("quality"))
+    q = as_dict(summary.get("quality"))
     if q:
         out.append("<h2 id='quality'>Quality</h2>")
         out.append(_quality_table(q))
@@ -92,9 +84,11 @@ def quality_html(
         )
         fig = plots_quality.quality_over_time(per_second, timeseries, rolling, quality.ROLLING_WINDOW_S)
         out.append(
-            figure_html("plot-quality-time", plots.figure_to_png(fig), "Quality over time", _QUALITY_CAPTION)
+            figure_html(
+                "plot-quality-time", plotkit.figure_to_png(fig), "Quality over time", _QUALITY_CAPTION
+            )
         )
-    rtf = _dict(summary.get("rtf"))
+    rtf = as_dict(summary.get("rtf"))
     if rtf:
         out.append("<h2 id='rtf'>Real-time factor</h2>")
         out.append(_rtf_table(rtf))
@@ -105,7 +99,7 @@ def quality_html(
             requests["ok"].to_numpy()[mask],
         )
         fig = plots_quality.rtf_distribution(values)
-        out.append(figure_html("plot-rtf", plots.figure_to_png(fig), "Real-time factor", _RTF_CAPTION))
+        out.append(figure_html("plot-rtf", plotkit.figure_to_png(fig), "Real-time factor", _RTF_CAPTION))
     return "\n".join(out)
 
 
@@ -132,7 +126,7 @@ def _quality_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _quality_table(q: dict[str, Any]) -> str:
-    return _kv_table((k, _e(v)) for k, v in _quality_rows(q)) + (
+    return kv_table((k, esc(v)) for k, v in _quality_rows(q)) + (
         "<p class='sub'>Over the measured window's requests that carried an expected label. A failed "
         "request, or one without a prediction, is a wrong answer and is predicted for no class. "
         "Macro: the unweighted mean over the classes (docs/metrics.md, Quality).</p>"
@@ -140,24 +134,24 @@ def _quality_table(q: dict[str, Any]) -> str:
 
 
 def _class_table(q: dict[str, Any]) -> str:
-    per_class = _dict(q.get("per_class"))
+    per_class = as_dict(q.get("per_class"))
     rows = [
         [
-            _e(name),
-            _e(format_count(c.get("support"))),
-            _e(format_count(c.get("predicted"))),
-            _e(_fraction(c.get("precision"))),
-            _e(_fraction(c.get("recall"))),
-            _e(_fraction(c.get("f1"))),
+            esc(name),
+            esc(format_count(c.get("support"))),
+            esc(format_count(c.get("predicted"))),
+            esc(_fraction(c.get("precision"))),
+            esc(_fraction(c.get("recall"))),
+            esc(_fraction(c.get("f1"))),
         ]
-        for name, c in ((n, _dict(v)) for n, v in per_class.items())
+        for name, c in ((n, as_dict(v)) for n, v in per_class.items())
     ]
     note = ""
-    classes = _num(q.get("classes"))
+    classes = num(q.get("classes"))
     if classes is not None and classes > len(rows):
         note = f"<p class='sub'>The {len(rows)} classes with the most support of {format_count(classes)}.</p>"
     headers = ["class", "support", "predicted", "precision", "recall", "F1"]
-    return _grid_table(headers, rows, numeric={1, 2, 3, 4, 5}) + note
+    return grid_table(headers, rows, numeric={1, 2, 3, 4, 5}) + note
 
 
 def _rtf_rows(rtf: dict[str, Any]) -> list[tuple[str, str]]:
@@ -171,7 +165,7 @@ def _rtf_rows(rtf: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _rtf_table(rtf: dict[str, Any]) -> str:
-    return _kv_table((k, _e(v)) for k, v in _rtf_rows(rtf)) + (
+    return kv_table((k, esc(v)) for k, v in _rtf_rows(rtf)) + (
         "<p class='sub'>RTF = processing time / media duration, per successful request that carried a "
         "media duration (docs/metrics.md, Real-time factor).</p>"
     )
@@ -180,14 +174,14 @@ def _rtf_table(rtf: dict[str, Any]) -> str:
 def quality_markdown(summary: dict[str, Any]) -> list[str]:
     """Markdown lines for ``summary.md`` (empty when the run has neither section)."""
     lines: list[str] = []
-    q, rtf = _dict(summary.get("quality")), _dict(summary.get("rtf"))
+    q, rtf = as_dict(summary.get("quality")), as_dict(summary.get("rtf"))
     if q:
-        lines += ["", "**Quality**", "", *_md_table(["metric", "value"], _quality_rows(q), numeric={1})]
+        lines += ["", "**Quality**", "", *md_table(["metric", "value"], _quality_rows(q), numeric={1})]
     if rtf:
         lines += [
             "",
             "**Real-time factor**",
             "",
-            *_md_table(["metric", "value"], _rtf_rows(rtf), numeric={1}),
+            *md_table(["metric", "value"], _rtf_rows(rtf), numeric={1}),
         ]
     return lines

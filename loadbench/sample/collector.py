@@ -1,5 +1,6 @@
 """What the sampler reads on one machine, shared by the sampler and the agent (which runs it on
-the model server's host): the `Collector`, the shortest sample interval, and an agent's host label.
+the model server's host): the `Collector`, the shortest sample interval, and an agent's host label,
+port and token variable (known to the agent and to its puller alike).
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from urllib.parse import urlsplit
 from loadbench.sample.hostmetrics import Generator, Host, ProcessTree, Values
 
 MIN_INTERVAL_S = 0.05
+DEFAULT_PORT = 9109  # of `loadbench agent`
+TOKEN_ENV = "LOADBENCH_AGENT_TOKEN"
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type's name when it has none)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @dataclass

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,11 @@ import psutil
 
 from loadbench.record.rundir import SAMPLER_INFO, SAMPLES, write_json
 from loadbench.redact import redact_argv
-from loadbench.sample.agent import AgentPuller
 from loadbench.sample.collector import Collector, host_label
 from loadbench.sample.hostmetrics import Generator, ProcessTree, ServerProcess, Values
+from loadbench.sample.nvml import GpuReader
+from loadbench.sample.prometheus import Scraper
+from loadbench.sample.puller import AgentPuller
 
 FLUSH_INTERVAL_S = 1.0
 
@@ -302,6 +305,18 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@dataclass
+class Sources:
+    """What the sampler process reads: this host's collector, scrapes and remote agents."""
+
+    collector: Collector
+    gpus: GpuReader | None
+    scrapers: list[Scraper]
+    scrape_interval_s: float
+    pullers: list[AgentPuller]
+    info: dict[str, Any]  # sampler.json
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the sampler process. SIGTERM/SIGINT end it cleanly after one last sample."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
@@ -312,10 +327,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    sources = _open_sources(args)
+    # A killed driver cannot stop us: notice being orphaned instead.
+    parent = args.parent_pid
 
-    from loadbench.sample.nvml import GpuReader
-    from loadbench.sample.prometheus import Scraper
+    def should_stop() -> bool:
+        return stop["now"] or (parent is not None and os.getppid() != parent)
 
+    _sample(args.run_dir, args.interval, sources, should_stop)
+    return 0
+
+
+def _open_sources(args: argparse.Namespace) -> Sources:
+    """Find the server process, open NVML, the scrapers and the agents; describe them (sampler.json)."""
     notices: list[str] = []
     server = None
     if args.server_pid is not None:
@@ -334,16 +358,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Parsing a server's metrics costs milliseconds, and exporters refresh about once a second:
     # scrape on a slower schedule than psutil's cheap reads.
     scrape_interval_s = max(args.scrape_interval, args.interval)
-    collector = Collector(server=server, generator=Generator(args.generator_pid), gpus=gpus)
-
-    pullers: list[Any] = []
+    pullers: list[AgentPuller] = []
     agents_info: list[dict[str, Any]] = []
-    if args.agent:
-        for url in args.agent:
-            puller = AgentPuller(url, token=os.environ.get("LOADBENCH_AGENT_TOKEN"), label=host_label(url))
-            agents_info.append(puller.start())
-            pullers.append(puller)
-
+    for url in args.agent:
+        puller = AgentPuller(url, token=os.environ.get("LOADBENCH_AGENT_TOKEN"), label=host_label(url))
+        agents_info.append(puller.start())
+        pullers.append(puller)
     info: dict[str, Any] = {
         "interval_s": args.interval,
         "pid": os.getpid(),
@@ -361,24 +381,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "agents": agents_info,
         "notices": notices,
     }
-    sampler_json = args.run_dir / SAMPLER_INFO
-    writer = SampleWriter(args.run_dir / SAMPLES)
-    write_json(sampler_json, info)
+    collector = Collector(server=server, generator=Generator(args.generator_pid), gpus=gpus)
+    return Sources(collector, gpus, scrapers, scrape_interval_s, pullers, info)
+
+
+def _sample(run_dir: Path, interval_s: float, sources: Sources, should_stop: Callable[[], bool]) -> None:
+    """Sample until ``should_stop``; then one last sample of the background reads, and ``final``."""
+    sampler_json = run_dir / SAMPLER_INFO
+    writer = SampleWriter(run_dir / SAMPLES)
+    write_json(sampler_json, sources.info)
     background = Background(writer)
-    for scraper in scrapers:
-        background.add_scraper(scraper, scrape_interval_s)
-    for puller in pullers:
+    for scraper in sources.scrapers:
+        background.add_scraper(scraper, sources.scrape_interval_s)
+    for puller in sources.pullers:
         background.add_puller(puller)
     print("ready", flush=True)
     count = 0
     try:
-        # A killed driver cannot stop us: notice being orphaned instead.
-        parent = args.parent_pid
-
-        def should_stop() -> bool:
-            return stop["now"] or (parent is not None and os.getppid() != parent)
-
-        count = sample_loop(collector, writer, args.interval, should_stop, background)
+        count = sample_loop(sources.collector, writer, interval_s, should_stop, background)
     finally:
         background.stop()
         last = _finite(background.take())
@@ -387,20 +407,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer.close()
         # How the scrapes and pulls went: analysis turns failures into notices (a URL that
         # never answered must not look like a server without metrics).
-        info["final"] = {
+        sources.info["final"] = {
             "ended_unix_s": round(time.time(), 6),
             "samples": count,
-            "scrapes": [s.summary() for s in scrapers],
-            "agents": [p.summary() for p in pullers],
+            "scrapes": [s.summary() for s in sources.scrapers],
+            "agents": [p.summary() for p in sources.pullers],
         }
-        write_json(sampler_json, info)
-        if gpus is not None:
-            gpus.close()
-        for scraper in scrapers:
-            scraper.close()
-        for puller in pullers:
-            puller.close()
-    return 0
+        write_json(sampler_json, sources.info)
+        _close(sources)
+
+
+def _close(sources: Sources) -> None:
+    if sources.gpus is not None:
+        sources.gpus.close()
+    for scraper in sources.scrapers:
+        scraper.close()
+    for puller in sources.pullers:
+        puller.close()
 
 
 def _process_facts(pid: int) -> dict[str, Any]:

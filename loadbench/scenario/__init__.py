@@ -1,7 +1,8 @@
 """The locustfile API: what a scenario (``scenarios/*.py`` or your own locustfile) imports to drive
 a model endpoint. `loadbench.scenario.helpers` has the pieces every scenario uses (re-exported
-here), `loadbench.scenario.llm` OpenAI-compatible streaming, `loadbench.scenario.labels` quality
-labels, `loadbench.scenario.http2` the ``--http2`` client.
+here), `loadbench.scenario.llm` OpenAI-compatible streaming (its `LLMUser` re-exported),
+`loadbench.scenario.predict` the KServe v1 / TF Serving predict user (re-exported),
+`loadbench.scenario.labels` quality labels, `loadbench.scenario.http2` the ``--http2`` client.
 
 loadbench's tab in plain ``locust -f``'s web UI is `loadbench.ui.hook`'s: import it too.
 Imports locust: only the driver and scenarios import this package.
@@ -23,6 +24,8 @@ from loadbench.scenario.helpers import (
     read_jsonl,
     tls_verify,
 )
+from loadbench.scenario.llm import LLMUser, add_llm_user_options
+from loadbench.scenario.predict import PredictUser, add_predict_options
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -30,9 +33,13 @@ __all__ = [
     "Body",
     "DeadlineSession",
     "Extras",
+    "LLMUser",
     "ModelUser",
     "Payloads",
+    "PredictUser",
     "add_extras",
+    "add_llm_user_options",
+    "add_predict_options",
     "add_request_options",
     "check_json",
     "headers_from_options",

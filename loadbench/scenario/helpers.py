@@ -13,6 +13,8 @@ under plain ``locust -f path.py --host URL`` alike. This module gives it:
 - `add_extras(response, **fields)`: per-request fields for ``requests.csv`` (tokens, labels).
 - ``--http2`` (in `add_request_options`): `ModelUser` sends through `loadbench.scenario.http2` instead.
 - `on_setup`: decorate the scenario's set-up; its failure stops the run with one clear line.
+- `fire_init(environment, runner)`: how loadbench's drivers fire Locust's ``init``; returns the
+  set-ups' failures.
 
 loadbench's tab in plain ``locust -f SCENARIO``'s web UI is `loadbench.ui.hook`'s: a scenario
 that wants it imports that module (the built-in ones do).
@@ -40,6 +42,7 @@ from loadbench.values import parse_header
 Body = Any
 DEFAULT_TIMEOUT_S = 60.0
 Extras = dict[str, Any]
+SETUP_FAILURES = "loadbench_setup_failures"  # the attribute of a Locust environment `fire_init` sets
 
 
 def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "") -> None:
@@ -258,9 +261,9 @@ def on_setup(function: Callable[[Any], None]) -> Callable[[Any], None]:
     """Register a scenario's set-up (load data, discover the model) to run once Locust starts.
 
     Locust logs and swallows exceptions raised in event listeners; a scenario whose set-up
-    failed must not run anyway. So the failure is kept in `setup_failures` (``loadbench run``
-    turns the first into a one-line error, exit 2) and, under plain ``locust``, logged as
-    one line before the runner quits.
+    failed must not run anyway. Under loadbench's drivers (`fire_init`) the failure goes to the
+    list the driver reads (``loadbench run`` turns the first into a one-line error, exit 2);
+    under plain ``locust`` it is logged as one line before the runner quits.
     """
 
     @events.init.add_listener
@@ -269,14 +272,27 @@ def on_setup(function: Callable[[Any], None]) -> Callable[[Any], None]:
             function(environment)
         except Exception as exc:
             message = str(exc) if isinstance(exc, LoadbenchError) else f"{type(exc).__name__}: {exc}"
-            setup_failures.append(message)
-            if not getattr(environment, "loadbench_library_mode", False):
-                logging.getLogger("loadbench").error("scenario set-up failed: %s", message)
-                if environment.runner is not None:
-                    environment.process_exit_code = 2
-                    environment.runner.quit()
+            failures = getattr(environment, SETUP_FAILURES, None)
+            if failures is not None:
+                failures.append(message)
+                return
+            logging.getLogger("loadbench").error("scenario set-up failed: %s", message)
+            if environment.runner is not None:
+                environment.process_exit_code = 2
+                environment.runner.quit()
 
     return function
 
 
-setup_failures: list[str] = []
+def fire_init(environment: Any, runner: Any, web_ui: Any = None) -> list[str]:
+    """Fire Locust's ``init`` as loadbench's driver (library mode); return the set-ups' failures.
+
+    The failures are kept on this environment, so each driver reads its own run's and nothing
+    is shared between runs. Library mode also tells `loadbench.ui.hook` that the driver
+    installs the web UI plugin itself.
+    """
+    failures: list[str] = []
+    environment.loadbench_library_mode = True
+    setattr(environment, SETUP_FAILURES, failures)
+    environment.events.init.fire(environment=environment, runner=runner, web_ui=web_ui)
+    return failures

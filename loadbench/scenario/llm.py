@@ -1,8 +1,9 @@
 """OpenAI-compatible LLM requests from a Locust user, streamed and timed event by event.
 
-Used by ``scenarios/openai_chat.py`` and ``scenarios/openai_completions.py``:
-`add_llm_options` and `setup_llm` at start-up, then `send_request` per request, which calls
-`stream_completion` (SSE, the default) or `post_completion` (``--no-stream``).
+Used by ``scenarios/openai_chat.py`` and ``scenarios/openai_completions.py``, whose users are
+`LLMUser` subclasses that differ only in their ``kind``: `add_llm_user_options` among the
+options, `LLMUser.set_up` (`setup_llm`) at start-up, then `send_request` per request, which
+calls `stream_completion` (SSE, the default) or `post_completion` (``--no-stream``).
 
 How a stream is timed (definitions in docs/metrics.md, "LLM streaming: what is recorded per
 request"): ``time.perf_counter()`` is read just before the request is handed to the
@@ -24,9 +25,10 @@ import argparse
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent
+from locust import task
 
 from loadbench.errors import UsageError
 from loadbench.protocols.bodystream import STREAM_ERRORS, body_stream
@@ -35,7 +37,14 @@ from loadbench.protocols.probe import discover_openai_model
 from loadbench.protocols.sse import SSEParser
 from loadbench.protocols.workloads import Workload, add_workload_options, workload_from_options
 from loadbench.record.records import EXTRAS_KEY
-from loadbench.scenario.helpers import Payloads, check_json, headers_from_options, tls_verify
+from loadbench.scenario.helpers import (
+    ModelUser,
+    Payloads,
+    add_request_options,
+    check_json,
+    headers_from_options,
+    tls_verify,
+)
 
 PATHS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
@@ -83,6 +92,30 @@ def setup_llm(environment: Any, kind: Kind) -> LLMSetup:
     return LLMSetup(
         kind, model, workload, bool(options.stream), float(options.temperature), options.ignore_eos
     )
+
+
+def add_llm_user_options(parser: argparse.ArgumentParser) -> None:
+    """Everything an `LLMUser` scenario takes: `add_llm_options` and the request options."""
+    add_llm_options(parser)
+    add_request_options(parser)
+
+
+class LLMUser(ModelUser):
+    """Sends one OpenAI-compatible request after another: ``kind`` says which endpoint."""
+
+    abstract = True
+    kind: ClassVar[Kind] = "chat"
+    llm: ClassVar[LLMSetup | None] = None  # shared by all users of the class in this process
+
+    @classmethod
+    def set_up(cls, environment: Any) -> None:
+        """The scenario's set-up (`setup_llm`): the workload, the model."""
+        cls.llm = setup_llm(environment, cls.kind)
+
+    @task
+    def send(self) -> None:
+        assert self.llm is not None
+        send_request(self, self.llm)
 
 
 def request_body(setup: LLMSetup, arrival: Any = None) -> dict[str, Any]:

@@ -20,29 +20,25 @@ from matplotlib.figure import Figure
 
 from loadbench.analyze.capacity import ACHIEVED_SHARE, load_text
 from loadbench.record import rundir
-from loadbench.report import plots
-from loadbench.report.report import (
-    _CSS,
-    DASH,
-    _e,
-    _grid_table,
-    _kv_table,
-    _md_table,
-    _write_text_atomic,
+from loadbench.report import plotkit
+from loadbench.report.fmt import DASH, format_ms, format_pct, format_rate
+from loadbench.report.html import (
+    CSS,
+    esc,
     figure_html,
-    format_ms,
-    format_pct,
-    format_rate,
+    grid_table,
+    kv_table,
+    render_template,
+    trusted,
+    write_text_atomic,
 )
+from loadbench.report.markdown import md_table
 
 SWEEP_JSON = "sweep.json"
 SWEEP_MD = "sweep.md"
 SWEEP_HTML = "sweep.html"
 C_CAPACITY = "#2e7d32"
 C_KNEE = "#c62828"
-_EXTRA_CSS = """
-td.pass { color: var(--ok); font-weight: 650; } td.fail { color: var(--bad); font-weight: 650; }
-"""
 _CAPTIONS = {
     "plot-curve": (
         "Throughput–latency curve",
@@ -140,7 +136,7 @@ def render_sweep_markdown(sweep: dict[str, Any]) -> str:
     """A headline and a table of the steps, for a pull request."""
     unit = _unit(sweep)
     lines = [f"**{headline(sweep)}**", ""]
-    lines += _md_table(_HEADERS, (_step_cells(r, unit) for r in _steps(sweep)), numeric=(0, 1, 2, 3, 4, 5, 6))
+    lines += md_table(_HEADERS, (_step_cells(r, unit) for r in _steps(sweep)), numeric=(0, 1, 2, 3, 4, 5, 6))
     notes = [*(sweep.get("notes") or [])]
     if sweep.get("knee"):
         notes.append("knee: " + "; ".join(sweep["knee"].get("reasons") or []))
@@ -153,7 +149,7 @@ def render_sweep_markdown(sweep: dict[str, Any]) -> str:
 
 
 def _figure(title: str) -> tuple[Figure, Axes]:
-    fig = Figure(figsize=plots.FIGSIZE, dpi=plots.DPI, layout="constrained")
+    fig = Figure(figsize=plotkit.FIGSIZE, dpi=plotkit.DPI, layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title, fontsize=11, loc="left")
     ax.grid(True, alpha=0.35)
@@ -217,7 +213,7 @@ def achieved_figure(sweep: dict[str, Any]) -> Figure | None:
     fig, ax = _figure("Achieved against offered load")
     x = [r["offered"] for r in rows]
     achieved = [float("nan") if r.get("achieved_rps") is None else r["achieved_rps"] for r in rows]
-    ax.plot(x, achieved, marker="o", color=plots.C_OK, label="achieved (ok req/s)")
+    ax.plot(x, achieved, marker="o", color=plotkit.C_OK, label="achieved (ok req/s)")
     if unit == "rps":
         ax.plot(x, x, linestyle="--", color="#777777", label="achieved = offered")
         ax.plot(x, [ACHIEVED_SHARE * v for v in x], linestyle=":", color="#777777", label="95 % of offered")
@@ -238,7 +234,7 @@ def errors_figure(sweep: dict[str, Any]) -> Figure | None:
         return None
     fig, ax = _figure("Error rate by offered load")
     ax.plot(
-        [r["offered"] for r in rows], [r["error_rate"] * 100 for r in rows], marker="o", color=plots.C_ERR
+        [r["offered"] for r in rows], [r["error_rate"] * 100 for r in rows], marker="o", color=plotkit.C_ERR
     )
     ax.set_xlabel(f"offered load ({'requests/s' if _unit(sweep) == 'rps' else 'users'})")
     ax.set_ylabel("errors (% of requests)")
@@ -251,7 +247,7 @@ def render_sweep_plots(sweep: dict[str, Any]) -> dict[str, bytes]:
     figures = {
         "plot-curve": curve_figure(
             sweep,
-            (("p50_ms", "p50", plots.C_P50), ("p99_ms", "p99", plots.C_P99)),
+            (("p50_ms", "p50", plotkit.C_P50), ("p99_ms", "p99", plotkit.C_P99)),
             "Throughput–latency curve",
         ),
         "plot-llm-curve": curve_figure(
@@ -269,7 +265,7 @@ def render_sweep_plots(sweep: dict[str, Any]) -> dict[str, bytes]:
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a glyph the font lacks
-        return {k: plots.figure_to_png(f) for k, f in figures.items() if f is not None}
+        return {k: plotkit.figure_to_png(f) for k, f in figures.items() if f is not None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,83 +276,74 @@ def _steps_table_html(sweep: dict[str, Any]) -> str:
     unit = _unit(sweep)
     rows = []
     for r in _steps(sweep):
-        cells = [_e(c) for c in _step_cells(r, unit)]
+        cells = [esc(c) for c in _step_cells(r, unit)]
         name = r.get("run_dir")
         if name:
             # "./" first: a directory name can never be read as a scheme (javascript:...).
-            cells[9] = f"<a class='mono' href='./{_e(name)}/report.html'>{_e(name)}</a>"
+            cells[9] = f"<a class='mono' href='./{esc(name)}/report.html'>{esc(name)}</a>"
         rows.append(cells)
-    table = _grid_table(_HEADERS, rows, numeric=(0, 1, 2, 3, 4, 5, 6))
+    table = grid_table(_HEADERS, rows, numeric=(0, 1, 2, 3, 4, 5, 6))
     # Colour the verdict cells: the 8th cell of each body row.
     return table.replace("<td>pass</td>", "<td class='pass'>pass</td>").replace(
         "<td>fail</td>", "<td class='fail'>fail</td>"
     )
 
 
-def _slo_html(sweep: dict[str, Any]) -> str:
-    slos = sweep.get("settings", {}).get("slos") or []
-    if not slos:
-        return "<p class='sub'>No SLO given: a step passes when it completes, is valid and keeps up.</p>"
-    return "<ul>" + "".join(f"<li><code>{_e(s)}</code></li>" for s in slos) + "</ul>"
-
-
-def render_sweep_html(sweep: dict[str, Any], pngs: dict[str, bytes]) -> str:
-    """The whole self-contained sweep page."""
-    settings = sweep.get("settings", {})
+def _tiles(sweep: dict[str, Any]) -> list[tuple[str, str]]:
     unit = _unit(sweep)
     cap, knee = sweep.get("capacity"), sweep.get("knee")
+    per_gpu = sweep.get("capacity_per_gpu_rps")
     cost = sweep.get("cost_per_million_requests_usd")
-    tiles = [
+    return [
         ("capacity", _load(cap["offered"], unit) if cap else "none"),
         ("knee", _load(knee["offered"], unit) if knee else "none"),
-        (
-            "per GPU",
-            format_rate(sweep.get("capacity_per_gpu_rps")) if sweep.get("capacity_per_gpu_rps") else "n/a",
-        ),
+        ("per GPU", format_rate(per_gpu) if per_gpu else "n/a"),
         ("per 1M requests", f"${cost:,.4g}" if cost is not None else "n/a"),
     ]
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>loadbench sweep: {_e(settings.get('target'))}</title>",
-        f"<style>{_CSS}{_EXTRA_CSS}</style></head><body><main>",
-        "<h1>loadbench sweep</h1>",
-        f"<p class='sub'>{_e(sweep.get('scenario') or 'scenario')} against "
-        f"<span class='mono'>{_e(settings.get('target'))}</span> · {len(_steps(sweep))} steps · "
-        f"{_e(sweep.get('status'))}</p>",
-        f"<p id='headline'><b>{_e(headline(sweep))}</b></p>",
-        "<div class='tiles'>"
-        + "".join(
-            f"<div class='tile'><div class='k'>{_e(k)}</div><div class='v'>{_e(v)}</div></div>"
-            for k, v in tiles
-        )
-        + "</div>",
-    ]
-    notes = [*(sweep.get("notes") or [])]
+
+
+def _notes(sweep: dict[str, Any]) -> list[str]:
+    notes = [str(n) for n in sweep.get("notes") or []]
+    knee = sweep.get("knee")
     if knee:
         notes.append(f"knee at step {knee.get('step')}: " + "; ".join(knee.get("reasons") or []))
     if sweep.get("cost_note"):
         notes.append(f"per GPU and cost: {sweep['cost_note']}")
-    if notes:
-        parts.append("<ul class='notices'>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
-    parts += ["<h2>SLOs</h2>", _slo_html(sweep), "<h2>Steps</h2>", _steps_table_html(sweep)]
-    if pngs:
-        parts.append("<h2>Plots</h2>")
-        parts += [figure_html(key, png, *_CAPTIONS[key]) for key, png in pngs.items()]
+    return notes
+
+
+def _settings_rows(sweep: dict[str, Any]) -> list[tuple[str, str]]:
+    """The settings table's rows, each value escaped (a kit table takes escaped cells)."""
+    settings = sweep.get("settings", {})
     rows = [
-        ("mode", "open loop, requests/s" if unit == "rps" else "closed loop, users"),
+        ("mode", "open loop, requests/s" if _unit(sweep) == "rps" else "closed loop, users"),
         ("step duration", f"{settings.get('step_duration_s')} s (warmup {settings.get('warmup_s')} s)"),
         ("search", "double, then bisect" if settings.get("find_capacity") else "the listed loads"),
         ("run options", " ".join(settings.get("run_args") or []) or DASH),
         ("started", sweep.get("started_at")),
         ("ended", sweep.get("ended_at")),
     ]
-    parts += ["<h2>Settings</h2>", _kv_table((k, _e(v)) for k, v in rows)]
-    parts.append(
-        "<footer>Generated by loadbench sweep. Definitions: docs/metrics.md (Sweeps and capacity). "
-        "Self-contained: no network needed.</footer></main></body></html>"
+    return [(k, esc(v)) for k, v in rows]
+
+
+def render_sweep_html(sweep: dict[str, Any], pngs: dict[str, bytes]) -> str:
+    """The whole self-contained sweep page."""
+    settings = sweep.get("settings", {})
+    return render_template(
+        "sweep.html.j2",
+        css=trusted(CSS),
+        target=settings.get("target"),
+        scenario=sweep.get("scenario") or "scenario",
+        steps=len(_steps(sweep)),
+        status=sweep.get("status"),
+        headline=headline(sweep),
+        tiles=[(k, v) for k, v in _tiles(sweep)],
+        notes=[n for n in _notes(sweep)],
+        slos=[s for s in settings.get("slos") or []],
+        steps_table=trusted(_steps_table_html(sweep)),
+        figures=[trusted(figure_html(key, png, *_CAPTIONS[key])) for key, png in pngs.items()],
+        settings_table=trusted(kv_table(_settings_rows(sweep))),
     )
-    return "\n".join(parts) + "\n"
 
 
 def render_sweep(sweep: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Path]:
@@ -365,6 +352,6 @@ def render_sweep(sweep: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Path
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path, html_path = out_dir / SWEEP_JSON, out_dir / SWEEP_MD, out_dir / SWEEP_HTML
     rundir.write_json(json_path, sweep)
-    _write_text_atomic(md_path, render_sweep_markdown(sweep))
-    _write_text_atomic(html_path, render_sweep_html(sweep, render_sweep_plots(sweep)))
+    write_text_atomic(md_path, render_sweep_markdown(sweep))
+    write_text_atomic(html_path, render_sweep_html(sweep, render_sweep_plots(sweep)))
     return json_path, md_path, html_path

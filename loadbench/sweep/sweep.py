@@ -34,6 +34,8 @@ from loadbench.errors import LoadbenchError, UsageError
 from loadbench.record import rundir
 from loadbench.record.records import read_requests
 from loadbench.redact import redact_argv, redact_url
+from loadbench.report.fmt import format_ms, format_pct, format_rate
+from loadbench.sweep.report import render_sweep
 
 SWEEP_SCHEMA = 1
 STEP_GRACE_S = 120.0  # after the step's duration: analysis and report time before we give up on it
@@ -162,8 +164,6 @@ def _error_line(step: _Step) -> str:
 
 
 def _progress(row: dict[str, Any], mode: str) -> str:
-    from loadbench.report.report import format_ms, format_pct, format_rate
-
     offered = capacity.load_text(row["offered"], mode)
     if "achieved_rps" not in row:
         return f"loadbench: step {row['index']:>2}  {offered:<14} no summary: {'; '.join(row['why'])}"
@@ -216,8 +216,6 @@ def build_sweep(
 def run_sweep(config: SweepConfig, out: TextIO = sys.stdout) -> tuple[dict[str, Any], list[Path], int]:
     """Run the sweep; write its report; return ``sweep.json``'s object, the report paths and the
     exit code (0 done, 130 interrupted). A step that exits 2 raises `UsageError` after the report."""
-    from loadbench.sweep.report import render_sweep
-
     slos = parse_slos(config.slos)
     if config.find_capacity and not slos:
         raise UsageError(

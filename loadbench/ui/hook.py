@@ -11,11 +11,17 @@ a scenario nothing elsewhere. The built-in scenarios import it::
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 from locust import events
+from locust.env import Environment
 
-from loadbench.ui.plugin import install_from_locust
+from loadbench.drive.config import RunConfig
+from loadbench.drive.locustfiles import Scenario
+from loadbench.redact import redact_argv
+from loadbench.ui.plugin import WebUIPlugin
 
 
 @events.init_command_line_parser.add_listener
@@ -44,3 +50,28 @@ def web_ui_plugin(environment: Any, web_ui: Any = None, **_: Any) -> None:
     if web_ui is None or getattr(environment, "loadbench_library_mode", False):
         return
     install_from_locust(environment)
+
+
+def install_from_locust(environment: Environment) -> WebUIPlugin:
+    """Plug loadbench into a ``locust -f SCENARIO`` web UI."""
+    options = environment.parsed_options
+    path = Path(environment.locustfile or "locustfile.py")
+    scenario = Scenario(
+        path.stem,
+        path.resolve(),
+        list(environment.user_classes),
+        options,  # type: ignore[arg-type]
+        "run from the Locust web UI (locust -f)",
+    )
+    base = RunConfig(
+        target=environment.host or "",
+        headers=list(getattr(options, "header", None) or []),
+        # The whole command line, for scrubbing secrets (e.g. a key in --path) from records.
+        scenario_args=sys.argv[1:],
+        reports_dir=Path(getattr(options, "loadbench_reports_dir", None) or "reports").resolve(),
+        warmup_s=float(getattr(options, "loadbench_warmup", 2.0)),
+        timeout_s=float(getattr(options, "timeout", None) or 60.0),
+        insecure=bool(getattr(options, "insecure", False)),
+    )
+    argv = ["locust", *sys.argv[1:]]
+    return WebUIPlugin(environment, base, scenario, redact_argv(argv)).install()

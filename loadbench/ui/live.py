@@ -22,12 +22,7 @@ import numpy as np
 
 from loadbench.analyze import stats
 from loadbench.record import rundir
-from loadbench.report.report import (
-    DASH,
-    format_bytes,
-    format_number,
-    format_percent,
-)
+from loadbench.report.fmt import DASH, format_bytes, format_number, format_percent
 
 MAX_VALUES = 20_000_000  # per metric, 160 MB of float64: beyond it the live percentiles say "first N"
 FRESH_VALUES = 1_000_000  # up to this many values a summary is recomputed on every poll
@@ -47,7 +42,8 @@ class ExactValues:
         self.values = array("d")
         self.cap = cap
         self.dropped = 0  # beyond the cap
-        self._cache: tuple[int, float, dict[str, float | None]] = (-1, 0.0, {})
+        # Count -1: the first call computes it.
+        self._cache: tuple[int, float, stats.LatencySummary] = (-1, 0.0, stats.latency_summary([]))
 
     def __len__(self) -> int:
         return len(self.values)
@@ -63,7 +59,7 @@ class ExactValues:
         self.values.extend(values[:room])
         self.dropped += max(0, len(values) - room)
 
-    def summary(self) -> dict[str, float | None]:
+    def summary(self) -> stats.LatencySummary:
         """`stats.latency_summary` of the values so far, recomputed only when they changed; past
         `FRESH_VALUES` values at most once a second (each summary then costs tens of ms, and the
         tab, the panel and the live page all poll)."""
@@ -137,7 +133,7 @@ class ExactLatencies:
         self.itl.extend(gaps)
         self.bad_gaps += bad
 
-    def summary(self) -> dict[str, float | None]:
+    def summary(self) -> stats.LatencySummary:
         """`stats.latency_summary` of the latencies so far."""
         return self.latency.summary()
 

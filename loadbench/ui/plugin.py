@@ -6,21 +6,16 @@ Plugged in only through Locust's own extension points:
   ``POST /stop`` alike; ``GET /stop`` on Locust before 2.47): begin a run with `lifecycle.begin_run` (meta.json, recorder, sampler) and
   end it with `lifecycle.finish_run`; then analyze it and render its report in a child process
   (``python -m loadbench report DIR``: `analyze_run` + `render_report`), so the UI stays live.
-- the modern UI's extra tab (``template_args`` ``extended_tabs`` / ``extended_tables``, its rows
-  added to Locust's own ``/stats/requests`` poll as ``extended_stats``, as in Locust's
-  ``examples/extend_web_ui.py``): exact percentiles beside Locust's rounded ones, for LLM
-  scenarios TTFT and ITL (from each request event's ``context["loadbench"]``), live resources.
-- routes on the UI's Flask app: ``/loadbench/`` (a live page with the session's runs and report
-  links), ``/loadbench/api/status`` (its JSON), ``/loadbench/runs/<run id>/report.html``, and a
-  small script appended to the UI's page that shows the current run and the latest report link.
+- the modern UI's extra tab and routes on the UI's Flask app (`loadbench.ui.routes`): exact
+  percentiles beside Locust's rounded ones, for LLM scenarios TTFT and ITL (from each request
+  event's ``context["loadbench"]``), live resources, the session's runs and their reports.
 
-`serve` runs it for ``loadbench ui``; `install_from_locust` plugs it into ``locust -f SCENARIO``
-(called from `loadbench.scenario.helpers`). Imports locust: only driving code may import this module.
+`serve` runs it for ``loadbench ui``; `loadbench.ui.hook` plugs it into ``locust -f SCENARIO``.
+Imports locust: only driving code may import this module.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -29,32 +24,26 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 import gevent
 import gevent.event
-from flask import Response, abort, jsonify, request, send_file
 from locust import events
 from locust.env import Environment
 
 from loadbench.drive.config import RunConfig
 from loadbench.drive.lifecycle import ActiveRun, Prepared, begin_run, finish_run
-from loadbench.drive.locustfiles import Scenario
+from loadbench.drive.locustfiles import Scenario, set_up_scenario
 from loadbench.drive.runner import prepare
-from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+from loadbench.errors import LoadbenchError, UsageError
 from loadbench.record import rundir
 from loadbench.record.records import EXTRAS_KEY
-from loadbench.redact import redact_argv, redact_url
-from loadbench.report.report import (
-    format_count,
-    format_ms,
-    format_pct,
-)
+from loadbench.redact import redact_url
+from loadbench.report.fmt import format_count, format_ms, format_pct
 from loadbench.sample.hostmetrics import find_server_process
-from loadbench.scenario import helpers as scenario_helpers
 from loadbench.ui.live import (
     LABELS,
     PERCENTILES,
@@ -65,14 +54,11 @@ from loadbench.ui.live import (
     resource_rows,
     run_summary,
 )
+from loadbench.ui.routes import install_routes
 from loadbench.values import check_target
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-TAB_KEY = "loadbench"
 REPORT_TIMEOUT_S = 900.0
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
-# The report is self-contained and script-free; the browser must not fetch anything for it.
-REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 class WebUIPlugin:
@@ -115,7 +101,7 @@ class WebUIPlugin:
         env.events.quit.add_listener(self.on_quit)
         env.loadbench_webui = self  # type: ignore[attr-defined]
         if env.web_ui is not None:
-            self._install_web(env.web_ui)
+            install_routes(self, env.web_ui)
         return self
 
     def on_test_start(self, **_: Any) -> None:
@@ -234,7 +220,7 @@ class WebUIPlugin:
         """Everything the tab and the live page show, as JSON-ready data."""
         runner = self.environment.runner
         current = self.runs[-1] if self.runs else None
-        exact = self.latencies.summary() if self.latencies is not None else {}
+        exact: Mapping[str, object] = self.latencies.summary() if self.latencies is not None else {}
         total = runner.stats.total if runner is not None else None
         percentiles = []
         for key, q in PERCENTILES:
@@ -351,71 +337,6 @@ class WebUIPlugin:
             rows.append({"metric": "reports & live page", "loadbench": "/loadbench/", "locust": ""})
         return rows
 
-    # -- Flask routes ----------------------------------------------------------------------
-
-    def _install_web(self, web_ui: Any) -> None:
-        app = web_ui.app
-        web_ui.template_args["extended_tabs"] = [{"title": "loadbench", "key": TAB_KEY}]
-        web_ui.template_args["extended_tables"] = [
-            {
-                "key": TAB_KEY,
-                "structure": [
-                    {"key": "metric", "title": "metric"},
-                    {"key": "loadbench", "title": "loadbench (exact)"},
-                    {"key": "locust", "title": "Locust (rounded)"},
-                ],
-            }
-        ]
-        web_ui.template_args["extended_csv_files"] = [
-            {
-                "href": "/loadbench/",
-                "title": "loadbench: live resources, exact percentiles, reports of this session",
-            }
-        ]
-        panel_js = (ASSETS / "panel.js").read_text(encoding="utf-8")
-        page_html = (ASSETS / "page.html").read_text(encoding="utf-8")
-
-        @app.after_request
-        def _extend(response: Response) -> Response:
-            # Locust's own poll carries the tab's rows; the UI's page gets the corner panel.
-            if request.endpoint == "locust.request_stats" and response.is_json:
-                data = response.get_json()
-                data["extended_stats"] = [{"key": TAB_KEY, "data": self.tab_rows()}]
-                response.set_data(json.dumps(data))
-            elif (
-                request.endpoint == "locust.index"
-                and response.mimetype == "text/html"
-                and response.status_code == 200
-            ):
-                body = response.get_data()
-                tag = b'<script src="/loadbench/panel.js"></script>'
-                if b"</body>" in body:
-                    response.set_data(body.replace(b"</body>", tag + b"</body>", 1))
-            return response
-
-        @app.route("/loadbench/")
-        def _page() -> Response:
-            return Response(page_html, mimetype="text/html")
-
-        @app.route("/loadbench/panel.js")
-        def _panel() -> Response:
-            return Response(panel_js, mimetype="application/javascript")
-
-        @app.route("/loadbench/api/status")
-        def _status() -> Response:
-            response = jsonify(self.status())
-            response.headers["Cache-Control"] = "no-store"
-            return response
-
-        @app.route("/loadbench/runs/<run_id>/report.html")
-        def _report(run_id: str) -> Response:
-            path = self.report_path(run_id)
-            if path is None:
-                abort(404)
-            response = send_file(path, mimetype="text/html", max_age=0)
-            response.headers["Content-Security-Policy"] = REPORT_CSP
-            return response
-
     def report_path(self, run_id: str) -> Path | None:
         """The report of a run of this session or a run directory right under the reports dir.
 
@@ -453,79 +374,25 @@ class _SayWriter:
 # -- entry points --------------------------------------------------------------------------
 
 
-def install_from_locust(environment: Environment) -> WebUIPlugin:
-    """Plug loadbench into a ``locust -f SCENARIO`` web UI (called from `loadbench.scenario.helpers`)."""
-    options = environment.parsed_options
-    path = Path(environment.locustfile or "locustfile.py")
-    scenario = Scenario(
-        path.stem,
-        path.resolve(),
-        list(environment.user_classes),
-        options,  # type: ignore[arg-type]
-        "run from the Locust web UI (locust -f)",
-    )
-    base = RunConfig(
-        target=environment.host or "",
-        headers=list(getattr(options, "header", None) or []),
-        # The whole command line, for scrubbing secrets (e.g. a key in --path) from records.
-        scenario_args=sys.argv[1:],
-        reports_dir=Path(getattr(options, "loadbench_reports_dir", None) or "reports").resolve(),
-        warmup_s=float(getattr(options, "loadbench_warmup", 2.0)),
-        timeout_s=float(getattr(options, "timeout", None) or 60.0),
-        insecure=bool(getattr(options, "insecure", False)),
-    )
-    argv = ["locust", *sys.argv[1:]]
-    return WebUIPlugin(environment, base, scenario, redact_argv(argv)).install()
-
-
 def serve(config: RunConfig, web_host: str, web_port: int, argv: list[str], log: TextIO = sys.stderr) -> int:
     """``loadbench ui``: Locust's web UI with loadbench plugged in, until Ctrl-C or SIGTERM."""
-    if not 0 <= web_port <= 65535:
-        raise UsageError(f"--web-port must be between 0 and 65535, not {web_port}")
-    try:
-        # Bind once here for a one-line error (port taken, unknown address) before anything starts.
-        with socket.create_server((web_host, web_port)) as probe:
-            port = probe.getsockname()[1]
-    except OSError as exc:
-        raise UsageError(f"cannot serve the web UI on {web_host}:{web_port}: {exc.strerror or exc}") from None
+    port = _web_port(web_host, web_port)
     prepared = prepare(config)
     scenario = prepared.scenario
     target = check_target(config.target)
-    options = scenario.options
-    options.num_users = config.users  # the start form's defaults
-    options.spawn_rate = config.spawn_rate or float(config.users)
-    # Locust's UI re-parses sys.argv with its own parser for the start form's custom options:
-    # give it the command line plain `locust` would have had (in memory only; ps is unchanged).
-    header_args = [arg for h in config.headers for arg in ("--header", h)]
-    sys.argv = ["locust", "-f", str(scenario.path), "-H", target, *config.scenario_args, *header_args]
-    env = Environment(
-        user_classes=scenario.user_classes,
-        events=events,
-        host=target,
-        parsed_options=options,
-        locustfile=str(scenario.path),
-    )
+    env = _environment(config, scenario, target)
     runner = env.create_local_runner()
     web_ui = env.create_web_ui(host=web_host, port=port, delayed_start=True)
     # loadbench's own set-up: the scenario's set-up failures become one line (exit 2), and the
     # plugin is installed here with this command's settings, not by the scenario's init hook.
-    env.loadbench_library_mode = True  # type: ignore[attr-defined]
-    del scenario_helpers.setup_failures[:]
-    env.events.init.fire(environment=env, runner=runner, web_ui=web_ui)
-    if scenario_helpers.setup_failures:
-        raise ScenarioError(f"scenario {scenario.name}: {scenario_helpers.setup_failures[0]}")
+    set_up_scenario(scenario, env, runner, web_ui)
 
     def say(text: str) -> None:
         log.write(f"loadbench: {text}\n")
         log.flush()
 
     plugin = WebUIPlugin(env, config, scenario, argv, prepared, say).install()
-    web_ui.start()
-    deadline = time.monotonic() + 30
-    while not (web_ui.server is not None and web_ui.server.started):
-        if web_ui.greenlet is None or web_ui.greenlet.dead or time.monotonic() > deadline:
-            raise UsageError(f"cannot serve the web UI on {web_host}:{port}")
-        gevent.sleep(0.05)
+    _start_web_ui(web_ui, web_host, port)
     shown = f"[{web_host}]" if ":" in web_host else web_host
     say(f"{scenario.name} against {redact_url(target)} ({scenario.reason})")
     say(f"web UI at http://{shown}:{port}/ (Ctrl-C to quit); runs go to {config.reports_dir}/")
@@ -543,3 +410,43 @@ def serve(config: RunConfig, web_host: str, web_port: int, argv: list[str], log:
         for h in handlers:
             h.cancel()
     return 0
+
+
+def _web_port(web_host: str, web_port: int) -> int:
+    """The port to serve on (``0``: a free one), checked before anything starts."""
+    if not 0 <= web_port <= 65535:
+        raise UsageError(f"--web-port must be between 0 and 65535, not {web_port}")
+    try:
+        # Bind once here for a one-line error (port taken, unknown address) before anything starts.
+        with socket.create_server((web_host, web_port)) as probe:
+            return int(probe.getsockname()[1])
+    except OSError as exc:
+        raise UsageError(f"cannot serve the web UI on {web_host}:{web_port}: {exc.strerror or exc}") from None
+
+
+def _environment(config: RunConfig, scenario: Scenario, target: str) -> Environment:
+    """Locust's environment for the UI, its start form filled with this command's settings."""
+    options = scenario.options
+    options.num_users = config.users  # the start form's defaults
+    options.spawn_rate = config.spawn_rate or float(config.users)
+    # Locust's UI re-parses sys.argv with its own parser for the start form's custom options:
+    # give it the command line plain `locust` would have had (in memory only; ps is unchanged).
+    header_args = [arg for h in config.headers for arg in ("--header", h)]
+    sys.argv = ["locust", "-f", str(scenario.path), "-H", target, *config.scenario_args, *header_args]
+    return Environment(
+        user_classes=scenario.user_classes,
+        events=events,
+        host=target,
+        parsed_options=options,
+        locustfile=str(scenario.path),
+    )
+
+
+def _start_web_ui(web_ui: Any, web_host: str, port: int) -> None:
+    """Start the UI's server and wait until it listens (a one-line error if it cannot)."""
+    web_ui.start()
+    deadline = time.monotonic() + 30
+    while not (web_ui.server is not None and web_ui.server.started):
+        if web_ui.greenlet is None or web_ui.greenlet.dead or time.monotonic() > deadline:
+            raise UsageError(f"cannot serve the web UI on {web_host}:{port}")
+        gevent.sleep(0.05)

@@ -13,7 +13,7 @@ import pytest
 
 from loadbench.analyze import analyzer, llm_metrics
 from loadbench.analyze.slo import parse_slos
-from loadbench.cli.main import main as cli
+from loadbench.cli import main as cli
 from loadbench.drive.config import RunConfig
 from loadbench.errors import UsageError
 from loadbench.record import rundir

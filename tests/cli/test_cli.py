@@ -420,7 +420,8 @@ def demo_children(cli_pid: int) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if "demo" in cmd and "--parent-pid" in cmd and cmd[cmd.index("--parent-pid") + 1] == str(cli_pid):
+        demo = "loadbench.demo" in cmd or "demo" in cmd  # `python -m loadbench.demo` or `loadbench demo`
+        if demo and "--parent-pid" in cmd and cmd[cmd.index("--parent-pid") + 1] == str(cli_pid):
             found.append(proc)
     return found
 

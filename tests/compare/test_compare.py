@@ -21,9 +21,9 @@ from loadbench.compare.compare import (
     comparability_warnings,
     compare_many,
     compare_runs,
-    load_run,
     parse_rule,
 )
+from loadbench.compare.rundata import load_run
 from loadbench.errors import RunDirError, UsageError
 from loadbench.record import rundir
 from loadbench.record.records import RequestRecord, write_requests

@@ -16,7 +16,9 @@ import pytest
 from helpers import SCRIPT_PAYLOADS, assert_inert_in_chromium, read_json, require_executable, run_cli
 from test_history import START, make_run, payload_run, payload_texts
 
+from loadbench.compare import html as compare_html
 from loadbench.compare import report as compare_report
+from loadbench.compare.rundata import load_run
 from loadbench.record import rundir
 from loadbench.record.records import read_requests, read_samples
 
@@ -227,7 +229,7 @@ def test_compare_page_keeps_run_text_inert_in_chromium(tmp_path: Path) -> None:
 
 def test_with_real_compare(tmp_path: Path, runs: list[FakeRun]) -> None:
     compare = pytest.importorskip("loadbench.compare.compare")
-    base, cand = (compare.load_run(r.path) for r in runs[:2])
+    base, cand = (load_run(r.path) for r in runs[:2])
     result = compare.compare_runs(base, cand, [compare.parse_rule("p99>+10%")], resamples=100)
     json_path, md_path, html_path = compare_report.render_compare(result, [base, cand], tmp_path)
     first = md_path.read_text(encoding="utf-8").splitlines()[0]
@@ -254,7 +256,7 @@ def test_formatters() -> None:
 
 def test_three_runs_each_candidate_against_the_base(tmp_path: Path, runs: list[FakeRun]) -> None:
     compare = pytest.importorskip("loadbench.compare.compare")
-    base, cand, extra = (compare.load_run(r.path) for r in runs)
+    base, cand, extra = (load_run(r.path) for r in runs)
     result = compare.compare_many(base, [cand, extra], [compare.parse_rule("p99>+10%")], resamples=100)
     json_path, md_path, html_path = compare_report.render_compare(result, [base, cand, extra], tmp_path)
     md = md_path.read_text(encoding="utf-8")
@@ -293,7 +295,7 @@ def test_settings_table_shows_the_load_model_numbers(runs: list[FakeRun]) -> Non
         base.timeseries,
         base.samples,
     )
-    table = compare_report._settings_table_html([base, open_run])
+    table = compare_html.settings_table_html([base, open_run])
     row = {
         name: re.search(rf"<td>(?:<b>)?{name}(?:</b>)?</td>(.*?)</tr>", table) for name in ("rate", "arrival")
     }

@@ -315,3 +315,35 @@ def test_demo_stops_by_itself_when_its_parent_is_gone() -> None:
         time.sleep(0.1)
     else:
         assert not psutil.pid_exists(demo_pid), "the orphaned demo kept serving"
+
+
+@pytest.mark.parametrize("module", ["loadbench.demo", "loadbench.demo.server"])
+def test_stand_alone_entry_points_are_the_demo_command(module: str) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", *args]
+        return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+
+    assert run(module, "--help").stdout == run("loadbench", "demo", "--help").stdout
+    bad = run(module, "--port", "99999")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr == run("loadbench", "demo", "--port", "99999").stderr
+    assert (
+        bad.stderr.startswith("loadbench: error: argument --port: port 99999") and bad.stderr.count("\n") == 1
+    )
+
+
+def test_the_spawner_checks_timing_and_loads_no_driver() -> None:
+    from loadbench.demo.spawn import DemoTiming, demo_command
+    from loadbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="--demo-latency-ms"):
+        DemoTiming(latency_ms=float("inf")).check()
+    with pytest.raises(UsageError, match="--demo-llm-ttft-ms"):
+        DemoTiming(llm_ttft_ms=-1).check()
+    command = demo_command(2.0, None, (None, 5.0))
+    assert command[1:5] == ["-m", "loadbench.demo", "--port", "0"] and command[-2:] == ["--llm-itl-ms", "5.0"]
+    code = "import sys, loadbench.demo.spawn, loadbench.demo.args; print(sorted(set(sys.modules) & {'locust', 'gevent', 'loadbench.cli', 'sklearn'}))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stderr

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from loadbench.report import plots
+from loadbench.report import plotkit, plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -62,7 +62,7 @@ def test_latency_over_time_normal() -> None:
     assert "p50 per second" in labels and "p99 per second" in labels and "warmup (excluded)" in labels
     assert not any("shown" in label for label in labels)
     assert fig.axes[0].get_yscale() == "linear"
-    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+    assert plotkit.figure_to_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_latency_over_time_downsamples() -> None:
@@ -95,7 +95,7 @@ def test_latency_over_time_empty() -> None:
     empty = np.array([], dtype=float)
     fig = plots.latency_over_time(empty, empty, np.array([], dtype=bool), make_timeseries().iloc[0:0])
     assert "no data" in _texts(fig)
-    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+    assert plotkit.figure_to_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_latency_percentiles_ticks_follow_the_data() -> None:
@@ -116,7 +116,7 @@ def test_latency_percentiles_ticks_follow_the_data() -> None:
 def test_latency_percentiles_degenerate(values: list[float]) -> None:
     fig = plots.latency_percentiles(np.array(values, dtype=float))
     assert isinstance(fig, Figure)
-    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+    assert plotkit.figure_to_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_throughput_over_time() -> None:
@@ -125,14 +125,14 @@ def test_throughput_over_time() -> None:
     legend = fig.axes[0].get_legend()
     assert legend is not None
     assert {t.get_text() for t in legend.get_texts()} >= {"successful req/s", "failed req/s", "active users"}
-    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+    assert plotkit.figure_to_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_throughput_without_users_and_with_gaps() -> None:
     ts = make_timeseries().drop(index=[5, 6]).assign(users=np.nan)
     fig = plots.throughput_over_time(ts)
     assert len(fig.axes) == 1
-    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+    assert plotkit.figure_to_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_throughput_empty() -> None:
@@ -171,7 +171,7 @@ def test_errors_over_time_no_errors() -> None:
         make_timeseries(errors=False), pd.DataFrame(columns=["second", "kind", "count"])
     )
     assert "no errors" in _texts(fig)
-    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+    assert plotkit.figure_to_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_errors_over_time_empty() -> None:
@@ -180,10 +180,10 @@ def test_errors_over_time_empty() -> None:
 
 def test_figure_size_and_dpi() -> None:
     fig = plots.throughput_over_time(make_timeseries())
-    assert tuple(fig.get_size_inches()) == pytest.approx(plots.FIGSIZE)
-    png = plots.figure_to_png(fig, dpi=50)
+    assert tuple(fig.get_size_inches()) == pytest.approx(plotkit.FIGSIZE)
+    png = plotkit.figure_to_png(fig, dpi=50)
     width = int.from_bytes(png[16:20], "big")  # IHDR width
-    assert width == round(plots.FIGSIZE[0] * 50)
+    assert width == round(plotkit.FIGSIZE[0] * 50)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_resources_over_time_with_gpus() -> None:
     ]
     panels = fig.axes[:6]
     assert all(ax.get_shared_x_axes().joined(panels[0], ax) for ax in panels)
-    assert tuple(fig.get_size_inches()) == pytest.approx((plots.FIGSIZE[0], 0.8 + 6 * plots.PANEL_HEIGHT))
+    assert tuple(fig.get_size_inches()) == pytest.approx((plotkit.FIGSIZE[0], 0.8 + 6 * plots.PANEL_HEIGHT))
     cpu_labels = panels[2].get_legend_handles_labels()[1]
     assert "host CPU (% of all cores)" in cpu_labels and "server CPU (% of one core)" in cpu_labels
     assert "generator CPU (% of one core)" in cpu_labels
@@ -308,7 +308,7 @@ def test_resources_over_time_with_gpus() -> None:
     # Memory in GiB: the server's 2 GiB RSS.
     rss = next(line for line in panels[3].get_lines() if line.get_label() == "server RSS")
     assert np.nanmax(np.asarray(rss.get_ydata(), dtype=float)) == pytest.approx(2.0)
-    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+    assert plotkit.figure_to_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_resources_over_time_without_gpus() -> None:
@@ -317,7 +317,7 @@ def test_resources_over_time_without_gpus() -> None:
     assert tuple(fig.get_size_inches())[1] == pytest.approx(0.8 + 4 * plots.PANEL_HEIGHT)
     # Without a warmup end, the timeseries' warmup seconds are shaded.
     assert "warmup (excluded)" in fig.axes[0].get_legend_handles_labels()[1]
-    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+    assert plotkit.figure_to_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_resources_over_time_skips_empty_panels() -> None:
@@ -333,7 +333,7 @@ def test_resources_over_time_skips_empty_panels() -> None:
 def test_resources_over_time_no_data(samples: pd.DataFrame | None) -> None:
     fig = plots.resources_over_time(None, samples, SAMPLE_START, None)
     assert "no data" in _texts(fig)
-    assert plots.figure_to_png(fig).startswith(PNG_SIGNATURE)
+    assert plotkit.figure_to_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_resources_over_time_downsamples() -> None:

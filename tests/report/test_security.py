@@ -45,7 +45,7 @@ from helpers import SCRIPT_PAYLOADS as PAYLOADS
 from tls import self_signed_cert, tls_serving
 
 from loadbench.demo.server import make_server
-from loadbench.sample.prometheus import series_key
+from loadbench.sample.exposition import series_key
 
 pytestmark = pytest.mark.e2e
 

@@ -1,5 +1,10 @@
 """psutil readings on real processes: a child that burns CPU and holds memory, process trees,
-the host, the generator, and finding the model server's process."""
+the host, the generator, and finding the model server's process.
+
+No test asserts how fast this machine is: a CPU reading is checked against the process's own
+CPU time, read from the OS (``/proc``, through psutil) just before the reading's interval opened
+and just after it closed, so the bounds hold however many other processes share the cores.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,77 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import psutil
 import pytest
-from helpers import BURNER
+from helpers import BURNER, cpu_seconds
 
 from loadbench.errors import UsageError
 from loadbench.sample import hostmetrics
 
+T = TypeVar("T")
+SLACK_PERCENT = 0.1  # psutil rounds each process's percent to 0.1, the tree sums and rounds to 0.01
+
+
+class Bracket:
+    """The CPU share of processes over an interval that lies between two pairs of readings.
+
+    ``open(prime)`` reads each process's CPU time and the monotonic clock (psutil's timer)
+    before and after ``prime()`` (which starts the code's interval), ``close(read)`` the same
+    around ``read()`` (which ends it). Whenever inside those brackets the code took its two
+    readings, the share it computed lies between `low` and `high`: the least CPU time over the
+    longest interval, and the most over the shortest.
+    """
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = list(pids)
+
+    def _mark(self) -> tuple[float, list[float]]:
+        return time.monotonic(), [cpu_seconds(pid) for pid in self.pids]
+
+    def open(self, prime: Callable[[], T]) -> T:
+        self.before_open = self._mark()
+        result = prime()
+        self.after_open = self._mark()
+        return result
+
+    def close(self, read: Callable[[], T]) -> T:
+        self.before_close = self._mark()
+        result = read()
+        self.after_close = self._mark()
+        return result
+
+    def low(self, i: int) -> float:
+        busy = self.before_close[1][i] - self.after_open[1][i]
+        return 100 * busy / (self.after_close[0] - self.before_open[0]) - SLACK_PERCENT
+
+    def high(self, i: int) -> float:
+        busy = self.after_close[1][i] - self.before_open[1][i]
+        return 100 * busy / (self.before_close[0] - self.after_open[0]) + SLACK_PERCENT
+
+    def wait_until_busy(self, pid: int, busy_s: float, timeout_s: float = 60.0) -> None:
+        """Wait (polling the OS, not the clock) until the process has burned ``busy_s`` seconds of
+        CPU since the interval opened: on a loaded machine that takes longer, not less."""
+        start = self.after_open[1][self.pids.index(pid)]
+        deadline = time.monotonic() + timeout_s
+        while cpu_seconds(pid) - start < busy_s:
+            assert time.monotonic() < deadline, (
+                f"process {pid} burned under {busy_s} s of CPU in {timeout_s} s"
+            )
+            time.sleep(0.02)
+
 
 def test_process_tree_sees_cpu_and_memory_of_a_real_child(burner: subprocess.Popen[str]) -> None:
-    tree = hostmetrics.ProcessTree(burner.pid)
-    time.sleep(0.5)
-    values = tree.read("server")
-    assert values["server.cpu_percent"] is not None and values["server.cpu_percent"] > 50  # one busy core
+    window = Bracket([burner.pid])
+    tree = window.open(lambda: hostmetrics.ProcessTree(burner.pid))
+    window.wait_until_busy(burner.pid, 0.3)
+    values = window.close(lambda: tree.read("server"))
+    cpu = values["server.cpu_percent"]
+    # What the OS charged the burner over the tree's interval, as a share of one core.
+    assert cpu is not None and window.low(0) <= cpu <= window.high(0), (cpu, window.low(0), window.high(0))
+    assert window.low(0) > 0  # it did burn
     assert values["server.rss_bytes"] is not None and values["server.rss_bytes"] > 200 * 1024 * 1024
     assert values["server.threads"] is not None and values["server.threads"] >= 1
     assert values["server.processes"] == 1
@@ -31,27 +93,31 @@ def test_process_tree_includes_children() -> None:
         [
             sys.executable,
             "-c",
-            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BURNER!r}, '10'])",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BURNER!r}, '30'])",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
-        tree = hostmetrics.ProcessTree(parent.pid)
-        time.sleep(0.5)
-        values = tree.read("server")
+        (child,) = psutil.Process(parent.pid).children()
+        window = Bracket([parent.pid, child.pid])
+        tree = window.open(lambda: hostmetrics.ProcessTree(parent.pid))
+        window.wait_until_busy(child.pid, 0.3)
+        values = window.close(lambda: tree.read("server"))
         assert values["server.processes"] == 2
-        assert (
-            values["server.cpu_percent"] is not None and values["server.cpu_percent"] > 50
-        )  # the child burns
+        cpu = values["server.cpu_percent"]
+        # The tree's CPU is the sum of its members' (the idle parent's and the burning child's).
+        low, high = window.low(0) + window.low(1), window.high(0) + window.high(1)
+        assert cpu is not None and low <= cpu <= high, (cpu, low, high)
+        assert window.low(1) > window.high(0)  # the child burns, the parent waits for it
         assert values["server.rss_bytes"] is not None and values["server.rss_bytes"] > 200 * 1024 * 1024
     finally:
         children = psutil.Process(parent.pid).children(recursive=True)
         parent.kill()
         parent.communicate()
-        for child in children:
-            child.kill()
+        for proc in children:
+            proc.kill()
 
 
 def test_process_tree_of_a_process_that_ended() -> None:
@@ -79,9 +145,26 @@ def test_host_readings_have_every_field() -> None:
 
 
 def test_generator_reads_the_busiest_process(burner: subprocess.Popen[str]) -> None:
-    generator = hostmetrics.Generator([os.getpid(), burner.pid, 999_999_999])
-    time.sleep(0.5)
-    assert (generator.read()["generator.cpu_percent"] or 0) > 50
+    idle = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; print('ready', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert idle.stdout is not None and idle.stdout.readline().strip() == "ready"
+        pids = [os.getpid(), idle.pid, burner.pid]
+        window = Bracket(pids)
+        generator = window.open(lambda: hostmetrics.Generator([*pids, 999_999_999]))
+        window.wait_until_busy(burner.pid, 0.3)
+        cpu = window.close(lambda: generator.read()["generator.cpu_percent"])
+        # The busiest of the processes (one core each): the largest of their shares.
+        low = max(window.low(i) for i in range(len(pids)))
+        high = max(window.high(i) for i in range(len(pids)))
+        assert cpu is not None and low <= cpu <= high, (cpu, low, high)
+        assert window.low(2) > window.high(1)  # the burner is busier than its idle sibling
+    finally:
+        idle.kill()
+        idle.communicate()
 
 
 def test_find_server_process_by_listening_port(demo_url: str) -> None:

@@ -22,15 +22,8 @@ import pytest
 from helpers import run_cli
 
 from loadbench.errors import LoadbenchError, UsageError
-from loadbench.sample.prometheus import (
-    Family,
-    PrometheusParseError,
-    Sample,
-    Scraper,
-    histogram_quantile,
-    parse_text,
-    series_key,
-)
+from loadbench.sample.exposition import Family, PrometheusParseError, Sample, parse_text, series_key
+from loadbench.sample.prometheus import Scraper, histogram_quantile
 
 VLLM = """\
 # HELP vllm:num_requests_running Number of requests currently running on GPU.

@@ -1,5 +1,12 @@
 """Streamed LLM requests end to end: `loadbench run` (a child process) against an SSE test server
-that notes when it sent each token, and against the demo's LLM simulator."""
+that notes when it sent each token, and against the demo's LLM simulator.
+
+The timings are checked against what the server noted (or, for the simulator, its schedule),
+with bounds a loaded machine keeps: the client cannot see a token before the server sent it,
+and what it adds to the server's figures (trips through loopback and the schedulers) is a
+fraction of one inter-token gap in the typical request, whatever else runs on the cores. How
+close the two agree on an idle machine (within 2 ms) is a benchmark's figure,
+`benchmarks/timing_accuracy.py`, not a test's."""
 
 from __future__ import annotations
 
@@ -20,6 +27,9 @@ from loadbench.protocols.sse import SSEEvent
 from loadbench.record.records import read_requests
 
 QUICK = ("-u", "1", "--warmup", "0s", "--quiet", "--no-sampler")
+# The mean gap a client sees vs. the server's, relative: nearer the server's than 0, which a
+# whole-body read would give. (On 2 cores beside 4 busy loops the error reached 13% in 15 requests.)
+ITL_TOLERANCE = 0.5
 
 
 def run_against(server: LLMTestServer, out: Path, *args: str) -> tuple[pd.DataFrame, list[dict]]:
@@ -41,9 +51,10 @@ def paired(frame: pd.DataFrame, timings: list[dict]) -> list[tuple[pd.Series, di
     for _, row in frame.iterrows():
         same = [t for t in timings if t["tokens"] == row["output_tokens"]]
         best = min(same, key=lambda t: abs(t["start_unix_s"] - row["start_unix_s"]))
-        # Within a few ms (a user's first request also opens its connection); requests with the
-        # same count are at least one request's duration apart.
-        assert abs(best["start_unix_s"] - row["start_unix_s"]) < 0.03, (row, best)
+        # One clock (this machine's): the server read the request line after the client started
+        # it and before the client had the whole answer. (µs: the record's resolution.)
+        started, ended = row["start_unix_s"], row["start_unix_s"] + row["latency_ms"] / 1000
+        assert started - 1e-6 <= best["start_unix_s"] <= ended + 1e-6, (row, best)
         pairs.append((row, best))
     assert len({id(t) for _, t in pairs}) == len(pairs)  # one server request per record
     return pairs
@@ -53,28 +64,43 @@ def p90(values: list[float]) -> float:
     return float(np.percentile(values, 90))
 
 
+def assert_ttft_is_the_first_events(delays: list[float], itl_ms: float, stream_ms: float) -> None:
+    """``delays``: the client's TTFT minus the server's, per request (the trips there and back).
+    Stamped at the first content event, the typical request's delay is under one inter-token
+    gap (at the second event it would be a gap more), and nine requests in ten are stamped
+    before the server sent its last token (``stream_ms`` after the first; stamped at the end,
+    all would be later). One request may stall longer than its whole stream on a loaded
+    machine (270 ms seen on 2 cores beside 4 busy loops; the median stayed under 2 ms)."""
+    assert statistics.median(delays) < itl_ms, sorted(delays)
+    assert p90(delays) < stream_ms, sorted(delays)
+
+
+def assert_itl_matches(measured_itl: float, server_itl: float) -> None:
+    """Stamped per event: the mean gap the client saw is the server's (a whole-body read would
+    give gaps near 0, a stall on either side shifts one gap, not the mean)."""
+    assert abs(measured_itl - server_itl) < ITL_TOLERANCE * server_itl, (measured_itl, server_itl)
+
+
 @pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
 def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
     server = LLMTestServer(ttft_ms=40, itl_ms=10, tokens=12)
     frame, bodies = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s")
-    assert len(frame) >= 8 and frame["ok"].all()
+    assert len(frame) >= 3 and frame["ok"].all()
     assert all(b["stream"] is True and b["stream_options"] == {"include_usage": True} for b in bodies)
     assert (frame["tokens_source"] == "usage").all()
     assert (frame["output_tokens"] == 12).all() and (frame["input_tokens"] == 7).all()
     gaps = itls(frame)
     assert all(len(g) == 11 for g in gaps)
-    # The server's clock starts when it reads the request line, ours just before sending:
-    # the difference is the loopback trip, well under the bounds.
-    measured_ttft = statistics.median(frame["ttft_ms"])
-    server_ttft = statistics.median(t["ttft_ms"] for t in server.timings)
-    assert abs(measured_ttft - server_ttft) < 2.0, (measured_ttft, server_ttft)
+    # The server's clock starts when it reads the request line, ours just before sending, and
+    # its first token is not written before 40 ms: no TTFT is shorter (one monotonic clock).
+    assert (frame["ttft_ms"] >= server.ttft_ms - 0.001).all(), frame["ttft_ms"].tolist()
+    # Request by request, against the server's own note of the same request.
+    pairs = paired(frame, server.timings)
+    delays = [row["ttft_ms"] - t["ttft_ms"] for row, t in pairs]
+    server_itl = statistics.mean(v for _, t in pairs for v in t["itl_ms"])
+    assert_ttft_is_the_first_events(delays, server_itl, server_itl * 11)
     measured_itl = statistics.mean(v for g in gaps for v in g)
-    server_itl = statistics.mean(v for t in server.timings for v in t["itl_ms"])
-    assert abs(measured_itl - server_itl) < 1.0, (measured_itl, server_itl)
-    assert 9.0 < measured_itl < 13.0  # really per event: a whole-body read would give gaps near 0
-    # Request by request, not only in the middle of the distribution.
-    errors = [abs(row["ttft_ms"] - t["ttft_ms"]) for row, t in paired(frame, server.timings)]
-    assert p90(errors) < 2.0, errors
+    assert_itl_matches(measured_itl, server_itl)
     # End to end: at least to the last token.
     assert (frame["latency_ms"] >= frame["ttft_ms"] + [sum(g) for g in gaps]).all()
     assert (frame["response_bytes"] > 12 * 40).all()
@@ -84,17 +110,18 @@ def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
 def test_stream_timings_match_with_four_users(tmp_path: Path) -> None:
     server = LLMTestServer(ttft_ms=30, itl_ms=8, tokens=8, vary_tokens=5)
     frame, _ = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s", "-u", "4")
-    assert len(frame) >= 40 and frame["ok"].all()
+    assert len(frame) >= 12 and frame["ok"].all()
+    assert (frame["ttft_ms"] >= server.ttft_ms - 0.001).all(), frame["ttft_ms"].tolist()
     pairs = paired(frame, server.timings)
     assert {int(row["output_tokens"]) for row, _ in pairs} == set(range(8, 13))
-    ttft_errors = [abs(row["ttft_ms"] - t["ttft_ms"]) for row, t in pairs]
-    assert p90(ttft_errors) < 2.0, sorted(ttft_errors)
     for row, t in pairs:
         gaps = [float(v) for v in str(row["itl_ms"]).split()]
         assert len(gaps) == len(t["itl_ms"]) == row["output_tokens"] - 1
-    measured_itl = statistics.mean(float(v) for row, _ in pairs for v in str(row["itl_ms"]).split())
     server_itl = statistics.mean(v for _, t in pairs for v in t["itl_ms"])
-    assert abs(measured_itl - server_itl) < 1.0, (measured_itl, server_itl)
+    delays = [row["ttft_ms"] - t["ttft_ms"] for row, t in pairs]
+    assert_ttft_is_the_first_events(delays, server_itl, server_itl * 7)
+    measured_itl = statistics.mean(float(v) for row, _ in pairs for v in str(row["itl_ms"]).split())
+    assert_itl_matches(measured_itl, server_itl)
 
 
 @pytest.mark.serial  # timing-sensitive
@@ -118,7 +145,7 @@ def test_stream_timings_over_http2(tmp_path: Path) -> None:
     frame = read_requests(tmp_path / "run" / "requests.csv")
     seen = [json.loads(line) for line in log.read_text().splitlines()]
     timings = [t for t in seen if t.get("ttft_ms") is not None]
-    assert len(frame) >= 8 and frame["ok"].all(), frame["error"].unique()
+    assert len(frame) >= 3 and frame["ok"].all(), frame["error"].unique()
     assert {t["http_version"] for t in seen if t["method"] == "POST"} == {"2"}
     assert (frame["output_tokens"] == 12).all() and (frame["tokens_source"] == "usage").all()
     gaps = itls(frame)
@@ -128,16 +155,17 @@ def test_stream_timings_over_http2(tmp_path: Path) -> None:
     # request's trip (~2 ms through httpx and hypercorn here) is in our TTFT only. The response
     # headers go out at that same moment, so TTFT - TTFB is the server's TTFT plus the
     # difference of two trips back: it checks that each event is stamped when it arrived.
+    # Within one inter-token gap for the typical request (a stall of either side moves it;
+    # stamped at the second event it would be a gap off).
     errors = [
-        abs(row["ttft_ms"] - row["ttfb_ms"] - t["ttft_ms"])
+        row["ttft_ms"] - row["ttfb_ms"] - t["ttft_ms"]
         for (_, row), t in zip(frame.iterrows(), timings, strict=False)
     ]
-    assert p90(errors) < 2.0, errors
+    server_itl = statistics.mean(v for t in timings[: len(frame)] for v in t["itl_ms"])
+    assert statistics.median(abs(e) for e in errors) < server_itl, sorted(errors)
     assert (frame["ttft_ms"] > frame["ttfb_ms"]).all()
     measured_itl = statistics.mean(v for g in gaps for v in g)
-    server_itl = statistics.mean(v for t in timings[: len(frame)] for v in t["itl_ms"])
-    assert abs(measured_itl - server_itl) < 1.0, (measured_itl, server_itl)
-    assert 9.0 < measured_itl < 13.0
+    assert_itl_matches(measured_itl, server_itl)
     # The phases cover the streamed body: the download lasts from the first event to the end.
     assert (frame["download_ms"] >= [sum(g) for g in gaps]).all()
     assert frame["connect_ms"].iloc[0] > 0 and (frame["connect_ms"].iloc[1:] == 0).all()
@@ -217,10 +245,20 @@ def test_demo_llm_simulator_out_of_the_box(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     frame = read_requests(out / "requests.csv")
-    assert len(frame) > 4 and frame["ok"].all()
-    assert (frame["ttft_ms"] >= 20).all() and statistics.median(frame["ttft_ms"]) < 40
+    assert len(frame) >= 2 and frame["ok"].all()
+    # The simulator's schedule: the first token no sooner than 20 ms after it read the request,
+    # each next one at least 5 ms after the one before, so the 16th no sooner than 95 ms.
+    streams = [sum(g) for g in itls(frame)]
+    assert (frame["ttft_ms"] >= 20 - 0.001).all(), frame["ttft_ms"].tolist()
+    assert (frame["ttft_ms"] + streams >= 20 + 15 * 5 - 0.001).all()
+    # Stamped at the first token: in the typical request, TTFT is nearer the first token than
+    # the last (stamped at the end, it would hold the whole stream and the gaps would be ~0).
+    assert statistics.median(frame["ttft_ms"]) < statistics.median(streams), (
+        frame["ttft_ms"].tolist(),
+        streams,
+    )
     gaps = [v for g in itls(frame) for v in g]
-    assert len(gaps) == 15 * len(frame) and 4.5 < statistics.mean(gaps) < 7
+    assert len(gaps) == 15 * len(frame) and statistics.mean(gaps) > 5 * (1 - ITL_TOLERANCE)
     assert (frame["output_tokens"] == 16).all() and (frame["tokens_source"] == "usage").all()
     assert (frame["input_tokens"] == 6).all()  # the default prompt's words
 

@@ -1,0 +1,98 @@
+"""The request sections of ``summary.json``: counts, rates, latency, per request name, errors, bytes.
+
+Computed over the measured window's requests (`loadbench.analyze.window.Window`); latency
+percentiles over the successful ones.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from loadbench.analyze import stats, trust
+from loadbench.analyze.stats import ErrorRow, LatencySummary
+from loadbench.analyze.window import Window
+
+
+class RequestsSection(TypedDict):
+    """``summary["requests"]``: the window's requests (warmup's excluded, counted apart)."""
+
+    total: int
+    ok: int
+    errors: int
+    error_rate: float
+    warmup_excluded: int
+
+
+class NameSection(TypedDict):
+    """One entry of ``summary["by_name"]``: the requests of one name."""
+
+    requests: int
+    ok: int
+    errors: int
+    error_rate: float
+    throughput_rps: float | None
+    latency_ms: LatencySummary
+
+
+class ResponseBytes(TypedDict):
+    total: int
+    mean: float | None
+
+
+class TrafficSections(TypedDict):
+    """The request keys of ``summary.json``, in their order there."""
+
+    requests: RequestsSection
+    throughput_rps: float | None
+    request_rate_rps: float | None
+    latency_ms: LatencySummary
+    latency_ci_ms: dict[str, list[float] | None]
+    service_time_ms: LatencySummary
+    by_name: dict[str, NameSection]
+    errors: list[ErrorRow]
+    response_bytes: ResponseBytes
+
+
+def traffic_sections(w: Window) -> TrafficSections:
+    measured, ok_mask = w.measured, w.ok_mask
+    return {
+        "requests": requests_section(w),
+        "throughput_rps": stats.rate(w.ok, w.duration_s),
+        "request_rate_rps": stats.rate(w.total, w.duration_s),
+        "latency_ms": stats.latency_summary(w.ok_latency),
+        "latency_ci_ms": trust.latency_ci(w.ok_latency),
+        "service_time_ms": stats.latency_summary(w.measured_service_ms[ok_mask]),
+        "by_name": by_name(w),
+        "errors": stats.error_table(measured.loc[~ok_mask, ["status", "error"]], w.total),
+        "response_bytes": {
+            "total": int(measured["response_bytes"].sum()),
+            "mean": round(float(measured["response_bytes"].mean()), 1) if w.total else None,
+        },
+    }
+
+
+def requests_section(w: Window) -> RequestsSection:
+    errors = w.total - w.ok
+    return {
+        "total": w.total,
+        "ok": w.ok,
+        "errors": errors,
+        "error_rate": stats.fraction(errors, w.total),
+        "warmup_excluded": int((~w.in_window).sum()),
+    }
+
+
+def by_name(w: Window) -> dict[str, NameSection]:
+    out: dict[str, NameSection] = {}
+    latency = w.measured["latency_ms"].to_numpy()
+    for name, rows in stats.group_rows(w.measured["name"]):
+        ok = w.ok_mask[rows]
+        out[name] = {
+            "requests": int(rows.size),
+            "ok": int(ok.sum()),
+            "errors": int((~ok).sum()),
+            "error_rate": stats.fraction(int((~ok).sum()), int(rows.size)),
+            "throughput_rps": stats.rate(int(ok.sum()), w.duration_s),
+            "latency_ms": stats.latency_summary(latency[rows][ok]),
+        }
+    return out

@@ -1,0 +1,90 @@
+"""The `RunConfig` of a parsed command line, built in this one place for `run`, `master` and `ui`,
+and the embedded demo they start with ``--demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from loadbench.demo.spawn import DemoTiming, demo_scenario_args, start_demo, stop_demo
+from loadbench.drive.config import RunConfig
+
+# RunConfig field -> the parsed option that sets it. A command without the option (`ui` has no
+# --out, --rate ...) leaves the field at RunConfig's default.
+FROM_ARGS = {
+    "scenario": "scenario",
+    "users": "users",
+    "spawn_rate": "spawn_rate",
+    "duration_s": "duration",
+    "warmup_s": "warmup",
+    "out_dir": "out",
+    "reports_dir": "reports_dir",
+    "headers": "header",
+    "force": "force",
+    "quiet": "quiet",
+    "timeout_s": "timeout",
+    "insecure": "insecure",
+    "server_pid": "server_pid",
+    "server_name": "server_name",
+    "scrapes": "scrape",
+    "scrape_match": "scrape_match",
+    "scrape_interval_s": "scrape_interval",
+    "agents": "agent",
+    "rate": "rate",
+    "arrival": "arrival",
+    "burstiness": "burstiness",
+    "seed": "seed",
+    "max_inflight": "max_inflight",
+    "trace": "trace",
+    "trace_scale": "trace_scale",
+    "shape": "shape",
+    "stages_file": "stages",
+    "slos": "slo",
+    "realtime_tokens_per_s": "realtime_tokens_per_s",
+    "workers": "workers",
+    "expect_workers": "expect_workers",
+    "master_bind": "master_bind",
+    "master_port": "master_port",
+    "worker_wait_s": "worker_wait",
+}
+
+
+def run_config(
+    args: argparse.Namespace, target: str, scenario_args: list[str], **overrides: Any
+) -> RunConfig:
+    """The run the parsed ``args`` ask for, at ``target``; ``overrides`` win over ``args``."""
+    fields: dict[str, Any] = {
+        field: getattr(args, name) for field, name in FROM_ARGS.items() if hasattr(args, name)
+    }
+    fields.update(
+        target=target,
+        scenario_args=scenario_args,
+        sample_interval_s=None if args.no_sampler else args.sample_interval,
+        agent_token=args.agent_token or os.environ.get("LOADBENCH_AGENT_TOKEN"),
+    )
+    return RunConfig(**{**fields, **overrides})
+
+
+def demo_timing(args: argparse.Namespace) -> DemoTiming:
+    return DemoTiming(args.demo_latency_ms, args.demo_asr_rtf, args.demo_llm_ttft_ms, args.demo_llm_itl_ms)
+
+
+@contextmanager
+def target_of(args: argparse.Namespace, scenario_args: list[str]) -> Iterator[tuple[str, list[str]]]:
+    """``--target`` as given, or with ``--demo`` the demo's URL while it runs (stopped on the way out,
+    whatever happened); yields it and the scenario's arguments (`demo_scenario_args`)."""
+    if not args.demo:
+        yield args.target, scenario_args
+        return
+    timing = demo_timing(args)
+    timing.check()  # bad input before the scenario's arguments are looked at, as ever
+    scenario_args = demo_scenario_args(args.scenario, scenario_args)
+    demo, target = start_demo(timing)
+    try:
+        yield target, scenario_args
+    finally:
+        stop_demo(demo)

@@ -1,0 +1,209 @@
+"""What the commands share: the parser class, the value types, the option groups that more than
+one command takes (target, demo, sampling, SLO, LLM), each defined once so they cannot drift apart,
+and `Call`, what every command's handler is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
+
+from loadbench.demo.args import ms, times
+from loadbench.errors import UsageError
+from loadbench.values import parse_duration
+
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# One option: its flags and the keywords of `add_argument`. Tables of these are the options of a
+# command or group, in --help order.
+Option = tuple[tuple[str, ...], dict[str, Any]]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option as a `UsageError` (one line, exit 2), not usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class Group(Protocol):
+    """A parser or an argument group: both take `add_argument`."""
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> argparse.Action: ...
+
+
+@dataclass(frozen=True)
+class Call:
+    """One command's invocation, as its handler gets it."""
+
+    args: argparse.Namespace
+    extra: list[str]  # options the parser did not know: the scenario's (or the sweep steps')
+    argv: list[str]  # the whole command line after `loadbench`
+    parser: argparse.ArgumentParser  # the top parser (the sweep checks what `run` accepts)
+
+
+def add_options(group: Group, options: Iterable[Option]) -> None:
+    for flags, kwargs in options:
+        group.add_argument(*flags, **kwargs)
+
+
+def duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad duration ")) from None
+
+
+def positive_duration(text: str) -> float:
+    value = duration(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration above 0")
+    return value
+
+
+def tokens_per_s(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of tokens per second") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: the pace must be a number of tokens/s above 0")
+    return value
+
+
+def workers(text: str) -> int:
+    if text == "auto":
+        from loadbench.drive.distributed import available_cores
+
+        return available_cores()
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers or 'auto'") from None
+    if not 0 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{value} workers: use 0 to 256, or auto")
+    return value
+
+
+DEMO_HELP = "start the embedded demo endpoint on 127.0.0.1 and target it"
+
+
+def add_where(parser: argparse.ArgumentParser, target_help: str, demo_help: str = DEMO_HELP) -> None:
+    """``--target URL`` or ``--demo``, one of them required."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", "-t", metavar="URL", help=target_help)
+    where.add_argument("--demo", action="store_true", help=demo_help)
+
+
+def add_demo_options(parser: argparse.ArgumentParser) -> None:
+    """``--demo-*``: the embedded demo endpoint's timing (checked in `DemoTiming.check`)."""
+    parser.add_argument(
+        "--demo-latency-ms",
+        type=ms,
+        default=0.0,
+        metavar="MS",
+        help="with --demo: added service time per request",
+    )
+    parser.add_argument(
+        "--demo-asr-rtf",
+        type=times,
+        default=None,
+        metavar="X",
+        help="with --demo: its speech recognizer (POST /asr) takes X times the audio's duration (default 0.3)",
+    )
+    for name, what, default in (("ttft", "time to first token", 30), ("itl", "time between tokens", 8)):
+        parser.add_argument(
+            f"--demo-llm-{name}-ms",
+            type=ms,
+            default=None,
+            metavar="MS",
+            help=f"with --demo: its LLM simulator's {what} (default {default})",
+        )
+
+
+SAMPLING_OPTIONS: tuple[Option, ...] = (
+    (
+        ("--sample-interval",),
+        {
+            "type": duration,
+            "default": 0.5,
+            "metavar": "TIME",
+            "help": "how often to sample GPU, host and server process (default 0.5s, at least 50ms)",
+        },
+    ),
+    (("--no-sampler",), {"action": "store_true", "help": "sample no resources"}),
+    (
+        ("--server-pid",),
+        {
+            "type": int,
+            "metavar": "PID",
+            "help": "the model server's process (default: the local process listening on the target's port)",
+        },
+    ),
+    (
+        ("--server-name",),
+        {"metavar": "NAME", "help": "find the model server's process by name or command line"},
+    ),
+    (
+        ("--scrape",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "URL",
+            "help": "Prometheus metrics URL to scrape during the run (repeatable)",
+        },
+    ),
+    (("--scrape-match",), {"metavar": "REGEX", "help": "keep only scraped series matching this regex"}),
+    (
+        ("--scrape-interval",),
+        {
+            "type": duration,
+            "default": 1.0,
+            "metavar": "TIME",
+            "help": "how often to scrape (default 1s; never more often than --sample-interval)",
+        },
+    ),
+    (
+        ("--agent",),
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "URL",
+            "help": "`loadbench agent` on a remote model-server host (repeatable)",
+        },
+    ),
+    (
+        ("--agent-token",),
+        {
+            "metavar": "TOKEN",
+            "help": "the agents' token (default: $LOADBENCH_AGENT_TOKEN); never written anywhere",
+        },
+    ),
+)
+
+
+def add_slo_option(group: Group, verdict: str) -> None:
+    """``--slo``; ``verdict`` says what a failed gate does in this command."""
+    group.add_argument(
+        "--slo",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help=f"gate: 'p99<300ms', 'error_rate<1%%', 'throughput>50', 'goodput>10'; repeatable; {verdict}. "
+        "Bare 'ttft<500ms', 'tpot<50ms', 'itl<100ms', 'e2e<2s', 'latency<1s' bound every "
+        "request: counted into goodput (docs/metrics.md 'LLM metrics'), gating nothing by themselves",
+    )
+
+
+def add_llm_options(group: Group) -> None:
+    group.add_argument(
+        "--realtime-tokens-per-s",
+        type=tokens_per_s,
+        metavar="R",
+        help="a reading or speaking pace: report the share of streams that kept ahead of a reader "
+        "taking R tokens/s from the first token (summary llm_realtime)",
+    )

@@ -1,0 +1,93 @@
+"""What the terminal shows of an analyzed run, and the exit code its SLO gates give."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loadbench.cli.options import EXIT_GATE_FAILED
+
+if TYPE_CHECKING:
+    from loadbench.analyze.analyzer import Summary
+
+
+def _format_ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}" if value < 100 else f"{value:,.0f}"
+
+
+def console_summary(summary: Mapping[str, Any]) -> str:
+    """A few lines for the terminal; the report has the rest."""
+    run, req, lat = summary["run"], summary["requests"], summary["latency_ms"]
+    tput = summary.get("throughput_rps")
+    lines = [
+        f"{run['scenario']} against {run['target']}: {req['total']:,} requests in {summary['window']['duration_s']:.1f} s"
+        f" measured ({req['warmup_excluded']:,} in warmup excluded) · {run['status']}",
+        f"  throughput {'–' if tput is None else f'{tput:,.1f}'} req/s   errors {req['errors']:,} ({req['error_rate']:.2%})",
+        "  latency ms  "
+        + "  ".join(f"{k} {_format_ms(lat[k])}" for k in ("p50", "p90", "p99", "p999", "max")),
+    ]
+    service = summary.get("service_time_ms") or {}
+    schedule = summary.get("schedule")
+    if schedule:
+        lines.append(
+            "  service ms  "
+            + "  ".join(f"{k} {_format_ms(service.get(k))}" for k in ("p50", "p90", "p99", "p999", "max"))
+            + "   (from the actual send)"
+        )
+        late = schedule.get("lateness_ms") or {}
+        lines.append(
+            f"  schedule    {schedule.get('achieved_send_rps') or 0:,.1f} req/s sent"
+            + (f" of {schedule['requested_rps']:g} requested" if schedule.get("requested_rps") else "")
+            + f"; sends late p50 {_format_ms(late.get('p50'))} p99 {_format_ms(late.get('p99'))} ms"
+            + f"; {schedule.get('late_requests', 0):,} over {schedule.get('late_threshold_ms', 10):g} ms late"
+        )
+    ttft, tpot, tokens = (summary.get(k) or {} for k in ("ttft_ms", "tpot_ms", "tokens"))
+    if ttft or tokens:
+        goodput = summary.get("goodput_rps")
+        lines.append(
+            "  LLM ms      "
+            + f"TTFT p50 {_format_ms(ttft.get('p50'))} p99 {_format_ms(ttft.get('p99'))}"
+            + f"   TPOT p50 {_format_ms(tpot.get('p50'))} p99 {_format_ms(tpot.get('p99'))}"
+            + f"   {tokens.get('output_per_s') or 0:,.1f} output tokens/s"
+            + ("" if goodput is None else f"   goodput {goodput:,.1f} req/s")
+        )
+    lines += [f"  note: {n}" for n in summary.get("notices", []) if not n.startswith("INVALID: ")]
+    validity = summary.get("validity")
+    if validity and not validity["valid"]:
+        lines.append("  INVALID measurement: " + "; ".join(validity["reasons"]))
+    for check in (summary.get("slo") or {}).get("checks", []):
+        value = check["value"]
+        if check.get("per_request"):
+            shown = (
+                "not measured" if value is None else f"met by {value:.1%} of requests; counted into goodput"
+            )
+            lines.append(f"  SLO INFO  {check['expr']}  ({shown})")
+            continue
+        shown = "not measured" if value is None else f"{value:g}"
+        lines.append(f"  SLO {'PASS' if check['passed'] else 'FAIL'}  {check['expr']}  (measured {shown})")
+    return "\n".join(lines)
+
+
+def analyze_and_report(run_dir: Path) -> Summary:
+    from loadbench.analyze.analyzer import analyze_run
+    from loadbench.record import rundir
+    from loadbench.record.records import read_requests
+    from loadbench.report.report import render_report
+
+    rundir.read_meta(run_dir)  # a directory that is not a run fails on its meta.json first
+    requests = read_requests(run_dir / rundir.REQUESTS)  # read once: analysis and report share it
+    summary = analyze_run(run_dir, requests)
+    report_path, _ = render_report(run_dir, requests)
+    print(console_summary(summary))
+    print(f"report: {report_path}")
+    return summary
+
+
+def gate_exit_code(summary: Mapping[str, Any]) -> int:
+    """1 when an SLO failed, or when SLOs were given and the measurement is INVALID; else 0."""
+    checks = summary.get("slo", {}).get("checks", [])
+    if not checks:
+        return 0
+    validity = summary.get("validity", {"valid": True})
+    return EXIT_GATE_FAILED if not summary["slo"]["passed"] or not validity.get("valid", True) else 0

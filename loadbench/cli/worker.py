@@ -1,0 +1,73 @@
+"""``loadbench worker``: a Locust worker for a loadbench master on another host."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from loadbench.cli.options import Call, Option, add_options, duration
+from loadbench.demo.args import port
+from loadbench.errors import UsageError
+
+WORKER_OPTIONS: tuple[Option, ...] = (
+    (("--master-host",), {"metavar": "HOST", "help": "the master's address"}),
+    (("--master-port",), {"type": port, "default": 5557, "metavar": "PORT", "help": "default 5557"}),
+    (("--target", "-t"), {"metavar": "URL", "help": "the endpoint, as given to the master"}),
+    (("--scenario", "-s"), {"metavar": "NAME|FILE.py", "help": "the master's scenario"}),
+    (("--header", "-H"), {"action": "append", "default": [], "metavar": "'NAME: VALUE'"}),
+    (("--timeout",), {"type": duration, "default": 60.0, "metavar": "TIME", "help": "per request"}),
+    (("--insecure",), {"action": "store_true", "help": "do not verify TLS certificates"}),
+    (
+        ("--sample-interval",),
+        {
+            "type": duration,
+            "default": 1.0,
+            "metavar": "TIME",
+            "help": "sample this host (CPU, memory, GPUs) and this worker for the master's run (default 1s)",
+        },
+    ),
+    (("--no-sampler",), {"action": "store_true", "help": "do not sample this host"}),
+    (("--config-stdin",), {"action": "store_true", "help": argparse.SUPPRESS}),
+)
+
+
+def add_worker_parser(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker",
+        allow_abbrev=False,
+        help="a Locust worker for a loadbench master on another host",
+        description="Connect to a `loadbench master` (or `loadbench run --expect-workers N`) and run its load. "
+        "Give the same --target and --scenario (and scenario options) as the master; the master sends the "
+        "load model and collects every request record. Exits when the master quits.",
+        epilog="example:\n  loadbench worker --master-host 10.0.0.5 --target http://10.0.0.9:8000 --scenario json_post",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.set_defaults(handler=cmd_worker, passes_extra=True)
+    add_options(worker, WORKER_OPTIONS)
+
+
+def cmd_worker(call: Call) -> int:
+    from loadbench.drive.distributed import WorkerSettings, read_stdin_settings, run_worker
+    from loadbench.values import check_target
+
+    args = call.args
+    if args.config_stdin:
+        return run_worker(read_stdin_settings())
+    if not (args.master_host and args.target and args.scenario):
+        raise UsageError(
+            "loadbench worker needs --master-host, --target and --scenario (as given to the master)"
+        )
+    header_args = [arg for h in args.header for arg in ("--header", h)]
+    return run_worker(
+        WorkerSettings(
+            master_host=args.master_host,
+            master_port=args.master_port,
+            target=check_target(args.target),
+            scenario=args.scenario,
+            scenario_args=[*call.extra, *header_args],
+            timeout_s=args.timeout,
+            insecure=args.insecure,
+            headers=args.header,
+            sample_interval_s=None if args.no_sampler else max(args.sample_interval, 0.1),
+        )
+    )

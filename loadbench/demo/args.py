@@ -1,0 +1,95 @@
+"""The ``loadbench demo`` command's options, defined once: the command line's ``demo`` command and
+the demo's own entry point (``python -m loadbench.demo``) both take them from here, checks included.
+
+Also the argparse value types they need, which the command line's other options share.
+Imports nothing heavy (no scikit-learn): every ``loadbench`` command builds this parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from loadbench.errors import UsageError
+
+DEMO_HELP = "serve the embedded demo model endpoint"
+DEMO_DESCRIPTION = (
+    "Serve a scikit-learn digits classifier over HTTP: POST /predict and the Open Inference "
+    "Protocol v2 routes under /v2. Stops on Ctrl-C or SIGTERM."
+)
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: any free one), checked before anything binds or is spawned."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is not between 0 and 65535")
+    return value
+
+
+def non_negative(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number >= 0 of ``what`` (e.g. milliseconds)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {what}") from None
+        if not 0 <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{text}: must be a finite number of {what} >= 0")
+        return value
+
+    return parse
+
+
+ms = non_negative("milliseconds")
+times = non_negative("times the duration")
+
+# (flags, argparse keywords) of each option, in --help order.
+DEMO_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--host",), {"default": "127.0.0.1", "help": "address to bind (default 127.0.0.1)"}),
+    (("--port",), {"type": port, "default": 8000, "help": "port (default 8000; 0 picks a free one)"}),
+    (("--latency-ms",), {"type": ms, "default": 0.0, "help": "added service time per prediction"}),
+    (("--jitter-ms",), {"type": ms, "default": 0.0, "help": "added uniform random service time, 0..MS"}),
+    (
+        ("--asr-rtf",),
+        {
+            "type": times,
+            "default": 0.3,
+            "help": "POST /asr takes this times the audio's duration (default 0.3)",
+        },
+    ),
+    (
+        ("--llm-ttft-ms",),
+        {"type": ms, "default": 30.0, "help": "LLM simulator: time to first token (default 30)"},
+    ),
+    (
+        ("--llm-itl-ms",),
+        {"type": ms, "default": 8.0, "help": "LLM simulator: time between tokens (default 8)"},
+    ),
+    (("--parent-pid",), {"type": int, "help": argparse.SUPPRESS}),  # stop when it is gone
+)
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the demo's options to ``parser`` (the ``demo`` sub-command's, or the stand-alone one)."""
+    for flags, kwargs in DEMO_OPTIONS:
+        parser.add_argument(*flags, **kwargs)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input as a `UsageError` (one line, exit 2), as the ``loadbench`` command reports it."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    """The stand-alone parser: the same program name, text and checks as ``loadbench demo``."""
+    parser = _Parser(prog="loadbench demo", description=DEMO_DESCRIPTION)
+    add_demo_arguments(parser)
+    return parser

@@ -1,0 +1,118 @@
+"""Start the embedded demo endpoint in a child process for a run, and stop it after.
+
+Consumes the demo's timing (checked here, before anything starts); produces a running
+``python -m loadbench.demo`` process and its URL. Never imports the server itself (nor
+scikit-learn, Locust or gevent): the demo runs in its own process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadbench.errors import TargetError, UsageError
+
+
+@dataclass(frozen=True)
+class DemoTiming:
+    """The ``--demo-*`` options of `run` and `ui`; None: the demo's default."""
+
+    latency_ms: float = 0.0
+    asr_rtf: float | None = None
+    llm_ttft_ms: float | None = None
+    llm_itl_ms: float | None = None
+
+    def check(self) -> None:
+        """Refuse timing the demo could not serve, naming the option (bad input, before a start)."""
+        if self.asr_rtf is not None and not 0 <= self.asr_rtf < float("inf"):
+            raise UsageError("--demo-asr-rtf must be a number >= 0")
+        llm_ms = (self.llm_ttft_ms, self.llm_itl_ms)
+        if any(ms is not None and not 0 <= ms < float("inf") for ms in llm_ms):
+            raise UsageError("--demo-llm-ttft-ms and --demo-llm-itl-ms must be numbers >= 0")
+        if not 0 <= self.latency_ms < float("inf"):
+            raise UsageError("--demo-latency-ms must be a number >= 0")
+
+
+def demo_scenario_args(scenario: str | None, scenario_args: list[str]) -> list[str]:
+    """With ``--demo``, ``json_post`` sends the demo's labeled digits unless told what to send."""
+    told = any(a in ("--data", "--payload") or a.startswith(("--data=", "--payload=")) for a in scenario_args)
+    if scenario is None or Path(scenario).stem != "json_post" or told:
+        return scenario_args
+    from loadbench.data import DIGITS_JSONL
+
+    return [*scenario_args, "--data", str(DIGITS_JSONL)]
+
+
+def demo_command(latency_ms: float, asr_rtf: float | None, llm_ms: Sequence[float | None]) -> list[str]:
+    """The child's command line: the demo on a free loopback port, watching this process."""
+    command = [sys.executable, "-m", "loadbench.demo", "--port", "0", "--latency-ms", str(latency_ms)]
+    command += ["--parent-pid", str(os.getpid())]
+    if asr_rtf is not None:
+        command += ["--asr-rtf", str(asr_rtf)]
+    for option, ms in zip(("--llm-ttft-ms", "--llm-itl-ms"), llm_ms, strict=False):
+        if ms is not None:
+            command += [option, str(ms)]
+    return command
+
+
+def spawn_demo(
+    latency_ms: float,
+    timeout_s: float = 30.0,
+    asr_rtf: float | None = None,
+    llm_ms: Sequence[float | None] = (),
+) -> tuple[subprocess.Popen[str], str]:
+    """Start the demo on a free loopback port in a child process; return it and its URL.
+
+    ``llm_ms``: the LLM simulator's (time to first token, time between tokens), None for its default.
+    The demo runs in its own session: a Ctrl-C in the terminal reaches loadbench only, which stops
+    the load first and the demo after (`stop_demo`); were the demo interrupted with it, the run's
+    last requests would fail with 'connection refused'. It stops by itself when loadbench is gone."""
+    if not 0 <= latency_ms < float("inf"):  # callers that did not check, e.g. `sweep --demo`
+        raise UsageError(f"the demo's latency must be a number of ms >= 0, not {latency_ms:g}")
+    # Its stderr goes to a file, not a pipe nobody reads: a failed start is told in one line.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
+        process = subprocess.Popen(
+            demo_command(latency_ms, asr_rtf, llm_ms),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and process.poll() is None:
+            ready, _, _ = select.select([process.stdout], [], [], 0.2)
+            if ready:
+                match = re.search(r"http://\S+", process.stdout.readline())
+                if match:
+                    return process, match.group(0)
+        process.kill()
+        process.wait()
+        stderr.seek(0)
+        lines = stderr.read().strip().splitlines()
+    reason = lines[-1].removeprefix("loadbench: error: ") if lines else ""
+    raise TargetError("the embedded demo endpoint did not start" + (f": {reason}" if reason else ""))
+
+
+def start_demo(timing: DemoTiming) -> tuple[subprocess.Popen[str], str]:
+    """Check ``timing`` and start the demo with it (`spawn_demo`)."""
+    timing.check()
+    llm_ms = (timing.llm_ttft_ms, timing.llm_itl_ms)
+    return spawn_demo(timing.latency_ms, asr_rtf=timing.asr_rtf, llm_ms=llm_ms)
+
+
+def stop_demo(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
