@@ -288,7 +288,7 @@ def test_demo_asr_takes_the_configured_factor() -> None:
         elapsed = time.perf_counter() - t0
         assert response.status_code == 200
         assert response.json()["duration_s"] == 0.5
-        assert 0.1 <= elapsed < 1.0
+        assert elapsed >= 0.1  # 0.2 × 0.5 s of audio
         bad = httpx.post(f"{url}/asr", content=b"{}")
         assert bad.status_code == 400 and "WAV" in bad.json()["error"]
         assert httpx.get(f"{url}/asr").status_code == 405

@@ -58,7 +58,7 @@ def test_stream_chat_with_usage(url: str) -> None:
     ]
     assert len(content) == 10 and events[-1]["usage"]["completion_tokens"] == 10
     assert parser.done and parser.malformed_lines == 0
-    assert 0.020 + 9 * 0.005 <= elapsed < 0.5
+    assert elapsed >= 0.020 + 9 * 0.005  # the first token after 20 ms, then one every 5 ms
 
 
 def test_stream_completions_without_usage_and_capped(url: str) -> None:
@@ -87,20 +87,25 @@ def test_many_concurrent_streams(url: str) -> None:
     # http.client, not httpx: a client per thread must cost less than the stream it measures.
     port = int(url.rsplit(":", 1)[1])
 
-    def one(_: int) -> bool:
+    def one(_: int) -> tuple[bool, float]:
+        started = time.perf_counter()
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         body = json.dumps({"prompt": "go", "max_tokens": 20, "stream": True})
         connection.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
         parser = SSEParser()
         parser.feed(connection.getresponse().read())
         connection.close()
-        return parser.done
+        return parser.done, time.perf_counter() - started
 
     start = time.perf_counter()
     with ThreadPoolExecutor(32) as pool:
         results = list(pool.map(one, range(32)))
-    # One stream takes 20 + 19 x 5 = 115 ms; 32 side by side, nowhere near 32 times that.
-    assert all(results) and time.perf_counter() - start < 1.5
+    elapsed = time.perf_counter() - start
+    # One stream takes 20 + 19 x 5 = 115 ms; 32 side by side, nowhere near the 32 streams' sum
+    # (one after another, all of them would take at least that sum).
+    assert all(done for done, _ in results)
+    assert min(took for _, took in results) >= 0.020 + 19 * 0.005
+    assert elapsed < sum(took for _, took in results) / 4
 
 
 def test_probe_still_benchmarks_the_demos_real_model(url: str) -> None:

@@ -21,6 +21,7 @@ from helpers import (
     require_executable,
     run_cli,
     start_cli,
+    wait_for_lines,
 )
 
 from loadbench.analyze.capacity import (
@@ -421,7 +422,7 @@ def test_concurrency_sweep_and_ctrl_c_still_writes_the_report(tmp_path: Path) ->
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not (out / "step-02-users-4" / "requests.csv").is_file():
             time.sleep(0.1)
-        time.sleep(1.5)  # into step 2's load
+        wait_for_lines(out / "step-02-users-4" / "requests.csv", 50)  # into step 2's load
         process.send_signal(signal.SIGINT)
         try:
             stdout, stderr = process.communicate(timeout=60)
