@@ -3,4 +3,9 @@
 Latency percentiles, throughput, the real-time ratio, LLM token timings, goodput, quality under load,
 resources, validity, SLO gates and sweep capacity. Pure math over records; never imports Locust,
 `loadbench.drive`, `loadbench.ui` or `loadbench.cli`. Definitions: docs/metrics.md.
+
+Public surface: `analyzer.analyze_run(run_dir)` and `analyzer.compute_summary` (its `Summary`
+type), composed of one section per module: `traffic`, `window`, `llm_metrics`, `quality`,
+`resources`, `trust`, `slo`, `stages`, `network`; `stats` (percentiles, rates, `value_at`) and
+`capacity` (sweep arithmetic) beside them.
 """

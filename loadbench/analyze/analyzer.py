@@ -9,8 +9,6 @@ it *started* inside it; latency percentiles are over the successful requests of 
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
@@ -39,46 +37,9 @@ from loadbench.analyze.window import (
 )
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
-from loadbench.record.records import read_requests, read_samples
+from loadbench.record.records import read_requests, read_samples, read_users
 
 SCHEMA_VERSION = 1
-
-
-def read_users(path: Path) -> pd.DataFrame:
-    """Read ``users.csv`` (``unix_s,users``); missing or damaged lines give fewer rows, not errors.
-
-    A file without those columns in its header raises `RunDirError`; a file with no whole line
-    (empty, or truncated inside its header) gives zero rows.
-    """
-    empty = pd.DataFrame({"unix_s": pd.Series([], dtype="float64"), "users": pd.Series([], dtype="int64")})
-    if not path.exists():
-        return empty
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
-    data = data[: data.rfind(b"\n") + 1]
-    if not data.strip():  # nothing but blank lines: pandas would raise EmptyDataError
-        return empty
-    # Every field is a number, so nothing is quoted: QUOTE_NONE keeps a stray quote from
-    # swallowing the rest of the file (a ParserError); dtype=str leaves numbers to to_numeric
-    # below (no int64 overflow in pandas' type inference); undecodable bytes become U+FFFD.
-    frame = pd.read_csv(
-        io.BytesIO(data),
-        on_bad_lines="skip",
-        quoting=csv.QUOTE_NONE,
-        dtype=str,
-        encoding="utf-8",
-        encoding_errors="replace",
-        skip_blank_lines=True,
-    )
-    missing = [c for c in ("unix_s", "users") if c not in frame.columns]
-    if missing:
-        raise RunDirError(f"{path} is not a users file: missing column(s) {', '.join(missing)}")
-    frame = frame[["unix_s", "users"]].apply(pd.to_numeric, errors="coerce").astype("float64")
-    # Damaged values are dropped: NaN / inf, and user counts no int64 can hold exactly.
-    keep = np.isfinite(frame["unix_s"]) & frame["users"].between(0, 2**53)
-    return frame[keep].astype({"unix_s": "float64", "users": "int64"}).reset_index(drop=True)
 
 
 def _gated_counts(slos: list[slo.Slo], measured: pd.DataFrame, ok: npt.NDArray[np.bool_]) -> dict[str, int]:

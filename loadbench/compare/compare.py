@@ -102,7 +102,7 @@ def compare_runs(
     metrics = {m.path: _metric_entry(m, base, candidate, boots) for m in shared_metrics(base, candidate)}
     warnings = comparability_warnings(base, candidate)
     failed = _failed_rules(rules, metrics, warnings)
-    return stats.clean(
+    result: dict[str, Any] = stats.clean(
         {
             "passed": not failed,
             "failed_rules": failed,
@@ -112,6 +112,7 @@ def compare_runs(
             "metrics": metrics,
         }
     )
+    return result
 
 
 def _metric_entry(

@@ -46,6 +46,7 @@ HISTORY_HTML = "history.html"
 HISTORY_JSON = "history.json"
 RESAMPLES = 1000
 CONFIDENCE = 0.95
+FloatArray = npt.NDArray[np.float64]
 GPU_UTIL = "resources.gpus.0.util_mean"
 CI_METHOD = {
     "latency_ms.p50": "bootstrap over seconds of the mean per-second p50 (proxy)",
@@ -177,7 +178,8 @@ def _gpu_per_second(run_dir: Path, summary: dict[str, Any]) -> npt.NDArray[np.fl
         return np.array([], dtype=float)
     origin = start if start is not None else float(t[keep].min())
     frame = pd.DataFrame({"second": np.floor(t[keep] - origin), "v": v[keep]})
-    return frame.groupby("second")["v"].mean().to_numpy(dtype=float)
+    means: FloatArray = frame.groupby("second")["v"].mean().to_numpy(dtype=float)
+    return means
 
 
 def _clean(value: Any) -> float | None:
@@ -195,7 +197,8 @@ def history_row(run_dir: Path, resamples: int = RESAMPLES, seed: int = 0) -> dic
     def col(name: str) -> npt.NDArray[np.float64]:
         if timeseries.empty or name not in timeseries:
             return np.array([], dtype=float)
-        return pd.to_numeric(timeseries[name], errors="coerce").to_numpy(dtype=float)
+        values: FloatArray = pd.to_numeric(timeseries[name], errors="coerce").to_numpy(dtype=float)
+        return values
 
     cis: dict[str, list[float] | None] = {
         "latency_ms.p50": bootstrap_mean_ci(col("p50_ms"), resamples, seed),

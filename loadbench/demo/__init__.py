@@ -2,4 +2,7 @@
 behind a real HTTP server, and the spawner that runs it in a child process.
 
 Never imports Locust or gevent: it runs in its own process.
+
+Public surface: `server.make_server` / `serve_demo`, `spawn.spawn_demo` / `stop_demo` (a child
+process for ``--demo``), `args.add_demo_arguments`; ``python -m loadbench.demo`` serves it.
 """

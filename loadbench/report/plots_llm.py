@@ -65,7 +65,8 @@ def mean_in_flight(start_s: npt.ArrayLike, end_s: npt.ArrayLike, seconds: int) -
         points = np.sort(points)
         prefix = np.concatenate([[0.0], np.cumsum(points)])
         n = np.searchsorted(points, edges, side="left")
-        return edges * n - prefix[n]
+        area: FloatArray = edges * n - prefix[n]
+        return area
 
     area = integral(start[keep]) - integral(end[keep])
     return np.diff(area)

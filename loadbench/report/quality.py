@@ -107,7 +107,8 @@ def _start_s(requests: pd.DataFrame) -> np.ndarray:
     # Open loop: a request belongs to the second it was due in, as in the analyzer's series.
     sent = requests["start_unix_s"].to_numpy(dtype=float)
     intended = requests["intended_unix_s"].to_numpy(dtype=float)
-    return np.where(np.isfinite(intended), intended, sent)
+    starts: np.ndarray = np.where(np.isfinite(intended), intended, sent)
+    return starts
 
 
 def _quality_rows(q: dict[str, Any]) -> list[tuple[str, str]]:

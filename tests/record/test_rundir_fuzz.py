@@ -229,7 +229,7 @@ def test_a_damaged_users_file_reads_or_raises_run_dir_error(valid: bytes, data: 
         path = d / "users.csv"
         damaged_bytes = data.draw(damaged(valid))
         path.write_bytes(damaged_bytes)
-        frame = read_or_error(analyzer.read_users, path)
+        frame = read_or_error(records.read_users, path)
         if frame is not None:
             assert list(frame.columns) == ["unix_s", "users"]
             assert str(frame["unix_s"].dtype) == "float64" and str(frame["users"].dtype) == "int64"
@@ -385,7 +385,7 @@ def record_line(start: str = f"{STARTED + 2:.6f}", latency: str = "3.0", status:
 READERS: dict[str, Callable[[Path], object]] = {
     rundir.META: lambda p: rundir.read_meta(p.parent),
     rundir.REQUESTS: records.read_requests,
-    rundir.USERS: analyzer.read_users,
+    rundir.USERS: records.read_users,
     rundir.SAMPLES: records.read_samples,
 }
 
@@ -432,6 +432,6 @@ def test_damaged_users_lines_are_dropped() -> None:
     with scratch() as d:
         path = d / rundir.USERS
         path.write_bytes(b'unix_s,users\n1,1e300\n2,inf\n3,-1\n"4,1\n5,\xff\n6,1,9\nnan,1\n7,2\n8,3')
-        frame = analyzer.read_users(path)
+        frame = records.read_users(path)
     assert frame["unix_s"].tolist() == [7.0]  # 8,3 is a partial last line
     assert frame["users"].tolist() == [2]
