@@ -5,6 +5,7 @@
 #   make ui [TARGET=http://127.0.0.1:8000] [SCENARIO=...] [ARGS='...']   Locust's web UI with loadbench
 #   make report RUN=reports/<run dir>
 #   make test          lint, type-check and the whole test suite (what CI runs)
+#   make test-stress   the suite three times beside four CPU burners (must stay green)
 #   make benchmark     recording and sampler overhead, open-loop fidelity, analyzer scale (docs/benchmarks.md)
 #   make benchmark-setup   install nginx and wrk (Debian packages), which `make benchmark` needs
 
@@ -18,7 +19,7 @@ DURATION ?= 30s
 ARGS ?=
 RUN ?=
 
-.PHONY: install bench ui report demo test lint typecheck unit benchmark benchmark-setup clean
+.PHONY: install bench ui report demo test test-stress lint typecheck unit benchmark benchmark-setup clean
 
 # Reinstalls when pyproject.toml changes; otherwise a no-op.
 $(BIN)/.installed: pyproject.toml
@@ -52,13 +53,24 @@ lint: install
 typecheck: install
 	$(BIN)/mypy loadbench
 
-# Two processes, a test file each at a time (module fixtures run once); the timing-sensitive
-# tests (marker `serial`) then run alone so that other tests' load cannot skew them.
+# Two processes, a test file each at a time (module fixtures run once); the tests that share the
+# machine badly (marker `serial`: several load generators or a capacity search each) then run
+# alone. Both passes write JUnit XML, and the 25 slowest tests of the two are listed at the end,
+# so a slow test is seen when it is added.
 unit: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not serial'
-	$(BIN)/python -m pytest -m serial
+	@mkdir -p .pytest-results
+	@status=0; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not serial' --junitxml=.pytest-results/parallel.xml || status=$$?; \
+	if [ $$status -eq 0 ]; then $(BIN)/python -m pytest -m serial --junitxml=.pytest-results/serial.xml || status=$$?; fi; \
+	$(BIN)/python tests/slowest.py -n 25 .pytest-results/parallel.xml .pytest-results/serial.xml; \
+	exit $$status
 
 test: lint typecheck unit
+
+# The whole suite three times while four CPU burners oversubscribe the two cores (tests/stress_ci.sh):
+# a test that passes only on an idle machine fails here.
+test-stress: install
+	bash tests/stress_ci.sh 3
 
 # Needs nginx and wrk for the recording, capacity, open-loop and HTTP/2 benchmarks: `make benchmark-setup`.
 benchmark: install
@@ -83,4 +95,4 @@ benchmark-setup:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .pytest-results .mypy_cache .ruff_cache *.egg-info

@@ -113,11 +113,11 @@ def test_process_tree_includes_children() -> None:
         assert window.low(1) > window.high(0)  # the child burns, the parent waits for it
         assert values["server.rss_bytes"] is not None and values["server.rss_bytes"] > 200 * 1024 * 1024
     finally:
-        children = psutil.Process(parent.pid).children(recursive=True)
+        # The burner holds the parent's stdout open: kill it first, or communicate() waits it out.
+        for proc in psutil.Process(parent.pid).children(recursive=True):
+            proc.kill()
         parent.kill()
         parent.communicate()
-        for proc in children:
-            proc.kill()
 
 
 def test_process_tree_of_a_process_that_ended() -> None:

@@ -81,7 +81,6 @@ def assert_itl_matches(measured_itl: float, server_itl: float) -> None:
     assert abs(measured_itl - server_itl) < ITL_TOLERANCE * server_itl, (measured_itl, server_itl)
 
 
-@pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
 def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
     server = LLMTestServer(ttft_ms=40, itl_ms=10, tokens=12)
     frame, bodies = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s")
@@ -106,7 +105,6 @@ def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
     assert (frame["response_bytes"] > 12 * 40).all()
 
 
-@pytest.mark.serial  # timing-sensitive
 def test_stream_timings_match_with_four_users(tmp_path: Path) -> None:
     server = LLMTestServer(ttft_ms=30, itl_ms=8, tokens=8, vary_tokens=5)
     frame, _ = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s", "-u", "4")
@@ -124,7 +122,6 @@ def test_stream_timings_match_with_four_users(tmp_path: Path) -> None:
     assert_itl_matches(measured_itl, server_itl)
 
 
-@pytest.mark.serial  # timing-sensitive
 def test_stream_timings_over_http2(tmp_path: Path) -> None:
     """--http2 streams too (httpx, one DATA frame per event), stamped as each frame arrives."""
     log = tmp_path / "server.jsonl"
