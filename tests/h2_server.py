@@ -2,7 +2,7 @@
 
 Run as a child process (the test process keeps its own event loop out of it):
 
-    python tests/h2_server.py LOG.jsonl [--tls CERT KEY]
+    python tests/h2_server.py LOG.jsonl [--tls CERT KEY] [--max-requests N]
 
 It binds a free loopback port, prints its URL on the first line of stdout, and appends one JSON
 line per request to LOG.jsonl: ``{"http_version", "method", "path", "body"}``
@@ -14,6 +14,10 @@ events (the first ``TTFT_MS`` after the app got the request, then ``ITL_MS`` apa
 DATA frame each), a usage event and ``data: [DONE]``; its log line is written when the stream
 ends and adds the server's own timing, ``"ttft_ms"`` and ``"itl_ms"`` (a list), by
 ``time.perf_counter()``. Anything else 404.
+
+``--max-requests N`` sets hypercorn's ``keep_alive_max_requests`` (default 1,000): after that
+many requests on one connection it sends GOAWAY, the graceful end of a connection that HTTP/2
+clients must handle, so a test can force one quickly.
 """
 
 from __future__ import annotations
@@ -105,7 +109,11 @@ async def stream_chat(send: Any, t0: float, tokens: int) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    log_path = argv[0]
+    log_path, max_requests = argv[0], None
+    if "--max-requests" in argv:
+        at = argv.index("--max-requests")
+        max_requests = int(argv[at + 1])
+        argv = argv[:at] + argv[at + 2 :]
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -115,6 +123,8 @@ def main(argv: list[str]) -> None:
     config.bind = [f"fd://{sock.fileno()}"]
     config.accesslog = None
     config.errorlog = None
+    if max_requests is not None:
+        config.keep_alive_max_requests = max_requests
     scheme = "http"
     if len(argv) >= 4 and argv[1] == "--tls":
         config.certfile, config.keyfile = argv[2], argv[3]

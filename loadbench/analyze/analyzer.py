@@ -226,6 +226,7 @@ def _validity(summary: Summary, w: Window, slos: list[slo.Slo]) -> ValiditySecti
     )
     if not validity["valid"]:
         summary["notices"].extend(f"INVALID: {reason}" for reason in validity["reasons"])
+    summary["notices"].extend(f"WARNING: {warning}" for warning in validity.get("warnings", []))
     generator = summary["resources"].get("generator")
     if w.total and (generator is None or generator["cpu_max_percent"] is None):
         # Not a reason for INVALID (nothing says it was saturated), but VALID then means less.

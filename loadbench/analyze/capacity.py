@@ -9,6 +9,10 @@ A sweep step is one ordinary run at one offered load: an open-loop rate in reque
 - a step **passed** when it finished (status ``complete``), met every SLO, was valid
   (``validity.valid`` not false) and, in rate mode, achieved at least `ACHIEVED_SHARE` (95 %)
   of its offered rate as successful requests per second;
+- a step **cannot be judged** (``verdict`` ``cannot judge``, neither passed nor failed) when
+  its only shortcoming is an SLO-gated percentile resting on too few requests
+  (`loadbench.analyze.trust.required_requests`) and that percentile's confidence interval does
+  not settle the gate either; `step_duration` is how long a step must run for the gates;
 - **capacity** is the highest offered load of a passed step (`find_capacity`);
 - the **knee** is the first step, in order of load, where the server stops keeping up
   (`find_knee`);
@@ -28,7 +32,8 @@ import pandas as pd
 
 from loadbench.analyze.resources import gpu_count
 from loadbench.analyze.slo import Slo, evaluate
-from loadbench.analyze.stats import value_at
+from loadbench.analyze.stats import PERCENTILES, value_at
+from loadbench.analyze.trust import required_requests
 from loadbench.record import rundir
 
 ACHIEVED_SHARE = 0.95  # rate mode: a step keeps up when throughput >= 95 % of the offered rate
@@ -37,6 +42,12 @@ ACHIEVED_SHARE = 0.95  # rate mode: a step keeps up when throughput >= 95 % of t
 KNEE_P50_FACTOR = 2.0
 KNEE_GROWTH = 1.05  # users mode: more users that add less than 5 % throughput
 MODES = ("rate", "users")
+# A lengthened step plans 10 % more requests than its gates need: a few errors, or a rate a
+# little under the offered one, must not leave it one request short again.
+STEP_MARGIN = 1.1
+PASS, FAIL, UNJUDGED = "pass", "fail", "cannot judge"
+# How `loadbench.analyze.trust` words a gated percentile resting on too few values.
+_THIN_PREFIX = "an SLO gates on "
 # Step-summary figures copied into sweep.json: row key -> summary path. LLM keys only when present.
 FIGURES: dict[str, str] = {
     "throughput_rps": "throughput_rps",
@@ -108,7 +119,8 @@ def step_row(
     """
     row: dict[str, Any] = {"index": index, "offered": load, "unit": "rps" if mode == "rate" else "users"}
     if summary is None:
-        return row | {"status": "no summary", "passed": False, "why": ["the step wrote no summary.json"]}
+        missing = ["the step wrote no summary.json"]
+        return row | {"status": "no summary", "verdict": FAIL, "passed": False, "why": missing}
     status = str(value_at(summary, "run.status") or rundir.STATUS_RUNNING)
     row["status"] = status
     for key, path in FIGURES.items():
@@ -128,17 +140,77 @@ def step_row(
         round(tput / load, 4) if mode == "rate" and tput is not None and load > 0 else None
     )
 
+    thin = [r for r in row["validity_reasons"] if r.startswith(_THIN_PREFIX)]
     why: list[str] = []
     if status != rundir.STATUS_COMPLETE:
         why.append(f"the step is {status}")
-    why += [f"SLO {c['expr']} failed: {_check_value(c)}" for c in slo["checks"] if not c["passed"]]
-    if not row["valid"]:
-        why.append("invalid run: " + ("; ".join(row["validity_reasons"]) or "see its report"))
+    unjudged: list[str] = [f"cannot judge: {r.removeprefix('an ')}" for r in thin]
+    for check in slo["checks"]:
+        if check["passed"]:
+            continue
+        if _rests_on_too_few(check, thin) and not _surely_failed(check, summary):
+            unjudged.append(f"cannot judge SLO {check['expr']}: {_check_value(check)} on too few requests")
+        else:
+            why.append(f"SLO {check['expr']} failed: {_check_value(check)}")
+    invalid = [r for r in row["validity_reasons"] if r not in thin]
+    if not row["valid"] and (invalid or not thin):
+        why.append("invalid run: " + ("; ".join(invalid) or "see its report"))
     if mode == "rate" and (row["achieved_ratio"] is None or row["achieved_ratio"] < ACHIEVED_SHARE):
         why.append(f"achieved {_pct(row['achieved_ratio'])} of the offered rate (needs {ACHIEVED_SHARE:.0%})")
-    row["passed"] = not why
-    row["why"] = why
+    # A real failure decides the step; too few requests for a gate, alone, decides nothing.
+    row["verdict"] = FAIL if why else (UNJUDGED if unjudged else PASS)
+    row["passed"] = row["verdict"] == PASS
+    row["why"] = why or unjudged
     return row
+
+
+def _thin_names(thin: Sequence[str]) -> set[str]:
+    """The gated names (``p99``, ``ttft_ms.p99``) that trust's thin-gate reasons name."""
+    return {r.removeprefix(_THIN_PREFIX).split(",", 1)[0] for r in thin}
+
+
+def _rests_on_too_few(check: dict[str, Any], thin: Sequence[str]) -> bool:
+    """Whether a failed check's percentile rests on too few values (a measured value only:
+    a percentile that was not measured at all, with no successful request, is a failure)."""
+    path = str(check["path"])
+    names = _thin_names(thin)
+    key = path.rsplit(".", 1)[-1]
+    latency = path.startswith("latency_ms.") and key in names
+    return check["value"] is not None and (path in names or latency)
+
+
+def _surely_failed(check: dict[str, Any], summary: dict[str, Any]) -> bool:
+    """A thin latency percentile whose whole 95 % interval lies on the failing side of the gate:
+    failed, however few the requests (300 requests with 8 above 20 ms fail 'p99<20ms')."""
+    path = str(check["path"])
+    if not path.startswith("latency_ms."):
+        return False
+    ci = value_at(summary, "latency_ci_ms." + path.removeprefix("latency_ms."))
+    if not isinstance(ci, list) or len(ci) != 2 or not all(_number(x) is not None for x in ci):
+        return False
+    lo, hi, threshold = float(ci[0]), float(ci[1]), float(check["threshold"])
+    return {
+        "<": lo >= threshold,
+        "<=": lo > threshold,
+        ">": hi <= threshold,
+        ">=": hi < threshold,
+    }.get(str(check["op"]), False)
+
+
+def gated_requests(slos: Sequence[Slo]) -> int:
+    """Successful requests a step needs so that every SLO-gated percentile can be judged
+    (`loadbench.analyze.trust.required_requests`: p99 needs 1,000, p90 100); 0 without one."""
+    keys = [s.path.rsplit(".", 1)[-1] for s in slos if not s.per_request]
+    return max((required_requests(k) for k in keys if k in PERCENTILES), default=0)
+
+
+def step_duration(duration_s: float, warmup_s: float, rps: float | None, needed: int) -> float:
+    """How long a step runs: ``duration_s``, or longer when ``needed`` successful requests at
+    ``rps`` (the offered rate, or an estimate of the throughput) do not fit in its measured
+    window; whole seconds, with `STEP_MARGIN` to spare."""
+    if not needed or not rps or rps <= 0:
+        return duration_s
+    return max(duration_s, warmup_s + math.ceil(needed * STEP_MARGIN / rps))
 
 
 def _check_value(check: dict[str, Any]) -> str:
@@ -240,7 +312,9 @@ def capacity_notes(rows: Sequence[dict[str, Any]], capacity: dict[str, Any] | No
     """Warnings about the capacity figure: a failed step below it (noise, or a bursty server)."""
     if capacity is None:
         return []
-    below = [r for r in _measured(rows) if not r["passed"] and r["offered"] < capacity["offered"]]
+    below = [
+        r for r in _measured(rows) if r.get("verdict", FAIL) == FAIL and r["offered"] < capacity["offered"]
+    ]
     if not below:
         return []
     loads = ", ".join(_fmt(r["offered"]) for r in below)
@@ -300,6 +374,10 @@ class CapacitySearch:
     When the very first step fails, the load is halved until one passes (rate mode) or the search
     ends (users mode cannot go below 1). Users are whole numbers, so users mode also ends when no
     whole number lies strictly between the last pass and the first fail.
+
+    A step that could not be judged (``record(load, None)``: too few requests for a gated
+    percentile, even lengthened) is neither: the search ends there (``unjudged``) rather than
+    read it as a failure and halve its way to nothing.
     """
 
     mode: str
@@ -309,10 +387,11 @@ class CapacitySearch:
     lo: float | None = None  # highest load that passed
     hi: float | None = None  # lowest load that failed
     steps: int = 0
+    unjudged: float | None = None  # a load whose step could not be judged: the search ended there
 
     def next_load(self) -> float | None:
         """The load of the next step, or None when the search is done."""
-        if self.steps >= self.max_steps:
+        if self.steps >= self.max_steps or self.unjudged is not None:
             return None
         lo, hi = self.lo, self.hi
         if lo is None and hi is None:
@@ -336,10 +415,12 @@ class CapacitySearch:
             load = float(f"{load:.4g}")  # readable step names: 12.5 rps, not 12.500000001
         return load
 
-    def record(self, load: float, passed: bool) -> None:
-        """Record a step's outcome."""
+    def record(self, load: float, passed: bool | None) -> None:
+        """Record a step's outcome: passed, failed, or None when it could not be judged."""
         self.steps += 1
-        if passed:
+        if passed is None:
+            self.unjudged = load
+        elif passed:
             self.lo = load if self.lo is None else max(self.lo, load)
         else:
             self.hi = load if self.hi is None else min(self.hi, load)

@@ -7,9 +7,11 @@ Definitions: ``docs/metrics.md`` (Resources).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any, NotRequired, Required, TypedDict, cast
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,9 @@ from loadbench.analyze import stats
 
 SATURATED_PERCENT = 90.0  # one core, per generator process
 SATURATED_SHARE = 0.2  # of the window's samples above SATURATED_PERCENT
+# This host's CPU, % of all its cores, time-weighted mean over the window: at or above it, the
+# generator and a server beside it queue for cores (docs/metrics.md, Resources: host_cpu).
+HOST_SATURATED_PERCENT = 90.0
 MIB = 1024 * 1024
 _GPU_KEY = re.compile(r"^(?:(?P<label>[^/{]+)/)?gpu(?P<index>\d+)\.")
 # A remote agent's keys: "<host:port>/<group>.<metric>". Prometheus keys may hold slashes in
@@ -209,6 +214,15 @@ class GeneratorSection(TypedDict):
     saturated_on: NotRequired[list[str]]
 
 
+class HostCpuSection(TypedDict):
+    """This host's CPU against its limit: ``summary["resources"]["host_cpu"]`` (`host_cpu_section`)."""
+
+    mean_percent: float | None
+    limit_percent: float
+    at_limit: bool
+    cores: int | None
+
+
 class EnergySection(TypedDict):
     j_total: float | None
     j_per_request: float | None
@@ -222,6 +236,7 @@ class ResourcesSection(TypedDict, total=False):
     interval_s: float | None
     samples: Required[int]
     host: dict[str, Any]
+    host_cpu: HostCpuSection
     server_process: dict[str, Any] | None
     gpus: list[dict[str, Any]]
     remote: dict[str, dict[str, Any]]
@@ -265,6 +280,7 @@ def compute_resources(
         "interval_s": info.get("interval_s"),
         "samples": len(frame),
         "host": host_summary(frame),
+        "host_cpu": host_cpu_section(samples, window_start, window_end, info.get("cpu_cores")),
         "server_process": server,
         "gpus": gpus,
         "remote": remote,
@@ -338,6 +354,77 @@ def generator_section(
         "saturated_on": ["this host" if k == "" else k for k in saturated_at],
     }
     return section, saturated_at
+
+
+def host_cpu_section(
+    samples: pd.DataFrame, window_start: float, window_end: float, cores: Any = None
+) -> HostCpuSection:
+    """This host's CPU over the window (% of all cores), time-weighted, against `HOST_SATURATED_PERCENT`.
+
+    Each reading is the busy share since the reading before it (psutil), so it stands for that
+    stretch of time, clipped to the window. A plain mean of the readings would under-count a
+    busy host: its sampler, starved of CPU too, takes fewer readings exactly when it is busiest.
+    ``samples``: all of them, the warmup's too (the first reading in the window covers time before it).
+    """
+    mean = None
+    if "host.cpu_percent" in samples and "unix_s" in samples:
+        readings = samples[["unix_s", "host.cpu_percent"]].dropna().sort_values("unix_s")
+        t = readings["unix_s"].to_numpy(dtype=np.float64)
+        cpu = readings["host.cpu_percent"].to_numpy(dtype=np.float64)
+        inside = (t >= window_start) & (t <= window_end)
+        if inside.any():
+            gaps = np.diff(t)
+            # The very first reading covers the time since the sampler started: taken as a usual gap.
+            first = t[0] - (float(np.median(gaps)) if gaps.size else 0.0)
+            since = np.concatenate(([first], t[:-1]))
+            weights = t[inside] - np.maximum(since[inside], window_start)
+            busy = np.average(cpu[inside], weights=weights) if weights.sum() > 0 else cpu[inside].mean()
+            mean = round(float(busy), 2)
+    return {
+        "mean_percent": mean,
+        "limit_percent": HOST_SATURATED_PERCENT,
+        "at_limit": mean is not None and mean >= HOST_SATURATED_PERCENT,
+        "cores": cores if isinstance(cores, int) and not isinstance(cores, bool) else None,
+    }
+
+
+def _is_this_host(host: str) -> bool:
+    """A target host name that can only mean the generator's own machine, without resolving it
+    (the analysis may run anywhere, months later): loopback, the unspecified address, localhost."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def shared_host(summary: Mapping[str, Any]) -> str | None:
+    """Why the load generator shares its host with the server; None when nothing says it does.
+
+    The server process sampled by this host's sampler is on this host. A loopback target is too,
+    unless an agent sampled the server on another host (a tunnel to a remote server).
+    """
+    resources = summary.get("resources") or {}
+    if resources.get("server_process") is not None:
+        return "the server process was sampled on this host"
+    remote = resources.get("remote") or {}
+    if any((r or {}).get("server_process") for r in remote.values()):
+        return None
+    target = (summary.get("run") or {}).get("target")
+    try:
+        host = urlsplit(str(target)).hostname if target else None
+    except ValueError:  # a damaged target: nothing to go by
+        return None
+    return f"the target {host} is this host" if host and _is_this_host(host) else None
+
+
+def host_saturated(summary: Mapping[str, Any]) -> bool:
+    """This host's CPU was at its limit while the load generator shared it with the server."""
+    host_cpu = (summary.get("resources") or {}).get("host_cpu") or {}
+    return host_cpu.get("at_limit") is True and shared_host(summary) is not None
 
 
 def energy_section(

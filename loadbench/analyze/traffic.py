@@ -6,7 +6,7 @@ percentiles over the successful ones.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from loadbench.analyze import stats, trust
 from loadbench.analyze.stats import ErrorRow, LatencySummary
@@ -21,6 +21,8 @@ class RequestsSection(TypedDict):
     errors: int
     error_rate: float
     warmup_excluded: int
+    # Only when the driver counted them (meta.json): requests cut off by the stop, not recorded.
+    in_flight_unrecorded: NotRequired[int]
 
 
 class NameSection(TypedDict):
@@ -73,13 +75,17 @@ def traffic_sections(w: Window) -> TrafficSections:
 
 def requests_section(w: Window) -> RequestsSection:
     errors = w.total - w.ok
-    return {
+    section: RequestsSection = {
         "total": w.total,
         "ok": w.ok,
         "errors": errors,
         "error_rate": stats.fraction(errors, w.total),
         "warmup_excluded": int((~w.in_window).sum()),
     }
+    unrecorded = w.in_flight_unrecorded
+    if unrecorded is not None:
+        section["in_flight_unrecorded"] = unrecorded
+    return section
 
 
 def by_name(w: Window) -> dict[str, NameSection]:

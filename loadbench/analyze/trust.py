@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loadbench.analyze import stats
+from loadbench.analyze.resources import host_saturated, shared_host
 
 _Z = 1.959964  # two-sided 95 % normal quantile
 # A percentile needs this many requests beyond it (n * (1 - q)) to be more than a rough guess.
@@ -67,6 +68,7 @@ class ValiditySection(TypedDict):
 
     valid: bool
     reasons: list[str]
+    warnings: NotRequired[list[str]]
     unchecked: NotRequired[list[str]]
 
 
@@ -285,7 +287,11 @@ def validity(
     if load_model == "open" and schedule:
         reasons += _schedule_reasons(schedule)
     reasons += _gate_reasons(summary.get("requests", {}).get("ok", 0), gated_keys, gated_counts or {})
-    return {"valid": not reasons, "reasons": reasons}
+    out: ValiditySection = {"valid": not reasons, "reasons": reasons}
+    warnings = host_warnings(summary)
+    if warnings:
+        out["warnings"] = warnings
+    return out
 
 
 def _generator_reasons(summary: Mapping[str, Any]) -> list[str]:
@@ -306,6 +312,23 @@ def _generator_reasons(summary: Mapping[str, Any]) -> list[str]:
         + (f" on {', '.join(map(str, where))}" if where and where != ["this host"] else "")
         + (f" ({share:.0%} of samples above 90% of a core)" if isinstance(share, float) else "")
         + ": it may have measured its own delays"
+    ]
+
+
+def host_warnings(summary: Mapping[str, Any]) -> list[str]:
+    """This host's CPU at its limit with the server beside the generator: each waited for cores
+    the other held, so the figures are of that contention, not of the server. A warning, not a
+    reason for INVALID: beside its server a closed loop reaches the host's limit by design, and
+    other load on the host would make validity a reading of the machine's load (docs/metrics.md)."""
+    if not host_saturated(summary):
+        return []
+    host_cpu = summary["resources"]["host_cpu"]
+    cores = host_cpu.get("cores")
+    return [
+        f"the load generator shared a host whose CPU was at its limit ({shared_host(summary)}): "
+        f"{host_cpu['mean_percent']:.1f}% of {f'its {cores} cores' if cores else 'all its cores'} on average "
+        f"over the window (limit {host_cpu['limit_percent']:g}%), so latency and throughput measure "
+        "the contention between the generator and the server, not the server"
     ]
 
 

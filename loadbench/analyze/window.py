@@ -112,6 +112,13 @@ class Window:
     def measured_service_ms(self) -> FloatArray:
         return self.service_ms[self.in_window]
 
+    @property
+    def in_flight_unrecorded(self) -> int | None:
+        """Requests in flight when the load stopped, which Locust cut off unrecorded; None when
+        the driver did not count them (older runs, clients it cannot count)."""
+        value = self.meta.get("in_flight_unrecorded")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
 
 def window_start_unix_s(meta: dict[str, Any]) -> float:
     """Where the measured window starts (wall clock): ``warmup_s`` after the load started.
@@ -200,6 +207,12 @@ def _run_notices(w: Window) -> list[str]:
             )
     for exc in meta.get("scenario_exceptions") or []:
         notices.append(f"the scenario raised {exc['count']:,} exception(s) outside requests: {exc['error']}")
+    unrecorded = w.in_flight_unrecorded
+    if unrecorded:
+        notices.append(
+            f"{unrecorded:,} request(s) in flight at the stop were not recorded: Locust cut them off "
+            "when the load stopped, so the slowest requests are the likeliest to be missing"
+        )
     return notices
 
 

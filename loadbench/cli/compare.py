@@ -16,8 +16,11 @@ COMPARE_EPILOG = (
     "rules (--fail-on): METRIC OP CHANGE, e.g. 'p99>+10%' 'p50>+5ms' 'throughput<-5%' "
     "'error_rate>+0.5pp' 'p99.9>+20%'. A rule fails only on a significant change, not on noise; a rule "
     "naming a metric that no run has is bad input.\n"
-    "More than one candidate: each is compared with BASE, and the rules apply to every one.\n"
-    "Exit codes: 0 passed, 1 a rule failed (for any candidate), 2 bad input."
+    "More than one candidate: each is compared with BASE, and the rules apply to every one; with rules, "
+    "a run the analyzer called INVALID fails them too.\n"
+    "Runs of another scenario, or against another target (host and path; the port may differ), are "
+    "refused unless --force; every other difference is printed as a warning.\n"
+    "Exit codes: 0 passed, 1 a rule failed (for any candidate), 2 bad input or runs not comparable."
 )
 
 
@@ -45,6 +48,11 @@ def add_compare_parser(commands: Any) -> None:
         "--resamples", type=int, default=400, metavar="N", help="bootstrap resamples (default 400)"
     )
     compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    compare.add_argument(
+        "--force",
+        action="store_true",
+        help="compare runs of different scenarios or targets anyway (they are refused otherwise)",
+    )
 
 
 def add_history_parser(commands: Any) -> None:
@@ -52,13 +60,24 @@ def add_history_parser(commands: Any) -> None:
         "history",
         help="plot key metrics across many runs and mark significant changes",
         description="Plot latency, throughput and error rate across many runs (e.g. nightly), with confidence "
-        "intervals, and mark significant changes. Writes history.html and history.json.",
+        "intervals, and mark significant changes. Runs of different scenarios or targets (host and path) are "
+        "separate series, with a warning: a change is marked only against the previous run of the same "
+        "series. Writes history.html and history.json.",
     )
     history.set_defaults(handler=writing(cmd_history))
     history.add_argument(
-        "runs", metavar="DIR_OR_GLOB", help="a folder of run directories, a glob, or one run"
+        "runs",
+        nargs="+",
+        metavar="DIR_OR_GLOB",
+        help="folders of run directories, globs, or runs (several: their runs together)",
     )
-    history.add_argument("--out", "-o", type=Path, metavar="DIR", help="output folder (default: DIR/history)")
+    history.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        metavar="DIR",
+        help="output folder (default: DIR/history for one folder DIR, else reports/history)",
+    )
 
 
 def writing(command: Callable[[argparse.Namespace], int]) -> Callable[[Call], int]:
@@ -74,9 +93,10 @@ def writing(command: Callable[[argparse.Namespace], int]) -> Callable[[Call], in
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from loadbench.compare.compare import compare_many, parse_rule
-    from loadbench.compare.report import candidate_verdict_lines, render_compare
+    from loadbench.compare.compare import check_comparable, compare_many, parse_rule
+    from loadbench.compare.report import candidate_entries, candidate_verdict_lines, render_compare
     from loadbench.compare.rundata import load_run
+    from loadbench.compare.verdict import verdict_text
 
     if len(args.runs) < 2:
         raise UsageError("compare needs a base and at least one candidate run directory")
@@ -84,14 +104,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError("--resamples must be at least 50")
     rules = [parse_rule(text) for text in args.fail_on]
     runs = [load_run(path) for path in args.runs]
+    if not args.force:
+        check_comparable(runs[0], runs[1:])
     # Every further run is a candidate of its own against the base; gates apply to each.
     result = compare_many(runs[0], runs[1:], rules, resamples=args.resamples, seed=args.seed)
     out = args.out or args.runs[1].parent / f"compare-{args.runs[1].name}-vs-{args.runs[0].name}"
     paths = render_compare(result, runs, out)
-    md = paths[1].read_text(encoding="utf-8")
-    print(md.splitlines()[0] if md else "")
+    # The terminal gets plain text (compare.md's escapes are for Markdown), and the warnings:
+    # a verdict on runs that measured different things must not look clean there.
+    entries = candidate_entries(result)
+    for entry in entries:
+        who = f"candidate {entry.get('run') or '?'}: " if len(entries) > 1 else ""
+        for warning in entry.get("warnings") or []:
+            print(f"loadbench: warning: {who}{warning}", file=sys.stderr)
+    print(verdict_text(result))
     if len(runs) > 2:
-        print("\n".join(candidate_verdict_lines(result)))
+        print("\n".join(candidate_verdict_lines(result, markdown=False)))
     for path in paths:
         print(f"{path.suffix[1:]}: {path}")
     return 0 if result["all_passed"] else 1
@@ -102,7 +130,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     paths = expand_runs(args.runs)
     rows = load_history(paths)
-    base = Path(args.runs) if Path(args.runs).is_dir() else Path("reports")
+    base = Path(args.runs[0]) if len(args.runs) == 1 and Path(args.runs[0]).is_dir() else Path("reports")
     html_path, json_path = render_history(rows, args.out or base / "history")
     for warning in getattr(rows, "warnings", []):
         print(f"loadbench: warning: {warning}", file=sys.stderr)

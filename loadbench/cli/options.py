@@ -6,7 +6,8 @@ and `Call`, what every command's handler is given.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
@@ -23,11 +24,44 @@ EXIT_INTERRUPTED = 130
 Option = tuple[tuple[str, ...], dict[str, Any]]
 
 
+# A value that starts like a negative number (-5s, -1.5, -2m): argparse alone takes "-5s" for an
+# unknown option and says "expected one argument" instead of what is wrong with the value.
+_NEGATIVE_VALUE = re.compile(r"-\.?\d")
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a bad option as a `UsageError` (one line, exit 2), not usage + exit."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        return super().parse_known_args(self._join_negative_values(args), namespace)
+
+    def _join_negative_values(self, args: Sequence[str] | None) -> list[str] | None:
+        """``-d -5s`` -> ``-d=-5s`` for this parser's own one-value options, so the value reaches its
+        type check ("--duration must be >= 0, not '-5s'"). Unknown options (the scenario's) and
+        everything after ``--`` are left as typed."""
+        if args is None:
+            return None
+        out: list[str] = []
+        args = list(args)
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                return out + args[i:]
+            action = self._option_string_actions.get(arg)
+            takes_one = action is not None and action.nargs is None and action.option_strings
+            if takes_one and i + 1 < len(args) and _NEGATIVE_VALUE.match(args[i + 1]):
+                out.append(f"{arg}={args[i + 1]}")
+                i += 2
+                continue
+            out.append(arg)
+            i += 1
+        return out
 
 
 class Group(Protocol):
@@ -52,6 +86,8 @@ def add_options(group: Group, options: Iterable[Option]) -> None:
 
 
 def duration(text: str) -> float:
+    if text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text.strip()!r}")
     try:
         return parse_duration(text)
     except UsageError as exc:
@@ -59,6 +95,8 @@ def duration(text: str) -> float:
 
 
 def positive_duration(text: str) -> float:
+    if text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text.strip()!r}")
     value = duration(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration above 0")
@@ -92,10 +130,21 @@ def workers(text: str) -> int:
 DEMO_HELP = "start the embedded demo endpoint on 127.0.0.1 and target it"
 
 
+class _OneTarget(argparse.Action):
+    """``--target`` given once: a second one used to replace the first without a word."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, _: Any = None
+    ) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            raise argparse.ArgumentError(self, "several targets are not supported yet: give one --target")
+        setattr(namespace, self.dest, values)
+
+
 def add_where(parser: argparse.ArgumentParser, target_help: str, demo_help: str = DEMO_HELP) -> None:
-    """``--target URL`` or ``--demo``, one of them required."""
+    """``--target URL`` (once) or ``--demo``, one of them required."""
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--target", "-t", metavar="URL", help=target_help)
+    where.add_argument("--target", "-t", metavar="URL", action=_OneTarget, help=target_help)
     where.add_argument("--demo", action="store_true", help=demo_help)
 
 

@@ -56,6 +56,8 @@ def console_summary(summary: Mapping[str, Any]) -> str:
     validity = summary.get("validity")
     if validity and not validity["valid"]:
         lines.append("  INVALID measurement: " + "; ".join(validity["reasons"]))
+    if validity and validity.get("warnings"):
+        lines.append("  WARNING: " + "; ".join(validity["warnings"]))
     for check in (summary.get("slo") or {}).get("checks", []):
         value = check["value"]
         if check.get("per_request"):

@@ -23,7 +23,9 @@ modes (one of):
                           (`--find-capacity users` searches users instead); needs at least one --slo
 
 A step passes when it completes, meets every --slo, is valid and (rates) achieves >= 95% of the
-offered rate. Capacity = the highest offered load whose step passed; the knee = the first step
+offered rate. A step too short for a gated percentile (p99 needs 1,000 successful requests) is
+lengthened to what its rate needs (said on the terminal); one still too short "cannot judge",
+never "fail". Capacity = the highest offered load whose step passed; the knee = the first step
 that stops keeping up (definitions: docs/metrics.md, "Sweeps and capacity").
 
 Options the sweep does not know go to every `loadbench run` step: --scenario, --header,
@@ -164,10 +166,23 @@ def _check_run_args(extra: list[str]) -> None:
                 )
 
 
+def _scenario_of(extra: list[str]) -> str | None:
+    """The ``--scenario``/``-s`` the steps will get, as `run` would parse it (the last one wins)."""
+    scenario = None
+    for i, token in enumerate(extra):
+        if token in ("--scenario", "-s") and i + 1 < len(extra):
+            scenario = extra[i + 1]
+        elif token.startswith("--scenario="):
+            scenario = token.removeprefix("--scenario=")
+        elif token.startswith("-s") and not token.startswith("--") and len(token) > 2:
+            scenario = token[2:]
+    return scenario
+
+
 def cmd_sweep(call: Call) -> int:
     """``loadbench sweep``: check the options, start the demo if asked, run the sweep."""
     from loadbench.analyze.slo import parse_slos
-    from loadbench.demo.spawn import spawn_demo, stop_demo
+    from loadbench.demo.spawn import demo_scenario_args, spawn_demo, stop_demo
     from loadbench.sweep.sweep import SweepConfig, run_sweep
     from loadbench.values import check_target
 
@@ -191,6 +206,8 @@ def cmd_sweep(call: Call) -> int:
         raise UsageError("--step-duration must be longer than --warmup: nothing would be measured")
     if args.target:
         check_target(args.target)
+    if args.demo:  # as `run --demo`: json_post sends the demo's digits unless told what to send
+        extra = demo_scenario_args(_scenario_of(extra), extra)
     config = SweepConfig(
         target=args.target or "",
         mode=mode,

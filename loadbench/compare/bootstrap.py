@@ -41,6 +41,15 @@ def window_seconds(run: RunData) -> tuple[float, int]:
     return length, seconds
 
 
+def second_lengths(length: float, seconds: int) -> FloatArray:
+    """How much of each of the window's ``seconds`` the window covers: 1 s each, except the last,
+    partial one (a 28.002 s window ends in a second of 2 ms) and any second past the window's end
+    (requests that started as the load stopped), 0. Without a length: 1 s each."""
+    if length <= 0:
+        return np.ones(seconds)
+    return np.clip(length - np.arange(seconds, dtype=np.float64), 0.0, 1.0)
+
+
 class SortedSeries:
     """One per-request series (values and their seconds), sorted by value, subsampled to
     ``MAX_LATENCIES`` (seeded, uniform: every second keeps its share)."""
@@ -104,6 +113,10 @@ class RunBootstrap:
         # depend on which other series it has.
         self.sorted = {"latency_ms": SortedSeries(*series.pop("latency_ms"), rng)}
         self.ok_counts = np.bincount(run.second[run.ok], minlength=self.n).astype(np.float64)
+        self.lengths = second_lengths(self.length, self.n)
+        # The blocks the interval's widening counts: the seconds the window covers, not the
+        # sliver that ends it (an 8.002 s window is 8 blocks, though it spans 9 seconds).
+        self.blocks = max(round(float(self.lengths.sum())), 1)
         self.all_counts = np.bincount(run.second, minlength=self.n).astype(np.float64)
         # counts[b, s]: how often second s was drawn in resample b.
         draws = rng.integers(0, self.n, size=(resamples, self.n))
@@ -133,14 +146,20 @@ class RunBootstrap:
         return self._cache[(name, full)][key]
 
     def rates(self, counts: npt.NDArray[np.int64]) -> dict[str, FloatArray]:
+        """Pooled events of the drawn seconds ÷ the time those seconds cover. Dividing by the
+        window's length instead would count the last, partial second (a few ms and a handful of
+        requests) as a whole second of throughput: each draw of it stands in for a full second and
+        the resampled rate drops by about 1/n of the run, which makes the interval span most of the
+        rate on short runs. On the run itself (every second once) this is the summary's rate."""
         ok = counts @ self.ok_counts
         total = counts @ self.all_counts
-        length = self.length if self.length > 0 else float(self.n)
+        covered = counts @ self.lengths
         with np.errstate(invalid="ignore", divide="ignore"):
             error_rate = np.where(total > 0, (total - ok) / np.where(total > 0, total, 1), 0.0)
-        out = {"throughput_rps": ok / length, "request_rate_rps": total / length, "error_rate": error_rate}
+            per_s = np.where(covered > 0, 1.0 / np.where(covered > 0, covered, 1), np.nan)
+        out = {"throughput_rps": ok * per_s, "request_rate_rps": total * per_s, "error_rate": error_rate}
         if self.tokens is not None:
-            out["tokens.output_per_s"] = (counts @ self.tokens) / length
+            out["tokens.output_per_s"] = (counts @ self.tokens) * per_s
         return out
 
     def resource(self, column: str, counts: npt.NDArray[np.int64]) -> FloatArray | None:

@@ -48,7 +48,15 @@ Rules (``--fail-on``, `loadbench.compare.rules`)
 ``ttft_p95`` style names). A rule fails only when the change is beyond its
 threshold AND significant (for a metric without an interval, the threshold alone decides). A
 rule whose metric no run has is a `UsageError` (a typo must not disable a gate silently); one
-whose metric one of the two runs lacks adds a warning. ``passed`` is true when no rule failed.
+whose metric one of the two runs lacks adds a warning. ``passed`` is true when no rule failed
+and, when rules were given, neither run is INVALID (``invalid``: the roles whose measurement the
+analyzer called INVALID, as ``loadbench run --slo`` fails on one).
+
+Comparable runs
+---------------
+`comparability_warnings` lists every setting in which the runs differ; `check_comparable`
+refuses (`UsageError`) a candidate of another scenario or target (host and path, `target_key`),
+which ``loadbench compare`` skips with ``--force``.
 """
 
 from __future__ import annotations
@@ -72,12 +80,14 @@ from loadbench.record import rundir
 __all__ = [
     "Rule",
     "RunData",
+    "check_comparable",
     "check_rules",
     "comparability_warnings",
     "compare_many",
     "compare_runs",
     "load_run",
     "parse_rule",
+    "target_key",
 ]
 
 
@@ -102,13 +112,16 @@ def compare_runs(
     metrics = {m.path: _metric_entry(m, base, candidate, boots) for m in shared_metrics(base, candidate)}
     warnings = comparability_warnings(base, candidate)
     failed = _failed_rules(rules, metrics, warnings)
+    facts = {"base": _facts(base), "candidate": _facts(candidate)}
+    invalid = [role for role, f in facts.items() if f["valid"] is False]
     result: dict[str, Any] = stats.clean(
         {
-            "passed": not failed,
+            # As `loadbench run --slo`: a gate cannot pass on a measurement the analyzer called INVALID.
+            "passed": not failed and not (bool(rules) and bool(invalid)),
             "failed_rules": failed,
+            "invalid": invalid,
             "warnings": warnings,
-            "base": _facts(base),
-            "candidate": _facts(candidate),
+            **facts,
             "metrics": metrics,
         }
     )
@@ -145,7 +158,7 @@ def _metric_entry(
             None if fulls[0] is None else float(fulls[0][0]),
             None if fulls[1] is None else float(fulls[1][0]),
             delta,
-            min(boot.n for boot in boots),
+            min(boot.blocks for boot in boots),
         )
     entry.update(
         delta=round(delta, 6),
@@ -212,6 +225,7 @@ def compare_many(
             "path": r["candidate"]["path"],
             "passed": r["passed"],
             "failed_rules": r["failed_rules"],
+            "invalid": r["invalid"],
             "warnings": r["warnings"],
             "metrics": r["metrics"],
         }
@@ -258,6 +272,9 @@ def _facts(run: RunData) -> dict[str, Any]:
         "cpu_cores": host.get("cpu_cores"),
         "gpus": gpus,
         "generator_saturated": bool(value_at(summary, "resources.generator.saturated")),
+        # The analyzer's VALID / INVALID (`analyze.trust`); None for a summary without it.
+        "valid": value_at(summary, "validity.valid"),
+        "invalid_reasons": value_at(summary, "validity.reasons") or [],
     }
 
 
@@ -267,13 +284,39 @@ def _stages_text(stages: Any) -> str:
     return f"{len(stages)} stage(s) {stages!r}"[:200]
 
 
-def _target_path(target: Any) -> str | None:
+def target_key(target: Any) -> tuple[str, str] | None:
+    """What makes two targets the same endpoint: host and path. The scheme and port are left
+    out: the demo and local servers listen on a port picked anew for each run, and a server
+    moved to another port (or behind TLS) still serves the same endpoint."""
     if not isinstance(target, str):
         return None
     try:
-        return urlsplit(target).path.rstrip("/") or "/"
+        parts = urlsplit(target)
+        return (parts.hostname or "").lower(), parts.path.rstrip("/") or "/"
     except ValueError:
-        return target
+        return target, ""
+
+
+def check_comparable(base: RunData, candidates: Sequence[RunData]) -> None:
+    """`UsageError`, one line, when a candidate ran another scenario or against another target
+    than the base (`target_key`): its numbers measure something else, so every verdict would be
+    noise. ``loadbench compare --force`` skips this check (the warnings stay)."""
+    b = _facts(base)
+    for candidate in candidates:
+        c = _facts(candidate)
+        differ = [
+            f"{what} ({b[key]!r} vs {c[key]!r})"
+            for key, what, same in (
+                ("scenario", "scenario", b["scenario"] == c["scenario"]),
+                ("target", "target", target_key(b["target"]) == target_key(c["target"])),
+            )
+            if not same
+        ]
+        if differ:
+            raise UsageError(
+                f"{candidate.path} is not comparable with the base {base.path}: they differ in "
+                f"{' and '.join(differ)}; --force compares them anyway"
+            )
 
 
 def comparability_warnings(base: RunData, candidate: RunData) -> list[str]:
@@ -305,10 +348,8 @@ def comparability_warnings(base: RunData, candidate: RunData) -> list[str]:
         out.append(
             f"load shapes differ: {_stages_text(b['stages'])} (base) vs {_stages_text(c['stages'])} (candidate)"
         )
-    if _target_path(b["target"]) != _target_path(c["target"]):
-        out.append(
-            f"target paths differ: {_target_path(b['target'])!r} (base) vs {_target_path(c['target'])!r} (candidate)"
-        )
+    if target_key(b["target"]) != target_key(c["target"]):
+        out.append(f"targets differ: {b['target']!r} (base) vs {c['target']!r} (candidate)")
     differ("scenario_args", "scenario arguments (dataset)")
     differ("cpu_model", "load generator CPUs")
     differ("cpu_cores", "load generator core counts")
@@ -332,6 +373,9 @@ def comparability_warnings(base: RunData, candidate: RunData) -> list[str]:
                 rundir.STATUS_RUNNING: "is incomplete (the load generator did not finish)",
             }.get(str(status), f"has status {status!r}")
             out.append(f"the {role} run {why}: its metrics cover only what ran")
+        if facts["valid"] is False:
+            reasons = "; ".join(str(r) for r in facts["invalid_reasons"]) or "see its report"
+            out.append(f"the {role} run is INVALID: {reasons}")
         if facts["generator_saturated"]:
             out.append(
                 f"the {role} run's load generator was saturated: its latency and throughput may be "

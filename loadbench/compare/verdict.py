@@ -108,14 +108,31 @@ def failed_rules(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [as_dict(r) for r in as_list(result.get("failed_rules"))]
 
 
+def invalid_text(result: dict[str, Any]) -> str:
+    """``candidate run INVALID`` (or the base, or both) when the analyzer called a measurement
+    INVALID (``compare.json`` ``invalid``); empty otherwise."""
+    roles = [str(r) for r in as_list(result.get("invalid"))]
+    if not roles:
+        return ""
+    return f"{' and '.join(roles)} run{'s' if len(roles) > 1 else ''} INVALID"
+
+
 def status(result: dict[str, Any]) -> tuple[str, str, str]:
-    """(emoji, headline word, css class) of the comparison's verdict."""
+    """(emoji, headline word, css class) of the comparison's verdict. An INVALID run is named in
+    the word and never gets the green mark: nothing it measured can be relied on."""
     counts = verdict_counts(result)
+    invalid = invalid_text(result)
     if result.get("passed") is False or failed_rules(result):
-        return "❌", "worse", "bad"
-    if counts["worse"]:
-        return "⚠️", "worse, no gate failed", "warn"
-    return "✅", "no significant regression", "ok"
+        emoji, word, css = "❌", "worse", "bad"
+        if invalid and not failed_rules(result):
+            word = "gate not passed"  # only the INVALID measurement failed it
+    elif counts["worse"]:
+        emoji, word, css = "⚠️", "worse, no gate failed", "warn"
+    elif invalid:
+        emoji, word, css = "⚠️", "no significant regression", "warn"
+    else:
+        emoji, word, css = "✅", "no significant regression", "ok"
+    return emoji, f"{word} · {invalid}" if invalid else word, css
 
 
 def counts_text(result: dict[str, Any]) -> str:
@@ -124,23 +141,29 @@ def counts_text(result: dict[str, Any]) -> str:
     return f"{counts['worse']} worse · {counts['better']} better · {counts['same']} same"
 
 
-def verdict_line(result: dict[str, Any]) -> str:
-    """The one-line verdict (Markdown), e.g. ``**loadbench compare: ❌ worse** — 3 metrics worse, …``."""
+def verdict_text(result: dict[str, Any], markdown: bool = False) -> str:
+    """The one-line verdict, e.g. ``loadbench compare: ❌ worse — 3 metrics worse, …``: plain text
+    for a terminal, or (``markdown``) bold and with the rules' text escaped for compare.md."""
     emoji, word, _ = status(result)
     counts = verdict_counts(result)
     total = sum(counts.values())
     noun = "metric" if counts["worse"] == 1 else "metrics"
-    text = (
-        f"**loadbench compare: {emoji} {word}** — {counts['worse']} {noun} worse, "
-        f"{counts['better']} better, {counts['same']} same"
-    )
-    if not total:
-        text = f"**loadbench compare: {emoji} {word}** — no metrics compared"
+    head = f"loadbench compare: {emoji} {word}"
+    text = f"**{head}**" if markdown else head
+    if total:
+        text += f" — {counts['worse']} {noun} worse, {counts['better']} better, {counts['same']} same"
+    else:
+        text += " — no metrics compared"
     failed = failed_rules(result)
     if failed:
-        names = ", ".join(md(r.get("rule") or r.get("metric") or "?") for r in failed)
-        text += f" · {len(failed)} gate{'s' if len(failed) != 1 else ''} failed: {names}"
+        names = ", ".join(str(r.get("rule") or r.get("metric") or "?") for r in failed)
+        text += f" · {len(failed)} gate{'s' if len(failed) != 1 else ''} failed: {md(names) if markdown else names}"
     return text
+
+
+def verdict_line(result: dict[str, Any]) -> str:
+    """The one-line verdict as Markdown: ``**loadbench compare: ❌ worse** — 3 metrics worse, …``."""
+    return verdict_text(result, markdown=True)
 
 
 def run_id(info: Any, fallback: str) -> str:
@@ -194,6 +217,10 @@ def candidate_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**result, "run": run_id(result.get("candidate"), "candidate")}]
 
 
-def candidate_verdict_lines(result: dict[str, Any]) -> list[str]:
-    """One Markdown line per candidate: ``- `run-id`: **loadbench compare: …**``."""
-    return [f"- `{md(str(c.get('run') or '?'))}`: {verdict_line(c)}" for c in candidate_entries(result)]
+def candidate_verdict_lines(result: dict[str, Any], markdown: bool = True) -> list[str]:
+    """One line per candidate: ``- `run-id`: **loadbench compare: …**`` (Markdown), or
+    ``- run-id: loadbench compare: …`` (plain text, for a terminal)."""
+    entries = candidate_entries(result)
+    if not markdown:
+        return [f"- {c.get('run') or '?'}: {verdict_text(c)}" for c in entries]
+    return [f"- `{md(str(c.get('run') or '?'))}`: {verdict_line(c)}" for c in entries]

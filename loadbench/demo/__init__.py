@@ -1,5 +1,6 @@
 """The embedded demo endpoint: a real digits classifier, an ASR stand-in and an LLM simulator
-behind a real HTTP server, and the spawner that runs it in a child process.
+behind a real HTTP server that speaks every protocol loadbench's scenarios do (`server`,
+`routes_v1`, `embeddings`), and the spawner that runs it in a child process.
 
 Never imports Locust or gevent: it runs in its own process.
 

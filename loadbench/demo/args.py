@@ -15,8 +15,10 @@ from loadbench.errors import UsageError
 
 DEMO_HELP = "serve the embedded demo model endpoint"
 DEMO_DESCRIPTION = (
-    "Serve a scikit-learn digits classifier over HTTP: POST /predict and the Open Inference "
-    "Protocol v2 routes under /v2. Stops on Ctrl-C or SIGTERM."
+    "Serve a scikit-learn digits classifier over HTTP: POST /predict, the Open Inference Protocol "
+    "v2 routes under /v2, TF Serving REST and KServe v1 (/v1/models/digits), TorchServe "
+    "(/predictions/digits, /models), a speech-recognition stand-in (/asr) and an LLM simulator "
+    "(/v1/chat/completions, /v1/completions, /v1/embeddings). Stops on Ctrl-C or SIGTERM."
 )
 
 

@@ -1,7 +1,9 @@
 """The demo's digits classifier and the checks of what clients send it.
 
 Consumes JSON-decoded request bodies (``/predict`` rows or an Open Inference Protocol v2 request);
-produces (N, 64) float arrays, or a `BadRequest` naming what is wrong with them.
+produces (N, 64) float arrays, or a `BadRequest` naming what is wrong with them. Also the name
+every protocol serves the model under and `HTTPError`, the non-400 answers the route modules
+(`loadbench.demo.server`, `loadbench.demo.routes_v1`) share.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 N_FEATURES = 64
+MODEL_NAME = "digits"
+MODEL_VERSION = "1"
 _V2_NUMERIC_TYPES = frozenset(
     {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 )
@@ -26,6 +30,25 @@ _V2_NUMERIC_TYPES = frozenset(
 
 class BadRequest(ValueError):
     """A request the client got wrong; becomes a 400 with this message."""
+
+
+class HTTPError(Exception):
+    """A non-400 answer (404, 405, 411, 413) out of a route: ``{"error": message}`` unless
+    ``payload`` gives the protocol's own error shape (TorchServe's, TF Serving's)."""
+
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, payload: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+        self.payload = {"error": message} if payload is None else payload
+
+
+def allow(method: str, allowed: str) -> None:
+    """Refuse (405, with ``Allow``) a known route asked with the wrong method."""
+    if method != allowed:
+        raise HTTPError(405, f"method {method} not allowed here; use {allowed}", {"Allow": allowed})
 
 
 @dataclass(frozen=True)

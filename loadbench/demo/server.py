@@ -21,14 +21,24 @@ server's own handling time in ms, including the injected delay), on these routes
     POST /asr                             a speech-recognition stand-in: the body is WAV bytes (audio/wav)
                                           -> {"text", "duration_s", "model": "asr-sim"}, answered after
                                           asr_rtf x the audio's duration (--asr-rtf, default 0.3)
-    GET  /v1/models                       the LLM simulator (`loadbench.demo.llmsim`): timed words, not a
-    POST /v1/chat/completions             model; streamed (SSE) or not; first token after llm_ttft_ms,
-    POST /v1/completions                  the next ones llm_itl_ms apart (--llm-ttft-ms, --llm-itl-ms)
+    GET  /v1/models                       the OpenAI-style list of the LLM simulator ({"data": [...]})
+                                          and KServe v1's model list ({"models": ["digits"]}) in one
+    POST /v1/chat/completions             the LLM simulator (`loadbench.demo.llmsim`): timed words, not a
+    POST /v1/completions                  model; streamed (SSE) or not; first token after llm_ttft_ms,
+                                          the next ones llm_itl_ms apart (--llm-ttft-ms, --llm-itl-ms)
+    POST /v1/embeddings                   OpenAI embeddings under the simulator's model: hashed word
+                                          vectors (`loadbench.demo.embeddings`)
+    GET  /v1/models/digits[/versions/1][/metadata], POST /v1/models/digits[/versions/1]:predict
+                                          TF Serving REST and KServe v1 (`loadbench.demo.routes_v1`)
+    GET  /ping, /models, /models/digits   TorchServe's inference and management APIs, on this one
+    POST /predictions/digits[/1.0]        port (`loadbench.demo.routes_v1`)
 
 Errors are JSON ``{"error": "..."}``: 400 for malformed JSON or a wrong shape, 404 for an
-unknown route or model, 405 for a known route with the wrong method, 500 for anything unexpected.
-``/predict`` and ``infer`` sleep ``latency_ms + uniform(0, jitter_ms)`` before answering
-successfully, so tests can compare measured latency with a known service-time floor.
+unknown route or model, 405 for a known route with the wrong method, 500 for anything unexpected;
+the OpenAI routes answer OpenAI's ``{"error": {"message", "code"}}``, TorchServe's and TF Serving's
+routes their servers' own error shapes. Every prediction (``/predict``, ``infer``, ``:predict``,
+``/predictions``, ``/v1/embeddings``) sleeps ``latency_ms + uniform(0, jitter_ms)`` before
+answering successfully, so tests can compare measured latency with a known service-time floor.
 
 It also produces the payload file ``loadbench/data/digits.jsonl`` (``write_payload_file``): the
 360-row held-out test split, one ``/predict`` request body per line, as
@@ -48,7 +58,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -56,12 +66,16 @@ from typing import Any
 
 from loadbench import __version__
 from loadbench.data import DIGITS_JSONL
-from loadbench.demo import llmsim
+from loadbench.demo import embeddings, llmsim, routes_v1
 from loadbench.demo.args import demo_parser
 from loadbench.demo.model import (
+    MODEL_NAME,
+    MODEL_VERSION,
     N_FEATURES,
     BadRequest,
     DemoModel,
+    HTTPError,
+    allow,
     build_model,
     predict,
     split_digits,
@@ -72,8 +86,6 @@ from loadbench.jsonhttp import JSONRequestHandler
 from loadbench.protocols.media import MediaError, wav_duration_s
 from loadbench.redact import argv_secrets, scrub
 
-MODEL_NAME = "digits"
-MODEL_VERSION = "1"
 PAYLOAD_PATH = DIGITS_JSONL
 ASR_PATH = "/asr"
 DEFAULT_ASR_RTF = 0.3  # processing time / audio duration of the demo's speech recognizer
@@ -83,15 +95,6 @@ _MAX_BODY_BYTES = 64 * 1024 * 1024
 _MODEL_ROUTE = re.compile(
     r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?$"
 )
-
-
-class _HTTPError(Exception):
-    """Carries a non-400 status (404, 405, 411, 413) out of a route handler."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
 
 
 class _DemoServer(ThreadingHTTPServer):
@@ -158,7 +161,7 @@ class _DemoHandler(JSONRequestHandler):
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True  # the unread chunked body would corrupt the next request
-            raise _HTTPError(411, "chunked bodies are not supported; send Content-Length")
+            raise HTTPError(411, "chunked bodies are not supported; send Content-Length")
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
@@ -166,7 +169,7 @@ class _DemoHandler(JSONRequestHandler):
             raise BadRequest("Content-Length is not an integer") from None
         if length < 0 or length > _MAX_BODY_BYTES:
             self.close_connection = True
-            raise _HTTPError(413, f"body of {length} bytes is over the {_MAX_BODY_BYTES} byte limit")
+            raise HTTPError(413, f"body of {length} bytes is over the {_MAX_BODY_BYTES} byte limit")
         raw = self.rfile.read(length) if length else b""
         if len(raw) < length:
             self.close_connection = True
@@ -190,8 +193,8 @@ class _DemoHandler(JSONRequestHandler):
                 self.send_json(400, {"error": str(exc)})
             except llmsim.SimulatorError as exc:
                 self.send_json(exc.status, {"error": {"message": str(exc), "code": exc.status}})
-            except _HTTPError as exc:
-                self.send_json(exc.status, {"error": str(exc)}, exc.headers)
+            except HTTPError as exc:
+                self.send_json(exc.status, exc.payload, exc.headers)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -200,47 +203,41 @@ class _DemoHandler(JSONRequestHandler):
         self._dispatch("POST")
 
     def _route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        if path == "/health":
-            _allow(method, "GET")
-            return 200, {"status": "ok"}
-        if path == "/predict":
-            _allow(method, "POST")
-            return 200, self._predict(body)
-        if path == ASR_PATH:
-            _allow(method, "POST")
-            return 200, self._transcribe(body)
-        if path == "/v1/models":
-            _allow(method, "GET")
-            return 200, llmsim.models()
+        fixed = _FIXED_ROUTES.get(path)
+        if fixed is not None:
+            allowed, answer = fixed
+            allow(method, allowed)
+            return 200, answer(self, body)
         if path in llmsim.ROUTES:
-            _allow(method, "POST")
-        if path == "/v2":
-            _allow(method, "GET")
-            return 200, {"name": "loadbench-demo", "version": __version__, "extensions": []}
-        if path == "/v2/health/live":
-            _allow(method, "GET")
-            return 200, {"live": True}
-        if path == "/v2/health/ready":
-            _allow(method, "GET")
-            return 200, {"ready": True}
-        if path == "/v2/repository/index":
-            _allow(method, "POST")
-            return 200, [{"name": MODEL_NAME, "version": MODEL_VERSION, "state": "READY"}]
+            allow(method, "POST")
+        server = self.server
+        for route in (routes_v1.v1_route, routes_v1.torchserve_route):
+            answered = route(method, path, body, server.model, server.service_delay)
+            if answered is not None:
+                return answered
+        return self._v2_model_route(method, path, body)
+
+    def _v2_model_route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         match = _MODEL_ROUTE.match(path)
         if match is None:
-            raise _HTTPError(404, f"no route for {method} {path}")
+            raise HTTPError(404, f"no route for {method} {path}")
         name, version, action = match["name"], match["version"], match["action"]
         if name != MODEL_NAME:
-            raise _HTTPError(404, f"model {name!r} not found")
+            raise HTTPError(404, f"model {name!r} not found")
         if version is not None and version != MODEL_VERSION:
-            raise _HTTPError(404, f"model {name!r} has no version {version!r}")
+            raise HTTPError(404, f"model {name!r} has no version {version!r}")
         if action == "/infer":
-            _allow(method, "POST")
+            allow(method, "POST")
             return 200, self._infer(body)
-        _allow(method, "GET")
+        allow(method, "GET")
         if action == "/ready":
             return 200, {"name": MODEL_NAME, "ready": True}
         return 200, _v2_metadata()
+
+    def _embed(self, body: Any) -> dict[str, Any]:
+        answer = embeddings.embed(body)
+        self.server.service_delay()
+        return answer
 
     def _predict(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or "inputs" not in body:
@@ -283,11 +280,6 @@ class _DemoHandler(JSONRequestHandler):
         return response
 
 
-def _allow(method: str, allowed: str) -> None:
-    if method != allowed:
-        raise _HTTPError(405, f"method {method} not allowed here; use {allowed}", {"Allow": allowed})
-
-
 def _v2_metadata() -> dict[str, Any]:
     return {
         "name": MODEL_NAME,
@@ -296,6 +288,29 @@ def _v2_metadata() -> dict[str, Any]:
         "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, N_FEATURES]}],
         "outputs": [{"name": "output-0", "datatype": "INT64", "shape": [-1]}],
     }
+
+
+# The routes at one path each: path -> (method, answer(handler, body)). The LLM simulator's
+# completions are not here: they write their own (streamed) responses.
+_FIXED_ROUTES: dict[str, tuple[str, Callable[[_DemoHandler, Any], Any]]] = {
+    "/health": ("GET", lambda handler, body: {"status": "ok"}),
+    "/predict": ("POST", _DemoHandler._predict),
+    ASR_PATH: ("POST", _DemoHandler._transcribe),
+    # One list for two protocols: OpenAI clients read "data" (the LLM simulator), KServe v1
+    # clients "models" (the digits model), as their scenarios discover them.
+    "/v1/models": ("GET", lambda handler, body: {**llmsim.models(), "models": [MODEL_NAME]}),
+    "/v1/embeddings": ("POST", _DemoHandler._embed),
+    "/v2": (
+        "GET",
+        lambda handler, body: {"name": "loadbench-demo", "version": __version__, "extensions": []},
+    ),
+    "/v2/health/live": ("GET", lambda handler, body: {"live": True}),
+    "/v2/health/ready": ("GET", lambda handler, body: {"ready": True}),
+    "/v2/repository/index": (
+        "POST",
+        lambda handler, body: [{"name": MODEL_NAME, "version": MODEL_VERSION, "state": "READY"}],
+    ),
+}
 
 
 def make_server(

@@ -41,10 +41,17 @@ class DemoTiming:
             raise UsageError("--demo-latency-ms must be a number >= 0")
 
 
+# The built-in scenarios that need request bodies the demo's digits fit: their rows
+# ({"inputs": [[64 ints]], "_expected": label}) are a /predict body, a columnar :predict request
+# (TF Serving, KServe v1) and a TorchServe handler's input alike, labelled for quality.
+DIGITS_SCENARIOS = ("json_post", "tfserving", "kserve_v1", "torchserve")
+
+
 def demo_scenario_args(scenario: str | None, scenario_args: list[str]) -> list[str]:
-    """With ``--demo``, ``json_post`` sends the demo's labeled digits unless told what to send."""
+    """With ``--demo``, the scenarios of `DIGITS_SCENARIOS` send the demo's labeled digits unless
+    told what to send (``--data`` or ``--payload``)."""
     told = any(a in ("--data", "--payload") or a.startswith(("--data=", "--payload=")) for a in scenario_args)
-    if scenario is None or Path(scenario).stem != "json_post" or told:
+    if scenario is None or Path(scenario).stem not in DIGITS_SCENARIOS or told:
         return scenario_args
     from loadbench.data import DIGITS_JSONL
 

@@ -41,6 +41,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
+from loadbench.drive.inflight import InFlight, counted_classes, counts_starts
 from loadbench.drive.locustfiles import (
     apply_transport_settings,
     load_scenario,
@@ -116,17 +117,21 @@ class WorkerSettings:
     # A worker on another host samples that host and ships the samples (None: the master's
     # own sampler covers this host already, as for local workers).
     sample_interval_s: float | None = None
+    quiet: bool = False  # `loadbench run --quiet`: Locust's log lines stay off the terminal
 
 
 def run_worker(settings: WorkerSettings) -> int:
     """Connect to the master and run users until it says quit; returns the exit code."""
-    logging.getLogger("locust").setLevel(logging.WARNING)
+    # Local workers share the master's terminal: under --quiet, none of Locust's lines.
+    logging.getLogger("locust").setLevel(logging.CRITICAL + 1 if settings.quiet else logging.WARNING)
     path = resolve_scenario(settings.scenario)
     scenario = load_scenario(path, settings.target, settings.scenario_args, "given by the master")
     apply_transport_settings(scenario, settings.timeout_s, settings.insecure)
     ref = DispatcherRef()
+    user_classes = open_loop_classes(scenario.user_classes, ref)
+    in_flight = InFlight() if counts_starts(user_classes) else None
     env = Environment(
-        user_classes=open_loop_classes(scenario.user_classes, ref),
+        user_classes=user_classes if in_flight is None else counted_classes(user_classes, in_flight),
         events=events,
         host=settings.target,
         parsed_options=scenario.options,
@@ -139,6 +144,8 @@ def run_worker(settings: WorkerSettings) -> int:
     runner.send_message(HELLO_MSG, {"pid": os.getpid(), "host": socket.gethostname()})
     secrets = secret_values(settings.headers, settings.target, settings.scenario_args)
     recorder = Recorder(None, secrets, RecordShipper(runner)).register(env)
+    if in_flight is not None:
+        in_flight.register(env)
     state: dict[str, Any] = {"index": None}
 
     def on_load(msg: Any, **_: Any) -> None:
@@ -159,7 +166,14 @@ def run_worker(settings: WorkerSettings) -> int:
         recorder.flush()
         if relay is not None:
             relay.relay()  # the samples up to the load's end, while the master still listens
-        runner.send_message(DONE_MSG, {"index": state["index"], "schedule": state.get("schedule")})
+        # The users are stopped: what they had in flight is lost (the master sums it up).
+        unrecorded = in_flight.unrecorded() if in_flight is not None else None
+        runner.send_message(
+            DONE_MSG,
+            {"index": state["index"], "schedule": state.get("schedule"), "in_flight_unrecorded": unrecorded},
+        )
+        if in_flight is not None:
+            in_flight.reset()
         ref.dispatcher = None
 
     runner.register_message(LOAD_MSG, on_load)
@@ -279,6 +293,7 @@ class Master:
         self.workers: dict[str, WorkerInfo] = {}
         self.processes: list[subprocess.Popen[bytes]] = []
         self._done: set[str] = set()
+        self._in_flight: dict[str, int | None] = {}  # per worker, from its DONE_MSG
         self._hello: dict[str, dict[str, Any]] = {}
         runner.register_message(HELLO_MSG, self._on_hello)
         runner.register_message(SAMPLES_MSG, self._on_samples)
@@ -404,6 +419,14 @@ class Master:
                 total[key] = pick(values) if values else None
         return total
 
+    def in_flight_unrecorded(self) -> int | None:
+        """The workers' requests cut off at the stop, summed; None when a worker's count is unknown
+        (it died, never said, or its client cannot be counted)."""
+        counts = [self._in_flight.get(worker) for worker in self.workers]
+        if not counts or any(c is None for c in counts):
+            return None
+        return sum(c for c in counts if c is not None)
+
     def _on_records(self, msg: Any, **_: Any) -> None:
         text = str((msg.data or {}).get("lines", ""))
         if not text or self.recorder is None:
@@ -447,6 +470,8 @@ class Master:
         info = self.workers.get(msg.node_id)
         if info is not None:
             info.schedule = (msg.data or {}).get("schedule")
+        count = (msg.data or {}).get("in_flight_unrecorded")
+        self._in_flight[msg.node_id] = count if isinstance(count, int) else None
 
 
 def read_stdin_settings() -> WorkerSettings:

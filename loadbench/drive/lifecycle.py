@@ -227,10 +227,25 @@ def begin_run(
             log.write(f"loadbench: warning: {problem}; the run goes on without resource samples\n")
         rundir.write_json(run_dir / rundir.META, meta)
 
-    recorder = Recorder(run_dir, secret_values(config.headers, config.target, config.scenario_args)).register(
-        env
-    )
+    # A --scrape URL may carry a token in its query: scrubbed from records and messages too.
+    secrets = secret_values(config.headers, config.target, [*config.scenario_args, *config.scrapes])
+    recorder = Recorder(run_dir, secrets).register(env)
     return ActiveRun(run_dir, meta, recorder, sampler)
+
+
+def nothing_sent(meta: Mapping[str, Any], exceptions: Mapping[Any, Mapping[str, Any]]) -> str:
+    """Why a run recorded no request, as far as the driver can tell."""
+    unrecorded = meta.get("in_flight_unrecorded")
+    if isinstance(unrecorded, int) and unrecorded > 0:
+        return (
+            f"no request was recorded: {unrecorded:,} were sent but none was answered before the load "
+            "stopped (a slow endpoint, or a run too short for it)"
+        )
+    why = "no request was recorded: nothing was sent between the start and the stop"
+    first = next(iter(exceptions.values()), None)
+    if first is not None:
+        why += f"; the scenario raised: {_exception_line(first)}"
+    return why
 
 
 def finish_run(
@@ -239,15 +254,18 @@ def finish_run(
     failure: str | None,
     exceptions: Mapping[Any, Mapping[str, Any]],
     ended: float | None = None,
-) -> None:
-    """Close the recorder, stop the sampler and rewrite meta.json with the outcome.
+) -> str:
+    """Close the recorder, stop the sampler and rewrite meta.json with the outcome; return its status.
 
     ``exceptions`` is Locust's ``runner.exceptions`` (scenario errors outside requests);
-    ``ended`` defaults to now.
+    ``ended`` defaults to now. A run that recorded no request is never ``complete``: it measured
+    nothing, and is ``failed`` with the reason (`nothing_sent`).
     """
     ended = time.time() if ended is None else ended
     meta = active.meta
     active.recorder.close()  # safe when the caller already closed it
+    if status == rundir.STATUS_COMPLETE and active.recorder.total == 0:
+        status, failure = rundir.STATUS_FAILED, failure or nothing_sent(meta, exceptions)
     if active.sampler is not None:
         problem = active.sampler.stop()
         if problem:
@@ -266,3 +284,4 @@ def finish_run(
         meta["failure"] = scrub(failure, active.recorder.secrets)
     meta["started_at"] = rundir.iso_utc(meta["started_unix_s"])
     rundir.write_json(active.run_dir / rundir.META, meta)
+    return status

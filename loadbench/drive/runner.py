@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
@@ -35,6 +36,7 @@ from locust.runners import STATE_STOPPED, STATE_STOPPING, LocalRunner, MasterRun
 
 from loadbench.drive.config import RunConfig
 from loadbench.drive.distributed import Master, WorkerSettings, free_port
+from loadbench.drive.inflight import InFlight, counted_classes, counts_starts
 from loadbench.drive.lifecycle import Prepared, begin_run, finish_run
 from loadbench.drive.loadplan import LoadPlan, plan_load
 from loadbench.drive.locustfiles import (
@@ -137,7 +139,7 @@ def _check_settings(config: RunConfig) -> LoadPlan:
 def _check_samplers(config: RunConfig) -> None:
     """The scrape URLs and regex, and every agent reachable and accepting the token."""
     for url in config.scrapes:
-        check_target(url)
+        check_scrape_url(url)
     if config.scrape_match:
         try:
             re.compile(config.scrape_match)
@@ -153,6 +155,21 @@ def _check_samplers(config: RunConfig) -> None:
             puller.start()
         finally:
             puller.close()
+
+
+def check_scrape_url(url: str) -> str:
+    """A ``--scrape`` URL: http(s) with a host and a valid port. Unlike a target (a base URL that
+    Locust joins request paths onto), it is fetched as given, so its ``?query`` (a token, a
+    ``format=``) is legitimate; messages show it with its credentials masked."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise UsageError(f"--scrape {shown!r} is not a valid URL (bad port or address)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--scrape {shown!r} is not an http:// or https:// URL with a host")
+    return url
 
 
 def _option_value(args: list[str], name: str) -> str | None:
@@ -176,6 +193,7 @@ class Load:
     dispatcher: Dispatcher | None = None  # the open loop's schedule in one process
     shape: LoadTestShape | None = None  # a closed loop's load shape
     master: Master | None = None  # distributed: the workers' master
+    in_flight: InFlight | None = None  # one process: this process's users' requests in flight
 
 
 def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
@@ -227,6 +245,11 @@ def _set_up_load(config: RunConfig, prepared: Prepared, target: str, log: TextIO
         user_classes = open_loop_classes(user_classes, dispatcher)
     elif plan.model == "closed" and plan.stages:
         shape = users_shape_class(plan.stages, config.spawn_rate)()
+    in_flight = None
+    # A master has no users (its workers count their own); some clients cannot be counted.
+    if not distributed and counts_starts(user_classes):
+        in_flight = InFlight()
+        user_classes = counted_classes(user_classes, in_flight)
     env = Environment(
         user_classes=user_classes,
         shape_class=shape,
@@ -245,13 +268,25 @@ def _set_up_load(config: RunConfig, prepared: Prepared, target: str, log: TextIO
     else:
         runner = env.create_local_runner()
     set_up_scenario(scenario, env, runner)
+    if in_flight is not None:
+        in_flight.register(env)
+    quiet_locust(config.quiet)
     logging.getLogger("locust.user.task").addFilter(_OncePerMessage())
     # The open loop spawns its idle senders at once, which Locust warns about for real users.
     logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate is very high" not in r.getMessage())
     if master is not None:
-        logging.getLogger("locust.runners").setLevel(logging.WARNING)
+        if not config.quiet:
+            logging.getLogger("locust.runners").setLevel(logging.WARNING)
         _connect_workers(master, config, scenario, target, port, log)
-    return Load(env, runner, plan, dispatcher, shape, master)
+    return Load(env, runner, plan, dispatcher, shape, master, in_flight)
+
+
+def quiet_locust(quiet: bool) -> None:
+    """Under ``--quiet`` only loadbench's own errors reach the terminal: Locust's log lines (a
+    stopping runner's complaints, a task's traceback) are turned off at their loggers. What the
+    run needs of them is in meta.json (``scenario_exceptions``) and the summary's notices."""
+    if quiet:
+        logging.getLogger("locust").setLevel(logging.CRITICAL + 1)
 
 
 def _announce(
@@ -329,7 +364,8 @@ def _stop_load(load: Load, meta: dict[str, Any], progress: Progress, recorder: R
     runner, master = load.runner, load.master
     if load.dispatcher is not None:
         meta["schedule"] = vars(load.dispatcher.close())
-    runner.stop()
+    runner.stop()  # a closed loop's users are killed mid-request; an open loop's after the drain
+    unrecorded = load.in_flight.unrecorded() if load.in_flight is not None else None
     if master is not None:
         master.finish()
         master.watch()
@@ -337,6 +373,9 @@ def _stop_load(load: Load, meta: dict[str, Any], progress: Progress, recorder: R
         schedule = master.schedule()
         if schedule is not None:
             meta["schedule"] = schedule
+        unrecorded = master.in_flight_unrecorded()
+    if unrecorded is not None:
+        meta["in_flight_unrecorded"] = unrecorded
     progress.done()
     recorder.close()
     runner.quit()
@@ -361,6 +400,7 @@ def _connect_workers(
                 timeout_s=config.timeout_s,
                 insecure=config.insecure,
                 headers=list(config.headers),
+                quiet=config.quiet,
             ),
         )
     if config.expect_workers and not config.quiet:

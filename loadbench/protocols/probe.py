@@ -42,13 +42,18 @@ class ProbeResult:
     model: str | None = None
 
 
+class Http2OnlyClient(httpx.Client):
+    """The probe's client of a ``--http2`` run: HTTP/2 only, so that its failures can say so."""
+
+
 def _client(
     base_url: str, headers: dict[str, str] | None, timeout_s: float, verify: bool = True, http2: bool = False
 ) -> httpx.Client:
     # trust_env=False: like Locust's own client, ignore proxy variables; the probe must
     # reach the same server the load will. http2: HTTP/2 only, as a --http2 run sends (an
     # h2c server by prior knowledge may not speak HTTP/1.1 at all).
-    return httpx.Client(
+    cls = Http2OnlyClient if http2 else httpx.Client
+    return cls(
         base_url=base_url,
         headers=headers,
         timeout=timeout_s,
@@ -75,6 +80,13 @@ def _get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
             raise TargetError(
                 f"the TLS certificate of {shown} could not be verified ({reason.split('] ')[-1][:120]});"
                 " pass --insecure to skip verification"
+            ) from None
+        if isinstance(client, Http2OnlyClient) and isinstance(exc, httpx.RemoteProtocolError):
+            # An HTTP/1.1 server answers HTTP/2's preface by hanging up, which httpx reports as a
+            # disconnect: name the real cause, not an unreachable server.
+            raise TargetError(
+                f"target {shown} does not speak HTTP/2 ({reason}): drop --http2, or give a server that "
+                "speaks HTTP/2 cleartext (h2c) over http:// or offers h2 over https://"
             ) from None
         raise TargetError(f"target {shown} is unreachable: {reason}") from None
     try:

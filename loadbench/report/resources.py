@@ -1,6 +1,7 @@
 """The report's "Resources" section: what the host, the server process, the load generator and
 each GPU did during the measured window, energy, latency correlations, Prometheus series and
-remote hosts; the generator-saturation warning; and the short Markdown bullets of the same.
+remote hosts; the generator-saturation warning and the flags of a saturated generator and of a
+saturated host shared with the server; and the short Markdown bullets of the same.
 
 Consumes ``summary.json``'s ``resources`` (`loadbench.analyze.resources`) and the stacked resources
 figure as PNG bytes; produces the section's HTML from the ``resources.html.j2`` template (this
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from loadbench.analyze.resources import SATURATED_PERCENT
+from loadbench.analyze.resources import SATURATED_PERCENT, host_saturated, shared_host
 from loadbench.record import rundir
 from loadbench.report.fmt import (
     DASH,
@@ -99,8 +100,21 @@ def saturation_warning(resources: dict[str, Any]) -> str | None:
     return saturation_text(generator) if generator.get("saturated") is True else None
 
 
-# (resource, mean, p95, max, saturated): one row of the usage table, as plain text.
-UsageRow = tuple[str, str, str, str, bool]
+# (resource, mean, p95, max, flag): one row of the usage table, as plain text; flag: None, or why
+# the row is marked "saturated" (the mark's title).
+UsageRow = tuple[str, str, str, str, str | None]
+GENERATOR_FLAG = "generator saturated"
+
+
+def host_flag(summary: dict[str, Any]) -> str | None:
+    """Why the host CPU row is marked: its CPU was at its limit with the server beside the generator."""
+    if not host_saturated(summary):
+        return None
+    host_cpu = as_dict(as_dict(summary.get("resources")).get("host_cpu"))
+    return (
+        f"host at its limit: {format_percent(host_cpu.get('mean_percent'))} of all cores on average "
+        f"(time-weighted); the generator shared it with the server ({shared_host(summary)})"
+    )
 
 
 def _spread_rows(group: dict[str, Any], spec: Sequence[tuple[str, str, Any]]) -> list[UsageRow]:
@@ -110,14 +124,20 @@ def _spread_rows(group: dict[str, Any], spec: Sequence[tuple[str, str, Any]]) ->
         if key not in group:
             continue
         s = as_dict(group.get(key))
-        rows.append((name, fmt(s.get("mean")), fmt(s.get("p95")), fmt(s.get("max")), False))
+        rows.append((name, fmt(s.get("mean")), fmt(s.get("p95")), fmt(s.get("max")), None))
     return rows
 
 
 def _usage_rows(
-    host: dict[str, Any], server: dict[str, Any] | None, generator: dict[str, Any]
+    host: dict[str, Any],
+    server: dict[str, Any] | None,
+    generator: dict[str, Any],
+    cpu_flag: str | None = None,
 ) -> list[UsageRow]:
-    rows = _spread_rows(host, _HOST_ROWS) + _spread_rows(server or {}, _SERVER_ROWS)
+    """The host's, the server's and the generator's rows; ``cpu_flag`` marks the host CPU row."""
+    rows = _spread_rows(host, _HOST_ROWS)
+    rows = [(*row[:4], cpu_flag) if row[0] == _HOST_ROWS[0][0] else row for row in rows]
+    rows += _spread_rows(server or {}, _SERVER_ROWS)
     if generator and (
         generator.get("cpu_mean_percent") is not None or generator.get("cpu_max_percent") is not None
     ):
@@ -127,7 +147,7 @@ def _usage_rows(
                 format_percent(generator.get("cpu_mean_percent")),
                 DASH,
                 format_percent(generator.get("cpu_max_percent")),
-                generator.get("saturated") is True,
+                GENERATOR_FLAG if generator.get("saturated") is True else None,
             )
         )
     return rows
@@ -262,7 +282,9 @@ def resources_html(summary: dict[str, Any], png: bytes | None) -> str:
         samples=format_count(resources.get("samples")),
         interval=None if interval is None else format_number(interval, 2),
         process=_process(server),
-        usage=_usage_rows(as_dict(resources.get("host")), server, as_dict(resources.get("generator"))),
+        usage=_usage_rows(
+            as_dict(resources.get("host")), server, as_dict(resources.get("generator")), host_flag(summary)
+        ),
         gpus=_gpu_columns(local_gpus),
         energy=_energy_rows(as_dict(resources.get("energy"))),
         correlation=_correlation_rows(as_dict(resources.get("latency_correlation"))),
@@ -280,6 +302,7 @@ def _remote(label: str, remote: dict[str, Any]) -> dict[str, Any]:
     return {
         "label": label,
         "offset": _offset_text(remote.get("clock_offset_s"), remote.get("clock_uncertainty_s")),
+        # Not flagged: a remote host is not the generator's (the generator is checked on its own).
         "usage": _usage_rows(as_dict(remote.get("host")), rs if isinstance(rs, dict) else None, {}),
         "gpus": _gpu_columns(gpus),
     }

@@ -21,6 +21,14 @@ arrives through `Http2Response.pieces` (`loadbench.protocols.bodystream.BodyStre
 download included, are taken when the ``catch_response`` block ends, and merged into the
 extras the scenario attached.
 
+A GOAWAY (a server ending a connection, e.g. hypercorn after 1,000 requests on it): a request
+on a stream above its last stream id was not processed, so it is sent again, once, on a new
+connection and recorded once (httpcore already does that itself when it sees the GOAWAY first,
+through its internal ``ConnectionNotAvailable``; what reaches us is a ``RemoteProtocolError``
+holding h2's ``ConnectionTerminated``). A request at or below the last stream id may have been
+processed (hypercorn runs it, then never answers): not safe to resend, so it fails as
+`GoawayConnectionClosedError` (error kind "connection closed"), not as a malformed response.
+
 httpx is slower than Locust's fast client (a few hundred requests/s per core; see
 ``docs/benchmarks.md``): it is only used when ``--http2`` is given.
 
@@ -34,6 +42,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import h2.events
 import httpx
 from locust.exception import CatchResponseError, LocustError
 
@@ -43,6 +52,31 @@ from loadbench.record.records import EXTRAS_KEY
 
 class BadStatusError(Exception):
     """An HTTP status of 400 or more (Locust's fast client fails those too)."""
+
+
+class GoawayConnectionClosedError(Exception):
+    """The server ended the connection with GOAWAY without answering a request it may have processed."""
+
+
+def goaway_of(exc: BaseException) -> h2.events.ConnectionTerminated | None:
+    """The GOAWAY behind an httpx error, if any: httpcore raises its ``RemoteProtocolError(event)``,
+    which httpx re-raises as its own with the text only, the original as ``__cause__``."""
+    seen: BaseException | None = exc
+    for _ in range(3):  # httpx's error, httpcore's below it
+        if seen is None:
+            break
+        for arg in seen.args:
+            if isinstance(arg, h2.events.ConnectionTerminated):
+                return arg
+        seen = seen.__cause__
+    return None
+
+
+def unprocessed(goaway: h2.events.ConnectionTerminated, stream_id: int | None) -> bool:
+    """RFC 9113 6.8: streams above GOAWAY's last stream id were not processed (nor was a request
+    whose headers never went out), so sending it again is safe."""
+    last = goaway.last_stream_id
+    return stream_id is None or (last is not None and stream_id > last)
 
 
 class Http2Response:
@@ -198,21 +232,9 @@ class Http2Session:
             headers.setdefault("Content-Type", "application/json")
         events: list[tuple[str, float]] = []
 
-        def trace(event: str, _info: dict[str, Any]) -> None:
-            events.append((event, time.perf_counter()))
-
         start_time = time.time()
         sent = time.perf_counter()
-        response: httpx.Response | None = None
-        exception: BaseException | None = None
-        try:
-            built = self.client.build_request(
-                method, url, content=body, headers=headers, extensions={"trace": trace}
-            )
-            # stream: back once the headers are in; the body is read by the caller (`pieces`).
-            response = self.client.send(built, stream=stream)
-        except (httpx.HTTPError, OSError) as exc:  # OSError: `DeadlineSession`'s TimeoutError
-            exception = exc
+        response, exception = self._send(method, url, body, headers, stream, events)
         response_time = (time.perf_counter() - sent) * 1000.0
         extras = dict(context.get(EXTRAS_KEY) or {})
         extras.update(request_phases(events, sent))
@@ -241,6 +263,48 @@ class Http2Session:
         if not catch_response:
             self.request_event.fire(**request_meta)
         return result
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        headers: dict[str, str],
+        stream: bool,
+        events: list[tuple[str, float]],
+    ) -> tuple[httpx.Response | None, BaseException | None]:
+        """Send one logical request: the response or the failure, resent once when a GOAWAY left
+        it unprocessed (module docstring); ``events`` gets httpx's trace of every attempt."""
+        streams: list[int] = []
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            events.append((event, time.perf_counter()))
+            if event == "http2.send_request_headers.started" and isinstance(info.get("stream_id"), int):
+                streams.append(info["stream_id"])
+
+        exception: BaseException | None = None
+        for attempt in range(2):  # the second: a request a GOAWAY left unprocessed, once
+            streams.clear()
+            try:
+                built = self.client.build_request(
+                    method, url, content=body, headers=headers, extensions={"trace": trace}
+                )
+                # stream: back once the headers are in; the body is read by the caller (`pieces`).
+                return self.client.send(built, stream=stream), None
+            except (httpx.HTTPError, OSError) as exc:  # OSError: `DeadlineSession`'s TimeoutError
+                exception = exc
+                goaway = goaway_of(exc)
+                if goaway is None:
+                    break
+                stream_id = streams[-1] if streams else None
+                if attempt or not unprocessed(goaway, stream_id):
+                    exception = GoawayConnectionClosedError(
+                        f"the server ended the connection (GOAWAY, error code {goaway.error_code}, "
+                        f"last stream {goaway.last_stream_id}) without answering stream "
+                        f"{stream_id if stream_id is not None else '?'}, which it may have processed"
+                    )
+                    break
+        return None, exception
 
     def get(self, url: str, **kwargs: Any) -> Http2Response:
         return self.request("GET", url, **kwargs)

@@ -110,7 +110,8 @@ def headline(sweep: dict[str, Any]) -> str:
 
 
 def _verdict(row: dict[str, Any]) -> str:
-    return "pass" if row.get("passed") else "fail"
+    # sweep.json files written before "verdict" existed have only "passed".
+    return str(row.get("verdict") or ("pass" if row.get("passed") else "fail"))
 
 
 def _step_cells(row: dict[str, Any], unit: str) -> list[str]:

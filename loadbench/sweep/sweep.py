@@ -7,6 +7,12 @@ is a complete run directory; reads each step's ``summary.json``; produces the sw
 ``sweep.json``, ``sweep.md`` and ``sweep.html`` (`loadbench.sweep.report`). The arithmetic
 (pass/fail, knee, capacity, cost, the capacity search) is `loadbench.analyze.capacity`.
 
+A step must hold enough successful requests to judge its SLO-gated percentiles (p99 needs
+1,000): a step is lengthened beyond ``--step-duration`` to what its rate needs (the offered
+rate; in users mode the last step's throughput), said on the terminal, and a step that still
+could not be judged runs once more, lengthened by its own throughput
+(`loadbench.analyze.capacity.step_duration`). A step that cannot be judged is never read as failed.
+
 A step's exit code 1 (its SLOs failed) is expected; 2 (bad input, the target does not answer)
 aborts the sweep with the step's error line, after writing the report of the steps before it.
 Ctrl-C (or SIGTERM) interrupts the running step, which still writes its run directory, and the
@@ -74,6 +80,7 @@ class _Step:
     summary: dict[str, Any] | None
     stderr: str
     achieved_rps: float | None  # capacity.completed_rps of its requests
+    duration_s: float  # as run: --step-duration, or longer for the SLO gates
 
 
 def _achieved(run_dir: Path, summary: dict[str, Any] | None) -> float | None:
@@ -94,8 +101,10 @@ def step_name(index: int, mode: str, load: float) -> str:
     return f"step-{index:02d}-{mode}-{load:g}"
 
 
-def step_command(config: SweepConfig, load: float, run_dir: Path) -> list[str]:
-    """The ``loadbench run`` command line of one step."""
+def step_command(
+    config: SweepConfig, load: float, run_dir: Path, duration_s: float | None = None
+) -> list[str]:
+    """The ``loadbench run`` command line of one step (``duration_s``: default ``--step-duration``)."""
     load_args = ["--rate", f"{load:g}"] if config.mode == "rate" else ["--users", str(int(load))]
     if config.mode == "rate" and not any(
         a == "--arrival" or a.startswith("--arrival=") for a in config.run_args
@@ -113,7 +122,7 @@ def step_command(config: SweepConfig, load: float, run_dir: Path) -> list[str]:
         config.target,
         *load_args,
         "--duration",
-        f"{config.step_duration_s:g}",
+        f"{duration_s or config.step_duration_s:g}",
         "--warmup",
         f"{config.warmup_s:g}",
         "--quiet",
@@ -125,11 +134,13 @@ def step_command(config: SweepConfig, load: float, run_dir: Path) -> list[str]:
     ]
 
 
-def _run_step(config: SweepConfig, index: int, load: float, sweep_dir: Path) -> tuple[_Step, bool]:
+def _run_step(
+    config: SweepConfig, index: int, load: float, sweep_dir: Path, duration_s: float
+) -> tuple[_Step, bool]:
     """Run one step to its end; return it and whether the sweep was interrupted meanwhile."""
     run_dir = sweep_dir / step_name(index, config.mode, load)
     process = subprocess.Popen(
-        step_command(config, load, run_dir),
+        step_command(config, load, run_dir, duration_s),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -138,7 +149,7 @@ def _run_step(config: SweepConfig, index: int, load: float, sweep_dir: Path) -> 
     )
     interrupted = False
     try:
-        _, stderr = process.communicate(timeout=config.step_duration_s + STEP_GRACE_S)
+        _, stderr = process.communicate(timeout=duration_s + STEP_GRACE_S)
     except KeyboardInterrupt:
         interrupted = True
         process.send_signal(signal.SIGINT)
@@ -152,8 +163,33 @@ def _run_step(config: SweepConfig, index: int, load: float, sweep_dir: Path) -> 
         _, stderr = process.communicate()
     summary_path = run_dir / rundir.SUMMARY
     summary = rundir.read_json(summary_path) if summary_path.is_file() else None
-    step = _Step(index, load, run_dir, process.returncode, summary, stderr or "", _achieved(run_dir, summary))
+    achieved = _achieved(run_dir, summary)
+    step = _Step(index, load, run_dir, process.returncode, summary, stderr or "", achieved, duration_s)
     return step, interrupted or process.returncode == 130
+
+
+def _step_rate(config: SweepConfig, load: float, rows: list[dict[str, Any]]) -> float | None:
+    """The rate a step at ``load`` will likely run at: the offered rate, or (users) the highest
+    throughput a step measured so far; None before any (the step runs --step-duration)."""
+    if config.mode == "rate":
+        return load
+    measured = [r["achieved_rps"] for r in rows if r.get("achieved_rps")]
+    return max(measured) if measured else None
+
+
+def _lengthened(config: SweepConfig, load: float, rps: float | None, needed: int, out: TextIO) -> float:
+    """The step's duration for its gates (`capacity.step_duration`), said on the terminal when
+    it is longer than --step-duration: a silent 10-minute step would look like a hang."""
+    duration = capacity.step_duration(config.step_duration_s, config.warmup_s, rps, needed)
+    if duration > config.step_duration_s and not config.quiet:
+        print(
+            f"loadbench: {capacity.load_text(load, config.mode)}: the --slo percentiles need "
+            f"{needed:,} successful requests, about {rps:,.4g} req/s: this step runs {duration:g} s "
+            f"(--step-duration {config.step_duration_s:g} s)",
+            file=out,
+            flush=True,
+        )
+    return duration
 
 
 def _error_line(step: _Step) -> str:
@@ -167,7 +203,8 @@ def _progress(row: dict[str, Any], mode: str) -> str:
     offered = capacity.load_text(row["offered"], mode)
     if "achieved_rps" not in row:
         return f"loadbench: step {row['index']:>2}  {offered:<14} no summary: {'; '.join(row['why'])}"
-    verdict = "pass" if row["passed"] else "FAIL: " + "; ".join(row["why"])
+    verdict = {capacity.PASS: "pass", capacity.UNJUDGED: "CANNOT JUDGE: "}.get(row["verdict"], "FAIL: ")
+    verdict += "; ".join(row["why"])
     return (
         f"loadbench: step {row['index']:>2}  {offered:<14} -> {format_rate(row['achieved_rps']):>13}"
         f"  p50 {format_ms(row['p50_ms']):>9}  p99 {format_ms(row['p99_ms']):>9}"
@@ -185,6 +222,7 @@ def _settings(config: SweepConfig) -> dict[str, Any]:
         "resolution": config.resolution if config.find_capacity else None,
         "max_steps": config.max_steps if config.find_capacity else None,
         "step_duration_s": config.step_duration_s,
+        "gated_requests": capacity.gated_requests(parse_slos(config.slos)),
         "warmup_s": config.warmup_s,
         "slos": config.slos,
         "gpu_hour_cost_usd": config.gpu_hour_cost,
@@ -199,7 +237,16 @@ def build_sweep(
     for step, row in zip(steps, rows, strict=True):
         row["run_dir"] = step.run_dir.name
         row["exit_code"] = step.exit_code
+        row["duration_s"] = step.duration_s
     scenario = next((s.summary.get("run", {}).get("scenario") for s in steps if s.summary), None)
+    analysis = capacity.analyze_sweep(rows, config.mode, config.gpu_hour_cost)
+    unjudged = [r for r in rows if r.get("verdict") == capacity.UNJUDGED]
+    if unjudged:
+        loads = ", ".join(capacity.load_text(r["offered"], config.mode) for r in unjudged)
+        analysis["notes"].append(
+            f"steps that could not be judged ({loads}): too few requests for an SLO's percentile, "
+            "even lengthened; neither passed nor failed (a search stops there)"
+        )
     return {
         "schema": SWEEP_SCHEMA,
         "kind": "sweep",
@@ -209,7 +256,7 @@ def build_sweep(
         "scenario": scenario,
         "settings": _settings(config),
         "steps": rows,
-        **capacity.analyze_sweep(rows, config.mode, config.gpu_hour_cost),
+        **analysis,
     }
 
 
@@ -245,22 +292,30 @@ def run_sweep(config: SweepConfig, out: TextIO = sys.stdout) -> tuple[dict[str, 
     try:
         search = capacity.CapacitySearch(config.mode, config.start, config.resolution, config.max_steps)
         pending = [] if config.find_capacity else list(config.loads)
-        index = 0
+        needed = capacity.gated_requests(slos)
         while (load := search.next_load() if config.find_capacity else _pop(pending)) is not None:
-            index += 1
-            step, interrupted = _run_step(config, index, load, sweep_dir)
-            if step.summary is None and step.exit_code not in (0, 1, 130):
-                abort = f"step {index} ({capacity.load_text(load, config.mode)}): {_error_line(step)}"
-                status = STATUS_ABORTED
+            rps = _step_rate(config, load, rows)
+            for attempt in range(2):  # the second: once more, lengthened, when it could not be judged
+                duration = _lengthened(config, load, rps, needed, out)
+                step, interrupted = _run_step(config, len(steps) + 1, load, sweep_dir, duration)
+                if step.summary is None and step.exit_code not in (0, 1, 130):
+                    abort = (
+                        f"step {step.index} ({capacity.load_text(load, config.mode)}): {_error_line(step)}"
+                    )
+                    break
+                steps.append(step)
+                row = capacity.step_row(step.index, config.mode, load, step.summary, slos, step.achieved_rps)
+                rows.append(row)
+                if not config.quiet:
+                    print(_progress(row, config.mode), file=out, flush=True)
+                if interrupted or row["verdict"] != capacity.UNJUDGED or attempt:
+                    break
+                # What it measured: successful requests/s (throughput counts failures too).
+                rps = min(filter(None, (row.get("achieved_rps"), rps)), default=None)
+            if abort or interrupted:
+                status = STATUS_ABORTED if abort else STATUS_INTERRUPTED
                 break
-            steps.append(step)
-            rows.append(capacity.step_row(index, config.mode, load, step.summary, slos, step.achieved_rps))
-            if not config.quiet:
-                print(_progress(rows[-1], config.mode), file=out, flush=True)
-            if interrupted:
-                status = STATUS_INTERRUPTED
-                break
-            search.record(load, rows[-1]["passed"])
+            search.record(load, None if rows[-1]["verdict"] == capacity.UNJUDGED else rows[-1]["passed"])
     except KeyboardInterrupt:  # between steps
         status = STATUS_INTERRUPTED
     finally:

@@ -35,6 +35,7 @@ from locust import events
 from locust.env import Environment
 
 from loadbench.drive.config import RunConfig
+from loadbench.drive.inflight import InFlight, counted_classes, counts_starts
 from loadbench.drive.lifecycle import ActiveRun, Prepared, begin_run, finish_run
 from loadbench.drive.locustfiles import Scenario, set_up_scenario
 from loadbench.drive.runner import prepare
@@ -72,8 +73,12 @@ class WebUIPlugin:
         argv: list[str],
         prepared: Prepared | None = None,
         say: Callable[[str], None] | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
+        """``in_flight``: counts the starts of the environment's users' requests (`counted_classes`),
+        for the requests a stop cuts off; None where they cannot be counted (plain ``locust -f``)."""
         self.environment = environment
+        self.in_flight = in_flight
         self.base = replace(base, out_dir=None, force=False, quiet=True)
         self.scenario = scenario
         self.argv = argv
@@ -114,6 +119,12 @@ class WebUIPlugin:
         runner = env.runner
         options = env.parsed_options
         self.problem = None
+        if not env.host and self.base.target:
+            # Locust's start form sets the host to what was typed, an empty field included, and
+            # its users then refuse to start; empty means the target this UI was started with.
+            # Set here (test_start fires before Locust hands the host to the user classes), it is
+            # this run's host and the form's default for the next start.
+            env.host = self.base.target
         try:
             target = check_target(env.host or self.base.target)
             prepared = self._prepared_for(target)
@@ -130,6 +141,8 @@ class WebUIPlugin:
             self.say(self.problem)
             return
         active.meta["started_unix_s"] = time.time()  # the load starts now, after the sampler's start-up
+        if self.in_flight is not None:
+            self.in_flight.reset()
         self.active = active
         self.latencies = ExactLatencies(
             active.meta["started_unix_s"] + config.warmup_s,
@@ -173,7 +186,13 @@ class WebUIPlugin:
             return
         status = rundir.STATUS_INTERRUPTED if self.quitting else rundir.STATUS_COMPLETE
         runner = self.environment.runner
-        finish_run(active, status, None, runner.exceptions if runner is not None else {})
+        if self.in_flight is not None:
+            # test_stop fires once Locust has killed the users: what they had in flight is lost.
+            active.meta["in_flight_unrecorded"] = self.in_flight.unrecorded()
+        status = finish_run(active, status, None, runner.exceptions if runner is not None else {})
+        if status == rundir.STATUS_FAILED:
+            self.problem = f"run {active.run_dir.name} failed: {active.meta.get('failure')}"
+            self.say(self.problem)
         run = self._run(active.run_dir.name)
         if run is not None:
             run.state, run.status = "analyzing", status
@@ -380,7 +399,8 @@ def serve(config: RunConfig, web_host: str, web_port: int, argv: list[str], log:
     prepared = prepare(config)
     scenario = prepared.scenario
     target = check_target(config.target)
-    env = _environment(config, scenario, target)
+    in_flight = InFlight() if counts_starts(scenario.user_classes) else None
+    env = _environment(config, scenario, target, in_flight)
     runner = env.create_local_runner()
     web_ui = env.create_web_ui(host=web_host, port=port, delayed_start=True)
     # loadbench's own set-up: the scenario's set-up failures become one line (exit 2), and the
@@ -391,7 +411,9 @@ def serve(config: RunConfig, web_host: str, web_port: int, argv: list[str], log:
         log.write(f"loadbench: {text}\n")
         log.flush()
 
-    plugin = WebUIPlugin(env, config, scenario, argv, prepared, say).install()
+    plugin = WebUIPlugin(env, config, scenario, argv, prepared, say, in_flight).install()
+    if in_flight is not None:
+        in_flight.register(env)
     _start_web_ui(web_ui, web_host, port)
     shown = f"[{web_host}]" if ":" in web_host else web_host
     say(f"{scenario.name} against {redact_url(target)} ({scenario.reason})")
@@ -424,8 +446,11 @@ def _web_port(web_host: str, web_port: int) -> int:
         raise UsageError(f"cannot serve the web UI on {web_host}:{web_port}: {exc.strerror or exc}") from None
 
 
-def _environment(config: RunConfig, scenario: Scenario, target: str) -> Environment:
-    """Locust's environment for the UI, its start form filled with this command's settings."""
+def _environment(
+    config: RunConfig, scenario: Scenario, target: str, in_flight: InFlight | None
+) -> Environment:
+    """Locust's environment for the UI, its start form filled with this command's settings; its
+    users' requests counted by ``in_flight`` when given."""
     options = scenario.options
     options.num_users = config.users  # the start form's defaults
     options.spawn_rate = config.spawn_rate or float(config.users)
@@ -433,8 +458,9 @@ def _environment(config: RunConfig, scenario: Scenario, target: str) -> Environm
     # give it the command line plain `locust` would have had (in memory only; ps is unchanged).
     header_args = [arg for h in config.headers for arg in ("--header", h)]
     sys.argv = ["locust", "-f", str(scenario.path), "-H", target, *config.scenario_args, *header_args]
+    classes = scenario.user_classes
     return Environment(
-        user_classes=scenario.user_classes,
+        user_classes=classes if in_flight is None else counted_classes(classes, in_flight),
         events=events,
         host=target,
         parsed_options=options,

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loadbench.analyze.resources import compute_resources, spread, window_energy_j
+from loadbench.analyze.resources import (
+    compute_resources,
+    host_cpu_section,
+    host_saturated,
+    shared_host,
+    spread,
+    window_energy_j,
+)
 
 START = 1000.0
 
@@ -102,6 +109,70 @@ def test_a_saturated_remote_worker_flags_the_run_and_is_named() -> None:
     res = compute_resources(calm, {}, START, START + 5.0, no_requests(), ok_requests=1)
     assert res["generator"]["saturated"] is False and res["generator"]["saturated_on"] == []
     assert not any("load generator" in n for n in res["notices"])
+
+
+def test_host_cpu_is_a_time_weighted_mean_over_the_window() -> None:
+    # Readings every 0.5 s, then a 2 s gap (a starved sampler) whose one reading says 100 %: the
+    # reading stands for the 2 s it covers, not for one sample in four (a plain mean: 60 %).
+    t = START + np.array([0.0, 0.5, 1.0, 1.5, 3.5])
+    samples = pd.DataFrame({"unix_s": t, "host.cpu_percent": [10.0, 20.0, 60.0, 60.0, 100.0]})
+    got = host_cpu_section(samples, START + 0.5, START + 3.5, 2)
+    # The reading at the window's start covers the warmup before it: no weight.
+    # (60 * 0.5 s + 60 * 0.5 s + 100 * 2 s) / 3 s
+    assert got == {"mean_percent": 86.67, "limit_percent": 90.0, "at_limit": False, "cores": 2}
+    # A reading whose stretch began in the warmup counts for its part inside the window:
+    # (20 * 0.25 s + 60 * 0.5 s) / 0.75 s.
+    assert host_cpu_section(samples, START + 0.25, START + 1.0)["mean_percent"] == 46.67
+    # The run's first reading covers the time since the sampler started, taken as a usual gap
+    # (0.5 s): (10 * 0.25 s + 20 * 0.5 s) / 0.75 s.
+    assert host_cpu_section(samples, START - 0.25, START + 0.5)["mean_percent"] == 16.67
+    assert host_cpu_section(samples.iloc[:1], START - 1.0, START + 1.0)["mean_percent"] == 10.0  # one reading
+
+
+@pytest.mark.parametrize(("cpu", "at_limit"), [(100.0, True), (90.0, True), (89.99, False), (np.nan, False)])
+def test_host_cpu_at_its_limit_from_90_percent(cpu: float, at_limit: bool) -> None:
+    samples = make_samples(11, host__cpu_percent=cpu, generator__cpu_percent=40.0)
+    res = compute_resources(samples, {"cpu_cores": 2}, START, START + 5.0, no_requests(), ok_requests=1)
+    assert res["host_cpu"]["at_limit"] is at_limit
+    assert res["host_cpu"]["mean_percent"] == (None if np.isnan(cpu) else cpu)
+    assert res["host_cpu"]["cores"] == 2
+    assert res["generator"]["saturated"] is False  # the generator's own core was not the limit
+
+
+def _summary(target: str | None, server: bool = False, remote_server: bool = False) -> dict[str, object]:
+    resources: dict[str, object] = {
+        "host_cpu": {"mean_percent": 99.9, "limit_percent": 90.0, "at_limit": True, "cores": 2},
+        "server_process": {"cpu_percent": {"mean": 96.0}} if server else None,
+        "remote": {"box:9109": {"server_process": {"cpu_percent": {}} if remote_server else None}},
+    }
+    return {"run": {"target": target}, "resources": resources}
+
+
+@pytest.mark.parametrize(
+    ("target", "server", "remote_server", "why"),
+    [
+        ("http://10.0.0.7:8000", True, False, "the server process was sampled on this host"),
+        ("http://127.0.0.1:8000", False, False, "the target 127.0.0.1 is this host"),
+        ("http://127.0.1.1", False, False, "the target 127.0.1.1 is this host"),
+        ("https://LOCALHOST:8443/v1", False, False, "the target localhost is this host"),
+        ("http://api.localhost", False, False, "the target api.localhost is this host"),
+        ("http://[::1]:8000", False, False, "the target ::1 is this host"),
+        ("http://0.0.0.0:8000", False, False, "the target 0.0.0.0 is this host"),
+        ("http://10.0.0.7:8000", False, False, None),  # a remote server's host is not ours
+        ("http://gpu-box:8000", False, False, None),  # not resolved: analysis may run anywhere
+        ("http://127.0.0.1:8000", False, True, None),  # a tunnel: the agent saw the server elsewhere
+        ("http://[::1", False, False, None),  # damaged
+        (None, False, False, None),
+    ],
+)
+def test_the_generator_shares_its_host_with_a_local_server_only(
+    target: str | None, server: bool, remote_server: bool, why: str | None
+) -> None:
+    summary = _summary(target, server, remote_server)
+    assert shared_host(summary) == why
+    assert host_saturated(summary) is (why is not None)
+    summary["resources"]["host_cpu"]["at_limit"] = False  # type: ignore[index]
+    assert host_saturated(summary) is False
 
 
 def test_energy_per_output_token_from_gpu_samples_and_llm_tokens() -> None:

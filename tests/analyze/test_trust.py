@@ -4,8 +4,11 @@ schedule summaries and the validity verdict. Pure numpy; every random input has 
 from __future__ import annotations
 
 import copy
+import json
 import math
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +16,8 @@ import numpy.typing as npt
 import pytest
 
 from loadbench.analyze import stats, trust
+from loadbench.analyze.analyzer import analyze_run
+from loadbench.record import rundir
 
 # --- percentile_ci ------------------------------------------------------------------------------
 
@@ -477,3 +482,80 @@ def test_a_saturated_remote_worker_is_one_reason_that_names_it() -> None:
     assert trust.validity(summary, "open", [])["reasons"] == [
         "the load generator's CPU was saturated on worker1@box: it may have measured its own delays"
     ]
+
+
+# --- a saturated host shared with the server ----------------------------------------------------
+
+HOST_REASON = (
+    "the load generator shared a host whose CPU was at its limit (the server process was sampled on "
+    "this host): 99.9% of its 2 cores on average over the window (limit 90%), so latency and "
+    "throughput measure the contention between the generator and the server, not the server"
+)
+
+
+def _busy_host(
+    mean: float = 99.9, server: bool = True, target: str = "http://10.0.0.7:8000"
+) -> dict[str, Any]:
+    summary = _clean()
+    summary["run"] = {"target": target}
+    summary["resources"] |= {
+        "host_cpu": {"mean_percent": mean, "limit_percent": 90.0, "at_limit": mean >= 90.0, "cores": 2},
+        "server_process": {"cpu_percent": {"mean": 96.0}} if server else None,
+    }
+    return summary
+
+
+def test_a_saturated_host_shared_with_the_server_is_a_warning() -> None:
+    # The defect: 64 users against the demo, host CPU 99.9 %, generator well under a core: VALID
+    # with no word. Now a warning (not INVALID: a closed loop beside its server reaches the
+    # host's limit by design; docs/metrics.md, Validity).
+    out = trust.validity(_busy_host(), "open", [])
+    assert out == {"valid": True, "reasons": [], "warnings": [HOST_REASON]}
+    # A loopback target shares the host even when its process was not found.
+    loopback = trust.validity(_busy_host(server=False, target="http://localhost:8000"), "open", [])
+    assert loopback["warnings"] == [
+        HOST_REASON.replace(
+            "the server process was sampled on this host", "the target localhost is this host"
+        )
+    ]
+    # With the generator saturated as well: INVALID for the generator, the host a warning still.
+    both = _busy_host()
+    both["resources"]["generator"]["saturated"] = True
+    out = trust.validity(both, "open", [])
+    assert out["valid"] is False and len(out["reasons"]) == 1 and out["warnings"] == [HOST_REASON]
+
+
+def test_a_busy_host_is_no_warning_without_the_server_or_below_the_limit() -> None:
+    # A remote server's host is not the generator's: a busy generator host alone is its own check.
+    assert "warnings" not in trust.validity(_busy_host(server=False), "open", [])
+    assert "warnings" not in trust.validity(_busy_host(mean=89.9), "open", [])
+    assert trust.validity(_busy_host(mean=90.0), "open", [])["warnings"]  # at the limit
+    # A summary from before host_cpu existed, or one without host readings.
+    older = _busy_host()
+    del older["resources"]["host_cpu"]
+    assert trust.validity(older, "open", []) == {"valid": True, "reasons": []}
+
+
+def test_the_demo_run_on_a_saturated_host_warns(tmp_path: Path) -> None:
+    # A real demo run (tests/data): host CPU 100 % in every sample, server and generator on it.
+    data = Path(__file__).resolve().parents[1] / "data" / "run-demo-json_post"
+    run = tmp_path / "run"
+    shutil.copytree(data, run, ignore=shutil.ignore_patterns("summary.before.*"))
+    summary = analyze_run(run)
+    assert summary["resources"]["host_cpu"] == {
+        "mean_percent": 100.0,
+        "limit_percent": 90.0,
+        "at_limit": True,
+        "cores": 2,
+    }
+    warning = HOST_REASON.replace("99.9%", "100.0%")
+    assert summary["validity"] == {"valid": True, "reasons": [], "warnings": [warning]}
+    assert f"WARNING: {warning}" in summary["notices"]
+    # The same run against a remote server (no server process here): nothing to say.
+    meta = json.loads((run / rundir.META).read_text())
+    meta["target"] = "http://10.0.0.7:44737"
+    (run / rundir.META).write_text(json.dumps(meta))
+    lines = [json.loads(line) for line in (run / rundir.SAMPLES).read_text().splitlines()]
+    remote = [{k: v for k, v in row.items() if not k.startswith("server.")} for row in lines]
+    (run / rundir.SAMPLES).write_text("".join(json.dumps(row) + "\n" for row in remote))
+    assert analyze_run(run)["validity"] == {"valid": True, "reasons": []}

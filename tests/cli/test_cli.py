@@ -251,7 +251,8 @@ def test_compare_and_history_through_the_command_line(tmp_path: Path) -> None:
         str(tmp_path / "c1"),
     )
     assert same.returncode == 0, same.stderr
-    assert (tmp_path / "c1" / "compare.md").read_text().splitlines()[0] == same.stdout.splitlines()[0]
+    md_line = (tmp_path / "c1" / "compare.md").read_text().splitlines()[0]
+    assert md_line.replace("**", "") == same.stdout.splitlines()[0]  # the same words, as plain text
     itself = json.loads((tmp_path / "c1" / "compare.json").read_text())
     assert itself["passed"] is True and itself["warnings"] == []
     assert "latency_ms.p99" in itself["metrics"] and "throughput_rps" in itself["metrics"]
@@ -269,6 +270,8 @@ def test_compare_and_history_through_the_command_line(tmp_path: Path) -> None:
         str(tmp_path / "c2"),
     )
     assert worse.returncode == 1, worse.stderr
+    # The terminal is not Markdown: the gate as typed, not as an HTML entity.
+    assert "1 gate failed: p50>+10%" in worse.stdout.splitlines()[0] and "&gt;" not in worse.stdout
     result = json.loads((tmp_path / "c2" / "compare.json").read_text())
     assert result["passed"] is False and [r["rule"] for r in result["failed_rules"]] == ["p50>+10%"]
 
@@ -281,7 +284,8 @@ def test_compare_and_history_through_the_command_line(tmp_path: Path) -> None:
     both = json.loads((tmp_path / "c3" / "compare.json").read_text())
     assert both["passed"] is True and both["all_passed"] is False  # top level: the first candidate
     assert [c["passed"] for c in both["candidates"]] == [True, False]
-    assert sum(line.startswith("- `") for line in three.stdout.splitlines()) == 2
+    assert sum(line.startswith("- ") for line in three.stdout.splitlines()) == 2  # one per candidate
+    assert "- slow: loadbench compare: ❌ worse" in three.stdout  # plain text: no Markdown backticks
     # A gate on a metric no run has is bad input, not a silent pass.
     typo = run_cli("compare", str(runs / "base"), str(runs / "slow"), "--fail-on", "latency_ms.p9>+1%")
     assert typo.returncode == 2 and "in none of the runs" in typo.stderr
@@ -298,6 +302,45 @@ def test_compare_and_history_through_the_command_line(tmp_path: Path) -> None:
     assert history.returncode == 0, history.stderr
     assert (tmp_path / "h" / "history.html").exists() and (tmp_path / "h" / "history.json").exists()
     assert_one_line_error(run_cli("history", str(tmp_path / "nothing-*")), "")
+    unrelated_runs_through_the_command_line(runs, tmp_path)
+
+
+def unrelated_runs_through_the_command_line(runs: Path, tmp_path: Path) -> None:
+    """A run of another scenario against another target, INVALID: compare refuses it without
+    --force and, forced, says why on the terminal; history keeps it a series of its own."""
+    other = runs / "unrelated"  # after "slow" in start order: a copy of it, renamed
+    shutil.copytree(runs / "slow", other)
+    meta = read_json(other / "meta.json")
+    meta.update(scenario="openai_chat", target="http://10.9.8.7:8000/v1/chat/completions")
+    (other / "meta.json").write_text(json.dumps(meta))
+    summary = read_json(other / "summary.json")
+    summary["validity"] = {"valid": False, "reasons": ["every request failed"]}
+    (other / "summary.json").write_text(json.dumps(summary))
+
+    refused = run_cli("compare", str(runs / "base"), str(other), "--out", str(tmp_path / "c4"))
+    assert_one_line_error(refused, "scenario ('json_post' vs 'openai_chat')", "target", "--force")
+    assert not (tmp_path / "c4").exists()
+    forced = run_cli(
+        "compare", str(runs / "base"), str(other), "--force", "--fail-on", "error_rate>+50pp", "--out", str(tmp_path / "c4")
+    )  # fmt: skip
+    assert forced.returncode == 1, forced.stderr  # no rule broken, but a gate on an INVALID run fails
+    headline = forced.stdout.splitlines()[0]
+    assert "candidate run INVALID" in headline and "✅" not in headline, headline
+    warned = [line for line in forced.stderr.splitlines() if line.startswith("loadbench: warning: ")]
+    assert any("scenarios differ" in w for w in warned) and any("targets differ" in w for w in warned)
+    assert any("the candidate run is INVALID: every request failed" in w for w in warned), forced.stderr
+
+    # history: several directories and globs together; the other series is said, not chained.
+    mixed = run_cli(
+        "history", str(runs / "base"), str(runs / "s*"), str(other), "--out", str(tmp_path / "h2")
+    )
+    assert mixed.returncode == 0, mixed.stderr
+    assert "2 different scenarios or targets" in mixed.stderr and mixed.stdout.startswith("3 runs")
+    data = read_json(tmp_path / "h2" / "history.json")
+    series = [r["series"] for r in data["rows"]]  # the demo's port differs per run: the same target
+    assert series[0] == series[1] != series[2] == "openai_chat @ 10.9.8.7/v1/chat/completions", series
+    assert "2 different scenarios or targets" in (tmp_path / "h2" / "history.html").read_text()
+    assert_one_line_error(run_cli("history", str(runs), str(tmp_path / "nothing-*")), "nothing-*")
 
 
 SECRET = "s3cretPW"
@@ -474,3 +517,89 @@ def test_demo_is_stopped_when_the_run_fails(tmp_path: Path) -> None:
     assert_one_line_error(subprocess.CompletedProcess(process.args, process.returncode, "", stderr), "nope")
     assert demos, "the demo was never seen running"
     wait_gone(demos)
+
+
+# -- several targets, negative durations, --scrape with a query, --quiet ----------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--target", "http://127.0.0.1:1", "-t", "http://127.0.0.1:2"],
+        ["master", "--expect-workers", "1", "-t", "http://127.0.0.1:1", "--target=http://127.0.0.1:2"],
+        ["ui", "--target", "http://127.0.0.1:1", "--target", "http://127.0.0.1:1"],
+        ["sweep", "--rates", "1,2", "--target", "http://127.0.0.1:1", "--target", "http://127.0.0.1:2"],
+    ],
+    ids=["run", "master", "ui", "sweep"],
+)
+def test_a_repeated_target_is_refused_not_overridden(tmp_path: Path, args: list[str]) -> None:
+    # The last --target used to win without a word: a run against the wrong endpoint.
+    result = run_cli(*args, "--reports-dir", str(tmp_path / "r"), timeout=60)
+    assert_one_line_error(result, "several targets are not supported yet", "--target")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["-d", "-5s"], "--duration"),
+        (["--duration", "-1.5"], "--duration"),
+        (["--warmup", "-2s"], "--warmup"),
+        (["--timeout=-1m"], "--timeout"),
+    ],
+)
+def test_a_negative_duration_says_so(demo_url: str, tmp_path: Path, args: list[str], fragment: str) -> None:
+    # Not argparse's "expected one argument": the value is named, and what it must be.
+    result = run_cli("run", "--target", demo_url, "--out", str(tmp_path / "r"), *args)
+    value = args[-1].partition("=")[2] or args[-1]
+    assert_one_line_error(result, fragment, "must be >= 0", value)
+    assert not (tmp_path / "r").exists()
+
+
+def test_scrape_url_with_a_token_in_its_query(demo_url: str, tmp_path: Path) -> None:
+    from helpers import json_server
+
+    token = "scrapeTok3n99"
+    paths: list[str] = []
+
+    def metrics(handler, state):  # type: ignore[no-untyped-def]
+        paths.append(handler.path)
+        return 200, b"# TYPE queue_depth gauge\nqueue_depth 3\n"
+
+    out = tmp_path / "r"
+    with json_server(metrics) as (url, _):
+        result = run_cli(
+            "run", "--target", demo_url, "--scenario", "json_post", "--data", str(DIGITS), "-u", "2",
+            "-d", "2s", "--warmup", "0s", "--out", str(out), "--quiet", "--sample-interval", "0.1",
+            "--scrape", f"{url}/metrics?token={token}&format=text", "--scrape-interval", "0.2",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # Scraped as given, query and all ...
+    assert any(f"token={token}" in p for p in paths), paths
+    assert "prom.queue_depth" in (out / "samples.jsonl").read_text()
+    # ... and the token is in nothing written or printed.
+    assert token not in result.stdout + result.stderr
+    for file in out.rglob("*"):
+        assert token not in file.read_text(errors="replace"), file
+    assert "token=***" in (out / "sampler.json").read_text()
+
+
+def test_quiet_keeps_locusts_log_lines_off_the_terminal(demo_url: str, tmp_path: Path) -> None:
+    # A task that fails outside its request: Locust logs it (with a traceback) from its own
+    # loggers. Under --quiet the run's summary counts it; the terminal shows none of Locust's lines.
+    locustfile = tmp_path / "flaky.py"
+    locustfile.write_text(
+        "from locust import FastHttpUser, constant, task\n"
+        "class Flaky(FastHttpUser):\n"
+        "    wait_time = constant(0.01)\n"
+        "    @task\n"
+        "    def go(self):\n"
+        "        self.client.get('/health')\n"
+        "        raise ValueError('flaky task broke')\n"
+    )
+    out = tmp_path / "r"
+    args = ["run", "--target", demo_url, "--scenario", str(locustfile), "-u", "4", "-d", "2s"]
+    result = run_cli(*args, "--warmup", "0s", "--out", str(out), "--quiet", "--no-sampler")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+    assert "flaky task broke" in json.dumps(read_json(out / "summary.json")["notices"])

@@ -308,7 +308,8 @@ def test_incomparable_runs_are_warned(tmp_path: Path) -> None:
 def test_comparison_shape(tmp_path: Path) -> None:
     base, cand = pair(tmp_path, 9)
     result = compare_runs(base, cand)
-    assert set(result) == {"passed", "failed_rules", "warnings", "base", "candidate", "metrics"}
+    assert set(result) == {"passed", "failed_rules", "invalid", "warnings", "base", "candidate", "metrics"}
+    assert result["invalid"] == [] and result["candidate"]["valid"] is True
     assert result["base"]["scenario"] == "json_post" and result["base"]["id"] == "base9"
     assert list(result["metrics"])[:3] == ["latency_ms.p50", "latency_ms.p90", "latency_ms.p95"]
     for m in result["metrics"].values():
@@ -397,8 +398,10 @@ def test_open_loop_runs_are_compared_on_latency_from_the_due_time(tmp_path: Path
     # Open loop: the service time is compared too, and it did not change.
     assert result["metrics"]["service_time_ms.p99"]["verdict"] == "same"
     assert abs(result["metrics"]["service_time_ms.p50"]["delta_pct"]) < 5
-    # No "user counts differ" from --max-inflight, and nothing else differs.
-    assert result["warnings"] == []
+    # No "user counts differ" from --max-inflight, and nothing else differs; the stall left the
+    # candidate's generator behind its schedule, which the analyzer calls INVALID: said, not hidden.
+    assert result["invalid"] == ["candidate"]
+    assert [w.split(":")[0] for w in result["warnings"]] == ["the candidate run is INVALID"]
 
 
 def test_open_loop_settings_that_differ_are_warned(tmp_path: Path) -> None:

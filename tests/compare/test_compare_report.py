@@ -208,7 +208,8 @@ def test_compare_page_keeps_run_text_inert_in_chromium(tmp_path: Path) -> None:
     base = payload_run(tmp_path / "reports", "base", START, texts, seed=1)
     cand = payload_run(tmp_path / "reports", "cand", START + 60, texts, seed=2)
     out = tmp_path / "out"
-    result = run_cli("compare", str(base), str(cand), "--out", str(out), "--resamples", "100")
+    # Other scenarios and targets: refused without --force (the refusal is tested in test_cli.py).
+    result = run_cli("compare", str(base), str(cand), "--out", str(out), "--resamples", "100", "--force")
     assert result.returncode == 0, result.stderr
     metas = [rundir.read_json(p / rundir.META) for p in (base, cand)]
     shown = [str(m[k]) for m in metas for k in ("run_id", "scenario", "status", "started_at", "load_model")]

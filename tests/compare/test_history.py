@@ -33,6 +33,7 @@ def make_run(
     scenario: str = "json_post",
     samples: bool = False,
     analyze: bool = True,
+    target: str = "http://127.0.0.1:8000/v2/models/m/infer",
 ) -> Path:
     """An analyzed run: 12 s (2 s warmup), 20 requests a second around ``latency_ms`` (sd 0.5 ms)."""
     path = parent / name
@@ -40,7 +41,7 @@ def make_run(
     meta: dict[str, Any] = {
         "format": 1,
         "run_id": name,
-        "target": "http://127.0.0.1:8000/v2/models/m/infer",
+        "target": target,
         "scenario": scenario,
         "status": "complete",
         "started_unix_s": start,
@@ -209,7 +210,8 @@ def test_history_page_keeps_run_text_inert_in_chromium(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = read_json(out / history.HISTORY_JSON)
     assert [r["path"] for r in data["rows"]] == [str(r) for r in runs]
-    assert len(data["warnings"]) == 1
+    # The skipped directory, and the three series (each run another scenario and target path).
+    assert len(data["warnings"]) == 2 and "3 different scenarios or targets" in data["warnings"][0]
     shown = [str(r[key]) for r in data["rows"] for key in ("id", "scenario", "status", "started_at", "path")]
     shown += data["warnings"]
     assert set(SCRIPT_PAYLOADS) <= {
@@ -245,3 +247,42 @@ def test_bootstrap_helpers() -> None:
     assert history.bootstrap_ratio_ci([0, 0], [0, 0]) is None
     ratio = history.bootstrap_ratio_ci([1, 0, 1, 0], [10, 10, 10, 10])
     assert ratio is not None and 0.0 <= ratio[0] <= 0.05 <= ratio[1] <= 0.1
+
+
+def test_runs_of_other_scenarios_or_targets_are_series_of_their_own(tmp_path: Path) -> None:
+    """A slower run of another scenario or host between two runs of one series is no change of
+    that series (it once was: one chain through every run), and the page says there are several."""
+    reports = tmp_path / "reports"
+    make_run(reports, "a1", START, 10.0, seed=1)
+    make_run(reports, "chat", START + 60, 40.0, seed=2, scenario="openai_chat")
+    make_run(reports, "elsewhere", START + 120, 40.0, seed=3, target="http://10.0.0.5:8000/v2/models/m/infer")
+    # The same host and path on another port (the demo's, every run): the same series.
+    make_run(reports, "a2", START + 180, 10.0, seed=4, target="http://127.0.0.1:9999/v2/models/m/infer")
+    make_run(reports, "a3", START + 240, 20.0, seed=5)
+    # Several patterns, overlapping: each run once, in start order.
+    paths = history.expand_runs([str(reports / "a*"), str(reports / "chat"), str(reports)])
+    rows = history.load_history(paths)
+    assert [r["id"] for r in rows] == ["a1", "chat", "elsewhere", "a2", "a3"]
+    assert [r["series"] for r in rows] == [
+        "json_post @ 127.0.0.1/v2/models/m/infer",
+        "openai_chat @ 127.0.0.1/v2/models/m/infer",
+        "json_post @ 10.0.0.5/v2/models/m/infer",
+        "json_post @ 127.0.0.1/v2/models/m/infer",
+        "json_post @ 127.0.0.1/v2/models/m/infer",
+    ]
+    changes = history.significant_changes(rows)
+    assert {(c["metric"], c["run_id"], c["previous_run_id"]) for c in changes} == {
+        ("latency_ms.p50", "a3", "a2"),
+        ("latency_ms.p99", "a3", "a2"),
+    }
+    assert len(rows.warnings) == 1
+    assert rows.warnings[0].startswith(
+        "the runs are of 3 different scenarios or targets, each its own series"
+    )
+    assert "json_post @ 127.0.0.1/v2/models/m/infer (3 runs)" in rows.warnings[0]
+    html_path, json_path = history.render_history(rows, tmp_path / "out")
+    assert "3 different scenarios or targets" in html_path.read_text(encoding="utf-8")
+    assert json.loads(json_path.read_text())["warnings"] == rows.warnings
+    # One pattern of several that names nothing is bad input, named: its runs are not dropped silently.
+    with pytest.raises(UsageError, match="nothing-"):
+        history.expand_runs([str(reports), str(tmp_path / "nothing-*")])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
+import math
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -20,6 +23,7 @@ import pytest
 from helpers import serving
 
 import loadbench
+from loadbench.demo import embeddings
 from loadbench.demo.server import (
     PAYLOAD_PATH,
     DemoModel,
@@ -28,6 +32,9 @@ from loadbench.demo.server import (
     predict,
     write_payload_file,
 )
+from loadbench.errors import TargetError
+from loadbench.protocols import probe
+from loadbench.protocols.bodies import embedding_problem, usage_tokens
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,6 +191,162 @@ def test_v2_infer_bad_requests(client: httpx.Client, tensor: dict[str, object], 
     assert message in body["error"]
 
 
+# --- TF Serving REST and KServe v1 ------------------------------------------------------------
+
+
+def test_v1_model_list_speaks_to_openai_and_kserve_clients(base_url: str, client: httpx.Client) -> None:
+    listed = _assert_json(client.get("/v1/models"), 200)
+    assert isinstance(listed, dict)
+    assert [m["id"] for m in listed["data"]] == [probe.SIMULATOR_MODEL] and listed["models"] == ["digits"]
+    # Each scenario's discovery reads its own key of the one list.
+    assert probe.discover_v1_model(base_url) == probe.discover_tfserving_model(base_url) == "digits"
+    assert probe.discover_openai_model(base_url) == probe.SIMULATOR_MODEL
+    assert probe.discover_torchserve_model(base_url) == "digits"
+    # The probe still benchmarks the demo's digits over v2 when no scenario is named.
+    assert probe.probe_target(base_url).scenario == "kserve_v2"
+
+
+def test_v1_model_status_and_metadata(base_url: str, client: httpx.Client) -> None:
+    status = _assert_json(client.get("/v1/models/digits"), 200)
+    assert status == _assert_json(client.get("/v1/models/digits/versions/1"), 200)
+    assert isinstance(status, dict) and status["name"] == "digits" and status["ready"] is True
+    assert probe.tfserving_model_status(base_url, "digits") == [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    ]
+    metadata = _assert_json(client.get("/v1/models/digits/metadata"), 200)
+    assert isinstance(metadata, dict) and metadata["model_spec"]["name"] == "digits"
+    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["inputs"]["input-0"]["tensor_shape"]["dim"][1]["size"] == "64"
+    unknown = {"error": "Could not find any versions of model x"}
+    assert _assert_json(client.get("/v1/models/x"), 404) == unknown
+    assert _assert_json(client.get("/v1/models/digits/versions/7"), 404) is not None
+    missing = client.post("/v1/models/x:predict", json={"instances": _sample_rows(1)})
+    assert _assert_json(missing, 404) == {"error": "Servable not found for request: Latest(x)"}
+    with pytest.raises(TargetError, match="no TF Serving model status"):
+        probe.tfserving_model_status(base_url, "x")
+
+
+def test_v1_predict_row_and_columnar_formats(client: httpx.Client) -> None:
+    rows = _sample_rows(3)
+    expected = _assert_json(client.post("/predict", json={"inputs": rows}), 200)
+    assert isinstance(expected, dict)
+    labels = expected["predictions"]
+    for path in ("/v1/models/digits:predict", "/v1/models/digits/versions/1:predict"):
+        assert _assert_json(client.post(path, json={"instances": rows}), 200) == {"predictions": labels}
+    named = {"instances": [{"pixels": row} for row in rows], "signature_name": "serving_default"}
+    assert _assert_json(client.post("/v1/models/digits:predict", json=named), 200) == {"predictions": labels}
+    # Columnar requests are answered under "outputs", as TF Serving and loadbench's scenarios have it.
+    for columnar in ({"inputs": rows}, {"inputs": {"input-0": rows}}):
+        answer = client.post("/v1/models/digits:predict", json=columnar)
+        assert _assert_json(answer, 200) == {"outputs": labels}
+    wrong = client.get("/v1/models/digits:predict")
+    assert _assert_json(wrong, 405) is not None and wrong.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"rows": [[0] * 64]}, 'one of "instances"'),
+        ({"instances": [[0] * 64], "inputs": [[0] * 64]}, 'one of "instances"'),
+        ({"inputs": {"a": [[0] * 64], "b": [[0] * 64]}}, "names 2 input tensors"),
+        ({"instances": [[0] * 63]}, "63 features"),
+        ({"instances": []}, "non-empty"),
+    ],
+)
+def test_v1_predict_bad_requests(client: httpx.Client, body: dict[str, object], message: str) -> None:
+    answer = _assert_json(client.post("/v1/models/digits:predict", json=body), 400)
+    assert isinstance(answer, dict) and message in answer["error"]
+
+
+# --- TorchServe ---------------------------------------------------------------------------------
+
+
+def test_torchserve_inference_and_management(client: httpx.Client) -> None:
+    assert _assert_json(client.get("/ping"), 200) == {"status": "Healthy"}
+    assert _assert_json(client.get("/models"), 200) == {
+        "models": [{"modelName": "digits", "modelUrl": "digits.mar"}]
+    }
+    described = _assert_json(client.get("/models/digits"), 200)
+    assert isinstance(described, list) and described[0]["modelName"] == "digits"
+    assert described[0]["modelVersion"] == "1.0" and described[0]["workers"][0]["status"] == "READY"
+    assert _assert_json(client.get("/models/digits/all"), 200) == described
+    rows = _sample_rows(2)
+    expected = _assert_json(client.post("/predict", json={"inputs": rows}), 200)
+    for path in ("/predictions/digits", "/predictions/digits/1.0"):
+        for body in ({"inputs": rows}, {"instances": rows}, {"data": rows}, rows):
+            assert _assert_json(client.post(path, json=body), 200) == expected
+    not_found = {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: x"}
+    assert _assert_json(client.post("/predictions/x", json=rows), 404) == not_found
+    assert _assert_json(client.get("/models/x"), 404) == not_found
+    version = _assert_json(client.post("/predictions/digits/2.0", json=rows), 404)
+    assert isinstance(version, dict) and version["type"] == "ModelVersionNotFoundException"
+    bad = _assert_json(client.post("/predictions/digits", json={"pixels": rows}), 400)
+    assert isinstance(bad, dict) and '"inputs"' in bad["error"]
+    assert _assert_json(client.get("/predictions/digits"), 405) is not None
+
+
+# --- OpenAI embeddings ------------------------------------------------------------------------
+
+
+def test_embeddings_answer_as_openai_does(base_url: str, client: httpx.Client) -> None:
+    model = probe.discover_openai_model(base_url)
+    body = {"model": model, "input": "loadbench measures how fast this sentence is embedded."}
+    answer = _assert_json(client.post("/v1/embeddings", json=body), 200)
+    assert isinstance(answer, dict)
+    assert embedding_problem(answer) is None and usage_tokens(answer) == 8
+    assert answer["object"] == "list" and answer["model"] == model
+    assert answer["usage"] == {"prompt_tokens": 8, "total_tokens": 8}
+    vector = answer["data"][0]["embedding"]
+    assert answer["data"][0]["index"] == 0 and len(vector) == embeddings.EMBEDDING_DIM
+    assert abs(math.fsum(v * v for v in vector) - 1.0) < 1e-5
+    again = _assert_json(client.post("/v1/embeddings", json={"input": body["input"]}), 200)
+    assert isinstance(again, dict) and again["data"][0]["embedding"] == vector  # deterministic
+    many = {"input": ["a b", "c", [1, 2, 3]], "dimensions": 8, "encoding_format": "base64"}
+    batch = _assert_json(client.post("/v1/embeddings", json=many), 200)
+    assert isinstance(batch, dict) and [d["index"] for d in batch["data"]] == [0, 1, 2]
+    assert batch["usage"]["prompt_tokens"] == 6
+    packed = struct.unpack("<8f", base64.b64decode(batch["data"][0]["embedding"]))
+    assert abs(math.fsum(v * v for v in packed) - 1.0) < 1e-5
+    tokens = _assert_json(client.post("/v1/embeddings", json={"input": [5, 6]}), 200)
+    assert isinstance(tokens, dict) and tokens["usage"]["prompt_tokens"] == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"model": "gpt-x", "input": "a"}, 404, "does not exist"),
+        ({"input": ""}, 400, "is empty"),
+        ({"input": []}, 400, '"input" must be'),
+        ({"input": [{"text": "a"}]}, 400, "neither a string"),
+        ({"input": "a", "dimensions": 65}, 400, '"dimensions"'),
+        ({"input": "a", "encoding_format": "int8"}, 400, '"encoding_format"'),
+        (["a"], 400, "JSON object"),
+    ],
+)
+def test_embeddings_bad_requests(client: httpx.Client, body: object, status: int, message: str) -> None:
+    answer = _assert_json(client.post("/v1/embeddings", json=body), status)
+    assert isinstance(answer, dict) and message in answer["error"]["message"]  # OpenAI's error shape
+
+
+def test_every_protocol_gives_predict_answers_on_the_shipped_payloads(client: httpx.Client) -> None:
+    records = [json.loads(line) for line in PAYLOAD_PATH.read_text().splitlines()]
+    rows = [record["inputs"][0] for record in records]
+    expected = _assert_json(client.post("/predict", json={"inputs": rows}), 200)
+    assert isinstance(expected, dict)
+    labels = expected["predictions"]
+    assert _assert_json(client.post("/v1/models/digits:predict", json={"inputs": rows}), 200) == {
+        "outputs": labels
+    }
+    torchserve = _assert_json(client.post("/predictions/digits", json={"inputs": rows}), 200)
+    assert isinstance(torchserve, dict) and torchserve["predictions"] == labels
+    # What --demo sends these scenarios: each shipped line as it is, one request per line.
+    for i, record in enumerate(records[:20]):
+        line = {"inputs": record["inputs"]}
+        for path, key in (("/v1/models/digits:predict", "outputs"), ("/predictions/digits", "predictions")):
+            predicted = _assert_json(client.post(path, json=line), 200)
+            assert isinstance(predicted, dict) and predicted[key] == [labels[i]]
+
+
 def test_keep_alive_over_one_connection(base_url: str) -> None:
     port = int(base_url.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -215,8 +378,17 @@ def test_service_time_includes_latency() -> None:
         tensor = {"name": "input-0", "shape": [1, 64], "datatype": "FP32", "data": _sample_rows(1)[0]}
         inferred = c.post("/v2/models/digits/infer", json={"inputs": [tensor]})
         assert float(inferred.headers["x-service-time-ms"]) >= 20.0
+        # So do the other protocols' predictions, and embeddings.
+        for path, body in (
+            ("/v1/models/digits:predict", {"instances": _sample_rows(1)}),
+            ("/predictions/digits", {"inputs": _sample_rows(1)}),
+            ("/v1/embeddings", {"input": "a b"}),
+        ):
+            answered = c.post(path, json=body)
+            assert answered.status_code == 200 and float(answered.headers["x-service-time-ms"]) >= 20.0
         # Health and metadata routes must stay fast: they are not predictions.
-        assert float(c.get("/health").headers["x-service-time-ms"]) < 20.0
+        for path in ("/health", "/v1/models/digits", "/ping", "/models"):
+            assert float(c.get(path).headers["x-service-time-ms"]) < 20.0
 
 
 def test_unexpected_exception_is_500_and_server_survives() -> None:
@@ -347,3 +519,15 @@ def test_the_spawner_checks_timing_and_loads_no_driver() -> None:
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_demo_runs_give_the_digits_to_the_scenarios_that_need_bodies() -> None:
+    from loadbench.demo.spawn import demo_scenario_args
+
+    for scenario in ("json_post", "tfserving", "kserve_v1", "torchserve", "scenarios/torchserve.py"):
+        assert demo_scenario_args(scenario, ["-x"]) == ["-x", "--data", str(PAYLOAD_PATH)]
+    # Told what to send, or a scenario that builds its own bodies: left alone.
+    assert demo_scenario_args("tfserving", ["--payload", "[1]"]) == ["--payload", "[1]"]
+    assert demo_scenario_args("kserve_v1", ["--data=x.jsonl"]) == ["--data=x.jsonl"]
+    for scenario in ("kserve_v2", "embeddings", "asr", "json_template", None):
+        assert demo_scenario_args(scenario, []) == []

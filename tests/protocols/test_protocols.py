@@ -348,6 +348,65 @@ def test_http2_against_an_http1_server_stops_before_the_load(tmp_path: Path) -> 
         result = run_scenario(
             url, "json_post", tmp_path / "run", "--http2", "--path", "/generate", "--payload", "{}"
         )
-    assert_one_line_error(result, "unreachable")
+    assert_one_line_error(result, "does not speak HTTP/2", "drop --http2")
     assert not (tmp_path / "run").exists()
     assert state["seen"] == []
+
+
+def _goaway(last_stream_id: int) -> Any:
+    import h2.events
+
+    event = h2.events.ConnectionTerminated()
+    event.error_code, event.last_stream_id = 0, last_stream_id
+    return event
+
+
+def test_http2_resends_a_request_a_goaway_left_unprocessed_once() -> None:
+    import httpx
+
+    from loadbench.scenario.http2 import Http2Session, unprocessed
+
+    assert unprocessed(_goaway(5), 7) and unprocessed(_goaway(5), None)
+    assert not unprocessed(_goaway(5), 5) and not unprocessed(_goaway(5), 3)
+    calls: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:  # its headers never went out (no stream id): not processed
+            raise httpx.RemoteProtocolError(_goaway(5))  # type: ignore[arg-type]
+        return httpx.Response(200, json={"ok": True})
+
+    fired: list[dict[str, Any]] = []
+
+    class Event:
+        def fire(self, **meta: Any) -> None:
+            fired.append(meta)
+
+    session = Http2Session("http://h2.test", Event())
+    session.client = httpx.Client(base_url="http://h2.test", transport=httpx.MockTransport(answer))
+    assert session.post("/predict", json={}).status_code == 200
+    assert len(calls) == 2 and len(fired) == 1 and fired[0]["exception"] is None
+
+
+def test_http2_goaway_on_a_processed_stream_is_a_closed_connection(tmp_path: Path) -> None:
+    log = tmp_path / "server.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "h2_server.py"), str(log), "--max-requests", "20"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        result = run_scenario(url, "json_post", tmp_path / "run", "--http2", "--payload", "{}")
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert result.returncode == 0, result.stderr
+    requests = read_requests(tmp_path / "run" / "requests.csv")
+    assert len(requests) > 50  # several connections' worth: GOAWAY after every 21st request
+    failed = requests.loc[requests["ok"] == 0, "error"]
+    # hypercorn names the request in flight as processed (it ran it) and never answers it.
+    assert len(failed) >= 1
+    assert all(e.startswith("GoawayConnectionClosedError: the server ended the connection") for e in failed)
+    assert not any("RemoteProtocolError" in e for e in failed)

@@ -32,10 +32,14 @@ from loadbench.analyze.capacity import (
     cost_figures,
     find_capacity,
     find_knee,
+    gated_requests,
     load_text,
+    step_duration,
     step_row,
 )
 from loadbench.analyze.slo import parse_slos
+from loadbench.analyze.trust import validity
+from loadbench.cli.sweep import _scenario_of
 from loadbench.sweep.report import SWEEP_HTML, headline, render_sweep, render_sweep_markdown
 
 PAYLOAD = ["--scenario", "json_post", "--payload", '{"inputs": [[1]]}', "--no-sampler"]
@@ -242,6 +246,66 @@ def test_search_users_are_whole_numbers() -> None:
     assert _search(CapacitySearch("users", 1, resolution=0.1), 5) == [1, 2, 4, 8, 6, 5]
     assert _search(CapacitySearch("users", 1), 0) == [1]  # nothing below one user
     assert _search(CapacitySearch("users", 8), 3) == [8, 4, 2, 3]
+
+
+# -- too few requests to judge a gate ---------------------------------------------------------
+
+
+def thin(p99: float, ci: list[float], ok: int = 30, extra: list[str] | None = None) -> dict[str, Any]:
+    """A keeping-up step whose p99, gated, rests on ``ok`` successful requests (trust's own reason)."""
+    out = summary(12.5, p99, extra={"latency_ci_ms": {"p99": ci}, "window": {"duration_s": 2.4}})
+    out["requests"]["ok"] = ok
+    out["validity"] = validity(out, "open", ["p99"])
+    out["validity"]["reasons"] += extra or []
+    out["validity"]["valid"] = not out["validity"]["reasons"]
+    return out
+
+
+def test_a_step_too_short_for_its_gated_percentile_cannot_be_judged() -> None:
+    r = rows(
+        "rate",
+        [
+            (12.5, thin(25.0, [9.0, 25.0])),  # p99 over the gate, but its interval reaches below it
+            (12.5, thin(8.0, [5.0, 8.0])),  # p99 under the gate: as unproven
+            (12.5, thin(40.0, [21.0, 40.0])),  # the whole interval above 20 ms: failed however few
+            (12.5, thin(8.0, [5.0, 8.0], extra=["the measured window lasted 0.5 s, under 1 s"])),
+        ],
+        slos=("p99<20ms",),
+    )
+    assert [x["verdict"] for x in r] == ["cannot judge", "cannot judge", "fail", "fail"]
+    assert not any(x["passed"] for x in r)
+    assert r[0]["why"][0].startswith("cannot judge: SLO gates on p99, which 30 successful requests")
+    assert "cannot judge SLO p99<20ms: p99 = 25 ms on too few requests" in r[0]["why"]
+    assert r[2]["why"] == ["SLO p99<20ms failed: p99 = 40 ms"]
+    assert r[3]["why"] == ["invalid run: the measured window lasted 0.5 s, under 1 s"]
+    # Not a failure below the capacity either.
+    passed = step_row(5, "rate", 20, summary(20.0, 10.0), parse_slos(["p99<20ms"]))
+    assert capacity_notes([*r[:2], passed], find_capacity([*r[:2], passed], "rate")) == []
+
+
+def test_search_stops_at_a_step_it_cannot_judge_instead_of_halving() -> None:
+    search = CapacitySearch("rate", 200)
+    assert search.next_load() == 200
+    search.record(200, None)
+    assert search.next_load() is None and search.unjudged == 200 and search.hi is None
+
+
+def test_step_duration_fits_the_gated_percentiles() -> None:
+    assert gated_requests(parse_slos(["p99<20ms", "error_rate<1%"])) == 1000
+    assert gated_requests(parse_slos(["p90<1s", "ttft_p99<2s"])) == 1000
+    assert gated_requests(parse_slos(["error_rate<1%", "ttft<1s"])) == 0
+    # 1,000 requests and 10 % to spare at 12.5 rps: 88 s measured, after the 1 s warmup.
+    assert step_duration(3.0, 1.0, 12.5, 1000) == 89
+    assert step_duration(30.0, 2.0, 200.0, 1000) == 30.0  # long enough already
+    assert step_duration(3.0, 1.0, None, 1000) == 3.0  # users mode before any throughput is known
+
+
+def test_scenario_of_reads_the_steps_scenario_option() -> None:
+    assert _scenario_of(["--scenario", "json_post", "--path", "/x"]) == "json_post"
+    assert _scenario_of(["--scenario=openai_chat"]) == "openai_chat"
+    assert _scenario_of(["-sjson_post"]) == "json_post"
+    assert _scenario_of(["-s", "a.py", "--scenario", "b.py"]) == "b.py"
+    assert _scenario_of(["--header", "X: 1"]) is None
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -487,3 +551,51 @@ def test_find_capacity_searches_to_the_true_capacity(tmp_path: Path) -> None:
     assert [s["offered"] for s in sweep["steps"]] == [40, 80, 60], why
     assert sweep["capacity"]["offered"] == 40, why  # one resolution step below the true 50
     assert sweep["settings"]["find_capacity"] is True
+
+
+@pytest.mark.e2e
+def test_demo_sweep_sends_the_demos_rows_like_run_demo(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    result = run_cli(
+        "sweep", "--demo", "--scenario", "json_post", "--concurrency", "1", "--step-duration", "2s",
+        "--warmup", "1s", "--out", str(out), "--no-sampler",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    step = read_json(out / "sweep.json")["steps"][0]
+    assert step["status"] == "complete" and step["error_rate"] == 0.0, step
+    assert "--data" in read_json(out / "sweep.json")["settings"]["run_args"]
+
+
+@pytest.mark.e2e
+@needs_rate
+def test_rate_steps_are_lengthened_to_what_the_gated_percentile_needs(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    with capacity_server(slots=2, service_ms=20) as (url, _):  # 100 req/s
+        result = run_cli(
+            "sweep", "--target", url, "--rates", "20", *STEP, "--slo", "p90<200ms", "--out", str(out),
+            *PAYLOAD,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    step = read_json(out / "sweep.json")["steps"][0]
+    # p90 needs 100 successful requests: 110 at 20 rps is 6 s measured, after the 1 s warmup.
+    assert step["duration_s"] == 7 and step["verdict"] == "pass", step["why"]
+    assert "the --slo percentiles need 100 successful requests, about 20 req/s: this step runs 7 s" in (
+        result.stdout
+    )
+
+
+@pytest.mark.e2e
+def test_a_users_step_too_short_to_judge_runs_again_lengthened(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    with capacity_server(slots=1, service_ms=50) as (url, _):  # 1 user: ~20 req/s
+        result = run_cli(
+            "sweep", "--target", url, "--find-capacity", "users", "--max-steps", "1", *STEP,
+            "--slo", "p90<500ms", "--out", str(out), *PAYLOAD,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    steps = read_json(out / "sweep.json")["steps"]
+    # 2 s measured at ~20 req/s: about 40 requests, p90 needs 100; then 1 user again, longer.
+    assert [s["offered"] for s in steps] == [1, 1], [s["why"] for s in steps]
+    assert steps[0]["verdict"] == "cannot judge" and steps[1]["verdict"] == "pass", steps[1]["why"]
+    assert steps[1]["duration_s"] > 3
+    assert "CANNOT JUDGE" in result.stdout

@@ -128,8 +128,8 @@ def loadbench_ui(demo: str, reports: Path, *extra: str) -> Iterator[str]:
         yield url
 
 
-def start_load(ui: str) -> None:
-    code, body, _ = http(f"{ui}/swarm", {"user_count": 4, "spawn_rate": 4})
+def start_load(ui: str, **form: Any) -> None:
+    code, body, _ = http(f"{ui}/swarm", {"user_count": 4, "spawn_rate": 4, **form})
     assert code == 200 and json.loads(body)["success"], body
 
     def live() -> bool:
@@ -435,3 +435,49 @@ def test_start_page_never_shows_header_values(tmp_path: Path, driver: str) -> No
     assert code == 200
     assert '"extra_options"' in page  # the form's custom options are on the page: the check is real
     assert SECRET not in page
+
+
+# ---------------------------------------------------------------------------------------------
+# The start form's host field left empty; runs that recorded nothing
+
+
+@pytest.mark.e2e
+def test_an_empty_host_field_means_the_target_the_ui_was_started_with(tmp_path: Path) -> None:
+    # Locust sets its host to the form's field, empty included, and its users then refuse to
+    # start ("You must specify the base host"): every later start of the session sent nothing.
+    with demo_process() as demo, loadbench_ui(demo, tmp_path / "reports") as ui:
+        for form in ({"host": ""}, {}):  # this start, and the next one with the form's default
+            start_load(ui, **form)
+            run_dir = check_complete_run(stop_and_wait_for_report(ui))
+            assert read_json(run_dir / "meta.json")["target"] == demo
+
+
+@pytest.mark.e2e
+def test_a_stop_before_any_answer_is_a_failed_run_that_counts_what_was_cut_off(tmp_path: Path) -> None:
+    from helpers import json_server
+
+    def slow(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
+        if handler.command == "POST":  # the load's requests; not the start-up's reachability probe
+            with state["lock"]:
+                state["posts"] = state.get("posts", 0) + 1
+            time.sleep(5)
+        return 200, {"label": 1}
+
+    reports = tmp_path / "reports"
+    with json_server(slow) as (target, state):
+        command = [sys.executable, "-m", "loadbench", "ui", "--target", target, "--scenario", "json_post"]
+        command += ["--payload", '{"x": 1}', "--no-check-json", "--web-port", "0", "--no-sampler"]
+        command += ["--reports-dir", str(reports), "--warmup", "0"]
+        with ui_process(command, r"web UI at (http://\S+)") as (ui, _):
+            code, body, _ = http(f"{ui}/swarm", {"user_count": 4, "spawn_rate": 4})
+            assert code == 200 and json.loads(body)["success"], body
+            wait_until(lambda: state.get("posts", 0) >= 4, "every user's first request at the server")
+            run = stop_and_wait_for_report(ui)
+            s = status(ui)
+    assert run["status"] == "failed", run
+    assert "no request was recorded" in (s["problem"] or ""), s["problem"]
+    meta = read_json(Path(run["dir"]) / "meta.json")
+    assert meta["status"] == "failed" and "none was answered" in meta["failure"]
+    assert meta["in_flight_unrecorded"] == 4
+    summary = read_json(Path(run["dir"]) / "summary.json")
+    assert summary["run"]["status"] == "failed" and summary["requests"]["in_flight_unrecorded"] == 4

@@ -1,0 +1,64 @@
+"""Every built-in scenario runs against the embedded demo (`loadbench run --demo`) with no errors.
+
+The demo speaks every protocol loadbench speaks, so each scenario finds its model there as it
+would on the real server (the probe's discovery, unchanged) and the labelled ones score what
+``POST /predict`` scores. One short run per scenario, as a user types it; Locust stays in the
+child process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import DIGITS, REPO, run_cli
+
+# The request name each scenario records (its path; with the method where --path sets it), and
+# whether its requests carry the digits' labels (``--demo`` gives json_post, tfserving, kserve_v1
+# and torchserve the labelled digits; json_template gets them below).
+SCENARIOS = {
+    "json_post": ("POST /predict", True),
+    "json_template": ("POST /predict", True),
+    "kserve_v1": ("/v1/models/digits:predict", True),
+    "kserve_v2": ("/v2/models/digits/infer", False),
+    "tfserving": ("/v1/models/digits:predict", True),
+    "torchserve": ("/predictions/digits", True),
+    "openai_chat": ("/v1/chat/completions", False),
+    "openai_completions": ("/v1/completions", False),
+    "embeddings": ("/v1/embeddings", False),
+    "asr": ("POST /asr", False),
+}
+# json_template sends nothing without a template: one that fills /predict from the digits.
+EXTRA_ARGS = {
+    "json_template": [
+        *("--data", str(DIGITS), "--template", '{"inputs": "{{inputs}}"}', "--extract", "predictions.0"),
+    ],
+    "openai_chat": ["--max-tokens", "4"],  # more requests in the short run
+    "openai_completions": ["--max-tokens", "4"],
+}
+
+
+def test_every_built_in_scenario_is_covered() -> None:
+    # Globbed here, as `loadbench scenarios` lists them: its module would bring Locust into pytest.
+    shipped = sorted(p.stem for p in (REPO / "scenarios").glob("*.py") if not p.name.startswith("_"))
+    assert sorted(SCENARIOS) == shipped
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_scenario_runs_against_the_demo(tmp_path: Path, scenario: str) -> None:
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", "--demo", "--scenario", scenario, "-u", "2", "-d", "2s", "--warmup", "0",
+        "--no-sampler", "--quiet", "--out", str(out), *EXTRA_ARGS.get(scenario, []),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    path, labelled = SCENARIOS[scenario]
+    assert list(summary["by_name"]) == [path]
+    assert summary["requests"]["total"] > 0
+    assert summary["requests"]["errors"] == 0, summary["errors"]
+    if labelled:
+        # The same model behind every protocol: as accurate as /predict on these digits (> 0.9).
+        assert summary["quality"]["answered"] == summary["requests"]["total"]
+        assert summary["quality"]["accuracy"] > 0.9
