@@ -4,7 +4,10 @@
     locust -f scenarios/torchserve.py --host URL [same options]
 
 The model comes from ``--model`` or the first one TorchServe's management API lists (``GET
-/models`` at ``--management URL``, else at the target); without either, pass ``--model``.
+/models``). That API has its own port (8081 by default): ``--management URL``, else the first
+that answers of the target itself, the target's port + 1 and port 8081 on the target's host;
+when none does, pass ``--management URL`` or ``--model NAME``. The model's workers and batch
+settings (``GET /models/<model>``) are said in one line at start.
 ``--data FILE.jsonl`` sends each line as a JSON body; ``--data`` with any other file (an image,
 audio) sends its bytes as the one body, with ``--content-type``. Handlers answer anything
 (JSON, text, bytes), so a response is a success when its status is below 400.
@@ -27,7 +30,7 @@ from locust import events, task
 import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.errors import ScenarioError
 from loadbench.protocols.extract import Extractor
-from loadbench.protocols.probe import discover_torchserve_model
+from loadbench.protocols.probe import find_torchserve_model
 from loadbench.scenario import (
     ModelUser,
     Payloads,
@@ -43,6 +46,7 @@ from loadbench.scenario.labels import (
     post_labelled,
     request_extras,
 )
+from loadbench.scenario.predict import say_at_start
 
 PATH: str = ""
 PAYLOADS: Payloads | None = None
@@ -55,7 +59,11 @@ def _options(parser: Any) -> None:
     parser.add_argument("--model", default=None, help="model name (default: the first from GET /models)")
     parser.add_argument("--model-version", default=None, help="model version (default: the default version)")
     parser.add_argument(
-        "--management", default=None, metavar="URL", help="TorchServe's management API, to list models"
+        "--management",
+        default=None,
+        metavar="URL",
+        help="TorchServe's management API, to list models and their workers "
+        "(default: the first that answers of the target, its port + 1, port 8081)",
     )
     parser.add_argument(
         "--content-type",
@@ -71,10 +79,15 @@ def _load(environment: Any) -> None:
     global PATH, PAYLOADS, RAW, EXTRACTOR
     options = environment.parsed_options
     EXTRACTOR = extractor_from_options(options)
-    model = options.model or discover_torchserve_model(
-        environment.host, headers_from_options(options), tls_verify(options), options.management
+    found = find_torchserve_model(
+        environment.host,
+        headers_from_options(options),
+        tls_verify(options),
+        options.management,
+        options.model,
     )
-    PATH = f"/predictions/{model}" + (f"/{options.model_version}" if options.model_version else "")
+    PATH = f"/predictions/{found.model}" + (f"/{options.model_version}" if options.model_version else "")
+    say_at_start(environment, f"torchserve: {found.note}")
     data = Path(options.data) if options.data else None
     if data is not None and data.suffix.lower() not in (".jsonl", ".json") and not options.payload:
         try:

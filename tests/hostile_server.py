@@ -10,13 +10,21 @@ Paths (any method; a query string is allowed, e.g. ``/slow?ms=3000``):
 ``/reset``          reads the request, then resets the connection (SO_LINGER 0, close: RST).
 ``/close``          reads the request, then closes the connection without answering (FIN).
 ``/burst5xx``       503 for `burst` requests out of every `burst_period` (counted over the path), else /ok.
-``/429``            429 with ``Retry-After: 1``.
+``/429``            429 with ``Retry-After: 1`` and ``{"error": "slow down"}``.
+``/400``            400 with a model server's JSON error, two in turn: MLServer's ``{"error": ...}``
+                    (`FEATURES_ERROR`) and FastAPI's ``{"detail": [{"loc": ..., "msg": ...}]}``.
+``/400-evil``       400 with ``{"error": {"message": EVIL_MESSAGE}}``: markup, a bidirectional
+                    override, control characters and a table pipe in the server's words.
+``/503-text``       503, ``text/plain``, `OVERLOADED_TEXT` (two lines), ``Retry-After`` `RETRY_DATE`.
 ``/slow?ms=N``      answers /ok after N ms (default 3000); gives up if the client goes away.
 ``/truncated``      200 with ``Content-Length: 1000``, 10 bytes of it, then closes.
 ``/badjson``        200, ``application/json``, body ``{"outputs": [1,`` (complete, well framed).
 ``/sse-malformed``  200 ``text/event-stream``, chunked: a good event, garbage, broken JSON, then a
                     clean end (no ``data: [DONE]``).
 ``/bad-chunked``    200, chunked, one chunk, then an invalid chunk-size line and a close.
+``/sse-done-only``  200 ``text/event-stream``, chunked: ``data: [DONE]`` alone, a clean end (no
+                    content, no ``finish_reason``); any path under it too
+                    (``/sse-done-only/v1/chat/completions``: a target for the LLM scenarios).
 ``/sse-forever``    200 ``text/event-stream``, chunked, an event every `event_interval_s`, never
                     ending: until the client leaves, the server stops, or `max_lifetime_s`.
 ``/huge``           200 with a `huge_bytes` (200 MB) body, streamed from a 1 MiB buffer.
@@ -30,11 +38,11 @@ where a load generator checks that the target is up), the server goes down as a 
 would: it closes its listening socket (new connections are refused) and every open connection.
 
 Outcomes counted per path (`count`): ``requests`` (parsed requests), and one of ``ok`` (a good
-200 answer sent in full), ``503``, ``429``, ``302``, ``404``, ``reset``, ``closed``,
-``truncated``, ``badjson``, ``sse-malformed``, ``bad-chunked``, ``sse-ended`` (a never-ending
-stream that was ended, with ``sse-events`` counting its events), ``huge`` (sent in full) or
-``huge-aborted``, ``hang``, ``abandoned`` (the client left before the answer). ``/burst5xx``
-also counts ``seen``.
+200 answer sent in full), ``503``, ``429``, ``400``, ``302``, ``404``, ``reset``, ``closed``,
+``truncated``, ``badjson``, ``sse-malformed``, ``bad-chunked``, ``sse-done-only``, ``sse-ended``
+(a never-ending stream that was ended, with ``sse-events`` counting its events), ``huge`` (sent
+in full) or ``huge-aborted``, ``hang``, ``abandoned`` (the client left before the answer).
+``/burst5xx`` also counts ``seen``.
 
 Every loop is bounded in time; `stop` closes every socket and joins every thread.
 """
@@ -54,6 +62,13 @@ from urllib.parse import parse_qs, urlsplit
 
 OK_BODY = json.dumps({"outputs": [[1.0]]}).encode()
 BAD_JSON = b'{"outputs": [1,'
+FEATURES_ERROR = "ValueError: X has 4 features, but StandardScaler is expecting 64 features as input."
+UNKNOWN_MODEL = {
+    "detail": [{"loc": ["body", "model"], "msg": "unknown model 'digits-v9'", "type": "value_error"}]
+}
+EVIL_MESSAGE = "<script>document.title='PWNED'</script> \u202egnp.exe\x1b[2J | col | &amp; done"
+OVERLOADED_TEXT = b"upstream overloaded: <b>try again</b> later\nretry budget exhausted\n"
+RETRY_DATE = "Wed, 21 Oct 2026 07:28:00 GMT"
 HUGE_BYTES = 200 * 1000 * 1000
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
@@ -330,6 +345,17 @@ class HostileServer:
         elif path == "/429":
             self._answer(conn, "429 Too Many Requests", b'{"error": "slow down"}', **{"Retry-After": "1"})
             self._add(path, "429")
+        elif path == "/400":
+            turn = self._add(path, "400") % 2
+            body = {"error": FEATURES_ERROR} if turn else UNKNOWN_MODEL
+            self._answer(conn, "400 Bad Request", json.dumps(body).encode())
+        elif path == "/400-evil":
+            self._answer(conn, "400 Bad Request", json.dumps({"error": {"message": EVIL_MESSAGE}}).encode())
+            self._add(path, "400")
+        elif path == "/503-text":
+            extra = {"Content-Type": "text/plain; charset=utf-8", "Retry-After": RETRY_DATE}
+            self._answer(conn, "503 Service Unavailable", OVERLOADED_TEXT, **extra)
+            self._add(path, "503")
         elif path == "/slow":
             ms = float(parse_qs(query).get("ms", ["3000"])[0])
             if not self._wait(conn, ms / 1000):
@@ -356,6 +382,9 @@ class HostileServer:
                 self._send(conn, self._chunk(event))
             self._send(conn, b"0\r\n\r\n")
             self._add(path, "sse-malformed")
+        elif path == "/sse-done-only" or path.startswith("/sse-done-only/"):
+            self._send(conn, self._sse_head() + self._chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+            self._add("/sse-done-only", "sse-done-only")
         elif path == "/bad-chunked":
             self._send(conn, self._sse_head() + self._chunk(b'data: {"token": "a"}\n\n') + b"zz\r\nxx\r\n")
             self._add(path, "bad-chunked")

@@ -17,8 +17,14 @@ count then tells apart requests that started close together from several users.
 still a good stream), ``badjson`` (one event's data is not JSON), ``nousage`` (never sends
 usage), ``nodone`` (the body ends cleanly after the answer's ``finish_reason`` without
 ``[DONE]``, as transformers serve does: still a good stream), ``noend`` (neither
-``finish_reason`` nor ``[DONE]``: the body stops before the answer does). A request's ``user``
-field, when given, is its mode.
+``finish_reason`` nor ``[DONE]``: the body stops before the answer does), ``interrupted``
+(llama.cpp's server interrupting a request for the next one: the role event (chat), then
+``data: [DONE]``: no content, no ``finish_reason``), ``doneonly`` (``data: [DONE]`` alone),
+``finishedempty`` (no content, then the answer's ``finish_reason`` and a usage of 0 completion
+tokens: an answer that did finish, empty). Not streamed, ``interrupted`` and ``doneonly``
+answer a choice with empty text and no ``finish_reason`` (and no usage), ``finishedempty`` empty
+text with ``finish_reason`` ``stop`` and a usage of 0. A request's ``user`` field, when given,
+is its mode.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MODEL = "test-llm"
+EMPTY_MODES = ("interrupted", "doneonly", "finishedempty")
 
 
 class LLMTestServer(ThreadingHTTPServer):
@@ -102,22 +109,27 @@ class _Handler(BaseHTTPRequestHandler):
         mode = body.get("user") or self.server.mode
         n = self.server.tokens
         if not body.get("stream"):
-            time.sleep((self.server.ttft_ms + self.server.itl_ms * (n - 1)) / 1000)
-            text = " ".join(f"w{i}" for i in range(n))
-            choice = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
-            self._json(
-                200,
-                {
-                    "id": "x",
-                    "choices": [{"index": 0, **choice, "finish_reason": "length"}],
-                    "usage": {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n},
-                },
-            )
+            self._answer(chat, n, mode)
             return
         with self.server.lock:
             n += self.server.streams % self.server.vary_tokens
             self.server.streams += 1
         self._stream(body, chat, n, mode)
+
+    def _answer(self, chat: bool, n: int, mode: str) -> None:
+        """One JSON answer (not streamed); the empty modes answer no text (module docstring)."""
+        time.sleep((self.server.ttft_ms + self.server.itl_ms * (n - 1)) / 1000)
+        empty = mode in EMPTY_MODES
+        text = "" if empty else " ".join(f"w{i}" for i in range(n))
+        choice: dict[str, Any] = (
+            {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+        )
+        choice["finish_reason"] = "stop" if mode == "finishedempty" else None if empty else "length"
+        answer: dict[str, Any] = {"id": "x", "choices": [{"index": 0, **choice}]}
+        if mode not in ("interrupted", "doneonly"):
+            tokens = 0 if empty else n
+            answer["usage"] = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}
+        self._json(200, answer)
 
     def _chunk(self, text: str | bytes) -> None:
         data = text.encode() if isinstance(text, str) else text
@@ -132,8 +144,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        if chat:
+        if chat and mode != "doneonly":
             self._event({"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        if mode in ("interrupted", "doneonly"):
+            self._chunk("data: [DONE]\n\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self._record([])
+            return
+        if mode == "finishedempty":
+            n = 0
         empty = {"delta": {}} if chat else {"text": ""}
         sent: list[float] = []
         due = self._t0 + server.ttft_ms / 1000

@@ -12,7 +12,8 @@ docs/metrics.md, "LLM metrics". In short, over the window's **successful** reque
 - ITL: every recorded inter-token gap, pooled over all streamed requests;
 - TPOT, per request with at least 2 output tokens: ``(service time − TTFT) / (output − 1)``;
 - E2E: ``latency_ms`` of the LLM requests (rows with a TTFT or an output token count);
-- goodput: requests per second that succeeded and met every per-request SLO (DistServe);
+- goodput: requests per second that succeeded, were not empty (an LLM request with 0 output
+  tokens) and met every per-request SLO (DistServe);
 - real-time: a stream is *ahead* of a reader at R tokens/s starting at its first token when
   chunk k (0-based) arrives no later than ``TTFT + k / R``.
 
@@ -212,6 +213,7 @@ class Streams:
     out_tokens: FloatArray
     llm: BoolArray  # rows with a TTFT or an output token count
     streamed: BoolArray  # successful rows with a TTFT
+    empty: BoolArray  # successful rows that answered 0 output tokens: never goodput
     gaps: FloatArray  # of the streamed rows, `parse_itl`'s layout
     counts: IntArray
     tpot: FloatArray
@@ -241,6 +243,7 @@ def streams(measured: pd.DataFrame, service_ms: npt.ArrayLike) -> Streams:
         out_tokens=out_tokens,
         llm=np.isfinite(ttft) | np.isfinite(out_tokens),
         streamed=streamed,
+        empty=ok & np.isfinite(out_tokens) & (out_tokens == 0),
         gaps=gaps,
         counts=counts,
         tpot=tpot_ms(service, ttft, out_tokens),
@@ -313,7 +316,8 @@ def _realtime(s: Streams, tokens_per_s: float) -> RealtimeSection:
 
 
 def _goodput(s: Streams, per_request: Sequence[Slo], window_s: float) -> tuple[GoodputSection, list[str]]:
-    """Requests that succeeded and met every per-request SLO, with each SLO's attainment."""
+    """Requests that succeeded, were not empty and met every per-request SLO, with each SLO's
+    attainment (over the successful requests, empty ones included)."""
     values = {
         "request.ttft_ms": s.ttft,
         "request.tpot_ms": s.tpot,
@@ -328,9 +332,14 @@ def _goodput(s: Streams, per_request: Sequence[Slo], window_s: float) -> tuple[G
         "request.itl_max_ms": s.streamed & ~np.isfinite(s.itl_max) & ~s.itl_damaged,
     }
     total = s.ok.size
-    all_met = s.ok.copy()
+    all_met = s.ok & ~s.empty
     entries: list[GoodputSlo] = []
     notices = []
+    if s.empty.any():
+        notices.append(
+            f"{int(s.empty.sum()):,} successful request(s) answered no output token (an empty answer "
+            "that did finish): not counted into goodput"
+        )
     for slo in per_request:
         value = values[slo.path]
         with np.errstate(invalid="ignore"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -170,35 +170,101 @@ def failure_text(exception: BaseException) -> str:
 
 
 class ErrorRow(TypedDict):
-    """One entry of ``summary["errors"]``: a kind of failure."""
+    """One entry of ``summary["errors"]``: a kind of failure, and what the server said, if anything."""
 
     kind: str
     count: int
     share: float
     example: str
+    # Only when the server explained its refusal (requests.csv ``server_message``).
+    server_message: NotRequired[str]
+    # Only on a kind's row that counts its less frequent messages together: how many there were.
+    other_messages: NotRequired[int]
+    # Only when some of these answers carried a Retry-After header: its most frequent value.
+    retry_after: NotRequired[str]
+
+
+# The record columns an error row is grouped by; the last two are optional (older records).
+ERROR_COLUMNS = ("status", "error", "server_message", "retry_after")
+# Server messages listed apart per kind; a kind's other messages share one row (a server that
+# puts a request id in each message must not push every other kind out of the table).
+MAX_MESSAGES_PER_KIND = 3
 
 
 def error_table(errors: pd.DataFrame, total: int, top: int = 10) -> list[ErrorRow]:
-    """Top error kinds with count, share of all requests and one example message."""
+    """The ``top`` most frequent kinds of failure, each split by what the server said.
+
+    ``errors`` holds the failed records' `ERROR_COLUMNS` (``server_message`` and ``retry_after``
+    may be absent). A kind's rows: one per server message (``HTTP 400`` "unknown model" and
+    ``HTTP 400`` "expecting 64 features"), its `MAX_MESSAGES_PER_KIND` most frequent; one for the
+    rest of its messages (``other_messages``), one for its answers without a message. Kinds in
+    order of their count, their rows in order of theirs. ``share`` is of all ``total`` requests;
+    ``example`` is the row's most frequent error text; ``retry_after`` its most frequent one.
+    """
     if errors.empty:
         return []
-    # Group the distinct (status, error) pairs first: few, even when the errors are many.
-    pairs = errors.groupby(["status", "error"], sort=False, observed=True).size().reset_index(name="count")
-    pairs["kind"] = [error_kind(int(s), str(e)) for s, e in zip(pairs["status"], pairs["error"], strict=True)]
+    keys = [c for c in ERROR_COLUMNS if c in errors]
+    # Count the distinct records first: few, even when the errors are many.
+    distinct = errors.groupby(keys, sort=False, observed=True, dropna=False).size().reset_index(name="count")
+    distinct = distinct[distinct["count"] > 0].reset_index(drop=True)
+    text = {c: _text(distinct[c]) if c in distinct else "" for c in ERROR_COLUMNS[1:]}
+    frame = pd.DataFrame(
+        {
+            "kind": [error_kind(int(s), e) for s, e in zip(distinct["status"], text["error"], strict=True)],
+            "count": distinct["count"].to_numpy(),
+            **text,
+        }
+    )
+    kinds = frame.groupby("kind", sort=False)["count"].sum().reset_index()
+    kinds = kinds.sort_values(["count", "kind"], ascending=[False, True], kind="stable").head(top)
     rows: list[ErrorRow] = []
-    for kind, group in pairs.groupby("kind", sort=False):
-        example = group.sort_values("count", ascending=False).iloc[0]
+    for kind in kinds["kind"]:
+        rows += _kind_rows(str(kind), frame[frame["kind"] == kind], total)
+    return rows
+
+
+def _kind_rows(kind: str, frame: pd.DataFrame, total: int) -> list[ErrorRow]:
+    """One kind's rows of `error_table`, most frequent first."""
+    by_message = frame.groupby("server_message", sort=False)["count"].sum().reset_index()
+    said = by_message[by_message["server_message"] != ""]
+    said = said.sort_values(["count", "server_message"], ascending=[False, True], kind="stable")
+    listed = said["server_message"].head(MAX_MESSAGES_PER_KIND).tolist()
+    others = frame["server_message"].ne("") & ~frame["server_message"].isin(listed)
+    parts = [(m, frame[frame["server_message"] == m], 0) for m in listed]
+    parts += [("", frame[others], len(said) - len(listed)), ("", frame[frame["server_message"] == ""], 0)]
+    rows: list[ErrorRow] = []
+    for message, group, folded in parts:
+        if group.empty:
+            continue
         count = int(group["count"].sum())
-        rows.append(
-            {
-                "kind": str(kind),
-                "count": count,
-                "share": fraction(count, total),
-                "example": str(example["error"]),
-            }
-        )
-    rows.sort(key=lambda r: (-r["count"], r["kind"]))
-    return rows[:top]
+        row: ErrorRow = {
+            "kind": kind,
+            "count": count,
+            "share": fraction(count, total),
+            "example": _most_frequent(group, "error"),
+        }
+        if message:
+            row["server_message"] = message
+        if folded:
+            row["other_messages"] = folded
+        retry_after = _most_frequent(group[group["retry_after"] != ""], "retry_after")
+        if retry_after:
+            row["retry_after"] = retry_after
+        rows.append(row)
+    rows.sort(key=lambda r: -r["count"])  # stable: ties keep the order above
+    return rows
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """A text column as plain strings, a missing value as ""."""
+    return values.astype(object).fillna("").astype(str)
+
+
+def _most_frequent(counted: pd.DataFrame, column: str) -> str:
+    """The value of ``column`` with the largest summed ``count`` ("" for no rows; ties: first seen)."""
+    if counted.empty:
+        return ""
+    return str(counted.groupby(column, sort=False)["count"].sum().idxmax())
 
 
 def group_rows(keys: pd.Series) -> list[tuple[str, npt.NDArray[np.int64]]]:

@@ -65,7 +65,9 @@ def traffic_sections(w: Window) -> TrafficSections:
         "latency_ci_ms": trust.latency_ci(w.ok_latency),
         "service_time_ms": stats.latency_summary(w.measured_service_ms[ok_mask]),
         "by_name": by_name(w),
-        "errors": stats.error_table(measured.loc[~ok_mask, ["status", "error"]], w.total),
+        "errors": stats.error_table(
+            measured.loc[~ok_mask, [c for c in stats.ERROR_COLUMNS if c in measured]], w.total
+        ),
         "response_bytes": {
             "total": int(measured["response_bytes"].sum()),
             "mean": round(float(measured["response_bytes"].mean()), 1) if w.total else None,

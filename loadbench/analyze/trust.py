@@ -273,7 +273,7 @@ def validity(
     successful requests; ``gated_counts``: other gated percentiles by summary path
     (``ttft_ms.p99``) with the number of values each rests on.
     """
-    reasons = _generator_reasons(summary)
+    reasons = _all_failed_reasons(summary) + _generator_reasons(summary)
     window_s = summary.get("window", {}).get("duration_s") or 0.0
     if window_s < MIN_WINDOW_S and summary.get("requests", {}).get("total", 0) > 0:
         reasons.append(f"the measured window lasted {window_s:g} s, under {MIN_WINDOW_S:g} s")
@@ -292,6 +292,24 @@ def validity(
     if warnings:
         out["warnings"] = warnings
     return out
+
+
+def _all_failed_reasons(summary: Mapping[str, Any]) -> list[str]:
+    """Every request of the window failed: nothing measured the endpoint's service, only its
+    failures (latency, throughput and goodput are empty or 0). The most common error is quoted."""
+    requests = summary.get("requests") or {}
+    total = requests.get("total") or 0
+    if not (total > 0 and requests.get("ok", 0) == 0):
+        return []
+    errors = summary.get("errors") or []
+    top = max(errors, key=lambda e: e.get("count", 0), default=None)
+    most = ""
+    if top is not None:
+        most = f"; the most common: {top.get('kind')} ({top.get('count', 0):,})"
+        example = str(top.get("example") or "")
+        if example and example != top.get("kind"):
+            most += f", e.g. {example[:200]}"
+    return [f"every request failed: {total:,} of {total:,} measured requests{most}"]
 
 
 def _generator_reasons(summary: Mapping[str, Any]) -> list[str]:

@@ -17,7 +17,18 @@ from loadbench.values import parse_duration
 
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
+EXIT_TARGET_FAILED = 3  # every request failed, or nothing was recorded
 EXIT_INTERRUPTED = 130
+
+# `loadbench run --keep-going`: never stop a run early because every request fails.
+KEEP_GOING_OPTION: Option = (
+    ("--keep-going",),
+    {
+        "action": "store_true",
+        "help": "run the whole duration even when every request fails (default: stop once no request "
+        "has succeeded after 5 s and 10 failures; exit code 3 either way)",
+    },
+)
 
 # One option: its flags and the keywords of `add_argument`. Tables of these are the options of a
 # command or group, in --help order.

@@ -10,7 +10,7 @@ from typing import Any
 
 from loadbench.cli.config import run_config, target_of
 from loadbench.cli.options import (
-    EXIT_INTERRUPTED,
+    KEEP_GOING_OPTION,
     SAMPLING_OPTIONS,
     Call,
     Option,
@@ -23,7 +23,7 @@ from loadbench.cli.options import (
     positive_duration,
     workers,
 )
-from loadbench.cli.summary import analyze_and_report, gate_exit_code
+from loadbench.cli.summary import analyze_and_report, run_exit_code
 from loadbench.demo.args import port
 
 RUN_EPILOG = """\
@@ -46,8 +46,13 @@ examples:
   loadbench run --target http://127.0.0.1:8000 --scrape http://127.0.0.1:8000/metrics --scrape-match '^vllm:'
   loadbench run --target http://gpu-box:8000 --agent http://gpu-box:9109   # with $LOADBENCH_AGENT_TOKEN set
 
-Exit codes: 0 done, 1 an --slo failed (or the run was INVALID with --slo given), 2 bad input
-(one line on stderr), 130 interrupted (the report is still written).
+A run in which no request succeeds is stopped after 5 s and 10 failed requests, whichever
+comes later (and once a failure started after the warmup), unless --keep-going; its run
+directory and report are still written, and the terminal says why, quoting the most common error.
+
+Exit codes: 0 done; 1 an --slo failed (or the run was INVALID with --slo given); 2 bad input
+(one line on stderr); 3 the target failed every request, or nothing was recorded (the run's
+status is `failed`; the report is still written); 130 interrupted (the report is still written).
 Metric definitions: docs/metrics.md. Run directory format: docs/run-format.md.
 """
 RUN_OPTIONS: tuple[Option, ...] = (
@@ -121,6 +126,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     ),
     (("--force",), {"action": "store_true", "help": "write into an existing, non-empty run directory"}),
     (("--quiet", "-q"), {"action": "store_true", "help": "no live progress line (for CI logs)"}),
+    KEEP_GOING_OPTION,
 )
 
 LOAD_OPTIONS: tuple[Option, ...] = (
@@ -287,10 +293,9 @@ def cmd_run(call: Call) -> int:
         # which only the driving stage may have.
         from loadbench.drive import runner
 
-        run_dir = runner.run(run_config(call.args, target, scenario_args), ["loadbench", *call.argv])
-    from loadbench.record import rundir
-
-    summary = analyze_and_report(run_dir)
-    if summary["run"]["status"] == rundir.STATUS_INTERRUPTED:
-        return EXIT_INTERRUPTED
-    return gate_exit_code(summary)
+        run_dir = runner.run(
+            run_config(call.args, target, scenario_args),
+            ["loadbench", *call.argv],
+            keep_going=bool(getattr(call.args, "keep_going", False)),
+        )
+    return run_exit_code(analyze_and_report(run_dir))

@@ -1,4 +1,4 @@
-"""What the terminal shows of an analyzed run, and the exit code its SLO gates give."""
+"""What the terminal shows of an analyzed run, and the exit code it gives (`run_exit_code`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loadbench.cli.options import EXIT_GATE_FAILED
+from loadbench.cli.options import EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_TARGET_FAILED
 
 if TYPE_CHECKING:
     from loadbench.analyze.analyzer import Summary
@@ -84,6 +84,21 @@ def analyze_and_report(run_dir: Path) -> Summary:
     print(console_summary(summary))
     print(f"report: {report_path}")
     return summary
+
+
+def run_exit_code(summary: Mapping[str, Any]) -> int:
+    """``loadbench run``'s exit code of an analyzed run (README, "Exit codes"): 130 interrupted;
+    3 when the run failed (nothing recorded, or stopped because every request failed) or every
+    measured request failed; else the SLO gates' (`gate_exit_code`)."""
+    from loadbench.record import rundir
+
+    status = summary["run"]["status"]
+    if status == rundir.STATUS_INTERRUPTED:
+        return EXIT_INTERRUPTED
+    requests = summary.get("requests") or {}
+    if status == rundir.STATUS_FAILED or (requests.get("total", 0) > 0 and requests.get("ok", 0) == 0):
+        return EXIT_TARGET_FAILED
+    return gate_exit_code(summary)
 
 
 def gate_exit_code(summary: Mapping[str, Any]) -> int:

@@ -11,6 +11,12 @@ A request whose answer took longer than ``--timeout`` (the scenario option, when
 it) is recorded as failed, kind ``timeout``, even when the client let it finish: a body that
 arrives at full speed is read without yielding to gevent, so the client's deadline cannot cut
 it off, but it must not count as a success.
+
+A request that failed with an HTTP status >= 400 keeps what the server said: the message of the
+answer's body (`loadbench.protocols.errorbody.server_message`) and its ``Retry-After`` header,
+in the ``server_message`` and ``retry_after`` columns. The body is read only when it is already
+in memory (Locust reads it, unless the request was streamed) or declares at most
+`MAX_BODY_BYTES` in its ``Content-Length``; no more than that is ever parsed or kept.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from locust.env import Environment
 
 from loadbench.analyze.stats import failure_text
 from loadbench.drive.openloop import INTENDED_KEY
+from loadbench.protocols.errorbody import MAX_BODY_BYTES, retry_after_text, server_message
 from loadbench.record import rundir
 from loadbench.record.records import (
-    EMPTY_EXTRAS,
+    EMPTY_TAIL,
     EXTRAS_KEY,
     RequestRecord,
     RequestWriter,
@@ -42,6 +49,48 @@ FLUSH_INTERVAL_S = 0.5
 def scrub_extras(extras: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
     """The extras with credentials scrubbed from their text values (labels come from servers)."""
     return {k: scrub(v, secrets) if isinstance(v, str) else v for k, v in extras.items()}
+
+
+def error_body(response: Any, headers: Any) -> bytes:
+    """The first `MAX_BODY_BYTES` of an answer's body, without reading a large or unbounded one.
+
+    Locust's clients read the body before the request event unless the request was streamed;
+    a body not read yet is read here only when its ``Content-Length`` says it is small (a
+    chunked or never-ending one could hold the user's greenlet for as long as it lasts).
+    """
+    body = _body_in_memory(response)
+    if body is None:
+        length = _header(headers, "Content-Length")
+        if length is None or not length.strip().isdigit() or int(length) > MAX_BODY_BYTES:
+            return b""
+        try:
+            body = response.content
+        except Exception:  # the body broke (reset, truncated, bad encoding): nothing to say
+            return b""
+    return bytes(body[:MAX_BODY_BYTES]) if isinstance(body, bytes | bytearray) else b""
+
+
+def _body_in_memory(response: Any) -> bytes | bytearray | None:
+    """The body when the client has already read it (without reading anything), else None.
+
+    Each client keeps it in its own attribute: Locust's fast client (geventhttpclient) in
+    ``_cached_content``, requests (Locust's ``HttpUser``) and loadbench's ``--http2`` client in
+    ``_content`` (False or None until read).
+    """
+    for attribute in ("_cached_content", "_content"):
+        body = getattr(response, attribute, None)
+        if isinstance(body, bytes | bytearray):
+            return body  # not copied: it may be huge
+    return None
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A response header's value (the clients' header maps ignore case), None when absent."""
+    try:
+        value = headers.get(name) if headers is not None else None
+    except Exception:  # a header map of some other client that cannot be asked
+        return None
+    return value if isinstance(value, str) else None
 
 
 class LineSink(Protocol):
@@ -123,7 +172,7 @@ class Recorder:
             if intended is None:
                 self.requests.write_line(
                     "%.6f,%.3f%s%d,%d,1,,%s\n"  # noqa: UP031
-                    % (start_time, response_time, fields, status, response_length or 0, EMPTY_EXTRAS)
+                    % (start_time, response_time, fields, status, response_length or 0, EMPTY_TAIL)
                 )
             else:
                 self.requests.write_line(
@@ -135,11 +184,11 @@ class Recorder:
                         status,
                         response_length or 0,
                         intended,
-                        EMPTY_EXTRAS,
+                        EMPTY_TAIL,
                     )
                 )
             return
-        error = ""
+        error = message = retry_after = ""
         if exception is None and response_time > self._timeout_ms:
             exception = TimeoutError(
                 f"timed out: answered after {response_time / 1000:.3f} s, over --timeout {self.timeout_s:g} s"
@@ -148,6 +197,8 @@ class Recorder:
             self.errors += 1
             # The real failure, not its wrapper (a timeout, not RetriesExceeded); one line, scrubbed.
             error = one_line(scrub(failure_text(exception), self.secrets))
+            if status >= 400 and response is not None:
+                message, retry_after = self._server_said(response)
         else:
             self.window_ms.append(response_time)
         self.requests.write(
@@ -163,8 +214,17 @@ class Recorder:
                 error=error,
                 intended_unix_s=intended if isinstance(intended, float) else None,
                 extras=scrub_extras(extras, self.secrets) if isinstance(extras, dict) else None,
+                server_message=message,
+                retry_after=retry_after,
             )
         )
+
+    def _server_said(self, response: Any) -> tuple[str, str]:
+        """The message of a failed answer's body and its ``Retry-After``, scrubbed; "" for none."""
+        headers = getattr(response, "headers", None)
+        content_type = _header(headers, "Content-Type") or ""
+        message = server_message(error_body(response, headers), content_type, self.secrets)
+        return message, retry_after_text(_header(headers, "Retry-After"), self.secrets)
 
     def _name_fields_for(self, name: str, request_type: str) -> str:
         if len(self._name_fields) >= 10_000:

@@ -7,7 +7,9 @@ that directory; this module never computes metrics beyond the live progress line
 Everything that can be wrong with the input (target, scenario, options, data files, output
 directory) is checked before the run directory is created, so a failed start never leaves a
 directory that looks like a run. Ctrl-C or SIGTERM stops the load and finishes the run as
-"interrupted"; a second one exits at once, leaving the records flushed so far.
+"interrupted"; a second one exits at once, leaving the records flushed so far. A run in which
+every request failed is stopped early (`loadbench.drive.watchdog`, unless ``keep_going``) and
+finishes as "failed", its records and the reason kept, the reason said on the terminal.
 
 The load model comes from `loadbench.drive.loadplan` (closed loop, open loop via
 `loadbench.drive.openloop`, shapes); the run directory's life from `loadbench.drive.lifecycle`; the
@@ -51,11 +53,12 @@ from loadbench.drive.progress import Progress
 from loadbench.drive.recorder import Recorder
 from loadbench.drive.rtt import measure_rtt
 from loadbench.drive.shape import users_shape_class
+from loadbench.drive.watchdog import Watchdog
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.load import shapes
 from loadbench.protocols.probe import check_reachable, probe_target
 from loadbench.record import rundir
-from loadbench.redact import redact_url
+from loadbench.redact import redact_url, scrub
 from loadbench.sample.collector import MIN_INTERVAL_S, host_label
 from loadbench.sample.hostmetrics import find_server_process
 from loadbench.values import check_target, parse_header
@@ -194,13 +197,15 @@ class Load:
     shape: LoadTestShape | None = None  # a closed loop's load shape
     master: Master | None = None  # distributed: the workers' master
     in_flight: InFlight | None = None  # one process: this process's users' requests in flight
+    watchdog: Watchdog | None = None  # one process, without keep_going: stops a run that only fails
 
 
-def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
+def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr, keep_going: bool = False) -> Path:
     """Run the load described by ``config``; return the run directory (records and meta.json).
 
     One process, or (``config.workers`` / ``config.expect_workers``) a Locust master whose
-    workers ship their records here (`loadbench.drive.distributed`).
+    workers ship their records here (`loadbench.drive.distributed`). ``keep_going``: run the
+    whole duration even when every request fails (otherwise `loadbench.drive.watchdog` stops it).
     """
     prepared = prepare(config)
     target = check_target(config.target)
@@ -217,9 +222,18 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr) -> Path:
     if not config.quiet:
         _announce(config, load, prepared.scenario, target, active.run_dir, log)
     status, failure = rundir.STATUS_COMPLETE, None
+    if load.master is None and not keep_going:
+        # Listening before the start: the first answers may come before _start_load returns.
+        load.watchdog = Watchdog(time.time(), config.warmup_s, config.timeout_s).register(load.env)
     try:
         _start_load(config, load, active.meta, stop_requested)
-        status = _watch_load(load, active.meta["started_unix_s"], progress, stop_requested, log)
+        if load.watchdog is not None:
+            load.watchdog.started_unix_s = active.meta["started_unix_s"]
+        status, failure = _watch_load(load, active.meta["started_unix_s"], progress, stop_requested, log)
+        if failure is not None:
+            failure = scrub(failure, active.recorder.secrets)
+            log.write(f"\nloadbench: stopping early: {failure} (--keep-going runs on regardless)\n")
+            log.flush()
     except Exception as exc:
         status, failure = rundir.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
         raise
@@ -333,8 +347,9 @@ def _start_load(config: RunConfig, load: Load, meta: dict[str, Any], stop: geven
 
 def _watch_load(
     load: Load, started_unix_s: float, progress: Progress, stop: gevent.event.Event, log: TextIO
-) -> str:
-    """Tick the progress line until the load's end; returns the run's status."""
+) -> tuple[str, str | None]:
+    """Tick the progress line until the load's end; returns the run's status, and why it failed
+    when the watchdog stopped it (every request failed)."""
     runner, master, dispatcher = load.runner, load.master, load.dispatcher
     duration_s = load.plan.duration_s
     start_mono = time.monotonic() - (time.time() - started_unix_s)
@@ -342,11 +357,14 @@ def _watch_load(
     while True:
         elapsed = time.monotonic() - start_mono
         if elapsed >= duration_s or (dispatcher is not None and dispatcher.finished):
-            return rundir.STATUS_COMPLETE
+            return rundir.STATUS_COMPLETE, None
         if load.shape is not None and elapsed > 1.0 and runner.state in (STATE_STOPPED, STATE_STOPPING):
-            return rundir.STATUS_COMPLETE  # the shape ran out
+            return rundir.STATUS_COMPLETE, None  # the shape ran out
         if stop.is_set():
-            return rundir.STATUS_INTERRUPTED
+            return rundir.STATUS_INTERRUPTED, None
+        why = load.watchdog.verdict(elapsed) if load.watchdog is not None else None
+        if why is not None:
+            return rundir.STATUS_FAILED, why
         if master is not None:
             for line in master.watch():
                 log.write(f"\nloadbench: warning: {line}\n")

@@ -6,6 +6,10 @@
   ``instances``, ``outputs`` for TF Serving's columnar ``inputs``).
 - `embedding_problem` checks an OpenAI ``/v1/embeddings`` answer.
 - `Template` fills a JSON request template from a data row (``scenarios/json_template.py``).
+- What a server's metadata says a request must hold, for the start line and for the error that
+  names what to pass: `v2_inputs` (Open Inference Protocol ``GET /v2/models/<model>``),
+  `tfserving_inputs` and `tfserving_example` (TF Serving's ``/metadata`` signature),
+  `torchserve_settings` (TorchServe's ``GET /models/<model>``).
 
 Template rules. The template is JSON text. A placeholder ``{{field}}`` stands inside a JSON string:
 
@@ -32,6 +36,11 @@ from loadbench.errors import ScenarioError, UsageError
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 # Where a ``:predict`` answer's first prediction is: row format (``instances``), columnar (``inputs``).
 PREDICT_EXTRACT = ("predictions.0", "outputs.0")
+# An Open Inference Protocol infer request, as the error for a model whose metadata lists no inputs shows it.
+V2_EXAMPLE = (
+    '{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": [0.1, 0.2, 0.3, 0.4]}]}'
+)
+EXAMPLE_MAX_CHARS = 160  # a longer example body is described, not written out
 
 
 def predict_body(row: Any) -> Any:
@@ -122,3 +131,87 @@ class Template:
 
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def v2_inputs(metadata: Any) -> list[dict[str, Any]]:
+    """The input tensors an Open Inference Protocol model's metadata declares (each with a ``name``).
+
+    Empty when it declares none (MLServer's metadata may list no inputs) or only unnamed ones.
+    """
+    inputs = metadata.get("inputs") if isinstance(metadata, dict) else None
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) and i.get("name") for i in inputs):
+        return []
+    return inputs
+
+
+TensorSpec = tuple[str, str, list[int] | None]  # (name, dtype, dimensions; None: unknown rank)
+
+
+def tfserving_inputs(metadata: Any) -> tuple[str, list[TensorSpec]] | None:
+    """(signature name, its inputs) of TF Serving's ``GET /v1/models/<model>/metadata`` answer.
+
+    The ``serving_default`` signature, else the first one; None when the answer holds none.
+    """
+    try:
+        signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    except (KeyError, TypeError):
+        return None
+    if not isinstance(signatures, dict) or not signatures:
+        return None
+    name = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    inputs = signatures[name].get("inputs") if isinstance(signatures[name], dict) else None
+    if not isinstance(inputs, dict):
+        return None
+    specs: list[TensorSpec] = []
+    for key, info in sorted(inputs.items()):
+        info = info if isinstance(info, dict) else {}
+        shape: dict[str, Any] = info["tensor_shape"] if isinstance(info.get("tensor_shape"), dict) else {}
+        dims = shape.get("dim")
+        sizes = None
+        if isinstance(dims, list) and not shape.get("unknown_rank"):
+            # TF Serving writes sizes as strings (int64 in its JSON mapping of the protobuf).
+            sizes = [int(d.get("size", -1)) for d in dims if isinstance(d, dict)]
+        specs.append((str(key), str(info.get("dtype", "DT_INVALID")), sizes))
+    return name, specs
+
+
+def describe_tensors(specs: list[TensorSpec]) -> str:
+    """``x DT_FLOAT [-1, 3], y DT_STRING [?]``: tensors as a start line or an error names them."""
+    return ", ".join(f"{name} {dtype} {'[?]' if dims is None else dims}" for name, dtype, dims in specs)
+
+
+def _zeros(dtype: str, dims: list[int]) -> Any:
+    value: Any = "" if dtype == "DT_STRING" else False if dtype == "DT_BOOL" else 0
+    for size in reversed(dims):
+        value = [value] * max(size, 1)
+    return value
+
+
+def tfserving_example(specs: list[TensorSpec]) -> str:
+    """A row-format ``:predict`` body for the signature's inputs (zeros; the batch dimension is one row).
+
+    A body longer than `EXAMPLE_MAX_CHARS` (an image) is described by its row's shape instead.
+    """
+    rows = {name: _zeros(dtype, (dims or [-1])[1:]) for name, dtype, dims in specs}
+    row = next(iter(rows.values())) if len(rows) == 1 else rows
+    example = json.dumps({"instances": [row]}, separators=(", ", ": "))
+    if len(example) <= EXAMPLE_MAX_CHARS:
+        return example
+    return '{"instances": [ROW, ...]} with each ROW ' + (
+        f"shaped {(specs[0][2] or [-1])[1:]}" if len(specs) == 1 else "an object of " + ", ".join(rows)
+    )
+
+
+def torchserve_settings(description: Any) -> str | None:
+    """``workers 2/2 READY (min 2, max 4), batchSize 8, maxBatchDelay 50 ms`` from TorchServe's
+    ``GET /models/<model>`` answer (a list of one description per version); None when it holds none."""
+    entry = description[0] if isinstance(description, list) and description else None
+    if not isinstance(entry, dict):
+        return None
+    workers: list[Any] = entry["workers"] if isinstance(entry.get("workers"), list) else []
+    ready = len([w for w in workers if isinstance(w, dict) and w.get("status") == "READY"])
+    return (
+        f"workers {ready}/{len(workers)} READY (min {entry.get('minWorkers', '?')}, "
+        f"max {entry.get('maxWorkers', '?')}), batchSize {entry.get('batchSize', '?')}, "
+        f"maxBatchDelay {entry.get('maxBatchDelay', '?')} ms"
+    )

@@ -16,6 +16,16 @@ arrived, and gives the ``context["loadbench"]`` fields of `loadbench.record.reco
 - ``input_tokens`` / ``output_tokens``: the last ``usage`` the stream carried
   (``prompt_tokens``, ``completion_tokens``: ``tokens_source`` ``usage``); without one, the
   content events counted (``counted``; input tokens then unknown).
+
+An answer that carries nothing (docs/metrics.md, "LLM streaming: what is recorded per request"):
+
+- a stream with no content event and no ``finish_reason`` is a failure, `EMPTY_STREAM`, whether
+  or not ``data: [DONE]`` came (llama.cpp's server cuts a stream that way when it interrupts a
+  request for the next one): `StreamMeter.empty`;
+- a non-streamed answer whose first choice carries no text, no tool call and no
+  ``finish_reason`` is a failure, `EMPTY_COMPLETION` (`completion_problem`);
+- an answer that did finish (a ``finish_reason``) without text is a success with 0 output
+  tokens: the analyzer never counts it into goodput.
 """
 
 from __future__ import annotations
@@ -28,6 +38,10 @@ from typing import Any, Literal
 from loadbench.protocols.sse import SSEEvent
 
 Kind = Literal["chat", "completions"]
+
+# Failure messages, constant: a failure's message is its kind in the report's error table.
+EMPTY_STREAM = "empty stream"
+EMPTY_COMPLETION = "empty completion"
 
 
 def event_text(payload: dict[str, Any], kind: Kind) -> str:
@@ -114,6 +128,11 @@ class StreamMeter:
     def content_events(self) -> int:
         return len(self.content_s)
 
+    @property
+    def empty(self) -> bool:
+        """No content event and no ``finish_reason``: the server answered nothing (`EMPTY_STREAM`)."""
+        return not self.content_s and not self.finished
+
     def extras(self) -> dict[str, Any]:
         """The ``context["loadbench"]`` fields: ttft_ms, itl_ms, input/output tokens and their source."""
         times = self.content_s
@@ -130,9 +149,52 @@ class StreamMeter:
         return out
 
 
+def _first_choice(body: Any) -> dict[str, Any] | None:
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        return choices[0]
+    return None
+
+
+def answer_text(body: Any) -> str:
+    """The generated text of a non-streamed answer's first choice (chat or completions), or ``""``."""
+    choice = _first_choice(body) or {}
+    message = choice.get("message")
+    if isinstance(message, dict):
+        for key in ("content", "reasoning_content"):
+            text = message.get(key)
+            if isinstance(text, str) and text:
+                return text
+        return ""
+    text = choice.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def _has_tool_call(choice: dict[str, Any]) -> bool:
+    message = choice.get("message")
+    return isinstance(message, dict) and bool(message.get("tool_calls") or message.get("function_call"))
+
+
+def completion_problem(body: Any) -> str | None:
+    """`EMPTY_COMPLETION` for a non-streamed answer with no text, no tool call and no
+    ``finish_reason`` in its first choice (or no choice at all); None for an answer."""
+    choice = _first_choice(body)
+    if choice is None:
+        return EMPTY_COMPLETION
+    if answer_text(body) or _has_tool_call(choice) or choice.get("finish_reason"):
+        return None
+    return EMPTY_COMPLETION
+
+
 def body_extras(body: Any) -> dict[str, Any]:
-    """A non-streamed response's fields: token counts from its ``usage`` (no TTFT, no gaps)."""
+    """A non-streamed response's fields: token counts from its ``usage`` (no TTFT, no gaps).
+
+    Without a usage, an answer with no generated text and no tool call still records 0 output
+    tokens (``counted``): an empty answer, which goodput never counts."""
     prompt, completion = usage_tokens(body.get("usage") if isinstance(body, dict) else None)
     if prompt is None and completion is None:
+        choice = _first_choice(body)
+        if choice is not None and not answer_text(body) and not _has_tool_call(choice):
+            return {"input_tokens": None, "output_tokens": 0, "tokens_source": "counted"}
         return {}
     return {"input_tokens": prompt, "output_tokens": completion, "tokens_source": "usage"}

@@ -1,8 +1,12 @@
 """Probe a target endpoint over HTTP (httpx) before any load: is it up, and what does it speak?
 
 Consumes a base URL and headers; produces a `ProbeResult` naming the built-in scenario to
-use and why. Also discovers model names for the scenarios. Never on the load path: these
-are a handful of requests before the run starts.
+use and why. Also discovers, for the scenarios, the model and what a request to it must hold
+(`Found`: the model and the one line a scenario says at start): `find_v2_model` and
+`v2_model_metadata` (Open Inference Protocol), `find_torchserve_model` (TorchServe's management
+API, with the model's workers and batch settings), `tfserving_signature` (TF Serving), and the
+``discover_*`` functions (the model name alone). Where the server cannot say, the error names
+what to pass. Never on the load path: these are a handful of requests before the run starts.
 
 The rules, in order:
 1. ``GET /v1/models`` answers an OpenAI-style list (``{"data": [{"id": ...}]}``) -> ``openai_chat``.
@@ -21,6 +25,7 @@ The rules, in order:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +33,13 @@ from typing import Any
 import httpx
 
 from loadbench.errors import TargetError
+from loadbench.protocols.bodies import (
+    V2_EXAMPLE,
+    TensorSpec,
+    tfserving_inputs,
+    torchserve_settings,
+    v2_inputs,
+)
 from loadbench.redact import redact_url, scrub
 
 PROBE_TIMEOUT_S = 5.0
@@ -40,6 +52,14 @@ class ProbeResult:
     scenario: str
     reason: str
     model: str | None = None
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a scenario's discovery found: the model, and the one line that says how and what it holds."""
+
+    model: str
+    note: str
 
 
 class Http2OnlyClient(httpx.Client):
@@ -238,27 +258,79 @@ def discover_openai_model(base_url: str, headers: dict[str, str] | None = None, 
     )
 
 
+def _error_text(body: Any) -> str:
+    """The message of an error answer (``{"error": ...}`` or TorchServe's ``{"message": ...}``)."""
+    error = body.get("error", body.get("message")) if isinstance(body, dict) else None
+    return str(error)[:120] if error else ""
+
+
+def _v2_index(body: list[Any]) -> tuple[list[str], list[str]]:
+    """(READY models, ``name (STATE)`` of the others) of a repository index; no state counts as READY."""
+    entries = [m for m in body if isinstance(m, dict) and "name" in m]
+    ready = [str(m["name"]) for m in entries if str(m.get("state", "READY")).upper() == "READY"]
+    others = [f"{m['name']} ({m.get('state')})" for m in entries if str(m["name"]) not in ready]
+    return ready, others
+
+
+def find_v2_model(base_url: str, headers: dict[str, str] | None = None, verify: bool = True) -> Found:
+    """An Open Inference Protocol model: the first READY one of ``POST /v2/repository/index`` (Triton,
+    MLServer), else the first of KServe's ``GET /v2/models`` or ``GET /v1/models`` list.
+
+    None: `TargetError` saying why (the index is restricted, lists nothing or nothing READY) and
+    to pass ``--model NAME``.
+    """
+    shown, why, hint = redact_url(base_url), "", ""
+    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        status, body = _get_json(client, "POST", "/v2/repository/index")
+        error = _error_text(body)
+        if status == 200 and isinstance(body, list):
+            ready, others = _v2_index(body)
+            if ready:
+                listed = f"{len(ready)} READY of {len(ready) + len(others)} listed"
+                return Found(ready[0], f"model {ready[0]} from POST /v2/repository/index ({listed})")
+            why = "POST /v2/repository/index lists " + (
+                f"no READY model ({', '.join(others[:3])})" if others else "no model"
+            )
+        elif status in (401, 403) or (400 <= status < 500 and "restricted" in error.lower()):
+            # PyTriton / Triton with --http-restricted-api: "This API is restricted, expecting header ..."
+            why = f"POST /v2/repository/index is restricted (HTTP {status}{': ' + error if error else ''})"
+            header = re.search(r"expecting header '([^']+)'", error)
+            hint = f", or give the index its token with --header '{header.group(1)}: TOKEN'" if header else ""
+        for method, path in (("GET", "/v2/models"), ("GET", "/v1/models")):
+            status, body = _get_json(client, method, path)
+            models = _v2_models(body) if status == 200 else []
+            if models:
+                return Found(models[0], f"model {models[0]} from {method} {path} ({len(models)} listed)")
+    if why:
+        raise TargetError(f"{shown}: {why}; pass --model NAME{hint}")
+    raise TargetError(f"{shown} lists no Open Inference Protocol model; pass --model NAME")
+
+
 def discover_v2_model(base_url: str, headers: dict[str, str] | None = None, verify: bool = True) -> str:
-    """A model name from the server's repository index (Triton) or model list (KServe)."""
-    return _first_listed(
-        base_url,
-        headers,
-        verify,
-        [("POST", "/v2/repository/index"), ("GET", "/v2/models"), ("GET", "/v1/models")],
-        _v2_models,
-        lambda _: f"{redact_url(base_url)} lists no Open Inference Protocol model; pass --model NAME",
-    )
+    """The model `find_v2_model` finds."""
+    return find_v2_model(base_url, headers, verify).model
 
 
 def v2_model_metadata(
     base_url: str, model: str, headers: dict[str, str] | None = None, verify: bool = True
 ) -> dict[str, Any]:
-    """``GET /v2/models/<model>``: the model's input and output tensor metadata."""
+    """``GET /v2/models/<model>``: the model's metadata, which must name its inputs.
+
+    No metadata, or metadata listing no inputs (MLServer's may list none): `TargetError` naming
+    ``--payload``/``--data`` with an example body.
+    """
     with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
         status, body = _get_json(client, "GET", f"/v2/models/{model}")
-    if status != 200 or not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+    if status != 200 or not isinstance(body, dict):
+        detail = f": {_error_text(body)}" if _error_text(body) else ""
         raise TargetError(
-            f"{redact_url(base_url)}/v2/models/{model} gave no model metadata (HTTP {status}); pass --payload or --data"
+            f"{redact_url(base_url)}/v2/models/{model} gave no model metadata (HTTP {status}){detail}; "
+            "pass --model NAME of a served model, or --payload/--data"
+        )
+    if not v2_inputs(body):
+        raise TargetError(
+            f"the metadata of model {model} (GET /v2/models/{model}) lists no inputs, so no request can be "
+            f"built for it: pass --payload '{V2_EXAMPLE}' or --data FILE.jsonl (one such body a line)"
         )
     return body
 
@@ -307,11 +379,84 @@ def discover_tfserving_model(
     )
 
 
-def _torchserve_models(body: Any) -> list[str]:
-    # The management API: {"models": [{"modelName": "resnet", "modelUrl": "..."}]}
+def _torchserve_models(body: Any) -> list[str] | None:
+    # The management API: {"models": [{"modelName": "resnet", "modelUrl": "..."}]}; None: not that list.
     if isinstance(body, dict) and isinstance(body.get("models"), list):
         return [str(m["modelName"]) for m in body["models"] if isinstance(m, dict) and "modelName" in m]
-    return []
+    return None
+
+
+TORCHSERVE_MANAGEMENT_PORT = 8081  # TorchServe's default management port
+GUESS_TIMEOUT_S = 2.0  # a guessed management address that does not answer at once is not one
+
+
+def management_candidates(base_url: str) -> list[str]:
+    """Where TorchServe's management API may be, in order: the target itself (loadbench's demo serves
+    it there), the target's port + 1 (8080 -> 8081), TorchServe's default port 8081, on the same host."""
+    url = httpx.URL(base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    found = [base_url.rstrip("/")]
+    for other in (port + 1, TORCHSERVE_MANAGEMENT_PORT):
+        candidate = str(url.copy_with(port=other, path="/", query=None, fragment=None)).rstrip("/")
+        if candidate not in found and other != port:
+            found.append(candidate)
+    return found
+
+
+def _torchserve_at(
+    url: str, headers: dict[str, str] | None, verify: bool, model: str | None, timeout_s: float
+) -> Found | str:
+    """The model and its settings from the management API at ``url``; else why not (a `str`)."""
+    shown = redact_url(url)
+    with _client(url, headers, timeout_s, verify) as client:
+        status, body = _get_json(client, "GET", "/models")
+        models = _torchserve_models(body) if status == 200 else None
+        if models is None:
+            return f"{shown}/models (HTTP {status})"
+        if not models and not model:
+            return f"{shown}/models (lists no model)"
+        name = model or models[0]
+        status, description = _get_json(client, "GET", f"/models/{name}")
+    settings = torchserve_settings(description) if status == 200 else None
+    found = "(--model)" if model else f"from {shown}/models ({len(models)} listed)"
+    detail = f": {_error_text(description)}" if _error_text(description) else ""
+    return Found(name, f"model {name} {found}; " + (settings or f"GET /models/{name} HTTP {status}{detail}"))
+
+
+def find_torchserve_model(
+    base_url: str,
+    headers: dict[str, str] | None = None,
+    verify: bool = True,
+    management_url: str | None = None,
+    model: str | None = None,
+) -> Found:
+    """The model (``model``, else the first TorchServe's management API lists) with its workers and
+    batch settings (``GET /models/<model>``).
+
+    The management API is at ``management_url``, else at the first of `management_candidates`
+    that answers. None answers: with ``model``, a note that the settings are unknown; without,
+    a `TargetError` naming ``--management URL`` and ``--model NAME``.
+    """
+    tried = []
+    for url in [management_url] if management_url else management_candidates(base_url):
+        timeout_s = PROBE_TIMEOUT_S if url in (management_url, base_url.rstrip("/")) else GUESS_TIMEOUT_S
+        try:
+            answer = _torchserve_at(url, headers, verify, model, timeout_s)
+        except TargetError as exc:
+            if management_url:
+                raise TargetError(f"--management {redact_url(url)}: {exc}") from None
+            answer = f"{redact_url(url)}/models (no answer)"
+        if isinstance(answer, Found):
+            return answer
+        tried.append(answer)
+    where = ", ".join(tried)
+    if model:
+        unknown = "workers and batch settings unknown (--management URL shows them)"
+        return Found(model, f"model {model} (--model); no TorchServe management API at {where}: {unknown}")
+    raise TargetError(
+        f"no TorchServe model list at {where}; pass --management URL (TorchServe's management API, "
+        f"port {TORCHSERVE_MANAGEMENT_PORT} by default) or --model NAME"
+    )
 
 
 def discover_torchserve_model(
@@ -320,20 +465,16 @@ def discover_torchserve_model(
     verify: bool = True,
     management_url: str | None = None,
 ) -> str:
-    """The first model of TorchServe's ``GET /models`` (management API: ``management_url``, else the target)."""
-    tried = []
-    for url in (management_url, base_url):
-        if not url:
-            continue
-        with _client(url, headers, PROBE_TIMEOUT_S, verify) as client:
-            try:
-                status, body = _get_json(client, "GET", "/models")
-            except TargetError:
-                if url is management_url:
-                    raise
-                status, body = 0, None
-        models = _torchserve_models(body) if status == 200 else []
-        if models:
-            return models[0]
-        tried.append(f"{redact_url(url)}/models (HTTP {status})")
-    raise TargetError(f"no TorchServe model list at {', '.join(tried)}; pass --model NAME")
+    """The model `find_torchserve_model` finds (``GET /models`` of TorchServe's management API)."""
+    return find_torchserve_model(base_url, headers, verify, management_url).model
+
+
+def tfserving_signature(
+    base_url: str, model_path: str, headers: dict[str, str] | None = None, verify: bool = True
+) -> tuple[str, list[TensorSpec]] | str:
+    """(signature, inputs) of TF Serving's ``GET <model_path>/metadata`` (``model_path``:
+    ``/v1/models/<model>[/versions/<n>]``); else why not (a `str`)."""
+    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        status, body = _get_json(client, "GET", f"{model_path}/metadata")
+    signature = tfserving_inputs(body) if status == 200 else None
+    return signature or f"GET {model_path}/metadata gave no signature (HTTP {status})"

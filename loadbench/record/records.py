@@ -34,6 +34,14 @@ request event's ``context["loadbench"]``, see `EXTRA_FIELDS`; older files lack t
 ``ttfb_ms``         HTTP/2 path: from the send until the response headers were in.
 ``download_ms``     HTTP/2 path: reading the response body.
 
+What the server said when it refused a request (filled by the recorder for a failed request
+with an HTTP status >= 400, from the answer; empty otherwise, and in older files):
+
+``server_message``  the message of the error answer's body (a JSON body's ``error`` / ``message`` /
+                    ``detail``, or the first line of a text body), one line, at most 200
+                    characters, credentials scrubbed (`loadbench.protocols.errorbody`).
+``retry_after``     the answer's ``Retry-After`` header as sent (seconds or an HTTP date).
+
 Readers ignore columns they do not know, so later versions may add columns at the end.
 A run killed mid-write may end in a partial line; the reader drops it.
 """
@@ -73,13 +81,19 @@ COLUMNS = (
     "connect_ms",
     "ttfb_ms",
     "download_ms",
+    "server_message",
+    "retry_after",
 )
 # Columns a reader fills (NaN, or empty text) when an older file lacks them.
 OPTIONAL_COLUMNS = COLUMNS[8:]
+# What the server said when it refused a request: the last columns, filled by the recorder.
+RESPONSE_FIELDS = ("server_message", "retry_after")
 # Keys of a request event's context["loadbench"] that the recorder writes (the columns above).
-EXTRA_FIELDS = COLUMNS[9:]
+EXTRA_FIELDS = COLUMNS[9 : len(COLUMNS) - len(RESPONSE_FIELDS)]
 # The empty extra fields, appended to a line without any.
 EMPTY_EXTRAS = "," * len(EXTRA_FIELDS)
+# Every field after ``intended_unix_s``, empty: the end of a line with no extras and no server message.
+EMPTY_TAIL = EMPTY_EXTRAS + "," * len(RESPONSE_FIELDS)
 # A scenario's per-request extras (LLM token timings, labels, media duration) arrive in the
 # request event's context under this key, as a dict of `EXTRA_FIELDS`.
 EXTRAS_KEY = "loadbench"
@@ -117,6 +131,8 @@ _DTYPES = {
     "connect_ms": "float64",
     "ttfb_ms": "float64",
     "download_ms": "float64",
+    "server_message": "category",
+    "retry_after": "category",
 }
 MAX_ERROR_CHARS = 300
 
@@ -135,6 +151,8 @@ class RequestRecord:
     error: str = ""
     intended_unix_s: float | None = None
     extras: dict[str, Any] | None = None  # context["loadbench"]: the model-specific columns
+    server_message: str = ""  # one line, already bounded and scrubbed by the recorder
+    retry_after: str = ""
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -156,7 +174,8 @@ def format_record(r: RequestRecord) -> str:
         f"{r.start_unix_s:.6f},{r.latency_ms:.3f},{csv_field(r.name)},{csv_field(r.method)},"
         f"{r.status},{r.response_bytes},{1 if r.ok else 0},{csv_field(r.error)},"
         f"{'' if r.intended_unix_s is None else f'{r.intended_unix_s:.6f}'}"
-        f"{format_extras(r.extras) if r.extras else EMPTY_EXTRAS}\n"
+        f"{format_extras(r.extras) if r.extras else EMPTY_EXTRAS}"
+        f",{csv_field(r.server_message)},{csv_field(r.retry_after)}\n"
     )
 
 

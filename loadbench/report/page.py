@@ -33,8 +33,8 @@ from loadbench.report.resources import all_gpus, resources_html, saturation_warn
 from loadbench.report.rundata import BADGES, Identity, Run, error_kind_frame, in_window
 from loadbench.report.tables import (
     BY_NAME_HEADERS,
-    ERROR_HEADERS,
     by_name_rows,
+    error_headers,
     error_rows,
     run_facts,
     summary_rows,
@@ -91,7 +91,7 @@ def render_html(run: Run) -> str:
         resources=trusted(resources_html(summary, render_resources_plot(run))),
         by_name_headers=BY_NAME_HEADERS,
         by_name=by_name_rows(summary),
-        error_headers=ERROR_HEADERS,
+        error_headers=error_headers(summary),
         errors=error_rows(summary),
         facts=run_facts(meta, summary),
         metrics_note=METRICS_NOTE,

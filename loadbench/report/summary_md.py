@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadbench.report.fmt import (
+    DASH,
     PERCENTILE_KEYS,
     as_dict,
     as_list,
@@ -26,6 +27,7 @@ from loadbench.report.network import network_markdown
 from loadbench.report.quality import quality_markdown
 from loadbench.report.resources import resources_markdown, top_notices
 from loadbench.report.rundata import BADGES, Identity
+from loadbench.report.tables import error_cells
 
 MAX_ERRORS = 5  # error kinds listed, most frequent first
 MAX_EXAMPLE = 120  # characters of an error's example
@@ -88,18 +90,16 @@ def _by_name_markdown(by_name: dict[str, Any]) -> list[str]:
 
 
 def _errors_markdown(errors: list[dict[str, Any]]) -> list[str]:
+    """The top errors: kind, count, share, what the server said (when it said something), an example."""
     if not errors:
         return []
+    headers, cells = error_cells(errors)
+    text = {0, *range(3, len(headers))}  # every column but count and share
     rows = [
-        [
-            str(e.get("kind")),
-            format_count(e.get("count")),
-            format_pct(e.get("share")),
-            _clip(e.get("example")),
-        ]
-        for e in errors
+        [(DASH if cell is None else _clip(cell)) if i in text else str(cell) for i, cell in enumerate(row)]
+        for row in cells
     ]
-    return ["", "**Top errors**", "", *md_table(["kind", "count", "share", "example"], rows, numeric={1, 2})]
+    return ["", "**Top errors**", "", *md_table(headers, rows, numeric={1, 2})]
 
 
 def _clip(value: Any, limit: int = MAX_EXAMPLE) -> str:

@@ -1,6 +1,6 @@
 """The report's run-level tables as plain-text rows for ``report.html.j2``: the summary numbers,
 requests by name, errors, and the run's own facts (settings, command, versions, host). The
-template escapes every value as it places it.
+template escapes every value as it places it (the errors table quotes the server's own words).
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
 
 BY_NAME_HEADERS = ("name", "requests", "ok", "errors", "error rate", "throughput", "p50", "p90", "p99", "max")
 ERROR_HEADERS = ("kind", "count", "share", "example")
+# The errors table's columns for what the server said, shown only when some error row has it.
+MESSAGE_HEADER = "server's message"
+RETRY_AFTER_HEADER = "Retry-After"
 
 
 def by_name_rows(summary: dict[str, Any]) -> list[list[str]]:
@@ -75,13 +78,55 @@ def by_name_rows(summary: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def error_rows(summary: dict[str, Any]) -> list[list[Any]]:
-    """One row per error kind (kind, count, share, example), most frequent first as the analyzer ranks them."""
-    errors = [as_dict(e) for e in as_list(summary.get("errors"))]
-    return [
-        [e.get("kind"), format_count(e.get("count")), format_pct(e.get("share")), e.get("example")]
+def error_cells(errors: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of an errors table (``summary["errors"]`` entries, most frequent first).
+
+    Columns: kind, count, share, then the server's message and Retry-After only when some row
+    has one (runs whose servers said nothing keep the table they always had), then an example.
+    Text cells are the summary's text, unescaped (None where a row has no such value).
+    """
+    message = any(e.get("server_message") or e.get("other_messages") for e in errors)
+    retry_after = any(e.get("retry_after") for e in errors)
+    headers = [
+        *ERROR_HEADERS[:3],
+        *([MESSAGE_HEADER] if message else []),
+        *([RETRY_AFTER_HEADER] if retry_after else []),
+        ERROR_HEADERS[3],
+    ]
+    rows = [
+        [
+            e.get("kind"),
+            format_count(e.get("count")),
+            format_pct(e.get("share")),
+            *([_said(e)] if message else []),
+            *([e.get("retry_after") or None] if retry_after else []),
+            e.get("example"),
+        ]
         for e in errors
     ]
+    return headers, rows
+
+
+def error_headers(summary: dict[str, Any]) -> list[str]:
+    """The errors table's headers for this summary (see `error_cells`)."""
+    return error_cells(_errors(summary))[0]
+
+
+def error_rows(summary: dict[str, Any]) -> list[list[Any]]:
+    """One row per error kind and server message, most frequent first as the analyzer ranks them."""
+    return error_cells(_errors(summary))[1]
+
+
+def _said(error: dict[str, Any]) -> str | None:
+    """The server's message of an error row; for a row of a kind's rarer messages, how many."""
+    others = error.get("other_messages")
+    if not error.get("server_message") and isinstance(others, int) and others > 0:
+        return f"({format_count(others)} other messages)"
+    return error.get("server_message") or None
+
+
+def _errors(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [as_dict(e) for e in as_list(summary.get("errors"))]
 
 
 def run_facts(meta: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:

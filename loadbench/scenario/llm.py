@@ -14,7 +14,9 @@ the whole body was read, which is what Locust's ``iter_content`` (reads until ``
 bytes are in) would give. The request event then carries the end-to-end time as its ``response_time`` (Locust's own would be the
 time to the response headers for a stream), the body bytes read as ``response_length``, and
 `loadbench.protocols.completions.StreamMeter.extras` under ``context["loadbench"]``. A stream that
-breaks midway is a failure that keeps its partial timings.
+breaks midway is a failure that keeps its partial timings; one that carried no content and no
+``finish_reason`` (``data: [DONE]`` or not) is the failure ``empty stream``, and a non-streamed
+answer without text, tool call or ``finish_reason`` the failure ``empty completion``.
 
 Imports locust: only scenarios and driving code may import this module.
 """
@@ -32,7 +34,13 @@ from locust import task
 
 from loadbench.errors import UsageError
 from loadbench.protocols.bodystream import STREAM_ERRORS, body_stream
-from loadbench.protocols.completions import Kind, StreamMeter, body_extras
+from loadbench.protocols.completions import (
+    EMPTY_STREAM,
+    Kind,
+    StreamMeter,
+    body_extras,
+    completion_problem,
+)
 from loadbench.protocols.probe import discover_openai_model
 from loadbench.protocols.sse import SSEParser
 from loadbench.protocols.workloads import Workload, add_workload_options, workload_from_options
@@ -147,12 +155,21 @@ def send_request(user: Any, setup: LLMSetup) -> None:
 
 
 def post_completion(user: Any, path: str, body: dict[str, Any], name: str) -> None:
-    """A non-streamed request: success when the answer is JSON with ``choices``; tokens from ``usage``."""
+    """A non-streamed request: success when the answer is JSON with ``choices`` that is not an
+    empty completion (`completion_problem`); tokens from ``usage``."""
     body = {**body, "stream": False}
     with user.client.post(path, json=body, headers=user.headers, name=name, catch_response=True) as response:
         answer = check_json(response, "choices")
         if answer is not None:
+            _check_answer(response, answer)
             _attach(response, body_extras(answer))
+
+
+def _check_answer(response: Any, answer: Any) -> None:
+    """Fail a JSON answer that `check_json` accepted but that carries no completion."""
+    problem = completion_problem(answer)
+    if problem is not None:
+        response.failure(problem)
 
 
 def stream_completion(user: Any, path: str, body: dict[str, Any], name: str) -> None:
@@ -182,6 +199,8 @@ def stream_completion(user: Any, path: str, body: dict[str, Any], name: str) -> 
         if not content_type.startswith("text/event-stream"):
             # The server ignored "stream": take its one JSON answer as a non-streamed one.
             answer = check_json(response, "choices")
+            if answer is not None:
+                _check_answer(response, answer)
             _finish(response, sent_s, len(response.content or b""), body_extras(answer) if answer else {})
             return
         meter = StreamMeter(kind, sent_s)
@@ -203,6 +222,9 @@ def stream_completion(user: Any, path: str, body: dict[str, Any], name: str) -> 
         else:
             if meter.error is not None:
                 response.failure(meter.error)
+            elif meter.empty:
+                # Nothing generated and nothing finished, whatever the end marker said.
+                response.failure(EMPTY_STREAM)
             elif not parser.done and not meter.finished:
                 # Neither end marker: the body stopped before the answer did (a cut stream).
                 response.failure("invalid response: the stream ended without a finish_reason or data: [DONE]")

@@ -9,16 +9,22 @@ other row is one instance (``{"instances": [row]}``). A response is a success wh
 with ``predictions`` (``outputs`` for an ``inputs`` request). A ``--data`` row's ``_expected``
 is the label its answer should carry (`loadbench.scenario.labels`).
 
+`say_at_start(environment, line)`: the one line a scenario's set-up says about what its
+discovery found (the model, its inputs or settings), once the load starts.
+
 Imports locust: only scenarios and driving code may import this module.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from locust import task
+from locust.runners import WorkerRunner
 
 from loadbench.protocols.bodies import PREDICT_EXTRACT, predict_answer_key, predict_body
 from loadbench.protocols.extract import Extractor
@@ -29,6 +35,29 @@ from loadbench.scenario.labels import (
     extractor_from_options,
     post_labelled,
 )
+
+
+def say_at_start(environment: Any, line: str) -> None:
+    """Say ``line`` (what the set-up found) once, as ``loadbench: LINE`` on stderr when the load starts.
+
+    Under loadbench's drivers: not under ``--quiet`` (which turns Locust's loggers off before the
+    load starts) and not on a distributed worker (its master says it). Under plain ``locust``:
+    at once, through the ``loadbench`` logger, which Locust's log set-up shows.
+    """
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    if not getattr(environment, "loadbench_library_mode", False):
+        logging.getLogger("loadbench").info(line)
+        return
+    said = False
+
+    def say(**_: Any) -> None:
+        nonlocal said
+        if not said and logging.getLogger("locust").getEffectiveLevel() <= logging.CRITICAL:
+            sys.stderr.write(f"loadbench: {line}\n")
+        said = True
+
+    environment.events.test_start.add_listener(say)
 
 
 def add_predict_options(parser: argparse.ArgumentParser, payload_help: str) -> None:

@@ -210,6 +210,39 @@ def test_errors_table(tmp_path: Path) -> None:
     ]
 
 
+def test_errors_table_splits_a_status_by_what_the_server_said(tmp_path: Path) -> None:
+    said = "X has 4 features, but StandardScaler is expecting 64 features as input."
+
+    def refused(start: float, status: int, message: str, retry_after: str = "") -> RequestRecord:
+        error = f"LocustBadStatusCode: code={status}"
+        return RequestRecord(
+            start, 2.0, "/a", "POST", status, 9, False, error, None, None, message, retry_after
+        )
+
+    measured = [refused(1003.0 + i / 10, 400, said) for i in range(3)]
+    measured += [refused(1004.0, 400, "unknown model"), refused(1004.5, 429, "slow down", "1")]
+    summary = analyzer.analyze_run(make_run(tmp_path, [*MEASURED_OK_A, *measured]))
+    code = "LocustBadStatusCode: code="
+    assert summary["errors"] == [
+        {"kind": "HTTP 400", "count": 3, "share": 0.272727, "example": f"{code}400", "server_message": said},
+        {
+            "kind": "HTTP 400",
+            "count": 1,
+            "share": 0.090909,
+            "example": f"{code}400",
+            "server_message": "unknown model",
+        },
+        {
+            "kind": "HTTP 429",
+            "count": 1,
+            "share": 0.090909,
+            "example": f"{code}429",
+            "server_message": "slow down",
+            "retry_after": "1",
+        },
+    ]
+
+
 def test_timeseries(tmp_path: Path) -> None:
     run = make_run(tmp_path, STANDARD)
     analyzer.analyze_run(run)
@@ -357,7 +390,12 @@ def test_all_errors(tmp_path: Path) -> None:
     assert summary["errors"] == [
         {"kind": "HTTP 500", "count": 4, "share": 1.0, "example": "HTTPError: 500 Server Error"}
     ]
-    assert summary["notices"] == ["every request failed: latency figures are empty"]
+    assert summary["notices"] == [
+        "every request failed: latency figures are empty",
+        "INVALID: every request failed: 4 of 4 measured requests; the most common: HTTP 500 (4), "
+        "e.g. HTTPError: 500 Server Error",
+    ]
+    assert summary["validity"]["valid"] is False
     assert read_timeseries(run)["p50_ms"].isna().all()
 
 

@@ -366,3 +366,21 @@ def test_cli_realtime_option() -> None:
     for bad in ("0", "-3", "fast", "inf"):
         with pytest.raises(UsageError, match="--realtime-tokens-per-s"):
             parser.parse_known_args(["run", "--target", "http://x", "--realtime-tokens-per-s", bad])
+
+
+def test_goodput_never_counts_an_empty_answer() -> None:
+    # An answer that finished with 0 output tokens (streamed, or not streamed with its usage)
+    # succeeded, but is no goodput, with or without per-request SLOs; a failed one neither.
+    empty_rows = [
+        *ROWS,
+        (True, 20.0, NAN, 7, 0, "counted", []),  # a stream that finished without content
+        (True, 30.0, NAN, 7, 0, "usage", []),  # not streamed, usage says 0
+    ]
+    for slos in ([], ["e2e<10s"]):
+        result, notices = summarize(slos, rows=empty_rows)
+        assert result["goodput"]["requests"] == 4, slos  # A, B, C, E: not D (failed), not the empty two
+        assert result["goodput_rps"] == pytest.approx(4 / WINDOW_S)
+        assert result["goodput"]["attainment"] == pytest.approx(4 / 7)
+        assert any(n.startswith("2 successful request(s) answered no output token") for n in notices)
+    plain, notices = summarize([])
+    assert plain["goodput"]["requests"] == 4 and not any("no output token" in n for n in notices)

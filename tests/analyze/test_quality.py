@@ -427,7 +427,10 @@ def test_asr_against_the_demo_measures_the_real_time_factor(
     summary = read_json(out / rundir.SUMMARY)
     rtf = summary["rtf"]
     assert rtf["n"] == summary["requests"]["ok"] > 0
-    assert factor <= rtf["p50"] < factor + 0.05
+    # The server holds each request factor x its audio's duration: the client cannot see less.
+    # Above it, only the client's share, which a loaded machine stretches: bounded loosely, so a
+    # unit slip (ms for s) still fails.
+    assert factor <= rtf["p50"] < factor + 0.5
     assert rtf["realtime_fraction"] == fraction
     assert "quality" not in summary
 

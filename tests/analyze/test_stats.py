@@ -317,6 +317,63 @@ def test_error_table_of_no_errors_is_empty() -> None:
     assert stats.error_table(_errors([]), total=10) == []
 
 
+def _answers(rows: list[tuple[int, str, str, str]]) -> pd.DataFrame:
+    """Failed records as read_requests gives them: status, error, server_message, retry_after."""
+    columns = ("status", "error", "server_message", "retry_after")
+    frame = pd.DataFrame({c: [r[i] for r in rows] for i, c in enumerate(columns)})
+    return frame.astype({"status": "int64", "error": "category", "server_message": "category"})
+
+
+def test_error_table_rows_are_kinds_and_what_the_server_said() -> None:
+    code = "LocustBadStatusCode: URL http://h/infer: code="
+    features = "X has 4 features, but StandardScaler is expecting 64 features as input."
+    errors = _answers(
+        [
+            *[(400, f"{code}400", features, "")] * 3,
+            (400, f"{code}400", "unknown model", ""),
+            (400, f"{code}400", "", ""),
+            *[(429, f"{code}429", "slow down", "1")] * 2,
+            (429, f"{code}429", "slow down", "2"),
+            (429, f"{code}429", "slow down", ""),
+            (0, "ConnectionResetError: reset", "", ""),
+        ]
+    )
+    table = stats.error_table(errors, total=20)
+    # Kinds by their count; a kind's rows by theirs (ties: messages first).
+    assert [(r["kind"], r.get("server_message"), r["count"]) for r in table] == [
+        ("HTTP 400", features, 3),
+        ("HTTP 400", "unknown model", 1),
+        ("HTTP 400", None, 1),
+        ("HTTP 429", "slow down", 4),
+        ("connection reset", None, 1),
+    ]
+    # Retry-After: the most frequent value among the answers that had one.
+    assert table[3] == {
+        "kind": "HTTP 429",
+        "count": 4,
+        "share": 0.2,
+        "example": f"{code}429",
+        "server_message": "slow down",
+        "retry_after": "1",
+    }
+    assert table[0] == {
+        "kind": "HTTP 400",
+        "count": 3,
+        "share": 0.15,
+        "example": f"{code}400",
+        "server_message": features,
+    }
+    assert set(table[2]) == {"kind", "count", "share", "example"}  # the server said nothing
+    # Without the columns (records from before them) the rows are the kinds, as they were.
+    old = stats.error_table(errors[["status", "error"]], total=20)
+    assert [(r["kind"], r["count"]) for r in old] == [
+        ("HTTP 400", 5),
+        ("HTTP 429", 4),
+        ("connection reset", 1),
+    ]
+    assert all(set(r) == {"kind", "count", "share", "example"} for r in old)
+
+
 # --- per_second --------------------------------------------------------------------------------
 
 
@@ -453,3 +510,26 @@ def test_clean_makes_values_json_safe() -> None:
     assert type(cleaned["nested"][0]) is float
     # Strict JSON (no NaN / Infinity tokens) now serializes.
     json.dumps(cleaned, allow_nan=False)
+
+
+def test_error_table_counts_a_kinds_rarer_messages_together() -> None:
+    # A server that puts a request id in every message: the kind's top messages, then the rest
+    # in one row, so that the other kinds keep their places in the table.
+    code = "LocustBadStatusCode: code=503"
+    rows = (
+        [(503, code, "busy", "5")] * 5
+        + [(503, code, "warming up", "")] * 4
+        + [(503, code, "queue full", "")] * 3
+    )
+    rows += [(503, code, f"request {i} failed", "9") for i in range(20)]
+    rows += [(0, "ConnectionResetError: reset", "", "")] * 2
+    table = stats.error_table(_answers(rows), total=100, top=2)
+    assert [(r["kind"], r.get("server_message"), r.get("other_messages"), r["count"]) for r in table] == [
+        ("HTTP 503", None, 20, 20),
+        ("HTTP 503", "busy", None, 5),
+        ("HTTP 503", "warming up", None, 4),
+        ("HTTP 503", "queue full", None, 3),
+        ("connection reset", None, None, 2),
+    ]
+    assert table[0]["retry_after"] == "9" and table[0]["example"] == code and table[0]["share"] == 0.2
+    assert stats.MAX_MESSAGES_PER_KIND == 3

@@ -233,7 +233,8 @@ def test_scenarios_lists_builtins() -> None:
 
 def test_compare_and_history_through_the_command_line(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    for name, latency in (("base", "0"), ("slow", "15")):
+    # 60 ms more per request: far beyond what a loaded machine adds to the base's own latency.
+    for name, latency in (("base", "0"), ("slow", "60")):
         with demo_process(latency_ms=float(latency)) as url:
             result = run_cli(
                 "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS), "-u", "2",
@@ -603,3 +604,55 @@ def test_quiet_keeps_locusts_log_lines_off_the_terminal(demo_url: str, tmp_path:
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
     assert "flaky task broke" in json.dumps(read_json(out / "summary.json")["notices"])
+
+
+# --- exit codes (README "Exit codes") ------------------------------------------------------------
+
+
+def test_run_exit_codes_from_the_summary() -> None:
+    from loadbench.cli.summary import run_exit_code
+
+    def summary(status: str, total: int, ok: int, passed: bool | None = None) -> dict:
+        checks = [] if passed is None else [{"expr": "p99<1s", "passed": passed}]
+        return {
+            "run": {"status": status},
+            "requests": {"total": total, "ok": ok},
+            "slo": {"passed": passed, "checks": checks},
+            "validity": {"valid": ok > 0, "reasons": []},
+        }
+
+    assert run_exit_code(summary("complete", 10, 10)) == 0
+    assert run_exit_code(summary("complete", 10, 10, passed=False)) == 1
+    assert run_exit_code(summary("complete", 10, 0)) == 3  # every request failed (with --keep-going)
+    assert run_exit_code(summary("complete", 10, 0, passed=False)) == 3
+    assert run_exit_code(summary("failed", 0, 0)) == 3  # nothing recorded, or stopped early
+    assert run_exit_code(summary("interrupted", 10, 0)) == 130
+
+
+def test_run_help_documents_exit_codes_and_keep_going() -> None:
+    result = run_cli("run", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "--keep-going" in text
+    assert "3 the target failed every request, or nothing was recorded" in text
+    assert "130 interrupted" in text
+
+
+def test_a_run_that_records_nothing_exits_3(demo_url: str, tmp_path: Path) -> None:
+    locustfile = tmp_path / "idle.py"
+    locustfile.write_text(
+        "from locust import User, constant, task\n"
+        "class Idle(User):\n"
+        "    wait_time = constant(0.1)\n"
+        "    @task\n"
+        "    def go(self):\n"
+        "        pass\n"
+    )
+    out = tmp_path / "r"
+    result = run_cli(
+        "run", "--target", demo_url, "--scenario", str(locustfile), "-u", "1", "-d", "1s",
+        "--warmup", "0s", "--out", str(out), "--quiet", "--no-sampler",
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert read_json(out / "meta.json")["status"] == "failed"
+    assert (out / "report.html").is_file()

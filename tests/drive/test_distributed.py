@@ -103,6 +103,14 @@ def _tagging(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
     return 200, {"ok": True, "pad": "x" * (10 * slot)}
 
 
+def _is_worker(process: psutil.Process) -> bool:
+    # A child may exit (a zombie until reaped) between the listing and this look.
+    try:
+        return "worker" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
 def test_a_killed_worker_is_reported_and_the_run_completes(tmp_path: Path) -> None:
     with json_server(_tagging) as (url, state):
         state.update(owners={}, slots={}, answers=[], cli_pid=-1)
@@ -115,8 +123,7 @@ def test_a_killed_worker_is_reported_and_the_run_completes(tmp_path: Path) -> No
             deadline = time.monotonic() + 60
             victim = None
             while time.monotonic() < deadline and victim is None:
-                children = psutil.Process(process.pid).children()
-                workers = [c for c in children if "worker" in " ".join(c.cmdline())]
+                workers = [c for c in psutil.Process(process.pid).children() if _is_worker(c)]
                 requests = tmp_path / "run" / "requests.csv"
                 if len(workers) == 2 and requests.exists() and requests.stat().st_size > 2000:
                     # Both ship every 0.5 s: kill the victim once the server has answered it for

@@ -11,6 +11,7 @@ and a 200 MB answer. What the run recorded is compared with what the server itse
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import sys
 import time
@@ -23,10 +24,20 @@ import pandas as pd
 import psutil
 import pytest
 from helpers import REPO, read_json
-from hostile_server import HUGE_BYTES, HostileServer
+from hostile_server import (
+    EVIL_MESSAGE,
+    FEATURES_ERROR,
+    HUGE_BYTES,
+    OVERLOADED_TEXT,
+    RETRY_DATE,
+    HostileServer,
+)
 
 from loadbench.analyze import stats
+from loadbench.protocols.errorbody import MAX_MESSAGE_CHARS
 from loadbench.record.records import MAX_ERROR_CHARS, read_requests
+from loadbench.report.html import esc
+from loadbench.report.markdown import md
 
 pytestmark = pytest.mark.e2e
 
@@ -164,8 +175,9 @@ class Run:
         )
 
 
-def run_loadbench(server: HostileServer, out: Path, *args: str) -> Run:
-    """``loadbench run --target SERVER ARGS`` to completion, timed, sampling its peak memory."""
+def run_loadbench(server: HostileServer, out: Path, *args: str, exit_code: int = 0) -> Run:
+    """``loadbench run --target SERVER ARGS`` to completion, timed, sampling its peak memory;
+    ``exit_code``: what it must exit with (3: the target failed every request)."""
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "loadbench", "run", "--target", server.url, "--out", str(out), *COMMON, *args],
@@ -189,7 +201,7 @@ def run_loadbench(server: HostileServer, out: Path, *args: str) -> Run:
             process.communicate()
     wall_s = time.monotonic() - started
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == exit_code, result.stderr
     return Run(
         out=out,
         result=result,
@@ -237,6 +249,24 @@ def refused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         )
 
 
+# Refusals: model servers saying no, each in its own way (hostile_server: /400, /400-evil, /429,
+# /503-text), beside good answers.
+REFUSALS = ["/ok", "/400", "/400-evil", "/429", "/503-text"]
+UNKNOWN_MODEL_SAID = "body.model: unknown model 'digits-v9'"  # FastAPI's detail entry: loc: msg
+# What the recorder keeps of EVIL_MESSAGE: the control character (ESC) gone, all else as sent.
+EVIL_SAID = EVIL_MESSAGE.replace("\x1b", " ")
+OVERLOADED_SAID = OVERLOADED_TEXT.decode().splitlines()[0]  # text: its first line
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    folder = tmp_path_factory.mktemp("refusals")
+    locustfile = folder / "hostile.py"
+    locustfile.write_text(LOCUSTFILE.format(paths=REFUSALS))
+    with HostileServer() as server:
+        yield run_loadbench(server, folder / "run", "--scenario", str(locustfile), "-u", str(len(REFUSALS)))
+
+
 @pytest.fixture(scope="module")
 def huge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     folder = tmp_path_factory.mktemp("huge")
@@ -264,14 +294,19 @@ def assert_run_is_consistent(run: Run) -> None:
     assert req["total"] == len(run.records)  # no warmup: every record is measured
     assert req["ok"] == int(run.records["ok"].sum())
     assert req["errors"] == req["total"] - req["ok"]
-    # The errors table: at most ten kinds, here all of them, summing to the failures.
-    table = {row["kind"]: row for row in run.summary["errors"]}
-    assert sum(row["count"] for row in table.values()) == req["errors"]
-    assert table.keys() == set(run.kinds())
-    for kind, row in table.items():
+    # The errors table: at most ten rows (a kind, and what the server said), here all of them,
+    # summing to the failures.
+    rows = run.summary["errors"]
+    assert sum(row["count"] for row in rows) == req["errors"]
+    kinds = {row["kind"] for row in rows}
+    assert kinds == set(run.kinds())
+    for kind in kinds:
         assert kind in NAMED_KINDS or kind.startswith(("HTTP ", "invalid response: ")), kind
-        assert row["count"] == int((run.kinds() == kind).sum())
+        assert sum(row["count"] for row in rows if row["kind"] == kind) == int((run.kinds() == kind).sum())
+    for row in rows:
         assert "\n" not in row["example"] and len(row["example"]) <= MAX_ERROR_CHARS
+        said = row.get("server_message", "")
+        assert "\n" not in said and len(said) <= MAX_MESSAGE_CHARS
     # Nothing failed without saying why; nothing that succeeded carries an error.
     assert (run.records.loc[run.records["ok"] == 0, "error"].str.len() > 0).all()
     assert (run.records.loc[run.records["ok"] == 1, "error"].fillna("") == "").all()
@@ -330,7 +365,8 @@ def test_json_post_fails_a_200_whose_body_is_not_json(tmp_path: Path, checked: b
     with HostileServer() as server:
         run = run_loadbench(
             server, tmp_path / "run", "--scenario", "json_post", "--path", "/badjson", "--payload", PAYLOAD,
-            "-u", "1", *([] if checked else ["--no-check-json"]),
+            "-u", "1", *([] if checked else ["--no-check-json"]), "--keep-going",
+            exit_code=3 if checked else 0,
         )  # fmt: skip
     assert_run_is_consistent(run)
     answered = server.count("/badjson", "badjson")
@@ -448,3 +484,58 @@ def test_a_200_mb_answer_respects_duration_and_timeout(huge: Run) -> None:
     assert (ok["latency_ms"] <= TIMEOUT_S * 1000).all()
     slow = huge.records[huge.records["latency_ms"] > TIMEOUT_S * 1000]
     assert (slow["ok"] == 0).all() and set(slow["error"].map(lambda e: stats.error_kind(0, e))) <= {"timeout"}
+
+
+# --- what refusing servers said ----------------------------------------------------------------
+
+
+def test_each_refusal_keeps_what_the_server_said(refusals: Run) -> None:
+    assert_run_is_consistent(refusals)
+    records = refusals.records
+    failed = records[records["ok"] == 0]
+    said = {
+        name: set(zip(rows["server_message"].astype(str), rows["retry_after"].astype(str), strict=True))
+        for name, rows in failed.groupby("name", observed=True)
+    }
+    assert said == {
+        "/400": {(FEATURES_ERROR, ""), (UNKNOWN_MODEL_SAID, "")},
+        "/400-evil": {(EVIL_SAID, "")},
+        "/429": {("slow down", "1")},
+        "/503-text": {(OVERLOADED_SAID, RETRY_DATE)},
+    }
+    assert (records.loc[records["ok"] == 1, "server_message"].astype(str) == "").all()
+    # The errors table: one row per status and message, each counted, Retry-After when sent.
+    rows = {(row["kind"], row.get("server_message")): row for row in refusals.summary["errors"]}
+    assert rows.keys() == {
+        ("HTTP 400", FEATURES_ERROR),
+        ("HTTP 400", UNKNOWN_MODEL_SAID),
+        ("HTTP 400", EVIL_SAID),
+        ("HTTP 429", "slow down"),
+        ("HTTP 503", OVERLOADED_SAID),
+    }
+    for (_, message), row in rows.items():
+        assert row["count"] == int((failed["server_message"] == message).sum()) >= 1
+    assert rows[("HTTP 429", "slow down")]["retry_after"] == "1"
+    assert rows[("HTTP 503", OVERLOADED_SAID)]["retry_after"] == RETRY_DATE
+    assert "retry_after" not in rows[("HTTP 400", FEATURES_ERROR)]
+
+
+def test_the_reports_show_what_the_server_said_as_text(refusals: Run) -> None:
+    page = (refusals.out / "report.html").read_text(encoding="utf-8")
+    table = page[page.index("<h2>Errors</h2>") : page.index("<h2>Run</h2>")]
+    assert "server&#x27;s message</th>" in table and "Retry-After</th>" in table
+    for text in (FEATURES_ERROR, UNKNOWN_MODEL_SAID, EVIL_SAID, OVERLOADED_SAID, RETRY_DATE):
+        assert esc(text) in table, text
+    # Markup is text (escaped), the right-to-left override shows as its code point.
+    assert "<script" not in table and "<b>" not in table and "\u202e" not in page
+    assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;&lt;/script&gt; &lt;U+202E&gt;gnp.exe" in table
+    markdown = (refusals.out / "summary.md").read_text(encoding="utf-8")
+    lines = markdown.splitlines()
+    top = lines.index("**Top errors**")
+    errors = [line for line in lines[top + 2 :] if line.startswith("|")]
+    assert errors[0] == "| kind | count | share | server's message | Retry-After | example |"
+    for text in (FEATURES_ERROR, EVIL_SAID, OVERLOADED_SAID, RETRY_DATE):
+        assert md(text) in markdown, text
+    assert "<script" not in markdown and "\u202e" not in markdown
+    # The pipes in the server's words are escaped: every row keeps the table's six columns.
+    assert all(len(re.split(r"(?<!\\)\|", line)) == 8 for line in errors), errors

@@ -1,6 +1,6 @@
 """The recorder attached to a real Locust environment's request event, in a child process (locust
-stays out of pytest): every event becomes one record, and an answer slower than --timeout is a
-failure even when the client let it finish."""
+stays out of pytest): every event becomes one record, an answer slower than --timeout is a
+failure even when the client let it finish, and a refused request keeps what the server said."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hostile_server import FEATURES_ERROR, OVERLOADED_TEXT, RETRY_DATE
+
 from loadbench.analyze import stats
 from loadbench.record.records import read_requests
+
+TESTS = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
 import argparse, sys
@@ -68,3 +72,86 @@ def test_without_a_timeout_option_nothing_is_reclassified(tmp_path: Path) -> Non
     counts, frame = _record(tmp_path)
     assert counts == "4 1"
     assert frame["ok"].tolist() == [1, 1, 1, 0]  # type: ignore[index]
+
+
+SAID_SCRIPT = r"""
+import argparse, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])  # tests/, for the hostile server
+from locust import User
+from locust.contrib.fasthttp import FastHttpSession
+from locust.env import Environment
+from hostile_server import HostileServer
+from loadbench.drive.recorder import Recorder
+
+class Nobody(User):
+    abstract = True
+
+class Headers(dict):
+    def get(self, name, default=None):  # names ignore case, as in the clients' header maps
+        return next((v for k, v in self.items() if k.lower() == name.lower()), default)
+
+class Unread:
+    # A streamed answer whose body nobody read yet: each read of it is counted.
+    def __init__(self, status, headers, body):
+        self.status_code, self.headers, self.body, self.reads = status, Headers(headers), body, 0
+
+    @property
+    def content(self):
+        self.reads += 1
+        return self.body
+
+env = Environment(user_classes=[Nobody], parsed_options=argparse.Namespace(timeout=None))
+recorder = Recorder(Path(sys.argv[1]), secrets=["sk-s3cret-token"]).register(env)
+said = b'{"error": "bad key sk-s3cret-token"}'
+small = Unread(401, {"Content-Length": str(len(said)), "Retry-After": "sk-s3cret-token"}, said)
+chunked = Unread(503, {"Content-Type": "text/plain"}, b"never read")  # no length: could be endless
+large = Unread(503, {"Content-Length": str(10**9)}, b"never read")
+for name, response in [("/small", small), ("/chunked", chunked), ("/large", large)]:
+    env.events.request.fire(
+        request_type="POST", name=name, response_time=1.0, response_length=0, start_time=1.0,
+        exception=RuntimeError("refused"), response=response, context={},
+    )
+print(small.reads, chunked.reads, large.reads)
+
+# Locust's fast client against a real server on loopback: answers it read, and a streamed one.
+with HostileServer() as server:
+    session = FastHttpSession(server.url, env.events.request, user=None)
+    for _ in range(2):
+        session.post("/400", json={})
+    session.post("/429", json={}, stream=True).content
+    session.post("/503-text", json={})
+    with session.post("/badjson", json={}, catch_response=True) as response:
+        response.failure("invalid response: body is not JSON")  # a 200 the check failed
+recorder.close()
+"""
+
+
+def test_a_refused_request_keeps_what_the_server_said(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SAID_SCRIPT, str(tmp_path), str(TESTS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    # The small unread body was read once; a chunked or large one, never.
+    assert result.stdout.split() == ["1", "0", "0"]
+    frame = read_requests(tmp_path / "requests.csv")
+    said = [
+        (name, status, message, retry)
+        for name, status, message, retry in zip(
+            frame["name"], frame["status"], frame["server_message"], frame["retry_after"], strict=True
+        )
+    ]
+    assert said == [
+        ("/small", 401, "bad key ***", "***"),  # credentials scrubbed, in the header too
+        ("/chunked", 503, "", ""),
+        ("/large", 503, "", ""),
+        ("/400", 400, FEATURES_ERROR, ""),  # MLServer's {"error": ...}
+        ("/400", 400, "body.model: unknown model 'digits-v9'", ""),  # FastAPI's detail list
+        ("/429", 429, "slow down", "1"),  # streamed: its small body read all the same
+        ("/503-text", 503, OVERLOADED_TEXT.decode().splitlines()[0], RETRY_DATE),
+        ("/badjson", 200, "", ""),  # not refused: a failed check of a 200 says nothing more
+    ]
+    assert (frame["ok"] == 0).all()

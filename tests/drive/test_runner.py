@@ -249,7 +249,8 @@ def test_scenarios_run_under_plain_locust(
     result = subprocess.run(
         [
             sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / f"{scenario}.py"), "--host", url,
-            "--headless", "-u", "2", "-r", "2", "-t", "2s", *args, "--only-summary",
+            # 5 s: on a loaded machine Locust's start-up may take most of a shorter run.
+            "--headless", "-u", "2", "-r", "2", "-t", "5s", *args, "--only-summary",
         ],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -381,3 +382,39 @@ def test_second_interrupt_exits_at_once_and_leaves_readable_files(tmp_path: Path
     # What was recorded can still be analyzed.
     again = run_cli("report", str(out))
     assert again.returncode == 0, again.stderr
+
+
+def always_503(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
+    return (200, {"ok": True}) if handler.path == "/" else (503, {"error": "model not loaded"})
+
+
+@pytest.mark.parametrize("keep_going", [False, True], ids=["stopped", "keep-going"])
+def test_a_target_that_fails_every_request(tmp_path: Path, keep_going: bool) -> None:
+    # Stopped after the 5 s grace (10 failures came long before), unless --keep-going; either
+    # way the run directory and report are written, the run is INVALID and the exit code 3.
+    out = tmp_path / "run"
+    duration_s = 8.0 if keep_going else 60.0
+    with json_server(always_503) as (url, _):
+        result = run_cli(
+            "run", "--target", url, "--scenario", "json_post", "--path", "/predict", "--payload", "{}",
+            "-u", "2", "-d", f"{duration_s:g}s", "--warmup", "1s", "--out", str(out), "--quiet", "--no-sampler",
+            *(["--keep-going"] if keep_going else []),
+        )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert (out / "report.html").is_file()
+    summary, meta = read_json(out / "summary.json"), read_json(out / "meta.json")
+    load_s = meta["ended_unix_s"] - meta["started_unix_s"]
+    assert summary["requests"]["ok"] == 0 and summary["requests"]["total"] >= 10
+    reason = summary["validity"]["reasons"][0]
+    assert summary["validity"]["valid"] is False and reason.startswith("every request failed: ")
+    assert "HTTP 503" in reason
+    if keep_going:
+        assert meta["status"] == "complete" and load_s >= duration_s - 0.5
+        assert "stopping early" not in result.stderr
+    else:
+        assert meta["status"] == "failed" and 5.0 <= load_s < 30.0
+        assert meta["failure"].startswith("every request failed: ")
+        assert "the most common error: HTTP 503" in meta["failure"]
+        # Said on the terminal, even with --quiet: why it stopped, quoting the most common error.
+        assert "loadbench: stopping early: every request failed" in result.stderr
+        assert "HTTP 503" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -13,13 +14,13 @@ import pytest
 from helpers import serving
 
 from loadbench.errors import TargetError
-from loadbench.protocols import probe
+from loadbench.protocols import bodies, probe
 
 Routes = dict[tuple[str, str], tuple[int, Any]]
 
 
 def tiny_server(
-    routes: Routes, seen: list[tuple[str, str, dict[str, str]]] | None = None
+    routes: Routes, seen: list[tuple[str, str, dict[str, str]]] | None = None, port: int = 0
 ) -> ThreadingHTTPServer:
     """A JSON server answering ``routes[(method, path)]``, else 404; records what it was asked."""
 
@@ -46,7 +47,7 @@ def tiny_server(
         do_GET = _answer
         do_POST = _answer
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     return server
 
@@ -56,8 +57,8 @@ def tiny() -> Iterator[Callable[..., str]]:
     """tiny(routes) -> base URL of a running tiny server; all are stopped after the test."""
     with_stack: list[Any] = []
 
-    def start(routes: Routes, seen: list[Any] | None = None) -> str:
-        cm = serving(tiny_server(routes, seen))
+    def start(routes: Routes, seen: list[Any] | None = None, port: int = 0) -> str:
+        cm = serving(tiny_server(routes, seen, port))
         with_stack.append(cm)
         return cm.__enter__()
 
@@ -188,6 +189,119 @@ def test_discover_v2_model_from_kserve_model_list(tiny: Callable[..., str]) -> N
 def test_discover_v2_model_when_none_is_listed(tiny: Callable[..., str]) -> None:
     with pytest.raises(TargetError, match="lists no Open Inference Protocol model; pass --model NAME"):
         probe.discover_v2_model(tiny({}))
+
+
+# --- discovery: the model and what a request must hold -------------------------------------
+
+V2_META = {"name": "m", "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}]}
+
+
+def test_find_v2_model_takes_the_first_ready_one(tiny: Callable[..., str]) -> None:
+    index = [{"name": "a", "state": "UNAVAILABLE"}, {"name": "b", "state": "READY"}, {"name": "c"}]
+    found = probe.find_v2_model(tiny({("POST", "/v2/repository/index"): (200, index)}))
+    assert found == probe.Found("b", "model b from POST /v2/repository/index (2 READY of 3 listed)")
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ((200, []), "POST /v2/repository/index lists no model; pass --model NAME"),
+        ((200, [{"name": "a", "state": "UNAVAILABLE"}]), "lists no READY model (a (UNAVAILABLE)); pass --model NAME"),
+        ((401, {"error": "unauthorized"}), "is restricted (HTTP 401: unauthorized); pass --model NAME"),
+    ],
+)  # fmt: skip
+def test_find_v2_model_says_why_none_was_found(tiny: Callable[..., str], answer: Any, why: str) -> None:
+    with pytest.raises(TargetError, match=re.escape(why)):
+        probe.find_v2_model(tiny({("POST", "/v2/repository/index"): answer}))
+
+
+@pytest.mark.parametrize(
+    "metadata", [{"name": "m", "inputs": []}, {"name": "m"}, {"name": "m", "inputs": [{}]}]
+)
+def test_v2_metadata_without_inputs_names_what_to_pass(tiny: Callable[..., str], metadata: Any) -> None:
+    url = tiny({("GET", "/v2/models/m"): (200, metadata)})
+    with pytest.raises(TargetError, match=r"lists no inputs, .* pass --payload '\{\"inputs\": \[") as info:
+        probe.v2_model_metadata(url, "m")
+    assert "\n" not in str(info.value)
+    assert probe.v2_model_metadata(tiny({("GET", "/v2/models/m"): (200, V2_META)}), "m") == V2_META
+
+
+def test_management_candidates() -> None:
+    assert probe.management_candidates("http://h:8080") == ["http://h:8080", "http://h:8081"]
+    assert probe.management_candidates("https://u:p@h:9000/x/") == [
+        "https://u:p@h:9000/x",
+        "https://u:p@h:9001",
+        "https://u:p@h:8081",
+    ]
+    assert probe.management_candidates("http://[::1]") == [
+        "http://[::1]",
+        "http://[::1]:81",
+        "http://[::1]:8081",
+    ]
+
+
+def test_torchserve_management_found_on_the_next_port(tiny: Callable[..., str]) -> None:
+    describe = [
+        {
+            "minWorkers": 1,
+            "maxWorkers": 1,
+            "batchSize": 4,
+            "maxBatchDelay": 5,
+            "workers": [{"status": "READY"}],
+        }
+    ]
+    routes: Routes = {
+        ("GET", "/models"): (200, {"models": [{"modelName": "r"}]}),
+        ("GET", "/models/r"): (200, describe),
+    }
+    for _ in range(20):  # the inference port is the one below a free management port
+        management = tiny(routes)
+        port = int(management.rsplit(":", 1)[1])
+        try:
+            url = tiny({("GET", "/ping"): (200, {"status": "Healthy"})}, port=port - 1)
+        except OSError:
+            continue
+        found = probe.find_torchserve_model(url)
+        assert found.model == "r"
+        assert found.note == f"model r from {management}/models (1 listed); " + (
+            "workers 1/1 READY (min 1, max 1), batchSize 4, maxBatchDelay 5 ms"
+        )
+        return
+    pytest.skip("no free pair of neighbouring ports")
+
+
+def test_torchserve_without_management_api(tiny: Callable[..., str], closed_port: int) -> None:
+    url = tiny({})
+    found = probe.find_torchserve_model(url, model="r")
+    assert (
+        found.model == "r"
+        and "workers and batch settings unknown (--management URL shows them)" in found.note
+    )
+    with pytest.raises(
+        TargetError, match=r"no TorchServe model list at .*pass --management URL .* or --model NAME"
+    ):
+        probe.find_torchserve_model(url)
+    with pytest.raises(TargetError, match=rf"^--management http://127.0.0.1:{closed_port}: .*unreachable"):
+        probe.find_torchserve_model(url, management_url=f"http://127.0.0.1:{closed_port}", model="r")
+
+
+def test_tfserving_signature_and_example(tiny: Callable[..., str]) -> None:
+    info = {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}, {"size": "3"}]}}
+    signatures = {"serving_default": {"inputs": {"x": info}}}
+    metadata = {"metadata": {"signature_def": {"signature_def": signatures}}}
+    url = tiny({("GET", "/v1/models/m/metadata"): (200, metadata)})
+    signature = probe.tfserving_signature(url, "/v1/models/m")
+    assert signature == ("serving_default", [("x", "DT_FLOAT", [-1, 3])])
+    assert bodies.describe_tensors(signature[1]) == "x DT_FLOAT [-1, 3]"
+    assert bodies.tfserving_example(signature[1]) == '{"instances": [[0, 0, 0]]}'
+    two = [("a", "DT_STRING", [-1]), ("b", "DT_INT64", None)]
+    assert bodies.tfserving_example(two) == '{"instances": [{"a": "", "b": 0}]}'
+    image = [("img", "DT_FLOAT", [-1, 224, 224, 3])]
+    assert bodies.tfserving_example(image) == '{"instances": [ROW, ...]} with each ROW shaped [224, 224, 3]'
+    assert (
+        probe.tfserving_signature(url, "/v1/models/n")
+        == "GET /v1/models/n/metadata gave no signature (HTTP 404)"
+    )
 
 
 # --- targets that do not answer ------------------------------------------------------------

@@ -22,6 +22,7 @@ from loadbench.record.records import read_requests
 
 pytestmark = pytest.mark.e2e
 RUN = ("-u", "2", "-d", "2s", "--warmup", "0s", "--quiet", "--no-sampler")
+LOUD = tuple(arg for arg in RUN if arg != "--quiet")  # the start lines on stderr
 
 
 def run_scenario(url: str, scenario: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,6 +88,7 @@ def test_torchserve_json_and_bytes(tmp_path: Path) -> None:
         )
     assert result.returncode == 0, result.stderr
     assert as_json.returncode == 0, as_json.stderr
+    assert result.stderr == "" and as_json.stderr == ""  # --quiet: no start line
     assert_all_ok(tmp_path / "run", "/predictions/resnet-18")
     assert_all_ok(tmp_path / "json", "/predictions/resnet-18")
     bodies = [body for method, path, body in state["seen"] if method == "POST"]
@@ -174,7 +176,7 @@ def test_embeddings_records_usage_tokens(tmp_path: Path) -> None:
 def test_embeddings_that_are_not_floats_fail(tmp_path: Path) -> None:
     with protocol_server("bad_embeddings") as (url, _):
         result = run_scenario(url, "embeddings", tmp_path / "run")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # the target failed every request
     requests = read_requests(tmp_path / "run" / "requests.csv")
     assert len(requests) > 0 and not requests["ok"].any()
     assert set(requests["error"].astype(str)) == {
@@ -205,6 +207,104 @@ def test_json_template_fills_and_extracts(tmp_path: Path) -> None:
     assert pairs == {("7", "7"), ("4", "3")}
 
 
+# --- discovery per server: what it finds, said in one line at start --------------------------
+
+
+def start_line(result: subprocess.CompletedProcess[str], scenario: str) -> str:
+    """The scenario's one line at start (stderr), after the driver's own two."""
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith(f"loadbench: {scenario}: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_kserve_v2_triton_index_picks_a_ready_model_and_fills_its_inputs(tmp_path: Path) -> None:
+    with protocol_server("triton") as (url, state):
+        result = run_cli("run", "--target", url, "--out", str(tmp_path / "run"), *LOUD, "--batch", "2")
+    line = start_line(result, "kserve_v2")
+    assert "model simple from POST /v2/repository/index (1 READY of 2 listed)" in line
+    assert "random INPUT0 INT32 [2, 16], INPUT1 FP32 [2, 4] from GET /v2/models/simple" in line
+    assert_all_ok(tmp_path / "run", "/v2/models/simple/infer")  # the stand-in checks every tensor
+    assert {p for p, _ in posts(state)} == {"/v2/repository/index", "/v2/models/simple/infer"}
+
+
+def test_kserve_v2_restricted_index_says_so_and_takes_model(tmp_path: Path) -> None:
+    with protocol_server("pytriton") as (url, _):
+        refused = run_scenario(url, "kserve_v2", tmp_path / "refused")
+        result = run_cli(
+            "run", "--target", url, "--scenario", "kserve_v2", "--out", str(tmp_path / "run"), *LOUD,
+            "--model", "add",
+        )  # fmt: skip
+    assert_one_line_error(
+        refused,
+        "POST /v2/repository/index is restricted (HTTP 403: This API is restricted, expecting header "
+        "'triton-access-token'); pass --model NAME, or give the index its token with "
+        "--header 'triton-access-token: TOKEN'",
+    )
+    assert "model add (--model); random a FP32 [1, 1] from GET /v2/models/add" in start_line(
+        result, "kserve_v2"
+    )
+    assert_all_ok(tmp_path / "run", "/v2/models/add/infer")
+
+
+def test_kserve_v2_metadata_without_inputs_stops_at_start(tmp_path: Path) -> None:
+    payload = '{"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]}'
+    with protocol_server("mlserver") as (url, state):
+        refused = run_scenario(url, "kserve_v2", tmp_path / "refused")
+        refused_posts = posts(state)
+        result = run_scenario(url, "kserve_v2", tmp_path / "run", "--payload", payload)
+    assert_one_line_error(
+        refused,
+        "the metadata of model iris (GET /v2/models/iris) lists no inputs",
+        """pass --payload '{"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32\"""",
+        "or --data FILE.jsonl",
+    )
+    assert refused_posts == [("/v2/repository/index", {})]  # no infer request was sent
+    assert result.returncode == 0, result.stderr
+    assert_all_ok(tmp_path / "run", "/v2/models/iris/infer")
+
+
+def test_torchserve_management_api_on_its_own_port(tmp_path: Path) -> None:
+    with (
+        protocol_server("torchserve_inference") as (url, _),
+        protocol_server("torchserve_management") as (management, seen),
+    ):
+        result = run_cli(
+            "run", "--target", url, "--scenario", "torchserve", "--out", str(tmp_path / "run"), *LOUD,
+            "--management", management, "--payload", "{}",
+        )  # fmt: skip
+        guessed = run_scenario(
+            url, "torchserve", tmp_path / "guessed", "--model", "resnet-18", "--payload", "{}"
+        )
+    line = start_line(result, "torchserve")
+    assert f"model resnet-18 from {management}/models (1 listed)" in line
+    assert "workers 1/2 READY (min 2, max 4), batchSize 8, maxBatchDelay 50 ms" in line
+    assert_all_ok(tmp_path / "run", "/predictions/resnet-18")
+    assert ("GET", "/models/resnet-18", b"") in seen["seen"]
+    assert guessed.returncode == 0, guessed.stderr  # --model: no management API is only a note
+    assert_all_ok(tmp_path / "guessed", "/predictions/resnet-18")
+
+
+def test_tfserving_says_what_its_signature_takes(tmp_path: Path) -> None:
+    with protocol_server("tfserving") as (url, _):
+        refused = run_scenario(url, "tfserving", tmp_path / "refused", "--model", "half_plus_two")
+        result = run_cli(
+            "run", "--target", url, "--scenario", "tfserving", "--out", str(tmp_path / "run"), *LOUD,
+            "--model", "half_plus_two", "--payload", "1.5",
+        )  # fmt: skip
+    assert_one_line_error(
+        refused,
+        "model half_plus_two's signature serving_default takes x DT_FLOAT [-1]",
+        """pass --payload '{"instances": [0]}' or --data FILE.jsonl""",
+    )
+    line = start_line(result, "tfserving")
+    assert line == (
+        "loadbench: tfserving: model half_plus_two (version 1 AVAILABLE); "
+        "signature serving_default takes x DT_FLOAT [-1]"
+    )
+    assert_all_ok(tmp_path / "run", "/v1/models/half_plus_two:predict")
+
+
 # --- discovery failures: exit 2, one line ----------------------------------------------------
 
 
@@ -213,7 +313,7 @@ def test_json_template_fills_and_extracts(tmp_path: Path) -> None:
     [
         ("tfserving", "tfserving", ("--payload", "1"), ("does not list its models", "pass --model")),
         ("tfserving", "tfserving", ("--model", "nope", "--payload", "1"), ("Could not find any versions", "pass --model")),
-        ("torchserve_no_list", "torchserve", ("--payload", "{}"), ("no TorchServe model list", "pass --model")),
+        ("torchserve_no_list", "torchserve", ("--payload", "{}"), ("no TorchServe model list", "pass --management URL", "or --model NAME")),
         ("torchserve", "kserve_v1", ("--payload", "1"), ("listed no KServe v1 model", "pass --model")),
         ("json_template", "json_template", ("--payload", "{}"), ("--template",)),
     ],

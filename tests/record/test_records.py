@@ -41,6 +41,8 @@ EXPECTED_DTYPES = {
     "connect_ms": "float64",
     "ttfb_ms": "float64",
     "download_ms": "float64",
+    "server_message": "category",
+    "retry_after": "category",
 }
 
 
@@ -94,7 +96,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 def test_writer_rounds_to_microseconds(tmp_path: Path) -> None:
     path = tmp_path / "requests.csv"
     write_requests(path, [RequestRecord(1.23456789, 9.87654321, "n", "GET", 200, 1, True)])
-    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,"
+    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,,,"
     frame = read_requests(path)
     assert (frame["start_unix_s"][0], frame["latency_ms"][0]) == (1.234568, 9.877)
 
@@ -307,3 +309,31 @@ def test_model_specific_extras_round_trip_and_wrong_types_stay_empty(tmp_path: P
         np.isnan(second["ttft_ms"]) and np.isnan(second["input_tokens"]) and np.isnan(second["output_tokens"])
     )
     assert second["itl_ms"] == "" and np.isnan(second["media_s"])
+
+
+def test_what_the_server_said_round_trips_and_older_files_read_without_it(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    message = 'X has 4 features, but "StandardScaler" is expecting 64 features as input.'
+    write_requests(
+        path,
+        [
+            RequestRecord(1.0, 2.0, "/infer", "POST", 400, 90, False, "LocustBadStatusCode: code=400", None,
+                          {"ttft_ms": 5.0}, server_message=message),
+            RequestRecord(2.0, 2.0, "/infer", "POST", 429, 20, False, "LocustBadStatusCode: code=429",
+                          server_message="slow down", retry_after="Wed, 21 Oct 2015 07:28:00 GMT"),
+            RequestRecord(3.0, 2.0, "/infer", "POST", 200, 20, True),
+        ],
+    )  # fmt: skip
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0].endswith(",server_message,retry_after")
+    assert all(line.count(",") >= len(COLUMNS) - 1 for line in lines)
+    frame = read_requests(path)
+    assert frame["server_message"].tolist() == [message, "slow down", ""]
+    assert frame["retry_after"].tolist() == ["", "Wed, 21 Oct 2015 07:28:00 GMT", ""]
+    assert frame["ttft_ms"].iloc[0] == 5.0  # the extras before them keep their places
+    # A file from before these columns reads with them empty.
+    old = tmp_path / "old.csv"
+    old.write_text(",".join(COLUMNS[:-2]) + "\n1.0,2.0,/a,GET,400,1,0,HTTPError: 400" + "," * 12 + "\n")
+    frame = read_requests(old)
+    assert list(frame.columns) == list(COLUMNS)
+    assert (frame["server_message"].tolist(), frame["retry_after"].tolist()) == ([""], [""])

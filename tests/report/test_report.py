@@ -271,6 +271,57 @@ def test_summary_markdown(tmp_path: Path) -> None:
             assert line.endswith("|")
 
 
+def test_error_tables_show_what_the_server_said_escaped(tmp_path: Path) -> None:
+    run_dir = make_run_dir(tmp_path / "run")
+    summary = make_summary()
+    said = f"{XSS} \u202eexe.txt | col | 64 features"
+    summary["errors"] = [
+        {
+            "kind": "HTTP 400",
+            "count": 90,
+            "share": 0.6,
+            "example": "LocustBadStatusCode: 400",
+            "server_message": said,
+        },
+        {
+            "kind": "HTTP 429",
+            "count": 40,
+            "share": 0.3,
+            "example": "LocustBadStatusCode: 429",
+            "retry_after": "30",
+        },
+        {"kind": "connection reset", "count": 18, "share": 0.1, "example": "ConnectionResetError: reset"},
+        {
+            "kind": "HTTP 400",
+            "count": 5,
+            "share": 0.03,
+            "example": "LocustBadStatusCode: 400",
+            "other_messages": 12,
+        },
+    ]
+    rundir.write_json(run_dir / rundir.SUMMARY, summary)
+    html_path, md_path = report.render_report(run_dir)
+    page = html_path.read_text(encoding="utf-8")
+    table = page[page.index("<h2>Errors</h2>") : page.index("<h2>Run</h2>")]
+    headers = re.findall(r"<th scope='col'[^>]*>([^<]*)</th>", table)
+    assert headers == ["kind", "count", "share", "server&#x27;s message", "Retry-After", "example"]
+    assert "<td>&lt;script&gt;alert(1)&lt;/script&gt; &lt;U+202E&gt;exe.txt | col | 64 features</td>" in table
+    assert "<td>30</td>" in table and table.count("<td>–</td>") == 5  # each row without one: a dash
+    assert "<td>(12 other messages)</td>" in table  # a kind's rarer messages, counted together
+    assert XSS not in page and "\u202e" not in page
+    md = md_path.read_text(encoding="utf-8")
+    assert "| kind | count | share | server's message | Retry-After | example |" in md
+    assert (
+        "| HTTP 400 | 90 | 60.00 % | &lt;script&gt;alert(1)&lt;/script&gt; &lt;U+202E&gt;exe.txt \\| col \\| 64 "
+        "features | – | LocustBadStatusCode: 400 |" in md
+    )
+    assert "| HTTP 429 | 40 | 30.00 % | – | 30 | LocustBadStatusCode: 429 |" in md
+    # Without anything the server said, the tables keep their four columns.
+    old = report.render_report(make_run_dir(tmp_path / "old"))
+    assert "server&#x27;s message" not in old[0].read_text(encoding="utf-8")
+    assert "| kind | count | share | example |" in old[1].read_text(encoding="utf-8")
+
+
 def test_zero_request_run(tmp_path: Path) -> None:
     run_dir = make_run_dir(tmp_path / "run", zero=True)
     html_path, md_path = report.render_report(run_dir)

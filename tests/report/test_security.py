@@ -133,7 +133,8 @@ def hostile_server() -> Iterator[str]:
     """Answers with payloads: in JSON names, a header, error bodies, reason phrases and metrics.
 
     ``POST /predict`` cycles: a good answer; a 200 whose body is a payload (the scenario's
-    check quotes it); a 503 with a payload body; a 500 with a payload as its reason phrase.
+    check quotes it); a 503 whose JSON error is a payload (the server's message, which the
+    recorder keeps); a 500 with a payload as its body and its reason phrase.
     ``GET /v2`` names the server with a payload, for the probe.
     """
     lock = threading.Lock()
@@ -178,7 +179,7 @@ def hostile_server() -> Iterator[str]:
             elif n % 4 == 1:
                 self.answer(200, payload)
             elif n % 4 == 2:
-                self.answer(503, payload)
+                self.answer(503, json.dumps({"error": payload}), "application/json")
             else:
                 self.answer(500, payload, reason=HEADER_PAYLOAD)
 
@@ -219,6 +220,9 @@ def test_hostile_run_carries_payloads_into_the_summary(hostile_run: Path) -> Non
     assert "HTTP 503" in kinds and "HTTP 500" in kinds
     assert any(k.startswith("server said: ") for k in kinds)
     assert any(f"server said: {p}" in examples for p in PAYLOADS)
+    # The 503's JSON error is the server's message, kept as it was sent.
+    said = {e.get("server_message") for e in summary["errors"] if e["kind"] == "HTTP 503"}
+    assert said & set(PAYLOADS)
     assert any("the scenario raised" in n for n in summary["notices"])
     prometheus = summary["resources"]["prometheus"]
     assert set(METRIC_KEYS) <= {k.removeprefix("prom.") for k in prometheus}
@@ -230,6 +234,7 @@ def test_report_shows_server_payloads_as_text_in_chromium(
     summary = read_json(hostile_run / "summary.json")
     shown = [f"POST {p}" for p in [*PAYLOADS, HEADER_PAYLOAD]]  # request names, in full
     shown += [str(e["example"]) for e in summary["errors"]]  # error text quoting the server
+    shown += [str(e["server_message"]) for e in summary["errors"] if "server_message" in e]  # its words
     shown += METRIC_KEYS  # scraped series
     # The scenario's exceptions, quoting the server; INVALID reasons show in the verdict banner.
     shown += [str(n).removeprefix("INVALID: ") for n in summary["notices"]]

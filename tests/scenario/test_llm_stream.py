@@ -298,3 +298,94 @@ def test_meter_errors_and_completions_text() -> None:
         "tokens_source": "usage",
     }
     assert body_extras({"choices": []}) == {}
+
+
+# --- answers that carry nothing (docs/metrics.md, "LLM streaming: what is recorded per request") ---
+
+EMPTY_MODES = ["ok", "interrupted", "doneonly", "finishedempty"]
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "no-stream"])
+def test_empty_answers_are_failures_or_never_goodput(tmp_path: Path, stream: bool) -> None:
+    # llama.cpp interrupting a stream (role event, then [DONE]), [DONE] alone: failures, not
+    # successes with 0 tokens; an answer that did finish, empty, succeeds but is never goodput.
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {m}", "user": m}) + "\n" for m in EMPTY_MODES))
+    server = LLMTestServer(ttft_ms=5, itl_ms=2, tokens=4)
+    frame, bodies = run_against(
+        server, tmp_path / "run", "--scenario", "openai_chat", "--data", str(data), "-d", "3s",
+        *([] if stream else ["--no-stream"]),
+    )  # fmt: skip
+    assert len(frame) >= len(EMPTY_MODES)
+    seen = set()
+    for (_, row), body in zip(frame.iterrows(), bodies, strict=False):  # one user: in order
+        mode = body["user"]
+        seen.add(mode)
+        if mode == "ok":
+            assert row["ok"] and row["output_tokens"] == 4
+        elif mode == "finishedempty":
+            assert row["ok"] and row["output_tokens"] == 0, row.to_dict()
+        else:
+            assert not row["ok"], (mode, row.to_dict())
+            assert row["error"] == f"CatchResponseError: {'empty stream' if stream else 'empty completion'}"
+    assert seen == set(EMPTY_MODES)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    kinds = {e["kind"] for e in summary["errors"]}
+    assert kinds == {"empty stream" if stream else "empty completion"}
+    measured = read_requests(tmp_path / "run" / "requests.csv")
+    good = int((measured["ok"] & (measured["output_tokens"] > 0)).sum())
+    assert summary["goodput"]["requests"] == good < summary["requests"]["ok"]
+    assert any("answered no output token" in n for n in summary["notices"])
+
+
+def test_a_target_that_answers_only_done_is_stopped_invalid_and_exits_3(tmp_path: Path) -> None:
+    from hostile_server import HostileServer
+
+    out = tmp_path / "run"
+    with HostileServer() as server:
+        result = run_cli(
+            "run", "--target", f"{server.url}/sse-done-only", "--scenario", "openai_chat", "--model", "m",
+            "-d", "60s", "--out", str(out), *QUICK,
+        )  # fmt: skip
+        answered = server.count("/sse-done-only", "sse-done-only")
+    assert result.returncode == 3, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    meta = json.loads((out / "meta.json").read_text())
+    assert (out / "report.html").is_file()
+    # Stopped early: after the 5 s grace, far from the 60 s asked for.
+    assert meta["status"] == "failed" and meta["ended_unix_s"] - meta["started_unix_s"] < 30
+    assert meta["failure"].startswith("every request failed: ") and "empty stream" in meta["failure"]
+    assert "stopping early: every request failed" in result.stderr and "empty stream" in result.stderr
+    assert summary["requests"]["ok"] == 0 and summary["requests"]["total"] >= 10
+    assert summary["requests"]["total"] <= answered
+    assert summary["validity"]["valid"] is False
+    assert summary["validity"]["reasons"][0].startswith("every request failed: ")
+    assert "empty stream" in summary["validity"]["reasons"][0]
+    assert summary.get("goodput_rps") in (None, 0.0) and summary["throughput_rps"] == 0.0
+
+
+def test_meter_empty_stream_needs_no_content_and_no_finish() -> None:
+    role = ev({"choices": [{"delta": {"role": "assistant", "content": ""}}]})
+    interrupted = StreamMeter("chat", sent_s=0.0)
+    interrupted.add(role, 0.1)
+    interrupted.add(SSEEvent("[DONE]"), 0.2)
+    assert interrupted.empty and interrupted.error is None
+    finished = StreamMeter("chat", sent_s=0.0)
+    finished.add(ev({"choices": [{"delta": {}, "finish_reason": "stop"}]}), 0.1)
+    assert not finished.empty and finished.extras()["output_tokens"] == 0
+    content = StreamMeter("completions", sent_s=0.0)
+    content.add(ev({"choices": [{"text": "x"}]}), 0.1)
+    assert not content.empty
+
+
+def test_completion_problem_and_empty_body_extras() -> None:
+    from loadbench.protocols.completions import EMPTY_COMPLETION, completion_problem
+
+    chat = {"choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    assert completion_problem(chat) == EMPTY_COMPLETION
+    assert completion_problem({"choices": []}) == EMPTY_COMPLETION
+    assert completion_problem({"choices": [{"text": "", "finish_reason": "stop"}]}) is None
+    assert completion_problem({"choices": [{"text": "hi"}]}) is None
+    tool = {"choices": [{"message": {"content": None, "tool_calls": [{"id": "t"}]}}]}
+    assert completion_problem(tool) is None and body_extras(tool) == {}
+    assert body_extras(chat) == {"input_tokens": None, "output_tokens": 0, "tokens_source": "counted"}
