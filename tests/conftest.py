@@ -12,6 +12,33 @@ from helpers import BURNER, serving
 
 from loadbench.demo.server import make_server
 
+_HUB_KEEPALIVE: list[object] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Keep gevent's hub alive in a test process that imported Locust.
+
+    Importing locust monkey-patches ``threading`` with gevent. A pytest-xdist worker then waits
+    for its next test on a (patched) lock that execnet's own thread releases; when the hub has
+    nothing else to watch, gevent raises ``LoopExit: This operation would block forever``
+    instead of waiting, and xdist reports an INTERNALERROR. A greenlet that sleeps forever gives
+    the hub a timer to watch, so the wait blocks until the release wakes it.
+    """
+    if _HUB_KEEPALIVE or "gevent.monkey" not in sys.modules:
+        return
+    import gevent
+    import gevent.monkey
+
+    if not gevent.monkey.is_module_patched("threading"):
+        return
+
+    def beat() -> None:
+        while True:
+            gevent.sleep(1.0)
+
+    _HUB_KEEPALIVE.append(gevent.spawn(beat))
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
