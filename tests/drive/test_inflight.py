@@ -34,12 +34,12 @@ def slow(seconds: float) -> Any:
     return route
 
 
-def run_slow(url: str, out: Path, users: int, duration: str) -> None:
+def run_slow(url: str, out: Path, users: int, duration: str, exit_code: int = 0) -> None:
     result = run_cli(
         "run", "--target", url, "--scenario", "json_post", "--payload", '{"x": 1}', "--no-check-json",
         "-u", str(users), "-d", duration, "--warmup", "0s", "--out", str(out), "--quiet", "--no-sampler",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == exit_code, result.stderr
 
 
 @pytest.mark.e2e
@@ -65,7 +65,7 @@ def test_a_run_that_recorded_nothing_is_failed_with_the_reason(tmp_path: Path) -
     out = tmp_path / "run"
     # Answers slower than the whole run: requests went out, none came back before the stop.
     with json_server(slow(3.0)) as (url, _):
-        run_slow(url, out, 2, "1.5s")
+        run_slow(url, out, 2, "1.5s", exit_code=3)  # nothing recorded: the target failed the run
     meta = read_json(out / "meta.json")
     assert meta["status"] == "failed"
     assert meta["in_flight_unrecorded"] == 2
