@@ -480,7 +480,8 @@ def test_concurrency_sweep_and_ctrl_c_still_writes_the_report(tmp_path: Path) ->
     out = tmp_path / "sweep"
     with capacity_server() as (url, server):  # 2 slots × 20 ms = 100 req/s
         process = start_cli(
-            "sweep", "--target", url, "--concurrency", "2,4,8", "--step-duration", "4s", "--warmup", "1s",
+            # 10 s steps: on a loaded machine step 2 must still be running when the Ctrl-C comes.
+            "sweep", "--target", url, "--concurrency", "2,4,8", "--step-duration", "10s", "--warmup", "1s",
             "--slo", "p50<200ms", "--out", str(out), *PAYLOAD,
         )  # fmt: skip
         deadline = time.monotonic() + 90
