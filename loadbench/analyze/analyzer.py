@@ -10,7 +10,7 @@ it *started* inside it; latency percentiles are over the successful requests of 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -22,8 +22,7 @@ from loadbench.analyze.quality import QualitySection, RtfSection
 from loadbench.analyze.resources import ResourcesSection, compute_resources
 from loadbench.analyze.slo import SloSection
 from loadbench.analyze.stages import StageSection, stage_summaries
-from loadbench.analyze.stats import ErrorRow, LatencySummary
-from loadbench.analyze.traffic import NameSection, RequestsSection, ResponseBytes, traffic_sections
+from loadbench.analyze.traffic import TrafficSections, traffic_sections
 from loadbench.analyze.trust import ScheduleSection, SteadySection, ValiditySection
 from loadbench.analyze.window import (
     LoadSection,
@@ -66,22 +65,14 @@ def _gated_counts(slos: list[slo.Slo], measured: pd.DataFrame, ok: npt.NDArray[n
     return out
 
 
-class CoreSummary(TypedDict):
-    """The keys every ``summary.json`` starts with, in their order there."""
+class CoreSummary(TrafficSections):
+    """The keys every ``summary.json`` starts with. In the file: ``schema``, ``run``, ``load``,
+    ``window``, then `TrafficSections`' keys, then ``notices`` (`compute_summary` builds them so)."""
 
     schema: int
     run: RunSection
     load: LoadSection
     window: WindowSection
-    requests: RequestsSection
-    throughput_rps: float | None
-    request_rate_rps: float | None
-    latency_ms: LatencySummary
-    latency_ci_ms: dict[str, list[float] | None]
-    service_time_ms: LatencySummary
-    by_name: dict[str, NameSection]
-    errors: list[ErrorRow]
-    response_bytes: ResponseBytes
     notices: list[str]
 
 
