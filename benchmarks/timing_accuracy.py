@@ -34,10 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from helpers import serving  # noqa: E402  (the test suite's thread server runner)
 from llm_server import LLMTestServer  # noqa: E402  (the test suite's SSE server)
 
 from loadbench.record.records import read_requests  # noqa: E402
@@ -82,18 +80,6 @@ def run_loadbench(*args: str) -> None:
         raise BenchError(
             f"loadbench run {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}"
         )
-
-
-@contextmanager
-def serving(server: Any) -> Iterator[str]:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 class _QuietServer(LLMTestServer):
