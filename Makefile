@@ -6,8 +6,10 @@
 #   make report RUN=reports/<run dir>
 #   make test          lint, type-check and the whole test suite (what CI runs)
 #   make test-stress   the suite three times beside four CPU burners (must stay green)
+#   make test-real     the whole real-server conformance matrix (tests/real/, docs/servers.md)
 #   make benchmark     recording and sampler overhead, open-loop fidelity, analyzer scale (docs/benchmarks.md)
 #   make benchmark-setup   install nginx and wrk (Debian packages), which `make benchmark` needs
+#   make protos        regenerate the committed gRPC stubs from loadbench/protocols/v2grpc/*.proto
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,8 +20,10 @@ USERS ?= 10
 DURATION ?= 30s
 ARGS ?=
 RUN ?=
+# The real third-party servers `make test` runs (tests/real/): the two quickest to install.
+QUICK_REAL := mlserver kserve
 
-.PHONY: install bench ui report demo test test-stress lint typecheck unit benchmark benchmark-setup clean
+.PHONY: install bench ui report demo test test-stress test-real real-venvs lint typecheck unit benchmark benchmark-setup protos clean
 
 # Reinstalls when pyproject.toml changes; otherwise a no-op.
 $(BIN)/.installed: pyproject.toml
@@ -46,6 +50,12 @@ report: install
 demo: install
 	$(BIN)/loadbench demo
 
+# The Open Inference Protocol's gRPC messages: protoc (grpcio-tools, the test extra) writes the
+# *_pb2.py and *_pb2.pyi beside the .proto files; they are committed, so installing needs no protoc.
+# tests/protocols/test_v2grpc_proto.py fails when they drift from the .proto files.
+protos: install
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. loadbench/protocols/v2grpc/*.proto
+
 lint: install
 	$(BIN)/ruff check loadbench scenarios tests $(wildcard benchmarks)
 	$(BIN)/ruff format --check loadbench scenarios tests $(wildcard benchmarks)
@@ -59,9 +69,10 @@ typecheck: install
 # so a slow test is seen when it is added.
 unit: install
 	@mkdir -p .pytest-results
+	@$(BIN)/python tests/real/venvs.py build $(QUICK_REAL) || echo "unit: a real server could not be installed; its tests skip with the reason"
 	@status=0; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not serial' --junitxml=.pytest-results/parallel.xml || status=$$?; \
-	if [ $$status -eq 0 ]; then $(BIN)/python -m pytest -m serial --junitxml=.pytest-results/serial.xml || status=$$?; fi; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not serial and not real_heavy' --junitxml=.pytest-results/parallel.xml || status=$$?; \
+	if [ $$status -eq 0 ]; then $(BIN)/python -m pytest -m 'serial and not real_heavy' --junitxml=.pytest-results/serial.xml || status=$$?; fi; \
 	$(BIN)/python tests/slowest.py -n 25 .pytest-results/parallel.xml .pytest-results/serial.xml; \
 	exit $$status
 
@@ -71,6 +82,16 @@ test: lint typecheck unit
 # a test that passes only on an idle machine fails here.
 test-stress: install
 	bash tests/stress_ci.sh 3
+
+# Every real third-party server of tests/real/, each from its own venv, cached outside the clone
+# ($$LOADBENCH_REAL_CACHE, default ~/.cache/loadbench/real) and built on first use; `make test`
+# runs only the quick ones. A server that cannot be installed here is skipped with its reason.
+test-real: install real-venvs
+	$(BIN)/python -m pytest tests/real -m real --junitxml=.pytest-results/real.xml
+	$(BIN)/python tests/slowest.py -n 25 .pytest-results/real.xml
+
+real-venvs: install
+	-$(BIN)/python tests/real/venvs.py build
 
 # Needs nginx and wrk for the recording, capacity, open-loop and HTTP/2 benchmarks: `make benchmark-setup`.
 benchmark: install

@@ -1,4 +1,5 @@
-"""The parsers of the values users type: durations (``30s``), headers (``'K: V'``), target URLs.
+"""The parsers of the values users type: durations (``30s``), sizes (``8MiB``), headers (``'K: V'``),
+target URLs.
 
 Consumes command-line strings; produces validated values or raises `UsageError` /
 `TargetError` with a one-line message that never echoes a credential.
@@ -14,6 +15,13 @@ from loadbench.redact import redact_header, redact_url
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?")
+_SIZE_UNIT = {"b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+
+# --max-body: response bodies larger than this are read and counted, never kept (docs/metrics.md).
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+# --follow-redirects without a number: how many hops one request may follow.
+DEFAULT_FOLLOW_REDIRECTS = 5
 
 
 def parse_duration(text: str) -> float:
@@ -40,6 +48,38 @@ def _check_duration(text: str, seconds: float) -> float:
     return seconds
 
 
+def parse_size(text: str) -> int:
+    """Parse ``8388608``, ``512KiB``, ``10MB``, ``1.5GiB`` into bytes (kB, MB, GB: powers of 1000;
+    KiB, MiB, GiB: of 1024; case ignored); a size of at least one byte."""
+    match = _SIZE.fullmatch(text.strip().lower())
+    if match is None:
+        raise UsageError(f"bad size {text!r}: use a number of bytes or e.g. 512KiB, 10MB, 1GiB")
+    unit = (match.group(2) or "b").removesuffix("b") or "b"
+    size = int(float(match.group(1)) * _SIZE_UNIT[unit])
+    if size < 1:
+        raise UsageError(f"bad size {text!r}: must be at least 1 byte")
+    return size
+
+
+def parse_redirects(text: str) -> int:
+    """Parse ``--follow-redirects``' bound: 0 (follow none) to 100 hops."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"bad number of redirects {text!r}: use 0 to 100") from None
+    if not 0 <= value <= 100:
+        raise UsageError(f"bad number of redirects {text!r}: use 0 to 100")
+    return value
+
+
+def format_size(size: int) -> str:
+    """``8388608`` -> ``8 MiB``: a size in the largest binary unit that divides it (bytes otherwise)."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size:,} byte{'s' if size != 1 else ''}"
+
+
 def parse_header(text: str) -> tuple[str, str]:
     """Parse ``'Name: value'`` into its two parts."""
     name, sep, value = text.partition(":")
@@ -57,8 +97,12 @@ def check_target(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:  # e.g. an unclosed [IPv6 bracket
         raise TargetError(f"target {shown!r} is not a valid URL") from None
+    if parts.scheme.lower() in GRPC_SCHEMES and parts.hostname:
+        return check_grpc_target(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetError(f"target {shown!r} is not an http:// or https:// URL with a host")
+        raise TargetError(
+            f"target {shown!r} is not an http:// or https:// URL with a host (nor grpc://HOST:PORT)"
+        )
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
@@ -67,5 +111,39 @@ def check_target(url: str) -> str:
         # Locust joins request paths onto the base URL and would drop or mangle a query here.
         raise TargetError(
             "the target must be a base URL without ?query or #fragment: put query parameters in the path"
+        )
+    return url.rstrip("/")
+
+
+# Open Inference Protocol over gRPC: cleartext HTTP/2, and TLS.
+GRPC_SCHEMES = ("grpc", "grpcs")
+
+
+def is_grpc_url(url: str) -> bool:
+    """Whether a target names a gRPC server (``grpc://`` or ``grpcs://``)."""
+    return url.split("://", 1)[0].lower() in GRPC_SCHEMES if "://" in url else False
+
+
+def check_grpc_target(url: str) -> str:
+    """``grpc://HOST:PORT`` or ``grpcs://HOST:PORT`` (a trailing slash dropped), else `TargetError`:
+    gRPC names its calls by service and method, so a path means nothing there, and it has no
+    default port."""
+    shown = redact_url(url)
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise TargetError(f"target {shown!r} has an invalid port") from None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise TargetError(
+            f"target {shown!r}: a {parts.scheme}:// target is HOST:PORT without a path, query or fragment "
+            "(gRPC calls are named by service and method, not by URL path)"
+        )
+    if port is None:
+        raise TargetError(f"target {shown!r} names no port: give {parts.scheme}://HOST:PORT")
+    if parts.username is not None or parts.password is not None:
+        raise TargetError(
+            f"target {shown!r}: gRPC takes no user:password in the URL; send credentials with "
+            "--header 'authorization: ...' (gRPC metadata)"
         )
     return url.rstrip("/")

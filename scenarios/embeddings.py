@@ -76,4 +76,4 @@ class EmbeddingsUser(ModelUser):
                 return
             tokens = usage_tokens(answer)
             if tokens is not None:
-                add_extras(response, input_tokens=tokens, tokens_source="usage")
+                add_extras(response, input_tokens=tokens, input_tokens_source="usage")

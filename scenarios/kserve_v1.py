@@ -22,6 +22,7 @@ from locust import events
 import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.protocols.probe import discover_v1_model
 from loadbench.scenario import PredictUser, add_predict_options, headers_from_options, on_setup, tls_verify
+from loadbench.scenario.predict import say_at_start
 
 
 @events.init_command_line_parser.add_listener
@@ -34,6 +35,12 @@ def _model_path(environment: Any) -> str:
     options = environment.parsed_options
     model = options.model or discover_v1_model(
         environment.host, headers_from_options(options), tls_verify(options)
+    )
+    found = "(--model)" if options.model else "from GET /v1/models"
+    # v1 has no input metadata to report: what is sent is the user's rows.
+    say_at_start(
+        environment,
+        f"kserve_v1: model {model} {found}; v1 lists no inputs: sending the --payload/--data rows",
     )
     return f"/v1/models/{model}:predict"
 

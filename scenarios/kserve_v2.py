@@ -20,15 +20,13 @@ first output's first element). Both go to ``requests.csv``; see docs/metrics.md.
 
 from __future__ import annotations
 
-import random
-from math import prod
 from typing import Any
 
 from locust import events, task
 
 import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
 from loadbench.errors import UsageError
-from loadbench.protocols.bodies import v2_inputs
+from loadbench.protocols.bodies import v2_synthetic_request
 from loadbench.protocols.extract import Extractor
 from loadbench.protocols.probe import find_v2_model, v2_model_metadata
 from loadbench.scenario import (
@@ -51,7 +49,6 @@ MODEL: str = ""
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None
 EXTRACT_DEFAULTS = ("outputs.0.data.0",)  # the first output's first element
-_INTEGER_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 
 
 @events.init_command_line_parser.add_listener
@@ -62,26 +59,6 @@ def _options(parser: Any) -> None:
     parser.add_argument("--batch", type=int, default=1, help="rows per synthetic request (default 1)")
     add_extract_option(parser, EXTRACT_DEFAULTS)
     add_request_options(parser, payload_help="Default: random tensors shaped by the model's metadata.")
-
-
-def synthetic_request(metadata: dict[str, Any], batch: int, seed: int = 0) -> dict[str, Any]:
-    """A v2 infer request filling every input the metadata declares."""
-    rng = random.Random(seed)
-    inputs = []
-    for spec in v2_inputs(metadata):
-        shape = [batch if int(d) < 0 else int(d) for d in spec.get("shape", [batch])]
-        datatype = str(spec.get("datatype", "FP32")).upper()
-        count = prod(shape)
-        if datatype in _INTEGER_TYPES:
-            data: list[Any] = [rng.randint(0, 16) for _ in range(count)]
-        elif datatype == "BOOL":
-            data = [rng.random() < 0.5 for _ in range(count)]
-        elif datatype == "BYTES":
-            data = ["loadbench"] * count
-        else:
-            data = [round(rng.uniform(0.0, 16.0), 3) for _ in range(count)]
-        inputs.append({"name": spec["name"], "shape": shape, "datatype": datatype, "data": data})
-    return {"inputs": inputs}
 
 
 @on_setup
@@ -98,7 +75,7 @@ def _load(environment: Any) -> None:
     default = None
     if not options.payload and not options.data:
         metadata = v2_model_metadata(environment.host, MODEL, headers, verify)
-        default = [synthetic_request(metadata, options.batch, seed) for seed in range(16)]
+        default = [v2_synthetic_request(metadata, options.batch, seed) for seed in range(16)]
         tensors = ", ".join(f"{i['name']} {i['datatype']} {i['shape']}" for i in default[0]["inputs"])
         said += f"; random {tensors} from GET /v2/models/{MODEL} (--payload or --data for real inputs)"
     PAYLOADS = Payloads.from_options(options, default=default)

@@ -28,7 +28,7 @@ from typing import Any
 from locust import events, task
 
 import loadbench.ui.hook  # noqa: F401 - loadbench's tab in plain locust's web UI
-from loadbench.errors import ScenarioError
+from loadbench.errors import ScenarioError, UsageError
 from loadbench.protocols.extract import Extractor
 from loadbench.protocols.probe import find_torchserve_model
 from loadbench.scenario import (
@@ -95,6 +95,12 @@ def _load(environment: Any) -> None:
         except OSError as exc:
             raise ScenarioError(f"cannot read data file {data}: {exc.strerror or exc}") from None
         return
+    if not options.payload and not options.data:
+        # Said here, after discovery: the model was found, only the body is missing.
+        raise UsageError(
+            f"{found.note}; TorchServe cannot say what its handler takes: pass --payload JSON, "
+            "--data FILE.jsonl (one JSON body a line) or --data FILE (its bytes as the body, --content-type)"
+        )
     PAYLOADS = Payloads.from_options(options)
     check_payload_labels(PAYLOADS)
 

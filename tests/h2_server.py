@@ -11,9 +11,11 @@ line per request to LOG.jsonl: ``{"http_version", "method", "path", "body"}``
 ``POST /v1/models/m:predict`` ``{"predictions": [...]}``; ``POST /v1/chat/completions`` with
 ``"stream": true`` streams an OpenAI chat answer as SSE: a role event, ``max_tokens`` content
 events (the first ``TTFT_MS`` after the app got the request, then ``ITL_MS`` apart, one HTTP/2
-DATA frame each), a usage event and ``data: [DONE]``; its log line is written when the stream
+DATA frame each), the answer's end (an empty delta with ``finish_reason`` ``length``), a usage
+event and ``data: [DONE]``; its log line is written when the stream
 ends and adds the server's own timing, ``"ttft_ms"`` and ``"itl_ms"`` (a list), by
-``time.perf_counter()``. Anything else 404.
+``time.perf_counter()``. ``POST /redirect`` answers 307 to ``/predict``; ``POST /big``
+``{"predictions": [1], "pad": ...}``, `BIG_BYTES` long. Anything else 404.
 
 ``--max-requests N`` sets hypercorn's ``keep_alive_max_requests`` (here 1,000,000 unless given; hypercorn's own default is 1,000): after that
 many requests on one connection it sends GOAWAY, the graceful end of a connection that HTTP/2
@@ -35,6 +37,7 @@ from hypercorn.config import Config
 
 TTFT_MS = 40.0
 ITL_MS = 10.0
+BIG_BYTES = 3 * 1024 * 1024
 
 
 def make_app(log_path: str) -> Any:
@@ -69,8 +72,17 @@ def make_app(log_path: str) -> Any:
                 return
         write(scope, body)
         route = (scope["method"], scope["path"])
+        if route == ("POST", "/redirect"):
+            headers = [(b"location", b"/predict"), (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 307, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        answer: Any
         if route == ("GET", "/v1/models"):
             status, answer = 200, {"models": ["m"]}
+        elif route == ("POST", "/big"):
+            head = '{"predictions": [1], "pad": "'
+            status, answer = 200, {"predictions": [1], "pad": "x" * (BIG_BYTES - len(head) - 2)}
         elif route in (("POST", "/predict"), ("POST", "/v1/models/m:predict")):
             status, answer = 200, {"predictions": [len(body)]}
         else:
@@ -100,6 +112,8 @@ async def stream_chat(send: Any, t0: float, tokens: int) -> dict[str, Any]:
         await event({"id": "x", "choices": [{"index": 0, "delta": {"content": f"w{i} "}}]})
         sent.append(time.perf_counter())
         due = sent[-1] + ITL_MS / 1000
+    # The answer's end, as OpenAI sends it: without a finish_reason the stream was cut.
+    await event({"id": "x", "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
     await event({"id": "x", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": tokens}})
     await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
     return {

@@ -31,6 +31,11 @@ Paths (any method; a query string is allowed, e.g. ``/slow?ms=3000``):
 ``/hang``           reads the request, never answers: until the client leaves, the server stops
                     or `max_lifetime_s`.
 ``/redirect-loop``  302 to itself, forever.
+``/redirect-to-ok`` 302 to ``/ok``.
+``/huge-sse/v1/chat/completions``  200 ``text/event-stream``, chunked: `huge_bytes` (200 MB) of
+                    OpenAI chat events, each carrying `HUGE_EVENT_CHARS` characters of content, then
+                    a ``finish_reason``, a usage and ``data: [DONE]`` (a target for ``openai_chat``,
+                    whose ``GET /huge-sse/`` reachability check gets a 404).
 anything else       404.
 
 ``refuse_after_s``: that long after the first request for a path other than ``/`` (``/`` is
@@ -41,7 +46,8 @@ Outcomes counted per path (`count`): ``requests`` (parsed requests), and one of 
 200 answer sent in full), ``503``, ``429``, ``400``, ``302``, ``404``, ``reset``, ``closed``,
 ``truncated``, ``badjson``, ``sse-malformed``, ``bad-chunked``, ``sse-done-only``, ``sse-ended``
 (a never-ending stream that was ended, with ``sse-events`` counting its events), ``huge`` (sent
-in full) or ``huge-aborted``, ``hang``, ``abandoned`` (the client left before the answer).
+in full) or ``huge-aborted``, ``huge-sse`` (sent in full, `huge_sse_bytes` its body's size),
+``hang``, ``abandoned`` (the client left before the answer).
 ``/burst5xx`` also counts ``seen``.
 
 Every loop is bounded in time; `stop` closes every socket and joins every thread.
@@ -70,6 +76,9 @@ EVIL_MESSAGE = "<script>document.title='PWNED'</script> \u202egnp.exe\x1b[2J | c
 OVERLOADED_TEXT = b"upstream overloaded: <b>try again</b> later\nretry budget exhausted\n"
 RETRY_DATE = "Wed, 21 Oct 2026 07:28:00 GMT"
 HUGE_BYTES = 200 * 1000 * 1000
+HUGE_EVENT_CHARS = (
+    60 * 1024
+)  # content per /huge-sse event: lines far longer than a token's, far shorter than the body
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 TICK_S = 0.05
@@ -115,6 +124,7 @@ class HostileServer:
         self.down_at: float | None = None  # time.time() when refuse_after_s took the server down
         # /huge: (time.time() at the first byte, at the last or when the client left) of each body.
         self.huge_sends: list[tuple[float, float]] = []
+        self.huge_sse_bytes = 0  # the body of a /huge-sse answer (its events, after the chunk framing)
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -427,10 +437,41 @@ class HostileServer:
         elif path == "/redirect-loop":
             self._send(conn, self._head("302 Found", {"Location": target, "Content-Length": "0"}))
             self._add(path, "302")
+        elif path == "/redirect-to-ok":
+            self._send(conn, self._head("302 Found", {"Location": "/ok", "Content-Length": "0"}))
+            self._add(path, "302")
+        elif path == "/huge-sse/v1/chat/completions":
+            self._huge_sse(conn)
+            self._add(path, "huge-sse")
         else:
             self._answer(conn, "404 Not Found", b'{"error": "no such path"}')
             self._add(path, "404")
         return True
+
+    def _huge_sse(self, conn: socket.socket) -> None:
+        """`huge_bytes` of chat events, each a line of `HUGE_EVENT_CHARS` characters, then the end."""
+        event = (
+            b"data: %s\n\n"
+            % json.dumps({"choices": [{"delta": {"content": "x" * HUGE_EVENT_CHARS}}]}).encode()
+        )
+        ending = (
+            b"".join(
+                b"data: %s\n\n" % json.dumps(payload).encode()
+                for payload in (
+                    {"choices": [{"delta": {}, "finish_reason": "length"}]},
+                    {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 1}},
+                )
+            )
+            + b"data: [DONE]\n\n"
+        )
+        events = max(1, (self.huge_bytes - len(ending)) // len(event))
+        self.huge_sse_bytes = events * len(event) + len(ending)
+        deadline = time.monotonic() + self.max_lifetime_s
+        self._send(conn, self._sse_head())
+        block = self._chunk(event * 16)
+        for _ in range(events // 16):
+            self._send(conn, block, deadline)
+        self._send(conn, self._chunk(event * (events % 16) + ending) + b"0\r\n\r\n", deadline)
 
     @staticmethod
     def _sse_head() -> bytes:

@@ -21,7 +21,9 @@ usage), ``nodone`` (the body ends cleanly after the answer's ``finish_reason`` w
 (llama.cpp's server interrupting a request for the next one: the role event (chat), then
 ``data: [DONE]``: no content, no ``finish_reason``), ``doneonly`` (``data: [DONE]`` alone),
 ``finishedempty`` (no content, then the answer's ``finish_reason`` and a usage of 0 completion
-tokens: an answer that did finish, empty). Not streamed, ``interrupted`` and ``doneonly``
+tokens: an answer that did finish, empty), ``cut`` (the content events, then ``data: [DONE]``
+with no ``finish_reason`` and no usage: llama-cpp-python's server interrupting a stream after
+its first tokens; not streamed, an ordinary answer). Not streamed, ``interrupted`` and ``doneonly``
 answer a choice with empty text and no ``finish_reason`` (and no usage), ``finishedempty`` empty
 text with ``finish_reason`` ``stop`` and a usage of 0. A request's ``user`` field, when given,
 is its mode.
@@ -172,9 +174,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._event({"id": "x", "choices": [{"index": 0, **choice, "finish_reason": None}]})
             sent.append(time.perf_counter())
             due = sent[-1] + server.itl_ms / 1000
-        if mode != "noend":  # the answer's end, as OpenAI sends it: an empty delta with its reason
+        # The answer's end, as OpenAI sends it: an empty delta with its reason.
+        if mode not in ("noend", "cut"):
             self._event({"id": "x", "choices": [{"index": 0, **empty, "finish_reason": "length"}]})
-        if (body.get("stream_options") or {}).get("include_usage") and mode != "nousage":
+        if (body.get("stream_options") or {}).get("include_usage") and mode not in ("nousage", "cut"):
             self._event({"id": "x", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": n}})
         if mode not in ("nodone", "noend"):
             self._chunk("data: [DONE]\n\n")

@@ -8,7 +8,15 @@ import pytest
 
 from loadbench.drive.config import RunConfig
 from loadbench.errors import LoadbenchError, TargetError, UsageError
-from loadbench.values import check_target, parse_duration, parse_header
+from loadbench.values import (
+    DEFAULT_MAX_BODY_BYTES,
+    check_target,
+    format_size,
+    parse_duration,
+    parse_header,
+    parse_redirects,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -122,3 +130,46 @@ def test_run_config_defaults_are_independent() -> None:
     assert b.headers == []
     assert (a.users, a.duration_s, a.warmup_s, a.reports_dir) == (10, 30.0, 2.0, Path("reports"))
     assert not isinstance(UsageError("x"), TargetError)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("8388608", 8 * 1024 * 1024),
+        ("512KiB", 512 * 1024),
+        ("10MB", 10_000_000),
+        ("10mb", 10_000_000),
+        ("1.5GiB", 1536 * 1024 * 1024),
+        (" 8 MiB ", DEFAULT_MAX_BODY_BYTES),
+        ("1k", 1000),
+        ("1", 1),
+    ],
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "x", "-1", "0", "0.1", "10XB", "MB", "1e6", "10 MB extra"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(UsageError, match="bad size"):
+        parse_size(text)
+
+
+def test_format_size_says_binary_units_only_when_exact() -> None:
+    assert (format_size(DEFAULT_MAX_BODY_BYTES), format_size(512 * 1024), format_size(10_000_000)) == (
+        "8 MiB",
+        "512 KiB",
+        "10,000,000 bytes",
+    )
+    assert format_size(1) == "1 byte"
+
+
+@pytest.mark.parametrize(("text", "hops"), [("0", 0), ("5", 5), ("100", 100)])
+def test_parse_redirects(text: str, hops: int) -> None:
+    assert parse_redirects(text) == hops
+
+
+@pytest.mark.parametrize("text", ["-1", "101", "x", "2.5"])
+def test_parse_redirects_rejects(text: str) -> None:
+    with pytest.raises(UsageError, match="use 0 to 100"):
+        parse_redirects(text)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -154,12 +154,14 @@ def tpot_ms(service_ms: FloatArray, ttft_ms: FloatArray, output_tokens: FloatArr
 class TokensSection(TypedDict):
     """``summary["tokens"]``: token counts and rates of the successful LLM requests."""
 
-    input_total: int
+    input_total: int | None  # None: some request's prompt tokens are unknown (no usage, no --tokenizer)
     output_total: int
     requests: int
     output_per_s: float | None
     per_request_output_per_s: LatencySummary
-    source: str | None
+    source: str | None  # of the output counts, as output_source (its first name, kept)
+    input_source: str | None
+    output_source: str | None
 
 
 class RealtimeSection(TypedDict):
@@ -383,28 +385,55 @@ def _tokens(
     out_tokens: FloatArray,
     window_s: float,
 ) -> tuple[TokensSection, list[str]]:
-    """``summary["tokens"]`` over the successful LLM requests ``rows``; unknown counts add nothing."""
+    """``summary["tokens"]`` over the successful LLM requests ``rows``: unknown output counts add
+    nothing; one unknown input count makes the input total unknown (a part is no total)."""
     input_tokens = measured["input_tokens"].to_numpy(dtype=np.float64)
     output_total = int(np.nansum(out_tokens[rows]))
     # The pace after the first token: the first one is TTFT's, the other output_tokens - 1
     # came in the decode time (= 1 / TPOT, in tokens/s). A one-token stream has no such pace.
     decode_s = (service - ttft) / 1000.0
     rated = rows & np.isfinite(out_tokens) & (out_tokens >= 2) & np.isfinite(decode_s) & (decode_s > 0)
-    source_values = measured["tokens_source"].astype(object).to_numpy()[rows & np.isfinite(out_tokens)]
-    usage = int(np.sum(source_values == "usage"))
-    counted = int(np.sum(source_values == "counted"))
-    source = "mixed" if usage and counted else "usage" if usage else "counted" if counted else None
+    output_sources = measured["tokens_source"].astype(object).to_numpy()[rows & np.isfinite(out_tokens)]
+    counted = int(np.sum(output_sources == "counted"))
+    unknown_input = int(np.sum(rows & ~np.isfinite(input_tokens)))
+    known_input = rows & np.isfinite(input_tokens)
+    input_sources = _texts(measured, "input_tokens_source")[known_input]
+    # Records from before input_tokens_source: their input counts came with the usage, if any.
+    from_usage = _texts(measured, "tokens_source")[known_input] == "usage"
+    input_sources = np.where((input_sources == "") & from_usage, "usage", input_sources)
     notices = []
     if counted:
         notices.append(
             f"output tokens of {counted:,} request(s) were counted from stream chunks: the server sent no "
             "usage (a chunk may carry more than one token, so those counts may be low)"
         )
+    if unknown_input:
+        notices.append(
+            f"input tokens of {unknown_input:,} request(s) are unknown: the server sent no usage; pass "
+            "--tokenizer to count them (tokens.input_total is null)"
+        )
+    output_source = _source(output_sources, ("usage", "counted"))
     return {
-        "input_total": int(np.nansum(input_tokens[rows])),
+        "input_total": None if unknown_input else int(np.nansum(input_tokens[rows])),
         "output_total": output_total,
         "requests": int(np.sum(rows & np.isfinite(out_tokens))),
         "output_per_s": stats.rate(output_total, window_s),
         "per_request_output_per_s": stats.latency_summary((out_tokens[rated] - 1) / decode_s[rated]),
-        "source": source,
+        "source": output_source,
+        "input_source": _source(input_sources, ("usage", "tokenizer")),
+        "output_source": output_source,
     }, notices
+
+
+def _texts(measured: pd.DataFrame, column: str) -> npt.NDArray[Any]:
+    """A text column as objects; all empty when the frame has no such column (an older one)."""
+    if column not in measured:
+        return np.full(len(measured), "", dtype=object)
+    texts: npt.NDArray[Any] = measured[column].astype(object).to_numpy()
+    return texts
+
+
+def _source(values: npt.NDArray[Any], names: tuple[str, str]) -> str | None:
+    """Where counts came from: one of ``names`` when all did, ``mixed`` for both, None for no count."""
+    found = [name for name in names if np.any(values == name)]
+    return found[0] if len(found) == 1 else "mixed" if found else None

@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loadbench.protocols.responses import BODY_OVER_LIMIT
+
 # Summary key -> percentile (0..100). Keys as named in summary.json.
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 LATENCY_KEYS = (*PERCENTILES, "max", "mean", "min")
@@ -132,12 +134,14 @@ def error_kind(status: int, error: str) -> str:
     ``invalid JSON`` when it says the body is not JSON. Transport failures get a name from
     `ERROR_KINDS` (``timeout``, ``connection refused``, ...). Anything else: the exception type.
     """
-    if status >= 400:
+    if status >= 300:  # a 3xx too: an answer loadbench did not follow (docs/metrics.md "Redirects")
         return f"HTTP {status}"
     type_name, sep, message = error.partition(": ")
     if sep and type_name == "CatchResponseError":
         if _CHECK_NOT_JSON.search(message):
             return "invalid JSON"
+        if message.startswith(BODY_OVER_LIMIT):
+            return BODY_OVER_LIMIT
         return message[:80] or "response check failed"
     for kind, pattern in ERROR_KINDS:
         if pattern.search(error):

@@ -23,6 +23,10 @@ class RequestsSection(TypedDict):
     warmup_excluded: int
     # Only when the driver counted them (meta.json): requests cut off by the stop, not recorded.
     in_flight_unrecorded: NotRequired[int]
+    # Only for runs that followed redirects (--follow-redirects, or hops in the records): the hops
+    # the window's requests followed, and how many of them followed any.
+    redirects: NotRequired[int]
+    redirected: NotRequired[int]
 
 
 class NameSection(TypedDict):
@@ -87,6 +91,10 @@ def requests_section(w: Window) -> RequestsSection:
     unrecorded = w.in_flight_unrecorded
     if unrecorded is not None:
         section["in_flight_unrecorded"] = unrecorded
+    hops = w.measured["redirects"].fillna(0).to_numpy() if "redirects" in w.measured else None
+    if hops is not None and ((w.settings.get("follow_redirects") or 0) > 0 or hops.any()):
+        section["redirects"] = int(hops.sum())
+        section["redirected"] = int((hops > 0).sum())
     return section
 
 

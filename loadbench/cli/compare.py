@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loadbench.cli.ci import add_junit_option, check_junit, publish_compare
 from loadbench.cli.options import Call
 from loadbench.errors import UsageError
 
@@ -20,6 +21,8 @@ COMPARE_EPILOG = (
     "a run the analyzer called INVALID fails them too.\n"
     "Runs of another scenario, or against another target (host and path; the port may differ), are "
     "refused unless --force; every other difference is printed as a warning.\n"
+    "--junit FILE: one testcase per rule (and per run's validity) for CI test reports; docs/ci.md "
+    "has a pipeline that compares every build with the main branch's last run.\n"
     "Exit codes: 0 passed, 1 a rule failed (for any candidate), 2 bad input or runs not comparable."
 )
 
@@ -44,6 +47,7 @@ def add_compare_parser(commands: Any) -> None:
     compare.add_argument(
         "--fail-on", action="append", default=[], metavar="RULE", help="a gate, e.g. 'p99>+10%%' (repeatable)"
     )
+    add_junit_option(compare)
     compare.add_argument(
         "--resamples", type=int, default=400, metavar="N", help="bootstrap resamples (default 400)"
     )
@@ -103,6 +107,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.resamples < 50:
         raise UsageError("--resamples must be at least 50")
     rules = [parse_rule(text) for text in args.fail_on]
+    check_junit(args)
     runs = [load_run(path) for path in args.runs]
     if not args.force:
         check_comparable(runs[0], runs[1:])
@@ -122,6 +127,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("\n".join(candidate_verdict_lines(result, markdown=False)))
     for path in paths:
         print(f"{path.suffix[1:]}: {path}")
+    publish_compare(args, result, rules, out)
     return 0 if result["all_passed"] else 1
 
 

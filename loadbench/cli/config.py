@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from loadbench.demo.spawn import DemoTiming, demo_scenario_args, start_demo, stop_demo
+from loadbench.demo.spawn import DemoTiming, demo_scenario_args, demo_speaks_grpc, start_demo, stop_demo
 from loadbench.drive.config import RunConfig
 
 # RunConfig field -> the parsed option that sets it. A command without the option (`ui` has no
@@ -28,6 +28,9 @@ FROM_ARGS = {
     "quiet": "quiet",
     "timeout_s": "timeout",
     "insecure": "insecure",
+    "follow_redirects": "follow_redirects",
+    "max_body_bytes": "max_body",
+    "preflight": "preflight",
     "server_pid": "server_pid",
     "server_name": "server_name",
     "scrapes": "scrape",
@@ -50,6 +53,9 @@ FROM_ARGS = {
     "master_bind": "master_bind",
     "master_port": "master_port",
     "worker_wait_s": "worker_wait",
+    "metrics_port": "metrics_port",
+    "metrics_bind": "metrics_bind",
+    "metrics_linger_s": "metrics_linger",
 }
 
 
@@ -83,7 +89,8 @@ def target_of(args: argparse.Namespace, scenario_args: list[str]) -> Iterator[tu
     timing = demo_timing(args)
     timing.check()  # bad input before the scenario's arguments are looked at, as ever
     scenario_args = demo_scenario_args(args.scenario, scenario_args)
-    demo, target = start_demo(timing)
+    # A gRPC scenario targets the demo's gRPC side (grpc://), the others its HTTP side.
+    demo, target = start_demo(timing, grpc=demo_speaks_grpc(args.scenario))
     try:
         yield target, scenario_args
     finally:

@@ -13,7 +13,14 @@ from typing import Any, NoReturn, Protocol
 
 from loadbench.demo.args import ms, times
 from loadbench.errors import UsageError
-from loadbench.values import parse_duration
+from loadbench.values import (
+    DEFAULT_FOLLOW_REDIRECTS,
+    DEFAULT_MAX_BODY_BYTES,
+    format_size,
+    parse_duration,
+    parse_redirects,
+    parse_size,
+)
 
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
@@ -27,6 +34,17 @@ KEEP_GOING_OPTION: Option = (
         "action": "store_true",
         "help": "run the whole duration even when every request fails (default: stop once no request "
         "has succeeded after 5 s and 10 failures; exit code 3 either way)",
+    },
+)
+
+# `loadbench run` and `ui`: one request of the scenario before the load (loadbench.drive.preflight).
+PREFLIGHT_OPTION: Option = (
+    ("--no-preflight",),
+    {
+        "dest": "preflight",
+        "action": "store_false",
+        "help": "skip the preflight: by default one request of the scenario goes first (never recorded), "
+        "and if it fails nothing runs: exit code 2, quoting the server and showing what was sent",
     },
 )
 
@@ -267,3 +285,49 @@ def add_llm_options(group: Group) -> None:
         help="a reading or speaking pace: report the share of streams that kept ahead of a reader "
         "taking R tokens/s from the first token (summary llm_realtime)",
     )
+
+
+def redirect_bound(text: str) -> int:
+    try:
+        return parse_redirects(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad ")) from None
+
+
+def body_size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad size ")) from None
+
+
+# `run`, `ui` and `worker`: what becomes of redirects and large bodies (docs/metrics.md "Redirects",
+# "Response bodies"); the scenario's options of the same names (for plain `locust -f`) take them.
+RESPONSE_OPTIONS: tuple[Option, ...] = (
+    (
+        ("--follow-redirects",),
+        {
+            "type": redirect_bound,
+            "nargs": "?",
+            "const": DEFAULT_FOLLOW_REDIRECTS,
+            "default": 0,
+            "metavar": "N",
+            "help": "follow redirects, at most N hops per request (default N: "
+            f"{DEFAULT_FOLLOW_REDIRECTS}), each counted (requests.csv redirects); a request still "
+            "redirected after N fails as 'too many redirects'. Without it a 3xx answer is a failure, "
+            "not followed",
+        },
+    ),
+    (
+        ("--max-body",),
+        {
+            "type": body_size,
+            "default": DEFAULT_MAX_BODY_BYTES,
+            "metavar": "BYTES",
+            "help": "keep at most BYTES of a response body: 10MB, 512KiB (default "
+            f"{format_size(DEFAULT_MAX_BODY_BYTES).replace(' ', '')}); a larger one is read, "
+            "counted (response_bytes) and dropped, and a check that needs it fails 'body over "
+            "--max-body'. Streams (SSE) are parsed as they arrive, whatever their size",
+        },
+    ),
+)

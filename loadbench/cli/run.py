@@ -8,9 +8,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from loadbench.cli.ci import add_junit_option, check_junit, publish_run
 from loadbench.cli.config import run_config, target_of
+from loadbench.cli.live import add_metrics_options
 from loadbench.cli.options import (
     KEEP_GOING_OPTION,
+    PREFLIGHT_OPTION,
+    RESPONSE_OPTIONS,
     SAMPLING_OPTIONS,
     Call,
     Option,
@@ -25,14 +29,17 @@ from loadbench.cli.options import (
 )
 from loadbench.cli.summary import analyze_and_report, run_exit_code
 from loadbench.demo.args import port
+from loadbench.redact import secret_values
 
 RUN_EPILOG = """\
 scenario options:
   Options loadbench does not know are passed to the scenario. The built-in ones take:
     json_post    --path /predict  --payload JSON | --data FILE.jsonl
     kserve_v2    --model NAME  --batch N  [--payload JSON | --data FILE.jsonl]
+    kserve_v2_grpc  the same over gRPC, at --target grpc://HOST:PORT (grpcs:// for TLS)  [--raw-contents]
     openai_chat  --model NAME  [--no-stream]  --prompt TEXT | --input-tokens N | --data FILE.jsonl | --sharegpt F
                  --output-tokens N (--max-tokens)  --ignore-eos  --temperature T
+                 --tokenizer PATH (count prompt tokens when the server sends no usage: loadbench[tokenizer])
     openai_completions  the same, POST /v1/completions
   `loadbench scenarios` lists them; a locustfile path works too.
 
@@ -40,19 +47,25 @@ examples:
   loadbench run --demo
   loadbench run --target http://127.0.0.1:8000 --scenario json_post --data rows.jsonl -u 32 -d 60s
   loadbench run --target http://127.0.0.1:8080 --scenario kserve_v2 --model resnet --header 'Authorization: Bearer $TOKEN'
+  loadbench run --target grpc://127.0.0.1:8001 --model resnet --data rows.jsonl   # Open Inference Protocol over gRPC
   loadbench run --target http://127.0.0.1:8000 --scenario my_locustfile.py --quiet
   loadbench run --target http://127.0.0.1:8000 --rate 50 -d 2m --slo 'p99<300ms' --slo 'error_rate<1%'
+  loadbench run --target http://127.0.0.1:8000 --slo 'p99<300ms' --junit junit.xml --quiet   # CI: docs/ci.md
   loadbench run --target http://127.0.0.1:8000 --rate 1 --shape step:20,40,80:30s   # open-loop steps
   loadbench run --target http://127.0.0.1:8000 --scrape http://127.0.0.1:8000/metrics --scrape-match '^vllm:'
   loadbench run --target http://gpu-box:8000 --agent http://gpu-box:9109   # with $LOADBENCH_AGENT_TOKEN set
 
-A run in which no request succeeds is stopped after 5 s and 10 failed requests, whichever
-comes later (and once a failure started after the warmup), unless --keep-going; its run
-directory and report are still written, and the terminal says why, quoting the most common error.
+Before the load, one request of the scenario is sent (not recorded): if it fails, nothing runs
+(exit code 2) and the terminal quotes the server, shows what was sent and the options to change;
+--no-preflight skips it. A run in which no request succeeds is stopped after 5 s and 10 failed
+requests, whichever comes later (and once a failure started after the warmup), unless
+--keep-going; its run directory and report are still written, and the terminal says why,
+quoting the most common error.
 
 Exit codes: 0 done; 1 an --slo failed (or the run was INVALID with --slo given); 2 bad input
-(one line on stderr); 3 the target failed every request, or nothing was recorded (the run's
-status is `failed`; the report is still written); 130 interrupted (the report is still written).
+(one line on stderr) or a failed preflight (nothing written); 3 the target failed every request,
+or nothing was recorded (the run's status is `failed`; the report is still written); 130
+interrupted (the report is still written).
 Metric definitions: docs/metrics.md. Run directory format: docs/run-format.md.
 """
 RUN_OPTIONS: tuple[Option, ...] = (
@@ -127,6 +140,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     (("--force",), {"action": "store_true", "help": "write into an existing, non-empty run directory"}),
     (("--quiet", "-q"), {"action": "store_true", "help": "no live progress line (for CI logs)"}),
     KEEP_GOING_OPTION,
+    PREFLIGHT_OPTION,
 )
 
 LOAD_OPTIONS: tuple[Option, ...] = (
@@ -258,15 +272,20 @@ def add_run_parser(commands: Any) -> None:
     run.set_defaults(handler=cmd_run, passes_extra=True)
     add_where(run, "base URL of the endpoint, e.g. http://127.0.0.1:8000")
     add_options(run, RUN_OPTIONS)
+    add_options(
+        run.add_argument_group("responses (docs/metrics.md 'Redirects', 'Response bodies')"), RESPONSE_OPTIONS
+    )
     add_demo_options(run)
     load = run.add_argument_group(
         "load model (default: closed loop of --users; docs/metrics.md 'Load models')"
     )
     add_options(load, LOAD_OPTIONS)
     add_slo_option(load, "exit code 1 when one fails")
+    add_junit_option(load)
     add_llm_options(run.add_argument_group("LLM streams (docs/metrics.md 'LLM metrics')"))
     dist = run.add_argument_group("distributed (Locust master/worker; docs/distributed.md)")
     add_options(dist, DISTRIBUTED_OPTIONS)
+    add_metrics_options(run)
     sampling = run.add_argument_group("resource sampling (a separate process, on the requests' clock)")
     add_options(sampling, SAMPLING_OPTIONS)
 
@@ -288,6 +307,7 @@ def cmd_master_help(call: Call) -> int:
 
 
 def cmd_run(call: Call) -> int:
+    check_junit(call.args)
     with target_of(call.args, call.extra) as (target, scenario_args):
         # Imported here: locust monkey-patches the standard library with gevent on import,
         # which only the driving stage may have.
@@ -298,4 +318,7 @@ def cmd_run(call: Call) -> int:
             ["loadbench", *call.argv],
             keep_going=bool(getattr(call.args, "keep_going", False)),
         )
-    return run_exit_code(analyze_and_report(run_dir))
+    summary = analyze_and_report(run_dir)
+    secrets = secret_values(call.args.header, target, scenario_args)
+    publish_run(call.args, summary, run_dir, call.argv, secrets)
+    return run_exit_code(summary)

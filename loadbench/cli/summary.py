@@ -52,7 +52,10 @@ def console_summary(summary: Mapping[str, Any]) -> str:
             + f"   {tokens.get('output_per_s') or 0:,.1f} output tokens/s"
             + ("" if goodput is None else f"   goodput {goodput:,.1f} req/s")
         )
-    lines += [f"  note: {n}" for n in summary.get("notices", []) if not n.startswith("INVALID: ")]
+    # INVALID and WARNING notices repeat validity's reasons, printed on their own lines below.
+    lines += [
+        f"  note: {n}" for n in summary.get("notices", []) if not n.startswith(("INVALID: ", "WARNING: "))
+    ]
     validity = summary.get("validity")
     if validity and not validity["valid"]:
         lines.append("  INVALID measurement: " + "; ".join(validity["reasons"]))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loadbench.cli.ci import add_junit_option, check_junit, publish_sweep
 from loadbench.cli.options import Call, add_where, duration
 from loadbench.errors import UsageError
 
@@ -39,7 +40,8 @@ examples:
       --slo 'ttft_p99<2s' --gpu-hour-cost 2.50 --out reports/llama-sweep
 
 Writes SWEEP_DIR/sweep.html, sweep.md (for a pull request) and sweep.json, and one ordinary run
-directory per step (step-01-rate-10/ ...). Exit codes: 0 done (failing steps are results, not
+directory per step (step-01-rate-10/ ...). --junit FILE: one testcase per step (a step that missed
+a gate is a failure, one that cannot be judged is skipped; the exit code stays 0: docs/ci.md). Exit codes: 0 done (failing steps are results, not
 errors), 2 bad input or a step that could not run (one line on stderr), 130 interrupted (the
 sweep report of the steps done is still written).
 """
@@ -137,6 +139,7 @@ def add_sweep_parser(commands: Any) -> argparse.ArgumentParser:
         "--force", action="store_true", help="write into an existing, non-empty sweep directory"
     )
     sweep.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    add_junit_option(sweep)
     sweep.add_argument(
         "--demo-latency-ms", type=float, default=0.0, metavar="MS", help="with --demo: added service time"
     )
@@ -182,7 +185,7 @@ def _scenario_of(extra: list[str]) -> str | None:
 def cmd_sweep(call: Call) -> int:
     """``loadbench sweep``: check the options, start the demo if asked, run the sweep."""
     from loadbench.analyze.slo import parse_slos
-    from loadbench.demo.spawn import demo_scenario_args, spawn_demo, stop_demo
+    from loadbench.demo.spawn import demo_scenario_args, demo_speaks_grpc, spawn_demo, stop_demo
     from loadbench.sweep.sweep import SweepConfig, run_sweep
     from loadbench.values import check_target
 
@@ -190,6 +193,7 @@ def cmd_sweep(call: Call) -> int:
 
     _check_run_args(extra)
     parse_slos(args.slo)  # bad input first: nothing is started or written
+    check_junit(args)
     mode = "users" if args.concurrency or args.find_capacity == "users" else "rate"
     run_options = _run_options(call.parser)
     if mode == "rate" and "--rate" not in run_options:
@@ -229,7 +233,7 @@ def cmd_sweep(call: Call) -> int:
     )
     demo = None
     if args.demo:
-        demo, config.target = spawn_demo(args.demo_latency_ms)
+        demo, config.target = spawn_demo(args.demo_latency_ms, grpc=demo_speaks_grpc(_scenario_of(extra)))
     try:
         sweep, paths, code = run_sweep(config)
     finally:
@@ -240,6 +244,7 @@ def cmd_sweep(call: Call) -> int:
     print(headline(sweep))
     for path in paths:
         print(f"{path.suffix[1:]}: {path}")
+    publish_sweep(args, sweep, paths[0].parent, call.argv)
     if code:
         print("loadbench: sweep interrupted: the report covers the steps done", file=sys.stderr)
     return code

@@ -8,6 +8,8 @@ from typing import Any
 
 from loadbench.cli.config import run_config, target_of
 from loadbench.cli.options import (
+    PREFLIGHT_OPTION,
+    RESPONSE_OPTIONS,
     SAMPLING_OPTIONS,
     Call,
     Option,
@@ -61,6 +63,7 @@ UI_OPTIONS: tuple[Option, ...] = (
         {"type": duration, "default": 60.0, "metavar": "TIME", "help": "per request (default 60s)"},
     ),
     (("--insecure",), {"action": "store_true", "help": "do not verify the target's TLS certificate"}),
+    PREFLIGHT_OPTION,
 )
 
 
@@ -79,6 +82,7 @@ def add_ui_parser(commands: Any) -> None:
     ui.set_defaults(handler=cmd_ui, passes_extra=True)
     add_where(ui, "base URL of the endpoint")
     add_options(ui, UI_OPTIONS)
+    add_options(ui.add_argument_group("responses (as for `loadbench run`)"), RESPONSE_OPTIONS)
     add_demo_options(ui)
     add_slo_option(ui, "each run's summary and the /loadbench/ page say PASS or FAIL")
     add_llm_options(ui)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from loadbench.cli.options import Call, Option, add_options, duration
+from loadbench.cli.options import RESPONSE_OPTIONS, Call, Option, add_options, duration
 from loadbench.demo.args import port
 from loadbench.errors import UsageError
 
@@ -44,6 +44,7 @@ def add_worker_parser(commands: Any) -> None:
     )
     worker.set_defaults(handler=cmd_worker, passes_extra=True)
     add_options(worker, WORKER_OPTIONS)
+    add_options(worker.add_argument_group("responses (as given to the master)"), RESPONSE_OPTIONS)
 
 
 def cmd_worker(call: Call) -> int:
@@ -67,6 +68,8 @@ def cmd_worker(call: Call) -> int:
             scenario_args=[*call.extra, *header_args],
             timeout_s=args.timeout,
             insecure=args.insecure,
+            follow_redirects=args.follow_redirects,
+            max_body_bytes=args.max_body,
             headers=args.header,
             sample_interval_s=None if args.no_sampler else max(args.sample_interval, 0.1),
         )

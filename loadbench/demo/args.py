@@ -18,7 +18,8 @@ DEMO_DESCRIPTION = (
     "Serve a scikit-learn digits classifier over HTTP: POST /predict, the Open Inference Protocol "
     "v2 routes under /v2, TF Serving REST and KServe v1 (/v1/models/digits), TorchServe "
     "(/predictions/digits, /models), a speech-recognition stand-in (/asr) and an LLM simulator "
-    "(/v1/chat/completions, /v1/completions, /v1/embeddings). Stops on Ctrl-C or SIGTERM."
+    "(/v1/chat/completions, /v1/completions, /v1/embeddings); with --grpc-port, the Open Inference "
+    "Protocol over gRPC too. Stops on Ctrl-C or SIGTERM."
 )
 
 
@@ -72,6 +73,23 @@ DEMO_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--llm-itl-ms",),
         {"type": ms, "default": 8.0, "help": "LLM simulator: time between tokens (default 8)"},
+    ),
+    (
+        ("--grpc-port",),
+        {
+            "type": port,
+            "default": None,
+            "help": "also serve the Open Inference Protocol over gRPC on this port (0 picks a free one; "
+            "default: HTTP only)",
+        },
+    ),
+    (
+        ("--grpc-stream-responses",),
+        {
+            "type": int,
+            "default": 4,
+            "help": "gRPC ModelStreamInfer: answers per request, --llm-itl-ms apart (default 4)",
+        },
     ),
     (("--parent-pid",), {"type": int, "help": argparse.SUPPRESS}),  # stop when it is gone
 )

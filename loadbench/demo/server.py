@@ -33,6 +33,9 @@ server's own handling time in ms, including the injected delay), on these routes
     GET  /ping, /models, /models/digits   TorchServe's inference and management APIs, on this one
     POST /predictions/digits[/1.0]        port (`loadbench.demo.routes_v1`)
 
+With ``grpc_port`` (``--grpc-port``), the Open Inference Protocol over gRPC on that port too, the
+same model and service time (`loadbench.demo.grpcserver`).
+
 Errors are JSON ``{"error": "..."}``: 400 for malformed JSON or a wrong shape, 404 for an
 unknown route or model, 405 for a known route with the wrong method, 500 for anything unexpected;
 the OpenAI routes answer OpenAI's ``{"error": {"message", "code"}}``, TorchServe's and TF Serving's
@@ -71,7 +74,6 @@ from loadbench.demo.args import demo_parser
 from loadbench.demo.model import (
     MODEL_NAME,
     MODEL_VERSION,
-    N_FEATURES,
     BadRequest,
     DemoModel,
     HTTPError,
@@ -79,6 +81,7 @@ from loadbench.demo.model import (
     build_model,
     predict,
     split_digits,
+    v2_metadata,
     v2_rows,
 )
 from loadbench.errors import LoadbenchError, UsageError
@@ -232,7 +235,7 @@ class _DemoHandler(JSONRequestHandler):
         allow(method, "GET")
         if action == "/ready":
             return 200, {"name": MODEL_NAME, "ready": True}
-        return 200, _v2_metadata()
+        return 200, v2_metadata()
 
     def _embed(self, body: Any) -> dict[str, Any]:
         answer = embeddings.embed(body)
@@ -278,16 +281,6 @@ class _DemoHandler(JSONRequestHandler):
             {"name": "output-0", "shape": [len(labels)], "datatype": "INT64", "data": labels}
         ]
         return response
-
-
-def _v2_metadata() -> dict[str, Any]:
-    return {
-        "name": MODEL_NAME,
-        "versions": [MODEL_VERSION],
-        "platform": "sklearn",
-        "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, N_FEATURES]}],
-        "outputs": [{"name": "output-0", "datatype": "INT64", "shape": [-1]}],
-    }
 
 
 # The routes at one path each: path -> (method, answer(handler, body)). The LLM simulator's
@@ -342,11 +335,15 @@ def serve_demo(
     llm_ttft_ms: float = llmsim.SimulatorTiming.ttft_ms,
     llm_itl_ms: float = llmsim.SimulatorTiming.itl_ms,
     parent_pid: int | None = None,
+    grpc_port: int | None = None,
+    grpc_stream_responses: int = 4,
 ) -> None:
-    """Serve the demo until SIGTERM or SIGINT, announcing the URL in one stdout line.
+    """Serve the demo until SIGTERM or SIGINT, announcing the URL(s) in one stdout line.
 
     ``parent_pid``: also stop when that process is gone (`loadbench run --demo` starts the demo
     in its own session, out of reach of the terminal's Ctrl-C: if the run dies, so does the demo).
+    ``grpc_port``: also serve the Open Inference Protocol over gRPC there (`loadbench.demo.grpcserver`),
+    ``ModelStreamInfer`` answering ``grpc_stream_responses`` times per request, ``llm_itl_ms`` apart.
     Raises `UsageError` for an address that cannot be bound (in use, unknown host, bad port).
     """
     try:
@@ -357,6 +354,22 @@ def serve_demo(
     except ValueError as exc:
         raise UsageError(f"the demo's timing: {exc}") from None
     bound_host, bound_port = server.server_address[:2]
+    grpc_server, grpc_said = None, ""
+    if grpc_port is not None:
+        from loadbench.demo.grpcserver import StreamPace, start_grpc_server  # grpcio: only when serving gRPC
+
+        if grpc_stream_responses < 1:
+            raise UsageError(f"--grpc-stream-responses must be 1 or more, not {grpc_stream_responses}")
+        pace = StreamPace(grpc_stream_responses, llm_itl_ms / 1000)
+        try:
+            assert isinstance(server, _DemoServer)  # make_server's, typed as its public base
+            grpc_server, bound_grpc = start_grpc_server(
+                server.model, server.service_delay, host, grpc_port, stream=pace
+            )
+        except OSError as exc:
+            server.server_close()
+            raise UsageError(f"the demo cannot listen on {host}:{grpc_port} for gRPC: {exc}") from None
+        grpc_said = f"; gRPC on grpc://{bound_host!s}:{bound_grpc}"
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever() to return, which runs in this very (main) thread.
@@ -375,12 +388,14 @@ def serve_demo(
     try:
         print(
             f"loadbench demo: serving a digits classifier on http://{bound_host!s}:{bound_port} "
-            f"(POST /predict, Open Inference Protocol v2 at /v2/models/{MODEL_NAME})",
+            f"(POST /predict, Open Inference Protocol v2 at /v2/models/{MODEL_NAME}){grpc_said}",
             flush=True,
         )
         server.serve_forever()
     finally:
         server.server_close()
+        if grpc_server is not None:
+            grpc_server.stop(grace=None)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -409,6 +424,8 @@ def serve_from_args(args: argparse.Namespace) -> None:
         args.llm_ttft_ms,
         args.llm_itl_ms,
         args.parent_pid,
+        args.grpc_port,
+        args.grpc_stream_responses,
     )
 
 

@@ -58,10 +58,24 @@ def demo_scenario_args(scenario: str | None, scenario_args: list[str]) -> list[s
     return [*scenario_args, "--data", str(DIGITS_JSONL)]
 
 
-def demo_command(latency_ms: float, asr_rtf: float | None, llm_ms: Sequence[float | None]) -> list[str]:
-    """The child's command line: the demo on a free loopback port, watching this process."""
+# The built-in scenarios that speak gRPC: with --demo they get the demo's gRPC port as the target.
+GRPC_SCENARIOS = ("kserve_v2_grpc",)
+
+
+def demo_speaks_grpc(scenario: str | None) -> bool:
+    """Whether ``--demo`` with this ``--scenario`` targets the demo's gRPC side."""
+    return scenario is not None and Path(scenario).stem in GRPC_SCENARIOS
+
+
+def demo_command(
+    latency_ms: float, asr_rtf: float | None, llm_ms: Sequence[float | None], grpc: bool = False
+) -> list[str]:
+    """The child's command line: the demo on a free loopback port (``grpc``: and gRPC on another),
+    watching this process."""
     command = [sys.executable, "-m", "loadbench.demo", "--port", "0", "--latency-ms", str(latency_ms)]
     command += ["--parent-pid", str(os.getpid())]
+    if grpc:
+        command += ["--grpc-port", "0"]
     if asr_rtf is not None:
         command += ["--asr-rtf", str(asr_rtf)]
     for option, ms in zip(("--llm-ttft-ms", "--llm-itl-ms"), llm_ms, strict=False):
@@ -75,8 +89,10 @@ def spawn_demo(
     timeout_s: float = 30.0,
     asr_rtf: float | None = None,
     llm_ms: Sequence[float | None] = (),
+    grpc: bool = False,
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start the demo on a free loopback port in a child process; return it and its URL.
+    """Start the demo on a free loopback port in a child process; return it and its URL (``grpc``:
+    its ``grpc://`` URL, the demo serving the Open Inference Protocol over gRPC too).
 
     ``llm_ms``: the LLM simulator's (time to first token, time between tokens), None for its default.
     The demo runs in its own session: a Ctrl-C in the terminal reaches loadbench only, which stops
@@ -87,7 +103,7 @@ def spawn_demo(
     # Its stderr goes to a file, not a pipe nobody reads: a failed start is told in one line.
     with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
         process = subprocess.Popen(
-            demo_command(latency_ms, asr_rtf, llm_ms),
+            demo_command(latency_ms, asr_rtf, llm_ms, grpc),
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -98,7 +114,7 @@ def spawn_demo(
         while time.monotonic() < deadline and process.poll() is None:
             ready, _, _ = select.select([process.stdout], [], [], 0.2)
             if ready:
-                match = re.search(r"http://\S+", process.stdout.readline())
+                match = re.search(r"grpc://\S+" if grpc else r"http://\S+", process.stdout.readline())
                 if match:
                     return process, match.group(0)
         process.kill()
@@ -109,11 +125,11 @@ def spawn_demo(
     raise TargetError("the embedded demo endpoint did not start" + (f": {reason}" if reason else ""))
 
 
-def start_demo(timing: DemoTiming) -> tuple[subprocess.Popen[str], str]:
-    """Check ``timing`` and start the demo with it (`spawn_demo`)."""
+def start_demo(timing: DemoTiming, grpc: bool = False) -> tuple[subprocess.Popen[str], str]:
+    """Check ``timing`` and start the demo with it (`spawn_demo`; ``grpc``: its gRPC URL)."""
     timing.check()
     llm_ms = (timing.llm_ttft_ms, timing.llm_itl_ms)
-    return spawn_demo(timing.latency_ms, asr_rtf=timing.asr_rtf, llm_ms=llm_ms)
+    return spawn_demo(timing.latency_ms, asr_rtf=timing.asr_rtf, llm_ms=llm_ms, grpc=grpc)
 
 
 def stop_demo(process: subprocess.Popen[str]) -> None:
@@ -123,3 +139,5 @@ def stop_demo(process: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    if process.stdout is not None:
+        process.stdout.close()  # the pipe its URL came through

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadbench.values import DEFAULT_MAX_BODY_BYTES
+
 
 @dataclass
 class RunConfig:
@@ -26,6 +28,9 @@ class RunConfig:
     quiet: bool = False  # no live progress line
     timeout_s: float = 60.0  # per request: a slower answer is an error (kind: timeout)
     insecure: bool = False  # skip TLS certificate verification (warned about in the report)
+    follow_redirects: int = 0  # redirect hops a request may follow; 0: a 3xx answer is a failure
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger response body is counted, not kept
+    preflight: bool = True  # one request of the scenario before the load (loadbench.drive.preflight)
     sample_interval_s: float | None = 0.5  # resource sampling period; None: no sampler
     server_pid: int | None = None  # the model server's process, when not found automatically
     server_name: str | None = None
@@ -53,3 +58,7 @@ class RunConfig:
     master_bind: str = "127.0.0.1"
     master_port: int | None = None  # None: a free port (local workers), 5557 with remote ones
     worker_wait_s: float = 60.0  # how long the master waits for every worker to connect
+    # The live Prometheus endpoint (loadbench.drive.exporter); None: none.
+    metrics_port: int | None = None
+    metrics_bind: str = "127.0.0.1"
+    metrics_linger_s: float = 30.0  # after the load, at most this long waiting for a final scrape

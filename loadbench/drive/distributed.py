@@ -56,6 +56,7 @@ from loadbench.record.records import RequestRecord, format_record
 from loadbench.record.rundir import SAMPLES
 from loadbench.redact import secret_values
 from loadbench.sample.sampler import SamplerProcess, relayed_lines
+from loadbench.values import DEFAULT_MAX_BODY_BYTES
 
 RECORDS_MSG = "loadbench_records"
 LOAD_MSG = "loadbench_load"
@@ -113,6 +114,8 @@ class WorkerSettings:
     scenario_args: list[str] = field(default_factory=list)  # headers included, as --header
     timeout_s: float = 60.0
     insecure: bool = False
+    follow_redirects: int = 0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     headers: list[str] = field(default_factory=list)  # for scrubbing only
     # A worker on another host samples that host and ships the samples (None: the master's
     # own sampler covers this host already, as for local workers).
@@ -126,7 +129,9 @@ def run_worker(settings: WorkerSettings) -> int:
     logging.getLogger("locust").setLevel(logging.CRITICAL + 1 if settings.quiet else logging.WARNING)
     path = resolve_scenario(settings.scenario)
     scenario = load_scenario(path, settings.target, settings.scenario_args, "given by the master")
-    apply_transport_settings(scenario, settings.timeout_s, settings.insecure)
+    apply_transport_settings(
+        scenario, settings.timeout_s, settings.insecure, settings.follow_redirects, settings.max_body_bytes
+    )
     ref = DispatcherRef()
     user_classes = open_loop_classes(scenario.user_classes, ref)
     in_flight = InFlight() if counts_starts(user_classes) else None

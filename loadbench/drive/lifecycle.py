@@ -155,6 +155,8 @@ def build_meta(
             "warmup_s": config.warmup_s,
             "timeout_s": config.timeout_s,
             "tls_verify": not config.insecure,
+            "follow_redirects": config.follow_redirects,
+            "max_body_bytes": config.max_body_bytes,
             "headers": [redact_header(h) for h in config.headers],
             "scenario_args": redact_argv(config.scenario_args),
         },
@@ -199,6 +201,11 @@ def begin_run(
             meta[key] = value
     if prepared.network is not None:
         meta["network"] = prepared.network
+    # A --scrape URL may carry a token in its query: scrubbed from records and messages too.
+    secrets = secret_values(config.headers, config.target, [*config.scenario_args, *config.scrapes])
+    discovery = getattr(env, "loadbench_discovery", None)  # scenario.predict.say_at_start's line
+    if isinstance(discovery, str):
+        meta["discovery"] = one_line(scrub(discovery, secrets), 1000)
     rundir.write_json(run_dir / rundir.META, meta)
 
     sampler = None
@@ -227,8 +234,6 @@ def begin_run(
             log.write(f"loadbench: warning: {problem}; the run goes on without resource samples\n")
         rundir.write_json(run_dir / rundir.META, meta)
 
-    # A --scrape URL may carry a token in its query: scrubbed from records and messages too.
-    secrets = secret_values(config.headers, config.target, [*config.scenario_args, *config.scrapes])
     recorder = Recorder(run_dir, secrets).register(env)
     return ActiveRun(run_dir, meta, recorder, sampler)
 

@@ -2,7 +2,7 @@
 
 Consumes a scenario name (``json_post``) or a locustfile path; produces a `Scenario` (its User
 classes and the options Locust's own parser read, the scenario's listeners included) and
-applies the run's per-request timeout and TLS verification to its users; runs the scenario's
+applies the run's per-request timeout, TLS verification, redirects and ``--max-body`` to its users; runs the scenario's
 set-up (`set_up_scenario`). Imports Locust: driving code only.
 """
 
@@ -20,6 +20,7 @@ from locust.util.load_locustfile import load_locustfile
 
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
 from loadbench.scenario.helpers import fire_init
+from loadbench.values import DEFAULT_MAX_BODY_BYTES, is_grpc_url
 
 BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -78,18 +79,36 @@ def load_scenario(path: Path, target: str, scenario_args: list[str], reason: str
     return Scenario(path.stem, path, list(user_classes.values()), options, reason)
 
 
-def apply_transport_settings(scenario: Scenario, timeout_s: float, insecure: bool) -> None:
-    """Give every user the run's per-request timeout and TLS verification.
+def apply_transport_settings(
+    scenario: Scenario,
+    timeout_s: float,
+    insecure: bool,
+    follow_redirects: int = 0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> None:
+    """Give every user the run's per-request timeout, TLS verification, redirect bound and
+    ``--max-body``.
 
-    Through the options (which loadbench's `ModelUser` reads) and, for other fast-client users,
-    through the class attributes Locust's `FastHttpUser` reads when it builds its client.
+    Through the options (which loadbench's `ModelUser` and the recorder read) and, for other
+    fast-client users, through the class attributes Locust's `FastHttpUser` reads when it builds
+    its client (their bodies are read whole by Locust: ``--max-body`` needs a `ModelUser`).
     """
+    if is_grpc_url(str(scenario.options.host or "")) and any(
+        issubclass(cls, FastHttpUser) for cls in scenario.user_classes
+    ):
+        raise UsageError(
+            f"scenario {scenario.name} sends HTTP, and a grpc:// target speaks gRPC: give --scenario "
+            "kserve_v2_grpc (or none), or the server's HTTP port as http://HOST:PORT"
+        )
     scenario.options.timeout = timeout_s
     scenario.options.insecure = insecure
+    scenario.options.follow_redirects = follow_redirects
+    scenario.options.max_body = max_body_bytes
     for cls in scenario.user_classes:
         if issubclass(cls, FastHttpUser):
             cls.network_timeout = cls.connection_timeout = timeout_s
             cls.insecure = insecure
+            cls.max_redirects = follow_redirects
 
 
 def set_up_scenario(scenario: Scenario, environment: Any, runner: Any, web_ui: Any = None) -> None:

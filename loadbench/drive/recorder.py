@@ -16,7 +16,15 @@ A request that failed with an HTTP status >= 400 keeps what the server said: the
 answer's body (`loadbench.protocols.errorbody.server_message`) and its ``Retry-After`` header,
 in the ``server_message`` and ``retry_after`` columns. The body is read only when it is already
 in memory (Locust reads it, unless the request was streamed) or declares at most
-`MAX_BODY_BYTES` in its ``Content-Length``; no more than that is ever parsed or kept.
+`MAX_BODY_BYTES` in its ``Content-Length``; no more than that is ever parsed or kept. A client
+without HTTP bodies hands its server's words over as ``response.server_message`` (the gRPC
+user's status details, `loadbench.scenario.grpcuser`), kept the same way.
+
+A request whose answer is a 3xx is a failure (kind ``HTTP 3xx``), with where it pointed as the
+server's message: loadbench's own users fail it in the client already
+(`loadbench.scenario.session.DeadlineSession`), any other client's is failed here. With
+``--follow-redirects N`` the hops a request followed (its answer's ``history``) go to the
+``redirects`` column; one that gave up after N (kind ``too many redirects``) followed N.
 """
 
 from __future__ import annotations
@@ -29,9 +37,16 @@ from typing import IO, Any, Protocol
 import gevent
 from locust.env import Environment
 
-from loadbench.analyze.stats import failure_text
+from loadbench.analyze.stats import error_kind, failure_text
 from loadbench.drive.openloop import INTENDED_KEY
 from loadbench.protocols.errorbody import MAX_BODY_BYTES, retry_after_text, server_message
+from loadbench.protocols.responses import (
+    RedirectError,
+    is_redirect_status,
+    location_of,
+    redirect_failure,
+    redirect_said,
+)
 from loadbench.record import rundir
 from loadbench.record.records import (
     EMPTY_TAIL,
@@ -84,6 +99,15 @@ def _body_in_memory(response: Any) -> bytes | bytearray | None:
     return None
 
 
+def redirect_hops(response: Any) -> int:
+    """The redirects a request followed: its answer's ``history`` (geventhttpclient's, httpx's)."""
+    try:
+        history = response.history
+    except Exception:  # an answer with no history: none followed (a failure's stand-in response)
+        return 0
+    return len(history) if isinstance(history, list) else 0
+
+
 def _header(headers: Any, name: str) -> str | None:
     """A response header's value (the clients' header maps ignore case), None when absent."""
     try:
@@ -130,6 +154,7 @@ class Recorder:
         self._name_fields: dict[tuple[str, str], str] = {}
         self.timeout_s: float | None = None
         self._timeout_ms = math.inf
+        self.follow_redirects = 0  # --follow-redirects: 0, none followed (no history to look at)
 
     def register(self, environment: Environment) -> Recorder:
         """Attach to ``environment.events`` and start the periodic flush."""
@@ -138,6 +163,8 @@ class Recorder:
         if isinstance(timeout, int | float) and timeout > 0:
             self.timeout_s = float(timeout)
             self._timeout_ms = self.timeout_s * 1000.0
+        follow = getattr(environment.parsed_options, "follow_redirects", 0)
+        self.follow_redirects = follow if isinstance(follow, int) and follow > 0 else 0
         environment.events.request.add_listener(self.on_request)
         environment.events.quitting.add_listener(self._on_quitting)
         environment.events.spawning_complete.add_listener(self._on_spawning_complete)
@@ -162,7 +189,9 @@ class Recorder:
         self.total += 1
         intended = context.get(INTENDED_KEY) if context else None
         extras = context.get(EXTRAS_KEY) if context else None
-        if exception is None and start_time is not None and not extras and response_time <= self._timeout_ms:
+        hops = redirect_hops(response) if self.follow_redirects else 0
+        plain = exception is None and status < 300 and not hops and response_time <= self._timeout_ms
+        if plain and start_time is not None and not extras:
             # The hot path: one f-string, with the name and method fields formatted once per name.
             fields = self._name_fields.get((name, request_type))
             if fields is None:
@@ -189,16 +218,15 @@ class Recorder:
                 )
             return
         error = message = retry_after = ""
-        if exception is None and response_time > self._timeout_ms:
-            exception = TimeoutError(
-                f"timed out: answered after {response_time / 1000:.3f} s, over --timeout {self.timeout_s:g} s"
-            )
+        if exception is None:
+            exception = self._answer_failure(status, response, response_time)
         if exception is not None:
             self.errors += 1
             # The real failure, not its wrapper (a timeout, not RetriesExceeded); one line, scrubbed.
             error = one_line(scrub(failure_text(exception), self.secrets))
-            if status >= 400 and response is not None:
-                message, retry_after = self._server_said(response)
+            message, retry_after = self._failure_said(status, response)
+            if self.follow_redirects and error_kind(status, error) == "too many redirects":
+                hops = self.follow_redirects  # it gave up after following them all
         else:
             self.window_ms.append(response_time)
         self.requests.write(
@@ -216,8 +244,33 @@ class Recorder:
                 extras=scrub_extras(extras, self.secrets) if isinstance(extras, dict) else None,
                 server_message=message,
                 retry_after=retry_after,
+                redirects=hops,
             )
         )
+
+    def _answer_failure(self, status: int, response: Any, response_time: float) -> BaseException | None:
+        """Why an answer the client took as a success is a failure: later than ``--timeout``, or a
+        3xx (not followed); None when it is one."""
+        if response_time > self._timeout_ms:
+            return TimeoutError(
+                f"timed out: answered after {response_time / 1000:.3f} s, over --timeout {self.timeout_s:g} s"
+            )
+        if is_redirect_status(status):
+            location = location_of(getattr(response, "headers", None))
+            return RedirectError(redirect_failure(status, location, self.follow_redirects))
+        return None
+
+    def _failure_said(self, status: int, response: Any) -> tuple[str, str]:
+        """A failed request's ``server_message`` and ``retry_after`` (scrubbed; "" for none)."""
+        if status >= 400 and response is not None:
+            return self._server_said(response)
+        location = location_of(getattr(response, "headers", None)) if is_redirect_status(status) else ""
+        if location:
+            return scrub(redirect_said(location), self.secrets), ""
+        if isinstance(getattr(response, "server_message", None), str):
+            # A client that hands over the server's own words (gRPC: its status details).
+            return server_message(response.server_message.encode(), "text/plain", self.secrets), ""
+        return "", ""
 
     def _server_said(self, response: Any) -> tuple[str, str]:
         """The message of a failed answer's body and its ``Retry-After``, scrubbed; "" for none."""

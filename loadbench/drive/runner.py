@@ -13,7 +13,8 @@ finishes as "failed", its records and the reason kept, the reason said on the te
 
 The load model comes from `loadbench.drive.loadplan` (closed loop, open loop via
 `loadbench.drive.openloop`, shapes); the run directory's life from `loadbench.drive.lifecycle`; the
-scenario from `loadbench.drive.locustfiles`; Locust's master/worker mode from `loadbench.drive.distributed`.
+scenario from `loadbench.drive.locustfiles`; Locust's master/worker mode from `loadbench.drive.distributed`;
+the one request before the load that must succeed from `loadbench.drive.preflight`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from locust.runners import STATE_STOPPED, STATE_STOPPING, LocalRunner, MasterRun
 
 from loadbench.drive.config import RunConfig
 from loadbench.drive.distributed import Master, WorkerSettings, free_port
+from loadbench.drive.exporter import open_exporter
 from loadbench.drive.inflight import InFlight, counted_classes, counts_starts
 from loadbench.drive.lifecycle import Prepared, begin_run, finish_run
 from loadbench.drive.loadplan import LoadPlan, plan_load
@@ -49,6 +51,7 @@ from loadbench.drive.locustfiles import (
     set_up_scenario,
 )
 from loadbench.drive.openloop import Dispatcher, open_loop_classes
+from loadbench.drive.preflight import preflight
 from loadbench.drive.progress import Progress
 from loadbench.drive.recorder import Recorder
 from loadbench.drive.rtt import measure_rtt
@@ -56,7 +59,7 @@ from loadbench.drive.shape import users_shape_class
 from loadbench.drive.watchdog import Watchdog
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.load import shapes
-from loadbench.protocols.probe import check_reachable, probe_target
+from loadbench.protocols.targets import check_reachable, probe_target
 from loadbench.record import rundir
 from loadbench.redact import redact_url, scrub
 from loadbench.sample.collector import MIN_INTERVAL_S, host_label
@@ -120,13 +123,15 @@ def prepare(config: RunConfig) -> Prepared:
     path = resolve_scenario(name)
     header_args = [arg for h in config.headers for arg in ("--header", h)]
     scenario = load_scenario(path, target, [*config.scenario_args, *header_args], reason)
-    apply_transport_settings(scenario, config.timeout_s, config.insecure)
+    apply_transport_settings(
+        scenario, config.timeout_s, config.insecure, config.follow_redirects, config.max_body_bytes
+    )
     # A light probe before any load: ~20 TCP connects, one round trip each (loadbench.drive.rtt).
     return Prepared(scenario, server, server_notice, plan, network=measure_rtt(target))
 
 
 def _check_settings(config: RunConfig) -> LoadPlan:
-    """The load's numbers and the per-request timeout; returns the load plan."""
+    """The load's numbers, the per-request timeout and ``--out``; returns the load plan."""
     if config.users < 1:
         raise UsageError(f"--users must be at least 1, not {config.users}")
     if config.spawn_rate is not None and not config.spawn_rate > 0:
@@ -136,6 +141,8 @@ def _check_settings(config: RunConfig) -> LoadPlan:
         raise UsageError(f"--sample-interval must be at least {MIN_INTERVAL_S:g} s")
     if not 0 < config.timeout_s < float("inf"):
         raise UsageError(f"--timeout must be above 0 s, not {config.timeout_s:g}")
+    if config.out_dir is not None:  # before any request is sent, the preflight's included
+        rundir.check_new_run_dir(config.out_dir, config.force)
     return plan
 
 
@@ -207,15 +214,17 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr, keep_going
     workers ship their records here (`loadbench.drive.distributed`). ``keep_going``: run the
     whole duration even when every request fails (otherwise `loadbench.drive.watchdog` stops it).
     """
+    exporter = open_exporter(config, log)  # a busy --metrics-port fails here, before anything is written
     prepared = prepare(config)
     target = check_target(config.target)
-    load = _set_up_load(config, prepared, target, log)
+    load = _set_up_load(config, prepared, target, argv, log)
     master = load.master
     pids = [p.pid for p in master.processes] if master is not None else None
     active = begin_run(config, prepared, load.env, target, argv, log, generator_pids=pids)
     if master is not None:
         master.recorder = active.recorder
         master.samples_path = active.run_dir / rundir.SAMPLES
+    exporter.attach(active.meta, active.recorder, load.runner, load.in_flight, load.dispatcher)
     stop_requested = gevent.event.Event()
     handlers = _install_signal_handlers(stop_requested.set, active.recorder, log)
     progress = Progress(active.recorder, load.plan.duration_s, config.warmup_s, log, config.quiet)
@@ -241,13 +250,15 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr, keep_going
         ended = time.time()
         _stop_load(load, active.meta, progress, active.recorder)
         finish_run(active, status, failure, load.runner.exceptions, ended)
+        exporter.finish()
         for h in handlers:
             h.cancel()
     return active.run_dir
 
 
-def _set_up_load(config: RunConfig, prepared: Prepared, target: str, log: TextIO) -> Load:
-    """Locust's environment and runner for the plan, the scenario's set-up run, the workers connected."""
+def _set_up_load(config: RunConfig, prepared: Prepared, target: str, argv: list[str], log: TextIO) -> Load:
+    """Locust's environment and runner for the plan, the scenario's set-up run, the preflight
+    request sent (before any worker starts), the workers connected."""
     scenario, plan = prepared.scenario, prepared.plan or plan_load(config)
     distributed = config.workers > 0 or config.expect_workers > 0
     user_classes = scenario.user_classes
@@ -288,6 +299,12 @@ def _set_up_load(config: RunConfig, prepared: Prepared, target: str, log: TextIO
     logging.getLogger("locust.user.task").addFilter(_OncePerMessage())
     # The open loop spawns its idle senders at once, which Locust warns about for real users.
     logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate is very high" not in r.getMessage())
+    if config.preflight:
+        try:
+            preflight(scenario, config, target, argv, log)
+        except LoadbenchError:
+            runner.quit()
+            raise
     if master is not None:
         if not config.quiet:
             logging.getLogger("locust.runners").setLevel(logging.WARNING)
@@ -417,6 +434,8 @@ def _connect_workers(
                 scenario_args=[*config.scenario_args, *header_args],
                 timeout_s=config.timeout_s,
                 insecure=config.insecure,
+                follow_redirects=config.follow_redirects,
+                max_body_bytes=config.max_body_bytes,
                 headers=list(config.headers),
                 quiet=config.quiet,
             ),

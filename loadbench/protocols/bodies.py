@@ -3,13 +3,15 @@
 - TF Serving REST and KServe v1 share a wire format: `predict_body` turns a data row into
   ``{"instances": [...]}`` (row format) unless it already is a request (``instances`` or
   ``inputs``); `predict_answer_key` names what the answer must hold (``predictions`` for
-  ``instances``, ``outputs`` for TF Serving's columnar ``inputs``).
+  ``instances``, ``outputs`` for TF Serving's columnar ``inputs``), `predict_answer_keys` what
+  it may hold (KServe answers ``predictions`` to ``inputs`` too).
 - `embedding_problem` checks an OpenAI ``/v1/embeddings`` answer.
 - `Template` fills a JSON request template from a data row (``scenarios/json_template.py``).
 - What a server's metadata says a request must hold, for the start line and for the error that
   names what to pass: `v2_inputs` (Open Inference Protocol ``GET /v2/models/<model>``),
   `tfserving_inputs` and `tfserving_example` (TF Serving's ``/metadata`` signature),
-  `torchserve_settings` (TorchServe's ``GET /models/<model>``).
+  `torchserve_settings` (TorchServe's ``GET /models/<model>``); `v2_synthetic_request` fills
+  what v2 metadata declares with random values.
 
 Template rules. The template is JSON text. A placeholder ``{{field}}`` stands inside a JSON string:
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 from typing import Any
 
@@ -60,6 +63,16 @@ def predict_answer_key(body: Any) -> str:
         if isinstance(body, dict) and "inputs" in body and "instances" not in body
         else "predictions"
     )
+
+
+def predict_answer_keys(body: Any) -> tuple[str, ...]:
+    """The keys one of which a successful ``:predict`` answer to this request holds.
+
+    A columnar ``inputs`` request may be answered either way: TF Serving answers ``outputs``,
+    KServe's model server ``predictions`` (it answers every v1 request so).
+    """
+    key = predict_answer_key(body)
+    return (key, "predictions") if key == "outputs" else (key,)
 
 
 def embedding_problem(body: Any) -> str | None:
@@ -142,6 +155,30 @@ def v2_inputs(metadata: Any) -> list[dict[str, Any]]:
     if not isinstance(inputs, list) or not all(isinstance(i, dict) and i.get("name") for i in inputs):
         return []
     return inputs
+
+
+_V2_INTEGER_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+
+
+def v2_synthetic_request(metadata: Any, batch: int, seed: int = 0) -> dict[str, Any]:
+    """A v2 infer request filling every input the metadata declares with seeded random values,
+    ``-1`` dimensions set to ``batch`` (the HTTP and the gRPC scenarios send the same ones)."""
+    rng = random.Random(seed)
+    inputs = []
+    for spec in v2_inputs(metadata):
+        shape = [batch if int(d) < 0 else int(d) for d in spec.get("shape", [batch])]
+        datatype = str(spec.get("datatype", "FP32")).upper()
+        count = math.prod(shape)
+        if datatype in _V2_INTEGER_TYPES:
+            data: list[Any] = [rng.randint(0, 16) for _ in range(count)]
+        elif datatype == "BOOL":
+            data = [rng.random() < 0.5 for _ in range(count)]
+        elif datatype == "BYTES":
+            data = ["loadbench"] * count
+        else:
+            data = [round(rng.uniform(0.0, 16.0), 3) for _ in range(count)]
+        inputs.append({"name": spec["name"], "shape": shape, "datatype": datatype, "data": data})
+    return {"inputs": inputs}
 
 
 TensorSpec = tuple[str, str, list[int] | None]  # (name, dtype, dimensions; None: unknown rank)

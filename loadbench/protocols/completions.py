@@ -14,14 +14,21 @@ arrived, and gives the ``context["loadbench"]`` fields of `loadbench.record.reco
   Each content event is one token for counting, unless ``usage`` says otherwise: a server that
   packs several tokens in an event has fewer gaps than tokens, and the gaps are per event;
 - ``input_tokens`` / ``output_tokens``: the last ``usage`` the stream carried
-  (``prompt_tokens``, ``completion_tokens``: ``tokens_source`` ``usage``); without one, the
-  content events counted (``counted``; input tokens then unknown).
+  (``prompt_tokens``, ``completion_tokens``: ``input_tokens_source`` and ``tokens_source``
+  ``usage``); without one, the content events counted (``tokens_source`` ``counted``) and the
+  input tokens unknown (empty, never 0), unless ``--tokenizer`` counts them
+  (`loadbench.protocols.tokenizer`, in the scenario).
 
 An answer that carries nothing (docs/metrics.md, "LLM streaming: what is recorded per request"):
 
 - a stream with no content event and no ``finish_reason`` is a failure, `EMPTY_STREAM`, whether
   or not ``data: [DONE]`` came (llama.cpp's server cuts a stream that way when it interrupts a
   request for the next one): `StreamMeter.empty`;
+- a stream with content that ended with ``data: [DONE]`` but never carried a ``finish_reason``
+  is a failure, `CUT_STREAM`: the server ended the stream before the answer (llama-cpp-python's
+  server, interrupting a completions stream after its first token or a chat stream after some
+  content, sends ``data: [DONE]`` there; an answer that ends sends its ``finish_reason``);
+  `StreamMeter.problem` gives each stream's verdict;
 - a non-streamed answer whose first choice carries no text, no tool call and no
   ``finish_reason`` is a failure, `EMPTY_COMPLETION` (`completion_problem`);
 - an answer that did finish (a ``finish_reason``) without text is a success with 0 output
@@ -41,6 +48,8 @@ Kind = Literal["chat", "completions"]
 
 # Failure messages, constant: a failure's message is its kind in the report's error table.
 EMPTY_STREAM = "empty stream"
+CUT_STREAM = "cut stream"
+UNFINISHED_STREAM = "invalid response: the stream ended without a finish_reason or data: [DONE]"
 EMPTY_COMPLETION = "empty completion"
 
 
@@ -133,6 +142,19 @@ class StreamMeter:
         """No content event and no ``finish_reason``: the server answered nothing (`EMPTY_STREAM`)."""
         return not self.content_s and not self.finished
 
+    def problem(self, done: bool) -> str | None:
+        """Why a stream whose body was read to its end is a failure, or None for an answer;
+        ``done``: ``data: [DONE]`` came. Only a ``finish_reason`` says the answer ended: without
+        one the stream was empty (`EMPTY_STREAM`), cut by the server (`CUT_STREAM`), or stopped
+        with neither end marker (`UNFINISHED_STREAM`)."""
+        if self.error is not None:
+            return self.error
+        if self.empty:
+            return EMPTY_STREAM
+        if self.finished:
+            return None
+        return CUT_STREAM if done else UNFINISHED_STREAM
+
     def extras(self) -> dict[str, Any]:
         """The ``context["loadbench"]`` fields: ttft_ms, itl_ms, input/output tokens and their source."""
         times = self.content_s
@@ -141,6 +163,7 @@ class StreamMeter:
             "ttft_ms": (times[0] - self.sent_s) * 1000.0 if times else None,
             "itl_ms": [(b - a) * 1000.0 for a, b in itertools.pairwise(times)],
             "input_tokens": prompt,
+            "input_tokens_source": "usage" if prompt is not None else None,
         }
         if completion is not None:
             out["output_tokens"], out["tokens_source"] = completion, "usage"
@@ -197,4 +220,9 @@ def body_extras(body: Any) -> dict[str, Any]:
         if choice is not None and not answer_text(body) and not _has_tool_call(choice):
             return {"input_tokens": None, "output_tokens": 0, "tokens_source": "counted"}
         return {}
-    return {"input_tokens": prompt, "output_tokens": completion, "tokens_source": "usage"}
+    return {
+        "input_tokens": prompt,
+        "input_tokens_source": "usage" if prompt is not None else None,
+        "output_tokens": completion,
+        "tokens_source": "usage" if completion is not None else None,
+    }

@@ -6,6 +6,8 @@ Model servers explain a 4xx/5xx in the body: MLServer, Triton, TF Serving and TG
 (``{"detail": [{"loc": [...], "msg": ...}]}``), proxies as a text or HTML page. `server_message`
 finds that message; `retry_after_text` tidies a ``Retry-After`` header. The recorder keeps both
 per failed request (``requests.csv`` ``server_message``, ``retry_after``; docs/run-format.md).
+The preflight (`loadbench.drive.preflight`) quotes the same message, longer, on the terminal:
+`server_text` untidied, `escape_controls` to make it safe to print.
 
 Bytes and header values in, text out: no Locust, no I/O. The text is one line, without control
 characters, credentials scrubbed, and bounded; it is still the server's, so every report
@@ -32,6 +34,8 @@ _MAX_DEPTH = 6  # nesting followed into a JSON body
 _MAX_ITEMS = 3  # entries of a list of errors joined into the message
 # C0 and C1 control characters (tab, newline and carriage return are whitespace, collapsed).
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The same, with the characters that reorder text on a terminal (right-to-left overrides).
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # HTML: the tags that end a line of text (the others are removed, leaving their text in place).
 _LINE_TAG = re.compile(
     r"<\s*/?\s*(?:html|head|title|body|p|div|br|hr|h[1-6]|li|tr|pre|center|table)\b[^>]*>", re.IGNORECASE
@@ -48,6 +52,12 @@ def server_message(body: bytes, content_type: str = "", secrets: Iterable[str] =
     Binary bodies (a NUL byte) say nothing. One line, at most `MAX_MESSAGE_CHARS` characters,
     control characters removed, ``secrets`` (and URL credentials) scrubbed before it is cut.
     """
+    return _tidy(server_text(body, content_type), secrets, MAX_MESSAGE_CHARS)
+
+
+def server_text(body: bytes, content_type: str = "") -> str:
+    """The message `server_message` finds, untidied: it may be long and hold control characters
+    and credentials, so a caller cuts, escapes (`escape_controls`) and scrubs it."""
     sample = bytes(body[:MAX_BODY_BYTES])
     if b"\x00" in sample or not sample.strip():
         return ""
@@ -64,7 +74,13 @@ def server_message(body: bytes, content_type: str = "", secrets: Iterable[str] =
         if "html" in content_type.lower() or text.lstrip()[:5].lower() in ("<!doc", "<html"):
             text = html.unescape(_TAG.sub("", _LINE_TAG.sub("\n", text)))
         found = next((line for line in text.splitlines() if line.strip()), "")
-    return _tidy(found, secrets, MAX_MESSAGE_CHARS)
+    return found
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (but tab, newline and carriage return) and bidirectional-text
+    controls as visible escapes (``\\x1b``, ``\\u202e``): a terminal shows them, never obeys them."""
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group(0))[1:-1], text)
 
 
 def retry_after_text(value: Any, secrets: Iterable[str] = ()) -> str:

@@ -403,9 +403,16 @@ def management_candidates(base_url: str) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class _NotServed:
+    """The management API answered, and says that it does not serve the ``--model``."""
+
+    why: str
+
+
 def _torchserve_at(
     url: str, headers: dict[str, str] | None, verify: bool, model: str | None, timeout_s: float
-) -> Found | str:
+) -> Found | str | _NotServed:
     """The model and its settings from the management API at ``url``; else why not (a `str`)."""
     shown = redact_url(url)
     with _client(url, headers, timeout_s, verify) as client:
@@ -417,6 +424,14 @@ def _torchserve_at(
             return f"{shown}/models (lists no model)"
         name = model or models[0]
         status, description = _get_json(client, "GET", f"/models/{name}")
+    if status == 404 and model and model not in models:
+        # TorchServe's own "Model not found: NAME": every request to it would get the same 404.
+        detail = f": {_error_text(description)}" if _error_text(description) else ""
+        listed = f"it lists {', '.join(models[:5])}" if models else "it lists no model"
+        return _NotServed(
+            f"TorchServe's management API at {shown} does not serve model {name} (GET /models/{name} "
+            f"HTTP 404{detail}); {listed}: pass --model NAME of a served model"
+        )
     settings = torchserve_settings(description) if status == 200 else None
     found = "(--model)" if model else f"from {shown}/models ({len(models)} listed)"
     detail = f": {_error_text(description)}" if _error_text(description) else ""
@@ -435,7 +450,8 @@ def find_torchserve_model(
 
     The management API is at ``management_url``, else at the first of `management_candidates`
     that answers. None answers: with ``model``, a note that the settings are unknown; without,
-    a `TargetError` naming ``--management URL`` and ``--model NAME``.
+    a `TargetError` naming ``--management URL`` and ``--model NAME``. One answers that it does
+    not serve ``model`` (HTTP 404, and not listed): a `TargetError` quoting it, with what it lists.
     """
     tried = []
     for url in [management_url] if management_url else management_candidates(base_url):
@@ -448,6 +464,8 @@ def find_torchserve_model(
             answer = f"{redact_url(url)}/models (no answer)"
         if isinstance(answer, Found):
             return answer
+        if isinstance(answer, _NotServed):
+            raise TargetError(answer.why)
         tried.append(answer)
     where = ", ".join(tried)
     if model:

@@ -23,9 +23,11 @@ Model-specific columns, empty when the scenario did not report them (it does so 
 request event's ``context["loadbench"]``, see `EXTRA_FIELDS`; older files lack them):
 
 ``ttft_ms``         streamed responses: time to the first content token, ms from the send.
-``input_tokens``    prompt tokens (the server's ``usage``, or counted: ``tokens_source``).
+``input_tokens``    prompt tokens (the server's ``usage``, or loadbench's ``--tokenizer``:
+                    ``input_tokens_source``); empty when unknown (never 0 for unknown).
 ``output_tokens``   generated tokens.
-``tokens_source``   ``usage`` (the server said), ``counted`` (content chunks counted), or empty.
+``tokens_source``   of ``output_tokens``: ``usage`` (the server said), ``counted`` (content chunks
+                    counted), or empty.
 ``itl_ms``          streamed responses: every inter-token gap in ms (3 decimals), space-separated.
 ``expected``        the label or answer the payload carried (``_expected``), one line.
 ``predicted``       the prediction the scenario extracted from the response, one line.
@@ -41,6 +43,13 @@ with an HTTP status >= 400, from the answer; empty otherwise, and in older files
                     ``detail``, or the first line of a text body), one line, at most 200
                     characters, credentials scrubbed (`loadbench.protocols.errorbody`).
 ``retry_after``     the answer's ``Retry-After`` header as sent (seconds or an HTTP date).
+
+Later columns (empty in older files):
+
+``redirects``       redirect hops the request followed (``--follow-redirects``), filled by the
+                    recorder from the answer's history; empty for none.
+``input_tokens_source``  of ``input_tokens``: ``usage`` (the server said) or ``tokenizer`` (counted
+                    by loadbench with ``--tokenizer``); empty when unknown. A scenario's extra.
 
 Readers ignore columns they do not know, so later versions may add columns at the end.
 A run killed mid-write may end in a partial line; the reader drops it.
@@ -83,17 +92,21 @@ COLUMNS = (
     "download_ms",
     "server_message",
     "retry_after",
+    "redirects",
+    "input_tokens_source",
 )
 # Columns a reader fills (NaN, or empty text) when an older file lacks them.
 OPTIONAL_COLUMNS = COLUMNS[8:]
-# What the server said when it refused a request: the last columns, filled by the recorder.
-RESPONSE_FIELDS = ("server_message", "retry_after")
-# Keys of a request event's context["loadbench"] that the recorder writes (the columns above).
-EXTRA_FIELDS = COLUMNS[9 : len(COLUMNS) - len(RESPONSE_FIELDS)]
-# The empty extra fields, appended to a line without any.
-EMPTY_EXTRAS = "," * len(EXTRA_FIELDS)
+# What the recorder takes from the answer: what the server said when it refused a request, and
+# the redirects it followed.
+RESPONSE_FIELDS = ("server_message", "retry_after", "redirects")
+# Keys of a request event's context["loadbench"] that the recorder writes (the columns above):
+# those before the response fields, and those added after them.
+_LEADING_EXTRAS = COLUMNS[9 : COLUMNS.index(RESPONSE_FIELDS[0])]
+_TRAILING_EXTRAS = COLUMNS[COLUMNS.index(RESPONSE_FIELDS[-1]) + 1 :]
+EXTRA_FIELDS = _LEADING_EXTRAS + _TRAILING_EXTRAS
 # Every field after ``intended_unix_s``, empty: the end of a line with no extras and no server message.
-EMPTY_TAIL = EMPTY_EXTRAS + "," * len(RESPONSE_FIELDS)
+EMPTY_TAIL = "," * (len(COLUMNS) - 9)
 # A scenario's per-request extras (LLM token timings, labels, media duration) arrive in the
 # request event's context under this key, as a dict of `EXTRA_FIELDS`.
 EXTRAS_KEY = "loadbench"
@@ -108,6 +121,7 @@ _FLOAT_COLUMNS = (
     "connect_ms",
     "ttfb_ms",
     "download_ms",
+    "redirects",
 )
 MAX_LABEL_CHARS = 100
 _DTYPES = {
@@ -133,6 +147,8 @@ _DTYPES = {
     "download_ms": "float64",
     "server_message": "category",
     "retry_after": "category",
+    "redirects": "float64",
+    "input_tokens_source": "category",
 }
 MAX_ERROR_CHARS = 300
 
@@ -153,6 +169,7 @@ class RequestRecord:
     extras: dict[str, Any] | None = None  # context["loadbench"]: the model-specific columns
     server_message: str = ""  # one line, already bounded and scrubbed by the recorder
     retry_after: str = ""
+    redirects: int = 0  # hops followed
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -174,18 +191,22 @@ def format_record(r: RequestRecord) -> str:
         f"{r.start_unix_s:.6f},{r.latency_ms:.3f},{csv_field(r.name)},{csv_field(r.method)},"
         f"{r.status},{r.response_bytes},{1 if r.ok else 0},{csv_field(r.error)},"
         f"{'' if r.intended_unix_s is None else f'{r.intended_unix_s:.6f}'}"
-        f"{format_extras(r.extras) if r.extras else EMPTY_EXTRAS}"
-        f",{csv_field(r.server_message)},{csv_field(r.retry_after)}\n"
+        f"{format_extras(r.extras or {}, _LEADING_EXTRAS)}"
+        f",{csv_field(r.server_message)},{csv_field(r.retry_after)},{r.redirects or ''}"
+        f"{format_extras(r.extras or {}, _TRAILING_EXTRAS)}\n"
     )
 
 
-def format_extras(extras: dict[str, Any]) -> str:
-    """The model-specific fields of a line (each with its leading comma) from context["loadbench"].
+def format_extras(extras: dict[str, Any], keys: tuple[str, ...] = EXTRA_FIELDS) -> str:
+    """The model-specific fields ``keys`` of a line (each with its leading comma) from
+    context["loadbench"].
 
     Values of the wrong type are left empty, never written as something else.
     """
+    if not extras:
+        return "," * len(keys)
     out = []
-    for key in EXTRA_FIELDS:
+    for key in keys:
         value = extras.get(key)
         text = ""
         if key == "itl_ms":

@@ -57,15 +57,28 @@ def default_run_dir(reports_dir: Path, scenario: str, unix_s: float) -> Path:
     return path
 
 
-def create_run_dir(path: Path, force: bool = False) -> Path:
-    """Create an empty run directory; refuse a non-empty one unless ``force``."""
+def check_new_run_dir(path: Path, force: bool = False) -> None:
+    """What `create_run_dir` would refuse, found without creating anything (a `RunDirError`):
+    a file there, a non-empty directory without ``force``, or nowhere to create it (the nearest
+    existing folder on its path is a file, or not writable). For checks before the load
+    (`loadbench.drive.runner`: before the preflight request)."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"run directory {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise RunDirError(f"run directory {path} already exists and is not empty (use --force to reuse it)")
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunDirError(f"cannot write run directory {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunDirError(f"cannot write run directory {path}: {existing} is not writable")
+
+
+def create_run_dir(path: Path, force: bool = False) -> Path:
+    """Create an empty run directory; refuse a non-empty one unless ``force`` (`check_new_run_dir`)."""
+    check_new_run_dir(path, force)
     if path.is_dir() and any(path.iterdir()):
-        if not force:
-            raise RunDirError(
-                f"run directory {path} already exists and is not empty (use --force to reuse it)"
-            )
         for name in (META, REQUESTS, USERS, SAMPLES, SAMPLER_INFO, SUMMARY, TIMESERIES, REPORT, SUMMARY_MD):
             (path / name).unlink(missing_ok=True)
     try:

@@ -112,14 +112,15 @@ def _tokens_table(summary: dict[str, Any]) -> str:
         ("output tokens per second (window)", format_rate(tokens.get("output_per_s"), "tokens/s")),
         (
             "output / input tokens",
-            f"{format_count(tokens.get('output_total'))} / {format_count(tokens.get('input_total'))} "
+            f"{format_count(tokens.get('output_total'))} / {_input_total_text(tokens)} "
             f"over {format_count(tokens.get('requests'))} requests",
         ),
         (
             "per-request output rate: p50 / min",
             f"{format_number(rate.get('p50'))} / {format_number(rate.get('min'))} tokens/s",
         ),
-        ("token counts from", _source_text(tokens.get("source"))),
+        ("output token counts from", _source_text(tokens.get("output_source", tokens.get("source")))),
+        ("input token counts from", _input_source_text(tokens)),
     ]
     goodput = as_dict(summary.get("goodput"))
     if goodput:
@@ -141,6 +142,25 @@ def _tokens_table(summary: dict[str, Any]) -> str:
             )
         )
     return kv_table((k, esc(v)) for k, v in rows)
+
+
+# An input total the server's usage did not give and no --tokenizer counted (docs/metrics.md).
+UNKNOWN_INPUT = "unknown (the server sent no usage; pass --tokenizer)"
+
+
+def _input_total_text(tokens: dict[str, Any]) -> str:
+    # Summaries from before the input total could be unknown hold a number there, always.
+    return UNKNOWN_INPUT if tokens.get("input_total", 0) is None else format_count(tokens.get("input_total"))
+
+
+def _input_source_text(tokens: dict[str, Any]) -> str:
+    if "input_source" not in tokens:  # a summary from before input sources: usage or nothing
+        return _source_text(tokens.get("source"))
+    return {
+        "usage": "the server's usage report",
+        "tokenizer": "loadbench's --tokenizer (the server sent no usage)",
+        "mixed": "the server's usage where it sent one, loadbench's --tokenizer elsewhere",
+    }.get(str(tokens.get("input_source")), UNKNOWN_INPUT)
 
 
 def _source_text(source: Any) -> str:

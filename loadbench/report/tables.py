@@ -48,6 +48,13 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("response bytes", f"{format_bytes(size.get('total'))} total, {format_bytes(size.get('mean'))} mean"),
     ]
+    if "redirects" in reqs:  # only runs that followed redirects (--follow-redirects)
+        rows.append(
+            (
+                "redirects followed",
+                f"{format_count(reqs.get('redirects'))} by {format_count(reqs.get('redirected'))} requests",
+            )
+        )
     return rows
 
 

@@ -2,7 +2,9 @@
 a model endpoint. `loadbench.scenario.helpers` has the pieces every scenario uses (re-exported
 here), `loadbench.scenario.llm` OpenAI-compatible streaming (its `LLMUser` re-exported),
 `loadbench.scenario.predict` the KServe v1 / TF Serving predict user (re-exported),
-`loadbench.scenario.labels` quality labels, `loadbench.scenario.http2` the ``--http2`` client.
+`loadbench.scenario.labels` quality labels, `loadbench.scenario.http2` the ``--http2`` client,
+`loadbench.scenario.session` the session every user sends through (deadline, redirects, ``--max-body``),
+`loadbench.scenario.grpcuser` the gRPC user (`GrpcUser`; not re-exported: it loads grpcio).
 
 loadbench's tab in plain ``locust -f``'s web UI is `loadbench.ui.hook`'s: import it too.
 Imports locust: only the driver and scenarios import this package.
@@ -12,7 +14,6 @@ from loadbench.record.records import EXTRAS_KEY
 from loadbench.scenario.helpers import (
     DEFAULT_TIMEOUT_S,
     Body,
-    DeadlineSession,
     Extras,
     ModelUser,
     Payloads,
@@ -26,6 +27,7 @@ from loadbench.scenario.helpers import (
 )
 from loadbench.scenario.llm import LLMUser, add_llm_user_options
 from loadbench.scenario.predict import PredictUser, add_predict_options
+from loadbench.scenario.session import DeadlineSession, discarded_body, read_whole_body
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -42,8 +44,10 @@ __all__ = [
     "add_predict_options",
     "add_request_options",
     "check_json",
+    "discarded_body",
     "headers_from_options",
     "on_setup",
     "read_jsonl",
+    "read_whole_body",
     "tls_verify",
 ]

@@ -8,8 +8,11 @@ under plain ``locust -f path.py --host URL`` alike. This module gives it:
 - `Payloads`: request bodies from ``--payload JSON``, ``--data FILE.jsonl`` or a default,
   handed out round-robin. Top-level keys that start with ``_`` (e.g. ``_expected``) are
   loadbench metadata: stripped before sending, kept beside the body.
-- `ModelUser`: a ``FastHttpUser`` (Locust's fast client) that sends ``--header`` headers.
-- `check_json(response, key)`: mark a response failed unless it is JSON holding ``key`` (any JSON without one).
+- `ModelUser`: a ``FastHttpUser`` (Locust's fast client) that sends ``--header`` headers, follows
+  no redirect unless ``--follow-redirects`` (a 3xx answer is a failure) and keeps no more of a
+  response body than ``--max-body`` (`DeadlineSession`).
+- `check_json(response, key)`: mark a response failed unless it is JSON holding ``key`` (any JSON
+  without one), or ``body over --max-body`` when the body was too large to keep.
 - `add_extras(response, **fields)`: per-request fields for ``requests.csv`` (tokens, labels).
 - ``--http2`` (in `add_request_options`): `ModelUser` sends through `loadbench.scenario.http2` instead.
 - `on_setup`: decorate the scenario's set-up; its failure stops the run with one clear line.
@@ -32,12 +35,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import gevent
 from locust import FastHttpUser, constant, events
 
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
 from loadbench.record.records import EXTRAS_KEY
-from loadbench.values import parse_header
+from loadbench.scenario.session import BODY_OVER_LIMIT, DeadlineSession, discarded_body
+from loadbench.values import (
+    DEFAULT_FOLLOW_REDIRECTS,
+    DEFAULT_MAX_BODY_BYTES,
+    format_size,
+    parse_header,
+    parse_redirects,
+    parse_size,
+)
 
 Body = Any
 DEFAULT_TIMEOUT_S = 60.0
@@ -82,6 +92,40 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
         help="send over HTTP/2 (httpx; h2c by prior knowledge for http://, ALPN for https://); "
         "slower per core than the default HTTP/1.1 client: see docs/benchmarks.md",
     )
+    # `loadbench run` and `ui` take these themselves (cli.options.RESPONSE_OPTIONS) and set them
+    # here (drive.locustfiles.apply_transport_settings); plain `locust -f` reads them here.
+    group.add_argument(
+        "--follow-redirects",
+        type=_redirect_bound,
+        nargs="?",
+        const=DEFAULT_FOLLOW_REDIRECTS,
+        default=0,
+        metavar="N",
+        help=f"follow up to N redirects per request (default N {DEFAULT_FOLLOW_REDIRECTS}); "
+        "without it a 3xx answer is a failure",
+    )
+    group.add_argument(
+        "--max-body",
+        type=_body_size,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="BYTES",
+        help=f"keep at most BYTES of a response body (default {format_size(DEFAULT_MAX_BODY_BYTES)}); "
+        "a larger one is read, counted and dropped",
+    )
+
+
+def _redirect_bound(text: str) -> int:
+    try:
+        return parse_redirects(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad ")) from None
+
+
+def _body_size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad size ")) from None
 
 
 def tls_verify(options: argparse.Namespace | None) -> bool:
@@ -156,40 +200,6 @@ class Payloads:
         return next(self._cycle)
 
 
-class DeadlineSession:
-    """A Locust fast-client session whose every request must finish within ``seconds``, body included.
-
-    The client's own timeout bounds each socket read, so an endpoint that keeps sending (an
-    endless stream, a trickle) would never time out. This wrapper raises ``TimeoutError`` in
-    the request when the whole of it takes longer; Locust records that as a failed request.
-    Anything else is passed through to the wrapped session.
-    """
-
-    def __init__(self, session: Any, seconds: float) -> None:
-        self.session = session
-        self.seconds = seconds
-
-    def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        error = TimeoutError(f"timed out: no complete response within {self.seconds:g} s")
-        with gevent.Timeout(self.seconds, error):
-            return self.session.request(method, url, **kwargs)
-
-    def get(self, url: str, **kwargs: Any) -> Any:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> Any:
-        return self.request("POST", url, **kwargs)
-
-    def put(self, url: str, **kwargs: Any) -> Any:
-        return self.request("PUT", url, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> Any:
-        return self.request("DELETE", url, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.session, name)
-
-
 class ModelUser(FastHttpUser):
     """Base user for model endpoints: Locust's fast HTTP client, ``--header`` headers, no think time.
 
@@ -210,6 +220,9 @@ class ModelUser(FastHttpUser):
         if timeout:
             self.network_timeout = self.connection_timeout = float(timeout)
         self.insecure = not tls_verify(options)
+        follow = int(getattr(options, "follow_redirects", 0) or 0)
+        self.max_redirects = follow  # Locust's knob: the hops its client follows by itself
+        self.max_body_bytes = int(getattr(options, "max_body", None) or DEFAULT_MAX_BODY_BYTES)
         super().__init__(environment)
         session: Any = self.client
         if getattr(options, "http2", False):
@@ -217,9 +230,16 @@ class ModelUser(FastHttpUser):
             from loadbench.scenario.http2 import Http2Session
 
             session = Http2Session(
-                self.host or "", environment.events.request, self, self.network_timeout, not self.insecure
+                self.host or "",
+                environment.events.request,
+                self,
+                self.network_timeout,
+                not self.insecure,
+                max_redirects=follow,
             )
-        self.client = DeadlineSession(session, self.network_timeout)  # type: ignore[assignment]
+        self.client = DeadlineSession(  # type: ignore[assignment]
+            session, self.network_timeout, self.max_body_bytes, follow
+        )
 
     def on_start(self) -> None:
         self.headers = headers_from_options(self.environment.parsed_options)
@@ -235,9 +255,9 @@ def add_extras(response: Any, **fields: Any) -> None:
     context[EXTRAS_KEY] = {**(context.get(EXTRAS_KEY) or {}), **fields}
 
 
-def check_json(response: Any, key: str | None = None) -> Any:
+def check_json(response: Any, key: str | tuple[str, ...] | None = None) -> Any:
     """Parse a ``catch_response=True`` response; mark it failed unless it is JSON with ``key``
-    (any JSON value when ``key`` is None).
+    (one of them, for a tuple; any JSON value when ``key`` is None).
 
     Returns the parsed JSON on success, None on failure. HTTP error statuses are left to
     Locust (they already fail).
@@ -246,13 +266,21 @@ def check_json(response: Any, key: str | None = None) -> Any:
         return None  # already failed (timeout, reset, HTTP error): keep that reason
     if response.status_code is None or response.status_code >= 400 or not response.status_code:
         return None
+    discarded = discarded_body(response)
+    if discarded is not None:
+        response.failure(
+            f"{BODY_OVER_LIMIT}: {discarded.size:,} bytes, more than the {format_size(discarded.limit)} "
+            "a body may keep (not parsed)"
+        )
+        return None
     try:
         body = response.json()
     except (ValueError, TypeError):
         response.failure(f"invalid response: body is not JSON ({len(response.content or b'')} bytes)")
         return None
-    if key is not None and (not isinstance(body, dict) or key not in body):
-        response.failure(f"invalid response: no {key!r} in the JSON body")
+    keys = (key,) if isinstance(key, str) else key or ()
+    if keys and (not isinstance(body, dict) or not any(k in body for k in keys)):
+        response.failure(f"invalid response: no {' or '.join(map(repr, keys))} in the JSON body")
         return None
     return body
 

@@ -15,11 +15,15 @@ has its own client, hence its own connection, like the fast client.
 Per request, the phases measured through httpx's ``trace`` extension go to
 ``context["loadbench"]``: ``connect_ms``, ``ttfb_ms``, ``download_ms`` (`loadbench.analyze.network`).
 
-``stream=True`` (the LLM scenarios' SSE): the request returns once the response headers are in
-(``response_time`` is then the time to them, as with Locust's clients) and the body is read as it
-arrives through `Http2Response.pieces` (`loadbench.protocols.bodystream.BodyStream`); the phases, the
-download included, are taken when the ``catch_response`` block ends, and merged into the
-extras the scenario attached.
+``stream=True`` (the LLM scenarios' SSE, and every request of `loadbench.scenario.helpers.DeadlineSession`,
+which reads bodies whole itself within ``--max-body``): the request returns once the response
+headers are in (``response_time`` is then the time to them, as with Locust's clients) and the body
+is read as it arrives through `Http2Response.pieces` or `Http2Response.chunks`
+(`loadbench.protocols.bodystream.BodyStream`); the phases, the download included, are taken when
+the ``catch_response`` block ends, and merged into the extras the scenario attached.
+
+Redirects are followed only up to ``max_redirects`` hops (0, the default: none, as
+``--follow-redirects`` is off by default); the hops are the response's ``history``.
 
 A GOAWAY (a server ending a connection, e.g. hypercorn after 1,000 requests on it): a request
 on a stream above its last stream id was not processed, so it is sent again, once, on a new
@@ -106,6 +110,8 @@ class Http2Response:
         self.status_code: int = response.status_code if response is not None else 0
         self.headers: httpx.Headers | dict[str, str] = response.headers if response is not None else {}
         self.http_version: str = response.http_version if response is not None else ""
+        # As Locust's clients keep it: the preflight shows what was sent (`content`, the body).
+        self.request: httpx.Request | None = response.request if response is not None else None
         if response is not None and trace is None:
             self._content = response.content
 
@@ -124,6 +130,19 @@ class Http2Response:
         """The body as it arrives (`loadbench.protocols.bodystream.BodyStream`): one piece per DATA frame."""
         if self._response is not None:
             yield from self._response.iter_bytes()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body in blocks, decoded (httpx decodes its Content-Encoding), to be read whole."""
+        return self.pieces()
+
+    def keep_body(self, content: bytes) -> None:
+        """Make ``content`` the body (`loadbench.scenario.helpers.read_whole_body` read it, within its limit)."""
+        self._content = content
+
+    @property
+    def history(self) -> list[httpx.Response]:
+        """The redirect answers that led to this one, oldest first (none unless redirects are followed)."""
+        return list(self._response.history) if self._response is not None else []
 
     def abort(self) -> None:
         """Stop reading the body: the HTTP/2 stream is reset; the connection stays for the others."""
@@ -190,6 +209,7 @@ class Http2Session:
         user: Any = None,
         timeout_s: float = 60.0,
         verify: bool = True,
+        max_redirects: int = 0,
     ) -> None:
         self.base_url = base_url
         self.request_event = request_event
@@ -202,7 +222,8 @@ class Http2Session:
             timeout=timeout_s,
             verify=verify,
             trust_env=False,
-            follow_redirects=True,
+            follow_redirects=max_redirects > 0,
+            max_redirects=max_redirects,
         )
 
     def close(self) -> None:

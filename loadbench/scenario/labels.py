@@ -76,12 +76,12 @@ def post_labelled(
     meta: Extras,
     extractor: Extractor,
     *,
-    answer_key: str | None = None,
+    answer_key: str | tuple[str, ...] | None = None,
     check: bool = True,
     name: str | None = None,
 ) -> None:
     """POST ``body`` as JSON with its payload's labels in the request's context, check the
-    answer (JSON, holding ``answer_key`` when given; ``check`` False: any answer below HTTP 400)
+    answer (JSON, holding ``answer_key``, or one of them, when given; ``check`` False: any answer below HTTP 400)
     and record the prediction."""
     extras = request_extras(meta)
     with user.client.post(

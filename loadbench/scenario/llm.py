@@ -15,8 +15,10 @@ bytes are in) would give. The request event then carries the end-to-end time as 
 time to the response headers for a stream), the body bytes read as ``response_length``, and
 `loadbench.protocols.completions.StreamMeter.extras` under ``context["loadbench"]``. A stream that
 breaks midway is a failure that keeps its partial timings; one that carried no content and no
-``finish_reason`` (``data: [DONE]`` or not) is the failure ``empty stream``, and a non-streamed
-answer without text, tool call or ``finish_reason`` the failure ``empty completion``.
+``finish_reason`` (``data: [DONE]`` or not) is the failure ``empty stream``, one with content that
+ended with ``data: [DONE]`` but no ``finish_reason`` the failure ``cut stream``
+(`loadbench.protocols.completions.StreamMeter.problem`), and a non-streamed answer without
+text, tool call or ``finish_reason`` the failure ``empty completion``.
 
 Imports locust: only scenarios and driving code may import this module.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,7 +38,6 @@ from locust import task
 from loadbench.errors import UsageError
 from loadbench.protocols.bodystream import STREAM_ERRORS, body_stream
 from loadbench.protocols.completions import (
-    EMPTY_STREAM,
     Kind,
     StreamMeter,
     body_extras,
@@ -43,6 +45,7 @@ from loadbench.protocols.completions import (
 )
 from loadbench.protocols.probe import discover_openai_model
 from loadbench.protocols.sse import SSEParser
+from loadbench.protocols.tokenizer import PromptCounter, load_prompt_counter
 from loadbench.protocols.workloads import Workload, add_workload_options, workload_from_options
 from loadbench.record.records import EXTRAS_KEY
 from loadbench.scenario.helpers import (
@@ -53,8 +56,14 @@ from loadbench.scenario.helpers import (
     headers_from_options,
     tls_verify,
 )
+from loadbench.scenario.predict import say_at_start
+from loadbench.scenario.session import read_whole_body
+from loadbench.values import DEFAULT_MAX_BODY_BYTES
 
 PATHS: dict[Kind, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+SCENARIOS: dict[Kind, str] = {"chat": "openai_chat", "completions": "openai_completions"}
+# Counts a request's prompt tokens when the server's usage did not (--tokenizer); None: cannot.
+PromptCount = Callable[[], int | None]
 
 
 def add_llm_options(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +76,14 @@ def add_llm_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="stream the answer (SSE) and time every token (default); --no-stream: one JSON answer",
+    )
+    group.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="PATH",
+        help="the model's tokenizer.json, or its folder (chat needs the chat template beside it): "
+        "count prompt tokens when the server sends no usage (else they are unknown); "
+        "needs pip install 'loadbench[tokenizer]'",
     )
     add_workload_options(parser)
 
@@ -81,6 +98,7 @@ class LLMSetup:
     stream: bool = True
     temperature: float = 0.0
     ignore_eos: bool = False
+    prompt_counter: PromptCounter | None = None  # --tokenizer
 
 
 def setup_llm(environment: Any, kind: Kind) -> LLMSetup:
@@ -94,11 +112,15 @@ def setup_llm(environment: Any, kind: Kind) -> LLMSetup:
         raise UsageError(
             '/v1/completions takes "prompt" rows; rows with "messages" need the openai_chat scenario'
         )
-    model = options.model or discover_openai_model(
-        environment.host, headers_from_options(options), tls_verify(options)
-    )
+    model = options.model
+    if not model:
+        model = discover_openai_model(environment.host, headers_from_options(options), tls_verify(options))
+        # The id a server lists can surprise (llama-cpp-python lists the GGUF's file path).
+        say_at_start(environment, f"{SCENARIOS[kind]}: model {model}, the first GET /v1/models lists")
+    tokenizer = getattr(options, "tokenizer", None)
+    counter = load_prompt_counter(tokenizer, kind) if tokenizer else None
     return LLMSetup(
-        kind, model, workload, bool(options.stream), float(options.temperature), options.ignore_eos
+        kind, model, workload, bool(options.stream), float(options.temperature), options.ignore_eos, counter
     )
 
 
@@ -148,21 +170,26 @@ def send_request(user: Any, setup: LLMSetup) -> None:
     """One request of the scenario: streamed or not, as ``--stream`` says."""
     body = request_body(setup, getattr(user, "loadbench_arrival", None))
     path = PATHS[setup.kind]
+    counter = setup.prompt_counter
+    count: PromptCount | None = (lambda: counter.count(body)) if counter is not None else None
     if setup.stream:
-        stream_completion(user, path, body, path)
+        stream_completion(user, path, body, path, count)
     else:
-        post_completion(user, path, body, path)
+        post_completion(user, path, body, path, count)
 
 
-def post_completion(user: Any, path: str, body: dict[str, Any], name: str) -> None:
+def post_completion(
+    user: Any, path: str, body: dict[str, Any], name: str, count_prompt: PromptCount | None = None
+) -> None:
     """A non-streamed request: success when the answer is JSON with ``choices`` that is not an
-    empty completion (`completion_problem`); tokens from ``usage``."""
+    empty completion (`completion_problem`); tokens from ``usage`` (prompt tokens without one:
+    ``count_prompt``'s, ``--tokenizer``)."""
     body = {**body, "stream": False}
     with user.client.post(path, json=body, headers=user.headers, name=name, catch_response=True) as response:
         answer = check_json(response, "choices")
         if answer is not None:
             _check_answer(response, answer)
-            _attach(response, body_extras(answer))
+            _attach(response, with_prompt_tokens(body_extras(answer), count_prompt))
 
 
 def _check_answer(response: Any, answer: Any) -> None:
@@ -172,8 +199,11 @@ def _check_answer(response: Any, answer: Any) -> None:
         response.failure(problem)
 
 
-def stream_completion(user: Any, path: str, body: dict[str, Any], name: str) -> None:
-    """A streamed request (``stream: true``, usage asked for), timed event by event (module docstring)."""
+def stream_completion(
+    user: Any, path: str, body: dict[str, Any], name: str, count_prompt: PromptCount | None = None
+) -> None:
+    """A streamed request (``stream: true``, usage asked for), timed event by event (module
+    docstring); prompt tokens without a usage: ``count_prompt``'s (``--tokenizer``)."""
     kind: Kind = "completions" if path.rstrip("/").endswith("/v1/completions") else "chat"
     body = {
         **body,
@@ -197,11 +227,13 @@ def stream_completion(user: Any, path: str, body: dict[str, Any], name: str) -> 
             return  # refused, timed out, HTTP error status: Locust's own record says so
         content_type = str(response.headers.get("content-type", "")) if response.headers else ""
         if not content_type.startswith("text/event-stream"):
-            # The server ignored "stream": take its one JSON answer as a non-streamed one.
+            # The server ignored "stream": take its one JSON answer as a non-streamed one, read
+            # within --max-body as every whole body is (a stream is parsed as it arrives instead).
+            size = read_whole_body(response, int(getattr(user, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)))
             answer = check_json(response, "choices")
             if answer is not None:
                 _check_answer(response, answer)
-            _finish(response, sent_s, len(response.content or b""), body_extras(answer) if answer else {})
+            _finish(response, sent_s, size, body_extras(answer) if answer else {}, count_prompt)
             return
         meter = StreamMeter(kind, sent_s)
         parser = SSEParser()
@@ -220,24 +252,33 @@ def stream_completion(user: Any, path: str, body: dict[str, Any], name: str) -> 
             stream.abort()  # the body was not read to its end: the connection is not reused
             response.failure(exc)
         else:
-            if meter.error is not None:
-                response.failure(meter.error)
-            elif meter.empty:
-                # Nothing generated and nothing finished, whatever the end marker said.
-                response.failure(EMPTY_STREAM)
-            elif not parser.done and not meter.finished:
-                # Neither end marker: the body stopped before the answer did (a cut stream).
-                response.failure("invalid response: the stream ended without a finish_reason or data: [DONE]")
-            else:
+            problem = meter.problem(parser.done)
+            if problem is None:
                 response.success()
-        _finish(response, sent_s, parser.bytes_fed, meter.extras())
+            else:
+                response.failure(problem)
+        _finish(response, sent_s, parser.bytes_fed, meter.extras(), count_prompt)
 
 
-def _finish(response: Any, sent_s: float, length: int, extras: dict[str, Any]) -> None:
-    """Record end-to-end time (now), bytes read and the extras on the request event."""
+def _finish(
+    response: Any, sent_s: float, length: int, extras: dict[str, Any], count_prompt: PromptCount | None = None
+) -> None:
+    """Record end-to-end time (now), bytes read and the extras on the request event (prompt
+    tokens counted after the clock was read: counting is not the server's time)."""
     response.request_meta["response_time"] = (time.perf_counter() - sent_s) * 1000.0
     response.request_meta["response_length"] = length
-    _attach(response, extras)
+    _attach(response, with_prompt_tokens(extras, count_prompt))
+
+
+def with_prompt_tokens(extras: dict[str, Any], count_prompt: PromptCount | None) -> dict[str, Any]:
+    """``extras`` with the prompt tokens counted by loadbench when the server's usage gave none
+    (``input_tokens_source`` ``tokenizer``); unchanged without ``--tokenizer`` (they stay unknown)."""
+    if count_prompt is None or extras.get("input_tokens") is not None:
+        return extras
+    tokens = count_prompt()
+    if tokens is None:
+        return extras
+    return {**extras, "input_tokens": tokens, "input_tokens_source": "tokenizer"}
 
 
 def _attach(response: Any, extras: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from locust import task
 from locust.runners import WorkerRunner
 
-from loadbench.protocols.bodies import PREDICT_EXTRACT, predict_answer_key, predict_body
+from loadbench.protocols.bodies import PREDICT_EXTRACT, predict_answer_keys, predict_body
 from loadbench.protocols.extract import Extractor
 from loadbench.scenario.helpers import ModelUser, Payloads, add_request_options
 from loadbench.scenario.labels import (
@@ -41,11 +41,14 @@ def say_at_start(environment: Any, line: str) -> None:
     """Say ``line`` (what the set-up found) once, as ``loadbench: LINE`` on stderr when the load starts.
 
     Under loadbench's drivers: not under ``--quiet`` (which turns Locust's loggers off before the
-    load starts) and not on a distributed worker (its master says it). Under plain ``locust``:
-    at once, through the ``loadbench`` logger, which Locust's log set-up shows.
+    load starts) and not on a distributed worker (its master says it); the line is also kept as
+    ``environment.loadbench_discovery``, which the run directory's meta.json records. Under
+    plain ``locust``: at once, through the ``loadbench`` logger, which Locust's log set-up shows.
     """
     if isinstance(environment.runner, WorkerRunner):
         return
+    # Kept for meta.json's `discovery` (loadbench.drive.lifecycle): said lines are gone with --quiet.
+    environment.loadbench_discovery = line
     if not getattr(environment, "loadbench_library_mode", False):
         logging.getLogger("loadbench").info(line)
         return
@@ -93,5 +96,5 @@ class PredictUser(ModelUser):
         assert self.payloads is not None and self.extractor is not None
         body, meta = self.payloads.next()
         post_labelled(
-            self, self.predict_path, body, meta, self.extractor, answer_key=predict_answer_key(body)
+            self, self.predict_path, body, meta, self.extractor, answer_key=predict_answer_keys(body)
         )

@@ -22,6 +22,7 @@ from loadbench.drive.config import RunConfig
 from loadbench.drive.locustfiles import Scenario
 from loadbench.redact import redact_argv
 from loadbench.ui.plugin import WebUIPlugin
+from loadbench.values import DEFAULT_MAX_BODY_BYTES
 
 
 @events.init_command_line_parser.add_listener
@@ -72,6 +73,8 @@ def install_from_locust(environment: Environment) -> WebUIPlugin:
         warmup_s=float(getattr(options, "loadbench_warmup", 2.0)),
         timeout_s=float(getattr(options, "timeout", None) or 60.0),
         insecure=bool(getattr(options, "insecure", False)),
+        follow_redirects=int(getattr(options, "follow_redirects", 0) or 0),
+        max_body_bytes=int(getattr(options, "max_body", None) or DEFAULT_MAX_BODY_BYTES),
     )
     argv = ["locust", *sys.argv[1:]]
     return WebUIPlugin(environment, base, scenario, redact_argv(argv)).install()

@@ -10,7 +10,8 @@ Plugged in only through Locust's own extension points:
   percentiles beside Locust's rounded ones, for LLM scenarios TTFT and ITL (from each request
   event's ``context["loadbench"]``), live resources, the session's runs and their reports.
 
-`serve` runs it for ``loadbench ui``; `loadbench.ui.hook` plugs it into ``locust -f SCENARIO``.
+`serve` runs it for ``loadbench ui``, after one preflight request (`loadbench.drive.preflight`)
+before the UI serves; `loadbench.ui.hook` plugs it into ``locust -f SCENARIO`` (no preflight).
 Imports locust: only driving code may import this module.
 """
 
@@ -38,6 +39,7 @@ from loadbench.drive.config import RunConfig
 from loadbench.drive.inflight import InFlight, counted_classes, counts_starts
 from loadbench.drive.lifecycle import ActiveRun, Prepared, begin_run, finish_run
 from loadbench.drive.locustfiles import Scenario, set_up_scenario
+from loadbench.drive.preflight import preflight
 from loadbench.drive.runner import prepare
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.record import rundir
@@ -406,6 +408,8 @@ def serve(config: RunConfig, web_host: str, web_port: int, argv: list[str], log:
     # loadbench's own set-up: the scenario's set-up failures become one line (exit 2), and the
     # plugin is installed here with this command's settings, not by the scenario's init hook.
     set_up_scenario(scenario, env, runner, web_ui)
+    if config.preflight:  # once, before the UI serves: a start there cannot refuse in one line
+        preflight(scenario, config, target, argv, log)
 
     def say(text: str) -> None:
         log.write(f"loadbench: {text}\n")

@@ -115,7 +115,33 @@ def test_tokens() -> None:
 def test_token_source_usage_only_has_no_notice() -> None:
     result, notices = summarize(rows=ROWS[:3])
     assert result["tokens"]["source"] == "usage"
+    assert (result["tokens"]["input_source"], result["tokens"]["output_source"]) == ("usage", "usage")
     assert notices == []
+
+
+def test_unknown_input_tokens_make_the_input_total_unknown_never_0() -> None:
+    # B's server sent no usage: its prompt tokens are unknown, so no total can be given.
+    rows = [ROWS[0], (True, 700.0, 100.0, NAN, 3, "counted", [250.0, 350.0])]
+    result, notices = summarize(rows=rows)
+    tokens = result["tokens"]
+    assert tokens["input_total"] is None
+    assert tokens["output_total"] == 8 and tokens["output_source"] == "mixed"
+    assert tokens["input_source"] == "usage"  # of the counts there are
+    assert any("input tokens of 1 request(s) are unknown" in n and "--tokenizer" in n for n in notices)
+    # Every count unknown: no source at all.
+    result, _ = summarize(rows=rows[1:])
+    assert (result["tokens"]["input_total"], result["tokens"]["input_source"]) == (None, None)
+
+
+def test_input_tokens_counted_by_the_tokenizer_say_so() -> None:
+    df = frame(ROWS[:2]).assign(input_tokens_source=pd.Series(["usage", "tokenizer"], dtype="category"))
+    result, notices = llm_metrics.llm_summary(df, df["latency_ms"].to_numpy(), WINDOW_S)
+    assert not any("unknown" in n for n in notices)
+    assert result["tokens"]["input_total"] == 30
+    assert result["tokens"]["input_source"] == "mixed"
+    df = df.assign(input_tokens_source=pd.Series(["tokenizer", "tokenizer"], dtype="category"))
+    result, _ = llm_metrics.llm_summary(df, df["latency_ms"].to_numpy(), WINDOW_S)
+    assert result["tokens"]["input_source"] == "tokenizer"
 
 
 def test_non_streamed_requests_with_token_counts() -> None:

@@ -166,7 +166,16 @@ def test_rate_and_fraction() -> None:
         (0, "Timeout", "timeout"),
         (0, "something odd", "something odd"),
         (0, "", "unknown error"),
-        (399, "RuntimeError: boom", "RuntimeError"),
+        (299, "RuntimeError: boom", "RuntimeError"),
+        # A 3xx that ended a request is an answer, not followed (changed: below 400 was no HTTP kind).
+        (302, "RedirectError: HTTP 302 redirect to /v2 (pass --follow-redirects)", "HTTP 302"),
+        (304, "CatchResponseError: invalid response: body is not JSON (0 bytes)", "HTTP 304"),
+        # A check that needed a body over --max-body, whatever its size.
+        (
+            200,
+            "CatchResponseError: body over --max-body: 200,000,000 bytes, more than the 8 MiB",
+            "body over --max-body",
+        ),
     ],
 )
 def test_error_kind(status: int, error: str, kind: str) -> None:

@@ -70,6 +70,10 @@ def test_unknown_scenario(demo_url: str, tmp_path: Path) -> None:
         (["--users", "0"], "--users"),
         (["--users", "many"], "--users"),
         (["--spawn-rate", "-1"], "--spawn-rate"),
+        (["--max-body", "10XB"], "--max-body"),
+        (["--max-body", "0"], "at least 1 byte"),
+        (["--follow-redirects", "many"], "--follow-redirects"),
+        (["--follow-redirects", "1000"], "use 0 to 100"),
     ],
 )
 def test_bad_run_options(demo_url: str, tmp_path: Path, args: list[str], fragment: str) -> None:

@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 from helpers import serving
 
 import loadbench
 from loadbench.demo import embeddings
+from loadbench.demo.model import split_digits
 from loadbench.demo.server import (
     PAYLOAD_PATH,
     DemoModel,
@@ -72,6 +74,29 @@ def test_predict_function_and_model() -> None:
     assert all(len(p) == 10 and abs(sum(p) - 1.0) < 1e-6 for p in probabilities)
     with pytest.raises(ValueError, match="63 features"):
         predict(model, [[0] * 63])
+
+
+def test_cached_model_predicts_what_the_fitted_pipeline_does(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x_train, x_test, y_train, _ = split_digits()
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_train, y_train)
+    cache = tmp_path / "model.npz"
+    trained = build_model(cache)
+    assert cache.is_file()
+    cached = build_model(cache)  # read back, not trained again
+    for model in (trained, cached):
+        np.testing.assert_allclose(
+            model.predict_proba(x_test), pipeline.predict_proba(x_test), rtol=1e-9, atol=1e-12
+        )
+    labels, _ = predict(cached, x_test)
+    assert labels == pipeline.predict(x_test).tolist()
+    cache.write_bytes(b"not an npz")  # a damaged cache means training again, never a crash
+    assert predict(build_model(cache), x_test)[0] == labels
+    (tmp_path / "file").touch()  # a cache that cannot be written means serving without one
+    assert predict(build_model(tmp_path / "file" / "model.npz"), x_test)[0] == labels
 
 
 def test_health(client: httpx.Client) -> None:
@@ -393,7 +418,8 @@ def test_service_time_includes_latency() -> None:
 
 def test_unexpected_exception_is_500_and_server_survives() -> None:
     server = make_server(port=0)
-    server.model = DemoModel(estimator=object())  # type: ignore[attr-defined]
+    broken = np.array(None)  # arithmetic on it raises TypeError: a bug, not the client's fault
+    server.model = DemoModel(broken, broken, broken, broken, broken)  # type: ignore[attr-defined]
     with serving(server) as url, httpx.Client(base_url=url) as c:
         body = _assert_json(c.post("/predict", json={"inputs": _sample_rows(1)}), 500)
         assert isinstance(body, dict)

@@ -3,9 +3,10 @@ is one, the run goes on and ends on time.
 
 A fault-injection server (`hostile_server.HostileServer`, a real server on loopback) acts out
 one misbehaviour per path; `loadbench run` (a child process: this process never imports
-Locust) drives it. Three runs, each shared by the tests of its kind: every case but two at
-once (one user per case, each request named after its path), the server going down midway,
-and a 200 MB answer. What the run recorded is compared with what the server itself did.
+Locust) drives it. Runs shared by the tests of their kind: every case but two at once (one user
+per case, each request named after its path), the server going down midway, a 200 MB answer, a
+200 MB event stream and redirects followed. What the run recorded is compared with what the
+server itself did.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hostile_server import (
     EVIL_MESSAGE,
     FEATURES_ERROR,
     HUGE_BYTES,
+    OK_BODY,
     OVERLOADED_TEXT,
     RETRY_DATE,
     HostileServer,
@@ -35,6 +37,7 @@ from hostile_server import (
 
 from loadbench.analyze import stats
 from loadbench.protocols.errorbody import MAX_MESSAGE_CHARS
+from loadbench.protocols.responses import BODY_OVER_LIMIT
 from loadbench.record.records import MAX_ERROR_CHARS, read_requests
 from loadbench.report.html import esc
 from loadbench.report.markdown import md
@@ -56,11 +59,14 @@ COMMON = (
     f"{TIMEOUT_S:g}s",
     "--quiet",
     "--no-sampler",
+    # The recorder under hostile answers: no preflight to stop a run of them before the load
+    # (tests/drive/test_preflight.py), nor one more request in the server's counts.
+    "--no-preflight",
 )
 PAYLOAD = '{"inputs":[[0]]}'
 
 # Every named kind loadbench may report (stats.ERROR_KINDS and the check and status kinds).
-NAMED_KINDS = {kind for kind, _ in stats.ERROR_KINDS}
+NAMED_KINDS = {kind for kind, _ in stats.ERROR_KINDS} | {BODY_OVER_LIMIT}
 
 # The mixed run: path -> the kinds its failures may have (empty: every request succeeds).
 EXPECTED: dict[str, set[str]] = {
@@ -75,7 +81,7 @@ EXPECTED: dict[str, set[str]] = {
     "/sse-malformed": {"invalid response: malformed SSE event"},
     "/bad-chunked": {"malformed HTTP response"},
     "/hang": {"timeout"},
-    "/redirect-loop": {"too many redirects"},
+    "/redirect-loop": {"HTTP 302"},  # not followed: a redirect is an answer (no --follow-redirects)
 }
 NEVER_ENDS = "/sse-forever"
 # What the server counts for a request of each path that the client saw fail (or succeed).
@@ -87,6 +93,7 @@ SERVER_OUTCOME = {
     "/badjson": "badjson",
     "/sse-malformed": "sse-malformed",
     "/bad-chunked": "bad-chunked",
+    "/redirect-loop": "302",
 }
 
 # One user per case (fixed_count), each sending to its own path, named after it. Responses are
@@ -155,11 +162,22 @@ class Run:
     server: HostileServer
     peak_rss_bytes: int = 0
     server_stop_s: float = 0.0  # how long the server took to shut down after the run
+    rss: list[tuple[float, int]] | None = None  # (time.time(), RSS bytes) of loadbench, every 50 ms
 
     @property
     def load_s(self) -> float:
         """How long the load itself ran (from meta.json: started to stopped)."""
         return float(self.meta["ended_unix_s"]) - float(self.meta["started_unix_s"])
+
+    def load_rss_growth(self) -> int:
+        """How far loadbench's memory grew while the load ran, above what it held when it began:
+        what the requests cost, apart from the imports before and the report after."""
+        started, ended = float(self.meta["started_unix_s"]), float(self.meta["ended_unix_s"])
+        samples = self.rss or []
+        before = [rss for t, rss in samples if t < started]
+        during = [rss for t, rss in samples if started <= t <= ended]
+        assert before and during, "no memory sample before or during the load"
+        return max(during) - before[-1]
 
     def kinds(self, name: str | None = None) -> pd.Series:
         """Error kind of every failed request (of one name), as the analyzer names it."""
@@ -175,24 +193,38 @@ class Run:
         )
 
 
-def run_loadbench(server: HostileServer, out: Path, *args: str, exit_code: int | tuple[int, ...] = 0) -> Run:
-    """``loadbench run --target SERVER ARGS`` to completion, timed, sampling its peak memory;
-    ``exit_code``: what it must exit with, or the codes it may (3: the target failed every request)."""
+def run_loadbench(
+    server: HostileServer, out: Path, *args: str, exit_code: int | tuple[int, ...] = 0, target: str = ""
+) -> Run:
+    """``loadbench run --target SERVER ARGS`` to completion, timed, sampling its memory;
+    ``exit_code``: what it must exit with, or the codes it may (3: the target failed every request);
+    ``target``: a URL on the server (default its root)."""
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "loadbench", "run", "--target", server.url, "--out", str(out), *COMMON, *args],
+        [
+            sys.executable,
+            "-m",
+            "loadbench",
+            "run",
+            "--target",
+            target or server.url,
+            "--out",
+            str(out),
+            *COMMON,
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
     )
-    peak = 0
+    rss: list[tuple[float, int]] = []
     try:
         watched = psutil.Process(process.pid)
         deadline = started + DURATION_S + TIMEOUT_S + OVERHEAD_S + 30
         while process.poll() is None and time.monotonic() < deadline:
             with contextlib.suppress(psutil.Error):  # between polls, it may have just exited
-                peak = max(peak, watched.memory_info().rss)
+                rss.append((time.time(), watched.memory_info().rss))
             time.sleep(0.05)
         stdout, stderr = process.communicate(timeout=max(deadline - time.monotonic(), 1))
     finally:
@@ -210,7 +242,8 @@ def run_loadbench(server: HostileServer, out: Path, *args: str, exit_code: int |
         meta=read_json(out / "meta.json"),
         records=read_requests(out / "requests.csv"),
         server=server,
-        peak_rss_bytes=peak,
+        peak_rss_bytes=max((r for _, r in rss), default=0),
+        rss=rss,
     )
 
 
@@ -357,9 +390,20 @@ def test_only_real_successes_count_as_ok(mixed: Run) -> None:
     )
     for name, outcome in SERVER_OUTCOME.items():
         assert server.count(name, outcome) - 1 <= by_name[name]["errors"] <= server.count(name, outcome), name
-    # A redirect loop: the client followed its 30 redirects per request, then gave up.
-    loops = by_name["/redirect-loop"]["requests"]
-    assert server.count("/redirect-loop", "302") >= 31 * loops
+
+
+def test_a_redirect_is_recorded_as_the_answer_it_is(mixed: Run) -> None:
+    # Not followed: one request on the wire per record (above), failed with where it pointed.
+    loops = mixed.records[mixed.records["name"] == "/redirect-loop"]
+    assert len(loops) >= 1 and (loops["status"] == 302).all() and (loops["ok"] == 0).all()
+    assert (
+        loops["error"] == "RedirectError: HTTP 302 redirect to /redirect-loop (pass --follow-redirects)"
+    ).all()
+    assert (loops["server_message"] == "redirect to /redirect-loop").all()
+    assert loops["redirects"].isna().all()  # none followed
+    row = next(r for r in mixed.summary["errors"] if r["kind"] == "HTTP 302")
+    assert row["server_message"] == "redirect to /redirect-loop"
+    assert "redirects" not in mixed.summary["requests"]  # a run that follows none has no count
 
 
 @pytest.mark.parametrize("checked", [True, False], ids=["json_post", "no-check-json"])
@@ -468,8 +512,15 @@ def test_a_200_mb_answer_is_received_and_recorded(huge: Run) -> None:
     assert (ok["status"] == 200).all()
     assert set(huge.kinds()) <= NAMED_KINDS
     assert len(ok) <= huge.server.count("/huge", "huge")
-    # One body in memory at a time, and the process a few copies of it at most.
-    assert huge.peak_rss_bytes < 4 * HUGE_BYTES + 300 * 1024 * 1024, huge.peak_rss_bytes
+    assert (huge.records["response_bytes"] > 0).all()
+
+
+def test_a_200_mb_answer_is_never_held_in_memory(huge: Run) -> None:
+    # Read in blocks and dropped beyond --max-body (8 MiB by default): the load adds a small part
+    # of one body to what loadbench held, never the body (it added 400 MB when bodies were kept).
+    assert huge.load_rss_growth() < HUGE_BYTES / 8, huge.load_rss_growth()
+    # The whole process too, its imports and the report included (it peaked at 513 MB).
+    assert huge.peak_rss_bytes < 1.25 * HUGE_BYTES, huge.peak_rss_bytes
 
 
 @pytest.mark.serial  # timing-sensitive: how long a 200 MB read takes depends on the machine's load
@@ -543,3 +594,76 @@ def test_the_reports_show_what_the_server_said_as_text(refusals: Run) -> None:
     assert "<script" not in markdown and "\u202e" not in markdown
     # The pipes in the server's words are escaped: every row keeps the table's six columns.
     assert all(len(re.split(r"(?<!\\)\|", line)) == 8 for line in errors), errors
+
+
+# --- bodies over --max-body, a 200 MB stream, redirects followed -------------------------------
+
+
+def test_a_check_that_needs_a_body_over_max_body_fails_by_that_name(tmp_path: Path) -> None:
+    # /ok's JSON is 22 bytes: over a 10-byte --max-body it is read and counted, never parsed.
+    with HostileServer() as server:
+        run = run_loadbench(
+            server, tmp_path / "run", "--scenario", "json_post", "--path", "/ok", "--payload", PAYLOAD,
+            "-u", "1", "--max-body", "10", "--keep-going", "--no-preflight", exit_code=3,
+        )  # fmt: skip
+    assert_run_is_consistent(run)
+    assert set(run.kinds()) == {"body over --max-body"}
+    assert (run.records["response_bytes"] == len(OK_BODY)).all() and (run.records["status"] == 200).all()
+    assert run.meta["settings"]["max_body_bytes"] == 10
+    answered = server.count("/ok", "ok")
+    assert answered - 1 <= len(run.records) <= answered
+
+
+@pytest.fixture(scope="module")
+def huge_stream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    folder = tmp_path_factory.mktemp("huge-stream")
+    with HostileServer() as server:
+        yield run_loadbench(
+            server, folder / "run", "--scenario", "openai_chat", "--model", "m", "-u", "1",
+            "--timeout", "60s",  # a 200 MB stream may take seconds to parse on a busy machine
+            target=server.url + "/huge-sse",
+        )  # fmt: skip
+
+
+def test_a_200_mb_stream_is_parsed_as_it_arrives_and_never_held(huge_stream: Run) -> None:
+    assert_run_is_consistent(huge_stream)
+    records = huge_stream.records
+    sent = huge_stream.server.count("/huge-sse/v1/chat/completions", "huge-sse")
+    assert 1 <= len(records) <= sent and records["ok"].all()
+    # Streams are parsed whatever their size (--max-body is for bodies read whole): every byte
+    # was read and counted, the answer's end found.
+    assert (records["response_bytes"] == huge_stream.server.huge_sse_bytes).all()
+    assert (records["output_tokens"] == 1).all() and (records["tokens_source"] == "usage").all()
+    assert huge_stream.load_rss_growth() < HUGE_BYTES / 8, huge_stream.load_rss_growth()
+
+
+@pytest.fixture(scope="module")
+def redirected(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    folder = tmp_path_factory.mktemp("redirected")
+    locustfile = folder / "hostile.py"
+    locustfile.write_text(LOCUSTFILE.format(paths=["/redirect-to-ok", "/redirect-loop"]))
+    with HostileServer() as server:
+        yield run_loadbench(
+            server, folder / "run", "--scenario", str(locustfile), "-u", "2", "--follow-redirects", "3"
+        )
+
+
+def test_followed_redirects_are_counted_and_a_loop_stops_at_the_bound(redirected: Run) -> None:
+    assert_run_is_consistent(redirected)
+    server, records = redirected.server, redirected.records
+    once = records[records["name"] == "/redirect-to-ok"]
+    loop = records[records["name"] == "/redirect-loop"]
+    assert len(once) >= 1 and len(loop) >= 1
+    # One hop to /ok, which answered: a success of one redirect, /ok's body and status.
+    assert once["ok"].all() and (once["redirects"] == 1).all() and (once["status"] == 200).all()
+    assert (once["response_bytes"] == len(OK_BODY)).all()
+    assert server.count("/ok", "ok") - 1 <= len(once) <= server.count("/ok", "ok")
+    # The loop: 3 hops followed, the 4th redirect refused: 4 requests on the wire per record
+    # (the one in flight at the stop may have sent some of its own).
+    assert set(redirected.kinds("/redirect-loop")) == {"too many redirects"}
+    assert (loop["redirects"] == 3).all()
+    assert 4 * len(loop) <= server.count("/redirect-loop", "302") <= 4 * (len(loop) + 1)
+    requests = redirected.summary["requests"]
+    assert requests["redirects"] == len(once) + 3 * len(loop)
+    assert requests["redirected"] == len(once) + len(loop)
+    assert redirected.meta["settings"]["follow_redirects"] == 3

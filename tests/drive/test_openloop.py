@@ -57,11 +57,15 @@ class Stall:
 def stalled_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     out: dict[str, Any] = {}
     folder = tmp_path_factory.mktemp("stall")
+    # No preflight: the server's stall is timed from the load's first request.
     common = ["--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD, "-d", "8s", "--warmup", "1s"]
+    common.append("--no-preflight")
     for model, extra in (
         ("open", ["--rate", "100", "--arrival", "constant", "--seed", "1"]),
         ("closed", ["-u", "10"]),
     ):
+        # One after the other: the closed loop's ten users keep both cores busy outside the stall,
+        # which would make the open loop late.
         stall = Stall()
         with json_server(stall.route) as (url, _state):
             result = run_cli(
@@ -149,7 +153,7 @@ def test_trace_replay_sends_at_the_traces_offsets(tmp_path: Path) -> None:
     with json_server(_ok) as (url, state):
         result = run_cli(
             "run", "--target", url, "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD,
-            "--trace", str(trace), "--trace-scale", "0.5", "--warmup", "0s", "--no-sampler",
+            "--trace", str(trace), "--trace-scale", "0.5", "--warmup", "0s", "--no-sampler", "--no-preflight",
             "-o", str(tmp_path / "run"), "-q",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr

@@ -285,6 +285,23 @@ def test_torchserve_without_management_api(tiny: Callable[..., str], closed_port
         probe.find_torchserve_model(url, management_url=f"http://127.0.0.1:{closed_port}", model="r")
 
 
+def test_torchserve_model_not_served_stops_with_its_words(tiny: Callable[..., str]) -> None:
+    not_found = {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: nope"}
+    routes: Routes = {
+        ("GET", "/models"): (200, {"models": [{"modelName": "r"}]}),
+        ("GET", "/models/nope"): (404, not_found),
+    }
+    url = tiny(routes)
+    with pytest.raises(TargetError) as raised:
+        probe.find_torchserve_model(url, model="nope")
+    assert str(raised.value) == (
+        f"TorchServe's management API at {url} does not serve model nope (GET /models/nope HTTP 404: "
+        "Model not found: nope); it lists r: pass --model NAME of a served model"
+    )
+    # A listed model whose description is missing is still tried: the list says it is served.
+    assert probe.find_torchserve_model(url, model="r").model == "r"
+
+
 def test_tfserving_signature_and_example(tiny: Callable[..., str]) -> None:
     info = {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": "-1"}, {"size": "3"}]}}
     signatures = {"serving_default": {"inputs": {"x": info}}}

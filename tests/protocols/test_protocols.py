@@ -21,7 +21,7 @@ from loadbench.protocols import probe
 from loadbench.record.records import read_requests
 
 pytestmark = pytest.mark.e2e
-RUN = ("-u", "2", "-d", "2s", "--warmup", "0s", "--quiet", "--no-sampler")
+RUN = ("-u", "2", "-d", "1s", "--warmup", "0s", "--quiet", "--no-sampler")
 LOUD = tuple(arg for arg in RUN if arg != "--quiet")  # the start lines on stderr
 
 
@@ -167,7 +167,9 @@ def test_embeddings_records_usage_tokens(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     requests = assert_all_ok(tmp_path / "run", "/v1/embeddings")
     assert (requests["input_tokens"] == 4).all()
-    assert set(requests["tokens_source"].astype(str)) == {"usage"}
+    # The count is of the input: its source says so (tokens_source is the output counts').
+    assert set(requests["input_tokens_source"].astype(str)) == {"usage"}
+    assert set(requests["tokens_source"].astype(str)) == {""}
     assert {json.dumps(b, sort_keys=True) for _, b in posts(state)} == {
         json.dumps({"input": "one two three four", "model": "e5-small"}, sort_keys=True)
     }
@@ -175,7 +177,8 @@ def test_embeddings_records_usage_tokens(tmp_path: Path) -> None:
 
 def test_embeddings_that_are_not_floats_fail(tmp_path: Path) -> None:
     with protocol_server("bad_embeddings") as (url, _):
-        result = run_scenario(url, "embeddings", tmp_path / "run")
+        # --no-preflight: the preflight request would stop it before the load (exit 2).
+        result = run_scenario(url, "embeddings", tmp_path / "run", "--no-preflight")
     assert result.returncode == 3, result.stderr  # the target failed every request
     requests = read_requests(tmp_path / "run" / "requests.csv")
     assert len(requests) > 0 and not requests["ok"].any()
@@ -283,6 +286,10 @@ def test_torchserve_management_api_on_its_own_port(tmp_path: Path) -> None:
     assert ("GET", "/models/resnet-18", b"") in seen["seen"]
     assert guessed.returncode == 0, guessed.stderr  # --model: no management API is only a note
     assert_all_ok(tmp_path / "guessed", "/predictions/resnet-18")
+    # What discovery found is kept in meta.json, --quiet or not.
+    assert read_json(tmp_path / "run" / "meta.json")["discovery"] == line.removeprefix("loadbench: ")
+    quiet = read_json(tmp_path / "guessed" / "meta.json")["discovery"]
+    assert quiet.startswith("torchserve: model resnet-18 (--model); no TorchServe management API at "), quiet
 
 
 def test_tfserving_says_what_its_signature_takes(tmp_path: Path) -> None:
@@ -314,6 +321,7 @@ def test_tfserving_says_what_its_signature_takes(tmp_path: Path) -> None:
         ("tfserving", "tfserving", ("--payload", "1"), ("does not list its models", "pass --model")),
         ("tfserving", "tfserving", ("--model", "nope", "--payload", "1"), ("Could not find any versions", "pass --model")),
         ("torchserve_no_list", "torchserve", ("--payload", "{}"), ("no TorchServe model list", "pass --management URL", "or --model NAME")),
+        ("torchserve", "torchserve", (), ("model resnet-18 from", "TorchServe cannot say what its handler takes", "pass --payload JSON, --data FILE.jsonl")),
         ("torchserve", "kserve_v1", ("--payload", "1"), ("listed no KServe v1 model", "pass --model")),
         ("json_template", "json_template", ("--payload", "{}"), ("--template",)),
     ],
@@ -453,39 +461,54 @@ def test_http2_against_an_http1_server_stops_before_the_load(tmp_path: Path) -> 
     assert state["seen"] == []
 
 
-def _goaway(last_stream_id: int) -> Any:
-    import h2.events
+# Run in a child process: loadbench.scenario.http2 imports Locust, whose gevent monkey-patching
+# must not reach this pytest worker (a worker patched so hangs in a later test's grpc threads).
+GOAWAY_CHECK = r"""
+from typing import Any
 
+import h2.events
+import httpx
+
+from loadbench.scenario.http2 import Http2Session, unprocessed
+
+
+def goaway(last_stream_id: int) -> Any:
     event = h2.events.ConnectionTerminated()
     event.error_code, event.last_stream_id = 0, last_stream_id
     return event
 
 
+assert unprocessed(goaway(5), 7) and unprocessed(goaway(5), None)
+assert not unprocessed(goaway(5), 5) and not unprocessed(goaway(5), 3)
+calls: list[int] = []
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    calls.append(1)
+    if len(calls) == 1:  # its headers never went out (no stream id): not processed
+        raise httpx.RemoteProtocolError(goaway(5))
+    return httpx.Response(200, json={"ok": True})
+
+
+fired: list[dict[str, Any]] = []
+
+
+class Event:
+    def fire(self, **meta: Any) -> None:
+        fired.append(meta)
+
+
+session = Http2Session("http://h2.test", Event())
+session.client = httpx.Client(base_url="http://h2.test", transport=httpx.MockTransport(answer))
+assert session.post("/predict", json={}).status_code == 200
+assert len(calls) == 2 and len(fired) == 1 and fired[0]["exception"] is None, (calls, fired)
+print("ok")
+"""
+
+
 def test_http2_resends_a_request_a_goaway_left_unprocessed_once() -> None:
-    import httpx
-
-    from loadbench.scenario.http2 import Http2Session, unprocessed
-
-    assert unprocessed(_goaway(5), 7) and unprocessed(_goaway(5), None)
-    assert not unprocessed(_goaway(5), 5) and not unprocessed(_goaway(5), 3)
-    calls: list[int] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        calls.append(1)
-        if len(calls) == 1:  # its headers never went out (no stream id): not processed
-            raise httpx.RemoteProtocolError(_goaway(5))  # type: ignore[arg-type]
-        return httpx.Response(200, json={"ok": True})
-
-    fired: list[dict[str, Any]] = []
-
-    class Event:
-        def fire(self, **meta: Any) -> None:
-            fired.append(meta)
-
-    session = Http2Session("http://h2.test", Event())
-    session.client = httpx.Client(base_url="http://h2.test", transport=httpx.MockTransport(answer))
-    assert session.post("/predict", json={}).status_code == 200
-    assert len(calls) == 2 and len(fired) == 1 and fired[0]["exception"] is None
+    result = subprocess.run([sys.executable, "-c", GOAWAY_CHECK], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
 def test_http2_goaway_on_a_processed_stream_is_a_closed_connection(tmp_path: Path) -> None:
@@ -510,3 +533,46 @@ def test_http2_goaway_on_a_processed_stream_is_a_closed_connection(tmp_path: Pat
     assert len(failed) >= 1
     assert all(e.startswith("GoawayConnectionClosedError: the server ended the connection") for e in failed)
     assert not any("RemoteProtocolError" in e for e in failed)
+
+
+def test_http2_follows_redirects_only_when_asked_and_keeps_no_body_over_max_body(tmp_path: Path) -> None:
+    # The --http2 client (httpx) under the same rules as the fast one: a 307 is an answer unless
+    # --follow-redirects, each hop counted; a body over --max-body is counted, never parsed.
+    from h2_server import BIG_BYTES
+
+    log = tmp_path / "server.jsonl"
+    with h2_server(log) as url:
+        common = ("--http2", "--payload", "{}", "--no-preflight")
+        refused = run_scenario(
+            url, "json_post", tmp_path / "no", *common, "--path", "/redirect", "--keep-going"
+        )
+        followed = run_scenario(
+            url, "json_post", tmp_path / "yes", *common, "--path", "/redirect", "--follow-redirects"
+        )
+        big = run_scenario(
+            url,
+            "json_post",
+            tmp_path / "big",
+            *common,
+            "--path",
+            "/big",
+            "--max-body",
+            "1MiB",
+            "--keep-going",
+        )
+    assert refused.returncode == 3, refused.stderr
+    records = read_requests(tmp_path / "no" / "requests.csv")
+    assert len(records) >= 1 and (records["status"] == 307).all()
+    assert (
+        records["error"] == "RedirectError: HTTP 307 redirect to /predict (pass --follow-redirects)"
+    ).all()
+    assert followed.returncode == 0, followed.stderr
+    records = assert_all_ok(tmp_path / "yes", "POST /redirect")
+    assert (records["redirects"] == 1).all()
+    assert read_json(tmp_path / "yes" / "summary.json")["requests"]["redirects"] == len(records)
+    seen = [r["path"] for r in h2_log(log) if r["method"] == "POST"]
+    assert seen.count("/predict") >= len(records)  # each hop really went out
+    assert big.returncode == 3, big.stderr
+    records = read_requests(tmp_path / "big" / "requests.csv")
+    assert len(records) >= 1 and (records["response_bytes"] == BIG_BYTES).all()
+    assert records["error"].str.startswith("CatchResponseError: body over --max-body").all()

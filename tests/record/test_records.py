@@ -43,6 +43,8 @@ EXPECTED_DTYPES = {
     "download_ms": "float64",
     "server_message": "category",
     "retry_after": "category",
+    "redirects": "float64",
+    "input_tokens_source": "category",
 }
 
 
@@ -96,7 +98,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 def test_writer_rounds_to_microseconds(tmp_path: Path) -> None:
     path = tmp_path / "requests.csv"
     write_requests(path, [RequestRecord(1.23456789, 9.87654321, "n", "GET", 200, 1, True)])
-    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,,,"
+    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,,,,,"
     frame = read_requests(path)
     assert (frame["start_unix_s"][0], frame["latency_ms"][0]) == (1.234568, 9.877)
 
@@ -325,7 +327,7 @@ def test_what_the_server_said_round_trips_and_older_files_read_without_it(tmp_pa
         ],
     )  # fmt: skip
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].endswith(",server_message,retry_after")
+    assert lines[0].endswith(",server_message,retry_after,redirects,input_tokens_source")
     assert all(line.count(",") >= len(COLUMNS) - 1 for line in lines)
     frame = read_requests(path)
     assert frame["server_message"].tolist() == [message, "slow down", ""]
@@ -333,7 +335,40 @@ def test_what_the_server_said_round_trips_and_older_files_read_without_it(tmp_pa
     assert frame["ttft_ms"].iloc[0] == 5.0  # the extras before them keep their places
     # A file from before these columns reads with them empty.
     old = tmp_path / "old.csv"
-    old.write_text(",".join(COLUMNS[:-2]) + "\n1.0,2.0,/a,GET,400,1,0,HTTPError: 400" + "," * 12 + "\n")
+    old.write_text(
+        ",".join(COLUMNS[: COLUMNS.index("server_message")])
+        + "\n1.0,2.0,/a,GET,400,1,0,HTTPError: 400"
+        + "," * 12
+        + "\n"
+    )
     frame = read_requests(old)
     assert list(frame.columns) == list(COLUMNS)
     assert (frame["server_message"].tolist(), frame["retry_after"].tolist()) == ([""], [""])
+
+
+def test_redirects_and_the_input_token_source_round_trip_and_older_files_read_without_them(
+    tmp_path: Path,
+) -> None:
+    # The last columns: one the recorder fills (hops followed), one a scenario's extra after it.
+    path = tmp_path / "requests.csv"
+    write_requests(
+        path,
+        [
+            RequestRecord(1.0, 2.0, "/a", "GET", 200, 5, True, redirects=3),
+            RequestRecord(2.0, 2.0, "/v1/completions", "POST", 200, 9, True,
+                          extras={"input_tokens": 12, "input_tokens_source": "tokenizer", "ttft_ms": 1.0}),
+            RequestRecord(3.0, 2.0, "/a", "GET", 302, 0, False, "RedirectError: HTTP 302 redirect to /b",
+                          server_message="redirect to /b"),
+        ],
+    )  # fmt: skip
+    frame = read_requests(path)
+    assert frame["redirects"].iloc[0] == 3 and frame["redirects"].iloc[1:].isna().all()
+    assert frame["input_tokens_source"].tolist() == ["", "tokenizer", ""]
+    assert (frame["input_tokens"].iloc[1], frame["ttft_ms"].iloc[1]) == (12, 1.0)
+    assert frame["server_message"].tolist() == ["", "", "redirect to /b"]
+    # A file from before these columns reads with them empty.
+    old = tmp_path / "old.csv"
+    old.write_text(",".join(COLUMNS[:-2]) + "\n1.0,2.0,/a,GET,200,1,1," + "," * 14 + "\n")
+    frame = read_requests(old)
+    assert list(frame.columns) == list(COLUMNS)
+    assert np.isnan(frame["redirects"].iloc[0]) and frame["input_tokens_source"].tolist() == [""]

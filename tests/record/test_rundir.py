@@ -77,6 +77,22 @@ def test_create_run_dir_under_a_regular_file_is_an_error(tmp_path: Path) -> None
     assert "\n" not in str(info.value)
 
 
+def test_check_new_run_dir_refuses_what_create_would_and_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep").write_text("x")
+    for path, said in (
+        (tmp_path / "file" / "a" / "run", "cannot write run directory"),
+        (tmp_path / "file", "is not a directory"),
+        (tmp_path / "full", "--force"),
+    ):
+        with pytest.raises(RunDirError, match=said):
+            rundir.check_new_run_dir(path)
+    rundir.check_new_run_dir(tmp_path / "full", force=True)
+    rundir.check_new_run_dir(tmp_path / "new" / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "full"]  # nothing created
+
+
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     parent = tmp_path / "ro"

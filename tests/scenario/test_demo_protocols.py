@@ -22,6 +22,7 @@ SCENARIOS = {
     "json_template": ("POST /predict", True),
     "kserve_v1": ("/v1/models/digits:predict", True),
     "kserve_v2": ("/v2/models/digits/infer", False),
+    "kserve_v2_grpc": ("/inference.GRPCInferenceService/ModelInfer", False),
     "tfserving": ("/v1/models/digits:predict", True),
     "torchserve": ("/predictions/digits", True),
     "openai_chat": ("/v1/chat/completions", False),
@@ -49,7 +50,7 @@ def test_every_built_in_scenario_is_covered() -> None:
 def test_scenario_runs_against_the_demo(tmp_path: Path, scenario: str) -> None:
     out = tmp_path / "run"
     result = run_cli(
-        "run", "--demo", "--scenario", scenario, "-u", "2", "-d", "2s", "--warmup", "0",
+        "run", "--demo", "--scenario", scenario, "-u", "2", "-d", "1s", "--warmup", "0",
         "--no-sampler", "--quiet", "--out", str(out), *EXTRA_ARGS.get(scenario, []),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

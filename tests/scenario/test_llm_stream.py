@@ -26,7 +26,8 @@ from loadbench.protocols.completions import StreamMeter, body_extras
 from loadbench.protocols.sse import SSEEvent
 from loadbench.record.records import read_requests
 
-QUICK = ("-u", "1", "--warmup", "0s", "--quiet", "--no-sampler")
+# No preflight: the tests pair the records with the server's own log, request by request.
+QUICK = ("-u", "1", "--warmup", "0s", "--quiet", "--no-sampler", "--no-preflight")
 # The mean gap a client sees vs. the server's, relative: nearer the server's than 0, which a
 # whole-body read would give. (On 2 cores beside 4 busy loops the error reached 13% in 15 requests.)
 ITL_TOLERANCE = 0.5
@@ -279,9 +280,11 @@ def test_meter_counts_content_events_and_prefers_usage() -> None:
         "counted",
         None,
     )
+    assert counted["input_tokens_source"] is None  # no usage: unknown, not 0
     meter.add(ev({"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 5}}), 10.09)
     meter.add(SSEEvent("[DONE]"), 10.09)
     assert meter.extras()["output_tokens"] == 5 and meter.extras()["tokens_source"] == "usage"
+    assert (meter.extras()["input_tokens"], meter.extras()["input_tokens_source"]) == (4, "usage")
     assert meter.error is None and meter.content_events == 3
 
 
@@ -294,6 +297,14 @@ def test_meter_errors_and_completions_text() -> None:
     assert meter.content_events == 1
     assert body_extras({"usage": {"prompt_tokens": 2, "completion_tokens": 3}}) == {
         "input_tokens": 2,
+        "input_tokens_source": "usage",
+        "output_tokens": 3,
+        "tokens_source": "usage",
+    }
+    # Each count says where it came from; one the usage left out stays unknown.
+    assert body_extras({"usage": {"completion_tokens": 3}}) == {
+        "input_tokens": None,
+        "input_tokens_source": None,
         "output_tokens": 3,
         "tokens_source": "usage",
     }
@@ -376,6 +387,59 @@ def test_meter_empty_stream_needs_no_content_and_no_finish() -> None:
     content = StreamMeter("completions", sent_s=0.0)
     content.add(ev({"choices": [{"text": "x"}]}), 0.1)
     assert not content.empty
+
+
+def test_the_model_discovery_found_is_said_at_start(tmp_path: Path) -> None:
+    server = LLMTestServer(ttft_ms=5, itl_ms=2, tokens=2)
+    with serving(server) as url:
+        args = ("--scenario", "openai_completions", "-u", "1", "-d", "1s", "--warmup", "0s", "--no-sampler")
+        found = run_cli("run", "--target", url, "--out", str(tmp_path / "found"), *args)
+        given = run_cli("run", "--target", url, "--out", str(tmp_path / "given"), *args, "--model", "m")
+    assert found.returncode == given.returncode == 0, found.stderr + given.stderr
+    said = "loadbench: openai_completions: model test-llm, the first GET /v1/models lists\n"
+    assert said in found.stderr
+    assert "loadbench: openai_completions: " not in given.stderr  # nothing was discovered
+
+
+def test_meter_problem_only_a_finish_reason_ends_an_answer() -> None:
+    from loadbench.protocols.completions import CUT_STREAM, EMPTY_STREAM, UNFINISHED_STREAM
+
+    def meter(*payloads: dict) -> StreamMeter:
+        m = StreamMeter("completions", sent_s=0.0)
+        for i, payload in enumerate(payloads):
+            m.add(ev(payload), 0.1 * (i + 1))
+        return m
+
+    token = {"choices": [{"text": " lit", "finish_reason": None}]}
+    end = {"choices": [{"text": "", "finish_reason": "length"}]}
+    # llama-cpp-python cutting a completions stream after its first token, then [DONE].
+    assert meter(token).problem(done=True) == CUT_STREAM
+    assert meter(token).problem(done=False) == UNFINISHED_STREAM
+    assert meter(token, end).problem(done=True) is None
+    assert meter(token, end).problem(done=False) is None  # transformers serve: no [DONE]
+    assert meter().problem(done=True) == EMPTY_STREAM
+    assert meter({"error": {"message": "busy"}}).problem(done=True) == "server error in stream: busy"
+
+
+def test_a_stream_cut_after_content_fails_and_keeps_its_timings(tmp_path: Path) -> None:
+    # llama-cpp-python's interrupt_requests: content, then [DONE] without a finish_reason.
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {m}", "user": m}) + "\n" for m in ("ok", "cut")))
+    server = LLMTestServer(ttft_ms=5, itl_ms=2, tokens=3)
+    frame, bodies = run_against(
+        server, tmp_path / "run", "--scenario", "openai_completions", "--data", str(data), "-d", "3s"
+    )
+    assert {b["user"] for b in bodies} == {"ok", "cut"}
+    # Told apart by what the server sent: only the whole answer carries a usage.
+    whole, cut = frame[frame["tokens_source"] == "usage"], frame[frame["tokens_source"] == "counted"]
+    assert len(whole) >= 1 and len(cut) >= 1 and len(whole) + len(cut) == len(frame)
+    assert whole["ok"].all() and not cut["ok"].any()
+    assert (cut["error"] == "CatchResponseError: cut stream").all(), cut["error"].unique()
+    assert (frame["output_tokens"] == 3).all() and (frame["ttft_ms"] > 0).all()
+    assert all(len(str(gaps).split()) == 2 for gaps in cut["itl_ms"])  # its timings kept
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert {e["kind"] for e in summary["errors"]} == {"cut stream"}
+    assert summary["goodput"]["requests"] == summary["requests"]["ok"] < summary["requests"]["total"]
 
 
 def test_completion_problem_and_empty_body_extras() -> None:

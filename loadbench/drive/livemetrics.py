@@ -1,0 +1,306 @@
+"""The live Prometheus figures of a run (``--metrics-port``), fed from its request records.
+
+Every figure comes from the lines of ``requests.csv`` as they are written (the local recorder's,
+or the ones a distributed master receives from its workers), never from Locust's rounded
+statistics, so once the last record is in, ``sum(loadbench_requests_total)`` is the request
+count of ``summary.json`` before the warmup is cut (docs/metrics.md "Live Prometheus endpoint").
+
+The figures are kept here as plain counts and handed to ``prometheus_client`` as metric families
+when a scrape asks (`LiveMetrics.collect`): a histogram's observation is one bisect, not a walk
+over its buckets, which matters with `BOUNDS` holding some 280 of them. The exposition (and its
+escaping of label values) is ``prometheus_client``'s, from a registry of the run's own.
+
+Label values are bounded (the first `MAX_NAMES` request names and `MAX_KINDS` error kinds keep
+their own; later ones are ``other``) and scrubbed of the run's credentials.
+
+Locust-free: the unit tests import it in the pytest process.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
+
+from loadbench.analyze.stats import error_kind
+from loadbench.record.records import COLUMNS
+from loadbench.redact import scrub
+
+MAX_NAMES = 100
+MAX_KINDS = 30
+OTHER = "other"
+# 48 bounds a decade: neighbours differ by 10^(1/48) = 4.9 %, and linear interpolation inside a
+# bucket (histogram_quantile) is never further off than that from a value in it.
+PER_DECADE = 48
+LOWEST_S, HIGHEST_S = 1e-4, 60.0
+
+
+def log_bounds(
+    lowest: float = LOWEST_S, highest: float = HIGHEST_S, per_decade: int = PER_DECADE
+) -> list[float]:
+    """Log-spaced bucket bounds from ``lowest`` up to the first one at or above ``highest``,
+    at 5 significant digits (readable ``le`` labels; the ratio moves by under 0.01 %)."""
+    bounds: list[float] = []
+    k = round(math.log10(lowest) * per_decade)
+    while not bounds or bounds[-1] < highest:
+        bounds.append(float(f"{10 ** (k / per_decade):.5g}"))
+        k += 1
+    return bounds
+
+
+BOUNDS = log_bounds()
+_LE = [floatToGoString(b) for b in BOUNDS] + ["+Inf"]
+_COL = {name: i for i, name in enumerate(COLUMNS)}
+
+
+def histogram_quantile(q: float, bounds: Sequence[float], cumulative: Sequence[float]) -> float:
+    """Prometheus's ``histogram_quantile``: the rank's bucket, then linear interpolation in it
+    (from 0 for the first bucket; the highest finite bound for a rank in ``+Inf``).
+    ``cumulative`` has one count more than ``bounds``: the ``+Inf`` bucket's."""
+    total = cumulative[-1]
+    if total <= 0:
+        return math.nan
+    rank = q * total
+    i = bisect_left(list(cumulative), rank)
+    if i >= len(bounds):
+        return bounds[-1]
+    lower = bounds[i - 1] if i > 0 else 0.0
+    below = cumulative[i - 1] if i > 0 else 0.0
+    inside = cumulative[i] - below
+    return lower + (bounds[i] - lower) * ((rank - below) / inside if inside else 0.0)
+
+
+class Histogram:
+    """Counts per bucket of `BOUNDS` (the last one is ``+Inf``) and the sum, in seconds."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BOUNDS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BOUNDS, seconds)] += 1  # le: the first bound >= the value
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        running, out = 0, []
+        for le, count in zip(_LE, self.counts, strict=True):
+            running += count
+            out.append((le, float(running)))
+        return out
+
+
+class BoundedLabel:
+    """A label's values: the first ``limit`` distinct ones scrubbed, every later one `OTHER`."""
+
+    def __init__(self, limit: int, secrets: list[str]) -> None:
+        self.limit = limit
+        self.secrets = secrets
+        self.known: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        shown = self.known.get(value)
+        if shown is None:
+            if len(self.known) >= self.limit:
+                return OTHER  # not remembered: a name per request must not grow memory
+            shown = self.known[value] = scrub(value, self.secrets)
+        return shown
+
+
+@dataclass
+class Gauges:
+    """Figures read when a scrape asks; each None when the run cannot know it."""
+
+    users: Callable[[], float | None] = lambda: None
+    in_flight: Callable[[], float | None] = lambda: None
+    start_unix_s: Callable[[], float | None] = lambda: None  # read late: the load's start moves it
+    # Open loop: (due, sent, dropped) so far of the schedule.
+    schedule: Callable[[], tuple[int, int, int] | None] = lambda: None
+
+
+@dataclass
+class RunInfo:
+    run_id: str = ""
+    scenario: str = ""
+    target: str = ""
+    version: str = ""
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class LiveMetrics(Collector):
+    """The run's figures; `feed` takes ``requests.csv`` lines, `collect` gives metric families."""
+
+    def __init__(self, info: RunInfo, secrets: list[str] | None = None, gauges: Gauges | None = None) -> None:
+        self.secrets = list(secrets or [])
+        self.info = replace(
+            info,
+            run_id=scrub(info.run_id, self.secrets),
+            scenario=scrub(info.scenario, self.secrets),
+            target=scrub(info.target, self.secrets),
+        )
+        self.gauges = gauges or Gauges()
+        self.names = BoundedLabel(MAX_NAMES, self.secrets)
+        self.kinds = BoundedLabel(MAX_KINDS, self.secrets)
+        self.requests: dict[tuple[str, str, str], int] = {}  # (name, outcome, status)
+        self.durations: dict[tuple[str, str], Histogram] = {}  # (name, ok)
+        self.ttft: dict[str, Histogram] = {}
+        self.itl: dict[str, Histogram] = {}
+        self.tokens: dict[tuple[str, str], int] = {}  # (name, "input" | "output")
+        self.predictions = {"true": 0, "false": 0}
+        self.schedule_lag = Histogram()
+
+    def registry(self) -> CollectorRegistry:
+        """A registry of the run's own (the process's global one holds nothing of loadbench)."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        return registry
+
+    def feed(self, text: str) -> None:
+        """Count the records of one or more ``requests.csv`` lines (a partial last row is skipped)."""
+        for row in csv.reader(text.splitlines()):
+            if len(row) > _COL["intended_unix_s"]:
+                self._count(row)
+
+    def _count(self, row: list[str]) -> None:
+        latency_ms = _number(row[_COL["latency_ms"]])
+        if latency_ms is None:
+            return
+        name = self.names(row[_COL["name"]])
+        status_text = row[_COL["status"]]
+        ok = row[_COL["ok"]] == "1"
+        outcome = "ok" if ok else self.kinds(error_kind(int(status_text or 0), row[_COL["error"]]))
+        key = (name, outcome, status_text or "0")
+        self.requests[key] = self.requests.get(key, 0) + 1
+        hist_key = (name, "true" if ok else "false")
+        hist = self.durations.get(hist_key) or self.durations.setdefault(hist_key, Histogram())
+        hist.observe(latency_ms / 1000.0)
+        intended = _number(row[_COL["intended_unix_s"]])
+        start = _number(row[_COL["start_unix_s"]])
+        if intended is not None and start is not None:
+            self.schedule_lag.observe(max(start - intended, 0.0))
+        if len(row) > _COL["predicted"]:
+            self._count_extras(name, ok, row)
+
+    def _count_extras(self, name: str, ok: bool, row: list[str]) -> None:
+        ttft = _number(row[_COL["ttft_ms"]]) if row[_COL["ttft_ms"]] else None
+        if ttft is not None:
+            self.ttft.setdefault(name, Histogram()).observe(ttft / 1000.0)
+        gaps = row[_COL["itl_ms"]]
+        if gaps:
+            hist = self.itl.setdefault(name, Histogram())
+            for gap in gaps.split():
+                value = _number(gap)
+                if value is not None:
+                    hist.observe(value / 1000.0)
+        for column, kind in (("input_tokens", "input"), ("output_tokens", "output")):
+            if row[_COL[column]].isdigit():
+                self.tokens[(name, kind)] = self.tokens.get((name, kind), 0) + int(row[_COL[column]])
+        if row[_COL["expected"]]:
+            correct = ok and row[_COL["predicted"]] == row[_COL["expected"]]
+            self.predictions["true" if correct else "false"] += 1
+
+    def collect(self) -> Iterator[Any]:
+        scenario = self.info.scenario
+        yield from self._info_families()
+        requests = CounterMetricFamily(
+            "loadbench_requests", "Requests recorded, by outcome (ok or the error kind)",
+            labels=["scenario", "name", "outcome", "status"],
+        )  # fmt: skip
+        for (name, outcome, status), count in sorted(self.requests.items()):
+            requests.add_metric([scenario, name, outcome, status], count)
+        yield requests
+        yield _histograms(
+            "loadbench_request_duration_seconds",
+            "Request latency (requests.csv latency_ms), successful (ok=true) or not",
+            ["scenario", "name", "ok"],
+            (([scenario, *key], hist) for key, hist in sorted(self.durations.items())),
+        )
+        for metric, what, hists in (
+            ("loadbench_ttft_seconds", "Time to the first token of a stream", self.ttft),
+            ("loadbench_itl_seconds", "Gaps between the tokens of a stream", self.itl),
+        ):
+            yield _histograms(
+                metric, what, ["scenario", "name"], (([scenario, n], h) for n, h in sorted(hists.items()))
+            )
+        for kind in ("input", "output"):
+            tokens = CounterMetricFamily(
+                f"loadbench_{kind}_tokens", f"{kind.title()} tokens", labels=["scenario", "name"]
+            )
+            for (name, which), count in sorted(self.tokens.items()):
+                if which == kind:
+                    tokens.add_metric([scenario, name], count)
+            yield tokens
+        predictions = CounterMetricFamily(
+            "loadbench_predictions",
+            "Labeled requests, by whether the prediction matched",
+            labels=["scenario", "correct"],
+        )
+        for correct, count in self.predictions.items():
+            predictions.add_metric([scenario, correct], count)
+        yield predictions
+        yield from self._gauge_families()
+
+    def _info_families(self) -> Iterator[Any]:
+        info = self.info
+        run = GaugeMetricFamily(
+            "loadbench_run_info", "The run", labels=["run_id", "scenario", "target", "version"]
+        )
+        run.add_metric([info.run_id, info.scenario, info.target, info.version], 1)
+        yield run
+        start = self.gauges.start_unix_s()
+        if start is not None:
+            yield GaugeMetricFamily(
+                "loadbench_run_start_time_seconds", "When the load began (Unix time)", value=start
+            )
+
+    def _gauge_families(self) -> Iterator[Any]:
+        for metric, what, read in (
+            ("loadbench_users", "Users (an open loop's senders) running", self.gauges.users),
+            ("loadbench_in_flight", "Requests sent and not answered yet", self.gauges.in_flight),
+        ):
+            value = read()
+            if value is not None:
+                yield GaugeMetricFamily(metric, what, value=value)
+        schedule = self.gauges.schedule()
+        if schedule is None:
+            return
+        due, sent, dropped = schedule
+        yield CounterMetricFamily("loadbench_schedule_due", "Open loop: send times reached", value=due)
+        yield CounterMetricFamily(
+            "loadbench_schedule_dropped", "Open loop: send times never queued", value=dropped
+        )
+        yield GaugeMetricFamily(
+            "loadbench_schedule_backlog",
+            "Open loop: send times waiting for a free sender",
+            value=max(due - sent - dropped, 0),
+        )
+        yield _histograms(
+            "loadbench_schedule_lag_seconds",
+            "Open loop: from a request's due time to its send",
+            [],
+            [([], self.schedule_lag)],
+        )
+
+
+def _histograms(
+    metric: str, what: str, labels: list[str], series: Iterable[tuple[list[str], Histogram]]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(metric, what, labels=labels)
+    for values, hist in series:
+        family.add_metric(values, hist.cumulative(), hist.total)
+    return family

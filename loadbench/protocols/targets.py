@@ -1,0 +1,68 @@
+"""The first contact with a target, in the protocol its URL names: HTTP (`loadbench.protocols.probe`)
+or, for ``grpc://`` and ``grpcs://``, gRPC (`loadbench.protocols.v2grpc.discovery`).
+
+`check_reachable` and `probe_target` take the same arguments as the HTTP probe's and add:
+
+- a ``grpc://`` target is reached with ``ServerLive`` and probed as the Open Inference Protocol's
+  gRPC service (scenario ``kserve_v2_grpc``);
+- an ``http://`` target whose port answers no HTTP/1.1 (a gRPC server answers with HTTP/2
+  frames, which the HTTP client reports as a broken answer) is asked ``ServerLive``; when a gRPC
+  server answers, the error says so and names the ``grpc://`` target to give.
+"""
+
+from __future__ import annotations
+
+from loadbench.errors import TargetError
+from loadbench.protocols import probe
+from loadbench.protocols.probe import PROBE_TIMEOUT_S, ProbeResult
+from loadbench.redact import redact_url
+from loadbench.values import is_grpc_url
+
+# The gRPC side is imported only for the targets that need it: grpcio is a large import that
+# HTTP runs do without.
+
+
+def check_reachable(
+    base_url: str,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = PROBE_TIMEOUT_S,
+    verify: bool = True,
+    http2: bool = False,
+) -> int | str:
+    """HTTP: any answer to ``GET /`` (its status). gRPC: any answer to ``ServerLive`` (what it said)."""
+    if is_grpc_url(base_url):
+        from loadbench.protocols.v2grpc.discovery import check_grpc_reachable
+
+        return check_grpc_reachable(base_url, headers, verify, timeout_s)
+    try:
+        return probe.check_reachable(base_url, headers, timeout_s, verify, http2)
+    except TargetError as exc:
+        if http2 or not base_url.lower().startswith("http://") or "is unreachable" not in str(exc):
+            raise
+        from loadbench.protocols.v2grpc.discovery import answers_grpc
+
+        grpc_url = answers_grpc(base_url)
+        if grpc_url is None:
+            raise
+        raise TargetError(
+            f"target {redact_url(base_url)} answers in gRPC, not HTTP/1.1 (ServerLive answered there): "
+            f"use --target {grpc_url} (the Open Inference Protocol over gRPC, scenario kserve_v2_grpc)"
+        ) from None
+
+
+def probe_target(
+    base_url: str,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = PROBE_TIMEOUT_S,
+    verify: bool = True,
+    model: str | None = None,
+    http2: bool = False,
+) -> ProbeResult:
+    """The scenario the target seems to want (`loadbench.protocols.probe.probe_target`'s rules, and
+    ``kserve_v2_grpc`` for a gRPC target whose Open Inference Protocol service answers)."""
+    if is_grpc_url(base_url):
+        from loadbench.protocols.v2grpc.discovery import probe_grpc
+
+        scenario, reason = probe_grpc(base_url, headers, verify)
+        return ProbeResult(scenario, reason, model)
+    return probe.probe_target(base_url, headers, timeout_s, verify, model, http2)

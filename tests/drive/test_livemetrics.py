@@ -1,0 +1,166 @@
+"""The live Prometheus figures (`loadbench.drive.livemetrics`), fed with ``requests.csv`` lines and
+read back through prometheus_client's own exposition and parser (no Locust here)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadbench.drive.livemetrics import (
+    BOUNDS,
+    HIGHEST_S,
+    LOWEST_S,
+    MAX_NAMES,
+    OTHER,
+    Gauges,
+    Histogram,
+    LiveMetrics,
+    RunInfo,
+    histogram_quantile,
+)
+from loadbench.record.records import RequestRecord, format_record
+
+
+def quantile_of(hist: Histogram, q: float) -> float:
+    return histogram_quantile(q, BOUNDS, [count for _, count in hist.cumulative()])
+
+
+def samples(metrics: LiveMetrics, only: str = "") -> list[tuple[str, dict[str, str], float]]:
+    """The exposition's samples, parsed back; ``only``: just the families of that name prefix
+    (prometheus_client's parser is slow on some 28,000 bucket lines)."""
+    text = generate_latest(metrics.registry()).decode()
+    if only:
+        text = "".join(
+            ln + "\n"
+            for ln in text.splitlines()
+            if ln.split(" ", 3)[-2 if ln.startswith("#") else 0].startswith(only)
+        )
+    return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def line(name: str = "/v2/models/m/infer", latency_ms: float = 5.0, ok: bool = True, **kw: object) -> str:
+    record = RequestRecord(
+        start_unix_s=kw.pop("start", 1000.0),  # type: ignore[arg-type]
+        latency_ms=latency_ms,
+        name=name,
+        method="POST",
+        status=kw.pop("status", 200 if ok else 0),  # type: ignore[arg-type]
+        response_bytes=10,
+        ok=ok,
+        **kw,  # type: ignore[arg-type]
+    )
+    return format_record(record)
+
+
+def test_buckets_are_never_more_than_five_percent_apart_from_100us_to_60s() -> None:
+    bounds = np.array(BOUNDS)
+    assert bounds[0] <= LOWEST_S and bounds[-1] >= HIGHEST_S
+    assert np.all(np.diff(bounds) > 0)
+    assert (bounds[1:] / bounds[:-1]).max() <= 1.05
+
+
+DISTRIBUTIONS = {
+    "lognormal around 5 ms": lambda rng: rng.lognormal(math.log(0.005), 0.6, 50_000),
+    "exponential, mean 200 ms": lambda rng: 0.001 + rng.exponential(0.2, 50_000),
+    "log-uniform 100 us .. 60 s": lambda rng: np.exp(rng.uniform(math.log(1e-4), math.log(60), 50_000)),
+    "bimodal: cache hits and misses": lambda rng: np.concatenate(
+        [rng.normal(0.0008, 0.0001, 30_000).clip(1e-4), rng.normal(2.5, 0.4, 20_000).clip(0.1)]
+    ),
+    "gamma, LLM-like seconds": lambda rng: rng.gamma(2.0, 4.0, 50_000).clip(1e-4, 60),
+    "constant 1.234 ms": lambda rng: np.full(1000, 0.001234),
+}
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS)
+def test_histogram_quantile_lands_within_five_percent_of_the_exact_percentile(dist: str) -> None:
+    values = DISTRIBUTIONS[dist](np.random.default_rng(7))
+    hist = Histogram()
+    for v in values:
+        hist.observe(float(v))
+    assert hist.cumulative()[-1][1] == len(values)
+    for q in (0.5, 0.9, 0.95, 0.99, 0.999):
+        exact = float(np.percentile(values, q * 100))
+        estimate = quantile_of(hist, q)
+        assert abs(estimate - exact) / exact <= 0.05, (dist, q, estimate, exact)
+
+
+def test_requests_are_counted_by_name_outcome_and_status() -> None:
+    metrics = LiveMetrics(RunInfo(run_id="r1", scenario="kserve_v2", target="http://h:1", version="0.1.0"))
+    metrics.feed(line(latency_ms=2.0) + line(latency_ms=4.0))
+    metrics.feed(line(ok=False, status=503, error="HTTPError: 503 Server Error"))
+    metrics.feed(line(ok=False, error="ConnectionRefusedError: [Errno 111] Connection refused"))
+    metrics.feed("1000.5,3.0,/partial")  # a partial last line: skipped
+    got = {
+        (s[1]["outcome"], s[1]["status"]): s[2]
+        for s in samples(metrics)
+        if s[0] == "loadbench_requests_total"
+    }
+    assert got == {("ok", "200"): 2, ("HTTP 503", "503"): 1, ("connection refused", "0"): 1}
+    count = {s[1]["ok"]: s[2] for s in samples(metrics) if s[0] == "loadbench_request_duration_seconds_count"}
+    assert count == {"true": 2, "false": 2}
+    total = [
+        s[2]
+        for s in samples(metrics)
+        if s[0] == "loadbench_request_duration_seconds_sum" and s[1]["ok"] == "true"
+    ]
+    assert total == [pytest.approx(0.006)]
+
+
+def test_llm_tokens_timings_and_predictions_come_from_the_record_fields() -> None:
+    metrics = LiveMetrics(RunInfo(scenario="openai_chat"))
+    extras = {"ttft_ms": 120.0, "itl_ms": [10.0, 12.0, 11.0], "input_tokens": 30, "output_tokens": 4}
+    metrics.feed(line("chat", 160.0, extras=extras) + line("chat", 150.0, extras=extras))
+    metrics.feed(line("digit", extras={"expected": "7", "predicted": "7"}))
+    metrics.feed(line("digit", extras={"expected": "7", "predicted": "1"}))
+    metrics.feed(line("digit", ok=False, status=500, error="HTTPError: 500", extras={"expected": "3"}))
+    got = {(s[0], tuple(sorted(s[1].items()))): s[2] for s in samples(metrics)}
+    assert got[("loadbench_input_tokens_total", (("name", "chat"), ("scenario", "openai_chat")))] == 60
+    assert got[("loadbench_output_tokens_total", (("name", "chat"), ("scenario", "openai_chat")))] == 8
+    assert got[("loadbench_ttft_seconds_count", (("name", "chat"), ("scenario", "openai_chat")))] == 2
+    assert got[("loadbench_itl_seconds_count", (("name", "chat"), ("scenario", "openai_chat")))] == 6
+    assert got[("loadbench_predictions_total", (("correct", "true"), ("scenario", "openai_chat")))] == 1
+    assert got[("loadbench_predictions_total", (("correct", "false"), ("scenario", "openai_chat")))] == 2
+
+
+def test_label_values_are_escaped_scrubbed_and_bounded() -> None:
+    hostile = 'he said "hi" \\ <script>alert(1)</script>'
+    info = RunInfo(run_id="r\n1", scenario='sc"en', target="http://h:1/?key=s3cret", version="0.1.0")
+    metrics = LiveMetrics(info, secrets=["s3cret"])
+    metrics.feed(line(hostile) + line("/v1?token=s3cret"))
+    for i in range(MAX_NAMES + 50):
+        metrics.feed(line(f"/item/{i}"))
+    text = generate_latest(metrics.registry()).decode()
+    assert "s3cret" not in text
+    assert 'run_id="r\\n1"' in text and 'scenario="sc\\"en"' in text  # the exposition's escapes
+    parsed = samples(metrics, only="loadbench_r")  # loadbench_run_info, loadbench_requests_total
+    info_labels = next(s[1] for s in parsed if s[0] == "loadbench_run_info")
+    assert info_labels["run_id"] == "r\n1" and info_labels["scenario"] == 'sc"en'
+    names = {s[1]["name"]: s[2] for s in parsed if s[0] == "loadbench_requests_total"}
+    assert names[hostile] == 1  # read back exactly as sent
+    assert len(names) == MAX_NAMES + 1
+    assert names[OTHER] == 52  # two of the first 100 were the hostile and the secret one
+    assert sum(names.values()) == MAX_NAMES + 52
+
+
+def test_gauges_and_the_open_loop_schedule_are_read_at_scrape_time() -> None:
+    state = {"users": 3.0}
+    gauges = Gauges(
+        users=lambda: state["users"],
+        in_flight=lambda: 2.0,
+        start_unix_s=lambda: 1234.5,
+        schedule=lambda: (10, 7, 1),
+    )
+    metrics = LiveMetrics(RunInfo(), gauges=gauges)
+    metrics.feed(line(start=1000.25, intended_unix_s=1000.0))
+    state["users"] = 5.0
+    got = {s[0]: s[2] for s in samples(metrics) if not s[1] or s[0] == "loadbench_schedule_lag_seconds_sum"}
+    assert got["loadbench_users"] == 5.0
+    assert got["loadbench_in_flight"] == 2.0
+    assert got["loadbench_run_start_time_seconds"] == 1234.5
+    assert got["loadbench_schedule_due_total"] == 10
+    assert got["loadbench_schedule_backlog"] == 2
+    assert got["loadbench_schedule_lag_seconds_sum"] == pytest.approx(0.25)

@@ -1,0 +1,114 @@
+"""The Open Inference Protocol over gRPC against a real MLServer (`server_mlserver`, its gRPC port):
+discovery through RepositoryIndex, the same labelled rows as over HTTP with no error and the same
+answers (hence the same accuracy), and the server's own words when it refuses. One MLServer for
+the module; load runs in ``python -m loadbench`` child processes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import read_json, run_cli
+from server_mlserver import (
+    RUN,
+    Labelled,
+    MLServer,
+    assert_offline_accuracy,
+    failed_with_servers_words,
+    one_line_error,
+    one_row_per_label,
+    start_mlserver,
+    v2_body,
+    write_jsonl,
+)
+
+from loadbench.record.records import read_requests
+
+pytestmark = [pytest.mark.real, pytest.mark.e2e]
+INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
+    with start_mlserver(tmp_path_factory.mktemp("mlserver-grpc")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def labelled(server: MLServer) -> Labelled:
+    return one_row_per_label(server.predictions)
+
+
+def loadbench(target: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("run", "--target", target, "--out", str(out), *RUN, *args)
+
+
+def answers(out: Path) -> dict[str, str]:
+    """Each label's row's answer in a run (every row answered the same way each time it was sent)."""
+    requests = read_requests(out / "requests.csv")
+    pairs = set(zip(requests["expected"].astype(str), requests["predicted"].astype(str), strict=True))
+    found = dict(pairs)
+    assert len(found) == len(pairs), f"a row got two answers: {sorted(pairs)}"
+    return found
+
+
+def test_grpc_gets_the_http_runs_answers_and_accuracy_on_the_same_rows(
+    server: MLServer, labelled: Labelled, tmp_path: Path
+) -> None:
+    data = write_jsonl(tmp_path / "digits-v2.jsonl", labelled.v2_bodies())
+    http = loadbench(server.url, tmp_path / "http", "--scenario", "kserve_v2", "--data", str(data))
+    assert http.returncode == 0, http.stderr[-3000:]
+    grpc = loadbench(f"grpc://{server.grpc_target}", tmp_path / "grpc", "--data", str(data))  # probed
+    assert grpc.returncode == 0, grpc.stderr[-3000:]
+    assert "chosen by probing the target: a grpc:// target: ServerLive answered live=true" in grpc.stderr
+    assert "kserve_v2_grpc: model digits from RepositoryIndex (1 READY of 1 listed)" in grpc.stderr
+    # Zero errors, every answer the model's offline answer for its row, the accuracy those make.
+    assert_offline_accuracy(tmp_path / "grpc", labelled, INFER)
+    assert_offline_accuracy(tmp_path / "http", labelled, "/v2/models/digits/infer")
+    # Every row sent over both transports, answered alike: the same accuracy on the same rows.
+    assert answers(tmp_path / "grpc") == answers(tmp_path / "http") == labelled.offline
+    accuracy = {
+        transport: read_json(tmp_path / transport / "summary.json")["quality"]["accuracy"]
+        for transport in ("http", "grpc")
+    }
+    per_row = sum(labelled.offline[str(y)] == str(y) for y in labelled.labels) / len(labelled.labels)
+    assert 0 < per_row < 1
+    for value in accuracy.values():  # each run sends the rows round-robin: at most one lap apart
+        assert value == pytest.approx(per_row, abs=1 / len(labelled.labels))
+
+
+def test_metadata_without_inputs_stops_the_zero_config_start(server: MLServer, tmp_path: Path) -> None:
+    result = loadbench(f"grpc://{server.grpc_target}", tmp_path / "run")
+    line = one_line_error(result.stderr)
+    assert result.returncode == 2
+    assert "the metadata of model digits (ModelMetadata) lists no inputs" in line
+    assert "--payload" in line and "--data FILE.jsonl" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_model_is_refused_with_the_servers_words(server: MLServer, tmp_path: Path) -> None:
+    result = loadbench(f"grpc://{server.grpc_target}", tmp_path / "run", "--model", "nosuch")
+    line = one_line_error(result.stderr)
+    assert result.returncode == 2
+    assert f"model nosuch: grpc://{server.grpc_target} answered ModelMetadata with " in line
+    assert "nosuch" in line.split("ModelMetadata with", 1)[1] and "pass --model NAME" in line
+
+
+@pytest.mark.parametrize("preflight", ["default", "--no-preflight"])
+def test_wrong_feature_count_shows_the_servers_words(
+    server: MLServer, labelled: Labelled, tmp_path: Path, preflight: str
+) -> None:
+    data = write_jsonl(tmp_path / "short.jsonl", [v2_body(row[:10]) for row in labelled.rows])
+    extra = [preflight] if preflight != "default" else []
+    result = loadbench(f"grpc://{server.grpc_target}", tmp_path / "run", "--data", str(data), *extra)
+    words = "X has 10 features, but StandardScaler is expecting 64 features as input."
+    how = failed_with_servers_words(result.returncode, result.stderr, tmp_path / "run", words)
+    if preflight == "--no-preflight":
+        assert how == "every request failed"
+        requests = read_requests(tmp_path / "run" / "requests.csv")
+        assert (requests["status"] == 200).all()  # MLServer answered, with a gRPC error status
+        assert requests["server_message"].astype(str).str.contains(words, regex=False).all()
+        assert not requests["error"].str.startswith("UNAVAILABLE").any()
