@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from loadbench.protocols.bodies import flatten_nested
+
 N_FEATURES = 64
 MODEL_NAME = "digits"
 MODEL_VERSION = "1"
@@ -178,17 +180,7 @@ def _flatten(data: Any) -> list[Any]:
     """Flatten a v2 ``data`` field, which clients send either flat or nested row-major."""
     if not isinstance(data, list):
         raise BadRequest('v2 input "data" must be a list')
-    flat: list[Any] = []
-    stack: list[Any] = [iter(data)]
-    while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
-            flat.append(item)
-        else:
-            stack.pop()
-    return flat
+    return flatten_nested(data)
 
 
 def v2_rows(body: Any) -> np.ndarray:

@@ -252,3 +252,19 @@ def torchserve_settings(description: Any) -> str | None:
         f"max {entry.get('maxWorkers', '?')}), batchSize {entry.get('batchSize', '?')}, "
         f"maxBatchDelay {entry.get('maxBatchDelay', '?')} ms"
     )
+
+
+def flatten_nested(data: list[Any]) -> list[Any]:
+    """A v2 ``data`` list, flat or nested row-major, as one flat list (iteratively: a hostile
+    body nested thousands deep must not exhaust the recursion limit)."""
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loadbench.protocols.bodies import v2_inputs
+from loadbench.protocols.bodies import flatten_nested, v2_inputs
 from loadbench.protocols.v2grpc import grpc_predict_v2_pb2 as pb
 
 # Each datatype's field of InferTensorContents; FP16 and BF16 have none (raw only).
@@ -73,17 +73,7 @@ def flatten(data: Any) -> list[Any]:
     """A v2 ``data`` field, flat or nested row-major, as one flat list."""
     if not isinstance(data, list):
         raise TensorError('"data" must be a list')
-    flat: list[Any] = []
-    stack = [iter(data)]
-    while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
-            flat.append(item)
-        else:
-            stack.pop()
-    return flat
+    return flatten_nested(data)
 
 
 def _numbers(datatype: str, values: list[Any]) -> npt.NDArray[Any]:
