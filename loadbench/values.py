@@ -7,6 +7,7 @@ Consumes command-line strings; produces validated values or raises `UsageError` 
 
 from __future__ import annotations
 
+import argparse
 import re
 from urllib.parse import urlsplit
 
@@ -70,6 +71,22 @@ def parse_redirects(text: str) -> int:
     if not 0 <= value <= 100:
         raise UsageError(f"bad number of redirects {text!r}: use 0 to 100")
     return value
+
+
+def redirect_bound(text: str) -> int:
+    """`parse_redirects` as an argparse ``type`` (``loadbench run`` and plain ``locust -f``)."""
+    try:
+        return parse_redirects(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad ")) from None
+
+
+def body_size(text: str) -> int:
+    """`parse_size` as an argparse ``type`` (``loadbench run`` and plain ``locust -f``)."""
+    try:
+        return parse_size(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad size ")) from None
 
 
 def format_size(size: int) -> str:

@@ -16,10 +16,10 @@ from loadbench.errors import UsageError
 from loadbench.values import (
     DEFAULT_FOLLOW_REDIRECTS,
     DEFAULT_MAX_BODY_BYTES,
+    body_size,
     format_size,
     parse_duration,
-    parse_redirects,
-    parse_size,
+    redirect_bound,
 )
 
 EXIT_GATE_FAILED = 1
@@ -285,20 +285,6 @@ def add_llm_options(group: Group) -> None:
         help="a reading or speaking pace: report the share of streams that kept ahead of a reader "
         "taking R tokens/s from the first token (summary llm_realtime)",
     )
-
-
-def redirect_bound(text: str) -> int:
-    try:
-        return parse_redirects(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad ")) from None
-
-
-def body_size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad size ")) from None
 
 
 # `run`, `ui` and `worker`: what becomes of redirects and large bodies (docs/metrics.md "Redirects",

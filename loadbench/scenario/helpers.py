@@ -43,10 +43,10 @@ from loadbench.scenario.session import BODY_OVER_LIMIT, DeadlineSession, discard
 from loadbench.values import (
     DEFAULT_FOLLOW_REDIRECTS,
     DEFAULT_MAX_BODY_BYTES,
+    body_size,
     format_size,
     parse_header,
-    parse_redirects,
-    parse_size,
+    redirect_bound,
 )
 
 Body = Any
@@ -96,7 +96,7 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
     # here (drive.locustfiles.apply_transport_settings); plain `locust -f` reads them here.
     group.add_argument(
         "--follow-redirects",
-        type=_redirect_bound,
+        type=redirect_bound,
         nargs="?",
         const=DEFAULT_FOLLOW_REDIRECTS,
         default=0,
@@ -106,26 +106,12 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
     )
     group.add_argument(
         "--max-body",
-        type=_body_size,
+        type=body_size,
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="BYTES",
         help=f"keep at most BYTES of a response body (default {format_size(DEFAULT_MAX_BODY_BYTES)}); "
         "a larger one is read, counted and dropped",
     )
-
-
-def _redirect_bound(text: str) -> int:
-    try:
-        return parse_redirects(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad ")) from None
-
-
-def _body_size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("bad size ")) from None
 
 
 def tls_verify(options: argparse.Namespace | None) -> bool:
