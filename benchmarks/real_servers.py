@@ -1,22 +1,34 @@
 """loadbench against ``hey`` on real model servers: median latency and throughput at the same
 concurrency, the same request, the same server.
 
-    python benchmarks/real_servers.py [--servers mlserver,kserve] [--concurrency 4]
-        [--duration 10] [--warmup 2] [--repeats 3]
+    python benchmarks/real_servers.py [--servers mlserver,kserve,torchserve,triton,llamacpp]
+        [--concurrency 4] [--duration 10] [--warmup 2] [--repeats 3]
 
-Each server is the one of the conformance tests (``tests/real/server_mlserver.py``,
-``tests/real/server_kserve.py``: the digits classifier, its venv built on first use), started
-once. The request is one Open Inference Protocol infer body (the first held-out digit, FP64
-``[1, 64]``) POSTed to ``/v2/models/digits/infer``, by both tools, with ``--concurrency``
-connections each sending back to back. Per repetition, one after the other (the CPU is shared:
-nothing else of ours runs at once), hey first:
+Each server is the one of the conformance tests (``tests/real/server_*.py``: its venv built on
+first use, ``make real-venvs``), started once. Both tools send one and the same request, with
+``--concurrency`` connections each sending back to back:
+
+- MLServer and KServe (the digits classifier): the Open Inference Protocol infer body of the
+  first held-out digit, FP64 ``[1, 64]``, to ``/v2/models/digits/infer``; loadbench's
+  ``kserve_v2`` scenario with that ``--payload``;
+- Triton (PyTriton, the digits TorchScript model): the same row as FP32 ``[1, 64]``;
+  ``kserve_v2 --model digits --payload``;
+- TorchServe (the same model, one worker, batchSize 4): ``{"inputs": [row]}`` to
+  ``/predictions/digits``; ``torchserve --model digits --payload``;
+- llama.cpp (llama-cpp-python, the 0.9 MB GGUF of the tests, requests queued, not interrupted):
+  a non-streamed ``/v1/completions`` of 16 tokens at temperature 0, at concurrency 1 whatever
+  ``--concurrency`` says (the server generates one answer at a time: more connections only
+  queue); ``openai_completions --no-stream --max-tokens 16 --temperature 0``.
+
+Per repetition, one after the other (the CPU is shared: nothing else of ours runs at once), hey
+first:
 
 - ``hey -z Ds -c C -m POST -T application/json -D BODY -o csv URL``: one line per request;
   those that started in the first ``--warmup`` seconds are dropped; p50 of the others'
   ``response-time`` (hey writes it to 0.1 ms), throughput = their count / (duration - warmup);
-- ``loadbench run --scenario kserve_v2 --payload BODY -u C -d Ds --warmup Ws --quiet
-  --no-sampler``: ``summary.json``'s ``latency_ms.p50`` and ``throughput_rps`` (no sampler: the
-  request path alone is compared; the sampler's cost is docs/benchmarks.md's own benchmark).
+- ``loadbench run --scenario S ... -u C -d Ds --warmup Ws --quiet --no-sampler``:
+  ``summary.json``'s ``latency_ms.p50`` and ``throughput_rps`` (no sampler: the request path
+  alone is compared; the sampler's cost is docs/benchmarks.md's own benchmark).
 
 Every answer must be a 200, or the step fails. Prints a Markdown table: the median over the
 repetitions of each figure, loadbench minus hey (p50) and loadbench over hey (throughput), and
@@ -38,8 +50,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,16 +61,91 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests" / "real"), str(REPO / "tests")]
 
 import pytest  # noqa: E402 - the server modules fail and skip through pytest's exceptions
+from helpers import DIGITS  # noqa: E402
 from server_kserve import start_kserve  # noqa: E402
+from server_llamacpp import start_llamacpp  # noqa: E402
 from server_mlserver import digits_rows, start_mlserver, v2_body  # noqa: E402
+from server_torchserve import torchserve  # noqa: E402
+from server_triton import triton  # noqa: E402
+
+from loadbench.protocols.workloads import DEFAULT_PROMPT  # noqa: E402
 
 P50_GOAL_MS = 0.5
 THROUGHPUT_GOAL = 0.9
-PATH = "/v2/models/digits/infer"
-STARTERS: dict[str, Callable[[Path], AbstractContextManager[Any]]] = {
-    "mlserver": start_mlserver,
-    "kserve": start_kserve,
-}
+LLM_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The one request both tools send to a started server, and loadbench's scenario options."""
+
+    url: str  # the server's base URL
+    path: str  # what hey POSTs to
+    body: dict[str, Any]
+    scenario: tuple[str, ...]  # loadbench's --scenario and its options, without the body
+    payload: bool = True  # loadbench gets the body as --payload (an LLM scenario builds its own)
+    concurrency: int | None = None  # the server's own limit, overriding --concurrency
+
+
+def v2_plan(url: str, *, datatype: str = "FP64", name: str = "input-0", model: bool = False) -> Plan:
+    body = v2_body(digits_rows()[0][0], name)
+    body["inputs"][0]["datatype"] = datatype
+    scenario = ("--scenario", "kserve_v2", *(("--model", "digits") if model else ()))
+    return Plan(url, "/v2/models/digits/infer", body, scenario)
+
+
+def first_model(url: str) -> str:
+    with urllib.request.urlopen(url + "/v1/models", timeout=10) as response:
+        return str(json.loads(response.read())["data"][0]["id"])
+
+
+def llamacpp_plan(server: Any) -> Plan:
+    model = first_model(server.url)
+    body = {
+        "model": model,
+        "temperature": 0.0,
+        "prompt": DEFAULT_PROMPT,
+        "max_tokens": LLM_TOKENS,
+        "stream": False,
+    }
+    scenario = (
+        "--scenario", "openai_completions", "--model", model, "--no-stream",
+        "--max-tokens", str(LLM_TOKENS), "--temperature", "0",
+    )  # fmt: skip
+    return Plan(server.url, "/v1/completions", body, scenario, payload=False, concurrency=1)
+
+
+@contextmanager
+def started(name: str, work: Path) -> Iterator[Plan]:
+    """Start one server of the matrix; yield what both tools send to it."""
+    starters: dict[str, Callable[[], AbstractContextManager[Any]]] = {
+        "mlserver": lambda: start_mlserver(work),
+        "kserve": lambda: start_kserve(work),
+        "torchserve": lambda: torchserve(work, DIGITS),
+        "triton": lambda: triton(work, DIGITS),
+        "llamacpp": lambda: start_llamacpp(work),
+    }
+    with starters[name]() as server:
+        if name in ("mlserver", "kserve"):
+            yield v2_plan(server.url)
+        elif name == "triton":
+            row = server.offline["rows"][0]["inputs"]
+            plan = v2_plan(server.url, datatype="FP32", name="inputs", model=True)
+            plan.body["inputs"][0]["data"] = row
+            yield plan
+        elif name == "torchserve":
+            body = {"inputs": [server.offline["rows"][0]["inputs"]]}
+            yield Plan(
+                server.inference,
+                "/predictions/digits",
+                body,
+                ("--scenario", "torchserve", "--model", "digits"),
+            )
+        else:
+            yield llamacpp_plan(server)
+
+
+SERVERS = ("mlserver", "kserve", "torchserve", "triton", "llamacpp")
 
 
 class StepFailed(Exception):
@@ -78,11 +166,11 @@ class Figures:
         self.requests.append(requests)
 
 
-def run_hey(url: str, body: Path, args: argparse.Namespace) -> tuple[float, float, int]:
+def run_hey(plan: Plan, body: Path, concurrency: int, args: argparse.Namespace) -> tuple[float, float, int]:
     """(p50 ms, requests/s, requests) of one hey run, the first ``--warmup`` seconds dropped."""
     command = [
-        "hey", "-z", f"{args.duration}s", "-c", str(args.concurrency), "-m", "POST",
-        "-T", "application/json", "-D", str(body), "-o", "csv", url + PATH,
+        "hey", "-z", f"{args.duration}s", "-c", str(concurrency), "-m", "POST",
+        "-T", "application/json", "-D", str(body), "-o", "csv", plan.url + plan.path,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 60, check=False)
     if done.returncode != 0:
@@ -97,12 +185,15 @@ def run_hey(url: str, body: Path, args: argparse.Namespace) -> tuple[float, floa
     return statistics.median(kept), len(kept) / (args.duration - args.warmup), len(kept)
 
 
-def run_loadbench(url: str, body: Path, out: Path, args: argparse.Namespace) -> tuple[float, float, int]:
+def run_loadbench(
+    plan: Plan, out: Path, concurrency: int, args: argparse.Namespace
+) -> tuple[float, float, int]:
     """(p50 ms, requests/s, requests) from one ``loadbench run``'s summary.json."""
+    payload = ("--payload", json.dumps(plan.body)) if plan.payload else ()
     command = [
-        sys.executable, "-m", "loadbench", "run", "--target", url, "--scenario", "kserve_v2",
-        "--payload", body.read_text(encoding="utf-8"), "-u", str(args.concurrency),
-        "-d", f"{args.duration}s", "--warmup", f"{args.warmup}s", "--quiet", "--no-sampler", "--out", str(out),
+        sys.executable, "-m", "loadbench", "run", "--target", plan.url, *plan.scenario, *payload,
+        "-u", str(concurrency), "-d", f"{args.duration}s", "--warmup", f"{args.warmup}s",
+        "--quiet", "--no-sampler", "--out", str(out),
     ]  # fmt: skip
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=args.duration + 120, cwd=REPO, check=False
@@ -119,22 +210,23 @@ def run_loadbench(url: str, body: Path, out: Path, args: argparse.Namespace) -> 
     )
 
 
-def bench_server(name: str, work: Path, args: argparse.Namespace) -> Iterator[tuple[str, str, Figures]]:
+def bench_server(name: str, work: Path, args: argparse.Namespace) -> Iterator[tuple[str, int, str, Figures]]:
     """Start the server once; alternate hey and loadbench ``--repeats`` times."""
-    body = work / "body.json"
-    body.write_text(json.dumps(v2_body(digits_rows()[0][0])), encoding="utf-8")
+    body = work / f"{name}-body.json"
     hey, ours = Figures(), Figures()
-    with STARTERS[name](work / name) as server:
+    with started(name, work / name) as plan:
+        body.write_text(json.dumps(plan.body), encoding="utf-8")
+        concurrency = plan.concurrency or args.concurrency
         for repeat in range(args.repeats):
-            hey.add(*run_hey(server.url, body, args))
-            ours.add(*run_loadbench(server.url, body, work / f"{name}-run{repeat}", args))
+            hey.add(*run_hey(plan, body, concurrency, args))
+            ours.add(*run_loadbench(plan, work / f"{name}-run{repeat}", concurrency, args))
             print(
                 f"{name} repeat {repeat + 1}: hey p50 {hey.p50_ms[-1]:.2f} ms {hey.rps[-1]:.0f}/s; "
                 f"loadbench p50 {ours.p50_ms[-1]:.2f} ms {ours.rps[-1]:.0f}/s",
                 file=sys.stderr,
             )
-    yield name, "hey", hey
-    yield name, "loadbench", ours
+    yield name, concurrency, "hey", hey
+    yield name, concurrency, "loadbench", ours
 
 
 def p50_verdict(delta_ms: float) -> str:
@@ -145,17 +237,17 @@ def p50_verdict(delta_ms: float) -> str:
     return f"misses +{P50_GOAL_MS} ms" if delta_ms > 0 else "below hey's: the server answered hey slower"
 
 
-def table(results: list[tuple[str, str, Figures]], args: argparse.Namespace) -> str:
+def table(results: list[tuple[str, int, str, Figures]], args: argparse.Namespace) -> str:
     """The Markdown table: medians per server and tool, then loadbench against hey."""
     lines = [
-        f"| server | tool | p50 ms (median of {args.repeats}) | throughput req/s | requests per run "
-        f"| loadbench − hey p50 | loadbench / hey throughput |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        f"| server | connections | tool | p50 ms (median of {args.repeats}) | throughput req/s "
+        f"| requests per run | loadbench − hey p50 | loadbench / hey throughput |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
-    by_server: dict[str, dict[str, Figures]] = {}
-    for server, tool, figures in results:
-        by_server.setdefault(server, {})[tool] = figures
-    for server, tools in by_server.items():
+    by_server: dict[tuple[str, int], dict[str, Figures]] = {}
+    for server, concurrency, tool, figures in results:
+        by_server.setdefault((server, concurrency), {})[tool] = figures
+    for (server, concurrency), tools in by_server.items():
         hey_p50, hey_rps = statistics.median(tools["hey"].p50_ms), statistics.median(tools["hey"].rps)
         for tool, figures in tools.items():
             p50, rps = statistics.median(figures.p50_ms), statistics.median(figures.rps)
@@ -165,22 +257,26 @@ def table(results: list[tuple[str, str, Figures]], args: argparse.Namespace) -> 
                 delta = f"{dp50:+.2f} ms ({p50_verdict(dp50)})"
                 ratio = f"{r:.2f}× ({'meets' if r >= THROUGHPUT_GOAL else 'misses'} ≥ {THROUGHPUT_GOAL}×)"
             requests = int(statistics.median(figures.requests))
-            lines.append(f"| {server} | {tool} | {p50:.2f} | {rps:.0f} | {requests:,} | {delta} | {ratio} |")
+            lines.append(
+                f"| {server} | {concurrency} | {tool} | {p50:.2f} | {rps:.0f} | {requests:,} | {delta} | {ratio} |"
+            )
     return "\n".join(lines)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--servers", default="mlserver,kserve", help="comma-separated: mlserver, kserve")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help=f"comma-separated, of: {', '.join(SERVERS)}"
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--duration", type=int, default=10, help="seconds per run, warmup included")
     parser.add_argument("--warmup", type=int, default=2, help="seconds dropped at the start of each run")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    unknown = [s for s in args.servers if s not in STARTERS]
+    unknown = [s for s in args.servers if s not in SERVERS]
     if unknown:
-        parser.error(f"unknown server {unknown[0]!r}; known: {', '.join(STARTERS)}")
+        parser.error(f"unknown server {unknown[0]!r}; known: {', '.join(SERVERS)}")
     if args.concurrency < 1 or args.repeats < 1 or not 0 <= args.warmup < args.duration:
         parser.error("--concurrency and --repeats must be 1 or more, and 0 <= --warmup < --duration")
     return args
@@ -191,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("hey") is None:
         print("real_servers.py: the hey command is not installed (apt-get install hey)", file=sys.stderr)
         return 2
-    results: list[tuple[str, str, Figures]] = []
+    results: list[tuple[str, int, str, Figures]] = []
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="loadbench-real-bench-") as tmp:
         for name in args.servers:
@@ -204,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     # The figures are only as good as the machine was quiet: say how busy it was.
     print(
         f"\n{os.cpu_count()} cores, 1-minute load average {load_before:.2f} before and "
-        f"{os.getloadavg()[0]:.2f} after; concurrency {args.concurrency}, {args.duration} s runs "
+        f"{os.getloadavg()[0]:.2f} after; {args.duration} s runs "
         f"({args.warmup} s dropped), {args.repeats} repetitions alternating hey and loadbench"
     )
     return 0

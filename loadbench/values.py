@@ -134,6 +134,18 @@ def check_target(url: str) -> str:
 
 # Open Inference Protocol over gRPC: cleartext HTTP/2, and TLS.
 GRPC_SCHEMES = ("grpc", "grpcs")
+_BARE = re.compile(
+    r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(?P<port>\d{1,5})/?$"
+)
+
+
+def bare_host_port(target: str) -> str | None:
+    """``HOST:PORT`` (or ``[IPv6]:PORT``) given without a scheme, as gRPC users write a server's
+    address: it without a trailing slash; None for anything else (a URL, or no port)."""
+    match = _BARE.match(target)
+    if match is None or not 0 < int(match["port"]) <= 65535:
+        return None
+    return f"{match['host']}:{match['port']}"
 
 
 def is_grpc_url(url: str) -> bool:

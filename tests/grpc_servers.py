@@ -70,6 +70,15 @@ def demo_grpc(
 def demo_grpc_process(latency_ms: float = 0.0, *options: str) -> Iterator[tuple[str, str]]:
     """``loadbench demo --grpc-port 0`` (and ``options``) as a real child process; yields its
     (http://, grpc://) URLs."""
+    with demo_grpc_child(latency_ms, *options) as (_, http, grpc_url):
+        yield http, grpc_url
+
+
+@contextmanager
+def demo_grpc_child(
+    latency_ms: float = 0.0, *options: str
+) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """`demo_grpc_process`, yielding the child process too (for a test that kills it)."""
     command = [sys.executable, "-m", "loadbench", "demo", "--port", "0", "--grpc-port", "0", *options]
     process = subprocess.Popen([*command, "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True)
     try:
@@ -77,7 +86,7 @@ def demo_grpc_process(latency_ms: float = 0.0, *options: str) -> Iterator[tuple[
         line = process.stdout.readline()
         http, grpc_url = re.search(r"http://\S+", line), re.search(r"grpc://[\d.:]+", line)
         assert http and grpc_url, f"demo printed {line!r}"
-        yield http.group(0), grpc_url.group(0)
+        yield process, http.group(0), grpc_url.group(0)
     finally:
         process.terminate()
         process.communicate(timeout=10)

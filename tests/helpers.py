@@ -11,10 +11,12 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -138,6 +140,28 @@ def wait_for_lines(path: Path, lines: int, timeout_s: float = 30.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"{path} did not reach {lines} lines in {timeout_s} s")
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http_ready(url: str, process: subprocess.Popen[Any], what: str, timeout_s: float = 60.0) -> None:
+    """Poll ``url`` until it answers 200; fail when ``process`` exits or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert process.poll() is None, f"{what} exited with code {process.returncode}"
+        assert time.monotonic() < deadline, f"{what} did not answer {url} within {timeout_s:g} s"
+        time.sleep(0.1)
 
 
 def read_json(path: Path) -> Any:

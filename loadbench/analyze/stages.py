@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from loadbench.analyze import stats
 from loadbench.errors import RunDirError
+from loadbench.record.records import TIME_RESOLUTION_S
 
 
 class StageSection(TypedDict):
@@ -53,7 +54,7 @@ def stage_summaries(
     starts = np.asarray(start_unix_s, dtype=np.float64)
     latencies = np.asarray(latency_ms, dtype=np.float64)
     oks = np.asarray(ok).astype(bool)
-    measured = starts >= window_start_unix_s
+    measured = starts >= window_start_unix_s - TIME_RESOLUTION_S / 2  # as the run's summary counts
     out: list[StageSection] = []
     for index, stage in enumerate(stages):
         try:

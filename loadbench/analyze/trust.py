@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from loadbench.analyze import stats
 from loadbench.analyze.resources import host_saturated, shared_host
+from loadbench.record.records import TIME_RESOLUTION_S
 
 _Z = 1.959964  # two-sided 95 % normal quantile
 # A percentile needs this many requests beyond it (n * (1 - q)) to be more than a rough guess.
@@ -236,7 +237,7 @@ def schedule_summary(
 ) -> ScheduleSection:
     """How an open-loop run kept its schedule: requested vs. achieved rate, lateness, unsent."""
     scheduled = np.isfinite(intended_unix_s)
-    in_window = scheduled & (intended_unix_s >= window_start)
+    in_window = scheduled & (intended_unix_s >= window_start - TIME_RESOLUTION_S / 2)  # as `measure` counts
     lateness = (start_unix_s[in_window] - intended_unix_s[in_window]) * 1000.0
     window_s = max(window_end - window_start, 0.0)
     meta = schedule_meta or {}

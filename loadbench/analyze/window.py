@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from loadbench.record import rundir
-from loadbench.record.records import from_due_time
+from loadbench.record.records import TIME_RESOLUTION_S, from_due_time
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -146,7 +146,9 @@ def measure(meta: dict[str, Any], requests: pd.DataFrame) -> tuple[Window, list[
         ended=ended,
         start=start,
         requests=requests,
-        in_window=requests["start_unix_s"].to_numpy() >= start,
+        # A request due exactly at the window's start counts in, though its time was written
+        # rounded to the microsecond (and may read back just before it).
+        in_window=requests["start_unix_s"].to_numpy() >= start - TIME_RESOLUTION_S / 2,
         service_ms=service_ms,
         sent_unix_s=sent_unix_s,
         intended_unix_s=intended,
@@ -205,6 +207,12 @@ def _run_notices(w: Window) -> list[str]:
                 f"worker {worker.get('index')} died {died - w.started:.1f} s into the run ({worker.get('how')}) "
                 f"after sending {worker.get('records', 0):,} requests; the run went on without it"
             )
+    pushes = (meta.get("live_metrics") or {}).get("pushes") or {}
+    if pushes.get("failed"):
+        notices.append(
+            f"{pushes['failed']:,} push(es) to --pushgateway {pushes.get('url')} failed during the run "
+            f"({pushes.get('last_error', '')}): the gateway's figures may lag the run's"
+        )
     for exc in meta.get("scenario_exceptions") or []:
         notices.append(f"the scenario raised {exc['count']:,} exception(s) outside requests: {exc['error']}")
     unrecorded = w.in_flight_unrecorded

@@ -98,7 +98,6 @@ def writing(command: Callable[[argparse.Namespace], int]) -> Callable[[Call], in
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from loadbench.compare.compare import check_comparable, compare_many, parse_rule
-    from loadbench.compare.report import candidate_entries, candidate_verdict_lines, render_compare
     from loadbench.compare.rundata import load_run
     from loadbench.compare.verdict import verdict_text
 
@@ -113,6 +112,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_comparable(runs[0], runs[1:])
     # Every further run is a candidate of its own against the base; gates apply to each.
     result = compare_many(runs[0], runs[1:], rules, resamples=args.resamples, seed=args.seed)
+    # The report's plots (matplotlib) only once the runs have loaded: bad input is quicker said.
+    from loadbench.compare.report import candidate_entries, candidate_verdict_lines, render_compare
+
     out = args.out or args.runs[1].parent / f"compare-{args.runs[1].name}-vs-{args.runs[0].name}"
     paths = render_compare(result, runs, out)
     # The terminal gets plain text (compare.md's escapes are for Markdown), and the warnings:

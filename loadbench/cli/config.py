@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from loadbench.demo.spawn import DemoTiming, demo_scenario_args, demo_speaks_grpc, start_demo, stop_demo
 from loadbench.drive.config import RunConfig
+from loadbench.values import bare_host_port, parse_header
 
 # RunConfig field -> the parsed option that sets it. A command without the option (`ui` has no
 # --out, --rate ...) leaves the field at RunConfig's default.
@@ -56,6 +58,8 @@ FROM_ARGS = {
     "metrics_port": "metrics_port",
     "metrics_bind": "metrics_bind",
     "metrics_linger_s": "metrics_linger",
+    "pushgateway": "pushgateway",
+    "push_interval_s": "push_interval",
 }
 
 
@@ -84,7 +88,7 @@ def target_of(args: argparse.Namespace, scenario_args: list[str]) -> Iterator[tu
     """``--target`` as given, or with ``--demo`` the demo's URL while it runs (stopped on the way out,
     whatever happened); yields it and the scenario's arguments (`demo_scenario_args`)."""
     if not args.demo:
-        yield args.target, scenario_args
+        yield _resolved(args), scenario_args
         return
     timing = demo_timing(args)
     timing.check()  # bad input before the scenario's arguments are looked at, as ever
@@ -95,3 +99,18 @@ def target_of(args: argparse.Namespace, scenario_args: list[str]) -> Iterator[tu
         yield target, scenario_args
     finally:
         stop_demo(demo)
+
+
+def _resolved(args: argparse.Namespace) -> str:
+    """``--target`` as given, or a bare ``HOST:PORT`` as the URL of what answers there (said in
+    one line unless ``--quiet``)."""
+    host_port = bare_host_port(args.target)
+    if host_port is None:
+        return str(args.target)
+    from loadbench.protocols.targets import resolve_bare
+
+    headers = dict(parse_header(h) for h in args.header or [])
+    url, said = resolve_bare(host_port, headers, verify=not args.insecure)
+    if not getattr(args, "quiet", False):
+        print(f"loadbench: {said}", file=sys.stderr)
+    return url

@@ -30,6 +30,7 @@ from loadbench.cli.options import (
 from loadbench.cli.summary import analyze_and_report, run_exit_code
 from loadbench.demo.args import port
 from loadbench.redact import secret_values
+from loadbench.values import bare_host_port, check_target
 
 RUN_EPILOG = """\
 scenario options:
@@ -270,7 +271,11 @@ def add_run_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.set_defaults(handler=cmd_run, passes_extra=True)
-    add_where(run, "base URL of the endpoint, e.g. http://127.0.0.1:8000")
+    add_where(
+        run,
+        "base URL of the endpoint, e.g. http://127.0.0.1:8000 or grpc://127.0.0.1:8001; a bare HOST:PORT "
+        "is asked what it speaks (HTTP/1.1, else gRPC)",
+    )
     add_options(run, RUN_OPTIONS)
     add_options(
         run.add_argument_group("responses (docs/metrics.md 'Redirects', 'Response bodies')"), RESPONSE_OPTIONS
@@ -308,6 +313,13 @@ def cmd_master_help(call: Call) -> int:
 
 def cmd_run(call: Call) -> int:
     check_junit(call.args)
+    # Bad settings are one line before the driving stage's imports (Locust: a second of them).
+    from loadbench.drive.checks import check_settings
+
+    given = call.args.target
+    if given is not None and bare_host_port(given) is None:
+        check_target(given)
+    check_settings(run_config(call.args, given or "", call.extra))
     with target_of(call.args, call.extra) as (target, scenario_args):
         # Imported here: locust monkey-patches the standard library with gevent on import,
         # which only the driving stage may have.

@@ -186,7 +186,6 @@ def cmd_sweep(call: Call) -> int:
     """``loadbench sweep``: check the options, start the demo if asked, run the sweep."""
     from loadbench.analyze.slo import parse_slos
     from loadbench.demo.spawn import demo_scenario_args, demo_speaks_grpc, spawn_demo, stop_demo
-    from loadbench.sweep.sweep import SweepConfig, run_sweep
     from loadbench.values import check_target
 
     args, extra = call.args, call.extra
@@ -212,6 +211,8 @@ def cmd_sweep(call: Call) -> int:
         check_target(args.target)
     if args.demo:  # as `run --demo`: json_post sends the demo's digits unless told what to send
         extra = demo_scenario_args(_scenario_of(extra), extra)
+    from loadbench.sweep.sweep import SweepConfig, run_sweep  # after the checks: bad input is quick
+
     config = SweepConfig(
         target=args.target or "",
         mode=mode,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from loadbench.cli.config import run_config, target_of
+from loadbench.cli.live import add_metrics_options
 from loadbench.cli.options import (
     PREFLIGHT_OPTION,
     RESPONSE_OPTIONS,
@@ -88,6 +89,7 @@ def add_ui_parser(commands: Any) -> None:
     add_llm_options(ui)
     sampling = ui.add_argument_group("resource sampling, for each run (as for `loadbench run`)")
     add_options(sampling, SAMPLING_OPTIONS)
+    add_metrics_options(ui)
 
 
 def cmd_ui(call: Call) -> int:

@@ -62,3 +62,6 @@ class RunConfig:
     metrics_port: int | None = None
     metrics_bind: str = "127.0.0.1"
     metrics_linger_s: float = 30.0  # after the load, at most this long waiting for a final scrape
+    # The same figures pushed to a Prometheus Pushgateway (loadbench.drive.pushgateway); None: none.
+    pushgateway: str | None = None
+    push_interval_s: float = 5.0

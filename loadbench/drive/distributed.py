@@ -358,7 +358,7 @@ class Master:
 
     def go(self) -> float:
         """One start time for every worker's schedule; returns it."""
-        start = time.time() + START_DELAY_S
+        start = round(time.time() + START_DELAY_S, 6)  # to the microsecond, as requests.csv writes times
         self.runner.send_message(GO_MSG, {"start_unix_s": start})
         gevent.sleep(max(start - time.time(), 0.0))
         return start

@@ -6,9 +6,11 @@ sink, so the figures (`loadbench.drive.livemetrics`) come from the very lines wr
 ``requests.csv``: a local run's, or every worker's on a distributed master, which writes the
 lines it receives through the same sink. `Exporter.finish` keeps serving after the load until
 one scrape has read the final figures, at most ``--metrics-linger``, so the totals a scraper
-stores are the run's.
+stores are the run's. The sampler's latest figures are served beside them
+(`loadbench.drive.samplegauges`, from ``samples.jsonl``).
 
-Served by gevent's WSGI server (Locust runs under gevent) with ``prometheus_client``'s WSGI app
+``--pushgateway`` pushes the same registry (`loadbench.drive.pushgateway`), with or without the
+endpoint. Served by gevent's WSGI server (Locust runs under gevent) with ``prometheus_client``'s WSGI app
 over the run's own registry. Without ``--metrics-port`` every method does nothing.
 """
 
@@ -27,9 +29,12 @@ from loadbench.drive.config import RunConfig
 from loadbench.drive.inflight import InFlight
 from loadbench.drive.livemetrics import Gauges, LiveMetrics, RunInfo
 from loadbench.drive.openloop import Dispatcher
+from loadbench.drive.pushgateway import Pusher, check_gateway
 from loadbench.drive.recorder import LineSink, Recorder
+from loadbench.drive.samplegauges import SampleGauges
 from loadbench.errors import UsageError
-from loadbench.record.records import RequestRecord, format_record
+from loadbench.record import rundir
+from loadbench.record.records import RequestRecord
 
 PATH = "/metrics"
 
@@ -43,7 +48,7 @@ class MetricsTee:
 
     def write(self, r: RequestRecord) -> None:
         self.inner.write(r)
-        self.metrics.feed(format_record(r))
+        self.metrics.count(r)
 
     def write_line(self, line: str) -> None:
         self.inner.write_line(line)
@@ -60,9 +65,14 @@ class Exporter:
     """The endpoint of one run; inert when ``server`` is None (no ``--metrics-port``)."""
 
     def __init__(
-        self, server: WSGIServer | None = None, linger_s: float = 0.0, log: TextIO | None = None
+        self,
+        server: WSGIServer | None = None,
+        linger_s: float = 0.0,
+        log: TextIO | None = None,
+        pusher: Pusher | None = None,
     ) -> None:
         self.server = server
+        self.pusher = pusher
         self.linger_s = linger_s
         self.log = log  # None: quiet
         self.metrics: LiveMetrics | None = None
@@ -84,8 +94,10 @@ class Exporter:
         in_flight: InFlight | None = None,
         dispatcher: Dispatcher | None = None,
     ) -> None:
-        """Feed the figures from ``recorder``'s lines from now on and start serving them."""
-        if self.server is None:
+        """Feed the figures from ``recorder``'s lines from now on and start serving them. Called
+        again (the web UI's next run), the endpoint serves the new run's figures from zero; between
+        runs it keeps serving the last one's final figures."""
+        if self.server is None and self.pusher is None:
             return
         info = RunInfo(
             run_id=str(meta.get("run_id", "")),
@@ -96,11 +108,19 @@ class Exporter:
         gauges = _gauges(runner, in_flight, dispatcher)
         gauges.start_unix_s = lambda: meta.get("started_unix_s")
         self.metrics = LiveMetrics(info, recorder.secrets, gauges)
-        self._app = make_wsgi_app(self.metrics.registry())
+        registry = self.metrics.registry()
+        if recorder.run_dir is not None:  # a worker's recorder has none, and serves no endpoint
+            registry.register(SampleGauges(recorder.run_dir / rundir.SAMPLES))
+        self._app = make_wsgi_app(registry)
         recorder.requests = MetricsTee(recorder.requests, self.metrics)
         meta["live_metrics"] = {"url": self.url, "linger_s": self.linger_s}
-        self.server.start()
-        self._say(f"live metrics at {self.url}")
+        self._final = False
+        self.final_scraped.clear()
+        if self.server is not None and not self.server.started:  # the web UI: one endpoint, run after run
+            self.server.start()
+            self._say(f"live metrics at {self.url}")
+        if self.pusher is not None:
+            self.pusher.start(registry, info.run_id, meta)
 
     def _say(self, line: str) -> None:
         if self.log is not None:
@@ -110,6 +130,8 @@ class Exporter:
     def finish(self) -> None:
         """After the last record: serve until a scrape has read the final figures, at most
         ``linger_s``, then close. Call once the recorder is closed."""
+        if self.pusher is not None:
+            self.pusher.final()
         if self.server is None:
             return
         self._final = True
@@ -142,15 +164,19 @@ def _gauges(runner: Any, in_flight: InFlight | None, dispatcher: Dispatcher | No
 
 
 def open_exporter(config: RunConfig, log: TextIO) -> Exporter:
-    """The endpoint of ``--metrics-port``, its port bound now (not yet serving); what it does is
-    said on ``log`` unless ``config.quiet``."""
+    """The endpoint of ``--metrics-port``, its port bound now (not yet serving), and the pusher of
+    ``--pushgateway``, the gateway checked now; what they do is said on ``log`` unless ``config.quiet``."""
+    pusher = None
+    if config.pushgateway is not None:
+        url = check_gateway(config.pushgateway)
+        pusher = Pusher(url, config.push_interval_s, None if config.quiet else log)
     if config.metrics_port is None:
-        return Exporter()
+        return Exporter(pusher=pusher)
     if not 0 <= config.metrics_port <= 65535:
         raise UsageError(f"--metrics-port must be 0 to 65535, not {config.metrics_port}")
     if not config.metrics_linger_s >= 0:
         raise UsageError(f"--metrics-linger must be at least 0 s, not {config.metrics_linger_s:g}")
-    exporter = Exporter(linger_s=config.metrics_linger_s, log=None if config.quiet else log)
+    exporter = Exporter(linger_s=config.metrics_linger_s, log=None if config.quiet else log, pusher=pusher)
     server = WSGIServer((config.metrics_bind, config.metrics_port), exporter._serve, log=None)
     try:
         server.init_socket()

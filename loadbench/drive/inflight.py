@@ -9,9 +9,11 @@ users' classes are subclassed (as the open loop's are, `loadbench.drive.openloop
 ``--http2`` client) asks for just before it sends, counts a start and marks the request's
 context; a request event with that mark counts an end. What is left at the stop was cut off.
 
-Locust's requests-based ``HttpUser`` (and a custom client) asks for the context after the
-answer, or not at all: there the count cannot be known (`counts_starts` is False), and no
-`InFlight` is kept.
+loadbench's gRPC user (`loadbench.scenario.grpcuser`) asks for it before each call too, and says
+so with the class attribute ``context_before_send = True`` (checked by name: grpcio is a large
+import that this module does without). Locust's requests-based ``HttpUser`` (and a custom
+client) asks for the context after the answer, or not at all: there the count cannot be known
+(`counts_starts` is False), and no `InFlight` is kept.
 
 Imports Locust: driving code only.
 """
@@ -53,7 +55,10 @@ class InFlight:
 
 def counts_starts(user_classes: list[type[User]]) -> bool:
     """Whether every class's client asks for the user's context before it sends."""
-    return bool(user_classes) and all(issubclass(cls, FastHttpUser) for cls in user_classes)
+    return bool(user_classes) and all(
+        issubclass(cls, FastHttpUser) or getattr(cls, "context_before_send", False) is True
+        for cls in user_classes
+    )
 
 
 def counted_classes(user_classes: list[type[User]], counter: InFlight) -> list[type[User]]:

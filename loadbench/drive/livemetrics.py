@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from loadbench.analyze.stats import error_kind
-from loadbench.record.records import COLUMNS
+from loadbench.record.records import COLUMNS, MAX_LABEL_CHARS, RequestRecord, one_line
 from loadbench.redact import scrub
 
 MAX_NAMES = 100
@@ -134,6 +134,18 @@ class RunInfo:
     version: str = ""
 
 
+def _finite(value: Any) -> float | None:
+    """A finite int or float (not a bool) as a float: what the line writes a number of; else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _count_of(value: Any) -> int | None:
+    """A token count as the line writes it: a non-negative int, else none."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _number(text: str) -> float | None:
     try:
         value = float(text)
@@ -176,43 +188,105 @@ class LiveMetrics(Collector):
             if len(row) > _COL["intended_unix_s"]:
                 self._count(row)
 
+    def count(self, r: RequestRecord) -> None:
+        """One record as the recorder holds it: what `feed` counts of its ``requests.csv`` line
+        (its numbers rounded as the line writes them), without formatting and parsing the line:
+        the local run's path, where the endpoint's cost is every request's."""
+        latency_ms = round(r.latency_ms, 3)
+        if not math.isfinite(latency_ms):
+            return
+        start = round(r.start_unix_s, 6)
+        intended = None if r.intended_unix_s is None else round(r.intended_unix_s, 6)
+        name = self._tally(r.name, str(r.status), r.ok, r.error, latency_ms, start, intended)
+        extras = r.extras
+        if not extras:
+            return
+        ttft = _finite(extras.get("ttft_ms"))
+        gaps = extras.get("itl_ms")
+        if not isinstance(gaps, list | tuple):  # as the line writes them: numbers, bools too
+            gaps = []
+        expected, predicted = extras.get("expected"), extras.get("predicted")
+        self._tally_extras(
+            name,
+            r.ok,
+            None if ttft is None else round(ttft, 3),
+            [round(float(g), 3) for g in gaps if isinstance(g, int | float) and math.isfinite(g)],
+            _count_of(extras.get("input_tokens")),
+            _count_of(extras.get("output_tokens")),
+            "" if expected is None else one_line(str(expected), MAX_LABEL_CHARS),
+            "" if predicted is None else one_line(str(predicted), MAX_LABEL_CHARS),
+        )
+
     def _count(self, row: list[str]) -> None:
         latency_ms = _number(row[_COL["latency_ms"]])
         if latency_ms is None:
             return
-        name = self.names(row[_COL["name"]])
-        status_text = row[_COL["status"]]
-        ok = row[_COL["ok"]] == "1"
-        outcome = "ok" if ok else self.kinds(error_kind(int(status_text or 0), row[_COL["error"]]))
-        key = (name, outcome, status_text or "0")
+        name = self._tally(
+            row[_COL["name"]],
+            row[_COL["status"]] or "0",
+            row[_COL["ok"]] == "1",
+            row[_COL["error"]],
+            latency_ms,
+            _number(row[_COL["start_unix_s"]]),
+            _number(row[_COL["intended_unix_s"]]),
+        )
+        if len(row) > _COL["predicted"]:
+            ok = row[_COL["ok"]] == "1"
+            ttft = _number(row[_COL["ttft_ms"]]) if row[_COL["ttft_ms"]] else None
+            gaps = [g for g in map(_number, row[_COL["itl_ms"]].split()) if g is not None]
+            tokens_in, tokens_out = (
+                int(row[_COL[column]]) if row[_COL[column]].isdigit() else None
+                for column in ("input_tokens", "output_tokens")
+            )
+            self._tally_extras(
+                name, ok, ttft, gaps, tokens_in, tokens_out, row[_COL["expected"]], row[_COL["predicted"]]
+            )
+
+    def _tally(
+        self,
+        raw_name: str,
+        status: str,
+        ok: bool,
+        error: str,
+        latency_ms: float,
+        start: float | None,
+        intended: float | None,
+    ) -> str:
+        """Count one request; its name as labelled."""
+        name = self.names(raw_name)
+        outcome = "ok" if ok else self.kinds(error_kind(int(status), error))
+        key = (name, outcome, status)
         self.requests[key] = self.requests.get(key, 0) + 1
         hist_key = (name, "true" if ok else "false")
         hist = self.durations.get(hist_key) or self.durations.setdefault(hist_key, Histogram())
         hist.observe(latency_ms / 1000.0)
-        intended = _number(row[_COL["intended_unix_s"]])
-        start = _number(row[_COL["start_unix_s"]])
         if intended is not None and start is not None:
             self.schedule_lag.observe(max(start - intended, 0.0))
-        if len(row) > _COL["predicted"]:
-            self._count_extras(name, ok, row)
+        return name
 
-    def _count_extras(self, name: str, ok: bool, row: list[str]) -> None:
-        ttft = _number(row[_COL["ttft_ms"]]) if row[_COL["ttft_ms"]] else None
-        if ttft is not None:
-            self.ttft.setdefault(name, Histogram()).observe(ttft / 1000.0)
-        gaps = row[_COL["itl_ms"]]
-        if gaps:
+    def _tally_extras(
+        self,
+        name: str,
+        ok: bool,
+        ttft_ms: float | None,
+        gaps_ms: list[float],
+        tokens_in: int | None,
+        tokens_out: int | None,
+        expected: str,
+        predicted: str,
+    ) -> None:
+        if ttft_ms is not None:
+            self.ttft.setdefault(name, Histogram()).observe(ttft_ms / 1000.0)
+        if gaps_ms:
             hist = self.itl.setdefault(name, Histogram())
-            for gap in gaps.split():
-                value = _number(gap)
-                if value is not None:
-                    hist.observe(value / 1000.0)
-        for column, kind in (("input_tokens", "input"), ("output_tokens", "output")):
-            if row[_COL[column]].isdigit():
-                self.tokens[(name, kind)] = self.tokens.get((name, kind), 0) + int(row[_COL[column]])
-        if row[_COL["expected"]]:
-            correct = ok and row[_COL["predicted"]] == row[_COL["expected"]]
-            self.predictions["true" if correct else "false"] += 1
+            for gap in gaps_ms:
+                hist.observe(gap / 1000.0)
+        if tokens_in is not None:
+            self.tokens[(name, "input")] = self.tokens.get((name, "input"), 0) + tokens_in
+        if tokens_out is not None:
+            self.tokens[(name, "output")] = self.tokens.get((name, "output"), 0) + tokens_out
+        if expected:
+            self.predictions["true" if ok and predicted == expected else "false"] += 1
 
     def collect(self) -> Iterator[Any]:
         scenario = self.info.scenario

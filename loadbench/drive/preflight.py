@@ -49,6 +49,7 @@ from loadbench.drive.recorder import error_body
 from loadbench.errors import TargetError
 from loadbench.protocols.errorbody import escape_controls, server_text
 from loadbench.protocols.sent import body_shape
+from loadbench.protocols.v2grpc import GRPC_REQUEST_TYPE
 from loadbench.record.records import one_line
 from loadbench.redact import redact_argv, redact_url, scrub, secret_values
 
@@ -269,8 +270,16 @@ def _problem(answer: Answer, timeout_s: float) -> str | None:
 
 def _said(answer: Answer, secrets: list[str]) -> str:
     """``POST /path -> 200 in 12 ms`` (the status 0 of an answer that never came: no status)."""
-    status = f"{answer.status}" if answer.status else "no answer"
+    status = _status_shown(answer)
     return f"{answer.method} {_shown_path(answer, secrets)} -> {status} in {answer.response_time_ms:,.0f} ms"
+
+
+def _status_shown(answer: Answer) -> str:
+    """The HTTP status; a gRPC call's own status by name (``INVALID_ARGUMENT``): every gRPC answer
+    travels as HTTP 200, its status in the trailers, and the call's exception is named after it."""
+    if answer.method == GRPC_REQUEST_TYPE:
+        return type(answer.exception).__name__ if answer.exception is not None else "OK"
+    return f"{answer.status}" if answer.status else "no answer"
 
 
 def _shown_path(answer: Answer, secrets: list[str]) -> str:
@@ -288,6 +297,8 @@ def _failure_message(
     if isinstance(outcome, Answer):
         head = f"preflight request failed: {_said(outcome, secrets)}"
         if outcome.status < 400 and problem != f"HTTP {outcome.status}":  # else `_said` says it all
+            # A gRPC status already shown by `_said` is not said twice.
+            problem = problem.removeprefix(f"{_status_shown(outcome)}: ")
             head += f": {_printable(problem, secrets, 300)}"
         words = _printable(server_text(outcome.body, outcome.content_type), secrets, MAX_SERVER_CHARS)
         if words:

@@ -37,6 +37,7 @@ from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import STATE_STOPPED, STATE_STOPPING, LocalRunner, MasterRunner
 
+from loadbench.drive.checks import check_settings
 from loadbench.drive.config import RunConfig
 from loadbench.drive.distributed import Master, WorkerSettings, free_port
 from loadbench.drive.exporter import open_exporter
@@ -62,7 +63,7 @@ from loadbench.load import shapes
 from loadbench.protocols.targets import check_reachable, probe_target
 from loadbench.record import rundir
 from loadbench.redact import redact_url, scrub
-from loadbench.sample.collector import MIN_INTERVAL_S, host_label
+from loadbench.sample.collector import host_label
 from loadbench.sample.hostmetrics import find_server_process
 from loadbench.values import check_target, parse_header
 
@@ -106,7 +107,7 @@ def _install_signal_handlers(stop: Callable[[], None], recorder: Recorder, out: 
 def prepare(config: RunConfig) -> Prepared:
     """Check the target, the sampler's settings and the scenario; nothing is written yet."""
     target = check_target(config.target)
-    plan = _check_settings(config)
+    plan = check_settings(config)
     headers = dict(parse_header(h) for h in config.headers)
     verify = not config.insecure
     http2 = "--http2" in config.scenario_args  # an h2c-only server may refuse HTTP/1.1
@@ -128,22 +129,6 @@ def prepare(config: RunConfig) -> Prepared:
     )
     # A light probe before any load: ~20 TCP connects, one round trip each (loadbench.drive.rtt).
     return Prepared(scenario, server, server_notice, plan, network=measure_rtt(target))
-
-
-def _check_settings(config: RunConfig) -> LoadPlan:
-    """The load's numbers, the per-request timeout and ``--out``; returns the load plan."""
-    if config.users < 1:
-        raise UsageError(f"--users must be at least 1, not {config.users}")
-    if config.spawn_rate is not None and not config.spawn_rate > 0:
-        raise UsageError(f"--spawn-rate must be above 0, not {config.spawn_rate:g}")
-    plan = plan_load(config)
-    if config.sample_interval_s is not None and not config.sample_interval_s >= MIN_INTERVAL_S:
-        raise UsageError(f"--sample-interval must be at least {MIN_INTERVAL_S:g} s")
-    if not 0 < config.timeout_s < float("inf"):
-        raise UsageError(f"--timeout must be above 0 s, not {config.timeout_s:g}")
-    if config.out_dir is not None:  # before any request is sent, the preflight's included
-        rundir.check_new_run_dir(config.out_dir, config.force)
-    return plan
 
 
 def _check_samplers(config: RunConfig) -> None:
@@ -351,11 +336,13 @@ def _start_load(config: RunConfig, load: Load, meta: dict[str, Any], stop: geven
         meta["started_unix_s"] = master.go()
     elif dispatcher is not None:
         _start_senders(runner, config.max_inflight, stop)
-        meta["started_unix_s"] = time.time()
+        meta["started_unix_s"] = round(
+            time.time(), 6
+        )  # as requests.csv writes times: due times read back exact
         dispatcher.start_unix_s = meta["started_unix_s"]
         dispatcher.start()
     else:
-        meta["started_unix_s"] = time.time()
+        meta["started_unix_s"] = round(time.time(), 6)
         if load.shape is not None:
             runner.start_shape()
         else:

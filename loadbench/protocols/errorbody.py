@@ -88,6 +88,15 @@ def retry_after_text(value: Any, secrets: Iterable[str] = ()) -> str:
     return _tidy(value, secrets, MAX_RETRY_AFTER_CHARS) if isinstance(value, str) else ""
 
 
+def token_header_hint(text: str) -> str:
+    """What to pass to a restricted API that names the header it expects (Triton's and
+    PyTriton's "This API is restricted, expecting header 'triton-access-token'"; over gRPC the
+    header is ``triton-grpc-protocol-triton-access-token``): ``, or give ... --header 'NAME:
+    TOKEN'``, or "" when the text names no header."""
+    header = re.search(r"expecting header '([^'\s:]+)'", text)
+    return f", or give the index its token with --header '{header.group(1)}: TOKEN'" if header else ""
+
+
 def _tidy(text: str, secrets: Iterable[str], limit: int) -> str:
     return one_line(scrub(_CONTROLS.sub(" ", text), secrets), limit)
 

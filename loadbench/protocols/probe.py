@@ -25,7 +25,6 @@ The rules, in order:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +39,9 @@ from loadbench.protocols.bodies import (
     torchserve_settings,
     v2_inputs,
 )
-from loadbench.redact import redact_url, scrub
-
-PROBE_TIMEOUT_S = 5.0
+from loadbench.protocols.errorbody import token_header_hint
+from loadbench.protocols.probehttp import PROBE_TIMEOUT_S, get_json, open_client
+from loadbench.redact import redact_url
 
 
 @dataclass(frozen=True)
@@ -62,59 +61,6 @@ class Found:
     note: str
 
 
-class Http2OnlyClient(httpx.Client):
-    """The probe's client of a ``--http2`` run: HTTP/2 only, so that its failures can say so."""
-
-
-def _client(
-    base_url: str, headers: dict[str, str] | None, timeout_s: float, verify: bool = True, http2: bool = False
-) -> httpx.Client:
-    # trust_env=False: like Locust's own client, ignore proxy variables; the probe must
-    # reach the same server the load will. http2: HTTP/2 only, as a --http2 run sends (an
-    # h2c server by prior knowledge may not speak HTTP/1.1 at all).
-    cls = Http2OnlyClient if http2 else httpx.Client
-    return cls(
-        base_url=base_url,
-        headers=headers,
-        timeout=timeout_s,
-        trust_env=False,
-        verify=verify,
-        http1=not http2,
-        http2=http2,
-    )
-
-
-def _get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
-    """(status, parsed JSON or None). Connection failures raise `TargetError`."""
-    try:
-        # A POST here is a query (Triton's repository index), whose body is an empty JSON object.
-        response = client.request(method, path, json={} if method == "POST" else None)
-    except httpx.TimeoutException:
-        timeout_s = client.timeout.read or PROBE_TIMEOUT_S
-        shown = redact_url(str(client.base_url))  # base_url keeps the URL's user:password
-        raise TargetError(f"target {shown} did not answer {method} {path} within {timeout_s:g} s") from None
-    except httpx.TransportError as exc:
-        reason = scrub(str(exc), []) or type(exc).__name__
-        shown = redact_url(str(client.base_url))  # base_url keeps the URL's user:password
-        if "CERTIFICATE_VERIFY_FAILED" in reason:
-            raise TargetError(
-                f"the TLS certificate of {shown} could not be verified ({reason.split('] ')[-1][:120]});"
-                " pass --insecure to skip verification"
-            ) from None
-        if isinstance(client, Http2OnlyClient) and isinstance(exc, httpx.RemoteProtocolError):
-            # An HTTP/1.1 server answers HTTP/2's preface by hanging up, which httpx reports as a
-            # disconnect: name the real cause, not an unreachable server.
-            raise TargetError(
-                f"target {shown} does not speak HTTP/2 ({reason}): drop --http2, or give a server that "
-                "speaks HTTP/2 cleartext (h2c) over http:// or offers h2 over https://"
-            ) from None
-        raise TargetError(f"target {shown} is unreachable: {reason}") from None
-    try:
-        return response.status_code, response.json()
-    except ValueError:
-        return response.status_code, None
-
-
 def check_reachable(
     base_url: str,
     headers: dict[str, str] | None = None,
@@ -123,8 +69,8 @@ def check_reachable(
     http2: bool = False,
 ) -> int:
     """GET the base URL; any HTTP answer (even 404) means reachable. Returns the status."""
-    with _client(base_url, headers, timeout_s, verify, http2) as client:
-        status, _ = _get_json(client, "GET", "/")
+    with open_client(base_url, headers, timeout_s, verify, http2) as client:
+        status, _ = get_json(client, "GET", "/")
         return status
 
 
@@ -180,8 +126,8 @@ def probe_target(
     ``model``: the ``--model`` the scenario will get, if any (TF Serving lists no models).
     ``http2``: probe over HTTP/2 only (a ``--http2`` run).
     """
-    with _client(base_url, headers, timeout_s, verify, http2) as client:
-        status, body = _get_json(client, "GET", "/v1/models")
+    with open_client(base_url, headers, timeout_s, verify, http2) as client:
+        status, body = get_json(client, "GET", "/v1/models")
         v1_body = body if status == 200 else None
         models = _openai_models(body) if status == 200 else []
         # loadbench's own demo lists only its LLM simulator there: its real model (v2) wins.
@@ -190,12 +136,12 @@ def probe_target(
             return ProbeResult(
                 "openai_chat", f"GET /v1/models listed {len(models)} OpenAI-style model(s)", models[0]
             )
-        status, body = _get_json(client, "GET", "/v2")
+        status, body = get_json(client, "GET", "/v2")
         if status == 200 and isinstance(body, dict) and "name" in body:
             return ProbeResult(
                 "kserve_v2", f"GET /v2 answered Open Inference Protocol server metadata ({body['name']})"
             )
-        status, _ = _get_json(client, "GET", "/v2/health/ready")
+        status, _ = get_json(client, "GET", "/v2/health/ready")
         if status == 200:
             return ProbeResult("kserve_v2", "GET /v2/health/ready answered 200 (Open Inference Protocol)")
         if simulator_only:
@@ -205,10 +151,10 @@ def probe_target(
             return ProbeResult(
                 "kserve_v1", f"GET /v1/models listed {len(models)} KServe v1 model(s)", models[0]
             )
-        status, body = _get_json(client, "GET", "/ping")
+        status, body = get_json(client, "GET", "/ping")
         if status == 200 and isinstance(body, dict) and str(body.get("status", "")).endswith("Healthy"):
             return ProbeResult("torchserve", f"GET /ping answered {body['status']!r} (TorchServe)")
-        status, body = _get_json(client, "GET", f"/v1/models/{model or PROBE_MODEL}")
+        status, body = get_json(client, "GET", f"/v1/models/{model or PROBE_MODEL}")
         if status == 200 and _tfserving_status(body):
             return ProbeResult("tfserving", f"GET /v1/models/{model} answered TF Serving model status", model)
         if _tfserving_error(body):
@@ -237,9 +183,9 @@ def _first_listed(
     None listed: `TargetError` with ``failure(HTTP status of the last request)``.
     """
     status = 0
-    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+    with open_client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
         for method, path in requests:
-            status, body = _get_json(client, method, path)
+            status, body = get_json(client, method, path)
             models = models_in(body) if status == 200 else []
             if models:
                 return models[0]
@@ -280,8 +226,8 @@ def find_v2_model(base_url: str, headers: dict[str, str] | None = None, verify: 
     to pass ``--model NAME``.
     """
     shown, why, hint = redact_url(base_url), "", ""
-    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
-        status, body = _get_json(client, "POST", "/v2/repository/index")
+    with open_client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        status, body = get_json(client, "POST", "/v2/repository/index")
         error = _error_text(body)
         if status == 200 and isinstance(body, list):
             ready, others = _v2_index(body)
@@ -294,10 +240,9 @@ def find_v2_model(base_url: str, headers: dict[str, str] | None = None, verify: 
         elif status in (401, 403) or (400 <= status < 500 and "restricted" in error.lower()):
             # PyTriton / Triton with --http-restricted-api: "This API is restricted, expecting header ..."
             why = f"POST /v2/repository/index is restricted (HTTP {status}{': ' + error if error else ''})"
-            header = re.search(r"expecting header '([^']+)'", error)
-            hint = f", or give the index its token with --header '{header.group(1)}: TOKEN'" if header else ""
+            hint = token_header_hint(error)
         for method, path in (("GET", "/v2/models"), ("GET", "/v1/models")):
-            status, body = _get_json(client, method, path)
+            status, body = get_json(client, method, path)
             models = _v2_models(body) if status == 200 else []
             if models:
                 return Found(models[0], f"model {models[0]} from {method} {path} ({len(models)} listed)")
@@ -319,8 +264,8 @@ def v2_model_metadata(
     No metadata, or metadata listing no inputs (MLServer's may list none): `TargetError` naming
     ``--payload``/``--data`` with an example body.
     """
-    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
-        status, body = _get_json(client, "GET", f"/v2/models/{model}")
+    with open_client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        status, body = get_json(client, "GET", f"/v2/models/{model}")
     if status != 200 or not isinstance(body, dict):
         detail = f": {_error_text(body)}" if _error_text(body) else ""
         raise TargetError(
@@ -353,8 +298,8 @@ def tfserving_model_status(
     base_url: str, model: str, headers: dict[str, str] | None = None, verify: bool = True
 ) -> list[Any]:
     """``GET /v1/models/<model>``: TF Serving's version status list for the model."""
-    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
-        status, body = _get_json(client, "GET", f"/v1/models/{model}")
+    with open_client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        status, body = get_json(client, "GET", f"/v1/models/{model}")
     if status != 200 or not _tfserving_status(body):
         error = body.get("error") if isinstance(body, dict) else None
         detail = f": {str(error)[:120]}" if error else ""
@@ -415,15 +360,15 @@ def _torchserve_at(
 ) -> Found | str | _NotServed:
     """The model and its settings from the management API at ``url``; else why not (a `str`)."""
     shown = redact_url(url)
-    with _client(url, headers, timeout_s, verify) as client:
-        status, body = _get_json(client, "GET", "/models")
+    with open_client(url, headers, timeout_s, verify) as client:
+        status, body = get_json(client, "GET", "/models")
         models = _torchserve_models(body) if status == 200 else None
         if models is None:
             return f"{shown}/models (HTTP {status})"
         if not models and not model:
             return f"{shown}/models (lists no model)"
         name = model or models[0]
-        status, description = _get_json(client, "GET", f"/models/{name}")
+        status, description = get_json(client, "GET", f"/models/{name}")
     if status == 404 and model and model not in models:
         # TorchServe's own "Model not found: NAME": every request to it would get the same 404.
         detail = f": {_error_text(description)}" if _error_text(description) else ""
@@ -492,7 +437,7 @@ def tfserving_signature(
 ) -> tuple[str, list[TensorSpec]] | str:
     """(signature, inputs) of TF Serving's ``GET <model_path>/metadata`` (``model_path``:
     ``/v1/models/<model>[/versions/<n>]``); else why not (a `str`)."""
-    with _client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
-        status, body = _get_json(client, "GET", f"{model_path}/metadata")
+    with open_client(base_url, headers, PROBE_TIMEOUT_S, verify) as client:
+        status, body = get_json(client, "GET", f"{model_path}/metadata")
     signature = tfserving_inputs(body) if status == 200 else None
     return signature or f"GET {model_path}/metadata gave no signature (HTTP {status})"

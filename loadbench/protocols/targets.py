@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from loadbench.errors import TargetError
 from loadbench.protocols import probe
-from loadbench.protocols.probe import PROBE_TIMEOUT_S, ProbeResult
+from loadbench.protocols.probe import ProbeResult
+from loadbench.protocols.probehttp import PROBE_TIMEOUT_S
 from loadbench.redact import redact_url
 from loadbench.values import is_grpc_url
 
@@ -66,3 +67,25 @@ def probe_target(
         scenario, reason = probe_grpc(base_url, headers, verify)
         return ProbeResult(scenario, reason, model)
     return probe.probe_target(base_url, headers, timeout_s, verify, model, http2)
+
+
+def resolve_bare(
+    host_port: str, headers: dict[str, str] | None = None, verify: bool = True
+) -> tuple[str, str]:
+    """A target given as ``HOST:PORT`` (`loadbench.values.bare_host_port`), as a URL: ``http://``
+    when HTTP/1.1 answers there, ``grpc://`` when a gRPC server answers ``ServerLive`` (the
+    HTTP client gets HTTP/2 frames it cannot read); (the URL, the one line that says which).
+    Neither: the HTTP probe's `TargetError`, which says why."""
+    url = f"http://{host_port}"
+    try:
+        status = probe.check_reachable(url, headers, PROBE_TIMEOUT_S, verify)
+    except TargetError as exc:
+        if "is unreachable" not in str(exc):
+            raise
+        from loadbench.protocols.v2grpc.discovery import answers_grpc
+
+        grpc_url = answers_grpc(url)
+        if grpc_url is None:
+            raise
+        return grpc_url, f"{host_port} answers gRPC (ServerLive): target {grpc_url}"
+    return url, f"{host_port} answers HTTP/1.1 (GET / -> {status}): target {url}"

@@ -124,6 +124,10 @@ _FLOAT_COLUMNS = (
     "redirects",
 )
 MAX_LABEL_CHARS = 100
+# Times are written to the microsecond (`format_record`): a time read back may sit up to half of
+# this (and a float's spacing) before the value it was written from. The analyzer's window takes
+# a request that close before its start as in it.
+TIME_RESOLUTION_S = 1e-6
 _DTYPES = {
     "start_unix_s": "float64",
     "latency_ms": "float64",

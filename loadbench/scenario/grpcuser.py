@@ -45,6 +45,7 @@ from locust import User, constant
 from locust.exception import CatchResponseError
 
 from loadbench.protocols.extract import Extractor
+from loadbench.protocols.v2grpc import GRPC_REQUEST_TYPE
 from loadbench.protocols.v2grpc import grpc_predict_v2_pb2 as pb
 from loadbench.protocols.v2grpc.service import (
     MODEL_INFER,
@@ -61,7 +62,7 @@ from loadbench.scenario.labels import request_extras
 
 grpc.experimental.gevent.init_gevent()
 
-REQUEST_TYPE = "gRPC"
+REQUEST_TYPE = GRPC_REQUEST_TYPE
 
 
 class GrpcStatusError(Exception):
@@ -173,6 +174,9 @@ class GrpcUser(User):
 
     abstract = True
     wait_time = constant(0)
+    # The client asks for ``context()`` before each call (`GrpcClient.event`), so the requests
+    # cut off by the stop can be counted (`loadbench.drive.inflight.counts_starts`).
+    context_before_send: ClassVar[bool] = True
     client: GrpcClient
 
     def on_start(self) -> None:

@@ -36,6 +36,7 @@ from locust import events
 from locust.env import Environment
 
 from loadbench.drive.config import RunConfig
+from loadbench.drive.exporter import Exporter, open_exporter
 from loadbench.drive.inflight import InFlight, counted_classes, counts_starts
 from loadbench.drive.lifecycle import ActiveRun, Prepared, begin_run, finish_run
 from loadbench.drive.locustfiles import Scenario, set_up_scenario
@@ -76,11 +77,14 @@ class WebUIPlugin:
         prepared: Prepared | None = None,
         say: Callable[[str], None] | None = None,
         in_flight: InFlight | None = None,
+        exporter: Exporter | None = None,
     ) -> None:
         """``in_flight``: counts the starts of the environment's users' requests (`counted_classes`),
-        for the requests a stop cuts off; None where they cannot be counted (plain ``locust -f``)."""
+        for the requests a stop cuts off; None where they cannot be counted (plain ``locust -f``).
+        ``exporter``: ``--metrics-port``'s endpoint, which serves each run in turn."""
         self.environment = environment
         self.in_flight = in_flight
+        self.exporter = exporter or Exporter()
         self.base = replace(base, out_dir=None, force=False, quiet=True)
         self.scenario = scenario
         self.argv = argv
@@ -145,6 +149,7 @@ class WebUIPlugin:
         active.meta["started_unix_s"] = time.time()  # the load starts now, after the sampler's start-up
         if self.in_flight is not None:
             self.in_flight.reset()
+        self.exporter.attach(active.meta, active.recorder, runner, self.in_flight)
         self.active = active
         self.latencies = ExactLatencies(
             active.meta["started_unix_s"] + config.warmup_s,
@@ -398,6 +403,7 @@ class _SayWriter:
 def serve(config: RunConfig, web_host: str, web_port: int, argv: list[str], log: TextIO = sys.stderr) -> int:
     """``loadbench ui``: Locust's web UI with loadbench plugged in, until Ctrl-C or SIGTERM."""
     port = _web_port(web_host, web_port)
+    exporter = open_exporter(config, log)  # a busy --metrics-port is bad input, before the UI
     prepared = prepare(config)
     scenario = prepared.scenario
     target = check_target(config.target)
@@ -415,7 +421,7 @@ def serve(config: RunConfig, web_host: str, web_port: int, argv: list[str], log:
         log.write(f"loadbench: {text}\n")
         log.flush()
 
-    plugin = WebUIPlugin(env, config, scenario, argv, prepared, say, in_flight).install()
+    plugin = WebUIPlugin(env, config, scenario, argv, prepared, say, in_flight, exporter).install()
     if in_flight is not None:
         in_flight.register(env)
     _start_web_ui(web_ui, web_host, port)
@@ -432,6 +438,7 @@ def serve(config: RunConfig, web_host: str, web_port: int, argv: list[str], log:
         plugin.on_quitting()
         runner.quit()  # fires test_stop for a running test: its run ends "interrupted"
         plugin.wait_for_reports()
+        exporter.finish()  # until the last run's final figures are scraped, at most --metrics-linger
         web_ui.stop()
         for h in handlers:
             h.cancel()

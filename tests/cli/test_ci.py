@@ -35,7 +35,9 @@ def _cli_env(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Completed
 def test_run_junit_and_github_output(tmp_path: Path) -> None:
     step = tmp_path / "step.md"
     env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step)}
-    with demo_process() as url:
+    # A paced demo (2 ms a request): the outputs are the subject, not the load; p99 stays far
+    # above the 0.001 ms gate that must fail.
+    with demo_process(latency_ms=2) as url:
         done = _cli_env(
             "run", "--target", url, *SHORT, "--header", "Authorization: Bearer tok-SECRET-123",
             "--slo", "p99<0.001ms", "--slo", "error_rate<1%", "--junit", "j.xml", "-o", "run",
@@ -114,8 +116,9 @@ def test_compare_refuses_an_unwritable_junit(tmp_path: Path, analyzed: tuple[Pat
 
 def test_sweep_junit_one_case_per_step(tmp_path: Path) -> None:
     done = run_cli(
-        "sweep", "--demo", "--concurrency", "1,2", "--step-duration", "1s", "--warmup", "0s",
-        "--slo", "error_rate<1%", "--junit", "s.xml", "-o", "sw", "--quiet", "--no-sampler", cwd=tmp_path,
+        "sweep", "--demo", "--demo-latency-ms", "2", "--concurrency", "1,2", "--step-duration", "1s",
+        "--warmup", "0s", "--slo", "error_rate<1%", "--junit", "s.xml", "-o", "sw", "--quiet", "--no-sampler",
+        cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = _results(tmp_path / "s.xml")

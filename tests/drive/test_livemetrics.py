@@ -164,3 +164,49 @@ def test_gauges_and_the_open_loop_schedule_are_read_at_scrape_time() -> None:
     assert got["loadbench_schedule_due_total"] == 10
     assert got["loadbench_schedule_backlog"] == 2
     assert got["loadbench_schedule_lag_seconds_sum"] == pytest.approx(0.25)
+
+
+def test_a_record_counts_exactly_as_its_requests_csv_line_does() -> None:
+    # The local run counts the recorder's records as they are (`count`); a distributed master
+    # counts the lines its workers send (`feed`): the figures must not depend on which.
+    rng = np.random.default_rng(7)
+    records = []
+    for i in range(400):
+        ok = bool(rng.random() < 0.8)
+        extras: dict[str, object] = {}
+        if i % 3 == 0:
+            extras = {
+                "ttft_ms": float(rng.gamma(2, 20)),
+                "itl_ms": [float(g) for g in rng.gamma(2, 4, size=int(rng.integers(0, 6)))]
+                + [math.nan, True],
+                "input_tokens": int(rng.integers(0, 300)),
+                "output_tokens": [-1, 12, True, 5.0][i % 4],
+            }
+        elif i % 3 == 1:
+            extras = {
+                "expected": [7, "7", "cat\nfish", None][i % 4],
+                "predicted": [7, "8", "cat fish", "x"][i % 4],
+            }
+        records.append(
+            RequestRecord(
+                start_unix_s=1_800_000_000 + i * 0.0123456789,
+                latency_ms=float(rng.lognormal(1.0, 1.0))
+                if i % 50
+                else 0.0004999,  # rounds to a bound's side
+                name=["/a", "/b", 'odd "name", with comma'][i % 3],
+                method="POST",
+                status=[200, 0, 503, 400][i % 4] if not ok else 200,
+                response_bytes=10,
+                ok=ok,
+                error="" if ok else ["ConnectionRefusedError: refused", "HTTP 503", 'x,y "quoted"'][i % 3],
+                intended_unix_s=None if i % 2 else 1_800_000_000 + i * 0.0123456789 - rng.random() / 100,
+                extras=extras or None,
+            )
+        )
+    by_record = LiveMetrics(RunInfo(run_id="r", scenario="s"))
+    by_line = LiveMetrics(RunInfo(run_id="r", scenario="s"))
+    for record in records:
+        by_record.count(record)
+        by_line.feed(format_record(record))
+    assert samples(by_record) == samples(by_line)
+    assert sum(by_record.requests.values()) == len(records) and by_record.predictions["true"] > 0

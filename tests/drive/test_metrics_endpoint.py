@@ -60,8 +60,9 @@ def test_live_figures_during_and_after_the_load_equal_the_summary(tmp_path: Path
     out, port = tmp_path / "run", free_port()
     url = f"http://127.0.0.1:{port}/metrics"
     process = start_cli(
-        "run", "--demo", "-u", "2", "-d", "3s", "--warmup", "0", "--out", str(out), "--quiet",
-        "--no-sampler", "--metrics-port", str(port), "--metrics-linger", "60s",
+        # Paced (5 ms answers): hundreds of requests a second are plenty to scrape and compare.
+        "run", "--demo", "--demo-latency-ms", "5", "-u", "2", "-d", "2s", "--warmup", "0",
+        "--out", str(out), "--quiet", "--no-sampler", "--metrics-port", str(port), "--metrics-linger", "60s",
     )  # fmt: skip
     during = final = None
     try:

@@ -8,6 +8,7 @@ request's due time); the closed loop, whose users stop sending while they wait, 
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,16 +22,21 @@ from helpers import json_server, read_json, run_cli
 
 pytestmark = pytest.mark.e2e
 
-STALL_AFTER_S = 3.0  # after the server's first request
+STALL_AFTER_S = 2.5  # after the server's first request
 STALL_S = 2.0
+DURATION_S = 6.0
 BASE_MS = 1.0
+# The closed loop's service time: a few hundred requests a second from two users (not thousands
+# from ten), still over a hundred times the two the stall holds.
+CLOSED_BASE_MS = 5.0
 PAYLOAD = '{"x": 1}'
 
 
 class Stall:
     """Server-side state: when the first request came and the stall window on the server's clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, base_ms: float = BASE_MS) -> None:
+        self.base_ms = base_ms
         self.first: float | None = None
         self.lock = threading.Lock()
 
@@ -49,7 +55,7 @@ class Stall:
         if start <= now < end:
             time.sleep(end - now)  # held until the window closes
         else:
-            time.sleep(BASE_MS / 1000)
+            time.sleep(self.base_ms / 1000)
         return 200, {"ok": True}
 
 
@@ -58,15 +64,16 @@ def stalled_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     out: dict[str, Any] = {}
     folder = tmp_path_factory.mktemp("stall")
     # No preflight: the server's stall is timed from the load's first request.
-    common = ["--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD, "-d", "8s", "--warmup", "1s"]
+    common = ["--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD, "-d", f"{DURATION_S:g}s"]
+    common += ["--warmup", "1s"]
     common.append("--no-preflight")
-    for model, extra in (
-        ("open", ["--rate", "100", "--arrival", "constant", "--seed", "1"]),
-        ("closed", ["-u", "10"]),
+    for model, extra, base_ms in (
+        ("open", ["--rate", "100", "--arrival", "constant", "--seed", "1"], BASE_MS),
+        ("closed", ["-u", "2"], CLOSED_BASE_MS),
     ):
-        # One after the other: the closed loop's ten users keep both cores busy outside the stall,
-        # which would make the open loop late.
-        stall = Stall()
+        # One after the other: the closed loop's users keep a core busy outside the stall,
+        # which could make the open loop late.
+        stall = Stall(base_ms)
         with json_server(stall.route) as (url, _state):
             result = run_cli(
                 "run", "--target", url, *common, *extra, "--no-sampler", "-o", str(folder / model), "-q"
@@ -84,7 +91,7 @@ def _expected_open_latencies(run: dict[str, Any]) -> np.ndarray:
     """Latencies implied by the schedule: due every 10 ms; held ones wait until the window ends."""
     meta = read_json(run["dir"] / "meta.json")
     t0 = meta["started_unix_s"]
-    due = t0 + np.arange(0, 8.0, 0.01)
+    due = t0 + np.arange(0, DURATION_S, 0.01)
     due = due[due >= t0 + 1.0]  # the warmup
     start, end = run["stall"].window()
     held = (due >= start) & (due < end)
@@ -99,7 +106,7 @@ def test_open_loop_reports_the_stall_as_the_schedule_implies(stalled_runs: dict[
     for key, q in (("p99", 99.0), ("p999", 99.9)):
         want = float(np.percentile(expected, q))
         assert summary["latency_ms"][key] == pytest.approx(want, rel=0.10), key
-    # About a quarter of the window's requests were held: p90 sits well inside the stall too.
+    # About two fifths of the window's requests were held: p90 sits well inside the stall too.
     assert summary["latency_ms"]["p90"] == pytest.approx(float(np.percentile(expected, 90)), rel=0.15)
     assert summary["load"]["model"] == "open"
     assert summary["schedule"]["requested_rps"] == 100
@@ -141,6 +148,8 @@ def test_open_loop_report_states_the_load_model(stalled_runs: dict[str, Any]) ->
 
 def _ok(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
     if handler.path == "/p":
+        # Paced: the closed loops below then send hundreds of requests a second, not thousands.
+        time.sleep(0.005)
         with state["lock"]:
             state["posts"] = state.get("posts", 0) + 1
     return 200, {"ok": True}
@@ -166,17 +175,30 @@ def test_trace_replay_sends_at_the_traces_offsets(tmp_path: Path) -> None:
     assert meta["settings"]["load"]["trace"]["requests"] == len(offsets)
 
 
-def test_users_shape_steps_and_metrics_per_stage(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def users_shape_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A closed-loop run in two steps, with gates it passes (test_slo_gate_...: exit code 0)."""
+    out = tmp_path_factory.mktemp("shape") / "run"
     with json_server(_ok) as (url, _state):
         result = run_cli(
             "run", "--target", url, "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD,
-            "--shape", "step:1,3:2s", "--warmup", "0s", "--no-sampler", "-o", str(tmp_path / "run"), "-q",
+            "--shape", "step:1,3:2s", "--warmup", "0s", "--no-sampler", "-o", str(out), "-q",
+            "--slo", "p50<5s", "--slo", "throughput>10",
         )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    summary = read_json(tmp_path / "run" / "summary.json")
+    return out, result
+
+
+def test_users_shape_steps_and_metrics_per_stage(
+    users_shape_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, result = users_shape_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = read_json(out / "summary.json")
     assert [s["start_level"] for s in summary["stages"]] == [1, 3]
     assert all(s["requests"] > 0 for s in summary["stages"])
-    users = pd.read_csv(tmp_path / "run" / "users.csv")
+    users = pd.read_csv(out / "users.csv")
     assert set(users["users"]) >= {1, 3}
     assert summary["run"]["duration_s"] == pytest.approx(4.0, abs=1.0)
 
@@ -193,17 +215,18 @@ def test_rate_shape_offers_each_stages_rate(tmp_path: Path) -> None:
     assert [s["request_rate_rps"] for s in stages] == [pytest.approx(20, rel=0.1), pytest.approx(60, rel=0.1)]
 
 
-def test_slo_gate_fails_with_exit_code_1_and_passes_with_0(tmp_path: Path) -> None:
+def test_slo_gate_fails_with_exit_code_1_and_passes_with_0(
+    tmp_path: Path, users_shape_run: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
     with json_server(_ok) as (url, _state):
         common = ["--target", url, "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD]
         # Closed loop: this is about the gate; validity (lateness on a busy machine) is tested below.
-        common += ["-u", "2", "-d", "3s", "--warmup", "0.5s", "--no-sampler", "-q"]
+        common += ["-u", "2", "-d", "1.5s", "--warmup", "0.5s", "--no-sampler", "-q"]
         failing = run_cli(
             "run", *common, "--slo", "p50<0.001ms", "--slo", "error_rate<1%", "-o", str(tmp_path / "a")
         )
-        passing = run_cli(
-            "run", *common, "--slo", "p50<5s", "--slo", "throughput>10", "-o", str(tmp_path / "b")
-        )
+    # The passing gates: the closed-loop run of the users shape (one run fewer).
+    passed_dir, passing = users_shape_run
     assert failing.returncode == 1, failing.stderr
     assert "SLO FAIL  p50<0.001ms" in failing.stdout
     assert "SLO PASS  error_rate<1%" in failing.stdout
@@ -211,7 +234,7 @@ def test_slo_gate_fails_with_exit_code_1_and_passes_with_0(tmp_path: Path) -> No
     assert slo["passed"] is False
     assert [c["passed"] for c in slo["checks"]] == [False, True]
     assert passing.returncode == 0, passing.stdout + passing.stderr
-    assert read_json(tmp_path / "b" / "summary.json")["slo"]["passed"] is True
+    assert read_json(passed_dir / "summary.json")["slo"]["passed"] is True
     html = (tmp_path / "a" / "report.html").read_text()
     assert "SLO failed" in html
 

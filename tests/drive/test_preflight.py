@@ -32,6 +32,7 @@ def refusing(message: Any) -> Any:
 
     def route(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
         if handler.command == "POST":
+            time.sleep(0.005)  # a run's load (--no-preflight) then sends hundreds, not thousands
             return 400, {"error": message(handler)}
         return 200, {"ok": True}  # the reachability check
 
@@ -104,7 +105,7 @@ def test_no_preflight_runs_the_load_and_records_the_failures(tmp_path: Path) -> 
     with json_server(refusing(lambda _: WORDS)) as (url, state):
         result = run_cli(
             "run", "--target", url, "--scenario", "json_post", "--payload", "{}", "--no-preflight",
-            "-u", "1", "-d", "2s", "--out", str(out), "--quiet", *QUICK,
+            "-u", "1", "-d", "1s", "--out", str(out), "--quiet", *QUICK,
         )  # fmt: skip
     assert result.returncode == 3, result.stderr  # every request failed: as before the preflight
     assert "preflight" not in result.stderr

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,13 +27,17 @@ from loadbench.record.records import read_requests
 
 pytestmark = pytest.mark.e2e
 
-SERVICE_MS = 5.0
+# Long enough to pace the load (a few hundred requests a second, not thousands: the CPU rests
+# while users wait), short enough for every assertion on counts.
+SERVICE_MS = 20.0
+PACE_MS = 10.0  # the demo's service time where a test needs no latency of its own
 
 
 @pytest.fixture(scope="module")
 def demo_url_child() -> Iterator[str]:
-    """One demo endpoint process for the tests that need no latency of their own (start-up is seconds)."""
-    with demo_process() as url:
+    """One demo endpoint process for the tests that need no latency of their own (start-up is
+    seconds); its PACE_MS answers keep their loads to hundreds of requests a second."""
+    with demo_process(latency_ms=PACE_MS) as url:
         yield url
 
 
@@ -40,14 +45,31 @@ def all_files_text(folder: Path) -> str:
     return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in folder.rglob("*") if p.is_file())
 
 
-def test_run_against_demo_records_every_request(tmp_path: Path) -> None:
-    out = tmp_path / "run"
+# Credentials in the URL, the query and a header of the run below (test_credentials_...).
+PASSWORD, QUERY_KEY, HEADER_KEY = "pw-SECRET-0451", "qk-SECRET-9183", "hk-SECRET-7720"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One full run against the demo (sampler and report included), shared by the tests that
+    read it: what it recorded, and that the credentials it was given reached no file."""
+    out = tmp_path_factory.mktemp("demo") / "run"
     with demo_process(latency_ms=SERVICE_MS) as url:
         result = run_cli(
-            "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
-            "-u", "4", "-d", "4s", "--warmup", "1s", "--out", str(out), "--quiet",
+            "run", "--target", url.replace("http://", f"http://alice:{PASSWORD}@"),
+            "--scenario", "json_post", "--data", str(DIGITS),
+            "--path", f"/predict?api_key={QUERY_KEY}&lang=en", "--header", f"X-Api-Key: {HEADER_KEY}",
+            "-u", "4", "-d", "3s", "--warmup", "1s", "--out", str(out), "--quiet",
+            "--sample-interval", "0.25",  # enough samples in a short run
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_run_against_demo_records_every_request(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, result = demo_run
     assert result.stdout.strip().splitlines()[-1] == f"report: {out / 'report.html'}"
     assert result.stderr == ""  # --quiet: nothing but errors
 
@@ -65,7 +87,7 @@ def test_run_against_demo_records_every_request(tmp_path: Path) -> None:
     assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"] <= summary["latency_ms"]["max"]
     assert summary["by_name"]["POST /predict"]["requests"] == req["total"]
     assert summary["run"]["status"] == "complete"
-    assert 3.5 <= summary["run"]["duration_s"] <= 5.5
+    assert 2.5 <= summary["run"]["duration_s"] <= 4.5
     assert summary["throughput_rps"] == pytest.approx(req["ok"] / summary["window"]["duration_s"], rel=1e-3)
     # Exact records: latencies carry sub-millisecond digits, not Locust's 2-significant-digit buckets.
     assert (records["latency_ms"] % 1 != 0).mean() > 0.9
@@ -101,12 +123,20 @@ def test_run_against_demo_records_every_request(tmp_path: Path) -> None:
     assert "| p99 |" in (out / "summary.md").read_text() or "p99" in (out / "summary.md").read_text()
 
 
-def test_demo_flag_probes_and_chooses_kserve_v2(tmp_path: Path) -> None:
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def demo_flag_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `--demo` run (its endpoint lives and ends with the run), shared with the report re-run."""
+    out = tmp_path_factory.mktemp("demo-flag") / "run"
     result = run_cli(
-        "run", "--demo", "-u", "2", "-d", "3s", "--warmup", "0.5s", "--out", str(out), "--quiet", "--no-sampler"
+        "run", "--demo", "--demo-latency-ms", f"{PACE_MS:g}", "-u", "2", "-d", "1.5s", "--warmup", "0s",
+        "--out", str(out), "--quiet", "--no-sampler",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_demo_flag_probes_and_chooses_kserve_v2(demo_flag_run: Path) -> None:
+    out = demo_flag_run
     meta = read_json(out / "meta.json")
     summary = read_json(out / "summary.json")
     assert meta["scenario"] == "kserve_v2"
@@ -122,7 +152,7 @@ def openai_route(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
         return 200, {"object": "list", "data": [{"id": "tiny-llm", "object": "model"}]}
     if handler.path == "/v1/chat/completions":
         n = state["count"]
-        time.sleep(0.002)
+        time.sleep(PACE_MS / 1000)
         if n % 10 == 0:
             return 500, {"error": "overloaded"}
         if n % 10 == 5:
@@ -138,7 +168,7 @@ def test_openai_chat_counts_and_classifies_failures(tmp_path: Path) -> None:
     secret = "sk-test-SECRET-0123456789"
     with json_server(openai_route) as (url, state):
         result = run_cli(
-            "run", "--target", url, "-u", "2", "-d", "3s", "--warmup", "0s", "--out", str(out),
+            "run", "--target", url, "-u", "2", "-d", "2s", "--warmup", "0s", "--out", str(out), "--no-sampler",
             "--header", f"Authorization: Bearer {secret}", "--header", "X-Team: ml-platform",
         )  # fmt: skip
         seen = state["headers"]
@@ -166,18 +196,20 @@ def start_long_run(url: str, out: Path, *extra: str) -> subprocess.Popen[str]:
     """`loadbench run` for 60 s against ``url``: long enough to be interrupted or killed midway."""
     return start_cli(
         "run", "--target", url, "--scenario", "json_post", "--data", str(DIGITS),
-        "-u", "2", "-d", "60s", "--warmup", "0s", "--out", str(out), *extra,
+        "-u", "2", "-d", "60s", "--warmup", "0s", "--out", str(out), "--no-sampler", *extra,
     )  # fmt: skip
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_stop_signal_finishes_the_run_as_interrupted(tmp_path: Path, sig: signal.Signals) -> None:
+def test_a_stop_signal_finishes_the_run_as_interrupted(
+    tmp_path: Path, sig: signal.Signals, demo_url_child: str
+) -> None:
     out = tmp_path / "run"
-    with demo_process(latency_ms=2) as url:
-        process = start_long_run(url, out)
-        wait_for_lines(out / "requests.csv", 50)
-        process.send_signal(sig)
-        stdout, stderr = process.communicate(timeout=60)
+    url = demo_url_child
+    process = start_long_run(url, out)
+    wait_for_lines(out / "requests.csv", 50)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     summary = read_json(out / "summary.json")
@@ -188,17 +220,17 @@ def test_a_stop_signal_finishes_the_run_as_interrupted(tmp_path: Path, sig: sign
     assert "report: " in stdout and (out / "report.html").exists()
 
 
-def test_sigkill_keeps_records_and_report_renders_incomplete(tmp_path: Path) -> None:
+def test_sigkill_keeps_records_and_report_renders_incomplete(tmp_path: Path, demo_url_child: str) -> None:
     out = tmp_path / "run"
-    with demo_process(latency_ms=2) as url:
-        process = start_long_run(url, out, "--quiet")
-        wait_for_lines(out / "requests.csv", 200)
-        # One more flush (every 0.5 s) while the load runs: records of the last second are on disk.
-        lines = (out / "requests.csv").read_bytes().count(b"\n")
-        wait_for_lines(out / "requests.csv", lines + 1)
-        killed_at = time.time()
-        process.kill()
-        process.communicate(timeout=10)
+    url = demo_url_child
+    process = start_long_run(url, out, "--quiet")
+    wait_for_lines(out / "requests.csv", 200)
+    # One more flush (every 0.5 s) while the load runs: records of the last second are on disk.
+    lines = (out / "requests.csv").read_bytes().count(b"\n")
+    wait_for_lines(out / "requests.csv", lines + 1)
+    killed_at = time.time()
+    process.kill()
+    process.communicate(timeout=10)
     kept = read_requests(out / "requests.csv")
     assert len(kept) >= 199
     # At most one second lost: the load ran steadily up to the kill, and the kept records reach
@@ -216,18 +248,14 @@ def test_sigkill_keeps_records_and_report_renders_incomplete(tmp_path: Path) -> 
     assert "incomplete" in (out / "report.html").read_text().lower()
 
 
-def test_report_reruns_from_the_run_directory_alone(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    with demo_process() as url:
-        first = run_cli(
-            "run", "--target", url, "--scenario", "kserve_v2", "-u", "2", "-d", "2s", "--warmup", "0s",
-            "--out", str(out), "--quiet",
-        )  # fmt: skip
-    assert first.returncode == 0, first.stderr
+def test_report_reruns_from_the_run_directory_alone(tmp_path: Path, demo_flag_run: Path) -> None:
+    # A copy under the same name: the shared run stays as `loadbench run` left it.
+    out = tmp_path / demo_flag_run.name
+    shutil.copytree(demo_flag_run, out)
     before = read_json(out / "summary.json")
     (out / "summary.json").unlink()
     (out / "report.html").unlink()
-    # The endpoint is gone: analysis and report need nothing but the directory.
+    # The endpoint (--demo's, inside the run) is gone: analysis and report need nothing but the directory.
     again = run_cli("report", str(out))
     assert again.returncode == 0, again.stderr
     assert read_json(out / "summary.json") == before
@@ -266,6 +294,7 @@ def test_scenarios_run_under_plain_locust(
 
 def classify_route(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
     if handler.path == "/classify":
+        time.sleep(PACE_MS / 1000)
         body = json.loads(handler.body)
         if any(key.startswith("_") for key in body):
             return 400, {"error": "metadata keys must not be sent"}
@@ -285,7 +314,7 @@ def test_readme_scenario_example_runs(tmp_path: Path) -> None:
     with json_server(classify_route) as (url, _state):
         result = run_cli(
             "run", "--target", url, "--scenario", str(scenario), "--data", str(data),
-            "-u", "2", "-d", "2s", "--warmup", "0s", "--out", str(out), "--quiet",
+            "-u", "2", "-d", "1.5s", "--warmup", "0s", "--out", str(out), "--quiet", "--no-sampler",
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = read_json(out / "summary.json")
@@ -295,7 +324,9 @@ def test_readme_scenario_example_runs(tmp_path: Path) -> None:
     assert [e["kind"] for e in summary["errors"]] == ["invalid response: no 'label' in the JSON body"]
 
 
-def test_remote_agent_samples_join_the_run_and_the_token_stays_secret(tmp_path: Path) -> None:
+def test_remote_agent_samples_join_the_run_and_the_token_stays_secret(
+    tmp_path: Path, demo_url_child: str
+) -> None:
     token = "agent-TOKEN-9f8e7d6c5b4a"
     agent = subprocess.Popen(
         [sys.executable, "-m", "loadbench", "agent", "--port", "0", "--sample-interval", "0.2"],
@@ -308,15 +339,15 @@ def test_remote_agent_samples_join_the_run_and_the_token_stays_secret(tmp_path: 
         assert agent.stdout is not None
         agent_url = agent.stdout.readline().split(" on ", 1)[1].strip()
         out = tmp_path / "run"
-        with demo_process() as url:
-            result = run_cli(
-                "run", "--target", url, "--scenario", "kserve_v2", "-u", "2", "-d", "3s", "--warmup", "0s",
-                "--out", str(out), "--agent", agent_url, "--agent-token", token, "--sample-interval", "0.2",
-            )  # fmt: skip
-            refused = run_cli(
-                "run", "--target", url, "-d", "3s", "--out", str(tmp_path / "refused"),
-                "--agent", agent_url, "--agent-token", "wrong-token",
-            )  # fmt: skip
+        url = demo_url_child
+        result = run_cli(
+            "run", "--target", url, "--scenario", "kserve_v2", "-u", "2", "-d", "2s", "--warmup", "0s",
+            "--out", str(out), "--agent", agent_url, "--agent-token", token, "--sample-interval", "0.2",
+        )  # fmt: skip
+        refused = run_cli(
+            "run", "--target", url, "-d", "3s", "--out", str(tmp_path / "refused"),
+            "--agent", agent_url, "--agent-token", "wrong-token",
+        )  # fmt: skip
     finally:
         agent.terminate()
         agent.communicate(timeout=10)
@@ -337,42 +368,37 @@ def test_remote_agent_samples_join_the_run_and_the_token_stays_secret(tmp_path: 
     assert not (tmp_path / "refused").exists()
 
 
-def test_credentials_in_url_query_and_headers_reach_no_file(tmp_path: Path, demo_url_child: str) -> None:
-    password, query_key, header_key = "pw-SECRET-0451", "qk-SECRET-9183", "hk-SECRET-7720"
-    out = tmp_path / "run"
-    url = demo_url_child
-    target = url.replace("http://", f"http://alice:{password}@")
-    result = run_cli(
-        "run", "--target", target, "--scenario", "json_post", "--data", str(DIGITS),
-        "--path", f"/predict?api_key={query_key}&lang=en", "--header", f"X-Api-Key: {header_key}",
-        "-u", "2", "-d", "2s", "--warmup", "0s", "--out", str(out), "--no-sampler",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+def test_credentials_in_url_query_and_headers_reach_no_file(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, result = demo_run
     summary = read_json(out / "summary.json")
     assert summary["requests"]["ok"] > 0 and summary["requests"]["errors"] == 0
     assert list(summary["by_name"]) == ["POST /predict"]
-    written = all_files_text(out)
-    for secret in (password, query_key, header_key):
+    written = all_files_text(out)  # samples.jsonl included: the run sampled its resources
+    for secret in (PASSWORD, QUERY_KEY, HEADER_KEY):
         for text in (written, result.stdout, result.stderr):
             assert secret not in text
     assert "alice:***@" in written and "api_key=***" in written and "X-Api-Key: ***" in written
 
 
-def test_second_interrupt_exits_at_once_and_leaves_readable_files(tmp_path: Path) -> None:
+def test_second_interrupt_exits_at_once_and_leaves_readable_files(
+    tmp_path: Path, demo_url_child: str
+) -> None:
     out = tmp_path / "run"
-    with demo_process(latency_ms=2) as url:
-        process = start_long_run(url, out)
-        wait_for_lines(out / "requests.csv", 100)
-        process.send_signal(signal.SIGINT)
-        # The second interrupt once the first is taken (two at once could merge into one signal).
-        assert process.stderr is not None
-        seen = b""
-        while b"interrupt again to exit at once" not in seen and (
-            chunk := os.read(process.stderr.fileno(), 4096)
-        ):
-            seen += chunk
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+    url = demo_url_child
+    process = start_long_run(url, out)
+    wait_for_lines(out / "requests.csv", 100)
+    process.send_signal(signal.SIGINT)
+    # The second interrupt once the first is taken (two at once could merge into one signal).
+    assert process.stderr is not None
+    seen = b""
+    while b"interrupt again to exit at once" not in seen and (
+        chunk := os.read(process.stderr.fileno(), 4096)
+    ):
+        seen += chunk
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
     stderr = seen.decode() + stderr
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
@@ -386,6 +412,7 @@ def test_second_interrupt_exits_at_once_and_leaves_readable_files(tmp_path: Path
 
 
 def always_503(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
+    time.sleep(0.02)  # a hundred failures a second, not thousands: plenty to count
     return (200, {"ok": True}) if handler.path == "/" else (503, {"error": "model not loaded"})
 
 
@@ -395,7 +422,7 @@ def test_a_target_that_fails_every_request(tmp_path: Path, keep_going: bool) -> 
     # way the run directory and report are written, the run is INVALID and the exit code 3.
     # (--no-preflight: the preflight request would stop it before the load, exit code 2.)
     out = tmp_path / "run"
-    duration_s = 8.0 if keep_going else 60.0
+    duration_s = 7.0 if keep_going else 60.0
     with json_server(always_503) as (url, _):
         result = run_cli(
             "run", "--target", url, "--scenario", "json_post", "--path", "/predict", "--payload", "{}", "--no-preflight",

@@ -14,7 +14,7 @@ import pytest
 from helpers import serving
 
 from loadbench.errors import TargetError
-from loadbench.protocols import bodies, probe
+from loadbench.protocols import bodies, probe, probehttp
 
 Routes = dict[tuple[str, str], tuple[int, Any]]
 
@@ -344,3 +344,50 @@ def test_silent_server_did_not_answer(silent_url: str) -> None:
 def test_silent_server_message_names_the_real_timeout(silent_url: str) -> None:
     with pytest.raises(TargetError, match=r"within 0\.5 s"):
         probe.check_reachable(silent_url, timeout_s=0.5)
+
+
+def padded_models_server(padding: int, written: list[int]) -> ThreadingHTTPServer:
+    """``GET /v1/models``: an OpenAI model list after ``padding`` bytes of JSON whitespace (valid
+    JSON of any size), sent in 64 KiB writes; ``written`` gets the bytes the client took."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            tail = json.dumps({"object": "list", "data": [{"id": "padded"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(padding + len(tail)))
+            self.end_headers()
+            sent, block = 0, b" " * 65536
+            try:
+                while sent < padding:
+                    self.wfile.write(block[: padding - sent])
+                    sent += min(len(block), padding - sent)
+                self.wfile.write(tail)
+                sent += len(tail)
+            except OSError:  # the client hung up: it read no further
+                pass
+            written.append(sent)
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+def test_discovery_reads_no_answer_beyond_its_bound() -> None:
+    # Valid JSON just under the bound is read and used; the same list behind 64 MiB of padding is
+    # not read to its end (a runaway or hostile server cannot make discovery hold it) and is
+    # reported as no model list, with what to pass.
+    under: list[int] = []
+    with serving(padded_models_server(probehttp.PROBE_MAX_BODY_BYTES - 200, under)) as url:
+        assert probe.discover_openai_model(url) == "padded"
+    over: list[int] = []
+    with serving(padded_models_server(64 * 1024 * 1024, over)) as url:
+        with pytest.raises(TargetError, match="--model"):
+            probe.discover_openai_model(url)
+        deadline = time.monotonic() + 10
+        while not over and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert over and over[0] < 64 * 1024 * 1024

@@ -8,8 +8,9 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,30 @@ from loadbench.protocols import probe
 from loadbench.record.records import read_requests
 
 pytestmark = pytest.mark.e2e
-RUN = ("-u", "2", "-d", "1s", "--warmup", "0s", "--quiet", "--no-sampler")
+# A saturated closed loop: where the users themselves are the subject (one HTTP/2 connection per
+# user, GOAWAY after so many requests on one) or every record must fall in the measured window.
+CLOSED = ("-u", "2", "-d", "1s", "--warmup", "0s", "--quiet", "--no-sampler")
+# Elsewhere what each kind sends and records is the subject, not how fast: a steady 50 requests/s
+# from two senders (open loop) instead of thousands a second, which cost the driver and the
+# stand-in server (a thread of this process) a core each for nothing these tests check.
+RUN = (*CLOSED, "--rate", "50", "--arrival", "constant", "--max-inflight", "2")
 LOUD = tuple(arg for arg in RUN if arg != "--quiet")  # the start lines on stderr
 
 
-def run_scenario(url: str, scenario: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("run", "--target", url, "--scenario", scenario, "--out", str(out), *RUN, *args)
+def run_scenario(
+    url: str, scenario: str, out: Path, *args: str, load: tuple[str, ...] = RUN
+) -> subprocess.CompletedProcess[str]:
+    return run_cli("run", "--target", url, "--scenario", scenario, "--out", str(out), *load, *args)
+
+
+@dataclass
+class SharedRun:
+    """One `loadbench run` that several tests read (each asserts its own part): its result, its
+    run directory and what the stand-in server saw."""
+
+    result: subprocess.CompletedProcess[str]
+    out: Path
+    state: dict[str, Any]
 
 
 def assert_all_ok(out: Path, name: str) -> Any:
@@ -53,15 +72,24 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
 # --- each scenario against its server --------------------------------------------------------
 
 
-def test_tfserving(tmp_path: Path) -> None:
-    data = tmp_path / "rows.jsonl"
+@pytest.fixture(scope="module")
+def tfserving_run(tmp_path_factory: pytest.TempPathFactory) -> SharedRun:
+    """Rows of each form, with the start line on (test_tfserving_says_what_its_signature_takes)."""
+    tmp = tmp_path_factory.mktemp("tfserving")
+    data = tmp / "rows.jsonl"
     data.write_text('1.0\n{"instances": [2.0, 5.0]}\n{"inputs": [4.0]}\n', encoding="utf-8")
     with protocol_server("tfserving") as (url, state):
-        result = run_scenario(
-            url, "tfserving", tmp_path / "run", "--model", "half_plus_two", "--data", str(data)
-        )
+        result = run_cli(
+            "run", "--target", url, "--scenario", "tfserving", "--out", str(tmp / "run"), *LOUD,
+            "--model", "half_plus_two", "--data", str(data),
+        )  # fmt: skip
+    return SharedRun(result, tmp / "run", state)
+
+
+def test_tfserving(tfserving_run: SharedRun) -> None:
+    result, state = tfserving_run.result, tfserving_run.state
     assert result.returncode == 0, result.stderr
-    assert_all_ok(tmp_path / "run", "/v1/models/half_plus_two:predict")
+    assert_all_ok(tfserving_run.out, "/v1/models/half_plus_two:predict")
     assert ("GET", "/v1/models/half_plus_two", b"") in state["seen"]  # the model's status, checked first
     sent = posts(state)
     assert {p for p, _ in sent} == {"/v1/models/half_plus_two:predict"}
@@ -70,30 +98,44 @@ def test_tfserving(tmp_path: Path) -> None:
     assert {"inputs": [4.0]} in [b for _, b in sent]  # columnar: the answer holds "outputs"
 
 
-def test_kserve_v1_discovers_its_model(tmp_path: Path) -> None:
-    with protocol_server("kserve_v1") as (url, state):
-        result = run_scenario(url, "kserve_v1", tmp_path / "run", "--payload", "[5.1, 3.5, 1.4, 0.2]")
-    assert result.returncode == 0, result.stderr
-    assert_all_ok(tmp_path / "run", "/v1/models/sklearn-iris:predict")
-    assert {b["instances"][0][0] for _, b in posts(state)} == {5.1}
+def test_kserve_v1_discovers_its_model(labelled_run: Callable[[str], SharedRun]) -> None:
+    # The labelled kserve_v1 run names no --model either. (A bare --payload row wrapped into
+    # "instances": test_http2_sends_over_h2c_with_the_same_records.)
+    run = labelled_run("kserve_v1")
+    assert run.result.returncode == 0, run.result.stderr
+    assert_all_ok(run.out, "/v1/models/sklearn-iris:predict")
+    assert {b["instances"][0][0] for _, b in posts(run.state)} == {5.1, 6.3, 5.9}
 
 
-def test_torchserve_json_and_bytes(tmp_path: Path) -> None:
-    image = tmp_path / "kitten.jpg"
-    image.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg \x00\x01")
-    with protocol_server("torchserve") as (url, state):
-        result = run_scenario(url, "torchserve", tmp_path / "run", "--data", str(image))
-        as_json = run_scenario(
-            url, "torchserve", tmp_path / "json", "--model", "resnet-18", "--payload", '{"a": 1}'
-        )
+IMAGE = b"\xff\xd8\xff\xe0 not really a jpeg \x00\x01"
+
+
+@pytest.fixture(scope="module")
+def torchserve_bytes(tmp_path_factory: pytest.TempPathFactory) -> SharedRun:
+    """A file's bytes as the body, --model on an inference port with no management API beside it
+    (test_torchserve_json_and_bytes, and the "guessed" run of the management test)."""
+    tmp = tmp_path_factory.mktemp("torchserve")
+    image = tmp / "kitten.jpg"
+    image.write_bytes(IMAGE)
+    with protocol_server("torchserve_inference") as (url, state):
+        result = run_scenario(url, "torchserve", tmp / "run", "--model", "resnet-18", "--data", str(image))
+    return SharedRun(result, tmp / "run", state)
+
+
+def test_torchserve_json_and_bytes(
+    torchserve_bytes: SharedRun, labelled_run: Callable[[str], SharedRun]
+) -> None:
+    # JSON rows: the labelled torchserve run (no --scenario: the probe picked TorchServe).
+    result, as_json = torchserve_bytes.result, labelled_run("torchserve")
     assert result.returncode == 0, result.stderr
-    assert as_json.returncode == 0, as_json.stderr
-    assert result.stderr == "" and as_json.stderr == ""  # --quiet: no start line
-    assert_all_ok(tmp_path / "run", "/predictions/resnet-18")
-    assert_all_ok(tmp_path / "json", "/predictions/resnet-18")
-    bodies = [body for method, path, body in state["seen"] if method == "POST"]
-    assert image.read_bytes() in bodies and b'{"a": 1}' in bodies
-    assert ("GET", "/models", b"") in state["seen"]  # discovered through the management API
+    assert as_json.result.returncode == 0, as_json.result.stderr
+    assert result.stderr == "" and as_json.result.stderr == ""  # --quiet: no start line
+    assert_all_ok(torchserve_bytes.out, "/predictions/resnet-18")
+    assert_all_ok(as_json.out, "/predictions/resnet-18")
+    bodies = [body for method, path, body in torchserve_bytes.state["seen"] if method == "POST"]
+    assert set(bodies) == {IMAGE}
+    assert {"image": "a"} in [body for _, body in posts(as_json.state)]
+    assert ("GET", "/models", b"") in as_json.state["seen"]  # discovered through the management API
 
 
 # Labelled rows for each kind: (the row, what the stand-in server answers for it at the path).
@@ -126,15 +168,38 @@ LABELLED = {
 }
 
 
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SharedRun]:
+    """Each kind's labelled run, done once on first use: other tests read them too."""
+    runs: dict[str, SharedRun] = {}
+
+    def get(kind: str) -> SharedRun:
+        if kind not in runs:
+            args, rows = LABELLED[kind]
+            tmp = tmp_path_factory.mktemp(f"labelled-{kind}")
+            data = tmp / "rows.jsonl"
+            data.write_text("".join(json.dumps(row) + "\n" for row, _ in rows), encoding="utf-8")
+            # No --scenario for torchserve: test_run_without_scenario_probes_torchserve reads it.
+            scenario = () if kind == "torchserve" else ("--scenario", kind)
+            # The closed loop: the quality counts the measured window, which then holds every record.
+            with protocol_server(kind) as (url, state):
+                result = run_cli(
+                    "run", "--target", url, *scenario, "--out", str(tmp / "run"), *CLOSED, *args,
+                    "--data", str(data),
+                )  # fmt: skip
+            runs[kind] = SharedRun(result, tmp / "run", state)
+        return runs[kind]
+
+    return get
+
+
 @pytest.mark.parametrize("kind", sorted(LABELLED))
-def test_labelled_payloads_give_quality(tmp_path: Path, kind: str) -> None:
-    args, rows = LABELLED[kind]
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row, _ in rows), encoding="utf-8")
-    with protocol_server(kind) as (url, state):
-        result = run_scenario(url, kind, tmp_path / "run", *args, "--data", str(data))
+def test_labelled_payloads_give_quality(labelled_run: Callable[[str], SharedRun], kind: str) -> None:
+    _, rows = LABELLED[kind]
+    run = labelled_run(kind)
+    result, state = run.result, run.state
     assert result.returncode == 0, result.stderr
-    requests = read_requests(tmp_path / "run" / "requests.csv")
+    requests = read_requests(run.out / "requests.csv")
     assert len(requests) > 10 and requests["ok"].all()
     answers = {str(row["_expected"]).removesuffix(".0"): answer for row, answer in rows}
     # The reader types an all-numeric column as numbers: compare as text.
@@ -146,7 +211,7 @@ def test_labelled_payloads_give_quality(tmp_path: Path, kind: str) -> None:
     right = {label for label, answer in answers.items() if label == answer}
     counts = expected.value_counts()
     n = len(requests)
-    quality = read_json(tmp_path / "run" / "summary.json")["quality"]
+    quality = read_json(run.out / "summary.json")["quality"]
     assert quality["n"] == n and quality["answered"] == n
     assert quality["accuracy"] == round(sum(counts[label] for label in right) / n, 4)
     assert 0 < quality["accuracy"] < 1
@@ -267,7 +332,7 @@ def test_kserve_v2_metadata_without_inputs_stops_at_start(tmp_path: Path) -> Non
     assert_all_ok(tmp_path / "run", "/v2/models/iris/infer")
 
 
-def test_torchserve_management_api_on_its_own_port(tmp_path: Path) -> None:
+def test_torchserve_management_api_on_its_own_port(tmp_path: Path, torchserve_bytes: SharedRun) -> None:
     with (
         protocol_server("torchserve_inference") as (url, _),
         protocol_server("torchserve_management") as (management, seen),
@@ -276,40 +341,35 @@ def test_torchserve_management_api_on_its_own_port(tmp_path: Path) -> None:
             "run", "--target", url, "--scenario", "torchserve", "--out", str(tmp_path / "run"), *LOUD,
             "--management", management, "--payload", "{}",
         )  # fmt: skip
-        guessed = run_scenario(
-            url, "torchserve", tmp_path / "guessed", "--model", "resnet-18", "--payload", "{}"
-        )
     line = start_line(result, "torchserve")
     assert f"model resnet-18 from {management}/models (1 listed)" in line
     assert "workers 1/2 READY (min 2, max 4), batchSize 8, maxBatchDelay 50 ms" in line
     assert_all_ok(tmp_path / "run", "/predictions/resnet-18")
     assert ("GET", "/models/resnet-18", b"") in seen["seen"]
-    assert guessed.returncode == 0, guessed.stderr  # --model: no management API is only a note
-    assert_all_ok(tmp_path / "guessed", "/predictions/resnet-18")
+    # --model, no --management: no management API is only a note (test_torchserve_json_and_bytes's run).
+    guessed = torchserve_bytes.result
+    assert guessed.returncode == 0, guessed.stderr
+    assert_all_ok(torchserve_bytes.out, "/predictions/resnet-18")
     # What discovery found is kept in meta.json, --quiet or not.
     assert read_json(tmp_path / "run" / "meta.json")["discovery"] == line.removeprefix("loadbench: ")
-    quiet = read_json(tmp_path / "guessed" / "meta.json")["discovery"]
+    quiet = read_json(torchserve_bytes.out / "meta.json")["discovery"]
     assert quiet.startswith("torchserve: model resnet-18 (--model); no TorchServe management API at "), quiet
 
 
-def test_tfserving_says_what_its_signature_takes(tmp_path: Path) -> None:
+def test_tfserving_says_what_its_signature_takes(tmp_path: Path, tfserving_run: SharedRun) -> None:
     with protocol_server("tfserving") as (url, _):
         refused = run_scenario(url, "tfserving", tmp_path / "refused", "--model", "half_plus_two")
-        result = run_cli(
-            "run", "--target", url, "--scenario", "tfserving", "--out", str(tmp_path / "run"), *LOUD,
-            "--model", "half_plus_two", "--payload", "1.5",
-        )  # fmt: skip
     assert_one_line_error(
         refused,
         "model half_plus_two's signature serving_default takes x DT_FLOAT [-1]",
         """pass --payload '{"instances": [0]}' or --data FILE.jsonl""",
     )
-    line = start_line(result, "tfserving")
+    # Said the same with a body given: test_tfserving's run (--data) has it.
+    line = start_line(tfserving_run.result, "tfserving")
     assert line == (
         "loadbench: tfserving: model half_plus_two (version 1 AVAILABLE); "
         "signature serving_default takes x DT_FLOAT [-1]"
     )
-    assert_all_ok(tmp_path / "run", "/v1/models/half_plus_two:predict")
 
 
 # --- discovery failures: exit 2, one line ----------------------------------------------------
@@ -355,15 +415,15 @@ def test_probe_picks_each_kind(kind: str, model: str | None, scenario: str, foun
     assert result.model == found
 
 
-def test_run_without_scenario_probes_torchserve(tmp_path: Path) -> None:
-    with protocol_server("torchserve") as (url, _):
-        result = run_cli("run", "--target", url, "--out", str(tmp_path / "run"), *RUN, "--payload", "{}")
+def test_run_without_scenario_probes_torchserve(labelled_run: Callable[[str], SharedRun]) -> None:
+    run = labelled_run("torchserve")  # run with no --scenario
+    result, out = run.result, run.out
     assert result.returncode == 0, result.stderr
-    meta = read_json(tmp_path / "run" / "meta.json")
+    meta = read_json(out / "meta.json")
     assert meta["scenario"] == "torchserve"
     assert "TorchServe" in meta["scenario_reason"]
     assert meta["network"]["samples"] > 0 and meta["network"]["rtt_ms_min"] > 0
-    summary = read_json(tmp_path / "run" / "summary.json")
+    summary = read_json(out / "summary.json")
     breakdown = summary["latency_breakdown"]
     assert breakdown["network_rtt_ms"] == meta["network"]["rtt_ms_median"]
     assert breakdown["server_ms_p50"] == pytest.approx(
@@ -414,7 +474,9 @@ def test_http2_sends_over_h2c_with_the_same_records(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("PHASES_LOG", str(phases))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     with h2_server(log) as url:
-        result = run_scenario(url, str(scenario), tmp_path / "run", "--http2", "--payload", '{"x": [1, 2]}')
+        result = run_scenario(
+            url, str(scenario), tmp_path / "run", "--http2", "--payload", '{"x": [1, 2]}', load=CLOSED
+        )
         v1 = run_scenario(url, "kserve_v1", tmp_path / "v1", "--http2", "--payload", "[3]")
     assert result.returncode == 0, result.stderr
     assert v1.returncode == 0, v1.stderr
@@ -425,6 +487,9 @@ def test_http2_sends_over_h2c_with_the_same_records(tmp_path: Path, monkeypatch:
     assert len(seen) >= len(requests)
     assert {r["http_version"] for r in seen} == {"2"}  # every load request went over HTTP/2
     assert {r["body"] for r in seen if r["path"] == "/predict"} == {'{"x": [1, 2]}'}
+    # A bare --payload row is one of the "instances".
+    v1_bodies = [json.loads(r["body"]) for r in seen if r["path"] == "/v1/models/m:predict"]
+    assert v1_bodies and all(body == {"instances": [[3]]} for body in v1_bodies)
     # Per-request phases from httpx's trace: a new connection per user, then reuse.
     timings = [json.loads(line) for line in phases.read_text().splitlines()]
     assert len(timings) == len(requests)
@@ -521,7 +586,7 @@ def test_http2_goaway_on_a_processed_stream_is_a_closed_connection(tmp_path: Pat
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
-        result = run_scenario(url, "json_post", tmp_path / "run", "--http2", "--payload", "{}")
+        result = run_scenario(url, "json_post", tmp_path / "run", "--http2", "--payload", "{}", load=CLOSED)
     finally:
         process.terminate()
         process.communicate(timeout=10)
@@ -546,9 +611,11 @@ def test_http2_follows_redirects_only_when_asked_and_keeps_no_body_over_max_body
         refused = run_scenario(
             url, "json_post", tmp_path / "no", *common, "--path", "/redirect", "--keep-going"
         )
+        # Closed loop: the summary's count (the measured window) is compared with every record.
         followed = run_scenario(
-            url, "json_post", tmp_path / "yes", *common, "--path", "/redirect", "--follow-redirects"
-        )
+            url, "json_post", tmp_path / "yes", *common, "--path", "/redirect", "--follow-redirects",
+            load=CLOSED,
+        )  # fmt: skip
         big = run_scenario(
             url,
             "json_post",
@@ -559,6 +626,8 @@ def test_http2_follows_redirects_only_when_asked_and_keeps_no_body_over_max_body
             "--max-body",
             "1MiB",
             "--keep-going",
+            # A few 3 MiB answers show it: each costs both ends real CPU, so fewer than RUN's.
+            load=(*CLOSED, "--rate", "10", "--arrival", "constant", "--max-inflight", "2"),
         )
     assert refused.returncode == 3, refused.stderr
     records = read_requests(tmp_path / "no" / "requests.csv")

@@ -6,6 +6,7 @@ the module; load runs in ``python -m loadbench`` child processes.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,10 @@ def test_wrong_feature_count_shows_the_servers_words(
     result = loadbench(f"grpc://{server.grpc_target}", tmp_path / "run", "--data", str(data), *extra)
     words = "X has 10 features, but StandardScaler is expecting 64 features as input."
     how = failed_with_servers_words(result.returncode, result.stderr, tmp_path / "run", words)
+    if preflight == "default":
+        # Every gRPC answer travels as HTTP 200: the refusal names the call's own gRPC status.
+        first = result.stderr.splitlines()[0]
+        assert re.search(r"ModelInfer -> [A-Z][A-Z_]+ in \d+ ms: ", first) and "-> OK" not in first, first
     if preflight == "--no-preflight":
         assert how == "every request failed"
         requests = read_requests(tmp_path / "run" / "requests.csv")

@@ -49,6 +49,17 @@ def only_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def labelled_rows(server: TritonServer, path: Path) -> Path:
+    """The ten offline-predicted rows as infer bodies (FP32 ``[1, 64]``), labelled, one a line."""
+    bodies = [
+        {"inputs": [{"name": "inputs", "shape": [1, 64], "datatype": "FP32", "data": row["inputs"]}]}
+        | {"_expected": row["label"]}
+        for row in server.offline["rows"]
+    ]
+    path.write_text("".join(json.dumps(body) + "\n" for body in bodies))
+    return path
+
+
 def all_ok(out: Path) -> list[dict[str, str]]:
     rows = records(out)
     assert rows and all(row["ok"] == "1" and row["status"] == "200" for row in rows), rows[:1]
@@ -110,13 +121,7 @@ def test_the_batch_dimension_takes_batch(server: TritonServer, tmp_path: Path) -
 
 @pytest.mark.e2e
 def test_labelled_rows_under_load_get_their_offline_predictions(server: TritonServer, tmp_path: Path) -> None:
-    data = tmp_path / "digits10.jsonl"
-    bodies = [
-        {"inputs": [{"name": "inputs", "shape": [1, 64], "datatype": "FP32", "data": row["inputs"]}]}
-        | {"_expected": row["label"]}
-        for row in server.offline["rows"]
-    ]
-    data.write_text("".join(json.dumps(body) + "\n" for body in bodies))
+    data = labelled_rows(server, tmp_path / "digits10.jsonl")
     out = tmp_path / "run"
     result = run_cli(
         "run", "--target", server.url, "--model", "digits", "--data", str(data), *LOAD, "--out", str(out)
@@ -162,3 +167,77 @@ def test_a_wrong_shape_is_refused_in_tritons_words(server: TritonServer, tmp_pat
     assert all(SHAPE_WORDS in row["server_message"] for row in rows), rows[0]["server_message"]
     errors = read_json(out / "summary.json")["errors"]
     assert [e["kind"] for e in errors] == ["HTTP 400"] and SHAPE_WORDS in errors[0]["server_message"]
+
+
+# --- the same server over gRPC: GRPCInferenceService on its gRPC port -------------------------
+
+GRPC_RESTRICTED = "This protocol is restricted, expecting header 'triton-grpc-protocol-triton-access-token'"
+
+
+def grpc_url(server: TritonServer) -> str:
+    return f"grpc://127.0.0.1:{server.grpc_port}"
+
+
+def test_grpc_zero_config_quotes_the_restricted_index_and_names_its_header(
+    server: TritonServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    line = only_error_line(run_cli("run", "--target", grpc_url(server), *LOAD, "--out", str(out)))
+    assert f"refused RepositoryIndex (UNAVAILABLE: {GRPC_RESTRICTED})" in line
+    hint = "pass --model NAME, or give the index its token with --header 'triton-grpc-protocol-triton-access-token: TOKEN'"
+    assert line.endswith(hint)
+    assert not out.exists()
+    # The header named works: the index answers, and is as empty as over HTTP (PyTriton lists
+    # no model there), so --model it is.
+    header = f"triton-grpc-protocol-triton-access-token: {server.token}"
+    result = run_cli("run", "--target", grpc_url(server), "--header", header, *LOAD, "--out", str(out))
+    line = only_error_line(result)
+    assert GRPC_RESTRICTED not in line and "pass --model NAME" in line
+    assert server.token not in result.stderr + result.stdout
+
+
+@pytest.mark.e2e
+def test_grpc_labelled_rows_get_their_offline_predictions_and_the_batch_dimension(
+    server: TritonServer, tmp_path: Path
+) -> None:
+    data = labelled_rows(server, tmp_path / "digits10.jsonl")
+    out = tmp_path / "run"
+    args = ("--model", "digits", "--data", str(data), *LOAD, "--out", str(out))
+    result = run_cli("run", "--target", grpc_url(server), *args)
+    assert result.returncode == 0, result.stderr
+    meta = read_json(out / "meta.json")
+    assert meta["scenario"] == "kserve_v2_grpc"  # chosen by probing the grpc:// target
+    rows = records(out)
+    assert rows and all(row["ok"] == "1" and row["status"] == "200" for row in rows), rows[:1]
+    assert {row["name"] for row in rows} == {"/inference.GRPCInferenceService/ModelInfer"}
+    offline = {str(row["label"]): str(row["predicted"]) for row in server.offline["rows"]}
+    assert all(row["predicted"] == offline[row["expected"]] for row in rows)
+    quality = read_json(out / "summary.json")["quality"]
+    right = sum(offline[row["expected"]] == row["expected"] for row in rows)
+    assert (quality["n"], quality["correct"]) == (len(rows), right)
+    # Synthetic inputs from ModelMetadata, the -1 batch dimension taken from --batch.
+    batched = tmp_path / "batched"
+    args = ("--model", "digits", "--batch", "4", *LOAD, "--out", str(batched))
+    result = run_cli("run", "--target", grpc_url(server), *args)
+    assert result.returncode == 0, result.stderr
+    assert "random inputs FP32 [4, 64]" in read_json(batched / "meta.json")["discovery"]
+    assert all(row["ok"] == "1" for row in records(batched))
+
+
+@pytest.mark.e2e
+def test_grpc_a_wrong_shape_is_refused_with_the_grpc_status_and_tritons_words(
+    server: TritonServer, tmp_path: Path
+) -> None:
+    args = ("--model", "digits", "--payload", WRONG_SHAPE, *LOAD)
+    refused = run_cli("run", "--target", grpc_url(server), *args, "--out", str(tmp_path / "refused"))
+    assert refused.returncode == 2, refused.stderr
+    first = refused.stderr.splitlines()[0]
+    # A gRPC answer travels as HTTP 200: the line names the call's own status, once.
+    assert "ModelInfer -> INVALID_ARGUMENT in " in first and SHAPE_WORDS in first, first
+    assert "INVALID_ARGUMENT: INVALID_ARGUMENT" not in first and "-> 200" not in first
+    out = tmp_path / "run"
+    loaded = run_cli("run", "--target", grpc_url(server), *args, "--no-preflight", "--out", str(out))
+    assert loaded.returncode == 3, loaded.stderr
+    rows = records(out)
+    assert rows and all(row["ok"] == "0" and row["error"].startswith("INVALID_ARGUMENT") for row in rows)
+    assert all(SHAPE_WORDS in row["server_message"] for row in rows), rows[0]["server_message"]

@@ -61,7 +61,7 @@ from locust import FastHttpUser, constant, task
 
 
 class TrustingUser(FastHttpUser):
-    wait_time = constant(0)
+    wait_time = constant(0.005)  # paced: what the server says is the subject, not the load
 
     def on_start(self) -> None:
         response = self.client.get("/names", name="GET /names")
@@ -199,7 +199,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = folder / "run"
     with hostile_server() as url:
         result = run_cli(
-            "run", "--target", url, "--scenario", str(locustfile), "-u", "2", "-d", "3s", "--warmup", "0s",
+            "run", "--target", url, "--scenario", str(locustfile), "-u", "2", "-d", "2s", "--warmup", "0s",
             "--quiet", "--out", str(out), "--scrape", f"{url}/metrics", "--scrape-interval", "0.5s",
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -304,7 +304,7 @@ def test_probe_reason_from_server_is_text_in_chromium(chromium: str, tmp_path: P
     payload = json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]})
     with hostile_server() as url:
         result = run_cli(
-            "run", "--target", url, "--model", "m", "--payload", payload, "-u", "1", "-d", "2s",
+            "run", "--target", url, "--model", "m", "--payload", payload, "-u", "1", "-d", "1s",
             "--warmup", "0s", "--quiet", "--no-sampler", "--out", str(out),
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -348,7 +348,7 @@ def test_insecure_runs_against_self_signed_target_and_warns(tls_demo: str, tmp_p
     out = tmp_path / "run"
     result = run_cli(
         "run", "--target", tls_demo, "--scenario", "json_post", "--payload", digits_payload(),
-        "-u", "2", "-d", "3s", "--warmup", "0s", "--quiet", "--no-sampler", "--out", str(out), "--insecure",
+        "-u", "1", "-d", "1s", "--warmup", "0s", "--quiet", "--no-sampler", "--out", str(out), "--insecure",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = read_json(out / "summary.json")

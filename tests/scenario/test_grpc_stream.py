@@ -23,7 +23,8 @@ from loadbench.record.records import read_requests
 
 pytestmark = pytest.mark.e2e
 STREAM = "/inference.GRPCInferenceService/ModelStreamInfer"
-QUICK = ("-u", "2", "-d", "2s", "--warmup", "0s", "--no-sampler")
+# 1 s: 2 users finish a stream every ~90 ms (the service time and the gaps), some 20 in all.
+QUICK = ("-u", "2", "-d", "1s", "--warmup", "0s", "--no-sampler")
 ANSWERS, GAP_MS, SERVICE_MS = 5, 20.0, 10.0
 
 

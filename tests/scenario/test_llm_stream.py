@@ -14,7 +14,9 @@ import json
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +40,26 @@ def run_against(server: LLMTestServer, out: Path, *args: str) -> tuple[pd.DataFr
         result = run_cli("run", "--target", url, "--out", str(out), *QUICK, *args)
     assert result.returncode == 0, result.stderr
     return read_requests(out / "requests.csv"), server.bodies
+
+
+@dataclass
+class Run:
+    """A finished `loadbench run` several tests read: its records, the server's view, its words."""
+
+    out: Path
+    frame: pd.DataFrame
+    bodies: list[dict[str, Any]]
+    timings: list[dict[str, Any]]
+    stderr: str
+
+
+def run_said(server: LLMTestServer, out: Path, *args: str) -> Run:
+    """As `run_against`, without --quiet: what the scenario says at start stays in stderr."""
+    loud = tuple(a for a in QUICK if a != "--quiet")
+    with serving(server) as url:
+        result = run_cli("run", "--target", url, "--out", str(out), *loud, *args)
+    assert result.returncode == 0, result.stderr
+    return Run(out, read_requests(out / "requests.csv"), server.bodies, server.timings, result.stderr)
 
 
 def itls(frame: pd.DataFrame) -> list[list[float]]:
@@ -82,9 +104,20 @@ def assert_itl_matches(measured_itl: float, server_itl: float) -> None:
     assert abs(measured_itl - server_itl) < ITL_TOLERANCE * server_itl, (measured_itl, server_itl)
 
 
-def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def chat_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One user streaming openai_chat, given its model and workload options: read by the tests of
+    the timings, of the options, and of discovery. (The test server ignores the options: it
+    streams its own 12 tokens and counts 7 prompt tokens, whatever the request asks for.)"""
     server = LLMTestServer(ttft_ms=40, itl_ms=10, tokens=12)
-    frame, bodies = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s")
+    return run_said(
+        server, tmp_path_factory.mktemp("chat") / "run", "--scenario", "openai_chat", "-d", "3s",
+        "--model", "m", "--input-tokens", "40", "--output-tokens", "7", "--ignore-eos", "--temperature", "0.5",
+    )  # fmt: skip
+
+
+def test_stream_timings_match_the_servers_own(chat_run: Run) -> None:
+    frame, bodies, timings = chat_run.frame, chat_run.bodies, chat_run.timings
     assert len(frame) >= 3 and frame["ok"].all()
     assert all(b["stream"] is True and b["stream_options"] == {"include_usage": True} for b in bodies)
     assert (frame["tokens_source"] == "usage").all()
@@ -93,9 +126,9 @@ def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
     assert all(len(g) == 11 for g in gaps)
     # The server's clock starts when it reads the request line, ours just before sending, and
     # its first token is not written before 40 ms: no TTFT is shorter (one monotonic clock).
-    assert (frame["ttft_ms"] >= server.ttft_ms - 0.001).all(), frame["ttft_ms"].tolist()
+    assert (frame["ttft_ms"] >= 40 - 0.001).all(), frame["ttft_ms"].tolist()
     # Request by request, against the server's own note of the same request.
-    pairs = paired(frame, server.timings)
+    pairs = paired(frame, timings)
     delays = [row["ttft_ms"] - t["ttft_ms"] for row, t in pairs]
     server_itl = statistics.mean(v for _, t in pairs for v in t["itl_ms"])
     assert_ttft_is_the_first_events(delays, server_itl, server_itl * 11)
@@ -108,7 +141,8 @@ def test_stream_timings_match_the_servers_own(tmp_path: Path) -> None:
 
 def test_stream_timings_match_with_four_users(tmp_path: Path) -> None:
     server = LLMTestServer(ttft_ms=30, itl_ms=8, tokens=8, vary_tokens=5)
-    frame, _ = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "3s", "-u", "4")
+    # ~100 ms a request and user: some 80 in 2 s.
+    frame, _ = run_against(server, tmp_path / "run", "--scenario", "openai_chat", "-d", "2s", "-u", "4")
     assert len(frame) >= 12 and frame["ok"].all()
     assert (frame["ttft_ms"] >= server.ttft_ms - 0.001).all(), frame["ttft_ms"].tolist()
     pairs = paired(frame, server.timings)
@@ -173,19 +207,32 @@ def test_stream_timings_over_http2(tmp_path: Path) -> None:
 MODES = ["ok", "disconnect", "junk", "badjson", "nousage", "nodone", "noend"]
 
 
-def test_broken_streams_keep_their_partial_timings(tmp_path: Path) -> None:
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps({"prompt": f"p {m}", "user": m}) + "\n" for m in MODES))
+@pytest.fixture(scope="module")
+def broken_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One openai_completions run, its model found by discovery, whose data rows each ask for a
+    way to break the stream: `MODES`, and llama-cpp-python's cut (content, then [DONE] without a
+    finish_reason). Read by the tests of each, and of discovery."""
+    tmp = tmp_path_factory.mktemp("broken")
+    data = tmp / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {m}", "user": m}) + "\n" for m in [*MODES, "cut"]))
     server = LLMTestServer(ttft_ms=15, itl_ms=4, tokens=6, cut_after=3)
-    frame, bodies = run_against(
-        server, tmp_path / "run", "--scenario", "openai_completions", "--data", str(data), "-d", "3s"
-    )
-    assert len(frame) >= 2 * len(MODES)
-    rows = {m: [] for m in MODES}  # type: dict[str, list[pd.Series]]
-    for (_, row), body in zip(frame.iterrows(), bodies, strict=False):  # one user: in order
+    # ~40 ms a request: some 50 in 2 s, 6 of each mode.
+    return run_said(server, tmp / "run", "--scenario", "openai_completions", "--data", str(data), "-d", "2s")
+
+
+def rows_by_mode(run: Run) -> dict[str, list[pd.Series]]:
+    rows: dict[str, list[pd.Series]] = {m: [] for m in [*MODES, "cut"]}
+    for (_, row), body in zip(run.frame.iterrows(), run.bodies, strict=False):  # one user: in order
         assert body["prompt"] == f"p {body['user']}"
         rows[body["user"]].append(row)
-    for mode, records in rows.items():
+    return rows
+
+
+def test_broken_streams_keep_their_partial_timings(broken_run: Run) -> None:
+    assert len(broken_run.frame) >= 2 * (len(MODES) + 1)
+    for mode, records in rows_by_mode(broken_run).items():
+        if mode == "cut":  # test_a_stream_cut_after_content_fails_and_keeps_its_timings
+            continue
         assert records, mode
         for r in records:
             gaps = [float(v) for v in str(r["itl_ms"] or "").split()]
@@ -204,30 +251,26 @@ def test_broken_streams_keep_their_partial_timings(tmp_path: Path) -> None:
                 assert not r["ok"] and "not valid JSON" in r["error"] and r["output_tokens"] == 6
             else:  # noend
                 assert not r["ok"] and "without a finish_reason or data: [DONE]" in r["error"]
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = json.loads((broken_run.out / "summary.json").read_text())
     kinds = {e["kind"] for e in summary["errors"]}
     assert "connection closed" in kinds and "invalid JSON" in kinds
 
 
-def test_no_stream_takes_tokens_from_usage(tmp_path: Path) -> None:
-    server = LLMTestServer(ttft_ms=5, itl_ms=1, tokens=9)
-    frame, bodies = run_against(
-        server, tmp_path / "run", "--scenario", "openai_chat", "--no-stream", "-d", "2s"
-    )
-    assert len(frame) > 3 and frame["ok"].all()
+def test_no_stream_takes_tokens_from_usage(no_stream_run: Run) -> None:
+    frame, bodies = no_stream_run.frame, no_stream_run.bodies
+    # The whole answers: the run's other rows ask for empty ones (test_empty_answers_...).
+    modes = pd.Series([b["user"] for b in bodies[: len(frame)]], index=frame.index)  # one user: in order
+    whole = frame[modes == "ok"]
+    assert len(whole) > 3 and whole["ok"].all()
     assert all(b["stream"] is False and "stream_options" not in b for b in bodies)
     assert frame["ttft_ms"].isna().all() and (frame["itl_ms"].fillna("") == "").all()
-    assert (frame["output_tokens"] == 9).all() and (frame["input_tokens"] == 7).all()
-    assert (frame["tokens_source"] == "usage").all()
+    assert (whole["output_tokens"] == 9).all() and (whole["input_tokens"] == 7).all()
+    assert (whole["tokens_source"] == "usage").all()
 
 
-def test_workload_options_reach_the_request(tmp_path: Path) -> None:
-    server = LLMTestServer(ttft_ms=1, itl_ms=1, tokens=2)
-    _, bodies = run_against(
-        server, tmp_path / "run", "--scenario", "openai_chat", "-d", "1s", "--model", "m",
-        "--input-tokens", "40", "--output-tokens", "7", "--ignore-eos", "--temperature", "0.5",
-    )  # fmt: skip
-    assert bodies and server.timings[0]["ttft_ms"] is not None
+def test_workload_options_reach_the_request(chat_run: Run) -> None:
+    bodies = chat_run.bodies
+    assert bodies and chat_run.timings[0]["ttft_ms"] is not None
     for body in bodies:
         assert body["model"] == "m" and body["temperature"] == 0.5
         assert len(body["messages"][0]["content"].split()) == 40
@@ -237,7 +280,7 @@ def test_workload_options_reach_the_request(tmp_path: Path) -> None:
 def test_demo_llm_simulator_out_of_the_box(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = run_cli(
-        "run", "--demo", "--scenario", "openai_chat", "-d", "3s", "-u", "2", "--warmup", "0s", "--quiet",
+        "run", "--demo", "--scenario", "openai_chat", "-d", "2s", "-u", "2", "--warmup", "0s", "--quiet",
         "--no-sampler", "--out", str(out), "--demo-llm-ttft-ms", "20", "--demo-llm-itl-ms", "5",
         "--max-tokens", "16",
     )  # fmt: skip
@@ -316,34 +359,47 @@ def test_meter_errors_and_completions_text() -> None:
 EMPTY_MODES = ["ok", "interrupted", "doneonly", "finishedempty"]
 
 
+def empty_answers_run(tmp: Path, stream: bool) -> Run:
+    """openai_chat, its data rows each asking for an answer (`EMPTY_MODES`) of 9 tokens or none."""
+    data = tmp / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {m}", "user": m}) + "\n" for m in EMPTY_MODES))
+    server = LLMTestServer(ttft_ms=5, itl_ms=1, tokens=9)
+    # ~13 ms a request: some 100 in 1.5 s.
+    args = ["--scenario", "openai_chat", "--data", str(data), "-d", "1.5s"]
+    return run_said(server, tmp / "run", *args, *([] if stream else ["--no-stream"]))
+
+
+@pytest.fixture(scope="module")
+def no_stream_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """Read by the test of empty answers (not streamed) and, its whole answers, of --no-stream."""
+    return empty_answers_run(tmp_path_factory.mktemp("no-stream"), stream=False)
+
+
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "no-stream"])
-def test_empty_answers_are_failures_or_never_goodput(tmp_path: Path, stream: bool) -> None:
+def test_empty_answers_are_failures_or_never_goodput(
+    request: pytest.FixtureRequest, tmp_path: Path, stream: bool
+) -> None:
     # llama.cpp interrupting a stream (role event, then [DONE]), [DONE] alone: failures, not
     # successes with 0 tokens; an answer that did finish, empty, succeeds but is never goodput.
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps({"prompt": f"p {m}", "user": m}) + "\n" for m in EMPTY_MODES))
-    server = LLMTestServer(ttft_ms=5, itl_ms=2, tokens=4)
-    frame, bodies = run_against(
-        server, tmp_path / "run", "--scenario", "openai_chat", "--data", str(data), "-d", "3s",
-        *([] if stream else ["--no-stream"]),
-    )  # fmt: skip
+    run = empty_answers_run(tmp_path, stream=True) if stream else request.getfixturevalue("no_stream_run")
+    frame, bodies = run.frame, run.bodies
     assert len(frame) >= len(EMPTY_MODES)
     seen = set()
     for (_, row), body in zip(frame.iterrows(), bodies, strict=False):  # one user: in order
         mode = body["user"]
         seen.add(mode)
         if mode == "ok":
-            assert row["ok"] and row["output_tokens"] == 4
+            assert row["ok"] and row["output_tokens"] == 9
         elif mode == "finishedempty":
             assert row["ok"] and row["output_tokens"] == 0, row.to_dict()
         else:
             assert not row["ok"], (mode, row.to_dict())
             assert row["error"] == f"CatchResponseError: {'empty stream' if stream else 'empty completion'}"
     assert seen == set(EMPTY_MODES)
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    summary = json.loads((run.out / "summary.json").read_text())
     kinds = {e["kind"] for e in summary["errors"]}
     assert kinds == {"empty stream" if stream else "empty completion"}
-    measured = read_requests(tmp_path / "run" / "requests.csv")
+    measured = read_requests(run.out / "requests.csv")
     good = int((measured["ok"] & (measured["output_tokens"] > 0)).sum())
     assert summary["goodput"]["requests"] == good < summary["requests"]["ok"]
     assert any("answered no output token" in n for n in summary["notices"])
@@ -357,6 +413,8 @@ def test_a_target_that_answers_only_done_is_stopped_invalid_and_exits_3(tmp_path
         result = run_cli(
             "run", "--target", f"{server.url}/sse-done-only", "--scenario", "openai_chat", "--model", "m",
             "-d", "60s", "--out", str(out), *QUICK,
+            # Paced (open loop, 20/s): the server answers at once, and the stop waits 5 s.
+            "--rate", "20", "--arrival", "constant",
         )  # fmt: skip
         answered = server.count("/sse-done-only", "sse-done-only")
     assert result.returncode == 3, result.stderr
@@ -389,16 +447,10 @@ def test_meter_empty_stream_needs_no_content_and_no_finish() -> None:
     assert not content.empty
 
 
-def test_the_model_discovery_found_is_said_at_start(tmp_path: Path) -> None:
-    server = LLMTestServer(ttft_ms=5, itl_ms=2, tokens=2)
-    with serving(server) as url:
-        args = ("--scenario", "openai_completions", "-u", "1", "-d", "1s", "--warmup", "0s", "--no-sampler")
-        found = run_cli("run", "--target", url, "--out", str(tmp_path / "found"), *args)
-        given = run_cli("run", "--target", url, "--out", str(tmp_path / "given"), *args, "--model", "m")
-    assert found.returncode == given.returncode == 0, found.stderr + given.stderr
+def test_the_model_discovery_found_is_said_at_start(broken_run: Run, chat_run: Run) -> None:
     said = "loadbench: openai_completions: model test-llm, the first GET /v1/models lists\n"
-    assert said in found.stderr
-    assert "loadbench: openai_completions: " not in given.stderr  # nothing was discovered
+    assert said in broken_run.stderr
+    assert "loadbench: openai_chat: " not in chat_run.stderr  # given --model: nothing was discovered
 
 
 def test_meter_problem_only_a_finish_reason_ends_an_answer() -> None:
@@ -421,24 +473,21 @@ def test_meter_problem_only_a_finish_reason_ends_an_answer() -> None:
     assert meter({"error": {"message": "busy"}}).problem(done=True) == "server error in stream: busy"
 
 
-def test_a_stream_cut_after_content_fails_and_keeps_its_timings(tmp_path: Path) -> None:
+def test_a_stream_cut_after_content_fails_and_keeps_its_timings(broken_run: Run) -> None:
     # llama-cpp-python's interrupt_requests: content, then [DONE] without a finish_reason.
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps({"prompt": f"p {m}", "user": m}) + "\n" for m in ("ok", "cut")))
-    server = LLMTestServer(ttft_ms=5, itl_ms=2, tokens=3)
-    frame, bodies = run_against(
-        server, tmp_path / "run", "--scenario", "openai_completions", "--data", str(data), "-d", "3s"
-    )
-    assert {b["user"] for b in bodies} == {"ok", "cut"}
+    rows = rows_by_mode(broken_run)
+    whole, cut = pd.DataFrame(rows["ok"]), pd.DataFrame(rows["cut"])
+    assert len(whole) >= 1 and len(cut) >= 1
     # Told apart by what the server sent: only the whole answer carries a usage.
-    whole, cut = frame[frame["tokens_source"] == "usage"], frame[frame["tokens_source"] == "counted"]
-    assert len(whole) >= 1 and len(cut) >= 1 and len(whole) + len(cut) == len(frame)
+    assert (whole["tokens_source"] == "usage").all() and (cut["tokens_source"] == "counted").all()
     assert whole["ok"].all() and not cut["ok"].any()
     assert (cut["error"] == "CatchResponseError: cut stream").all(), cut["error"].unique()
-    assert (frame["output_tokens"] == 3).all() and (frame["ttft_ms"] > 0).all()
-    assert all(len(str(gaps).split()) == 2 for gaps in cut["itl_ms"])  # its timings kept
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert {e["kind"] for e in summary["errors"]} == {"cut stream"}
+    assert (pd.concat([whole, cut])["output_tokens"] == 6).all() and (cut["ttft_ms"] > 0).all()
+    assert all(len(str(gaps).split()) == 5 for gaps in cut["itl_ms"])  # its timings kept
+    summary = json.loads((broken_run.out / "summary.json").read_text())
+    # The cut rows, and only they, are the summary's cut streams (the other modes fail otherwise).
+    cut_streams = sum(e["count"] for e in summary["errors"] if e["kind"] == "cut stream")
+    assert cut_streams == len(cut), summary["errors"]
     assert summary["goodput"]["requests"] == summary["requests"]["ok"] < summary["requests"]["total"]
 
 

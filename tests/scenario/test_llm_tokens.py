@@ -18,6 +18,9 @@ from loadbench.report.llm import UNKNOWN_INPUT
 
 QUICK = ("-u", "1", "--warmup", "0s", "--quiet", "--no-sampler", "-d", "1s", "--model", "m")
 PROMPT = "tell me a story about the quick brown fox"
+# The counts, not the rate, are the subject: a 20 ms first token keeps the one user to tens of
+# requests a second, so the second of load costs little CPU on either side.
+TTFT_MS = 20
 
 
 def run(server: LLMTestServer, out: Path, *args: str) -> tuple[pd.DataFrame, dict]:
@@ -28,7 +31,7 @@ def run(server: LLMTestServer, out: Path, *args: str) -> tuple[pd.DataFrame, dic
 
 
 def test_without_usage_prompt_tokens_are_unknown_never_0(tmp_path: Path) -> None:
-    server = LLMTestServer(ttft_ms=2, itl_ms=1, tokens=4, mode="nousage")
+    server = LLMTestServer(ttft_ms=TTFT_MS, itl_ms=1, tokens=4, mode="nousage")
     frame, summary = run(server, tmp_path / "run", "--scenario", "openai_completions", "--prompt", PROMPT)
     assert len(frame) >= 1 and frame["ok"].all()
     assert frame["input_tokens"].isna().all() and (frame["input_tokens_source"] == "").all()
@@ -43,7 +46,7 @@ def test_without_usage_prompt_tokens_are_unknown_never_0(tmp_path: Path) -> None
 
 def test_the_tokenizer_counts_a_completions_prompt(tmp_path: Path) -> None:
     path = build(tmp_path / "model")
-    server = LLMTestServer(ttft_ms=2, itl_ms=1, tokens=4, mode="nousage")
+    server = LLMTestServer(ttft_ms=TTFT_MS, itl_ms=1, tokens=4, mode="nousage")
     frame, summary = run(
         server,
         tmp_path / "run",
@@ -66,7 +69,7 @@ def test_the_tokenizer_counts_a_completions_prompt(tmp_path: Path) -> None:
 def test_the_tokenizer_counts_a_chat_prompt_through_its_template_and_usage_wins(tmp_path: Path) -> None:
     build(tmp_path / "model")
     rendered = f"{BOS}[INST] {PROMPT} [/INST]"
-    server = LLMTestServer(ttft_ms=2, itl_ms=1, tokens=3, mode="nousage")
+    server = LLMTestServer(ttft_ms=TTFT_MS, itl_ms=1, tokens=3, mode="nousage")
     frame, summary = run(
         server,
         tmp_path / "run",
@@ -82,7 +85,7 @@ def test_the_tokenizer_counts_a_chat_prompt_through_its_template_and_usage_wins(
     assert summary["tokens"]["input_source"] == "tokenizer"
     # A server that sends usage is believed: the tokenizer counts only what it left out.
     frame, summary = run(
-        LLMTestServer(ttft_ms=2, itl_ms=1, tokens=3),
+        LLMTestServer(ttft_ms=TTFT_MS, itl_ms=1, tokens=3),
         tmp_path / "usage",
         "--scenario", "openai_chat", "--prompt", PROMPT, "--tokenizer", str(tmp_path / "model"),
     )  # fmt: skip

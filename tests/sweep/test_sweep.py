@@ -558,9 +558,10 @@ def test_find_capacity_searches_to_the_true_capacity(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_demo_sweep_sends_the_demos_rows_like_run_demo(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
+    # A paced demo (2 ms a request): the rows it sends are the subject, not the load.
     result = run_cli(
-        "sweep", "--demo", "--scenario", "json_post", "--concurrency", "1", "--step-duration", "2s",
-        "--warmup", "1s", "--out", str(out), "--no-sampler",
+        "sweep", "--demo", "--demo-latency-ms", "2", "--scenario", "json_post", "--concurrency", "1",
+        "--step-duration", "1s", "--warmup", "0s", "--out", str(out), "--no-sampler",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     step = read_json(out / "sweep.json")["steps"][0]
@@ -573,15 +574,16 @@ def test_demo_sweep_sends_the_demos_rows_like_run_demo(tmp_path: Path) -> None:
 def test_rate_steps_are_lengthened_to_what_the_gated_percentile_needs(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     with capacity_server(slots=2, service_ms=20) as (url, _):  # 100 req/s
+        # Constant arrivals: a Poisson schedule could send fewer than the 100 the step is sized for.
         result = run_cli(
-            "sweep", "--target", url, "--rates", "20", *STEP, "--slo", "p90<200ms", "--out", str(out),
-            *PAYLOAD,
+            "sweep", "--target", url, "--rates", "40", "--step-duration", "2s", "--warmup", "1s",
+            "--arrival", "constant", "--slo", "p90<200ms", "--out", str(out), *PAYLOAD,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     step = read_json(out / "sweep.json")["steps"][0]
-    # p90 needs 100 successful requests: 110 at 20 rps is 6 s measured, after the 1 s warmup.
-    assert step["duration_s"] == 7 and step["verdict"] == "pass", step["why"]
-    assert "the --slo percentiles need 100 successful requests, about 20 req/s: this step runs 7 s" in (
+    # p90 needs 100 successful requests: 110 at 40 rps is 2.75 s, so 3 s measured after the 1 s warmup.
+    assert step["duration_s"] == 4 and step["verdict"] == "pass", step["why"]
+    assert "the --slo percentiles need 100 successful requests, about 40 req/s: this step runs 4 s" in (
         result.stdout
     )
 
@@ -589,15 +591,18 @@ def test_rate_steps_are_lengthened_to_what_the_gated_percentile_needs(tmp_path: 
 @pytest.mark.e2e
 def test_a_users_step_too_short_to_judge_runs_again_lengthened(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
-    with capacity_server(slots=1, service_ms=50) as (url, _):  # 1 user: ~20 req/s
+    with capacity_server(slots=1, service_ms=20) as (url, _):  # 1 user: at most 50 req/s
         result = run_cli(
-            "sweep", "--target", url, "--find-capacity", "users", "--max-steps", "1", *STEP,
-            "--slo", "p90<500ms", "--out", str(out), *PAYLOAD,
+            "sweep", "--target", url, "--find-capacity", "users", "--max-steps", "1", "--step-duration",
+            "2.5s", "--warmup", "1s", "--slo", "p90<500ms", "--out", str(out), *PAYLOAD,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     steps = read_json(out / "sweep.json")["steps"]
-    # 2 s measured at ~20 req/s: about 40 requests, p90 needs 100; then 1 user again, longer.
+    # 1.5 s measured (clear of the 1 s a valid window needs) at no more than 50 req/s, the
+    # server's capacity: under the 100 requests p90 needs, however fast the machine; then 1 user
+    # again, lengthened to 110 at the measured rate (whole seconds: at 50 req/s or less, 3 s
+    # measured or more, after the 1 s warmup).
     assert [s["offered"] for s in steps] == [1, 1], [s["why"] for s in steps]
     assert steps[0]["verdict"] == "cannot judge" and steps[1]["verdict"] == "pass", steps[1]["why"]
-    assert steps[1]["duration_s"] > 3
+    assert steps[1]["duration_s"] >= 4
     assert "CANNOT JUDGE" in result.stdout

@@ -26,6 +26,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,10 @@ from helpers import DIGITS, REPO, demo_process, read_json, run_cli
 from loadbench.demo.llmsim import SimulatorTiming
 
 SECRET = "s3cret-token-value"
+# The demo's service time under the UI's loads: their subject is the UI, not throughput, so 4
+# users send a few hundred requests a second instead of saturating both cores (and the report
+# then analyses that many records, not tens of thousands).
+PACE_MS = 10
 
 
 def http(url: str, data: dict[str, Any] | None = None) -> tuple[int, str, dict[str, str]]:
@@ -168,39 +173,100 @@ def check_complete_run(run: dict[str, Any]) -> Path:
 # Locust's HTTP API: POST /swarm and POST /stop act like the buttons
 
 
-@pytest.mark.e2e
-def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(tmp_path: Path) -> None:
-    reports = tmp_path / "reports"
-    with demo_process() as demo, loadbench_ui(demo, reports, "-H", f"Authorization: Bearer {SECRET}") as ui:
-        dirs = []
-        for _ in range(2):
-            start_load(ui)
-            live = status(ui)
-            assert live["recording"] and live["current"]["state"] == "running"
-            p50 = next(p for p in live["percentiles"] if p["key"] == "p50")
-            assert p50["exact_ms"] > 0 and p50["locust_ms"] is not None
-            assert any(r["metric"] == "host CPU" for r in live["resources"])
-            run = stop_and_wait_for_report(ui)
-            dirs.append(check_complete_run(run))
-            # The report is served from the UI, script-free by its Content-Security-Policy.
-            code, body, headers = http(ui + run["report"])
-            assert code == 200 and 'src="data:image/png;base64,' in body
-            assert "default-src 'none'" in headers["Content-Security-Policy"]
-            # Locust's own poll carries the extra tab's rows.
-            _, stats, _ = http(f"{ui}/stats/requests")
-            tab = json.loads(stats)["extended_stats"][0]
-            assert tab["key"] == "loadbench" and any(r["metric"] == "p99 latency" for r in tab["data"])
-        assert len(set(dirs)) == 2 and all(d.parent == reports for d in dirs)
-        assert [r["id"] for r in status(ui)["runs"]] == [d.name for d in reversed(dirs)]
+# Secrets the start form must never show (test_start_page_never_shows_header_values): Locust
+# shows every custom option with its value (`extra_options`) unless the option says
+# include_in_web_ui=False: --header must, or the page would carry credentials; so must --path,
+# whose query string may hold an api key.
+SECRET_OPTIONS = ("--header", f"Authorization: Bearer {SECRET}", "--path", f"/predict?api_key={SECRET}x")
 
-        # Only reports of this session's or the reports dir's runs; no way out of it.
-        outside = tmp_path / "outside"
+
+@dataclass
+class Cycle:
+    """One start and stop over Locust's HTTP API, and what the UI answered around it."""
+
+    live: dict[str, Any]  # the status while the load ran
+    run: dict[str, Any]  # the finished run, as the status lists it
+    report: tuple[int, str, dict[str, str]]  # GET of its report from the UI
+    stats: str  # Locust's own poll after the stop
+
+
+def swarm_and_stop(ui: str, **form: Any) -> Cycle:
+    start_load(ui, **form)
+    live = status(ui)
+    run = stop_and_wait_for_report(ui)
+    return Cycle(live, run, http(ui + run["report"]), http(f"{ui}/stats/requests")[1])
+
+
+@dataclass
+class Session:
+    """A UI session several tests read: its start page, its cycles, what it answered after."""
+
+    demo: str
+    reports: Path
+    page: tuple[int, str]
+    cycles: list[Cycle]
+    listed: list[str] = field(default_factory=list)  # the run ids the status lists at the end
+    escapes: dict[str, tuple[int, str]] = field(default_factory=dict)  # report paths out of reports/
+    returncode: int | None = None
+
+
+@pytest.fixture(scope="module")
+def ui_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    """`loadbench ui` started with secrets in its options, two cycles over the HTTP API: the
+    first with the start form's host field empty, the next with the form's default."""
+    tmp = tmp_path_factory.mktemp("ui")
+    reports = tmp / "reports"
+    with demo_process(PACE_MS) as demo, loadbench_ui(demo, reports, *SECRET_OPTIONS) as ui:
+        session = Session(demo, reports, http(f"{ui}/")[:2], [])
+        session.cycles = [swarm_and_stop(ui, **form) for form in ({"host": ""}, {})]
+        session.listed = [r["id"] for r in status(ui)["runs"]]
+        outside = tmp / "outside"
         outside.mkdir()
         (outside / "report.html").write_text("private")
         (reports / "link").symlink_to(outside)
         for path in ("outside", "link", "..", "%2e%2e", "..%2Foutside", "..%2F..%2Fetc%2Fpasswd"):
-            code, body, _ = http(f"{ui}/loadbench/runs/{path}/report.html")
-            assert code == 404 and "private" not in body, path
+            session.escapes[path] = http(f"{ui}/loadbench/runs/{path}/report.html")[:2]
+    yield session
+
+
+@pytest.fixture(scope="module")
+def locust_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    """Plain `locust -f scenarios/json_post.py` with secrets in its options, one cycle."""
+    reports = tmp_path_factory.mktemp("locust") / "reports"
+    with demo_process(PACE_MS) as demo:
+        command = [sys.executable, "-m", "locust", "-f", "scenarios/json_post.py", "--host", demo]
+        command += ["--web-host", "127.0.0.1", "--web-port", str(free_port()), "--data", str(DIGITS)]
+        command += ["--loadbench-reports-dir", str(reports), "--loadbench-warmup", "0.5", *SECRET_OPTIONS]
+        with ui_process(command, r"Starting web interface at (http://[^\s,]+)") as (ui, process):
+            session = Session(demo, reports, http(f"{ui}/")[:2], [])
+            session.cycles = [swarm_and_stop(ui)]
+        session.returncode = process.returncode
+    yield session
+
+
+@pytest.mark.e2e
+def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(ui_session: Session) -> None:
+    dirs = []
+    for cycle in ui_session.cycles:
+        live = cycle.live
+        assert live["recording"] and live["current"]["state"] == "running"
+        p50 = next(p for p in live["percentiles"] if p["key"] == "p50")
+        assert p50["exact_ms"] > 0 and p50["locust_ms"] is not None
+        assert any(r["metric"] == "host CPU" for r in live["resources"])
+        dirs.append(check_complete_run(cycle.run))
+        # The report is served from the UI, script-free by its Content-Security-Policy.
+        code, body, headers = cycle.report
+        assert code == 200 and 'src="data:image/png;base64,' in body
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        # Locust's own poll carries the extra tab's rows.
+        tab = json.loads(cycle.stats)["extended_stats"][0]
+        assert tab["key"] == "loadbench" and any(r["metric"] == "p99 latency" for r in tab["data"])
+    reports = ui_session.reports
+    assert len(set(dirs)) == 2 and all(d.parent == reports for d in dirs)
+    assert ui_session.listed == [d.name for d in reversed(dirs)]
+    # Only reports of this session's or the reports dir's runs; no way out of it.
+    for path, (code, body) in ui_session.escapes.items():
+        assert code == 404 and "private" not in body, path
     # Credentials never reach a file.
     for file in reports.rglob("*"):
         if file.is_file():
@@ -208,24 +274,11 @@ def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(tmp_path: 
 
 
 @pytest.mark.e2e
-def test_plain_locust_with_a_builtin_scenario_records_each_start_and_stop(tmp_path: Path) -> None:
-    reports = tmp_path / "reports"
-    port = free_port()
-    with demo_process() as demo:
-        command = [sys.executable, "-m", "locust", "-f", "scenarios/json_post.py", "--host", demo]
-        command += ["--web-host", "127.0.0.1", "--web-port", str(port), "--data", str(DIGITS)]
-        command += ["--loadbench-reports-dir", str(reports), "--loadbench-warmup", "0.5"]
-        with ui_process(command, r"Starting web interface at (http://[^\s,]+)") as (ui, process):
-            start_load(ui)
-            run = stop_and_wait_for_report(ui)
-            run_dir = check_complete_run(run)
-            assert run_dir.parent == reports
-            assert read_json(run_dir / "meta.json")["command"][:3] == [
-                "locust",
-                "-f",
-                "scenarios/json_post.py",
-            ]
-        assert process.returncode is not None
+def test_plain_locust_with_a_builtin_scenario_records_each_start_and_stop(locust_session: Session) -> None:
+    run_dir = check_complete_run(locust_session.cycles[0].run)
+    assert run_dir.parent == locust_session.reports
+    assert read_json(run_dir / "meta.json")["command"][:3] == ["locust", "-f", "scenarios/json_post.py"]
+    assert locust_session.returncode is not None
 
 
 @contextmanager
@@ -241,7 +294,9 @@ def loadbench_ui_demo(reports: Path, *extra: str) -> Iterator[str]:
 @pytest.mark.e2e
 def test_ui_demo_json_post_sends_the_demo_digits_without_data(tmp_path: Path) -> None:
     # As `loadbench run --demo --scenario json_post`: no --data needed, the demo's digits are sent.
-    with loadbench_ui_demo(tmp_path / "reports", "--scenario", "json_post") as ui:
+    with loadbench_ui_demo(
+        tmp_path / "reports", "--scenario", "json_post", "--demo-latency-ms", str(PACE_MS)
+    ) as ui:
         start_load(ui)
         assert status(ui)["llm"] is None  # not an LLM scenario: no TTFT rows
         run_dir = check_complete_run(stop_and_wait_for_report(ui))
@@ -382,7 +437,7 @@ def test_browser_start_watch_the_tab_stop_and_open_the_report(browser: Any, tmp_
         tables = browser.find_elements(By.XPATH, "//table[.//th[contains(., 'loadbench (exact)')]]")
         return tables[0].text if tables else ""
 
-    with demo_process() as demo, loadbench_ui(demo, tmp_path / "reports") as ui:
+    with demo_process(PACE_MS) as demo, loadbench_ui(demo, tmp_path / "reports") as ui:
         browser.get(f"{ui}/")
         find("//button[@type='submit' and contains(translate(., 'START', 'start'), 'start')]").click()
         find("//*[@role='tab' and contains(translate(., 'LOADBENCH', 'loadbench'), 'loadbench')]").click()
@@ -416,24 +471,10 @@ def test_browser_start_watch_the_tab_stop_and_open_the_report(browser: Any, tmp_
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("driver", ["locust", "loadbench-ui"])
-def test_start_page_never_shows_header_values(tmp_path: Path, driver: str) -> None:
-    # Locust's start form shows every custom option with its value (`extra_options`) unless the
-    # option says include_in_web_ui=False: --header must, or the page would carry credentials;
-    # so must --path, whose query string may hold an api key.
-    header = ["--header", f"Authorization: Bearer {SECRET}", "--path", f"/predict?api_key={SECRET}x"]
-    with demo_process() as demo:
-        if driver == "locust":
-            command = [sys.executable, "-m", "locust", "-f", "scenarios/json_post.py", "--host", demo]
-            command += ["--web-host", "127.0.0.1", "--web-port", str(free_port()), "--data", str(DIGITS)]
-            command += ["--loadbench-reports-dir", str(tmp_path / "reports"), *header]
-            pattern = r"Starting web interface at (http://[^\s,]+)"
-        else:
-            command = [sys.executable, "-m", "loadbench", "ui", "--target", demo, "--scenario", "json_post"]
-            command += ["--data", str(DIGITS), "--web-port", "0", "--reports-dir", str(tmp_path / "reports")]
-            command += header
-            pattern = r"web UI at (http://\S+)"
-        with ui_process(command, pattern) as (ui, _):
-            code, page, _ = http(f"{ui}/")
+def test_start_page_never_shows_header_values(request: pytest.FixtureRequest, driver: str) -> None:
+    # Each session was started with SECRET_OPTIONS.
+    session: Session = request.getfixturevalue("locust_session" if driver == "locust" else "ui_session")
+    code, page = session.page
     assert code == 200
     assert '"extra_options"' in page  # the form's custom options are on the page: the check is real
     assert SECRET not in page
@@ -444,14 +485,13 @@ def test_start_page_never_shows_header_values(tmp_path: Path, driver: str) -> No
 
 
 @pytest.mark.e2e
-def test_an_empty_host_field_means_the_target_the_ui_was_started_with(tmp_path: Path) -> None:
+def test_an_empty_host_field_means_the_target_the_ui_was_started_with(ui_session: Session) -> None:
     # Locust sets its host to the form's field, empty included, and its users then refuse to
     # start ("You must specify the base host"): every later start of the session sent nothing.
-    with demo_process() as demo, loadbench_ui(demo, tmp_path / "reports") as ui:
-        for form in ({"host": ""}, {}):  # this start, and the next one with the form's default
-            start_load(ui, **form)
-            run_dir = check_complete_run(stop_and_wait_for_report(ui))
-            assert read_json(run_dir / "meta.json")["target"] == demo
+    # The session's first start had the field empty, the next one the form's default.
+    for cycle in ui_session.cycles:
+        run_dir = check_complete_run(cycle.run)
+        assert read_json(run_dir / "meta.json")["target"] == ui_session.demo
 
 
 @pytest.mark.e2e
@@ -484,3 +524,48 @@ def test_a_stop_before_any_answer_is_a_failed_run_that_counts_what_was_cut_off(t
     assert meta["in_flight_unrecorded"] == 4
     summary = read_json(Path(run["dir"]) / "summary.json")
     assert summary["run"]["status"] == "failed" and summary["requests"]["in_flight_unrecorded"] == 4
+
+
+def scraped_totals(url: str) -> tuple[set[str], float]:
+    """(the run_ids of ``loadbench_run_info``, the sum of ``loadbench_requests_total``) of one scrape."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    code, text, _ = http(url)
+    assert code == 200, text
+    runs, total = set(), 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "loadbench_run_info":
+                runs.add(sample.labels["run_id"])
+            elif sample.name == "loadbench_requests_total":
+                total += sample.value
+    return runs, total
+
+
+@pytest.mark.e2e
+def test_ui_demo_grpc_runs_and_its_metrics_port_serves_each_run_in_turn(tmp_path: Path) -> None:
+    # The gRPC scenario through the web UI, and --metrics-port: one endpoint for the session,
+    # serving each run from zero, and the last one's final figures between runs.
+    port = free_port()
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    args = ("--scenario", "kserve_v2_grpc", "--demo-latency-ms", "5", "--metrics-port", str(port))
+    with loadbench_ui_demo(tmp_path / "reports", *args, "--metrics-linger", "0s") as ui:
+        finished = []
+        for _ in range(2):
+            start_load(ui)
+            runs, total = scraped_totals(metrics)
+            assert len(runs) == 1 and total > 0
+            run = stop_and_wait_for_report(ui)
+            run_dir = check_complete_run(run)
+            finished.append((run_dir, runs.pop()))
+            summary = read_json(run_dir / "summary.json")
+            assert summary["requests"]["errors"] == 0
+            assert set(summary["by_name"]) == {"/inference.GRPCInferenceService/ModelInfer"}
+            # Between runs: the finished run's final figures, every record of it.
+            runs, total = scraped_totals(metrics)
+            assert (
+                runs == {run_dir.name}
+                and total == summary["requests"]["total"] + summary["requests"]["warmup_excluded"]
+            )
+    assert [run_id for _, run_id in finished] == [run_dir.name for run_dir, _ in finished]
+    assert len({run_id for _, run_id in finished}) == 2

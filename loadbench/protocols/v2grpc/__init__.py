@@ -23,3 +23,7 @@ import os
 # terminal output and repeat what the calls' statuses already say (loadbench reports those).
 # Set before grpcio starts its core; a user's own setting (GRPC_VERBOSITY=debug) wins.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+# The Locust request type of every gRPC call (``request_type`` of its request events), which the
+# stages that do not import grpcio (the preflight's message) tell a gRPC call apart by.
+GRPC_REQUEST_TYPE = "gRPC"

@@ -27,6 +27,7 @@ from google.protobuf.message import Message
 
 from loadbench.errors import TargetError
 from loadbench.protocols.bodies import V2_EXAMPLE, v2_inputs
+from loadbench.protocols.errorbody import token_header_hint
 from loadbench.protocols.v2grpc import grpc_predict_v2_pb2 as pb
 from loadbench.protocols.v2grpc import repository_index_pb2 as ri
 from loadbench.protocols.v2grpc.service import (
@@ -177,11 +178,13 @@ def find_grpc_model(
         if not _server_failed(error):
             raise unreachable(target, "RepositoryIndex", error, PROBE_TIMEOUT_S) from None
         code, details = error.code().name, str(error.details() or "")[:120]
+        hint = ""
         if error.code() == grpc.StatusCode.UNIMPLEMENTED:
             why = "does not serve RepositoryIndex (UNIMPLEMENTED: KServe's base gRPC service lists no models)"
         else:
             why = f"refused RepositoryIndex ({code}{': ' + details if details else ''})"
-        raise TargetError(f"{target.url} {why}; pass --model NAME") from None
+            hint = token_header_hint(details)
+        raise TargetError(f"{target.url} {why}; pass --model NAME{hint}") from None
     ready = [m.name for m in index.models if m.name and _state(m.state) == "READY"]
     others = [f"{m.name} ({_state(m.state)})" for m in index.models if m.name and m.name not in ready]
     if ready:
