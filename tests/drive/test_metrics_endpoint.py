@@ -106,6 +106,8 @@ def test_a_busy_metrics_port_stops_the_run_before_the_load(tmp_path: Path) -> No
             "1",
             "-d",
             "2s",
+            "--warmup",
+            "0s",
             "--out",
             str(out),
             "--no-sampler",

@@ -77,7 +77,7 @@ def test_the_gateway_ends_with_the_runs_totals_under_its_run_id(
 def test_an_unreachable_gateway_stops_the_run_before_the_load(tmp_path: Path) -> None:
     out = tmp_path / "run"
     dead = f"http://127.0.0.1:{free_port()}"
-    result = run_cli("run", "--demo", "-d", "2s", "--out", str(out), "--pushgateway", dead)
+    result = run_cli("run", "--demo", "-d", "2s", "--warmup", "0s", "--out", str(out), "--pushgateway", dead)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"loadbench: error: --pushgateway {dead} is unreachable")
