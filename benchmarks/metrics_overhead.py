@@ -5,7 +5,7 @@
 The generator saturates one CPU against nginx on the other (`recording_overhead`'s server and
 locustfile, both pinned with ``taskset``); each round runs, one after the other, ``loadbench run
 --scenario LOCUSTFILE -u USERS -d DURATION --warmup 0s --no-sampler`` without, then with
-``--metrics-port PORT``, a thread of this script scraping ``/metrics`` every second while it runs
+``--metrics-port PORT`` (every other round the other way round), a thread of this script scraping ``/metrics`` every second while it runs
 (a Prometheus at a 1 s scrape interval: 15 times its default rate). The figure is requests per
 CPU second of the load phase (the locustfile's marks, as in ``recording_overhead.py``), the
 median over the rounds of each, and their ratio. Goal: the endpoint costs at most 3 %.
@@ -114,8 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         try:
             for n in range(args.rounds):
-                plain = trial(url, args, work, gen_pin, f"off-{n}", live=False)
-                live = trial(url, args, work, gen_pin, f"on-{n}", live=True)
+                # ABBA: the first trial of a round goes first every other round, so that a drift
+                # of the machine across a round does not fall on one side.
+                if n % 2:
+                    live = trial(url, args, work, gen_pin, f"on-{n}", live=True)
+                    plain = trial(url, args, work, gen_pin, f"off-{n}", live=False)
+                else:
+                    plain = trial(url, args, work, gen_pin, f"off-{n}", live=False)
+                    live = trial(url, args, work, gen_pin, f"on-{n}", live=True)
                 without.append(plain.per_cpu_s)
                 with_live.append(live.per_cpu_s)
                 print(
@@ -141,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nThe endpoint costs {cost:+.1%} of the generator's requests per CPU second ({verdict} the "
         f"{GOAL:.0%} goal). {cpu_model()}; {pinned}; {args.users} users, {args.duration} s trials, "
-        f"{args.rounds} rounds alternating."
+        f"{args.rounds} rounds, alternating which goes first."
     )
     return 0
 

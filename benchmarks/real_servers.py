@@ -20,8 +20,11 @@ first use, ``make real-venvs``), started once. Both tools send one and the same 
   ``--concurrency`` says (the server generates one answer at a time: more connections only
   queue); ``openai_completions --no-stream --max-tokens 16 --temperature 0``.
 
-Per repetition, one after the other (the CPU is shared: nothing else of ours runs at once), hey
-first:
+The server's processes run on one CPU and the client on another (``taskset``; ``--no-pin``: both
+share every CPU): a client's own CPU per request then costs the server nothing, so the figures
+compare what each client adds to the latency and whether it can keep the server busy, not how
+much CPU it takes from a server beside it (on a shared machine, Python's client takes several
+times hey's). Per repetition, one after the other (nothing else of ours runs at once), hey first:
 
 - ``hey -z Ds -c C -m POST -T application/json -D BODY -o csv URL``: one line per request;
   those that started in the first ``--warmup`` seconds are dropped; p50 of the others'
@@ -60,6 +63,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "tests" / "real"), str(REPO / "tests")]
 
+import psutil  # noqa: E402
 import pytest  # noqa: E402 - the server modules fail and skip through pytest's exceptions
 from helpers import DIGITS  # noqa: E402
 from server_kserve import start_kserve  # noqa: E402
@@ -116,8 +120,8 @@ def llamacpp_plan(server: Any) -> Plan:
 
 
 @contextmanager
-def started(name: str, work: Path) -> Iterator[Plan]:
-    """Start one server of the matrix; yield what both tools send to it."""
+def started(name: str, work: Path) -> Iterator[tuple[Plan, int]]:
+    """Start one server of the matrix; yield what both tools send to it, and its process id."""
     starters: dict[str, Callable[[], AbstractContextManager[Any]]] = {
         "mlserver": lambda: start_mlserver(work),
         "kserve": lambda: start_kserve(work),
@@ -126,23 +130,20 @@ def started(name: str, work: Path) -> Iterator[Plan]:
         "llamacpp": lambda: start_llamacpp(work),
     }
     with starters[name]() as server:
+        pid = server.server.process.pid
         if name in ("mlserver", "kserve"):
-            yield v2_plan(server.url)
+            yield v2_plan(server.url), pid
         elif name == "triton":
             row = server.offline["rows"][0]["inputs"]
             plan = v2_plan(server.url, datatype="FP32", name="inputs", model=True)
             plan.body["inputs"][0]["data"] = row
-            yield plan
+            yield plan, pid
         elif name == "torchserve":
             body = {"inputs": [server.offline["rows"][0]["inputs"]]}
-            yield Plan(
-                server.inference,
-                "/predictions/digits",
-                body,
-                ("--scenario", "torchserve", "--model", "digits"),
-            )
+            scenario = ("--scenario", "torchserve", "--model", "digits")
+            yield Plan(server.inference, "/predictions/digits", body, scenario), pid
         else:
-            yield llamacpp_plan(server)
+            yield llamacpp_plan(server), pid
 
 
 SERVERS = ("mlserver", "kserve", "torchserve", "triton", "llamacpp")
@@ -169,7 +170,7 @@ class Figures:
 def run_hey(plan: Plan, body: Path, concurrency: int, args: argparse.Namespace) -> tuple[float, float, int]:
     """(p50 ms, requests/s, requests) of one hey run, the first ``--warmup`` seconds dropped."""
     command = [
-        "hey", "-z", f"{args.duration}s", "-c", str(concurrency), "-m", "POST",
+        *args.client_pin, "hey", "-z", f"{args.duration}s", "-c", str(concurrency), "-m", "POST",
         "-T", "application/json", "-D", str(body), "-o", "csv", plan.url + plan.path,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 60, check=False)
@@ -191,7 +192,7 @@ def run_loadbench(
     """(p50 ms, requests/s, requests) from one ``loadbench run``'s summary.json."""
     payload = ("--payload", json.dumps(plan.body)) if plan.payload else ()
     command = [
-        sys.executable, "-m", "loadbench", "run", "--target", plan.url, *plan.scenario, *payload,
+        *args.client_pin, sys.executable, "-m", "loadbench", "run", "--target", plan.url, *plan.scenario, *payload,
         "-u", str(concurrency), "-d", f"{args.duration}s", "--warmup", f"{args.warmup}s",
         "--quiet", "--no-sampler", "--out", str(out),
     ]  # fmt: skip
@@ -214,7 +215,9 @@ def bench_server(name: str, work: Path, args: argparse.Namespace) -> Iterator[tu
     """Start the server once; alternate hey and loadbench ``--repeats`` times."""
     body = work / f"{name}-body.json"
     hey, ours = Figures(), Figures()
-    with started(name, work / name) as plan:
+    with started(name, work / name) as (plan, pid):
+        if args.server_cpu is not None:
+            pin_tree(pid, args.server_cpu)
         body.write_text(json.dumps(plan.body), encoding="utf-8")
         concurrency = plan.concurrency or args.concurrency
         for repeat in range(args.repeats):
@@ -227,6 +230,24 @@ def bench_server(name: str, work: Path, args: argparse.Namespace) -> Iterator[tu
             )
     yield name, concurrency, "hey", hey
     yield name, concurrency, "loadbench", ours
+
+
+def pin_tree(pid: int, cpu: int) -> None:
+    """Every thread of the server's process and its children onto ``cpu`` (``taskset -a -p``);
+    processes it starts later inherit it."""
+    for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        command = ["taskset", "-a", "-p", "-c", str(cpu), str(process.pid)]
+        subprocess.run(command, capture_output=True, check=False, timeout=30)
+
+
+def pinning(args: argparse.Namespace) -> str:
+    """Set ``args.client_pin`` (a command prefix) and ``args.server_cpu``; say what was done."""
+    cpus = sorted(os.sched_getaffinity(0))
+    args.client_pin, args.server_cpu = [], None
+    if args.no_pin or shutil.which("taskset") is None or len(cpus) < 2:
+        return "not pinned: the server and the client share every CPU"
+    args.client_pin, args.server_cpu = ["taskset", "-c", str(cpus[0])], cpus[-1]
+    return f"the server's processes pinned to CPU {cpus[-1]}, the client (hey or loadbench) to CPU {cpus[0]}"
 
 
 def p50_verdict(delta_ms: float) -> str:
@@ -272,6 +293,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="seconds per run, warmup included")
     parser.add_argument("--warmup", type=int, default=2, help="seconds dropped at the start of each run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the server and the client share every CPU (default: each on a CPU of its own, taskset)",
+    )
     args = parser.parse_args(argv)
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = [s for s in args.servers if s not in SERVERS]
@@ -287,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("hey") is None:
         print("real_servers.py: the hey command is not installed (apt-get install hey)", file=sys.stderr)
         return 2
+    pinned = pinning(args)
     results: list[tuple[str, int, str, Figures]] = []
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="loadbench-real-bench-") as tmp:
@@ -300,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     # The figures are only as good as the machine was quiet: say how busy it was.
     print(
         f"\n{os.cpu_count()} cores, 1-minute load average {load_before:.2f} before and "
-        f"{os.getloadavg()[0]:.2f} after; {args.duration} s runs "
+        f"{os.getloadavg()[0]:.2f} after; {pinned}; {args.duration} s runs "
         f"({args.warmup} s dropped), {args.repeats} repetitions alternating hey and loadbench"
     )
     return 0

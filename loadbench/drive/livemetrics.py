@@ -147,6 +147,8 @@ def _count_of(value: Any) -> int | None:
 
 
 def _number(text: str) -> float | None:
+    if not text:  # the usual empty field: no exception to raise and catch
+        return None
     try:
         value = float(text)
     except ValueError:
@@ -184,7 +186,14 @@ class LiveMetrics(Collector):
 
     def feed(self, text: str) -> None:
         """Count the records of one or more ``requests.csv`` lines (a partial last row is skipped)."""
-        for row in csv.reader(text.splitlines()):
+        # Without a quote the CSV reader splits at every comma: so does str.split, at a fraction
+        # of the cost (the recorder's hot path writes such lines for every plain success).
+        rows = (
+            (line.split(",") for line in text.splitlines())
+            if '"' not in text
+            else csv.reader(text.splitlines())
+        )
+        for row in rows:
             if len(row) > _COL["intended_unix_s"]:
                 self._count(row)
 
