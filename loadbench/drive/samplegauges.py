@@ -1,9 +1,10 @@
 """The sampler's latest figures as gauges of the live endpoint (``--metrics-port``).
 
 The sampler runs in a process of its own and appends one JSON object a sample to the run's
-``samples.jsonl`` (`loadbench.sample.sampler`); a scrape reads the file's last complete line,
-never more than `TAIL_BYTES` of it, so the endpoint shows what the run directory records, on
-the same clock, without a channel of its own between the two processes.
+``samples.jsonl`` (`loadbench.sample.sampler`); a scrape reads the file's last complete lines
+(never more than `TAIL_BYTES` of it), the newest figure of each key, so the endpoint shows what
+the run directory records, on the same clock, without a channel of its own between the two
+processes.
 
 A sample key ``[<host label>/]<group>.<metric>`` becomes the gauge ``loadbench_<group>_<metric>``
 with the label ``host`` (the ``--agent``'s host label, "" for this machine's figures) and, for
@@ -34,6 +35,7 @@ from prometheus_client.registry import Collector
 
 TAIL_BYTES = 256 * 1024  # of samples.jsonl read by a scrape: a sample line is some 1-20 KB
 STALE_S = 30.0
+MERGE_S = 5.0  # how far back the last lines are merged, key by key
 _KEY = re.compile(
     r"^(?:(?P<host>[^/]+)/)?(?P<group>host|server|generator|gpu(?P<gpu>\d+))\.(?P<metric>[A-Za-z0-9_]+)$"
 )
@@ -41,8 +43,11 @@ _CORE = re.compile(r"^cpu(\d+)_percent$")
 
 
 def last_sample(path: Path) -> dict[str, Any] | None:
-    """The last complete line of ``samples.jsonl`` as an object; None when there is none yet (a
-    line still being written has no newline and is not one)."""
+    """The newest figure of each key among the last complete lines of ``samples.jsonl`` that are
+    at most `MERGE_S` older than the last one, as one object (``unix_s`` the last line's); None
+    when there is no complete line yet (a line still being written has no newline). Merged,
+    because the sampler takes its slower groups (host memory, disks) on every other sample or
+    so: the last line alone would make such a gauge come and go between scrapes."""
     try:
         with path.open("rb") as file:
             size = file.seek(0, 2)
@@ -50,14 +55,25 @@ def last_sample(path: Path) -> dict[str, Any] | None:
             tail = file.read()
     except OSError:
         return None
+    merged: dict[str, Any] = {}
+    newest: float | None = None
     for line in reversed(tail.split(b"\n")[:-1]):
         try:
             sample = json.loads(line)
         except ValueError:  # the first line of the tail may be cut
             continue
-        if isinstance(sample, dict):
-            return sample
-    return None
+        if not isinstance(sample, dict):
+            continue
+        taken = sample.get("unix_s")
+        if not isinstance(taken, int | float):
+            continue
+        if newest is None:
+            newest = float(taken)
+        elif taken < newest - MERGE_S:
+            break
+        for key, value in sample.items():
+            merged.setdefault(key, value)
+    return merged or None
 
 
 def sample_families(sample: dict[str, Any]) -> list[GaugeMetricFamily]:

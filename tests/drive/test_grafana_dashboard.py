@@ -59,6 +59,13 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http_ready(f"{url}/-/ready", process, "prometheus")
+        # Ready is not yet scraping: the scrape loop starts a moment later (an offset within the
+        # interval, after target discovery). A run begun before it would be scraped too little
+        # for rate() over the first seconds; `up` exists once the loop has tried once.
+        deadline = time.monotonic() + 60
+        while not api(url, "query", query='up{job="loadbench"}')["result"]:
+            assert time.monotonic() < deadline, "prometheus never scraped its target"
+            time.sleep(0.2)
         yield url, scraped
     finally:
         process.terminate()

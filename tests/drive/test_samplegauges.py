@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadbench.drive.samplegauges import STALE_S, TAIL_BYTES, SampleGauges, last_sample
+from loadbench.drive.samplegauges import MERGE_S, STALE_S, TAIL_BYTES, SampleGauges, last_sample
 
 NOW = 1_800_000_000.0
 
@@ -74,9 +74,24 @@ def test_no_file_no_sample_or_a_stale_one_gives_no_gauge(tmp_path: Path) -> None
 
 def test_a_scrape_reads_only_the_files_tail(tmp_path: Path) -> None:
     # A long run's file is never read whole: the last sample is found within TAIL_BYTES.
-    filler = {"unix_s": NOW - 2, "host.cpu_percent": 1.0, "pad": "x" * 1000}
+    filler = {"unix_s": NOW - 10, "host.cpu_percent": 1.0, "pad": "x" * 1000}  # older than MERGE_S
     path = write(
         tmp_path / "samples.jsonl", *[filler] * (3 * TAIL_BYTES // 1000), {"unix_s": NOW, "host.load1": 2.5}
     )
     assert last_sample(path) == {"unix_s": NOW, "host.load1": 2.5}
     assert scraped(path) == {("loadbench_host_load1", (("host", ""),)): 2.5}
+
+
+def test_groups_sampled_every_other_time_stay_from_the_last_lines(tmp_path: Path) -> None:
+    # The sampler takes host memory on every other sample: the last lines are merged key by key,
+    # the newest figure winning, so its gauge does not come and go between scrapes.
+    path = write(
+        tmp_path / "samples.jsonl",
+        {"unix_s": NOW - MERGE_S - 1, "host.swap_used_bytes": 7.0},  # too old to merge
+        {"unix_s": NOW - 1, "host.cpu_percent": 10.0, "host.mem_used_bytes": 6.0e8},
+        {"unix_s": NOW - 0.5, "host.cpu_percent": 20.0},
+    )
+    assert scraped(path) == {
+        ("loadbench_host_cpu_percent", (("host", ""),)): 20.0,
+        ("loadbench_host_mem_used_bytes", (("host", ""),)): 6.0e8,
+    }
