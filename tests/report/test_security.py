@@ -364,10 +364,13 @@ def test_insecure_runs_against_self_signed_target_and_warns(tls_demo: str, tmp_p
 @pytest.mark.parametrize("insecure", [False, True], ids=["verified", "insecure"])
 def test_scenario_users_verify_tls_under_plain_locust(tls_demo: str, insecure: bool) -> None:
     # The load itself, not only loadbench's probe, verifies: Locust's FastHttpUser would not.
+    # -t 6s: plain Locust's run-time timer counts from gevent's cached loop time, which a slow
+    # start-up on a loaded machine leaves up to seconds stale (seen firing 0.1 s after "Run time
+    # limit set to 2 seconds", before any request): 6 s leaves the load seconds either way.
     result = subprocess.run(
         [
             sys.executable, "-m", "locust", "-f", str(REPO / "scenarios" / "json_post.py"), "--host", tls_demo,
-            "--headless", "-u", "1", "-r", "1", "-t", "2s", "--only-summary",
+            "--headless", "-u", "1", "-r", "1", "-t", "6s", "--only-summary",
             "--payload", digits_payload(), *(["--insecure"] if insecure else []),
         ],
         capture_output=True,
