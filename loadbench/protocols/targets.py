@@ -38,13 +38,9 @@ def check_reachable(
     try:
         return probe.check_reachable(base_url, headers, timeout_s, verify, http2)
     except TargetError as exc:
-        if http2 or not base_url.lower().startswith("http://") or "is unreachable" not in str(exc):
+        if http2:
             raise
-        from loadbench.protocols.v2grpc.discovery import answers_grpc
-
-        grpc_url = answers_grpc(base_url)
-        if grpc_url is None:
-            raise
+        grpc_url = _grpc_instead(base_url, exc)
         raise TargetError(
             f"target {redact_url(base_url)} answers in gRPC, not HTTP/1.1 (ServerLive answered there): "
             f"use --target {grpc_url} (the Open Inference Protocol over gRPC, scenario kserve_v2_grpc)"
@@ -80,12 +76,20 @@ def resolve_bare(
     try:
         status = probe.check_reachable(url, headers, PROBE_TIMEOUT_S, verify)
     except TargetError as exc:
-        if "is unreachable" not in str(exc):
-            raise
-        from loadbench.protocols.v2grpc.discovery import answers_grpc
-
-        grpc_url = answers_grpc(url)
-        if grpc_url is None:
-            raise
+        grpc_url = _grpc_instead(url, exc)
         return grpc_url, f"{host_port} answers gRPC (ServerLive): target {grpc_url}"
     return url, f"{host_port} answers HTTP/1.1 (GET / -> {status}): target {url}"
+
+
+def _grpc_instead(http_url: str, failure: TargetError) -> str:
+    """The ``grpc://`` URL of a cleartext ``http://`` target whose HTTP probe failed as unreachable
+    (a gRPC server answers HTTP/1.1 with HTTP/2 frames) when gRPC's ``ServerLive`` answers there;
+    else ``failure`` is raised again."""
+    if not http_url.lower().startswith("http://") or "is unreachable" not in str(failure):
+        raise failure
+    from loadbench.protocols.v2grpc.discovery import answers_grpc
+
+    grpc_url = answers_grpc(http_url)
+    if grpc_url is None:
+        raise failure
+    return grpc_url
