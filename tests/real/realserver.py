@@ -7,6 +7,7 @@ pool). Its output goes to a log file whose tail is quoted when it does not come 
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import socket
@@ -140,3 +141,19 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
     with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # workers that outlived their parent
     process.wait(timeout=grace_s)
+
+
+# --- what a loadbench run against a real server left ------------------------------------------
+
+
+def records(out: Path) -> list[dict[str, str]]:
+    with (out / "requests.csv").open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def only_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused start prints (exit 2)."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("loadbench: error: "), result.stderr
+    return lines[0]

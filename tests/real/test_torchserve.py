@@ -7,7 +7,6 @@ loadbench's guess, not told), metrics on P + 2. Each test runs the real `loadben
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 from helpers import DIGITS, read_json, run_cli
+from realserver import only_error_line, records
 from server_torchserve import BATCH_SIZE, MAX_BATCH_DELAY_MS, TorchServe, torchserve
 
 pytestmark = [pytest.mark.real, pytest.mark.real_heavy]
@@ -46,19 +46,6 @@ def labelled(
     """The zero-config command with a data file: probed, discovered, loaded."""
     out = tmp_path_factory.mktemp("labelled") / "run"
     return run_cli("run", "--target", ts.inference, "--data", str(data), *LOAD, "--out", str(out)), out
-
-
-def records(out: Path) -> list[dict[str, str]]:
-    with (out / "requests.csv").open(newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def only_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one line a refused start prints (exit 2)."""
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("loadbench: error: "), result.stderr
-    return lines[0]
 
 
 def test_zero_config_stops_before_the_load_with_the_model_and_what_to_pass(

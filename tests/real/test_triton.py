@@ -8,15 +8,14 @@ One server per module: a numpy digits classifier bound as ``digits`` (input ``in
 
 from __future__ import annotations
 
-import csv
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import DIGITS, read_json, run_cli
+from realserver import only_error_line, records
 from server_triton import TritonServer, triton
 
 # nvidia-pytriton ships the whole Triton server: the matrix (`make test-real`) runs it, `make test` does not.
@@ -34,19 +33,6 @@ WRONG_SHAPE = json.dumps(
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     with triton(tmp_path_factory.mktemp("triton"), DIGITS) as started:
         yield started
-
-
-def records(out: Path) -> list[dict[str, str]]:
-    with (out / "requests.csv").open(newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def only_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one line a refused start prints (exit 2)."""
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("loadbench: error: "), result.stderr
-    return lines[0]
 
 
 def labelled_rows(server: TritonServer, path: Path) -> Path:
