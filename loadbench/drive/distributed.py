@@ -438,7 +438,7 @@ class Master:
             return
         if not text.endswith("\n"):
             text += "\n"
-        self.recorder.requests.write_line(text)
+        self.recorder.write_lines(text)
         info = self.workers.get(msg.node_id)
         # The live progress line: counts and recent latencies from the lines themselves.
         for row in csv.reader(text.splitlines()):

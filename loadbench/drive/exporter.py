@@ -1,10 +1,10 @@
 """``--metrics-port``: a live Prometheus endpoint at ``/metrics`` while the run goes on.
 
 `open_exporter` binds the port before anything is written (a busy port is a `UsageError`:
-one line, exit 2, no load). `Exporter.attach` puts a `MetricsTee` in front of the recorder's
-sink, so the figures (`loadbench.drive.livemetrics`) come from the very lines written to
-``requests.csv``: a local run's, or every worker's on a distributed master, which writes the
-lines it receives through the same sink. `Exporter.finish` keeps serving after the load until
+one line, exit 2, no load). `Exporter.attach` makes the live figures
+(`loadbench.drive.livemetrics`) the recorder's counter, so they count every record as it is
+written to ``requests.csv``: a local run's, or every worker's on a distributed master, which
+records the lines it receives through the same recorder. `Exporter.finish` keeps serving after the load until
 one scrape has read the final figures, at most ``--metrics-linger``, so the totals a scraper
 stores are the run's. The sampler's latest figures are served beside them
 (`loadbench.drive.samplegauges`, from ``samples.jsonl``).
@@ -30,35 +30,12 @@ from loadbench.drive.inflight import InFlight
 from loadbench.drive.livemetrics import Gauges, LiveMetrics, RunInfo
 from loadbench.drive.openloop import Dispatcher
 from loadbench.drive.pushgateway import Pusher, check_gateway
-from loadbench.drive.recorder import LineSink, Recorder
+from loadbench.drive.recorder import Recorder
 from loadbench.drive.samplegauges import SampleGauges
 from loadbench.errors import UsageError
 from loadbench.record import rundir
-from loadbench.record.records import RequestRecord
 
 PATH = "/metrics"
-
-
-class MetricsTee:
-    """A `LineSink` that passes every line on and counts it into the live figures."""
-
-    def __init__(self, inner: LineSink, metrics: LiveMetrics) -> None:
-        self.inner = inner
-        self.metrics = metrics
-
-    def write(self, r: RequestRecord) -> None:
-        self.inner.write(r)
-        self.metrics.count(r)
-
-    def write_line(self, line: str) -> None:
-        self.inner.write_line(line)
-        self.metrics.feed(line)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class Exporter:
@@ -112,7 +89,7 @@ class Exporter:
         if recorder.run_dir is not None:  # a worker's recorder has none, and serves no endpoint
             registry.register(SampleGauges(recorder.run_dir / rundir.SAMPLES))
         self._app = make_wsgi_app(registry)
-        recorder.requests = MetricsTee(recorder.requests, self.metrics)
+        recorder.counter = self.metrics
         meta["live_metrics"] = {"url": self.url, "linger_s": self.linger_s}
         self._final = False
         self.final_scraped.clear()

@@ -1,9 +1,10 @@
 """The live Prometheus figures of a run (``--metrics-port``), fed from its request records.
 
-Every figure comes from the lines of ``requests.csv`` as they are written (the local recorder's,
-or the ones a distributed master receives from its workers), never from Locust's rounded
-statistics, so once the last record is in, ``sum(loadbench_requests_total)`` is the request
-count of ``summary.json`` before the warmup is cut (docs/metrics.md "Live Prometheus endpoint").
+Every figure comes from the request records as ``requests.csv`` gets them (the local
+recorder's, or the lines a distributed master receives from its workers), never from Locust's
+rounded statistics, and counts a record exactly as its line would, so once the last record is
+in, ``sum(loadbench_requests_total)`` is the request count of ``summary.json`` before the warmup
+is cut (docs/metrics.md "Live Prometheus endpoint").
 
 The figures are kept here as plain counts and handed to ``prometheus_client`` as metric families
 when a scrape asks (`LiveMetrics.collect`): a histogram's observation is one bisect, not a walk
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
@@ -35,6 +37,9 @@ from loadbench.redact import scrub
 
 MAX_NAMES = 100
 MAX_KINDS = 30
+# count_ok's latencies wait in a list until a scrape or this many: counted in bulk, they cost a
+# fraction of one by one in the load generator's hot path (benchmarks/metrics_overhead.py).
+FOLD_AT = 4096
 OTHER = "other"
 # 48 bounds a decade: neighbours differ by 10^(1/48) = 4.9 %, and linear interpolation inside a
 # bucket (histogram_quantile) is never further off than that from a value in it.
@@ -57,6 +62,7 @@ def log_bounds(
 
 BOUNDS = log_bounds()
 _LE = [floatToGoString(b) for b in BOUNDS] + ["+Inf"]
+_BOUNDS_ARRAY = np.array(BOUNDS)
 _COL = {name: i for i, name in enumerate(COLUMNS)}
 
 
@@ -78,17 +84,40 @@ def histogram_quantile(q: float, bounds: Sequence[float], cumulative: Sequence[f
 
 
 class Histogram:
-    """Counts per bucket of `BOUNDS` (the last one is ``+Inf``) and the sum, in seconds."""
+    """Counts per bucket of `BOUNDS` (the last one is ``+Inf``) and the sum.
 
-    __slots__ = ("counts", "total")
+    Every value observed is a whole number of microseconds (a latency the line writes at 3
+    decimals of a millisecond, a time at 6 of a second), so the sum is kept as an integer
+    count of them: exact, whatever order and batches the values come in.
+    """
+
+    __slots__ = ("counts", "total_us")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BOUNDS) + 1)
-        self.total = 0.0
+        self.total_us = 0
+
+    @property
+    def total(self) -> float:
+        return self.total_us / 1e6
 
     def observe(self, seconds: float) -> None:
         self.counts[bisect_left(BOUNDS, seconds)] += 1  # le: the first bound >= the value
-        self.total += seconds
+        self.total_us += round(seconds * 1e6)
+
+    def observe_ms(self, rounded_ms: list[float]) -> None:
+        """Many finite latencies at once, each already rounded to 3 decimals as the line writes it."""
+        if len(rounded_ms) < 16:  # numpy's set-up costs more than a few bisects
+            for value in rounded_ms:
+                self.observe(value / 1000.0)
+            return
+        ms = np.array(rounded_ms)
+        binned = np.bincount(
+            np.searchsorted(_BOUNDS_ARRAY, ms / 1000.0, side="left"), minlength=len(self.counts)
+        )
+        for i in np.flatnonzero(binned).tolist():
+            self.counts[i] += int(binned[i])
+        self.total_us += int(np.rint(ms * 1000.0).astype(np.int64).sum())
 
     def cumulative(self) -> list[tuple[str, float]]:
         running, out = 0, []
@@ -96,6 +125,17 @@ class Histogram:
             running += count
             out.append((le, float(running)))
         return out
+
+
+class _OkSlot:
+    """count_ok's plain successes of one (name, status), latencies as given, not yet counted."""
+
+    __slots__ = ("label", "pending", "status")
+
+    def __init__(self, label: str, status: str) -> None:
+        self.label = label
+        self.status = status
+        self.pending: list[float] = []
 
 
 class BoundedLabel:
@@ -157,7 +197,9 @@ def _number(text: str) -> float | None:
 
 
 class LiveMetrics(Collector):
-    """The run's figures; `feed` takes ``requests.csv`` lines, `collect` gives metric families."""
+    """The run's figures, a recorder's `loadbench.drive.recorder.RecordCounter`: `count_ok`
+    takes a plain success, `count` any record, `feed` ``requests.csv`` lines; each counts a
+    record exactly as its line. `collect` gives metric families."""
 
     def __init__(self, info: RunInfo, secrets: list[str] | None = None, gauges: Gauges | None = None) -> None:
         self.secrets = list(secrets or [])
@@ -177,6 +219,8 @@ class LiveMetrics(Collector):
         self.tokens: dict[tuple[str, str], int] = {}  # (name, "input" | "output")
         self.predictions = {"true": 0, "false": 0}
         self.schedule_lag = Histogram()
+        # count_ok's (name, status) -> the requests key and the histogram it counts into.
+        self._ok: dict[tuple[str, int], _OkSlot] = {}
 
     def registry(self) -> CollectorRegistry:
         """A registry of the run's own (the process's global one holds nothing of loadbench)."""
@@ -225,6 +269,48 @@ class LiveMetrics(Collector):
             "" if expected is None else one_line(str(expected), MAX_LABEL_CHARS),
             "" if predicted is None else one_line(str(predicted), MAX_LABEL_CHARS),
         )
+
+    def count_ok(
+        self, name: str, status: int, latency_ms: float, start_unix_s: float, intended_unix_s: float | None
+    ) -> None:
+        """A plain success (no extras) from the figures the recorder formats its line from: what
+        `feed` counts of that line, at a fraction of its cost (the recorder's hot path, every
+        request of a healthy run). Its latency waits in a list, counted in bulk (`fold`) when a
+        scrape asks or `FOLD_AT` are waiting."""
+        slot = self._ok.get((name, status))
+        if slot is None:
+            slot = self._ok_slot(name, status)
+        pending = slot.pending
+        pending.append(latency_ms)
+        if intended_unix_s is not None:
+            lag = round(start_unix_s, 6) - round(intended_unix_s, 6)
+            self.schedule_lag.observe(max(lag, 0.0))
+        if len(pending) >= FOLD_AT:
+            self._fold(slot)
+
+    def fold(self) -> None:
+        """Count every latency `count_ok` keeps waiting."""
+        for slot in self._ok.values():
+            if slot.pending:
+                self._fold(slot)
+
+    def _fold(self, slot: _OkSlot) -> None:
+        rounded = [v for v in (round(x, 3) for x in slot.pending) if math.isfinite(v)]  # as the line
+        slot.pending = []
+        if not rounded:  # not a latency: no line has one to count either
+            return
+        key = (slot.label, "ok", slot.status)
+        self.requests[key] = self.requests.get(key, 0) + len(rounded)
+        hist_key = (slot.label, "true")
+        hist = self.durations.get(hist_key) or self.durations.setdefault(hist_key, Histogram())
+        hist.observe_ms(rounded)
+
+    def _ok_slot(self, name: str, status: int) -> _OkSlot:
+        if len(self._ok) >= 4 * MAX_NAMES:
+            self.fold()
+            self._ok.clear()  # a name per request: keep memory bounded (the labels are anyway)
+        self._ok[(name, status)] = slot = _OkSlot(self.names(name), str(status))
+        return slot
 
     def _count(self, row: list[str]) -> None:
         latency_ms = _number(row[_COL["latency_ms"]])
@@ -298,6 +384,7 @@ class LiveMetrics(Collector):
             self.predictions["true" if ok and predicted == expected else "false"] += 1
 
     def collect(self) -> Iterator[Any]:
+        self.fold()
         scenario = self.info.scenario
         yield from self._info_families()
         requests = CounterMetricFamily(

@@ -126,6 +126,21 @@ class LineSink(Protocol):
     def close(self) -> None: ...
 
 
+class RecordCounter(Protocol):
+    """Counts every record as it is written (`loadbench.drive.livemetrics.LiveMetrics`): each one
+    reaches it once, by the cheapest of three doors, and counts as its ``requests.csv`` line."""
+
+    def count(self, r: RequestRecord) -> None: ...
+
+    def count_ok(
+        self, name: str, status: int, latency_ms: float, start_unix_s: float, intended_unix_s: float | None
+    ) -> None:
+        """A plain success, from the figures its line was formatted from (``name`` as written)."""
+
+    def feed(self, text: str) -> None:
+        """Lines formatted elsewhere (a distributed worker's, received by the master)."""
+
+
 class Recorder:
     """Writes request records and the user-count timeline for one run directory."""
 
@@ -151,7 +166,10 @@ class Recorder:
         self.window_ms: list[float] = []
         self._environment: Environment | None = None
         self._flusher: gevent.Greenlet | None = None
-        self._name_fields: dict[tuple[str, str], str] = {}
+        # (name, method) as the scenario gave them -> the line's name and method fields, and the name.
+        self._name_fields: dict[tuple[str, str], tuple[str, str]] = {}
+        # Set by `loadbench.drive.exporter` (--metrics-port, --pushgateway): counts each record too.
+        self.counter: RecordCounter | None = None
         self.timeout_s: float | None = None
         self._timeout_ms = math.inf
         self.follow_redirects = 0  # --follow-redirects: 0, none followed (no history to look at)
@@ -193,9 +211,10 @@ class Recorder:
         plain = exception is None and status < 300 and not hops and response_time <= self._timeout_ms
         if plain and start_time is not None and not extras:
             # The hot path: one f-string, with the name and method fields formatted once per name.
-            fields = self._name_fields.get((name, request_type))
-            if fields is None:
-                fields = self._name_fields_for(name, request_type)
+            cached = self._name_fields.get((name, request_type))
+            if cached is None:
+                cached = self._name_fields_for(name, request_type)
+            fields, written_name = cached
             self.window_ms.append(response_time)
             # %-formatting: measurably cheaper than an f-string with float format specs here.
             if intended is None:
@@ -216,6 +235,8 @@ class Recorder:
                         EMPTY_TAIL,
                     )
                 )
+            if self.counter is not None:  # its figures as they are: parsing the line back costs more
+                self.counter.count_ok(written_name, status, response_time, start_time, intended)
             return
         error = message = retry_after = ""
         if exception is None:
@@ -229,24 +250,31 @@ class Recorder:
                 hops = self.follow_redirects  # it gave up after following them all
         else:
             self.window_ms.append(response_time)
-        self.requests.write(
-            RequestRecord(
-                # Locust sets start_time on every HTTP request; a custom client might not.
-                start_unix_s=start_time if start_time is not None else time.time() - response_time / 1000,
-                latency_ms=response_time,
-                name=scrub(one_line(str(name), 200), self.secrets),
-                method=one_line(str(request_type), 50),
-                status=status,
-                response_bytes=int(response_length or 0),
-                ok=exception is None,
-                error=error,
-                intended_unix_s=intended if isinstance(intended, float) else None,
-                extras=scrub_extras(extras, self.secrets) if isinstance(extras, dict) else None,
-                server_message=message,
-                retry_after=retry_after,
-                redirects=hops,
-            )
+        record = RequestRecord(
+            # Locust sets start_time on every HTTP request; a custom client might not.
+            start_unix_s=start_time if start_time is not None else time.time() - response_time / 1000,
+            latency_ms=response_time,
+            name=scrub(one_line(str(name), 200), self.secrets),
+            method=one_line(str(request_type), 50),
+            status=status,
+            response_bytes=int(response_length or 0),
+            ok=exception is None,
+            error=error,
+            intended_unix_s=intended if isinstance(intended, float) else None,
+            extras=scrub_extras(extras, self.secrets) if isinstance(extras, dict) else None,
+            server_message=message,
+            retry_after=retry_after,
+            redirects=hops,
         )
+        self.requests.write(record)
+        if self.counter is not None:
+            self.counter.count(record)
+
+    def write_lines(self, text: str) -> None:
+        """Record lines formatted elsewhere (what a distributed master receives from a worker)."""
+        self.requests.write_line(text)
+        if self.counter is not None:
+            self.counter.feed(text)
 
     def _answer_failure(self, status: int, response: Any, response_time: float) -> BaseException | None:
         """Why an answer the client took as a success is a failure: later than ``--timeout``, or a
@@ -279,13 +307,13 @@ class Recorder:
         message = server_message(error_body(response, headers), content_type, self.secrets)
         return message, retry_after_text(_header(headers, "Retry-After"), self.secrets)
 
-    def _name_fields_for(self, name: str, request_type: str) -> str:
+    def _name_fields_for(self, name: str, request_type: str) -> tuple[str, str]:
         if len(self._name_fields) >= 10_000:
             self._name_fields.clear()  # a scenario with a new name per request: keep memory bounded
-        name = scrub(one_line(str(name), 200), self.secrets)  # a name may carry a query string
-        fields = f",{csv_field(name)},{csv_field(one_line(str(request_type), 50))},"
-        self._name_fields[(name, request_type)] = fields
-        return fields
+        written = scrub(one_line(str(name), 200), self.secrets)  # a name may carry a query string
+        cached = f",{csv_field(written)},{csv_field(one_line(str(request_type), 50))},", written
+        self._name_fields[(name, request_type)] = cached
+        return cached
 
     def flush(self) -> None:
         self.requests.flush()

@@ -210,3 +210,25 @@ def test_a_record_counts_exactly_as_its_requests_csv_line_does() -> None:
         by_line.feed(format_record(record))
     assert samples(by_record) == samples(by_line)
     assert sum(by_record.requests.values()) == len(records) and by_record.predictions["true"] > 0
+
+
+def test_a_plain_success_counts_from_its_figures_exactly_as_from_its_line() -> None:
+    # The recorder's hot path hands over the figures it formats the line from (`count_ok`); a
+    # distributed master parses the same line (`feed`). Latencies and times sit on rounding edges.
+    rng = np.random.default_rng(11)
+    by_figures = LiveMetrics(RunInfo(run_id="r", scenario="s"))
+    by_line = LiveMetrics(RunInfo(run_id="r", scenario="s"))
+    for i in range(600):
+        latency = float(rng.lognormal(0.0, 1.5)) if i % 7 else [0.0004999, 0.12115, 0.0625, 1e-9, 5e5][i % 5]
+        start = (1_800_000_000 if i % 2 else 1_000) + i * 0.0123456789  # a small one keeps its digits
+        intended = None if i % 3 else start - float(rng.random()) / 100 + (0.001 if i % 9 == 0 else 0.0)
+        name = ["/a", "/b", 'odd "name", with comma'][i % 3]
+        status = [200, 201, 204][i % 3]
+        by_figures.count_ok(name, status, latency, start, intended)
+        by_line.feed(line(name, latency, status=status, start=start, intended_unix_s=intended))
+    by_figures.count_ok("/nan", 200, math.nan, 1.0, None)  # not a latency: not counted, as no line is
+    by_line.feed(line("/nan", math.nan))
+    assert samples(by_figures) == samples(by_line)
+    lag = by_figures.schedule_lag  # served by an open loop's run only: compared here
+    assert (lag.counts, lag.total) == (by_line.schedule_lag.counts, by_line.schedule_lag.total)
+    assert sum(by_figures.requests.values()) == 600 and lag.total > 0

@@ -155,3 +155,59 @@ def test_a_refused_request_keeps_what_the_server_said(tmp_path: Path) -> None:
         ("/badjson", 200, "", ""),  # not refused: a failed check of a 200 says nothing more
     ]
     assert (frame["ok"] == 0).all()
+
+
+COUNTER_SCRIPT = r"""
+import argparse, sys
+from pathlib import Path
+from locust import User
+from locust.env import Environment
+from prometheus_client import generate_latest
+from loadbench.drive.livemetrics import LiveMetrics, RunInfo
+from loadbench.drive.recorder import Recorder
+
+class Nobody(User):
+    abstract = True
+
+class Answer:
+    def __init__(self, status_code):
+        self.status_code = status_code
+
+out = Path(sys.argv[1])
+env = Environment(user_classes=[Nobody], parsed_options=argparse.Namespace(timeout=2.0))
+recorder = Recorder(out, secrets=["s3cret"]).register(env)
+from loadbench.drive.openloop import INTENDED_KEY
+recorder.counter = live = LiveMetrics(RunInfo(run_id="r", scenario="s"), ["s3cret"])
+fire = env.events.request.fire
+for i in range(3000):
+    start = 1_800_000_000 + i * 0.0123456789
+    context = {}
+    if i % 4 == 0:
+        context[INTENDED_KEY] = start - (i % 13) / 1000
+    if i % 50 == 0:
+        context["loadbench"] = {"ttft_ms": 12.3456, "output_tokens": 7}
+    kwargs = {"response": Answer(201 if i % 5 == 0 else 200)}
+    if i % 31 == 0:
+        kwargs["exception"] = ConnectionResetError("reset by peer")
+    fire(request_type="POST", name=["/a", "/b?key=s3cret", "/c\nd", "x" * 300][i % 4],
+         response_time=(i % 997) * 0.0123456 + 0.0004999 + (2500.0 if i % 211 == 0 else 0.0),
+         response_length=10, start_time=start, context=context, **kwargs)
+recorder.close()
+by_line = LiveMetrics(RunInfo(run_id="r", scenario="s"), ["s3cret"])
+by_line.feed((out / "requests.csv").read_text(encoding="utf-8"))
+(out / "by_counter.txt").write_bytes(generate_latest(live.registry()))
+(out / "by_line.txt").write_bytes(generate_latest(by_line.registry()))
+"""
+
+
+def test_the_live_counter_counts_every_record_as_its_line_in_requests_csv(tmp_path: Path) -> None:
+    # What --metrics-port serves in a local run (the recorder's counter, fed on its hot path with
+    # figures, elsewhere with records) must equal what the written file says, request by request.
+    result = subprocess.run(
+        [sys.executable, "-c", COUNTER_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    by_counter = (tmp_path / "by_counter.txt").read_text()
+    assert by_counter == (tmp_path / "by_line.txt").read_text()
+    assert 'loadbench_requests_total{name="/a",outcome="ok",scenario="s",status="200"}' in by_counter
+    assert "s3cret" not in by_counter and 'outcome="timeout"' in by_counter
