@@ -63,20 +63,22 @@ lint: install
 typecheck: install
 	$(BIN)/mypy loadbench
 
-# Two processes, a test file each at a time (module fixtures run once); the tests that share the
-# machine badly (marker `serial`: several load generators or a capacity search each) then run
-# alone. Both passes write JUnit XML, and the 25 slowest tests of the two are listed at the end,
-# so a slow test is seen when it is added.
+# Four processes on two cores, a test file each at a time (module fixtures run once): most tests
+# wait for servers and subprocesses, so four keep both cores busy where two left them idle a third
+# of the time (docs/benchmarks.md). JUnit XML, and the 25 slowest tests listed at the end, so a
+# slow test is seen when it is added.
+TEST_WORKERS ?= 4
 unit: install
 	@mkdir -p .pytest-results
 	@$(BIN)/python tests/real/venvs.py build $(QUICK_REAL) || echo "unit: a real server could not be installed; its tests skip with the reason"
 	@status=0; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not serial and not real_heavy' --junitxml=.pytest-results/parallel.xml || status=$$?; \
-	if [ $$status -eq 0 ]; then $(BIN)/python -m pytest -m 'serial and not real_heavy' --junitxml=.pytest-results/serial.xml || status=$$?; fi; \
-	$(BIN)/python tests/slowest.py -n 25 .pytest-results/parallel.xml .pytest-results/serial.xml; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m 'not real_heavy' --junitxml=.pytest-results/unit.xml || status=$$?; \
+	$(BIN)/python tests/slowest.py -n 25 .pytest-results/unit.xml; \
 	exit $$status
 
-test: lint typecheck unit
+# Lint and type check beside the tests (a core for under a minute, while the tests mostly wait).
+test: install
+	@$(MAKE) --no-print-directory -j3 --output-sync=line lint typecheck unit
 
 # The whole suite three times while four CPU burners oversubscribe the two cores (tests/stress_ci.sh):
 # a test that passes only on an idle machine fails here.

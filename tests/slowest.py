@@ -2,7 +2,7 @@
 
     python tests/slowest.py [-n 25] FILE.xml [FILE.xml ...]
 
-One list for the parallel and the serial pass together, so a slow test is seen when it is
+One list for several passes together (the quick suite, the real servers), so a slow test is seen when it is
 added. A missing file (a pass that did not run) is skipped.
 """
 

@@ -49,7 +49,6 @@ def _args(url: str, out: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
 def test_two_workers_ship_every_record_and_merge_exactly(tmp_path: Path) -> None:
     """Open loop, so that requests in flight at the end are waited for: every one is recorded."""
     with json_server(_counting) as (url, state):

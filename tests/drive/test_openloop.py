@@ -98,7 +98,6 @@ def _expected_open_latencies(run: dict[str, Any]) -> np.ndarray:
     return np.where(held, (end - due) * 1000 + BASE_MS, BASE_MS)
 
 
-@pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
 def test_open_loop_reports_the_stall_as_the_schedule_implies(stalled_runs: dict[str, Any]) -> None:
     run = stalled_runs["open"]
     summary = run["summary"]
@@ -123,7 +122,6 @@ def test_open_loop_reports_the_stall_as_the_schedule_implies(stalled_runs: dict[
     assert (records["start_unix_s"] >= records["intended_unix_s"] - 1e-6).all()
 
 
-@pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
 def test_closed_loop_under_reports_the_same_stall(stalled_runs: dict[str, Any]) -> None:
     """Documents coordinated omission: the closed loop's users wait out the stall instead of sending."""
     open_p99 = stalled_runs["open"]["summary"]["latency_ms"]["p99"]
@@ -134,7 +132,6 @@ def test_closed_loop_under_reports_the_same_stall(stalled_runs: dict[str, Any]) 
     assert closed["latency_ms"]["p99"] < 0.1 * open_p99  # ...which its percentiles hide
 
 
-@pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
 def test_open_loop_report_states_the_load_model(stalled_runs: dict[str, Any]) -> None:
     html = (stalled_runs["open"]["dir"] / "report.html").read_text()
     assert "open loop" in html

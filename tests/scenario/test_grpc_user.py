@@ -144,7 +144,6 @@ def test_labelled_rows_get_the_models_answers_and_its_accuracy(
     assert 0 < quality["accuracy"] < 1  # two rows the model gets wrong: a real comparison
 
 
-@pytest.mark.serial
 def test_32_users_overlap_under_gevent(tmp_path: Path) -> None:
     # Each call takes 200 ms on the server. Were a call to hold gevent's hub (no init_gevent),
     # the users would take turns: one call in flight at a time, 5 calls a second.

@@ -514,7 +514,6 @@ def test_concurrency_sweep_and_ctrl_c_still_writes_the_report(tmp_path: Path) ->
     assert "sweep interrupted" in stderr
 
 
-@pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
 @pytest.mark.e2e
 @needs_rate
 def test_rate_sweep_finds_the_capacity_within_one_step(tmp_path: Path) -> None:
@@ -536,7 +535,6 @@ def test_rate_sweep_finds_the_capacity_within_one_step(tmp_path: Path) -> None:
     assert "Capacity: 40 rps" in result.stdout
 
 
-@pytest.mark.serial  # timing-sensitive: runs alone after the parallel part (Makefile `unit`)
 @pytest.mark.e2e
 @needs_rate
 def test_find_capacity_searches_to_the_true_capacity(tmp_path: Path) -> None:
