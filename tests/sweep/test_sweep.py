@@ -480,14 +480,16 @@ def test_concurrency_sweep_and_ctrl_c_still_writes_the_report(tmp_path: Path) ->
     out = tmp_path / "sweep"
     with capacity_server() as (url, server):  # 2 slots × 20 ms = 100 req/s
         process = start_cli(
-            # 10 s steps: on a loaded machine step 2 must still be running when the Ctrl-C comes.
-            "sweep", "--target", url, "--concurrency", "2,4,8", "--step-duration", "10s", "--warmup", "1s",
+            # 20 s steps: on a machine loaded four times over, step 2 must still be running when the
+            # Ctrl-C comes (a 10 s sweep once ended, all three steps done, before the test sent it).
+            "sweep", "--target", url, "--concurrency", "2,4,8", "--step-duration", "20s", "--warmup", "1s",
             "--slo", "p50<200ms", "--out", str(out), *PAYLOAD,
         )  # fmt: skip
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (out / "step-02-users-4" / "requests.csv").is_file():
             time.sleep(0.1)
-        wait_for_lines(out / "step-02-users-4" / "requests.csv", 50)  # into step 2's load
+        wait_for_lines(out / "step-02-users-4" / "requests.csv", 11)  # ten records: into its load
+        assert process.poll() is None, "the sweep ended before the Ctrl-C"
         process.send_signal(signal.SIGINT)
         try:
             stdout, stderr = process.communicate(timeout=60)
