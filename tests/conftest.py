@@ -1,8 +1,10 @@
-"""Shared pytest configuration: the ``--update-goldens`` option for golden-file tests, and the
-``burner`` fixture (a real child process that burns one core and holds 200 MiB)."""
+"""Shared pytest configuration: the ``--update-goldens`` option for golden-file tests, the
+``burner`` fixture (a real child process that burns one core and holds 200 MiB), and Ctrl-C
+for the commands the tests start."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +15,18 @@ from helpers import BURNER, serving
 from loadbench.demo.server import make_server
 
 _HUB_KEEPALIVE: list[object] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the commands the tests start take Ctrl-C, however the suite was started.
+
+    A suite started in the background by a script (``make test-stress &``) inherits SIGINT
+    ignored, and so would every command a test starts: Python keeps an inherited "ignore", so a
+    test's Ctrl-C to ``loadbench sweep`` would go unnoticed and the sweep run to its end. A
+    handler of our own is not inherited across exec: the commands start with the default.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(trylast=True)
