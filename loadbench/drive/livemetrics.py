@@ -219,7 +219,7 @@ class LiveMetrics(Collector):
         self.tokens: dict[tuple[str, str], int] = {}  # (name, "input" | "output")
         self.predictions = {"true": 0, "false": 0}
         self.schedule_lag = Histogram()
-        # count_ok's (name, status) -> the requests key and the histogram it counts into.
+        # count_ok's (name, status) -> its label, status text and the latencies not yet counted.
         self._ok: dict[tuple[str, int], _OkSlot] = {}
 
     def registry(self) -> CollectorRegistry:
@@ -283,8 +283,7 @@ class LiveMetrics(Collector):
         pending = slot.pending
         pending.append(latency_ms)
         if intended_unix_s is not None:
-            lag = round(start_unix_s, 6) - round(intended_unix_s, 6)
-            self.schedule_lag.observe(max(lag, 0.0))
+            self._lag(round(start_unix_s, 6), round(intended_unix_s, 6))  # as the line writes them
         if len(pending) >= FOLD_AT:
             self._fold(slot)
 
@@ -304,6 +303,10 @@ class LiveMetrics(Collector):
         hist_key = (slot.label, "true")
         hist = self.durations.get(hist_key) or self.durations.setdefault(hist_key, Histogram())
         hist.observe_ms(rounded)
+
+    def _lag(self, start: float, intended: float) -> None:
+        """An open loop's send lag, from the two times as the line writes them."""
+        self.schedule_lag.observe(max(start - intended, 0.0))
 
     def _ok_slot(self, name: str, status: int) -> _OkSlot:
         if len(self._ok) >= 4 * MAX_NAMES:
@@ -356,7 +359,7 @@ class LiveMetrics(Collector):
         hist = self.durations.get(hist_key) or self.durations.setdefault(hist_key, Histogram())
         hist.observe(latency_ms / 1000.0)
         if intended is not None and start is not None:
-            self.schedule_lag.observe(max(start - intended, 0.0))
+            self._lag(start, intended)
         return name
 
     def _tally_extras(
