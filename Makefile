@@ -7,7 +7,8 @@
 #   make test          lint, type-check and the whole test suite (what CI runs)
 #   make test-stress   the suite three times beside four CPU burners (must stay green)
 #   make test-real     the whole real-server conformance matrix (tests/real/, docs/servers.md)
-#   make benchmark     recording, sampler and live-metrics overhead, open-loop fidelity, analyzer scale (docs/benchmarks.md)
+#   make benchmark     recording, sampler and live-metrics overhead, open-loop fidelity, analyzer scale,
+#                      what-if speed and validation (docs/benchmarks.md)
 #   make benchmark-setup   install nginx and wrk (Debian packages), which `make benchmark` needs
 #   make protos        regenerate the committed gRPC stubs from loadbench/protocols/v2grpc/*.proto
 
@@ -104,6 +105,8 @@ benchmark: install
 	$(BIN)/python benchmarks/openloop_fidelity.py
 	$(BIN)/python benchmarks/http2_ceiling.py
 	$(BIN)/python benchmarks/metrics_overhead.py
+	$(BIN)/python benchmarks/whatif_speed.py
+	$(BIN)/python benchmarks/whatif_validation.py
 
 # nginx-light and wrk from Debian's packages, as root or through sudo (like .ci/run); a no-op
 # when both are installed.

@@ -18,6 +18,8 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?")
 _SIZE_UNIT = {"b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+# An HTTP token (RFC 9110): what a header name is.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 
 # --max-body: response bodies larger than this are read and counted, never kept (docs/metrics.md).
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -89,6 +91,19 @@ def body_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("bad size ")) from None
 
 
+def server_time_header(text: str) -> str:
+    """``--server-time-header``'s ``NAME`` or ``NAME:METRIC`` (both tokens), as an argparse ``type``
+    (``loadbench run`` and plain ``locust -f``)."""
+    value = text.strip()
+    if not re.fullmatch(rf"{_TOKEN}(?::{_TOKEN})?", value):
+        # Not echoed: a mistyped header may hold a credential ('Authorization: Bearer x').
+        raise argparse.ArgumentTypeError(
+            "use a header name (X-Service-Time-Ms), or NAME:METRIC for one metric of a Server-Timing "
+            "header (Server-Timing:infer)"
+        )
+    return value
+
+
 def format_size(size: int) -> str:
     """``8388608`` -> ``8 MiB``: a size in the largest binary unit that divides it (bytes otherwise)."""
     for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
@@ -101,7 +116,7 @@ def parse_header(text: str) -> tuple[str, str]:
     """Parse ``'Name: value'`` into its two parts."""
     name, sep, value = text.partition(":")
     name = name.strip()
-    if not sep or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+    if not sep or not name or not re.fullmatch(_TOKEN, name):
         # The text may be a credential with a typo ('Authorization Bearer x'): never echo it whole.
         raise UsageError(f"bad header {redact_header(text)!r}: use 'Name: value'")
     return name, value.strip()

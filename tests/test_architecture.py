@@ -25,6 +25,7 @@ LAYERS = (
     "sample",
     "demo",
     "compare",
+    "whatif",
     "report",
     "analyze",
     "protocols",
@@ -33,7 +34,7 @@ LAYERS = (
     "data",
 )
 # What the stages that only read run directories must never import.
-READERS = ("analyze", "report", "compare")
+READERS = ("analyze", "report", "compare", "whatif")
 DRIVING = ("drive", "ui", "cli", "scenario", "sweep")
 LOCUST = ("locust", "gevent", "geventhttpclient", "flask")
 MAX_MODULE_LINES = 500

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from loadbench.values import (
     parse_header,
     parse_redirects,
     parse_size,
+    server_time_header,
 )
 
 
@@ -173,3 +175,18 @@ def test_parse_redirects(text: str, hops: int) -> None:
 def test_parse_redirects_rejects(text: str) -> None:
     with pytest.raises(UsageError, match="use 0 to 100"):
         parse_redirects(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [("X-Service-Time-Ms", "X-Service-Time-Ms"), (" Server-Timing:infer ", "Server-Timing:infer")],
+)
+def test_server_time_header(text: str, spec: str) -> None:
+    assert server_time_header(text) == spec
+
+
+@pytest.mark.parametrize("text", ["", "A:", ":infer", "X Time", "a:b:c", "Authorization: Bearer sk-s3cret"])
+def test_server_time_header_rejects_without_echoing(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="use a header name") as caught:
+        server_time_header(text)
+    assert "s3cret" not in str(caught.value)

@@ -32,6 +32,7 @@ FROM_ARGS = {
     "insecure": "insecure",
     "follow_redirects": "follow_redirects",
     "max_body_bytes": "max_body",
+    "server_time_header": "server_time_header",
     "preflight": "preflight",
     "server_pid": "server_pid",
     "server_name": "server_name",
@@ -80,7 +81,18 @@ def run_config(
 
 
 def demo_timing(args: argparse.Namespace) -> DemoTiming:
-    return DemoTiming(args.demo_latency_ms, args.demo_asr_rtf, args.demo_llm_ttft_ms, args.demo_llm_itl_ms)
+    """The ``--demo-*`` options (`loadbench.cli.options.add_demo_options`) as the spawner takes them."""
+    return DemoTiming(
+        args.demo_latency_ms,
+        args.demo_asr_rtf,
+        args.demo_llm_ttft_ms,
+        args.demo_llm_itl_ms,
+        workers=args.demo_workers,
+        service_dist=args.demo_service_dist,
+        service_cv=args.demo_service_cv,
+        jitter_ms=args.demo_jitter_ms,
+        seed=args.demo_seed,
+    )
 
 
 @contextmanager

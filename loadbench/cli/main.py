@@ -34,6 +34,7 @@ from loadbench.cli.scenarios import add_scenarios_parser
 from loadbench.cli.summary import console_summary
 from loadbench.cli.sweep import add_sweep_parser
 from loadbench.cli.ui import add_ui_parser
+from loadbench.cli.whatif import add_whatif_parser
 from loadbench.cli.worker import add_worker_parser
 from loadbench.errors import LoadbenchError, UsageError
 
@@ -51,6 +52,7 @@ COMMANDS = (
     add_demo_parser,
     add_agent_parser,
     add_sweep_parser,
+    add_whatif_parser,
     add_scenarios_parser,
 )
 

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from loadbench.demo.args import ms, times
+from loadbench.demo.args import ms, ratio, times, worker_count
+from loadbench.demo.service import SERVICE_DISTS
 from loadbench.errors import UsageError
 from loadbench.values import (
     DEFAULT_FOLLOW_REDIRECTS,
@@ -20,6 +21,7 @@ from loadbench.values import (
     format_size,
     parse_duration,
     redirect_bound,
+    server_time_header,
 )
 
 EXIT_GATE_FAILED = 1
@@ -184,7 +186,39 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
         type=ms,
         default=0.0,
         metavar="MS",
-        help="with --demo: added service time per request",
+        help="with --demo: added service time per request (exponential, lognormal: the mean)",
+    )
+    parser.add_argument(
+        "--demo-jitter-ms",
+        type=ms,
+        default=None,
+        metavar="MS",
+        help="with --demo, uniform: plus a random 0..MS",
+    )
+    parser.add_argument(
+        "--demo-service-dist",
+        choices=SERVICE_DISTS,
+        default=None,
+        help="with --demo: the service time's distribution: fixed, uniform (the default: --demo-latency-ms "
+        "+ 0..--demo-jitter-ms), exponential or lognormal (mean --demo-latency-ms)",
+    )
+    parser.add_argument(
+        "--demo-service-cv",
+        type=ratio,
+        default=None,
+        metavar="CV",
+        help="with --demo, lognormal: the service time's coefficient of variation, std/mean (default 1)",
+    )
+    parser.add_argument(
+        "--demo-workers",
+        type=worker_count,
+        default=None,
+        metavar="C",
+        help="with --demo: a FIFO queue of C workers: at most C predictions in service at once, the rest "
+        "wait in arrival order (an M/G/C queue for queueing-theory checks; default: no limit)",
+    )
+    parser.add_argument(
+        "--demo-seed", type=int, default=None, metavar="N", help="with --demo: seed of its service-time draws"
     )
     parser.add_argument(
         "--demo-asr-rtf",
@@ -288,7 +322,8 @@ def add_llm_options(group: Group) -> None:
 
 
 # `run`, `ui` and `worker`: what becomes of redirects and large bodies (docs/metrics.md "Redirects",
-# "Response bodies"); the scenario's options of the same names (for plain `locust -f`) take them.
+# "Response bodies"), and the header the server reports its own time in; the scenario's options of
+# the same names (for plain `locust -f`) take them.
 RESPONSE_OPTIONS: tuple[Option, ...] = (
     (
         ("--follow-redirects",),
@@ -314,6 +349,17 @@ RESPONSE_OPTIONS: tuple[Option, ...] = (
             f"{format_size(DEFAULT_MAX_BODY_BYTES).replace(' ', '')}); a larger one is read, "
             "counted (response_bytes) and dropped, and a check that needs it fails 'body over "
             "--max-body'. Streams (SSE) are parsed as they arrive, whatever their size",
+        },
+    ),
+    (
+        ("--server-time-header",),
+        {
+            "type": server_time_header,
+            "metavar": "NAME",
+            "help": "read the server's own processing time per request from this response header into "
+            "requests.csv's server_ms: a number of milliseconds (the demo's X-Service-Time-Ms) or a W3C "
+            "Server-Timing header (the sum of its dur= entries, or with NAME:METRIC the entry named "
+            "METRIC, e.g. Server-Timing:infer). Empty where an answer has no readable one",
         },
     ),
 )

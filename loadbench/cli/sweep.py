@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from loadbench.cli.ci import add_junit_option, check_junit, publish_sweep
-from loadbench.cli.options import Call, add_where, duration
+from loadbench.cli.options import Call, add_demo_options, add_where, duration
 from loadbench.errors import UsageError
 
 SWEEP_EPILOG = """\
@@ -36,12 +36,16 @@ examples:
   loadbench sweep --demo --concurrency 1,2,4,8 --step-duration 10s
   loadbench sweep --target http://127.0.0.1:8000 --rates 50,100,200,400 --slo 'p99<300ms' --slo 'error_rate<1%'
   loadbench sweep --target http://127.0.0.1:8000 --find-capacity --slo 'p99<300ms' --arrival constant
+  loadbench sweep --demo --demo-workers 2 --rates 60,100,140,170 --arrival poisson \\
+      --server-time-header X-Service-Time-Ms --whatif --whatif-servers 2
   loadbench sweep --target http://gpu-box:8000 --scenario openai_chat --model llama --rates 1,2,4,8 \\
       --slo 'ttft_p99<2s' --gpu-hour-cost 2.50 --out reports/llama-sweep
 
 Writes SWEEP_DIR/sweep.html, sweep.md (for a pull request) and sweep.json, and one ordinary run
 directory per step (step-01-rate-10/ ...). --junit FILE: one testcase per step (a step that missed
-a gate is a failure, one that cannot be judged is skipped; the exit code stays 0: docs/ci.md). Exit codes: 0 done (failing steps are results, not
+a gate is a failure, one that cannot be judged is skipped; the exit code stays 0: docs/ci.md).
+--whatif: queueing-theory predictions from the lowest-load step beside every step's measurement
+(sweep.json "whatif", docs/whatif.md). Exit codes: 0 done (failing steps are results, not
 errors), 2 bad input or a step that could not run (one line on stderr), 130 interrupted (the
 sweep report of the steps done is still written).
 """
@@ -139,11 +143,25 @@ def add_sweep_parser(commands: Any) -> argparse.ArgumentParser:
         "--force", action="store_true", help="write into an existing, non-empty sweep directory"
     )
     sweep.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    _add_whatif_options(sweep)
     add_junit_option(sweep)
-    sweep.add_argument(
-        "--demo-latency-ms", type=float, default=0.0, metavar="MS", help="with --demo: added service time"
-    )
+    add_demo_options(sweep)
     return sweep
+
+
+def _add_whatif_options(sweep: argparse.ArgumentParser) -> None:
+    sweep.add_argument(
+        "--whatif",
+        action="store_true",
+        help="fit a queueing model on the lowest-load step and check its predictions against every other "
+        "step (docs/whatif.md)",
+    )
+    sweep.add_argument(
+        "--whatif-servers",
+        type=int,
+        metavar="C",
+        help="with --whatif: requests the server processes at once (default: measured at saturation)",
+    )
 
 
 def _run_options(parser: argparse.ArgumentParser) -> set[str]:
@@ -185,7 +203,8 @@ def _scenario_of(extra: list[str]) -> str | None:
 def cmd_sweep(call: Call) -> int:
     """``loadbench sweep``: check the options, start the demo if asked, run the sweep."""
     from loadbench.analyze.slo import parse_slos
-    from loadbench.demo.spawn import demo_scenario_args, demo_speaks_grpc, spawn_demo, stop_demo
+    from loadbench.cli.config import demo_timing
+    from loadbench.demo.spawn import demo_scenario_args, demo_speaks_grpc, start_demo, stop_demo
     from loadbench.values import check_target
 
     args, extra = call.args, call.extra
@@ -193,6 +212,9 @@ def cmd_sweep(call: Call) -> int:
     _check_run_args(extra)
     parse_slos(args.slo)  # bad input first: nothing is started or written
     check_junit(args)
+    timing = demo_timing(args) if args.demo else None
+    if timing is not None:
+        timing.check()
     mode = "users" if args.concurrency or args.find_capacity == "users" else "rate"
     run_options = _run_options(call.parser)
     if mode == "rate" and "--rate" not in run_options:
@@ -205,6 +227,8 @@ def cmd_sweep(call: Call) -> int:
         raise UsageError("--max-steps, --start-rate and --start-users must be positive")
     if args.gpu_hour_cost is not None and not args.gpu_hour_cost >= 0:
         raise UsageError("--gpu-hour-cost must be a price >= 0 in USD per GPU-hour")
+    if args.whatif_servers is not None and (not args.whatif or args.whatif_servers < 1):
+        raise UsageError("--whatif-servers takes a number >= 1 and goes with --whatif")
     if args.step_duration <= args.warmup:
         raise UsageError("--step-duration must be longer than --warmup: nothing would be measured")
     if args.target:
@@ -231,10 +255,12 @@ def cmd_sweep(call: Call) -> int:
         force=args.force,
         quiet=args.quiet,
         run_args=extra,
+        whatif=args.whatif,
+        whatif_servers=args.whatif_servers,
     )
     demo = None
-    if args.demo:
-        demo, config.target = spawn_demo(args.demo_latency_ms, grpc=demo_speaks_grpc(_scenario_of(extra)))
+    if timing is not None:
+        demo, config.target = start_demo(timing, grpc=demo_speaks_grpc(_scenario_of(extra)))
     try:
         sweep, paths, code = run_sweep(config)
     finally:

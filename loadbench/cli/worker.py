@@ -70,6 +70,7 @@ def cmd_worker(call: Call) -> int:
             insecure=args.insecure,
             follow_redirects=args.follow_redirects,
             max_body_bytes=args.max_body,
+            server_time_header=args.server_time_header,
             headers=args.header,
             sample_interval_s=None if args.no_sampler else max(args.sample_interval, 0.1),
         )

@@ -1,5 +1,6 @@
 """The embedded demo endpoint: a real digits classifier, an ASR stand-in and an LLM simulator
-behind a real HTTP server that speaks every protocol loadbench's scenarios do (`server`,
+behind a real HTTP server that speaks every protocol loadbench's scenarios do (`server`, with its
+service time and FIFO queue of workers in `service`,
 `routes_v1`, `embeddings`), and the spawner that runs it in a child process.
 
 Never imports Locust or gevent: it runs in its own process.

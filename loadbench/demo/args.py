@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from loadbench.demo.service import SERVICE_DISTS
 from loadbench.errors import UsageError
 
 DEMO_HELP = "serve the embedded demo model endpoint"
@@ -51,13 +52,89 @@ def non_negative(what: str) -> Callable[[str], float]:
 
 ms = non_negative("milliseconds")
 times = non_negative("times the duration")
+ratio = non_negative("standard deviations per mean")
+
+
+def worker_count(text: str) -> int:
+    """A number of workers, 1 or more (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of workers") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more workers (leave it out for no limit)")
+    return value
+
+
+def check_service(dist: str | None, cv: float | None, jitter_ms: float | None, prefix: str = "--") -> None:
+    """Refuse a spread the service-time distribution does not have, naming the options (``prefix``:
+    ``--`` for the demo's own, ``--demo-`` for those of `run`, `ui` and `sweep`)."""
+    dist = dist or "uniform"
+    if jitter_ms is not None and dist != "uniform":
+        raise UsageError(
+            f"{prefix}jitter-ms is the uniform distribution's spread: it needs {prefix}service-dist uniform "
+            f"(the default), not {dist}"
+        )
+    if cv is not None and dist != "lognormal":
+        raise UsageError(
+            f"{prefix}service-cv is the lognormal distribution's spread: it needs {prefix}service-dist "
+            f"lognormal, not {dist}"
+        )
+
 
 # (flags, argparse keywords) of each option, in --help order.
 DEMO_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--host",), {"default": "127.0.0.1", "help": "address to bind (default 127.0.0.1)"}),
     (("--port",), {"type": port, "default": 8000, "help": "port (default 8000; 0 picks a free one)"}),
-    (("--latency-ms",), {"type": ms, "default": 0.0, "help": "added service time per prediction"}),
-    (("--jitter-ms",), {"type": ms, "default": 0.0, "help": "added uniform random service time, 0..MS"}),
+    (
+        ("--latency-ms",),
+        {
+            "type": ms,
+            "default": 0.0,
+            "help": "added service time per prediction (exponential, lognormal: the mean)",
+        },
+    ),
+    (
+        ("--jitter-ms",),
+        {"type": ms, "default": None, "help": "uniform: plus a random 0..MS (default 0)"},
+    ),
+    (
+        ("--service-dist",),
+        {
+            "choices": SERVICE_DISTS,
+            "default": "uniform",
+            "help": "the added service time's distribution: fixed (always --latency-ms), uniform "
+            "(--latency-ms + 0..--jitter-ms), exponential or lognormal (mean --latency-ms) (default uniform)",
+        },
+    ),
+    (
+        ("--service-cv",),
+        {
+            "type": ratio,
+            "default": None,
+            "metavar": "CV",
+            "help": "lognormal: the service time's coefficient of variation, std/mean (default 1)",
+        },
+    ),
+    (
+        ("--workers",),
+        {
+            "type": worker_count,
+            "default": None,
+            "metavar": "C",
+            "help": "a FIFO queue of C workers: at most C predictions in service at once, the rest wait in "
+            "arrival order (an M/G/C queue for queueing-theory checks; default: no limit, no waiting)",
+        },
+    ),
+    (
+        ("--seed",),
+        {
+            "type": int,
+            "default": None,
+            "metavar": "N",
+            "help": "seed of the service-time draws, to repeat them (default: random)",
+        },
+    ),
     (
         ("--asr-rtf",),
         {

@@ -6,7 +6,7 @@ Methods: ``ServerLive``, ``ServerReady``, ``ModelReady``, ``ServerMetadata``, ``
 ``POST /v2/repository/index`` too). ``ModelInfer`` takes what ``POST /v2/models/digits/infer``
 takes (one numeric tensor of shape [N, 64]) as typed contents or ``raw_input_contents``, checked
 by the same code (`loadbench.demo.model.v2_rows`), waits the same service time (``--latency-ms``,
-``--jitter-ms``) and answers ``output-0`` INT64 [N]: raw when the request was raw, as Triton
+``--jitter-ms``, ``--service-dist``), in the HTTP side's queue with ``--workers``, and answers ``output-0`` INT64 [N]: raw when the request was raw, as Triton
 answers. A bad request is ``INVALID_ARGUMENT`` with the HTTP side's message, another model
 ``NOT_FOUND``; a message over gRPC's default 4 MiB is refused by gRPC itself
 (``RESOURCE_EXHAUSTED``). ``ModelStreamInfer`` answers each request of the stream as a decoupled

@@ -7,7 +7,8 @@ part of ``sklearn.datasets.load_digits()`` (bundled with scikit-learn, determini
 locust or gevent.
 
 Produces HTTP responses, all ``application/json`` and all carrying ``X-Service-Time-Ms`` (the
-server's own handling time in ms, including the injected delay), on these routes:
+server's own handling time in ms, including the injected delay; with ``workers``, less the wait for
+a worker), on these routes:
 
     GET  /health                          {"status": "ok"}
     POST /predict                         {"inputs": [[64 numbers], ...]} or {"inputs": [64 numbers]}
@@ -40,8 +41,13 @@ Errors are JSON ``{"error": "..."}``: 400 for malformed JSON or a wrong shape, 4
 unknown route or model, 405 for a known route with the wrong method, 500 for anything unexpected;
 the OpenAI routes answer OpenAI's ``{"error": {"message", "code"}}``, TorchServe's and TF Serving's
 routes their servers' own error shapes. Every prediction (``/predict``, ``infer``, ``:predict``,
-``/predictions``, ``/v1/embeddings``) sleeps ``latency_ms + uniform(0, jitter_ms)`` before
-answering successfully, so tests can compare measured latency with a known service-time floor.
+``/predictions``, ``/v1/embeddings``) sleeps a service time before answering successfully, so tests
+can compare measured latency with a known service-time floor: ``latency_ms + uniform(0, jitter_ms)``
+by default, or drawn from ``service_dist`` (`loadbench.demo.service`). With ``workers``
+(``--workers C``), at most C predictions sleep at once and the others wait in arrival order (a FIFO
+queue, shared with gRPC); their answers also carry ``X-Queue-Time-Ms``, the wait for a worker in ms,
+and ``X-Service-Time-Ms`` is then the time the request held a worker (the queue's service time:
+parsing and the model's arithmetic run outside it, in parallel).
 
 It also produces the payload file ``loadbench/data/digits.jsonl`` (``write_payload_file``): the
 360-row held-out test split, one ``/predict`` request body per line, as
@@ -55,7 +61,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import signal
 import sys
@@ -65,12 +70,12 @@ from collections.abc import Callable, Sequence
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loadbench import __version__
 from loadbench.data import DIGITS_JSONL
 from loadbench.demo import embeddings, llmsim, routes_v1
-from loadbench.demo.args import demo_parser
+from loadbench.demo.args import check_service, demo_parser
 from loadbench.demo.model import (
     MODEL_NAME,
     MODEL_VERSION,
@@ -84,10 +89,14 @@ from loadbench.demo.model import (
     v2_metadata,
     v2_rows,
 )
+from loadbench.demo.service import Service, ServiceTime
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.jsonhttp import JSONRequestHandler
 from loadbench.protocols.media import MediaError, wav_duration_s
 from loadbench.redact import argv_secrets, scrub
+
+if TYPE_CHECKING:
+    import grpc
 
 PAYLOAD_PATH = DIGITS_JSONL
 ASR_PATH = "/asr"
@@ -101,7 +110,7 @@ _MODEL_ROUTE = re.compile(
 
 
 class _DemoServer(ThreadingHTTPServer):
-    """The threaded HTTP server, holding the model and the injected service time."""
+    """The threaded HTTP server, holding the model and the injected service (time and queue)."""
 
     daemon_threads = True
     # The stdlib's listen backlog of 5 drops connections when many users connect at once.
@@ -111,24 +120,19 @@ class _DemoServer(ThreadingHTTPServer):
         self,
         address: tuple[str, int],
         model: DemoModel,
-        latency_ms: float,
-        jitter_ms: float,
+        service: Service,
         asr_rtf: float = DEFAULT_ASR_RTF,
         llm_timing: llmsim.SimulatorTiming | None = None,
     ) -> None:
         self.model = model
         self.llm_timing = llm_timing or llmsim.SimulatorTiming()
-        self.latency_ms = latency_ms
-        self.jitter_ms = jitter_ms
+        self.service = service
         self.asr_rtf = asr_rtf
-        self.rng = random.Random()
         super().__init__(address, _DemoHandler)
 
     def service_delay(self) -> None:
-        """Sleep the configured latency plus jitter."""
-        delay_ms = self.latency_ms + (self.rng.uniform(0.0, self.jitter_ms) if self.jitter_ms > 0 else 0.0)
-        if delay_ms > 0:
-            time.sleep(delay_ms / 1000.0)
+        """Take a prediction's service time, waiting for a worker first if there is a queue."""
+        self.service.serve()
 
 
 class _DemoHandler(JSONRequestHandler):
@@ -137,20 +141,36 @@ class _DemoHandler(JSONRequestHandler):
     server_version = f"loadbench-demo/{__version__}"
     server: _DemoServer
     _t0: float = 0.0
+    # This request's wait for a worker and its time holding one, once it has queued.
+    _queued: tuple[float, float] | None = None
 
     def parse_request(self) -> bool:
         # Called right after the request line is read: the start of handling this request.
-        self._t0 = time.perf_counter()
+        self._t0, self._queued = time.perf_counter(), None
         return super().parse_request()
 
     def extra_headers(self) -> dict[str, str]:
-        return {"X-Service-Time-Ms": f"{(time.perf_counter() - self._t0) * 1000.0:.3f}"}
+        elapsed_s = time.perf_counter() - self._t0
+        if self._queued is None:
+            return {"X-Service-Time-Ms": f"{elapsed_s * 1000.0:.3f}"}
+        # The time holding a worker: queueing theory's service time. Parsing the body and the
+        # model's arithmetic run outside the queue (in parallel threads), so they are the
+        # request's overhead, not service; the wait is its own quantity.
+        queued_s, served_s = self._queued
+        return {
+            "X-Service-Time-Ms": f"{served_s * 1000.0:.3f}",
+            "X-Queue-Time-Ms": f"{queued_s * 1000.0:.3f}",
+        }
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         if not getattr(self, "command", None):
             # The request line was unreadable, so parse_request() never started the clock.
-            self._t0 = time.perf_counter()
+            self._t0, self._queued = time.perf_counter(), None
         super().send_error(code, message, explain)
+
+    def _serve(self) -> None:
+        """A prediction's service time (`_DemoServer.service_delay`), its wait kept for the headers."""
+        self._queued = self.server.service.serve()
 
     def _read_json(self) -> Any:
         raw = self._read_body()
@@ -215,7 +235,7 @@ class _DemoHandler(JSONRequestHandler):
             allow(method, "POST")
         server = self.server
         for route in (routes_v1.v1_route, routes_v1.torchserve_route):
-            answered = route(method, path, body, server.model, server.service_delay)
+            answered = route(method, path, body, server.model, self._serve)
             if answered is not None:
                 return answered
         return self._v2_model_route(method, path, body)
@@ -239,14 +259,14 @@ class _DemoHandler(JSONRequestHandler):
 
     def _embed(self, body: Any) -> dict[str, Any]:
         answer = embeddings.embed(body)
-        self.server.service_delay()
+        self._serve()
         return answer
 
     def _predict(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict) or "inputs" not in body:
             raise BadRequest('request body must be a JSON object with an "inputs" key')
         labels, probabilities = predict(self.server.model, body["inputs"])
-        self.server.service_delay()
+        self._serve()
         return {"predictions": labels, "probabilities": probabilities, "model": MODEL_NAME}
 
     def _complete(self, path: str, body: Any) -> None:
@@ -273,7 +293,7 @@ class _DemoHandler(JSONRequestHandler):
     def _infer(self, body: Any) -> dict[str, Any]:
         rows = v2_rows(body)
         labels, _ = predict(self.server.model, rows)
-        self.server.service_delay()
+        self._serve()
         response: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": MODEL_VERSION}
         if "id" in body:
             response["id"] = body["id"]
@@ -314,16 +334,24 @@ def make_server(
     asr_rtf: float = DEFAULT_ASR_RTF,
     llm_ttft_ms: float = llmsim.SimulatorTiming.ttft_ms,
     llm_itl_ms: float = llmsim.SimulatorTiming.itl_ms,
+    *,
+    workers: int | None = None,
+    service_dist: str = "uniform",
+    service_cv: float = 1.0,
+    seed: int | None = None,
 ) -> ThreadingHTTPServer:
-    """Train the model and bind the server (port 0 picks a free port); call ``serve_forever`` to serve."""
-    if latency_ms < 0 or jitter_ms < 0:
-        raise ValueError("latency_ms and jitter_ms must be >= 0")
+    """Train the model and bind the server (port 0 picks a free port); call ``serve_forever`` to serve.
+
+    ``workers``: at most that many predictions in service at once, the others waiting in arrival
+    order (None: no limit); ``service_dist``, ``service_cv``, ``seed``: `loadbench.demo.service`.
+    ValueError for a timing it cannot serve."""
+    service = Service(ServiceTime(latency_ms, jitter_ms, service_dist, service_cv), workers, seed)
     if not 0 <= asr_rtf < float("inf"):
         raise ValueError("asr_rtf must be a finite number >= 0")
     if not (0 <= llm_ttft_ms < float("inf") and 0 <= llm_itl_ms < float("inf")):
         raise ValueError("llm_ttft_ms and llm_itl_ms must be finite numbers >= 0")
     timing = llmsim.SimulatorTiming(llm_ttft_ms, llm_itl_ms)
-    return _DemoServer((host, port), build_model(), latency_ms, jitter_ms, asr_rtf, timing)
+    return _DemoServer((host, port), build_model(), service, asr_rtf, timing)
 
 
 def serve_demo(
@@ -337,6 +365,11 @@ def serve_demo(
     parent_pid: int | None = None,
     grpc_port: int | None = None,
     grpc_stream_responses: int = 4,
+    *,
+    workers: int | None = None,
+    service_dist: str = "uniform",
+    service_cv: float = 1.0,
+    seed: int | None = None,
 ) -> None:
     """Serve the demo until SIGTERM or SIGINT, announcing the URL(s) in one stdout line.
 
@@ -344,10 +377,17 @@ def serve_demo(
     in its own session, out of reach of the terminal's Ctrl-C: if the run dies, so does the demo).
     ``grpc_port``: also serve the Open Inference Protocol over gRPC there (`loadbench.demo.grpcserver`),
     ``ModelStreamInfer`` answering ``grpc_stream_responses`` times per request, ``llm_itl_ms`` apart.
+    ``workers`` and the service time's distribution: `make_server`.
     Raises `UsageError` for an address that cannot be bound (in use, unknown host, bad port).
     """
     try:
-        server = make_server(host, port, latency_ms, jitter_ms, asr_rtf, llm_ttft_ms, llm_itl_ms)
+        server = make_server(
+            *(host, port, latency_ms, jitter_ms, asr_rtf, llm_ttft_ms, llm_itl_ms),
+            workers=workers,
+            service_dist=service_dist,
+            service_cv=service_cv,
+            seed=seed,
+        )
     except (OSError, OverflowError) as exc:  # socket.gaierror is an OSError
         reason = getattr(exc, "strerror", None) or str(exc)
         raise UsageError(f"the demo cannot listen on {host}:{port}: {reason}") from None
@@ -356,19 +396,8 @@ def serve_demo(
     bound_host, bound_port = server.server_address[:2]
     grpc_server, grpc_said = None, ""
     if grpc_port is not None:
-        from loadbench.demo.grpcserver import StreamPace, start_grpc_server  # grpcio: only when serving gRPC
-
-        if grpc_stream_responses < 1:
-            raise UsageError(f"--grpc-stream-responses must be 1 or more, not {grpc_stream_responses}")
-        pace = StreamPace(grpc_stream_responses, llm_itl_ms / 1000)
-        try:
-            assert isinstance(server, _DemoServer)  # make_server's, typed as its public base
-            grpc_server, bound_grpc = start_grpc_server(
-                server.model, server.service_delay, host, grpc_port, stream=pace
-            )
-        except OSError as exc:
-            server.server_close()
-            raise UsageError(f"the demo cannot listen on {host}:{grpc_port} for gRPC: {exc}") from None
+        assert isinstance(server, _DemoServer)  # make_server's, typed as its public base
+        grpc_server, bound_grpc = _serve_grpc(server, host, grpc_port, grpc_stream_responses, llm_itl_ms)
         grpc_said = f"; gRPC on grpc://{bound_host!s}:{bound_grpc}"
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -400,6 +429,24 @@ def serve_demo(
             signal.signal(sig, handler)
 
 
+def _serve_grpc(
+    server: _DemoServer, host: str, port: int, stream_responses: int, itl_ms: float
+) -> tuple[grpc.Server, int]:
+    """Start the gRPC side beside ``server`` (same model, same service and queue); the started
+    gRPC server and its port. `UsageError`, ``server`` closed, when it cannot."""
+    from loadbench.demo.grpcserver import StreamPace, start_grpc_server  # grpcio: only when serving gRPC
+
+    if stream_responses < 1:
+        server.server_close()
+        raise UsageError(f"--grpc-stream-responses must be 1 or more, not {stream_responses}")
+    pace = StreamPace(stream_responses, itl_ms / 1000)
+    try:
+        return start_grpc_server(server.model, server.service_delay, host, port, stream=pace)
+    except OSError as exc:
+        server.server_close()
+        raise UsageError(f"the demo cannot listen on {host}:{port} for gRPC: {exc}") from None
+
+
 def write_payload_file(path: str | os.PathLike[str]) -> int:
     """Write the held-out test split as JSONL request bodies with ``_expected`` labels; returns lines."""
     _, x_test, _, y_test = split_digits()
@@ -415,17 +462,22 @@ def write_payload_file(path: str | os.PathLike[str]) -> int:
 
 def serve_from_args(args: argparse.Namespace) -> None:
     """Serve as the parsed `loadbench demo` options (`loadbench.demo.args`) say."""
+    check_service(args.service_dist, args.service_cv, args.jitter_ms)  # before the model is trained
     serve_demo(
         args.host,
         args.port,
         args.latency_ms,
-        args.jitter_ms,
+        args.jitter_ms or 0.0,
         args.asr_rtf,
         args.llm_ttft_ms,
         args.llm_itl_ms,
         args.parent_pid,
         args.grpc_port,
         args.grpc_stream_responses,
+        workers=args.workers,
+        service_dist=args.service_dist,
+        service_cv=1.0 if args.service_cv is None else args.service_cv,
+        seed=args.seed,
     )
 
 

@@ -18,17 +18,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadbench.demo.args import check_service
+from loadbench.demo.service import SERVICE_DISTS
 from loadbench.errors import TargetError, UsageError
 
 
 @dataclass(frozen=True)
 class DemoTiming:
-    """The ``--demo-*`` options of `run` and `ui`; None: the demo's default."""
+    """The ``--demo-*`` options of `run`, `ui` and `sweep`; None: the demo's default."""
 
     latency_ms: float = 0.0
     asr_rtf: float | None = None
     llm_ttft_ms: float | None = None
     llm_itl_ms: float | None = None
+    workers: int | None = None
+    service_dist: str | None = None
+    service_cv: float | None = None
+    jitter_ms: float | None = None
+    seed: int | None = None
 
     def check(self) -> None:
         """Refuse timing the demo could not serve, naming the option (bad input, before a start)."""
@@ -39,6 +46,24 @@ class DemoTiming:
             raise UsageError("--demo-llm-ttft-ms and --demo-llm-itl-ms must be numbers >= 0")
         if not 0 <= self.latency_ms < float("inf"):
             raise UsageError("--demo-latency-ms must be a number >= 0")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError("--demo-workers must be 1 or more (leave it out for no limit)")
+        if self.service_dist is not None and self.service_dist not in SERVICE_DISTS:
+            raise UsageError(f"--demo-service-dist must be one of {', '.join(SERVICE_DISTS)}")
+        if any(v is not None and not 0 <= v < float("inf") for v in (self.service_cv, self.jitter_ms)):
+            raise UsageError("--demo-service-cv and --demo-jitter-ms must be numbers >= 0")
+        check_service(self.service_dist, self.service_cv, self.jitter_ms, prefix="--demo-")
+
+    def service_args(self) -> list[str]:
+        """The demo's options for its queue and service-time distribution (those given only)."""
+        given = (
+            ("--workers", self.workers),
+            ("--service-dist", self.service_dist),
+            ("--service-cv", self.service_cv),
+            ("--jitter-ms", self.jitter_ms),
+            ("--seed", self.seed),
+        )
+        return [arg for option, value in given if value is not None for arg in (option, str(value))]
 
 
 # The built-in scenarios that need request bodies the demo's digits fit: their rows
@@ -68,10 +93,14 @@ def demo_speaks_grpc(scenario: str | None) -> bool:
 
 
 def demo_command(
-    latency_ms: float, asr_rtf: float | None, llm_ms: Sequence[float | None], grpc: bool = False
+    latency_ms: float,
+    asr_rtf: float | None,
+    llm_ms: Sequence[float | None],
+    grpc: bool = False,
+    service_args: Sequence[str] = (),
 ) -> list[str]:
     """The child's command line: the demo on a free loopback port (``grpc``: and gRPC on another),
-    watching this process."""
+    watching this process; ``service_args``: `DemoTiming.service_args`."""
     command = [sys.executable, "-m", "loadbench.demo", "--port", "0", "--latency-ms", str(latency_ms)]
     command += ["--parent-pid", str(os.getpid())]
     if grpc:
@@ -81,7 +110,7 @@ def demo_command(
     for option, ms in zip(("--llm-ttft-ms", "--llm-itl-ms"), llm_ms, strict=False):
         if ms is not None:
             command += [option, str(ms)]
-    return command
+    return command + list(service_args)
 
 
 def spawn_demo(
@@ -90,11 +119,13 @@ def spawn_demo(
     asr_rtf: float | None = None,
     llm_ms: Sequence[float | None] = (),
     grpc: bool = False,
+    service_args: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[str], str]:
     """Start the demo on a free loopback port in a child process; return it and its URL (``grpc``:
     its ``grpc://`` URL, the demo serving the Open Inference Protocol over gRPC too).
 
-    ``llm_ms``: the LLM simulator's (time to first token, time between tokens), None for its default.
+    ``llm_ms``: the LLM simulator's (time to first token, time between tokens), None for its default;
+    ``service_args``: its queue and service-time distribution (`DemoTiming.service_args`).
     The demo runs in its own session: a Ctrl-C in the terminal reaches loadbench only, which stops
     the load first and the demo after (`stop_demo`); were the demo interrupted with it, the run's
     last requests would fail with 'connection refused'. It stops by itself when loadbench is gone."""
@@ -103,7 +134,7 @@ def spawn_demo(
     # Its stderr goes to a file, not a pipe nobody reads: a failed start is told in one line.
     with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
         process = subprocess.Popen(
-            demo_command(latency_ms, asr_rtf, llm_ms, grpc),
+            demo_command(latency_ms, asr_rtf, llm_ms, grpc, service_args),
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -129,7 +160,13 @@ def start_demo(timing: DemoTiming, grpc: bool = False) -> tuple[subprocess.Popen
     """Check ``timing`` and start the demo with it (`spawn_demo`; ``grpc``: its gRPC URL)."""
     timing.check()
     llm_ms = (timing.llm_ttft_ms, timing.llm_itl_ms)
-    return spawn_demo(timing.latency_ms, asr_rtf=timing.asr_rtf, llm_ms=llm_ms, grpc=grpc)
+    return spawn_demo(
+        timing.latency_ms,
+        asr_rtf=timing.asr_rtf,
+        llm_ms=llm_ms,
+        grpc=grpc,
+        service_args=timing.service_args(),
+    )
 
 
 def stop_demo(process: subprocess.Popen[str]) -> None:

@@ -30,6 +30,8 @@ class RunConfig:
     insecure: bool = False  # skip TLS certificate verification (warned about in the report)
     follow_redirects: int = 0  # redirect hops a request may follow; 0: a 3xx answer is a failure
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger response body is counted, not kept
+    # The answer's header holding the server's own time (NAME or NAME:METRIC); None: not read.
+    server_time_header: str | None = None
     preflight: bool = True  # one request of the scenario before the load (loadbench.drive.preflight)
     sample_interval_s: float | None = 0.5  # resource sampling period; None: no sampler
     server_pid: int | None = None  # the model server's process, when not found automatically

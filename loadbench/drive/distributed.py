@@ -116,6 +116,7 @@ class WorkerSettings:
     insecure: bool = False
     follow_redirects: int = 0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    server_time_header: str | None = None  # read by the worker's recorder into its record lines
     headers: list[str] = field(default_factory=list)  # for scrubbing only
     # A worker on another host samples that host and ships the samples (None: the master's
     # own sampler covers this host already, as for local workers).
@@ -129,9 +130,7 @@ def run_worker(settings: WorkerSettings) -> int:
     logging.getLogger("locust").setLevel(logging.CRITICAL + 1 if settings.quiet else logging.WARNING)
     path = resolve_scenario(settings.scenario)
     scenario = load_scenario(path, settings.target, settings.scenario_args, "given by the master")
-    apply_transport_settings(
-        scenario, settings.timeout_s, settings.insecure, settings.follow_redirects, settings.max_body_bytes
-    )
+    apply_transport_settings(scenario, settings)
     ref = DispatcherRef()
     user_classes = open_loop_classes(scenario.user_classes, ref)
     in_flight = InFlight() if counts_starts(user_classes) else None

@@ -2,8 +2,9 @@
 
 Consumes a scenario name (``json_post``) or a locustfile path; produces a `Scenario` (its User
 classes and the options Locust's own parser read, the scenario's listeners included) and
-applies the run's per-request timeout, TLS verification, redirects and ``--max-body`` to its users; runs the scenario's
-set-up (`set_up_scenario`). Imports Locust: driving code only.
+applies the run's per-request timeout, TLS verification, redirects and ``--max-body`` to its users
+(and ``--server-time-header`` to the recorder); runs the scenario's set-up (`set_up_scenario`).
+Imports Locust: driving code only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import locust
 from locust import FastHttpUser
@@ -20,7 +21,7 @@ from locust.util.load_locustfile import load_locustfile
 
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
 from loadbench.scenario.helpers import fire_init
-from loadbench.values import DEFAULT_MAX_BODY_BYTES, is_grpc_url
+from loadbench.values import is_grpc_url
 
 BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -79,15 +80,19 @@ def load_scenario(path: Path, target: str, scenario_args: list[str], reason: str
     return Scenario(path.stem, path, list(user_classes.values()), options, reason)
 
 
-def apply_transport_settings(
-    scenario: Scenario,
-    timeout_s: float,
-    insecure: bool,
-    follow_redirects: int = 0,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-) -> None:
+class TransportSettings(Protocol):
+    """What `apply_transport_settings` gives a scenario: a run's `RunConfig`, a worker's settings."""
+
+    timeout_s: float
+    insecure: bool
+    follow_redirects: int
+    max_body_bytes: int
+    server_time_header: str | None
+
+
+def apply_transport_settings(scenario: Scenario, settings: TransportSettings) -> None:
     """Give every user the run's per-request timeout, TLS verification, redirect bound and
-    ``--max-body``.
+    ``--max-body``, and the recorder the ``--server-time-header``.
 
     Through the options (which loadbench's `ModelUser` and the recorder read) and, for other
     fast-client users, through the class attributes Locust's `FastHttpUser` reads when it builds
@@ -100,15 +105,16 @@ def apply_transport_settings(
             f"scenario {scenario.name} sends HTTP, and a grpc:// target speaks gRPC: give --scenario "
             "kserve_v2_grpc (or none), or the server's HTTP port as http://HOST:PORT"
         )
-    scenario.options.timeout = timeout_s
-    scenario.options.insecure = insecure
-    scenario.options.follow_redirects = follow_redirects
-    scenario.options.max_body = max_body_bytes
+    scenario.options.timeout = settings.timeout_s
+    scenario.options.insecure = settings.insecure
+    scenario.options.follow_redirects = settings.follow_redirects
+    scenario.options.max_body = settings.max_body_bytes
+    scenario.options.server_time_header = settings.server_time_header
     for cls in scenario.user_classes:
         if issubclass(cls, FastHttpUser):
-            cls.network_timeout = cls.connection_timeout = timeout_s
-            cls.insecure = insecure
-            cls.max_redirects = follow_redirects
+            cls.network_timeout = cls.connection_timeout = settings.timeout_s
+            cls.insecure = settings.insecure
+            cls.max_redirects = settings.follow_redirects
 
 
 def set_up_scenario(scenario: Scenario, environment: Any, runner: Any, web_ui: Any = None) -> None:

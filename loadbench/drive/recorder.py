@@ -25,12 +25,18 @@ server's message: loadbench's own users fail it in the client already
 (`loadbench.scenario.session.DeadlineSession`), any other client's is failed here. With
 ``--follow-redirects N`` the hops a request followed (its answer's ``history``) go to the
 ``redirects`` column; one that gave up after N (kind ``too many redirects``) followed N.
+
+With ``--server-time-header NAME`` an answer that says how long the server worked on it, in that
+header (`loadbench.protocols.servertiming`), keeps it in the ``server_ms`` column, success or
+failure; such a request is recorded by the general path, not the hot one. Without the option the
+recorder's listener is the one it always was: a run that does not ask pays nothing per request.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -47,6 +53,7 @@ from loadbench.protocols.responses import (
     redirect_failure,
     redirect_said,
 )
+from loadbench.protocols.servertiming import server_time_ms, split_spec
 from loadbench.record import rundir
 from loadbench.record.records import (
     EMPTY_TAIL,
@@ -117,6 +124,18 @@ def _header(headers: Any, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _header_list(headers: Any, name: str) -> str | None:
+    """A response header's value with its repeats joined as one list (geventhttpclient gives them as
+    a Python list, requests and httpx joined already); None when absent."""
+    try:
+        value = headers.get(name) if headers is not None else None
+    except Exception:  # a header map of some other client that cannot be asked
+        return None
+    if isinstance(value, list):
+        value = ", ".join(v for v in value if isinstance(v, str)) or None
+    return value if isinstance(value, str) else None
+
+
 class LineSink(Protocol):
     """Where record lines go: `RequestWriter` (a file) or a distributed worker's shipper."""
 
@@ -173,6 +192,9 @@ class Recorder:
         self.timeout_s: float | None = None
         self._timeout_ms = math.inf
         self.follow_redirects = 0  # --follow-redirects: 0, none followed (no history to look at)
+        # --server-time-header: (header, Server-Timing metric or None); None: not read.
+        self.server_time: tuple[str, str | None] | None = None
+        self._listener: Callable[..., None] = self.on_request
 
     def register(self, environment: Environment) -> Recorder:
         """Attach to ``environment.events`` and start the periodic flush."""
@@ -183,7 +205,10 @@ class Recorder:
             self._timeout_ms = self.timeout_s * 1000.0
         follow = getattr(environment.parsed_options, "follow_redirects", 0)
         self.follow_redirects = follow if isinstance(follow, int) and follow > 0 else 0
-        environment.events.request.add_listener(self.on_request)
+        spec = getattr(environment.parsed_options, "server_time_header", None)
+        self.server_time = split_spec(spec) if isinstance(spec, str) and spec else None
+        self._listener = self.on_request if self.server_time is None else self._on_request_timed
+        environment.events.request.add_listener(self._listener)
         environment.events.quitting.add_listener(self._on_quitting)
         environment.events.spawning_complete.add_listener(self._on_spawning_complete)
         self._flusher = gevent.spawn(self._flush_loop)
@@ -238,6 +263,74 @@ class Recorder:
             if self.counter is not None:  # its figures as they are: parsing the line back costs more
                 self.counter.count_ok(written_name, status, response_time, start_time, intended)
             return
+        self._record(
+            request_type,
+            name,
+            response_time,
+            response_length,
+            exception,
+            start_time,
+            response,
+            status,
+            context,
+            hops,
+        )
+
+    def _on_request_timed(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int,
+        exception: BaseException | None = None,
+        start_time: float | None = None,
+        response: Any = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
+        """The request listener with ``--server-time-header``: `on_request`, and an answer that says
+        the server's time goes the general way, with it."""
+        server_ms = self._server_ms(response)
+        if server_ms is None:
+            self.on_request(
+                request_type, name, response_time, response_length, exception, start_time, response, context
+            )
+            return
+        self.total += 1
+        hops = redirect_hops(response) if self.follow_redirects else 0
+        status = getattr(response, "status_code", None) or 0
+        self._record(
+            request_type,
+            name,
+            response_time,
+            response_length,
+            exception,
+            start_time,
+            response,
+            status if isinstance(status, int) else 0,
+            context,
+            hops,
+            server_ms,
+        )
+
+    def _record(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int,
+        exception: BaseException | None,
+        start_time: float | None,
+        response: Any,
+        status: int,
+        context: dict[str, Any] | None,
+        hops: int,
+        server_ms: float | None = None,
+    ) -> None:
+        """The general path: any request, as a `RequestRecord` (``status`` already checked, 0 for
+        none; ``hops`` as the answer's history says)."""
+        intended = context.get(INTENDED_KEY) if context else None
+        extras = context.get(EXTRAS_KEY) if context else None
         error = message = retry_after = ""
         if exception is None:
             exception = self._answer_failure(status, response, response_time)
@@ -265,6 +358,7 @@ class Recorder:
             server_message=message,
             retry_after=retry_after,
             redirects=hops,
+            server_ms=server_ms,
         )
         self.requests.write(record)
         if self.counter is not None:
@@ -275,6 +369,15 @@ class Recorder:
         self.requests.write_line(text)
         if self.counter is not None:
             self.counter.feed(text)
+
+    def _server_ms(self, response: Any) -> float | None:
+        """The server's own time the answer says in the ``--server-time-header``, None when it says
+        none or there was no answer (a failed request's stand-in response, status 0)."""
+        status = getattr(response, "status_code", None)
+        if self.server_time is None or not isinstance(status, int) or status <= 0:
+            return None
+        header, metric = self.server_time
+        return server_time_ms(_header_list(getattr(response, "headers", None), header), metric)
 
     def _answer_failure(self, status: int, response: Any, response_time: float) -> BaseException | None:
         """Why an answer the client took as a success is a failure: later than ``--timeout``, or a
@@ -347,7 +450,7 @@ class Recorder:
             self._flusher.kill(block=False)
             self._flusher = None
         if self._environment is not None:
-            self._environment.events.request.remove_listener(self.on_request)
+            self._environment.events.request.remove_listener(self._listener)
             self._environment.events.quitting.remove_listener(self._on_quitting)
             self._environment.events.spawning_complete.remove_listener(self._on_spawning_complete)
             self._environment = None

@@ -124,9 +124,7 @@ def prepare(config: RunConfig) -> Prepared:
     path = resolve_scenario(name)
     header_args = [arg for h in config.headers for arg in ("--header", h)]
     scenario = load_scenario(path, target, [*config.scenario_args, *header_args], reason)
-    apply_transport_settings(
-        scenario, config.timeout_s, config.insecure, config.follow_redirects, config.max_body_bytes
-    )
+    apply_transport_settings(scenario, config)
     # A light probe before any load: ~20 TCP connects, one round trip each (loadbench.drive.rtt).
     return Prepared(scenario, server, server_notice, plan, network=measure_rtt(target))
 
@@ -423,6 +421,7 @@ def _connect_workers(
                 insecure=config.insecure,
                 follow_redirects=config.follow_redirects,
                 max_body_bytes=config.max_body_bytes,
+                server_time_header=config.server_time_header,
                 headers=list(config.headers),
                 quiet=config.quiet,
             ),

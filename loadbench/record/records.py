@@ -50,6 +50,9 @@ Later columns (empty in older files):
                     recorder from the answer's history; empty for none.
 ``input_tokens_source``  of ``input_tokens``: ``usage`` (the server said) or ``tokenizer`` (counted
                     by loadbench with ``--tokenizer``); empty when unknown. A scenario's extra.
+``server_ms``       the server's own processing time, float ms, from the answer's header named by
+                    ``--server-time-header`` (a number of ms, or Server-Timing ``dur``s); empty
+                    without the option, and for a request whose answer did not carry a readable one.
 
 Readers ignore columns they do not know, so later versions may add columns at the end.
 A run killed mid-write may end in a partial line; the reader drops it.
@@ -94,18 +97,20 @@ COLUMNS = (
     "retry_after",
     "redirects",
     "input_tokens_source",
+    "server_ms",
 )
 # Columns a reader fills (NaN, or empty text) when an older file lacks them.
 OPTIONAL_COLUMNS = COLUMNS[8:]
 # What the recorder takes from the answer: what the server said when it refused a request, and
-# the redirects it followed.
+# the redirects it followed (and, last of all columns, ``server_ms``).
 RESPONSE_FIELDS = ("server_message", "retry_after", "redirects")
 # Keys of a request event's context["loadbench"] that the recorder writes (the columns above):
 # those before the response fields, and those added after them.
 _LEADING_EXTRAS = COLUMNS[9 : COLUMNS.index(RESPONSE_FIELDS[0])]
-_TRAILING_EXTRAS = COLUMNS[COLUMNS.index(RESPONSE_FIELDS[-1]) + 1 :]
+_TRAILING_EXTRAS = COLUMNS[COLUMNS.index(RESPONSE_FIELDS[-1]) + 1 : COLUMNS.index("server_ms")]
 EXTRA_FIELDS = _LEADING_EXTRAS + _TRAILING_EXTRAS
-# Every field after ``intended_unix_s``, empty: the end of a line with no extras and no server message.
+# Every field after ``intended_unix_s``, empty: the end of a line with no extras and nothing
+# taken from the answer.
 EMPTY_TAIL = "," * (len(COLUMNS) - 9)
 # A scenario's per-request extras (LLM token timings, labels, media duration) arrive in the
 # request event's context under this key, as a dict of `EXTRA_FIELDS`.
@@ -122,6 +127,7 @@ _FLOAT_COLUMNS = (
     "ttfb_ms",
     "download_ms",
     "redirects",
+    "server_ms",
 )
 MAX_LABEL_CHARS = 100
 # Times are written to the microsecond (`format_record`): a time read back may sit up to half of
@@ -129,30 +135,17 @@ MAX_LABEL_CHARS = 100
 # a request that close before its start as in it.
 TIME_RESOLUTION_S = 1e-6
 _DTYPES = {
-    "start_unix_s": "float64",
-    "latency_ms": "float64",
-    "name": "category",
-    "method": "category",
+    **dict.fromkeys(_FLOAT_COLUMNS, "float64"),
     "status": "int64",
     "response_bytes": "int64",
     "ok": "int8",
-    "error": "category",
-    "intended_unix_s": "float64",
-    "ttft_ms": "float64",
-    "input_tokens": "float64",
-    "output_tokens": "float64",
-    "tokens_source": "category",
     "itl_ms": "string",
-    "expected": "category",
-    "predicted": "category",
-    "media_s": "float64",
-    "connect_ms": "float64",
-    "ttfb_ms": "float64",
-    "download_ms": "float64",
-    "server_message": "category",
-    "retry_after": "category",
-    "redirects": "float64",
-    "input_tokens_source": "category",
+    # Text: each distinct value stored once (a run has few names and error texts, millions of records).
+    **dict.fromkeys(
+        ("name", "method", "error", "tokens_source", "expected", "predicted", "server_message"),
+        "category",
+    ),
+    **dict.fromkeys(("retry_after", "input_tokens_source"), "category"),
 }
 MAX_ERROR_CHARS = 300
 
@@ -174,6 +167,7 @@ class RequestRecord:
     server_message: str = ""  # one line, already bounded and scrubbed by the recorder
     retry_after: str = ""
     redirects: int = 0  # hops followed
+    server_ms: float | None = None  # --server-time-header: what the answer said, None when nothing
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -197,7 +191,8 @@ def format_record(r: RequestRecord) -> str:
         f"{'' if r.intended_unix_s is None else f'{r.intended_unix_s:.6f}'}"
         f"{format_extras(r.extras or {}, _LEADING_EXTRAS)}"
         f",{csv_field(r.server_message)},{csv_field(r.retry_after)},{r.redirects or ''}"
-        f"{format_extras(r.extras or {}, _TRAILING_EXTRAS)}\n"
+        f"{format_extras(r.extras or {}, _TRAILING_EXTRAS)}"
+        f",{'' if r.server_ms is None else f'{r.server_ms:.3f}'}\n"
     )
 
 

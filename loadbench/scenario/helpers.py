@@ -47,6 +47,7 @@ from loadbench.values import (
     format_size,
     parse_header,
     redirect_bound,
+    server_time_header,
 )
 
 Body = Any
@@ -111,6 +112,14 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
         metavar="BYTES",
         help=f"keep at most BYTES of a response body (default {format_size(DEFAULT_MAX_BODY_BYTES)}); "
         "a larger one is read, counted and dropped",
+    )
+    group.add_argument(
+        "--server-time-header",
+        type=server_time_header,
+        default=None,
+        metavar="NAME",
+        help="record the server's own time per request (requests.csv server_ms) from this header: "
+        "milliseconds, or Server-Timing (the sum of its dur=, or NAME:METRIC for one metric)",
     )
 
 

@@ -33,6 +33,14 @@ from loadbench.report.html import (
     write_text_atomic,
 )
 from loadbench.report.markdown import md_table
+from loadbench.whatif.render import (
+    VALIDATION_HEADERS,
+    VALIDATION_NUMERIC,
+    validation_figure,
+    validation_intro,
+    validation_lines,
+    validation_rows,
+)
 
 SWEEP_JSON = "sweep.json"
 SWEEP_MD = "sweep.md"
@@ -57,6 +65,11 @@ _CAPTIONS = {
     "plot-errors": (
         "Error rate",
         "Failed requests as a share of all requests in each step's measured window.",
+    ),
+    "plot-whatif": (
+        "What-if: predicted against measured",
+        "Each step's measured p50 (x) and p99 (+) against its arrival rate, and what the queueing models "
+        "fitted on the lowest-load step predicted there (dashed p50, solid p99). docs/whatif.md.",
     ),
 }
 
@@ -142,6 +155,8 @@ def render_sweep_markdown(sweep: dict[str, Any]) -> str:
     if sweep.get("knee"):
         notes.append("knee: " + "; ".join(sweep["knee"].get("reasons") or []))
     lines += ["", *[f"- {n}" for n in notes]] if notes else []
+    if sweep.get("whatif"):
+        lines += ["", "### What-if: predicted against measured", "", *validation_lines(sweep["whatif"])]
     return "\n".join(lines) + "\n"
 
 
@@ -263,6 +278,7 @@ def render_sweep_plots(sweep: dict[str, Any]) -> dict[str, bytes]:
         ),
         "plot-achieved": achieved_figure(sweep),
         "plot-errors": errors_figure(sweep),
+        "plot-whatif": validation_figure(sweep["whatif"]) if sweep.get("whatif") else None,
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a glyph the font lacks
@@ -344,7 +360,21 @@ def render_sweep_html(sweep: dict[str, Any], pngs: dict[str, bytes]) -> str:
         steps_table=trusted(_steps_table_html(sweep)),
         figures=[trusted(figure_html(key, png, *_CAPTIONS[key])) for key, png in pngs.items()],
         settings_table=trusted(kv_table(_settings_rows(sweep))),
+        whatif=_whatif_html(sweep.get("whatif")),
     )
+
+
+def _whatif_html(whatif: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The what-if section's escaped parts, or None when the sweep ran without --whatif."""
+    if not whatif:
+        return None
+    rows = [[esc(c) for c in r] for r in validation_rows(whatif)]
+    return {
+        "intro": validation_intro(whatif),
+        "table": trusted(grid_table(VALIDATION_HEADERS, rows, numeric=VALIDATION_NUMERIC)) if rows else None,
+        "verdict": whatif.get("verdict"),
+        "notes": list(whatif.get("notes") or []),
+    }
 
 
 def render_sweep(sweep: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Path]:

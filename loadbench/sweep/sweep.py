@@ -42,10 +42,14 @@ from loadbench.record.records import read_requests
 from loadbench.redact import redact_argv, redact_url
 from loadbench.report.fmt import format_ms, format_pct, format_rate
 from loadbench.sweep.report import render_sweep
+from loadbench.whatif import Options, validate_sweep
 
 SWEEP_SCHEMA = 1
 STEP_GRACE_S = 120.0  # after the step's duration: analysis and report time before we give up on it
 STATUS_COMPLETE, STATUS_INTERRUPTED, STATUS_ABORTED = "complete", "interrupted", "aborted"
+# --whatif: the two methods that take the measured service times; a fifth of the default
+# simulation per step keeps the validation to seconds.
+WHATIF_OPTIONS = Options(methods=("kingman", "simulation"), sim_requests=200_000)
 
 
 @dataclass
@@ -69,6 +73,8 @@ class SweepConfig:
     force: bool = False
     quiet: bool = False
     run_args: list[str] = field(default_factory=list)  # passed to every `loadbench run` as they are
+    whatif: bool = False  # fit the lowest-load step, predict the others (loadbench.whatif.validate)
+    whatif_servers: int | None = None  # None: measured by Little's law at saturation
 
 
 @dataclass
@@ -325,10 +331,20 @@ def run_sweep(config: SweepConfig, out: TextIO = sys.stdout) -> tuple[dict[str, 
         _remove_if_empty(sweep_dir)  # like `run`: bad input leaves nothing behind
         raise UsageError(f"sweep aborted at {abort}")
     sweep = build_sweep(config, steps, rows, status, started)
+    if config.whatif:
+        sweep["whatif"] = validate_sweep(sweep_dir, sweep, config.whatif_servers, WHATIF_OPTIONS)
+        if not config.quiet:
+            print(f"loadbench: what-if: {_whatif_said(sweep['whatif'])}", file=out, flush=True)
     paths = render_sweep(sweep, sweep_dir)
     if abort:
         raise UsageError(f"sweep aborted at {abort} (report of the steps before it: {paths[-1]})")
     return sweep, list(paths), 130 if status == STATUS_INTERRUPTED else 0
+
+
+def _whatif_said(whatif: dict[str, Any]) -> str:
+    if not whatif.get("predicted"):
+        return f"not predicted: {whatif.get('why')}"
+    return f"fitted on step {whatif['fit_step']}, {whatif['servers']} server(s): {whatif['verdict']}"
 
 
 def _pop(pending: list[float]) -> float | None:

@@ -216,6 +216,7 @@ def test_master_and_a_worker_from_another_shell_join_samples_to_the_timeline(tmp
         worker = start_cli(
             "worker", "--master-host", "127.0.0.1", "--master-port", port, "--target", url,
             "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD, "--sample-interval", "0.2",
+            "--server-time-header", "Server-Timing",  # taken (this server sends none: left empty)
         )  # fmt: skip
         try:
             # The worker samples its host in a process of its own, not in Locust's event loop.
@@ -244,10 +245,24 @@ def test_master_and_a_worker_from_another_shell_join_samples_to_the_timeline(tmp
     (info,) = meta["workers"]
     assert info["pid"] is None and info["records"] > 0  # not a local process of the master
     records = pd.read_csv(tmp_path / "run" / "requests.csv")
-    assert 0 < len(records) <= posts
+    assert 0 < len(records) <= posts and records["server_ms"].isna().all()
     summary = read_json(tmp_path / "run" / "summary.json")
     label = f"worker0@{info['host']}"
     remote = summary["resources"]["remote"][label]
     assert remote["host"]["cpu_percent"]["max"] is not None
     assert remote["generator"]["cpu_max_percent"] > 0
     assert not samplers[0].is_running()  # stopped with the worker
+
+
+def test_a_local_worker_records_the_servers_own_time_as_a_single_process_does(tmp_path: Path) -> None:
+    """--server-time-header reaches the workers (their recorders format the lines the master keeps)."""
+    out = tmp_path / "run"
+    result = run_cli(
+        "run", "--demo", "--demo-latency-ms", "20", "--workers", "1", "-u", "2", "-d", "1.5s",
+        "--warmup", "0s", "--server-time-header", "X-Service-Time-Ms", "--no-sampler", "-q", "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert read_json(out / "meta.json")["settings"]["server_time_header"] == "X-Service-Time-Ms"
+    records = pd.read_csv(out / "requests.csv")
+    ok = records[records["ok"] == 1]
+    assert len(ok) > 10 and (ok["server_ms"] >= 20.0).all() and (ok["server_ms"] <= ok["latency_ms"]).all()

@@ -1,13 +1,19 @@
 """The recorder attached to a real Locust environment's request event, in a child process (locust
 stays out of pytest): every event becomes one record, an answer slower than --timeout is a
-failure even when the client let it finish, and a refused request keeps what the server said."""
+failure even when the client let it finish, a refused request keeps what the server said, and
+with --server-time-header an answer keeps the server's own time (a short demo run too)."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
+import pytest
+from helpers import read_json, run_cli
 from hostile_server import FEATURES_ERROR, OVERLOADED_TEXT, RETRY_DATE
 
 from loadbench.analyze import stats
@@ -211,3 +217,116 @@ def test_the_live_counter_counts_every_record_as_its_line_in_requests_csv(tmp_pa
     assert by_counter == (tmp_path / "by_line.txt").read_text()
     assert 'loadbench_requests_total{name="/a",outcome="ok",scenario="s",status="200"}' in by_counter
     assert "s3cret" not in by_counter and 'outcome="timeout"' in by_counter
+
+
+TIMED_SCRIPT = r"""
+import argparse, sys
+from pathlib import Path
+from locust import User
+from locust.env import Environment
+from prometheus_client import generate_latest
+from loadbench.drive.livemetrics import LiveMetrics, RunInfo
+from loadbench.drive.openloop import INTENDED_KEY
+from loadbench.drive.recorder import Recorder
+
+class Nobody(User):
+    abstract = True
+
+class Headers(dict):
+    def get(self, name, default=None):  # names ignore case, as in the clients' header maps
+        return next((v for k, v in self.items() if k.lower() == name.lower()), default)
+
+class Answer:
+    def __init__(self, status_code, service, timing):
+        headers = {"x-service-time-ms": service, "Server-Timing": timing}
+        self.status_code = status_code
+        self.headers = Headers({k: v for k, v in headers.items() if v is not None})
+
+out = Path(sys.argv[1])
+options = argparse.Namespace(timeout=1.0, server_time_header=sys.argv[2] or None)
+env = Environment(user_classes=[Nobody], parsed_options=options)
+recorder = Recorder(out, secrets=["s3cret"]).register(env)
+recorder.counter = live = LiveMetrics(RunInfo(run_id="r", scenario="s"), ["s3cret"])
+timing = 'queue;dur=1.5, infer;dur=18.25;desc="gpu, batch 4"'
+requests = [
+    # name, answer, exception, latency ms, context
+    ("/plain", Answer(200, "20.5", timing), None, 25.0, {}),
+    ("/open", Answer(200, "7", "infer;dur=7"), None, 9.0, {INTENDED_KEY: 0.999}),
+    ("/repeated", Answer(200, None, ["queue;dur=1", "infer;dur=2"]), None, 5.0, {}),  # geventhttpclient's list
+    ("/refused?key=s3cret", Answer(503, "3", "infer;dur=3"), RuntimeError("HTTP 503"), 4.0, {}),
+    ("/late", Answer(200, "900", "infer;dur=900"), None, 1500.0, {}),  # over --timeout: still said
+    ("/llm", Answer(200, "12", "infer;dur=12"), None, 30.0, {"loadbench": {"ttft_ms": 5.0}}),
+    ("/garbage", Answer(200, "-1", "infer;dur=oops"), None, 3.0, {}),
+    ("/none", Answer(200, None, None), None, 3.0, {}),
+    ("/reset", Answer(0, "5", "infer;dur=5"), ConnectionResetError("reset"), 3.0, {}),  # no answer
+]
+for i, (name, answer, exception, latency, context) in enumerate(requests):
+    env.events.request.fire(
+        request_type="POST", name=name, response_time=latency, response_length=10, start_time=1.0 + i,
+        response=answer, exception=exception, context=context,
+    )
+recorder.close()
+by_line = LiveMetrics(RunInfo(run_id="r", scenario="s"), ["s3cret"])
+by_line.feed((out / "requests.csv").read_text(encoding="utf-8"))
+(out / "by_counter.txt").write_bytes(generate_latest(live.registry()))
+(out / "by_line.txt").write_bytes(generate_latest(by_line.registry()))
+print(recorder.total, recorder.errors)
+"""
+
+NAMES = ["/plain", "/open", "/repeated", "/refused?key=***", "/late", "/llm", "/garbage", "/none", "/reset"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("X-Service-Time-Ms", [20.5, 7.0, None, 3.0, 900.0, 12.0, None, None, None]),
+        ("Server-Timing", [19.75, 7.0, 3.0, 3.0, 900.0, 12.0, None, None, None]),
+        ("Server-Timing:queue", [1.5, None, 1.0, None, None, None, None, None, None]),
+        ("", [None] * 9),  # without the option: never read, the header there or not
+    ],
+)
+def test_the_servers_time_is_recorded_from_the_header_named(
+    tmp_path: Path, spec: str, expected: list[float | None]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", TIMED_SCRIPT, str(tmp_path), spec], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["9", "3"]  # every request once; refused, late and reset failed
+    frame = read_requests(tmp_path / "requests.csv")
+    assert frame["name"].tolist() == NAMES
+    got = [None if math.isnan(v) else v for v in frame["server_ms"]]
+    assert got == expected
+    # The rest of each record as without the option: a late answer is a timeout, extras and the
+    # open loop's due time kept, a secret in a name scrubbed.
+    assert frame["ok"].tolist() == [1, 1, 1, 0, 0, 1, 1, 1, 0]
+    assert stats.error_kind(200, frame["error"].iloc[4]) == "timeout"
+    assert frame["ttft_ms"].iloc[5] == 5.0 and frame["intended_unix_s"].iloc[1] == 0.999
+    # Every line has every field, and the live counter counted each record as its line.
+    lines = (tmp_path / "requests.csv").read_text(encoding="utf-8").splitlines()
+    assert len({line.count(",") for line in lines if '"' not in line}) == 1
+    assert (tmp_path / "by_counter.txt").read_text() == (tmp_path / "by_line.txt").read_text()
+
+
+def _demo_run(out: Path, *extra: str) -> tuple[dict[str, Any], pd.DataFrame]:
+    result = run_cli(
+        "run", "--demo", "--demo-latency-ms", "20", "-u", "2", "-d", "1.5s", "--warmup", "0s",
+        "--out", str(out), "--quiet", "--no-sampler", *extra,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return read_json(out / "meta.json"), read_requests(out / "requests.csv")
+
+
+@pytest.mark.e2e
+def test_a_demo_run_records_the_demos_own_service_time(tmp_path: Path) -> None:
+    meta, frame = _demo_run(tmp_path / "timed", "--server-time-header", "X-Service-Time-Ms")
+    assert meta["settings"]["server_time_header"] == "X-Service-Time-Ms"
+    ok = frame[frame["ok"] == 1]
+    assert len(ok) > 10
+    # The demo's 20 ms sleep is inside its own time, and its time is inside the client's round trip.
+    assert (ok["server_ms"] >= 20.0).all(), ok["server_ms"].min()
+    assert (ok["server_ms"] <= ok["latency_ms"]).all()
+
+    meta, frame = _demo_run(tmp_path / "plain")
+    assert meta["settings"]["server_time_header"] is None
+    assert len(frame) > 10 and frame["server_ms"].isna().all()

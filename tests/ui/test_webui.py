@@ -34,6 +34,7 @@ import pytest
 from helpers import DIGITS, REPO, demo_process, read_json, run_cli
 
 from loadbench.demo.llmsim import SimulatorTiming
+from loadbench.record.records import read_requests
 
 SECRET = "s3cret-token-value"
 # The demo's service time under the UI's loads: their subject is the UI, not throughput, so 4
@@ -237,6 +238,7 @@ def locust_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session
         command = [sys.executable, "-m", "locust", "-f", "scenarios/json_post.py", "--host", demo]
         command += ["--web-host", "127.0.0.1", "--web-port", str(free_port()), "--data", str(DIGITS)]
         command += ["--loadbench-reports-dir", str(reports), "--loadbench-warmup", "0.5", *SECRET_OPTIONS]
+        command += ["--server-time-header", "X-Service-Time-Ms"]  # the scenario's option, for the recorder
         with ui_process(command, r"Starting web interface at (http://[^\s,]+)") as (ui, process):
             session = Session(demo, reports, http(f"{ui}/")[:2], [])
             session.cycles = [swarm_and_stop(ui)]
@@ -277,7 +279,11 @@ def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(ui_session
 def test_plain_locust_with_a_builtin_scenario_records_each_start_and_stop(locust_session: Session) -> None:
     run_dir = check_complete_run(locust_session.cycles[0].run)
     assert run_dir.parent == locust_session.reports
-    assert read_json(run_dir / "meta.json")["command"][:3] == ["locust", "-f", "scenarios/json_post.py"]
+    meta = read_json(run_dir / "meta.json")
+    assert meta["command"][:3] == ["locust", "-f", "scenarios/json_post.py"]
+    assert meta["settings"]["server_time_header"] == "X-Service-Time-Ms"
+    ok = read_requests(run_dir / "requests.csv").query("ok == 1")
+    assert len(ok) > 0 and (ok["server_ms"] >= PACE_MS).all() and (ok["server_ms"] <= ok["latency_ms"]).all()
     assert locust_session.returncode is not None
 
 

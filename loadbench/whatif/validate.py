@@ -1,0 +1,169 @@
+"""A what-if checked against measurement: fit on a sweep's lowest-load step, predict every step,
+and put the predictions beside what each step measured (``sweep.json`` ``whatif``).
+
+Consumes a sweep directory's rows (``sweep.json`` ``steps``, each with its run directory);
+produces the ``whatif`` object (``docs/whatif.md``). Rate-mode steps are predicted at their
+offered rate with the steps' own arrivals (Poisson; a constant, gamma or trace schedule as the fit step's measured gaps); a
+closed loop (users mode) sends no more than its users at once, which an open queue does not
+model: its steps are predicted at their measured throughput, and the object says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from loadbench.analyze import capacity
+from loadbench.errors import LoadbenchError
+from loadbench.whatif.fit import Fit, fit_run, replay_queue
+from loadbench.whatif.predict import Options, predict_one
+
+HOLDS = 0.15  # a prediction holds within 15 % of the measured figure
+VALIDATION_METHODS = ("kingman", "simulation")
+
+
+def _saturated(rows: Sequence[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """Steps where the server did not keep up: the only ones that show its concurrency."""
+    if mode == "users":
+        return [r for r in rows if r.get("achieved_rps")]
+    return [
+        r
+        for r in rows
+        if (r.get("achieved_ratio") or 1.0) < capacity.ACHIEVED_SHARE and r.get("achieved_rps")
+    ]
+
+
+def estimate_servers(fit: Fit, rows: Sequence[dict[str, Any]], mode: str) -> tuple[int | None, str]:
+    """The server's concurrency by Little's law at saturation: busy servers = throughput x mean
+    service time, at the highest throughput a saturated step reached."""
+    saturated = _saturated(rows, mode)
+    if not saturated:
+        return None, "no step saturated the server, so its concurrency cannot be measured: give --servers C"
+    peak = max(float(r["achieved_rps"]) for r in saturated)
+    busy = peak * fit.mean_service_ms / 1000.0
+    servers = max(1, round(busy))
+    return servers, (
+        f"measured: {peak:.1f} req/s at saturation x {fit.mean_service_ms:.3f} ms mean service time = "
+        f"{busy:.2f} busy servers (Little's law), rounded to {servers}"
+    )
+
+
+def _error(predicted: float | None, measured: float | None) -> float | None:
+    if predicted is None or not measured:
+        return None
+    return round(predicted / measured - 1.0, 4)
+
+
+def _step(
+    row: dict[str, Any], fit: Fit, servers: int, mode: str, options: Options, fitted: bool
+) -> dict[str, Any]:
+    rate = float(row["offered"]) if mode == "rate" else float(row.get("achieved_rps") or 0.0)
+    out: dict[str, Any] = {
+        "index": row.get("index"),
+        "offered": row.get("offered"),
+        "rate_rps": round(rate, 3),
+        "fit": fitted,
+        "measured_ms": {"p50": row.get("p50_ms"), "p99": row.get("p99_ms")},
+        "predicted": [],
+    }
+    if rate <= 0:
+        return out
+    for method in options.methods:
+        entry = predict_one(fit, rate, servers, method, options)
+        out["utilisation"] = entry["utilisation"]
+        latency = entry["latency_ms"] or {}
+        errors = {k: _error(latency.get(k), row.get(f"{k}_ms")) for k in ("p50", "p99")}
+        holds = all(e is not None and abs(e) <= HOLDS for e in errors.values())
+        out["predicted"].append(
+            {
+                "method": method,
+                "stable": entry["stable"],
+                "latency_ms": entry["latency_ms"],
+                "ci_ms": entry["ci_ms"],
+                "error": errors,
+                "holds": holds,
+            }
+        )
+    return out
+
+
+def _summary_note(steps: Sequence[dict[str, Any]]) -> str:
+    """Up to which utilisation every method held, in words."""
+    held = [s for s in steps if s["predicted"] and all(p["holds"] for p in s["predicted"])]
+    missed = [s for s in steps if s["predicted"] and not all(p["holds"] for p in s["predicted"])]
+    if not missed:
+        return f"every prediction held within {HOLDS:.0%} of the measured p50 and p99"
+    first = min(missed, key=lambda s: s.get("utilisation") or 0.0)
+    upto = max(
+        (
+            s.get("utilisation") or 0.0
+            for s in held
+            if (s.get("utilisation") or 0) < (first.get("utilisation") or 0)
+        ),
+        default=None,
+    )
+    said = f"held within {HOLDS:.0%} up to utilisation {upto:.0%}; " if upto is not None else ""
+    return (
+        f"predictions {said}missed from utilisation {first.get('utilisation') or 0:.0%} (step {first['index']}): "
+        "near saturation a queue is most sensitive to the service time's tail, and a server that batches, "
+        "caches or runs out of generator CPU is no longer the FIFO queue the model assumes"
+    )
+
+
+def validate_sweep(
+    sweep_dir: Path, sweep: dict[str, Any], servers: int | None, options: Options
+) -> dict[str, Any]:
+    """The ``whatif`` object of ``sweep.json``; ``predicted`` false with the reason when it cannot be."""
+    mode = str(sweep.get("settings", {}).get("mode") or "rate")
+    rows = [r for r in sweep.get("steps") or [] if r.get("run_dir") and r.get("p50_ms") is not None]
+    if not rows:
+        return {"predicted": False, "why": "no step measured a latency"}
+    lowest = min(rows, key=lambda r: float(r["offered"]))
+    try:
+        fit = fit_run(sweep_dir / str(lowest["run_dir"]))
+    except LoadbenchError as exc:
+        return {"predicted": False, "why": f"cannot fit the lowest-load step: {exc}"}
+    how = "given (--servers)"
+    if servers is None:
+        servers, how = estimate_servers(fit, rows, mode)
+        if servers is None:
+            return {"predicted": False, "why": how}
+    if fit.arrival not in (None, "poisson") and options.arrivals == "poisson":
+        # The steps' own schedule (constant, gamma, a trace) is what they measured: predict with it.
+        options = replace(options, arrivals="measured")
+    fit = replay_queue(fit, servers)
+    steps = [
+        _step(r, fit, servers, mode, options, r is lowest)
+        for r in sorted(rows, key=lambda r: float(r["offered"]))
+    ]
+    notes = list(fit.notes)
+    queued = fit.queueing_note(servers)
+    if queued:
+        notes.append(queued)
+    if mode == "users":
+        notes.append(
+            "a closed loop (users) keeps at most its users in flight, which an open queue does not model: "
+            "steps predicted at their measured throughput with Poisson arrivals; predictions overstate the tail"
+        )
+    return {
+        "predicted": True,
+        "fit_step": lowest.get("index"),
+        "servers": servers,
+        "servers_how": how,
+        "service": {
+            "source": fit.source,
+            "method": fit.method,
+            "mean_ms": round(fit.mean_service_ms, 3),
+            "requests": fit.requests,
+        },
+        "methods": list(options.methods),
+        "arrivals": options.arrivals
+        if fit.arrival is None
+        else f"{options.arrivals} (the steps sent {fit.arrival})",
+        "holds_within": HOLDS,
+        "steps": steps,
+        "verdict": _summary_note(steps),
+        "notes": notes,
+    }
