@@ -2,11 +2,12 @@
 
     python benchmarks/whatif_validation.py [--step-duration 60s] [--servers 1,2] [--cv 0.5]
 
-The demo serves as an M/G/c FIFO queue (``--demo-workers C``, lognormal service times with mean
-10 ms and coefficient of variation ``--cv``, seeded); for each C, one
+The demo serves as an M/G/c FIFO queue (``loadbench demo --workers C``, lognormal service times
+with mean 10 ms and coefficient of variation ``--cv``, seeded), pinned to one core, and for each
+C one sweep, pinned to the other (``taskset``; on two shared cores an unpinned demo's service
+time and overhead grow with the load, which no queueing model fitted at low load can know):
 
-    loadbench sweep --demo --demo-workers C --demo-latency-ms 10 --demo-service-dist lognormal \\
-        --demo-service-cv CV --demo-seed 1 --rates R30,R50,R70,R85 --arrival poisson \\
+    loadbench sweep --target URL --rates R30,R50,R70,R85 --arrival poisson \\
         --server-time-header X-Service-Time-Ms --whatif --whatif-servers C ...
 
 sends open-loop Poisson arrivals at 30, 50, 70 and 85 % utilisation (of the nominal mean), fits
@@ -23,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,21 +36,63 @@ MEAN_MS = 10.0
 UTILISATIONS = (0.3, 0.5, 0.7, 0.85)
 
 
-def sweep(servers: int, cv: float, step: str, out: Path) -> dict:
+def pins() -> tuple[list[str], list[str], str]:
+    """taskset prefixes for the load generator and the demo: one core each, so that neither
+    slows the other as the load grows (the model cannot know a service time that grows with it)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    taskset = shutil.which("taskset")
+    if taskset is None or len(cpus) < 2:
+        return [], [], "not pinned (taskset missing or one CPU)"
+    return (
+        [taskset, "-c", str(cpus[0])],
+        [taskset, "-c", str(cpus[1])],
+        (f"generator pinned to CPU {cpus[0]}, demo to CPU {cpus[1]} (taskset)"),
+    )
+
+
+def start_demo(servers: int, cv: float, pin: list[str]) -> tuple[subprocess.Popen[str], str]:
+    demo = subprocess.Popen(
+        [
+            *pin, sys.executable, "-m", "loadbench.demo", "--port", "0", "--workers", str(servers),
+            "--latency-ms", f"{MEAN_MS:g}", "--service-dist", "lognormal", "--service-cv", f"{cv:g}", "--seed", "1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert demo.stdout is not None
+    line = demo.stdout.readline()
+    found = re.search(r"http://[0-9.]+:[0-9]+", line)
+    if not found:
+        demo.kill()
+        raise SystemExit(f"the demo did not start: {line!r}")
+    return demo, found.group(0)
+
+
+def sweep(servers: int, cv: float, step: str, out: Path, pinned: tuple[list[str], list[str], str]) -> dict:
+    gen_pin, demo_pin, _ = pinned
+    demo, url = start_demo(servers, cv, demo_pin)
     rates = ",".join(f"{u * servers * 1000.0 / MEAN_MS:g}" for u in UTILISATIONS)
     command = [
-        sys.executable, "-m", "loadbench", "sweep", "--demo", "--demo-workers", str(servers),
-        "--demo-latency-ms", f"{MEAN_MS:g}", "--demo-service-dist", "lognormal", "--demo-service-cv", f"{cv:g}",
-        "--demo-seed", "1", "--rates", rates, "--arrival", "poisson", "--step-duration", step, "--warmup", "5s",
+        *gen_pin, sys.executable, "-m", "loadbench", "sweep", "--target", url, "--rates", rates,
+        "--arrival", "poisson", "--step-duration", step, "--warmup", "5s",
         "--server-time-header", "X-Service-Time-Ms", "--whatif", "--whatif-servers", str(servers),
         "--no-sampler", "--quiet", "--out", str(out), "--force",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    finally:
+        demo.terminate()
+        demo.wait(10)
     if done.returncode != 0:
         raise SystemExit(
             f"sweep with {servers} worker(s) failed ({done.returncode}): {done.stderr.strip()[-500:]}"
         )
     return json.loads((out / "sweep.json").read_text())["whatif"]
+
+
+def ci(step: dict, key: str) -> str:
+    found = (step.get("measured_ci_ms") or {}).get(key)
+    return f" ({found[0]:.1f}–{found[1]:.1f})" if found and None not in found else ""
 
 
 def rows(servers: int, whatif: dict) -> list[str]:
@@ -61,7 +107,7 @@ def rows(servers: int, whatif: dict) -> list[str]:
             out.append(
                 f"| {servers} | {step['utilisation']:.0%}{' (fit)' if step['fit'] else ''} | {step['rate_rps']:g} | "
                 f"{p['method']} | {lat.get('p50', float('nan')):.1f} | {meas['p50']:.1f} | {pct(err['p50'])} | "
-                f"{lat.get('p99', float('nan')):.1f} | {meas['p99']:.1f} | {pct(err['p99'])} |"
+                f"{lat.get('p99', float('nan')):.1f} | {meas['p99']:.1f}{ci(step, 'p99')} | {pct(err['p99'])} |"
             )
     return out
 
@@ -101,13 +147,16 @@ def main() -> int:
         f"Demo: lognormal service, mean {MEAN_MS:g} ms, CV {args.cv:g}, FIFO; steps of {args.step_duration} "
         "(5 s warm-up), Poisson arrivals; fitted on the 30 % step.",
         "",
-        "| servers | utilisation | rate (req/s) | method | p50 predicted | p50 measured | error | p99 predicted | p99 measured | error |",
+        "| servers | utilisation | rate (req/s) | method | p50 predicted | p50 measured | error | p99 predicted "
+        "| p99 measured (95 % interval) | error |",
         "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
+    pinned = pins()
+    lines[0] += f" {pinned[2]}."
     with tempfile.TemporaryDirectory(prefix="whatif-validation-") as tmp:
         for servers in (int(c) for c in args.servers.split(",")):
-            whatif = sweep(servers, args.cv, args.step_duration, Path(tmp) / f"c{servers}")
+            whatif = sweep(servers, args.cv, args.step_duration, Path(tmp) / f"c{servers}", pinned)
             if not whatif.get("predicted"):
                 print(f"{servers} worker(s): not predicted: {whatif.get('why')}", file=sys.stderr)
                 return 1

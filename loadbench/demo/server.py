@@ -46,8 +46,8 @@ can compare measured latency with a known service-time floor: ``latency_ms + uni
 by default, or drawn from ``service_dist`` (`loadbench.demo.service`). With ``workers``
 (``--workers C``), at most C predictions sleep at once and the others wait in arrival order (a FIFO
 queue, shared with gRPC); their answers also carry ``X-Queue-Time-Ms``, the wait for a worker in ms,
-and ``X-Service-Time-Ms`` is then the time the request held a worker (the queue's service time:
-parsing and the model's arithmetic run outside it, in parallel).
+and ``X-Service-Time-Ms`` is then the time the request held a worker, from the hand-over (the
+queue's service time: parsing and the model's arithmetic run outside it, in parallel).
 
 It also produces the payload file ``loadbench/data/digits.jsonl`` (``write_payload_file``): the
 360-row held-out test split, one ``/predict`` request body per line, as

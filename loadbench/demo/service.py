@@ -56,6 +56,14 @@ class ServiceTime:
         return rng.lognormvariate(math.log(mean) - sigma2 / 2, math.sqrt(sigma2))
 
 
+class _Turn:
+    """A waiter's place in the queue: set when a worker is handed to it, and when."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.at = 0.0
+
+
 class FifoWorkers:
     """At most ``workers`` holders at once; the others wait in the order they came. A freed worker
     is handed to the longest waiter directly, so a newcomer can never overtake the queue
@@ -67,7 +75,7 @@ class FifoWorkers:
         self.workers = workers
         self._free = workers
         self._lock = threading.Lock()
-        self._waiting: deque[threading.Event] = deque()
+        self._waiting: deque[_Turn] = deque()
 
     @property
     def waiting(self) -> int:
@@ -75,19 +83,25 @@ class FifoWorkers:
         with self._lock:
             return len(self._waiting)
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
+        """Wait for a worker; return when it became this caller's (``time.perf_counter()``): for a
+        waiter, the moment the previous holder released it, so the hand-over (the waiter's thread
+        waking up) counts as the worker's time, as it does for any server's worker."""
         with self._lock:
             if self._free and not self._waiting:
                 self._free -= 1
-                return
-            turn = threading.Event()
+                return time.perf_counter()
+            turn = _Turn()
             self._waiting.append(turn)
-        turn.wait()  # set by the release that hands this waiter its worker
+        turn.event.wait()  # set by the release that hands this waiter its worker
+        return turn.at
 
     def release(self) -> None:
         with self._lock:
             if self._waiting:
-                self._waiting.popleft().set()
+                turn = self._waiting.popleft()
+                turn.at = time.perf_counter()
+                turn.event.set()
             else:
                 self._free += 1
 
@@ -128,8 +142,10 @@ class Service:
             self._sleep()
             return None
         arrived = time.perf_counter()
-        with self.queue:
-            started = time.perf_counter()
+        started = self.queue.acquire()
+        try:
             self._sleep()
             ended = time.perf_counter()
+        finally:
+            self.queue.release()
         return started - arrived, ended - started

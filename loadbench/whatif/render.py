@@ -96,10 +96,10 @@ def validation_rows(whatif: dict[str, Any]) -> list[list[str]]:
                     format_pct(step.get("utilisation")),
                     p["method"],
                     format_ms(latency.get("p50"), unit=False) if latency else "unstable",
-                    format_ms(step["measured_ms"]["p50"], unit=False),
+                    _measured(step, "p50"),
                     _signed(err["p50"]),
                     format_ms(latency.get("p99"), unit=False) if latency else "unstable",
-                    format_ms(step["measured_ms"]["p99"], unit=False),
+                    _measured(step, "p99"),
                     _signed(err["p99"]),
                 ]
             )
@@ -145,6 +145,15 @@ def validation_figure(whatif: dict[str, Any]) -> Figure | None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", ncols=2)
     return fig
+
+
+def _measured(step: dict[str, Any], key: str) -> str:
+    """A step's measured percentile, with its own 95 % interval when the step has one."""
+    text = format_ms(step["measured_ms"][key], unit=False)
+    ci = (step.get("measured_ci_ms") or {}).get(key)
+    if isinstance(ci, list) and len(ci) == 2 and None not in ci:
+        return f"{text} ({format_ms(ci[0], unit=False)}–{format_ms(ci[1], unit=False)})"
+    return text
 
 
 def _signed(value: float | None) -> str:

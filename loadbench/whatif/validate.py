@@ -17,6 +17,7 @@ from typing import Any
 
 from loadbench.analyze import capacity
 from loadbench.errors import LoadbenchError
+from loadbench.record import rundir
 from loadbench.whatif.fit import Fit, fit_run, replay_queue
 from loadbench.whatif.predict import Options, predict_one
 
@@ -56,16 +57,27 @@ def _error(predicted: float | None, measured: float | None) -> float | None:
     return round(predicted / measured - 1.0, 4)
 
 
+def _measured_ci(step_dir: Path) -> dict[str, Any] | None:
+    """The step's own 95 % intervals of p50 and p99 (``summary.json`` ``latency_ci_ms``): how far
+    a measured percentile could be off by chance, beside how far a prediction is."""
+    try:
+        ci = rundir.read_json(step_dir / rundir.SUMMARY).get("latency_ci_ms")
+    except LoadbenchError:
+        return None
+    return {k: ci.get(k) for k in ("p50", "p99")} if isinstance(ci, dict) else None
+
+
 def _step(
-    row: dict[str, Any], fit: Fit, servers: int, mode: str, options: Options, fitted: bool
+    row: dict[str, Any], fit: Fit, servers: int, mode: str, options: Options, step_dir: Path
 ) -> dict[str, Any]:
     rate = float(row["offered"]) if mode == "rate" else float(row.get("achieved_rps") or 0.0)
     out: dict[str, Any] = {
         "index": row.get("index"),
         "offered": row.get("offered"),
         "rate_rps": round(rate, 3),
-        "fit": fitted,
+        "fit": step_dir.name == Path(fit.run_dir).name,
         "measured_ms": {"p50": row.get("p50_ms"), "p99": row.get("p99_ms")},
+        "measured_ci_ms": _measured_ci(step_dir),
         "predicted": [],
     }
     if rate <= 0:
@@ -89,26 +101,42 @@ def _step(
     return out
 
 
-def _summary_note(steps: Sequence[dict[str, Any]]) -> str:
-    """Up to which utilisation every method held, in words."""
-    held = [s for s in steps if s["predicted"] and all(p["holds"] for p in s["predicted"])]
-    missed = [s for s in steps if s["predicted"] and not all(p["holds"] for p in s["predicted"])]
-    if not missed:
-        return f"every prediction held within {HOLDS:.0%} of the measured p50 and p99"
-    first = min(missed, key=lambda s: s.get("utilisation") or 0.0)
-    upto = max(
+def _method_note(method: str, steps: Sequence[dict[str, Any]]) -> str:
+    """Up to which utilisation one method held, and where and by how much it first missed."""
+    ordered = sorted(
         (
-            s.get("utilisation") or 0.0
-            for s in held
-            if (s.get("utilisation") or 0) < (first.get("utilisation") or 0)
+            (s.get("utilisation") or 0.0, s["index"], p)
+            for s in steps
+            for p in s["predicted"]
+            if p["method"] == method
         ),
-        default=None,
+        key=lambda t: t[0],
     )
-    said = f"held within {HOLDS:.0%} up to utilisation {upto:.0%}; " if upto is not None else ""
+    first_miss = next(((u, i, p) for u, i, p in ordered if not p["holds"]), None)
+    if first_miss is None:
+        return f"{method} held at every step (up to utilisation {ordered[-1][0]:.0%})" if ordered else method
+    held = [u for u, _, p in ordered if p["holds"] and u < first_miss[0]]
+    upto = f"held up to utilisation {max(held):.0%}, " if held else ""
+    worst = max(
+        (k for k in ("p50", "p99") if first_miss[2]["error"][k] is not None),
+        key=lambda k: abs(first_miss[2]["error"][k]),
+        default="p50",
+    )
+    error = first_miss[2]["error"][worst]
+    by = f"{worst} {error * 100:+.1f} %" if error is not None else "unstable"
+    return f"{method} {upto}missed from {first_miss[0]:.0%} (step {first_miss[1]}: {by})"
+
+
+def _summary_note(steps: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
+    """Per method, up to which utilisation its predictions held within `HOLDS`, in words."""
+    notes = "; ".join(_method_note(m, steps) for m in methods)
+    if all(p["holds"] for s in steps for p in s["predicted"]):
+        return f"every prediction held within {HOLDS:.0%} of the measured p50 and p99: {notes}"
     return (
-        f"predictions {said}missed from utilisation {first.get('utilisation') or 0:.0%} (step {first['index']}): "
-        "near saturation a queue is most sensitive to the service time's tail, and a server that batches, "
-        "caches or runs out of generator CPU is no longer the FIFO queue the model assumes"
+        f"within {HOLDS:.0%} of the measured p50 and p99: {notes}. Near saturation a queue is most "
+        "sensitive to the service time's tail and to a measured percentile's own noise (see its interval); "
+        "a server that batches, caches, or shares its CPU with the generator is no longer the FIFO queue "
+        "the model assumes"
     )
 
 
@@ -135,7 +163,7 @@ def validate_sweep(
         options = replace(options, arrivals="measured")
     fit = replay_queue(fit, servers)
     steps = [
-        _step(r, fit, servers, mode, options, r is lowest)
+        _step(r, fit, servers, mode, options, sweep_dir / str(r["run_dir"]))
         for r in sorted(rows, key=lambda r: float(r["offered"]))
     ]
     notes = list(fit.notes)
@@ -164,6 +192,6 @@ def validate_sweep(
         else f"{options.arrivals} (the steps sent {fit.arrival})",
         "holds_within": HOLDS,
         "steps": steps,
-        "verdict": _summary_note(steps),
+        "verdict": _summary_note(steps, options.methods),
         "notes": notes,
     }

@@ -120,10 +120,11 @@ def test_the_queue_serves_in_order_of_arrival(monkeypatch: pytest.MonkeyPatch) -
     with queued_server(1) as (port, queue):
         real_acquire = queue.acquire
 
-        def traced_acquire() -> None:
+        def traced_acquire() -> float:
             events.append(("arrive", threading.get_ident()))
-            real_acquire()
+            at = real_acquire()
             events.append(("exit", threading.get_ident()))
+            return at
 
         monkeypatch.setattr(queue, "acquire", traced_acquire)
         answers = _all_waiting(port, queue, 1, 5)
