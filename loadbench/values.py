@@ -104,6 +104,15 @@ def server_time_header(text: str) -> str:
     return value
 
 
+def header_name(text: str) -> str:
+    """An HTTP header name (a token), as an argparse ``type``: ``--replica-header X-Served-By``."""
+    value = text.strip()
+    if not re.fullmatch(_TOKEN, value):
+        # Not echoed: a mistyped header may hold a credential ('Authorization: Bearer x').
+        raise argparse.ArgumentTypeError("use a header name, such as X-Served-By")
+    return value
+
+
 def format_size(size: int) -> str:
     """``8388608`` -> ``8 MiB``: a size in the largest binary unit that divides it (bytes otherwise)."""
     for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):

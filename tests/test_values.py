@@ -190,3 +190,15 @@ def test_server_time_header_rejects_without_echoing(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="use a header name") as caught:
         server_time_header(text)
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_replica_header_is_a_header_name_and_a_bad_one_is_not_echoed() -> None:
+    import argparse
+
+    from loadbench.values import header_name
+
+    assert header_name(" X-Served-By ") == "X-Served-By"
+    for bad in ("", "X Served", "Authorization: Bearer s3cret", "a:b"):
+        with pytest.raises(argparse.ArgumentTypeError) as caught:
+            header_name(bad)
+        assert "s3cret" not in str(caught.value)

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import llm_metrics, network, quality, slo, stats, trust
+from loadbench.analyze import llm_metrics, network, quality, replicas, slo, stats, trust
 from loadbench.analyze.llm_metrics import LlmSection
 from loadbench.analyze.quality import QualitySection, RtfSection
 from loadbench.analyze.resources import ResourcesSection, compute_resources
@@ -80,11 +80,13 @@ class Summary(CoreSummary, LlmSection, total=False):
     """``summary.json``: `CoreSummary`'s keys, then (in this order) ``quality`` and ``rtf`` (payloads
     with labels / media), `LlmSection`'s keys (LLM runs), ``latency_breakdown``, ``resources``,
     ``schedule`` (open loop), ``steady``, ``stages`` (load shapes), ``slo``, ``validity``; every key
-    from ``resources`` on but ``schedule`` and ``stages`` is always there."""
+    from ``resources`` on but ``schedule`` and ``stages`` is always there. ``replicas`` (with
+    ``--replica-header``) comes after ``latency_breakdown``."""
 
     quality: QualitySection
     rtf: RtfSection
     latency_breakdown: dict[str, Any]
+    replicas: dict[str, Any]
     resources: ResourcesSection
     schedule: ScheduleSection
     steady: SteadySection
@@ -133,6 +135,10 @@ def compute_summary(
     summary.update(cast(Summary, llm))
     notices.extend(llm_notices)
     _add_breakdown(summary, w)
+    served = replicas.replicas_section(w)
+    if served is not None:
+        summary["replicas"] = served
+        notices.extend(served["notices"])
     resources = _resources(w, samples, sampler_info, llm)
     summary["resources"] = resources
     generator = resources.get("generator")

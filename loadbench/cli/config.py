@@ -33,6 +33,7 @@ FROM_ARGS = {
     "follow_redirects": "follow_redirects",
     "max_body_bytes": "max_body",
     "server_time_header": "server_time_header",
+    "replica_header": "replica_header",
     "preflight": "preflight",
     "server_pid": "server_pid",
     "server_name": "server_name",

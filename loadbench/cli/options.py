@@ -19,6 +19,7 @@ from loadbench.values import (
     DEFAULT_MAX_BODY_BYTES,
     body_size,
     format_size,
+    header_name,
     parse_duration,
     redirect_bound,
     server_time_header,
@@ -360,6 +361,16 @@ RESPONSE_OPTIONS: tuple[Option, ...] = (
             "requests.csv's server_ms: a number of milliseconds (the demo's X-Service-Time-Ms) or a W3C "
             "Server-Timing header (the sum of its dur= entries, or with NAME:METRIC the entry named "
             "METRIC, e.g. Server-Timing:infer). Empty where an answer has no readable one",
+        },
+    ),
+    (
+        ("--replica-header",),
+        {
+            "type": header_name,
+            "metavar": "NAME",
+            "help": "record which replica served each request from this response header into requests.csv's "
+            "replica (a load balancer's X-Served-By, the demo's --replicas): per-replica statistics in "
+            "summary.json and the report",
         },
     ),
 )

@@ -71,6 +71,7 @@ def cmd_worker(call: Call) -> int:
             follow_redirects=args.follow_redirects,
             max_body_bytes=args.max_body,
             server_time_header=args.server_time_header,
+            replica_header=args.replica_header,
             headers=args.header,
             sample_interval_s=None if args.no_sampler else max(args.sample_interval, 0.1),
         )

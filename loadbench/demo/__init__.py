@@ -1,7 +1,8 @@
 """The embedded demo endpoint: a real digits classifier, an ASR stand-in and an LLM simulator
 behind a real HTTP server that speaks every protocol loadbench's scenarios do (`server`, with its
 service time and FIFO queue of workers in `service`,
-`routes_v1`, `embeddings`), and the spawner that runs it in a child process.
+`routes_v1`, `embeddings`), several replicas of it in one process, each naming itself in
+``X-Served-By`` (`replicas`, ``--replicas``), and the spawner that runs it in a child process.
 
 Never imports Locust or gevent: it runs in its own process.
 

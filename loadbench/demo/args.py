@@ -8,6 +8,7 @@ Imports nothing heavy (no scikit-learn): every ``loadbench`` command builds this
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -64,6 +65,38 @@ def worker_count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value}: must be 1 or more workers (leave it out for no limit)")
     return value
+
+
+def replica_count(text: str) -> int:
+    """A number of demo replicas, 1 or more (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of replicas") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more replicas")
+    return value
+
+
+def ms_list(text: str) -> list[float]:
+    """Comma-separated milliseconds, each a finite number >= 0 (an argparse type)."""
+    return [ms(part.strip()) for part in text.split(",")]
+
+
+_NAME = re.compile(r"[A-Za-z0-9._~:@+-]+")
+
+
+def name_list(text: str) -> list[str]:
+    """Comma-separated names, distinct, each fit for a header value (an argparse type)."""
+    names = [part.strip() for part in text.split(",")]
+    for name in names:
+        if not _NAME.fullmatch(name):
+            raise argparse.ArgumentTypeError(
+                f"{name!r} is not a replica name: letters, digits and . _ ~ : @ + - only"
+            )
+    if len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names a replica twice")
+    return names
 
 
 def check_service(dist: str | None, cv: float | None, jitter_ms: float | None, prefix: str = "--") -> None:
@@ -166,6 +199,35 @@ DEMO_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "type": int,
             "default": 4,
             "help": "gRPC ModelStreamInfer: answers per request, --llm-itl-ms apart (default 4)",
+        },
+    ),
+    (
+        ("--replicas",),
+        {
+            "type": replica_count,
+            "default": 1,
+            "metavar": "N",
+            "help": "serve N replicas of the demo, one model, on ports PORT, PORT+1, ... (free ones with "
+            "--port 0), each with its own service time and --workers, naming itself in an X-Served-By "
+            "header on every response (default 1: one server, no header)",
+        },
+    ),
+    (
+        ("--service-ms",),
+        {
+            "type": ms_list,
+            "default": None,
+            "metavar": "MS[,MS...]",
+            "help": "each replica's --latency-ms, in order; one value applies to all (default --latency-ms)",
+        },
+    ),
+    (
+        ("--replica-names",),
+        {
+            "type": name_list,
+            "default": None,
+            "metavar": "NAME[,NAME...]",
+            "help": "the replicas' names, one each, for X-Served-By (default replica-1, replica-2, ...)",
         },
     ),
     (("--parent-pid",), {"type": int, "help": argparse.SUPPRESS}),  # stop when it is gone

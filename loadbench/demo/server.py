@@ -1,14 +1,12 @@
 """The embedded demo endpoint: a real digits classifier behind a real HTTP server.
 
-Consumes nothing from the network: at start-up it trains a scikit-learn classifier on the training
-part of ``sklearn.datasets.load_digits()`` (bundled with scikit-learn, deterministic split with
-``random_state=0``) and serves it over HTTP/1.1 with keep-alive. It is the default target of
-``make bench`` and of the end-to-end tests, and runs in its own process, so it must never import
-locust or gevent.
+Consumes nothing from the network: at start-up it trains a scikit-learn classifier on the training part of
+``sklearn.datasets.load_digits()`` (bundled with scikit-learn, deterministic split with ``random_state=0``)
+and serves it over HTTP/1.1 with keep-alive. It is the default target of ``make bench`` and of the end-to-end
+tests, and runs in its own process, so it must never import locust or gevent.
 
-Produces HTTP responses, all ``application/json`` and all carrying ``X-Service-Time-Ms`` (the
-server's own handling time in ms, including the injected delay; with ``workers``, less the wait for
-a worker), on these routes:
+Produces HTTP responses, all ``application/json`` and all carrying ``X-Service-Time-Ms`` (the server's own
+handling time in ms, with the injected delay; with ``workers``, less the wait for a worker), on these routes:
 
     GET  /health                          {"status": "ok"}
     POST /predict                         {"inputs": [[64 numbers], ...]} or {"inputs": [64 numbers]}
@@ -34,26 +32,24 @@ a worker), on these routes:
     GET  /ping, /models, /models/digits   TorchServe's inference and management APIs, on this one
     POST /predictions/digits[/1.0]        port (`loadbench.demo.routes_v1`)
 
-With ``grpc_port`` (``--grpc-port``), the Open Inference Protocol over gRPC on that port too, the
-same model and service time (`loadbench.demo.grpcserver`).
+With ``grpc_port`` (``--grpc-port``), the Open Inference Protocol over gRPC on that port too, the same model
+and service time (`loadbench.demo.grpcserver`). With ``replica_name`` (`loadbench.demo.replicas`), every
+response carries ``X-Served-By``.
 
-Errors are JSON ``{"error": "..."}``: 400 for malformed JSON or a wrong shape, 404 for an
-unknown route or model, 405 for a known route with the wrong method, 500 for anything unexpected;
-the OpenAI routes answer OpenAI's ``{"error": {"message", "code"}}``, TorchServe's and TF Serving's
-routes their servers' own error shapes. Every prediction (``/predict``, ``infer``, ``:predict``,
-``/predictions``, ``/v1/embeddings``) sleeps a service time before answering successfully, so tests
-can compare measured latency with a known service-time floor: ``latency_ms + uniform(0, jitter_ms)``
-by default, or drawn from ``service_dist`` (`loadbench.demo.service`). With ``workers``
-(``--workers C``), at most C predictions sleep at once and the others wait in arrival order (a FIFO
-queue, shared with gRPC); their answers also carry ``X-Queue-Time-Ms``, the wait for a worker in ms,
-and ``X-Service-Time-Ms`` is then the time the request held a worker, from the hand-over (the
-queue's service time: parsing and the model's arithmetic run outside it, in parallel).
+Errors are JSON ``{"error": "..."}``: 400 for malformed JSON or a wrong shape, 404 for an unknown route or
+model, 405 for a known route with the wrong method, 500 for anything unexpected; the OpenAI routes answer
+OpenAI's ``{"error": {"message", "code"}}``, TorchServe's and TF Serving's routes their servers' own error
+shapes. Every prediction (``/predict``, ``infer``, ``:predict``, ``/predictions``, ``/v1/embeddings``) sleeps
+a service time before answering successfully, a known floor for tests: ``latency_ms + uniform(0, jitter_ms)``
+or drawn from ``service_dist`` (`loadbench.demo.service`). With ``workers`` (``--workers C``), at most C sleep
+at once and the others wait in a FIFO queue (shared with gRPC); their answers also carry ``X-Queue-Time-Ms``
+(the wait for a worker, ms) and ``X-Service-Time-Ms`` is the time holding one (the queue's service time:
+parsing and the model's arithmetic run outside it, in parallel).
 
-It also produces the payload file ``loadbench/data/digits.jsonl`` (``write_payload_file``): the
-360-row held-out test split, one ``/predict`` request body per line, as
-``{"inputs": [[64 ints]], "_expected": <label>}``. Top-level keys that start with ``_`` are
-loadbench metadata: scenarios strip them before sending (the server ignores them anyway) and may
-use them to check answers.
+It also produces the payload file ``loadbench/data/digits.jsonl`` (``write_payload_file``): the 360-row
+held-out test split, one ``/predict`` body per line, as ``{"inputs": [[64 ints]], "_expected": <label>}``.
+Top-level keys that start with ``_`` are loadbench metadata: scenarios strip them before sending (the server
+ignores them anyway) and may use them to check answers.
 """
 
 from __future__ import annotations
@@ -89,6 +85,7 @@ from loadbench.demo.model import (
     v2_metadata,
     v2_rows,
 )
+from loadbench.demo.replicas import replica_plan, serve_replicas
 from loadbench.demo.service import Service, ServiceTime
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.jsonhttp import JSONRequestHandler
@@ -123,8 +120,10 @@ class _DemoServer(ThreadingHTTPServer):
         service: Service,
         asr_rtf: float = DEFAULT_ASR_RTF,
         llm_timing: llmsim.SimulatorTiming | None = None,
+        replica_name: str | None = None,
     ) -> None:
         self.model = model
+        self.replica_name = replica_name  # X-Served-By on every response (None: no header)
         self.llm_timing = llm_timing or llmsim.SimulatorTiming()
         self.service = service
         self.asr_rtf = asr_rtf
@@ -153,14 +152,17 @@ class _DemoHandler(JSONRequestHandler):
         elapsed_s = time.perf_counter() - self._t0
         if self._queued is None:
             return {"X-Service-Time-Ms": f"{elapsed_s * 1000.0:.3f}"}
-        # The time holding a worker: queueing theory's service time. Parsing the body and the
-        # model's arithmetic run outside the queue (in parallel threads), so they are the
-        # request's overhead, not service; the wait is its own quantity.
+        # The time holding a worker, queueing theory's service time: parsing and arithmetic run outside it.
         queued_s, served_s = self._queued
         return {
             "X-Service-Time-Ms": f"{served_s * 1000.0:.3f}",
             "X-Queue-Time-Ms": f"{queued_s * 1000.0:.3f}",
         }
+
+    def end_headers(self) -> None:
+        if self.server.replica_name is not None:  # here, not in extra_headers: streams too
+            self.send_header("X-Served-By", self.server.replica_name)
+        super().end_headers()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         if not getattr(self, "command", None):
@@ -303,14 +305,12 @@ class _DemoHandler(JSONRequestHandler):
         return response
 
 
-# The routes at one path each: path -> (method, answer(handler, body)). The LLM simulator's
-# completions are not here: they write their own (streamed) responses.
+# path -> (method, answer(handler, body)); not the LLM simulator's completions: they stream their own.
 _FIXED_ROUTES: dict[str, tuple[str, Callable[[_DemoHandler, Any], Any]]] = {
     "/health": ("GET", lambda handler, body: {"status": "ok"}),
     "/predict": ("POST", _DemoHandler._predict),
     ASR_PATH: ("POST", _DemoHandler._transcribe),
-    # One list for two protocols: OpenAI clients read "data" (the LLM simulator), KServe v1
-    # clients "models" (the digits model), as their scenarios discover them.
+    # One list, two protocols: OpenAI clients read "data" (the LLM simulator), KServe v1 ones "models".
     "/v1/models": ("GET", lambda handler, body: {**llmsim.models(), "models": [MODEL_NAME]}),
     "/v1/embeddings": ("POST", _DemoHandler._embed),
     "/v2": (
@@ -339,19 +339,20 @@ def make_server(
     service_dist: str = "uniform",
     service_cv: float = 1.0,
     seed: int | None = None,
+    model: DemoModel | None = None,
+    replica_name: str | None = None,
 ) -> ThreadingHTTPServer:
-    """Train the model and bind the server (port 0 picks a free port); call ``serve_forever`` to serve.
-
-    ``workers``: at most that many predictions in service at once, the others waiting in arrival
-    order (None: no limit); ``service_dist``, ``service_cv``, ``seed``: `loadbench.demo.service`.
-    ValueError for a timing it cannot serve."""
+    """Train the model (unless given one) and bind the server (port 0: a free one); ``serve_forever`` serves.
+    ``workers``: at most that many predictions in service at once, the others waiting in arrival order (None:
+    no limit); ``service_dist``, ``service_cv``, ``seed``: `loadbench.demo.service`; ``replica_name``: the
+    X-Served-By header's value (None: no header). ValueError for a timing it cannot serve."""
     service = Service(ServiceTime(latency_ms, jitter_ms, service_dist, service_cv), workers, seed)
     if not 0 <= asr_rtf < float("inf"):
         raise ValueError("asr_rtf must be a finite number >= 0")
     if not (0 <= llm_ttft_ms < float("inf") and 0 <= llm_itl_ms < float("inf")):
         raise ValueError("llm_ttft_ms and llm_itl_ms must be finite numbers >= 0")
     timing = llmsim.SimulatorTiming(llm_ttft_ms, llm_itl_ms)
-    return _DemoServer((host, port), build_model(), service, asr_rtf, timing)
+    return _DemoServer((host, port), model or build_model(), service, asr_rtf, timing, replica_name)
 
 
 def serve_demo(
@@ -371,15 +372,12 @@ def serve_demo(
     service_cv: float = 1.0,
     seed: int | None = None,
 ) -> None:
-    """Serve the demo until SIGTERM or SIGINT, announcing the URL(s) in one stdout line.
-
-    ``parent_pid``: also stop when that process is gone (`loadbench run --demo` starts the demo
-    in its own session, out of reach of the terminal's Ctrl-C: if the run dies, so does the demo).
-    ``grpc_port``: also serve the Open Inference Protocol over gRPC there (`loadbench.demo.grpcserver`),
-    ``ModelStreamInfer`` answering ``grpc_stream_responses`` times per request, ``llm_itl_ms`` apart.
-    ``workers`` and the service time's distribution: `make_server`.
-    Raises `UsageError` for an address that cannot be bound (in use, unknown host, bad port).
-    """
+    """Serve the demo until SIGTERM or SIGINT, announcing the URL(s) in one stdout line. ``parent_pid``: also
+    stop when that process is gone (`loadbench run --demo` starts the demo in its own session, out of reach of
+    the terminal's Ctrl-C: if the run dies, so does the demo). ``grpc_port``: also serve the Open Inference
+    Protocol over gRPC there (`loadbench.demo.grpcserver`), ``ModelStreamInfer`` answering
+    ``grpc_stream_responses`` times per request, ``llm_itl_ms`` apart. ``workers`` and the service time's
+    distribution: `make_server`. `UsageError` for an unbindable address (in use, unknown host, bad port)."""
     try:
         server = make_server(
             *(host, port, latency_ms, jitter_ms, asr_rtf, llm_ttft_ms, llm_itl_ms),
@@ -463,10 +461,12 @@ def write_payload_file(path: str | os.PathLike[str]) -> int:
 def serve_from_args(args: argparse.Namespace) -> None:
     """Serve as the parsed `loadbench demo` options (`loadbench.demo.args`) say."""
     check_service(args.service_dist, args.service_cv, args.jitter_ms)  # before the model is trained
+    if (plan := replica_plan(args))[0].name is not None:  # several replicas: `loadbench.demo.replicas`
+        return serve_replicas(args, plan, make_server)
     serve_demo(
         args.host,
         args.port,
-        args.latency_ms,
+        plan[0].latency_ms,
         args.jitter_ms or 0.0,
         args.asr_rtf,
         args.llm_ttft_ms,

@@ -32,6 +32,7 @@ class RunConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger response body is counted, not kept
     # The answer's header holding the server's own time (NAME or NAME:METRIC); None: not read.
     server_time_header: str | None = None
+    replica_header: str | None = None  # the answer's header naming the replica that served it
     preflight: bool = True  # one request of the scenario before the load (loadbench.drive.preflight)
     sample_interval_s: float | None = 0.5  # resource sampling period; None: no sampler
     server_pid: int | None = None  # the model server's process, when not found automatically

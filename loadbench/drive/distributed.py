@@ -117,6 +117,7 @@ class WorkerSettings:
     follow_redirects: int = 0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     server_time_header: str | None = None  # read by the worker's recorder into its record lines
+    replica_header: str | None = None  # the same
     headers: list[str] = field(default_factory=list)  # for scrubbing only
     # A worker on another host samples that host and ships the samples (None: the master's
     # own sampler covers this host already, as for local workers).

@@ -158,6 +158,7 @@ def build_meta(
             "follow_redirects": config.follow_redirects,
             "max_body_bytes": config.max_body_bytes,
             "server_time_header": config.server_time_header,
+            "replica_header": config.replica_header,
             "headers": [redact_header(h) for h in config.headers],
             "scenario_args": redact_argv(config.scenario_args),
         },

@@ -88,11 +88,12 @@ class TransportSettings(Protocol):
     follow_redirects: int
     max_body_bytes: int
     server_time_header: str | None
+    replica_header: str | None
 
 
 def apply_transport_settings(scenario: Scenario, settings: TransportSettings) -> None:
     """Give every user the run's per-request timeout, TLS verification, redirect bound and
-    ``--max-body``, and the recorder the ``--server-time-header``.
+    ``--max-body``, and the recorder the ``--server-time-header`` and ``--replica-header``.
 
     Through the options (which loadbench's `ModelUser` and the recorder read) and, for other
     fast-client users, through the class attributes Locust's `FastHttpUser` reads when it builds
@@ -110,6 +111,7 @@ def apply_transport_settings(scenario: Scenario, settings: TransportSettings) ->
     scenario.options.follow_redirects = settings.follow_redirects
     scenario.options.max_body = settings.max_body_bytes
     scenario.options.server_time_header = settings.server_time_header
+    scenario.options.replica_header = settings.replica_header
     for cls in scenario.user_classes:
         if issubclass(cls, FastHttpUser):
             cls.network_timeout = cls.connection_timeout = settings.timeout_s

@@ -28,7 +28,8 @@ server's message: loadbench's own users fail it in the client already
 
 With ``--server-time-header NAME`` an answer that says how long the server worked on it, in that
 header (`loadbench.protocols.servertiming`), keeps it in the ``server_ms`` column, success or
-failure; such a request is recorded by the general path, not the hot one. Without the option the
+failure; with ``--replica-header NAME`` the replica its header names goes to ``replica`` (a load
+balancer's ``X-Served-By``). Such a request is recorded by the general path, not the hot one. Without the option the
 recorder's listener is the one it always was: a run that does not ask pays nothing per request.
 """
 
@@ -58,6 +59,7 @@ from loadbench.record import rundir
 from loadbench.record.records import (
     EMPTY_TAIL,
     EXTRAS_KEY,
+    MAX_LABEL_CHARS,
     RequestRecord,
     RequestWriter,
     csv_field,
@@ -194,6 +196,7 @@ class Recorder:
         self.follow_redirects = 0  # --follow-redirects: 0, none followed (no history to look at)
         # --server-time-header: (header, Server-Timing metric or None); None: not read.
         self.server_time: tuple[str, str | None] | None = None
+        self.replica_header: str | None = None  # --replica-header: None, not read
         self._listener: Callable[..., None] = self.on_request
 
     def register(self, environment: Environment) -> Recorder:
@@ -207,7 +210,10 @@ class Recorder:
         self.follow_redirects = follow if isinstance(follow, int) and follow > 0 else 0
         spec = getattr(environment.parsed_options, "server_time_header", None)
         self.server_time = split_spec(spec) if isinstance(spec, str) and spec else None
-        self._listener = self.on_request if self.server_time is None else self._on_request_timed
+        replica = getattr(environment.parsed_options, "replica_header", None)
+        self.replica_header = replica if isinstance(replica, str) and replica else None
+        reads = self.server_time is not None or self.replica_header is not None
+        self._listener = self._on_request_timed if reads else self.on_request
         environment.events.request.add_listener(self._listener)
         environment.events.quitting.add_listener(self._on_quitting)
         environment.events.spawning_complete.add_listener(self._on_spawning_complete)
@@ -288,10 +294,11 @@ class Recorder:
         context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
-        """The request listener with ``--server-time-header``: `on_request`, and an answer that says
-        the server's time goes the general way, with it."""
+        """The request listener with ``--server-time-header`` or ``--replica-header``: `on_request`,
+        and an answer that says the server's time or its replica goes the general way, with them."""
         server_ms = self._server_ms(response)
-        if server_ms is None:
+        replica = self._replica(response)
+        if server_ms is None and not replica:
             self.on_request(
                 request_type, name, response_time, response_length, exception, start_time, response, context
             )
@@ -311,6 +318,7 @@ class Recorder:
             context,
             hops,
             server_ms,
+            replica,
         )
 
     def _record(
@@ -326,6 +334,7 @@ class Recorder:
         context: dict[str, Any] | None,
         hops: int,
         server_ms: float | None = None,
+        replica: str = "",
     ) -> None:
         """The general path: any request, as a `RequestRecord` (``status`` already checked, 0 for
         none; ``hops`` as the answer's history says)."""
@@ -359,6 +368,7 @@ class Recorder:
             retry_after=retry_after,
             redirects=hops,
             server_ms=server_ms,
+            replica=replica,
         )
         self.requests.write(record)
         if self.counter is not None:
@@ -378,6 +388,13 @@ class Recorder:
             return None
         header, metric = self.server_time
         return server_time_ms(_header_list(getattr(response, "headers", None), header), metric)
+
+    def _replica(self, response: Any) -> str:
+        """The replica the ``--replica-header`` names, one line, bounded and scrubbed; "" for none."""
+        if self.replica_header is None:
+            return ""
+        value = _header_list(getattr(response, "headers", None), self.replica_header)
+        return scrub(one_line(value, MAX_LABEL_CHARS), self.secrets) if value else ""
 
     def _answer_failure(self, status: int, response: Any, response_time: float) -> BaseException | None:
         """Why an answer the client took as a success is a failure: later than ``--timeout``, or a

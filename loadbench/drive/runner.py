@@ -422,6 +422,7 @@ def _connect_workers(
                 follow_redirects=config.follow_redirects,
                 max_body_bytes=config.max_body_bytes,
                 server_time_header=config.server_time_header,
+                replica_header=config.replica_header,
                 headers=list(config.headers),
                 quiet=config.quiet,
             ),

@@ -53,6 +53,9 @@ Later columns (empty in older files):
 ``server_ms``       the server's own processing time, float ms, from the answer's header named by
                     ``--server-time-header`` (a number of ms, or Server-Timing ``dur``s); empty
                     without the option, and for a request whose answer did not carry a readable one.
+``replica``         which replica served the request: the answer's header named by
+                    ``--replica-header`` (a load balancer's ``X-Served-By``), one line, at most 100
+                    characters, credentials scrubbed; empty without the option or the header.
 
 Readers ignore columns they do not know, so later versions may add columns at the end.
 A run killed mid-write may end in a partial line; the reader drops it.
@@ -98,11 +101,12 @@ COLUMNS = (
     "redirects",
     "input_tokens_source",
     "server_ms",
+    "replica",
 )
 # Columns a reader fills (NaN, or empty text) when an older file lacks them.
 OPTIONAL_COLUMNS = COLUMNS[8:]
 # What the recorder takes from the answer: what the server said when it refused a request, and
-# the redirects it followed (and, last of all columns, ``server_ms``).
+# the redirects it followed (and, last of all columns, ``server_ms`` and ``replica``).
 RESPONSE_FIELDS = ("server_message", "retry_after", "redirects")
 # Keys of a request event's context["loadbench"] that the recorder writes (the columns above):
 # those before the response fields, and those added after them.
@@ -145,7 +149,7 @@ _DTYPES = {
         ("name", "method", "error", "tokens_source", "expected", "predicted", "server_message"),
         "category",
     ),
-    **dict.fromkeys(("retry_after", "input_tokens_source"), "category"),
+    **dict.fromkeys(("retry_after", "input_tokens_source", "replica"), "category"),
 }
 MAX_ERROR_CHARS = 300
 
@@ -168,6 +172,7 @@ class RequestRecord:
     retry_after: str = ""
     redirects: int = 0  # hops followed
     server_ms: float | None = None  # --server-time-header: what the answer said, None when nothing
+    replica: str = ""  # --replica-header: the replica that served it, bounded and scrubbed
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -192,7 +197,7 @@ def format_record(r: RequestRecord) -> str:
         f"{format_extras(r.extras or {}, _LEADING_EXTRAS)}"
         f",{csv_field(r.server_message)},{csv_field(r.retry_after)},{r.redirects or ''}"
         f"{format_extras(r.extras or {}, _TRAILING_EXTRAS)}"
-        f",{'' if r.server_ms is None else f'{r.server_ms:.3f}'}\n"
+        f",{'' if r.server_ms is None else f'{r.server_ms:.3f}'},{csv_field(r.replica)}\n"
     )
 
 

@@ -29,6 +29,7 @@ from loadbench.report.llm import llm_html
 from loadbench.report.load import VERDICT_CSS, load_html, verdict_html
 from loadbench.report.network import network_html
 from loadbench.report.quality import quality_html, quality_tiles
+from loadbench.report.replicas import replicas_html
 from loadbench.report.resources import all_gpus, resources_html, saturation_warning, top_notices
 from loadbench.report.rundata import BADGES, Identity, Run, error_kind_frame, in_window
 from loadbench.report.tables import (
@@ -85,6 +86,7 @@ def render_html(run: Run) -> str:
         summary_rows=summary_rows(summary),
         load=trusted(load_html(summary)),
         network=trusted(network_html(summary, meta)),  # "Where the time goes"
+        replicas=trusted(replicas_html(summary, run.requests, run.run_start, run.timeseries)),  # "" without
         quality=trusted(quality_html(summary, run.requests, run.run_start, run.timeseries, mask)),
         llm=trusted(llm_html(summary, run.requests, run.timeseries, run.run_start)),  # "" without LLM data
         figures=[(key, png_base64(png), *PLOT_CAPTIONS[key]) for key, png in render_plots(run).items()],

@@ -25,6 +25,7 @@ from loadbench.report.load import verdict_markdown
 from loadbench.report.markdown import md, md_table
 from loadbench.report.network import network_markdown
 from loadbench.report.quality import quality_markdown
+from loadbench.report.replicas import replicas_markdown
 from loadbench.report.resources import resources_markdown, top_notices
 from loadbench.report.rundata import BADGES, Identity
 from loadbench.report.tables import error_cells
@@ -57,6 +58,7 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
     lines = [headline, *verdict_markdown(summary), "", *md_table(["metric", "value"], metrics, numeric={1})]
     lines += llm_markdown(summary)
     lines += network_markdown(summary)
+    lines += replicas_markdown(summary)
     lines += _by_name_markdown(as_dict(summary.get("by_name")))
     lines += _errors_markdown([as_dict(e) for e in as_list(summary.get("errors"))][:MAX_ERRORS])
     lines += quality_markdown(summary)

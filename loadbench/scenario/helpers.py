@@ -45,6 +45,7 @@ from loadbench.values import (
     DEFAULT_MAX_BODY_BYTES,
     body_size,
     format_size,
+    header_name,
     parse_header,
     redirect_bound,
     server_time_header,
@@ -120,6 +121,14 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
         metavar="NAME",
         help="record the server's own time per request (requests.csv server_ms) from this header: "
         "milliseconds, or Server-Timing (the sum of its dur=, or NAME:METRIC for one metric)",
+    )
+    group.add_argument(
+        "--replica-header",
+        type=header_name,
+        default=None,
+        metavar="NAME",
+        help="record which replica served each request (requests.csv replica) from this header, "
+        "e.g. X-Served-By behind a load balancer: the report then has per-replica statistics",
     )
 
 

@@ -76,6 +76,7 @@ def install_from_locust(environment: Environment) -> WebUIPlugin:
         follow_redirects=int(getattr(options, "follow_redirects", 0) or 0),
         max_body_bytes=int(getattr(options, "max_body", None) or DEFAULT_MAX_BODY_BYTES),
         server_time_header=getattr(options, "server_time_header", None) or None,
+        replica_header=getattr(options, "replica_header", None) or None,
     )
     argv = ["locust", *sys.argv[1:]]
     return WebUIPlugin(environment, base, scenario, redact_argv(argv)).install()

@@ -237,23 +237,25 @@ class Headers(dict):
         return next((v for k, v in self.items() if k.lower() == name.lower()), default)
 
 class Answer:
-    def __init__(self, status_code, service, timing):
-        headers = {"x-service-time-ms": service, "Server-Timing": timing}
+    def __init__(self, status_code, service, timing, served=None):
+        headers = {"x-service-time-ms": service, "Server-Timing": timing, "X-Served-By": served}
         self.status_code = status_code
         self.headers = Headers({k: v for k, v in headers.items() if v is not None})
 
 out = Path(sys.argv[1])
-options = argparse.Namespace(timeout=1.0, server_time_header=sys.argv[2] or None)
+options = argparse.Namespace(
+    timeout=1.0, server_time_header=sys.argv[2] or None, replica_header=sys.argv[3] if len(sys.argv) > 3 else None
+)
 env = Environment(user_classes=[Nobody], parsed_options=options)
 recorder = Recorder(out, secrets=["s3cret"]).register(env)
 recorder.counter = live = LiveMetrics(RunInfo(run_id="r", scenario="s"), ["s3cret"])
 timing = 'queue;dur=1.5, infer;dur=18.25;desc="gpu, batch 4"'
 requests = [
     # name, answer, exception, latency ms, context
-    ("/plain", Answer(200, "20.5", timing), None, 25.0, {}),
-    ("/open", Answer(200, "7", "infer;dur=7"), None, 9.0, {INTENDED_KEY: 0.999}),
+    ("/plain", Answer(200, "20.5", timing, "replica-1"), None, 25.0, {}),
+    ("/open", Answer(200, "7", "infer;dur=7", "b, with a comma"), None, 9.0, {INTENDED_KEY: 0.999}),
     ("/repeated", Answer(200, None, ["queue;dur=1", "infer;dur=2"]), None, 5.0, {}),  # geventhttpclient's list
-    ("/refused?key=s3cret", Answer(503, "3", "infer;dur=3"), RuntimeError("HTTP 503"), 4.0, {}),
+    ("/refused?key=s3cret", Answer(503, "3", "infer;dur=3", "r s3cret\nnext"), RuntimeError("HTTP 503"), 4.0, {}),
     ("/late", Answer(200, "900", "infer;dur=900"), None, 1500.0, {}),  # over --timeout: still said
     ("/llm", Answer(200, "12", "infer;dur=12"), None, 30.0, {"loadbench": {"ttft_ms": 5.0}}),
     ("/garbage", Answer(200, "-1", "infer;dur=oops"), None, 3.0, {}),
@@ -305,6 +307,23 @@ def test_the_servers_time_is_recorded_from_the_header_named(
     # Every line has every field, and the live counter counted each record as its line.
     lines = (tmp_path / "requests.csv").read_text(encoding="utf-8").splitlines()
     assert len({line.count(",") for line in lines if '"' not in line}) == 1
+    assert (tmp_path / "by_counter.txt").read_text() == (tmp_path / "by_line.txt").read_text()
+
+
+def test_the_replica_is_recorded_from_the_header_named_and_scrubbed(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", TIMED_SCRIPT, str(tmp_path), "", "X-Served-By"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    frame = read_requests(tmp_path / "requests.csv")
+    replicas = frame["replica"].astype("string").fillna("").tolist()
+    # The refused answer's replica kept too (a failure is a replica's as well), on one line,
+    # the secret masked; the answers without the header name none.
+    assert replicas == ["replica-1", "b, with a comma", "", "r *** next", "", "", "", "", ""]
+    assert frame["server_ms"].isna().all()  # not asked for
     assert (tmp_path / "by_counter.txt").read_text() == (tmp_path / "by_line.txt").read_text()
 
 

@@ -46,6 +46,7 @@ EXPECTED_DTYPES = {
     "redirects": "float64",
     "input_tokens_source": "category",
     "server_ms": "float64",
+    "replica": "category",
 }
 
 
@@ -99,7 +100,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 def test_writer_rounds_to_microseconds(tmp_path: Path) -> None:
     path = tmp_path / "requests.csv"
     write_requests(path, [RequestRecord(1.23456789, 9.87654321, "n", "GET", 200, 1, True)])
-    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,,,,,,"
+    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,,,,,,,"
     frame = read_requests(path)
     assert (frame["start_unix_s"][0], frame["latency_ms"][0]) == (1.234568, 9.877)
 
@@ -328,7 +329,7 @@ def test_what_the_server_said_round_trips_and_older_files_read_without_it(tmp_pa
         ],
     )  # fmt: skip
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].endswith(",server_message,retry_after,redirects,input_tokens_source,server_ms")
+    assert lines[0].endswith(",server_message,retry_after,redirects,input_tokens_source,server_ms,replica")
     assert all(line.count(",") >= len(COLUMNS) - 1 for line in lines)
     frame = read_requests(path)
     assert frame["server_message"].tolist() == [message, "slow down", ""]
@@ -377,7 +378,7 @@ def test_redirects_and_the_input_token_source_round_trip_and_older_files_read_wi
     assert np.isnan(frame["redirects"].iloc[0]) and frame["input_tokens_source"].tolist() == [""]
 
 
-def test_the_servers_time_is_the_last_column_and_older_files_read_without_it(tmp_path: Path) -> None:
+def test_the_servers_time_is_next_to_last_and_older_files_read_without_it(tmp_path: Path) -> None:
     path = tmp_path / "requests.csv"
     write_requests(
         path,
@@ -390,17 +391,18 @@ def test_the_servers_time_is_the_last_column_and_older_files_read_without_it(tmp
         ],
     )  # fmt: skip
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].endswith(",input_tokens_source,server_ms")
-    assert lines[1].endswith(",20.413") and lines[2].endswith(",0.000")  # ms to the µs; 0 is a value
-    assert lines[3].endswith(",1,usage,")  # the extras and hops keep their places before it
+    assert lines[0].endswith(",input_tokens_source,server_ms,replica")
+    assert lines[1].endswith(",20.413,") and lines[2].endswith(",0.000,")  # ms to the µs; 0 is a value
+    assert lines[3].endswith(",1,usage,,")  # the extras and hops keep their places before it
     assert all(line.count(",") == len(COLUMNS) - 1 for line in lines)
     frame = read_requests(path)
     assert frame["server_ms"].iloc[:2].tolist() == [20.413, 0.0]
     assert frame["server_ms"].iloc[2:].isna().all()
     assert frame["input_tokens_source"].tolist() == ["", "", "usage", ""]
-    # A file from before the column (every line one field shorter) reads with it empty.
+    # A file from before the column (every line two fields shorter: server_ms, then replica)
+    # reads with it empty.
     old = tmp_path / "old.csv"
-    old.write_text("".join(line.rsplit(",", 1)[0] + "\n" for line in lines), encoding="utf-8")
+    old.write_text("".join(line.rsplit(",", 2)[0] + "\n" for line in lines), encoding="utf-8")
     frame = read_requests(old)
     assert list(frame.columns) == list(COLUMNS) and str(frame["server_ms"].dtype) == "float64"
     assert frame["server_ms"].isna().all() and frame["redirects"].iloc[2] == 1
@@ -413,3 +415,24 @@ def test_the_fixture_runs_of_older_formats_read_with_an_empty_server_time(run: s
     frame = read_requests(path)
     assert len(frame) > 0 and list(frame.columns) == list(COLUMNS)
     assert frame["server_ms"].isna().all()
+
+
+def test_the_replica_round_trips_quoted_and_older_files_read_without_it(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    write_requests(
+        path,
+        [
+            RequestRecord(1.0, 25.0, "/a", "POST", 200, 5, True, replica="replica-1"),
+            RequestRecord(2.0, 9.0, "/a", "POST", 503, 5, False, "HTTPError: 503", replica='b, "2"'),
+            RequestRecord(3.0, 9.0, "/a", "POST", 0, 0, False, "ConnectionRefusedError: x"),
+        ],
+    )
+    frame = read_requests(path)
+    assert frame["replica"].astype("string").fillna("").tolist() == ["replica-1", 'b, "2"', ""]
+    old = tmp_path / "old.csv"
+    header, *rows = path.read_text(encoding="utf-8").splitlines()
+    old.write_text(
+        "\n".join([header.removesuffix(",replica"), *(r.rsplit(",", 1)[0] for r in rows[:1])]) + "\n",
+        encoding="utf-8",
+    )
+    assert read_requests(old)["replica"].astype("string").fillna("").tolist() == [""]
