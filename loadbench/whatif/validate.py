@@ -22,6 +22,9 @@ from loadbench.whatif.fit import Fit, fit_run, replay_queue
 from loadbench.whatif.predict import Options, predict_one
 
 HOLDS = 0.15  # a prediction holds within 15 % of the measured figure
+# A step whose own mean service time moved this far from the fit's ran on a different server, as
+# far as the model is concerned (slowed by its machine, warmed up, batching): said per step.
+DRIFT = 0.10
 VALIDATION_METHODS = ("kingman", "simulation")
 
 
@@ -67,6 +70,32 @@ def _measured_ci(step_dir: Path) -> dict[str, Any] | None:
     return {k: ci.get(k) for k in ("p50", "p99")} if isinstance(ci, dict) else None
 
 
+def _own_service_ms(step_dir: Path, fit: Fit) -> float | None:
+    """The step's own mean service time, by the fit's method; None when it cannot be read."""
+    if fit.source != "server":
+        return None  # a latency-based one holds the step's own queueing: no measure of the server
+    try:
+        return round(fit_run(step_dir).mean_service_ms, 3)
+    except LoadbenchError:
+        return None
+
+
+def _drift_notes(steps: Sequence[dict[str, Any]], fit: Fit) -> list[str]:
+    """One note per step whose server was not the one fitted: its own service time moved."""
+    notes = []
+    for step in steps:
+        own = step.get("service_mean_ms")
+        if own is None or step["fit"] or abs(own / fit.mean_service_ms - 1.0) <= DRIFT:
+            continue
+        notes.append(
+            f"step {step['index']}: the server's own mean service time was {own:.3f} ms against the fit's "
+            f"{fit.mean_service_ms:.3f} ms ({own / fit.mean_service_ms - 1.0:+.0%}): the server itself changed "
+            "with the load (its machine busier, caching, batching), which a queueing model fitted at low load "
+            "cannot know"
+        )
+    return notes
+
+
 def _step(
     row: dict[str, Any], fit: Fit, servers: int, mode: str, options: Options, step_dir: Path
 ) -> dict[str, Any]:
@@ -78,6 +107,7 @@ def _step(
         "fit": step_dir.name == Path(fit.run_dir).name,
         "measured_ms": {"p50": row.get("p50_ms"), "p99": row.get("p99_ms")},
         "measured_ci_ms": _measured_ci(step_dir),
+        "service_mean_ms": _own_service_ms(step_dir, fit),
         "predicted": [],
     }
     if rate <= 0:
@@ -166,7 +196,7 @@ def validate_sweep(
         _step(r, fit, servers, mode, options, sweep_dir / str(r["run_dir"]))
         for r in sorted(rows, key=lambda r: float(r["offered"]))
     ]
-    notes = list(fit.notes)
+    notes = [*fit.notes, *_drift_notes(steps, fit)]
     queued = fit.queueing_note(servers)
     if queued:
         notes.append(queued)

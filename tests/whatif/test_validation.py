@@ -3,7 +3,8 @@ against the steps they predict, and the report shows them (docs/whatif.md).
 
 The faster sibling of benchmarks/whatif_validation.py: two short steps, and bounds wide enough for
 a loaded machine, yet narrow enough to fail when the overhead's waits are counted twice (that put
-the fit step's p50 25-35 % high) or the wrong service time is fitted.
+the fit step's p50 25-35 % high) or the wrong service time is fitted. A machine busy enough to
+slow the demo itself changes the server between the steps: then the validation must say so.
 """
 
 from __future__ import annotations
@@ -41,9 +42,18 @@ def test_the_fit_is_the_servers_time_and_the_predictions_hold(sweep_dir: Path) -
     first, second = whatif["steps"]
     assert first["fit"] and not second["fit"]
     assert 0.15 < first["utilisation"] < second["utilisation"] < 1.0
-    for step, bound in ((first, 0.25), (second, 0.45)):
-        for p in step["predicted"]:
-            assert abs(p["error"]["p50"]) < bound, (step["index"], p)
+    # The fit step predicts itself: its own service times, overheads and rate. Counting each
+    # request's wait twice (without the replay) put this 25-35 % high.
+    for p in first["predicted"]:
+        assert abs(p["error"]["p50"]) < 0.2, p
+    # The next step holds when the server stayed the one fitted; on a machine busy enough to slow
+    # the demo itself, its own service time moves, and the validation must say so.
+    drifted = any(n.startswith("step 2: the server's own mean service time") for n in whatif["notes"])
+    assert second["service_mean_ms"] is not None
+    assert drifted == (abs(second["service_mean_ms"] / whatif["service"]["mean_ms"] - 1) > 0.10)
+    if not drifted:
+        for p in second["predicted"]:
+            assert abs(p["error"]["p50"]) < 0.45, p
     sim = next(p for p in second["predicted"] if p["method"] == "simulation")
     assert sim["ci_ms"]["p99"][0] <= sim["latency_ms"]["p99"] <= sim["ci_ms"]["p99"][1]
 
