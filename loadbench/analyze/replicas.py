@@ -51,10 +51,10 @@ def replicas_section(w: Window) -> dict[str, Any] | None:
     latency = measured["latency_ms"].to_numpy(dtype=np.float64)
     ok = w.ok_mask
     attributed = int(named.sum())
-    rows = [
-        _one(str(name), latency[names == name], ok[names == name], w.duration_s, attributed)
-        for name in sorted(set(names[named].tolist()))
-    ]
+    rows = []
+    for name in sorted(set(names[named].tolist())):
+        mine = names == name
+        rows.append(_one(str(name), latency[mine], ok[mine], w.duration_s, attributed))
     shares = [r["share"] for r in rows if r["share"] is not None]
     section: dict[str, Any] = {
         "source": f"header {header}" if header else "records",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loadbench.cli.options import Call
+from loadbench.demo.args import at_least_one, ms
 from loadbench.errors import UsageError
 
 WHATIF_EPILOG = (
@@ -26,16 +27,6 @@ WHATIF_EPILOG = (
     "shows where it holds.\n"
     "Exit codes: 0 done, 2 bad input (too few requests to fit, no --servers, every rate unstable)."
 )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
-    return value
 
 
 def _rate(text: str) -> float:
@@ -71,7 +62,7 @@ def add_whatif_parser(commands: Any) -> None:
     )
     p.add_argument(
         "--servers",
-        type=_positive_int,
+        type=at_least_one("servers"),
         action="append",
         default=[],
         metavar="C",
@@ -79,7 +70,7 @@ def add_whatif_parser(commands: Any) -> None:
     )
     p.add_argument(
         "--fit-servers",
-        type=_positive_int,
+        type=at_least_one("servers"),
         metavar="C",
         help="the measured server's concurrency, to take its queue's waits out of the fit run's overheads (default: the first --servers)",
     )
@@ -99,20 +90,20 @@ def add_whatif_parser(commands: Any) -> None:
     )
     p.add_argument(
         "--overhead-ms",
-        type=float,
+        type=ms,
         metavar="MS",
         help="the client's and transport's time per request, outside the server's queue (default: the server's own timing, else the measured round trip)",
     )
     p.add_argument(
         "--sim-requests",
-        type=_positive_int,
+        type=at_least_one("requests"),
         default=1_000_000,
         metavar="N",
         help="requests simulated per prediction, over all replications (default 1,000,000)",
     )
     p.add_argument(
         "--replications",
-        type=_positive_int,
+        type=at_least_one("replications"),
         default=10,
         metavar="N",
         help="independent simulation replications for the intervals (default 10)",
@@ -129,8 +120,6 @@ def cmd_whatif(call: Call) -> int:
     from loadbench.whatif.render import whatif_markdown
 
     args = call.args
-    if args.overhead_ms is not None and not 0 <= args.overhead_ms < float("inf"):
-        raise UsageError("--overhead-ms must be a number of ms >= 0")
     if args.replications < 2:
         raise UsageError("--replications must be 2 or more: an interval needs two")
     methods = tuple(m for m in METHODS if m in args.method) or METHODS

@@ -56,26 +56,23 @@ times = non_negative("times the duration")
 ratio = non_negative("standard deviations per mean")
 
 
-def worker_count(text: str) -> int:
-    """A number of workers, 1 or more (an argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of workers") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more workers (leave it out for no limit)")
-    return value
+def at_least_one(what: str, hint: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number of ``what``, 1 or more (``hint``: said after the refusal)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {what}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{value}: must be 1 or more {what}{hint}")
+        return value
+
+    return parse
 
 
-def replica_count(text: str) -> int:
-    """A number of demo replicas, 1 or more (an argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of replicas") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more replicas")
-    return value
+worker_count = at_least_one("workers", " (leave it out for no limit)")
+replica_count = at_least_one("replicas")
 
 
 def ms_list(text: str) -> list[float]:

@@ -16,7 +16,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
 
 SERVICE_DISTS = ("fixed", "uniform", "exponential", "lognormal")
 
@@ -104,15 +103,6 @@ class FifoWorkers:
                 turn.event.set()
             else:
                 self._free += 1
-
-    def __enter__(self) -> FifoWorkers:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()
 
 
 class Service:

@@ -29,8 +29,9 @@ server's message: loadbench's own users fail it in the client already
 With ``--server-time-header NAME`` an answer that says how long the server worked on it, in that
 header (`loadbench.protocols.servertiming`), keeps it in the ``server_ms`` column, success or
 failure; with ``--replica-header NAME`` the replica its header names goes to ``replica`` (a load
-balancer's ``X-Served-By``). Such a request is recorded by the general path, not the hot one. Without the option the
-recorder's listener is the one it always was: a run that does not ask pays nothing per request.
+balancer's ``X-Served-By``). Such a request is recorded by the general path, not the hot one.
+Without either option the recorder's listener is the one it always was: a run that does not ask
+pays nothing per request.
 """
 
 from __future__ import annotations
@@ -124,6 +125,12 @@ def _header(headers: Any, name: str) -> str | None:
     except Exception:  # a header map of some other client that cannot be asked
         return None
     return value if isinstance(value, str) else None
+
+
+def _status_of(response: Any) -> int:
+    """The answer's HTTP status; 0 when no answer came (or a client gave something else)."""
+    status = getattr(response, "status_code", None) or 0
+    return status if isinstance(status, int) else 0
 
 
 def _header_list(headers: Any, name: str) -> str | None:
@@ -232,6 +239,7 @@ class Recorder:
         context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
+        # `_status_of`, inline: this is the hot path, where a call per request shows.
         status = getattr(response, "status_code", None) or 0
         if not isinstance(status, int):
             status = 0
@@ -305,7 +313,6 @@ class Recorder:
             return
         self.total += 1
         hops = redirect_hops(response) if self.follow_redirects else 0
-        status = getattr(response, "status_code", None) or 0
         self._record(
             request_type,
             name,
@@ -314,7 +321,7 @@ class Recorder:
             exception,
             start_time,
             response,
-            status if isinstance(status, int) else 0,
+            _status_of(response),
             context,
             hops,
             server_ms,

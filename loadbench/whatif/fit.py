@@ -33,7 +33,7 @@ from loadbench.errors import UsageError
 from loadbench.record import rundir
 from loadbench.record.records import read_requests
 from loadbench.whatif.queueing import FloatArray
-from loadbench.whatif.simulate import departures_one_server, starts_many_servers
+from loadbench.whatif.simulate import starts_of
 
 MIN_REQUESTS = 200  # the fitted p99 rests on 2 requests: the simulation resamples the tail it saw
 SERVER_COLUMN = "server_ms"
@@ -191,12 +191,8 @@ def replay_queue(fit: Fit, servers: int) -> Fit:
         return fit
     order = np.argsort(fit.sent_ms, kind="stable")
     arrivals, service = fit.sent_ms[order], fit.service_ms[order]
-    if servers == 1:
-        starts = departures_one_server(arrivals, service) - service
-    else:
-        starts = starts_many_servers(arrivals, service, servers)
     wait = np.empty_like(arrivals)
-    wait[order] = starts - arrivals
+    wait[order] = starts_of(arrivals, service, servers) - arrivals
     overhead = np.maximum(fit.overhead_ms - wait, 0.0)
     method = (
         f"{fit.method.split('; ')[0]}; the rest of each latency less the wait that replaying the run's "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loadbench.analyze.slo import Slo
@@ -173,13 +173,7 @@ def min_servers(
 
 def _search_options(options: Options) -> Options:
     # A search predicts a dozen times: a fifth of the simulation each time keeps it to seconds.
-    return Options(
-        options.methods,
-        options.arrivals,
-        max(options.sim_requests // 5, 50_000),
-        options.replications,
-        options.seed,
-    )
+    return replace(options, sim_requests=max(options.sim_requests // 5, 50_000))
 
 
 def plan(

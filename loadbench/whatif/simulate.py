@@ -92,6 +92,14 @@ def starts_many_servers(arrivals: FloatArray, service: FloatArray, servers: int)
     return starts
 
 
+def starts_of(arrivals: FloatArray, service: FloatArray, servers: int) -> FloatArray:
+    """FIFO start-of-service times of requests arriving in order: the vector form for one server,
+    the heap for several."""
+    if servers == 1:
+        return departures_one_server(arrivals, service) - service
+    return starts_many_servers(arrivals, service, servers)
+
+
 def interarrivals(
     rng: np.random.Generator, n: int, rate_rps: float, measured_gaps_ms: FloatArray | None
 ) -> FloatArray:
@@ -111,11 +119,7 @@ def one_replication(
     arrivals = np.cumsum(interarrivals(rng, n, queue.rate_rps, measured_gaps_ms))
     pick = rng.integers(0, queue.service_ms.size, n)
     service = queue.service_ms[pick]
-    if queue.servers == 1:
-        starts = departures_one_server(arrivals, service) - service
-    else:
-        starts = starts_many_servers(arrivals, service, queue.servers)
-    wait = starts - arrivals
+    wait = starts_of(arrivals, service, queue.servers) - arrivals
     latency = wait + service + queue.overhead_ms[pick]
     keep = int(n * WARMUP_SHARE)
     return latency[keep:], wait[keep:]

@@ -170,15 +170,25 @@ def _summary_note(steps: Sequence[dict[str, Any]], methods: Sequence[str]) -> st
     )
 
 
+def measured_steps(sweep: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sweep's steps that measured a latency, with their run directories."""
+    return [r for r in sweep.get("steps") or [] if r.get("run_dir") and r.get("p50_ms") is not None]
+
+
+def lowest_step(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The step a sweep's what-if fits on: the lowest offered load of ``rows``."""
+    return min(rows, key=lambda r: float(r["offered"])) if rows else None
+
+
 def validate_sweep(
     sweep_dir: Path, sweep: dict[str, Any], servers: int | None, options: Options
 ) -> dict[str, Any]:
     """The ``whatif`` object of ``sweep.json``; ``predicted`` false with the reason when it cannot be."""
     mode = str(sweep.get("settings", {}).get("mode") or "rate")
-    rows = [r for r in sweep.get("steps") or [] if r.get("run_dir") and r.get("p50_ms") is not None]
-    if not rows:
+    rows = measured_steps(sweep)
+    lowest = lowest_step(rows)
+    if lowest is None:
         return {"predicted": False, "why": "no step measured a latency"}
-    lowest = min(rows, key=lambda r: float(r["offered"]))
     try:
         fit = fit_run(sweep_dir / str(lowest["run_dir"]))
     except LoadbenchError as exc:

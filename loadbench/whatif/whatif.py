@@ -21,7 +21,7 @@ from loadbench.record import rundir
 from loadbench.whatif import render
 from loadbench.whatif.fit import Fit, fit_run, replay_queue
 from loadbench.whatif.predict import ASSUMPTIONS, Options, check_slo, plan, predictions
-from loadbench.whatif.validate import estimate_servers, validate_sweep
+from loadbench.whatif.validate import estimate_servers, lowest_step, measured_steps, validate_sweep
 
 SCHEMA = 1
 SWEEP_FILE = "sweep.json"
@@ -124,10 +124,10 @@ def _rates(request: WhatifRequest, fit: Fit, servers: list[int]) -> list[float]:
 def _fit_dir(path: Path, sweep: dict[str, Any] | None) -> Path:
     if sweep is None:
         return path
-    rows = [r for r in sweep.get("steps") or [] if r.get("run_dir") and r.get("p50_ms") is not None]
-    if not rows:
+    lowest = lowest_step(measured_steps(sweep))
+    if lowest is None:
         raise UsageError(f"{path} is a sweep with no measured step to fit on")
-    return path / str(min(rows, key=lambda r: float(r["offered"]))["run_dir"])
+    return path / str(lowest["run_dir"])
 
 
 def run_whatif(path: Path, request: WhatifRequest) -> tuple[dict[str, Any], Fit]:
