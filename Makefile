@@ -7,8 +7,8 @@
 #   make test          lint, type-check and the whole test suite (what CI runs)
 #   make test-stress   the suite three times beside four CPU burners (must stay green)
 #   make test-real     the whole real-server conformance matrix (tests/real/, docs/servers.md)
-#   make benchmark     recording, sampler and live-metrics overhead, open-loop fidelity, analyzer scale,
-#                      what-if speed and validation (docs/benchmarks.md)
+#   make benchmark     recording, sampler, live-metrics and routing overhead, open-loop fidelity, analyzer
+#                      scale, what-if speed and validation (docs/benchmarks.md)
 #   make benchmark-setup   install nginx and wrk (Debian packages), which `make benchmark` needs
 #   make protos        regenerate the committed gRPC stubs from loadbench/protocols/v2grpc/*.proto
 
@@ -96,7 +96,8 @@ test-real: install real-venvs
 real-venvs: install
 	-$(BIN)/python tests/real/venvs.py build
 
-# Needs nginx and wrk for the recording, capacity, open-loop and HTTP/2 benchmarks: `make benchmark-setup`.
+# Needs nginx and wrk for the recording, capacity, open-loop and HTTP/2 benchmarks, nginx for the routing
+# one: `make benchmark-setup`.
 benchmark: install
 	$(BIN)/python benchmarks/recording_overhead.py
 	$(BIN)/python benchmarks/generator_capacity.py
@@ -105,6 +106,7 @@ benchmark: install
 	$(BIN)/python benchmarks/openloop_fidelity.py
 	$(BIN)/python benchmarks/http2_ceiling.py
 	$(BIN)/python benchmarks/metrics_overhead.py
+	$(BIN)/python benchmarks/routing_overhead.py
 	$(BIN)/python benchmarks/whatif_speed.py
 	$(BIN)/python benchmarks/whatif_validation.py
 

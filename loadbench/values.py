@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import re
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from loadbench.errors import TargetError, UsageError
 from loadbench.redact import redact_header, redact_url
 
+T = TypeVar("T")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?")
@@ -81,6 +85,21 @@ def redirect_bound(text: str) -> int:
         return parse_redirects(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("bad ")) from None
+
+
+def argument_type(parse: Callable[[str], T], drop: str = "") -> Callable[[str], T]:
+    """``parse`` as an argparse ``type``: its `UsageError` (or ValueError) becomes argparse's own
+    error, whose message argparse prefixes with the option's name (``drop``: a prefix that would
+    repeat it)."""
+
+    def typed(text: str) -> T:
+        try:
+            return parse(text)
+        except (UsageError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(drop)) from None
+
+    typed.__name__ = parse.__name__
+    return typed
 
 
 def body_size(text: str) -> int:
@@ -200,3 +219,46 @@ def check_grpc_target(url: str) -> str:
             "--header 'authorization: ...' (gRPC metadata)"
         )
     return url.rstrip("/")
+
+
+def target_base(url: str) -> str:
+    """A target's base URL as records show it: without credentials or a trailing slash."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def read_targets_file(path: str) -> list[str]:
+    """A ``--targets`` file's URLs: one per line; blank lines and ``#`` comments skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"--targets {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    urls = [line.strip() for line in text.splitlines()]
+    urls = [u for u in urls if u and not u.startswith("#")]
+    if not urls:
+        raise UsageError(f"--targets {path} lists no URL")
+    return urls
+
+
+def check_targets(urls: list[str]) -> list[str]:
+    """Several targets, checked: each a valid HTTP(S) base URL, no duplicates, one scheme for all.
+
+    One line (`UsageError` / `TargetError`) names the first problem. gRPC targets are one at a time.
+    """
+    checked = [check_target(u) for u in urls]
+    if len(checked) > 1:
+        if any(is_grpc_url(u) for u in checked):
+            raise UsageError("several targets are HTTP(S) base URLs: a grpc:// target is measured alone")
+        schemes = {urlsplit(u).scheme for u in checked}
+        if len(schemes) > 1:
+            raise UsageError(f"several targets must share one protocol: got {' and '.join(sorted(schemes))}")
+        seen: set[str] = set()
+        for url in checked:
+            key = target_base(url).lower()
+            if key in seen:
+                raise UsageError(f"target {target_base(url)} is given twice: each replica once")
+            seen.add(key)
+    return checked

@@ -1,16 +1,17 @@
 """Shared pytest configuration: the ``--update-goldens`` option for golden-file tests, the
-``burner`` fixture (a real child process that burns one core and holds 200 MiB), and Ctrl-C
-for the commands the tests start."""
+``burner`` fixture (a real child process that burns one core and holds 200 MiB), Ctrl-C for the
+commands the tests start, and loadbench's bytecode written once for all of them."""
 
 from __future__ import annotations
 
+import compileall
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
-from helpers import BURNER, serving
+from helpers import BURNER, REPO, serving
 
 from loadbench.demo.server import make_server
 
@@ -24,9 +25,29 @@ def pytest_configure(config: pytest.Config) -> None:
     ignored, and so would every command a test starts: Python keeps an inherited "ignore", so a
     test's Ctrl-C to ``loadbench sweep`` would go unnoticed and the sweep run to its end. A
     handler of our own is not inherited across exec: the commands start with the default.
+    Then, once, loadbench's bytecode (`compile_bytecode_once`).
     """
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if not hasattr(config, "workerinput"):  # once: in the xdist controller, or the only process
+        compile_bytecode_once()
+
+
+def compile_bytecode_once() -> None:
+    """Write loadbench's (and the scenarios') bytecode once, where every process looks for it.
+
+    The suite starts hundreds of ``python -m loadbench`` (and ``locust -f scenarios/...``)
+    processes. Where ``PYTHONDONTWRITEBYTECODE`` is set (it is on the 2-core machine whose
+    timings docs/benchmarks.md gives) none of them writes ``__pycache__``, so on a fresh clone
+    each one compiled the loadbench modules it imports again: about 0.15 CPU-seconds a process.
+    The files written are those Python writes itself without that variable (``__pycache__/`` is
+    git-ignored); every import checks them against their source's mtime and size, so an edited
+    module is compiled afresh, as before.
+    """
+    if not sys.flags.dont_write_bytecode:
+        return  # the first process to import a module writes its bytecode
+    for folder in (REPO / "loadbench", REPO / "scenarios"):
+        compileall.compile_dir(folder, quiet=1)
 
 
 @pytest.hookimpl(trylast=True)

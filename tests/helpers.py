@@ -81,6 +81,12 @@ def demo_process(latency_ms: float = 0.0) -> Iterator[str]:
 @contextmanager
 def serving(server: Any) -> Iterator[str]:
     """Serve a bound ``socketserver`` server in a background thread; yield its base URL; always shut down."""
+    # A listen backlog of at least 128 (as the demo's server asks), not socketserver's 5: before
+    # the load, loadbench times 20 TCP connects back to back (loadbench/drive/rtt.py), faster
+    # than the accepting thread starts a handler thread for each; beyond 5 waiting, a connect's
+    # SYN was dropped and the kernel sent it again a second later: some 2 s of every run against
+    # these servers spent waiting. (listen() again on a listening socket only resizes its queue.)
+    server.socket.listen(max(int(getattr(server, "request_queue_size", 0)), 128))
     # A short poll interval: shutdown() waits for serve_forever() to notice it.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -98,6 +104,7 @@ Handler = Callable[[BaseHTTPRequestHandler, dict[str, Any]], tuple[int, Any]]
 @contextmanager
 def json_server(route: Handler) -> Iterator[tuple[str, dict[str, Any]]]:
     """A real threaded HTTP/1.1 server on loopback; ``route(handler, state)`` -> (status, JSON body).
+    A route may add response headers to ``handler.reply_headers`` (a dict, empty per request).
 
     Yields the base URL and a shared ``state`` dict (request counter, seen headers).
     """
@@ -116,11 +123,14 @@ def json_server(route: Handler) -> Iterator[tuple[str, dict[str, Any]]]:
             with state["lock"]:
                 state["count"] += 1
                 state["headers"].append(dict(self.headers))
+            self.reply_headers: dict[str, str] = {}
             status, payload = route(self, state)
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in self.reply_headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 

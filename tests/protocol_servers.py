@@ -9,6 +9,7 @@ TorchServe's and OpenAI's API documentation) and records every request as ``(met
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -243,11 +244,14 @@ ROUTES: dict[str, Callable[[str, str, Any], Answer]] = {
 
 
 @contextmanager
-def protocol_server(kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A threaded HTTP/1.1 server on loopback speaking ``kind``; yields (URL, state)."""
+def protocol_server(kind: str, pace_ms: float = 0.0) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A threaded HTTP/1.1 server on loopback speaking ``kind``; yields (URL, state). ``pace_ms``:
+    a service time for each POST, so a closed loop's users send hundreds a second, not thousands."""
     answer = ROUTES[kind]
 
     def route(handler: Any, state: dict[str, Any]) -> Answer:
+        if pace_ms and handler.command == "POST":
+            time.sleep(pace_ms / 1000)
         raw = handler.body
         try:
             body = json.loads(raw) if raw else None

@@ -6,6 +6,8 @@ resources, validity, SLO gates and sweep capacity. Pure math over records; never
 
 Public surface: `analyzer.analyze_run(run_dir)` and `analyzer.compute_summary` (its `Summary`
 type), composed of one section per module: `traffic`, `window`, `llm_metrics`, `quality`,
-`resources`, `trust`, `slo`, `stages`, `network`; `stats` (percentiles, rates, `value_at`) and
-`capacity` (sweep arithmetic) beside them.
+`resources`, `trust`, `slo`, `stages`, `network`, `replicas` (replicas and targets), `retries`;
+`stats` (percentiles, rates, `value_at`), `attempts` (``--retries``' attempts collapsed into the
+requests users saw, `attempts.split_attempts`), `capacity` (sweep arithmetic) and `scaling`
+(efficiency per replica count, the USL fit) beside them.
 """

@@ -5,6 +5,8 @@ Reads the run directory alone, so it can be re-run at any time (``loadbench repo
 Metric definitions: ``docs/metrics.md``. In short: the measured window starts ``warmup_s``
 after the load started and ends when the load stopped; a request belongs to the window when
 it *started* inside it; latency percentiles are over the successful requests of the window.
+With ``--retries`` a request is what its user saw: its attempts collapsed (`window.measure`);
+``targets``, ``replicas`` and ``retries`` are the sections that count the attempts themselves.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import llm_metrics, network, quality, replicas, slo, stats, trust
+from loadbench.analyze import llm_metrics, network, quality, replicas, retries, slo, stats, trust
 from loadbench.analyze.llm_metrics import LlmSection
 from loadbench.analyze.quality import QualitySection, RtfSection
 from loadbench.analyze.resources import ResourcesSection, compute_resources
@@ -36,7 +38,8 @@ from loadbench.analyze.window import (
 )
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
-from loadbench.record.records import read_requests, read_samples, read_users
+from loadbench.record.records import read_requests
+from loadbench.record.series import read_samples, read_users
 
 SCHEMA_VERSION = 1
 
@@ -81,12 +84,15 @@ class Summary(CoreSummary, LlmSection, total=False):
     with labels / media), `LlmSection`'s keys (LLM runs), ``latency_breakdown``, ``resources``,
     ``schedule`` (open loop), ``steady``, ``stages`` (load shapes), ``slo``, ``validity``; every key
     from ``resources`` on but ``schedule`` and ``stages`` is always there. ``replicas`` (with
-    ``--replica-header``) comes after ``latency_breakdown``."""
+    ``--replica-header``) comes after ``latency_breakdown``, then ``targets`` (several targets) and
+    ``retries`` (``--retries``)."""
 
     quality: QualitySection
     rtf: RtfSection
     latency_breakdown: dict[str, Any]
     replicas: dict[str, Any]
+    targets: dict[str, Any]
+    retries: dict[str, Any]
     resources: ResourcesSection
     schedule: ScheduleSection
     steady: SteadySection
@@ -139,6 +145,13 @@ def compute_summary(
     if served is not None:
         summary["replicas"] = served
         notices.extend(served["notices"])
+    balanced = replicas.targets_section(w)
+    if balanced is not None:
+        summary["targets"] = balanced
+        notices.extend(balanced["notices"])
+    retried = retries.retries_section(w)
+    if retried is not None:
+        summary["retries"] = retried
     resources = _resources(w, samples, sampler_info, llm)
     summary["resources"] = resources
     generator = resources.get("generator")

@@ -370,6 +370,8 @@ def analyze_sweep(rows: Sequence[dict[str, Any]], mode: str, gpu_hour_cost: floa
 class CapacitySearch:
     """`--find-capacity`: double the load from ``start`` until a step fails, then bisect between
     the last pass and the first fail until hi / lo <= 1 + ``resolution``; at most ``max_steps``.
+    ``growth``: the factor in place of doubling, for a search that starts near the capacity
+    (`sweep --replicas` starts each count at its linear ideal, which few fleets beat by much).
 
     When the very first step fails, the load is halved until one passes (rate mode) or the search
     ends (users mode cannot go below 1). Users are whole numbers, so users mode also ends when no
@@ -388,6 +390,7 @@ class CapacitySearch:
     hi: float | None = None  # lowest load that failed
     steps: int = 0
     unjudged: float | None = None  # a load whose step could not be judged: the search ended there
+    growth: float = 2.0
 
     def next_load(self) -> float | None:
         """The load of the next step, or None when the search is done."""
@@ -398,7 +401,7 @@ class CapacitySearch:
             load = self.start
         elif hi is None:
             assert lo is not None
-            load = lo * 2
+            load = lo * self.growth
         elif lo is None:
             load = hi / 2
             if self.mode == "users" and hi <= 1:

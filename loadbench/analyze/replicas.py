@@ -1,32 +1,39 @@
-"""Per-replica statistics: which replica served each request and how each fared.
+"""Per-replica and per-target statistics: where each attempt went and how each place fared.
 
-Consumes the measured window's records with their ``replica`` column (the answer's header named
-by ``--replica-header``, e.g. a load balancer's ``X-Served-By``); produces ``summary.json``
-``replicas`` (definitions: ``docs/metrics.md``, Replicas). Pure: no I/O.
+Consumes the measured window's attempts (`loadbench.analyze.window.Window`: the records
+themselves, every retry its own) with their ``replica`` column (the answer's header named by
+``--replica-header``, e.g. a load balancer's ``X-Served-By``) or their ``target`` column (the base
+URL loadbench itself sent to, with several ``--target``); produces ``summary.json`` ``replicas``
+and ``targets`` (definitions: ``docs/metrics.md``, Replicas and Targets). Both are one grouping,
+`group_stats`, over a column. Pure: no I/O.
 
-A replica is only ever a name an answer gave: requests whose answer named none (no answer at
+A replica is only ever a name an answer gave: attempts whose answer named none (no answer at
 all, a connection refused, or a server that does not send the header) are counted as
-unattributed, never shared out among the replicas.
+unattributed, never shared out among the replicas. A target is only ever one the run listed
+(``settings.targets``) or one a record names: one that got nothing is shown with nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from loadbench.analyze import stats
 from loadbench.analyze.window import Window
 
 COLUMN = "replica"
+TARGET_COLUMN = "target"
 
 
-def _one(name: str, latency: Any, ok: Any, duration_s: float, attributed: int) -> dict[str, Any]:
+def _one(key: str, name: str, latency: Any, ok: Any, duration_s: float, attributed: int) -> dict[str, Any]:
     requests = int(ok.size)
     errors = int(requests - ok.sum())
     summary = stats.latency_summary(latency[ok])
     return {
-        "replica": name,
+        key: name,
         "requests": requests,
         "errors": errors,
         "error_rate": round(errors / requests, 6) if requests else None,
@@ -36,43 +43,109 @@ def _one(name: str, latency: Any, ok: Any, duration_s: float, attributed: int) -
     }
 
 
-def replicas_section(w: Window) -> dict[str, Any] | None:
-    """``summary.json`` ``replicas``; None when the run did not ask which replica served (no
-    ``--replica-header``, and no record names one)."""
-    header = w.settings.get("replica_header")
-    measured = w.measured
-    if COLUMN not in measured.columns:
-        names = np.full(len(measured), "", dtype=object)
-    else:
-        names = measured[COLUMN].astype("string").fillna("").to_numpy(dtype=object)
+def column_names(w: Window, column: str) -> npt.NDArray[Any]:
+    """Per measured attempt: its ``column`` as text, "" where it has none (or the column is absent)."""
+    measured = w.measured_attempts
+    if column not in measured.columns:
+        return np.full(len(measured), "", dtype=object)
+    return np.asarray(measured[column].astype("string").fillna("").to_numpy(dtype=object))
+
+
+def group_stats(w: Window, names: npt.NDArray[Any], key: str, listed: Sequence[str] = ()) -> dict[str, Any]:
+    """Figures per distinct non-empty name of the measured attempts: ``listed`` names first, in
+    their order (with nothing when no attempt named one), then the others sorted.
+
+    Returns the rows (each keyed by ``key``), ``count``, ``imbalance`` and ``unattributed``.
+    """
+    latency = w.measured_attempts["latency_ms"].to_numpy(dtype=np.float64)
+    ok = w.attempt_ok_mask
     named = names != ""
-    if not header and not named.any():
-        return None
-    latency = measured["latency_ms"].to_numpy(dtype=np.float64)
-    ok = w.ok_mask
     attributed = int(named.sum())
+    seen = set(names[named].tolist())
+    order = list(dict.fromkeys(listed)) + sorted(seen - set(listed))
     rows = []
-    for name in sorted(set(names[named].tolist())):
+    for name in order:
         mine = names == name
-        rows.append(_one(str(name), latency[mine], ok[mine], w.duration_s, attributed))
+        rows.append(_one(key, str(name), latency[mine], ok[mine], w.duration_s, attributed))
     shares = [r["share"] for r in rows if r["share"] is not None]
-    section: dict[str, Any] = {
-        "source": f"header {header}" if header else "records",
-        "replicas": rows,
+    return {
+        "rows": rows,
         "count": len(rows),
-        # The busiest replica's share against an even split: 1 is perfectly even.
+        # The busiest one's share against an even split: 1 is perfectly even.
         "imbalance": round(max(shares) / (1.0 / len(shares)), 4) if shares else None,
         "unattributed": int(len(names) - attributed),
+    }
+
+
+def replicas_section(w: Window) -> dict[str, Any] | None:
+    """``summary.json`` ``replicas``; None when the run did not ask which replica served (no
+    ``--replica-header`` nor ``--replica-field``, and no record names one)."""
+    header = w.settings.get("replica_header")
+    field = w.settings.get("replica_field")
+    names = column_names(w, COLUMN)
+    if not header and not field and not (names != "").any():
+        return None
+    said = " or ".join(
+        ([f"the replica header {header}"] if header else []) + ([f"the JSON body's {field}"] if field else [])
+    )
+    grouped = group_stats(w, names, "replica")
+    sources = ([f"header {header}"] if header else []) + ([f"field {field}"] if field else [])
+    section: dict[str, Any] = {
+        "source": ", ".join(sources) or "records",
+        "replicas": grouped["rows"],
+        "count": grouped["count"],
+        "imbalance": grouped["imbalance"],
+        "unattributed": grouped["unattributed"],
         "notices": [],
     }
-    if not rows:
+    if not grouped["rows"]:
         section["notices"].append(
-            f"no answer carried the replica header {header}: no replica is shown (check the header's "
-            "name, and that the load balancer or server sends it)"
+            f"no answer named its replica in {said}: no replica is shown (check the name, and that the "
+            "load balancer or server sends it)"
         )
     elif section["unattributed"]:
         section["notices"].append(
             f"{section['unattributed']:,} request(s) named no replica (no answer, or an answer without "
-            f"the header {header}): counted apart, not shared out"
+            f"{said}): counted apart, not shared out"
         )
     return section
+
+
+def targets_section(w: Window) -> dict[str, Any] | None:
+    """``summary.json`` ``targets``; None for a run of one target (no record names a target, and
+    ``settings.targets`` lists fewer than two)."""
+    listed = [str(t) for t in w.settings.get("targets") or [] if isinstance(t, str) and t]
+    names = column_names(w, TARGET_COLUMN)
+    if len(listed) < 2 and not _any_named(w, TARGET_COLUMN):
+        return None
+    grouped = group_stats(w, names, "url", listed)
+    section: dict[str, Any] = {
+        "policy": w.settings.get("balance"),
+        "targets": grouped["rows"],
+        "count": grouped["count"],
+        "imbalance": grouped["imbalance"],
+        "unattributed": grouped["unattributed"],
+        "notices": [],
+    }
+    idle = [r["url"] for r in grouped["rows"] if r["requests"] == 0]
+    if idle and (names != "").any():
+        section["notices"].append(
+            f"{len(idle)} target(s) got no request in the measured window: {', '.join(idle)}"
+        )
+    unlisted = [r["url"] for r in grouped["rows"] if listed and r["url"] not in listed]
+    if unlisted:
+        section["notices"].append(
+            f"{len(unlisted)} target(s) in the records are not among the run's targets: {', '.join(unlisted)}"
+        )
+    if grouped["unattributed"]:
+        section["notices"].append(
+            f"{grouped['unattributed']:,} attempt(s) named no target: counted apart, not shared out"
+        )
+    return section
+
+
+def _any_named(w: Window, column: str) -> bool:
+    """Whether any record of the run (the warmup's included) names a ``column``."""
+    if column not in w.attempts.columns:
+        return False
+    return bool((w.attempts[column].astype("string").fillna("") != "").any())

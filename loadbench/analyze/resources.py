@@ -1,6 +1,6 @@
 """Resource metrics over the measured window: resource samples (+ requests) -> ``summary["resources"]``.
 
-Pure: consumes the wide sample frame of `records.read_samples`, the sampler's static facts
+Pure: consumes the wide sample frame of `series.read_samples`, the sampler's static facts
 (``sampler.json``), the measured window and the request records; produces plain dicts. No I/O.
 Definitions: ``docs/metrics.md`` (Resources).
 """

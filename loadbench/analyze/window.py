@@ -2,7 +2,10 @@
 
 `measure` reads the run's metadata and records once: when the run ended, where the measured
 window starts (``warmup_s`` after the load started) and which requests it holds; every other
-section of ``summary.json`` is computed from the `Window` it returns.
+section of ``summary.json`` is computed from the `Window` it returns. With ``--retries`` the
+records are attempts: `measure` collapses them into the requests users saw
+(`loadbench.analyze.attempts`), here and only here, so every section sees the same requests;
+the attempts stay beside them for the figures that are about attempts (targets, replicas, retries).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loadbench.analyze.attempts import attempt_timeline, split_attempts
 from loadbench.record import rundir
 from loadbench.record.records import TIME_RESOLUTION_S, from_due_time
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 
 
 class RunSection(TypedDict):
@@ -55,7 +60,12 @@ LoadSection = dict[str, Any]
 
 @dataclass(frozen=True)
 class Window:
-    """A run's measured window and the records in it (latency from the due time, open loop)."""
+    """A run's measured window and the requests in it (latency from the due time, open loop).
+
+    ``requests`` are the requests users saw: with ``--retries``, each one's attempts collapsed
+    (`loadbench.analyze.attempts`); ``attempts`` are the records themselves. Without retries the
+    two are the same frame.
+    """
 
     meta: dict[str, Any]
     settings: dict[str, Any]
@@ -67,6 +77,9 @@ class Window:
     service_ms: FloatArray  # per record: latency from the actual send
     sent_unix_s: FloatArray
     intended_unix_s: FloatArray
+    attempts: pd.DataFrame  # every record, latency from the due time (first attempts) or the send
+    request_of: IntArray  # per attempt: its request's row in ``requests``
+    final: BoolArray  # per attempt: the last of its request
 
     @property
     def load(self) -> dict[str, Any]:
@@ -108,6 +121,19 @@ class Window:
     def ok_latency(self) -> FloatArray:
         return np.asarray(self.measured["latency_ms"].to_numpy(dtype=np.float64)[self.ok_mask])
 
+    @cached_property
+    def attempts_in_window(self) -> BoolArray:
+        """Per attempt: its request started inside the window (a retry counts where its request does)."""
+        return np.asarray(self.in_window[self.request_of], dtype=bool)
+
+    @cached_property
+    def measured_attempts(self) -> pd.DataFrame:
+        return self.attempts[self.attempts_in_window]
+
+    @cached_property
+    def attempt_ok_mask(self) -> BoolArray:
+        return np.asarray(self.measured_attempts["ok"].to_numpy(), dtype=bool)
+
     @property
     def measured_service_ms(self) -> FloatArray:
         return self.service_ms[self.in_window]
@@ -131,12 +157,18 @@ def measure(meta: dict[str, Any], requests: pd.DataFrame) -> tuple[Window, list[
     """The run's window, with the notices on how the run went (first in the summary's notices)."""
     settings = meta.get("settings", {})
     started = float(meta["started_unix_s"])
+    split = split_attempts(requests)
+    requests = split.requests
     # Open loop: a request counts from when it was due, not from when it was sent; the
     # service time (from the actual send) is kept beside it. Closed loop: the two are equal.
     service_ms = requests["latency_ms"].to_numpy()
     sent_unix_s = requests["start_unix_s"].to_numpy()
     intended = requests["intended_unix_s"].to_numpy()
     requests = from_due_time(requests)
+    # Without a request id the attempts are the requests: the very frame, so nothing changes.
+    attempts = (
+        requests if split.attempts is split.requests else from_due_time(attempt_timeline(split.attempts))
+    )
     ended, notices = _run_end(meta, settings, requests, started)
     start = window_start_unix_s(meta)
     window = Window(
@@ -152,6 +184,9 @@ def measure(meta: dict[str, Any], requests: pd.DataFrame) -> tuple[Window, list[
         service_ms=service_ms,
         sent_unix_s=sent_unix_s,
         intended_unix_s=intended,
+        attempts=attempts,
+        request_of=split.request_of,
+        final=split.final,
     )
     notices += _run_notices(window)
     notices += _window_notices(window)

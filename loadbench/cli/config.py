@@ -34,6 +34,12 @@ FROM_ARGS = {
     "max_body_bytes": "max_body",
     "server_time_header": "server_time_header",
     "replica_header": "replica_header",
+    "replica_field": "replica_field",
+    "balance": "balance",
+    "retries": "retries",
+    "retry_on": "retry_on",
+    "retry_backoff_s": "retry_backoff",
+    "retry_budget": "retry_budget",
     "preflight": "preflight",
     "server_pid": "server_pid",
     "server_name": "server_name",
@@ -72,12 +78,18 @@ def run_config(
     fields: dict[str, Any] = {
         field: getattr(args, name) for field, name in FROM_ARGS.items() if hasattr(args, name)
     }
+    given = list(getattr(args, "target_list", None) or [])
     fields.update(
         target=target,
+        # Several: the first is `target` (a bare HOST:PORT resolved); one alone is just `target`.
+        targets=[target, *given[1:]] if len(given) > 1 else [],
         scenario_args=scenario_args,
         sample_interval_s=None if args.no_sampler else args.sample_interval,
         agent_token=args.agent_token or os.environ.get("LOADBENCH_AGENT_TOKEN"),
     )
+    for name in ("retry_on", "retry_backoff_s"):  # tuples as parsed; lists as meta.json keeps them
+        if fields.get(name) is not None:
+            fields[name] = list(fields[name])
     return RunConfig(**{**fields, **overrides})
 
 

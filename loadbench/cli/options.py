@@ -14,13 +14,18 @@ from typing import Any, NoReturn, Protocol
 from loadbench.demo.args import ms, ratio, times, worker_count
 from loadbench.demo.service import SERVICE_DISTS
 from loadbench.errors import UsageError
+from loadbench.load.balance import DEFAULT_POLICY, POLICIES, policy_name
+from loadbench.load.retry import DEFAULT_RETRY_ON, parse_backoff, parse_budget, parse_retry_on, retry_count
+from loadbench.protocols.extract import json_path_text
 from loadbench.values import (
     DEFAULT_FOLLOW_REDIRECTS,
     DEFAULT_MAX_BODY_BYTES,
+    argument_type,
     body_size,
     format_size,
     header_name,
     parse_duration,
+    read_targets_file,
     redirect_bound,
     server_time_header,
 )
@@ -147,7 +152,7 @@ def tokens_per_s(text: str) -> float:
 
 def workers(text: str) -> int:
     if text == "auto":
-        from loadbench.drive.distributed import available_cores
+        from loadbench.drive.config import available_cores
 
         return available_cores()
     try:
@@ -162,21 +167,44 @@ def workers(text: str) -> int:
 DEMO_HELP = "start the embedded demo endpoint on 127.0.0.1 and target it"
 
 
-class _OneTarget(argparse.Action):
-    """``--target`` given once: a second one used to replace the first without a word."""
+class _Targets(argparse.Action):
+    """``--target``, repeatable: the first is ``target`` (discovery, the probe, the sampler's server),
+    and every one given goes to ``target_list`` (several: replicas balanced by ``--balance``)."""
 
     def __call__(
         self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, _: Any = None
     ) -> None:
-        if getattr(namespace, self.dest, None) is not None:
-            raise argparse.ArgumentError(self, "several targets are not supported yet: give one --target")
-        setattr(namespace, self.dest, values)
+        if getattr(namespace, "target", None) is None:
+            namespace.target = values
+        namespace.target_list = [*(getattr(namespace, "target_list", None) or []), values]
+
+
+class _TargetsFile(argparse.Action):
+    """``--targets FILE``: its URLs, as if each were given with ``--target``."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, _: Any = None
+    ) -> None:
+        try:
+            urls = read_targets_file(str(values))
+        except UsageError as exc:
+            raise argparse.ArgumentError(self, str(exc).removeprefix("--targets ")) from None
+        namespace.target = urls[0]
+        namespace.target_list = urls
+        namespace.targets = str(values)
 
 
 def add_where(parser: argparse.ArgumentParser, target_help: str, demo_help: str = DEMO_HELP) -> None:
-    """``--target URL`` (once) or ``--demo``, one of them required."""
+    """``--target URL`` (repeatable: several replicas), ``--targets FILE`` or ``--demo``, one of them."""
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--target", "-t", metavar="URL", action=_OneTarget, help=target_help)
+    where.add_argument("--target", "-t", metavar="URL", action=_Targets, help=target_help)
+    where.add_argument(
+        "--targets",
+        metavar="FILE",
+        action=_TargetsFile,
+        help="several targets, one URL per line (# comments): replicas of one model, each request sent "
+        "to one of them by --balance; --target repeated does the same",
+    )
     where.add_argument("--demo", action="store_true", help=demo_help)
 
 
@@ -371,6 +399,68 @@ RESPONSE_OPTIONS: tuple[Option, ...] = (
             "help": "record which replica served each request from this response header into requests.csv's "
             "replica (a load balancer's X-Served-By, the demo's --replicas): per-replica statistics in "
             "summary.json and the report",
+        },
+    ),
+    (
+        ("--replica-field",),
+        {
+            "type": argument_type(json_path_text),
+            "metavar": "PATH",
+            "help": "the same from the answer's JSON body, at this dotted path (served_by, meta.replica, "
+            "outputs.0.parameters.replica), for servers that name the replica in the body; read where the "
+            "header (if given) is absent",
+        },
+    ),
+)
+
+# Several targets and retries (issue 16; docs/metrics.md "Targets", "Retries"): set on the
+# scenario's options by `loadbench.drive.locustfiles.apply_transport_settings`.
+ROUTING_OPTIONS: tuple[Option, ...] = (
+    (
+        ("--balance",),
+        {
+            "type": argument_type(policy_name),
+            "metavar": "POLICY",
+            "help": f"with several targets, which one gets each request: {', '.join(POLICIES)} "
+            f"(power of two choices) (default {DEFAULT_POLICY})",
+        },
+    ),
+    (
+        ("--retries",),
+        {
+            "type": argument_type(retry_count),
+            "default": 0,
+            "metavar": "N",
+            "help": "send a failed request again, up to N more attempts (default 0: never); each attempt is "
+            "a record (requests.csv attempt, request_id), the figures are the user-visible requests' and "
+            "summary.json retries gives the amplification",
+        },
+    ),
+    (
+        ("--retry-on",),
+        {
+            "type": argument_type(parse_retry_on, "--retry-on "),
+            "metavar": "LIST",
+            "help": "with --retries, the failures to retry: 5xx, connect (no answer), timeout, or an "
+            f"HTTP status such as 429 (default {','.join(DEFAULT_RETRY_ON)})",
+        },
+    ),
+    (
+        ("--retry-backoff",),
+        {
+            "type": argument_type(parse_backoff, "--retry-backoff "),
+            "metavar": "MIN..MAX",
+            "help": "with --retries, the wait before the k-th retry: uniform in MIN..min(MAX, MIN*2^(k-1)) "
+            "(default 50ms..2s); at least an answer's Retry-After, and no retry when that asks for more than MAX",
+        },
+    ),
+    (
+        ("--retry-budget",),
+        {
+            "type": argument_type(parse_budget, "--retry-budget "),
+            "metavar": "P%",
+            "help": "with --retries, retry only while the retries so far stay under P%% of the requests "
+            "so far (default: no budget)",
         },
     ),
 )

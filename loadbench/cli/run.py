@@ -15,6 +15,7 @@ from loadbench.cli.options import (
     KEEP_GOING_OPTION,
     PREFLIGHT_OPTION,
     RESPONSE_OPTIONS,
+    ROUTING_OPTIONS,
     SAMPLING_OPTIONS,
     Call,
     Option,
@@ -50,13 +51,15 @@ examples:
   loadbench run --target http://127.0.0.1:8080 --scenario kserve_v2 --model resnet --header 'Authorization: Bearer $TOKEN'
   loadbench run --target grpc://127.0.0.1:8001 --model resnet --data rows.jsonl   # Open Inference Protocol over gRPC
   loadbench run --target http://127.0.0.1:8000 --scenario my_locustfile.py --quiet
+  loadbench run --target http://127.0.0.1:8001 --target http://127.0.0.1:8002 --balance p2c --retries 2   # two replicas
+  loadbench run --targets replicas.txt --scenario kserve_v2 --retries 1 --retry-on 503,connect --retry-budget 10%
   loadbench run --target http://127.0.0.1:8000 --rate 50 -d 2m --slo 'p99<300ms' --slo 'error_rate<1%'
   loadbench run --target http://127.0.0.1:8000 --slo 'p99<300ms' --junit junit.xml --quiet   # CI: docs/ci.md
   loadbench run --target http://127.0.0.1:8000 --rate 1 --shape step:20,40,80:30s   # open-loop steps
   loadbench run --target http://127.0.0.1:8000 --scrape http://127.0.0.1:8000/metrics --scrape-match '^vllm:'
   loadbench run --target http://gpu-box:8000 --agent http://gpu-box:9109   # with $LOADBENCH_AGENT_TOKEN set
 
-Before the load, one request of the scenario is sent (not recorded): if it fails, nothing runs
+Before the load, one request of the scenario is sent (to each target; not recorded): if it fails, nothing runs
 (exit code 2) and the terminal quotes the server, shows what was sent and the options to change;
 --no-preflight skips it. A run in which no request succeeds is stopped after 5 s and 10 failed
 requests, whichever comes later (and once a failure started after the warmup), unless
@@ -279,6 +282,10 @@ def add_run_parser(commands: Any) -> None:
     add_options(run, RUN_OPTIONS)
     add_options(
         run.add_argument_group("responses (docs/metrics.md 'Redirects', 'Response bodies')"), RESPONSE_OPTIONS
+    )
+    add_options(
+        run.add_argument_group("several targets and retries (docs/metrics.md 'Targets', 'Retries')"),
+        ROUTING_OPTIONS,
     )
     add_demo_options(run)
     load = run.add_argument_group(

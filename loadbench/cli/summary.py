@@ -20,8 +20,10 @@ def console_summary(summary: Mapping[str, Any]) -> str:
     """A few lines for the terminal; the report has the rest."""
     run, req, lat = summary["run"], summary["requests"], summary["latency_ms"]
     tput = summary.get("throughput_rps")
+    several = len((summary.get("targets") or {}).get("targets") or [])
+    where = f"{run['target']} and {several - 1} more targets" if several > 1 else run["target"]
     lines = [
-        f"{run['scenario']} against {run['target']}: {req['total']:,} requests in {summary['window']['duration_s']:.1f} s"
+        f"{run['scenario']} against {where}: {req['total']:,} requests in {summary['window']['duration_s']:.1f} s"
         f" measured ({req['warmup_excluded']:,} in warmup excluded) · {run['status']}",
         f"  throughput {'–' if tput is None else f'{tput:,.1f}'} req/s   errors {req['errors']:,} ({req['error_rate']:.2%})",
         "  latency ms  "
@@ -52,6 +54,7 @@ def console_summary(summary: Mapping[str, Any]) -> str:
             + f"   {tokens.get('output_per_s') or 0:,.1f} output tokens/s"
             + ("" if goodput is None else f"   goodput {goodput:,.1f} req/s")
         )
+    lines += _routing_lines(summary)
     # INVALID and WARNING notices repeat validity's reasons, printed on their own lines below.
     lines += [
         f"  note: {n}" for n in summary.get("notices", []) if not n.startswith(("INVALID: ", "WARNING: "))
@@ -72,6 +75,34 @@ def console_summary(summary: Mapping[str, Any]) -> str:
         shown = "not measured" if value is None else f"{value:g}"
         lines.append(f"  SLO {'PASS' if check['passed'] else 'FAIL'}  {check['expr']}  (measured {shown})")
     return "\n".join(lines)
+
+
+def _routing_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Several targets: a line per target; retries: the amplification (the report has the rest)."""
+    lines = []
+    targets = summary.get("targets") or {}
+    rows = targets.get("targets") or []
+    if rows:
+        lines.append(
+            f"  targets     {targets.get('policy') or '–'}, imbalance {targets.get('imbalance') or 0:.2f}"
+        )
+        for row in rows:
+            share = row.get("share")
+            lines.append(
+                f"    {row['url']}  {'–' if share is None else f'{share:.1%}'} of attempts"
+                f"  errors {row['errors']:,}  p50 {_format_ms(row['latency_ms'].get('p50'))}"
+                f"  p99 {_format_ms(row['latency_ms'].get('p99'))} ms"
+            )
+    retries = summary.get("retries")
+    if retries:
+        amplification = retries.get("amplification")
+        lines.append(
+            f"  retries     {retries['attempts']:,} attempts for {retries['requests']:,} requests"
+            f" (amplification {'–' if amplification is None else f'{amplification:.3f}'}):"
+            f" {retries['recovered']:,} recovered, {retries['exhausted']:,} failed after retrying;"
+            f" attempts failed {retries['attempt_error_rate'] or 0:.2%}, requests {retries['error_rate'] or 0:.2%}"
+        )
+    return lines
 
 
 def analyze_and_report(run_dir: Path) -> Summary:

@@ -10,11 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loadbench.cli.ci import add_junit_option, check_junit, publish_sweep
+from loadbench.cli.ci import add_junit_option, check_junit, publish_suites, publish_sweep
 from loadbench.cli.options import Call, add_demo_options, add_where, duration
 from loadbench.errors import UsageError
+from loadbench.load.balance import DEFAULT_POLICY, POLICIES, policy_name
+from loadbench.values import argument_type
+
+if TYPE_CHECKING:  # types only: the sweep and the demo's spawner load after the checks
+    from loadbench.demo.spawn import DemoTiming
+    from loadbench.sweep.sweep import SweepConfig
 
 SWEEP_EPILOG = """\
 modes (one of):
@@ -40,6 +46,19 @@ examples:
       --server-time-header X-Service-Time-Ms --whatif --whatif-servers 2
   loadbench sweep --target http://gpu-box:8000 --scenario openai_chat --model llama --rates 1,2,4,8 \\
       --slo 'ttft_p99<2s' --gpu-hour-cost 2.50 --out reports/llama-sweep
+  loadbench sweep --demo --replicas 1,2,4,8 --demo-workers 1 --demo-latency-ms 20 --find-capacity \\
+      --start-rate 20 --slo 'p90<50ms' --scenario json_post --step-duration 8s
+  loadbench sweep --targets replicas.txt --replicas 1,2,4 --balance least-outstanding --find-capacity \\
+      --slo 'p99<300ms'
+
+scaling (--replicas 1,2,4): the capacity under the --slo gates at each number of replicas, each
+count's --find-capacity search in SWEEP_DIR/replicas-N/, its steps sent to the N replicas balanced
+client-side (`run --target URL ... --balance`); --demo starts N demo replicas for each count
+(--demo-workers each), --target (repeated) / --targets FILE (one URL a line) gives them: the first
+N serve N. Writes scaling.json, scaling.md and scaling.html: efficiency = capacity(N) /
+(N x capacity(1)), a Universal Scalability Law fit (contention sigma, coherency kappa), its
+predictions at 8 and 16 replicas, and its check against the largest count measured
+(docs/scaling.md).
 
 Writes SWEEP_DIR/sweep.html, sweep.md (for a pull request) and sweep.json, and one ordinary run
 directory per step (step-01-rate-10/ ...). --junit FILE: one testcase per step (a step that missed
@@ -89,7 +108,11 @@ def add_sweep_parser(commands: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sweep.set_defaults(handler=cmd_sweep, passes_extra=True)
-    add_where(sweep, "base URL of the endpoint", "start the embedded demo endpoint and sweep it")
+    add_where(
+        sweep,
+        "base URL of the endpoint; repeated: replicas of one model, every step balancing over them (--balance)",
+        "start the embedded demo endpoint and sweep it",
+    )
     mode = sweep.add_mutually_exclusive_group(required=True)
     mode.add_argument("--rates", type=_rates, metavar="R1,R2,...", help="open-loop arrival rates, requests/s")
     mode.add_argument("--concurrency", type=_users, metavar="N1,N2,...", help="closed-loop numbers of users")
@@ -144,9 +167,49 @@ def add_sweep_parser(commands: Any) -> argparse.ArgumentParser:
     )
     sweep.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     _add_whatif_options(sweep)
+    _add_scaling_options(sweep)
     add_junit_option(sweep)
     add_demo_options(sweep)
     return sweep
+
+
+def _add_scaling_options(sweep: argparse.ArgumentParser) -> None:
+    scaling = sweep.add_argument_group("scaling (docs/scaling.md)")
+    scaling.add_argument(
+        "--replicas",
+        type=_replica_counts,
+        metavar="N1,N2,...",
+        help="find the capacity at each number of replicas (1 among them), then scaling efficiency and a "
+        "Universal Scalability Law fit: scaling.json/.md/.html; needs --find-capacity",
+    )
+    scaling.add_argument(
+        "--balance",
+        type=argument_type(policy_name),
+        metavar="POLICY",
+        help=f"how every step spreads its requests over several replicas (`run --balance`): {', '.join(POLICIES)} "
+        f"(default {DEFAULT_POLICY})",
+    )
+
+
+def _replica_counts(text: str) -> list[int]:
+    """``1,2,4``: whole numbers >= 1, 1 among them, at least two, no repeats (an argparse type)."""
+    example = "e.g. 1,2,4"
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated numbers of replicas, {example}"
+        ) from None
+    if any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: numbers of replicas are whole numbers >= 1, {example}")
+    if len(set(counts)) < len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r} names a number of replicas twice")
+    if 1 not in counts or len(counts) < 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give 1 and at least one more count ({example}): efficiency is capacity(N) / "
+            "(N x capacity(1))"
+        )
+    return sorted(counts)
 
 
 def _add_whatif_options(sweep: argparse.ArgumentParser) -> None:
@@ -170,6 +233,35 @@ def _run_options(parser: argparse.ArgumentParser) -> set[str]:
         if isinstance(action, argparse._SubParsersAction) and "run" in action.choices:
             return set(action.choices["run"]._option_string_actions)
     return set()
+
+
+def _check_replicas(
+    args: argparse.Namespace, targets: list[str], grpc: bool, parser: argparse.ArgumentParser
+) -> None:
+    """``--replicas`` and ``--balance`` against the other options and this build's `run`."""
+    replicas: list[int] | None = args.replicas
+    if replicas is None and args.balance and len(targets) < 2:
+        raise UsageError(
+            "--balance spreads the requests over several replicas: give --target more than once, "
+            "--targets FILE or --replicas"
+        )
+    if replicas is not None and not args.find_capacity:
+        raise UsageError(
+            "--replicas compares the capacity under the SLO at each count: it needs --find-capacity "
+            "(and --slo), not --rates or --concurrency"
+        )
+    if replicas is not None and args.demo and grpc:
+        raise UsageError(
+            "--replicas with --demo starts HTTP replicas: a gRPC scenario cannot be balanced over them"
+        )
+    if replicas is not None and not args.demo and len(targets) < max(replicas):
+        raise UsageError(
+            f"--replicas {max(replicas)} needs {max(replicas)} targets, {len(targets)} given "
+            "(--target repeated, or --targets FILE)"
+        )
+    several = max(replicas or [1]) > 1 or len(targets) > 1
+    if several and "--balance" not in _run_options(parser):
+        raise UsageError("this loadbench's `run` has no --balance yet: several replicas per step need it")
 
 
 def _check_run_args(extra: list[str]) -> None:
@@ -200,24 +292,17 @@ def _scenario_of(extra: list[str]) -> str | None:
     return scenario
 
 
-def cmd_sweep(call: Call) -> int:
-    """``loadbench sweep``: check the options, start the demo if asked, run the sweep."""
+def _check(call: Call, extra: list[str]) -> None:
+    """The sweep's own options against each other and against this build's `run` (bad input
+    first: nothing is started or written)."""
     from loadbench.analyze.slo import parse_slos
-    from loadbench.cli.config import demo_timing
-    from loadbench.demo.spawn import demo_scenario_args, demo_speaks_grpc, start_demo, stop_demo
-    from loadbench.values import check_target
 
-    args, extra = call.args, call.extra
-
+    args = call.args
     _check_run_args(extra)
-    parse_slos(args.slo)  # bad input first: nothing is started or written
+    parse_slos(args.slo)
     check_junit(args)
-    timing = demo_timing(args) if args.demo else None
-    if timing is not None:
-        timing.check()
-    mode = "users" if args.concurrency or args.find_capacity == "users" else "rate"
     run_options = _run_options(call.parser)
-    if mode == "rate" and "--rate" not in run_options:
+    if _mode(args) == "rate" and "--rate" not in run_options:
         raise UsageError("this loadbench's `run` has no --rate (open loop) yet: sweep with --concurrency")
     if args.find_capacity and not args.slo:
         raise UsageError("--find-capacity needs at least one --slo, e.g. --slo 'p99<300ms'")
@@ -231,14 +316,35 @@ def cmd_sweep(call: Call) -> int:
         raise UsageError("--whatif-servers takes a number >= 1 and goes with --whatif")
     if args.step_duration <= args.warmup:
         raise UsageError("--step-duration must be longer than --warmup: nothing would be measured")
-    if args.target:
-        check_target(args.target)
+
+
+def _mode(args: argparse.Namespace) -> str:
+    return "users" if args.concurrency or args.find_capacity == "users" else "rate"
+
+
+def cmd_sweep(call: Call) -> int:
+    """``loadbench sweep``: check the options, start the demo if asked, run the sweep (``--replicas``:
+    one capacity search per count, `loadbench.sweep.scaling`)."""
+    from loadbench.cli.config import demo_timing
+    from loadbench.demo.spawn import demo_scenario_args, demo_speaks_grpc, start_demo, stop_demo
+    from loadbench.values import check_targets
+
+    args, extra = call.args, call.extra
+    _check(call, extra)
+    timing = demo_timing(args) if args.demo else None
+    if timing is not None:
+        timing.check()
+    targets = check_targets(list(getattr(args, "target_list", None) or []))
+    grpc = demo_speaks_grpc(_scenario_of(extra))
+    _check_replicas(args, targets, grpc, call.parser)
     if args.demo:  # as `run --demo`: json_post sends the demo's digits unless told what to send
         extra = demo_scenario_args(_scenario_of(extra), extra)
     from loadbench.sweep.sweep import SweepConfig, run_sweep  # after the checks: bad input is quick
 
+    mode = _mode(args)
+    several = len(targets) > 1 and args.replicas is None  # every step balances over all of them
     config = SweepConfig(
-        target=args.target or "",
+        target=targets[0] if targets else "",
         mode=mode,
         loads=args.rates or args.concurrency or [],
         find_capacity=bool(args.find_capacity),
@@ -248,7 +354,7 @@ def cmd_sweep(call: Call) -> int:
         step_duration_s=args.step_duration,
         warmup_s=args.warmup,
         slos=args.slo,
-        pass_slos="--slo" in run_options,
+        pass_slos="--slo" in _run_options(call.parser),
         gpu_hour_cost=args.gpu_hour_cost,
         out_dir=args.out,
         reports_dir=args.reports_dir,
@@ -257,10 +363,14 @@ def cmd_sweep(call: Call) -> int:
         run_args=extra,
         whatif=args.whatif,
         whatif_servers=args.whatif_servers,
+        targets=targets if several else [],
+        balance=(args.balance or DEFAULT_POLICY) if several else None,
     )
+    if args.replicas is not None:
+        return _cmd_scaling(call, config, targets, timing)
     demo = None
     if timing is not None:
-        demo, config.target = start_demo(timing, grpc=demo_speaks_grpc(_scenario_of(extra)))
+        demo, config.target = start_demo(timing, grpc=grpc)
     try:
         sweep, paths, code = run_sweep(config)
     finally:
@@ -274,4 +384,34 @@ def cmd_sweep(call: Call) -> int:
     publish_sweep(args, sweep, paths[0].parent, call.argv)
     if code:
         print("loadbench: sweep interrupted: the report covers the steps done", file=sys.stderr)
+    return code
+
+
+def _cmd_scaling(call: Call, config: SweepConfig, targets: list[str], timing: DemoTiming | None) -> int:
+    """``--replicas``: a capacity search per count into SWEEP_DIR/replicas-N/, then scaling.*."""
+    from loadbench.record.rundir import read_json
+    from loadbench.sweep.ci import sweep_suite
+    from loadbench.sweep.report import SWEEP_JSON
+    from loadbench.sweep.scaling import ScalingConfig, demo_replicas, given_replicas, run_scaling
+    from loadbench.sweep.scaling_report import SCALING_MD, scaling_headline
+
+    scaling_config = ScalingConfig(
+        replicas=call.args.replicas,
+        search=config,
+        balance=call.args.balance or DEFAULT_POLICY,
+        source="targets" if timing is None else "demo",
+        targets=targets,
+        demo=timing,
+    )
+    source = given_replicas(targets) if timing is None else demo_replicas(timing)
+    scaling, paths, code = run_scaling(scaling_config, source)
+    print(scaling_headline(scaling))
+    for path in paths:
+        print(f"{path.suffix[1:]}: {path}")
+    top = paths[0].parent
+    sweeps = [top / str(p["sweep_dir"]) for p in scaling["points"]]
+    suites = [sweep_suite(read_json(d / SWEEP_JSON), d) for d in sweeps if (d / SWEEP_JSON).is_file()]
+    publish_suites(call.args, suites, [], top / SCALING_MD, "loadbench sweep", call.argv)
+    if code:
+        print("loadbench: sweep interrupted: the report covers the replica counts done", file=sys.stderr)
     return code

@@ -11,6 +11,7 @@ from loadbench.cli.live import add_metrics_options
 from loadbench.cli.options import (
     PREFLIGHT_OPTION,
     RESPONSE_OPTIONS,
+    ROUTING_OPTIONS,
     SAMPLING_OPTIONS,
     Call,
     Option,
@@ -84,6 +85,9 @@ def add_ui_parser(commands: Any) -> None:
     add_where(ui, "base URL of the endpoint")
     add_options(ui, UI_OPTIONS)
     add_options(ui.add_argument_group("responses (as for `loadbench run`)"), RESPONSE_OPTIONS)
+    add_options(
+        ui.add_argument_group("several targets and retries (as for `loadbench run`)"), ROUTING_OPTIONS
+    )
     add_demo_options(ui)
     add_slo_option(ui, "each run's summary and the /loadbench/ page say PASS or FAIL")
     add_llm_options(ui)

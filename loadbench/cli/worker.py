@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from loadbench.cli.options import RESPONSE_OPTIONS, Call, Option, add_options, duration
+from loadbench.cli.options import RESPONSE_OPTIONS, ROUTING_OPTIONS, Call, Option, add_options, duration
 from loadbench.demo.args import port
 from loadbench.errors import UsageError
 
 WORKER_OPTIONS: tuple[Option, ...] = (
     (("--master-host",), {"metavar": "HOST", "help": "the master's address"}),
     (("--master-port",), {"type": port, "default": 5557, "metavar": "PORT", "help": "default 5557"}),
-    (("--target", "-t"), {"metavar": "URL", "help": "the endpoint, as given to the master"}),
+    (
+        ("--target", "-t"),
+        {"metavar": "URL", "action": "append", "help": "the endpoint, as given to the master (repeatable)"},
+    ),
     (("--scenario", "-s"), {"metavar": "NAME|FILE.py", "help": "the master's scenario"}),
     (("--header", "-H"), {"action": "append", "default": [], "metavar": "'NAME: VALUE'"}),
     (("--timeout",), {"type": duration, "default": 60.0, "metavar": "TIME", "help": "per request"}),
@@ -31,6 +34,13 @@ WORKER_OPTIONS: tuple[Option, ...] = (
 )
 
 
+# --targets FILE as the master's, beside --target repeated.
+WORKER_ROUTING: tuple[Option, ...] = (
+    (("--targets",), {"metavar": "FILE", "help": "more targets, one URL per line, as given to the master"}),
+    *ROUTING_OPTIONS,
+)
+
+
 def add_worker_parser(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
@@ -45,11 +55,13 @@ def add_worker_parser(commands: Any) -> None:
     worker.set_defaults(handler=cmd_worker, passes_extra=True)
     add_options(worker, WORKER_OPTIONS)
     add_options(worker.add_argument_group("responses (as given to the master)"), RESPONSE_OPTIONS)
+    add_options(
+        worker.add_argument_group("several targets and retries (as given to the master)"), WORKER_ROUTING
+    )
 
 
 def cmd_worker(call: Call) -> int:
     from loadbench.drive.distributed import WorkerSettings, read_stdin_settings, run_worker
-    from loadbench.values import check_target
 
     args = call.args
     if args.config_stdin:
@@ -58,12 +70,27 @@ def cmd_worker(call: Call) -> int:
         raise UsageError(
             "loadbench worker needs --master-host, --target and --scenario (as given to the master)"
         )
+    from loadbench.drive.checks import check_routing
+    from loadbench.drive.config import RunConfig
+    from loadbench.values import check_targets, read_targets_file
+
+    urls = check_targets([*args.target, *(read_targets_file(args.targets) if args.targets else [])])
+    routing = RunConfig(
+        target=urls[0],
+        targets=urls if len(urls) > 1 else [],
+        balance=args.balance,
+        retries=args.retries,
+        retry_on=list(args.retry_on) if args.retry_on else None,
+        retry_backoff_s=list(args.retry_backoff) if args.retry_backoff else None,
+        retry_budget=args.retry_budget,
+    )
+    check_routing(routing)
     header_args = [arg for h in args.header for arg in ("--header", h)]
     return run_worker(
         WorkerSettings(
             master_host=args.master_host,
             master_port=args.master_port,
-            target=check_target(args.target),
+            target=urls[0],
             scenario=args.scenario,
             scenario_args=[*call.extra, *header_args],
             timeout_s=args.timeout,
@@ -72,6 +99,13 @@ def cmd_worker(call: Call) -> int:
             max_body_bytes=args.max_body,
             server_time_header=args.server_time_header,
             replica_header=args.replica_header,
+            replica_field=args.replica_field,
+            targets=routing.targets,
+            balance=routing.balance,
+            retries=routing.retries,
+            retry_on=routing.retry_on,
+            retry_backoff_s=routing.retry_backoff_s,
+            retry_budget=routing.retry_budget,
             headers=args.header,
             sample_interval_s=None if args.no_sampler else max(args.sample_interval, 0.1),
         )

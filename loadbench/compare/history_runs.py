@@ -23,7 +23,7 @@ from loadbench.analyze.stats import value_at
 from loadbench.compare.compare import target_key
 from loadbench.errors import RunDirError, UsageError
 from loadbench.record import rundir
-from loadbench.record.records import read_samples, read_timeseries
+from loadbench.record.series import read_samples, read_timeseries
 from loadbench.report.fmt import as_dict, num
 
 RESAMPLES = 1000

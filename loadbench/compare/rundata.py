@@ -13,10 +13,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from loadbench.analyze import llm_metrics, quality
+from loadbench.analyze.attempts import split_attempts
 from loadbench.analyze.window import window_start_unix_s
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
-from loadbench.record.records import from_due_time, read_requests, read_samples
+from loadbench.record.records import from_due_time, read_requests
+from loadbench.record.series import read_samples
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -37,7 +39,7 @@ class RunData:
     ok: npt.NDArray[np.bool_]  # per measured request
     second: IntArray  # per measured request: whole second since the window start
     timeseries: pd.DataFrame  # timeseries.csv (empty when missing)
-    samples: pd.DataFrame  # records.read_samples(run_dir / rundir.SAMPLES)
+    samples: pd.DataFrame  # series.read_samples(run_dir / rundir.SAMPLES)
     # Per-request values behind other summary keys, each with its requests' seconds: what the
     # analyzer summarizes as that key (`_series`). Absent when the run did not measure it.
     series: dict[str, tuple[FloatArray, IntArray]] = field(default_factory=dict)
@@ -51,7 +53,8 @@ def load_run(path: Path) -> RunData:
     if not (path / rundir.SUMMARY).is_file():
         raise RunDirError(f"{path} has no {rundir.SUMMARY}: run `loadbench report {path}` first")
     summary = rundir.read_json(path / rundir.SUMMARY)
-    raw = read_requests(path / rundir.REQUESTS)
+    # With --retries, the user-visible requests, as the analyzer's figures are.
+    raw = split_attempts(read_requests(path / rundir.REQUESTS)).requests
     service_all = raw["latency_ms"].to_numpy(dtype=np.float64)
     requests = from_due_time(raw)  # the analyzer's latency and timeline
     window_start = window_start_unix_s(meta)

@@ -7,5 +7,5 @@ service time and FIFO queue of workers in `service`,
 Never imports Locust or gevent: it runs in its own process.
 
 Public surface: `server.make_server` / `serve_demo`, `spawn.spawn_demo` / `stop_demo` (a child
-process for ``--demo``), `args.add_demo_arguments`; ``python -m loadbench.demo`` serves it.
+process for ``--demo``), `spawn.start_replicas` (N replicas in one, for ``sweep --demo --replicas``), `args.add_demo_arguments`; ``python -m loadbench.demo`` serves it.
 """

@@ -131,23 +131,40 @@ def spawn_demo(
     last requests would fail with 'connection refused'. It stops by itself when loadbench is gone."""
     if not 0 <= latency_ms < float("inf"):  # callers that did not check, e.g. `sweep --demo`
         raise UsageError(f"the demo's latency must be a number of ms >= 0, not {latency_ms:g}")
+    command = demo_command(latency_ms, asr_rtf, llm_ms, grpc, service_args)
+    process, urls = _spawn(command, r"grpc://\S+" if grpc else r"http://\S+", 1, timeout_s)
+    return process, urls[0]
+
+
+def _spawn(
+    command: list[str], url: str, count: int, timeout_s: float
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start ``command`` and read its stdout until ``count`` lines announced a URL (the regex
+    ``url``); `TargetError` with the child's last stderr line when it exits or times out first."""
     # Its stderr goes to a file, not a pipe nobody reads: a failed start is told in one line.
     with tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
         process = subprocess.Popen(
-            demo_command(latency_ms, asr_rtf, llm_ms, grpc, service_args),
+            command,
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
             start_new_session=True,
         )
         assert process.stdout is not None
+        # Raw reads, not readline(): several announce lines arrive in one read, and lines left in
+        # a reader's buffer would never wake select() again.
+        fd, pending, urls = process.stdout.fileno(), b"", []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and process.poll() is None:
-            ready, _, _ = select.select([process.stdout], [], [], 0.2)
-            if ready:
-                match = re.search(r"grpc://\S+" if grpc else r"http://\S+", process.stdout.readline())
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            chunk = os.read(fd, 65536) if ready else b""
+            *complete, pending = (pending + chunk).split(b"\n")
+            for line in complete:
+                match = re.search(url, line.decode("utf-8", "replace"))
                 if match:
-                    return process, match.group(0)
+                    urls.append(match.group(0))
+            if len(urls) >= count:
+                return process, urls[:count]
         process.kill()
         process.wait()
         stderr.seek(0)
@@ -167,6 +184,29 @@ def start_demo(timing: DemoTiming, grpc: bool = False) -> tuple[subprocess.Popen
         grpc=grpc,
         service_args=timing.service_args(),
     )
+
+
+def start_replicas(
+    timing: DemoTiming, count: int, timeout_s: float = 30.0
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Check ``timing`` and start ``count`` demo replicas in one child process
+    (`loadbench.demo.replicas`: free loopback ports, named replica-1 ... replica-N in
+    ``X-Served-By``, each with ``timing``'s service time and its own queue of ``timing.workers``);
+    return the process and the replicas' URLs, in order."""
+    timing.check()
+    if count < 1:
+        raise UsageError(f"the demo serves 1 or more replicas, not {count}")
+    command = demo_command(
+        timing.latency_ms,
+        timing.asr_rtf,
+        (timing.llm_ttft_ms, timing.llm_itl_ms),
+        False,
+        timing.service_args(),
+    )
+    # Named even when alone: one replica then runs the same code, and says who served, as N do.
+    names = ",".join(f"replica-{k}" for k in range(1, count + 1))
+    command += ["--replicas", str(count), "--replica-names", names]
+    return _spawn(command, r"http://\S+", count, timeout_s)
 
 
 def stop_demo(process: subprocess.Popen[str]) -> None:

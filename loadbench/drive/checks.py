@@ -10,7 +10,7 @@ from loadbench.drive.loadplan import LoadPlan, plan_load
 from loadbench.errors import UsageError
 from loadbench.record import rundir
 from loadbench.sample.collector import MIN_INTERVAL_S
-from loadbench.values import parse_header
+from loadbench.values import check_targets, is_grpc_url, parse_header
 
 
 def check_settings(config: RunConfig) -> LoadPlan:
@@ -26,6 +26,31 @@ def check_settings(config: RunConfig) -> LoadPlan:
         raise UsageError(f"--sample-interval must be at least {MIN_INTERVAL_S:g} s")
     if not 0 < config.timeout_s < float("inf"):
         raise UsageError(f"--timeout must be above 0 s, not {config.timeout_s:g}")
+    check_routing(config)
     if config.out_dir is not None:  # before any request is sent, the preflight's included
         rundir.check_new_run_dir(config.out_dir, config.force)
     return plan
+
+
+def check_routing(config: RunConfig) -> None:
+    """Several targets and retries: the targets themselves, and options that would do nothing."""
+    if config.targets:
+        check_targets(config.targets)
+    if config.balance is not None and len(config.targets) < 2:
+        raise UsageError(
+            "--balance spreads requests over several targets: give --target more than once, or --targets FILE"
+        )
+    if config.retries == 0:
+        given = [
+            flag
+            for flag, value in (
+                ("--retry-on", config.retry_on),
+                ("--retry-backoff", config.retry_backoff_s),
+                ("--retry-budget", config.retry_budget),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"{given[0]} shapes retries, and there are none: add --retries N")
+    elif is_grpc_url(config.target):
+        raise UsageError("--retries is for HTTP targets: a grpc:// target's calls are not retried yet")

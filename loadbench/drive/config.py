@@ -4,6 +4,7 @@ run) needs; the parsers of the values users type are in `loadbench.values`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,15 @@ class RunConfig:
     # The answer's header holding the server's own time (NAME or NAME:METRIC); None: not read.
     server_time_header: str | None = None
     replica_header: str | None = None  # the answer's header naming the replica that served it
+    replica_field: str | None = None  # or the path in its JSON body that names it
+    # Several targets (replicas of one model; the first is `target`), balanced client-side.
+    targets: list[str] = field(default_factory=list)  # every target when several; else empty
+    balance: str | None = None  # --balance (loadbench.load.balance); None: round-robin
+    # Retries (loadbench.load.retry): none unless `retries` > 0.
+    retries: int = 0
+    retry_on: list[str] | None = None  # None: DEFAULT_RETRY_ON
+    retry_backoff_s: list[float] | None = None  # [least, greatest]; None: DEFAULT_BACKOFF_S
+    retry_budget: float | None = None  # retries / requests at most; None: no budget
     preflight: bool = True  # one request of the scenario before the load (loadbench.drive.preflight)
     sample_interval_s: float | None = 0.5  # resource sampling period; None: no sampler
     server_pid: int | None = None  # the model server's process, when not found automatically
@@ -68,3 +78,11 @@ class RunConfig:
     # The same figures pushed to a Prometheus Pushgateway (loadbench.drive.pushgateway); None: none.
     pushgateway: str | None = None
     push_interval_s: float = 5.0
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (`--workers auto`)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

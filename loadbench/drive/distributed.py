@@ -118,6 +118,13 @@ class WorkerSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     server_time_header: str | None = None  # read by the worker's recorder into its record lines
     replica_header: str | None = None  # the same
+    replica_field: str | None = None  # the same
+    targets: list[str] = field(default_factory=list)  # as RunConfig's: several targets, and retries
+    balance: str | None = None
+    retries: int = 0
+    retry_on: list[str] | None = None
+    retry_backoff_s: list[float] | None = None
+    retry_budget: float | None = None
     headers: list[str] = field(default_factory=list)  # for scrubbing only
     # A worker on another host samples that host and ships the samples (None: the master's
     # own sampler covers this host already, as for local workers).
@@ -486,10 +493,3 @@ def read_stdin_settings() -> WorkerSettings:
         return WorkerSettings(**data)
     except (ValueError, TypeError) as exc:
         raise LoadbenchError(f"worker settings on stdin are not valid: {exc}") from None
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1

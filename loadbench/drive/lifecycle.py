@@ -29,11 +29,14 @@ from loadbench.drive.loadplan import LoadPlan, plan_load
 from loadbench.drive.locustfiles import Scenario
 from loadbench.drive.recorder import Recorder
 from loadbench.load import shapes
+from loadbench.load.balance import DEFAULT_POLICY
+from loadbench.load.retry import DEFAULT_BACKOFF_S, DEFAULT_RETRY_ON, RetryPolicy
 from loadbench.record import rundir
 from loadbench.record.records import one_line
 from loadbench.redact import redact_argv, redact_header, redact_url, scrub, secret_values
 from loadbench.sample.hostmetrics import ServerProcess
 from loadbench.sample.sampler import SamplerProcess
+from loadbench.values import target_base
 
 
 @dataclass
@@ -159,6 +162,11 @@ def build_meta(
             "max_body_bytes": config.max_body_bytes,
             "server_time_header": config.server_time_header,
             "replica_header": config.replica_header,
+            "replica_field": config.replica_field,
+            # Several targets: their base URLs as records name them (no credentials), and the policy.
+            "targets": [target_base(t) for t in config.targets],
+            "balance": (config.balance or DEFAULT_POLICY) if config.targets else None,
+            "retries": retry_settings(config),
             "headers": [redact_header(h) for h in config.headers],
             "scenario_args": redact_argv(config.scenario_args),
         },
@@ -292,3 +300,18 @@ def finish_run(
     meta["started_at"] = rundir.iso_utc(meta["started_unix_s"])
     rundir.write_json(active.run_dir / rundir.META, meta)
     return status
+
+
+def retry_settings(config: RunConfig) -> dict[str, Any] | None:
+    """``settings.retries`` of meta.json: the policy, or None without ``--retries``."""
+    if not config.retries:
+        return None
+    low, high = config.retry_backoff_s or DEFAULT_BACKOFF_S
+    policy = RetryPolicy(
+        config.retries,
+        tuple(config.retry_on or DEFAULT_RETRY_ON),
+        float(low),
+        float(high),
+        config.retry_budget,
+    )
+    return policy.settings()

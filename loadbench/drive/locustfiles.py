@@ -20,7 +20,10 @@ from locust import FastHttpUser
 from locust.util.load_locustfile import load_locustfile
 
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
-from loadbench.scenario.helpers import fire_init
+from loadbench.load.balance import DEFAULT_POLICY
+from loadbench.load.retry import DEFAULT_BACKOFF_S, DEFAULT_RETRY_ON
+from loadbench.scenario.helpers import ModelUser, fire_init
+from loadbench.scenario.routing import TARGETS_OPTION
 from loadbench.values import is_grpc_url
 
 BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
@@ -89,6 +92,13 @@ class TransportSettings(Protocol):
     max_body_bytes: int
     server_time_header: str | None
     replica_header: str | None
+    replica_field: str | None
+    targets: list[str]
+    balance: str | None
+    retries: int
+    retry_on: list[str] | None
+    retry_backoff_s: list[float] | None
+    retry_budget: float | None
 
 
 def apply_transport_settings(scenario: Scenario, settings: TransportSettings) -> None:
@@ -106,12 +116,27 @@ def apply_transport_settings(scenario: Scenario, settings: TransportSettings) ->
             f"scenario {scenario.name} sends HTTP, and a grpc:// target speaks gRPC: give --scenario "
             "kserve_v2_grpc (or none), or the server's HTTP port as http://HOST:PORT"
         )
+    if (settings.targets or settings.retries) and not all(
+        issubclass(c, ModelUser) for c in scenario.user_classes
+    ):
+        raise UsageError(
+            f"scenario {scenario.name}: several targets and --retries need users that send through loadbench's "
+            "session (loadbench.scenario.ModelUser, as every built-in HTTP scenario's do)"
+        )
     scenario.options.timeout = settings.timeout_s
     scenario.options.insecure = settings.insecure
     scenario.options.follow_redirects = settings.follow_redirects
     scenario.options.max_body = settings.max_body_bytes
     scenario.options.server_time_header = settings.server_time_header
     scenario.options.replica_header = settings.replica_header
+    scenario.options.replica_field = settings.replica_field
+    # Several targets and retries: the session's router reads these (loadbench.scenario.routing).
+    setattr(scenario.options, TARGETS_OPTION, list(settings.targets))
+    scenario.options.balance = settings.balance or DEFAULT_POLICY
+    scenario.options.retries = settings.retries
+    scenario.options.retry_on = tuple(settings.retry_on or DEFAULT_RETRY_ON)
+    scenario.options.retry_backoff = tuple(settings.retry_backoff_s or DEFAULT_BACKOFF_S)
+    scenario.options.retry_budget = settings.retry_budget
     for cls in scenario.user_classes:
         if issubclass(cls, FastHttpUser):
             cls.network_timeout = cls.connection_timeout = settings.timeout_s

@@ -43,15 +43,17 @@ from locust.event import Events
 from locust.exception import StopUser
 
 from loadbench.analyze.stats import error_kind, failure_text
+from loadbench.drive.answers import error_body
 from loadbench.drive.config import RunConfig
 from loadbench.drive.locustfiles import Scenario
-from loadbench.drive.recorder import error_body
 from loadbench.errors import TargetError
 from loadbench.protocols.errorbody import escape_controls, server_text
 from loadbench.protocols.sent import body_shape
 from loadbench.protocols.v2grpc import GRPC_REQUEST_TYPE
 from loadbench.record.records import one_line
 from loadbench.redact import redact_argv, redact_url, scrub, secret_values
+from loadbench.scenario.routing import ROUTER_ATTRIBUTE
+from loadbench.values import target_base
 
 # Beyond --timeout, how long to wait for the request event: a client without loadbench's
 # deadline (a custom locustfile's) may take its connect and read timeouts one after the other.
@@ -112,13 +114,30 @@ class Raised:
 
 def preflight(scenario: Scenario, config: RunConfig, target: str, argv: list[str], log: TextIO) -> None:
     """Send one request of the scenario (module docstring); a `TargetError` when it fails."""
-    secrets = secret_values(config.headers, config.target, [*config.scenario_args, *config.scrapes])
+    secrets = secret_values(
+        config.headers, config.target, [*config.scenario_args, *config.scrapes, *config.targets]
+    )
+    # Several targets: each replica once, so a broken one stops the run before the load.
+    for url in [target, *config.targets[1:]]:
+        _preflight_one(scenario, config, url, argv, log, secrets, len(config.targets) > 1)
+
+
+def _preflight_one(
+    scenario: Scenario,
+    config: RunConfig,
+    target: str,
+    argv: list[str],
+    log: TextIO,
+    secrets: list[str],
+    several: bool,
+) -> None:
+    where = f"{redact_url(target_base(target))}: " if several else ""
     outcome = send_one(scenario, target, config.timeout_s)
     if isinstance(outcome, Answer):
         problem = _problem(outcome, config.timeout_s)
         if problem is None:
             if not config.quiet:
-                log.write(f"loadbench: preflight: {_said(outcome, secrets)}\n")
+                log.write(f"loadbench: preflight: {where}{_said(outcome, secrets)}\n")
                 log.flush()
             return
     elif isinstance(outcome, NoRequest):
@@ -135,7 +154,10 @@ def preflight(scenario: Scenario, config: RunConfig, target: str, argv: list[str
             f"no answer within {config.timeout_s:g} s (the run's --timeout): the server is slow or stuck; "
             "a longer --timeout gives it more time"
         )
-    raise TargetError(_failure_message(problem, outcome, scenario, argv, secrets))
+    message = _failure_message(problem, outcome, scenario, argv, secrets)
+    if several:  # which replica refused
+        message = message.replace("preflight request failed", f"preflight request to {where[:-2]} failed", 1)
+    raise TargetError(message)
 
 
 def send_one(scenario: Scenario, target: str, timeout_s: float) -> Answer | Raised | NoRequest | None:
@@ -149,6 +171,8 @@ def send_one(scenario: Scenario, target: str, timeout_s: float) -> Answer | Rais
         parsed_options=scenario.options,
         locustfile=str(scenario.path),
     )
+    # One request to this target as it is: no balancing over several, no retry of a failure.
+    setattr(env, ROUTER_ATTRIBUTE, None)
 
     # Each listener runs in the user's greenlet and stops the user there (Locust lets a request
     # handler raise StopUser), so no second request is sent while this one is looked at.

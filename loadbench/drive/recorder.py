@@ -29,7 +29,8 @@ server's message: loadbench's own users fail it in the client already
 With ``--server-time-header NAME`` an answer that says how long the server worked on it, in that
 header (`loadbench.protocols.servertiming`), keeps it in the ``server_ms`` column, success or
 failure; with ``--replica-header NAME`` the replica its header names goes to ``replica`` (a load
-balancer's ``X-Served-By``). Such a request is recorded by the general path, not the hot one.
+balancer's ``X-Served-By``), or with ``--replica-field PATH`` the one its JSON body names there
+(a body already in memory: never one read for it). Such a request is recorded by the general path, not the hot one.
 Without either option the recorder's listener is the one it always was: a run that does not ask
 pays nothing per request.
 """
@@ -46,8 +47,17 @@ import gevent
 from locust.env import Environment
 
 from loadbench.analyze.stats import error_kind, failure_text
+from loadbench.drive.answers import (
+    error_body,
+    header_list,
+    header_value,
+    redirect_hops,
+    replica_in_body,
+    status_of,
+)
 from loadbench.drive.openloop import INTENDED_KEY
-from loadbench.protocols.errorbody import MAX_BODY_BYTES, retry_after_text, server_message
+from loadbench.protocols.errorbody import retry_after_text, server_message
+from loadbench.protocols.extract import JsonPath, parse_path
 from loadbench.protocols.responses import (
     RedirectError,
     is_redirect_status,
@@ -58,11 +68,14 @@ from loadbench.protocols.responses import (
 from loadbench.protocols.servertiming import server_time_ms, split_spec
 from loadbench.record import rundir
 from loadbench.record.records import (
+    EMPTY_BEFORE_ROUTE,
     EMPTY_TAIL,
     EXTRAS_KEY,
     MAX_LABEL_CHARS,
+    ROUTE_KEY,
     RequestRecord,
     RequestWriter,
+    Route,
     csv_field,
     one_line,
 )
@@ -74,75 +87,6 @@ FLUSH_INTERVAL_S = 0.5
 def scrub_extras(extras: dict[str, Any], secrets: list[str]) -> dict[str, Any]:
     """The extras with credentials scrubbed from their text values (labels come from servers)."""
     return {k: scrub(v, secrets) if isinstance(v, str) else v for k, v in extras.items()}
-
-
-def error_body(response: Any, headers: Any) -> bytes:
-    """The first `MAX_BODY_BYTES` of an answer's body, without reading a large or unbounded one.
-
-    Locust's clients read the body before the request event unless the request was streamed;
-    a body not read yet is read here only when its ``Content-Length`` says it is small (a
-    chunked or never-ending one could hold the user's greenlet for as long as it lasts).
-    """
-    body = _body_in_memory(response)
-    if body is None:
-        length = _header(headers, "Content-Length")
-        if length is None or not length.strip().isdigit() or int(length) > MAX_BODY_BYTES:
-            return b""
-        try:
-            body = response.content
-        except Exception:  # the body broke (reset, truncated, bad encoding): nothing to say
-            return b""
-    return bytes(body[:MAX_BODY_BYTES]) if isinstance(body, bytes | bytearray) else b""
-
-
-def _body_in_memory(response: Any) -> bytes | bytearray | None:
-    """The body when the client has already read it (without reading anything), else None.
-
-    Each client keeps it in its own attribute: Locust's fast client (geventhttpclient) in
-    ``_cached_content``, requests (Locust's ``HttpUser``) and loadbench's ``--http2`` client in
-    ``_content`` (False or None until read).
-    """
-    for attribute in ("_cached_content", "_content"):
-        body = getattr(response, attribute, None)
-        if isinstance(body, bytes | bytearray):
-            return body  # not copied: it may be huge
-    return None
-
-
-def redirect_hops(response: Any) -> int:
-    """The redirects a request followed: its answer's ``history`` (geventhttpclient's, httpx's)."""
-    try:
-        history = response.history
-    except Exception:  # an answer with no history: none followed (a failure's stand-in response)
-        return 0
-    return len(history) if isinstance(history, list) else 0
-
-
-def _header(headers: Any, name: str) -> str | None:
-    """A response header's value (the clients' header maps ignore case), None when absent."""
-    try:
-        value = headers.get(name) if headers is not None else None
-    except Exception:  # a header map of some other client that cannot be asked
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _status_of(response: Any) -> int:
-    """The answer's HTTP status; 0 when no answer came (or a client gave something else)."""
-    status = getattr(response, "status_code", None) or 0
-    return status if isinstance(status, int) else 0
-
-
-def _header_list(headers: Any, name: str) -> str | None:
-    """A response header's value with its repeats joined as one list (geventhttpclient gives them as
-    a Python list, requests and httpx joined already); None when absent."""
-    try:
-        value = headers.get(name) if headers is not None else None
-    except Exception:  # a header map of some other client that cannot be asked
-        return None
-    if isinstance(value, list):
-        value = ", ".join(v for v in value if isinstance(v, str)) or None
-    return value if isinstance(value, str) else None
 
 
 class LineSink(Protocol):
@@ -204,6 +148,7 @@ class Recorder:
         # --server-time-header: (header, Server-Timing metric or None); None: not read.
         self.server_time: tuple[str, str | None] | None = None
         self.replica_header: str | None = None  # --replica-header: None, not read
+        self.replica_field: JsonPath | None = None  # --replica-field: None, not read
         self._listener: Callable[..., None] = self.on_request
 
     def register(self, environment: Environment) -> Recorder:
@@ -219,7 +164,11 @@ class Recorder:
         self.server_time = split_spec(spec) if isinstance(spec, str) and spec else None
         replica = getattr(environment.parsed_options, "replica_header", None)
         self.replica_header = replica if isinstance(replica, str) and replica else None
-        reads = self.server_time is not None or self.replica_header is not None
+        field = getattr(environment.parsed_options, "replica_field", None)
+        self.replica_field = parse_path(field) if isinstance(field, str) and field else None
+        reads = (
+            self.server_time is not None or self.replica_header is not None or self.replica_field is not None
+        )
         self._listener = self._on_request_timed if reads else self.on_request
         environment.events.request.add_listener(self._listener)
         environment.events.quitting.add_listener(self._on_quitting)
@@ -239,7 +188,7 @@ class Recorder:
         context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
-        # `_status_of`, inline: this is the hot path, where a call per request shows.
+        # `status_of`, inline: this is the hot path, where a call per request shows.
         status = getattr(response, "status_code", None) or 0
         if not isinstance(status, int):
             status = 0
@@ -255,11 +204,13 @@ class Recorder:
                 cached = self._name_fields_for(name, request_type)
             fields, written_name = cached
             self.window_ms.append(response_time)
+            route = context.get(ROUTE_KEY) if context else None
+            tail = EMPTY_BEFORE_ROUTE + route.fields() if isinstance(route, Route) else EMPTY_TAIL
             # %-formatting: measurably cheaper than an f-string with float format specs here.
             if intended is None:
                 self.requests.write_line(
                     "%.6f,%.3f%s%d,%d,1,,%s\n"  # noqa: UP031
-                    % (start_time, response_time, fields, status, response_length or 0, EMPTY_TAIL)
+                    % (start_time, response_time, fields, status, response_length or 0, tail)
                 )
             else:
                 self.requests.write_line(
@@ -271,7 +222,7 @@ class Recorder:
                         status,
                         response_length or 0,
                         intended,
-                        EMPTY_TAIL,
+                        tail,
                     )
                 )
             if self.counter is not None:  # its figures as they are: parsing the line back costs more
@@ -321,7 +272,7 @@ class Recorder:
             exception,
             start_time,
             response,
-            _status_of(response),
+            status_of(response),
             context,
             hops,
             server_ms,
@@ -347,6 +298,8 @@ class Recorder:
         none; ``hops`` as the answer's history says)."""
         intended = context.get(INTENDED_KEY) if context else None
         extras = context.get(EXTRAS_KEY) if context else None
+        route = context.get(ROUTE_KEY) if context else None
+        route = route if isinstance(route, Route) else Route()
         error = message = retry_after = ""
         if exception is None:
             exception = self._answer_failure(status, response, response_time)
@@ -376,6 +329,9 @@ class Recorder:
             redirects=hops,
             server_ms=server_ms,
             replica=replica,
+            target=route.target,
+            attempt=route.attempt,
+            request_id=route.request_id,
         )
         self.requests.write(record)
         if self.counter is not None:
@@ -394,13 +350,18 @@ class Recorder:
         if self.server_time is None or not isinstance(status, int) or status <= 0:
             return None
         header, metric = self.server_time
-        return server_time_ms(_header_list(getattr(response, "headers", None), header), metric)
+        return server_time_ms(header_list(getattr(response, "headers", None), header), metric)
 
     def _replica(self, response: Any) -> str:
-        """The replica the ``--replica-header`` names, one line, bounded and scrubbed; "" for none."""
-        if self.replica_header is None:
-            return ""
-        value = _header_list(getattr(response, "headers", None), self.replica_header)
+        """The replica the ``--replica-header`` (or, without one in the answer, the JSON body at
+        ``--replica-field``) names, one line, bounded and scrubbed; "" for none."""
+        value = (
+            header_list(getattr(response, "headers", None), self.replica_header)
+            if self.replica_header
+            else None
+        )
+        if not value and self.replica_field is not None:
+            value = replica_in_body(response, self.replica_field)
         return scrub(one_line(value, MAX_LABEL_CHARS), self.secrets) if value else ""
 
     def _answer_failure(self, status: int, response: Any, response_time: float) -> BaseException | None:
@@ -430,9 +391,9 @@ class Recorder:
     def _server_said(self, response: Any) -> tuple[str, str]:
         """The message of a failed answer's body and its ``Retry-After``, scrubbed; "" for none."""
         headers = getattr(response, "headers", None)
-        content_type = _header(headers, "Content-Type") or ""
+        content_type = header_value(headers, "Content-Type") or ""
         message = server_message(error_body(response, headers), content_type, self.secrets)
-        return message, retry_after_text(_header(headers, "Retry-After"), self.secrets)
+        return message, retry_after_text(header_value(headers, "Retry-After"), self.secrets)
 
     def _name_fields_for(self, name: str, request_type: str) -> tuple[str, str]:
         if len(self._name_fields) >= 10_000:

@@ -60,6 +60,7 @@ from loadbench.drive.shape import users_shape_class
 from loadbench.drive.watchdog import Watchdog
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.load import shapes
+from loadbench.load.balance import DEFAULT_POLICY
 from loadbench.protocols.targets import check_reachable, probe_target
 from loadbench.record import rundir
 from loadbench.redact import redact_url, scrub
@@ -111,7 +112,8 @@ def prepare(config: RunConfig) -> Prepared:
     headers = dict(parse_header(h) for h in config.headers)
     verify = not config.insecure
     http2 = "--http2" in config.scenario_args  # an h2c-only server may refuse HTTP/1.1
-    check_reachable(target, headers, verify=verify, http2=http2)
+    for url in [target, *config.targets[1:]]:  # several targets: each must answer
+        check_reachable(url, headers, verify=verify, http2=http2)
     server, server_notice = find_server_process(target, config.server_pid, config.server_name)
     _check_samplers(config)
     if config.scenario is None:
@@ -308,8 +310,13 @@ def _announce(
 ) -> None:
     """The lines that say what is about to run, and where its records go."""
     plan = load.plan
+    where = redact_url(target)
+    if config.targets:
+        where = f"{len(config.targets)} targets ({', '.join(redact_url(t) for t in config.targets)}), {config.balance or DEFAULT_POLICY}"
+    if config.retries:
+        where += f", up to {config.retries} retries"
     log.write(
-        f"loadbench: {scenario.name} against {redact_url(target)} ({scenario.reason})\n"
+        f"loadbench: {scenario.name} against {where} ({scenario.reason})\n"
         f"loadbench: {_load_line(config, plan)} for {plan.duration_s:g} s ({config.warmup_s:g} s warmup) -> {run_dir}\n"
     )
     for note in plan.notes:
@@ -423,6 +430,13 @@ def _connect_workers(
                 max_body_bytes=config.max_body_bytes,
                 server_time_header=config.server_time_header,
                 replica_header=config.replica_header,
+                replica_field=config.replica_field,
+                targets=list(config.targets),
+                balance=config.balance,
+                retries=config.retries,
+                retry_on=config.retry_on,
+                retry_backoff_s=config.retry_backoff_s,
+                retry_budget=config.retry_budget,
                 headers=list(config.headers),
                 quiet=config.quiet,
             ),

@@ -26,19 +26,26 @@ JsonPath = tuple[str, ...]
 DEFAULT_PATHS = ("prediction", "predictions.0", "label", "labels.0", "outputs.0.data.0")
 
 
-def parse_path(text: str) -> JsonPath:
-    """``"outputs.0.data.0"`` -> ``("outputs", "0", "data", "0")``; an unusable path -> `UsageError`."""
+def parse_path(text: str, option: str = "--extract") -> JsonPath:
+    """``"outputs.0.data.0"`` -> ``("outputs", "0", "data", "0")``; an unusable path -> `UsageError`
+    naming ``option``."""
     if not isinstance(text, str) or not text.strip():
-        raise UsageError("--extract: the path is empty; give e.g. predictions.0 or outputs.0.data.0")
+        raise UsageError(f"{option}: the path is empty; give e.g. predictions.0 or outputs.0.data.0")
     if text != text.strip() or any(c.isspace() for c in text):
-        raise UsageError(f"--extract {text!r}: a path holds no whitespace (dotted keys and list indexes)")
+        raise UsageError(f"{option} {text!r}: a path holds no whitespace (dotted keys and list indexes)")
     parts = tuple(text.split("."))
     for i, part in enumerate(parts):
         if not part:
             raise UsageError(
-                f"--extract {text!r}: segment {i + 1} is empty (a leading, trailing or doubled dot)"
+                f"{option} {text!r}: segment {i + 1} is empty (a leading, trailing or doubled dot)"
             )
     return parts
+
+
+def json_path_text(text: str) -> str:
+    """``--replica-field PATH`` as typed, checked as `parse_path` checks a path."""
+    parse_path(text, "--replica-field")
+    return text
 
 
 def _index(part: str) -> int | None:

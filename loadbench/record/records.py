@@ -56,6 +56,12 @@ Later columns (empty in older files):
 ``replica``         which replica served the request: the answer's header named by
                     ``--replica-header`` (a load balancer's ``X-Served-By``), one line, at most 100
                     characters, credentials scrubbed; empty without the option or the header.
+``target``          several targets (``--target`` repeated, ``--targets FILE``): the target the request
+                    was sent to, as its base URL without credentials; empty with one target.
+``attempt``         with ``--retries``: 1 for a request's first attempt, 2 for its first retry, ...;
+                    empty without retries. Each attempt is a record of its own.
+``request_id``      with ``--retries``: the user-visible request an attempt belongs to (the same text
+                    on all its attempts, unique in the run); empty without retries.
 
 Readers ignore columns they do not know, so later versions may add columns at the end.
 A run killed mid-write may end in a partial line; the reader drops it.
@@ -63,9 +69,7 @@ A run killed mid-write may end in a partial line; the reader drops it.
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -102,6 +106,9 @@ COLUMNS = (
     "input_tokens_source",
     "server_ms",
     "replica",
+    "target",
+    "attempt",
+    "request_id",
 )
 # Columns a reader fills (NaN, or empty text) when an older file lacks them.
 OPTIONAL_COLUMNS = COLUMNS[8:]
@@ -119,6 +126,26 @@ EMPTY_TAIL = "," * (len(COLUMNS) - 9)
 # A scenario's per-request extras (LLM token timings, labels, media duration) arrive in the
 # request event's context under this key, as a dict of `EXTRA_FIELDS`.
 EXTRAS_KEY = "loadbench"
+# Several targets or retries: the request event's context["loadbench_route"] is a `Route` (the
+# ``target``, ``attempt`` and ``request_id`` columns), set by the session that sent the attempt.
+ROUTE_KEY = "loadbench_route"
+# Every field from ``intended_unix_s`` up to the route's three, empty (the hot path's line end).
+EMPTY_BEFORE_ROUTE = "," * (len(COLUMNS) - 12)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where an attempt went and which request it belongs to (the last three columns)."""
+
+    target: str = ""  # a base URL without credentials; "" with one target
+    attempt: int = 0  # 1, 2, ... with --retries; 0 without
+    request_id: str = ""  # with --retries
+
+    def fields(self) -> str:
+        """The three fields, each with its leading comma."""
+        return f",{csv_field(self.target)},{self.attempt or ''},{csv_field(self.request_id)}"
+
+
 _FLOAT_COLUMNS = (
     "start_unix_s",
     "latency_ms",
@@ -132,6 +159,7 @@ _FLOAT_COLUMNS = (
     "download_ms",
     "redirects",
     "server_ms",
+    "attempt",
 )
 MAX_LABEL_CHARS = 100
 # Times are written to the microsecond (`format_record`): a time read back may sit up to half of
@@ -149,7 +177,9 @@ _DTYPES = {
         ("name", "method", "error", "tokens_source", "expected", "predicted", "server_message"),
         "category",
     ),
-    **dict.fromkeys(("retry_after", "input_tokens_source", "replica"), "category"),
+    # request_id: one value per request with --retries, but "" in every record of a run without
+    # (the common case): a category keeps those in a byte each, a string column not.
+    **dict.fromkeys(("retry_after", "input_tokens_source", "replica", "target", "request_id"), "category"),
 }
 MAX_ERROR_CHARS = 300
 
@@ -173,6 +203,9 @@ class RequestRecord:
     redirects: int = 0  # hops followed
     server_ms: float | None = None  # --server-time-header: what the answer said, None when nothing
     replica: str = ""  # --replica-header: the replica that served it, bounded and scrubbed
+    target: str = ""  # several targets: the one it was sent to (a base URL, no credentials)
+    attempt: int = 0  # --retries: 1, 2, ...; 0 without retries (written empty)
+    request_id: str = ""  # --retries: the user-visible request this attempt belongs to
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -197,7 +230,8 @@ def format_record(r: RequestRecord) -> str:
         f"{format_extras(r.extras or {}, _LEADING_EXTRAS)}"
         f",{csv_field(r.server_message)},{csv_field(r.retry_after)},{r.redirects or ''}"
         f"{format_extras(r.extras or {}, _TRAILING_EXTRAS)}"
-        f",{'' if r.server_ms is None else f'{r.server_ms:.3f}'},{csv_field(r.replica)}\n"
+        f",{'' if r.server_ms is None else f'{r.server_ms:.3f}'},{csv_field(r.replica)}"
+        f",{csv_field(r.target)},{r.attempt or ''},{csv_field(r.request_id)}\n"
     )
 
 
@@ -315,6 +349,22 @@ def _read_request_file(path: Path, f: io.BufferedReader) -> pd.DataFrame:
     # OverflowError: an integer column holding a number beyond int64 (e.g. a status of 20 digits).
     except (ValueError, OverflowError, pd.errors.ParserError) as exc:
         raise RunDirError(f"{path} holds a corrupt record: {one_line(str(exc), 160)}") from None
+    # pandas infers a category's values from its text: a column whose every value looks like a
+    # number (a name "0001", an error "-Infinity", labels "7") would read back as numbers. Such a
+    # column (rare: one text in a run usually is not) is read again, as the text it is.
+    numeric = [c for c in present if _DTYPES[c] == "category" and frame[c].cat.categories.dtype.kind != "O"]
+    if numeric:
+        f.seek(0)
+        text = pd.read_csv(
+            io.BufferedReader(_Prefix(f, end + 1)),
+            usecols=numeric,
+            dtype=dict.fromkeys(numeric, str),
+            keep_default_na=False,
+            encoding="utf-8",
+            encoding_errors="replace",
+        )
+        for column in numeric:
+            frame[column] = text[column].astype("category")
     # Empty fields read as NaN; "inf" / "-inf" parse as floats too, and an infinite start time
     # would make the analyzer's run end (and its per-second series) infinite.
     finite = np.isfinite(frame["start_unix_s"]) & np.isfinite(frame["latency_ms"])
@@ -402,98 +452,3 @@ def write_requests(path: Path, records: list[RequestRecord]) -> None:
             writer.write(r)
     finally:
         writer.close()
-
-
-def read_samples(path: Path) -> pd.DataFrame:
-    """Read ``samples.jsonl`` (resource samples) into a wide frame: ``unix_s`` plus one column per key.
-
-    A missing file gives an empty frame (runs without a sampler); a damaged or partial line is
-    skipped, not fatal: a killed sampler leaves a readable file. Rows are sorted by ``unix_s``.
-    """
-    if not path.exists():
-        return pd.DataFrame({"unix_s": pd.Series([], dtype="float64")})
-    rows = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # the sampler was stopped mid-write
-            try:
-                row = json.loads(line)
-            # ValueError covers JSONDecodeError and an integer of more than 4300 digits;
-            # RecursionError, arrays nested thousands deep. Either way a damaged line.
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(row, dict) and isinstance(row.get("unix_s"), int | float):
-                rows.append(row)
-    if not rows:
-        return pd.DataFrame({"unix_s": pd.Series([], dtype="float64")})
-    frame = pd.DataFrame.from_records(rows)
-    frame = frame.apply(pd.to_numeric, errors="coerce")
-    return frame.sort_values("unix_s", kind="stable").reset_index(drop=True)
-
-
-TIMESERIES_COLUMNS = (
-    "second",
-    "start_unix_s",
-    "requests",
-    "ok",
-    "errors",
-    "p50_ms",
-    "p99_ms",
-    "users",
-    "in_warmup",
-)
-
-
-def read_timeseries(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame({c: pd.Series([], dtype=float) for c in TIMESERIES_COLUMNS})
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise RunDirError(f"cannot read {path}: {' '.join(str(exc).split())[:160]}") from None
-    missing = [c for c in ("second", "start_unix_s") if c not in frame]
-    if missing:
-        raise RunDirError(f"{path} is not a timeseries file: missing column(s) {', '.join(missing)}")
-    for c in TIMESERIES_COLUMNS:
-        if c not in frame:
-            frame[c] = np.nan
-        frame[c] = pd.to_numeric(frame[c], errors="coerce")
-    return frame
-
-
-def read_users(path: Path) -> pd.DataFrame:
-    """Read ``users.csv`` (``unix_s,users``); missing or damaged lines give fewer rows, not errors.
-
-    A file without those columns in its header raises `RunDirError`; a file with no whole line
-    (empty, or truncated inside its header) gives zero rows.
-    """
-    empty = pd.DataFrame({"unix_s": pd.Series([], dtype="float64"), "users": pd.Series([], dtype="int64")})
-    if not path.exists():
-        return empty
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
-    data = data[: data.rfind(b"\n") + 1]
-    if not data.strip():  # nothing but blank lines: pandas would raise EmptyDataError
-        return empty
-    # Every field is a number, so nothing is quoted: QUOTE_NONE keeps a stray quote from
-    # swallowing the rest of the file (a ParserError); dtype=str leaves numbers to to_numeric
-    # below (no int64 overflow in pandas' type inference); undecodable bytes become U+FFFD.
-    frame = pd.read_csv(
-        io.BytesIO(data),
-        on_bad_lines="skip",
-        quoting=csv.QUOTE_NONE,
-        dtype=str,
-        encoding="utf-8",
-        encoding_errors="replace",
-        skip_blank_lines=True,
-    )
-    missing = [c for c in ("unix_s", "users") if c not in frame.columns]
-    if missing:
-        raise RunDirError(f"{path} is not a users file: missing column(s) {', '.join(missing)}")
-    frame = frame[["unix_s", "users"]].apply(pd.to_numeric, errors="coerce").astype("float64")
-    # Damaged values are dropped: NaN / inf, and user counts no int64 can hold exactly.
-    keep = np.isfinite(frame["unix_s"]) & frame["users"].between(0, 2**53)
-    return frame[keep].astype({"unix_s": "float64", "users": "int64"}).reset_index(drop=True)

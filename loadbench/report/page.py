@@ -3,8 +3,8 @@
 
 The header (title, status badge, headline tiles, saturation warning, notices), the summary,
 requests-by-name, errors and run tables go into the template as plain values and are escaped
-there; the sections built by their own modules (verdict, load, network, quality, LLM with the
-kit; resources from its template) go in as `trusted` markup. Plots are drawn
+there; the sections built by their own modules (verdict, load, network, replicas, targets,
+retries, quality, LLM with the kit; resources from its template) go in as `trusted` markup. Plots are drawn
 here and inlined as base64 PNGs, so the page needs no file beside it and no network.
 """
 
@@ -31,6 +31,7 @@ from loadbench.report.network import network_html
 from loadbench.report.quality import quality_html, quality_tiles
 from loadbench.report.replicas import replicas_html
 from loadbench.report.resources import all_gpus, resources_html, saturation_warning, top_notices
+from loadbench.report.retries import retries_html
 from loadbench.report.rundata import BADGES, Identity, Run, error_kind_frame, in_window
 from loadbench.report.tables import (
     BY_NAME_HEADERS,
@@ -40,6 +41,7 @@ from loadbench.report.tables import (
     run_facts,
     summary_rows,
 )
+from loadbench.report.targets import targets_html
 
 TEMPLATE = "report.html.j2"
 METRICS_DOC = "docs/metrics.md"
@@ -86,7 +88,10 @@ def render_html(run: Run) -> str:
         summary_rows=summary_rows(summary),
         load=trusted(load_html(summary)),
         network=trusted(network_html(summary, meta)),  # "Where the time goes"
-        replicas=trusted(replicas_html(summary, run.requests, run.run_start, run.timeseries)),  # "" without
+        # Replicas and targets count attempts (each went somewhere); both "" without their section.
+        replicas=trusted(replicas_html(summary, run.attempts, run.run_start, run.timeseries)),
+        targets=trusted(targets_html(summary, run.attempts, run.run_start, run.timeseries)),
+        retries=trusted(retries_html(summary)),  # "" without retries
         quality=trusted(quality_html(summary, run.requests, run.run_start, run.timeseries, mask)),
         llm=trusted(llm_html(summary, run.requests, run.timeseries, run.run_start)),  # "" without LLM data
         figures=[(key, png_base64(png), *PLOT_CAPTIONS[key]) for key, png in render_plots(run).items()],

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 import numpy as np
@@ -36,11 +37,31 @@ C_WARMUP = "#bbbbbb"
 SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
+MAX_LABEL = 60  # characters of a legend label taken from the run (a replica, a target URL)
+
+
+def legend_text(text: str, limit: int = MAX_LABEL) -> str:
+    """A label from the run that matplotlib shows as typed: one line, bounded, ``$`` not read as
+    mathtext, and a leading ``_`` (which hides a label from the legend) kept visible."""
+    text = " ".join(str(text).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
 def figure_to_png(fig: Figure, dpi: int = DPI) -> bytes:
     """Encode a figure as PNG bytes (no timestamp metadata, so output depends only on the figure)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
+
+
+def figures_to_png(figures: dict[str, Figure | None]) -> dict[str, bytes]:
+    """PNG bytes of every figure that was drawn (None: no data for it), by figure id."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a glyph the font lacks
+        return {k: figure_to_png(f) for k, f in figures.items() if f is not None}
 
 
 def new_figure(title: str) -> tuple[Figure, Axes]:

@@ -2,7 +2,7 @@
 share one time axis, so a latency spike can be read against what the machines were doing.
 
 Consumes the analyzer's per-second timeseries and the sampler's wide frame of
-`loadbench.record.records.read_samples` (``unix_s`` on the requests' clock; ``host.*``,
+`loadbench.record.series.read_samples` (``unix_s`` on the requests' clock; ``host.*``,
 ``server.*``, ``generator.*``, ``gpuN.*`` and remote hosts' ``LABEL/...`` columns); produces one
 `matplotlib.figure.Figure`. No pyplot, no global state, like `loadbench.report.plots`.
 """
@@ -98,7 +98,7 @@ def resources_over_time(
 
     Panels, top to bottom, each only when it has data: latency p50/p99 and requests per second
     (from ``timeseries``), CPU %, memory (GiB), GPU utilization % and GPU memory (GiB) with power
-    (W) on a twin axis. ``samples`` is the wide frame of `loadbench.record.records.read_samples`
+    (W) on a twin axis. ``samples`` is the wide frame of `loadbench.record.series.read_samples`
     (``unix_s`` on the same clock as the requests); more than `MAX_SAMPLES` rows are thinned.
     The x axis is seconds since ``run_start_unix_s``, like the other time plots; the warmup
     (up to ``warmup_end_unix_s``, else the timeseries' warmup seconds) is shaded.

@@ -1,4 +1,5 @@
-"""Report fragments for the replicas that served the run (``--replica-header``).
+"""Report fragments for the replicas that served the run (``--replica-header``), and the pieces
+every "who served it" section shares (`loadbench.report.targets` draws its own with them).
 
 Consumes ``summary.json`` ``replicas`` (`loadbench.analyze.replicas`) and the records' ``replica``
 column; produces the "Replicas" section of ``report.html`` (a table per replica and the latency
@@ -8,6 +9,7 @@ Replica names come from the server's answers: escaped like any server text.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,21 @@ from loadbench.report.fmt import as_dict, as_list, format_count, format_ms, form
 from loadbench.report.html import esc, figure_html, grid_table
 from loadbench.report.markdown import md_table
 
+
+def _latency(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda r: format_ms(as_dict(r.get("latency_ms")).get(key))
+
+
+# The figures of one replica's or target's entry (`loadbench.analyze.replicas.group_stats`), by
+# column heading; a section's table picks its columns from these.
+CELLS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "requests": lambda r: format_count(r.get("requests")),
+    "share": lambda r: format_pct(r.get("share")),
+    "errors": lambda r: format_count(r.get("errors")),
+    "error rate": lambda r: format_pct(r.get("error_rate")),
+    "throughput": lambda r: format_rate(r.get("throughput_rps")),
+    **{key: _latency(key) for key in ("p50", "p90", "p99", "max")},
+}
 HEADERS = ("replica", "requests", "share", "errors", "error rate", "throughput", "p50", "p90", "p99", "max")
 NUMERIC = tuple(range(1, len(HEADERS)))
 _CAPTION = (
@@ -28,22 +45,15 @@ _CAPTION = (
 )
 
 
+def table_rows(entries: Any, name_key: str, headers: Sequence[str]) -> list[list[str]]:
+    """One row per entry: its ``name_key`` first, then the `CELLS` named by ``headers[1:]``."""
+    return [
+        [str(r.get(name_key)), *(CELLS[h](r) for h in headers[1:])] for r in map(as_dict, as_list(entries))
+    ]
+
+
 def _rows(section: dict[str, Any]) -> list[list[str]]:
-    rows = []
-    for r in as_list(section.get("replicas")):
-        lat = as_dict(r.get("latency_ms"))
-        rows.append(
-            [
-                str(r.get("replica")),
-                format_count(r.get("requests")),
-                format_pct(r.get("share")),
-                format_count(r.get("errors")),
-                format_pct(r.get("error_rate")),
-                format_rate(r.get("throughput_rps")),
-                *(format_ms(lat.get(k)) for k in ("p50", "p90", "p99", "max")),
-            ]
-        )
-    return rows
+    return table_rows(section.get("replicas"), "replica", HEADERS)
 
 
 def _said(section: dict[str, Any]) -> str:
@@ -56,25 +66,41 @@ def _said(section: dict[str, Any]) -> str:
     return "; ".join(parts) + "."
 
 
-def latency_by_replica(
-    requests: pd.DataFrame, run_start: float, timeseries: pd.DataFrame | None
+def series_order(names: Any, listed: Sequence[str] = ()) -> list[str]:
+    """The distinct non-empty ``names``, ``listed`` ones first in their order (each whether or not it
+    appears), then the rest sorted: the order of a section's table, so colours follow its rows."""
+    seen = {str(n) for n in names if n != ""}
+    return list(dict.fromkeys(listed)) + sorted(seen - set(listed))
+
+
+def latency_by(
+    records: pd.DataFrame,
+    column: str,
+    title: str,
+    run_start: float,
+    timeseries: pd.DataFrame | None,
+    listed: Sequence[str] = (),
 ) -> Figure | None:
-    """Successful requests' latency over time, one colour per replica; None without replicas."""
-    if "replica" not in requests.columns:
+    """Successful records' latency over time, one colour per value of ``column`` (in
+    `series_order`); None when no successful record has one."""
+    if column not in records.columns:
         return None
-    names = requests["replica"].astype("string").fillna("")
-    ok = requests["ok"].to_numpy().astype(bool) & (names != "").to_numpy()
+    names = records[column].astype("string").fillna("").to_numpy(dtype=object)
+    ok = records["ok"].to_numpy().astype(bool) & (names != "")
     if not ok.any():
         return None
-    fig, ax = plotkit.new_figure("Latency over time by replica")
-    start = requests["start_unix_s"].to_numpy(dtype=float) - run_start
-    latency = requests["latency_ms"].to_numpy(dtype=float)
+    fig, ax = plotkit.new_figure(title)
+    start = records["start_unix_s"].to_numpy(dtype=float) - run_start
+    latency = records["latency_ms"].to_numpy(dtype=float)
     shown = np.flatnonzero(ok)
     keep = shown[plotkit.downsample_indices(shown.size, 20_000)]
-    for i, name in enumerate(sorted(set(names.to_numpy()[keep].tolist()))):
-        pick = keep[names.to_numpy()[keep] == name]
+    for i, name in enumerate(series_order(names[keep].tolist(), listed)):
+        pick = keep[names[keep] == name]
+        if not pick.size:
+            continue  # the colour stays its own, as in the other plots of its section
         colour = plotkit.SERIES_COLORS[i % len(plotkit.SERIES_COLORS)]
-        ax.scatter(start[pick], latency[pick], s=4, alpha=0.5, color=colour, label=str(name), rasterized=True)
+        label = plotkit.legend_text(name)
+        ax.scatter(start[pick], latency[pick], s=4, alpha=0.5, color=colour, label=label, rasterized=True)
     ts = plotkit.contiguous(timeseries)
     if not ts.empty:
         plotkit.shade_warmup(ax, ts)
@@ -83,10 +109,18 @@ def latency_by_replica(
     return fig
 
 
+def latency_by_replica(
+    requests: pd.DataFrame, run_start: float, timeseries: pd.DataFrame | None
+) -> Figure | None:
+    """Successful requests' latency over time, one colour per replica; None without replicas."""
+    return latency_by(requests, "replica", "Latency over time by replica", run_start, timeseries)
+
+
 def replicas_html(
     summary: dict[str, Any], requests: pd.DataFrame, run_start: float, timeseries: pd.DataFrame | None
 ) -> str:
-    """The "Replicas" section (heading included); "" when the run has no replica section."""
+    """The "Replicas" section (heading included); "" when the run has no replica section.
+    ``requests``: the records, every attempt its own (each attempt's answer named its replica)."""
     section = as_dict(summary.get("replicas"))
     if not section:
         return ""

@@ -1,5 +1,9 @@
 """An analyzed run directory loaded once for its report, and what every section derives from it:
 the run's identity (scenario, target, status), the measured window's requests, errors by kind.
+
+With ``--retries`` the records are attempts: the report collapses them into the requests users
+saw as the analyzer does (`loadbench.analyze.attempts`), so its plots show what its figures count;
+the attempts stay beside them for the sections about attempts (targets, replicas).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from loadbench.analyze import stats
+from loadbench.analyze.attempts import split_attempts
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
-from loadbench.record.records import read_requests, read_samples, read_timeseries
+from loadbench.record.records import read_requests
+from loadbench.record.series import read_samples, read_timeseries
 from loadbench.report.fmt import as_dict, num
 
 # status -> (shown as, badge class)
@@ -35,9 +41,10 @@ class Run:
     meta: dict[str, Any]
     summary: dict[str, Any]
     timeseries: pd.DataFrame
-    requests: pd.DataFrame
+    requests: pd.DataFrame  # one row per user-visible request (attempts collapsed)
     run_start: float  # unix s of second 0 of the timeseries
     samples: pd.DataFrame  # resource samples; just a ``unix_s`` column when there are none
+    attempts: pd.DataFrame  # the records as written: every attempt (``requests`` without retries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,8 @@ def load_run(run_dir: Path, requests: pd.DataFrame | None = None) -> Run:
     timeseries = read_timeseries(run_dir / rundir.TIMESERIES)
     if requests is None:
         requests = read_requests(run_dir / rundir.REQUESTS)
+    split = split_attempts(requests)
+    requests = split.requests
     if not timeseries.empty:
         # The analyzer's seconds are the reference, so scatter points line up with per-second rows.
         run_start = float(timeseries["start_unix_s"].iloc[0] - timeseries["second"].iloc[0])
@@ -75,7 +84,7 @@ def load_run(run_dir: Path, requests: pd.DataFrame | None = None) -> Run:
     else:
         run_start = float(requests["start_unix_s"].min()) if len(requests) else 0.0
     samples = read_samples(run_dir / rundir.SAMPLES)
-    return Run(run_dir, meta, summary, timeseries, requests, run_start, samples)
+    return Run(run_dir, meta, summary, timeseries, requests, run_start, samples, split.attempts)
 
 
 def in_window(requests: pd.DataFrame, summary: dict[str, Any]) -> npt.NDArray[np.bool_]:

@@ -27,8 +27,10 @@ from loadbench.report.network import network_markdown
 from loadbench.report.quality import quality_markdown
 from loadbench.report.replicas import replicas_markdown
 from loadbench.report.resources import resources_markdown, top_notices
+from loadbench.report.retries import retries_markdown
 from loadbench.report.rundata import BADGES, Identity
 from loadbench.report.tables import error_cells
+from loadbench.report.targets import targets_markdown
 
 MAX_ERRORS = 5  # error kinds listed, most frequent first
 MAX_EXAMPLE = 120  # characters of an error's example
@@ -59,6 +61,8 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
     lines += llm_markdown(summary)
     lines += network_markdown(summary)
     lines += replicas_markdown(summary)
+    lines += targets_markdown(summary)
+    lines += retries_markdown(summary)
     lines += _by_name_markdown(as_dict(summary.get("by_name")))
     lines += _errors_markdown([as_dict(e) for e in as_list(summary.get("errors"))][:MAX_ERRORS])
     lines += quality_markdown(summary)

@@ -38,11 +38,14 @@ from typing import Any
 from locust import FastHttpUser, constant, events
 
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+from loadbench.protocols.extract import json_path_text
 from loadbench.record.records import EXTRAS_KEY
+from loadbench.scenario.routing import add_routing_options, router_for
 from loadbench.scenario.session import BODY_OVER_LIMIT, DeadlineSession, discarded_body
 from loadbench.values import (
     DEFAULT_FOLLOW_REDIRECTS,
     DEFAULT_MAX_BODY_BYTES,
+    argument_type,
     body_size,
     format_size,
     header_name,
@@ -122,6 +125,12 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
         help="record the server's own time per request (requests.csv server_ms) from this header: "
         "milliseconds, or Server-Timing (the sum of its dur=, or NAME:METRIC for one metric)",
     )
+    add_replica_options(group)
+    add_routing_options(parser)
+
+
+def add_replica_options(group: Any) -> None:
+    """``--replica-header`` and ``--replica-field``: which replica served each request."""
     group.add_argument(
         "--replica-header",
         type=header_name,
@@ -129,6 +138,13 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
         metavar="NAME",
         help="record which replica served each request (requests.csv replica) from this header, "
         "e.g. X-Served-By behind a load balancer: the report then has per-replica statistics",
+    )
+    group.add_argument(
+        "--replica-field",
+        type=argument_type(json_path_text),
+        default=None,
+        metavar="PATH",
+        help="the same from the answer's JSON body at this dotted path (e.g. meta.replica)",
     )
 
 
@@ -242,7 +258,7 @@ class ModelUser(FastHttpUser):
                 max_redirects=follow,
             )
         self.client = DeadlineSession(  # type: ignore[assignment]
-            session, self.network_timeout, self.max_body_bytes, follow
+            session, self.network_timeout, self.max_body_bytes, follow, router_for(environment)
         )
 
     def on_start(self) -> None:

@@ -25,6 +25,7 @@ from loadbench.protocols.responses import (
     location_of,
     redirect_failure,
 )
+from loadbench.scenario.routing import Router
 from loadbench.values import DEFAULT_MAX_BODY_BYTES
 
 # The attribute of a response whose body was over --max-body: a `DiscardedBody`.
@@ -63,6 +64,10 @@ class DeadlineSession:
       ``response_length`` are what Locust records for a body read whole: to its end, its decoded
       size. Locust reads a body whole, however large (a 200 MB answer took 685 MB).
 
+    - **Targets and retries**: with a `loadbench.scenario.routing.Router` (several targets, or
+      ``--retries``), each request goes through it: it picks the target and sends each attempt
+      through `send_once`.
+
     Locust's request event fires as the client fires it: when the ``catch_response`` block ends,
     or before the request returns without one. Anything else is passed to the wrapped session.
     """
@@ -73,13 +78,21 @@ class DeadlineSession:
         seconds: float,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         follow_redirects: int = 0,
+        router: Router | None = None,
     ) -> None:
         self.session = session
         self.seconds = seconds
         self.max_body_bytes = max_body_bytes
         self.follow_redirects = follow_redirects
+        self.router = router
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        if self.router is not None:
+            return self.router.send(self.send_once, method, url, kwargs)
+        return self.send_once(method, url, **kwargs)
+
+    def send_once(self, method: str, url: str, **kwargs: Any) -> Any:
+        """One attempt: the deadline, redirects and body limit described above."""
         catch_response = bool(kwargs.pop("catch_response", False))
         streamed = bool(kwargs.pop("stream", False))
         error = TimeoutError(f"timed out: no complete response within {self.seconds:g} s")

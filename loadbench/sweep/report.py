@@ -10,7 +10,6 @@ against offered load, and the error rate. Everything from the server or the user
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -280,9 +279,7 @@ def render_sweep_plots(sweep: dict[str, Any]) -> dict[str, bytes]:
         "plot-errors": errors_figure(sweep),
         "plot-whatif": validation_figure(sweep["whatif"]) if sweep.get("whatif") else None,
     }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a glyph the font lacks
-        return {k: plotkit.figure_to_png(f) for k, f in figures.items() if f is not None}
+    return plotkit.figures_to_png(figures)
 
 
 # ---------------------------------------------------------------------------------------------

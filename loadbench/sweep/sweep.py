@@ -56,12 +56,13 @@ WHATIF_OPTIONS = Options(methods=("kingman", "simulation"), sim_requests=200_000
 class SweepConfig:
     """Everything one `loadbench sweep` needs; recorded (redacted) in ``sweep.json``."""
 
-    target: str
+    target: str  # the first of ``targets`` when there are several
     mode: str  # "rate" (open loop, --rate) or "users" (closed loop, --users)
     loads: list[float] = field(default_factory=list)  # the explicit steps; empty with find_capacity
     find_capacity: bool = False
     start: float = 1.0  # --find-capacity: first load
     resolution: float = 0.1  # --find-capacity: stop when hi / lo <= 1 + resolution
+    growth: float = 2.0  # --find-capacity: the load's factor after a pass, until a step fails
     max_steps: int = 12
     step_duration_s: float = 30.0  # each step's --duration, warmup included
     warmup_s: float = 2.0
@@ -75,6 +76,14 @@ class SweepConfig:
     run_args: list[str] = field(default_factory=list)  # passed to every `loadbench run` as they are
     whatif: bool = False  # fit the lowest-load step, predict the others (loadbench.whatif.validate)
     whatif_servers: int | None = None  # None: measured by Little's law at saturation
+    # Several replicas of one model: every step gets each as a --target, balanced client-side
+    # by `run --balance` (empty: ``target`` alone).
+    targets: list[str] = field(default_factory=list)
+    balance: str | None = None
+
+    def step_targets(self) -> list[str]:
+        """What every step targets: ``targets``, or ``target`` alone."""
+        return list(self.targets) or [self.target]
 
 
 @dataclass
@@ -119,13 +128,16 @@ def step_command(
         # percent over a short step, enough to trip the 95 %-of-offered rule by chance.
         load_args += ["--arrival", "constant"]
     slo_args = [a for s in config.slos for a in ("--slo", s)] if config.pass_slos else []
+    targets = config.step_targets()
+    target_args = [a for t in targets for a in ("--target", t)]
+    if len(targets) > 1 and config.balance:
+        target_args += ["--balance", config.balance]
     return [
         sys.executable,
         "-m",
         "loadbench",
         "run",
-        "--target",
-        config.target,
+        *target_args,
         *load_args,
         "--duration",
         f"{duration_s or config.step_duration_s:g}",
@@ -221,11 +233,14 @@ def _progress(row: dict[str, Any], mode: str) -> str:
 def _settings(config: SweepConfig) -> dict[str, Any]:
     return {
         "target": redact_url(config.target),
+        "targets": [redact_url(t) for t in config.step_targets()],
+        "balance": config.balance if len(config.step_targets()) > 1 else None,
         "mode": config.mode,
         "loads": config.loads,
         "find_capacity": config.find_capacity,
         "start": config.start if config.find_capacity else None,
         "resolution": config.resolution if config.find_capacity else None,
+        "growth": config.growth if config.find_capacity else None,
         "max_steps": config.max_steps if config.find_capacity else None,
         "step_duration_s": config.step_duration_s,
         "gated_requests": capacity.gated_requests(parse_slos(config.slos)),
@@ -284,7 +299,7 @@ def run_sweep(config: SweepConfig, out: TextIO = sys.stdout) -> tuple[dict[str, 
     )
     if not config.quiet:
         print(
-            f"loadbench: sweep against {redact_url(config.target)}: {what}, "
+            f"loadbench: sweep against {_targets_text(config)}: {what}, "
             f"{config.step_duration_s:g} s per step -> {sweep_dir}",
             file=out,
             flush=True,
@@ -296,7 +311,9 @@ def run_sweep(config: SweepConfig, out: TextIO = sys.stdout) -> tuple[dict[str, 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main else None
     try:
-        search = capacity.CapacitySearch(config.mode, config.start, config.resolution, config.max_steps)
+        search = capacity.CapacitySearch(
+            config.mode, config.start, config.resolution, config.max_steps, growth=config.growth
+        )
         pending = [] if config.find_capacity else list(config.loads)
         needed = capacity.gated_requests(slos)
         while (load := search.next_load() if config.find_capacity else _pop(pending)) is not None:
@@ -345,6 +362,13 @@ def _whatif_said(whatif: dict[str, Any]) -> str:
     if not whatif.get("predicted"):
         return f"not predicted: {whatif.get('why')}"
     return f"fitted on step {whatif['fit_step']}, {whatif['servers']} server(s): {whatif['verdict']}"
+
+
+def _targets_text(config: SweepConfig) -> str:
+    targets = config.step_targets()
+    if len(targets) == 1:
+        return redact_url(targets[0])
+    return f"{len(targets)} replicas ({config.balance}: {', '.join(redact_url(t) for t in targets)})"
 
 
 def _pop(pending: list[float]) -> float | None:

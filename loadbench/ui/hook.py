@@ -21,6 +21,7 @@ from locust.env import Environment
 from loadbench.drive.config import RunConfig
 from loadbench.drive.locustfiles import Scenario
 from loadbench.redact import redact_argv
+from loadbench.scenario.routing import routing_targets
 from loadbench.ui.plugin import WebUIPlugin
 from loadbench.values import DEFAULT_MAX_BODY_BYTES
 
@@ -64,6 +65,7 @@ def install_from_locust(environment: Environment) -> WebUIPlugin:
         options,  # type: ignore[arg-type]
         "run from the Locust web UI (locust -f)",
     )
+    targets = routing_targets(options)
     base = RunConfig(
         target=environment.host or "",
         headers=list(getattr(options, "header", None) or []),
@@ -77,6 +79,14 @@ def install_from_locust(environment: Environment) -> WebUIPlugin:
         max_body_bytes=int(getattr(options, "max_body", None) or DEFAULT_MAX_BODY_BYTES),
         server_time_header=getattr(options, "server_time_header", None) or None,
         replica_header=getattr(options, "replica_header", None) or None,
+        replica_field=getattr(options, "replica_field", None) or None,
+        # Several targets (--host and --targets FILE) and retries, as the locustfile's options say.
+        targets=targets if len(targets) > 1 else [],
+        balance=getattr(options, "balance", None) if len(targets) > 1 else None,
+        retries=int(getattr(options, "retries", 0) or 0),
+        retry_on=list(getattr(options, "retry_on", None) or []) or None,
+        retry_backoff_s=list(getattr(options, "retry_backoff", None) or []) or None,
+        retry_budget=getattr(options, "retry_budget", None),
     )
     argv = ["locust", *sys.argv[1:]]
     return WebUIPlugin(environment, base, scenario, redact_argv(argv)).install()

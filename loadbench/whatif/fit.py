@@ -147,7 +147,9 @@ def _split(
 def fit_run(run_dir: Path, overhead_ms: float | None = None) -> Fit:
     """Fit a run directory; `UsageError` (one line) when it cannot be fitted."""
     meta = rundir.read_meta(run_dir)
-    requests = read_requests(run_dir / "requests.csv")
+    # Each attempt of a retried request arrived at the server's queue on its own: fit attempts,
+    # not the user-visible requests (whose latency holds the backoff waits).
+    requests = read_requests(run_dir / "requests.csv").assign(request_id="")
     w, _ = measure(meta, requests)
     ok = w.ok_mask
     if int(ok.sum()) < MIN_REQUESTS:

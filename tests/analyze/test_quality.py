@@ -399,9 +399,11 @@ def test_labels_survive_the_record_file(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_json_post_against_the_demo_measures_quality_out_of_the_box(tmp_path: Path) -> None:
     out = tmp_path / "run"
+    # Paced (5 ms an answer): the quality of the answers, not the throughput, is the subject; some
+    # 1,500 labelled requests instead of the tens of thousands four unpaced users send.
     result = run_cli(
-        "run", "--demo", "--scenario", "json_post", "-d", "3s", "--warmup", "1s", "-u", "4",
-        "--quiet", "--no-sampler", "--out", str(out),
+        "run", "--demo", "--demo-latency-ms", "5", "--scenario", "json_post", "-d", "3s", "--warmup", "1s",
+        "-u", "4", "--quiet", "--no-sampler", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = read_json(out / rundir.SUMMARY)

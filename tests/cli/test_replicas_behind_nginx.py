@@ -44,12 +44,16 @@ def replicas() -> Iterator[list[str]]:
             demo.communicate(timeout=20)
 
 
-def measure(tmp_path: Path, url: str, users: int, *extra: str) -> tuple[dict[str, Any], Any]:
+def measure(
+    tmp_path: Path, url: str, users: int, *extra: str, duration: str = "5s", warmup: str = "1s"
+) -> tuple[dict[str, Any], Any]:
+    """A json_post run through ``url``; (its summary, its records). The default 5 s (1 s warmup)
+    gives the shares and the per-replica percentiles enough requests on a loaded machine."""
     out = tmp_path / "run"
     done = run_cli(
         "run", "--target", url, "--scenario", "json_post", "--path", "/predict", "--data", str(DIGITS_JSONL),
         "-u", str(users),
-        "-d", "5s", "--warmup", "1s", "--replica-header", "X-Served-By", "--no-sampler", "--quiet",
+        "-d", duration, "--warmup", warmup, "--replica-header", "X-Served-By", "--no-sampler", "--quiet",
         "--out", str(out), *extra,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -60,11 +64,22 @@ def by_name(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["replica"]: r for r in summary["replicas"]["replicas"]}
 
 
-def test_round_robin_shares_evenly_and_each_replica_shows_its_own_latency(
-    replicas: list[str], tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def round_robin(
+    replicas: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any], Any]:
+    """The three replicas behind nginx's round-robin, 3 users: (run dir, summary, records). Read by
+    the shares test and by the report's (its Replicas table and plot)."""
+    tmp = tmp_path_factory.mktemp("round-robin")
     with nginx_balancer(replicas, "round-robin") as url:
-        summary, records = measure(tmp_path, url, 3)
+        summary, records = measure(tmp, url, 3)
+    return tmp / "run", summary, records
+
+
+def test_round_robin_shares_evenly_and_each_replica_shows_its_own_latency(
+    round_robin: tuple[Path, dict[str, Any], Any],
+) -> None:
+    _, summary, records = round_robin
     rows = by_name(summary)
     assert set(rows) == {"a", "b", "c"} and summary["replicas"]["unattributed"] == 0
     # The counts are the records' own, replica by replica, in the measured window.
@@ -89,19 +104,22 @@ def test_least_conn_sends_the_fastest_replica_the_most(replicas: list[str], tmp_
     assert summary["replicas"]["imbalance"] > 1.2
 
 
-def test_the_report_has_the_replicas_table_and_plot(replicas: list[str], tmp_path: Path) -> None:
-    with nginx_balancer(replicas[:2], "round-robin") as url:
-        measure(tmp_path, url, 2)
-    html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+def test_the_report_has_the_replicas_table_and_plot(round_robin: tuple[Path, dict[str, Any], Any]) -> None:
+    # The round-robin run's report (one run fewer than a run of its own).
+    run, _, _ = round_robin
+    html = (run / "report.html").read_text(encoding="utf-8")
     assert "<h2 id='replicas'>Replicas</h2>" in html and "plot-replicas" in html
-    md = (tmp_path / "run" / "summary.md").read_text(encoding="utf-8")
-    assert "**Replicas:** 2 replica(s) from the header X-Served-By" in md
+    md = (run / "summary.md").read_text(encoding="utf-8")
+    assert "**Replicas:** 3 replica(s) from the header X-Served-By" in md
 
 
 def test_a_replica_header_that_never_comes_is_said_and_invents_nothing(
     replicas: list[str], tmp_path: Path
 ) -> None:
-    summary, records = measure(tmp_path, replicas[0], 1, "--replica-header", "X-Nobody-Sends-This")
+    # What each record holds, not how many: 2 s (some 150 requests from the one user) is plenty.
+    summary, records = measure(
+        tmp_path, replicas[0], 1, "--replica-header", "X-Nobody-Sends-This", duration="2s", warmup="0.5s"
+    )
     section = summary["replicas"]
     assert section["replicas"] == [] and section["unattributed"] == summary["requests"]["total"]
     assert sum("X-Nobody-Sends-This" in n for n in summary["notices"]) == 1

@@ -20,7 +20,8 @@ from loadbench.compare import html as compare_html
 from loadbench.compare import report as compare_report
 from loadbench.compare.rundata import load_run
 from loadbench.record import rundir
-from loadbench.record.records import read_requests, read_samples
+from loadbench.record.records import read_requests
+from loadbench.record.series import read_samples
 
 XSS = "<script>x</script>"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

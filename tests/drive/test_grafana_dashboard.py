@@ -96,7 +96,11 @@ def runs(
     data = work / "rows.jsonl"
     data.write_text("\n".join([*rows, bad]) + "\n")
     began = time.time()
-    labelled, ended = run(work / "labelled", port, "--scenario", "json_post", "--data", str(data))
+    # Paced (5 ms an answer, as the LLM run's simulator paces itself): hundreds of requests a
+    # second fill every panel; two unpaced users would keep both cores busy for the 4 s.
+    labelled, ended = run(
+        work / "labelled", port, "--scenario", "json_post", "--data", str(data), "--demo-latency-ms", "5"
+    )
     llm, _ = run(work / "llm", port, "--scenario", "openai_chat")
     return labelled, llm, began, ended
 
@@ -186,7 +190,8 @@ def test_a_sweeps_steps_are_each_a_run_prometheus_stores_whole(
     url, port = prometheus
     began = time.time()
     result = run_cli(
-        "sweep", "--demo", "--concurrency", "1,2", "--step-duration", "2s", "--warmup", "0s",
+        "sweep", "--demo", "--demo-latency-ms", "5", "--concurrency", "1,2", "--step-duration", "2s",
+        "--warmup", "0s",
         "--out", str(tmp_path / "sweep"), "--quiet", "--no-sampler",
         "--metrics-port", str(port), "--metrics-linger", "30s",
     )  # fmt: skip

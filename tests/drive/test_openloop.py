@@ -201,39 +201,49 @@ def test_users_shape_steps_and_metrics_per_stage(
     assert summary["run"]["duration_s"] == pytest.approx(4.0, abs=1.0)
 
 
-def test_rate_shape_offers_each_stages_rate(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def rate_shape_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """An open-loop run in two rate steps, with a gate it fails and one it passes
+    (test_slo_gate_...: exit code 1)."""
+    out = tmp_path_factory.mktemp("rate-shape") / "run"
     with json_server(_ok) as (url, _state):
         result = run_cli(
             "run", "--target", url, "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD,
             "--rate", "1", "--arrival", "constant", "--shape", "step:20,60:2s", "--warmup", "0s",
-            "--no-sampler", "-o", str(tmp_path / "run"), "-q",
+            "--no-sampler", "-o", str(out), "-q", "--slo", "p50<0.001ms", "--slo", "error_rate<1%",
         )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    stages = read_json(tmp_path / "run" / "summary.json")["stages"]
+    return out, result
+
+
+def test_rate_shape_offers_each_stages_rate(
+    rate_shape_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, result = rate_shape_run
+    assert result.returncode == 1, result.stderr  # its failing gate; a target that failed would be 3
+    stages = read_json(out / "summary.json")["stages"]
     assert [s["request_rate_rps"] for s in stages] == [pytest.approx(20, rel=0.1), pytest.approx(60, rel=0.1)]
 
 
 def test_slo_gate_fails_with_exit_code_1_and_passes_with_0(
-    tmp_path: Path, users_shape_run: tuple[Path, subprocess.CompletedProcess[str]]
+    rate_shape_run: tuple[Path, subprocess.CompletedProcess[str]],
+    users_shape_run: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
-    with json_server(_ok) as (url, _state):
-        common = ["--target", url, "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD]
-        # Closed loop: this is about the gate; validity (lateness on a busy machine) is tested below.
-        common += ["-u", "2", "-d", "1.5s", "--warmup", "0.5s", "--no-sampler", "-q"]
-        failing = run_cli(
-            "run", *common, "--slo", "p50<0.001ms", "--slo", "error_rate<1%", "-o", str(tmp_path / "a")
-        )
-    # The passing gates: the closed-loop run of the users shape (one run fewer).
+    # The failing gates: the open-loop run of the rate shape; the passing ones: the closed-loop
+    # run of the users shape (no run of this test's own). An INVALID verdict (lateness on a busy
+    # machine) would exit 1 as well: the failing gate is told by its own line and check below.
+    failed_dir, failing = rate_shape_run
     passed_dir, passing = users_shape_run
     assert failing.returncode == 1, failing.stderr
     assert "SLO FAIL  p50<0.001ms" in failing.stdout
     assert "SLO PASS  error_rate<1%" in failing.stdout
-    slo = read_json(tmp_path / "a" / "summary.json")["slo"]
+    slo = read_json(failed_dir / "summary.json")["slo"]
     assert slo["passed"] is False
     assert [c["passed"] for c in slo["checks"]] == [False, True]
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert read_json(passed_dir / "summary.json")["slo"]["passed"] is True
-    html = (tmp_path / "a" / "report.html").read_text()
+    html = (failed_dir / "report.html").read_text()
     assert "SLO failed" in html
 
 

@@ -145,6 +145,11 @@ def test_demo_flag_probes_and_chooses_kserve_v2(demo_flag_run: Path) -> None:
     assert list(summary["by_name"]) == ["/v2/models/digits/infer"]
     assert summary["resources"]["sampled"] is False
     assert not (out / "samples.jsonl").exists()
+    # No --server-time-header: the demo's own time (X-Service-Time-Ms, on every answer) is never
+    # read (tests/drive/test_recorder.py: with the option, it is).
+    assert meta["settings"]["server_time_header"] is None
+    records = read_requests(out / "requests.csv")
+    assert len(records) > 10 and records["server_ms"].isna().all()
 
 
 def openai_route(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:

@@ -182,7 +182,8 @@ def labelled_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Sh
             # No --scenario for torchserve: test_run_without_scenario_probes_torchserve reads it.
             scenario = () if kind == "torchserve" else ("--scenario", kind)
             # The closed loop: the quality counts the measured window, which then holds every record.
-            with protocol_server(kind) as (url, state):
+            # Paced (5 ms an answer): hundreds of requests from the two users, not thousands.
+            with protocol_server(kind, pace_ms=5) as (url, state):
                 result = run_cli(
                     "run", "--target", url, *scenario, "--out", str(tmp / "run"), *CLOSED, *args,
                     "--data", str(data),

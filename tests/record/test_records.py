@@ -47,6 +47,9 @@ EXPECTED_DTYPES = {
     "input_tokens_source": "category",
     "server_ms": "float64",
     "replica": "category",
+    "target": "category",
+    "attempt": "float64",
+    "request_id": "category",
 }
 
 
@@ -100,7 +103,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 def test_writer_rounds_to_microseconds(tmp_path: Path) -> None:
     path = tmp_path / "requests.csv"
     write_requests(path, [RequestRecord(1.23456789, 9.87654321, "n", "GET", 200, 1, True)])
-    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,,,,,,,"
+    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,,,,,,,,,,"
     frame = read_requests(path)
     assert (frame["start_unix_s"][0], frame["latency_ms"][0]) == (1.234568, 9.877)
 
@@ -329,7 +332,9 @@ def test_what_the_server_said_round_trips_and_older_files_read_without_it(tmp_pa
         ],
     )  # fmt: skip
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].endswith(",server_message,retry_after,redirects,input_tokens_source,server_ms,replica")
+    assert lines[0].endswith(
+        ",server_message,retry_after,redirects,input_tokens_source,server_ms,replica,target,attempt,request_id"
+    )
     assert all(line.count(",") >= len(COLUMNS) - 1 for line in lines)
     frame = read_requests(path)
     assert frame["server_message"].tolist() == [message, "slow down", ""]
@@ -391,18 +396,18 @@ def test_the_servers_time_is_next_to_last_and_older_files_read_without_it(tmp_pa
         ],
     )  # fmt: skip
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].endswith(",input_tokens_source,server_ms,replica")
-    assert lines[1].endswith(",20.413,") and lines[2].endswith(",0.000,")  # ms to the µs; 0 is a value
-    assert lines[3].endswith(",1,usage,,")  # the extras and hops keep their places before it
+    assert lines[0].endswith(",input_tokens_source,server_ms,replica,target,attempt,request_id")
+    assert lines[1].endswith(",20.413,,,,") and lines[2].endswith(",0.000,,,,")  # ms to the µs; 0 is a value
+    assert lines[3].endswith(",1,usage,,,,,")  # the extras and hops keep their places before it
     assert all(line.count(",") == len(COLUMNS) - 1 for line in lines)
     frame = read_requests(path)
     assert frame["server_ms"].iloc[:2].tolist() == [20.413, 0.0]
     assert frame["server_ms"].iloc[2:].isna().all()
     assert frame["input_tokens_source"].tolist() == ["", "", "usage", ""]
-    # A file from before the column (every line two fields shorter: server_ms, then replica)
-    # reads with it empty.
+    # A file from before the column (every line five fields shorter: server_ms, replica, target,
+    # attempt, request_id) reads with it empty.
     old = tmp_path / "old.csv"
-    old.write_text("".join(line.rsplit(",", 2)[0] + "\n" for line in lines), encoding="utf-8")
+    old.write_text("".join(line.rsplit(",", 5)[0] + "\n" for line in lines), encoding="utf-8")
     frame = read_requests(old)
     assert list(frame.columns) == list(COLUMNS) and str(frame["server_ms"].dtype) == "float64"
     assert frame["server_ms"].isna().all() and frame["redirects"].iloc[2] == 1
@@ -432,7 +437,66 @@ def test_the_replica_round_trips_quoted_and_older_files_read_without_it(tmp_path
     old = tmp_path / "old.csv"
     header, *rows = path.read_text(encoding="utf-8").splitlines()
     old.write_text(
-        "\n".join([header.removesuffix(",replica"), *(r.rsplit(",", 1)[0] for r in rows[:1])]) + "\n",
+        "\n".join(
+            [
+                header.removesuffix(",replica,target,attempt,request_id"),
+                *(r.rsplit(",", 4)[0] for r in rows[:1]),
+            ]
+        )
+        + "\n",
         encoding="utf-8",
     )
     assert read_requests(old)["replica"].astype("string").fillna("").tolist() == [""]
+
+
+def test_the_target_and_the_attempts_round_trip_and_older_files_read_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    write_requests(
+        path,
+        [
+            RequestRecord(1.0, 9.0, "/a", "POST", 503, 5, False, "HTTPError: 503", target="http://127.0.0.1:1",
+                          attempt=1, request_id="ab-1"),
+            RequestRecord(1.1, 8.0, "/a", "POST", 200, 5, True, target="http://127.0.0.1:2", attempt=2,
+                          request_id="ab-1"),
+            RequestRecord(2.0, 7.0, "/a", "POST", 200, 5, True, target='http://h,"x":3'),
+        ],
+    )  # fmt: skip
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[1].endswith(",http://127.0.0.1:1,1,ab-1") and lines[3].endswith(',"http://h,""x"":3",,')
+    frame = read_requests(path)
+    assert frame["target"].astype("string").tolist() == [
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:2",
+        'http://h,"x":3',
+    ]
+    assert frame["attempt"].iloc[:2].tolist() == [1.0, 2.0] and np.isnan(frame["attempt"].iloc[2])
+    assert frame["request_id"].fillna("").tolist() == ["ab-1", "ab-1", ""]
+    old = tmp_path / "old.csv"
+    old.write_text(
+        "\n".join([lines[0].removesuffix(",target,attempt,request_id"), lines[1].rsplit(",", 3)[0]]) + "\n",
+        encoding="utf-8",
+    )
+    frame = read_requests(old)
+    assert list(frame.columns) == list(COLUMNS) and frame["attempt"].isna().all()
+    assert frame["target"].astype("string").fillna("").tolist() == [""]
+    assert frame["request_id"].fillna("").tolist() == [""]
+
+
+def test_text_that_looks_like_numbers_reads_back_as_the_same_text(tmp_path: Path) -> None:
+    # pandas infers a category's values: a file whose every name, error or label looks like a
+    # number would read back as numbers ("0001" as 1, "-Infinity" as -inf, "7" as 7).
+    path = tmp_path / "requests.csv"
+    write_requests(
+        path,
+        [
+            RequestRecord(1.0, 2.0, "000000000", "1", 200, 1, False, "-Infinity", extras={"expected": "07"}),
+            RequestRecord(2.0, 2.0, "0001", "2", 200, 1, False, "NaN", extras={"expected": "7"}, target="1"),
+        ],
+    )
+    frame = read_requests(path)
+    assert frame["name"].tolist() == ["000000000", "0001"]
+    assert frame["method"].tolist() == ["1", "2"]
+    assert frame["error"].tolist() == ["-Infinity", "NaN"]
+    assert frame["expected"].tolist() == ["07", "7"]
+    assert frame["target"].astype(str).tolist() == ["", "1"]
+    assert str(frame["name"].dtype) == "category"

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from loadbench.analyze import analyzer
 from loadbench.errors import RunDirError
-from loadbench.record import records, rundir
+from loadbench.record import records, rundir, series
 from loadbench.record.records import COLUMNS, RequestRecord, format_record, write_requests
 
 T = TypeVar("T")
@@ -229,7 +229,7 @@ def test_a_damaged_users_file_reads_or_raises_run_dir_error(valid: bytes, data: 
         path = d / "users.csv"
         damaged_bytes = data.draw(damaged(valid))
         path.write_bytes(damaged_bytes)
-        frame = read_or_error(records.read_users, path)
+        frame = read_or_error(series.read_users, path)
         if frame is not None:
             assert list(frame.columns) == ["unix_s", "users"]
             assert str(frame["unix_s"].dtype) == "float64" and str(frame["users"].dtype) == "int64"
@@ -245,7 +245,7 @@ def test_a_damaged_samples_file_reads_or_raises_run_dir_error(valid: bytes, data
         path = d / "samples.jsonl"
         damaged_bytes = data.draw(damaged(valid))
         path.write_bytes(damaged_bytes)
-        frame = read_or_error(records.read_samples, path)
+        frame = read_or_error(series.read_samples, path)
         if frame is not None:
             assert "unix_s" in frame.columns
         if damaged_bytes == valid[: len(damaged_bytes)]:  # truncated: every whole line is kept
@@ -385,8 +385,8 @@ def record_line(start: str = f"{STARTED + 2:.6f}", latency: str = "3.0", status:
 READERS: dict[str, Callable[[Path], object]] = {
     rundir.META: lambda p: rundir.read_meta(p.parent),
     rundir.REQUESTS: records.read_requests,
-    rundir.USERS: records.read_users,
-    rundir.SAMPLES: records.read_samples,
+    rundir.USERS: series.read_users,
+    rundir.SAMPLES: series.read_samples,
 }
 
 # What each raised before the fix, in the comment after it.
@@ -432,6 +432,6 @@ def test_damaged_users_lines_are_dropped() -> None:
     with scratch() as d:
         path = d / rundir.USERS
         path.write_bytes(b'unix_s,users\n1,1e300\n2,inf\n3,-1\n"4,1\n5,\xff\n6,1,9\nnan,1\n7,2\n8,3')
-        frame = records.read_users(path)
+        frame = series.read_users(path)
     assert frame["unix_s"].tolist() == [7.0]  # 8,3 is a partial last line
     assert frame["users"].tolist() == [2]

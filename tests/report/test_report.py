@@ -15,7 +15,7 @@ from test_plots import REMOTE, make_sample_rows
 
 from loadbench.analyze.resources import compute_resources
 from loadbench.errors import RunDirError
-from loadbench.record import records, rundir
+from loadbench.record import records, rundir, series
 from loadbench.report import report
 
 START = 1_700_000_000.0
@@ -455,7 +455,7 @@ def make_resources_run_dir(path: Path, gpus: bool = True) -> Path:
     rundir.write_json(run_dir / rundir.SAMPLER_INFO, info)
     requests = records.read_requests(run_dir / rundir.REQUESTS)
     window = requests[requests["start_unix_s"] >= START + 2.0]
-    samples = records.read_samples(run_dir / rundir.SAMPLES)
+    samples = series.read_samples(run_dir / rundir.SAMPLES)
     resources = compute_resources(samples, info, START + 2.0, START + 12.0, window, int(window["ok"].sum()))
     # Latency in the hand-built requests repeats every second, so nothing correlates: set some.
     resources["latency_correlation"] = {f"res{i}.value": round((-1) ** i * i / 10, 3) for i in range(10)}

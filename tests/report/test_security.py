@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -320,9 +321,21 @@ def test_probe_reason_from_server_is_text_in_chromium(chromium: str, tmp_path: P
 
 @pytest.fixture(scope="module")
 def tls_demo(openssl: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The demo endpoint over HTTPS with a self-signed certificate for 127.0.0.1."""
+    """The demo endpoint over HTTPS with a self-signed certificate for 127.0.0.1. TLS, not
+    throughput, is the subject: 5 ms a request, and 5 ms before each new connection's handshake
+    (a client that refuses the certificate tries again on a new one at once), so a user sends a
+    couple of hundred a second instead of keeping this process (the server's threads) and the
+    client a core each busy."""
     cert, key = self_signed_cert(openssl, tmp_path_factory.mktemp("tls"))
-    with tls_serving(make_server(port=0), cert, key) as url:
+    server = make_server(port=0, latency_ms=5)
+    finish = server.finish_request
+
+    def paced(request: Any, client_address: Any) -> None:
+        time.sleep(0.005)  # in the connection's own thread, before its handshake
+        finish(request, client_address)
+
+    server.finish_request = paced  # type: ignore[method-assign]
+    with tls_serving(server, cert, key) as url:
         yield url
 
 
@@ -423,6 +436,7 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(json.dumps({"outputs": [1]}))
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.socket.listen(128)  # not socketserver's 5: see tests/helpers.py serving()
 print(server.server_address[1], flush=True)
 server.serve_forever()
 """

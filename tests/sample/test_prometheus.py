@@ -19,8 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import run_cli
+from helpers import run_cli, serving
 
+from loadbench.demo.server import make_server
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.sample.exposition import Family, PrometheusParseError, Sample, parse_text, series_key
 from loadbench.sample.prometheus import Scraper, histogram_quantile
@@ -617,7 +618,7 @@ def test_scrape_that_times_out_does_not_raise() -> None:
 
 
 @pytest.mark.e2e
-def test_loadbench_run_with_scrape_puts_the_series_in_the_summary(demo_url: str, tmp_path: Path) -> None:
+def test_loadbench_run_with_scrape_puts_the_series_in_the_summary(tmp_path: Path) -> None:
     """`loadbench run --scrape URL` end to end: a real run, a real metrics server on loopback."""
 
     def respond(n: int) -> tuple[int, bytes]:
@@ -627,7 +628,9 @@ def test_loadbench_run_with_scrape_puts_the_series_in_the_summary(demo_url: str,
         )
 
     out = tmp_path / "run"
-    with metrics_server(respond) as (url, seen):
+    # The demo paced (5 ms an answer): the scrapes are the subject, not the load; two unpaced users
+    # and the demo (a thread of this process) would keep both cores busy for the 3 s.
+    with serving(make_server(port=0, latency_ms=5)) as demo_url, metrics_server(respond) as (url, seen):
         result = run_cli(
             "run", "--target", demo_url, "-u", "2", "-d", "3s", "--warmup", "0s", "--sample-interval", "0.2",
             "--scrape", url, "--scrape-interval", "0.5", "-q", "-o", str(out),

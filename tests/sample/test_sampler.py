@@ -21,7 +21,7 @@ import pytest
 from helpers import cpu_seconds, serving, wait_for_lines
 
 from loadbench.analyze.resources import compute_resources
-from loadbench.record.records import read_samples
+from loadbench.record.series import read_samples
 from loadbench.sample import sampler
 from loadbench.sample.agent import make_agent_server
 from loadbench.sample.collector import Collector, host_label
