@@ -47,7 +47,8 @@ def compile_bytecode_once() -> None:
     if not sys.flags.dont_write_bytecode:
         return  # the first process to import a module writes its bytecode
     for folder in (REPO / "loadbench", REPO / "scenarios"):
-        compileall.compile_dir(folder, quiet=1)
+        # quiet=2: a file that cannot be compiled (or written) here fails where it is imported.
+        compileall.compile_dir(folder, quiet=2)
 
 
 @pytest.hookimpl(trylast=True)

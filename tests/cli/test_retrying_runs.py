@@ -65,7 +65,7 @@ def flaky() -> Iterator[tuple[str, dict[str, int]]]:
 
 
 def run(
-    tmp_path: Path, url: str, path: str, *extra: str, users: int = 2, seconds: int = 3
+    tmp_path: Path, url: str, path: str, *extra: str, users: int = 2, seconds: int = 2
 ) -> tuple[Any, Any, str]:
     out = tmp_path / "run"
     done = run_cli(
@@ -139,7 +139,7 @@ def test_retry_after_is_honoured_and_beyond_the_greatest_backoff_there_is_no_ret
 ) -> None:
     url, _ = flaky
     _, records, _ = run(
-        tmp_path, url, "/ra", "--retries", "1", "--retry-backoff", "10ms..3s", users=1, seconds=4
+        tmp_path, url, "/ra", "--retries", "1", "--retry-backoff", "10ms..3s", users=1, seconds=3
     )
     attempts = attempts_of(records)
     second = attempts[attempts["attempt"] == 2]
@@ -198,11 +198,11 @@ def failover(tmp_path: Path, *extra: str) -> tuple[Any, Any, str, tuple[float, f
     try:
         load = start_cli(
             "run", *[a for u in urls for a in ("--target", u)], "--scenario", "json_post", "--path", "/predict",
-            "--data", str(DIGITS_JSONL), "-u", "3", "-d", "8s", "--warmup", "0s", "--no-sampler",
+            "--data", str(DIGITS_JSONL), "-u", "3", "-d", "7s", "--warmup", "0s", "--no-sampler",
             "--quiet", "--out", str(out), *extra,
         )  # fmt: skip
         try:
-            wait_for_lines(out / "requests.csv", 100)
+            wait_for_lines(out / "requests.csv", 60)
         except AssertionError:
             load.kill()
             raise AssertionError(f"the load did not start: {load.communicate(timeout=30)[1]}") from None

@@ -51,7 +51,7 @@ def measure(tmp_path: Path, where: list[str], users: int, *extra: str) -> tuple[
     out = tmp_path / "run"
     done = run_cli(
         "run", *where, "--scenario", "json_post", "--data", str(DIGITS_JSONL), "-u", str(users),
-        "-d", "4s", "--warmup", "1s", "--replica-header", "X-Served-By", "--no-sampler", "--out", str(out), *extra,
+        "-d", "3s", "--warmup", "1s", "--replica-header", "X-Served-By", "--no-sampler", "--out", str(out), *extra,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return read_json(out / "summary.json"), read_requests(out / "requests.csv"), done.stderr

@@ -417,7 +417,7 @@ def test_second_interrupt_exits_at_once_and_leaves_readable_files(
 
 
 def always_503(handler: Any, state: dict[str, Any]) -> tuple[int, Any]:
-    time.sleep(0.02)  # a hundred failures a second, not thousands: plenty to count
+    time.sleep(0.04)  # fifty failures a second from the two users, not thousands: plenty to count
     return (200, {"ok": True}) if handler.path == "/" else (503, {"error": "model not loaded"})
 
 
