@@ -41,7 +41,6 @@ from urllib.parse import unquote, urlsplit
 import gevent
 
 from loadbench.analyze.stats import error_kind, failure_text
-from loadbench.errors import UsageError
 from loadbench.load.balance import DEFAULT_POLICY, POLICIES, Balancer, policy_name
 from loadbench.load.retry import (
     DEFAULT_BACKOFF_S,
@@ -52,6 +51,7 @@ from loadbench.load.retry import (
     parse_budget,
     parse_retry_on,
     retry_after_seconds,
+    retry_count,
 )
 from loadbench.record.records import ROUTE_KEY, Route
 from loadbench.values import argument_type, check_targets, read_targets_file, target_base
@@ -101,10 +101,6 @@ class Router:
         self._several = len(self.targets) > 1
         self._retrying = self.policy.retries > 0
         self._routes = [Route(t.base if self._several else "") for t in self.targets]
-
-    @property
-    def several(self) -> bool:
-        return self._several
 
     def send(self, send: Send, method: str, url: str, kwargs: dict[str, Any]) -> Any:
         """Send one request of the scenario (its attempts) through ``send``; returns the last
@@ -239,7 +235,7 @@ def add_routing_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--retries",
-        type=int,
+        type=argument_type(retry_count),
         default=0,
         metavar="N",
         help="send a failed request again up to N times (default 0)",
@@ -280,9 +276,7 @@ def routing_targets(options: argparse.Namespace | None) -> list[str]:
 
 def retry_policy(options: argparse.Namespace | None) -> RetryPolicy:
     """The ``--retries`` options as a policy (no retries without them)."""
-    retries = int(getattr(options, "retries", 0) or 0)
-    if retries < 0:
-        raise UsageError("--retries must be 0 or more")
+    retries = int(getattr(options, "retries", 0) or 0)  # 0 to 10: checked where it was parsed
     low, high = getattr(options, "retry_backoff", None) or DEFAULT_BACKOFF_S
     return RetryPolicy(
         retries=retries,
