@@ -132,6 +132,17 @@ def header_name(text: str) -> str:
     return value
 
 
+def json_field_path(text: str) -> str:
+    """A dotted path into a JSON answer (keys and list indexes: ``meta.cache``, ``timings.0.ms``), as
+    an argparse ``type``: ``--cache-field``, ``--server-time-field`` (checked as
+    `loadbench.protocols.extract.parse_path` checks one, which the recorder then uses)."""
+    if not text or text != text.strip() or any(c.isspace() for c in text) or "" in text.split("."):
+        raise argparse.ArgumentTypeError(
+            "use a dotted path of keys and list indexes without spaces, such as meta.cache or timings.infer_ms"
+        )
+    return text
+
+
 def format_size(size: int) -> str:
     """``8388608`` -> ``8 MiB``: a size in the largest binary unit that divides it (bytes otherwise)."""
     for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
@@ -152,6 +163,8 @@ def parse_header(text: str) -> tuple[str, str]:
 
 def check_target(url: str) -> str:
     """Return the target URL without a trailing slash, or raise `TargetError` if it is not HTTP(S)."""
+    if is_inprocess_url(url):
+        return check_inprocess_target(url)
     shown = redact_url(url)  # messages never carry the URL's credentials
     try:
         parts = urlsplit(url)
@@ -189,6 +202,32 @@ def bare_host_port(target: str) -> str | None:
     if match is None or not 0 < int(match["port"]) <= 65535:
         return None
     return f"{match['host']}:{match['port']}"
+
+
+# In-process targets: a Python callable, an ONNX model file (`loadbench.protocols.inprocess`).
+INPROCESS_SCHEMES = ("python", "onnx")
+_PYTHON_TARGET = re.compile(r"^python://(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_][\w.]*)$")
+
+
+def is_inprocess_url(url: str) -> bool:
+    """Whether a target names a model run inside loadbench's own process (``python://``, ``onnx://``)."""
+    return url.split("://", 1)[0].lower() in INPROCESS_SCHEMES if "://" in url else False
+
+
+def check_inprocess_target(url: str) -> str:
+    """``python://package.module:callable`` or ``onnx://PATH`` (relative or absolute), else
+    `TargetError`; whether it imports or loads is for `loadbench.protocols.inprocess`."""
+    scheme, rest = url.split("://", 1)
+    if scheme.lower() == "onnx":
+        if not rest.strip():
+            raise TargetError("target onnx:// names no file: give onnx://PATH/model.onnx")
+        return f"onnx://{rest}"
+    if _PYTHON_TARGET.match(f"python://{rest}") is None:
+        raise TargetError(
+            f"target {url!r} is not python://package.module:callable (a module to import, a colon, "
+            "the function's name in it)"
+        )
+    return f"python://{rest}"
 
 
 def is_grpc_url(url: str) -> bool:

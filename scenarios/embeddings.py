@@ -30,6 +30,7 @@ from loadbench.scenario import (
     on_setup,
     tls_verify,
 )
+from loadbench.scenario.helpers import payload_context
 
 PAYLOADS: Payloads | None = None
 
@@ -56,16 +57,23 @@ def _load(environment: Any) -> None:
         environment.host, headers_from_options(options), tls_verify(options)
     )
     rows = Payloads.from_options(options, default=[options.input])
-    PAYLOADS = Payloads([embeddings_body(row, model, options.input) | extras for row, extras in rows.items])
+    PAYLOADS = rows.with_bodies(
+        [embeddings_body(row, model, options.input) | extras for row, extras in rows.items]
+    )
 
 
 class EmbeddingsUser(ModelUser):
     @task
     def embed(self) -> None:
         assert PAYLOADS is not None
-        body, _ = PAYLOADS.next()
+        body, meta = PAYLOADS.next()
         with self.client.post(
-            "/v1/embeddings", json=body, headers=self.headers, name="/v1/embeddings", catch_response=True
+            "/v1/embeddings",
+            json=body,
+            headers=self.headers,
+            name="/v1/embeddings",
+            catch_response=True,
+            context=payload_context(meta),
         ) as response:
             answer = check_json(response, "data")
             if answer is None:

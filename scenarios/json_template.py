@@ -27,6 +27,7 @@ from loadbench.errors import ScenarioError, UsageError
 from loadbench.protocols.bodies import Template
 from loadbench.protocols.extract import Extractor, label_text
 from loadbench.scenario import ModelUser, Payloads, add_extras, add_request_options, on_setup
+from loadbench.scenario.helpers import payload_context
 
 PAYLOADS: Payloads | None = None
 EXTRACTOR: Extractor | None = None
@@ -76,7 +77,7 @@ def _load(environment: Any) -> None:
         except ScenarioError as exc:
             raise ScenarioError(f"{exc} (row {number})") from None
         bodies.append(filled | extras if isinstance(filled, dict) else filled)
-    PAYLOADS = Payloads(bodies)
+    PAYLOADS = rows.with_bodies(bodies)
     EXTRACTOR = Extractor(options.extract) if options.extract else None
 
 
@@ -88,7 +89,12 @@ class JsonTemplateUser(ModelUser):
         path = self.environment.parsed_options.path
         name = f"POST {path.split('?', 1)[0]}"
         with self.client.post(
-            path, json=body, headers=self.headers, name=name, catch_response=True
+            path,
+            json=body,
+            headers=self.headers,
+            name=name,
+            catch_response=True,
+            context=payload_context(meta),
         ) as response:
             if EXTRACTOR is None and "_expected" not in meta:
                 return

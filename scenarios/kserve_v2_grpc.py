@@ -30,7 +30,6 @@ is a failure with the server's words.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,7 +130,8 @@ def _load(environment: Any) -> None:
     payloads = Payloads.from_options(options, default=default)
     check_payload_labels(payloads)
     serialized = _serialized(payloads, model, options.model_version, options.raw_contents, metadata)
-    REQUESTS = itertools.cycle(list(zip(serialized, [meta for _, meta in payloads.items], strict=True)))
+    pairs = list(zip(serialized, [meta for _, meta in payloads.items], strict=True))
+    REQUESTS = (pairs[i] for i in payloads.indexes())  # in turn, or as --popularity says
     raw = any(pb.ModelInferRequest.FromString(r).raw_input_contents for r in serialized)  # FP16, BF16: raw
     contents = "raw_input_contents" if raw else "typed contents"
     method = "ModelStreamInfer, one stream per request" if options.stream else "ModelInfer"

@@ -24,6 +24,7 @@ LAYERS = (
     "scenario",
     "sample",
     "demo",
+    "variants",
     "compare",
     "whatif",
     "report",
@@ -34,7 +35,7 @@ LAYERS = (
     "data",
 )
 # What the stages that only read run directories must never import.
-READERS = ("analyze", "report", "compare", "whatif")
+READERS = ("analyze", "report", "compare", "whatif", "variants")
 DRIVING = ("drive", "ui", "cli", "scenario", "sweep")
 LOCUST = ("locust", "gevent", "geventhttpclient", "flask")
 MAX_MODULE_LINES = 500

@@ -18,7 +18,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import llm_metrics, network, quality, replicas, retries, slo, stats, trust
+from loadbench.analyze import llm_metrics, network, processing, quality, replicas, retries, slo, stats, trust
+from loadbench.analyze.cache import cache_section
+from loadbench.analyze.firsts import cold_start_section, shared_prefix_section
 from loadbench.analyze.llm_metrics import LlmSection
 from loadbench.analyze.quality import QualitySection, RtfSection
 from loadbench.analyze.resources import ResourcesSection, compute_resources
@@ -37,6 +39,7 @@ from loadbench.analyze.window import (
     window_section,
 )
 from loadbench.errors import RunDirError
+from loadbench.protocols.triton_stats import SERVER_STATS_FILE
 from loadbench.record import rundir
 from loadbench.record.records import read_requests
 from loadbench.record.series import read_samples, read_users
@@ -85,7 +88,9 @@ class Summary(CoreSummary, LlmSection, total=False):
     ``schedule`` (open loop), ``steady``, ``stages`` (load shapes), ``slo``, ``validity``; every key
     from ``resources`` on but ``schedule`` and ``stages`` is always there. ``replicas`` (with
     ``--replica-header``) comes after ``latency_breakdown``, then ``targets`` (several targets) and
-    ``retries`` (``--retries``)."""
+    ``retries`` (``--retries``), then ``cache`` (payload keys, cache answers: `loadbench.analyze.cache`),
+    ``cold_start`` (``--cold-start``) and ``shared_prefix`` (``--shared-prefix-tokens``:
+    `loadbench.analyze.firsts`)."""
 
     quality: QualitySection
     rtf: RtfSection
@@ -93,6 +98,9 @@ class Summary(CoreSummary, LlmSection, total=False):
     replicas: dict[str, Any]
     targets: dict[str, Any]
     retries: dict[str, Any]
+    cache: dict[str, Any]
+    cold_start: dict[str, Any]
+    shared_prefix: dict[str, Any]
     resources: ResourcesSection
     schedule: ScheduleSection
     steady: SteadySection
@@ -107,6 +115,7 @@ def compute_summary(
     users: pd.DataFrame,
     samples: pd.DataFrame | None = None,
     sampler_info: dict[str, Any] | None = None,
+    server_stats: dict[str, Any] | None = None,
 ) -> tuple[Summary, pd.DataFrame]:
     """The pure core of the analyzer: run metadata and records -> (summary, per-second frame).
 
@@ -141,6 +150,7 @@ def compute_summary(
     summary.update(cast(Summary, llm))
     notices.extend(llm_notices)
     _add_breakdown(summary, w)
+    _add_processing(summary, w, samples, server_stats)
     served = replicas.replicas_section(w)
     if served is not None:
         summary["replicas"] = served
@@ -152,6 +162,11 @@ def compute_summary(
     retried = retries.retries_section(w)
     if retried is not None:
         summary["retries"] = retried
+    cached = cache_section(w)  # payload keys, cache answers, or two clear latency modes
+    if cached is not None:
+        summary["cache"] = cached
+        notices.extend(cached["notices"])
+    _add_firsts(summary, w)
     resources = _resources(w, samples, sampler_info, llm)
     summary["resources"] = resources
     generator = resources.get("generator")
@@ -161,6 +176,18 @@ def compute_summary(
     summary["slo"] = slo.evaluate(slos, summary)
     summary["validity"] = _validity(summary, w, slos)
     return cast(Summary, stats.clean(summary)), _series(w, users)
+
+
+def _add_firsts(summary: Summary, w: Window) -> None:
+    """The run's first requests: ``--cold-start N`` and ``--shared-prefix-tokens N``."""
+    cold = cold_start_section(w)
+    if cold is not None:
+        summary["cold_start"] = cold
+        summary["notices"].extend(cold["notices"])
+    prefix = shared_prefix_section(w)
+    if prefix is not None:
+        summary["shared_prefix"] = prefix
+        summary["notices"].extend(prefix["notices"])
 
 
 def _add_payload_sections(summary: Summary, w: Window) -> None:
@@ -184,6 +211,25 @@ def _add_breakdown(summary: Summary, w: Window) -> None:
         breakdown = {**(breakdown or {}), "phases_ms": phases}
     if breakdown is not None:
         summary["latency_breakdown"] = breakdown
+
+
+def _add_processing(
+    summary: Summary, w: Window, samples: pd.DataFrame | None, server_stats: dict[str, Any] | None
+) -> None:
+    """The server's own processing time and the rest of latency (`processing`), where it said."""
+    ok = w.measured[w.ok_mask]
+    server_ms = ok["server_ms"].to_numpy(dtype=np.float64) if "server_ms" in ok else None
+    found = processing.processing_section(
+        w.measured_service_ms[w.ok_mask],
+        server_ms,
+        w.settings,
+        server_stats,
+        samples,
+        w.start,
+        str(w.meta.get("target") or ""),
+    )
+    if found is not None:
+        summary["latency_breakdown"] = {**summary.get("latency_breakdown", {}), **found}
 
 
 def _resources(
@@ -268,8 +314,10 @@ def analyze_run(run_dir: Path, requests: pd.DataFrame | None = None) -> Summary:
     samples = read_samples(run_dir / rundir.SAMPLES)
     info_path = run_dir / rundir.SAMPLER_INFO
     sampler_info = rundir.read_json(info_path) if info_path.exists() else None
+    stats_path = run_dir / SERVER_STATS_FILE
+    server_stats = rundir.read_json(stats_path) if stats_path.exists() else None
     try:
-        summary, series = compute_summary(meta, requests, users, samples, sampler_info)
+        summary, series = compute_summary(meta, requests, users, samples, sampler_info, server_stats)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise RunDirError(f"{run_dir / rundir.META} has an unusable value: {exc}") from None
     series.to_csv(run_dir / rundir.TIMESERIES, index=False, float_format="%.3f", na_rep="")

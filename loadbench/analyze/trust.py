@@ -19,6 +19,7 @@ import numpy.typing as npt
 from loadbench.analyze import stats
 from loadbench.analyze.resources import host_saturated, shared_host
 from loadbench.record.records import TIME_RESOLUTION_S
+from loadbench.values import is_inprocess_url
 
 _Z = 1.959964  # two-sided 95 % normal quantile
 # A percentile needs this many requests beyond it (n * (1 - q)) to be more than a rough guess.
@@ -315,7 +316,10 @@ def _all_failed_reasons(summary: Mapping[str, Any]) -> list[str]:
 
 def _generator_reasons(summary: Mapping[str, Any]) -> list[str]:
     """A saturated load generator: one reason, whichever generators it was (the top-level flag
-    covers remote workers too)."""
+    covers remote workers too). Not for an in-process target: the generator is the server there,
+    its CPU the model's calls, timed in their own threads (loadbench.scenario.inprocess)."""
+    if is_inprocess_url(str((summary.get("run") or {}).get("target") or "")):
+        return []
     generator = (summary.get("resources") or {}).get("generator") or {}
     remote_saturated = [
         label

@@ -33,8 +33,14 @@ FROM_ARGS = {
     "follow_redirects": "follow_redirects",
     "max_body_bytes": "max_body",
     "server_time_header": "server_time_header",
+    "server_stats": "server_stats",
+    "label": "label",
+    "cold_start": "cold_start",
     "replica_header": "replica_header",
     "replica_field": "replica_field",
+    "server_time_field": "server_time_field",
+    "cache_header": "cache_header",
+    "cache_field": "cache_field",
     "balance": "balance",
     "retries": "retries",
     "retry_on": "retry_on",
@@ -105,6 +111,8 @@ def demo_timing(args: argparse.Namespace) -> DemoTiming:
         service_cv=args.demo_service_cv,
         jitter_ms=args.demo_jitter_ms,
         seed=args.demo_seed,
+        cache=args.demo_cache,
+        llm_prefix_cache=getattr(args, "demo_llm_prefix_cache", False),
     )
 
 

@@ -7,6 +7,7 @@
     loadbench report DIR             analyze -> report, from a run directory alone
     loadbench compare BASE CAND...   compare runs: per-metric verdicts, gates for CI
     loadbench history DIR_OR_GLOB    key metrics across many runs
+    loadbench variants RUN...        model variants side by side: quality vs latency vs memory
     loadbench sweep --rates 1,2,4    one run per load: latency curve, knee, capacity, cost
     loadbench demo                   serve the embedded demo model endpoint
     loadbench agent                  serve this host's resource samples to a remote run
@@ -34,6 +35,7 @@ from loadbench.cli.scenarios import add_scenarios_parser
 from loadbench.cli.summary import console_summary
 from loadbench.cli.sweep import add_sweep_parser
 from loadbench.cli.ui import add_ui_parser
+from loadbench.cli.variants import add_variants_parser
 from loadbench.cli.whatif import add_whatif_parser
 from loadbench.cli.worker import add_worker_parser
 from loadbench.errors import LoadbenchError, UsageError
@@ -49,6 +51,7 @@ COMMANDS = (
     add_report_parser,
     add_compare_parser,
     add_history_parser,
+    add_variants_parser,
     add_demo_parser,
     add_agent_parser,
     add_sweep_parser,

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
+from loadbench.cli.serveroptions import SERVER_STATS_OPTION
 from loadbench.demo.args import ms, ratio, times, worker_count
 from loadbench.demo.service import SERVICE_DISTS
 from loadbench.errors import UsageError
@@ -24,6 +25,7 @@ from loadbench.values import (
     body_size,
     format_size,
     header_name,
+    json_field_path,
     parse_duration,
     read_targets_file,
     redirect_bound,
@@ -324,6 +326,7 @@ SAMPLING_OPTIONS: tuple[Option, ...] = (
             "help": "the agents' token (default: $LOADBENCH_AGENT_TOKEN); never written anywhere",
         },
     ),
+    SERVER_STATS_OPTION,
 )
 
 
@@ -409,6 +412,37 @@ RESPONSE_OPTIONS: tuple[Option, ...] = (
             "help": "the same from the answer's JSON body, at this dotted path (served_by, meta.replica, "
             "outputs.0.parameters.replica), for servers that name the replica in the body; read where the "
             "header (if given) is absent",
+        },
+    ),
+    (
+        ("--server-time-field",),
+        {
+            "type": json_field_path,
+            "metavar": "PATH",
+            "help": "read the server's own processing time per request (milliseconds) from the answer's JSON body "
+            "at this dotted path (timings.infer_ms, meta.server_ms) into requests.csv's server_ms, for servers "
+            "that say it in the body; read where --server-time-header (if given) is absent. A value that is not "
+            "a number >= 0 leaves it empty",
+        },
+    ),
+    (
+        ("--cache-header",),
+        {
+            "type": header_name,
+            "metavar": "NAME",
+            "help": "record whether the server's cache answered each request, from this response header, into "
+            "requests.csv's cache (hit/miss): X-Cache with HIT/MISS (any case; TCP_HIT, 'Hit from cloudfront' "
+            "too), or Age (a hit when above 0). summary.json's cache then has the hit ratio and hit vs miss "
+            "latency. Use with --popularity/--distinct (scenario options) for a known repeat structure",
+        },
+    ),
+    (
+        ("--cache-field",),
+        {
+            "type": json_field_path,
+            "metavar": "PATH",
+            "help": "the same from the answer's JSON body at this dotted path (meta.cache_hit): true or 'hit' "
+            "a hit, false or 'miss' a miss; read where the header (if given) is absent",
         },
     ),
 )

@@ -28,8 +28,9 @@ from loadbench.cli.options import (
     positive_duration,
     workers,
 )
+from loadbench.cli.serveroptions import COLD_START_OPTION, LABEL_OPTION
 from loadbench.cli.summary import analyze_and_report, run_exit_code
-from loadbench.demo.args import port
+from loadbench.demo.args import add_demo_cache_option, port
 from loadbench.redact import secret_values
 from loadbench.values import bare_host_port, check_target
 
@@ -51,6 +52,7 @@ examples:
   loadbench run --target http://127.0.0.1:8080 --scenario kserve_v2 --model resnet --header 'Authorization: Bearer $TOKEN'
   loadbench run --target grpc://127.0.0.1:8001 --model resnet --data rows.jsonl   # Open Inference Protocol over gRPC
   loadbench run --target http://127.0.0.1:8000 --scenario my_locustfile.py --quiet
+  loadbench run --target python://mymodel:predict --data rows.jsonl -u 4   # in-process: the model's own latency
   loadbench run --target http://127.0.0.1:8001 --target http://127.0.0.1:8002 --balance p2c --retries 2   # two replicas
   loadbench run --targets replicas.txt --scenario kserve_v2 --retries 1 --retry-on 503,connect --retry-budget 10%
   loadbench run --target http://127.0.0.1:8000 --rate 50 -d 2m --slo 'p99<300ms' --slo 'error_rate<1%'
@@ -277,9 +279,12 @@ def add_run_parser(commands: Any) -> None:
     add_where(
         run,
         "base URL of the endpoint, e.g. http://127.0.0.1:8000 or grpc://127.0.0.1:8001; a bare HOST:PORT "
-        "is asked what it speaks (HTTP/1.1, else gRPC)",
+        "is asked what it speaks (HTTP/1.1, else gRPC); or a model called in this process, no server: "
+        "python://package.module:callable (called with each --data row as a dict) or onnx://PATH/model.onnx "
+        "(an ONNX Runtime session); scenario inprocess",
     )
     add_options(run, RUN_OPTIONS)
+    add_options(run, (LABEL_OPTION, COLD_START_OPTION))
     add_options(
         run.add_argument_group("responses (docs/metrics.md 'Redirects', 'Response bodies')"), RESPONSE_OPTIONS
     )
@@ -288,6 +293,7 @@ def add_run_parser(commands: Any) -> None:
         ROUTING_OPTIONS,
     )
     add_demo_options(run)
+    add_demo_cache_option(run)
     load = run.add_argument_group(
         "load model (default: closed loop of --users; docs/metrics.md 'Load models')"
     )

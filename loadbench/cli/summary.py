@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadbench.cli.options import EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_TARGET_FAILED
+from loadbench.report.firsts import firsts_lines
 
 if TYPE_CHECKING:
     from loadbench.analyze.analyzer import Summary
@@ -102,7 +103,26 @@ def _routing_lines(summary: Mapping[str, Any]) -> list[str]:
             f" {retries['recovered']:,} recovered, {retries['exhausted']:,} failed after retrying;"
             f" attempts failed {retries['attempt_error_rate'] or 0:.2%}, requests {retries['error_rate'] or 0:.2%}"
         )
+    lines += cache_lines(summary.get("cache"))
+    lines += firsts_lines(summary)
     return lines
+
+
+def cache_lines(cache: Any) -> list[str]:
+    """Payload keys or cache answers: the hit ratio, its source, a hit's speedup, the repeat share."""
+    if not isinstance(cache, Mapping):
+        return []
+    ratio, speedup, repeats = cache.get("hit_ratio"), cache.get("speedup_p50"), cache.get("repeat_share")
+    line = f"  cache       hit ratio {'–' if ratio is None else f'{ratio:.2%}'} ({cache.get('source')})"
+    if speedup:  # a hit slower than a miss (a cache slower than the model) says so too
+        line += (
+            f", a hit {speedup:.2f}x faster at p50"
+            if speedup >= 1
+            else f", a hit {1 / speedup:.2f}x slower at p50"
+        )
+    if repeats is not None:
+        line += f", repeat share {repeats:.2%}"
+    return [line]
 
 
 def analyze_and_report(run_dir: Path) -> Summary:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from loadbench.cli.ci import add_junit_option, check_junit, publish_suites, publish_sweep
 from loadbench.cli.options import Call, add_demo_options, add_where, duration
+from loadbench.cli.prefixsweep import add_prefix_option, check_prefix, cmd_prefix
+from loadbench.demo.args import add_demo_cache_option
 from loadbench.errors import UsageError
 from loadbench.load.balance import DEFAULT_POLICY, POLICIES, policy_name
 from loadbench.values import argument_type
@@ -168,8 +170,10 @@ def add_sweep_parser(commands: Any) -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     _add_whatif_options(sweep)
     _add_scaling_options(sweep)
+    add_prefix_option(sweep)
     add_junit_option(sweep)
     add_demo_options(sweep)
+    add_demo_cache_option(sweep)
     return sweep
 
 
@@ -337,6 +341,7 @@ def cmd_sweep(call: Call) -> int:
     targets = check_targets(list(getattr(args, "target_list", None) or []))
     grpc = demo_speaks_grpc(_scenario_of(extra))
     _check_replicas(args, targets, grpc, call.parser)
+    check_prefix(args, _scenario_of(extra))
     if args.demo:  # as `run --demo`: json_post sends the demo's digits unless told what to send
         extra = demo_scenario_args(_scenario_of(extra), extra)
     from loadbench.sweep.sweep import SweepConfig, run_sweep  # after the checks: bad input is quick
@@ -368,6 +373,8 @@ def cmd_sweep(call: Call) -> int:
     )
     if args.replicas is not None:
         return _cmd_scaling(call, config, targets, timing)
+    if args.shared_prefix_tokens is not None:
+        return cmd_prefix(call, config, timing)
     demo = None
     if timing is not None:
         demo, config.target = start_demo(timing, grpc=grpc)

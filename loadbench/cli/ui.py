@@ -22,6 +22,7 @@ from loadbench.cli.options import (
     add_where,
     duration,
 )
+from loadbench.demo.args import add_demo_cache_option
 
 UI_EPILOG = (
     "Scenario options as for `loadbench run` (unknown options go to the scenario).\n\n"
@@ -89,6 +90,7 @@ def add_ui_parser(commands: Any) -> None:
         ui.add_argument_group("several targets and retries (as for `loadbench run`)"), ROUTING_OPTIONS
     )
     add_demo_options(ui)
+    add_demo_cache_option(ui)
     add_slo_option(ui, "each run's summary and the /loadbench/ page say PASS or FAIL")
     add_llm_options(ui)
     sampling = ui.add_argument_group("resource sampling, for each run (as for `loadbench run`)")

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from loadbench.demo.cache import DEFAULT_PREFIX_BLOCKS, CacheSpec, parse_cache_spec
 from loadbench.demo.service import SERVICE_DISTS
 from loadbench.errors import UsageError
 
@@ -94,6 +95,43 @@ def name_list(text: str) -> list[str]:
     if len(set(names)) < len(names):
         raise argparse.ArgumentTypeError(f"{text!r} names a replica twice")
     return names
+
+
+def cache_spec(text: str) -> CacheSpec:
+    """``lru:SIZE`` or ``lfu:SIZE`` (an argparse type; `loadbench.demo.cache.parse_cache_spec`)."""
+    try:
+        return parse_cache_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cache_text(text: str) -> str:
+    """``lru:SIZE`` or ``lfu:SIZE``, checked and kept as text (``--demo-cache``: passed on to the demo)."""
+    spec = cache_spec(text)
+    return f"{spec.policy}:{spec.size}"
+
+
+def add_demo_cache_option(parser: argparse.ArgumentParser) -> None:
+    """``--demo-cache`` of `run`, `ui` and `sweep`: the demo's ``--cache``, passed on as text."""
+    parser.add_argument(
+        "--demo-cache",
+        type=cache_text,
+        default=None,
+        metavar="lru:SIZE|lfu:SIZE",
+        help="with --demo: a response cache of SIZE answers in front of its models (`loadbench demo --cache`): "
+        "a repeated body is answered in about 1 ms with X-Cache: HIT; pair with --cache-header X-Cache and "
+        "--popularity/--distinct to measure it (default: no cache)",
+    )
+    parser.add_argument(
+        "--demo-llm-prefix-cache",
+        action="store_true",
+        help="with --demo: its LLM simulator caches prompt prefixes (`loadbench demo --llm-prefix-cache`): "
+        "the time to first token grows with the uncached prompt tokens only; pair with openai_chat "
+        "--shared-prefix-tokens N (default: no prefix cache)",
+    )
+
+
+prefix_blocks = at_least_one("blocks")
 
 
 def check_service(dist: str | None, cv: float | None, jitter_ms: float | None, prefix: str = "--") -> None:
@@ -225,6 +263,43 @@ DEMO_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
             "default": None,
             "metavar": "NAME[,NAME...]",
             "help": "the replicas' names, one each, for X-Served-By (default replica-1, replica-2, ...)",
+        },
+    ),
+    (
+        ("--cache",),
+        {
+            "type": cache_spec,
+            "default": None,
+            "metavar": "lru:SIZE|lfu:SIZE",
+            "help": "a response cache of SIZE answers in front of the models (/predict, v2 infer, :predict, "
+            "/predictions, /v1/embeddings), keyed on the route and the exact JSON body: a repeat is answered "
+            "in about 1 ms (X-Cache: HIT), a new body takes the service time and is stored (X-Cache: MISS); "
+            "lru evicts the least recently used, lfu the least frequently used (ties: least recently "
+            "used). GET /cache gives the server's own hits, misses and evictions (default: no cache)",
+        },
+    ),
+    (
+        ("--llm-prefix-cache",),
+        {
+            "type": prefix_blocks,
+            "nargs": "?",
+            "const": DEFAULT_PREFIX_BLOCKS,
+            "default": None,
+            "metavar": "BLOCKS",
+            "help": "LLM simulator: cache prompt prefixes in blocks of 16 words, as vLLM's automatic prefix "
+            f"caching does (BLOCKS held, least recently used evicted; default {DEFAULT_PREFIX_BLOCKS} when "
+            "given alone): a prompt's longest cached prefix costs no prefill time, and usage reports it as "
+            "prompt_tokens_details.cached_tokens (default: off)",
+        },
+    ),
+    (
+        ("--llm-prefill-ms-per-token",),
+        {
+            "type": ms,
+            "default": None,
+            "metavar": "MS",
+            "help": "LLM simulator: time to first token grows by MS per uncached prompt token (words) "
+            "(default 0.05 with --llm-prefix-cache, else 0: the time to first token is --llm-ttft-ms)",
         },
     ),
     (("--parent-pid",), {"type": int, "help": argparse.SUPPRESS}),  # stop when it is gone

@@ -16,6 +16,14 @@ the request line was read and each next one ``itl_ms`` after the previous one wa
 schedule, so sleeps do not drift; after a stall, ``itl_ms`` after it was sent); a non-streamed answer comes whole at the last token's
 time. Streams are chunked SSE ending in ``data: [DONE]``, with a usage event before it when
 ``stream_options.include_usage`` is true, as vLLM does.
+
+Prefill: with ``prefill_ms_per_token`` (``--llm-prefill-ms-per-token``) the first token comes that
+much later per uncached prompt token: ``ttft_ms + prefill_ms_per_token x (prompt_tokens -
+cached_tokens)``. With a prefix cache (``--llm-prefix-cache``, `loadbench.demo.cache.PrefixCache`)
+the cached tokens are the prompt's longest prefix, in whole blocks of 16 words, that an earlier
+prompt shared (a chat's prompt: its messages' words, in order), and usage reports them as OpenAI
+does, ``usage.prompt_tokens_details.cached_tokens``; without one, none are cached and usage says
+nothing of them.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from loadbench.demo.cache import PrefixCache
 
 MODEL_ID = "loadbench-llm-simulator"
 ROUTES = ("/v1/chat/completions", "/v1/completions")
@@ -43,10 +53,18 @@ class SimulatorError(ValueError):
 
 @dataclass(frozen=True)
 class SimulatorTiming:
-    """Time to first token and inter-token latency, ms."""
+    """Time to first token and inter-token latency, ms; the prefill time per uncached prompt
+    token, ms, and the prefix cache (None: every prompt token is uncached)."""
 
     ttft_ms: float = 30.0
     itl_ms: float = 8.0
+    prefill_ms_per_token: float = 0.0
+    prefix: PrefixCache | None = None
+
+    def first_token_ms(self, prompt: list[str]) -> tuple[float, int | None]:
+        """(time to first token in ms, cached prompt tokens: None without a prefix cache)."""
+        cached = None if self.prefix is None else self.prefix.lookup_and_store(prompt)
+        return self.ttft_ms + self.prefill_ms_per_token * (len(prompt) - (cached or 0)), cached
 
 
 def models() -> dict[str, Any]:
@@ -73,23 +91,28 @@ def _max_tokens(body: dict[str, Any]) -> int:
     return min(value, MAX_TOKENS)
 
 
-def _prompt_words(body: dict[str, Any], chat: bool) -> int:
+def _prompt_words(body: dict[str, Any], chat: bool) -> list[str]:
     if chat:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise SimulatorError(400, '"messages" must be a non-empty list')
         texts = [m.get("content") for m in messages if isinstance(m, dict)]
-        return sum(len(t.split()) for t in texts if isinstance(t, str))
+        return [word for t in texts if isinstance(t, str) for word in t.split()]
     prompt = body.get("prompt")
     if isinstance(prompt, list):
         prompt = " ".join(p for p in prompt if isinstance(p, str))
     if not isinstance(prompt, str):
         raise SimulatorError(400, '"prompt" must be a string')
-    return len(prompt.split())
+    return prompt.split()
 
 
 def parse(path: str, body: Any) -> tuple[bool, int, int, bool, bool]:
     """Check a completion request: (chat, prompt tokens, max tokens, stream, include usage)."""
+    chat, prompt, n, streamed, include_usage = _parse(path, body)
+    return chat, len(prompt), n, streamed, include_usage
+
+
+def _parse(path: str, body: Any) -> tuple[bool, list[str], int, bool, bool]:
     if not isinstance(body, dict):
         raise SimulatorError(400, "request body must be a JSON object")
     model = body.get("model")
@@ -111,14 +134,22 @@ def _envelope(chat: bool, created: int, request_id: str) -> dict[str, Any]:
     }
 
 
-def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+def _usage(prompt: int, completion: int, cached: int | None = None) -> dict[str, Any]:
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return usage
 
 
 def answer(path: str, body: Any, timing: SimulatorTiming, t0: float) -> dict[str, Any]:
     """A non-streamed completion, returned at the time its last token would be (``t0``: request read)."""
-    chat, prompt, n, _, _ = parse(path, body)
-    _sleep_until(t0 + (timing.ttft_ms + timing.itl_ms * (n - 1)) / 1000.0)
+    chat, words, n, _, _ = _parse(path, body)
+    ttft_ms, cached = timing.first_token_ms(words)
+    _sleep_until(t0 + (ttft_ms + timing.itl_ms * (n - 1)) / 1000.0)
     text = " ".join(_WORDS[i % len(_WORDS)] for i in range(n))
     choice: dict[str, Any] = {"index": 0, "finish_reason": "length", "logprobs": None}
     if chat:
@@ -127,13 +158,14 @@ def answer(path: str, body: Any, timing: SimulatorTiming, t0: float) -> dict[str
         choice["text"] = text
     reply = _envelope(chat, int(time.time()), f"sim-{time.perf_counter_ns()}")
     reply["choices"] = [choice]
-    reply["usage"] = _usage(prompt, n)
+    reply["usage"] = _usage(len(words), n, cached)
     return reply
 
 
 def stream(handler: Any, path: str, body: Any, timing: SimulatorTiming, t0: float) -> None:
     """Write a streamed completion to ``handler`` (a ``BaseHTTPRequestHandler``): chunked SSE."""
-    chat, prompt, n, _, include_usage = parse(path, body)
+    chat, words, n, _, include_usage = _parse(path, body)
+    ttft_ms, cached = timing.first_token_ms(words)
     base = _envelope(chat, int(time.time()), f"sim-{time.perf_counter_ns()}")
     base["object"] += ".chunk" if chat else ""
     handler.send_response(200)
@@ -150,7 +182,7 @@ def stream(handler: Any, path: str, body: Any, timing: SimulatorTiming, t0: floa
     _chunk(write, f": {MODEL_ID}: timed words, not a model\n\n")
     if chat:
         event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-    due, gap_s = t0 + timing.ttft_ms / 1000.0, timing.itl_ms / 1000.0
+    due, gap_s = t0 + ttft_ms / 1000.0, timing.itl_ms / 1000.0
     for i in range(n):
         _sleep_until(due)
         word = ("" if i == 0 else " ") + _WORDS[i % len(_WORDS)]
@@ -164,7 +196,7 @@ def stream(handler: Any, path: str, body: Any, timing: SimulatorTiming, t0: floa
         now = time.perf_counter()
         due = due + gap_s if now <= due + gap_s else now + gap_s
     if include_usage:
-        event([], usage=_usage(prompt, n))
+        event([], usage=_usage(len(words), n, cached))
     _chunk(write, "data: [DONE]\n\n")
     write(b"0\r\n\r\n")
 

@@ -3,11 +3,12 @@
 Consumes JSON-decoded request bodies (``/predict`` rows or an Open Inference Protocol v2 request);
 produces (N, 64) float arrays, or a `BadRequest` naming what is wrong with them. Also the name
 every protocol serves the model under and `HTTPError`, the non-400 answers the route modules
-(`loadbench.demo.server`, `loadbench.demo.routes_v1`) share.
+(`loadbench.demo.server`, `loadbench.demo.routes_v1`, `loadbench.demo.routes_v2`) share.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,6 +51,21 @@ def allow(method: str, allowed: str) -> None:
     """Refuse (405, with ``Allow``) a known route asked with the wrong method."""
     if method != allowed:
         raise HTTPError(405, f"method {method} not allowed here; use {allowed}", {"Allow": allowed})
+
+
+class Classifier(Protocol):
+    """What serving a digits model needs (`predict`): the demo's model and its variants
+    (`loadbench.demo.variants`) alike."""
+
+    @property
+    def classes(self) -> np.ndarray: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """(N, n_features) floats -> (N, classes) probabilities."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -96,11 +112,12 @@ def train_model() -> DemoModel:
     )
 
 
-def model_cache() -> Path:
-    """Where the fitted arrays are kept, keyed by the versions that trained them."""
+def model_cache(name: str = MODEL_NAME) -> Path:
+    """Where a model's fitted arrays are kept (the full model's, or a variant's:
+    `loadbench.demo.variants`), keyed by the versions that trained them."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     key = f"sklearn{version('scikit-learn')}-numpy{version('numpy')}"
-    return base / "loadbench" / f"demo-digits-{key}.npz"
+    return base / "loadbench" / f"demo-{name}-{key}.npz"
 
 
 def build_model(cache: Path | None = None) -> DemoModel:
@@ -126,6 +143,23 @@ def build_model(cache: Path | None = None) -> DemoModel:
     except OSError:
         pass
     return model
+
+
+def write_payload_file(path: str | os.PathLike[str], v2: bool = False) -> int:
+    """Write the held-out test split as JSONL request bodies with ``_expected`` labels; returns lines.
+    ``v2``: Open Inference Protocol v2 bodies (``kserve_v2``'s), one ``[1, 64]`` FP32 tensor each."""
+    _, x_test, _, y_test = split_digits()
+    lines = []
+    for row, label in zip(x_test, y_test, strict=True):
+        pixels = [int(v) for v in row]
+        inputs: list[Any] = [pixels]
+        if v2:
+            inputs = [{"name": "input-0", "shape": [1, N_FEATURES], "datatype": "FP32", "data": pixels}]
+        lines.append(json.dumps({"inputs": inputs, "_expected": int(label)}, separators=(",", ":")))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines)
 
 
 _ARRAYS = ("mean", "scale", "coef", "intercept", "classes")
@@ -164,7 +198,7 @@ def _to_matrix(rows: Any, n_features: int) -> np.ndarray:
     return matrix
 
 
-def predict(model: DemoModel, rows: Any) -> tuple[list[int], list[list[float]]]:
+def predict(model: Classifier, rows: Any) -> tuple[list[int], list[list[float]]]:
     """Classify rows of 64 pixel values; returns (labels, per-class probabilities).
 
     Raises ``BadRequest`` (a ``ValueError``) when rows are not N x 64 finite numbers.
@@ -211,12 +245,12 @@ def v2_rows(body: Any) -> np.ndarray:
     return np.asarray(flat, dtype=np.float64).reshape(-1, N_FEATURES)
 
 
-def v2_metadata() -> dict[str, Any]:
-    """The model's Open Inference Protocol metadata, over HTTP and gRPC alike."""
+def v2_metadata(name: str = MODEL_NAME, platform: str = "sklearn") -> dict[str, Any]:
+    """A model's Open Inference Protocol metadata, over HTTP and gRPC alike."""
     return {
-        "name": MODEL_NAME,
+        "name": name,
         "versions": [MODEL_VERSION],
-        "platform": "sklearn",
+        "platform": platform,
         "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, N_FEATURES]}],
         "outputs": [{"name": "output-0", "datatype": "INT64", "shape": [-1]}],
     }

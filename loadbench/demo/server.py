@@ -11,12 +11,9 @@ handling time in ms, with the injected delay; with ``workers``, less the wait fo
     GET  /health                          {"status": "ok"}
     POST /predict                         {"inputs": [[64 numbers], ...]} or {"inputs": [64 numbers]}
                                           -> {"predictions", "probabilities", "model": "digits"}
-    GET  /v2                              Open Inference Protocol v2 server metadata
-    GET  /v2/health/live, /v2/health/ready
-    GET  /v2/models/digits[/versions/1]   model metadata
-    GET  /v2/models/digits[/versions/1]/ready
-    POST /v2/models/digits[/versions/1]/infer
-    POST /v2/repository/index             Triton-style model list, so clients can discover "digits"
+    GET  /v2, /v2/health/*, /v2/models/<model>[/versions/1][/ready], POST .../infer, POST
+         /v2/repository/index             the Open Inference Protocol v2 (`loadbench.demo.routes_v2`):
+                                          "digits" and its variants (`loadbench.demo.variants`)
     POST /asr                             a speech-recognition stand-in: the body is WAV bytes (audio/wav)
                                           -> {"text", "duration_s", "model": "asr-sim"}, answered after
                                           asr_rtf x the audio's duration (--asr-rtf, default 0.3)
@@ -34,7 +31,9 @@ handling time in ms, with the injected delay; with ``workers``, less the wait fo
 
 With ``grpc_port`` (``--grpc-port``), the Open Inference Protocol over gRPC on that port too, the same model
 and service time (`loadbench.demo.grpcserver`). With ``replica_name`` (`loadbench.demo.replicas`), every
-response carries ``X-Served-By``.
+response carries ``X-Served-By``. With ``caches`` (``--cache``, ``--llm-prefix-cache``:
+`loadbench.demo.cache`), every prediction of the HTTP routes goes through a response cache (``X-Cache:
+HIT``/``MISS``), the LLM simulator through a prefix cache, and ``GET /cache`` gives their own counts.
 
 Errors are JSON ``{"error": "..."}``: 400 for malformed JSON or a wrong shape, 404 for an unknown route or
 model, 405 for a known route with the wrong method, 500 for anything unexpected; the OpenAI routes answer
@@ -46,10 +45,8 @@ at once and the others wait in a FIFO queue (shared with gRPC); their answers al
 (the wait for a worker, ms) and ``X-Service-Time-Ms`` is the time holding one (the queue's service time:
 parsing and the model's arithmetic run outside it, in parallel).
 
-It also produces the payload file ``loadbench/data/digits.jsonl`` (``write_payload_file``): the 360-row
-held-out test split, one ``/predict`` body per line, as ``{"inputs": [[64 ints]], "_expected": <label>}``.
-Top-level keys that start with ``_`` are loadbench metadata: scenarios strip them before sending (the server
-ignores them anyway) and may use them to check answers.
+The payload file ``loadbench/data/digits.jsonl`` (``PAYLOAD_PATH``) is written by
+`loadbench.demo.model.write_payload_file`.
 """
 
 from __future__ import annotations
@@ -57,36 +54,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from loadbench import __version__
 from loadbench.data import DIGITS_JSONL
-from loadbench.demo import embeddings, llmsim, routes_v1
+from loadbench.demo import embeddings, llmsim, routes_v1, routes_v2
 from loadbench.demo.args import check_service, demo_parser
+from loadbench.demo.cache import NO_CACHES, DemoCaches, cached_answer, caches_from_args
 from loadbench.demo.model import (
     MODEL_NAME,
-    MODEL_VERSION,
     BadRequest,
     DemoModel,
     HTTPError,
     allow,
     build_model,
     predict,
-    split_digits,
-    v2_metadata,
-    v2_rows,
 )
+from loadbench.demo.model import write_payload_file as write_payload_file  # its old home's name, kept
 from loadbench.demo.replicas import replica_plan, serve_replicas
 from loadbench.demo.service import Service, ServiceTime
+from loadbench.demo.variants import Repository
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.jsonhttp import JSONRequestHandler
 from loadbench.protocols.media import MediaError, wav_duration_s
@@ -101,9 +95,6 @@ DEFAULT_ASR_RTF = 0.3  # processing time / audio duration of the demo's speech r
 
 # Larger bodies are refused rather than buffered: the demo is a benchmark target, not a data sink.
 _MAX_BODY_BYTES = 64 * 1024 * 1024
-_MODEL_ROUTE = re.compile(
-    r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?$"
-)
 
 
 class _DemoServer(ThreadingHTTPServer):
@@ -112,6 +103,7 @@ class _DemoServer(ThreadingHTTPServer):
     daemon_threads = True
     # The stdlib's listen backlog of 5 drops connections when many users connect at once.
     request_queue_size = 128
+    caches = NO_CACHES  # none: make_server sets those asked for (`loadbench.demo.cache`)
 
     def __init__(
         self,
@@ -123,6 +115,7 @@ class _DemoServer(ThreadingHTTPServer):
         replica_name: str | None = None,
     ) -> None:
         self.model = model
+        self.models = Repository(model)  # what the v2 routes serve: the model and its variants
         self.replica_name = replica_name  # X-Served-By on every response (None: no header)
         self.llm_timing = llm_timing or llmsim.SimulatorTiming()
         self.service = service
@@ -142,6 +135,7 @@ class _DemoHandler(JSONRequestHandler):
     _t0: float = 0.0
     # This request's wait for a worker and its time holding one, once it has queued.
     _queued: tuple[float, float] | None = None
+    _served = False
 
     def parse_request(self) -> bool:
         # Called right after the request line is read: the start of handling this request.
@@ -172,7 +166,7 @@ class _DemoHandler(JSONRequestHandler):
 
     def _serve(self) -> None:
         """A prediction's service time (`_DemoServer.service_delay`), its wait kept for the headers."""
-        self._queued = self.server.service.serve()
+        self._queued, self._served = self.server.service.serve(), True
 
     def _read_json(self) -> Any:
         raw = self._read_body()
@@ -212,8 +206,11 @@ class _DemoHandler(JSONRequestHandler):
                 if method == "POST" and path in llmsim.ROUTES:
                     self._complete(path, body)
                     return
-                status, payload = self._route(method, path, body)
-                self.send_json(status, payload)
+                self._served = False  # a model's answer (`_serve`), the only kind the response cache keeps
+                cache = self.server.caches.response if method == "POST" else None
+                compute = lambda: (*self._route(method, path, body), self._served)  # noqa: E731
+                status, payload, said = cached_answer(cache, path, body, compute)
+                self.send_json(status, payload, said)
             except BadRequest as exc:
                 self.send_json(400, {"error": str(exc)})
             except llmsim.SimulatorError as exc:
@@ -240,24 +237,10 @@ class _DemoHandler(JSONRequestHandler):
             answered = route(method, path, body, server.model, self._serve)
             if answered is not None:
                 return answered
-        return self._v2_model_route(method, path, body)
-
-    def _v2_model_route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        match = _MODEL_ROUTE.match(path)
-        if match is None:
+        answered = routes_v2.v2_route(method, path, body, server.models, self._serve)
+        if answered is None:
             raise HTTPError(404, f"no route for {method} {path}")
-        name, version, action = match["name"], match["version"], match["action"]
-        if name != MODEL_NAME:
-            raise HTTPError(404, f"model {name!r} not found")
-        if version is not None and version != MODEL_VERSION:
-            raise HTTPError(404, f"model {name!r} has no version {version!r}")
-        if action == "/infer":
-            allow(method, "POST")
-            return 200, self._infer(body)
-        allow(method, "GET")
-        if action == "/ready":
-            return 200, {"name": MODEL_NAME, "ready": True}
-        return 200, v2_metadata()
+        return answered
 
     def _embed(self, body: Any) -> dict[str, Any]:
         answer = embeddings.embed(body)
@@ -292,18 +275,6 @@ class _DemoHandler(JSONRequestHandler):
             "model": "asr-sim",
         }
 
-    def _infer(self, body: Any) -> dict[str, Any]:
-        rows = v2_rows(body)
-        labels, _ = predict(self.server.model, rows)
-        self._serve()
-        response: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": MODEL_VERSION}
-        if "id" in body:
-            response["id"] = body["id"]
-        response["outputs"] = [
-            {"name": "output-0", "shape": [len(labels)], "datatype": "INT64", "data": labels}
-        ]
-        return response
-
 
 # path -> (method, answer(handler, body)); not the LLM simulator's completions: they stream their own.
 _FIXED_ROUTES: dict[str, tuple[str, Callable[[_DemoHandler, Any], Any]]] = {
@@ -313,16 +284,7 @@ _FIXED_ROUTES: dict[str, tuple[str, Callable[[_DemoHandler, Any], Any]]] = {
     # One list, two protocols: OpenAI clients read "data" (the LLM simulator), KServe v1 ones "models".
     "/v1/models": ("GET", lambda handler, body: {**llmsim.models(), "models": [MODEL_NAME]}),
     "/v1/embeddings": ("POST", _DemoHandler._embed),
-    "/v2": (
-        "GET",
-        lambda handler, body: {"name": "loadbench-demo", "version": __version__, "extensions": []},
-    ),
-    "/v2/health/live": ("GET", lambda handler, body: {"live": True}),
-    "/v2/health/ready": ("GET", lambda handler, body: {"ready": True}),
-    "/v2/repository/index": (
-        "POST",
-        lambda handler, body: [{"name": MODEL_NAME, "version": MODEL_VERSION, "state": "READY"}],
-    ),
+    "/cache": ("GET", lambda handler, body: handler.server.caches.counts()),  # the caches' own counts
 }
 
 
@@ -341,6 +303,7 @@ def make_server(
     seed: int | None = None,
     model: DemoModel | None = None,
     replica_name: str | None = None,
+    caches: DemoCaches = NO_CACHES,
 ) -> ThreadingHTTPServer:
     """Train the model (unless given one) and bind the server (port 0: a free one); ``serve_forever`` serves.
     ``workers``: at most that many predictions in service at once, the others waiting in arrival order (None:
@@ -351,8 +314,10 @@ def make_server(
         raise ValueError("asr_rtf must be a finite number >= 0")
     if not (0 <= llm_ttft_ms < float("inf") and 0 <= llm_itl_ms < float("inf")):
         raise ValueError("llm_ttft_ms and llm_itl_ms must be finite numbers >= 0")
-    timing = llmsim.SimulatorTiming(llm_ttft_ms, llm_itl_ms)
-    return _DemoServer((host, port), model or build_model(), service, asr_rtf, timing, replica_name)
+    timing = llmsim.SimulatorTiming(llm_ttft_ms, llm_itl_ms, caches.prefill_ms_per_token, caches.prefix)
+    server = _DemoServer((host, port), model or build_model(), service, asr_rtf, timing, replica_name)
+    server.caches = caches  # ``caches``: `loadbench.demo.cache.DemoCaches`, GET /cache their counts
+    return server
 
 
 def serve_demo(
@@ -371,6 +336,7 @@ def serve_demo(
     service_dist: str = "uniform",
     service_cv: float = 1.0,
     seed: int | None = None,
+    caches: DemoCaches = NO_CACHES,
 ) -> None:
     """Serve the demo until SIGTERM or SIGINT, announcing the URL(s) in one stdout line. ``parent_pid``: also
     stop when that process is gone (`loadbench run --demo` starts the demo in its own session, out of reach of
@@ -385,6 +351,7 @@ def serve_demo(
             service_dist=service_dist,
             service_cv=service_cv,
             seed=seed,
+            caches=caches,
         )
     except (OSError, OverflowError) as exc:  # socket.gaierror is an OSError
         reason = getattr(exc, "strerror", None) or str(exc)
@@ -445,22 +412,10 @@ def _serve_grpc(
         raise UsageError(f"the demo cannot listen on {host}:{port} for gRPC: {exc}") from None
 
 
-def write_payload_file(path: str | os.PathLike[str]) -> int:
-    """Write the held-out test split as JSONL request bodies with ``_expected`` labels; returns lines."""
-    _, x_test, _, y_test = split_digits()
-    lines = [
-        json.dumps({"inputs": [[int(v) for v in row]], "_expected": int(label)}, separators=(",", ":"))
-        for row, label in zip(x_test, y_test, strict=True)
-    ]
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return len(lines)
-
-
 def serve_from_args(args: argparse.Namespace) -> None:
     """Serve as the parsed `loadbench demo` options (`loadbench.demo.args`) say."""
     check_service(args.service_dist, args.service_cv, args.jitter_ms)  # before the model is trained
+    caches = caches_from_args(args)
     if (plan := replica_plan(args))[0].name is not None:  # several replicas: `loadbench.demo.replicas`
         return serve_replicas(args, plan, make_server)
     serve_demo(
@@ -478,6 +433,7 @@ def serve_from_args(args: argparse.Namespace) -> None:
         service_dist=args.service_dist,
         service_cv=1.0 if args.service_cv is None else args.service_cv,
         seed=args.seed,
+        caches=caches,
     )
 
 

@@ -36,6 +36,8 @@ class DemoTiming:
     service_cv: float | None = None
     jitter_ms: float | None = None
     seed: int | None = None
+    cache: str | None = None  # --demo-cache lru:SIZE|lfu:SIZE, checked when parsed
+    llm_prefix_cache: bool = False  # --demo-llm-prefix-cache: the LLM simulator's prefix cache on
 
     def check(self) -> None:
         """Refuse timing the demo could not serve, naming the option (bad input, before a start)."""
@@ -62,8 +64,10 @@ class DemoTiming:
             ("--service-cv", self.service_cv),
             ("--jitter-ms", self.jitter_ms),
             ("--seed", self.seed),
+            ("--cache", self.cache),
         )
-        return [arg for option, value in given if value is not None for arg in (option, str(value))]
+        args = [arg for option, value in given if value is not None for arg in (option, str(value))]
+        return [*args, "--llm-prefix-cache"] if self.llm_prefix_cache else args
 
 
 # The built-in scenarios that need request bodies the demo's digits fit: their rows

@@ -1,6 +1,8 @@
 """What the recorder reads from an answer, without reading what it should not: the body when it
 is already in memory (or small), headers as each client keeps them, the status, the redirects
-followed, and which replica served it (``--replica-header NAME``, ``--replica-field PATH``).
+followed, which replica served it (``--replica-header NAME``, ``--replica-field PATH``), what it
+says of its cache (``--cache-header NAME``, ``--cache-field PATH``: `cache_said`, `cache_in_value`)
+and of its own time in its body (``--server-time-field PATH``: `number_ms`).
 
 Works on the responses of every client loadbench's users send with (Locust's fast client,
 requests, httpx for ``--http2``) and on a failed request's stand-in response.
@@ -8,11 +10,13 @@ requests, httpx for ``--http2``) and on a failed request's stand-in response.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 from typing import Any
 
 from loadbench.protocols.errorbody import MAX_BODY_BYTES
-from loadbench.protocols.extract import JsonPath, extract, label_text
+from loadbench.protocols.extract import JsonPath, extract, label_text, parse_path
 
 
 def error_body(response: Any, headers: Any) -> bytes:
@@ -84,15 +88,79 @@ def header_list(headers: Any, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def replica_in_body(response: Any, path: JsonPath) -> str | None:
-    """The replica an answer's JSON body names at ``path`` (``--replica-field``), as text; None when
-    the body is not in memory, not JSON, or holds nothing there. Only a body already read is parsed."""
-    body = body_in_memory(response)
-    if not body:
-        return None
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):  # not JSON (a stream, an HTML page): it names none
-        return None
-    value = extract(parsed, path)
+def replica_value(value: Any) -> str | None:
+    """The replica a JSON answer's value names (``--replica-field``), as text; None for none (a
+    missing value, an object or a list)."""
     return None if value is None or isinstance(value, dict | list) else label_text(value) or None
+
+
+def path_option(options: Any, name: str) -> JsonPath | None:
+    """A JSON path option of the run (``replica_field``: ``--replica-field``), parsed; None when not given."""
+    value = getattr(options, name, None)
+    return parse_path(value, "--" + name.replace("_", "-")) if isinstance(value, str) and value else None
+
+
+class AnswerJson:
+    """An answer's JSON body, parsed at most once however many options read it, and only when the
+    client already read it (`body_in_memory`): never a body read for the recorder."""
+
+    __slots__ = ("_parsed", "_response")
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self._parsed: Any = _UNPARSED
+
+    def at(self, path: JsonPath) -> Any:
+        """The value at ``path``; None when the body is not in memory, not JSON, or holds nothing there."""
+        if self._parsed is _UNPARSED:
+            self._parsed = None
+            body = body_in_memory(self._response)
+            if body:
+                # Not JSON (a stream, an HTML page): it says nothing.
+                with contextlib.suppress(ValueError, RecursionError):
+                    self._parsed = json.loads(body)
+        return extract(self._parsed, path) if self._parsed is not None else None
+
+
+_UNPARSED = object()
+
+
+def cache_said(value: str | None, age: bool = False) -> str:
+    """``hit``, ``miss`` or "" (not said) from a cache header's value: with ``age`` (``--cache-header
+    Age``) a hit when the age is above 0 and a miss at 0; else a value naming a hit (``HIT``,
+    ``TCP_HIT``, ``Hit from cloudfront``) or a miss. Repeats joined in one list (``MISS, HIT``: one
+    cache behind another) are read by the last of them: the cache nearest the client answered."""
+    if not value:
+        return ""
+    if age:
+        text = value.split(",")[-1].strip()
+        return ("hit" if int(text) > 0 else "miss") if text.isdigit() else ""
+    lowered = value.lower()
+    hit, miss = lowered.rfind("hit"), lowered.rfind("miss")
+    if hit == miss:  # both -1: neither said
+        return ""
+    return "hit" if hit > miss else "miss"
+
+
+def cache_in_value(value: Any) -> str:
+    """``hit``, ``miss`` or "" from a JSON answer's value (``--cache-field``): true or ``"hit"`` (any
+    case, as a header's words) a hit, false or ``"miss"`` a miss; anything else says nothing."""
+    if isinstance(value, bool):
+        return "hit" if value else "miss"
+    return cache_said(value) if isinstance(value, str) else ""
+
+
+def number_ms(value: Any) -> float | None:
+    """A JSON answer's number of milliseconds (``--server-time-field``): a finite number >= 0 (not a
+    boolean), else None. A number given as text (``"12.5"``) counts."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None

@@ -33,8 +33,15 @@ class RunConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger response body is counted, not kept
     # The answer's header holding the server's own time (NAME or NAME:METRIC); None: not read.
     server_time_header: str | None = None
+    # Triton's statistics (/v2/models/NAME/stats) or metrics (/metrics) URL, read around the window.
+    server_stats: str | None = None
+    label: str | None = None  # --label: the run's name among model variants (`loadbench variants`)
+    cold_start: int = 0  # --cold-start N: the run's first N requests reported apart; 0: not
     replica_header: str | None = None  # the answer's header naming the replica that served it
     replica_field: str | None = None  # or the path in its JSON body that names it
+    server_time_field: str | None = None  # the path in the answer's JSON body holding the server's ms
+    cache_header: str | None = None  # the answer's header saying hit/miss of the server's cache (or Age)
+    cache_field: str | None = None  # or the path in its JSON body that says it
     # Several targets (replicas of one model; the first is `target`), balanced client-side.
     targets: list[str] = field(default_factory=list)  # every target when several; else empty
     balance: str | None = None  # --balance (loadbench.load.balance); None: round-robin

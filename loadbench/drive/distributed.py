@@ -119,6 +119,10 @@ class WorkerSettings:
     server_time_header: str | None = None  # read by the worker's recorder into its record lines
     replica_header: str | None = None  # the same
     replica_field: str | None = None  # the same
+    server_time_field: str | None = None  # the same
+    cache_header: str | None = None  # the same
+    cache_field: str | None = None  # the same
+    seed: int | None = None  # the scenario's --seed; a local worker's: the run's + its number
     targets: list[str] = field(default_factory=list)  # as RunConfig's: several targets, and retries
     balance: str | None = None
     retries: int = 0
@@ -314,16 +318,17 @@ class Master:
         runner.register_message(DONE_MSG, self._on_done)
 
     def spawn_local(self, count: int, settings: WorkerSettings) -> None:
-        """Start ``count`` worker processes on this host; settings (headers too) go on stdin."""
-        text = json.dumps(vars(settings)).encode()
-        for _ in range(count):
+        """Start ``count`` worker processes on this host; settings (headers, its own seed) go on stdin."""
+        for number in range(1, count + 1):  # own seeds: workers must not draw payloads in lockstep
+            seed = None if settings.seed is None else settings.seed + number
+            text = json.dumps({**vars(settings), "seed": seed})
             process = subprocess.Popen(
                 [sys.executable, "-m", "loadbench", "worker", "--config-stdin"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
             )
             assert process.stdin is not None
-            process.stdin.write(text)
+            process.stdin.write(text.encode())
             process.stdin.close()
             self.processes.append(process)
 

@@ -28,6 +28,7 @@ from loadbench.drive.config import RunConfig
 from loadbench.drive.loadplan import LoadPlan, plan_load
 from loadbench.drive.locustfiles import Scenario
 from loadbench.drive.recorder import Recorder
+from loadbench.drive.serverstats import ServerStatsWatch
 from loadbench.load import shapes
 from loadbench.load.balance import DEFAULT_POLICY
 from loadbench.load.retry import DEFAULT_BACKOFF_S, DEFAULT_RETRY_ON, RetryPolicy
@@ -36,6 +37,7 @@ from loadbench.record.records import one_line
 from loadbench.redact import redact_argv, redact_header, redact_url, scrub, secret_values
 from loadbench.sample.hostmetrics import ServerProcess
 from loadbench.sample.sampler import SamplerProcess
+from loadbench.scenario.workloadctl import workload_settings
 from loadbench.values import target_base
 
 
@@ -111,6 +113,7 @@ class ActiveRun:
     meta: dict[str, Any]
     recorder: Recorder
     sampler: SamplerProcess | None
+    server_stats: ServerStatsWatch | None = None  # --server-stats: Triton's counters around the window
 
 
 def build_meta(
@@ -161,8 +164,17 @@ def build_meta(
             "follow_redirects": config.follow_redirects,
             "max_body_bytes": config.max_body_bytes,
             "server_time_header": config.server_time_header,
+            "server_stats": None if config.server_stats is None else redact_url(config.server_stats),
+            "label": config.label,
+            "cold_start": config.cold_start or None,
+            "preflight": config.preflight,
             "replica_header": config.replica_header,
             "replica_field": config.replica_field,
+            "server_time_field": config.server_time_field,
+            "cache_header": config.cache_header,
+            "cache_field": config.cache_field,
+            # The scenario's workload control (--popularity, --distinct, their seed, --shared-prefix-tokens).
+            "workload": workload_settings(scenario.options),
             # Several targets: their base URLs as records name them (no credentials), and the policy.
             "targets": [target_base(t) for t in config.targets],
             "balance": (config.balance or DEFAULT_POLICY) if config.targets else None,
@@ -212,7 +224,11 @@ def begin_run(
     if prepared.network is not None:
         meta["network"] = prepared.network
     # A --scrape URL may carry a token in its query: scrubbed from records and messages too.
-    secrets = secret_values(config.headers, config.target, [*config.scenario_args, *config.scrapes])
+    secrets = secret_values(
+        config.headers,
+        config.target,
+        [*config.scenario_args, *config.scrapes, *filter(None, [config.server_stats])],
+    )
     discovery = getattr(env, "loadbench_discovery", None)  # scenario.predict.say_at_start's line
     if isinstance(discovery, str):
         meta["discovery"] = one_line(scrub(discovery, secrets), 1000)
@@ -245,7 +261,11 @@ def begin_run(
         rundir.write_json(run_dir / rundir.META, meta)
 
     recorder = Recorder(run_dir, secrets).register(env)
-    return ActiveRun(run_dir, meta, recorder, sampler)
+    watch = None
+    if config.server_stats:
+        watch = ServerStatsWatch(config.server_stats, target, run_dir, secrets)
+        watch.start(meta, config.warmup_s)
+    return ActiveRun(run_dir, meta, recorder, sampler, watch)
 
 
 def nothing_sent(meta: Mapping[str, Any], exceptions: Mapping[Any, Mapping[str, Any]]) -> str:
@@ -281,6 +301,8 @@ def finish_run(
     active.recorder.close()  # safe when the caller already closed it
     if status == rundir.STATUS_COMPLETE and active.recorder.total == 0:
         status, failure = rundir.STATUS_FAILED, failure or nothing_sent(meta, exceptions)
+    if active.server_stats is not None:
+        active.server_stats.finish()
     if active.sampler is not None:
         problem = active.sampler.stop()
         if problem:

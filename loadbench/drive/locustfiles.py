@@ -24,7 +24,7 @@ from loadbench.load.balance import DEFAULT_POLICY
 from loadbench.load.retry import DEFAULT_BACKOFF_S, DEFAULT_RETRY_ON
 from loadbench.scenario.helpers import ModelUser, fire_init
 from loadbench.scenario.routing import TARGETS_OPTION
-from loadbench.values import is_grpc_url
+from loadbench.values import is_grpc_url, is_inprocess_url
 
 BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -93,6 +93,10 @@ class TransportSettings(Protocol):
     server_time_header: str | None
     replica_header: str | None
     replica_field: str | None
+    server_time_field: str | None
+    cache_header: str | None
+    cache_field: str | None
+    seed: int | None  # the scenario's --seed (--popularity's draws); None: as the scenario's options say
     targets: list[str]
     balance: str | None
     retries: int
@@ -103,7 +107,8 @@ class TransportSettings(Protocol):
 
 def apply_transport_settings(scenario: Scenario, settings: TransportSettings) -> None:
     """Give every user the run's per-request timeout, TLS verification, redirect bound and
-    ``--max-body``, and the recorder the ``--server-time-header`` and ``--replica-header``.
+    ``--max-body``, and the recorder what it reads from answers (``--server-time-header``,
+    ``--replica-header``, ``--cache-header`` and their ``-field`` forms).
 
     Through the options (which loadbench's `ModelUser` and the recorder read) and, for other
     fast-client users, through the class attributes Locust's `FastHttpUser` reads when it builds
@@ -115,6 +120,13 @@ def apply_transport_settings(scenario: Scenario, settings: TransportSettings) ->
         raise UsageError(
             f"scenario {scenario.name} sends HTTP, and a grpc:// target speaks gRPC: give --scenario "
             "kserve_v2_grpc (or none), or the server's HTTP port as http://HOST:PORT"
+        )
+    if is_inprocess_url(str(scenario.options.host or "")) and any(
+        issubclass(cls, FastHttpUser) for cls in scenario.user_classes
+    ):
+        raise UsageError(
+            f"scenario {scenario.name} sends HTTP, and a python:// or onnx:// target is called in this "
+            "process: give --scenario inprocess (or none)"
         )
     if (settings.targets or settings.retries) and not all(
         issubclass(c, ModelUser) for c in scenario.user_classes
@@ -130,6 +142,11 @@ def apply_transport_settings(scenario: Scenario, settings: TransportSettings) ->
     scenario.options.server_time_header = settings.server_time_header
     scenario.options.replica_header = settings.replica_header
     scenario.options.replica_field = settings.replica_field
+    scenario.options.server_time_field = settings.server_time_field
+    scenario.options.cache_header = settings.cache_header
+    scenario.options.cache_field = settings.cache_field
+    if settings.seed is not None:
+        scenario.options.seed = settings.seed
     # Several targets and retries: the session's router reads these (loadbench.scenario.routing).
     setattr(scenario.options, TARGETS_OPTION, list(settings.targets))
     scenario.options.balance = settings.balance or DEFAULT_POLICY

@@ -53,7 +53,7 @@ from loadbench.protocols.v2grpc import GRPC_REQUEST_TYPE
 from loadbench.record.records import one_line
 from loadbench.redact import redact_argv, redact_url, scrub, secret_values
 from loadbench.scenario.routing import ROUTER_ATTRIBUTE
-from loadbench.values import target_base
+from loadbench.values import is_inprocess_url, target_base
 
 # Beyond --timeout, how long to wait for the request event: a client without loadbench's
 # deadline (a custom locustfile's) may take its connect and read timeouts one after the other.
@@ -113,7 +113,10 @@ class Raised:
 
 
 def preflight(scenario: Scenario, config: RunConfig, target: str, argv: list[str], log: TextIO) -> None:
-    """Send one request of the scenario (module docstring); a `TargetError` when it fails."""
+    """Send one request of the scenario (module docstring); a `TargetError` when it fails. Not for
+    an in-process target: its scenario's set-up calls the model with the first row instead."""
+    if is_inprocess_url(target):
+        return
     secrets = secret_values(
         config.headers, config.target, [*config.scenario_args, *config.scrapes, *config.targets]
     )

@@ -30,9 +30,13 @@ With ``--server-time-header NAME`` an answer that says how long the server worke
 header (`loadbench.protocols.servertiming`), keeps it in the ``server_ms`` column, success or
 failure; with ``--replica-header NAME`` the replica its header names goes to ``replica`` (a load
 balancer's ``X-Served-By``), or with ``--replica-field PATH`` the one its JSON body names there
-(a body already in memory: never one read for it). Such a request is recorded by the general path, not the hot one.
-Without either option the recorder's listener is the one it always was: a run that does not ask
-pays nothing per request.
+(a body already in memory: never one read for it). ``--server-time-field PATH`` reads the server's
+time (ms) from that JSON body where the header is not given or absent. ``--cache-header NAME`` and
+``--cache-field PATH`` fill ``cache`` with what the answer says of the server's cache (``hit``,
+``miss``; `loadbench.drive.answers.cache_said`). Such a request is recorded by the general path, not
+the hot one; the body is parsed at most once for all the options that read it.
+Without any of these options the recorder's listener is the one it always was: a run that does not
+ask pays nothing per request.
 """
 
 from __future__ import annotations
@@ -48,16 +52,21 @@ from locust.env import Environment
 
 from loadbench.analyze.stats import error_kind, failure_text
 from loadbench.drive.answers import (
+    AnswerJson,
+    cache_in_value,
+    cache_said,
     error_body,
     header_list,
     header_value,
+    number_ms,
+    path_option,
     redirect_hops,
-    replica_in_body,
+    replica_value,
     status_of,
 )
 from loadbench.drive.openloop import INTENDED_KEY
 from loadbench.protocols.errorbody import retry_after_text, server_message
-from loadbench.protocols.extract import JsonPath, parse_path
+from loadbench.protocols.extract import JsonPath
 from loadbench.protocols.responses import (
     RedirectError,
     is_redirect_status,
@@ -68,6 +77,7 @@ from loadbench.protocols.responses import (
 from loadbench.protocols.servertiming import server_time_ms, split_spec
 from loadbench.record import rundir
 from loadbench.record.records import (
+    EMPTY_AFTER_ROUTE,
     EMPTY_BEFORE_ROUTE,
     EMPTY_TAIL,
     EXTRAS_KEY,
@@ -149,6 +159,9 @@ class Recorder:
         self.server_time: tuple[str, str | None] | None = None
         self.replica_header: str | None = None  # --replica-header: None, not read
         self.replica_field: JsonPath | None = None  # --replica-field: None, not read
+        self.server_time_field: JsonPath | None = None  # --server-time-field: None, not read
+        self.cache_header: str | None = None  # --cache-header: None, not read
+        self.cache_field: JsonPath | None = None  # --cache-field: None, not read
         self._listener: Callable[..., None] = self.on_request
 
     def register(self, environment: Environment) -> Recorder:
@@ -164,11 +177,14 @@ class Recorder:
         self.server_time = split_spec(spec) if isinstance(spec, str) and spec else None
         replica = getattr(environment.parsed_options, "replica_header", None)
         self.replica_header = replica if isinstance(replica, str) and replica else None
-        field = getattr(environment.parsed_options, "replica_field", None)
-        self.replica_field = parse_path(field) if isinstance(field, str) and field else None
-        reads = (
-            self.server_time is not None or self.replica_header is not None or self.replica_field is not None
-        )
+        options = environment.parsed_options
+        self.replica_field = path_option(options, "replica_field")
+        self.server_time_field = path_option(options, "server_time_field")
+        header = getattr(options, "cache_header", None)
+        self.cache_header = header if isinstance(header, str) and header else None
+        self.cache_field = path_option(options, "cache_field")
+        said = (self.server_time, self.replica_header, self.replica_field, self.server_time_field)
+        reads = any(value is not None for value in (*said, self.cache_header, self.cache_field))
         self._listener = self._on_request_timed if reads else self.on_request
         environment.events.request.add_listener(self._listener)
         environment.events.quitting.add_listener(self._on_quitting)
@@ -205,7 +221,11 @@ class Recorder:
             fields, written_name = cached
             self.window_ms.append(response_time)
             route = context.get(ROUTE_KEY) if context else None
-            tail = EMPTY_BEFORE_ROUTE + route.fields() if isinstance(route, Route) else EMPTY_TAIL
+            tail = (
+                EMPTY_BEFORE_ROUTE + route.fields() + EMPTY_AFTER_ROUTE
+                if isinstance(route, Route)
+                else EMPTY_TAIL
+            )
             # %-formatting: measurably cheaper than an f-string with float format specs here.
             if intended is None:
                 self.requests.write_line(
@@ -253,11 +273,14 @@ class Recorder:
         context: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
-        """The request listener with ``--server-time-header`` or ``--replica-header``: `on_request`,
-        and an answer that says the server's time or its replica goes the general way, with them."""
-        server_ms = self._server_ms(response)
-        replica = self._replica(response)
-        if server_ms is None and not replica:
+        """The request listener with an option that reads the answer (``--server-time-header``,
+        ``--replica-header``, ``--cache-header``, their ``-field`` forms): `on_request`, and an answer
+        that says the server's time, its replica or its cache goes the general way, with them."""
+        body = AnswerJson(response)
+        server_ms = self._server_ms(response, body)
+        replica = self._replica(response, body)
+        cache = self._cache(response, body)
+        if server_ms is None and not replica and not cache:
             self.on_request(
                 request_type, name, response_time, response_length, exception, start_time, response, context
             )
@@ -277,6 +300,7 @@ class Recorder:
             hops,
             server_ms,
             replica,
+            cache,
         )
 
     def _record(
@@ -293,6 +317,7 @@ class Recorder:
         hops: int,
         server_ms: float | None = None,
         replica: str = "",
+        cache: str = "",
     ) -> None:
         """The general path: any request, as a `RequestRecord` (``status`` already checked, 0 for
         none; ``hops`` as the answer's history says)."""
@@ -332,6 +357,7 @@ class Recorder:
             target=route.target,
             attempt=route.attempt,
             request_id=route.request_id,
+            cache=cache,
         )
         self.requests.write(record)
         if self.counter is not None:
@@ -343,16 +369,22 @@ class Recorder:
         if self.counter is not None:
             self.counter.feed(text)
 
-    def _server_ms(self, response: Any) -> float | None:
-        """The server's own time the answer says in the ``--server-time-header``, None when it says
-        none or there was no answer (a failed request's stand-in response, status 0)."""
+    def _server_ms(self, response: Any, body: AnswerJson) -> float | None:
+        """The server's own time the answer says in the ``--server-time-header`` (or, without one
+        in the answer, its JSON body at ``--server-time-field``), None when it says none or there
+        was no answer (a failed request's stand-in response, status 0)."""
         status = getattr(response, "status_code", None)
-        if self.server_time is None or not isinstance(status, int) or status <= 0:
+        if not isinstance(status, int) or status <= 0:
             return None
-        header, metric = self.server_time
-        return server_time_ms(header_list(getattr(response, "headers", None), header), metric)
+        value = None
+        if self.server_time is not None:
+            header, metric = self.server_time
+            value = server_time_ms(header_list(getattr(response, "headers", None), header), metric)
+        if value is None and self.server_time_field is not None:
+            value = number_ms(body.at(self.server_time_field))
+        return value
 
-    def _replica(self, response: Any) -> str:
+    def _replica(self, response: Any, body: AnswerJson) -> str:
         """The replica the ``--replica-header`` (or, without one in the answer, the JSON body at
         ``--replica-field``) names, one line, bounded and scrubbed; "" for none."""
         value = (
@@ -361,8 +393,24 @@ class Recorder:
             else None
         )
         if not value and self.replica_field is not None:
-            value = replica_in_body(response, self.replica_field)
+            value = replica_value(body.at(self.replica_field))
         return scrub(one_line(value, MAX_LABEL_CHARS), self.secrets) if value else ""
+
+    def _cache(self, response: Any, body: AnswerJson) -> str:
+        """What the answer says of the server's cache: the ``--cache-header`` (or, without one in
+        the answer, the JSON body at ``--cache-field``): ``hit``, ``miss``, or "" when it says neither."""
+        if self.cache_header is None and self.cache_field is None:
+            return ""
+        status = getattr(response, "status_code", None)
+        if not isinstance(status, int) or status <= 0:
+            return ""  # no answer: nothing said
+        said = ""
+        if self.cache_header is not None:
+            value = header_list(getattr(response, "headers", None), self.cache_header)
+            said = cache_said(value, age=self.cache_header.lower() == "age")
+        if not said and self.cache_field is not None:
+            said = cache_in_value(body.at(self.cache_field))
+        return said
 
     def _answer_failure(self, status: int, response: Any, response_time: float) -> BaseException | None:
         """Why an answer the client took as a success is a failure: later than ``--timeout``, or a

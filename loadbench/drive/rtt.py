@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadbench.values import is_inprocess_url
+
 RTT_SAMPLES = 20
 RTT_TIMEOUT_S = 2.0
 RTT_BUDGET_S = 3.0  # a far target (100+ ms away) gets fewer samples rather than a long wait
@@ -54,8 +56,11 @@ def measure_rtt(
 ) -> dict[str, Any] | None:
     """Round-trip time to the target from TCP connects: the ``meta.json`` ``network`` entry.
 
-    None when no connect succeeded (the run goes on; the breakdown is then left out).
+    None when no connect succeeded (the run goes on; the breakdown is then left out), and for an
+    in-process target (``python://``, ``onnx://``): there is no network to cross.
     """
+    if is_inprocess_url(url):
+        return None
     host, port = target_address(url)
     try:
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]

@@ -127,6 +127,7 @@ def prepare(config: RunConfig) -> Prepared:
     header_args = [arg for h in config.headers for arg in ("--header", h)]
     scenario = load_scenario(path, target, [*config.scenario_args, *header_args], reason)
     apply_transport_settings(scenario, config)
+    scenario.options.seed = plan.seed  # --popularity's draws: the run's seed (drawn when not given)
     # A light probe before any load: ~20 TCP connects, one round trip each (loadbench.drive.rtt).
     return Prepared(scenario, server, server_notice, plan, network=measure_rtt(target))
 
@@ -431,6 +432,10 @@ def _connect_workers(
                 server_time_header=config.server_time_header,
                 replica_header=config.replica_header,
                 replica_field=config.replica_field,
+                server_time_field=config.server_time_field,
+                cache_header=config.cache_header,
+                cache_field=config.cache_field,
+                seed=getattr(scenario.options, "seed", None),
                 targets=list(config.targets),
                 balance=config.balance,
                 retries=config.retries,

@@ -7,17 +7,23 @@ or, for ``grpc://`` and ``grpcs://``, gRPC (`loadbench.protocols.v2grpc.discover
   gRPC service (scenario ``kserve_v2_grpc``);
 - an ``http://`` target whose port answers no HTTP/1.1 (a gRPC server answers with HTTP/2
   frames, which the HTTP client reports as a broken answer) is asked ``ServerLive``; when a gRPC
-  server answers, the error says so and names the ``grpc://`` target to give.
+  server answers, the error says so and names the ``grpc://`` target to give;
+- an in-process target (``python://``, ``onnx://``: `loadbench.protocols.inprocess`) has no
+  network: "reaching" it is loading it (a `UsageError` when it does not import or load), and
+  its scenario is ``inprocess``.
 """
 
 from __future__ import annotations
 
 from loadbench.errors import TargetError
 from loadbench.protocols import probe
+from loadbench.protocols.inprocess import open_target
 from loadbench.protocols.probe import ProbeResult
 from loadbench.protocols.probehttp import PROBE_TIMEOUT_S
 from loadbench.redact import redact_url
-from loadbench.values import is_grpc_url
+from loadbench.values import is_grpc_url, is_inprocess_url
+
+INPROCESS_SCENARIO = "inprocess"
 
 # The gRPC side is imported only for the targets that need it: grpcio is a large import that
 # HTTP runs do without.
@@ -30,7 +36,10 @@ def check_reachable(
     verify: bool = True,
     http2: bool = False,
 ) -> int | str:
-    """HTTP: any answer to ``GET /`` (its status). gRPC: any answer to ``ServerLive`` (what it said)."""
+    """HTTP: any answer to ``GET /`` (its status). gRPC: any answer to ``ServerLive`` (what it said).
+    In-process: the model loaded (what was loaded)."""
+    if is_inprocess_url(base_url):
+        return open_target(base_url).described
     if is_grpc_url(base_url):
         from loadbench.protocols.v2grpc.discovery import check_grpc_reachable
 
@@ -56,7 +65,10 @@ def probe_target(
     http2: bool = False,
 ) -> ProbeResult:
     """The scenario the target seems to want (`loadbench.protocols.probe.probe_target`'s rules, and
-    ``kserve_v2_grpc`` for a gRPC target whose Open Inference Protocol service answers)."""
+    ``kserve_v2_grpc`` for a gRPC target whose Open Inference Protocol service answers, ``inprocess``
+    for an in-process one)."""
+    if is_inprocess_url(base_url):
+        return ProbeResult(INPROCESS_SCENARIO, f"{base_url} is called in this process", model)
     if is_grpc_url(base_url):
         from loadbench.protocols.v2grpc.discovery import probe_grpc
 

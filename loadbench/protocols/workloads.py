@@ -17,6 +17,12 @@ produces `WorkItem` s, one per request, from a `Workload`:
   ...}, {"from": "gpt", "value": ...}]}]``; the first human turn is the prompt and the length
   in words of the answer that follows is the output length.
 
+Which item each request sends: in turn, or as ``--popularity`` says (`loadbench.load.popularity`);
+``--distinct K`` makes K items: K variants of the rows, ShareGPT prompts or ``--prompt``
+(`loadbench.protocols.variety`), or K synthetic prompts made once (``--input-tokens``), so a
+run has a known repeat structure. ``--shared-prefix-tokens N``: every request starts with the
+same N-token system prompt (`shared_prefix`), for servers with prefix caching.
+
 Output length (``max_tokens``): the row's own, else ShareGPT's answer length, else
 ``--output-tokens N`` (alias ``--max-tokens``) drawn from ``--output-dist``. ``--ignore-eos``
 asks the server to generate exactly that many (vLLM's ``ignore_eos`` and ``min_tokens``).
@@ -29,12 +35,14 @@ import argparse
 import itertools
 import json
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from loadbench.errors import UsageError
+from loadbench.load.popularity import Picker, parse_popularity
+from loadbench.protocols.variety import distinct_bodies
 
 DISTRIBUTIONS = ("fixed", "uniform", "normal")
 DEFAULT_PROMPT = "Write one sentence about load testing."
@@ -86,6 +94,7 @@ class WorkItem:
     messages: list[Any] | None = None
     max_tokens: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None  # its payload_key, when the run keys its payloads (set once, at set-up)
 
 
 def synthetic_prompt(words: int, rng: random.Random) -> str:
@@ -107,6 +116,7 @@ class Workload:
         output_length: LengthSpec | None = None,
         prompt: str = DEFAULT_PROMPT,
         seed: int = 0,
+        picker: Picker | None = None,
     ) -> None:
         if items is not None and not items:
             raise UsageError("the workload holds no requests")
@@ -115,7 +125,14 @@ class Workload:
         self.output_length = output_length or LengthSpec(DEFAULT_OUTPUT_TOKENS)
         self.prompt = prompt
         self.rng = random.Random(seed)
+        self.picker = picker  # --popularity: which item each request sends; None: in turn
         self._cycle: Iterator[WorkItem] | None = itertools.cycle(items) if items else None
+
+    def keyed(self, key: Callable[[WorkItem], str]) -> None:
+        """Give every item its ``key`` (`WorkItem.key`), once, before the load."""
+        if self.items:
+            self.items = [replace(item, key=key(item)) for item in self.items]
+            self._cycle = itertools.cycle(self.items)
 
     def next(self, input_tokens: int | None = None, output_tokens: int | None = None) -> WorkItem:
         """The next request's content, its ``max_tokens`` always set.
@@ -124,7 +141,7 @@ class Workload:
         the prompt becomes a synthetic one of that many words unless the items come from a file.
         """
         if self._cycle is not None:
-            item = next(self._cycle)
+            item = self.items[self.picker.next()] if self.picker and self.items else next(self._cycle)
         elif input_tokens or self.input_length is not None:
             words = input_tokens or (self.input_length.sample(self.rng) if self.input_length else 1)
             item = WorkItem(prompt=synthetic_prompt(words, self.rng))
@@ -132,7 +149,7 @@ class Workload:
             item = WorkItem(prompt=self.prompt)
         max_tokens = output_tokens or item.max_tokens or self.output_length.sample(self.rng)
         if max_tokens != item.max_tokens:
-            item = WorkItem(item.prompt, item.messages, max_tokens, item.fields)
+            item = WorkItem(item.prompt, item.messages, max_tokens, item.fields, item.key)
         return item
 
     def describe(self) -> str:
@@ -248,6 +265,15 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--workload-seed", type=int, default=0, help="seed of synthetic prompts and lengths")
     group.add_argument(
+        "--shared-prefix-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="start every request with the same system prompt of N tokens (words, or --tokenizer's tokens), "
+        "the rest unique per request (a nonce first in the user text; none with --popularity/--distinct, "
+        "whose repeats stay exact): time to first token with a server's prefix cache",
+    )
+    group.add_argument(
         "--sharegpt",
         default=None,
         metavar="FILE.json",
@@ -277,4 +303,66 @@ def workload_from_options(options: argparse.Namespace, rows: list[Any] | None) -
     inputs = None
     if input_tokens is not None:
         inputs = length_spec(input_tokens, options.input_dist, options.input_spread, "--input-tokens")
-    return Workload(items, inputs, output, options.prompt, options.workload_seed)
+    prefix = getattr(options, "shared_prefix_tokens", None)
+    if prefix is not None and prefix < 0:
+        raise UsageError(f"--shared-prefix-tokens must be 0 or more, not {prefix}")
+    items = controlled_items(options, items, inputs, rows is not None)
+    popularity = getattr(options, "popularity", None)
+    picker = None
+    if popularity and items:
+        picker = Picker(parse_popularity(popularity), len(items), int(getattr(options, "seed", None) or 0))
+    return Workload(items, inputs, output, options.prompt, options.workload_seed, picker)
+
+
+def controlled_items(
+    options: argparse.Namespace, items: list[WorkItem] | None, inputs: LengthSpec | None, from_rows: bool
+) -> list[WorkItem] | None:
+    """The items as ``--distinct`` and ``--popularity`` need them: a payload set to choose from.
+    Rows come varied already (`loadbench.scenario.helpers.Payloads`); ShareGPT's items and
+    ``--prompt`` are varied here; ``--input-tokens`` makes K synthetic prompts once."""
+    distinct = getattr(options, "distinct", None)
+    if not (distinct or getattr(options, "popularity", None)):
+        return items
+    if items is None and inputs is not None:
+        if not distinct:
+            raise UsageError(
+                "--popularity needs a payload set: with --input-tokens every prompt is new; add --distinct K"
+            )
+        rng = random.Random(options.workload_seed)
+        return [WorkItem(prompt=synthetic_prompt(inputs.sample(rng), rng)) for _ in range(distinct)]
+    if items is None:
+        items = [WorkItem(prompt=options.prompt)]
+    elif from_rows:
+        return items
+    return distinct_items(items, distinct) if distinct else items
+
+
+def distinct_items(items: list[WorkItem], count: int) -> list[WorkItem]:
+    """``count`` items from ``items``, cycling them, each past the first round with its last user
+    text varied (`loadbench.protocols.variety.distinct_bodies`)."""
+    bodies = [{"prompt": i.prompt} if i.messages is None else {"messages": i.messages} for i in items]
+    varied = distinct_bodies(bodies, count)
+    return [
+        replace(items[n % len(items)], prompt=body.get("prompt"), messages=body.get("messages"))
+        for n, body in enumerate(varied)
+    ]
+
+
+def shared_prefix(tokens: int, seed: int, count: Callable[[str], int | None] | None = None) -> str:
+    """A system prompt of ``tokens`` tokens, the same for every request of a run (and every process
+    of it: drawn from ``seed``): words of `VOCABULARY`, one token each without ``count``; with it
+    (``--tokenizer``'s count of a text), the most words whose count is at most ``tokens``."""
+    if tokens <= 0:
+        return ""
+    words = random.Random(f"shared-prefix-{seed}").choices(VOCABULARY, k=2 * tokens + 8)
+    if count is None or count(" ".join(words[:tokens])) is None:
+        return " ".join(words[:tokens])
+    low, high = 0, len(words)  # the most words counted at most `tokens`: in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        counted = count(" ".join(words[:middle]))
+        if counted is not None and counted <= tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return " ".join(words[:low])

@@ -62,6 +62,12 @@ Later columns (empty in older files):
                     empty without retries. Each attempt is a record of its own.
 ``request_id``      with ``--retries``: the user-visible request an attempt belongs to (the same text
                     on all its attempts, unique in the run); empty without retries.
+``payload_key``     which payload the request sent: a short hash of its body (12 hex digits), the
+                    same for every exact repeat; written with ``--popularity``, ``--distinct`` or
+                    ``--cache-header``/``--cache-field`` (a scenario's extra), else empty.
+``cache``           what the server said of its cache for this answer: ``hit`` or ``miss``, read from
+                    ``--cache-header`` (HIT/MISS values, or ``Age``) or ``--cache-field``; empty when
+                    not asked or not said.
 
 Readers ignore columns they do not know, so later versions may add columns at the end.
 A run killed mid-write may end in a partial line; the reader drops it.
@@ -70,6 +76,7 @@ A run killed mid-write may end in a partial line; the reader drops it.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -109,6 +116,8 @@ COLUMNS = (
     "target",
     "attempt",
     "request_id",
+    "payload_key",
+    "cache",
 )
 # Columns a reader fills (NaN, or empty text) when an older file lacks them.
 OPTIONAL_COLUMNS = COLUMNS[8:]
@@ -119,7 +128,9 @@ RESPONSE_FIELDS = ("server_message", "retry_after", "redirects")
 # those before the response fields, and those added after them.
 _LEADING_EXTRAS = COLUMNS[9 : COLUMNS.index(RESPONSE_FIELDS[0])]
 _TRAILING_EXTRAS = COLUMNS[COLUMNS.index(RESPONSE_FIELDS[-1]) + 1 : COLUMNS.index("server_ms")]
-EXTRA_FIELDS = _LEADING_EXTRAS + _TRAILING_EXTRAS
+# Extras after the route's three columns (then the recorder's ``cache``, the last column).
+_FINAL_EXTRAS = ("payload_key",)
+EXTRA_FIELDS = _LEADING_EXTRAS + _TRAILING_EXTRAS + _FINAL_EXTRAS
 # Every field after ``intended_unix_s``, empty: the end of a line with no extras and nothing
 # taken from the answer.
 EMPTY_TAIL = "," * (len(COLUMNS) - 9)
@@ -129,8 +140,10 @@ EXTRAS_KEY = "loadbench"
 # Several targets or retries: the request event's context["loadbench_route"] is a `Route` (the
 # ``target``, ``attempt`` and ``request_id`` columns), set by the session that sent the attempt.
 ROUTE_KEY = "loadbench_route"
-# Every field from ``intended_unix_s`` up to the route's three, empty (the hot path's line end).
-EMPTY_BEFORE_ROUTE = "," * (len(COLUMNS) - 12)
+# Every field after ``intended_unix_s`` up to the route's three, empty, and every field after
+# them, empty: with `Route.fields` between them, the hot path's line end.
+EMPTY_BEFORE_ROUTE = "," * (COLUMNS.index("target") - 9)
+EMPTY_AFTER_ROUTE = "," * (len(COLUMNS) - 1 - COLUMNS.index("request_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +192,10 @@ _DTYPES = {
     ),
     # request_id: one value per request with --retries, but "" in every record of a run without
     # (the common case): a category keeps those in a byte each, a string column not.
-    **dict.fromkeys(("retry_after", "input_tokens_source", "replica", "target", "request_id"), "category"),
+    **dict.fromkeys(
+        ("retry_after", "input_tokens_source", "replica", "target", "request_id", "payload_key", "cache"),
+        "category",
+    ),
 }
 MAX_ERROR_CHARS = 300
 
@@ -206,6 +222,7 @@ class RequestRecord:
     target: str = ""  # several targets: the one it was sent to (a base URL, no credentials)
     attempt: int = 0  # --retries: 1, 2, ...; 0 without retries (written empty)
     request_id: str = ""  # --retries: the user-visible request this attempt belongs to
+    cache: str = ""  # --cache-header / --cache-field: "hit", "miss", or "" when not said
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -231,7 +248,8 @@ def format_record(r: RequestRecord) -> str:
         f",{csv_field(r.server_message)},{csv_field(r.retry_after)},{r.redirects or ''}"
         f"{format_extras(r.extras or {}, _TRAILING_EXTRAS)}"
         f",{'' if r.server_ms is None else f'{r.server_ms:.3f}'},{csv_field(r.replica)}"
-        f",{csv_field(r.target)},{r.attempt or ''},{csv_field(r.request_id)}\n"
+        f",{csv_field(r.target)},{r.attempt or ''},{csv_field(r.request_id)}"
+        f"{format_extras(r.extras or {}, _FINAL_EXTRAS)},{csv_field(r.cache)}\n"
     )
 
 
@@ -337,17 +355,21 @@ def _read_request_file(path: Path, f: io.BufferedReader) -> pd.DataFrame:
         raise RunDirError(f"{path} is not a request record file: missing column(s) {', '.join(missing)}")
     f.seek(0)
     try:
-        frame = pd.read_csv(
-            io.BufferedReader(_Prefix(f, end + 1)),
-            usecols=present,
-            dtype={c: _DTYPES[c] for c in present},
-            keep_default_na=False,
-            na_values={c: [""] for c in _FLOAT_COLUMNS},
-            encoding="utf-8",
-            encoding_errors="replace",
-        )
-    # OverflowError: an integer column holding a number beyond int64 (e.g. a status of 20 digits).
-    except (ValueError, OverflowError, pd.errors.ParserError) as exc:
+        with warnings.catch_warnings():
+            # A damaged integer field ("2.5e400") warns on its way to the TypeError below.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            frame = pd.read_csv(
+                io.BufferedReader(_Prefix(f, end + 1)),
+                usecols=present,
+                dtype={c: _DTYPES[c] for c in present},
+                keep_default_na=False,
+                na_values={c: [""] for c in _FLOAT_COLUMNS},
+                encoding="utf-8",
+                encoding_errors="replace",
+            )
+    # OverflowError: an integer column holding a number beyond int64 (e.g. a status of 20 digits);
+    # TypeError: one holding a float that is not a whole number pandas can cast.
+    except (ValueError, OverflowError, TypeError, pd.errors.ParserError) as exc:
         raise RunDirError(f"{path} holds a corrupt record: {one_line(str(exc), 160)}") from None
     # pandas infers a category's values from its text: a column whose every value looks like a
     # number (a name "0001", an error "-Infinity", labels "7") would read back as numbers. Such a

@@ -38,10 +38,55 @@ def _server_share(breakdown: dict[str, Any]) -> float | None:
     return None if share is None else 1.0 - share
 
 
+SOURCES = {
+    "header": "the server's own time per request, from a response header (--server-time-header)",
+    "field": "the server's own time per request, from the answer's JSON (--server-time-field)",
+    "triton-stats": "Triton's statistics API, read before and after the window (--server-stats)",
+    "triton-metrics": "Triton's Prometheus counters, before and after the window (--server-stats / --scrape)",
+}
+STATS = ("p50", "p90", "p99", "mean")
+
+
+def processing_html(breakdown: dict[str, Any]) -> str:
+    """Processing (the server's own time) vs request time, where the server said its time."""
+    if not as_dict(breakdown.get("processing_ms")):
+        return ""
+    keys = [k for k in STATS if num(as_dict(breakdown.get("processing_ms")).get(k)) is not None]
+    rows = []
+    for key, label, fmt in (
+        ("processing_ms", "processing (the server's own)", format_ms),
+        ("request_ms", "request time (latency − processing)", format_ms),
+        ("realtime_ratio", "real-time ratio (processing / request time)", _ratio),
+        ("processing_share", "processing share of latency", format_pct),
+    ):
+        values = as_dict(breakdown.get(key))
+        rows.append([esc(label), *(esc(fmt(values.get(k))) for k in keys)])
+    source = str(breakdown.get("processing_source") or "")
+    parts_ms = as_dict(breakdown.get("server_parts_ms"))
+    inside = ", ".join(f"{k} {format_ms(v)}" for k, v in parts_ms.items() if num(v) is not None)
+    return "\n".join(
+        [
+            grid_table(["", *keys], rows, numeric=set(range(1, len(keys) + 1))),
+            f"<p class='sub'>Source: {esc(SOURCES.get(source, source))}; "
+            f"{esc(str(breakdown.get('processing_method') or ''))}"
+            f"{esc('; inside the server per request: ' + inside) if inside else ''} "
+            "(docs/metrics.md, Processing time).</p>",
+        ]
+    )
+
+
+def _ratio(value: Any) -> str:
+    number = num(value)
+    return "—" if number is None else f"{number:.3g}"
+
+
 def network_html(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     """The "Where the time goes" section (heading included)."""
     breakdown = as_dict(summary.get("latency_breakdown"))
     parts = ["<h2 id='time'>Where the time goes</h2>"]
+    processing = processing_html(breakdown)
+    if processing:
+        parts.append(processing)
     if num(breakdown.get("network_rtt_ms")) is not None:
         network = as_dict(meta.get("network"))
         samples = format_count(network.get("samples"))
@@ -64,6 +109,10 @@ def network_html(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             "<p class='sub'>p50 service time = one network round trip + the rest: the server's "
             "processing, plus the load generator's own send and read time and any proxy between "
             "(docs/metrics.md, Latency breakdown).</p>"
+        )
+    elif processing:
+        parts.append(
+            "<p class='sub'>No network round-trip estimate for this run (no TCP connect before the load succeeded).</p>"
         )
     else:
         parts.append(f"<p class='sub'>{esc(NO_BREAKDOWN)}</p>")
@@ -92,6 +141,14 @@ def network_markdown(summary: dict[str, Any]) -> list[str]:
             f"network round trip {format_ms(breakdown.get('network_rtt_ms'))} "
             f"({format_pct(breakdown.get('network_share_p50'))} of p50), "
             f"server {format_ms(breakdown.get('server_ms_p50'))} at p50"
+        )
+    processing = as_dict(breakdown.get("processing_ms"))
+    stat = "p50" if num(processing.get("p50")) is not None else "mean"
+    if num(processing.get(stat)) is not None:
+        items.append(
+            f"processing {format_ms(processing.get(stat))} at {stat} "
+            f"(request time {format_ms(as_dict(breakdown.get('request_ms')).get(stat))}, "
+            f"{breakdown.get('processing_source')})"
         )
     phases = as_dict(breakdown.get("phases_ms"))
     for key, label in (("connect_ms", "connect"), ("ttfb_ms", "TTFB"), ("download_ms", "download")):

@@ -4,7 +4,7 @@
 The header (title, status badge, headline tiles, saturation warning, notices), the summary,
 requests-by-name, errors and run tables go into the template as plain values and are escaped
 there; the sections built by their own modules (verdict, load, network, replicas, targets,
-retries, quality, LLM with the kit; resources from its template) go in as `trusted` markup. Plots are drawn
+retries, cache, quality, LLM with the kit; resources from its template) go in as `trusted` markup. Plots are drawn
 here and inlined as base64 PNGs, so the page needs no file beside it and no network.
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from loadbench.report import plotkit, plots
+from loadbench.report.cache import cache_html
+from loadbench.report.firsts import firsts_html
 from loadbench.report.fmt import (
     as_dict,
     format_count,
@@ -92,6 +94,8 @@ def render_html(run: Run) -> str:
         replicas=trusted(replicas_html(summary, run.attempts, run.run_start, run.timeseries)),
         targets=trusted(targets_html(summary, run.attempts, run.run_start, run.timeseries)),
         retries=trusted(retries_html(summary)),  # "" without retries
+        cache=trusted(cache_html(summary, run.attempts, in_window(run.attempts, summary))),  # "" without
+        firsts=trusted(firsts_html(summary)),  # "" without --cold-start or --shared-prefix-tokens
         quality=trusted(quality_html(summary, run.requests, run.run_start, run.timeseries, mask)),
         llm=trusted(llm_html(summary, run.requests, run.timeseries, run.run_start)),  # "" without LLM data
         figures=[(key, png_base64(png), *PLOT_CAPTIONS[key]) for key, png in render_plots(run).items()],

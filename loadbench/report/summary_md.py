@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadbench.report.cache import cache_markdown
+from loadbench.report.firsts import firsts_markdown
 from loadbench.report.fmt import (
     DASH,
     PERCENTILE_KEYS,
@@ -63,6 +65,8 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
     lines += replicas_markdown(summary)
     lines += targets_markdown(summary)
     lines += retries_markdown(summary)
+    lines += cache_markdown(summary)
+    lines += firsts_markdown(summary)
     lines += _by_name_markdown(as_dict(summary.get("by_name")))
     lines += _errors_markdown([as_dict(e) for e in as_list(summary.get("errors"))][:MAX_ERRORS])
     lines += quality_markdown(summary)

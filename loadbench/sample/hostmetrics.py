@@ -20,6 +20,7 @@ import psutil
 
 from loadbench.errors import UsageError
 from loadbench.redact import redact_argv
+from loadbench.values import is_inprocess_url
 
 CHILDREN_REFRESH_S = 2.0  # a process-tree walk costs ~1.5 ms: do it every few seconds, not every sample
 
@@ -82,6 +83,8 @@ def find_server_process(
         # Several matches (workers of one server): sample the oldest, its children come along.
         oldest = min(found, key=lambda p: p.create_time())
         return _describe(oldest, f"matched --server-name {server_name!r} ({len(found)} process(es))"), None
+    if is_inprocess_url(target):  # the model runs in the load generator: sample this process
+        return _describe(psutil.Process(os.getpid()), "this process: the in-process target runs in it"), None
     parts = urlsplit(target)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -6,8 +6,9 @@ under plain ``locust -f path.py --host URL`` alike. This module gives it:
 - `add_request_options(parser)`: the options every built-in scenario takes (``--header``,
   ``--payload``, ``--data``); call it from an ``init_command_line_parser`` listener.
 - `Payloads`: request bodies from ``--payload JSON``, ``--data FILE.jsonl`` or a default,
-  handed out round-robin. Top-level keys that start with ``_`` (e.g. ``_expected``) are
-  loadbench metadata: stripped before sending, kept beside the body.
+  handed out round-robin, or as ``--popularity`` says (``--distinct K``: K variants of them,
+  ``--seed``: the draws' seed; `add_workload_control`). Top-level keys that start with ``_``
+  (e.g. ``_expected``) are loadbench metadata: stripped before sending, kept beside the body.
 - `ModelUser`: a ``FastHttpUser`` (Locust's fast client) that sends ``--header`` headers, follows
   no redirect unless ``--follow-redirects`` (a 3xx answer is a failure) and keeps no more of a
   response body than ``--max-body`` (`DeadlineSession`).
@@ -38,10 +39,13 @@ from typing import Any
 from locust import FastHttpUser, constant, events
 
 from loadbench.errors import LoadbenchError, ScenarioError, UsageError
+from loadbench.load.popularity import Picker, Popularity, parse_popularity
 from loadbench.protocols.extract import json_path_text
+from loadbench.protocols.variety import distinct_bodies, payload_key
 from loadbench.record.records import EXTRAS_KEY
 from loadbench.scenario.routing import add_routing_options, router_for
 from loadbench.scenario.session import BODY_OVER_LIMIT, DeadlineSession, discarded_body
+from loadbench.scenario.workloadctl import add_workload_control
 from loadbench.values import (
     DEFAULT_FOLLOW_REDIRECTS,
     DEFAULT_MAX_BODY_BYTES,
@@ -49,6 +53,7 @@ from loadbench.values import (
     body_size,
     format_size,
     header_name,
+    json_field_path,
     parse_header,
     redirect_bound,
     server_time_header,
@@ -58,6 +63,9 @@ Body = Any
 DEFAULT_TIMEOUT_S = 60.0
 Extras = dict[str, Any]
 SETUP_FAILURES = "loadbench_setup_failures"  # the attribute of a Locust environment `fire_init` sets
+# A payload's metadata key holding its `payload_key` (set by `Payloads`, never sent, never read
+# from a row): the record's ``payload_key`` column.
+PAYLOAD_KEY_META = "_payload_key"
 
 
 def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "") -> None:
@@ -126,6 +134,8 @@ def add_request_options(parser: argparse.ArgumentParser, payload_help: str = "")
         "milliseconds, or Server-Timing (the sum of its dur=, or NAME:METRIC for one metric)",
     )
     add_replica_options(group)
+    add_answer_options(group)
+    add_workload_control(group)
     add_routing_options(parser)
 
 
@@ -145,6 +155,34 @@ def add_replica_options(group: Any) -> None:
         default=None,
         metavar="PATH",
         help="the same from the answer's JSON body at this dotted path (e.g. meta.replica)",
+    )
+
+
+def add_answer_options(group: Any) -> None:
+    """``--server-time-field``, ``--cache-header`` and ``--cache-field``: more the recorder reads
+    from each answer (`loadbench.drive.recorder`)."""
+    group.add_argument(
+        "--server-time-field",
+        type=json_field_path,
+        default=None,
+        metavar="PATH",
+        help="record the server's own time per request (requests.csv server_ms, in ms) from the answer's "
+        "JSON body at this dotted path (e.g. timings.total_ms), where --server-time-header is absent",
+    )
+    group.add_argument(
+        "--cache-header",
+        type=header_name,
+        default=None,
+        metavar="NAME",
+        help="record whether the server's cache answered (requests.csv cache: hit/miss) from this header: "
+        "X-Cache (HIT/MISS, TCP_HIT, 'Hit from cloudfront'), or Age (a hit when above 0)",
+    )
+    group.add_argument(
+        "--cache-field",
+        type=json_field_path,
+        default=None,
+        metavar="PATH",
+        help="the same from the answer's JSON body at this dotted path (true/'hit' a hit, false/'miss' a miss)",
     )
 
 
@@ -189,13 +227,28 @@ def read_jsonl(path: Path) -> list[Body]:
 
 
 class Payloads:
-    """Request bodies handed out round-robin, shared by all users of a process."""
+    """Request bodies handed out round-robin (or as ``popularity`` says), shared by all users of a
+    process. ``keyed`` (or a ``popularity``): each payload's metadata holds its `payload_key`
+    (`PAYLOAD_KEY_META`), computed here once."""
 
-    def __init__(self, bodies: list[Body]) -> None:
+    def __init__(
+        self, bodies: list[Body], popularity: Popularity | None = None, seed: int = 0, keyed: bool = False
+    ) -> None:
         if not bodies:
             raise ScenarioError("no request bodies to send")
         self.items: list[tuple[Body, Extras]] = [_split_meta(b) for b in bodies]
+        self.popularity = popularity
+        self.seed = seed
+        self.keyed = keyed or popularity is not None
+        if self.keyed:
+            for body, meta in self.items:
+                meta[PAYLOAD_KEY_META] = payload_key(body)
         self._cycle: Iterator[tuple[Body, Extras]] = itertools.cycle(self.items)
+        self._picker = Picker(popularity, len(self.items), seed) if popularity is not None else None
+
+    def with_bodies(self, bodies: list[Body]) -> Payloads:
+        """Other bodies (a scenario's requests made from these rows), handed out as these are."""
+        return Payloads(bodies, self.popularity, self.seed, self.keyed)
 
     @classmethod
     def from_options(cls, options: argparse.Namespace | None, default: list[Body] | None = None) -> Payloads:
@@ -206,18 +259,59 @@ class Payloads:
             raise UsageError("give --payload or --data, not both")
         if payload:
             try:
-                return cls([json.loads(payload)])
+                rows = [json.loads(payload)]
             except json.JSONDecodeError as exc:
                 raise UsageError(f"--payload is not valid JSON ({exc.msg} at character {exc.pos})") from None
-        if data:
-            return cls(read_jsonl(Path(data)))
-        if default:
-            return cls(default)
-        raise UsageError("this scenario needs a request body: give --payload JSON or --data FILE.jsonl")
+        elif data:
+            rows = read_jsonl(Path(data))
+        elif default:
+            rows = default
+        else:
+            raise UsageError("this scenario needs a request body: give --payload JSON or --data FILE.jsonl")
+        distinct = getattr(options, "distinct", None)
+        if distinct:
+            rows = distinct_rows(rows, int(distinct))
+        popularity = getattr(options, "popularity", None)
+        keyed = bool(
+            distinct
+            or popularity
+            or getattr(options, "cache_header", None)
+            or getattr(options, "cache_field", None)
+        )
+        seed = getattr(options, "seed", None)
+        return cls(rows, parse_popularity(popularity) if popularity else None, int(seed or 0), keyed)
+
+    def indexes(self) -> Iterator[int]:
+        """The index in `items` of each next request's payload, endless: for a scenario that sends
+        its own forms of the items (serialized at set-up), in the order `next` would."""
+        if self._picker is None:
+            return itertools.cycle(range(len(self.items)))
+        return iter(self._picker.next, -1)  # never -1: endless
 
     def next(self) -> tuple[Body, Extras]:
         """The next (body, metadata) pair."""
-        return next(self._cycle)
+        if self._picker is None:
+            return next(self._cycle)
+        return self.items[self._picker.next()]
+
+
+def payload_context(meta: Extras) -> dict[str, Any]:
+    """A request's context carrying its payload's key (``context=`` of a client call), {} when the
+    payload has none: for scenarios that record no other extras."""
+    key = meta.get(PAYLOAD_KEY_META)
+    return {EXTRAS_KEY: {"payload_key": key}} if key else {}
+
+
+def distinct_rows(rows: list[Body], count: int) -> list[Body]:
+    """``count`` distinct bodies from ``rows`` (`loadbench.protocols.variety.distinct_bodies`), each
+    with its row's metadata (its ``_expected`` label) kept."""
+    split = [_split_meta(row) for row in rows]
+    bodies = distinct_bodies([body for body, _ in split], count)
+    joined = []
+    for i, body in enumerate(bodies):
+        meta = split[i % len(split)][1]
+        joined.append(body | meta if meta and isinstance(body, dict) else body)
+    return joined
 
 
 class ModelUser(FastHttpUser):

@@ -24,7 +24,7 @@ from typing import Any
 from loadbench.errors import UsageError
 from loadbench.protocols.extract import DEFAULT_PATHS, Extractor, payload_extras, response_prediction
 from loadbench.record.records import EXTRAS_KEY
-from loadbench.scenario.helpers import Body, Extras, Payloads, add_extras, check_json
+from loadbench.scenario.helpers import PAYLOAD_KEY_META, Body, Extras, Payloads, add_extras, check_json
 
 
 def add_extract_option(parser: argparse.ArgumentParser, defaults: tuple[str, ...] = DEFAULT_PATHS) -> None:
@@ -54,8 +54,15 @@ def check_payload_labels(payloads: Payloads) -> None:
 
 
 def request_extras(meta: Extras) -> Extras:
-    """The record fields a payload's metadata gives (``expected``, ``media_s``); {} without any."""
-    return payload_extras(meta) if meta else {}
+    """The record fields a payload's metadata gives (``expected``, ``media_s``, and ``payload_key``
+    when `Payloads` keyed it); {} without any."""
+    if not meta:
+        return {}
+    extras = payload_extras(meta)
+    key = meta.get(PAYLOAD_KEY_META)
+    if key:
+        extras["payload_key"] = key
+    return extras
 
 
 def record_prediction(response: Any, extras: Extras, extractor: Extractor, parsed: Any = None) -> None:

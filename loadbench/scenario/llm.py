@@ -26,7 +26,9 @@ Imports locust: only scenarios and driving code may import this module.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,12 +45,21 @@ from loadbench.protocols.completions import (
     body_extras,
     completion_problem,
 )
+from loadbench.protocols.llmcontext import model_context
 from loadbench.protocols.probe import discover_openai_model
 from loadbench.protocols.sse import SSEParser
 from loadbench.protocols.tokenizer import PromptCounter, load_prompt_counter
-from loadbench.protocols.workloads import Workload, add_workload_options, workload_from_options
+from loadbench.protocols.variety import payload_key
+from loadbench.protocols.workloads import (
+    WorkItem,
+    Workload,
+    add_workload_options,
+    shared_prefix,
+    workload_from_options,
+)
 from loadbench.record.records import EXTRAS_KEY
 from loadbench.scenario.helpers import (
+    PAYLOAD_KEY_META,
     ModelUser,
     Payloads,
     add_request_options,
@@ -99,6 +110,9 @@ class LLMSetup:
     temperature: float = 0.0
     ignore_eos: bool = False
     prompt_counter: PromptCounter | None = None  # --tokenizer
+    prefix: str = ""  # --shared-prefix-tokens: the system prompt every request starts with
+    nonce: bool = False  # each request's user text starts with its own nonce (a shared prefix, no repeats)
+    keyed: bool = False  # each request records its payload_key
 
 
 def setup_llm(environment: Any, kind: Kind) -> LLMSetup:
@@ -106,7 +120,10 @@ def setup_llm(environment: Any, kind: Kind) -> LLMSetup:
     options = environment.parsed_options
     rows = None
     if getattr(options, "payload", None) or getattr(options, "data", None):
-        rows = [body | extras for body, extras in Payloads.from_options(options).items]
+        rows = [
+            body | {k: v for k, v in extras.items() if k != PAYLOAD_KEY_META}
+            for body, extras in Payloads.from_options(options).items
+        ]
     workload = workload_from_options(options, rows)
     if kind == "completions" and workload.items and any(i.prompt is None for i in workload.items):
         raise UsageError(
@@ -119,9 +136,52 @@ def setup_llm(environment: Any, kind: Kind) -> LLMSetup:
         say_at_start(environment, f"{SCENARIOS[kind]}: model {model}, the first GET /v1/models lists")
     tokenizer = getattr(options, "tokenizer", None)
     counter = load_prompt_counter(tokenizer, kind) if tokenizer else None
-    return LLMSetup(
+    setup = LLMSetup(
         kind, model, workload, bool(options.stream), float(options.temperature), options.ignore_eos, counter
     )
+    repeats = bool(getattr(options, "popularity", None) or getattr(options, "distinct", None))
+    tokens = getattr(options, "shared_prefix_tokens", None) or 0
+    if tokens:
+        check_prefix_fits(environment, model, tokens)
+        setup.prefix = shared_prefix(tokens, options.workload_seed, prefix_counter(counter, kind))
+        setup.nonce = not repeats
+    setup.keyed = repeats or bool(
+        getattr(options, "cache_header", None) or getattr(options, "cache_field", None)
+    )
+    if setup.keyed and not setup.nonce:
+        workload.keyed(lambda item: payload_key(item_body(setup, item)))
+    return setup
+
+
+def check_prefix_fits(environment: Any, model: str, tokens: int) -> None:
+    """Refuse (one line) a ``--shared-prefix-tokens`` that is not shorter than the model's context,
+    where the server says its context (`loadbench.protocols.llmcontext`); unknown: let it run."""
+    options = environment.parsed_options
+    context = model_context(environment.host, model, headers_from_options(options), tls_verify(options))
+    if context is not None and tokens >= context.tokens:
+        raise UsageError(
+            f"--shared-prefix-tokens {tokens} does not fit the model's context of {context.tokens} tokens "
+            f"({context.source}): give fewer"
+        )
+
+
+def prefix_counter(counter: PromptCounter | None, kind: Kind) -> Callable[[str], int | None] | None:
+    """``--tokenizer``'s count of a shared prefix's own tokens: as a completions prompt, or as a chat
+    system message (less the template's tokens around an empty one); None without a tokenizer."""
+    if counter is None:
+        return None
+    if kind == "completions":
+        return lambda text: counter.count({"prompt": text})
+    user = {"role": "user", "content": "x"}
+    base = counter.count({"messages": [{"role": "system", "content": ""}, user]})
+    if base is None:
+        return None  # a template without system messages: words as tokens
+
+    def count(text: str) -> int | None:
+        total = counter.count({"messages": [{"role": "system", "content": text}, user]})
+        return None if total is None else total - base
+
+    return count
 
 
 def add_llm_user_options(parser: argparse.ArgumentParser) -> None:
@@ -150,15 +210,38 @@ class LLMUser(ModelUser):
 
 def request_body(setup: LLMSetup, arrival: Any = None) -> dict[str, Any]:
     """The next request's JSON body (without the ``stream`` fields); ``arrival``: a trace's row."""
+    return next_request(setup, arrival)[0]
+
+
+# A nonce per request of this process: a random prefix (processes differ), then a count.
+_NONCES = (f"{secrets.token_hex(4)}-{n}" for n in itertools.count())
+
+
+def next_request(setup: LLMSetup, arrival: Any = None) -> tuple[dict[str, Any], str | None]:
+    """The next request's JSON body (as `request_body`) and its payload_key (None when not keyed)."""
     item = setup.workload.next(
         getattr(arrival, "input_tokens", None), getattr(arrival, "output_tokens", None)
     )
+    body = item_body(setup, item, next(_NONCES) if setup.nonce else None)
+    if not setup.keyed:
+        return body, None
+    return body, item.key or payload_key(body)  # with a nonce every body is new: keyed as sent
+
+
+def item_body(setup: LLMSetup, item: WorkItem, nonce: str | None = None) -> dict[str, Any]:
+    """One item's request body: with the shared prefix (and the request's ``nonce``) when asked."""
     body: dict[str, Any] = {"model": setup.model, "temperature": setup.temperature, **item.fields}
     if setup.kind == "chat":
-        body["messages"] = item.messages or [{"role": "user", "content": item.prompt or ""}]
+        messages = item.messages or [{"role": "user", "content": item.prompt or ""}]
+        if setup.prefix:
+            messages = [{"role": "system", "content": setup.prefix}, *with_nonce(messages, nonce)]
+        body["messages"] = messages
     else:
-        body["prompt"] = item.prompt or ""
-    body["max_tokens"] = item.max_tokens
+        prompt = item.prompt or ""
+        if setup.prefix:
+            prompt = f"{setup.prefix}\n\n{f'[{nonce}] ' if nonce else ''}{prompt}"
+        body["prompt"] = prompt
+    body["max_tokens"] = item.max_tokens or setup.workload.output_length.tokens
     if setup.ignore_eos:
         # vLLM's sampling options: generate exactly max_tokens, whatever the model would stop at.
         body["ignore_eos"] = True
@@ -166,26 +249,52 @@ def request_body(setup: LLMSetup, arrival: Any = None) -> dict[str, Any]:
     return body
 
 
+def with_nonce(messages: list[Any], nonce: str | None) -> list[Any]:
+    """The messages with ``nonce`` first in the first user text (copies; None: unchanged), so two
+    requests share no more than what comes before it."""
+    if nonce is None:
+        return messages
+    out = list(messages)
+    for i, message in enumerate(out):
+        if (
+            isinstance(message, dict)
+            and message.get("role") == "user"
+            and isinstance(message.get("content"), str)
+        ):
+            out[i] = {**message, "content": f"[{nonce}] {message['content']}"}
+            break
+    return out
+
+
 def send_request(user: Any, setup: LLMSetup) -> None:
     """One request of the scenario: streamed or not, as ``--stream`` says."""
-    body = request_body(setup, getattr(user, "loadbench_arrival", None))
+    body, key = next_request(setup, getattr(user, "loadbench_arrival", None))
     path = PATHS[setup.kind]
     counter = setup.prompt_counter
     count: PromptCount | None = (lambda: counter.count(body)) if counter is not None else None
+    # The key rides in the context from the start: a request that fails is still recorded with it.
+    context = {EXTRAS_KEY: {"payload_key": key}} if key else {}
     if setup.stream:
-        stream_completion(user, path, body, path, count)
+        stream_completion(user, path, body, path, count, context)
     else:
-        post_completion(user, path, body, path, count)
+        post_completion(user, path, body, path, count, context)
 
 
 def post_completion(
-    user: Any, path: str, body: dict[str, Any], name: str, count_prompt: PromptCount | None = None
+    user: Any,
+    path: str,
+    body: dict[str, Any],
+    name: str,
+    count_prompt: PromptCount | None = None,
+    context: dict[str, Any] | None = None,
 ) -> None:
     """A non-streamed request: success when the answer is JSON with ``choices`` that is not an
     empty completion (`completion_problem`); tokens from ``usage`` (prompt tokens without one:
     ``count_prompt``'s, ``--tokenizer``)."""
     body = {**body, "stream": False}
-    with user.client.post(path, json=body, headers=user.headers, name=name, catch_response=True) as response:
+    with user.client.post(
+        path, json=body, headers=user.headers, name=name, catch_response=True, context=context or {}
+    ) as response:
         answer = check_json(response, "choices")
         if answer is not None:
             _check_answer(response, answer)
@@ -200,7 +309,12 @@ def _check_answer(response: Any, answer: Any) -> None:
 
 
 def stream_completion(
-    user: Any, path: str, body: dict[str, Any], name: str, count_prompt: PromptCount | None = None
+    user: Any,
+    path: str,
+    body: dict[str, Any],
+    name: str,
+    count_prompt: PromptCount | None = None,
+    context: dict[str, Any] | None = None,
 ) -> None:
     """A streamed request (``stream: true``, usage asked for), timed event by event (module
     docstring); prompt tokens without a usage: ``count_prompt``'s (``--tokenizer``)."""
@@ -221,7 +335,7 @@ def stream_completion(
     timeout_s = float(getattr(user, "network_timeout", 60.0))
     sent_s = time.perf_counter()
     with user.client.post(
-        path, data=data, headers=headers, name=name, stream=True, catch_response=True
+        path, data=data, headers=headers, name=name, stream=True, catch_response=True, context=context or {}
     ) as response:
         if response.request_meta.get("exception") is not None:
             return  # refused, timed out, HTTP error status: Locust's own record says so

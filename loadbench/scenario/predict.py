@@ -88,7 +88,7 @@ class PredictUser(ModelUser):
         cls.extractor = extractor_from_options(options, PREDICT_EXTRACT)
         cls.predict_path = model_path(environment)
         rows = Payloads.from_options(options)
-        cls.payloads = Payloads([predict_body(row) | extras for row, extras in rows.items])
+        cls.payloads = rows.with_bodies([predict_body(row) | extras for row, extras in rows.items])
         check_payload_labels(cls.payloads)
 
     @task

@@ -80,6 +80,9 @@ def install_from_locust(environment: Environment) -> WebUIPlugin:
         server_time_header=getattr(options, "server_time_header", None) or None,
         replica_header=getattr(options, "replica_header", None) or None,
         replica_field=getattr(options, "replica_field", None) or None,
+        server_time_field=getattr(options, "server_time_field", None) or None,
+        cache_header=getattr(options, "cache_header", None) or None,
+        cache_field=getattr(options, "cache_field", None) or None,
         # Several targets (--host and --targets FILE) and retries, as the locustfile's options say.
         targets=targets if len(targets) > 1 else [],
         balance=getattr(options, "balance", None) if len(targets) > 1 else None,

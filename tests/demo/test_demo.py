@@ -162,8 +162,10 @@ def test_v2_metadata_routes(client: httpx.Client) -> None:
     assert _assert_json(client.get("/v2/models/digits"), 200) == metadata
     assert _assert_json(client.get("/v2/models/digits/versions/1"), 200) == metadata
     assert _assert_json(client.get("/v2/models/digits/ready"), 200) == {"name": "digits", "ready": True}
+    # digits first (the model a client picks from the index), then its variants (test_demo_variants.py)
     assert _assert_json(client.post("/v2/repository/index", json={}), 200) == [
-        {"name": "digits", "version": "1", "state": "READY"}
+        {"name": name, "version": "1", "state": "READY"}
+        for name in ("digits", "digits-int8", "digits-pruned", "digits-distilled")
     ]
 
 

@@ -235,8 +235,9 @@ def test_a_plain_success_counts_from_its_figures_exactly_as_from_its_line() -> N
 
 
 def test_lines_with_and_without_the_servers_time_count_the_same() -> None:
-    # A master counts lines with server_ms (before replica, target, attempt and request_id;
-    # --server-time-header) and lines of a worker of an older version without them alike.
+    # A master counts lines with server_ms (before replica, target, attempt, request_id,
+    # payload_key and cache; --server-time-header) and lines of a worker of an older version
+    # without them alike.
     text = (
         line(latency_ms=2.0, server_ms=1.5)
         + line(ok=False, status=503, error="HTTPError: 503, busy", server_ms=0.25)
@@ -244,8 +245,8 @@ def test_lines_with_and_without_the_servers_time_count_the_same() -> None:
             "chat", 160.0, extras={"ttft_ms": 120.0, "itl_ms": [10.0], "output_tokens": 4}, server_ms=150.0
         )
     )
-    assert [ln.rsplit(",", 5)[1] for ln in text.splitlines()] == ["1.500", "0.250", "150.000"]
-    old = "".join(ln.rsplit(",", 5)[0] + "\n" for ln in text.splitlines())
+    assert [ln.rsplit(",", 7)[1] for ln in text.splitlines()] == ["1.500", "0.250", "150.000"]
+    old = "".join(ln.rsplit(",", 7)[0] + "\n" for ln in text.splitlines())
     with_it, without = LiveMetrics(RunInfo(scenario="s")), LiveMetrics(RunInfo(scenario="s"))
     with_it.feed(text)
     without.feed(old)

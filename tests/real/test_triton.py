@@ -227,3 +227,60 @@ def test_grpc_a_wrong_shape_is_refused_with_the_grpc_status_and_tritons_words(
     rows = records(out)
     assert rows and all(row["ok"] == "0" and row["error"].startswith("INVALID_ARGUMENT") for row in rows)
     assert all(SHAPE_WORDS in row["server_message"] for row in rows), rows[0]["server_message"]
+
+
+# --- the server's own time: Triton's counters around the window (issue 19, part 4) ------------
+
+
+def triton_counters(server: TritonServer) -> dict[str, float]:
+    """Triton's own counters of ``digits`` now, read from its metrics port."""
+    import httpx
+
+    from loadbench.protocols.triton_stats import counters_from_metrics
+
+    counters = counters_from_metrics(httpx.get(f"{server.metrics}/metrics", timeout=10).text, "digits")
+    assert counters is not None
+    return counters
+
+
+@pytest.mark.e2e
+def test_processing_time_is_the_deltas_of_tritons_own_counters(server: TritonServer, tmp_path: Path) -> None:
+    data = labelled_rows(server, tmp_path / "digits10.jsonl")
+    out = tmp_path / "run"
+    stats_url = f"{server.url}/v2/models/digits/stats"  # restricted by PyTriton: the metrics port instead
+    result = run_cli(
+        "run", "--target", server.url, "--model", "digits", "--data", str(data), *LOAD, "--out", str(out),
+        "--server-stats", f"{server.metrics}/metrics", "--scrape", f"{server.metrics}/metrics",
+        "--scrape-match", "nv_inference_", "--scrape-interval", "0.5s",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    after = triton_counters(server)  # nothing was served since the run's own "after" reading
+    stats = read_json(out / "server_stats.json")
+    assert stats["source"] == "triton-metrics" and stats["after"]["counters"] == after
+    rows = all_ok(out)
+    before = stats["before"]["counters"]
+    # Every request of the window (no warmup) and no other: the preflight came before "before".
+    # A request in flight when the load stopped may be served and not recorded: one per user at most.
+    served = after["success"] - before["success"]
+    assert served == stats["per_request"]["requests"] and 0 <= served - len(rows) <= 2
+    expected_ms = (after["request"] - before["request"]) / served / 1000
+    breakdown = read_json(out / "summary.json")["latency_breakdown"]
+    assert breakdown["processing_source"] == "triton-metrics"
+    assert breakdown["processing_ms"]["mean"] == pytest.approx(expected_ms, abs=1e-3)
+    assert breakdown["request_ms"]["mean"] > 0 and breakdown["realtime_ratio"]["mean"] > 0
+    # The same figure from the scraped counters alone (loadbench report without server_stats.json):
+    # within one scrape interval's worth of requests at each end of the window.
+    (out / "server_stats.json").unlink()
+    assert run_cli("report", str(out)).returncode == 0
+    scraped = read_json(out / "summary.json")["latency_breakdown"]
+    assert scraped["processing_source"] == "triton-metrics" and "scrape" in scraped["processing_method"]
+    assert scraped["processing_ms"]["mean"] == pytest.approx(expected_ms, rel=0.25)
+    # The statistics API itself is restricted by PyTriton: refused, said, and the run goes on.
+    out2 = tmp_path / "restricted"
+    result = run_cli(
+        "run", "--target", server.url, "--model", "digits", "--data", str(data), "--users", "1",
+        "--duration", "1s", "--warmup", "0s", "--out", str(out2), "--no-sampler", "--server-stats", stats_url,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    refused = read_json(out2 / "server_stats.json")["refused"]
+    assert refused and RESTRICTED in refused[0]["error"]

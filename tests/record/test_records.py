@@ -50,6 +50,8 @@ EXPECTED_DTYPES = {
     "target": "category",
     "attempt": "float64",
     "request_id": "category",
+    "payload_key": "category",
+    "cache": "category",
 }
 
 
@@ -103,7 +105,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 def test_writer_rounds_to_microseconds(tmp_path: Path) -> None:
     path = tmp_path / "requests.csv"
     write_requests(path, [RequestRecord(1.23456789, 9.87654321, "n", "GET", 200, 1, True)])
-    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,,,,,,,,,,"
+    assert path.read_text().splitlines()[1] == "1.234568,9.877,n,GET,200,1,1,,,,,,,,,,,,,,,,,,,,,,,,"
     frame = read_requests(path)
     assert (frame["start_unix_s"][0], frame["latency_ms"][0]) == (1.234568, 9.877)
 
@@ -334,6 +336,7 @@ def test_what_the_server_said_round_trips_and_older_files_read_without_it(tmp_pa
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0].endswith(
         ",server_message,retry_after,redirects,input_tokens_source,server_ms,replica,target,attempt,request_id"
+        ",payload_key,cache"
     )
     assert all(line.count(",") >= len(COLUMNS) - 1 for line in lines)
     frame = read_requests(path)
@@ -396,18 +399,22 @@ def test_the_servers_time_is_next_to_last_and_older_files_read_without_it(tmp_pa
         ],
     )  # fmt: skip
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].endswith(",input_tokens_source,server_ms,replica,target,attempt,request_id")
-    assert lines[1].endswith(",20.413,,,,") and lines[2].endswith(",0.000,,,,")  # ms to the µs; 0 is a value
-    assert lines[3].endswith(",1,usage,,,,,")  # the extras and hops keep their places before it
+    assert lines[0].endswith(
+        ",input_tokens_source,server_ms,replica,target,attempt,request_id,payload_key,cache"
+    )
+    assert lines[1].endswith(",20.413,,,,,,") and lines[2].endswith(
+        ",0.000,,,,,,"
+    )  # ms to the µs; 0 is a value
+    assert lines[3].endswith(",1,usage,,,,,,,")  # the extras and hops keep their places before it
     assert all(line.count(",") == len(COLUMNS) - 1 for line in lines)
     frame = read_requests(path)
     assert frame["server_ms"].iloc[:2].tolist() == [20.413, 0.0]
     assert frame["server_ms"].iloc[2:].isna().all()
     assert frame["input_tokens_source"].tolist() == ["", "", "usage", ""]
-    # A file from before the column (every line five fields shorter: server_ms, replica, target,
-    # attempt, request_id) reads with it empty.
+    # A file from before the column (every line seven fields shorter: server_ms, replica, target,
+    # attempt, request_id, payload_key, cache) reads with it empty.
     old = tmp_path / "old.csv"
-    old.write_text("".join(line.rsplit(",", 5)[0] + "\n" for line in lines), encoding="utf-8")
+    old.write_text("".join(line.rsplit(",", 7)[0] + "\n" for line in lines), encoding="utf-8")
     frame = read_requests(old)
     assert list(frame.columns) == list(COLUMNS) and str(frame["server_ms"].dtype) == "float64"
     assert frame["server_ms"].isna().all() and frame["redirects"].iloc[2] == 1
@@ -439,8 +446,8 @@ def test_the_replica_round_trips_quoted_and_older_files_read_without_it(tmp_path
     old.write_text(
         "\n".join(
             [
-                header.removesuffix(",replica,target,attempt,request_id"),
-                *(r.rsplit(",", 4)[0] for r in rows[:1]),
+                header.removesuffix(",replica,target,attempt,request_id,payload_key,cache"),
+                *(r.rsplit(",", 6)[0] for r in rows[:1]),
             ]
         )
         + "\n",
@@ -462,7 +469,7 @@ def test_the_target_and_the_attempts_round_trip_and_older_files_read_without_the
         ],
     )  # fmt: skip
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[1].endswith(",http://127.0.0.1:1,1,ab-1") and lines[3].endswith(',"http://h,""x"":3",,')
+    assert lines[1].endswith(",http://127.0.0.1:1,1,ab-1,,") and lines[3].endswith(',"http://h,""x"":3",,,,')
     frame = read_requests(path)
     assert frame["target"].astype("string").tolist() == [
         "http://127.0.0.1:1",
@@ -473,7 +480,13 @@ def test_the_target_and_the_attempts_round_trip_and_older_files_read_without_the
     assert frame["request_id"].fillna("").tolist() == ["ab-1", "ab-1", ""]
     old = tmp_path / "old.csv"
     old.write_text(
-        "\n".join([lines[0].removesuffix(",target,attempt,request_id"), lines[1].rsplit(",", 3)[0]]) + "\n",
+        "\n".join(
+            [
+                lines[0].removesuffix(",target,attempt,request_id,payload_key,cache"),
+                lines[1].rsplit(",", 5)[0],
+            ]
+        )
+        + "\n",
         encoding="utf-8",
     )
     frame = read_requests(old)
@@ -500,3 +513,33 @@ def test_text_that_looks_like_numbers_reads_back_as_the_same_text(tmp_path: Path
     assert frame["expected"].tolist() == ["07", "7"]
     assert frame["target"].astype(str).tolist() == ["", "1"]
     assert str(frame["name"].dtype) == "category"
+
+
+def test_the_payload_key_and_the_cache_answer_round_trip_and_older_files_read_without_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "requests.csv"
+    write_requests(
+        path,
+        [
+            RequestRecord(1.0, 9.0, "/a", "POST", 200, 5, True, extras={"payload_key": "0a1b2c3d4e5f"}, cache="miss"),
+            RequestRecord(1.1, 1.0, "/a", "POST", 200, 5, True, extras={"payload_key": "0a1b2c3d4e5f"}, cache="hit"),
+            RequestRecord(1.2, 1.0, "/a", "POST", 200, 5, True, extras={"payload_key": "000000000007"}),
+            RequestRecord(2.0, 7.0, "/a", "POST", 200, 5, True, target="http://h:1", attempt=1, request_id="r-1"),
+        ],
+    )  # fmt: skip
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[1].endswith(",0a1b2c3d4e5f,miss") and lines[4].endswith(",http://h:1,1,r-1,,")
+    assert all(line.count(",") == len(COLUMNS) - 1 for line in lines)
+    frame = read_requests(path)
+    # A key of digits only stays text (not the number 7).
+    assert frame["payload_key"].astype(str).tolist() == ["0a1b2c3d4e5f", "0a1b2c3d4e5f", "000000000007", ""]
+    assert frame["cache"].astype(str).tolist() == ["miss", "hit", "", ""]
+    old = tmp_path / "old.csv"
+    old.write_text(
+        "\n".join([lines[0].removesuffix(",payload_key,cache"), lines[1].rsplit(",", 2)[0]]) + "\n",
+        encoding="utf-8",
+    )
+    frame = read_requests(old)
+    assert list(frame.columns) == list(COLUMNS)
+    assert (frame["payload_key"].astype(str).tolist(), frame["cache"].astype(str).tolist()) == ([""], [""])

@@ -1,0 +1,108 @@
+"""A run's first requests: ``summary.json`` ``cold_start`` and ``shared_prefix``.
+
+Consumes the run's window (`loadbench.analyze.window.Window`): every user-visible request, warmup
+included (a cold start is over before most warmups are), in send order, and ``meta.json``
+``settings.cold_start``, ``settings.preflight`` and ``settings.workload.shared_prefix_tokens``;
+produces the two sections (definitions: ``docs/metrics.md``, Cold start and Shared prefix). Pure.
+
+- **Cold start** (``--cold-start N``): the run's first N requests by send time against the
+  measured window's other successful requests (the steady state), by latency.
+- **Shared prefix** (``--shared-prefix-tokens N``, an LLM run): the requests sent before any
+  answer's first token came back could not find the prefix in the server's cache (no prefill
+  of it had finished); those sent later could. Time to first token of each group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from loadbench.analyze.window import Window
+
+FloatArray = npt.NDArray[np.float64]
+
+PREFLIGHT_NOTICE = (
+    "the preflight sent one request before these, unrecorded: the target's very first request is "
+    "not among them (run with --no-preflight to measure it)"
+)
+
+
+def _spread(values: FloatArray) -> dict[str, float | None]:
+    if values.size == 0:
+        return {"p50": None, "p99": None, "max": None}
+    p50, p99 = np.percentile(values, [50.0, 99.0])
+    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3), "max": round(float(values.max()), 3)}
+
+
+def _ratio(slow: float | None, fast: float | None) -> float | None:
+    return None if slow is None or not fast else round(slow / fast, 3)
+
+
+def cold_start_section(w: Window) -> dict[str, Any] | None:
+    """``summary["cold_start"]``; None without ``--cold-start``."""
+    count = int(w.settings.get("cold_start") or 0)
+    if count <= 0:
+        return None
+    order = np.argsort(w.sent_unix_s, kind="stable")
+    first = order[:count]
+    ok = np.asarray(w.requests["ok"].to_numpy(), dtype=bool)
+    latency = np.asarray(w.requests["latency_ms"].to_numpy(), dtype=np.float64)
+    rest = np.ones(len(latency), dtype=bool)
+    rest[first] = False
+    steady = latency[rest & w.in_window & ok]
+    firsts_ok = latency[first][ok[first]]
+    spread = _spread(firsts_ok)
+    steady_p50 = round(float(np.median(steady)), 3) if steady.size else None
+    first_ms = round(float(latency[first[0]]), 3) if len(first) and ok[first[0]] else None
+    notices = []
+    if w.settings.get("preflight", False):
+        notices.append(f"cold start: {PREFLIGHT_NOTICE}")
+    if len(first) < count:
+        notices.append(f"cold start: the run sent {len(first)} requests, fewer than --cold-start {count}")
+    return {
+        "requests": len(first),
+        "asked": count,
+        "errors": int((~ok[first]).sum()),
+        "first_ms": first_ms,
+        "latency_ms": spread,
+        "steady_p50_ms": steady_p50,
+        "first_vs_steady": _ratio(first_ms, steady_p50),
+        "p50_vs_steady": _ratio(spread["p50"], steady_p50),
+        # In send order, None for a failed one: the report's plot of the cold start.
+        "latencies_ms": [
+            round(float(v), 3) if o else None for v, o in zip(latency[first], ok[first], strict=True)
+        ],
+        "preflight": bool(w.settings.get("preflight", False)),
+        "notices": notices,
+    }
+
+
+def shared_prefix_section(w: Window) -> dict[str, Any] | None:
+    """``summary["shared_prefix"]``; None without ``--shared-prefix-tokens`` or time to first token."""
+    workload = w.settings.get("workload") or {}
+    tokens = int(workload.get("shared_prefix_tokens") or 0)
+    if tokens <= 0 or "ttft_ms" not in w.requests:
+        return None
+    ttft = np.asarray(w.requests["ttft_ms"].to_numpy(), dtype=np.float64)
+    ok = np.asarray(w.requests["ok"].to_numpy(), dtype=bool) & np.isfinite(ttft)
+    if not ok.any():
+        return None
+    sent = w.sent_unix_s
+    first_token_at = float(np.min(sent[ok] + ttft[ok] / 1000.0))
+    cold = ok & (sent < first_token_at)
+    warm = ok & (sent >= first_token_at) & w.in_window
+    cold_spread, warm_spread = _spread(ttft[cold]), _spread(ttft[warm])
+    notices = []
+    if w.settings.get("preflight", False):
+        notices.append(
+            f"shared prefix: {PREFLIGHT_NOTICE}; it carried the prefix, so it may be cached already"
+        )
+    return {
+        "tokens": tokens,
+        "first": {"count": int(cold.sum()), "ttft_ms": cold_spread},
+        "later": {"count": int(warm.sum()), "ttft_ms": warm_spread},
+        "speedup_p50": _ratio(cold_spread["p50"], warm_spread["p50"]),
+        "notices": notices,
+    }

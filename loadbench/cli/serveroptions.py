@@ -1,0 +1,77 @@
+"""Run options about the server under test: its own counters (``--server-stats``), the run's
+label among model variants (``--label``) and how its first requests after a (re)start went
+(``--cold-start``). Kept apart from `loadbench.cli.options`, which the sampling group takes
+``--server-stats`` into."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from loadbench.errors import UsageError
+from loadbench.values import argument_type
+
+COLD_START_MAX = 100_000
+
+
+def cold_start_count(text: str) -> int:
+    """``--cold-start N``: how many of the run's first requests to report apart (1 to 100,000)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise UsageError(f"expected a whole number of requests, e.g. --cold-start 20, not {text!r}") from None
+    if not 1 <= count <= COLD_START_MAX:
+        raise UsageError(f"takes 1 to {COLD_START_MAX:,} requests, not {count}")
+    return count
+
+
+def stats_url(text: str) -> str:
+    """A ``--server-stats`` URL: http(s) with a host (fetched as given, query included)."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise UsageError("not a valid URL (bad port or address)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError("not an http:// or https:// URL with a host")
+    return text
+
+
+# `loadbench run` and `ui` (the sampling group): Triton's counters around the measured window.
+SERVER_STATS_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
+    ("--server-stats",),
+    {
+        "type": argument_type(stats_url),
+        "metavar": "URL",
+        "help": "read the server's own time per request from Triton's counters before and after the "
+        "measured window: its statistics API (http://HOST:8000/v2/models/NAME/stats) or its metrics "
+        "port (http://HOST:8002/metrics). A refused statistics API (nvidia-pytriton restricts it) falls "
+        "back to the metrics port of the same host. Gives summary.json latency_breakdown.processing_ms "
+        "and request_ms (docs/metrics.md 'Processing time: the server's own')",
+    },
+)
+
+# `loadbench run --label`: the run's name among model variants (`loadbench variants`).
+LABEL_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
+    ("--label",),
+    {
+        "metavar": "NAME",
+        "help": "name this run among model variants, e.g. --label int8: recorded as meta.json "
+        "settings.label and used by `loadbench variants` (default there: the run directory's name)",
+    },
+)
+
+# `loadbench run --cold-start`: the first requests after the target (re)started, reported apart.
+COLD_START_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
+    ("--cold-start",),
+    {
+        "type": argument_type(cold_start_count),
+        "metavar": "N",
+        "default": 0,
+        "help": "report the run's first N requests apart from the rest (summary.json cold_start: the "
+        "first one's latency, their p50 and max, against the measured window's p50), warmup or not: "
+        "what a target that has just (re)started costs its first users. Start (or restart) the target "
+        "right before the run (the embedded demo is started by the run itself), and add --no-preflight "
+        "to measure the very first request, which the preflight would otherwise send unrecorded",
+    },
+)
