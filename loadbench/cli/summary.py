@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadbench.cli.options import EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_TARGET_FAILED
-from loadbench.report.firsts import firsts_lines
 
 if TYPE_CHECKING:
     from loadbench.analyze.analyzer import Summary
@@ -105,6 +104,38 @@ def _routing_lines(summary: Mapping[str, Any]) -> list[str]:
         )
     lines += cache_lines(summary.get("cache"))
     lines += firsts_lines(summary)
+    return lines
+
+
+def _ms(value: Any) -> str:
+    return (
+        "–"
+        if not isinstance(value, int | float)
+        else f"{value:,.3g} ms"
+        if value < 100
+        else f"{value:,.0f} ms"
+    )
+
+
+def firsts_lines(summary: Mapping[str, Any]) -> list[str]:
+    """``--cold-start`` and ``--shared-prefix-tokens``: a line each (docs/metrics.md)."""
+    lines = []
+    cold = summary.get("cold_start")
+    if isinstance(cold, Mapping):
+        ratio = cold.get("p50_vs_steady")
+        lines.append(
+            f"  cold start  first request {_ms(cold.get('first_ms'))}, first {cold.get('requests')} "
+            f"p50 {_ms((cold.get('latency_ms') or {}).get('p50'))}"
+            f" ({'–' if ratio is None else f'{ratio:.2f}x'} the steady p50 {_ms(cold.get('steady_p50_ms'))})"
+        )
+    prefix = summary.get("shared_prefix")
+    if isinstance(prefix, Mapping):
+        first, later = prefix.get("first") or {}, prefix.get("later") or {}
+        lines.append(
+            f"  prefix      {prefix.get('tokens'):,} shared tokens: TTFT p50 "
+            f"{_ms((first.get('ttft_ms') or {}).get('p50'))} uncached ({first.get('count')}), "
+            f"{_ms((later.get('ttft_ms') or {}).get('p50'))} cached ({later.get('count')})"
+        )
     return lines
 
 

@@ -1,6 +1,6 @@
 """A run's first requests in the report: ``summary.json`` ``cold_start`` (``--cold-start N``) and
 ``shared_prefix`` (``--shared-prefix-tokens N``), as HTML (heading, table, the cold start's
-latency by order), ``summary.md`` lines and the terminal's lines.
+latency by order), and ``summary.md`` lines (the terminal's lines: `loadbench.cli.summary`).
 
 Consumes the two sections (`loadbench.analyze.firsts`); produces markup and text. Each part is
 empty for a run without its section.
@@ -8,7 +8,6 @@ empty for a run without its section.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -113,26 +112,4 @@ def firsts_markdown(summary: dict[str, Any]) -> list[str]:
         section = as_dict(summary.get(key))
         if section:
             lines += ["", f"**{md(title)}:**", "", *md_table(("metric", "value"), rows(section), numeric={1})]
-    return lines
-
-
-def firsts_lines(summary: Mapping[str, Any]) -> list[str]:
-    """The terminal's lines: one per part."""
-    lines = []
-    cold = as_dict(summary.get("cold_start"))
-    if cold:
-        lines.append(
-            f"  cold start  first request {format_ms(cold.get('first_ms'))}, first "
-            f"{format_count(cold.get('requests'))} p50 {format_ms(as_dict(cold.get('latency_ms')).get('p50'))}"
-            f" ({_times(cold.get('p50_vs_steady'))} the steady p50 {format_ms(cold.get('steady_p50_ms'))})"
-        )
-    prefix = as_dict(summary.get("shared_prefix"))
-    if prefix:
-        first, later = as_dict(prefix.get("first")), as_dict(prefix.get("later"))
-        lines.append(
-            f"  prefix      {format_count(prefix.get('tokens'))} shared tokens: TTFT p50 "
-            f"{format_ms(as_dict(first.get('ttft_ms')).get('p50'))} uncached "
-            f"({format_count(first.get('count'))}), {format_ms(as_dict(later.get('ttft_ms')).get('p50'))} "
-            f"cached ({format_count(later.get('count'))})"
-        )
     return lines

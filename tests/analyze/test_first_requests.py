@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from loadbench.analyze import analyzer
+from loadbench.cli.summary import firsts_lines
 from loadbench.record import rundir
 from loadbench.record.records import RequestRecord, write_requests
-from loadbench.report.firsts import firsts_html, firsts_lines, firsts_markdown
+from loadbench.report.firsts import firsts_html, firsts_markdown
 
 STARTED = 1000.0
 

@@ -201,6 +201,25 @@ def test_streams_are_timed_token_by_token(server: LlamaCppServer, tmp_path: Path
 
 
 @pytest.mark.e2e
+def test_a_shared_prefix_is_split_into_uncached_and_cached_time_to_first_token(
+    server: LlamaCppServer, tmp_path: Path
+) -> None:
+    # llama-cpp-python keeps the last prompt's evaluated tokens and evaluates only what differs:
+    # one user's requests after the first share the system prompt with the one before.
+    run = loadbench(
+        server.url, tmp_path / "run", "--scenario", "openai_chat", "--shared-prefix-tokens", "300",
+        "-u", "1", "-d", "4s", "--warmup", "1s", "--no-preflight", "--cold-start", "3", *QUIET, *TOKENS,
+    )  # fmt: skip
+    assert run.code == 0, run.output
+    prefix = run.summary["shared_prefix"]
+    assert prefix["tokens"] == 300 and run.meta["settings"]["workload"]["shared_prefix_tokens"] == 300
+    # One user: only the run's first request was sent before any first token came back.
+    assert prefix["first"]["count"] == 1 and prefix["later"]["count"] >= 2, prefix
+    assert prefix["first"]["ttft_ms"]["p50"] == run.records.sort_values("start_unix_s")["ttft_ms"].iloc[0]
+    assert run.summary["cold_start"]["requests"] == 3 and run.summary["cold_start"]["errors"] == 0
+
+
+@pytest.mark.e2e
 @pytest.mark.parametrize("scenario", ["openai_chat", "openai_completions"])
 def test_non_streamed_answers_take_usage(server: LlamaCppServer, tmp_path: Path, scenario: str) -> None:
     body = body_for(scenario, str(server.model_path), stream=False)
