@@ -4,6 +4,7 @@
 #   make bench [TARGET=http://127.0.0.1:8000] [SCENARIO=name|file.py] [USERS=10] [DURATION=30s] [ARGS='...']
 #   make ui [TARGET=http://127.0.0.1:8000] [SCENARIO=...] [ARGS='...']   Locust's web UI with loadbench
 #   make report RUN=reports/<run dir>
+#   make bench-variants [USERS=4] [DURATION=10s]   the demo's four model variants side by side (loadbench variants)
 #   make test          lint, type-check and the whole test suite (what CI runs)
 #   make test-stress   the suite three times beside four CPU burners (must stay green)
 #   make test-real     the whole real-server conformance matrix (tests/real/, docs/servers.md)
@@ -24,7 +25,7 @@ RUN ?=
 # The real third-party servers `make test` runs (tests/real/): the two quickest to install.
 QUICK_REAL := mlserver kserve
 
-.PHONY: install bench ui report demo test test-stress test-real real-venvs lint typecheck unit benchmark benchmark-setup protos clean
+.PHONY: install bench bench-variants ui report demo test test-stress test-real real-venvs lint typecheck unit benchmark benchmark-setup protos clean
 
 # Reinstalls when pyproject.toml changes; otherwise a no-op.
 $(BIN)/.installed: pyproject.toml
@@ -38,6 +39,17 @@ install: $(BIN)/.installed
 bench: install
 	$(BIN)/loadbench run $(if $(TARGET),--target '$(TARGET)',--demo) $(if $(SCENARIO),--scenario '$(SCENARIO)') \
 		--users $(USERS) --duration $(DURATION) $(ARGS)
+
+# The demo's digits model and its int8, pruned and distilled variants, each run on the same labelled
+# rows, then set side by side: accuracy, latency, throughput, memory (reports/variants/variants.html).
+VARIANTS := digits digits-int8 digits-pruned digits-distilled
+bench-variants: install
+	@rm -rf reports/variants
+	@for model in $(VARIANTS); do \
+		$(BIN)/loadbench run --demo --scenario kserve_v2 --model $$model --data loadbench/data/digits_v2.jsonl \
+			--label $$model --users $(USERS) --duration $(DURATION) --quiet --out reports/variants/$$model || exit $$?; \
+	done
+	$(BIN)/loadbench variants $(foreach m,$(VARIANTS),reports/variants/$(m)) --out reports/variants
 
 # Locust's web UI with loadbench inside; without TARGET, against the embedded demo endpoint.
 ui: install

@@ -32,6 +32,12 @@ MIB = 1024 * 1024
 # Figures with a bootstrap interval, by their key in variants.json.
 WITH_CI = ("accuracy", "f1_macro", "recall_macro", "latency_ms.p50", "latency_ms.p99", "throughput_rps")
 _GPU_MEM = "mem_used_bytes"
+# Fewer seconds than this in a window give no interval: a bootstrap over 1 to 4 blocks, widened
+# for so few (`bootstrap.expansion`), spans more than the figure's whole range (an accuracy past
+# 100 %, a negative throughput).
+MIN_BLOCKS = 5
+# The range a figure's own interval is clipped to (a resample cannot leave it; the widening can).
+_BOUNDS = {"accuracy": (0.0, 1.0), "f1_macro": (0.0, 1.0), "recall_macro": (0.0, 1.0)}
 
 
 @dataclass
@@ -210,15 +216,19 @@ def _num(value: Any) -> float | None:
 def value_interval(figures: Figures, key: str) -> list[float] | None:
     """The interval of one variant's own figure (the bootstrap's, widened for few seconds)."""
     star, full, value = figures.stars.get(key), figures.fulls.get(key), figures.values.get(key)
-    if star is None or full is None or value is None:
+    if star is None or full is None or value is None or figures.blocks < MIN_BLOCKS:
         return None
-    return delta_interval(np.zeros_like(star), star, 0.0, full, value, figures.blocks)
+    interval = delta_interval(np.zeros_like(star), star, 0.0, full, value, figures.blocks)
+    if interval is None:
+        return None
+    low, high = _BOUNDS.get(key, (0.0, float("inf")))
+    return [max(interval[0], low), min(interval[1], high)]
 
 
 def difference_interval(base: Figures, other: Figures, key: str) -> list[float] | None:
     """The interval of ``other`` − ``base`` for one figure (`bootstrap.delta_interval`)."""
     b, o = base.values.get(key), other.values.get(key)
-    if b is None or o is None:
+    if b is None or o is None or min(base.blocks, other.blocks) < MIN_BLOCKS:
         return None
     return delta_interval(
         base.stars.get(key),

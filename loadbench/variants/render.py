@@ -45,7 +45,8 @@ HEADERS = (
 )
 NUMERIC = set(range(1, 12))
 FOOTNOTE = (
-    "Intervals: 99.5 % block bootstrap over seconds (as `loadbench compare`); Δ = variant − baseline, "
+    "Intervals: 99.5 % block bootstrap over seconds (as `loadbench compare`; none for a window under 5 s); "
+    "Δ = variant − baseline, "
     "accuracy in points. Memory: peak in the measured window. Pareto: no other variant at least as good on "
     "accuracy, p99 and memory and better on one. Throughput of a sweep: its capacity under the SLO."
 )

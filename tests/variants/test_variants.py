@@ -13,6 +13,7 @@ from loadbench.analyze import analyzer
 from loadbench.cli.main import main
 from loadbench.record import rundir
 from loadbench.record.records import RequestRecord, write_requests
+from loadbench.variants.figures import Figures, difference_interval, value_interval
 from loadbench.variants.variants import load_variant, pareto_flags, parse_drop, variants_table
 
 STARTED = 1_700_000_000.0
@@ -188,3 +189,15 @@ def test_a_sweep_is_its_capacity_step(runs: dict[str, Path], tmp_path: Path) -> 
     entry = table["variants"][1]
     assert entry["throughput_rps"] == 24.5 and entry["capacity_rps"] == 24.5
     assert entry["accuracy"] == 0.945 and entry["ci"]["throughput_rps"] is None
+
+
+def test_a_window_of_few_seconds_has_no_interval_and_bounded_figures_stay_in_their_range() -> None:
+    # Resampled accuracies spread wide around 0.97: the widened interval would pass 100 %.
+    stars = {"accuracy": np.linspace(0.9, 1.0, 200)}
+    wide = Figures({"accuracy": 0.97}, stars, {"accuracy": 0.97}, blocks=5)
+    interval = value_interval(wide, "accuracy")
+    assert interval is not None and 0.0 <= interval[0] <= 0.97 <= interval[1] <= 1.0
+    short = Figures({"accuracy": 0.97}, stars, {"accuracy": 0.97}, blocks=4)
+    assert value_interval(short, "accuracy") is None
+    assert difference_interval(wide, short, "accuracy") is None
+    assert difference_interval(wide, wide, "accuracy") is not None
