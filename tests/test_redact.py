@@ -231,3 +231,9 @@ def test_argv_secrets_collects_what_redact_argv_masks() -> None:
 def test_scrub_leaves_too_short_secrets_alone() -> None:
     # A one-letter password must not turn every "a" of a message into ***.
     assert scrub("a bad port", ["a"]) == "a bad port"
+
+
+def test_a_url_with_nothing_to_mask_is_kept_as_given() -> None:
+    assert redact_url("onnx:///tmp/model.onnx") == "onnx:///tmp/model.onnx"
+    assert scrub("target onnx:///tmp/m.onnx: no such file", []) == "target onnx:///tmp/m.onnx: no such file"
+    assert redact_url("http://u:pw@h:1/p?api_key=k&a=1") == "http://u:***@h:1/p?api_key=***&a=1"
