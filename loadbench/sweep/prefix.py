@@ -17,19 +17,16 @@ lengths done; one that aborts (a step exits 2) raises `UsageError` after that re
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
 from matplotlib.figure import Figure
 
 from loadbench.analyze import capacity
-from loadbench.errors import LoadbenchError, UsageError
+from loadbench.errors import LoadbenchError
 from loadbench.record import rundir
 from loadbench.redact import redact_argv
 from loadbench.report import plotkit
@@ -45,7 +42,8 @@ from loadbench.report.html import (
     write_text_atomic,
 )
 from loadbench.report.markdown import md_table
-from loadbench.sweep.sweep import STATUS_ABORTED, STATUS_COMPLETE, STATUS_INTERRUPTED, SweepConfig, run_sweep
+from loadbench.sweep.series import finish_series, run_series
+from loadbench.sweep.sweep import SweepConfig, run_sweep
 
 PREFIX_SCHEMA = 1
 PREFIX_JSON, PREFIX_MD, PREFIX_HTML = "prefix.json", "prefix.md", "prefix.html"
@@ -140,42 +138,30 @@ def run_prefix(config: PrefixConfig, out: TextIO = sys.stdout) -> tuple[dict[str
         lengths = ", ".join(str(n) for n in config.tokens)
         print(f"loadbench: shared prefix of {lengths} tokens -> {top}", file=out, flush=True)
     points: list[dict[str, Any]] = []
-    status, abort, scenario = STATUS_COMPLETE, None, None
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main else None
-    try:
-        for index, tokens in enumerate(config.tokens):
-            name = prefix_dir_name(tokens)
-            args = [*search.run_args, "--shared-prefix-tokens", str(tokens), "--seed", str(SEED_BASE + index)]
-            sub = replace(search, out_dir=top / name, run_args=args)
-            if not search.quiet:
-                print(f"loadbench: {tokens} prefix tokens -> {name}/", file=out, flush=True)
-            try:
-                sweep, _, code = run_sweep(sub, out)
-            except LoadbenchError as exc:
-                abort = f"{tokens} prefix tokens: {exc}"
-                break
-            scenario = scenario or sweep.get("scenario")
-            points += [step_point(tokens, row, top / name, search.mode) for row in sweep.get("steps") or []]
-            if code == 130:
-                status = STATUS_INTERRUPTED
-                break
-    except KeyboardInterrupt:
-        status = STATUS_INTERRUPTED
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
-    if abort and not points:
-        with contextlib.suppress(OSError):
-            top.rmdir()
-        raise UsageError(abort)
-    if abort:
-        status = STATUS_ABORTED
-    result = build_prefix(config, points, status, started, scenario)
-    paths = render_prefix(result, top)
-    if abort:
-        raise UsageError(f"{abort} (report of the lengths before it: {paths[-1]})")
-    return result, list(paths), 130 if status == STATUS_INTERRUPTED else 0
+    scenario: Any = None
+
+    def run_length(index_tokens: tuple[int, int]) -> int:
+        nonlocal scenario
+        index, tokens = index_tokens
+        name = prefix_dir_name(tokens)
+        args = [*search.run_args, "--shared-prefix-tokens", str(tokens), "--seed", str(SEED_BASE + index)]
+        sub = replace(search, out_dir=top / name, run_args=args)
+        if not search.quiet:
+            print(f"loadbench: {tokens} prefix tokens -> {name}/", file=out, flush=True)
+        sweep, _, code = run_sweep(sub, out)
+        scenario = scenario or sweep.get("scenario")
+        points.extend(step_point(tokens, row, top / name, search.mode) for row in sweep.get("steps") or [])
+        return code
+
+    end = run_series(enumerate(config.tokens), run_length, lambda point: f"{point[1]} prefix tokens")
+    return finish_series(
+        top,
+        end,
+        bool(points),
+        lambda status: build_prefix(config, points, status, started, scenario),
+        render_prefix,
+        "the lengths",
+    )
 
 
 def _times(value: Any) -> str:
@@ -277,7 +263,3 @@ def render_prefix(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Pa
     write_text_atomic(paths[1], render_prefix_markdown(result))
     write_text_atomic(paths[2], render_prefix_html(result, png))
     return paths
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt

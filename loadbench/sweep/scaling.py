@@ -25,27 +25,25 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
 from loadbench.analyze import capacity
 from loadbench.analyze.scaling import analyze_scaling
 from loadbench.demo.spawn import DemoTiming, start_replicas, stop_demo
-from loadbench.errors import LoadbenchError, UsageError
+from loadbench.errors import UsageError
 from loadbench.load.balance import DEFAULT_POLICY
 from loadbench.record import rundir
 from loadbench.redact import redact_argv, redact_url
 from loadbench.report.fmt import format_rate
 from loadbench.sweep.scaling_report import render_scaling
-from loadbench.sweep.sweep import STATUS_ABORTED, STATUS_COMPLETE, STATUS_INTERRUPTED, SweepConfig, run_sweep
+from loadbench.sweep.series import finish_series, run_series
+from loadbench.sweep.sweep import SweepConfig, run_sweep
 
 SCALING_SCHEMA = 1
 # Above its linear ideal a count's search grows 25 % a step, not 2x: a fleet that beats N x the
@@ -179,58 +177,45 @@ def run_scaling(
             flush=True,
         )
     measured: list[dict[str, Any]] = []
-    status, abort, scenario = STATUS_COMPLETE, None, None
+    scenario: Any = None
     start = search.start
     previous_count, previous_load = 0, 0.0  # the last count that found a capacity, and that capacity
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main else None
-    try:
-        for count in sorted(config.replicas):
-            name = replicas_dir_name(count)
-            try:
-                with source(count) as urls:
-                    sub = replace(
-                        search,
-                        target=urls[0],
-                        targets=urls if count > 1 else [],
-                        balance=config.balance if count > 1 else None,
-                        out_dir=top / name,
-                        start=start,
-                        growth=IDEAL_GROWTH if previous_count else search.growth,
-                    )
-                    if not search.quiet:
-                        print(f"loadbench: {count} replica(s) -> {name}/", file=out, flush=True)
-                    sweep, _, code = run_sweep(sub, out)
-            except LoadbenchError as exc:  # a step could not run, or the replicas could not start
-                abort = f"{count} replica(s): {exc}"
-                break
-            measured.append(_point(count, sweep, urls, name))
-            scenario = scenario or sweep.get("scenario")
+
+    def run_count(count: int) -> int:
+        nonlocal scenario, start, previous_count, previous_load
+        name = replicas_dir_name(count)
+        with source(count) as urls:
+            sub = replace(
+                search,
+                target=urls[0],
+                targets=urls if count > 1 else [],
+                balance=config.balance if count > 1 else None,
+                out_dir=top / name,
+                start=start,
+                growth=IDEAL_GROWTH if previous_count else search.growth,
+            )
             if not search.quiet:
-                print(f"loadbench: {count} replica(s): {_capacity_said(sweep)}", file=out, flush=True)
-            if code == 130:
-                status = STATUS_INTERRUPTED
-                break
-            reached = (sweep.get("capacity") or {}).get("offered")
-            if reached:
-                previous_count, previous_load = count, float(reached)
-            start = _next_start(search.mode, previous_count, previous_load, count, config.replicas, start)
-    except KeyboardInterrupt:  # between counts (starting or stopping replicas)
-        status = STATUS_INTERRUPTED
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
-    if abort and not measured:
-        with contextlib.suppress(OSError):  # bad input leaves nothing behind, as `run` does
-            top.rmdir()
-        raise UsageError(abort)
-    if abort:
-        status = STATUS_ABORTED
-    scaling = build_scaling(config, measured, status, started, scenario)
-    paths = render_scaling(scaling, top)
-    if abort:
-        raise UsageError(f"{abort} (report of the counts before it: {paths[-1]})")
-    return scaling, list(paths), 130 if status == STATUS_INTERRUPTED else 0
+                print(f"loadbench: {count} replica(s) -> {name}/", file=out, flush=True)
+            sweep, _, code = run_sweep(sub, out)
+        measured.append(_point(count, sweep, urls, name))
+        scenario = scenario or sweep.get("scenario")
+        if not search.quiet:
+            print(f"loadbench: {count} replica(s): {_capacity_said(sweep)}", file=out, flush=True)
+        reached = (sweep.get("capacity") or {}).get("offered")
+        if reached:
+            previous_count, previous_load = count, float(reached)
+        start = _next_start(search.mode, previous_count, previous_load, count, config.replicas, start)
+        return code
+
+    end = run_series(sorted(config.replicas), run_count, lambda count: f"{count} replica(s)")
+    return finish_series(
+        top,
+        end,
+        bool(measured),
+        lambda status: build_scaling(config, measured, status, started, scenario),
+        render_scaling,
+        "the counts",
+    )
 
 
 def _next_start(
@@ -252,7 +237,3 @@ def _capacity_said(sweep: dict[str, Any]) -> str:
         return "no capacity: no step met the SLO"
     mode = str(sweep.get("settings", {}).get("mode") or "rate")
     return f"capacity {capacity.load_text(cap['offered'], mode)} = {format_rate(cap.get('rps'))}"
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
