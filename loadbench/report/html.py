@@ -114,6 +114,12 @@ def esc(value: Any) -> str:
     return html.escape(visible_text(str(value)), quote=True)
 
 
+def dir_link(name: str, page: str) -> str:
+    """A link to ``./NAME/PAGE``, shown as NAME: a run's or a sweep's page in a directory beside
+    this one. "./" first: a directory name can never be read as a scheme (javascript:...)."""
+    return f"<a class='mono' href='./{esc(name)}/{page}'>{esc(name)}</a>"
+
+
 def kv_table(rows: Iterable[tuple[str, str]]) -> str:
     """Two-column table; values are already-escaped HTML."""
     return str(_kit().kv_table([(k, trusted(v)) for k, v in rows]))

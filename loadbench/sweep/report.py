@@ -23,6 +23,7 @@ from loadbench.report import plotkit
 from loadbench.report.fmt import DASH, format_ms, format_pct, format_rate
 from loadbench.report.html import (
     CSS,
+    dir_link,
     esc,
     figure_html,
     grid_table,
@@ -293,8 +294,7 @@ def _steps_table_html(sweep: dict[str, Any]) -> str:
         cells = [esc(c) for c in _step_cells(r, unit)]
         name = r.get("run_dir")
         if name:
-            # "./" first: a directory name can never be read as a scheme (javascript:...).
-            cells[9] = f"<a class='mono' href='./{esc(name)}/report.html'>{esc(name)}</a>"
+            cells[9] = dir_link(name, "report.html")
         rows.append(cells)
     table = grid_table(_HEADERS, rows, numeric=(0, 1, 2, 3, 4, 5, 6))
     # Colour the verdict cells: the 8th cell of each body row.

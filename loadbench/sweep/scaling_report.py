@@ -23,6 +23,7 @@ from loadbench.report import plotkit
 from loadbench.report.fmt import DASH, as_dict, as_list, format_ms, format_rate, num
 from loadbench.report.html import (
     CSS,
+    dir_link,
     esc,
     figure_html,
     grid_table,
@@ -344,8 +345,7 @@ def _points_table_html(scaling: dict[str, Any]) -> str:
         cells = [esc(c) for c in point_cells(p, mode)]
         name = p.get("sweep_dir")
         if name:
-            # "./" first: a directory name can never be read as a scheme (javascript:...).
-            cells[-1] = f"<a class='mono' href='./{esc(name)}/sweep.html'>{esc(name)}</a>"
+            cells[-1] = dir_link(name, "sweep.html")
         rows.append(cells)
     return grid_table(POINT_HEADERS, rows, numeric=POINT_NUMERIC)
 
