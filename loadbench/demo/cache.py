@@ -3,10 +3,11 @@
 Consumes the ``--cache lru:SIZE|lfu:SIZE`` and ``--llm-prefix-cache [BLOCKS]`` options
 (`loadbench.demo.args`); produces thread-safe caches the demo's threaded server shares between its
 request threads, each keeping its own counts (hits, misses, evictions) so tests and users can hold
-loadbench's figures against the server's own (``GET /cache``). Stdlib only, no I/O.
+loadbench's figures against the server's own (``GET /cache``). No I/O.
 
 Response cache (`ResponseCache`): keyed on the route and the request body as canonical JSON
-(sorted keys, no spaces), so an exact repeat of a body on the same route (the model is in the
+(sorted keys, no spaces: `loadbench.protocols.variety.canonical_body`, the form loadbench's
+``payload_key`` hashes, so both call the same bodies repeats), so an exact repeat of a body on the same route (the model is in the
 route, or in the body) is a hit, anything else a miss. A hit is answered after `HIT_MS`; a miss
 takes the model's service time and stores its answer. A hit is counted when a lookup finds the
 body, a miss when a computed answer is stored: a request that fails (a bad body) is neither, and
@@ -28,7 +29,6 @@ token of a prompt is always computed: a prompt cached whole counts its last bloc
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadbench.errors import UsageError
+from loadbench.protocols.variety import canonical_body
 
 POLICIES = ("lru", "lfu")
 HIT_MS = 1.0  # how long a hit takes to answer: a lookup, not a model
@@ -175,13 +176,10 @@ class ResponseCache:
             }
 
 
-def body_key(route: str, body: Any) -> str:
-    """A request's cache key: its route and its body as canonical JSON (bytes bodies as hex)."""
-    if isinstance(body, bytes | bytearray):
-        text = bytes(body).hex()
-    else:
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"{route}\n{text}"
+def body_key(route: str, body: Any) -> bytes:
+    """A request's cache key: its route and its body in the form loadbench keys payloads by
+    (`loadbench.protocols.variety.canonical_body`), whole: never a hash that two bodies could share."""
+    return route.encode() + b"\n" + canonical_body(body)
 
 
 def cached_answer(

@@ -30,14 +30,19 @@ KEY_DIGITS = 12
 STEP = 1e-6  # a variant's change to a tensor's first number, per variant
 
 
-def payload_key(body: Any) -> str:
-    """The key of a body: 12 hex digits of the SHA-256 of its canonical JSON (of the bytes of a
-    bytes body); the same for every exact repeat."""
+def canonical_body(body: Any) -> bytes:
+    """A body in one form for every exact repeat of it: its JSON with sorted keys and no spaces (a
+    bytes body as it is). What makes two requests "the same payload", for loadbench's keys and the
+    demo's cache alike."""
     if isinstance(body, bytes | bytearray):
-        data = bytes(body)
-    else:
-        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(data).hexdigest()[:KEY_DIGITS]
+        return bytes(body)
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def payload_key(body: Any) -> str:
+    """The key of a body: 12 hex digits of the SHA-256 of its `canonical_body`; the same for every
+    exact repeat."""
+    return hashlib.sha256(canonical_body(body)).hexdigest()[:KEY_DIGITS]
 
 
 def distinct_bodies(rows: list[Any], count: int) -> list[Any]:
