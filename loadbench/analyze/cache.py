@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loadbench.analyze.stats import latency_figures, ratio
 from loadbench.analyze.window import Window
 
 FloatArray = npt.NDArray[np.float64]
@@ -56,19 +57,11 @@ def _text(frame: pd.DataFrame, column: str) -> npt.NDArray[Any]:
 
 
 def _spread(values: FloatArray) -> dict[str, float | None]:
-    if values.size == 0:
-        return {"p50": None, "p90": None, "p99": None}
-    p50, p90, p99 = np.percentile(values, [50.0, 90.0, 99.0])
-    return {"p50": round(float(p50), 3), "p90": round(float(p90), 3), "p99": round(float(p99), 3)}
+    return latency_figures(values, ("p50", "p90", "p99"))
 
 
 def _count_spread(values: FloatArray) -> dict[str, Any]:
-    spread = _spread(values)
-    return {"count": int(values.size), "p50": spread["p50"], "p99": spread["p99"]}
-
-
-def _speedup(slow: float | None, fast: float | None) -> float | None:
-    return round(slow / fast, 3) if slow is not None and fast else None
+    return {"count": int(values.size), **latency_figures(values, ("p50", "p99"))}
 
 
 def _any_text(frame: pd.DataFrame, column: str) -> bool:
@@ -276,7 +269,7 @@ def _hit_figures(latency: FloatArray, hit: BoolArray) -> dict[str, Any]:
         "misses": misses,
         "hit_latency_ms": hit_ms,
         "miss_latency_ms": miss_ms,
-        "speedup_p50": _speedup(miss_ms["p50"], hit_ms["p50"]),
+        "speedup_p50": ratio(miss_ms["p50"], hit_ms["p50"]),
     }
 
 
@@ -358,5 +351,5 @@ def _key_figures(
         "repeat_share": round(float(warm.sum()) / float(counted.sum()), 6),
         "cold": cold_ms,
         "warm": warm_ms,
-        "cold_warm_speedup_p50": _speedup(cold_ms["p50"], warm_ms["p50"]),
+        "cold_warm_speedup_p50": ratio(cold_ms["p50"], warm_ms["p50"]),
     }

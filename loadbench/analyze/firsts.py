@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from loadbench.analyze.stats import latency_figures, ratio
 from loadbench.analyze.window import Window
 
 FloatArray = npt.NDArray[np.float64]
@@ -30,14 +31,7 @@ PREFLIGHT_NOTICE = (
 
 
 def _spread(values: FloatArray) -> dict[str, float | None]:
-    if values.size == 0:
-        return {"p50": None, "p99": None, "max": None}
-    p50, p99 = np.percentile(values, [50.0, 99.0])
-    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3), "max": round(float(values.max()), 3)}
-
-
-def _ratio(slow: float | None, fast: float | None) -> float | None:
-    return None if slow is None or not fast else round(slow / fast, 3)
+    return latency_figures(values, ("p50", "p99", "max"))
 
 
 def cold_start_section(w: Window) -> dict[str, Any] | None:
@@ -68,8 +62,8 @@ def cold_start_section(w: Window) -> dict[str, Any] | None:
         "first_ms": first_ms,
         "latency_ms": spread,
         "steady_p50_ms": steady_p50,
-        "first_vs_steady": _ratio(first_ms, steady_p50),
-        "p50_vs_steady": _ratio(spread["p50"], steady_p50),
+        "first_vs_steady": ratio(first_ms, steady_p50),
+        "p50_vs_steady": ratio(spread["p50"], steady_p50),
         # In send order, None for a failed one: the report's plot of the cold start.
         "latencies_ms": [
             round(float(v), 3) if o else None for v, o in zip(latency[first], ok[first], strict=True)
@@ -103,6 +97,6 @@ def shared_prefix_section(w: Window) -> dict[str, Any] | None:
         "tokens": tokens,
         "first": {"count": int(cold.sum()), "ttft_ms": cold_spread},
         "later": {"count": int(warm.sum()), "ttft_ms": warm_spread},
-        "speedup_p50": _ratio(cold_spread["p50"], warm_spread["p50"]),
+        "speedup_p50": ratio(cold_spread["p50"], warm_spread["p50"]),
         "notices": notices,
     }

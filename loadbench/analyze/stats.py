@@ -57,6 +57,18 @@ def latency_summary(latency_ms: npt.ArrayLike) -> LatencySummary:
     }
 
 
+def latency_figures(latency_ms: npt.ArrayLike, keys: tuple[str, ...]) -> dict[str, float | None]:
+    """Some of `latency_summary`'s figures (``("p50", "p99", "max")``), each None for no values."""
+    summary = latency_summary(latency_ms)
+    return {key: summary[key] for key in keys}  # type: ignore[literal-required]
+
+
+def ratio(slow: float | None, fast: float | None) -> float | None:
+    """``slow / fast`` (a speedup: how many times faster ``fast`` is), None when either is missing
+    or ``fast`` is 0."""
+    return _round(slow / fast, 3) if slow is not None and fast else None
+
+
 def rate(count: int, duration_s: float) -> float | None:
     """Events per second over a duration; None when the duration is not positive."""
     if not duration_s > 0:
