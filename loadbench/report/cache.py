@@ -20,7 +20,15 @@ from matplotlib.ticker import NullFormatter, StrMethodFormatter
 
 from loadbench.analyze.cache import assign_fast
 from loadbench.report import plotkit
-from loadbench.report.fmt import DASH, as_dict, as_list, format_count, format_ms, format_pct, num
+from loadbench.report.fmt import (
+    as_dict,
+    as_list,
+    format_count,
+    format_ms,
+    format_pct,
+    format_times,
+    num,
+)
 from loadbench.report.html import esc, figure_html, kv_table
 from loadbench.report.markdown import md, md_table
 
@@ -44,11 +52,6 @@ _REPLAY_CAPTION = (
 )
 
 
-def _speedup(value: Any) -> str:
-    v = num(value)
-    return DASH if v is None else f"{v:.2f}×"
-
-
 def cache_rows(section: dict[str, Any]) -> list[tuple[str, str]]:
     """(figure, value) of the section, in the order the report shows them."""
     hit, miss = as_dict(section.get("hit_latency_ms")), as_dict(section.get("miss_latency_ms"))
@@ -57,7 +60,7 @@ def cache_rows(section: dict[str, Any]) -> list[tuple[str, str]]:
         ("hits / misses", f"{format_count(section.get('hits'))} / {format_count(section.get('misses'))}"),
         ("hit latency p50 / p90 / p99", " / ".join(format_ms(hit.get(k)) for k in ("p50", "p90", "p99"))),
         ("miss latency p50 / p90 / p99", " / ".join(format_ms(miss.get(k)) for k in ("p50", "p90", "p99"))),
-        ("speedup of a hit (miss p50 / hit p50)", _speedup(section.get("speedup_p50"))),
+        ("speedup of a hit (miss p50 / hit p50)", format_times(section.get("speedup_p50"))),
     ]
     if section.get("distinct_payloads") is not None:
         cold, warm = as_dict(section.get("cold")), as_dict(section.get("warm"))
@@ -66,7 +69,7 @@ def cache_rows(section: dict[str, Any]) -> list[tuple[str, str]]:
             ("repeat share (requests repeating an earlier payload)", format_pct(section.get("repeat_share"))),
             ("cold (first of a payload): count, p50, p99", _count_spread(cold)),
             ("warm (repeats): count, p50, p99", _count_spread(warm)),
-            ("cold / warm p50", _speedup(section.get("cold_warm_speedup_p50"))),
+            ("cold / warm p50", format_times(section.get("cold_warm_speedup_p50"))),
         ]
     mixture = as_dict(section.get("mixture"))
     if mixture:

@@ -13,7 +13,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from loadbench.report import plotkit
-from loadbench.report.fmt import as_dict, as_list, format_count, format_ms, num
+from loadbench.report.fmt import as_dict, as_list, format_count, format_ms, format_times, num
 from loadbench.report.html import esc, figure_html, kv_table
 from loadbench.report.markdown import md, md_table
 
@@ -22,11 +22,6 @@ _COLD_CAPTION = (
     "Each of the run's first requests (--cold-start N) in the order it was sent, against the measured "
     "window's p50 of the other requests (dashed). Failed requests are left out.",
 )
-
-
-def _times(value: Any) -> str:
-    ratio = num(value)
-    return "–" if ratio is None else f"{ratio:.2f}x"
 
 
 def cold_start_rows(section: dict[str, Any]) -> list[tuple[str, str]]:
@@ -40,8 +35,8 @@ def cold_start_rows(section: dict[str, Any]) -> list[tuple[str, str]]:
         ("the first request", format_ms(section.get("first_ms"))),
         ("their p50 / p99 / max", " / ".join(format_ms(spread.get(k)) for k in ("p50", "p99", "max"))),
         ("steady p50 (the window's other requests)", format_ms(section.get("steady_p50_ms"))),
-        ("first vs steady p50", _times(section.get("first_vs_steady"))),
-        ("their p50 vs steady p50", _times(section.get("p50_vs_steady"))),
+        ("first vs steady p50", format_times(section.get("first_vs_steady"))),
+        ("their p50 vs steady p50", format_times(section.get("p50_vs_steady"))),
     ]
 
 
@@ -57,7 +52,7 @@ def shared_prefix_rows(section: dict[str, Any]) -> list[tuple[str, str]]:
                 f"({format_count(part.get('count'))} requests)",
             )
         )
-    rows.append(("TTFT p50 uncached vs cached", _times(section.get("speedup_p50"))))
+    rows.append(("TTFT p50 uncached vs cached", format_times(section.get("speedup_p50"))))
     return rows
 
 

@@ -110,6 +110,12 @@ def format_value(value: float | None) -> str:
     return f"{float(f'{v:.4g}'):g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.3e}"
 
 
+def format_times(value: Any) -> str:
+    """A ratio of two figures, a speedup: ``2.68×``."""
+    v = num(value)
+    return DASH if v is None else f"{v:.2f}×"
+
+
 def format_joules(value: float | None) -> str:
     """Energy: ``3,600 J``, ``12.3 J``, ``0.0123 J``."""
     v = num(value)

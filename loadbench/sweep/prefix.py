@@ -30,7 +30,7 @@ from loadbench.errors import LoadbenchError
 from loadbench.record import rundir
 from loadbench.redact import redact_argv
 from loadbench.report import plotkit
-from loadbench.report.fmt import as_dict, format_ms, format_rate, num
+from loadbench.report.fmt import as_dict, format_ms, format_rate, format_times, num
 from loadbench.report.html import (
     CSS,
     esc,
@@ -164,11 +164,6 @@ def run_prefix(config: PrefixConfig, out: TextIO = sys.stdout) -> tuple[dict[str
     )
 
 
-def _times(value: Any) -> str:
-    ratio = num(value)
-    return "–" if ratio is None else f"{ratio:.2f}x"
-
-
 def _count(part: dict[str, Any]) -> str:
     ttft = as_dict(part.get("ttft_ms"))
     return f"{format_ms(ttft.get('p50'))} ({part.get('count') or 0})"
@@ -182,7 +177,7 @@ def point_cells(p: dict[str, Any]) -> list[str]:
         format_ms(p["ttft_ms"]["p99"]),
         _count(as_dict(p.get("uncached"))),
         _count(as_dict(p.get("cached"))),
-        _times(p.get("speedup_p50")),
+        format_times(p.get("speedup_p50")),
         format_rate(p.get("throughput_rps")),
         str(p.get("errors") if p.get("errors") is not None else "–"),
     ]

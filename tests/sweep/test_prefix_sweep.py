@@ -90,7 +90,7 @@ def test_the_report_has_a_row_per_length_and_step_and_escapes_what_it_was_given(
     json_path, md_path, html_path = render_prefix(result, tmp_path)
     assert json.loads(json_path.read_text())["points"][1]["run_dir"] == "prefix-1000/step-01-users-2"
     markdown = md_path.read_text()
-    assert "| 3,000 | 2 users | 31.8 ms | 40.0 ms | 180 ms (2) | 31.8 ms (6) | 5.66x |" in markdown
+    assert "| 3,000 | 2 users | 31.8 ms | 40.0 ms | 180 ms (2) | 31.8 ms (6) | 5.66× |" in markdown
     html = html_path.read_text()
     assert "plot-prefix" in html and "<script>" not in html and "&lt;script&gt;" in html
     # A length not measured (interrupted) is said.
