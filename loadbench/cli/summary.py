@@ -108,13 +108,8 @@ def _routing_lines(summary: Mapping[str, Any]) -> list[str]:
 
 
 def _ms(value: Any) -> str:
-    return (
-        "–"
-        if not isinstance(value, int | float)
-        else f"{value:,.3g} ms"
-        if value < 100
-        else f"{value:,.0f} ms"
-    )
+    """`_format_ms` with its unit; a bare dash for none."""
+    return f"{_format_ms(value)} ms" if isinstance(value, int | float) else "–"
 
 
 def firsts_lines(summary: Mapping[str, Any]) -> list[str]:
