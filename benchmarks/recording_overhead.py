@@ -383,6 +383,26 @@ def pinning() -> tuple[list[str], list[str], str]:
     )
 
 
+def run_facts(
+    args: argparse.Namespace, server_line: str, pin_line: str, locust_bin: Path, loadbench_bin: Path
+) -> dict[str, str]:
+    """When, how long and on what a benchmark of plain locust against ``loadbench run`` ran: the
+    facts its section of docs/benchmarks.md opens with."""
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "users": str(args.users),
+        "duration": str(args.duration),
+        "server": server_line,
+        "pinning": pin_line,
+        "cpu": cpu_model(),
+        "cores": str(os.cpu_count()),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "locust": version_of([str(locust_bin), "--version"], r"locust\s+(\S+)"),
+        "loadbench": version_of([str(loadbench_bin), "--version"], r"loadbench\s+(\S+)"),
+    }
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -630,19 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_process(server)
 
-    facts = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "users": str(args.users),
-        "duration": str(args.duration),
-        "server": server_line,
-        "pinning": pin_line,
-        "cpu": cpu_model(),
-        "cores": str(os.cpu_count()),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "locust": version_of([str(locust_bin), "--version"], r"locust\s+(\S+)"),
-        "loadbench": version_of([str(loadbench_bin), "--version"], r"loadbench\s+(\S+)"),
-    }
+    facts = run_facts(args, server_line, pin_line, locust_bin, loadbench_bin)
     section = render_section(trials, facts, command, ceiling)
     print()
     print(section)

@@ -34,9 +34,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
-import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -54,11 +51,11 @@ from recording_overhead import (  # noqa: E402  (the shared pieces of benchmarks
     REPO,
     BenchError,
     Trial,
-    cpu_model,
     free_port,
     load_phase,
     parse_duration,
     pinning,
+    run_facts,
     run_logged,
     stop_process,
     tool,
@@ -403,19 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_process(server)
 
-    facts = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "users": str(args.users),
-        "duration": str(args.duration),
-        "server": server_line,
-        "pinning": pin_line,
-        "cpu": cpu_model(),
-        "cores": str(os.cpu_count()),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "locust": version_of([str(locust_bin), "--version"], r"locust\s+(\S+)"),
-        "loadbench": version_of([str(loadbench_bin), "--version"], r"loadbench\s+(\S+)"),
-    }
+    facts = run_facts(args, server_line, pin_line, locust_bin, loadbench_bin)
     section, _ = render_section(results, facts, command, urls)
     print()
     print(section)
