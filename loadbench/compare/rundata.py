@@ -45,6 +45,8 @@ class RunData:
     series: dict[str, tuple[FloatArray, IntArray]] = field(default_factory=dict)
     # Output tokens of the successful LLM requests, summed per second (tokens.output_per_s).
     tokens_per_second: FloatArray | None = None
+    # Per measured request: its ``expected`` and ``predicted`` (quality, `loadbench variants`).
+    labels: pd.DataFrame | None = None
 
 
 def load_run(path: Path) -> RunData:
@@ -70,7 +72,8 @@ def load_run(path: Path) -> RunData:
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise RunDirError(f"cannot read {timeseries_path}: {' '.join(str(exc).split())[:160]}") from None
     samples = read_samples(path / rundir.SAMPLES)
-    return RunData(path, meta, summary, latency[ok], ok, second, timeseries, samples, series, tokens)
+    labels = requests.loc[measured, ["expected", "predicted"]]
+    return RunData(path, meta, summary, latency[ok], ok, second, timeseries, samples, series, tokens, labels)
 
 
 def _series(

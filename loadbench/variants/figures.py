@@ -18,13 +18,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from loadbench.analyze import quality
-from loadbench.analyze.attempts import split_attempts
 from loadbench.analyze.stats import value_at
 from loadbench.analyze.window import window_start_unix_s
 from loadbench.compare.bootstrap import RunBootstrap, delta_interval
 from loadbench.compare.rundata import RunData
-from loadbench.record import rundir
-from loadbench.record.records import from_due_time, read_requests
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -64,22 +61,16 @@ class Figures:
 
 
 def quality_counts(run: RunData, seconds: int) -> tuple[QualityCounts | None, dict[str, Any] | None]:
-    """The window's labeled requests from ``requests.csv``, by second and class, and their
+    """The window's labeled requests (`RunData.labels`), by second and class, and their
     ``quality_summary``; (None, None) without labels."""
-    raw = split_attempts(read_requests(run.path / rundir.REQUESTS)).requests
-    requests = from_due_time(raw)
-    start = window_start_unix_s(run.meta)
-    starts = requests["start_unix_s"].to_numpy(dtype=np.float64)
-    measured = requests[starts >= start]
-    if "expected" not in measured or "predicted" not in measured:
+    measured, ok = run.labels, run.ok
+    if measured is None:
         return None, None
-    ok = measured["ok"].to_numpy().astype(bool)
     summary = quality.quality_summary(measured["expected"], measured["predicted"], ok)
     if summary is None:
         return None, None
     labeled, answered, correct = quality.outcomes(measured["expected"], measured["predicted"], ok)
-    second = np.floor(starts[starts >= start] - start).astype(np.int64)
-    second = np.clip(second, 0, seconds - 1)
+    second = np.clip(run.second, 0, seconds - 1)
     expected = _labels(measured["expected"])
     predicted = _labels(measured["predicted"])
     classes = sorted({*expected[labeled], *predicted[answered]})
