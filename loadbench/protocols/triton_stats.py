@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from loadbench.protocols.exposition import PrometheusParseError, parse_text
 from loadbench.redact import redact_url, scrub
 
 # Counters' keys; "success" counts requests, every other key is a total in µs.
@@ -53,8 +54,6 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 Counters = dict[str, float]
 
 _MODEL_PATH = re.compile(r"/v2/models/([^/]+)")
-_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def model_of(url: str) -> str | None:
@@ -89,25 +88,23 @@ def counters_from_stats(body: Any, model: str | None = None) -> Counters | None:
 
 
 def counters_from_metrics(text: str, model: str | None = None) -> Counters | None:
-    """Totals of Triton's Prometheus counters in exposition ``text``, summed over the series of
-    ``model`` (label ``model``; None: every model); None when it has no success counter."""
-    by_name = {name: key for key, name in METRICS.items()}
+    """Totals of Triton's Prometheus counters in exposition ``text`` (`exposition.parse_text`),
+    summed over the series of ``model`` (label ``model``; None: every model); None when it has no
+    success counter, or is no exposition text."""
+    try:
+        families = parse_text(text)
+    except PrometheusParseError:
+        return None
     totals = dict.fromkeys(KEYS, 0.0)
     seen = False
-    for line in text.split("\n"):
-        match = _SAMPLE.match(line.strip())
-        if match is None or match.group(1) not in by_name:
-            continue
-        labels = dict(_LABEL.findall(match.group(3) or ""))
-        if model is not None and labels.get("model") != model:
-            continue
-        try:
-            value = float(match.group(4))
-        except ValueError:
-            continue
-        if math.isfinite(value):
-            totals[by_name[match.group(1)]] += value
-            seen = seen or match.group(1) == METRICS["success"]
+    for key, name in METRICS.items():
+        family = families.get(name)
+        for sample in family.samples if family is not None else ():
+            if sample.name != name or (model is not None and dict(sample.labels).get("model") != model):
+                continue
+            if math.isfinite(sample.value):
+                totals[key] += sample.value
+                seen = seen or key == "success"
     return totals if seen else None
 
 

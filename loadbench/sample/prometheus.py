@@ -30,8 +30,15 @@ from types import TracebackType
 import httpx
 
 from loadbench.errors import UsageError
+from loadbench.protocols.exposition import (
+    Family,
+    Labels,
+    PrometheusParseError,
+    Sample,
+    parse_text,
+    series_key,
+)
 from loadbench.redact import redact_url, scrub, secret_values
-from loadbench.sample.exposition import Family, Labels, PrometheusParseError, Sample, parse_text, series_key
 
 __all__ = [
     "KEY_PREFIX",

@@ -46,7 +46,7 @@ from helpers import SCRIPT_PAYLOADS as PAYLOADS
 from tls import self_signed_cert, tls_serving
 
 from loadbench.demo.server import make_server
-from loadbench.sample.exposition import series_key
+from loadbench.protocols.exposition import series_key
 
 pytestmark = pytest.mark.e2e
 

@@ -23,7 +23,7 @@ from helpers import run_cli, serving
 
 from loadbench.demo.server import make_server
 from loadbench.errors import LoadbenchError, UsageError
-from loadbench.sample.exposition import Family, PrometheusParseError, Sample, parse_text, series_key
+from loadbench.protocols.exposition import Family, PrometheusParseError, Sample, parse_text, series_key
 from loadbench.sample.prometheus import Scraper, histogram_quantile
 
 VLLM = """\
