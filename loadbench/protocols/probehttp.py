@@ -39,6 +39,17 @@ def open_client(
     )
 
 
+def bounded_body(response: httpx.Response, limit: int) -> bytes | None:
+    """A streamed answer's body, read no further than ``limit`` bytes: None when it is longer (a
+    runaway or hostile server cannot make loadbench hold an unbounded body)."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
     """(status, parsed JSON or None). Connection failures raise `TargetError`.
 
@@ -48,11 +59,9 @@ def get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
     try:
         # A POST here is a query (Triton's repository index), whose body is an empty JSON object.
         with client.stream(method, path, json={} if method == "POST" else None) as response:
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > PROBE_MAX_BODY_BYTES:
-                    return response.status_code, None
+            body = bounded_body(response, PROBE_MAX_BODY_BYTES)
+            if body is None:
+                return response.status_code, None
     except httpx.TimeoutException:
         timeout_s = client.timeout.read or PROBE_TIMEOUT_S
         shown = redact_url(str(client.base_url))  # base_url keeps the URL's user:password
@@ -74,6 +83,6 @@ def get_json(client: httpx.Client, method: str, path: str) -> tuple[int, Any]:
             ) from None
         raise TargetError(f"target {shown} is unreachable: {reason}") from None
     try:
-        return response.status_code, json.loads(bytes(body))  # UTF-8, -16 or -32, as JSON allows
+        return response.status_code, json.loads(body)  # UTF-8, -16 or -32, as JSON allows
     except ValueError:
         return response.status_code, None

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from loadbench.protocols.exposition import PrometheusParseError, parse_text
+from loadbench.protocols.probehttp import bounded_body
 from loadbench.redact import redact_url, scrub
 
 # Counters' keys; "success" counts requests, every other key is a total in µs.
@@ -143,16 +144,14 @@ def snapshot(
     now = time.time()
     try:
         with client.stream("GET", url, timeout=TIMEOUT_S) as response:
-            body = b""
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    return {
-                        "unix_s": now,
-                        "url": shown,
-                        "status": response.status_code,
-                        "error": "answer too large",
-                    }
+            body = bounded_body(response, MAX_BODY_BYTES)
+            if body is None:
+                return {
+                    "unix_s": now,
+                    "url": shown,
+                    "status": response.status_code,
+                    "error": "answer too large",
+                }
             status = response.status_code
             kind = response.headers.get("content-type", "")
     except httpx.HTTPError as exc:

@@ -6,7 +6,7 @@ exemplars, float-second timestamps) as served by vLLM, TGI, Triton and the DCGM 
 
 Produces:
 
-* `parse_text` (`loadbench.sample.exposition`, re-exported here): ``{family name: Family}`` with
+* `parse_text` (`loadbench.protocols.exposition`, re-exported here): ``{family name: Family}`` with
   every sample attached to its family.
 * `Scraper.scrape`: a flat ``{"prom.<key>": float | None}`` dict for one timeline sample.
   Gauges and untyped series pass through; counters become per-second rates between
@@ -15,7 +15,8 @@ Produces:
   Values that are not finite become None, because the run directory's JSON has no
   spelling for NaN or infinity.
 
-No dependency beyond httpx: the parser is written here (`loadbench.sample.exposition`).
+No dependency beyond httpx: the parser is loadbench's own (`loadbench.protocols.exposition`, shared with
+`loadbench.protocols.triton_stats`).
 """
 
 from __future__ import annotations
