@@ -87,6 +87,21 @@ def redirect_bound(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("bad ")) from None
 
 
+def at_least_one(what: str, hint: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number of ``what``, 1 or more (``hint``: said after the refusal)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {what}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{value}: must be 1 or more {what}{hint}")
+        return value
+
+    return parse
+
+
 def argument_type(parse: Callable[[str], T], drop: str = "") -> Callable[[str], T]:
     """``parse`` as an argparse ``type``: its `UsageError` (or ValueError) becomes argparse's own
     error, whose message argparse prefixes with the option's name (``drop``: a prefix that would

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from loadbench.cli.options import Call
-from loadbench.demo.args import at_least_one, ms
+from loadbench.demo.args import ms
 from loadbench.errors import UsageError
+from loadbench.values import at_least_one
 
 WHATIF_EPILOG = (
     "examples:\n"

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from loadbench.demo.cache import DEFAULT_PREFIX_BLOCKS, CacheSpec, parse_cache_spec
 from loadbench.demo.service import SERVICE_DISTS
 from loadbench.errors import UsageError
+from loadbench.values import at_least_one
 
 DEMO_HELP = "serve the embedded demo model endpoint"
 DEMO_DESCRIPTION = (
@@ -55,21 +56,6 @@ def non_negative(what: str) -> Callable[[str], float]:
 ms = non_negative("milliseconds")
 times = non_negative("times the duration")
 ratio = non_negative("standard deviations per mean")
-
-
-def at_least_one(what: str, hint: str = "") -> Callable[[str], int]:
-    """An argparse type: a whole number of ``what``, 1 or more (``hint``: said after the refusal)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of {what}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{value}: must be 1 or more {what}{hint}")
-        return value
-
-    return parse
 
 
 worker_count = at_least_one("workers", " (leave it out for no limit)")

@@ -7,11 +7,10 @@ No Locust: argparse only.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from loadbench.load.popularity import parse_popularity
-from loadbench.values import argument_type
+from loadbench.values import argument_type, at_least_one
 
 
 def popularity_text(text: str) -> str:
@@ -20,15 +19,8 @@ def popularity_text(text: str) -> str:
     return text.strip().lower()
 
 
-def distinct_count(text: str) -> int:
-    """``--distinct K``: a whole number >= 1; an argparse ``type``."""
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give K >= 1") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"give K >= 1 distinct bodies, not {count}")
-    return count
+# ``--distinct K``: a whole number of distinct bodies, 1 or more; an argparse ``type``.
+distinct_count = at_least_one("distinct bodies")
 
 
 def add_workload_control(group: Any) -> None:
