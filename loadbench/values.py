@@ -102,6 +102,19 @@ def at_least_one(what: str, hint: str = "") -> Callable[[str], int]:
     return parse
 
 
+def http_url(text: str) -> str:
+    """A URL loadbench fetches as given (a scrape, Triton's counters): http(s), a host and a valid
+    port, else a `UsageError` saying which it lacks (the caller names the option)."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise UsageError("not a valid URL (bad port or address)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError("not an http:// or https:// URL with a host")
+    return text
+
+
 def argument_type(parse: Callable[[str], T], drop: str = "") -> Callable[[str], T]:
     """``parse`` as an argparse ``type``: its `UsageError` (or ValueError) becomes argparse's own
     error, whose message argparse prefixes with the option's name (``drop``: a prefix that would

@@ -6,10 +6,9 @@ label among model variants (``--label``) and how its first requests after a (re)
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from loadbench.errors import UsageError
-from loadbench.values import argument_type
+from loadbench.values import argument_type, http_url
 
 COLD_START_MAX = 100_000
 
@@ -25,23 +24,11 @@ def cold_start_count(text: str) -> int:
     return count
 
 
-def stats_url(text: str) -> str:
-    """A ``--server-stats`` URL: http(s) with a host (fetched as given, query included)."""
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise UsageError("not a valid URL (bad port or address)") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError("not an http:// or https:// URL with a host")
-    return text
-
-
 # `loadbench run` and `ui` (the sampling group): Triton's counters around the measured window.
 SERVER_STATS_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
     ("--server-stats",),
     {
-        "type": argument_type(stats_url),
+        "type": argument_type(http_url),  # fetched as given, query included
         "metavar": "URL",
         "help": "read the server's own time per request from Triton's counters before and after the "
         "measured window: its statistics API (http://HOST:8000/v2/models/NAME/stats) or its metrics "

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
@@ -66,7 +65,7 @@ from loadbench.record import rundir
 from loadbench.redact import redact_url, scrub
 from loadbench.sample.collector import host_label
 from loadbench.sample.hostmetrics import find_server_process
-from loadbench.values import check_target, parse_header
+from loadbench.values import check_target, http_url, parse_header
 
 OPEN_LOOP_DRAIN_S = 10.0  # at most this long waiting for open-loop requests in flight at the end
 SPAWN_TIMEOUT_S = 30.0
@@ -157,15 +156,10 @@ def check_scrape_url(url: str) -> str:
     """A ``--scrape`` URL: http(s) with a host and a valid port. Unlike a target (a base URL that
     Locust joins request paths onto), it is fetched as given, so its ``?query`` (a token, a
     ``format=``) is legitimate; messages show it with its credentials masked."""
-    shown = redact_url(url)
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise UsageError(f"--scrape {shown!r} is not a valid URL (bad port or address)") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--scrape {shown!r} is not an http:// or https:// URL with a host")
-    return url
+        return http_url(url)
+    except UsageError as exc:
+        raise UsageError(f"--scrape {redact_url(url)!r} is {exc}") from None
 
 
 def _option_value(args: list[str], name: str) -> str | None:
