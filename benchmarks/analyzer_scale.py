@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 from recording_overhead import cpu_model, write_docs  # noqa: E402  (the shared docs helpers)
 
-from loadbench.record.records import COLUMNS, RequestRecord, format_record  # noqa: E402
+from loadbench.record.records import COLUMNS, EMPTY_TAIL, RequestRecord, format_record  # noqa: E402
 
 SECTION = "## Analyzer and report at scale"
 GOAL_S = 60.0
@@ -231,9 +232,9 @@ def write_requests(run_dir: Path, n: int, rng: np.random.Generator) -> None:
                 strict=True,
             )
             lines = [
-                f"{s:.6f},{lat:.3f}{prefixes[w]}{st},{b},1,,\n"
+                f"{s:.6f},{lat:.3f}{prefixes[w]}{st},{b},1,,{EMPTY_TAIL}\n"
                 if fk < 0
-                else f"{s:.6f},{lat:.3f}{prefixes[w]}{st},{b},0,{error_texts[fk]},\n"
+                else f"{s:.6f},{lat:.3f}{prefixes[w]}{st},{b},0,{error_texts[fk]},{EMPTY_TAIL}\n"
                 for s, lat, w, st, b, fk in rows
             ]
             if lo == 0:
@@ -296,6 +297,23 @@ def measure(command: list[str], cwd: Path) -> tuple[float, int]:
     return wall, usage.ru_maxrss * 1024  # Linux: KiB
 
 
+def parquet_copy(run_dir: Path) -> Path:
+    """The run directory with its records converted into ``requests.parquet`` (`convert_csv`,
+    what ``--records parquet`` does at a run's end), beside it; the other files copied."""
+    from loadbench.record.columnar import convert_csv
+
+    target = run_dir.with_name(run_dir.name + "-parquet")
+    if not (target / "requests.parquet").is_file():
+        target.mkdir(exist_ok=True)
+        for name in ("meta.json", "users.csv", "samples.jsonl", "sampler.json"):
+            if (run_dir / name).exists():
+                shutil.copy(run_dir / name, target / name)
+        convert_csv(run_dir / "requests.csv", target / "requests.parquet")
+        meta = json.loads((target / "meta.json").read_text())
+        (target / "meta.json").write_text(json.dumps({**meta, "format": 2}))
+    return target
+
+
 def measure_run(run_dir: Path) -> dict[str, float]:
     py = sys.executable
     for name in ("summary.json", "timeseries.csv", "report.html", "summary.md"):
@@ -337,8 +355,8 @@ def versions() -> str:
     )
 
 
-def growth_text(rows: list[dict[str, float]]) -> str:
-    """Cost per record between the smallest and the largest count: how it grows."""
+def growth_text(rows: list[dict[str, Any]]) -> str:
+    """Cost per record between the smallest and the largest count of one format: how it grows."""
     if len(rows) < 2:
         return ""
     a, b = rows[0], rows[-1]
@@ -351,13 +369,14 @@ def growth_text(rows: list[dict[str, float]]) -> str:
         f"({ratio:g}×) `loadbench report` took {b['total_s'] / a['total_s']:.1f}× the time and "
         f"{b['total_rss'] / a['total_rss']:.1f}× the peak memory: about {per_m_s:.1f} s and "
         f"{per_rec_bytes * 1e6 / 1024**3:.2f} GiB per million further records "
-        f"({per_rec_bytes:.0f} bytes a record), over a fixed cost of start-up, plots and HTML."
+        f"({per_rec_bytes:.0f} bytes a record), over a fixed cost of start-up, plots and HTML "
+        f"({a.get('format', 'csv')})."
     )
 
 
-def render_section(rows: list[dict[str, float]], command: str) -> str:
+def render_section(rows: list[dict[str, Any]], command: str) -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    goal_row = next((r for r in rows if r["records"] == GOAL_RECORDS), None)
+    goal_row = next((r for r in rows if r["records"] == GOAL_RECORDS and r["format"] == "csv"), None)
     if goal_row is None:
         verdict = f"not measured at {GOAL_RECORDS:,} records"
     else:
@@ -378,20 +397,23 @@ def render_section(rows: list[dict[str, float]], command: str) -> str:
         command,
         "```",
         "",
-        "| records | requests.csv | analyze s | analyze peak | report s | report peak "
+        "| records | format | record file | analyze s | analyze peak | report s | report peak "
         "| `loadbench report` s | peak | µs / record |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {count_label(int(r['records']))} | {r['csv_bytes'] / 1e6:,.0f} MB | {r['analyze_s']:.1f} "
+            f"| {count_label(int(r['records']))} | {r['format']} | {r['record_bytes'] / 1e6:,.0f} MB "
+            f"| {r['analyze_s']:.1f} "
             f"| {r['analyze_rss'] / 1e9:.2f} GB | {r['report_s']:.1f} | {r['report_rss'] / 1e9:.2f} GB "
             f"| **{r['total_s']:.1f}** | **{r['total_rss'] / 1e9:.2f} GB** "
             f"| {r['total_s'] / r['records'] * 1e6:.2f} |"
         )
     lines += [
         "",
-        f"- How cost grows: linearly in the records. {growth_text(rows)} Every percentile is still "
+        f"- How cost grows: linearly in the records. "
+        f"{' '.join(growth_text([r for r in rows if r['format'] == f]) for f in ('csv', 'parquet'))} "
+        "Every percentile is still "
         "computed exactly from all records; only the latency-over-time scatter is drawn from a "
         "seeded random sample (docs/metrics.md, Plots).",
         "- Each column is one fresh `python` process (imports included), run one after another: "
@@ -423,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="100k,1M,10M",
         help="comma-separated record counts: 100k, 1M, 10M, 2500000 (default 100k,1M,10M)",
     )
+    parser.add_argument(
+        "--formats",
+        default="csv,parquet",
+        help="record formats to measure, comma-separated: csv (requests.csv), parquet (the same records "
+        "converted into requests.parquet, as `loadbench run --records parquet` ends) (default both)",
+    )
     parser.add_argument("--keep", type=Path, help="write the run directories here and keep them")
     parser.add_argument("--write-docs", action="store_true", help="write the section into docs/benchmarks.md")
     return parser
@@ -431,8 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     counts = [parse_count(c) for c in args.records.split(",") if c.strip()]
+    formats = [f.strip() for f in args.formats.split(",") if f.strip() in ("csv", "parquet")]
     base = args.keep or Path(tempfile.mkdtemp(prefix="analyzer-scale-"))
-    rows: list[dict[str, float]] = []
+    rows: list[dict[str, Any]] = []
     try:
         for n in counts:
             run_dir = base / f"run-{count_label(n)}"
@@ -443,21 +472,25 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 generate_run(run_dir, n)
                 print(f"{count_label(n)}: wrote {run_dir} in {time.perf_counter() - t0:.1f} s", flush=True)
-            row: dict[str, float] = {"records": n, "csv_bytes": (run_dir / "requests.csv").stat().st_size}
-            row.update(measure_run(run_dir))
-            rows.append(row)
-            print(
-                f"{count_label(n)}: analyze {row['analyze_s']:.1f} s {row['analyze_rss'] / 1e9:.2f} GB, "
-                f"report {row['report_s']:.1f} s {row['report_rss'] / 1e9:.2f} GB, "
-                f"loadbench report {row['total_s']:.1f} s {row['total_rss'] / 1e9:.2f} GB",
-                flush=True,
-            )
+            for form in formats:
+                measured = run_dir if form == "csv" else parquet_copy(run_dir)
+                records = measured / ("requests.csv" if form == "csv" else "requests.parquet")
+                row: dict[str, Any] = {"records": n, "format": form, "record_bytes": records.stat().st_size}
+                row.update(measure_run(measured))
+                rows.append(row)
+                print(
+                    f"{count_label(n)} {form}: analyze {row['analyze_s']:.1f} s {row['analyze_rss'] / 1e9:.2f} GB, "
+                    f"report {row['report_s']:.1f} s {row['report_rss'] / 1e9:.2f} GB, "
+                    f"loadbench report {row['total_s']:.1f} s {row['total_rss'] / 1e9:.2f} GB",
+                    flush=True,
+                )
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     command = (
         "python benchmarks/analyzer_scale.py"
         + (f" --records {args.records}" if args.records != "100k,1M,10M" else "")
+        + (f" --formats {args.formats}" if args.formats != "csv,parquet" else "")
         + (" --write-docs" if args.write_docs else "")
     )
     section = render_section(rows, command)

@@ -41,7 +41,8 @@ from loadbench.analyze.window import (
 from loadbench.errors import RunDirError
 from loadbench.protocols.triton_stats import SERVER_STATS_FILE
 from loadbench.record import rundir
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
+from loadbench.record.salvage import RecordDamage, damage_of
 from loadbench.record.series import read_samples, read_users
 
 SCHEMA_VERSION = 1
@@ -122,6 +123,9 @@ def compute_summary(
     Each section comes from the module that owns it, in the order of ``summary.json``; the
     notices of every section gather in ``summary["notices"]``."""
     w, notices = measure(meta, requests)
+    damage = damage_of(requests)  # a damaged record file: what it lost, in one line
+    if damage is not None and not damage.warns:
+        notices.append(damage.notice())  # a killed run's cut-off last record: no warning
     slos = slo.parse_slos(w.settings.get("slos") or [])
     notices += trust.thin_notice(w.ok)
     traffic = traffic_sections(w)
@@ -174,7 +178,7 @@ def compute_summary(
         notices.append(resources["notices"][-1])  # compute_resources puts its saturation notice last
     _add_trust_sections(summary, w)
     summary["slo"] = slo.evaluate(slos, summary)
-    summary["validity"] = _validity(summary, w, slos)
+    summary["validity"] = _validity(summary, w, slos, damage)
     return cast(Summary, stats.clean(summary)), _series(w, users)
 
 
@@ -273,13 +277,17 @@ def _add_trust_sections(summary: Summary, w: Window) -> None:
         )
 
 
-def _validity(summary: Summary, w: Window, slos: list[slo.Slo]) -> ValiditySection:
+def _validity(
+    summary: Summary, w: Window, slos: list[slo.Slo], damage: RecordDamage | None = None
+) -> ValiditySection:
     validity = trust.validity(
         summary,
         w.load_model,
         [s.path.split(".")[-1] for s in slos if s.path.startswith("latency_ms.")],
         _gated_counts(slos, w.measured, w.ok_mask),
     )
+    if damage is not None and damage.warns:  # records lost inside the run: the figures miss them
+        validity["warnings"] = [*validity.get("warnings", []), damage.notice()]
     if not validity["valid"]:
         summary["notices"].extend(f"INVALID: {reason}" for reason in validity["reasons"])
     summary["notices"].extend(f"WARNING: {warning}" for warning in validity.get("warnings", []))
@@ -309,7 +317,7 @@ def analyze_run(run_dir: Path, requests: pd.DataFrame | None = None) -> Summary:
     """
     meta = rundir.read_meta(run_dir)
     if requests is None:
-        requests = read_requests(run_dir / rundir.REQUESTS)
+        requests = read_run_requests(run_dir)
     users = read_users(run_dir / rundir.USERS)
     samples = read_samples(run_dir / rundir.SAMPLES)
     info_path = run_dir / rundir.SAMPLER_INFO

@@ -36,6 +36,7 @@ FROM_ARGS = {
     "server_stats": "server_stats",
     "label": "label",
     "cold_start": "cold_start",
+    "records": "records",
     "replica_header": "replica_header",
     "replica_field": "replica_field",
     "server_time_field": "server_time_field",

@@ -8,6 +8,7 @@
     loadbench compare BASE CAND...   compare runs: per-metric verdicts, gates for CI
     loadbench history DIR_OR_GLOB    key metrics across many runs
     loadbench variants RUN...        model variants side by side: quality vs latency vs memory
+    loadbench export DIR --csv       a run's records as CSV (or --parquet: convert the run directory)
     loadbench sweep --rates 1,2,4    one run per load: latency curve, knee, capacity, cost
     loadbench demo                   serve the embedded demo model endpoint
     loadbench agent                  serve this host's resource samples to a remote run
@@ -28,6 +29,7 @@ from loadbench import __version__
 from loadbench.cli.agent import add_agent_parser
 from loadbench.cli.compare import add_compare_parser, add_history_parser
 from loadbench.cli.demo import add_demo_parser
+from loadbench.cli.export import add_export_parser
 from loadbench.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, Call, Parser
 from loadbench.cli.report import add_report_parser
 from loadbench.cli.run import add_master_parser, add_run_parser
@@ -52,6 +54,7 @@ COMMANDS = (
     add_compare_parser,
     add_history_parser,
     add_variants_parser,
+    add_export_parser,
     add_demo_parser,
     add_agent_parser,
     add_sweep_parser,

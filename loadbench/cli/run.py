@@ -28,7 +28,7 @@ from loadbench.cli.options import (
     positive_duration,
     workers,
 )
-from loadbench.cli.serveroptions import COLD_START_OPTION, LABEL_OPTION
+from loadbench.cli.serveroptions import COLD_START_OPTION, LABEL_OPTION, RECORDS_OPTION
 from loadbench.cli.summary import analyze_and_report, run_exit_code
 from loadbench.demo.args import add_demo_cache_option, port
 from loadbench.redact import secret_values
@@ -284,7 +284,7 @@ def add_run_parser(commands: Any) -> None:
         "(an ONNX Runtime session); scenario inprocess",
     )
     add_options(run, RUN_OPTIONS)
-    add_options(run, (LABEL_OPTION, COLD_START_OPTION))
+    add_options(run, (LABEL_OPTION, COLD_START_OPTION, RECORDS_OPTION))
     add_options(
         run.add_argument_group("responses (docs/metrics.md 'Redirects', 'Response bodies')"), RESPONSE_OPTIONS
     )

@@ -48,6 +48,19 @@ LABEL_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
     },
 )
 
+# `loadbench run --records`: the record file's format once the run ended.
+RECORDS_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
+    ("--records",),
+    {
+        "choices": ("csv", "parquet"),
+        "default": "csv",
+        "help": "the format of the run's request records once it ended: csv (requests.csv, default), or "
+        "parquet: requests.csv is written during the run as always (a killed run keeps it) and converted "
+        "at the end into requests.parquet (zstd, about a tenth of the size; run format 2, read by "
+        "`loadbench report` and every other command; `loadbench export DIR --csv` gives the CSV back)",
+    },
+)
+
 # `loadbench run --cold-start`: the first requests after the target (re)started, reported apart.
 COLD_START_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
     ("--cold-start",),

@@ -156,10 +156,10 @@ def analyze_and_report(run_dir: Path) -> Summary:
 
     rundir.read_meta(run_dir)  # a directory that is not a run fails on its meta.json first (and at once)
     from loadbench.analyze.analyzer import analyze_run
-    from loadbench.record.records import read_requests
+    from loadbench.record.columnar import read_run_requests
     from loadbench.report.report import render_report
 
-    requests = read_requests(run_dir / rundir.REQUESTS)  # read once: analysis and report share it
+    requests = read_run_requests(run_dir)  # read once: analysis and report share it
     summary = analyze_run(run_dir, requests)
     report_path, _ = render_report(run_dir, requests)
     print(console_summary(summary))

@@ -17,7 +17,8 @@ from loadbench.analyze.attempts import split_attempts
 from loadbench.analyze.window import window_start_unix_s
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
-from loadbench.record.records import from_due_time, read_requests
+from loadbench.record.columnar import read_run_requests
+from loadbench.record.records import from_due_time
 from loadbench.record.series import read_samples
 
 FloatArray = npt.NDArray[np.float64]
@@ -56,7 +57,7 @@ def load_run(path: Path) -> RunData:
         raise RunDirError(f"{path} has no {rundir.SUMMARY}: run `loadbench report {path}` first")
     summary = rundir.read_json(path / rundir.SUMMARY)
     # With --retries, the user-visible requests, as the analyzer's figures are.
-    raw = split_attempts(read_requests(path / rundir.REQUESTS)).requests
+    raw = split_attempts(read_run_requests(path)).requests
     service_all = raw["latency_ms"].to_numpy(dtype=np.float64)
     requests = from_due_time(raw)  # the analyzer's latency and timeline
     window_start = window_start_unix_s(meta)

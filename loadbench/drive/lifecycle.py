@@ -33,6 +33,7 @@ from loadbench.load import shapes
 from loadbench.load.balance import DEFAULT_POLICY
 from loadbench.load.retry import DEFAULT_BACKOFF_S, DEFAULT_RETRY_ON, RetryPolicy
 from loadbench.record import rundir
+from loadbench.record.columnar import records_writer
 from loadbench.record.records import one_line
 from loadbench.redact import redact_argv, redact_header, redact_url, scrub, secret_values
 from loadbench.sample.hostmetrics import ServerProcess
@@ -133,7 +134,7 @@ def build_meta(
     if plan.stages and plan.model == "closed":
         users = int(shapes.peak_level(plan.stages))
     return {
-        "format": rundir.FORMAT_VERSION,
+        "format": rundir.FORMAT_VERSION if config.records == "parquet" else rundir.CSV_FORMAT_VERSION,
         "run_id": run_dir.name,
         "target": redact_url(target),
         "scenario": scenario.name,
@@ -167,6 +168,7 @@ def build_meta(
             "server_stats": None if config.server_stats is None else redact_url(config.server_stats),
             "label": config.label,
             "cold_start": config.cold_start or None,
+            "records": config.records,
             "preflight": config.preflight,
             "replica_header": config.replica_header,
             "replica_field": config.replica_field,
@@ -260,7 +262,7 @@ def begin_run(
             log.write(f"loadbench: warning: {problem}; the run goes on without resource samples\n")
         rundir.write_json(run_dir / rundir.META, meta)
 
-    recorder = Recorder(run_dir, secrets).register(env)
+    recorder = Recorder(run_dir, secrets, records_writer(run_dir, config.records)).register(env)
     watch = None
     if config.server_stats:
         watch = ServerStatsWatch(config.server_stats, target, run_dir, secrets)
@@ -299,6 +301,12 @@ def finish_run(
     ended = time.time() if ended is None else ended
     meta = active.meta
     active.recorder.close()  # safe when the caller already closed it
+    notice = getattr(active.recorder.requests, "notice", None)
+    if notice:  # --records parquet, and the conversion could not be done: the CSV stays
+        meta["records_notice"] = notice
+    lost = getattr(active.recorder.requests, "lost", 0)
+    if failure and lost:  # the disk refused the records: those that came after are counted here
+        failure += f" ({lost:,} later records were not written)"
     if status == rundir.STATUS_COMPLETE and active.recorder.total == 0:
         status, failure = rundir.STATUS_FAILED, failure or nothing_sent(meta, exceptions)
     if active.server_stats is not None:

@@ -45,7 +45,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import gevent
 from locust.env import Environment
@@ -89,6 +89,7 @@ from loadbench.record.records import (
     csv_field,
     one_line,
 )
+from loadbench.record.series import UsersWriter
 from loadbench.redact import scrub
 
 FLUSH_INTERVAL_S = 0.5
@@ -137,11 +138,7 @@ class Recorder:
             assert run_dir is not None
             requests = RequestWriter(run_dir / rundir.REQUESTS)
         self.requests = requests
-        self._users: IO[str] | None = None
-        if run_dir is not None:
-            self._users = open(run_dir / rundir.USERS, "a", encoding="utf-8")  # noqa: SIM115
-            if self._users.tell() == 0:
-                self._users.write("unix_s,users\n")
+        self._users = UsersWriter(run_dir / rundir.USERS) if run_dir is not None else None
         self.total = 0
         self.errors = 0
         # Latencies of successful requests since the progress line last took them.
@@ -453,8 +450,14 @@ class Recorder:
 
     def flush(self) -> None:
         self.requests.flush()
-        if self._users is not None and not self._users.closed:
+        if self._users is not None:
             self._users.flush()
+
+    @property
+    def write_failure(self) -> str | None:
+        """Why the records can no longer be written (a full disk), or None: the run must stop."""
+        users = self._users.failure if self._users is not None else None
+        return getattr(self.requests, "failure", None) or users
 
     def _flush_loop(self) -> None:
         # Also covers quiet spells with no requests; records the user count once a second.
@@ -464,15 +467,15 @@ class Recorder:
             if now >= next_users and self._users is not None:
                 runner = self._environment.runner if self._environment else None
                 users = runner.user_count if runner is not None else 0
-                self._users.write(f"{time.time():.3f},{users}\n")
+                self._users.write(time.time(), users)
                 next_users = now + 1.0
             self.flush()
             gevent.sleep(FLUSH_INTERVAL_S)
 
     def _on_spawning_complete(self, user_count: int, **_: Any) -> None:
         # Ramp-ups finish between the once-a-second samples; record the new level as it lands.
-        if self._users is not None and not self._users.closed:
-            self._users.write(f"{time.time():.3f},{user_count}\n")
+        if self._users is not None:
+            self._users.write(time.time(), user_count)
 
     def _on_quitting(self, **_: Any) -> None:
         self.close()
@@ -488,5 +491,5 @@ class Recorder:
             self._environment.events.spawning_complete.remove_listener(self._on_spawning_complete)
             self._environment = None
         self.requests.close()
-        if self._users is not None and not self._users.closed:
+        if self._users is not None:
             self._users.close()

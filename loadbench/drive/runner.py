@@ -41,7 +41,7 @@ from loadbench.drive.config import RunConfig
 from loadbench.drive.distributed import Master, WorkerSettings, free_port
 from loadbench.drive.exporter import open_exporter
 from loadbench.drive.inflight import InFlight, counted_classes, counts_starts
-from loadbench.drive.lifecycle import Prepared, begin_run, finish_run
+from loadbench.drive.lifecycle import ActiveRun, Prepared, begin_run, finish_run
 from loadbench.drive.loadplan import LoadPlan, plan_load
 from loadbench.drive.locustfiles import (
     Scenario,
@@ -218,10 +218,11 @@ def run(config: RunConfig, argv: list[str], log: TextIO = sys.stderr, keep_going
         _start_load(config, load, active.meta, stop_requested)
         if load.watchdog is not None:
             load.watchdog.started_unix_s = active.meta["started_unix_s"]
-        status, failure = _watch_load(load, active.meta["started_unix_s"], progress, stop_requested, log)
+        status, failure = _watch_load(load, active, progress, stop_requested, log)
         if failure is not None:
             failure = scrub(failure, active.recorder.secrets)
-            log.write(f"\nloadbench: stopping early: {failure} (--keep-going runs on regardless)\n")
+            hint = "" if active.recorder.write_failure else " (--keep-going runs on regardless)"
+            log.write(f"\nloadbench: stopping early: {failure}{hint}\n")
             log.flush()
     except Exception as exc:
         status, failure = rundir.STATUS_FAILED, f"{type(exc).__name__}: {exc}"
@@ -350,13 +351,13 @@ def _start_load(config: RunConfig, load: Load, meta: dict[str, Any], stop: geven
 
 
 def _watch_load(
-    load: Load, started_unix_s: float, progress: Progress, stop: gevent.event.Event, log: TextIO
+    load: Load, active: ActiveRun, progress: Progress, stop: gevent.event.Event, log: TextIO
 ) -> tuple[str, str | None]:
     """Tick the progress line until the load's end; returns the run's status, and why it failed
-    when the watchdog stopped it (every request failed)."""
+    when the watchdog stopped it (every request failed) or the records could not be written."""
     runner, master, dispatcher = load.runner, load.master, load.dispatcher
     duration_s = load.plan.duration_s
-    start_mono = time.monotonic() - (time.time() - started_unix_s)
+    start_mono = time.monotonic() - (time.time() - active.meta["started_unix_s"])
     next_tick = 1.0
     while True:
         elapsed = time.monotonic() - start_mono
@@ -367,6 +368,8 @@ def _watch_load(
         if stop.is_set():
             return rundir.STATUS_INTERRUPTED, None
         why = load.watchdog.verdict(elapsed) if load.watchdog is not None else None
+        if active.recorder.write_failure is not None:  # a full disk: what was written is kept
+            why = f"{active.recorder.write_failure}; the records written before it are kept"
         if why is not None:
             return rundir.STATUS_FAILED, why
         if master is not None:

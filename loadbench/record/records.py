@@ -70,13 +70,12 @@ Later columns (empty in older files):
                     not asked or not said.
 
 Readers ignore columns they do not know, so later versions may add columns at the end.
-A run killed mid-write may end in a partial line; the reader drops it.
+A partial last line (a killed run) and damaged lines are dropped by the reader (`salvage`).
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -85,6 +84,18 @@ import numpy as np
 import pandas as pd
 
 from loadbench.errors import RunDirError
+from loadbench.record.salvage import (
+    DAMAGE_ATTR,
+    PARSE_ERRORS,
+    Prefix,
+    RecordDamage,
+    cut_off_damage,
+    ends_inside_a_line,
+    parse_records,
+    refused_rows,
+    salvage,
+    with_columns,
+)
 
 COLUMNS = (
     "start_unix_s",
@@ -197,6 +208,10 @@ _DTYPES = {
         "category",
     ),
 }
+# The dtype `read_requests` gives each column, and its float columns: what the readers of the
+# other record format (`loadbench.record.columnar`) give too.
+CSV_COLUMN_DTYPES: dict[str, str] = _DTYPES
+FLOAT_COLUMNS = _FLOAT_COLUMNS
 MAX_ERROR_CHARS = 300
 
 
@@ -285,16 +300,25 @@ class RequestWriter:
 
     Lines are kept in a list until the next flush: on the hot path (thousands of requests a
     second, in the load generator's only thread) a list append is the cheapest way to keep one.
+
+    A write the system refuses (a full disk, a file size limit, an I/O error) is not raised:
+    `failure` says it in one line, the lines written before it stay (a partial last line, which
+    readers drop, at most), and every later record is counted in `lost` and dropped, so memory
+    stays bounded while the driver stops the run (`loadbench.drive.runner`).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.failure: str | None = None
         new = not path.exists() or path.stat().st_size == 0
         self._file: IO[str] = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115
-        self._pending: list[str] = []
+        self._pending: list[str] | _Dropped = []
         if new:
-            self._file.write(",".join(COLUMNS) + "\n")
-            self._file.flush()
+            try:
+                self._file.write(",".join(COLUMNS) + "\n")
+                self._file.flush()
+            except OSError as exc:
+                self._fail(exc)
 
     def write(self, r: RequestRecord) -> None:
         self._pending.append(format_record(r))
@@ -304,109 +328,116 @@ class RequestWriter:
         self._pending.append(line)
 
     def flush(self) -> None:
-        if self._file.closed:
+        pending = self._pending
+        if self._file.closed or not isinstance(pending, list):  # closed, or failed already
             return
-        if self._pending:
-            self._file.write("".join(self._pending))
-            self._pending.clear()
-        self._file.flush()
+        try:
+            if pending:
+                self._file.write("".join(pending))
+            self._file.flush()
+        except OSError as exc:
+            self._fail(exc)  # the lines handed over count as lost: part of them may be on disk
+            return
+        self._pending.clear()
+
+    @property
+    def lost(self) -> int:
+        """Records dropped since the failure (the failing flush's included)."""
+        return len(self._pending) if self.failure is not None else 0
+
+    def _fail(self, exc: OSError) -> None:
+        self.failure = f"cannot write {self.path.name}: {exc.strerror or exc}"
+        self._pending = _Dropped(len(self._pending))
 
     def close(self) -> None:
-        if not self._file.closed:
+        if self._file.closed:
+            return
+        try:
+            self.flush()
+        finally:
             try:
-                self.flush()
-            finally:
                 self._file.close()
+            except OSError as exc:  # the buffer's last bytes, refused again
+                if self.failure is None:
+                    self._fail(exc)
+
+
+class _Dropped:
+    """The pending lines of a writer that cannot write any more: counted, never kept."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def append(self, _line: str) -> None:
+        self.count += 1
+
+    def clear(self) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def read_requests(path: Path) -> pd.DataFrame:
     """Read ``requests.csv`` into a DataFrame with the documented columns and dtypes.
 
-    A missing file is an error; a file with only a header (or nothing) gives zero rows; a
-    partial last line (the run was killed mid-write) is dropped. The text columns ``name``,
-    ``method`` and ``error`` are pandas ``category`` (each distinct text stored once: a run
-    has few names and error texts, and millions of records). The file is parsed as it is
-    read, never held whole in memory.
+    A missing file is an error; a file with only a header (or nothing) gives zero rows; a partial
+    last line (a run killed mid-write) and a damaged line are dropped (`read_requests_checked`).
+    The text columns are pandas ``category`` (each distinct text stored once: a run has few names
+    and error texts, and millions of records). The file is parsed as it is read, never held whole.
     """
+    return read_requests_checked(path)[0]
+
+
+def read_requests_checked(path: Path) -> tuple[pd.DataFrame, RecordDamage | None]:
+    """`read_requests`, and what a damaged file lost (`loadbench.record.salvage`), which the frame
+    also carries (`salvage.damage_of`); None when every line was a record."""
     try:
         with open(path, "rb") as f:
-            return _read_request_file(path, f)
+            frame, damage = _read_request_file(path, f)
     except FileNotFoundError:
         raise RunDirError(f"{path} is missing") from None
     except OSError as exc:
         raise RunDirError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if damage is not None:
+        frame.attrs[DAMAGE_ATTR] = damage
+    return frame, damage
 
 
-def _read_request_file(path: Path, f: io.BufferedReader) -> pd.DataFrame:
+def _read_request_file(path: Path, f: io.BufferedReader) -> tuple[pd.DataFrame, RecordDamage | None]:
     end = _last_newline(f)  # the records end at the last whole line
     if end < 0:
-        return _empty_frame()
+        return _empty_frame(), None
+    cut_off = ends_inside_a_line(f, end)
     f.seek(0)
     first = f.readline(end + 1)
     if not first.strip():
         # Only a file that opens with a blank line gets here: whitespace alone is empty.
         f.seek(0)
         if not f.read(end + 1).strip():
-            return _empty_frame()
+            return _empty_frame(), None
     header = first.rstrip(b"\n").decode("utf-8", "replace").split(",")
     missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]
-    present = [c for c in COLUMNS if c in header]
     if missing:
         raise RunDirError(f"{path} is not a request record file: missing column(s) {', '.join(missing)}")
-    f.seek(0)
-    try:
-        with warnings.catch_warnings():
-            # A damaged integer field ("2.5e400") warns on its way to the TypeError below.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            frame = pd.read_csv(
-                io.BufferedReader(_Prefix(f, end + 1)),
-                usecols=present,
-                dtype={c: _DTYPES[c] for c in present},
-                keep_default_na=False,
-                na_values={c: [""] for c in _FLOAT_COLUMNS},
-                encoding="utf-8",
-                encoding_errors="replace",
-            )
-    # OverflowError: an integer column holding a number beyond int64 (e.g. a status of 20 digits);
-    # TypeError: one holding a float that is not a whole number pandas can cast.
-    except (ValueError, OverflowError, TypeError, pd.errors.ParserError) as exc:
-        raise RunDirError(f"{path} holds a corrupt record: {one_line(str(exc), 160)}") from None
-    # pandas infers a category's values from its text: a column whose every value looks like a
-    # number (a name "0001", an error "-Infinity", labels "7") would read back as numbers. Such a
-    # column (rare: one text in a run usually is not) is read again, as the text it is.
-    numeric = [c for c in present if _DTYPES[c] == "category" and frame[c].cat.categories.dtype.kind != "O"]
-    if numeric:
+    dtypes = {c: _DTYPES[c] for c in COLUMNS if c in header}
+    # A header of known columns only is read whole, so that pandas refuses a line with a field too
+    # many (``usecols`` would drop the extra field without a word).
+    exact = len(set(header)) == len(header) and set(header) <= set(COLUMNS)
+
+    def whole_file() -> IO[bytes]:
         f.seek(0)
-        text = pd.read_csv(
-            io.BufferedReader(_Prefix(f, end + 1)),
-            usecols=numeric,
-            dtype=dict.fromkeys(numeric, str),
-            keep_default_na=False,
-            encoding="utf-8",
-            encoding_errors="replace",
-        )
-        for column in numeric:
-            frame[column] = text[column].astype("category")
-    # Empty fields read as NaN; "inf" / "-inf" parse as floats too, and an infinite start time
-    # would make the analyzer's run end (and its per-second series) infinite.
-    finite = np.isfinite(frame["start_unix_s"]) & np.isfinite(frame["latency_ms"])
-    if not finite.all():
-        bad = int(frame.index[~finite][0]) + 2
-        raise RunDirError(
-            f"{path} line {bad}: a record without a start time or latency, or with an infinite one"
-        )
-    for column in OPTIONAL_COLUMNS:
-        if column not in frame:
-            if column in _FLOAT_COLUMNS:
-                frame[column] = np.nan
-            else:
-                frame[column] = pd.Series([""] * len(frame), dtype=_DTYPES[column], index=frame.index)
-    for column in _FLOAT_COLUMNS[2:]:
-        values = frame[column].to_numpy()
-        if np.isinf(values).any():
-            bad = int(np.flatnonzero(np.isinf(values))[0]) + 2
-            raise RunDirError(f"{path} line {bad}: an infinite {column}")
-    return frame[list(COLUMNS)]
+        return io.BufferedReader(Prefix(f, end + 1))
+
+    try:
+        frame: pd.DataFrame | None = parse_records(whole_file, dtypes, exact)
+    except PARSE_ERRORS:
+        frame = None
+    damage = cut_off_damage(frame) if frame is not None and cut_off else None
+    if frame is None or refused_rows(frame).any():  # damaged: read again, line by line
+        required = 1 + max(header.index(c) for c in ("status", "response_bytes", "ok"))
+        frame, damage = salvage(whole_file(), dtypes, exact, required, cut_off)
+    return with_columns(_empty_frame() if frame is None else frame, COLUMNS, _DTYPES), damage
 
 
 def _last_newline(f: io.BufferedReader, block: int = 1 << 16) -> int:
@@ -422,21 +453,9 @@ def _last_newline(f: io.BufferedReader, block: int = 1 << 16) -> int:
     return -1
 
 
-class _Prefix(io.RawIOBase):
-    """The first ``limit`` bytes of a binary file, read as a stream (a partial last line left out)."""
-
-    def __init__(self, f: io.BufferedReader, limit: int) -> None:
-        self._f = f
-        self._left = limit
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        n = self._f.readinto(view[: min(len(view), self._left)])
-        self._left -= n or 0
-        return n or 0
+def last_newline(f: io.BufferedReader) -> int:
+    """Offset of the file's last ``\\n``, -1 when it has none: where a file's whole lines end."""
+    return _last_newline(f)
 
 
 def from_due_time(requests: pd.DataFrame) -> pd.DataFrame:

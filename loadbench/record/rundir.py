@@ -15,13 +15,16 @@ from typing import Any
 
 from loadbench.errors import RunDirError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the records may be in requests.parquet (`--records parquet`)
+# A run recorded in requests.csv is written as format 1: every version of loadbench reads it.
+CSV_FORMAT_VERSION = 1
 # Longest run `read_meta` accepts (started_unix_s to ended_unix_s): the analyzer writes one
 # timeseries row per second, so a damaged timestamp must not ask for billions of rows.
 MAX_RUN_S = 31 * 86400
 
 META = "meta.json"  # settings, versions, host, start/end, status; written by the driver
 REQUESTS = "requests.csv"  # one line per request; written by the recorder
+REQUESTS_PARQUET = "requests.parquet"  # the same records, columnar, once a --records parquet run ended
 USERS = "users.csv"  # active users once a second; written by the recorder
 SAMPLES = "samples.jsonl"  # resource samples; written by the sampler
 SAMPLER_INFO = "sampler.json"  # what the sampler samples and how it found it; written by the sampler
@@ -79,7 +82,18 @@ def create_run_dir(path: Path, force: bool = False) -> Path:
     """Create an empty run directory; refuse a non-empty one unless ``force`` (`check_new_run_dir`)."""
     check_new_run_dir(path, force)
     if path.is_dir() and any(path.iterdir()):
-        for name in (META, REQUESTS, USERS, SAMPLES, SAMPLER_INFO, SUMMARY, TIMESERIES, REPORT, SUMMARY_MD):
+        for name in (
+            META,
+            REQUESTS,
+            REQUESTS_PARQUET,
+            USERS,
+            SAMPLES,
+            SAMPLER_INFO,
+            SUMMARY,
+            TIMESERIES,
+            REPORT,
+            SUMMARY_MD,
+        ):
             (path / name).unlink(missing_ok=True)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -92,14 +106,21 @@ def create_run_dir(path: Path, force: bool = False) -> Path:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename) so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write JSON atomically (temp file + rename) so a crash never leaves half a file; a write
+    the system refuses (a full disk) is a one-line `RunDirError`, the old file left as it was."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes files private; run files are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)
             f.write("\n")
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

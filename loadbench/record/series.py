@@ -5,10 +5,12 @@ the analyzer's per-second ``timeseries.csv`` and the user counts (``users.csv``)
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,3 +111,36 @@ def read_users(path: Path) -> pd.DataFrame:
     # Damaged values are dropped: NaN / inf, and user counts no int64 can hold exactly.
     keep = np.isfinite(frame["unix_s"]) & frame["users"].between(0, 2**53)
     return frame[keep].astype({"unix_s": "float64", "users": "int64"}).reset_index(drop=True)
+
+
+class UsersWriter:
+    """Appends ``unix_s,users`` lines to ``users.csv`` (the active users, once a second and at each
+    change). A write the system refuses (a full disk) is not raised: `failure` says it in one line
+    and later lines are dropped, as `loadbench.record.records.RequestWriter` does."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.failure: str | None = None
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        if self._file.tell() == 0:
+            self._file.write("unix_s,users\n")
+
+    def write(self, unix_s: float, users: int) -> None:
+        if self.failure is None and not self._file.closed:
+            self._guarded(self._file.write, f"{unix_s:.3f},{users}\n")
+
+    def flush(self) -> None:
+        if self.failure is None and not self._file.closed:
+            self._guarded(self._file.flush)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.flush()
+            with contextlib.suppress(OSError):  # the buffer refused again: the failure is said
+                self._file.close()
+
+    def _guarded(self, write: Any, *args: Any) -> None:
+        try:
+            write(*args)
+        except OSError as exc:
+            self.failure = f"cannot write {self.path.name}: {exc.strerror or exc}"

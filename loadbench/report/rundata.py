@@ -20,7 +20,7 @@ from loadbench.analyze import stats
 from loadbench.analyze.attempts import split_attempts
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 from loadbench.record.series import read_samples, read_timeseries
 from loadbench.report.fmt import as_dict, num
 
@@ -73,7 +73,7 @@ def load_run(run_dir: Path, requests: pd.DataFrame | None = None) -> Run:
     summary = rundir.read_json(run_dir / rundir.SUMMARY)
     timeseries = read_timeseries(run_dir / rundir.TIMESERIES)
     if requests is None:
-        requests = read_requests(run_dir / rundir.REQUESTS)
+        requests = read_run_requests(run_dir)
     split = split_attempts(requests)
     requests = split.requests
     if not timeseries.empty:

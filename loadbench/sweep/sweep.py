@@ -38,7 +38,7 @@ from loadbench.analyze import capacity
 from loadbench.analyze.slo import parse_slos
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.record import rundir
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 from loadbench.redact import redact_argv, redact_url
 from loadbench.report.fmt import format_ms, format_pct, format_rate
 from loadbench.sweep.report import render_sweep
@@ -105,7 +105,7 @@ def _achieved(run_dir: Path, summary: dict[str, Any] | None) -> float | None:
     if not isinstance(start, int | float) or not isinstance(end, int | float):
         return None
     try:
-        requests = read_requests(run_dir / rundir.REQUESTS)
+        requests = read_run_requests(run_dir)
     except LoadbenchError:
         return None
     return capacity.completed_rps(requests, float(start), float(end))

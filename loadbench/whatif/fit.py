@@ -31,7 +31,7 @@ import numpy as np
 from loadbench.analyze.window import Window, measure
 from loadbench.errors import UsageError
 from loadbench.record import rundir
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 from loadbench.whatif.queueing import FloatArray
 from loadbench.whatif.simulate import starts_of
 
@@ -149,7 +149,7 @@ def fit_run(run_dir: Path, overhead_ms: float | None = None) -> Fit:
     meta = rundir.read_meta(run_dir)
     # Each attempt of a retried request arrived at the server's queue on its own: fit attempts,
     # not the user-visible requests (whose latency holds the backoff waits).
-    requests = read_requests(run_dir / "requests.csv").assign(request_id="")
+    requests = read_run_requests(run_dir).assign(request_id="")
     w, _ = measure(meta, requests)
     ok = w.ok_mask
     if int(ok.sum()) < MIN_REQUESTS:

@@ -201,7 +201,8 @@ def test_read_meta_reads_a_run_dir(tmp_path: Path) -> None:
 def test_read_meta_refuses_a_newer_format(tmp_path: Path) -> None:
     rundir.write_json(tmp_path / rundir.META, _meta(format=rundir.FORMAT_VERSION + 1))
     with pytest.raises(
-        RunDirError, match=f"run format {rundir.FORMAT_VERSION + 1}; this loadbench reads up to 1"
+        RunDirError,
+        match=f"run format {rundir.FORMAT_VERSION + 1}; this loadbench reads up to {rundir.FORMAT_VERSION}",
     ):
         rundir.read_meta(tmp_path)
 

@@ -1,0 +1,72 @@
+"""``loadbench export DIR --csv | --parquet``: a run's request records in the other format.
+
+``--csv`` writes the records (from ``requests.parquet`` or ``requests.csv``) as CSV to ``--out``
+or standard output, for a spreadsheet or a tool that reads CSV; ``--parquet`` converts a run
+directory of format 1 in place (``requests.csv`` -> ``requests.parquet``, meta.json format 2): the
+migration of docs/run-format.md. Both stream: memory does not grow with the record count.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadbench.cli.options import Call
+from loadbench.errors import UsageError
+from loadbench.record import rundir
+from loadbench.record.columnar import PARQUET, convert_csv, records_path, write_csv
+
+
+def add_export_parser(commands: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write a run's request records as CSV, or convert a run directory to Parquet records",
+        description="Write a run directory's request records in another format. --csv: as CSV (the "
+        "columns of docs/run-format.md, header first) to --out or standard output, from requests.parquet "
+        "or requests.csv. --parquet: convert a run directory's requests.csv into requests.parquet in "
+        "place (run format 2, about a tenth of the size; what `loadbench run --records parquet` writes). "
+        "Examples: loadbench export reports/RUN --csv > requests.csv; loadbench export reports/RUN --parquet",
+    )
+    export.set_defaults(handler=cmd_export)
+    export.add_argument(
+        "run_dir", type=Path, metavar="DIR", help="a run directory written by `loadbench run`"
+    )
+    form = export.add_mutually_exclusive_group(required=True)
+    form.add_argument(
+        "--csv", action="store_true", help="write the records as CSV (to --out, or standard output)"
+    )
+    form.add_argument(
+        "--parquet", action="store_true", help="convert DIR's requests.csv into requests.parquet in place"
+    )
+    export.add_argument(
+        "--out", type=Path, metavar="FILE", help="with --csv: the file to write (default: standard output)"
+    )
+
+
+def cmd_export(call: Call) -> int:
+    run_dir: Path = call.args.run_dir
+    meta = rundir.read_meta(run_dir)  # one line for a directory that is not a run
+    source = records_path(run_dir)
+    if call.args.parquet:
+        if call.args.out is not None:
+            raise UsageError("--out goes with --csv; --parquet converts the run directory in place")
+        if source.name == PARQUET:
+            print(f"{run_dir}: the records are in {PARQUET} already", file=sys.stderr)
+            return 0
+        records = convert_csv(source, run_dir / PARQUET)
+        meta["format"] = rundir.FORMAT_VERSION
+        rundir.write_json(run_dir / rundir.META, meta)
+        source.unlink()
+        print(f"{run_dir}: {records:,} records converted into {PARQUET}", file=sys.stderr)
+        return 0
+    out = call.args.out
+    if out is not None and out.resolve() == source.resolve():
+        raise UsageError(f"--out {out} is the run's own record file")
+    if out is None:
+        write_csv(source, sys.stdout.buffer)
+        sys.stdout.flush()
+    else:
+        with open(out, "wb") as f:
+            write_csv(source, f)
+    return 0
