@@ -299,16 +299,22 @@ def measure(command: list[str], cwd: Path) -> tuple[float, int]:
 
 def parquet_copy(run_dir: Path) -> Path:
     """The run directory with its records converted into ``requests.parquet`` (`convert_csv`,
-    what ``--records parquet`` does at a run's end), beside it; the other files copied."""
-    from loadbench.record.columnar import convert_csv
-
+    what ``--records parquet`` does at a run's end, in a child), beside it; the other files copied."""
     target = run_dir.with_name(run_dir.name + "-parquet")
     if not (target / "requests.parquet").is_file():
         target.mkdir(exist_ok=True)
         for name in ("meta.json", "users.csv", "samples.jsonl", "sampler.json"):
             if (run_dir / name).exists():
                 shutil.copy(run_dir / name, target / name)
-        convert_csv(run_dir / "requests.csv", target / "requests.parquet")
+        convert = (
+            "import sys; from pathlib import Path; from loadbench.record.columnar import convert_csv; "
+            "convert_csv(Path(sys.argv[1]), Path(sys.argv[2]))"
+        )
+        subprocess.run(
+            [sys.executable, "-c", convert, str(run_dir / "requests.csv"), str(target / "requests.parquet")],
+            check=True,
+            cwd=ROOT,
+        )
         meta = json.loads((target / "meta.json").read_text())
         (target / "meta.json").write_text(json.dumps({**meta, "format": 2}))
     return target
@@ -452,12 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
         "converted into requests.parquet, as `loadbench run --records parquet` ends) (default both)",
     )
     parser.add_argument("--keep", type=Path, help="write the run directories here and keep them")
+    parser.add_argument("--generate", nargs=2, metavar=("N", "DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--write-docs", action="store_true", help="write the section into docs/benchmarks.md")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.generate:
+        generate_run(Path(args.generate[1]), int(args.generate[0]))
+        return 0
     counts = [parse_count(c) for c in args.records.split(",") if c.strip()]
     formats = [f.strip() for f in args.formats.split(",") if f.strip() in ("csv", "parquet")]
     base = args.keep or Path(tempfile.mkdtemp(prefix="analyzer-scale-"))
@@ -470,7 +480,9 @@ def main(argv: list[str] | None = None) -> int:
                 or json.loads((run_dir / "meta.json").read_text()).get("synthetic_records") != n
             ):
                 t0 = time.perf_counter()
-                generate_run(run_dir, n)
+                # In a child: a measured child's peak RSS starts at its parent's RSS when forked, so
+                # the parent must never hold the generator's arrays (nor pandas).
+                subprocess.run([sys.executable, __file__, "--generate", str(n), str(run_dir)], check=True)
                 print(f"{count_label(n)}: wrote {run_dir} in {time.perf_counter() - t0:.1f} s", flush=True)
             for form in formats:
                 measured = run_dir if form == "csv" else parquet_copy(run_dir)
