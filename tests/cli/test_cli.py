@@ -487,11 +487,11 @@ def test_terminal_ctrl_c_stops_the_load_before_the_demo(tmp_path: Path, how: str
     # Its own process group, as a shell gives a foreground job: killpg is the terminal's Ctrl-C.
     process = subprocess.Popen(
         [sys.executable, "-m", "loadbench", "run", "--demo", "--scenario", "json_post", "-u", "2",
-         "-d", "60s", "--warmup", "0s", "--out", str(out), "--quiet", "--no-sampler"],
+         "-d", "60s", "--warmup", "0s", "--out", str(out), "--quiet", "--no-sampler", "--records", "parquet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True,
     )  # fmt: skip
     try:
-        wait_for_lines(out / "requests.csv", 50)
+        wait_for_lines(out / "requests.csv", 50)  # --records parquet writes the CSV during the run
         demos = demo_children(process.pid)
         assert len(demos) == 1, demos
         os.killpg(process.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
@@ -501,9 +501,13 @@ def test_terminal_ctrl_c_stops_the_load_before_the_demo(tmp_path: Path, how: str
             process.kill()
             process.communicate()
     wait_gone(demos)  # stopped by loadbench, or (killed) by noticing loadbench is gone
-    if how == "sigkill":
+    if how == "sigkill":  # killed: the records stay in the CSV the run was writing
+        assert (out / "requests.csv").exists() and not (out / "requests.parquet").exists()
         return
     assert process.returncode == 130, stderr
+    # Interrupted, the run ends as any: its records in requests.parquet, its report read from there.
+    assert (out / "requests.parquet").exists() and not (out / "requests.csv").exists()
+    assert read_json(out / "meta.json")["format"] == 2
     summary = read_json(out / "summary.json")
     assert summary["run"]["status"] == "interrupted"
     # The demo kept serving until the load had stopped: no request failed on the way out.

@@ -23,7 +23,7 @@ def _limit_file_size() -> None:
 def test_a_run_whose_records_cannot_be_written_stops_early_and_keeps_what_was_written(tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "loadbench", "run", "--demo", "-u", "2", "-d", "60s", "--warmup", "0s",
+        sys.executable, "-m", "loadbench", "run", "--demo", "-u", "4", "-d", "60s", "--warmup", "0s",
         "--no-sampler", "--quiet", "--out", str(out),
     ]  # fmt: skip
     # Python ignores SIGXFSZ, so a write past the limit is an OSError (File too large).
