@@ -435,6 +435,14 @@ def render_section(rows: list[dict[str, Any]], command: str) -> str:
         "percentiles through pandas' groupby, five sorts for the confidence intervals), the same "
         "script measured, side by side on this machine: 1M records 6.0 s / 0.44 GB, 10M records "
         "45.3 s / 3.33 GB (analyze 28.0 s / 3.30 GB, report 20.2 s / 2.06 GB).",
+        "- Before float columns without any value were held sparse (2026-12-07; the code at d20075e, "
+        "run by this script with `PYTHONPATH` on the same kept directories minutes before): 1M records "
+        "4.7 s / 0.74 GB, 10M records 34.6 s / 6.36 GB (analyze 32.6 s / 6.37 GB): the 4 GB goal had "
+        "been missed since sections were added to the analyzer; an empty float column cost 8 bytes "
+        "a record, eleven of the thirteen are empty in a plain run.",
+        "- Issue 25's goals (100M records in under 120 s under 3 GB; 30M within 1.5x the memory of "
+        "3M) need the analysis itself to stop holding every record: the engines measured in "
+        '"Analysis engines on 10M records" below are the way there.',
         f"- Machine: {machine_facts()}.",
         f"- Versions: {versions()}.",
         "",
