@@ -54,6 +54,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from counts import count_label, parse_count  # noqa: E402  (imports nothing: the parent stays small)
 
 SECTION = "## Analysis engines on 10M records (issue 25)"
 ROW_GROUP = 262_144
@@ -100,22 +102,6 @@ CHOICE = (
     "the needed columns once into an on-disk table in bounded memory, one way to read old runs; "
     "converting them with `loadbench export DIR --parquet` is the other."
 )
-
-
-def parse_count(text: str) -> int:
-    """``1M``, ``10M``, ``250k``, ``2500000``: as analyzer_scale.py reads them."""
-    text = text.strip().lower().replace("_", "").replace(",", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
-    return int(float(text[:-1] if scale > 1 else text) * scale)
-
-
-def count_label(n: int) -> str:
-    """As analyzer_scale.py names its run directories (``run-10M``)."""
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1_000 and n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return f"{n:,}"
 
 
 # --- the run and its figures (shared by every engine) -----------------------------------------
@@ -759,14 +745,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def machine_facts() -> str:
-    """As analyzer_scale.py states them (not imported: it imports pandas, see `generate`)."""
-    from recording_overhead import cpu_model
+    """As analyzer_scale.py states them (recording_overhead imports only the standard library)."""
+    from recording_overhead import machine_facts as facts
 
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return (
-        f"{cpu_model()}, {os.cpu_count()} logical cores (shared, noisy), {mem:.1f} GiB RAM; "
-        f"{platform.system()} {platform.release()}"
-    )
+    return facts()
 
 
 def git_head() -> str:

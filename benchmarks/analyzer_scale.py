@@ -39,7 +39,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
-from recording_overhead import cpu_model, write_docs  # noqa: E402  (the shared docs helpers)
+from counts import count_label, parse_count  # noqa: E402
+from recording_overhead import cpu_model, machine_facts, write_docs  # noqa: E402  (the shared docs helpers)
 
 from loadbench.record.records import COLUMNS, EMPTY_TAIL, RequestRecord, format_record  # noqa: E402
 
@@ -65,20 +66,6 @@ FAILURES = (
     (0, "TimeoutError: timed out", 0.002, 30_000.0),
     (0, "ConnectionResetError: [Errno 104] Connection reset by peer", 0.001, None),
 )
-
-
-def parse_count(text: str) -> int:
-    text = text.strip().lower().replace("_", "").replace(",", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
-    return int(float(text[:-1] if scale > 1 else text) * scale)
-
-
-def count_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1_000 and n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return f"{n:,}"
 
 
 # --- the synthetic run directory -------------------------------------------------------------
@@ -342,14 +329,6 @@ def measure_run(run_dir: Path) -> dict[str, float]:
 
 
 # --- docs ------------------------------------------------------------------------------------
-
-
-def machine_facts() -> str:
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return (
-        f"{cpu_model()}, {os.cpu_count()} logical cores (shared, noisy), {mem:.1f} GiB RAM; "
-        f"{platform.system()} {platform.release()}"
-    )
 
 
 def versions() -> str:

@@ -68,6 +68,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from recording_overhead import cpu_model  # noqa: E402  (the shared machine facts)
+
 GOAL_RPS = 100_000
 FAILURE_EVERY = 100  # one record in 100 a failure: the recorder's general path
 LLM_TOKENS = 64  # --llm: tokens an answer (63 inter-token gaps in its line)
@@ -231,16 +234,6 @@ def run_master(args: argparse.Namespace) -> None:
 
 
 # --- the driver ----------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def free_port() -> int:

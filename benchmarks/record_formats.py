@@ -29,7 +29,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
-from analyzer_scale import count_label, measure, parse_count  # noqa: E402
+from analyzer_scale import measure  # noqa: E402
+from counts import count_label, parse_count  # noqa: E402
 from recording_overhead import cpu_model, write_docs  # noqa: E402
 
 SECTION = "## Record files: CSV and Parquet (`benchmarks/record_formats.py`)"

@@ -413,6 +413,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_facts() -> str:
+    """The CPU, its logical cores, the memory and the kernel, for a benchmark's docs section."""
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return (
+        f"{cpu_model()}, {os.cpu_count()} logical cores (shared, noisy), {mem:.1f} GiB RAM; "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
 def version_of(command: list[str], pattern: str) -> str:
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=30)

@@ -44,7 +44,7 @@ from loadbench.record.records import (
     read_requests,
     read_requests_checked,
 )
-from loadbench.record.salvage import DAMAGE_ATTR, RecordDamage, ends_inside_a_line
+from loadbench.record.salvage import DAMAGE_ATTR, Prefix, RecordDamage, ends_inside_a_line
 
 PARQUET = rundir.REQUESTS_PARQUET
 CSV = rundir.REQUESTS
@@ -217,7 +217,7 @@ def _last_start(batches: list[Any]) -> float | None:
     return float(column[-1].as_py()) if len(column) else None
 
 
-def _csv_batches(f: IO[bytes], end: int, schema: Any) -> Iterator[Any]:
+def _csv_batches(f: io.BufferedReader, end: int, schema: Any) -> Iterator[Any]:
     """Record batches of the file's whole lines (its first ``end + 1`` bytes), header first."""
     import pyarrow.csv as pcsv
 
@@ -230,7 +230,7 @@ def _csv_batches(f: IO[bytes], end: int, schema: Any) -> Iterator[Any]:
     known = [c for c in header if c in COLUMNS]
     f.seek(0)
     reader = pcsv.open_csv(
-        _Limited(f, end + 1),
+        Prefix(f, end + 1),
         read_options=pcsv.ReadOptions(use_threads=False, block_size=READ_BLOCK_BYTES),
         convert_options=pcsv.ConvertOptions(
             include_columns=known,
@@ -258,23 +258,6 @@ def _complete(batch: Any, schema: Any) -> Any:
         else:
             arrays.append(pa.nulls(batch.num_rows, field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-class _Limited(io.RawIOBase):
-    """The first ``limit`` bytes of a binary file (a partial last line left out)."""
-
-    def __init__(self, f: IO[bytes], limit: int) -> None:
-        self._f = f
-        self._left = limit
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        n = self._f.readinto(view[: min(len(view), self._left)])  # type: ignore[attr-defined]
-        self._left -= n or 0
-        return n or 0
 
 
 def write_csv(source: Path, out: IO[bytes]) -> None:
