@@ -8,7 +8,7 @@ is cut (docs/metrics.md "Live Prometheus endpoint").
 
 The figures are kept here as plain counts and handed to ``prometheus_client`` as metric families
 when a scrape asks (`LiveMetrics.collect`): a histogram's observation is one bisect, not a walk
-over its buckets, which matters with `BOUNDS` holding some 280 of them. The exposition (and its
+over its buckets, which matters with `loadbench.drive.histograms.BOUNDS` holding some 280 of them. The exposition (and its
 escaping of label values) is ``prometheus_client``'s, from a registry of the run's own.
 
 Label values are bounded (the first `MAX_NAMES` request names and `MAX_KINDS` error kinds keep
@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import csv
 import math
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
-from prometheus_client.utils import floatToGoString
 
 from loadbench.analyze.stats import error_kind
+from loadbench.drive.histograms import Histogram
 from loadbench.record.records import COLUMNS, MAX_LABEL_CHARS, RequestRecord, one_line
 from loadbench.redact import scrub
 
@@ -41,90 +41,19 @@ MAX_KINDS = 30
 # fraction of one by one in the load generator's hot path (benchmarks/metrics_overhead.py).
 FOLD_AT = 4096
 OTHER = "other"
-# 48 bounds a decade: neighbours differ by 10^(1/48) = 4.9 %, and linear interpolation inside a
-# bucket (histogram_quantile) is never further off than that from a value in it.
-PER_DECADE = 48
-LOWEST_S, HIGHEST_S = 1e-4, 60.0
-
-
-def log_bounds(
-    lowest: float = LOWEST_S, highest: float = HIGHEST_S, per_decade: int = PER_DECADE
-) -> list[float]:
-    """Log-spaced bucket bounds from ``lowest`` up to the first one at or above ``highest``,
-    at 5 significant digits (readable ``le`` labels; the ratio moves by under 0.01 %)."""
-    bounds: list[float] = []
-    k = round(math.log10(lowest) * per_decade)
-    while not bounds or bounds[-1] < highest:
-        bounds.append(float(f"{10 ** (k / per_decade):.5g}"))
-        k += 1
-    return bounds
-
-
-BOUNDS = log_bounds()
-_LE = [floatToGoString(b) for b in BOUNDS] + ["+Inf"]
-_BOUNDS_ARRAY = np.array(BOUNDS)
 _COL = {name: i for i, name in enumerate(COLUMNS)}
 
 
-def histogram_quantile(q: float, bounds: Sequence[float], cumulative: Sequence[float]) -> float:
-    """Prometheus's ``histogram_quantile``: the rank's bucket, then linear interpolation in it
-    (from 0 for the first bucket; the highest finite bound for a rank in ``+Inf``).
-    ``cumulative`` has one count more than ``bounds``: the ``+Inf`` bucket's."""
-    total = cumulative[-1]
-    if total <= 0:
-        return math.nan
-    rank = q * total
-    i = bisect_left(list(cumulative), rank)
-    if i >= len(bounds):
-        return bounds[-1]
-    lower = bounds[i - 1] if i > 0 else 0.0
-    below = cumulative[i - 1] if i > 0 else 0.0
-    inside = cumulative[i] - below
-    return lower + (bounds[i] - lower) * ((rank - below) / inside if inside else 0.0)
+class _Gaps:
+    """A name's gaps between tokens not yet counted: ``itl_ms`` fields as the lines hold them
+    (`LiveMetrics.feed`) and numbers already rounded as a line writes them (`LiveMetrics.count`)."""
 
-
-class Histogram:
-    """Counts per bucket of `BOUNDS` (the last one is ``+Inf``) and the sum.
-
-    Every value observed is a whole number of microseconds (a latency the line writes at 3
-    decimals of a millisecond, a time at 6 of a second), so the sum is kept as an integer
-    count of them: exact, whatever order and batches the values come in.
-    """
-
-    __slots__ = ("counts", "total_us")
+    __slots__ = ("count", "texts", "values")
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(BOUNDS) + 1)
-        self.total_us = 0
-
-    @property
-    def total(self) -> float:
-        return self.total_us / 1e6
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(BOUNDS, seconds)] += 1  # le: the first bound >= the value
-        self.total_us += round(seconds * 1e6)
-
-    def observe_ms(self, rounded_ms: list[float]) -> None:
-        """Many finite latencies at once, each already rounded to 3 decimals as the line writes it."""
-        if len(rounded_ms) < 16:  # numpy's set-up costs more than a few bisects
-            for value in rounded_ms:
-                self.observe(value / 1000.0)
-            return
-        ms = np.array(rounded_ms)
-        binned = np.bincount(
-            np.searchsorted(_BOUNDS_ARRAY, ms / 1000.0, side="left"), minlength=len(self.counts)
-        )
-        for i in np.flatnonzero(binned).tolist():
-            self.counts[i] += int(binned[i])
-        self.total_us += int(np.rint(ms * 1000.0).astype(np.int64).sum())
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        running, out = 0, []
-        for le, count in zip(_LE, self.counts, strict=True):
-            running += count
-            out.append((le, float(running)))
-        return out
+        self.texts: list[str] = []
+        self.values: list[float] = []
+        self.count = 0
 
 
 class _OkSlot:
@@ -186,6 +115,19 @@ def _count_of(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def _gaps_ms(text: str) -> npt.NDArray[np.float64]:
+    """The finite numbers of an ``itl_ms`` field (space-separated), parsed at once; a field with a
+    word that is no number, each on its own (`_number`), as a line's reader would."""
+    if not text:
+        return np.empty(0)
+    words = text.split()
+    try:
+        values = np.array(words, dtype=np.float64)
+    except ValueError:
+        values = np.array([g for g in map(_number, words) if g is not None], dtype=np.float64)
+    return values[np.isfinite(values)]
+
+
 def _number(text: str) -> float | None:
     if not text:  # the usual empty field: no exception to raise and catch
         return None
@@ -220,6 +162,7 @@ class LiveMetrics(Collector):
         self.predictions = {"true": 0, "false": 0}
         self.schedule_lag = Histogram()
         # count_ok's (name, status) -> its label, status text and the latencies not yet counted.
+        self._gaps: dict[str, _Gaps] = {}  # a name's gaps between tokens not yet counted
         self._ok: dict[tuple[str, int], _OkSlot] = {}
 
     def registry(self) -> CollectorRegistry:
@@ -288,10 +231,20 @@ class LiveMetrics(Collector):
             self._fold(slot)
 
     def fold(self) -> None:
-        """Count every latency `count_ok` keeps waiting."""
+        """Count every latency `count_ok` keeps waiting, and every gap between tokens."""
         for slot in self._ok.values():
             if slot.pending:
                 self._fold(slot)
+        for name, waiting in self._gaps.items():
+            if waiting.count:
+                self._fold_gaps(name, waiting)
+
+    def _fold_gaps(self, name: str, waiting: _Gaps) -> None:
+        parsed = _gaps_ms(" ".join(waiting.texts))
+        if waiting.values:
+            parsed = np.concatenate((parsed, np.asarray(waiting.values, dtype=np.float64)))
+        waiting.texts, waiting.values, waiting.count = [], [], 0
+        self.itl.setdefault(name, Histogram()).observe_ms(parsed)
 
     def _fold(self, slot: _OkSlot) -> None:
         rounded = [v for v in (round(x, 3) for x in slot.pending) if math.isfinite(v)]  # as the line
@@ -331,7 +284,7 @@ class LiveMetrics(Collector):
         if len(row) > _COL["predicted"]:
             ok = row[_COL["ok"]] == "1"
             ttft = _number(row[_COL["ttft_ms"]]) if row[_COL["ttft_ms"]] else None
-            gaps = [g for g in map(_number, row[_COL["itl_ms"]].split()) if g is not None]
+            gaps = row[_COL["itl_ms"]]  # parsed when counted, with the other records' (`fold`)
             tokens_in, tokens_out = (
                 int(row[_COL[column]]) if row[_COL[column]].isdigit() else None
                 for column in ("input_tokens", "output_tokens")
@@ -367,7 +320,7 @@ class LiveMetrics(Collector):
         name: str,
         ok: bool,
         ttft_ms: float | None,
-        gaps_ms: list[float],
+        gaps_ms: str | list[float],
         tokens_in: int | None,
         tokens_out: int | None,
         expected: str,
@@ -376,9 +329,16 @@ class LiveMetrics(Collector):
         if ttft_ms is not None:
             self.ttft.setdefault(name, Histogram()).observe(ttft_ms / 1000.0)
         if gaps_ms:
-            hist = self.itl.setdefault(name, Histogram())
-            for gap in gaps_ms:
-                hist.observe(gap / 1000.0)
+            # Tens to hundreds of gaps a record: they wait, and are parsed and counted in bulk.
+            waiting = self._gaps.get(name) or self._gaps.setdefault(name, _Gaps())
+            if isinstance(gaps_ms, str):
+                waiting.texts.append(gaps_ms)
+                waiting.count += gaps_ms.count(" ") + 1
+            else:
+                waiting.values.extend(gaps_ms)
+                waiting.count += len(gaps_ms)
+            if waiting.count >= FOLD_AT:
+                self._fold_gaps(name, waiting)
         if tokens_in is not None:
             self.tokens[(name, "input")] = self.tokens.get((name, "input"), 0) + tokens_in
         if tokens_out is not None:

@@ -10,18 +10,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadbench.drive.livemetrics import (
-    BOUNDS,
-    HIGHEST_S,
-    LOWEST_S,
-    MAX_NAMES,
-    OTHER,
-    Gauges,
-    Histogram,
-    LiveMetrics,
-    RunInfo,
-    histogram_quantile,
-)
+from loadbench.drive.histograms import BOUNDS, HIGHEST_S, LOWEST_S, Histogram, histogram_quantile
+from loadbench.drive.livemetrics import MAX_NAMES, OTHER, Gauges, LiveMetrics, RunInfo
 from loadbench.record.records import RequestRecord, format_record
 
 
@@ -253,3 +243,31 @@ def test_lines_with_and_without_the_servers_time_count_the_same() -> None:
     assert samples(with_it) == samples(without)
     assert sum(with_it.requests.values()) == 3
     assert ("loadbench_ttft_seconds_count", {"name": "chat", "scenario": "s"}, 1.0) in samples(with_it)
+
+
+def test_gaps_between_tokens_counted_in_bulk_are_counted_as_one_by_one() -> None:
+    # A stream's gaps wait and are parsed and counted together (beyond FOLD_AT of them, and at a
+    # scrape): the histogram must be the one that counting each gap on its own gives.
+    rng = np.random.default_rng(3)
+    records = [
+        RequestRecord(
+            1_800_000_000 + i, 50.0, "chat", "POST", 200, 10, True,
+            extras={"itl_ms": [float(g) for g in rng.gamma(2, 4, size=70)] + ([math.inf] if i % 7 else [])},
+        )
+        for i in range(100)
+    ]  # fmt: skip
+    one_by_one = Histogram()
+    for record in records:
+        assert record.extras is not None
+        for gap in record.extras["itl_ms"]:
+            if math.isfinite(gap):
+                one_by_one.observe(round(gap, 3) / 1000.0)
+    by_line, by_record = LiveMetrics(RunInfo()), LiveMetrics(RunInfo())
+    by_line.feed("".join(format_record(r) for r in records))
+    for record in records:
+        by_record.count(record)
+    for metrics in (by_line, by_record):
+        metrics.fold()
+        assert metrics.itl["chat"].counts == one_by_one.counts
+        assert metrics.itl["chat"].total_us == one_by_one.total_us
+    assert sum(one_by_one.counts) == 7000

@@ -14,7 +14,7 @@ import pytest
 from helpers import run_cli, start_cli
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadbench.drive.livemetrics import histogram_quantile
+from loadbench.drive.histograms import histogram_quantile
 
 pytestmark = pytest.mark.e2e
 
