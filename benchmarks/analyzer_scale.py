@@ -325,6 +325,7 @@ def measure_run(run_dir: Path) -> dict[str, float]:
         "report_rss": r_rss,
         "total_s": t_s,
         "total_rss": t_rss,
+        "report_bytes": (run_dir / "report.html").stat().st_size,
     }
 
 
@@ -396,6 +397,14 @@ def render_section(rows: list[dict[str, Any]], command: str) -> str:
         )
     lines += [
         "",
+        "- `report.html` stays the same size whatever the run's length (plots are images, tables "
+        "aggregate): "
+        + ", ".join(
+            f"{count_label(int(r['records']))} {r['format']} {r['report_bytes'] / 1e6:.2f} MB"
+            for r in rows
+            if "report_bytes" in r
+        )
+        + ".",
         f"- How cost grows: linearly in the records. "
         f"{' '.join(growth_text([r for r in rows if r['format'] == f]) for f in ('csv', 'parquet'))} "
         "Every percentile is still "
