@@ -307,6 +307,14 @@ def parquet_copy(run_dir: Path) -> Path:
     return target
 
 
+def same_summary(csv_dir: Path, parquet_dir: Path) -> bool:
+    """Whether the two analyses wrote the same ``summary.json`` and ``timeseries.csv`` (the Parquet
+    copy's meta.json is the CSV run's: every figure, the run's name too, must be equal)."""
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (csv_dir, parquet_dir))
+    series = [(d / "timeseries.csv").read_bytes() for d in (csv_dir, parquet_dir)]
+    return a == b and series[0] == series[1]
+
+
 def measure_run(run_dir: Path) -> dict[str, float]:
     py = sys.executable
     for name in ("summary.json", "timeseries.csv", "report.html", "summary.md"):
@@ -397,6 +405,14 @@ def render_section(rows: list[dict[str, Any]], command: str) -> str:
         )
     lines += [
         "",
+        "- Truth: `summary.json` and `timeseries.csv` from the Parquet records equal those from the CSV "
+        "records, every figure: "
+        + ", ".join(
+            f"{count_label(int(r['records']))} {'yes' if r['same_summary'] else 'NO'}"
+            for r in rows
+            if "same_summary" in r
+        )
+        + ".",
         "- `report.html` stays the same size whatever the run's length (plots are images, tables "
         "aggregate): "
         + ", ".join(
@@ -492,6 +508,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"loadbench report {row['total_s']:.1f} s {row['total_rss'] / 1e9:.2f} GB",
                     flush=True,
                 )
+            if formats == ["csv", "parquet"]:
+                same = same_summary(run_dir, parquet_copy(run_dir))
+                rows[-1]["same_summary"] = same
+                print(f"{count_label(n)}: summary.json from csv and parquet equal: {same}", flush=True)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
