@@ -22,6 +22,7 @@ from loadbench.cli.options import (
     add_where,
     duration,
 )
+from loadbench.cli.serveroptions import RECORDS_OPTION
 from loadbench.demo.args import add_demo_cache_option
 
 UI_EPILOG = (
@@ -84,7 +85,7 @@ def add_ui_parser(commands: Any) -> None:
     )
     ui.set_defaults(handler=cmd_ui, passes_extra=True)
     add_where(ui, "base URL of the endpoint")
-    add_options(ui, UI_OPTIONS)
+    add_options(ui, (*UI_OPTIONS, RECORDS_OPTION))
     add_options(ui.add_argument_group("responses (as for `loadbench run`)"), RESPONSE_OPTIONS)
     add_options(
         ui.add_argument_group("several targets and retries (as for `loadbench run`)"), ROUTING_OPTIONS

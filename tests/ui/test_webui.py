@@ -217,7 +217,8 @@ def ui_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     first with the start form's host field empty, the next with the form's default."""
     tmp = tmp_path_factory.mktemp("ui")
     reports = tmp / "reports"
-    with demo_process(PACE_MS) as demo, loadbench_ui(demo, reports, *SECRET_OPTIONS) as ui:
+    records = ("--records", "parquet")  # each run's records end in requests.parquet
+    with demo_process(PACE_MS) as demo, loadbench_ui(demo, reports, *SECRET_OPTIONS, *records) as ui:
         session = Session(demo, reports, http(f"{ui}/")[:2], [])
         session.cycles = [swarm_and_stop(ui, **form) for form in ({"host": ""}, {})]
         session.listed = [r["id"] for r in status(ui)["runs"]]
@@ -256,6 +257,8 @@ def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(ui_session
         assert p50["exact_ms"] > 0 and p50["locust_ms"] is not None
         assert any(r["metric"] == "host CPU" for r in live["resources"])
         dirs.append(check_complete_run(cycle.run))
+        # --records parquet: each stop converted the run's records, and its report read them there.
+        assert (dirs[-1] / "requests.parquet").exists() and not (dirs[-1] / "requests.csv").exists()
         # The report is served from the UI, script-free by its Content-Security-Policy.
         code, body, headers = cycle.report
         assert code == 200 and 'src="data:image/png;base64,' in body
