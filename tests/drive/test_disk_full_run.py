@@ -23,12 +23,12 @@ def _limit_file_size() -> None:
 def test_a_run_whose_records_cannot_be_written_stops_early_and_keeps_what_was_written(tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "loadbench", "run", "--demo", "-u", "4", "-d", "60s", "--warmup", "0s",
+        sys.executable, "-m", "loadbench", "run", "--demo", "-u", "4", "-d", "300s", "--warmup", "0s",
         "--no-sampler", "--quiet", "--out", str(out),
     ]  # fmt: skip
     # Python ignores SIGXFSZ, so a write past the limit is an OSError (File too large).
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=180, cwd=REPO, preexec_fn=_limit_file_size
+        command, capture_output=True, text=True, timeout=420, cwd=REPO, preexec_fn=_limit_file_size
     )
     assert result.returncode == 3, result.stderr
     assert "stopping early: cannot write requests.csv: File too large" in result.stderr
@@ -36,7 +36,7 @@ def test_a_run_whose_records_cannot_be_written_stops_early_and_keeps_what_was_wr
     meta = json.loads((out / rundir.META).read_text())
     assert meta["status"] == rundir.STATUS_FAILED and "cannot write requests.csv" in meta["failure"]
     assert "later records were not written" in meta["failure"]  # those in flight when it failed
-    assert meta["ended_unix_s"] - meta["started_unix_s"] < 60  # stopped, not run to its end
+    assert meta["ended_unix_s"] - meta["started_unix_s"] < 300  # stopped, not run to its end
     kept = read_requests(out / "requests.csv")
     assert len(kept) > 0
     summary = json.loads((out / rundir.SUMMARY).read_text())
