@@ -8,6 +8,7 @@ migration of docs/run-format.md. Both stream: memory does not grow with the reco
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,12 @@ def cmd_export(call: Call) -> int:
     if out is not None and out.resolve() == source.resolve():
         raise UsageError(f"--out {out} is the run's own record file")
     if out is None:
-        write_csv(source, sys.stdout.buffer)
-        sys.stdout.flush()
+        try:
+            write_csv(source, sys.stdout.buffer)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader stopped (`| head`): as Unix tools do, end quietly; nothing more to flush.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     else:
         with open(out, "wb") as f:
             write_csv(source, f)

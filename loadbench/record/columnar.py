@@ -288,6 +288,8 @@ def write_csv(source: Path, out: IO[bytes]) -> None:
         raise RunDirError(f"{source} is missing") from None
     except pa.ArrowException as exc:
         raise RunDirError(f"{source} cannot be read: {str(exc).splitlines()[0][:200]}") from None
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the caller ends quietly
     except OSError as exc:
         raise RunDirError(f"cannot write the CSV: {exc.strerror or exc}") from None
 

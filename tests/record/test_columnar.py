@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli
 
 from loadbench.analyze.analyzer import analyze_run
 from loadbench.errors import RunDirError
@@ -212,3 +214,23 @@ def test_export_refuses_bad_input_in_one_line(tmp_path: Path, args: list[str], m
     result = run_cli("export", str(target), *args)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_export_to_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    # `loadbench export DIR --csv | head`: the pipe closes mid-write; like Unix tools, no error.
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "run-small", run)
+    write_requests(
+        run / "requests.csv",
+        [RequestRecord(1700000000.0 + i, 5.0, "/a", "POST", 200, 5, True) for i in range(20_000)],
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loadbench", "export", str(run), "--csv"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"start_unix_s,")
+    process.stdout.close()  # the reader is gone, far before the 1.5 MB of records are written
+    assert process.wait(timeout=60) == 0
+    with process.stderr:
+        assert process.stderr.read() == b""
