@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from loadbench.cli.options import Call
 from loadbench.errors import UsageError
 from loadbench.record import rundir
 from loadbench.record.columnar import PARQUET, convert_csv, records_path, write_csv
+
+# A run whose meta.json says running and whose CSV changed this recently is taken for a live one
+# (the recorder flushes every 0.5 s); older, it was killed, and its records can be converted.
+LIVE_S = 10.0
 
 
 def add_export_parser(commands: Any) -> None:
@@ -55,6 +60,13 @@ def cmd_export(call: Call) -> int:
         if source.name == PARQUET:
             print(f"{run_dir}: the records are in {PARQUET} already", file=sys.stderr)
             return 0
+        age_s = time.time() - source.stat().st_mtime
+        if meta.get("status") == rundir.STATUS_RUNNING and age_s < LIVE_S:
+            # A run going on appends to the CSV: converting and deleting it would lose what comes next.
+            raise UsageError(
+                f"{run_dir} is still being written ({source.name} changed {age_s:.0f} s ago, meta.json "
+                "says running): convert it once the run has ended"
+            )
         records = convert_csv(source, run_dir / PARQUET)
         meta["format"] = rundir.FORMAT_VERSION
         rundir.write_json(run_dir / rundir.META, meta)

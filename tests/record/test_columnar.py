@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -197,6 +198,20 @@ def test_export_converts_a_run_in_place_and_writes_csv_back(tmp_path: Path) -> N
     pd.testing.assert_frame_equal(read_requests(out), before)
     to_stdout = run_cli("export", str(run), "--csv")
     assert to_stdout.stdout.encode() == out.read_bytes()
+
+
+def test_export_does_not_convert_a_run_that_is_still_being_written(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "run-small", run)
+    meta = json.loads((run / rundir.META).read_text())
+    rundir.write_json(run / rundir.META, {**meta, "status": rundir.STATUS_RUNNING, "ended_unix_s": None})
+    (run / "requests.csv").touch()  # the recorder's last flush, just now
+    live = run_cli("export", str(run), "--parquet")
+    assert live.returncode == 2 and "still being written" in live.stderr
+    assert (run / "requests.csv").exists() and not (run / columnar.PARQUET).exists()
+    old = (run / "requests.csv").stat().st_mtime - 3600
+    os.utime(run / "requests.csv", (old, old))  # killed an hour ago: its records convert
+    assert run_cli("export", str(run), "--parquet").returncode == 0
 
 
 @pytest.mark.parametrize(
