@@ -381,4 +381,7 @@ def comparability_warnings(base: RunData, candidate: RunData) -> list[str]:
                 f"the {role} run's load generator was saturated: its latency and throughput may be "
                 "limited by the generator, not the server"
             )
+    for role, run in (("base", base), ("candidate", candidate)):
+        if run.damage is not None and run.damage.warns:  # a killed run's cut-off last line is normal
+            out.append(f"the {role} run's records are damaged: {run.damage.notice()}")
     return out

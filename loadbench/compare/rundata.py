@@ -19,6 +19,7 @@ from loadbench.errors import RunDirError
 from loadbench.record import rundir
 from loadbench.record.columnar import read_run_requests
 from loadbench.record.records import from_due_time
+from loadbench.record.salvage import RecordDamage, damage_of
 from loadbench.record.series import read_samples
 
 FloatArray = npt.NDArray[np.float64]
@@ -48,6 +49,8 @@ class RunData:
     tokens_per_second: FloatArray | None = None
     # Per measured request: its ``expected`` and ``predicted`` (quality, `loadbench variants`).
     labels: pd.DataFrame | None = None
+    # What the record file lost (damaged lines, a cut-off last record), None when nothing.
+    damage: RecordDamage | None = None
 
 
 def load_run(path: Path) -> RunData:
@@ -57,7 +60,9 @@ def load_run(path: Path) -> RunData:
         raise RunDirError(f"{path} has no {rundir.SUMMARY}: run `loadbench report {path}` first")
     summary = rundir.read_json(path / rundir.SUMMARY)
     # With --retries, the user-visible requests, as the analyzer's figures are.
-    raw = split_attempts(read_run_requests(path)).requests
+    records = read_run_requests(path)
+    damage = damage_of(records)
+    raw = split_attempts(records).requests
     service_all = raw["latency_ms"].to_numpy(dtype=np.float64)
     requests = from_due_time(raw)  # the analyzer's latency and timeline
     window_start = window_start_unix_s(meta)
@@ -74,7 +79,9 @@ def load_run(path: Path) -> RunData:
         raise RunDirError(f"cannot read {timeseries_path}: {' '.join(str(exc).split())[:160]}") from None
     samples = read_samples(path / rundir.SAMPLES)
     labels = requests.loc[measured, ["expected", "predicted"]]
-    return RunData(path, meta, summary, latency[ok], ok, second, timeseries, samples, series, tokens, labels)
+    return RunData(
+        path, meta, summary, latency[ok], ok, second, timeseries, samples, series, tokens, labels, damage
+    )
 
 
 def _series(

@@ -93,3 +93,19 @@ def test_the_terminal_verdict_is_plain_text(tmp_path: Path) -> None:
     # compare.md keeps its Markdown: bold, and the rule escaped for HTML in Markdown.
     assert verdict_line(result).startswith("**loadbench compare: ❌ worse**")
     assert verdict_line(result).endswith("p50&gt;+10%")
+
+
+def test_a_run_whose_records_are_damaged_is_said_among_the_warnings(tmp_path: Path) -> None:
+    base = run(tmp_path, "base")
+    damaged = make_run(tmp_path / "damaged", synthetic_records(4))
+    lines = (damaged / rundir.REQUESTS).read_text().splitlines(keepends=True)
+    lines.insert(len(lines) // 2, "\0" * 40 + "\n")  # what a crash on a full disk leaves
+    (damaged / rundir.REQUESTS).write_text("".join(lines))
+    warnings = compare_runs(base, load_run(damaged), [])["warnings"]
+    said = [w for w in warnings if "records are damaged" in w]
+    assert len(said) == 1 and said[0].startswith(
+        "the candidate run's records are damaged: requests.csv is damaged"
+    )
+    assert not [
+        w for w in compare_runs(base, run(tmp_path, "clean", seed=4), [])["warnings"] if "damaged" in w
+    ]
