@@ -44,7 +44,7 @@ from loadbench.record.records import (
     read_requests,
     read_requests_checked,
 )
-from loadbench.record.salvage import DAMAGE_ATTR, Prefix, RecordDamage, ends_inside_a_line
+from loadbench.record.salvage import DAMAGE_ATTR, Prefix, RecordDamage, ends_inside_a_line, refused_rows
 
 PARQUET = rundir.REQUESTS_PARQUET
 CSV = rundir.REQUESTS
@@ -165,6 +165,8 @@ def _convert_stream(source: Path, partial: Path, row_group_rows: int) -> int:
         for batch in _csv_batches(f, end, schema):
             if _refuses(batch):
                 raise _Refused
+            if batch.num_rows:  # where a cut-off last record would have been: after this one
+                last_start = float(batch.column("start_unix_s")[-1].as_py())
             pending.append(batch)
             rows += batch.num_rows
             if rows >= row_group_rows:
@@ -173,8 +175,6 @@ def _convert_stream(source: Path, partial: Path, row_group_rows: int) -> int:
         if pending:
             writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=row_group_rows)
             written += rows
-        if written:
-            last_start = _last_start(pending or [batch])
         if cut_off:
             damage = RecordDamage(0, True, None, None, last_start, None, written)
             writer.add_key_value_metadata({DAMAGE_KEY: json.dumps(asdict(damage))})
@@ -198,8 +198,8 @@ def _convert_salvaged(source: Path, partial: Path, row_group_rows: int) -> int:
 
 
 def _refuses(batch: Any) -> bool:
-    """Whether ``batch`` holds a record `read_requests` refuses: no finite start or latency, or an
-    infinite figure in another float column."""
+    """Whether ``batch`` holds a record `read_requests` refuses: `salvage.refused_rows`'s rule on an
+    Arrow batch (no finite start or latency, or an infinite figure in another float column)."""
     import pyarrow.compute as pc
 
     for name in FLOAT_COLUMNS:
@@ -210,11 +210,6 @@ def _refuses(batch: Any) -> bool:
         elif pc.any(pc.is_inf(column)).as_py():
             return True
     return False
-
-
-def _last_start(batches: list[Any]) -> float | None:
-    column = batches[-1].column(batches[-1].schema.get_field_index("start_unix_s"))
-    return float(column[-1].as_py()) if len(column) else None
 
 
 def _csv_batches(f: io.BufferedReader, end: int, schema: Any) -> Iterator[Any]:
@@ -276,9 +271,10 @@ def write_csv(source: Path, out: IO[bytes]) -> None:
         parquet = pq.ParquetFile(source)
         names = [c for c in COLUMNS if c in parquet.schema_arrow.names]
         options = pcsv.WriteOptions(include_header=False, quoting_style="needed")
+        schema = arrow_schema()
         out.write((",".join(COLUMNS) + "\n").encode())
         for batch in parquet.iter_batches(batch_size=1 << 16, columns=names):
-            complete = _complete(batch, arrow_schema())
+            complete = _complete(batch, schema)
             plain = [
                 column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
                 for column in complete.columns
@@ -312,9 +308,10 @@ def read_parquet_requests(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     try:
-        metadata = pq.ParquetFile(path).metadata
+        parquet = pq.ParquetFile(path)
+        metadata = parquet.metadata
         empty = _null_columns(metadata)
-        table = pq.read_table(path, columns=[c for c in pq.read_schema(path).names if c not in empty])
+        table = parquet.read(columns=[c for c in parquet.schema_arrow.names if c not in empty])
     except FileNotFoundError:
         raise RunDirError(f"{path} is missing") from None
     except (pa.ArrowException, OSError) as exc:
@@ -341,7 +338,12 @@ def read_parquet_requests(path: Path) -> pd.DataFrame:
         else:
             frame[column] = frame[column].astype(dtype)
     frame = frame[list(COLUMNS)]
-    _check_finite(path, frame)
+    refused = refused_rows(frame)  # the CSV reader's rule (sparse columns hold no value to refuse)
+    if refused.any():
+        raise RunDirError(
+            f"{path} record {int(np.flatnonzero(refused)[0]) + 1}: no finite start time or latency, "
+            "or an infinite figure"
+        )
     if damage is not None:
         frame.attrs[DAMAGE_ATTR] = damage
     return frame
@@ -367,19 +369,6 @@ def _null_columns(metadata: Any) -> set[str]:
             if stats is None or stats.null_count != row_group.num_rows:
                 empty.discard(chunk.path_in_schema)
     return empty
-
-
-def _check_finite(path: Path, frame: pd.DataFrame) -> None:
-    """`read_requests`'s refusals: a record without a finite start or latency, an infinite figure."""
-    for column in FLOAT_COLUMNS:
-        if isinstance(frame[column].dtype, pd.SparseDtype):
-            continue  # no value at all
-        values = frame[column].to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values) if column in ("start_unix_s", "latency_ms") else np.isinf(values)
-        if bad.any():
-            raise RunDirError(
-                f"{path} record {int(np.flatnonzero(bad)[0]) + 1}: a missing or infinite {column}"
-            )
 
 
 def records_path(run_dir: Path) -> Path:

@@ -170,7 +170,7 @@ class Route:
         return f",{csv_field(self.target)},{self.attempt or ''},{csv_field(self.request_id)}"
 
 
-_FLOAT_COLUMNS = (
+FLOAT_COLUMNS = (
     "start_unix_s",
     "latency_ms",
     "intended_unix_s",
@@ -190,8 +190,10 @@ MAX_LABEL_CHARS = 100
 # this (and a float's spacing) before the value it was written from. The analyzer's window takes
 # a request that close before its start as in it.
 TIME_RESOLUTION_S = 1e-6
-_DTYPES = {
-    **dict.fromkeys(_FLOAT_COLUMNS, "float64"),
+# The dtype `read_requests` gives each column: the Parquet reader (`loadbench.record.columnar`)
+# gives the same.
+CSV_COLUMN_DTYPES: dict[str, str] = {
+    **dict.fromkeys(FLOAT_COLUMNS, "float64"),
     "status": "int64",
     "response_bytes": "int64",
     "ok": "int8",
@@ -208,10 +210,6 @@ _DTYPES = {
         "category",
     ),
 }
-# The dtype `read_requests` gives each column, and its float columns: what the readers of the
-# other record format (`loadbench.record.columnar`) give too.
-CSV_COLUMN_DTYPES: dict[str, str] = _DTYPES
-FLOAT_COLUMNS = _FLOAT_COLUMNS
 MAX_ERROR_CHARS = 300
 
 
@@ -405,7 +403,7 @@ def read_requests_checked(path: Path) -> tuple[pd.DataFrame, RecordDamage | None
 
 
 def _read_request_file(path: Path, f: io.BufferedReader) -> tuple[pd.DataFrame, RecordDamage | None]:
-    end = _last_newline(f)  # the records end at the last whole line
+    end = last_newline(f)  # the records end at the last whole line
     if end < 0:
         return _empty_frame(), None
     cut_off = ends_inside_a_line(f, end)
@@ -420,7 +418,7 @@ def _read_request_file(path: Path, f: io.BufferedReader) -> tuple[pd.DataFrame, 
     missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]
     if missing:
         raise RunDirError(f"{path} is not a request record file: missing column(s) {', '.join(missing)}")
-    dtypes = {c: _DTYPES[c] for c in COLUMNS if c in header}
+    dtypes = {c: CSV_COLUMN_DTYPES[c] for c in COLUMNS if c in header}
     # A header of known columns only is read whole, so that pandas refuses a line with a field too
     # many (``usecols`` would drop the extra field without a word).
     exact = len(set(header)) == len(header) and set(header) <= set(COLUMNS)
@@ -437,10 +435,10 @@ def _read_request_file(path: Path, f: io.BufferedReader) -> tuple[pd.DataFrame, 
     if frame is None or refused_rows(frame).any():  # damaged: read again, line by line
         required = 1 + max(header.index(c) for c in ("status", "response_bytes", "ok"))
         frame, damage = salvage(whole_file(), dtypes, exact, required, cut_off)
-    return with_columns(_empty_frame() if frame is None else frame, COLUMNS, _DTYPES), damage
+    return with_columns(_empty_frame() if frame is None else frame, COLUMNS, CSV_COLUMN_DTYPES), damage
 
 
-def _last_newline(f: io.BufferedReader, block: int = 1 << 16) -> int:
+def last_newline(f: io.BufferedReader, block: int = 1 << 16) -> int:
     """Offset of the file's last ``\\n``, -1 when it has none; reads backwards from the end."""
     pos = f.seek(0, io.SEEK_END)
     while pos > 0:
@@ -451,11 +449,6 @@ def _last_newline(f: io.BufferedReader, block: int = 1 << 16) -> int:
             return start + at
         pos = start
     return -1
-
-
-def last_newline(f: io.BufferedReader) -> int:
-    """Offset of the file's last ``\\n``, -1 when it has none: where a file's whole lines end."""
-    return _last_newline(f)
 
 
 def from_due_time(requests: pd.DataFrame) -> pd.DataFrame:
@@ -482,7 +475,7 @@ def from_due_time(requests: pd.DataFrame) -> pd.DataFrame:
 
 
 def _empty_frame() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in _DTYPES.items()})[list(COLUMNS)]
+    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in CSV_COLUMN_DTYPES.items()})[list(COLUMNS)]
 
 
 def write_requests(path: Path, records: list[RequestRecord]) -> None:
