@@ -1,6 +1,9 @@
 """Analyzer and report at scale: time and peak memory of ``loadbench report DIR`` by record count.
 
-    python benchmarks/analyzer_scale.py [--records 100k,1M,10M] [--keep DIR] [--write-docs]
+    python benchmarks/analyzer_scale.py [--records 100k,1M,10M] [--formats csv,parquet] [--keep DIR]
+        [--write-docs]
+    python benchmarks/analyzer_scale.py --records 3M,30M,100M --formats parquet --keep /tmp/scale
+        (issue 25's goals; 100M needs about 9 GB of disk for its CSV, 0.7 GB for its Parquet)
 
 For each record count N, writes a synthetic but realistic run directory (``meta.json`` of
 the current format, ``requests.csv`` with lines identical to `loadbench.record.records.format_record`,
@@ -14,8 +17,10 @@ fresh child process (so imports count, as they do for a user):
 - ``loadbench report DIR``: both, as the command runs them (``python -m loadbench report DIR``).
 
 Wall time from the parent; peak memory is the child's own maximum resident set size
-(``os.wait4``'s ``ru_maxrss``). Goal: 10 million records analyzed and reported in under 60 s
-with under 4 GB peak memory.
+(``os.wait4``'s ``ru_maxrss``). Goal (issue 25): 100 million records analyzed and reported in
+under 120 s with under 3 GB peak memory, and 30M within 1.5x the peak memory of 3M. A run in
+Parquet, or in a CSV of over 64 MB, is analyzed through DuckDB (`loadbench.analyze.bounded`);
+with both formats measured the script checks that both give the same ``summary.json``.
 """
 
 from __future__ import annotations
@@ -45,9 +50,12 @@ from recording_overhead import cpu_model, machine_facts, write_docs  # noqa: E40
 from loadbench.record.records import COLUMNS, EMPTY_TAIL, RequestRecord, format_record  # noqa: E402
 
 SECTION = "## Analyzer and report at scale"
-GOAL_S = 60.0
-GOAL_BYTES = 4e9
-GOAL_RECORDS = 10_000_000
+# Issue 25: 100M records analyzed and reported in under 120 s under 3 GB; 30M within 1.5x the
+# peak memory of 3M.
+GOAL_S = 120.0
+GOAL_BYTES = 3e9
+GOAL_RECORDS = 100_000_000
+GROWTH = (3_000_000, 30_000_000, 1.5)
 DURATION_S = 600.0
 WARMUP_S = 10.0
 USERS = 64
@@ -345,7 +353,7 @@ def versions() -> str:
 
     return ", ".join(
         [f"Python {platform.python_version()}"]
-        + [f"{p} {version(p)}" for p in ("numpy", "pandas", "matplotlib", "loadbench")]
+        + [f"{p} {version(p)}" for p in ("numpy", "pandas", "matplotlib", "duckdb", "pyarrow", "loadbench")]
     )
 
 
@@ -370,20 +378,35 @@ def growth_text(rows: list[dict[str, Any]]) -> str:
 
 def render_section(rows: list[dict[str, Any]], command: str) -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    goal_row = next((r for r in rows if r["records"] == GOAL_RECORDS and r["format"] == "csv"), None)
-    if goal_row is None:
-        verdict = f"not measured at {GOAL_RECORDS:,} records"
-    else:
-        met = goal_row["total_s"] < GOAL_S and goal_row["total_rss"] < GOAL_BYTES
-        verdict = (
-            f"{GOAL_RECORDS // 1_000_000} million records in **{goal_row['total_s']:.1f} s** with "
-            f"**{goal_row['total_rss'] / 1e9:.2f} GB** peak memory: **{'meets' if met else 'misses'}** the goal"
+    verdicts = []
+    for form in ("parquet", "csv"):
+        goal_row = next((r for r in rows if r["records"] == GOAL_RECORDS and r["format"] == form), None)
+        if goal_row is not None:
+            met = goal_row["total_s"] < GOAL_S and goal_row["total_rss"] < GOAL_BYTES
+            verdicts.append(
+                f"{GOAL_RECORDS // 1_000_000} million records ({form}) in **{goal_row['total_s']:.1f} s** "
+                f"with **{goal_row['total_rss'] / 1e9:.2f} GB** peak memory: "
+                f"**{'meets' if met else 'misses'}** the goal"
+            )
+        small, large = (
+            next((r for r in rows if r["records"] == n and r["format"] == form), None) for n in GROWTH[:2]
         )
+        if small is not None and large is not None:
+            ratio = large["total_rss"] / small["total_rss"]
+            verdicts.append(
+                f"{count_label(GROWTH[1])} records ({form}) took **{ratio:.2f}x** the peak memory of "
+                f"{count_label(GROWTH[0])}: **{'meets' if ratio <= GROWTH[2] else 'misses'}** the "
+                f"goal of {GROWTH[2]:g}x"
+            )
+    verdict = (
+        "; ".join(verdicts) or f"not measured at {GOAL_RECORDS:,} records nor at {count_label(GROWTH[1])}"
+    )
     lines = [
         SECTION,
         "",
-        "Goal: 10 million request records analyzed and reported (`loadbench report DIR`) in under "
-        "60 s with under 4 GB peak memory.",
+        "Goal (issue 25): 100 million request records analyzed and reported (`loadbench report DIR`) "
+        "in under 120 s with under 3 GB peak memory, and 30 million within 1.5x the peak memory of 3 "
+        "million (it must not grow with the run).",
         "",
         f"Result ({stamp}): {verdict}.",
         "",
@@ -444,9 +467,15 @@ def render_section(rows: list[dict[str, Any]], command: str) -> str:
         "4.7 s / 0.74 GB, 10M records 34.6 s / 6.36 GB (analyze 32.6 s / 6.37 GB): the 4 GB goal had "
         "been missed since sections were added to the analyzer; an empty float column cost 8 bytes "
         "a record, eleven of the thirteen are empty in a plain run.",
-        "- Issue 25's goals (100M records in under 120 s under 3 GB; 30M within 1.5x the memory of "
-        "3M) need the analysis itself to stop holding every record: the engines measured in "
-        '"Analysis engines on 10M records" below are the way there.',
+        "- Since 2026-12-07 a run in Parquet, or in a CSV over 64 MB, is analyzed and reported through "
+        "DuckDB without its records in memory (`loadbench/analyze/store.py`, `bounded.py`; "
+        'docs/architecture.md, "Runs of any length"): DuckDB\'s memory limit is 256 MB up to 32M records '
+        "and 8 bytes a record beyond (763 MB at 100M), so the peak stays flat to 30M and grows little "
+        "after. The same script at c25c685, before (every record in a frame), measured 10M records in "
+        "29.7 s / 3.87 GB from CSV and 21.5 s / 3.03 GB from Parquet; 30M would have needed about "
+        "10 GB and 100M about 30 GB. A CSV is converted into Parquet first (the 100M CSV: about 150 s "
+        "of its 235 s): `loadbench export DIR --parquet` once, or `--records parquet` at the run, "
+        "gives the Parquet times.",
         f"- Machine: {machine_facts()}.",
         f"- Versions: {versions()}.",
         "",

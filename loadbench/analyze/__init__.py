@@ -9,5 +9,7 @@ type), composed of one section per module: `traffic`, `window`, `llm_metrics`, `
 `resources`, `trust`, `slo`, `stages`, `network`, `replicas` (replicas and targets), `retries`;
 `stats` (percentiles, rates, `value_at`), `attempts` (``--retries``' attempts collapsed into the
 requests users saw, `attempts.split_attempts`), `capacity` (sweep arithmetic) and `scaling`
-(efficiency per replica count, the USL fit) beside them.
+(efficiency per replica count, the USL fit) beside them. A run of any length: `store.RecordStore`
+(its records in DuckDB, out of core) and `bounded` (`open_bounded`, `bounded_summary`: the same
+summary from the store), finishing like the in-memory path in `finish`.
 """

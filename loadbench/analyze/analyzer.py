@@ -18,14 +18,27 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import llm_metrics, network, processing, quality, replicas, retries, slo, stats, trust
+from loadbench.analyze import (
+    bounded,
+    finish,
+    llm_metrics,
+    network,
+    processing,
+    quality,
+    replicas,
+    retries,
+    slo,
+    stats,
+    trust,
+)
 from loadbench.analyze.cache import cache_section
 from loadbench.analyze.firsts import cold_start_section, shared_prefix_section
 from loadbench.analyze.llm_metrics import LlmSection
 from loadbench.analyze.quality import QualitySection, RtfSection
-from loadbench.analyze.resources import ResourcesSection, compute_resources
+from loadbench.analyze.resources import ResourcesSection, ok_latency_by_second
 from loadbench.analyze.slo import SloSection
 from loadbench.analyze.stages import StageSection, stage_summaries
+from loadbench.analyze.store import RecordStore
 from loadbench.analyze.traffic import TrafficSections, traffic_sections
 from loadbench.analyze.trust import ScheduleSection, SteadySection, ValiditySection
 from loadbench.analyze.window import (
@@ -42,14 +55,14 @@ from loadbench.errors import RunDirError
 from loadbench.protocols.triton_stats import SERVER_STATS_FILE
 from loadbench.record import rundir
 from loadbench.record.columnar import read_run_requests
-from loadbench.record.salvage import RecordDamage, damage_of
+from loadbench.record.salvage import damage_of
 from loadbench.record.series import read_samples, read_users
 
 SCHEMA_VERSION = 1
 
 
-def _gated_counts(slos: list[slo.Slo], measured: pd.DataFrame, ok: npt.NDArray[np.bool_]) -> dict[str, int]:
-    """Gated percentiles other than latency's, by summary path, with the values each rests on.
+def _gated_values(measured: pd.DataFrame, ok: npt.NDArray[np.bool_]) -> dict[str, int]:
+    """How many values each gated percentile other than latency's rests on (`finish.gated_counts`).
 
     ITL counts a stream once, not per gap: the gaps of one request are far from independent.
     """
@@ -64,12 +77,7 @@ def _gated_counts(slos: list[slo.Slo], measured: pd.DataFrame, ok: npt.NDArray[n
         "tpot_ms": ok & ttft & decoded,
         "e2e_ms": ok & (ttft | np.isfinite(tokens)),
     }
-    out: dict[str, int] = {}
-    for gate in slos:
-        prefix = gate.path.split(".")[0]
-        if not gate.per_request and prefix in values:
-            out[gate.path] = int(values[prefix].sum())
-    return out
+    return {key: int(mask.sum()) for key, mask in values.items()}
 
 
 class CoreSummary(TrafficSections):
@@ -171,15 +179,37 @@ def compute_summary(
         summary["cache"] = cached
         notices.extend(cached["notices"])
     _add_firsts(summary, w)
-    resources = _resources(w, samples, sampler_info, llm)
-    summary["resources"] = resources
-    generator = resources.get("generator")
-    if generator is not None and generator["saturated"]:
-        notices.append(resources["notices"][-1])  # compute_resources puts its saturation notice last
+    _add_resources(summary, w, samples, sampler_info, llm)
     _add_trust_sections(summary, w)
     summary["slo"] = slo.evaluate(slos, summary)
-    summary["validity"] = _validity(summary, w, slos, damage)
+    summary["validity"] = finish.validity_section(
+        cast(dict[str, Any], summary),
+        w.load_model,
+        w.total,
+        slos,
+        _gated_values(w.measured, w.ok_mask),
+        damage,
+    )
     return cast(Summary, stats.clean(summary)), _series(w, users)
+
+
+def _add_resources(
+    summary: Summary,
+    w: Window,
+    samples: pd.DataFrame | None,
+    sampler_info: dict[str, Any] | None,
+    llm: LlmSection,
+) -> None:
+    tokens = llm.get("tokens")
+    resources = finish.resources_section(
+        w,
+        samples,
+        sampler_info,
+        ok_latency_by_second(w.measured, w.start),
+        w.ok,
+        tokens["output_total"] if tokens else None,
+    )
+    finish.add_resources(cast(dict[str, Any], summary), resources)
 
 
 def _add_firsts(summary: Summary, w: Window) -> None:
@@ -236,26 +266,6 @@ def _add_processing(
         summary["latency_breakdown"] = {**summary.get("latency_breakdown", {}), **found}
 
 
-def _resources(
-    w: Window, samples: pd.DataFrame | None, sampler_info: dict[str, Any] | None, llm: LlmSection
-) -> ResourcesSection:
-    sampler_meta = w.meta.get("sampler")
-    info = dict(sampler_info or {})
-    # The driver's notices (how the server process was or was not found) come first.
-    info["notices"] = [*(sampler_meta or {}).get("notices", []), *info.get("notices", [])]
-    tokens = llm.get("tokens")
-    resources = compute_resources(
-        samples if samples is not None else pd.DataFrame(),
-        info if (sampler_info or sampler_meta) else None,
-        w.start,
-        w.ended,
-        w.measured,
-        w.ok,
-        output_tokens=tokens["output_total"] if tokens else None,
-    )
-    return resources
-
-
 def _add_trust_sections(summary: Summary, w: Window) -> None:
     """The open loop's schedule, where latency settled, and the load shape's stages."""
     if w.load_model == "open":
@@ -277,29 +287,6 @@ def _add_trust_sections(summary: Summary, w: Window) -> None:
         )
 
 
-def _validity(
-    summary: Summary, w: Window, slos: list[slo.Slo], damage: RecordDamage | None = None
-) -> ValiditySection:
-    validity = trust.validity(
-        summary,
-        w.load_model,
-        [s.path.split(".")[-1] for s in slos if s.path.startswith("latency_ms.")],
-        _gated_counts(slos, w.measured, w.ok_mask),
-    )
-    if damage is not None and damage.warns:  # records lost inside the run: the figures miss them
-        validity["warnings"] = [*validity.get("warnings", []), damage.notice()]
-    if not validity["valid"]:
-        summary["notices"].extend(f"INVALID: {reason}" for reason in validity["reasons"])
-    summary["notices"].extend(f"WARNING: {warning}" for warning in validity.get("warnings", []))
-    generator = summary["resources"].get("generator")
-    if w.total and (generator is None or generator["cpu_max_percent"] is None):
-        # Not a reason for INVALID (nothing says it was saturated), but VALID then means less.
-        validity["unchecked"] = [
-            "the load generator's CPU (no resource samples: --no-sampler, or the sampler failed)"
-        ]
-    return validity
-
-
 def _series(w: Window, users: pd.DataFrame) -> pd.DataFrame:
     """Whole seconds of the run; the load loop overshoots its duration by a fraction of a
     millisecond, which must not add a near-empty last second to the plots."""
@@ -309,14 +296,22 @@ def _series(w: Window, users: pd.DataFrame) -> pd.DataFrame:
     return series
 
 
-def analyze_run(run_dir: Path, requests: pd.DataFrame | None = None) -> Summary:
+def analyze_run(
+    run_dir: Path, requests: pd.DataFrame | None = None, store: RecordStore | None = None
+) -> Summary:
     """Analyze ``run_dir`` in place: write ``summary.json`` and ``timeseries.csv``; return the summary.
 
-    ``requests``: the directory's ``requests.csv`` as `read_requests` gave it, when the caller
-    reads it once for the analyzer and the report (``loadbench report``).
+    ``requests``: the directory's records as `read_run_requests` gave them, or ``store``: the
+    `RecordStore` `bounded.open_bounded` gave, when the caller opens the records once for the
+    analyzer and the report (``loadbench report``). Without either, the records are read in
+    memory or queried through a store, whichever `bounded.open_bounded` chooses.
     """
     meta = rundir.read_meta(run_dir)
-    if requests is None:
+    if requests is None and store is None:
+        opened = bounded.open_bounded(run_dir, meta)
+        if opened is not None:
+            with opened:
+                return analyze_run(run_dir, store=opened)
         requests = read_run_requests(run_dir)
     users = read_users(run_dir / rundir.USERS)
     samples = read_samples(run_dir / rundir.SAMPLES)
@@ -325,7 +320,12 @@ def analyze_run(run_dir: Path, requests: pd.DataFrame | None = None) -> Summary:
     stats_path = run_dir / SERVER_STATS_FILE
     server_stats = rundir.read_json(stats_path) if stats_path.exists() else None
     try:
-        summary, series = compute_summary(meta, requests, users, samples, sampler_info, server_stats)
+        if store is not None:
+            found, series = bounded.bounded_summary(meta, store, users, samples, sampler_info, server_stats)
+            summary = cast(Summary, found)
+        else:
+            assert requests is not None
+            summary, series = compute_summary(meta, requests, users, samples, sampler_info, server_stats)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise RunDirError(f"{run_dir / rundir.META} has an unusable value: {exc}") from None
     series.to_csv(run_dir / rundir.TIMESERIES, index=False, float_format="%.3f", na_rep="")

@@ -144,7 +144,19 @@ def processing_section(
     finite = service_ms[np.isfinite(service_ms)]
     if finite.size == 0:
         return None
-    mean = float(finite.mean())
+    return counter_section(float(finite.mean()), server_stats, samples, start_unix_s, target)
+
+
+def counter_section(
+    mean_service_ms: float,
+    server_stats: dict[str, Any] | None,
+    samples: pd.DataFrame | None,
+    start_unix_s: float,
+    target: str,
+) -> dict[str, Any] | None:
+    """`processing_section` from the server's counters, for a run whose requests did not each say
+    their processing time: ``mean_service_ms`` is the window's successful requests' mean."""
+    mean = mean_service_ms
     stats = server_stats or {}
     means = stats.get("per_request")
     if isinstance(means, dict):

@@ -136,14 +136,20 @@ def process_summary(frame: pd.DataFrame, prefix: str = "server") -> dict[str, An
     return _group(frame, prefix, ("cpu_percent", "rss_bytes", "threads", "open_fds", "processes"))
 
 
-def correlations(frame: pd.DataFrame, requests: pd.DataFrame, window_start: float) -> dict[str, float]:
-    """Pearson r between per-second mean latency and the per-second mean of each resource."""
+def ok_latency_by_second(requests: pd.DataFrame, window_start: float) -> pd.Series:
+    """Mean latency of the successful ``requests`` per whole second since ``window_start`` (the
+    index: seconds as floats, as ``np.floor`` gives them)."""
     ok = requests["ok"].to_numpy().astype(bool)
-    if not ok.any() or frame.empty:
-        return {}
     # Columns, not a copy of the frame: the records may number millions.
     ok_latency = pd.Series(requests["latency_ms"].to_numpy()[ok])
-    latency = ok_latency.groupby(np.floor(requests["start_unix_s"].to_numpy()[ok] - window_start)).mean()
+    return ok_latency.groupby(np.floor(requests["start_unix_s"].to_numpy()[ok] - window_start)).mean()
+
+
+def correlations(frame: pd.DataFrame, latency: pd.Series, window_start: float) -> dict[str, float]:
+    """Pearson r between per-second mean latency (`ok_latency_by_second`) and the per-second mean
+    of each resource."""
+    if latency.empty or frame.empty:
+        return {}
     seconds = np.floor(frame["unix_s"].to_numpy() - window_start)
     keys = [k for k in CORRELATED if k in frame] + [
         k
@@ -252,11 +258,14 @@ def compute_resources(
     info: dict[str, Any] | None,
     window_start: float,
     window_end: float,
-    requests: pd.DataFrame,
+    latency_by_second: pd.Series,
     ok_requests: int,
     output_tokens: int | None = None,
 ) -> ResourcesSection:
-    """``summary["resources"]``: every resource over the measured window (warmup excluded)."""
+    """``summary["resources"]``: every resource over the measured window (warmup excluded).
+
+    ``latency_by_second``: the window's successful requests' mean latency per second of the
+    window (`ok_latency_by_second`), which resources are correlated with."""
     info = info or {}
     notices: list[str] = list(info.get("notices", []))
     notices += collection_notices(info.get("final") or {})
@@ -291,7 +300,7 @@ def compute_resources(
             for k in sorted(frame.columns)
             if k.startswith("prom.") and frame[k].notna().any()
         },
-        "latency_correlation": correlations(frame, requests, window_start),
+        "latency_correlation": correlations(frame, latency_by_second, window_start),
         "notices": notices,
     }
     return cast(ResourcesSection, stats.clean(section))

@@ -16,6 +16,9 @@ import pandas as pd
 
 from loadbench.protocols.responses import BODY_OVER_LIMIT
 
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
 # Summary key -> percentile (0..100). Keys as named in summary.json.
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 LATENCY_KEYS = (*PERCENTILES, "max", "mean", "min")
@@ -44,17 +47,79 @@ def latency_summary(latency_ms: npt.ArrayLike) -> LatencySummary:
     if values.size == 0:
         return {"p50": None, "p90": None, "p95": None, "p99": None, "p999": None,
                 "max": None, "mean": None, "min": None}  # fmt: skip
-    p50, p90, p95, p99, p999 = (_round(q) for q in np.percentile(values, list(PERCENTILES.values())))
+    points = np.percentile(values, list(PERCENTILES.values()))
+    return _summary(points, values.max(), values.mean(), values.min())
+
+
+def _summary(points: npt.ArrayLike, maximum: float, mean: float, minimum: float) -> LatencySummary:
+    """A `LatencySummary` of the `PERCENTILES` ``points`` and the rest, rounded to the µs."""
+    p50, p90, p95, p99, p999 = (_round(q) for q in np.asarray(points, dtype=np.float64))
     return {
         "p50": p50,
         "p90": p90,
         "p95": p95,
         "p99": p99,
         "p999": p999,
-        "max": _round(values.max()),
-        "mean": _round(values.mean()),
-        "min": _round(values.min()),
+        "max": _round(maximum),
+        "mean": _round(mean),
+        "min": _round(minimum),
     }
+
+
+def percentile_points(n: int | IntArray, percents: npt.ArrayLike) -> tuple[IntArray, IntArray, FloatArray]:
+    """Where numpy's default percentile of ``n`` sorted values lies: for each percent, the positions
+    of the two values it interpolates between and the weight of the second.
+
+    For figures computed from a sorted stream instead of an array in memory
+    (`loadbench.analyze.store`): `interpolate` of the values at these positions gives what
+    ``np.percentile(values, percents)`` gives, bit for bit (numpy's ``linear`` method: the virtual
+    index ``(n - 1) * q``, clamped to the last value).
+    """
+    q = np.true_divide(np.asarray(percents, dtype=np.float64), 100)
+    count = np.asarray(n, dtype=np.int64)  # one count, or one per group (with one percent)
+    virtual = (count - 1) * q
+    lower = np.floor(virtual)
+    gamma = virtual - lower
+    lower_i = lower.astype(np.int64)
+    last = virtual >= count - 1
+    lower_at = np.asarray(np.where(last, count - 1, lower_i), dtype=np.int64)
+    upper_at = np.asarray(np.where(last, count - 1, lower_i + 1), dtype=np.int64)
+    return lower_at, upper_at, np.asarray(gamma, dtype=np.float64)
+
+
+def interpolate(lower: npt.ArrayLike, upper: npt.ArrayLike, gamma: npt.ArrayLike) -> FloatArray:
+    """numpy's linear interpolation between two order statistics (as ``np.percentile`` does it)."""
+    a = np.asarray(lower, dtype=np.float64)
+    b = np.asarray(upper, dtype=np.float64)
+    t = np.asarray(gamma, dtype=np.float64)
+    diff = b - a
+    out = a + diff * t
+    np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5)
+    return out
+
+
+CURVE_POINTS = 500  # the report's percentile curve: percentiles evenly spread on its 1/(1-q) axis
+
+
+def curve_x(n: int) -> FloatArray:
+    """Where the report's percentile curve of ``n`` values is drawn: ``x`` on its 1/(1-q) axis
+    (percentile ``1 - 1/x``), `CURVE_POINTS` of them from 1 to ``n``. Here, beside the summary's
+    percentiles, because a run of any length ranks both in one sorted pass
+    (`loadbench.analyze.bounded`)."""
+    if n <= 1:
+        return np.array([1.0])
+    return np.unique(np.concatenate([np.geomspace(1.0, float(n), CURVE_POINTS), [float(n)]]))
+
+
+def summary_from_ranks(n: int, value_at: Any, mean: float) -> LatencySummary:
+    """`latency_summary` of ``n`` values known by rank (``value_at(positions) -> values``, sorted
+    ascending) and their mean: the same figures without the values in memory."""
+    if n == 0:
+        return latency_summary([])
+    lower, upper, gamma = percentile_points(n, list(PERCENTILES.values()))
+    values = value_at(np.concatenate([lower, upper, [0, n - 1]]))
+    k = len(PERCENTILES)
+    return _summary(interpolate(values[:k], values[k : 2 * k], gamma), values[-1], mean, values[-2])
 
 
 def latency_figures(latency_ms: npt.ArrayLike, keys: tuple[str, ...]) -> dict[str, float | None]:
@@ -222,7 +287,15 @@ def error_table(errors: pd.DataFrame, total: int, top: int = 10) -> list[ErrorRo
     keys = [c for c in ERROR_COLUMNS if c in errors]
     # Count the distinct records first: few, even when the errors are many.
     distinct = errors.groupby(keys, sort=False, observed=True, dropna=False).size().reset_index(name="count")
-    distinct = distinct[distinct["count"] > 0].reset_index(drop=True)
+    return counted_error_table(distinct[distinct["count"] > 0].reset_index(drop=True), total, top)
+
+
+def counted_error_table(distinct: pd.DataFrame, total: int, top: int = 10) -> list[ErrorRow]:
+    """`error_table` from the failed records already counted: one row per distinct
+    (`ERROR_COLUMNS`) with its ``count``, in the order each was first recorded (ties between
+    texts go to the first seen)."""
+    if distinct.empty:
+        return []
     text = {c: _text(distinct[c]) if c in distinct else "" for c in ERROR_COLUMNS[1:]}
     frame = pd.DataFrame(
         {
@@ -313,18 +386,38 @@ def per_second(
     (zeros), so gaps show up in plots; p50/p99 are NaN for a second without successes.
     """
     seconds = max(int(seconds), 0)
-    index = pd.RangeIndex(seconds, name="second")
     offset = np.floor(requests["start_unix_s"].to_numpy() - run_start_unix_s).astype(np.int64)
     keep = (offset >= 0) & (offset < seconds)
     second = offset[keep]
     ok = requests["ok"].to_numpy()[keep].astype(bool)
+    p50, p99 = _percentiles_per_second(second[ok], requests["latency_ms"].to_numpy()[keep][ok], seconds)
+    return series_frame(
+        np.bincount(second, minlength=seconds),
+        np.bincount(second[ok], minlength=seconds),
+        p50,
+        p99,
+        run_start_unix_s,
+        warmup_end_unix_s,
+    )
+
+
+def series_frame(
+    requests: npt.ArrayLike,
+    ok: npt.ArrayLike,
+    p50: FloatArray,
+    p99: FloatArray,
+    run_start_unix_s: float,
+    warmup_end_unix_s: float,
+) -> pd.DataFrame:
+    """`per_second`'s frame from each second's counts and percentiles (one entry a second)."""
+    requests = np.asarray(requests, dtype=np.int64)
+    index = pd.RangeIndex(requests.size, name="second")
     out = pd.DataFrame(index=index)
     second_starts = run_start_unix_s + index.to_numpy()
     out["start_unix_s"] = np.round(second_starts, 3)
-    out["requests"] = np.bincount(second, minlength=seconds).astype(np.int64)
-    out["ok"] = np.bincount(second[ok], minlength=seconds).astype(np.int64)
+    out["requests"] = requests
+    out["ok"] = np.asarray(ok, dtype=np.int64)
     out["errors"] = out["requests"] - out["ok"]
-    p50, p99 = _percentiles_per_second(second[ok], requests["latency_ms"].to_numpy()[keep][ok], seconds)
     out["p50_ms"] = np.round(p50, 3)
     out["p99_ms"] = np.round(p99, 3)
     out["in_warmup"] = (second_starts < warmup_end_unix_s).astype(np.int8)

@@ -87,14 +87,20 @@ def percentile_ci(values: npt.ArrayLike, q: float, presorted: bool = False) -> t
     data = np.asarray(values, dtype=np.float64)
     if not presorted:
         data = np.sort(data)
-    n = data.size
+    ranks = ci_positions(data.size, q)
+    if ranks is None:
+        return None
+    return round(float(data[ranks[0]]), 3), round(float(data[ranks[1]]), 3)
+
+
+def ci_positions(n: int, q: float) -> tuple[int, int] | None:
+    """The positions (0-based, in ascending order) of `percentile_ci`'s bounds among ``n`` values;
+    None for fewer than 2."""
     if n < 2:
         return None
     p = q / 100.0
     half = _Z * math.sqrt(n * p * (1 - p))
-    lo = max(math.floor(n * p - half) - 1, 0)
-    hi = min(math.ceil(n * p + half), n - 1)
-    return round(float(data[lo]), 3), round(float(data[hi]), 3)
+    return max(math.floor(n * p - half) - 1, 0), min(math.ceil(n * p + half), n - 1)
 
 
 def latency_ci(values: npt.ArrayLike) -> dict[str, list[float] | None]:
@@ -169,8 +175,30 @@ def steady_start(
     of the first half AND the last quarter's mean latency differs from the third quarter's by
     more than `DRIFT` of the whole window's (still moving at the end). ``settled`` None: too few bins or requests to judge.
     """
+    bins = steady_bins(window_start, window_end)
+    if bins < 10 or latency_ms.size < 50:
+        return steady_from_bins(np.zeros(0), np.zeros(0, dtype=np.int64), window_start, window_end)
     span = window_end - window_start
-    bins = int(min(MAX_BINS, max(span // MIN_STEADY_BIN_S, 0))) if span > 0 else 0
+    index = np.floor((send_unix_s - window_start) / span * bins).astype(np.int64)
+    keep = (index >= 0) & (index < bins)
+    sums = np.asarray(np.bincount(index[keep], weights=latency_ms[keep], minlength=bins), dtype=np.float64)
+    counts = np.bincount(index[keep], minlength=bins)
+    return steady_from_bins(sums, counts, window_start, window_end)
+
+
+def steady_bins(window_start: float, window_end: float) -> int:
+    """How many equal time bins `steady_start` cuts the window into (0: too short to judge)."""
+    span = window_end - window_start
+    return int(min(MAX_BINS, max(span // MIN_STEADY_BIN_S, 0))) if span > 0 else 0
+
+
+def steady_from_bins(
+    sums: npt.NDArray[np.float64], counts: npt.NDArray[np.int64], window_start: float, window_end: float
+) -> SteadySection:
+    """`steady_start` from each bin's sum of latencies and count of requests (`steady_bins` of
+    them; empty arrays when there were too few requests to judge: fewer than 50)."""
+    span = window_end - window_start
+    bins = steady_bins(window_start, window_end)
     out: SteadySection = {
         "method": "MSER-5 over the mean latency of equal time bins of the measured window",
         "bins": bins,
@@ -180,12 +208,8 @@ def steady_start(
         "settled": None,
         "material": False,
     }
-    if bins < 10 or latency_ms.size < 50:
+    if bins < 10 or counts.size != bins:
         return out
-    index = np.floor((send_unix_s - window_start) / span * bins).astype(np.int64)
-    keep = (index >= 0) & (index < bins)
-    sums = np.bincount(index[keep], weights=latency_ms[keep], minlength=bins)
-    counts = np.bincount(index[keep], minlength=bins)
     means = np.full(bins, np.nan)
     np.divide(sums, counts, out=means, where=counts > 0)
     found = mser5(means)
@@ -240,21 +264,41 @@ def schedule_summary(
     scheduled = np.isfinite(intended_unix_s)
     in_window = scheduled & (intended_unix_s >= window_start - TIME_RESOLUTION_S / 2)  # as `measure` counts
     lateness = (start_unix_s[in_window] - intended_unix_s[in_window]) * 1000.0
-    window_s = max(window_end - window_start, 0.0)
+    return schedule_section(
+        int(in_window.sum()),
+        int((lateness > LATE_MS).sum()),
+        stats.latency_summary(lateness),
+        int(scheduled.sum()),
+        max(window_end - window_start, 0.0),
+        settings,
+        schedule_meta,
+    )
+
+
+def schedule_section(
+    sent: int,
+    late: int,
+    lateness: stats.LatencySummary,
+    sent_total: int,
+    window_s: float,
+    settings: dict[str, Any],
+    schedule_meta: dict[str, Any] | None,
+) -> ScheduleSection:
+    """`schedule_summary` from its counts: ``sent`` scheduled requests due in the window, ``late``
+    of them more than `LATE_MS` late, ``lateness`` their lateness summarized, ``sent_total``
+    scheduled requests in the whole run."""
     meta = schedule_meta or {}
-    due = meta.get("due")
-    sent_total = int(scheduled.sum())
     out: ScheduleSection = {
         "requested_rps": settings.get("rate"),
         "arrival": settings.get("arrival"),
         "seed": settings.get("seed"),
-        "sent": int(in_window.sum()),
-        "achieved_send_rps": stats.rate(int(in_window.sum()), window_s),
-        "lateness_ms": stats.latency_summary(lateness),
-        "late_requests": int((lateness > LATE_MS).sum()),
-        "late_fraction": stats.fraction(int((lateness > LATE_MS).sum()), int(in_window.sum())),
+        "sent": sent,
+        "achieved_send_rps": stats.rate(sent, window_s),
+        "lateness_ms": lateness,
+        "late_requests": late,
+        "late_fraction": stats.fraction(late, sent),
         "late_threshold_ms": LATE_MS,
-        "due_total": due,
+        "due_total": meta.get("due"),
         "sent_total": sent_total,
         "unsent": meta.get("unsent", 0),
         "dropped": meta.get("dropped", 0),

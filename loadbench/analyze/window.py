@@ -59,27 +59,14 @@ LoadSection = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Window:
-    """A run's measured window and the requests in it (latency from the due time, open loop).
-
-    ``requests`` are the requests users saw: with ``--retries``, each one's attempts collapsed
-    (`loadbench.analyze.attempts`); ``attempts`` are the records themselves. Without retries the
-    two are the same frame.
-    """
+class RunSpan:
+    """When a run ran and where its measured window lies: what every section needs besides records."""
 
     meta: dict[str, Any]
     settings: dict[str, Any]
     started: float
     ended: float
     start: float  # of the window: started + warmup_s
-    requests: pd.DataFrame  # every record, latency from the due time
-    in_window: BoolArray  # per record: started inside the window
-    service_ms: FloatArray  # per record: latency from the actual send
-    sent_unix_s: FloatArray
-    intended_unix_s: FloatArray
-    attempts: pd.DataFrame  # every record, latency from the due time (first attempts) or the send
-    request_of: IntArray  # per attempt: its request's row in ``requests``
-    final: BoolArray  # per attempt: the last of its request
 
     @property
     def load(self) -> dict[str, Any]:
@@ -100,6 +87,32 @@ class Window:
     @property
     def duration_s(self) -> float:
         return max(self.ended - self.start, 0.0)
+
+    @property
+    def in_flight_unrecorded(self) -> int | None:
+        """Requests in flight when the load stopped, which Locust cut off unrecorded; None when
+        the driver did not count them (older runs, clients it cannot count)."""
+        value = self.meta.get("in_flight_unrecorded")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+@dataclass(frozen=True)
+class Window(RunSpan):
+    """A run's measured window and the requests in it (latency from the due time, open loop).
+
+    ``requests`` are the requests users saw: with ``--retries``, each one's attempts collapsed
+    (`loadbench.analyze.attempts`); ``attempts`` are the records themselves. Without retries the
+    two are the same frame.
+    """
+
+    requests: pd.DataFrame  # every record, latency from the due time
+    in_window: BoolArray  # per record: started inside the window
+    service_ms: FloatArray  # per record: latency from the actual send
+    sent_unix_s: FloatArray
+    intended_unix_s: FloatArray
+    attempts: pd.DataFrame  # every record, latency from the due time (first attempts) or the send
+    request_of: IntArray  # per attempt: its request's row in ``requests``
+    final: BoolArray  # per attempt: the last of its request
 
     @cached_property
     def measured(self) -> pd.DataFrame:
@@ -138,13 +151,6 @@ class Window:
     def measured_service_ms(self) -> FloatArray:
         return self.service_ms[self.in_window]
 
-    @property
-    def in_flight_unrecorded(self) -> int | None:
-        """Requests in flight when the load stopped, which Locust cut off unrecorded; None when
-        the driver did not count them (older runs, clients it cannot count)."""
-        value = self.meta.get("in_flight_unrecorded")
-        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
 
 def window_start_unix_s(meta: dict[str, Any]) -> float:
     """Where the measured window starts (wall clock): ``warmup_s`` after the load started.
@@ -155,8 +161,6 @@ def window_start_unix_s(meta: dict[str, Any]) -> float:
 
 def measure(meta: dict[str, Any], requests: pd.DataFrame) -> tuple[Window, list[str]]:
     """The run's window, with the notices on how the run went (first in the summary's notices)."""
-    settings = meta.get("settings", {})
-    started = float(meta["started_unix_s"])
     split = split_attempts(requests)
     requests = split.requests
     # Open loop: a request counts from when it was due, not from when it was sent; the
@@ -169,18 +173,14 @@ def measure(meta: dict[str, Any], requests: pd.DataFrame) -> tuple[Window, list[
     attempts = (
         requests if split.attempts is split.requests else from_due_time(attempt_timeline(split.attempts))
     )
-    ended, notices = _run_end(meta, settings, requests, started)
-    start = window_start_unix_s(meta)
+    last = (requests["start_unix_s"] + requests["latency_ms"] / 1000.0).max() if len(requests) else None
+    span, notices = run_span(meta, None if last is None else float(last))
     window = Window(
-        meta=meta,
-        settings=settings,
-        started=started,
-        ended=ended,
-        start=start,
+        **vars(span),
         requests=requests,
         # A request due exactly at the window's start counts in, though its time was written
         # rounded to the microsecond (and may read back just before it).
-        in_window=requests["start_unix_s"].to_numpy() >= start - TIME_RESOLUTION_S / 2,
+        in_window=requests["start_unix_s"].to_numpy() >= span.start - TIME_RESOLUTION_S / 2,
         service_ms=service_ms,
         sent_unix_s=sent_unix_s,
         intended_unix_s=intended,
@@ -188,20 +188,28 @@ def measure(meta: dict[str, Any], requests: pd.DataFrame) -> tuple[Window, list[
         request_of=split.request_of,
         final=split.final,
     )
-    notices += _run_notices(window)
-    notices += _window_notices(window)
+    notices += run_notices(window)
+    notices += window_notices(window, window.total, window.ok)
     return window, notices
 
 
+def run_span(meta: dict[str, Any], last_end_unix_s: float | None) -> tuple[RunSpan, list[str]]:
+    """The run's span, from its metadata and (for a killed run, whose end was never written) when
+    its last recorded request ended; with the notice of a run that did not finish."""
+    settings = meta.get("settings", {})
+    started = float(meta["started_unix_s"])
+    ended, notices = _run_end(meta, settings, last_end_unix_s, started)
+    return RunSpan(meta, settings, started, ended, window_start_unix_s(meta)), notices
+
+
 def _run_end(
-    meta: dict[str, Any], settings: dict[str, Any], requests: pd.DataFrame, started: float
+    meta: dict[str, Any], settings: dict[str, Any], last_end_unix_s: float | None, started: float
 ) -> tuple[float, list[str]]:
     """When the run ended: as recorded, else (killed) when its last recorded request ended."""
     ended = meta.get("ended_unix_s")
     if ended is not None:
         return float(ended), []
-    last = (requests["start_unix_s"] + requests["latency_ms"] / 1000.0).max() if len(requests) else started
-    end = max(float(last), started)
+    end = max(float(started if last_end_unix_s is None else last_end_unix_s), started)
     notices = [
         "incomplete run: the load generator did not finish (killed or still running); "
         "the metrics cover the requests recorded up to its last flush"
@@ -218,7 +226,7 @@ def _run_end(
     return float(end), notices
 
 
-def _run_notices(w: Window) -> list[str]:
+def run_notices(w: RunSpan) -> list[str]:
     """How the run went: interrupted or failed, TLS unchecked, workers died, scenario exceptions."""
     meta, settings = w.meta, w.settings
     notices = []
@@ -259,19 +267,19 @@ def _run_notices(w: Window) -> list[str]:
     return notices
 
 
-def _window_notices(w: Window) -> list[str]:
-    """An empty window, or one in which every request failed."""
+def window_notices(w: RunSpan, total: int, ok: int) -> list[str]:
+    """An empty window (``total`` requests in it), or one in which every request failed (``ok`` 0)."""
     notices = []
     if w.duration_s == 0.0 and w.meta.get("ended_unix_s") is not None:
         notices.append(f"the warmup ({w.warmup_s:g} s) covers the whole run: no requests were measured")
-    if w.total == 0 and w.duration_s > 0:
+    if total == 0 and w.duration_s > 0:
         notices.append("no requests were recorded in the measured window")
-    elif w.total and w.ok == 0:
+    elif total and ok == 0:
         notices.append("every request failed: latency figures are empty")
     return notices
 
 
-def run_section(w: Window) -> RunSection:
+def run_section(w: RunSpan) -> RunSection:
     meta = w.meta
     run: RunSection = {
         "id": meta.get("run_id"),
@@ -292,7 +300,7 @@ def run_section(w: Window) -> RunSection:
     return run
 
 
-def load_section(w: Window) -> LoadSection:
+def load_section(w: RunSpan) -> LoadSection:
     """How the load was offered: the run's load model in words and numbers."""
     load, settings = w.load, w.settings
     if w.load_model == "open":
@@ -309,7 +317,7 @@ def load_section(w: Window) -> LoadSection:
     return {"model": w.load_model, "description": what, **{k: v for k, v in load.items() if k != "model"}}
 
 
-def window_section(w: Window) -> WindowSection:
+def window_section(w: RunSpan) -> WindowSection:
     reason = f"--warmup {w.warmup_s:g} s excluded, then until the load stopped"
     if w.settings.get("warmup_auto"):
         reason = "--warmup auto: " + reason

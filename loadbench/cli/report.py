@@ -20,8 +20,14 @@ def add_report_parser(commands: Any) -> None:
     report.add_argument(
         "run_dir", type=Path, metavar="DIR", help="a run directory written by `loadbench run`"
     )
+    report.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no word on how a long run's records are read (the summary is printed all the same)",
+    )
 
 
 def cmd_report(call: Call) -> int:
-    analyze_and_report(call.args.run_dir)
+    analyze_and_report(call.args.run_dir, quiet=call.args.quiet)
     return 0

@@ -343,7 +343,7 @@ def cmd_run(call: Call) -> int:
             ["loadbench", *call.argv],
             keep_going=bool(getattr(call.args, "keep_going", False)),
         )
-    summary = analyze_and_report(run_dir)
+    summary = analyze_and_report(run_dir, quiet=bool(getattr(call.args, "quiet", False)))
     secrets = secret_values(call.args.header, target, scenario_args)
     publish_run(call.args, summary, run_dir, call.argv, secrets)
     return run_exit_code(summary)

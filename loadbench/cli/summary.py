@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,17 +152,36 @@ def cache_lines(cache: Any) -> list[str]:
     return [line]
 
 
-def analyze_and_report(run_dir: Path) -> Summary:
+def analyze_and_report(run_dir: Path, quiet: bool = False) -> Summary:
+    """Analyze a run directory and render its report; print the console summary. ``quiet``: no
+    word on how a long run's records are read (the summary is printed all the same)."""
     from loadbench.record import rundir
 
-    rundir.read_meta(run_dir)  # a directory that is not a run fails on its meta.json first (and at once)
+    # A directory that is not a run fails on its meta.json first (and at once).
+    meta = rundir.read_meta(run_dir)
     from loadbench.analyze.analyzer import analyze_run
+    from loadbench.analyze.bounded import open_bounded
     from loadbench.record.columnar import read_run_requests
     from loadbench.report.report import render_report
 
-    requests = read_run_requests(run_dir)  # read once: analysis and report share it
-    summary = analyze_run(run_dir, requests)
-    report_path, _ = render_report(run_dir, requests)
+    # The records opened once, analysis and report share them: a store over them when the bounded
+    # path covers the run (never in memory), else read into memory.
+    store = open_bounded(run_dir, meta)
+    if store is not None:
+        if not quiet:
+            # A long run takes a while (about a second per million records): say why, at once.
+            print(
+                f"analyzing {store.records:,} records out of memory ({store.path.name}, DuckDB) ...",
+                file=sys.stderr,
+                flush=True,
+            )
+        with store:
+            summary = analyze_run(run_dir, store=store)
+            report_path, _ = render_report(run_dir, store=store)
+    else:
+        requests = read_run_requests(run_dir)
+        summary = analyze_run(run_dir, requests)
+        report_path, _ = render_report(run_dir, requests)
     print(console_summary(summary))
     print(f"report: {report_path}")
     return summary

@@ -20,7 +20,7 @@ from loadbench.analyze import stats
 from loadbench.analyze.resources import gpu_count
 from loadbench.analyze.stats import value_at
 from loadbench.analyze.window import window_start_unix_s
-from loadbench.compare.rundata import RunData
+from loadbench.compare.rundata import RunData, Series
 
 CI_LEVEL = 0.995  # two-sided: percentiles 0.25 and 99.75 of the bootstrap differences
 MAX_LATENCIES = 100_000  # per run, before bootstrapping
@@ -36,9 +36,8 @@ def window_seconds(run: RunData) -> tuple[float, int]:
     """(window length in s, whole seconds it spans)."""
     length = float(value_at(run.summary, "window.duration_s") or 0.0)
     seconds = max(math.ceil(length - 1e-9), 1)
-    if run.second.size:
-        seconds = max(seconds, int(run.second.max()) + 1)
-    return length, seconds
+    requests, _ = run.second_counts()
+    return length, max(seconds, requests.size)  # as many as reach the last request
 
 
 def second_lengths(length: float, seconds: int) -> FloatArray:
@@ -50,17 +49,67 @@ def second_lengths(length: float, seconds: int) -> FloatArray:
     return np.clip(length - np.arange(seconds, dtype=np.float64), 0.0, 1.0)
 
 
+def _pad(counts: IntArray, n: int) -> FloatArray:
+    """Per-second ``counts`` over ``n`` seconds (``np.bincount(..., minlength=n)``)."""
+    out = np.zeros(max(n, counts.size))
+    out[: counts.size] = counts
+    return out
+
+
 class SortedSeries:
     """One per-request series (values and their seconds), sorted by value, subsampled to
-    ``MAX_LATENCIES`` (seeded, uniform: every second keeps its share)."""
+    ``MAX_LATENCIES`` (seeded, uniform: every second keeps its share).
+
+    The sample is drawn at once (the rng's draws do not depend on where the values are) but the
+    values are fetched when first needed: a series in a run's store (`RunData.stored`) costs a
+    scan of its records, which a comparison that never reads the series is spared."""
 
     def __init__(self, values: FloatArray, seconds: IntArray, rng: np.random.Generator) -> None:
-        if values.size > MAX_LATENCIES:
-            keep = np.sort(rng.choice(values.size, MAX_LATENCIES, replace=False))
-            values, seconds = values[keep], seconds[keep]
-        order = np.argsort(values, kind="stable")
-        self.values, self.seconds = values[order], seconds[order]
-        self.seconds_with_data = np.unique(self.seconds).size
+        self._draw((values, seconds), rng)
+
+    @classmethod
+    def of(cls, series: Series, rng: np.random.Generator) -> SortedSeries:
+        """The `SortedSeries` of a series in memory or in a run's store."""
+        if isinstance(series, tuple):
+            return cls(*series, rng)
+        out = cls.__new__(cls)
+        out._draw(series, rng)
+        return out
+
+    def _draw(self, series: Series, rng: np.random.Generator) -> None:
+        size = series[0].size if isinstance(series, tuple) else series.size
+        self._keep = np.sort(rng.choice(size, MAX_LATENCIES, replace=False)) if size > MAX_LATENCIES else None
+        self._series: Series | None = series
+        self._values: FloatArray | None = None
+        self._seconds: IntArray | None = None
+        self._with_data = 0
+
+    def _fetch(self) -> tuple[FloatArray, IntArray]:
+        if self._values is None or self._seconds is None:
+            series, keep = self._series, self._keep
+            assert series is not None
+            if isinstance(series, tuple):
+                values, seconds = series if keep is None else (series[0][keep], series[1][keep])
+            else:
+                values, seconds = series.take(keep)
+            order = np.argsort(values, kind="stable")
+            self._values, self._seconds = values[order], seconds[order]
+            self._with_data = int(np.unique(seconds).size)
+            self._series = None  # the full series is no longer needed
+        return self._values, self._seconds
+
+    @property
+    def values(self) -> FloatArray:
+        return self._fetch()[0]
+
+    @property
+    def seconds(self) -> IntArray:
+        return self._fetch()[1]
+
+    @property
+    def seconds_with_data(self) -> int:
+        self._fetch()
+        return self._with_data
 
     def statistics(self, keys: Sequence[str], counts: IntArray) -> dict[str, FloatArray]:
         """Each key's statistic over the pooled values of every row of ``counts``."""
@@ -108,22 +157,25 @@ class RunBootstrap:
     def __init__(self, run: RunData, resamples: int, rng: np.random.Generator) -> None:
         self.length, self.n = window_seconds(run)
         series = dict(run.series)
-        series.setdefault("latency_ms", (run.latency_ms, run.second[run.ok]))
+        if "latency_ms" not in series and run.latency_ms is not None and run.second is not None:
+            assert run.ok is not None
+            series["latency_ms"] = (run.latency_ms, run.second[run.ok])
         # Latency first, then the draws, then the rest: the draws of a plain run do not
         # depend on which other series it has.
-        self.sorted = {"latency_ms": SortedSeries(*series.pop("latency_ms"), rng)}
-        self.ok_counts = np.bincount(run.second[run.ok], minlength=self.n).astype(np.float64)
+        self.sorted = {"latency_ms": SortedSeries.of(series.pop("latency_ms"), rng)}
+        requests, successes = run.second_counts()
+        self.ok_counts = _pad(successes, self.n)
         self.lengths = second_lengths(self.length, self.n)
         # The blocks the interval's widening counts: the seconds the window covers, not the
         # sliver that ends it (an 8.002 s window is 8 blocks, though it spans 9 seconds).
         self.blocks = max(round(float(self.lengths.sum())), 1)
-        self.all_counts = np.bincount(run.second, minlength=self.n).astype(np.float64)
+        self.all_counts = _pad(requests, self.n)
         # counts[b, s]: how often second s was drawn in resample b.
         draws = rng.integers(0, self.n, size=(resamples, self.n))
         self.counts = np.zeros((resamples, self.n), dtype=np.int64)
         np.add.at(self.counts, (np.arange(resamples)[:, None], draws), 1)
         self.ones = np.ones((1, self.n), dtype=np.int64)
-        self.sorted.update({name: SortedSeries(v, sec, rng) for name, (v, sec) in sorted(series.items())})
+        self.sorted.update({name: SortedSeries.of(data, rng) for name, data in sorted(series.items())})
         self.tokens = None
         if run.tokens_per_second is not None:
             self.tokens = np.zeros(self.n)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -70,9 +71,52 @@ def _color(i: int) -> str:
     return plots.SERIES_COLORS[i % len(plots.SERIES_COLORS)]
 
 
-def _latencies(run: RunLike) -> npt.NDArray[np.float64]:
+@dataclass(frozen=True)
+class LatencyCurves:
+    """What the latency overlays draw of one run's ``n`` successful requests: latency ``y`` at
+    percentile 1 - 1/``x``, latency ``at_q`` at quantile ``q`` (the CDF), and the smallest and
+    largest positive latency (None when none is positive)."""
+
+    n: int
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    q: npt.NDArray[np.float64]
+    at_q: npt.NDArray[np.float64]
+    positive: tuple[float, float] | None
+
+
+def latency_curves(run: RunLike) -> LatencyCurves:
+    """The run's `LatencyCurves`: from its latencies in memory, or ranked in its store when it was
+    read through one (`RunData.stored`: one sorted pass, which the store keeps for a second call)."""
+    stored = getattr(run, "stored", None)
+    if stored is not None:
+        n = int(stored.size)
+        x, q = _curve_x(n), _cdf_q(n)
+        values = stored.percentiles(np.concatenate([(1.0 - 1.0 / x) * 100.0, q * 100.0])) if n else x[:0]
+        return LatencyCurves(n, x, values[: x.size], q, values[x.size :], stored.positive)
     lat = np.asarray(run.latency_ms, dtype=float)
-    return np.sort(lat[np.isfinite(lat)])
+    lat = np.sort(lat[np.isfinite(lat)])
+    x, q = _curve_x(lat.size), _cdf_q(lat.size)
+    positive = lat[lat > 0]
+    return LatencyCurves(
+        int(lat.size),
+        x,
+        np.percentile(lat, (1.0 - 1.0 / x) * 100.0) if lat.size else x[:0],
+        q,
+        np.quantile(lat, q) if lat.size else q[:0],
+        (float(positive[0]), float(positive[-1])) if positive.size else None,
+    )
+
+
+def _curve_x(n: int) -> npt.NDArray[np.float64]:
+    """Where the percentile curve of ``n`` latencies is drawn on its 1/(1-q) axis."""
+    if n <= 1:
+        return np.array([1.0])
+    return np.unique(np.concatenate([np.geomspace(1.0, float(n), CURVE_POINTS), [float(n)]]))
+
+
+def _cdf_q(n: int) -> npt.NDArray[np.float64]:
+    return np.linspace(0.0, 1.0, min(CURVE_POINTS, max(n, 2)))
 
 
 def render_overlay_plots(runs: Sequence[RunLike]) -> dict[str, bytes]:
@@ -104,22 +148,15 @@ def percentiles_overlay(runs: Sequence[RunLike]) -> Figure:
     spread_lo, spread_hi = np.inf, 0.0
     drawn = False
     for i, run in enumerate(runs):
-        lat = _latencies(run)
-        n = lat.size
+        curves = latency_curves(run)
+        n = curves.n
         if n == 0:
             continue
-        x = (
-            np.unique(np.concatenate([np.geomspace(1.0, float(n), CURVE_POINTS), [float(n)]]))
-            if n > 1
-            else [1.0]
-        )
-        x = np.asarray(x, dtype=float)
-        y = np.percentile(lat, (1.0 - 1.0 / x) * 100.0)
-        ax.plot(x, y, color=_color(i), lw=1.6, label=_legend_text(f"{run_label(run, i)} ({n:,} requests)"))
+        label = _legend_text(f"{run_label(run, i)} ({n:,} requests)")
+        ax.plot(curves.x, curves.y, color=_color(i), lw=1.6, label=label)
         top = max(top, float(n))
-        positive = lat[lat > 0]
-        if positive.size:
-            spread_lo, spread_hi = min(spread_lo, float(positive[0])), max(spread_hi, float(positive[-1]))
+        if curves.positive is not None:
+            spread_lo, spread_hi = min(spread_lo, curves.positive[0]), max(spread_hi, curves.positive[1])
         drawn = True
     if not drawn:
         return plotkit.no_data(fig, ax, "no successful requests")
@@ -146,15 +183,12 @@ def cdf_overlay(runs: Sequence[RunLike]) -> Figure:
     lo, hi = np.inf, 0.0
     drawn = False
     for i, run in enumerate(runs):
-        lat = _latencies(run)
-        if lat.size == 0:
+        curves = latency_curves(run)
+        if curves.n == 0:
             continue
-        q = np.linspace(0.0, 1.0, min(CURVE_POINTS, max(lat.size, 2)))
-        x = np.quantile(lat, q)
-        ax.plot(x, q * 100.0, color=_color(i), lw=1.6, label=_legend_text(run_label(run, i)))
-        positive = lat[lat > 0]
-        if positive.size:
-            lo, hi = min(lo, float(positive[0])), max(hi, float(positive[-1]))
+        ax.plot(curves.at_q, curves.q * 100.0, color=_color(i), lw=1.6, label=_legend_text(run_label(run, i)))
+        if curves.positive is not None:
+            lo, hi = min(lo, curves.positive[0]), max(hi, curves.positive[1])
         drawn = True
     if not drawn:
         return plotkit.no_data(fig, ax, "no successful requests")

@@ -1,5 +1,10 @@
 """One analyzed run as the comparison reads it: `load_run` gives its `RunData`, the per-request
 series behind each summary key, selected exactly as the analyzer selects them.
+
+A closed-loop run `loadbench.analyze.bounded.open_bounded` covers (a plain run, of any length) is
+not read into memory: its `RunData` keeps per-second counts and its `RecordStore`
+(`loadbench.compare.runstore.StoredRun`), from which the bootstrap fetches only the latencies it
+samples. The comparison is the same either way.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import pandas as pd
 
 from loadbench.analyze import llm_metrics, quality
 from loadbench.analyze.attempts import split_attempts
+from loadbench.analyze.bounded import open_bounded
 from loadbench.analyze.window import window_start_unix_s
+from loadbench.compare.runstore import StoredRun
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
 from loadbench.record.columnar import read_run_requests
@@ -24,6 +31,10 @@ from loadbench.record.series import read_samples
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+# A per-request series: (values, their seconds) in memory, or the window's successes' latencies
+# in a run's store (fetched where the bootstrap samples them).
+Series = tuple[FloatArray, IntArray] | StoredRun
 
 
 @dataclass
@@ -32,25 +43,39 @@ class RunData:
 
     Latency is the analyzer's: open loop, counted from each request's due time, and a request
     belongs to the measured window when it was *due* inside it (`records.from_due_time`).
+    A run read through its store (``stored``) has no per-request arrays (``latency_ms``, ``ok``,
+    ``second`` None): `second_counts` and its ``series`` give what the comparison needs.
     """
 
     path: Path
     meta: dict[str, Any]
     summary: dict[str, Any]
-    latency_ms: FloatArray  # latency of the measured window's successful requests
-    ok: npt.NDArray[np.bool_]  # per measured request
-    second: IntArray  # per measured request: whole second since the window start
+    latency_ms: FloatArray | None  # latency of the measured window's successful requests
+    ok: BoolArray | None  # per measured request
+    second: IntArray | None  # per measured request: whole second since the window start
     timeseries: pd.DataFrame  # timeseries.csv (empty when missing)
     samples: pd.DataFrame  # series.read_samples(run_dir / rundir.SAMPLES)
     # Per-request values behind other summary keys, each with its requests' seconds: what the
     # analyzer summarizes as that key (`_series`). Absent when the run did not measure it.
-    series: dict[str, tuple[FloatArray, IntArray]] = field(default_factory=dict)
+    series: dict[str, Series] = field(default_factory=dict)
     # Output tokens of the successful LLM requests, summed per second (tokens.output_per_s).
     tokens_per_second: FloatArray | None = None
     # Per measured request: its ``expected`` and ``predicted`` (quality, `loadbench variants`).
     labels: pd.DataFrame | None = None
     # What the record file lost (damaged lines, a cut-off last record), None when nothing.
     damage: RecordDamage | None = None
+    # The run's store when it was not read into memory (`loadbench.compare.runstore`).
+    stored: StoredRun | None = None
+
+    def second_counts(self) -> tuple[IntArray, IntArray]:
+        """The measured window's requests and successful requests per second since its start (as
+        many seconds as reach the last request; ``np.bincount`` of ``second``, of ``second[ok]``)."""
+        if self.stored is not None:
+            return self.stored.requests, self.stored.successes
+        if self.second is None or self.ok is None:
+            raise ValueError(f"{self.path}: neither per-request arrays nor a store")
+        requests = np.bincount(self.second)
+        return requests, np.bincount(self.second[self.ok], minlength=requests.size)
 
 
 def load_run(path: Path) -> RunData:
@@ -59,6 +84,13 @@ def load_run(path: Path) -> RunData:
     if not (path / rundir.SUMMARY).is_file():
         raise RunDirError(f"{path} has no {rundir.SUMMARY}: run `loadbench report {path}` first")
     summary = rundir.read_json(path / rundir.SUMMARY)
+    store = open_bounded(path, meta)
+    if store is not None and "intended_unix_s" in store.filled:
+        # An open loop: its latency and its service time differ; the store path here knows one.
+        store.close()
+        store = None
+    if store is not None:
+        return _stored_run(path, meta, summary, StoredRun.open(store, window_start_unix_s(meta)))
     # With --retries, the user-visible requests, as the analyzer's figures are.
     records = read_run_requests(path)
     damage = damage_of(records)
@@ -72,11 +104,7 @@ def load_run(path: Path) -> RunData:
     second = np.floor(starts[measured] - window_start).astype(np.int64)
     latency = requests["latency_ms"].to_numpy(dtype=np.float64)[measured]
     series, tokens = _series(requests[measured], latency, service_all[measured], ok, second)
-    timeseries_path = path / rundir.TIMESERIES
-    try:
-        timeseries = pd.read_csv(timeseries_path) if timeseries_path.is_file() else pd.DataFrame()
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise RunDirError(f"cannot read {timeseries_path}: {' '.join(str(exc).split())[:160]}") from None
+    timeseries = _timeseries(path)
     samples = read_samples(path / rundir.SAMPLES)
     labels = requests.loc[measured, ["expected", "predicted"]]
     return RunData(
@@ -84,13 +112,41 @@ def load_run(path: Path) -> RunData:
     )
 
 
+def _stored_run(path: Path, meta: dict[str, Any], summary: dict[str, Any], stored: StoredRun) -> RunData:
+    """The `RunData` of a run read through its store: a closed loop without tokens, media or
+    labels, so its series are the latency and the service time, one and the same."""
+    series: dict[str, Series] = {"latency_ms": stored, "service_time_ms": stored}
+    return RunData(
+        path,
+        meta,
+        summary,
+        None,
+        None,
+        None,
+        _timeseries(path),
+        read_samples(path / rundir.SAMPLES),
+        series,
+        damage=stored.store.damage,
+        stored=stored,
+    )
+
+
+def _timeseries(path: Path) -> pd.DataFrame:
+    """timeseries.csv (empty when missing)."""
+    timeseries_path = path / rundir.TIMESERIES
+    try:
+        return pd.read_csv(timeseries_path) if timeseries_path.is_file() else pd.DataFrame()
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise RunDirError(f"cannot read {timeseries_path}: {' '.join(str(exc).split())[:160]}") from None
+
+
 def _series(
     measured: pd.DataFrame,
     latency: FloatArray,
     service: FloatArray,
-    ok: npt.NDArray[np.bool_],
+    ok: BoolArray,
     second: IntArray,
-) -> tuple[dict[str, tuple[FloatArray, IntArray]], FloatArray | None]:
+) -> tuple[dict[str, Series], FloatArray | None]:
     """The per-request values the analyzer summarizes, by summary key, with their seconds.
 
     Each is selected exactly as the analyzer selects it (`analyzer.compute_summary`,
@@ -102,7 +158,7 @@ def _series(
     1 where their RTF is below 1 (its mean is ``rtf.realtime_fraction``). Also the output
     tokens of the successful LLM requests per second (``tokens.output_per_s``), or None.
     """
-    out: dict[str, tuple[FloatArray, IntArray]] = {
+    out: dict[str, Series] = {
         "latency_ms": (latency[ok], second[ok]),
         "service_time_ms": (service[ok], second[ok]),
     }

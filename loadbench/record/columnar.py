@@ -349,6 +349,14 @@ def read_parquet_requests(path: Path) -> pd.DataFrame:
     return frame
 
 
+def parquet_damage(path: Path) -> RecordDamage | None:
+    """What the CSV that ``path`` was converted from had lost (its `DAMAGE_KEY` metadata); None
+    when it lost nothing."""
+    import pyarrow.parquet as pq
+
+    return _damage_in(pq.read_metadata(path).metadata)
+
+
 def _damage_in(metadata: dict[bytes, bytes] | None) -> RecordDamage | None:
     """The `RecordDamage` the conversion kept in the file's metadata; None without (or unreadable)."""
     text = (metadata or {}).get(DAMAGE_KEY.encode())

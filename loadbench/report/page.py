@@ -34,7 +34,7 @@ from loadbench.report.quality import quality_html, quality_tiles
 from loadbench.report.replicas import replicas_html
 from loadbench.report.resources import all_gpus, resources_html, saturation_warning, top_notices
 from loadbench.report.retries import retries_html
-from loadbench.report.rundata import BADGES, Identity, Run, error_kind_frame, in_window
+from loadbench.report.rundata import BADGES, Identity, Run, in_window
 from loadbench.report.tables import (
     BY_NAME_HEADERS,
     by_name_rows,
@@ -146,15 +146,11 @@ def headline_tiles(summary: dict[str, Any]) -> list[tuple[str, str]]:
 
 def render_plots(run: Run) -> dict[str, bytes]:
     """The four report plots as PNG bytes, keyed by their ``<figure>`` id."""
-    req = run.requests
-    start = req["start_unix_s"].to_numpy(dtype=float) - run.run_start
-    latency = req["latency_ms"].to_numpy(dtype=float)
-    ok = req["ok"].to_numpy().astype(bool)
     figures = {
-        "plot-latency-time": plots.latency_over_time(start, latency, ok, run.timeseries),
-        "plot-percentiles": plots.latency_percentiles(latency[ok & in_window(req, run.summary)]),
+        "plot-latency-time": plots.latency_scatter(run.plots.scatter, run.timeseries),
+        "plot-percentiles": plots.percentile_figure(run.plots.curve),
         "plot-throughput": plots.throughput_over_time(run.timeseries),
-        "plot-errors": plots.errors_over_time(run.timeseries, error_kind_frame(req, run.run_start)),
+        "plot-errors": plots.errors_over_time(run.timeseries, run.plots.errors),
     }
     return {key: plotkit.figure_to_png(fig) for key, fig in figures.items()}
 

@@ -19,6 +19,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from loadbench.report.plotdata import (
+    MAX_ERROR_POINTS,
+    MAX_POINTS,
+    PERCENTILE_MARKS,
+    PercentileCurve,
+    ScatterPoints,
+    curve_of,
+    scatter_points,
+)
 from loadbench.report.plotkit import (
     C_ERR,
     C_OK,
@@ -44,12 +53,9 @@ from loadbench.report.plots_resources import (
     resources_over_time,
 )
 
-MAX_POINTS = 20_000  # successful requests drawn in the latency scatter
-MAX_ERROR_POINTS = 5_000  # failed requests drawn in the latency scatter
 MAX_KINDS = 7  # error kinds stacked separately; the rest are drawn as "other"
 
 KIND_COLORS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#ff7f0e", "#bcbd22", "#17becf", "#7f7f7f")
-PERCENTILE_MARKS = (50.0, 90.0, 99.0, 99.9)
 
 __all__ = [
     "KIND_COLORS",
@@ -64,6 +70,8 @@ __all__ = [
     "errors_over_time",
     "latency_over_time",
     "latency_percentiles",
+    "latency_scatter",
+    "percentile_figure",
     "percentile_label",
     "resources_over_time",
     "throughput_over_time",
@@ -80,51 +88,45 @@ def latency_over_time(
 
     ``start_s`` is each request's start in seconds since the run start.
     """
+    return latency_scatter(scatter_points(start_s, latency_ms, ok), timeseries)
+
+
+def latency_scatter(points: ScatterPoints, timeseries: pd.DataFrame | None = None) -> Figure:
+    """`latency_over_time` of requests already sampled (`loadbench.report.plotdata`)."""
     fig, ax = new_figure("Latency over time")
-    t = np.asarray(start_s, dtype=float)
-    lat = np.asarray(latency_ms, dtype=float)
-    good = np.asarray(ok).astype(bool)
     ts = contiguous(timeseries)
-    if t.size == 0 and ts.empty:
+    if points.start_range is None and ts.empty:
         return no_data(fig, ax, "no data")
     label_time_axes(ax, "latency (ms)")
     shade_warmup(ax, ts)
 
-    ok_idx = np.flatnonzero(good)
-    err_idx = np.flatnonzero(~good)
-    shown_ok = ok_idx[downsample_indices(ok_idx.size, MAX_POINTS)]
-    shown_err = err_idx[downsample_indices(err_idx.size, MAX_ERROR_POINTS, seed=1)]
-    if ok_idx.size:
+    shown_ok, shown_err = points.ok_latency_ms, points.err_latency_ms
+    if points.ok_total:
         label = "successful request"
-        if shown_ok.size < ok_idx.size:
-            label += f" ({shown_ok.size:,} of {ok_idx.size:,} shown)"
+        if shown_ok.size < points.ok_total:
+            label += f" ({shown_ok.size:,} of {points.ok_total:,} shown)"
         # Fewer points can be drawn bigger and darker; many need transparency to show density.
         size, alpha = (4, 0.25) if shown_ok.size > 5000 else (9, 0.5)
-        ax.scatter(t[shown_ok], lat[shown_ok], s=size, alpha=alpha, color=C_OK, linewidths=0, label=label)
-    if err_idx.size:
+        ax.scatter(points.ok_start_s, shown_ok, s=size, alpha=alpha, color=C_OK, linewidths=0, label=label)
+    if points.err_total:
         label = "failed request"
-        if shown_err.size < err_idx.size:
-            label += f" ({shown_err.size:,} of {err_idx.size:,} shown)"
-        ax.scatter(t[shown_err], lat[shown_err], s=14, marker="x", color=C_ERR, linewidths=0.8, label=label)
+        if shown_err.size < points.err_total:
+            label += f" ({shown_err.size:,} of {points.err_total:,} shown)"
+        ax.scatter(points.err_start_s, shown_err, s=14, marker="x", color=C_ERR, linewidths=0.8, label=label)
     if not ts.empty:
         mid = ts["second"].to_numpy(dtype=float) + 0.5  # a row covers [second, second + 1)
         ax.plot(mid, ts["p50_ms"].to_numpy(dtype=float), color=C_P50, lw=1.4, label="p50 per second")
         ax.plot(mid, ts["p99_ms"].to_numpy(dtype=float), color=C_P99, lw=1.4, label="p99 per second")
 
     values = np.concatenate(
-        [
-            lat[shown_ok],
-            lat[shown_err],
-            ts["p50_ms"].to_numpy(dtype=float),
-            ts["p99_ms"].to_numpy(dtype=float),
-        ]
+        [shown_ok, shown_err, ts["p50_ms"].to_numpy(dtype=float), ts["p99_ms"].to_numpy(dtype=float)]
     )
     values = values[np.isfinite(values) & (values > 0)]
     if values.size and values.max() / values.min() > LOG_SPREAD:
         ax.set_yscale("log")
     else:
         ax.set_ylim(bottom=0)
-    set_time_xlim(ax, t, ts)
+    set_time_xlim(ax, np.array(points.start_range or (), dtype=float), ts)
     legend(ax)
     return fig
 
@@ -134,22 +136,17 @@ def latency_percentiles(latency_ms: npt.ArrayLike) -> Figure:
 
     Pass successful requests' latencies from the measured window so the marks match the summary.
     """
+    return percentile_figure(curve_of(latency_ms))
+
+
+def percentile_figure(curve: PercentileCurve) -> Figure:
+    """`latency_percentiles` of a curve already computed (`loadbench.report.plotdata`)."""
     fig, ax = new_figure("Latency by percentile")
-    lat = np.asarray(latency_ms, dtype=float)
-    lat = np.sort(lat[np.isfinite(lat)])
-    n = lat.size
+    n = curve.n
     if n == 0:
         return no_data(fig, ax, "no successful requests")
-    # The highest percentile n samples can support is 1 - 1/n; beyond it is extrapolation.
     top = max(float(n), 10.0)
-    x = (
-        np.unique(np.concatenate([np.geomspace(1.0, float(n), 500), [float(n)]]))
-        if n > 1
-        else np.array([1.0])
-    )
-    q = 1.0 - 1.0 / x
-    y = np.percentile(lat, q * 100.0)
-    ax.plot(x, y, color=C_OK, lw=1.6, label="latency at percentile")
+    ax.plot(curve.x, curve.y, color=C_OK, lw=1.6, label="latency at percentile")
     ax.set_xscale("log")
     ax.set_xlim(1.0, top)
     decades = int(np.floor(np.log10(top) + 1e-9))
@@ -160,11 +157,7 @@ def latency_percentiles(latency_ms: npt.ArrayLike) -> Figure:
     ax.set_ylabel("latency (ms)")
     ax.grid(True, which="major", alpha=0.35)
 
-    for p in PERCENTILE_MARKS:
-        xp = 1.0 / (1.0 - p / 100.0)
-        if xp > n:
-            continue  # not enough samples to claim this percentile
-        yp = float(np.percentile(lat, p))
+    for p, xp, yp in curve.marks:
         ax.plot([xp], [yp], "o", color=C_P99, ms=5, zorder=3)
         ax.annotate(
             f"p{p:g}: {short_ms(yp)}",
@@ -175,15 +168,14 @@ def latency_percentiles(latency_ms: npt.ArrayLike) -> Figure:
             va="top",
             fontsize=8,
         )
-    positive = lat[lat > 0]
-    if positive.size and positive[-1] / positive[0] > LOG_SPREAD:
+    if curve.min_positive is not None and curve.maximum / curve.min_positive > LOG_SPREAD:
         ax.set_yscale("log")
     else:
-        ax.set_ylim(bottom=0, top=float(lat[-1]) * 1.12 or 1.0)
+        ax.set_ylim(bottom=0, top=curve.maximum * 1.12 or 1.0)
     ax.text(
         0.01,
         0.97,
-        f"{n:,} successful requests · max {short_ms(float(lat[-1]))}",
+        f"{n:,} successful requests · max {short_ms(curve.maximum)}",
         transform=ax.transAxes,
         va="top",
         fontsize=8,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from loadbench.analyze.store import RecordStore
 from loadbench.record import rundir
 from loadbench.report.fmt import (
     DASH,
@@ -58,14 +59,18 @@ __all__ = [
 ]
 
 
-def render_report(run_dir: Path, requests: pd.DataFrame | None = None) -> tuple[Path, Path]:
+def render_report(
+    run_dir: Path, requests: pd.DataFrame | None = None, store: RecordStore | None = None
+) -> tuple[Path, Path]:
     """Write ``report.html`` and ``summary.md`` into an analyzed run directory; return both paths.
 
-    ``requests``: the directory's ``requests.csv`` as `read_requests` gave it, when the caller
-    has already read it (``loadbench report`` analyzes first: one read of millions of records).
+    ``requests``: the directory's records as `read_run_requests` gave them, or ``store``: the
+    `RecordStore` `loadbench.analyze.bounded.open_bounded` gave, when the caller has opened them
+    already (``loadbench report`` analyzes first: one read of millions of records). Without
+    either, `load_run` chooses.
     """
     run_dir = Path(run_dir)
-    run = load_run(run_dir, requests)
+    run = load_run(run_dir, requests, store)
     html_path = run_dir / rundir.REPORT
     md_path = run_dir / rundir.SUMMARY_MD
     write_text_atomic(html_path, render_html(run))

@@ -16,13 +16,24 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import stats
 from loadbench.analyze.attempts import split_attempts
+from loadbench.analyze.bounded import open_bounded
+from loadbench.analyze.store import RecordStore
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
 from loadbench.record.columnar import read_run_requests
+from loadbench.record.records import COLUMNS, CSV_COLUMN_DTYPES, from_due_time
 from loadbench.record.series import read_samples, read_timeseries
 from loadbench.report.fmt import as_dict, num
+from loadbench.report.plotdata import (
+    PlotData,
+    error_kind_frame,
+    frame_plot_data,
+    store_plot_data,
+    window_bounds,
+)
+
+__all__ = ["BADGES", "Identity", "Run", "error_kind_frame", "in_window", "load_run", "no_records"]
 
 # status -> (shown as, badge class)
 BADGES = {
@@ -45,6 +56,7 @@ class Run:
     run_start: float  # unix s of second 0 of the timeseries
     samples: pd.DataFrame  # resource samples; just a ``unix_s`` column when there are none
     attempts: pd.DataFrame  # the records as written: every attempt (``requests`` without retries)
+    plots: PlotData  # what the per-request plots draw (from the frames or from a store)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,34 +77,55 @@ class Identity:
         )
 
 
-def load_run(run_dir: Path, requests: pd.DataFrame | None = None) -> Run:
+def load_run(run_dir: Path, requests: pd.DataFrame | None = None, store: RecordStore | None = None) -> Run:
+    """The run directory as the report needs it. ``requests``: its records as `read_run_requests`
+    gave them, or ``store``: the `RecordStore` `open_bounded` gave, when the caller has opened them
+    already; without either, a store when `open_bounded` gives one (the records never in memory:
+    the plots' data comes from DuckDB), else the records read into memory."""
     meta = rundir.read_meta(run_dir)
     for name in (rundir.SUMMARY, rundir.TIMESERIES):
         if not (run_dir / name).is_file():
             raise RunDirError(f"{run_dir} has no {name}: run the analyzer first (loadbench report {run_dir})")
+    if requests is None and store is None:
+        opened = open_bounded(run_dir, meta)
+        if opened is not None:
+            with opened:
+                return load_run(run_dir, store=opened)
+        requests = read_run_requests(run_dir)
     summary = rundir.read_json(run_dir / rundir.SUMMARY)
     timeseries = read_timeseries(run_dir / rundir.TIMESERIES)
-    if requests is None:
-        requests = read_run_requests(run_dir)
-    split = split_attempts(requests)
-    requests = split.requests
+    if store is not None:
+        # A run the store covers is plain (`loadbench.analyze.bounded.unsupported`): the sections
+        # that read records (quality, LLM, replicas, targets, cache) have nothing to show.
+        requests = attempts = no_records()
+    else:
+        assert requests is not None
+        split = split_attempts(requests)
+        requests, attempts = split.requests, split.attempts
     if not timeseries.empty:
         # The analyzer's seconds are the reference, so scatter points line up with per-second rows.
         run_start = float(timeseries["start_unix_s"].iloc[0] - timeseries["second"].iloc[0])
     elif num(meta.get("started_unix_s")) is not None:
         run_start = float(meta["started_unix_s"])
+    elif store is not None:
+        ((first,),) = store.rows("SELECT min(start_unix_s) FROM records")
+        run_start = 0.0 if first is None else float(first)
     else:
         run_start = float(requests["start_unix_s"].min()) if len(requests) else 0.0
+    if store is not None:
+        plot_data = store_plot_data(store, meta, summary, run_start)
+    else:
+        # The window as the analyzer has it: an open loop's requests by their due time.
+        plot_data = frame_plot_data(requests, in_window(from_due_time(requests), summary), run_start)
     samples = read_samples(run_dir / rundir.SAMPLES)
-    return Run(run_dir, meta, summary, timeseries, requests, run_start, samples, split.attempts)
+    return Run(run_dir, meta, summary, timeseries, requests, run_start, samples, attempts, plot_data)
 
 
 def in_window(requests: pd.DataFrame, summary: dict[str, Any]) -> npt.NDArray[np.bool_]:
     """Requests whose start lies in the analyzer's measured window (inclusive both ends)."""
-    window = summary.get("window") or {}
     start = requests["start_unix_s"].to_numpy(dtype=float)
     mask = np.ones(start.size, dtype=bool)
-    lo, hi = num(window.get("start_unix_s")), num(window.get("end_unix_s"))
+    lo, hi = window_bounds(summary)
     if lo is not None:
         mask &= start >= lo
     if hi is not None:
@@ -100,22 +133,6 @@ def in_window(requests: pd.DataFrame, summary: dict[str, Any]) -> npt.NDArray[np
     return mask
 
 
-def error_kind_frame(requests: pd.DataFrame, run_start: float) -> pd.DataFrame:
-    """Failed requests counted per (second, kind), with the analyzer's own kind rule."""
-    failed = requests[requests["ok"].to_numpy() == 0]
-    if failed.empty:
-        return pd.DataFrame({"second": pd.Series([], dtype="int64"), "kind": [], "count": []})
-    # Count each distinct (second, status, error) first, then name each of those rows' pairs
-    # once: few, even when failures are many.
-    second = np.floor(failed["start_unix_s"].to_numpy() - run_start).astype("int64")
-    keyed = pd.DataFrame({"second": second, "status": failed["status"].to_numpy(), "error": failed["error"]})
-    counts = keyed.groupby(["second", "status", "error"], sort=False, observed=True, dropna=False).size()
-    counts = counts[counts > 0].rename("count").reset_index()
-    kinds: dict[tuple[int, str], str] = {}
-    kind = []
-    for st, er in zip(counts["status"].tolist(), counts["error"].astype(str).tolist(), strict=True):
-        if (st, er) not in kinds:
-            kinds[(st, er)] = stats.error_kind(int(st), er)
-        kind.append(kinds[(st, er)])
-    frame = pd.DataFrame({"second": counts["second"].to_numpy(), "kind": kind, "count": counts["count"]})
-    return frame.groupby(["second", "kind"], sort=True)["count"].sum().rename("count").reset_index()
+def no_records() -> pd.DataFrame:
+    """An empty record frame, every column with the dtype the readers give it."""
+    return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in CSV_COLUMN_DTYPES.items()})[list(COLUMNS)]

@@ -63,14 +63,15 @@ class Figures:
 def quality_counts(run: RunData, seconds: int) -> tuple[QualityCounts | None, dict[str, Any] | None]:
     """The window's labeled requests (`RunData.labels`), by second and class, and their
     ``quality_summary``; (None, None) without labels."""
-    measured, ok = run.labels, run.ok
-    if measured is None:
+    # A run read through its store has no labels (`bounded.unsupported` sends those to memory).
+    measured, ok, run_second = run.labels, run.ok, run.second
+    if measured is None or ok is None or run_second is None:
         return None, None
     summary = quality.quality_summary(measured["expected"], measured["predicted"], ok)
     if summary is None:
         return None, None
     labeled, answered, correct = quality.outcomes(measured["expected"], measured["predicted"], ok)
-    second = np.clip(run.second, 0, seconds - 1)
+    second = np.clip(run_second, 0, seconds - 1)
     expected = _labels(measured["expected"])
     predicted = _labels(measured["predicted"])
     classes = sorted({*expected[labeled], *predicted[answered]})

@@ -10,6 +10,7 @@ from loadbench.analyze.resources import (
     compute_resources,
     host_cpu_section,
     host_saturated,
+    ok_latency_by_second,
     shared_host,
     spread,
     window_energy_j,
@@ -25,8 +26,9 @@ def make_samples(n: int = 21, step: float = 0.5, **columns: object) -> pd.DataFr
     return frame
 
 
-def no_requests() -> pd.DataFrame:
-    return pd.DataFrame({"start_unix_s": pd.Series([], dtype="float64"), "latency_ms": [], "ok": []})
+def no_requests() -> pd.Series:
+    """No successful request's latency in any second (`ok_latency_by_second` of no records)."""
+    return pd.Series([], dtype="float64")
 
 
 def test_spread_is_mean_p95_max_of_present_values() -> None:
@@ -226,7 +228,9 @@ def test_latency_correlates_with_server_cpu() -> None:
             "ok": np.ones(10, dtype=np.int8),
         }
     )
-    res = compute_resources(samples, {}, START, START + 10.0, requests, ok_requests=10)
+    res = compute_resources(
+        samples, {}, START, START + 10.0, ok_latency_by_second(requests, START), ok_requests=10
+    )
     assert res["latency_correlation"]["server.cpu_percent"] == pytest.approx(1.0)
     assert "host.cpu_percent" not in res["latency_correlation"]  # constant: no correlation defined
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from test_plots import REMOTE, make_sample_rows
 
-from loadbench.analyze.resources import compute_resources
+from loadbench.analyze.resources import compute_resources, ok_latency_by_second
 from loadbench.errors import RunDirError
 from loadbench.record import records, rundir, series
 from loadbench.report import report
@@ -456,7 +456,14 @@ def make_resources_run_dir(path: Path, gpus: bool = True) -> Path:
     requests = records.read_requests(run_dir / rundir.REQUESTS)
     window = requests[requests["start_unix_s"] >= START + 2.0]
     samples = series.read_samples(run_dir / rundir.SAMPLES)
-    resources = compute_resources(samples, info, START + 2.0, START + 12.0, window, int(window["ok"].sum()))
+    resources = compute_resources(
+        samples,
+        info,
+        START + 2.0,
+        START + 12.0,
+        ok_latency_by_second(window, START + 2.0),
+        int(window["ok"].sum()),
+    )
     # Latency in the hand-built requests repeats every second, so nothing correlates: set some.
     resources["latency_correlation"] = {f"res{i}.value": round((-1) ** i * i / 10, 3) for i in range(10)}
     summary = make_summary()

@@ -204,8 +204,8 @@ def silent_server() -> Iterator[str]:
 def resources_of(run_dir: Path) -> dict[str, object]:
     info = json.loads((run_dir / "sampler.json").read_text())
     samples = read_samples(run_dir / "samples.jsonl")
-    requests = pd.DataFrame({"start_unix_s": pd.Series([], dtype="float64"), "latency_ms": [], "ok": []})
-    return compute_resources(samples, info, 0.0, time.time() + 1, requests, ok_requests=0)
+    no_latency = pd.Series([], dtype="float64")  # no request: nothing to correlate with
+    return compute_resources(samples, info, 0.0, time.time() + 1, no_latency, ok_requests=0)
 
 
 def test_failing_and_unmatched_scrapes_are_summarised_and_become_notices(tmp_path: Path) -> None:

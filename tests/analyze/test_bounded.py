@@ -1,0 +1,322 @@
+"""The analyzer without the records in memory (`loadbench.analyze.bounded`) gives what the
+in-memory one gives (`loadbench.analyze.analyzer.compute_summary`), figure for figure, on the
+same run directories: every key of ``summary.json`` and every cell of ``timeseries.csv``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loadbench.analyze import analyzer, bounded
+from loadbench.analyze.store import RecordStore
+from loadbench.errors import RunDirError
+from loadbench.record import columnar, rundir
+from loadbench.record.columnar import convert_csv, read_run_requests
+from loadbench.record.records import RequestRecord, write_requests
+from loadbench.record.series import read_samples, read_users
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+STARTED = 1_795_400_000.0
+NAMES = ("/v2/models/digits/infer", "/v2/models/digits", "/v2/health/ready")
+FAILURES = (
+    (503, "HTTPError: 503 Server Error: busy", "model is overloaded, try later", "2"),
+    (503, "HTTPError: 503 Server Error: busy", "queue full", ""),
+    (400, "HTTPError: 400 Client Error", "expecting 64 features", ""),
+    (0, "TimeoutError: timed out", "", ""),
+    (0, "ConnectionRefusedError: [Errno 111] Connection refused", "", ""),
+)
+
+
+def records(
+    n: int, seed: int = 3, names: tuple[str, ...] = NAMES, duration_s: float = 40.0
+) -> list[RequestRecord]:
+    """A closed-loop run's records: lognormal latencies at µs resolution (ties included), some
+    failures of each kind, some redirects, not quite in start order (written as they finished)."""
+    rng = np.random.default_rng(seed)
+    start = np.sort(STARTED + rng.uniform(0, duration_s, n))
+    latency = np.round(rng.lognormal(np.log(12.0), 0.6, n), 3)
+    latency[rng.random(n) < 0.01] *= 40  # a slow tail
+    latency = np.round(latency, 3)
+    which = rng.choice(len(names), n, p=np.linspace(2, 1, len(names)) / np.linspace(2, 1, len(names)).sum())
+    failed = rng.random(n) < 0.03
+    kind = rng.integers(0, len(FAILURES), n)
+    hops = np.where(rng.random(n) < 0.02, rng.integers(1, 3, n), 0)
+    out = []
+    for i in np.argsort(start + latency / 1000.0, kind="stable"):  # in the order they ended
+        status, error, message, retry_after = FAILURES[kind[i]] if failed[i] else (200, "", "", "")
+        out.append(
+            RequestRecord(
+                round(float(start[i]), 6),
+                float(latency[i]),
+                names[which[i]],
+                "POST",
+                status,
+                0 if failed[i] else 117 + int(which[i]),
+                not failed[i],
+                error,
+                server_message=message,
+                retry_after=retry_after,
+                redirects=int(hops[i]),
+            )
+        )
+    return out
+
+
+def write_run(
+    path: Path, recs: list[RequestRecord], parquet: bool = False, samples: bool = True, **meta: Any
+) -> Path:
+    path.mkdir(parents=True)
+    settings = {"users": 8, "warmup_s": 5.0, "duration_s": 40, **meta.pop("settings", {})}
+    rundir.write_json(
+        path / rundir.META,
+        {
+            "format": 1,
+            "run_id": "run-bounded",
+            "target": "http://127.0.0.1:8000",
+            "scenario": "kserve_v2",
+            "status": rundir.STATUS_COMPLETE,
+            "started_unix_s": STARTED,
+            "ended_unix_s": STARTED + 40.0,
+            "settings": settings,
+            "in_flight_unrecorded": 3,
+            **meta,
+        },
+    )
+    write_requests(path / rundir.REQUESTS, recs)
+    (path / rundir.USERS).write_text(
+        "unix_s,users\n" + "".join(f"{STARTED + 0.5 * i:.3f},{min(i + 1, 8)}\n" for i in range(80))
+    )
+    if samples:
+        with (path / rundir.SAMPLES).open("w") as f:
+            for i in range(80):
+                cpu = 20.0 + (i % 7) * 5
+                f.write(
+                    json.dumps(
+                        {
+                            "unix_s": STARTED + 0.5 * i,
+                            "host.cpu_percent": cpu,
+                            "generator.cpu_percent": cpu / 2,
+                        }
+                    )
+                    + "\n"
+                )
+    if parquet:
+        to_parquet(path)
+    return path
+
+
+def to_parquet(path: Path) -> None:
+    convert_csv(path / rundir.REQUESTS, path / rundir.REQUESTS_PARQUET)
+    (path / rundir.REQUESTS).unlink()
+    meta = rundir.read_meta(path)
+    rundir.write_json(path / rundir.META, {**meta, "format": 2})
+
+
+def both_ways(run: Path) -> tuple[tuple[dict[str, Any], pd.DataFrame], tuple[dict[str, Any], pd.DataFrame]]:
+    """(summary, series) of the run from the records in memory, and from a store."""
+    meta = rundir.read_meta(run)
+    users, samples = read_users(run / rundir.USERS), read_samples(run / rundir.SAMPLES)
+    frame_summary, frame_series = analyzer.compute_summary(meta, read_run_requests(run), users, samples)
+    with RecordStore.open(run) as store:
+        assert bounded.unsupported(meta, store) is None
+        store_summary, store_series = bounded.bounded_summary(meta, store, users, samples)
+    return (json.loads(json.dumps(frame_summary)), frame_series), (
+        json.loads(json.dumps(store_summary)),
+        store_series,
+    )
+
+
+def assert_same(run: Path) -> dict[str, Any]:
+    (frame_summary, frame_series), (store_summary, store_series) = both_ways(run)
+    assert store_summary == frame_summary
+    pd.testing.assert_frame_equal(store_series, frame_series)
+    return frame_summary
+
+
+@pytest.mark.parametrize("parquet", [False, True], ids=["csv", "parquet"])
+def test_a_run_of_many_names_and_failures_gives_the_same_summary(tmp_path: Path, parquet: bool) -> None:
+    summary = assert_same(write_run(tmp_path / "run", records(6000), parquet=parquet))
+    # What the comparison rests on: every part of the summary this path computes is there.
+    assert len(summary["by_name"]) == 3 and len(summary["errors"]) >= 4
+    assert summary["requests"]["redirects"] > 0 and summary["requests"]["warmup_excluded"] > 0
+    assert any(row.get("retry_after") == "2" for row in summary["errors"])
+    assert summary["steady"]["bins"] > 10 and summary["resources"]["latency_correlation"]
+    assert summary["latency_ci_ms"]["p50"] is not None
+
+
+def test_one_name_a_killed_run_and_a_run_without_samples(tmp_path: Path) -> None:
+    one = assert_same(write_run(tmp_path / "one", records(900, seed=5, names=("/only",)), parquet=True))
+    assert list(one["by_name"]) == ["/only"] and one["by_name"]["/only"]["latency_ms"] == one["latency_ms"]
+    killed = write_run(
+        tmp_path / "killed", records(700, seed=6), parquet=True, samples=False, status=rundir.STATUS_RUNNING
+    )
+    meta = rundir.read_meta(killed)
+    del meta["ended_unix_s"]
+    rundir.write_json(killed / rundir.META, meta)
+    summary = assert_same(killed)
+    assert any("incomplete run" in n for n in summary["notices"])
+
+
+def test_empty_and_failed_windows(tmp_path: Path) -> None:
+    warmup_only = write_run(
+        tmp_path / "warm", records(300, seed=7), parquet=True, settings={"warmup_s": 60.0}
+    )
+    assert assert_same(warmup_only)["requests"]["total"] == 0
+    failed = [
+        RequestRecord(
+            r.start_unix_s,
+            r.latency_ms,
+            r.name,
+            r.method,
+            503,
+            0,
+            False,
+            "HTTPError: 503",
+            server_message="busy",
+        )
+        for r in records(400, seed=8)
+    ]
+    summary = assert_same(write_run(tmp_path / "failed", failed, parquet=True))
+    assert summary["requests"]["ok"] == 0 and summary["latency_ms"]["p50"] is None
+
+
+def test_a_damaged_csv_loses_the_same_records_either_way(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", records(2000, seed=9))
+    lines = (run / rundir.REQUESTS).read_text().splitlines(keepends=True)
+    lines[700] = "garbage,not,a,record\n"
+    (run / rundir.REQUESTS).write_text("".join(lines))
+    summary = assert_same(run)
+    assert any("requests.csv" in w for w in summary["validity"].get("warnings", []))
+
+
+def test_what_the_store_does_not_cover_goes_to_the_records_in_memory(tmp_path: Path) -> None:
+    recs = records(200, seed=10)
+    recs[5] = RequestRecord(
+        STARTED + 6, 9.0, "/chat", "POST", 200, 10, True, extras={"ttft_ms": 3.0, "output_tokens": 4}
+    )
+    llm = write_run(tmp_path / "llm", recs, parquet=True)
+    retried = write_run(tmp_path / "retried", records(200, seed=10), parquet=True, settings={"retries": 2})
+    opened = write_run(
+        tmp_path / "shaped",
+        records(200, seed=10),
+        parquet=True,
+        settings={"stages": [{"duration_s": 20, "users": 4}]},
+    )
+    reasons = {}
+    for run in (llm, retried, opened):
+        with RecordStore.open(run) as store:
+            reasons[run.name] = bounded.unsupported(rundir.read_meta(run), store)
+        assert bounded.open_bounded(run, rundir.read_meta(run)) is None
+    assert reasons == {
+        "llm": "records with output_tokens, ttft_ms",
+        "retried": "settings retries",
+        "shaped": "settings stages",
+    }
+
+
+def test_an_open_loop_counts_from_the_due_time_and_keeps_its_schedule_either_way(tmp_path: Path) -> None:
+    rng = np.random.default_rng(15)
+    recs = []
+    for r in records(5000, seed=15):
+        lateness = float(rng.choice([0.0002, 0.001, 0.004, 0.030], p=[0.6, 0.3, 0.08, 0.02]))
+        recs.append(dataclasses.replace(r, intended_unix_s=round(r.start_unix_s - lateness, 6)))
+    load = {"model": "open", "rate": 125.0, "arrival": "poisson", "seed": 7, "max_inflight": 64}
+    run = write_run(
+        tmp_path / "open",
+        recs,
+        parquet=True,
+        settings={"load": load},
+        schedule={"due": 5002, "unsent": 2, "dropped": 0, "max_backlog": 9},
+    )
+    summary = assert_same(run)
+    assert summary["load"]["model"] == "open" and summary["schedule"]["late_requests"] > 0
+    assert summary["schedule"]["lateness_ms"]["max"] >= 29.0 and summary["schedule"]["unsent"] == 2
+    # The latency counts the lateness, the service time does not.
+    assert summary["latency_ms"]["p99"] > summary["service_time_ms"]["p99"]
+
+
+def test_analyze_run_takes_a_parquet_run_through_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame_run = write_run(tmp_path / "frame", records(1500, seed=11), parquet=True)
+    store_run = tmp_path / "store"
+    shutil.copytree(frame_run, store_run)
+    expected = analyzer.analyze_run(frame_run, requests=read_run_requests(frame_run))
+
+    def no_frame(path: Path) -> pd.DataFrame:
+        raise AssertionError(f"{path} was read into memory")
+
+    monkeypatch.setattr(columnar, "read_parquet_requests", no_frame)
+    assert analyzer.analyze_run(store_run) == expected
+    for name in (rundir.SUMMARY, rundir.TIMESERIES):
+        assert (store_run / name).read_bytes() == (frame_run / name).read_bytes()
+
+
+def test_a_small_csv_run_is_read_into_memory_and_a_large_one_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = write_run(tmp_path / "run", records(300, seed=12))
+    meta = rundir.read_meta(run)
+    assert bounded.open_bounded(run, meta) is None  # far under CSV_BYTES
+    monkeypatch.setattr(bounded, "CSV_BYTES", 1)
+    store = bounded.open_bounded(run, meta)
+    assert store is not None
+    store.close()
+
+
+def test_a_record_without_a_finite_latency_is_refused_by_number(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run = write_run(tmp_path / "run", records(50, seed=13), parquet=True)
+    path = run / rundir.REQUESTS_PARQUET
+    table = pq.read_table(path)
+    latency = table.column("latency_ms").to_numpy().copy()
+    latency[3] = np.nan
+    index = table.schema.get_field_index("latency_ms")
+    pq.write_table(table.set_column(index, "latency_ms", pa.array(latency)), path)
+    with pytest.raises(RunDirError, match=r"requests.parquet record 4: no finite start time or latency"):
+        RecordStore.open(run)
+    with pytest.raises(RunDirError, match=r"requests.parquet record 4: no finite start time or latency"):
+        read_run_requests(run)  # the reader's own rule, the same words
+
+
+def test_the_golden_run_directory_is_covered_and_unchanged(tmp_path: Path) -> None:
+    run = tmp_path / "run-small"
+    shutil.copytree(DATA / "run-small", run)
+    to_parquet(run)
+    meta = rundir.read_meta(run)
+    with RecordStore.open(run) as store:
+        if bounded.unsupported(meta, store) is not None:
+            pytest.skip(f"run-small is not a plain run: {bounded.unsupported(meta, store)}")
+    assert_same(run)
+
+
+def test_duckdb_out_of_memory_is_retried_under_a_larger_limit_then_said_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loadbench.analyze import store as store_module
+
+    run = write_run(tmp_path / "run", records(60_000, seed=14, duration_s=60.0), parquet=True)
+    with RecordStore.open(run) as store:
+        expected = store.values_at([0, 30_000, 50_000], "latency_ms", "ok <> 0")
+    with RecordStore.open(run) as store:
+        store.limit_mb = 1
+        store.con.execute("SET memory_limit = '1MB'")
+        with pytest.raises(
+            RunDirError, match=r"the analysis failed in DuckDB \(memory limit 4 MB.*[Oo]ut of [Mm]emory"
+        ):
+            store.values_at([0, 30_000, 50_000], "latency_ms", "ok <> 0", group="name")
+    monkeypatch.setattr(store_module, "OUT_OF_MEMORY_RETRIES", 12)
+    with RecordStore.open(run) as store:
+        store.limit_mb = 1
+        store.con.execute("SET memory_limit = '1MB'")
+        np.testing.assert_array_equal(store.values_at([0, 30_000, 50_000], "latency_ms", "ok <> 0"), expected)
+        assert store.limit_mb > 1  # it ran out, and was given more
