@@ -152,6 +152,10 @@ def cache_lines(cache: Any) -> list[str]:
     return [line]
 
 
+# From this many records on, `analyze_and_report` says on stderr that it reads them out of memory.
+SAY_RECORDS = 1_000_000
+
+
 def analyze_and_report(run_dir: Path, quiet: bool = False) -> Summary:
     """Analyze a run directory and render its report; print the console summary. ``quiet``: no
     word on how a long run's records are read (the summary is printed all the same)."""
@@ -168,7 +172,7 @@ def analyze_and_report(run_dir: Path, quiet: bool = False) -> Summary:
     # path covers the run (never in memory), else read into memory.
     store = open_bounded(run_dir, meta)
     if store is not None:
-        if not quiet:
+        if not quiet and store.records >= SAY_RECORDS:
             # A long run takes a while (about a second per million records): say why, at once.
             print(
                 f"analyzing {store.records:,} records out of memory ({store.path.name}, DuckDB) ...",

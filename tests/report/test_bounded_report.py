@@ -201,3 +201,17 @@ def test_an_open_loops_curve_ranks_the_latency_from_the_due_time_either_way(tmp_
     np.testing.assert_array_equal(bounded.plots.curve.y, frame.plots.curve.y)
     marks = {p: y for p, _, y in bounded.plots.curve.marks}
     assert round(marks[99.0], 3) == summary["latency_ms"]["p99"] != summary["service_time_ms"]["p99"]
+
+
+def test_a_long_run_says_on_stderr_that_it_is_read_out_of_memory_unless_quiet(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadbench.cli import summary as summary_module
+
+    analyze_and_report(run_dir)
+    assert "out of memory" not in capsys.readouterr().err  # 3,000 records: not worth a word
+    monkeypatch.setattr(summary_module, "SAY_RECORDS", 1000)
+    analyze_and_report(run_dir)
+    assert "analyzing 3,000 records out of memory (requests.parquet, DuckDB)" in capsys.readouterr().err
+    analyze_and_report(run_dir, quiet=True)
+    assert capsys.readouterr().err == ""
