@@ -542,3 +542,23 @@ def test_error_table_counts_a_kinds_rarer_messages_together() -> None:
     ]
     assert table[0]["retry_after"] == "9" and table[0]["example"] == code and table[0]["share"] == 0.2
     assert stats.MAX_MESSAGES_PER_KIND == 3
+
+
+def test_percentiles_from_order_statistics_are_numpys_bit_for_bit() -> None:
+    # What the store's analysis rests on (`loadbench.analyze.bounded`): numpy's percentile from
+    # the two values at `percentile_points`, never the values in memory. Ties and µs values
+    # (midpoints that round either way at the µs) included.
+    rng = np.random.default_rng(20)
+    percents = [*stats.PERCENTILES.values(), 12.5, 33.3, 100.0, 0.0]
+    for trial in range(3000):
+        n = int(rng.integers(1, 20)) if trial % 3 == 0 else int(rng.integers(20, 3000))
+        values = np.round(rng.lognormal(2.0, 1.0, n), 3)
+        if trial % 5 == 0:
+            values = np.round(10.0 + rng.integers(0, 50, n) / 1000.0, 3)
+        ordered = np.sort(values)
+        lower, upper, gamma = stats.percentile_points(n, percents)
+        got = stats.interpolate(ordered[lower], ordered[upper], gamma)
+        assert np.array_equal(got, np.percentile(values, percents)), (trial, n)
+        # One count per group, one percent: as the per-second series asks.
+        lower, upper, gamma = stats.percentile_points(np.array([n, n]), 99.0)
+        assert stats.interpolate(ordered[lower], ordered[upper], gamma)[0] == np.percentile(values, 99.0)
