@@ -58,8 +58,6 @@ from loadbench.record.columnar import read_run_requests
 from loadbench.record.salvage import damage_of
 from loadbench.record.series import read_samples, read_users
 
-SCHEMA_VERSION = 1
-
 
 def _gated_values(measured: pd.DataFrame, ok: npt.NDArray[np.bool_]) -> dict[str, int]:
     """How many values each gated percentile other than latency's rests on (`finish.gated_counts`).
@@ -138,7 +136,7 @@ def compute_summary(
     notices += trust.thin_notice(w.ok)
     traffic = traffic_sections(w)
     summary: Summary = {
-        "schema": SCHEMA_VERSION,
+        "schema": finish.SCHEMA_VERSION,
         "run": run_section(w),
         "load": load_section(w),
         "window": window_section(w),

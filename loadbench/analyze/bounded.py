@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import finish, network, processing, slo, stats, trust
-from loadbench.analyze.store import SCHEDULED, RecordStore
+from loadbench.analyze import finish, network, processing, slo, stats, traffic, trust
+from loadbench.analyze.store import SCHEDULED, FloatArray, RecordStore
 from loadbench.analyze.window import (
     RunSpan,
     load_section,
@@ -82,6 +83,7 @@ def window_successes(meta: dict[str, Any]) -> tuple[str, list[float]]:
     """The SQL condition, and its parameters, of the measured window's successful requests: those
     whose latencies the summary's percentiles rank. The report's percentile curve asks the store
     the same query, so that a store shared by both sorts them once (`RecordStore.values_at`)."""
+    # A request due exactly at the window's start counts in (`loadbench.analyze.window.measure`).
     return f"{IN_WINDOW} AND {OK}", [window_start_unix_s(meta) - TIME_RESOLUTION_S / 2]
 
 
@@ -111,7 +113,7 @@ def bounded_summary(
     server_stats: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """(summary, per-second frame) of a run `unsupported` says nothing against."""
-    lo = window_start_unix_s(meta) - TIME_RESOLUTION_S / 2  # as `loadbench.analyze.window.measure`
+    _, (lo,) = window_successes(meta)
     counts = _counts(store, lo)
     last = counts["last_end"]
     span, notices = run_span(meta, None if last is None else float(last))
@@ -123,11 +125,13 @@ def bounded_summary(
     notices += trust.thin_notice(ok)
     latency, ci = _latency(store, window_successes(meta), ok, counts["latency_sum"])
     summary: dict[str, Any] = {
-        "schema": 1,
+        "schema": finish.SCHEMA_VERSION,
         "run": run_section(span),
         "load": load_section(span),
         "window": window_section(span),
-        "requests": _requests_section(span, counts),
+        "requests": traffic.counted_requests_section(
+            span, total, ok, counts["records"] - total, (int(counts["redirects"]), int(counts["redirected"]))
+        ),
         "throughput_rps": stats.rate(ok, span.duration_s),
         "request_rate_rps": stats.rate(total, span.duration_s),
         "latency_ms": latency,
@@ -222,45 +226,23 @@ def _schedule(store: RecordStore, lo: float, span: RunSpan) -> trust.ScheduleSec
     )
 
 
-def _requests_section(span: RunSpan, counts: dict[str, Any]) -> dict[str, Any]:
-    """`loadbench.analyze.traffic.requests_section` from the counts."""
-    total, ok = counts["total"], counts["ok"]
-    section: dict[str, Any] = {
-        "total": total,
-        "ok": ok,
-        "errors": total - ok,
-        "error_rate": stats.fraction(total - ok, total),
-        "warmup_excluded": counts["records"] - total,
-    }
-    if span.in_flight_unrecorded is not None:
-        section["in_flight_unrecorded"] = span.in_flight_unrecorded
-    if (span.settings.get("follow_redirects") or 0) > 0 or counts["redirected"]:
-        section["redirects"] = int(counts["redirects"])
-        section["redirected"] = int(counts["redirected"])
-    return section
-
-
 def _latency(
     store: RecordStore, successes: tuple[str, list[float]], n: int, total_ms: float
 ) -> tuple[stats.LatencySummary, dict[str, Any]]:
-    """The window's latency summary and its percentiles' confidence intervals: one sorted pass."""
+    """The window's latency summary and its percentiles' confidence intervals: one sorted pass for
+    both, and for the report's percentile curve (the store keeps what it found)."""
     ci_ranks = {key: trust.ci_positions(n, q) for key, q in stats.PERCENTILES.items()}
-    extra = [r for pair in ci_ranks.values() if pair for r in pair]
-    if n:  # the report's curve, ranked in the same pass (the store keeps them for it)
+
+    def value_at(positions: npt.ArrayLike) -> FloatArray:
+        return store.values_at(positions, "latency_ms", *successes, source=SOURCE)
+
+    if n:
         curve = stats.percentile_points(n, (1.0 - 1.0 / stats.curve_x(n)) * 100.0)
-        extra += [*curve[0].tolist(), *curve[1].tolist()]
-    picked: dict[int, float] = {}
-
-    def value_at(positions: np.ndarray) -> np.ndarray:
-        wanted = np.concatenate([positions, np.asarray(extra, dtype=np.int64)])
-        values = store.values_at(wanted, "latency_ms", *successes, source=SOURCE)
-        picked.update(zip(wanted.tolist(), values.tolist(), strict=True))
-        return values[: positions.size]
-
+        ci_flat = [r for pair in ci_ranks.values() if pair for r in pair]
+        value_at(np.concatenate([stats.summary_positions(n), ci_flat, curve[0], curve[1]]))
     summary = stats.summary_from_ranks(n, value_at, total_ms / n if n else 0.0)
     ci: dict[str, Any] = {
-        key: [round(picked[pair[0]], 3), round(picked[pair[1]], 3)] if pair else None
-        for key, pair in ci_ranks.items()
+        key: [round(float(v), 3) for v in value_at(pair)] if pair else None for key, pair in ci_ranks.items()
     }
     return summary, ci
 
@@ -274,45 +256,30 @@ def _by_name(
         FROM requests WHERE {IN_WINDOW} AND name IS NOT NULL GROUP BY name ORDER BY name""",
         [lo],
     )
-    oks = np.array([r[2] for r in rows], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(oks)[:-1]]) if rows else np.zeros(0, dtype=np.int64)
     latencies: dict[str, stats.LatencySummary] = {}
     if len(rows) == 1 and rows[0][2] == ok_total:
         latencies[str(rows[0][0])] = whole  # the one name holds every success: the same figures
-    else:
-        wanted = [
-            (str(name), int(offset), int(n), float(total))
-            for (name, _, n, total), offset in zip(rows, offsets.tolist(), strict=True)
-        ]
-        positions = {name: [] for name, *_ in wanted}  # type: dict[str, list[int]]
-        for name, offset, n, _ in wanted:
-            if n:
-                lower, upper, _gamma = stats.percentile_points(n, list(stats.PERCENTILES.values()))
-                positions[name] = [*(lower + offset), *(upper + offset), offset, offset + n - 1]
-        flat = np.array([p for ps in positions.values() for p in ps], dtype=np.int64)
-        group = store.ordinal("name", [name for name, *_ in wanted])  # the order of ``rows``
-        values = store.values_at(
-            flat, "latency_ms", f"{IN_WINDOW} AND {OK} AND name IS NOT NULL", [lo], group=group, source=SOURCE
-        )
-        at = dict(zip(flat.tolist(), values.tolist(), strict=True))
-        for name, offset, n, total in wanted:
-            latencies[name] = stats.summary_from_ranks(
-                n,
-                lambda p, offset=offset: np.array([at[int(i) + offset] for i in p]),
-                total / n if n else 0.0,
+    elif rows:
+        group = store.ordinal("name", [str(r[0]) for r in rows])  # the order of ``rows``
+        where = f"{IN_WINDOW} AND {OK} AND name IS NOT NULL"
+        oks = [int(r[2]) for r in rows]
+        offsets = np.concatenate([[0], np.cumsum(oks)[:-1]]).astype(np.int64)
+
+        def value_at(positions: npt.ArrayLike) -> FloatArray:
+            return store.values_at(positions, "latency_ms", where, [lo], group=group, source=SOURCE)
+
+        # Every name's positions in one sorted pass; each summary then reads them back.
+        wanted = [stats.summary_positions(n) + o for n, o in zip(oks, offsets, strict=True) if n]
+        if wanted:
+            value_at(np.concatenate(wanted))
+        for (name, _, n, total), offset in zip(rows, offsets.tolist(), strict=True):
+            latencies[str(name)] = stats.summary_from_ranks(
+                int(n), lambda p, offset=offset: value_at(np.asarray(p) + offset), total / n if n else 0.0
             )
-    out: dict[str, Any] = {}
-    for name, requests, n_ok, _ in sorted(rows, key=lambda r: str(r[0])):
-        errors = int(requests - n_ok)
-        out[str(name)] = {
-            "requests": int(requests),
-            "ok": int(n_ok),
-            "errors": errors,
-            "error_rate": stats.fraction(errors, int(requests)),
-            "throughput_rps": stats.rate(int(n_ok), span.duration_s),
-            "latency_ms": latencies[str(name)],
-        }
-    return out
+    return {
+        str(name): traffic.name_section(int(requests), int(n_ok), span.duration_s, latencies[str(name)])
+        for name, requests, n_ok, _ in sorted(rows, key=lambda r: str(r[0]))
+    }
 
 
 def _error_counts(store: RecordStore, lo: float) -> pd.DataFrame:

@@ -19,6 +19,8 @@ from loadbench.analyze.trust import ValiditySection
 from loadbench.analyze.window import RunSpan
 from loadbench.record.salvage import RecordDamage
 
+SCHEMA_VERSION = 1  # summary.json's ``schema``, whichever analyzer wrote it
+
 
 def add_resources(summary: dict[str, Any], resources: ResourcesSection) -> None:
     """``summary["resources"]`` (`resources_section`), and the generator's saturation in the

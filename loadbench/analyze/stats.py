@@ -116,10 +116,17 @@ def summary_from_ranks(n: int, value_at: Any, mean: float) -> LatencySummary:
     ascending) and their mean: the same figures without the values in memory."""
     if n == 0:
         return latency_summary([])
-    lower, upper, gamma = percentile_points(n, list(PERCENTILES.values()))
-    values = value_at(np.concatenate([lower, upper, [0, n - 1]]))
+    _, _, gamma = percentile_points(n, list(PERCENTILES.values()))
+    values = value_at(summary_positions(n))
     k = len(PERCENTILES)
     return _summary(interpolate(values[:k], values[k : 2 * k], gamma), values[-1], mean, values[-2])
+
+
+def summary_positions(n: int) -> IntArray:
+    """The positions among ``n`` sorted values (``n`` > 0) that `summary_from_ranks` reads: each
+    percentile's two, then the first and the last."""
+    lower, upper, _ = percentile_points(n, list(PERCENTILES.values()))
+    return np.concatenate([lower, upper, [0, n - 1]]).astype(np.int64)
 
 
 def latency_figures(latency_ms: npt.ArrayLike, keys: tuple[str, ...]) -> dict[str, float | None]:

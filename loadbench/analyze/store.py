@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loadbench.analyze import stats
 from loadbench.errors import RunDirError
 from loadbench.record.columnar import PARQUET, convert_csv, parquet_damage, records_path
 from loadbench.record.records import COLUMNS
@@ -249,6 +250,21 @@ class RecordStore:
         keyed = f", {group} AS g" if group else ""
         order = "g, v" if group else "v"
         return f"SELECT v FROM (SELECT {value} AS v{keyed} FROM {source} WHERE {where}) ORDER BY {order}"
+
+    def percentiles(
+        self,
+        n: int,
+        percents: npt.ArrayLike,
+        value: str,
+        where: str,
+        params: Sequence[Any] = (),
+        source: str = "records",
+    ) -> FloatArray:
+        """``np.percentile`` at ``percents`` of the ``n`` values of `sorted_query` (no group), bit for
+        bit: the values at `loadbench.analyze.stats.percentile_points`, interpolated as numpy does."""
+        lower, upper, gamma = stats.percentile_points(n, percents)
+        values = self.values_at(np.concatenate([lower, upper]), value, where, params, source=source)
+        return stats.interpolate(values[: lower.size], values[lower.size :], gamma)
 
     def values_at(
         self,

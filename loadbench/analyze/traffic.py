@@ -10,7 +10,7 @@ from typing import NotRequired, TypedDict
 
 from loadbench.analyze import stats, trust
 from loadbench.analyze.stats import ErrorRow, LatencySummary
-from loadbench.analyze.window import Window
+from loadbench.analyze.window import RunSpan, Window
 
 
 class RequestsSection(TypedDict):
@@ -80,21 +80,28 @@ def traffic_sections(w: Window) -> TrafficSections:
 
 
 def requests_section(w: Window) -> RequestsSection:
-    errors = w.total - w.ok
+    hops = w.measured["redirects"].fillna(0).to_numpy() if "redirects" in w.measured else None
+    redirects = None if hops is None else (int(hops.sum()), int((hops > 0).sum()))
+    return counted_requests_section(w, w.total, w.ok, int((~w.in_window).sum()), redirects)
+
+
+def counted_requests_section(
+    span: RunSpan, total: int, ok: int, warmup_excluded: int, redirects: tuple[int, int] | None
+) -> RequestsSection:
+    """`requests_section` from the window's counts; ``redirects``: (hops followed, requests that
+    followed any), None when the records do not say."""
     section: RequestsSection = {
-        "total": w.total,
-        "ok": w.ok,
-        "errors": errors,
-        "error_rate": stats.fraction(errors, w.total),
-        "warmup_excluded": int((~w.in_window).sum()),
+        "total": total,
+        "ok": ok,
+        "errors": total - ok,
+        "error_rate": stats.fraction(total - ok, total),
+        "warmup_excluded": warmup_excluded,
     }
-    unrecorded = w.in_flight_unrecorded
+    unrecorded = span.in_flight_unrecorded
     if unrecorded is not None:
         section["in_flight_unrecorded"] = unrecorded
-    hops = w.measured["redirects"].fillna(0).to_numpy() if "redirects" in w.measured else None
-    if hops is not None and ((w.settings.get("follow_redirects") or 0) > 0 or hops.any()):
-        section["redirects"] = int(hops.sum())
-        section["redirected"] = int((hops > 0).sum())
+    if redirects is not None and ((span.settings.get("follow_redirects") or 0) > 0 or redirects[1]):
+        section["redirects"], section["redirected"] = redirects
     return section
 
 
@@ -103,12 +110,19 @@ def by_name(w: Window) -> dict[str, NameSection]:
     latency = w.measured["latency_ms"].to_numpy()
     for name, rows in stats.group_rows(w.measured["name"]):
         ok = w.ok_mask[rows]
-        out[name] = {
-            "requests": int(rows.size),
-            "ok": int(ok.sum()),
-            "errors": int((~ok).sum()),
-            "error_rate": stats.fraction(int((~ok).sum()), int(rows.size)),
-            "throughput_rps": stats.rate(int(ok.sum()), w.duration_s),
-            "latency_ms": stats.latency_summary(latency[rows][ok]),
-        }
+        out[name] = name_section(
+            int(rows.size), int(ok.sum()), w.duration_s, stats.latency_summary(latency[rows][ok])
+        )
     return out
+
+
+def name_section(requests: int, ok: int, duration_s: float, latency: LatencySummary) -> NameSection:
+    """One entry of ``by_name`` from its counts and its successes' latency."""
+    return {
+        "requests": requests,
+        "ok": ok,
+        "errors": requests - ok,
+        "error_rate": stats.fraction(requests - ok, requests),
+        "throughput_rps": stats.rate(ok, duration_s),
+        "latency_ms": latency,
+    }

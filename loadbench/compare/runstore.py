@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loadbench.analyze import stats
 from loadbench.analyze.store import RecordStore
 
 FloatArray = npt.NDArray[np.float64]
@@ -92,8 +91,4 @@ class StoredRun:
         in the store, none for positions it ranked already (`RecordStore.values_at`)."""
         if self.size == 0:
             return np.full(np.asarray(percents).shape, np.nan)
-        lower, upper, gamma = stats.percentile_points(self.size, percents)
-        values = self.store.values_at(
-            np.concatenate([lower, upper]), "latency_ms", SUCCESSES, [self.window_start]
-        )
-        return stats.interpolate(values[: lower.size], values[lower.size :], gamma)
+        return self.store.percentiles(self.size, percents, "latency_ms", SUCCESSES, [self.window_start])

@@ -171,16 +171,14 @@ def store_curve(store: RecordStore, meta: dict[str, Any], summary: dict[str, Any
     min_positive = minimum
     if n and not (num(minimum) or 0) > 0:  # a latency of 0: the smallest positive one is another
         ((min_positive,),) = store.rows(
-            f"SELECT min(latency_ms) FILTER (latency_ms > 0) FROM records WHERE {where}", params
+            f"SELECT min(latency_ms) FILTER (latency_ms > 0) FROM {SOURCE} WHERE {where}", params
         )
 
-    def at(percents: FloatArray) -> FloatArray:
-        lower, upper, gamma = stats.percentile_points(int(n), percents)
-        values = store.values_at(np.concatenate([lower, upper]), "latency_ms", where, params, source=SOURCE)
-        return stats.interpolate(values[: lower.size], values[lower.size :], gamma)
-
     return percentile_curve(
-        int(n), at, float(maximum or 0.0), None if min_positive is None else float(min_positive)
+        n,
+        lambda percents: store.percentiles(n, percents, "latency_ms", where, params, source=SOURCE),
+        float(maximum or 0.0),
+        None if min_positive is None else float(min_positive),
     )
 
 
