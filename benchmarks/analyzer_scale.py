@@ -271,6 +271,11 @@ def generate_run(run_dir: Path, n: int, seed: int = 7) -> None:
 
 # --- measuring -------------------------------------------------------------------------------
 
+# A child that converts requests.csv into requests.parquet, as `--records parquet` ends a run.
+CONVERT = (
+    "import sys; from pathlib import Path; from loadbench.record.columnar import convert_csv; "
+    "convert_csv(Path(sys.argv[1]), Path(sys.argv[2]))"
+)
 ANALYZE = "import sys; from pathlib import Path; from loadbench.analyze.analyzer import analyze_run; analyze_run(Path(sys.argv[1]))"
 RENDER = "import sys; from pathlib import Path; from loadbench.report.report import render_report; render_report(Path(sys.argv[1]))"
 
@@ -301,12 +306,8 @@ def parquet_copy(run_dir: Path) -> Path:
         for name in ("meta.json", "users.csv", "samples.jsonl", "sampler.json"):
             if (run_dir / name).exists():
                 shutil.copy(run_dir / name, target / name)
-        convert = (
-            "import sys; from pathlib import Path; from loadbench.record.columnar import convert_csv; "
-            "convert_csv(Path(sys.argv[1]), Path(sys.argv[2]))"
-        )
         subprocess.run(
-            [sys.executable, "-c", convert, str(run_dir / "requests.csv"), str(target / "requests.parquet")],
+            [sys.executable, "-c", CONVERT, str(run_dir / "requests.csv"), str(target / "requests.parquet")],
             check=True,
             cwd=ROOT,
         )

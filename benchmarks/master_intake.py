@@ -54,7 +54,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
@@ -69,7 +68,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from recording_overhead import cpu_model  # noqa: E402  (the shared machine facts)
+import recording_overhead  # noqa: E402  (the shared machine facts and CPU pinning)
+from recording_overhead import cpu_model  # noqa: E402
 
 GOAL_RPS = 100_000
 FAILURE_EVERY = 100  # one record in 100 a failure: the recorder's general path
@@ -243,18 +243,8 @@ def free_port() -> int:
 
 
 def pinning() -> tuple[list[str], list[str], str]:
-    """taskset prefixes for the master and the senders, and a line describing them."""
-    cpus = sorted(os.sched_getaffinity(0))
-    taskset = shutil.which("taskset")
-    if taskset is None or len(cpus) < 2:
-        why = "taskset is not installed" if taskset is None else "only one CPU is available"
-        return [], [], f"not pinned ({why}): master and senders share the CPUs"
-    others = ",".join(str(c) for c in cpus[1:])
-    return (
-        [taskset, "-c", str(cpus[0])],
-        [taskset, "-c", others],
-        f"master pinned to CPU {cpus[0]}, senders to CPU {others} (`taskset`)",
-    )
+    """taskset prefixes for the master (the first CPU) and the senders (every other one)."""
+    return recording_overhead.pinning("master", "senders", second_takes_the_rest=True)
 
 
 def one_round(args: argparse.Namespace, code: Path, live_metrics: bool) -> dict[str, float]:

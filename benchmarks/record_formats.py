@@ -29,16 +29,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
-from analyzer_scale import measure  # noqa: E402
+from analyzer_scale import CONVERT, measure  # noqa: E402
 from counts import count_label, parse_count  # noqa: E402
 from recording_overhead import cpu_model, write_docs  # noqa: E402
 
 SECTION = "## Record files: CSV and Parquet (`benchmarks/record_formats.py`)"
 GOAL_BYTES = 20.0
-CONVERT = (
-    "import sys; from pathlib import Path; from loadbench.record.columnar import convert_csv; "
-    "convert_csv(Path(sys.argv[1]), Path(sys.argv[2]))"
-)
 
 
 def demo_run(records: str, seconds: int, users: int, out: Path) -> None:

@@ -368,18 +368,21 @@ def loadbench_trial(
 # --- facts and the report --------------------------------------------------------------------
 
 
-def pinning() -> tuple[list[str], list[str], str]:
-    """taskset prefixes for the load generator and the server, and a line describing them."""
+def pinning(
+    first: str = "load generator", second: str = "server", second_takes_the_rest: bool = False
+) -> tuple[list[str], list[str], str]:
+    """taskset prefixes for the load generator (``first``: the first CPU) and the server
+    (``second``: the next CPU, or every other one), and a line describing them."""
     cpus = sorted(os.sched_getaffinity(0))
     taskset = shutil.which("taskset")
     if taskset is None or len(cpus) < 2:
         why = "taskset is not installed" if taskset is None else "only one CPU is available"
-        return [], [], f"not pinned ({why}): load generator and server share the CPUs"
-    gen, server = cpus[0], cpus[1]
+        return [], [], f"not pinned ({why}): {first} and {second} share the CPUs"
+    others = ",".join(str(c) for c in cpus[1:]) if second_takes_the_rest else str(cpus[1])
     return (
-        [taskset, "-c", str(gen)],
-        [taskset, "-c", str(server)],
-        f"load generator pinned to CPU {gen}, server to CPU {server} (`taskset`)",
+        [taskset, "-c", str(cpus[0])],
+        [taskset, "-c", others],
+        f"{first} pinned to CPU {cpus[0]}, {second} to CPU {others} (`taskset`)",
     )
 
 
