@@ -115,6 +115,7 @@ benchmark: install
 	$(BIN)/python benchmarks/generator_capacity.py
 	$(BIN)/python benchmarks/sampler_overhead.py
 	$(BIN)/python benchmarks/analyzer_scale.py
+	$(BIN)/python benchmarks/analyzer_sections.py
 	$(BIN)/python benchmarks/openloop_fidelity.py
 	$(BIN)/python benchmarks/http2_ceiling.py
 	$(BIN)/python benchmarks/metrics_overhead.py

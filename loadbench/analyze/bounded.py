@@ -3,10 +3,11 @@
 
 It gives the figures `loadbench.analyze.analyzer.compute_summary` gives from the records in
 memory, equal to the last digit the summary keeps (a test compares the two on the same runs), for
-the runs it covers: closed and open loops whose records hold requests, statuses, errors, what
-servers said and due times (`unsupported` names what it does not cover yet: token timings,
-labels, phases, replicas, several targets, retries, caches, load shapes). An open loop's requests
-count from their due time through the store's ``requests`` view (`SOURCE`). Memory: DuckDB's,
+the runs it covers: closed and open loops with any record column but the cache's (`unsupported`
+names what it does not cover yet), this module's own sections for every run and each section
+module's (`bounded_llm`, `bounded_payload`, `bounded_routes`, `bounded_retries`) for the columns
+it reads. An open loop's requests count from their due time through the store's ``requests``
+view (`SOURCE`); with retries, that view holds each request's attempts collapsed. Memory: DuckDB's,
 under `loadbench.analyze.store.MEMORY_LIMIT_MB`, plus a few arrays of one value per second.
 
 Percentiles are exact (the values at numpy's positions in DuckDB's sorted order,
@@ -24,7 +25,21 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import finish, network, processing, slo, stats, traffic, trust
+from loadbench.analyze import (
+    bounded_llm,
+    bounded_payload,
+    bounded_retries,
+    bounded_routes,
+    finish,
+    means,
+    network,
+    processing,
+    slo,
+    stats,
+    traffic,
+    trust,
+)
+from loadbench.analyze.scope import IN_WINDOW, OK, SOURCE, Scope
 from loadbench.analyze.store import SCHEDULED, FloatArray, RecordStore
 from loadbench.analyze.window import (
     RunSpan,
@@ -39,30 +54,38 @@ from loadbench.analyze.window import (
 from loadbench.record.columnar import PARQUET, records_path
 from loadbench.record.records import TIME_RESOLUTION_S
 
-# The record columns whose every figure this path computes; a run whose records fill any other
-# column takes the in-memory path.
-COLUMNS = frozenset(
+# The record columns of a plain run, which this module's own sections read; `COLUMNS`: with the
+# section modules' columns, every column whose figures this path computes. A run whose records
+# fill any other column takes the in-memory path.
+CORE_COLUMNS = frozenset(
     {"start_unix_s", "latency_ms", "name", "method", "status", "response_bytes", "ok", "error",
      "server_message", "retry_after", "redirects", "intended_unix_s"}
 )  # fmt: skip
-# The rows as the analyzer counts them: an open loop's requests from their due time.
-SOURCE = "requests"
+COLUMNS = (
+    CORE_COLUMNS
+    | bounded_llm.COLUMNS
+    | bounded_payload.COLUMNS
+    | bounded_routes.COLUMNS
+    | bounded_retries.COLUMNS
+)
 # Settings that add a section computed from the records, which this path does not compute yet.
-SETTINGS = (
-    "replica_header",
-    "replica_field",
-    "retries",
-    "cache_header",
-    "cache_field",
-    "cold_start",
-    "stages",
+SETTINGS = tuple(
+    name
+    for name in (
+        "replica_header",
+        "replica_field",
+        "retries",
+        "cache_header",
+        "cache_field",
+        "cold_start",
+        "stages",
+    )
+    if name not in bounded_routes.SETTINGS | bounded_retries.SETTINGS
 )
 # A CSV record file this large (some 750,000 records) is analyzed through a store: converting it
 # (about 1 s a million records) costs less than holding its records in memory (3M records: 1.25 GB
 # in memory, 0.39 GB through a store). Smaller ones, most runs, are read into memory.
 CSV_BYTES = 64 << 20
-IN_WINDOW = "start_unix_s >= ?"
-OK = "ok <> 0"
 
 
 def open_bounded(run_dir: Path, meta: dict[str, Any]) -> RecordStore | None:
@@ -97,9 +120,13 @@ def unsupported(meta: dict[str, Any], store: RecordStore) -> str | None:
     given = [name for name in SETTINGS if settings.get(name)]
     if given:
         return "settings " + ", ".join(given)
-    if len(settings.get("targets") or []) >= 2:
+    workload = settings.get("workload") or {}
+    if workload.get("shared_prefix_tokens") and "shared_prefix" not in bounded_routes.SETTINGS:
+        return "settings workload.shared_prefix_tokens"
+    if len(settings.get("targets") or []) >= 2 and not bounded_routes.TARGETS:
         return "several targets"
-    if any(s.per_request for s in slo.parse_slos(settings.get("slos") or [])):
+    per_request = any(s.per_request for s in slo.parse_slos(settings.get("slos") or []))
+    if per_request and not bounded_llm.PER_REQUEST_SLOS:
         return "per-request SLOs"
     return None
 
@@ -145,37 +172,75 @@ def bounded_summary(
         },
         "notices": notices,
     }
-    breakdown = network.latency_breakdown(meta.get("network"), summary["service_time_ms"]["p50"])
-    if ok:
-        found = processing.counter_section(
-            counts["service_sum"] / ok, server_stats, samples, span.start, str(meta.get("target") or "")
-        )
-        if found is not None:
-            breakdown = {**(breakdown or {}), **found}
-    if breakdown is not None:
-        summary["latency_breakdown"] = breakdown
+    scope = Scope(store, span, lo, total, ok, slos)
+    summary.update(bounded_payload.payload_keys(scope))
+    llm, llm_notices = bounded_llm.llm_keys(scope, span.settings.get("realtime_tokens_per_s"))
+    summary.update(llm)
+    notices.extend(llm_notices)
+    _add_breakdown(summary, scope, counts["service_sum"], server_stats, samples)
+    routes, route_notices = bounded_routes.route_keys(scope)
+    # ``retries`` comes after ``targets`` and before the first requests' keys, as in memory.
+    firsts: dict[str, Any] = {
+        key: routes.pop(key) for key in ("cold_start", "shared_prefix") if key in routes
+    }
+    summary.update(routes)
+    summary.update(bounded_retries.retries_keys(scope))
+    summary.update(firsts)
+    notices.extend(route_notices)
     by_second = _latency_by_second(store, lo, span)
-    finish.add_resources(summary, finish.resources_section(span, samples, sampler_info, by_second, ok, None))
+    tokens = llm.get("tokens")
+    output_tokens = tokens["output_total"] if tokens else None
+    resources = finish.resources_section(span, samples, sampler_info, by_second, ok, output_tokens)
+    finish.add_resources(summary, resources)
     if span.load_model == "open":
         summary["schedule"] = _schedule(store, lo, span)
     summary["steady"] = _steady(store, lo, span, ok)
     notices.extend(trust.steady_notice(summary["steady"], span.warmup_s))
+    summary.update(bounded_routes.stage_keys(scope))
     summary["slo"] = slo.evaluate(slos, summary)
-    no_tokens = {"service_time_ms": ok, "ttft_ms": 0, "itl_ms": 0, "tpot_ms": 0, "e2e_ms": 0}
     summary["validity"] = finish.validity_section(
-        summary, span.load_model, total, slos, no_tokens, store.damage
+        summary, span.load_model, total, slos, bounded_llm.gated_values(scope), store.damage
     )
     return stats.clean(summary), _series(store, span, users)
+
+
+def _add_breakdown(
+    summary: dict[str, Any],
+    scope: Scope,
+    service_sum: int,
+    server_stats: dict[str, Any] | None,
+    samples: pd.DataFrame | None,
+) -> None:
+    """Network vs server (`loadbench.analyze.analyzer`'s ``latency_breakdown``): one round trip
+    against p50 service time, the HTTP/2 phases, the server's own processing time."""
+    span = scope.span
+    breakdown = network.latency_breakdown(span.meta.get("network"), summary["service_time_ms"]["p50"])
+    phases = bounded_payload.phases_ms(scope)
+    if phases:
+        breakdown = {**(breakdown or {}), "phases_ms": phases}
+    found = bounded_payload.server_processing(scope)
+    if found is None and scope.ok:
+        found = processing.counter_section(
+            means.mean_of(service_sum, scope.ok),
+            server_stats,
+            samples,
+            span.start,
+            str(span.meta.get("target") or ""),
+        )
+    if found is not None:
+        breakdown = {**(breakdown or {}), **found}
+    if breakdown is not None:
+        summary["latency_breakdown"] = breakdown
 
 
 def _counts(store: RecordStore, lo: float) -> dict[str, Any]:
     (row,) = store.rows(
         f"""SELECT count(*) FILTER ({IN_WINDOW}), count(*) FILTER ({IN_WINDOW} AND {OK}), count(*),
         coalesce(sum(response_bytes) FILTER ({IN_WINDOW}), 0), avg(response_bytes) FILTER ({IN_WINDOW}),
-        coalesce(fsum(latency_ms) FILTER ({IN_WINDOW} AND {OK}), 0),
+        {means.exact_sum_sql("latency_ms", f"{IN_WINDOW} AND {OK}")},
         coalesce(sum(coalesce(redirects, 0)) FILTER ({IN_WINDOW}), 0),
         count(*) FILTER ({IN_WINDOW} AND redirects > 0), max(start_unix_s + latency_ms / 1000.0),
-        coalesce(fsum(service_ms) FILTER ({IN_WINDOW} AND {OK}), 0)
+        {means.exact_sum_sql("service_ms", f"{IN_WINDOW} AND {OK}")}
         FROM requests""",
         [lo] * 8,
     )
@@ -195,7 +260,7 @@ def _counts(store: RecordStore, lo: float) -> dict[str, Any]:
 
 
 def _service_time(
-    store: RecordStore, meta: dict[str, Any], latency: stats.LatencySummary, n: int, total_ms: float
+    store: RecordStore, meta: dict[str, Any], latency: stats.LatencySummary, n: int, total: int
 ) -> stats.LatencySummary:
     """The window's successes' latency from the actual send: in a closed loop, their latency."""
     if "intended_unix_s" not in store.filled:
@@ -204,7 +269,7 @@ def _service_time(
     return stats.summary_from_ranks(
         n,
         lambda p: store.values_at(p, "service_ms", where, params, source=SOURCE),
-        total_ms / n if n else 0.0,
+        total,
     )
 
 
@@ -214,12 +279,10 @@ def _schedule(store: RecordStore, lo: float, span: RunSpan) -> trust.ScheduleSec
     late = "(start_unix_s - intended_unix_s) * 1000.0"  # from the records as written
     ((sent, n_late, lateness_sum, sent_total),) = store.rows(
         f"""SELECT count(*) FILTER ({due}), count(*) FILTER ({due} AND {late} > ?),
-        coalesce(fsum({late}) FILTER ({due}), 0), count(*) FILTER ({SCHEDULED}) FROM records""",
+        {means.exact_sum_sql(late, due)}, count(*) FILTER ({SCHEDULED}) FROM records""",
         [lo, lo, trust.LATE_MS, lo],
     )
-    lateness = stats.summary_from_ranks(
-        sent, lambda p: store.values_at(p, late, due, [lo]), lateness_sum / sent if sent else 0.0
-    )
+    lateness = stats.summary_from_ranks(sent, lambda p: store.values_at(p, late, due, [lo]), lateness_sum)
     settings = span.load
     return trust.schedule_section(
         sent, n_late, lateness, sent_total, span.duration_s, settings, span.meta.get("schedule")
@@ -227,7 +290,7 @@ def _schedule(store: RecordStore, lo: float, span: RunSpan) -> trust.ScheduleSec
 
 
 def _latency(
-    store: RecordStore, successes: tuple[str, list[float]], n: int, total_ms: float
+    store: RecordStore, successes: tuple[str, list[float]], n: int, total: int
 ) -> tuple[stats.LatencySummary, dict[str, Any]]:
     """The window's latency summary and its percentiles' confidence intervals: one sorted pass for
     both, and for the report's percentile curve (the store keeps what it found)."""
@@ -240,7 +303,7 @@ def _latency(
         curve = stats.percentile_points(n, (1.0 - 1.0 / stats.curve_x(n)) * 100.0)
         ci_flat = [r for pair in ci_ranks.values() if pair for r in pair]
         value_at(np.concatenate([stats.summary_positions(n), ci_flat, curve[0], curve[1]]))
-    summary = stats.summary_from_ranks(n, value_at, total_ms / n if n else 0.0)
+    summary = stats.summary_from_ranks(n, value_at, total)
     ci: dict[str, Any] = {
         key: [round(float(v), 3) for v in value_at(pair)] if pair else None for key, pair in ci_ranks.items()
     }
@@ -252,7 +315,7 @@ def _by_name(
 ) -> dict[str, Any]:
     """`loadbench.analyze.traffic.by_name`: each name's counts and latency, names in text order."""
     rows = store.rows(
-        f"""SELECT name, count(*), count(*) FILTER ({OK}), coalesce(fsum(latency_ms) FILTER ({OK}), 0)
+        f"""SELECT name, count(*), count(*) FILTER ({OK}), {means.exact_sum_sql("latency_ms", OK)}
         FROM requests WHERE {IN_WINDOW} AND name IS NOT NULL GROUP BY name ORDER BY name""",
         [lo],
     )
@@ -274,7 +337,7 @@ def _by_name(
             value_at(np.concatenate(wanted))
         for (name, _, n, total), offset in zip(rows, offsets.tolist(), strict=True):
             latencies[str(name)] = stats.summary_from_ranks(
-                int(n), lambda p, offset=offset: value_at(np.asarray(p) + offset), total / n if n else 0.0
+                int(n), lambda p, offset=offset: value_at(np.asarray(p) + offset), int(total)
             )
     return {
         str(name): traffic.name_section(int(requests), int(n_ok), span.duration_s, latencies[str(name)])
@@ -313,16 +376,16 @@ def _steady(store: RecordStore, lo: float, span: RunSpan, ok: int) -> trust.Stea
         return trust.steady_from_bins(np.zeros(0), np.zeros(0, dtype=np.int64), span.start, span.ended)
     width = span.ended - span.start
     rows = store.rows(
-        f"""SELECT b, fsum(latency_ms), count(*) FROM (
+        f"""SELECT b, {means.exact_sum_sql("latency_ms")}, count(*) FROM (
             SELECT CAST(floor((start_unix_s - ?) / ? * ?) AS BIGINT) AS b, latency_ms FROM requests
             WHERE {IN_WINDOW} AND {OK}) WHERE b >= 0 AND b < ? GROUP BY b""",
         [span.start, width, bins, lo, bins],
     )
-    sums = np.zeros(bins)
+    units = np.zeros(bins)
     counts = np.zeros(bins, dtype=np.int64)
     for b, total, n in rows:
-        sums[b], counts[b] = total, n
-    return trust.steady_from_bins(sums, counts, span.start, span.ended)
+        units[b], counts[b] = float(total), n  # exact: `trust.steady_start` sums the same units
+    return trust.steady_from_bins(units / means.MEAN_SCALE, counts, span.start, span.ended)
 
 
 def _series(store: RecordStore, span: RunSpan, users: pd.DataFrame) -> pd.DataFrame:

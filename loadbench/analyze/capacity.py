@@ -27,9 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from loadbench.analyze.resources import gpu_count
 from loadbench.analyze.slo import Slo, evaluate
 from loadbench.analyze.stats import PERCENTILES, value_at
@@ -80,29 +77,6 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def completed_rps(requests: pd.DataFrame, window_start: float, window_end: float) -> float | None:
-    """Successful responses that *completed* inside ``[window_start, window_end]``, per second.
-
-    The summary's ``throughput_rps`` counts requests by when they started, and a run waits for
-    the requests in flight when the load stops: an overloaded open-loop step still "achieves"
-    its offered rate there, only later. Completions inside the window are what the server
-    delivered. A completion is the due time plus the latency in open loop (latency counts from
-    ``intended_unix_s``), the send time plus the latency otherwise.
-    """
-    if not window_end > window_start:
-        return None
-    if requests.empty:
-        return 0.0
-    start = requests["start_unix_s"].to_numpy(dtype=np.float64)
-    if "intended_unix_s" in requests:
-        intended = pd.to_numeric(requests["intended_unix_s"], errors="coerce").to_numpy(dtype=np.float64)
-        start = np.where(np.isnan(intended), start, intended)
-    end = start + requests["latency_ms"].to_numpy(dtype=np.float64) / 1000.0
-    ok = requests["ok"].to_numpy().astype(bool)
-    done = ok & (end >= window_start) & (end <= window_end)
-    return round(int(done.sum()) / (window_end - window_start), 3)
-
-
 def step_row(
     index: int,
     mode: str,
@@ -114,7 +88,7 @@ def step_row(
     """One sweep step: its load, key figures, SLO checks, validity and whether it passed.
 
     ``summary`` None means the step left no summary (it failed before measuring): not passed.
-    ``achieved_rps`` is `completed_rps` of the step's requests; None falls back to the
+    ``achieved_rps`` is `loadbench.sweep.sweep.achieved_rps` of the step's records; None falls back to the
     summary's ``throughput_rps``.
     """
     row: dict[str, Any] = {"index": index, "offered": load, "unit": "rps" if mode == "rate" else "users"}

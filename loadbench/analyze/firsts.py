@@ -46,29 +46,35 @@ def cold_start_section(w: Window) -> dict[str, Any] | None:
     rest = np.ones(len(latency), dtype=bool)
     rest[first] = False
     steady = latency[rest & w.in_window & ok]
-    firsts_ok = latency[first][ok[first]]
-    spread = _spread(firsts_ok)
     steady_p50 = round(float(np.median(steady)), 3) if steady.size else None
-    first_ms = round(float(latency[first[0]]), 3) if len(first) and ok[first[0]] else None
+    return cold_start_of(w.settings, latency[first], ok[first], steady_p50)
+
+
+def cold_start_of(
+    settings: dict[str, Any], latency: FloatArray, ok: npt.NDArray[np.bool_], steady_p50: float | None
+) -> dict[str, Any]:
+    """``summary["cold_start"]`` from the first requests' latencies and outcomes (in send order)
+    and the median of the window's other successes (either analyzer finds those)."""
+    count = int(settings.get("cold_start") or 0)
+    spread = _spread(latency[ok])
+    first_ms = round(float(latency[0]), 3) if len(latency) and ok[0] else None
     notices = []
-    if w.settings.get("preflight", False):
+    if settings.get("preflight", False):
         notices.append(f"cold start: {PREFLIGHT_NOTICE}")
-    if len(first) < count:
-        notices.append(f"cold start: the run sent {len(first)} requests, fewer than --cold-start {count}")
+    if len(latency) < count:
+        notices.append(f"cold start: the run sent {len(latency)} requests, fewer than --cold-start {count}")
     return {
-        "requests": len(first),
+        "requests": len(latency),
         "asked": count,
-        "errors": int((~ok[first]).sum()),
+        "errors": int((~ok).sum()),
         "first_ms": first_ms,
         "latency_ms": spread,
         "steady_p50_ms": steady_p50,
         "first_vs_steady": ratio(first_ms, steady_p50),
         "p50_vs_steady": ratio(spread["p50"], steady_p50),
         # In send order, None for a failed one: the report's plot of the cold start.
-        "latencies_ms": [
-            round(float(v), 3) if o else None for v, o in zip(latency[first], ok[first], strict=True)
-        ],
-        "preflight": bool(w.settings.get("preflight", False)),
+        "latencies_ms": [round(float(v), 3) if o else None for v, o in zip(latency, ok, strict=True)],
+        "preflight": bool(settings.get("preflight", False)),
         "notices": notices,
     }
 
@@ -87,16 +93,27 @@ def shared_prefix_section(w: Window) -> dict[str, Any] | None:
     first_token_at = float(np.min(sent[ok] + ttft[ok] / 1000.0))
     cold = ok & (sent < first_token_at)
     warm = ok & (sent >= first_token_at) & w.in_window
-    cold_spread, warm_spread = _spread(ttft[cold]), _spread(ttft[warm])
+    first = (int(cold.sum()), _spread(ttft[cold]))
+    return shared_prefix_of(w.settings, tokens, first, (int(warm.sum()), _spread(ttft[warm])))
+
+
+def shared_prefix_of(
+    settings: dict[str, Any],
+    tokens: int,
+    first: tuple[int, dict[str, float | None]],
+    later: tuple[int, dict[str, float | None]],
+) -> dict[str, Any]:
+    """``summary["shared_prefix"]`` from the first and the later streams' count and TTFT spread
+    (p50, p99, max: either analyzer finds those)."""
     notices = []
-    if w.settings.get("preflight", False):
+    if settings.get("preflight", False):
         notices.append(
             f"shared prefix: {PREFLIGHT_NOTICE}; it carried the prefix, so it may be cached already"
         )
     return {
         "tokens": tokens,
-        "first": {"count": int(cold.sum()), "ttft_ms": cold_spread},
-        "later": {"count": int(warm.sum()), "ttft_ms": warm_spread},
-        "speedup_p50": ratio(cold_spread["p50"], warm_spread["p50"]),
+        "first": {"count": first[0], "ttft_ms": first[1]},
+        "later": {"count": later[0], "ttft_ms": later[1]},
+        "speedup_p50": ratio(first[1]["p50"], later[1]["p50"]),
         "notices": notices,
     }

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loadbench.analyze import means
 from loadbench.protocols import triton_stats
 
 FloatArray = npt.NDArray[np.float64]
@@ -42,7 +43,7 @@ def _stat_block(values: FloatArray) -> dict[str, float | None]:
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
     return {
         k: round(float(v), _DIGITS)
-        for k, v in (("p50", p50), ("p90", p90), ("p99", p99), ("mean", values.mean()))
+        for k, v in (("p50", p50), ("p90", p90), ("p99", p99), ("mean", means.exact_mean(values)))
     }
 
 
@@ -144,7 +145,7 @@ def processing_section(
     finite = service_ms[np.isfinite(service_ms)]
     if finite.size == 0:
         return None
-    return counter_section(float(finite.mean()), server_stats, samples, start_unix_s, target)
+    return counter_section(means.exact_mean(finite), server_stats, samples, start_unix_s, target)
 
 
 def counter_section(

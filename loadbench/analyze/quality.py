@@ -37,6 +37,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loadbench.analyze import means
+
 ROLLING_WINDOW_S = 5  # seconds in the trailing window of the macro scores over time
 MAX_CLASSES_SHOWN = 50  # per_class lists the classes with the largest support, at most this many
 _DIGITS = 4
@@ -147,12 +149,28 @@ class RtfSection(TypedDict):
     failed: int
 
 
-def quality_summary(expected: Any, predicted: Any, ok: npt.ArrayLike) -> QualitySection | None:
+def quality_summary(
+    expected: Any, predicted: Any, ok: npt.ArrayLike, counts: npt.ArrayLike | None = None
+) -> QualitySection | None:
     """``summary["quality"]``: n, answered, correct, accuracy, accuracy_answered, macro
-    precision/recall/f1, classes, per_class; None when no request carries an expected label."""
+    precision/recall/f1, classes, per_class; None when no request carries an expected label.
+
+    ``counts``: how many requests each row stands for (one each when None): the bounded analyzer
+    gives the window's distinct (expected, predicted, ok) rows and their counts."""
     e, p, labels = _codes(expected, predicted)
     labeled, answered, correct = _outcomes(e, p, ok)
-    n = int(labeled.sum())
+    weights = None if counts is None else np.asarray(counts, dtype=np.int64)
+
+    def total(mask: npt.NDArray[np.bool_]) -> int:
+        return int(mask.sum()) if weights is None else int(weights[mask].sum())
+
+    def bincount(codes: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+        if weights is None:
+            return np.bincount(codes, minlength=k)
+        # Float weights count exactly up to 2**53 requests.
+        return np.bincount(codes, weights=weights[mask], minlength=k).astype(np.int64)
+
+    n = total(labeled)
     if n == 0:
         return None
     # The classes: every expected label and every answered prediction, in natural order.
@@ -161,12 +179,12 @@ def quality_summary(expected: Any, predicted: Any, ok: npt.ArrayLike) -> Quality
     k = len(classes)
     position = np.full(len(labels), -1, dtype=np.int64)
     position[[labels.get_loc(c) for c in classes]] = np.arange(k)
-    support = np.bincount(position[e[labeled]], minlength=k)
-    predicted_count = np.bincount(position[p[answered]], minlength=k)
+    support = bincount(position[e[labeled]], labeled)
+    predicted_count = bincount(position[p[answered]], answered)
     # Each correct request is a true positive of its expected class.
-    tp = np.bincount(position[e[correct]], minlength=k)
+    tp = bincount(position[e[correct]], correct)
     precision, recall, f1 = _per_class(tp, predicted_count, support)
-    n_answered, n_correct = int(answered.sum()), int(correct.sum())
+    n_answered, n_correct = total(answered), total(correct)
     shown = sorted(range(k), key=lambda i: (-int(support[i]), _class_key(classes[i])))[:MAX_CLASSES_SHOWN]
     shown.sort(key=lambda i: _class_key(classes[i]))
     return {
@@ -193,18 +211,28 @@ def quality_summary(expected: Any, predicted: Any, ok: npt.ArrayLike) -> Quality
 
 
 def accuracy_per_second(
-    start_s: npt.ArrayLike, expected: Any, predicted: Any, ok: npt.ArrayLike, seconds: int
+    start_s: npt.ArrayLike,
+    expected: Any,
+    predicted: Any,
+    ok: npt.ArrayLike,
+    seconds: int,
+    counts: npt.ArrayLike | None = None,
 ) -> pd.DataFrame:
     """Per second of the run (a request belongs to the second it started in, ``start_s`` being
     seconds since the run start): labeled, answered, correct, accuracy, accuracy_answered.
-    Accuracies are NaN for a second without labeled (answered) requests."""
+    Accuracies are NaN for a second without labeled (answered) requests. ``counts``: how many
+    requests each row stands for (one each when None: a run's store gives grouped rows)."""
     seconds = max(int(seconds), 0)
     labeled, answered, correct = outcomes(expected, predicted, ok)
     second = np.floor(np.asarray(start_s, dtype=np.float64)).astype(np.int64)
     keep = (second >= 0) & (second < seconds)
+    weights = None if counts is None else np.asarray(counts, dtype=np.float64)
 
     def count(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
-        return np.bincount(second[keep & mask], minlength=seconds).astype(np.int64)
+        m = keep & mask
+        return np.bincount(
+            second[m], weights=None if weights is None else weights[m], minlength=seconds
+        ).astype(np.int64)
 
     n_labeled, n_answered, n_correct = count(labeled), count(answered), count(correct)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -229,21 +257,25 @@ def macro_scores_rolling(
     ok: npt.ArrayLike,
     seconds: int,
     window_s: int = ROLLING_WINDOW_S,
+    counts: npt.ArrayLike | None = None,
 ) -> pd.DataFrame:
     """Per second t of the run: macro precision, recall and F1 over the labeled requests that
     started in ``[t - window_s + 1, t]`` (module docstring), and how many there were
-    (``labeled``). NaN where the window holds no labeled request."""
+    (``labeled``). NaN where the window holds no labeled request. ``counts``: as
+    `accuracy_per_second`'s."""
     seconds, window_s = max(int(seconds), 0), max(int(window_s), 1)
     e, p, labels = _codes(expected, predicted)
     labeled, answered, correct = _outcomes(e, p, ok)
     second = np.floor(np.asarray(start_s, dtype=np.float64)).astype(np.int64)
     keep = (second >= 0) & (second < seconds)
     k = len(labels)
+    weights = None if counts is None else np.asarray(counts, dtype=np.float64)
 
     def windowed(mask: npt.NDArray[np.bool_], codes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         # Counts per (second, class), then summed over each trailing window by a cumulative sum.
         m = keep & mask
-        flat = np.bincount(second[m] * k + codes[m], minlength=seconds * k)
+        weight = None if weights is None else weights[m]
+        flat = np.bincount(second[m] * k + codes[m], weights=weight, minlength=seconds * k).astype(np.int64)
         cumulative = np.cumsum(flat.reshape(seconds, k), axis=0)
         before = np.zeros_like(cumulative)
         if seconds > window_s:
@@ -302,7 +334,7 @@ def rtf_summary(service_ms: npt.ArrayLike, media_s: npt.ArrayLike, ok: npt.Array
         "p50": _round(p50),
         "p90": _round(p90),
         "p99": _round(p99),
-        "mean": _round(rtf.mean()),
+        "mean": _round(means.exact_mean(rtf)),
         "max": _round(rtf.max()),
         "realtime_fraction": round(float((rtf < 1.0).mean()), 6),
         "failed": failed,

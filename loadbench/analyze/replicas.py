@@ -29,16 +29,29 @@ TARGET_COLUMN = "target"
 
 
 def _one(key: str, name: str, latency: Any, ok: Any, duration_s: float, attributed: int) -> dict[str, Any]:
-    requests = int(ok.size)
-    errors = int(requests - ok.sum())
     summary = stats.latency_summary(latency[ok])
+    return group_row(key, name, int(ok.size), int(ok.sum()), summary, duration_s, attributed)
+
+
+def group_row(
+    key: str,
+    name: str,
+    requests: int,
+    ok: int,
+    latency: stats.LatencySummary,
+    duration_s: float,
+    attributed: int,
+) -> dict[str, Any]:
+    """One replica's or target's row from its counts and its successes' latency summary (either
+    analyzer computes those: from the records, or from a store, `loadbench.analyze.bounded_routes`)."""
+    errors = requests - ok
     return {
         key: name,
         "requests": requests,
         "errors": errors,
         "error_rate": round(errors / requests, 6) if requests else None,
-        "throughput_rps": stats.rate(int(ok.sum()), duration_s),
-        "latency_ms": {k: summary[k] for k in ("p50", "p90", "p99", "max")},
+        "throughput_rps": stats.rate(ok, duration_s),
+        "latency_ms": {k: latency[k] for k in ("p50", "p90", "p99", "max")},
         "share": round(requests / attributed, 6) if attributed else None,
     }
 
@@ -67,28 +80,44 @@ def group_stats(w: Window, names: npt.NDArray[Any], key: str, listed: Sequence[s
     for name in order:
         mine = names == name
         rows.append(_one(key, str(name), latency[mine], ok[mine], w.duration_s, attributed))
+    return grouping(rows, int(len(names) - attributed))
+
+
+def grouping(rows: list[dict[str, Any]], unattributed: int) -> dict[str, Any]:
+    """`group_stats`' result from its rows (`group_row`) and the attempts that named none."""
     shares = [r["share"] for r in rows if r["share"] is not None]
     return {
         "rows": rows,
         "count": len(rows),
         # The busiest one's share against an even split: 1 is perfectly even.
         "imbalance": round(max(shares) / (1.0 / len(shares)), 4) if shares else None,
-        "unattributed": int(len(names) - attributed),
+        "unattributed": unattributed,
     }
 
 
 def replicas_section(w: Window) -> dict[str, Any] | None:
     """``summary.json`` ``replicas``; None when the run did not ask which replica served (no
     ``--replica-header`` nor ``--replica-field``, and no record names one)."""
-    header = w.settings.get("replica_header")
-    field = w.settings.get("replica_field")
     names = column_names(w, COLUMN)
-    if not header and not field and not (names != "").any():
+    if (
+        not w.settings.get("replica_header")
+        and not w.settings.get("replica_field")
+        and not (names != "").any()
+    ):
+        return None
+    return replicas_of(w.settings, group_stats(w, names, "replica"))
+
+
+def replicas_of(settings: dict[str, Any], grouped: dict[str, Any]) -> dict[str, Any] | None:
+    """``replicas`` from `group_stats`' result by replica; None when the run did not ask and no
+    attempt named one."""
+    header = settings.get("replica_header")
+    field = settings.get("replica_field")
+    if not header and not field and not grouped["rows"]:
         return None
     said = " or ".join(
         ([f"the replica header {header}"] if header else []) + ([f"the JSON body's {field}"] if field else [])
     )
-    grouped = group_stats(w, names, "replica")
     sources = ([f"header {header}"] if header else []) + ([f"field {field}"] if field else [])
     section: dict[str, Any] = {
         "source": ", ".join(sources) or "records",
@@ -118,9 +147,16 @@ def targets_section(w: Window) -> dict[str, Any] | None:
     names = column_names(w, TARGET_COLUMN)
     if len(listed) < 2 and not _any_named(w, TARGET_COLUMN):
         return None
-    grouped = group_stats(w, names, "url", listed)
+    return targets_of(w.settings, listed, group_stats(w, names, "url", listed), bool((names != "").any()))
+
+
+def targets_of(
+    settings: dict[str, Any], listed: list[str], grouped: dict[str, Any], named: bool
+) -> dict[str, Any]:
+    """``targets`` from `group_stats`' result by target (``listed``: the run's targets in order;
+    ``named``: whether any attempt of the window named a target)."""
     section: dict[str, Any] = {
-        "policy": w.settings.get("balance"),
+        "policy": settings.get("balance"),
         "targets": grouped["rows"],
         "count": grouped["count"],
         "imbalance": grouped["imbalance"],
@@ -128,7 +164,7 @@ def targets_section(w: Window) -> dict[str, Any] | None:
         "notices": [],
     }
     idle = [r["url"] for r in grouped["rows"] if r["requests"] == 0]
-    if idle and (names != "").any():
+    if idle and named:
         section["notices"].append(
             f"{len(idle)} target(s) got no request in the measured window: {', '.join(idle)}"
         )

@@ -81,14 +81,22 @@ def stage_summaries(
                 "start_level": start_level,
                 "end_level": end_level,
                 "measured_s": round(measured_s, 3),
-                "requests": total,
-                "ok": good,
-                "errors": total - good,
-                "error_rate": stats.fraction(total - good, total),
-                "throughput_rps": stats.rate(good, measured_s),
-                "request_rate_rps": stats.rate(total, measured_s),
-                "latency_ms": stats.latency_summary(latencies[selected & oks]),
+                **stage_figures(total, good, stats.latency_summary(latencies[selected & oks]), measured_s),  # type: ignore[typeddict-item]
                 "in_warmup": round(warmup_s / planned_s, 6) if planned_s > 0 else 0.0,
             }
         )
     return out
+
+
+def stage_figures(total: int, good: int, latency: stats.LatencySummary, measured_s: float) -> dict[str, Any]:
+    """A stage's requests, successes and their latency, with its rates over its ``measured_s``
+    (unrounded): the part of `stage_summaries`' row either analyzer counts."""
+    return {
+        "requests": total,
+        "ok": good,
+        "errors": total - good,
+        "error_rate": stats.fraction(total - good, total),
+        "throughput_rps": stats.rate(good, measured_s),
+        "request_rate_rps": stats.rate(total, measured_s),
+        "latency_ms": latency,
+    }

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loadbench.analyze import means
 from loadbench.protocols.responses import BODY_OVER_LIMIT
 
 FloatArray = npt.NDArray[np.float64]
@@ -48,7 +49,7 @@ def latency_summary(latency_ms: npt.ArrayLike) -> LatencySummary:
         return {"p50": None, "p90": None, "p95": None, "p99": None, "p999": None,
                 "max": None, "mean": None, "min": None}  # fmt: skip
     points = np.percentile(values, list(PERCENTILES.values()))
-    return _summary(points, values.max(), values.mean(), values.min())
+    return _summary(points, values.max(), means.exact_mean(values), values.min())
 
 
 def _summary(points: npt.ArrayLike, maximum: float, mean: float, minimum: float) -> LatencySummary:
@@ -111,14 +112,16 @@ def curve_x(n: int) -> FloatArray:
     return np.unique(np.concatenate([np.geomspace(1.0, float(n), CURVE_POINTS), [float(n)]]))
 
 
-def summary_from_ranks(n: int, value_at: Any, mean: float) -> LatencySummary:
+def summary_from_ranks(n: int, value_at: Any, total: int) -> LatencySummary:
     """`latency_summary` of ``n`` values known by rank (``value_at(positions) -> values``, sorted
-    ascending) and their mean: the same figures without the values in memory."""
+    ascending) and their `loadbench.analyze.means.exact_sum` ``total``: the same figures without
+    the values in memory."""
     if n == 0:
         return latency_summary([])
     _, _, gamma = percentile_points(n, list(PERCENTILES.values()))
     values = value_at(summary_positions(n))
     k = len(PERCENTILES)
+    mean = means.mean_of(int(total), n)
     return _summary(interpolate(values[:k], values[k : 2 * k], gamma), values[-1], mean, values[-2])
 
 

@@ -4,7 +4,9 @@
 temporary Parquet file by `loadbench.record.columnar.convert_csv`, the conversion a run of
 ``--records parquet`` ends with, so both formats read back as the same numbers). DuckDB counts,
 groups and sorts out of core, under `MEMORY_LIMIT_MB`, spilling into a temporary directory; the
-analyzer (`loadbench.analyze.bounded`) takes the figures from it.
+analyzer (`loadbench.analyze.bounded`) takes the figures from it. With ``--retries`` its views
+hold the requests users saw (``records``, ``requests``) beside the attempts (``written``,
+``attempts``): `COLLAPSE`.
 
 Exact percentiles need every value in order: DuckDB sorts, the store streams the sorted values in
 batches and keeps only those at the positions numpy's percentile would read
@@ -57,6 +59,61 @@ DUE_VIEW = f"""CREATE VIEW requests AS SELECT * REPLACE (
         AS latency_ms),
     start_unix_s AS sent_unix_s, latency_ms AS service_ms FROM records"""
 
+# With ``--retries`` the file's records are attempts (`loadbench.analyze.attempts`). The view
+# ``written`` is the file itself; ``records`` is then the requests users saw, as
+# `loadbench.analyze.attempts.split_attempts` collapses them: a request's start and due time are
+# its first attempt's (first by attempt number, then start, then place in the file), its latency
+# runs to its last attempt's end, every other column is the last attempt's, and it stands where
+# its first attempt stands in the file (``file_row_number``, and a scan's order). The collapse is
+# written once into a temporary Parquet file, in that order, with each request's attempt count
+# and last attempt's row beside it (``lb_attempts``, ``lb_final_row``), so later queries read a
+# plain file. Only the columns some record fills are written (the others, empty, cost as much to
+# write as the rest): ``records`` gives the others back as NULL. The first attempt is the least of a struct whose
+# fields are the order's keys and what the request takes of it. Only requests of several attempts
+# (a few percent) are grouped into the join's table, so it stays small: a request of one attempt
+# is its record (its latency plus a gap of 0).
+ATTEMPT_NUMBER = "CASE WHEN attempt IS NULL OR isnan(attempt) THEN -1.0 ELSE attempt END"
+HAS_ID = "coalesce(CAST(request_id AS VARCHAR), '') <> ''"
+COLLAPSE = f"""WITH ends AS (
+    SELECT id, min(k) AS f, max(k).r AS last_row, count(*) AS n FROM (
+        SELECT CAST(request_id AS VARCHAR) AS id, {{{{'n': {ATTEMPT_NUMBER}, 's': start_unix_s,
+        'r': file_row_number, 'i': intended_unix_s}}}} AS k FROM written WHERE {HAS_ID})
+    GROUP BY id HAVING count(*) > 1)
+SELECT * FROM (
+    SELECT w.* REPLACE (
+        CASE WHEN e.id IS NULL THEN w.start_unix_s ELSE e.f.s END AS start_unix_s,
+        CASE WHEN e.id IS NULL THEN w.intended_unix_s ELSE e.f.i END AS intended_unix_s,
+        CASE WHEN e.id IS NULL THEN w.latency_ms
+            ELSE w.latency_ms + round((w.start_unix_s - e.f.s) * 1000.0, 3) END AS latency_ms,
+        CASE WHEN e.id IS NULL THEN w.file_row_number ELSE e.f.r END AS file_row_number),
+        coalesce(e.n, 1) AS lb_attempts, coalesce(e.last_row, w.file_row_number) AS lb_final_row
+    FROM (SELECT {{columns}} FROM written) AS w LEFT JOIN ends AS e ON CAST(w.request_id AS VARCHAR) = e.id
+    WHERE e.id IS NULL OR w.file_row_number = e.last_row)
+ORDER BY file_row_number"""
+# What the collapse reads besides the filled columns.
+COLLAPSE_READS = ("start_unix_s", "latency_ms", "intended_unix_s", "attempt", "request_id", "file_row_number")
+# The attempts as the sections that count them see them (`loadbench.analyze.window.Window`'s
+# ``attempts``): an open loop's first attempt from its due time, a retry (attempt 2 on) from its
+# own send (`loadbench.analyze.attempts.attempt_timeline`); beside each, its request's start (the
+# window's rule: a retry counts where its request does), whether it was its request's last, and
+# how many attempts its request took (joined for requests of several attempts only: any other is
+# its own request, its last attempt). Without request ids the attempts are the requests.
+RETRY = "attempt >= 2 AND NOT isnan(attempt)"
+ATTEMPT_DUE = f"{SCHEDULED} AND NOT coalesce({RETRY}, false)"
+REQUEST_START = f"CASE WHEN {SCHEDULED} THEN intended_unix_s ELSE start_unix_s END"
+ATTEMPTS_VIEW = f"""CREATE VIEW attempts AS SELECT a.* REPLACE (
+    CASE WHEN {ATTEMPT_DUE} THEN intended_unix_s ELSE start_unix_s END AS start_unix_s,
+    CASE WHEN {ATTEMPT_DUE} THEN latency_ms + (start_unix_s - intended_unix_s) * 1000.0 ELSE latency_ms END
+        AS latency_ms),
+    coalesce(r.request_start, {REQUEST_START}) AS request_start_unix_s,
+    coalesce(a.file_row_number = r.lb_final_row, true) AS final,
+    coalesce(r.lb_attempts, 1) AS request_attempts
+FROM written AS a LEFT JOIN (
+    SELECT CAST(request_id AS VARCHAR) AS id, {REQUEST_START} AS request_start, lb_final_row, lb_attempts
+    FROM lb_collapsed WHERE lb_attempts > 1) AS r ON CAST(a.request_id AS VARCHAR) = r.id"""
+PLAIN_ATTEMPTS_VIEW = """CREATE VIEW attempts AS SELECT *, start_unix_s AS request_start_unix_s, true AS final,
+    CAST(1 AS BIGINT) AS request_attempts FROM requests"""
+
 
 def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
@@ -64,7 +121,9 @@ def _quote(path: Path) -> str:
 
 @dataclass
 class RecordStore:
-    """The records of one run directory, as a DuckDB view named ``records``.
+    """The records of one run directory, as DuckDB views: ``written`` (the file), ``records``
+    (the requests users saw: ``written`` itself without retries), ``requests`` (`DUE_VIEW`) and
+    ``attempts`` (`ATTEMPTS_VIEW`).
 
     Close it (or use it in a ``with``): the temporary directory holds DuckDB's spill files and,
     for a run recorded in CSV, the converted copy of its records.
@@ -78,6 +137,9 @@ class RecordStore:
     records: int = 0  # how many
     limit_mb: int = MEMORY_LIMIT_MB  # DuckDB's memory limit now
     _types: int = 0  # ENUM types created (`ordinal`)
+    # Whether some request took several attempts (``request_id``, `COLLAPSE`): ``records`` and
+    # ``requests`` then hold the requests users saw, ``written`` and ``attempts`` the attempts.
+    retried: bool = False
     # The values `values_at` found, by query: a later call for positions already found (the
     # report's percentile curve, after the analyzer's pass) needs no second sort.
     _found: dict[tuple[Any, ...], dict[int, float]] = field(default_factory=dict)
@@ -104,14 +166,14 @@ class RecordStore:
             )
             con.execute("SET enable_progress_bar = false")  # our own output says what is going on
             con.execute(
-                f"CREATE VIEW records AS SELECT * FROM read_parquet({_quote(parquet)}, file_row_number = true)"
+                f"CREATE VIEW written AS SELECT * FROM read_parquet({_quote(parquet)}, file_row_number = true)"
             )
-            con.execute(DUE_VIEW)
             store = cls(con, path, parquet_damage(parquet), tmp)
             store.filled = store._filled_columns(parquet)
             store.limit_mb = max(MEMORY_LIMIT_MB, store.records * LIMIT_BYTES_PER_RECORD >> 20)
             con.execute(f"SET memory_limit = '{store.limit_mb}MB'")
             store._check_records()
+            store._views(tmp / "requests-collapsed.parquet")
             return store
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -219,6 +281,32 @@ class RecordStore:
                     filled.add(chunk.path_in_schema)
         return frozenset(filled)
 
+    def _views(self, collapsed: Path) -> None:
+        """``records``, ``requests`` and ``attempts`` over ``written``: the attempts collapsed
+        (`COLLAPSE`) when some request took several (`retried`)."""
+        if "request_id" in self.filled:
+            ((several, retries),) = self.rows(
+                f"""SELECT (SELECT count(*) FROM (SELECT 1 FROM written WHERE {HAS_ID}
+                GROUP BY CAST(request_id AS VARCHAR) HAVING count(*) > 1)),
+                (SELECT count(*) FROM written WHERE {RETRY})"""
+            )
+            # Requests of one attempt each, none numbered a retry: the records are the requests.
+            self.retried = bool(several or retries)
+        if self.retried:
+            types = self.rows("SELECT column_name, column_type FROM (DESCRIBE written)")
+            kept = [name for name, _ in types if name in self.filled or name in COLLAPSE_READS]
+            sql = COLLAPSE.format(columns=", ".join(f'"{name}"' for name in kept))
+            self._retrying(lambda: self.con.execute(f"COPY ({sql}) TO {_quote(collapsed)} (FORMAT parquet)"))
+            self.con.execute(f"CREATE VIEW lb_collapsed AS SELECT * FROM read_parquet({_quote(collapsed)})")
+            listed = [f'"{name}"' if name in kept else f'NULL::{kind} AS "{name}"' for name, kind in types]
+            self.con.execute(f"CREATE VIEW records AS SELECT {', '.join(listed)} FROM lb_collapsed")
+            self.con.execute(DUE_VIEW)
+            self.con.execute(ATTEMPTS_VIEW)
+        else:
+            self.con.execute("CREATE VIEW records AS SELECT * FROM written")
+            self.con.execute(DUE_VIEW)
+            self.con.execute(PLAIN_ATTEMPTS_VIEW)
+
     def ordinal(self, column: str, values: Sequence[str]) -> str:
         """An SQL expression for ``column`` as the position of its value in ``values`` (an ENUM:
         sorting by it is sorting integers, several times faster than sorting the texts)."""
@@ -232,7 +320,7 @@ class RecordStore:
         """The readers' rule (`loadbench.record.salvage.refused_rows`): every record has a finite
         start time and latency."""
         ((bad,),) = self.rows(
-            "SELECT min(file_row_number) FROM records WHERE start_unix_s IS NULL OR latency_ms IS NULL "
+            "SELECT min(file_row_number) FROM written WHERE start_unix_s IS NULL OR latency_ms IS NULL "
             "OR NOT isfinite(start_unix_s) OR NOT isfinite(latency_ms)"
         )
         if bad is not None:

@@ -16,7 +16,7 @@ from typing import Any, NotRequired, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from loadbench.analyze import stats
+from loadbench.analyze import means, stats
 from loadbench.analyze.resources import host_saturated, shared_host
 from loadbench.record.records import TIME_RESOLUTION_S
 from loadbench.values import is_inprocess_url
@@ -181,7 +181,10 @@ def steady_start(
     span = window_end - window_start
     index = np.floor((send_unix_s - window_start) / span * bins).astype(np.int64)
     keep = (index >= 0) & (index < bins)
-    sums = np.asarray(np.bincount(index[keep], weights=latency_ms[keep], minlength=bins), dtype=np.float64)
+    # Each bin's sum exact (`loadbench.analyze.means.exact_sum`: integer units, summed exactly by
+    # a float64 below 2**53 of them), as the bounded analyzer sums it.
+    units = np.rint(latency_ms[keep] * means.MEAN_SCALE)
+    sums = np.bincount(index[keep], weights=units, minlength=bins) / means.MEAN_SCALE
     counts = np.bincount(index[keep], minlength=bins)
     return steady_from_bins(sums, counts, window_start, window_end)
 

@@ -1,10 +1,11 @@
 """One analyzed run as the comparison reads it: `load_run` gives its `RunData`, the per-request
 series behind each summary key, selected exactly as the analyzer selects them.
 
-A closed-loop run `loadbench.analyze.bounded.open_bounded` covers (a plain run, of any length) is
-not read into memory: its `RunData` keeps per-second counts and its `RecordStore`
-(`loadbench.compare.runstore.StoredRun`), from which the bootstrap fetches only the latencies it
-samples. The comparison is the same either way.
+A run `loadbench.analyze.bounded.open_bounded` covers (of any length: open or closed loop, LLM
+tokens and timings, media) is not read into memory: its `RunData` keeps per-second counts and its
+`RecordStore` (`loadbench.compare.runstore.StoredRun`), from which the bootstrap fetches only the
+values it samples of each series (`loadbench.compare.runstore.StoredSeries`). The comparison is
+the same either way. Labeled runs are still read into memory (`runstore.COLUMNS`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from loadbench.analyze import llm_metrics, quality
 from loadbench.analyze.attempts import split_attempts
 from loadbench.analyze.bounded import open_bounded
 from loadbench.analyze.window import window_start_unix_s
-from loadbench.compare.runstore import StoredRun
+from loadbench.compare.runstore import COLUMNS, StoredRun, StoredSeries
 from loadbench.errors import RunDirError
 from loadbench.record import rundir
 from loadbench.record.columnar import read_run_requests
@@ -32,9 +33,11 @@ from loadbench.record.series import read_samples
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-# A per-request series: (values, their seconds) in memory, or the window's successes' latencies
-# in a run's store (fetched where the bootstrap samples them).
-Series = tuple[FloatArray, IntArray] | StoredRun
+# A per-request series: (values, their seconds) in memory, or in a run's store (fetched where the
+# bootstrap samples them).
+Series = tuple[FloatArray, IntArray] | StoredSeries
+# The columns of `RunData.label_counts`.
+LABEL_COUNTS = ["second", "expected", "predicted", "ok", "count"]
 
 
 @dataclass
@@ -77,6 +80,27 @@ class RunData:
         requests = np.bincount(self.second)
         return requests, np.bincount(self.second[self.ok], minlength=requests.size)
 
+    def label_counts(self) -> pd.DataFrame | None:
+        """The measured window's requests counted by (second, expected, predicted, ok), a missing
+        label as empty text, sorted (columns `LABEL_COUNTS`); None without labels. What a
+        consumer of the labels needs (their quality, per second) without a row per request."""
+        if self.stored is not None:
+            return self.stored.labels
+        if self.labels is None or self.ok is None or self.second is None:
+            return None
+        frame = pd.DataFrame(
+            {
+                "second": self.second,
+                "expected": _texts(self.labels["expected"]),
+                "predicted": _texts(self.labels["predicted"]),
+                "ok": self.ok,
+            }
+        )
+        if not (frame["expected"] != "").any():
+            return None
+        grouped = frame.groupby(LABEL_COUNTS[:-1], sort=True).size().rename("count").reset_index()
+        return grouped.astype({"second": np.int64, "ok": bool, "count": np.int64})[LABEL_COUNTS]
+
 
 def load_run(path: Path) -> RunData:
     """Read an analyzed run directory; `RunDirError` when it has not been analyzed."""
@@ -85,8 +109,8 @@ def load_run(path: Path) -> RunData:
         raise RunDirError(f"{path} has no {rundir.SUMMARY}: run `loadbench report {path}` first")
     summary = rundir.read_json(path / rundir.SUMMARY)
     store = open_bounded(path, meta)
-    if store is not None and "intended_unix_s" in store.filled:
-        # An open loop: its latency and its service time differ; the store path here knows one.
+    if store is not None and not store.filled <= COLUMNS:
+        # Labels: `loadbench variants` reads them a row per request yet.
         store.close()
         store = None
     if store is not None:
@@ -113,9 +137,9 @@ def load_run(path: Path) -> RunData:
 
 
 def _stored_run(path: Path, meta: dict[str, Any], summary: dict[str, Any], stored: StoredRun) -> RunData:
-    """The `RunData` of a run read through its store: a closed loop without tokens, media or
-    labels, so its series are the latency and the service time, one and the same."""
-    series: dict[str, Series] = {"latency_ms": stored, "service_time_ms": stored}
+    """The `RunData` of a run read through its store: per-second counts and stored series."""
+    # The latency is the StoredRun itself, and so is a closed loop's service time.
+    series: dict[str, Series] = {"latency_ms": stored, "service_time_ms": stored, **stored.series}
     return RunData(
         path,
         meta,
@@ -126,6 +150,7 @@ def _stored_run(path: Path, meta: dict[str, Any], summary: dict[str, Any], store
         _timeseries(path),
         read_samples(path / rundir.SAMPLES),
         series,
+        stored.tokens,
         damage=stored.store.damage,
         stored=stored,
     )
@@ -138,6 +163,12 @@ def _timeseries(path: Path) -> pd.DataFrame:
         return pd.read_csv(timeseries_path) if timeseries_path.is_file() else pd.DataFrame()
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise RunDirError(f"cannot read {timeseries_path}: {' '.join(str(exc).split())[:160]}") from None
+
+
+def _texts(values: pd.Series) -> npt.NDArray[np.str_]:
+    """Labels as texts, a missing one empty (as `loadbench.variants.figures` reads them)."""
+    texts: npt.NDArray[np.str_] = values.astype("object").where(values.notna(), "").astype(str).to_numpy()
+    return texts
 
 
 def _series(

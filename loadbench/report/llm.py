@@ -1,9 +1,9 @@
 """The report's "LLM" section: TTFT / ITL / TPOT / end-to-end percentiles, tokens, goodput, the
 real-time ratio of streams, and four plots; and its short Markdown table.
 
-Consumes an analyzed summary (the keys of `loadbench.analyze.llm_metrics`) and the run's raw request
-records (`loadbench.record.records.read_requests`: latency and start from the actual send) for the
-plots; produces HTML (everything from the run escaped by the report module's helpers) and
+Consumes an analyzed summary (the keys of `loadbench.analyze.llm_metrics`) and, for the plots,
+their data (`loadbench.report.plotdata_llm.LlmPlotData`, from the records in memory or from a
+store; latency and start from the actual send); produces HTML (everything from the run escaped by the report module's helpers) and
 Markdown lines. A run without LLM keys gets nothing, and its records are never looked at.
 """
 
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from loadbench.analyze import llm_metrics
 from loadbench.report import plotkit, plots_llm
 from loadbench.report.fmt import (
     PERCENTILE_KEYS,
@@ -25,10 +23,10 @@ from loadbench.report.fmt import (
     format_number,
     format_pct,
     format_rate,
-    num,
 )
 from loadbench.report.html import esc, figure_html, grid_table, kv_table
 from loadbench.report.markdown import md_table
+from loadbench.report.plotdata_llm import LlmPlotData, frame_llm_data
 
 LLM_KEYS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "tokens")
 _TIME_COLUMNS = (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "end-to-end"))
@@ -63,11 +61,18 @@ def has_llm(summary: dict[str, Any]) -> bool:
 
 
 def llm_html(
-    summary: dict[str, Any], requests: pd.DataFrame, timeseries: pd.DataFrame, run_start: float
+    summary: dict[str, Any],
+    requests: pd.DataFrame,
+    timeseries: pd.DataFrame,
+    run_start: float,
+    data: LlmPlotData | None = None,
 ) -> str:
-    """The whole "LLM" section (heading included); empty for a run without LLM data."""
+    """The whole "LLM" section (heading included); empty for a run without LLM data. ``data``: its
+    plots' data when computed already (from a store), else computed from ``requests``."""
     if not has_llm(summary):
         return ""
+    if data is None:
+        data = frame_llm_data(summary, requests, timeseries, run_start)
     out = ["<h2 id='llm'>LLM</h2>", _times_table(summary), _tokens_table(summary)]
     goodput = as_dict(summary.get("goodput"))
     entries = [as_dict(e) for e in as_list(goodput.get("slos"))]
@@ -90,7 +95,7 @@ def llm_html(
     out.append(
         "\n".join(
             figure_html(key, plotkit.figure_to_png(fig), *_CAPTIONS[key])
-            for key, fig in _figures(summary, requests, timeseries, run_start).items()
+            for key, fig in _figures(data, timeseries).items()
         )
     )
     return "\n".join(out)
@@ -171,56 +176,13 @@ def _source_text(source: Any) -> str:
     }.get(str(source), "unknown")
 
 
-def _figures(
-    summary: dict[str, Any], requests: pd.DataFrame, timeseries: pd.DataFrame, run_start: float
-) -> dict[str, Any]:
-    """The four LLM figures, from the raw records (send times, service latency)."""
-    window = as_dict(summary.get("window"))
-    sent = requests["start_unix_s"].to_numpy(dtype=np.float64)
-    intended = requests["intended_unix_s"].to_numpy(dtype=np.float64)
-    due = np.where(np.isfinite(intended), intended, sent)  # the analyzer's window membership
-    lo, hi = num(window.get("start_unix_s")), num(window.get("end_unix_s"))
-    in_window = np.ones(sent.size, dtype=bool)
-    if lo is not None:
-        in_window &= due >= lo
-    if hi is not None:
-        in_window &= due <= hi
-    ok = requests["ok"].to_numpy().astype(bool)
-    service = requests["latency_ms"].to_numpy(dtype=np.float64)
-    ttft = requests["ttft_ms"].to_numpy(dtype=np.float64)
-    out_tokens = requests["output_tokens"].to_numpy(dtype=np.float64)
-    start_s = sent - run_start
-    seconds = (
-        int(timeseries["second"].max()) + 1
-        if len(timeseries) and np.isfinite(timeseries["second"].max())
-        else max(int(np.ceil((hi or run_start) - run_start)), 0)
-    )
-
-    streamed = ok & np.isfinite(ttft)
-    gaps, counts = llm_metrics.parse_itl(requests["itl_ms"][streamed])
-    window_gap = np.repeat(in_window[streamed], counts)
-
-    # Output tokens over time: every chunk at its arrival, weighted to the request's token count.
-    s_start, s_ttft, s_out = start_s[streamed], ttft[streamed], out_tokens[streamed]
-    weight = np.where(np.isfinite(s_out), s_out / (counts + 1.0), 1.0)
-    segment = np.repeat(np.arange(counts.size), counts)
-    later = s_start[segment] + (s_ttft[segment] + llm_metrics.gaps_so_far(gaps, counts)) / 1000.0
-    plain = ok & ~np.isfinite(ttft) & np.isfinite(out_tokens)
-    times = np.concatenate([s_start + s_ttft / 1000.0, later, start_s[plain] + service[plain] / 1000.0])
-    weights = np.concatenate([weight, weight[segment], out_tokens[plain]])
-    per_second = plots_llm.per_second_tokens(times, weights, seconds)
-
-    # TPOT against concurrency, per second of the measured window.
-    tpot = llm_metrics.tpot_ms(service, ttft, out_tokens)
-    measured_tpot = ok & in_window & np.isfinite(tpot)
-    in_flight = plots_llm.mean_in_flight(start_s, start_s + service / 1000.0, seconds)
-    tpot_p50 = plots_llm.median_per_second(np.floor(start_s[measured_tpot]), tpot[measured_tpot], seconds)
-
+def _figures(data: LlmPlotData, timeseries: pd.DataFrame) -> dict[str, Any]:
+    """The four LLM figures, from their data (`loadbench.report.plotdata_llm`)."""
     return {
-        "plot-llm-ttft": plots_llm.ttft_distribution(ttft[streamed & in_window]),
-        "plot-llm-itl": plots_llm.itl_distribution(gaps[window_gap]),
-        "plot-llm-tokens": plots_llm.tokens_over_time(per_second, timeseries),
-        "plot-llm-tpot": plots_llm.tpot_vs_concurrency(in_flight, tpot_p50),
+        "plot-llm-ttft": plots_llm.ttft_distribution(data.ttft),
+        "plot-llm-itl": plots_llm.itl_distribution(data.itl),
+        "plot-llm-tokens": plots_llm.tokens_over_time(data.tokens_per_s, timeseries),
+        "plot-llm-tpot": plots_llm.tpot_vs_concurrency(data.in_flight, data.tpot_p50_ms),
     }
 
 

@@ -7,7 +7,8 @@ them from a DataFrame of the records, `store_plot_data` from DuckDB without the 
 (a run of any length, `loadbench.analyze.bounded`), and both give the same values: the same
 sampled records (the same seeded positions among the successes and failures, in file order), the
 percentiles ``np.percentile`` gives bit for bit (`loadbench.analyze.stats.percentile_points`),
-the same error counts named by the same rule.
+the same error counts named by the same rule. The sections' own plots (LLM, quality, replicas,
+targets) have theirs in `loadbench.report.sectiondata`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loadbench.analyze import stats
-from loadbench.analyze.bounded import SOURCE, window_successes
+from loadbench.analyze import bounded, stats
+from loadbench.analyze.bounded import window_successes
+from loadbench.analyze.scope import SOURCE
 from loadbench.record.records import from_due_time
 from loadbench.report.fmt import as_dict, num
 from loadbench.report.plotkit import downsample_indices
@@ -36,6 +38,19 @@ MAX_ERROR_POINTS = 5_000  # failed requests drawn in the latency scatter
 PERCENTILE_MARKS = (50.0, 90.0, 99.0, 99.9)
 OK_SQL = "ok <> 0"
 FAILED_SQL = "ok = 0"
+# The record columns whose plots the report draws from a store (`store_plot_data` and
+# `loadbench.report.sectiondata`: LLM, quality, real-time factor, phases, replicas, targets; with
+# retries, the requests from the store's collapsed ``records``, the attempts from ``written``),
+# and the settings whose sections read records it does not draw from one (caches): a run with any
+# other column or one of these settings is drawn from its records in memory (`store_covers`).
+COLUMNS = bounded.COLUMNS
+RECORD_PLOT_SETTINGS = ("cache_header", "cache_field")
+
+
+def store_covers(meta: dict[str, Any], store: RecordStore) -> bool:
+    """Whether every plot of the run's report can be drawn from its store (`COLUMNS`)."""
+    settings = meta.get("settings") or {}
+    return store.filled <= COLUMNS and not any(settings.get(name) for name in RECORD_PLOT_SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -260,6 +275,20 @@ def window_bounds(summary: dict[str, Any]) -> tuple[float | None, float | None]:
     return num(window.get("start_unix_s")), num(window.get("end_unix_s"))
 
 
+def window_sql(summary: dict[str, Any]) -> tuple[str, list[float]]:
+    """`window_bounds` as an SQL condition on ``start_unix_s`` (both ends in) and its parameters:
+    over the store's ``requests`` view, the due time; over ``records``, the send."""
+    lo, hi = window_bounds(summary)
+    where, params = ["true"], []
+    if lo is not None:
+        where.append("start_unix_s >= ?")
+        params.append(lo)
+    if hi is not None:
+        where.append("start_unix_s <= ?")
+        params.append(hi)
+    return " AND ".join(where), params
+
+
 __all__: Sequence[str] = (
     "MAX_ERROR_POINTS",
     "MAX_POINTS",
@@ -271,4 +300,5 @@ __all__: Sequence[str] = (
     "frame_plot_data",
     "store_plot_data",
     "window_bounds",
+    "window_sql",
 )

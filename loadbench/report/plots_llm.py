@@ -15,11 +15,11 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from loadbench.report.plotdata_hist import Histogram, histogram_of
 from loadbench.report.plotkit import (
     C_OK,
     C_P50,
     C_P99,
-    LOG_SPREAD,
     contiguous,
     label_time_axes,
     legend,
@@ -30,7 +30,6 @@ from loadbench.report.plotkit import (
     short_ms,
 )
 
-BINS = 60  # histogram bars
 C_TTFT = "#9467bd"
 C_ITL = "#1f77b4"
 C_TOKENS = "#2ca02c"
@@ -84,26 +83,21 @@ def median_per_second(second: npt.ArrayLike, values: npt.ArrayLike, seconds: int
     return out
 
 
-def time_distribution(values_ms: npt.ArrayLike, title: str, what: str, color: str) -> Figure:
-    """Histogram of times in ms (log-spaced bins when they spread widely), p50 / p90 / p99 marked."""
+def time_distribution(data: Histogram | npt.ArrayLike, title: str, what: str, color: str) -> Figure:
+    """Histogram of times in ms (log-spaced bins when they spread widely), p50 / p90 / p99 marked;
+    ``data``: the `Histogram` (`loadbench.report.plotdata_hist`) or the times themselves."""
     fig, ax = new_figure(title)
-    v = np.asarray(values_ms, dtype=np.float64)
-    v = v[np.isfinite(v) & (v >= 0)]
-    if v.size == 0:
+    hist = data if isinstance(data, Histogram) else histogram_of(data)
+    if hist.n == 0:
         return no_data(fig, ax, f"no {what}")
-    positive = v[v > 0]
-    log = positive.size > 0 and positive.max() / positive.min() > LOG_SPREAD
-    if log:
-        lo, hi = float(positive.min()), float(positive.max())
-        bins = np.geomspace(lo, hi * 1.0001, BINS + 1)
+    if hist.log:
         ax.set_xscale("log")
-        shown = positive
-    else:
-        bins = np.linspace(0.0, float(v.max()) * 1.0001 or 1.0, BINS + 1)
-        shown = v
-    ax.hist(shown, bins=bins.tolist(), color=color, alpha=0.75, label=f"{what} ({v.size:,})")
-    for q, c in ((50.0, C_P50), (90.0, "#8c564b"), (99.0, C_P99)):
-        x = float(np.percentile(v, q))
+    # Each bin's left edge weighted by its count: the bars ``ax.hist`` draws of the values.
+    ax.hist(
+        hist.edges[:-1], bins=hist.edges.tolist(), weights=hist.counts[0], color=color, alpha=0.75,
+        label=f"{what} ({hist.n:,})",
+    )  # fmt: skip
+    for q, c, x in zip((50.0, 90.0, 99.0), (C_P50, "#8c564b", C_P99), hist.marks, strict=True):
         ax.axvline(x, color=c, lw=1.3, ls="--", label=f"p{q:g} {short_ms(x)}")
     ax.set_xlabel(f"{what} (ms)")
     ax.set_ylabel("count")
@@ -113,14 +107,14 @@ def time_distribution(values_ms: npt.ArrayLike, title: str, what: str, color: st
     return fig
 
 
-def ttft_distribution(ttft_ms: npt.ArrayLike) -> Figure:
+def ttft_distribution(ttft: Histogram | npt.ArrayLike) -> Figure:
     """TTFT of the window's successful streamed requests."""
-    return time_distribution(ttft_ms, "Time to first token", "TTFT", C_TTFT)
+    return time_distribution(ttft, "Time to first token", "TTFT", C_TTFT)
 
 
-def itl_distribution(gaps_ms: npt.ArrayLike) -> Figure:
+def itl_distribution(gaps: Histogram | npt.ArrayLike) -> Figure:
     """Every inter-token gap of the window's successful streamed requests."""
-    return time_distribution(gaps_ms, "Inter-token latency", "inter-token gap", C_ITL)
+    return time_distribution(gaps, "Inter-token latency", "inter-token gap", C_ITL)
 
 
 def tokens_over_time(tokens_per_s: npt.ArrayLike, timeseries: pd.DataFrame | None) -> Figure:

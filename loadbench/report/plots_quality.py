@@ -15,6 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from loadbench.report.plotdata_hist import Histogram
+from loadbench.report.plotdata_quality import rtf_histogram_of
 from loadbench.report.plotkit import (
     C_ERR,
     C_OK,
@@ -23,7 +25,6 @@ from loadbench.report.plotkit import (
     C_USERS,
     DPI,
     FIGSIZE,
-    LOG_SPREAD,
     contiguous,
     label_time_axes,
     legend,
@@ -37,7 +38,6 @@ C_ANSWERED = "#1f77b4"
 C_F1 = "#9467bd"
 C_PRECISION = "#ff7f0e"
 C_RECALL = "#8c564b"
-RTF_BINS = 60
 
 
 def quality_over_time(
@@ -124,30 +124,27 @@ def _macro_panel(
     legend(ax)
 
 
-def rtf_distribution(rtf: npt.ArrayLike) -> Figure:
-    """Histogram of per-request real-time factors, the RTF = 1 line (real time) and p50/p99."""
+def rtf_distribution(rtf: Histogram | npt.ArrayLike) -> Figure:
+    """Histogram of per-request real-time factors, the RTF = 1 line (real time) and p50/p99;
+    ``rtf``: the `Histogram` (`loadbench.report.plotdata_quality.rtf_histogram_of`) or the RTFs."""
     fig, ax = new_figure("Real-time factor")
-    values = np.asarray(rtf, dtype=np.float64)
-    values = values[np.isfinite(values) & (values > 0)]
-    if values.size == 0:
+    hist = rtf if isinstance(rtf, Histogram) else rtf_histogram_of(rtf)
+    if hist.n == 0:
         return no_data(fig, ax, "no successful request with a media duration")
-    lo, hi = float(values.min()), float(values.max())
-    log = hi / lo > LOG_SPREAD
-    lo_edge, hi_edge = min(lo, 1.0) * 0.9, max(hi, 1.0) * 1.1
-    edges = np.geomspace(lo_edge, hi_edge, RTF_BINS + 1) if log else np.linspace(0.0, hi_edge, RTF_BINS + 1)
-    bins = [float(e) for e in edges]
-    fast = values < 1.0
+    bins = hist.edges.tolist()
+    # Each bin's left edge weighted by its counts: the stacked bars ``ax.hist`` draws of the values.
     ax.hist(
-        [values[fast], values[~fast]],
+        [hist.edges[:-1], hist.edges[:-1]],
         bins=bins,
+        weights=[hist.counts[0], hist.counts[1]],
         stacked=True,
         color=[C_OK, C_ERR],
         label=["faster than real time (RTF < 1)", "real time or slower"],
     )
-    if log:
+    if hist.log:
         ax.set_xscale("log")
     ax.axvline(1.0, color="#000000", lw=1.2, label="RTF = 1 (real time)")
-    p50, p99 = np.percentile(values, [50.0, 99.0])
+    p50, p99 = hist.marks
     ax.axvline(p50, color=C_P50, lw=1.1, ls="--", label=f"p50 {p50:.3g}")
     ax.axvline(p99, color=C_P99, lw=1.1, ls="--", label=f"p99 {p99:.3g}")
     ax.set_xlabel("real-time factor: processing time / media duration")

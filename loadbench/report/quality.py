@@ -19,6 +19,8 @@ from loadbench.report import plotkit, plots_quality
 from loadbench.report.fmt import as_dict, format_count, format_pct, num
 from loadbench.report.html import esc, figure_html, grid_table, kv_table
 from loadbench.report.markdown import md_table
+from loadbench.report.plotdata_hist import Histogram
+from loadbench.report.plotdata_quality import QualityPlotData, frame_quality_data, frame_rtf
 
 _QUALITY_CAPTION = (
     "Accuracy of the labeled requests that started in each second: solid, every labeled request "
@@ -61,10 +63,13 @@ def quality_html(
     run_start: float,
     timeseries: pd.DataFrame,
     in_window: Any,
+    quality_data: QualityPlotData | None = None,
+    rtf_data: Histogram | None = None,
 ) -> str:
     """The "Quality" and "Real-time factor" sections (headings included); "" when neither applies.
 
-    ``in_window``: a boolean mask of the requests in the measured window.
+    ``in_window``: a boolean mask of the requests in the measured window. ``quality_data``,
+    ``rtf_data``: the plots' data when made already (from a store), else made from ``requests``.
     """
     out = []
     q = as_dict(summary.get("quality"))
@@ -72,17 +77,11 @@ def quality_html(
         out.append("<h2 id='quality'>Quality</h2>")
         out.append(_quality_table(q))
         out.append(_class_table(q))
-        start = _start_s(requests) - run_start
-        seconds = (
-            int(timeseries["second"].max()) + 1 if len(timeseries) else int(np.ceil(start.max(initial=0)))
+        if quality_data is None:
+            quality_data = frame_quality_data(requests, run_start, timeseries)
+        fig = plots_quality.quality_over_time(
+            quality_data.per_second, timeseries, quality_data.rolling, quality.ROLLING_WINDOW_S
         )
-        per_second = quality.accuracy_per_second(
-            start, requests["expected"], requests["predicted"], requests["ok"].to_numpy(), seconds
-        )
-        rolling = quality.macro_scores_rolling(
-            start, requests["expected"], requests["predicted"], requests["ok"].to_numpy(), seconds
-        )
-        fig = plots_quality.quality_over_time(per_second, timeseries, rolling, quality.ROLLING_WINDOW_S)
         out.append(
             figure_html(
                 "plot-quality-time", plotkit.figure_to_png(fig), "Quality over time", _QUALITY_CAPTION
@@ -92,23 +91,11 @@ def quality_html(
     if rtf:
         out.append("<h2 id='rtf'>Real-time factor</h2>")
         out.append(_rtf_table(rtf))
-        mask = np.asarray(in_window, dtype=bool)
-        values = quality.rtf_values(
-            requests["latency_ms"].to_numpy()[mask],
-            requests["media_s"].to_numpy()[mask],
-            requests["ok"].to_numpy()[mask],
-        )
-        fig = plots_quality.rtf_distribution(values)
+        if rtf_data is None:
+            rtf_data = frame_rtf(requests, np.asarray(in_window, dtype=bool))
+        fig = plots_quality.rtf_distribution(rtf_data)
         out.append(figure_html("plot-rtf", plotkit.figure_to_png(fig), "Real-time factor", _RTF_CAPTION))
     return "\n".join(out)
-
-
-def _start_s(requests: pd.DataFrame) -> np.ndarray:
-    # Open loop: a request belongs to the second it was due in, as in the analyzer's series.
-    sent = requests["start_unix_s"].to_numpy(dtype=float)
-    intended = requests["intended_unix_s"].to_numpy(dtype=float)
-    starts: np.ndarray = np.where(np.isfinite(intended), intended, sent)
-    return starts
 
 
 def _quality_rows(q: dict[str, Any]) -> list[tuple[str, str]]:

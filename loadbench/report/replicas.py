@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from loadbench.analyze.replicas import COLUMN
 from loadbench.report import plotkit
 from loadbench.report.fmt import as_dict, as_list, format_count, format_ms, format_pct, format_rate
 from loadbench.report.html import esc, figure_html, grid_table
 from loadbench.report.markdown import md_table
+from loadbench.report.plotdata_routes import NamedPoints, named_points, series_order
 
 
 def _latency(key: str) -> Callable[[dict[str, Any]], str]:
@@ -66,13 +67,6 @@ def _said(section: dict[str, Any]) -> str:
     return "; ".join(parts) + "."
 
 
-def series_order(names: Any, listed: Sequence[str] = ()) -> list[str]:
-    """The distinct non-empty ``names``, ``listed`` ones first in their order (each whether or not it
-    appears), then the rest sorted: the order of a section's table, so colours follow its rows."""
-    seen = {str(n) for n in names if n != ""}
-    return list(dict.fromkeys(listed)) + sorted(seen - set(listed))
-
-
 def latency_by(
     records: pd.DataFrame,
     column: str,
@@ -83,24 +77,32 @@ def latency_by(
 ) -> Figure | None:
     """Successful records' latency over time, one colour per value of ``column`` (in
     `series_order`); None when no successful record has one."""
-    if column not in records.columns:
-        return None
-    names = records[column].astype("string").fillna("").to_numpy(dtype=object)
-    ok = records["ok"].to_numpy().astype(bool) & (names != "")
-    if not ok.any():
+    return latency_by_points(named_points(records, column, run_start), title, timeseries, listed)
+
+
+def latency_by_points(
+    points: NamedPoints | None, title: str, timeseries: pd.DataFrame | None, listed: Sequence[str] = ()
+) -> Figure | None:
+    """`latency_by` of the records already sampled (`loadbench.report.plotdata_routes`)."""
+    if points is None:
         return None
     fig, ax = plotkit.new_figure(title)
-    start = records["start_unix_s"].to_numpy(dtype=float) - run_start
-    latency = records["latency_ms"].to_numpy(dtype=float)
-    shown = np.flatnonzero(ok)
-    keep = shown[plotkit.downsample_indices(shown.size, 20_000)]
-    for i, name in enumerate(series_order(names[keep].tolist(), listed)):
-        pick = keep[names[keep] == name]
-        if not pick.size:
+    names = points.names
+    for i, name in enumerate(series_order(names.tolist(), listed)):
+        pick = names == name
+        if not pick.any():
             continue  # the colour stays its own, as in the other plots of its section
         colour = plotkit.SERIES_COLORS[i % len(plotkit.SERIES_COLORS)]
         label = plotkit.legend_text(name)
-        ax.scatter(start[pick], latency[pick], s=4, alpha=0.5, color=colour, label=label, rasterized=True)
+        ax.scatter(
+            points.start_s[pick],
+            points.latency_ms[pick],
+            s=4,
+            alpha=0.5,
+            color=colour,
+            label=label,
+            rasterized=True,
+        )
     ts = plotkit.contiguous(timeseries)
     if not ts.empty:
         plotkit.shade_warmup(ax, ts)
@@ -113,14 +115,19 @@ def latency_by_replica(
     requests: pd.DataFrame, run_start: float, timeseries: pd.DataFrame | None
 ) -> Figure | None:
     """Successful requests' latency over time, one colour per replica; None without replicas."""
-    return latency_by(requests, "replica", "Latency over time by replica", run_start, timeseries)
+    return latency_by(requests, COLUMN, "Latency over time by replica", run_start, timeseries)
 
 
 def replicas_html(
-    summary: dict[str, Any], requests: pd.DataFrame, run_start: float, timeseries: pd.DataFrame | None
+    summary: dict[str, Any],
+    requests: pd.DataFrame,
+    run_start: float,
+    timeseries: pd.DataFrame | None,
+    points: NamedPoints | None = None,
 ) -> str:
     """The "Replicas" section (heading included); "" when the run has no replica section.
-    ``requests``: the records, every attempt its own (each attempt's answer named its replica)."""
+    ``requests``: the records, every attempt its own (each attempt's answer named its replica);
+    ``points``: the scatter's sample when taken already (from a store), else taken from them."""
     section = as_dict(summary.get("replicas"))
     if not section:
         return ""
@@ -130,7 +137,9 @@ def replicas_html(
         parts.append(grid_table(HEADERS, [[esc(c) for c in r] for r in rows], numeric=NUMERIC))
     for notice in as_list(section.get("notices")):
         parts.append(f"<p class='sub'>{esc(notice)}</p>")
-    fig = latency_by_replica(requests, run_start, timeseries)
+    if points is None:
+        points = named_points(requests, COLUMN, run_start)
+    fig = latency_by_points(points, "Latency over time by replica", timeseries)
     if fig is not None:
         parts.append(figure_html("plot-replicas", plotkit.figure_to_png(fig), *_CAPTION))
     return "\n".join(parts)

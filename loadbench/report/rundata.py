@@ -29,9 +29,11 @@ from loadbench.report.plotdata import (
     PlotData,
     error_kind_frame,
     frame_plot_data,
+    store_covers,
     store_plot_data,
     window_bounds,
 )
+from loadbench.report.sectiondata import SectionData, frame_section_data, store_section_data
 
 __all__ = ["BADGES", "Identity", "Run", "error_kind_frame", "in_window", "load_run", "no_records"]
 
@@ -57,6 +59,7 @@ class Run:
     samples: pd.DataFrame  # resource samples; just a ``unix_s`` column when there are none
     attempts: pd.DataFrame  # the records as written: every attempt (``requests`` without retries)
     plots: PlotData  # what the per-request plots draw (from the frames or from a store)
+    sections: SectionData  # what the record-reading sections' plots draw (from either)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +89,21 @@ def load_run(run_dir: Path, requests: pd.DataFrame | None = None, store: RecordS
     for name in (rundir.SUMMARY, rundir.TIMESERIES):
         if not (run_dir / name).is_file():
             raise RunDirError(f"{run_dir} has no {name}: run the analyzer first (loadbench report {run_dir})")
+    if store is not None and not store_covers(meta, store):
+        # A section of its report draws from the records themselves: read them.
+        return load_run(run_dir, requests=read_run_requests(run_dir))
     if requests is None and store is None:
         opened = open_bounded(run_dir, meta)
         if opened is not None:
             with opened:
-                return load_run(run_dir, store=opened)
+                if store_covers(meta, opened):
+                    return load_run(run_dir, store=opened)
         requests = read_run_requests(run_dir)
     summary = rundir.read_json(run_dir / rundir.SUMMARY)
     timeseries = read_timeseries(run_dir / rundir.TIMESERIES)
     if store is not None:
-        # A run the store covers is plain (`loadbench.analyze.bounded.unsupported`): the sections
-        # that read records (quality, LLM, replicas, targets, cache) have nothing to show.
+        # A run whose every plot the store draws (`store_covers`): the sections that read records
+        # draw from `SectionData` instead.
         requests = attempts = no_records()
     else:
         assert requests is not None
@@ -114,11 +121,17 @@ def load_run(run_dir: Path, requests: pd.DataFrame | None = None, store: RecordS
         run_start = float(requests["start_unix_s"].min()) if len(requests) else 0.0
     if store is not None:
         plot_data = store_plot_data(store, meta, summary, run_start)
+        sections = store_section_data(store, summary, timeseries, run_start)
     else:
         # The window as the analyzer has it: an open loop's requests by their due time.
         plot_data = frame_plot_data(requests, in_window(from_due_time(requests), summary), run_start)
+        sections = frame_section_data(
+            summary, requests, attempts, timeseries, run_start, in_window(requests, summary)
+        )
     samples = read_samples(run_dir / rundir.SAMPLES)
-    return Run(run_dir, meta, summary, timeseries, requests, run_start, samples, attempts, plot_data)
+    return Run(
+        run_dir, meta, summary, timeseries, requests, run_start, samples, attempts, plot_data, sections
+    )
 
 
 def in_window(requests: pd.DataFrame, summary: dict[str, Any]) -> npt.NDArray[np.bool_]:

@@ -13,19 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from loadbench.analyze.replicas import TARGET_COLUMN as COLUMN
 from loadbench.report import plotkit
 from loadbench.report.fmt import as_dict, as_list, format_count
 from loadbench.report.html import esc, figure_html, grid_table
 from loadbench.report.markdown import md_table
-from loadbench.report.replicas import latency_by, series_order, table_rows
+from loadbench.report.plotdata_routes import NamedPoints, Traffic, named_points, traffic
+from loadbench.report.replicas import latency_by_points, table_rows
 
 HEADERS = ("target", "share", "requests", "errors", "error rate", "throughput", "p50", "p90", "p99", "max")
 NUMERIC = tuple(range(1, len(HEADERS)))
-COLUMN = "target"
 _LATENCY_CAPTION = (
     "Latency over time by target",
     "Each dot is one successful attempt, coloured by the target it was sent to (a retry is a dot of "
@@ -51,41 +51,20 @@ def _said(section: dict[str, Any]) -> str:
     return "; ".join(parts) + "."
 
 
-def _per_second(
-    attempts: pd.DataFrame, run_start: float, seconds: int, listed: Sequence[str]
-) -> list[tuple[str, np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
-    """(target, attempts per second, failed attempts per second) for each target in `series_order`:
-    a listed target that got nothing is a line at zero, not left out."""
-    names = attempts[COLUMN].astype("string").fillna("").to_numpy(dtype=object)
-    second = np.floor(attempts["start_unix_s"].to_numpy(dtype=float) - run_start).astype(np.int64)
-    failed = ~attempts["ok"].to_numpy().astype(bool)
-    keep = (names != "") & (second >= 0) & (second < seconds)
-    out = []
-    for name in series_order(names[keep].tolist(), listed):
-        mine = keep & (names == name)
-        out.append(
-            (
-                str(name),
-                np.bincount(second[mine], minlength=seconds).astype(float),
-                np.bincount(second[mine & failed], minlength=seconds).astype(float),
-            )
-        )
-    return out
-
-
 def traffic_by_target(
     attempts: pd.DataFrame, run_start: float, timeseries: pd.DataFrame | None, listed: Sequence[str] = ()
 ) -> Figure | None:
     """Attempts and failed attempts per second, one line per target (``listed`` first, in their
     order); None without targets."""
+    return traffic_figure(traffic(attempts, COLUMN, run_start, timeseries, listed), timeseries)
+
+
+def traffic_figure(series: Traffic | None, timeseries: pd.DataFrame | None) -> Figure | None:
+    """`traffic_by_target` of the counts already made (`loadbench.report.plotdata_routes`)."""
     ts = plotkit.contiguous(timeseries)
-    if COLUMN not in attempts.columns or ts.empty:
+    if not series or ts.empty:
         return None
     edges = plotkit.second_edges(ts)
-    first = int(ts["second"].iloc[0])
-    series = _per_second(attempts, run_start + first, len(ts), listed)
-    if not series:
-        return None
     fig = Figure(
         figsize=(plotkit.FIGSIZE[0], plotkit.FIGSIZE[1] * 1.6), dpi=plotkit.DPI, layout="constrained"
     )
@@ -105,25 +84,40 @@ def traffic_by_target(
     return fig
 
 
+def listed_targets(summary: dict[str, Any]) -> list[str]:
+    """The targets the summary's table lists, in its order (the plots' colours follow it)."""
+    return [r[0] for r in table_rows(as_dict(summary.get("targets")).get("targets"), "url", HEADERS)]
+
+
 def targets_html(
-    summary: dict[str, Any], attempts: pd.DataFrame, run_start: float, timeseries: pd.DataFrame | None
+    summary: dict[str, Any],
+    attempts: pd.DataFrame,
+    run_start: float,
+    timeseries: pd.DataFrame | None,
+    data: tuple[NamedPoints | None, Traffic | None] | None = None,
 ) -> str:
-    """The "Targets" section (heading included); "" when the run had one target."""
+    """The "Targets" section (heading included); "" when the run had one target. ``data``: the
+    plots' (scatter sample, traffic) when made already (from a store), else made from ``attempts``."""
     section = as_dict(summary.get("targets"))
     if not section:
         return ""
     parts = ["<h2 id='targets'>Targets</h2>", f"<p class='sub'>{esc(_said(section))}</p>"]
     rows = table_rows(section.get("targets"), "url", HEADERS)
     listed = [r[0] for r in rows]
+    if data is None:
+        data = (
+            named_points(attempts, COLUMN, run_start),
+            traffic(attempts, COLUMN, run_start, timeseries, listed),
+        )
     if rows:
         cells = [[f"<span class='mono'>{esc(r[0])}</span>", *(esc(c) for c in r[1:])] for r in rows]
         parts.append(grid_table(HEADERS, cells, numeric=NUMERIC))
     for notice in as_list(section.get("notices")):
         parts.append(f"<p class='sub'>{esc(notice)}</p>")
-    fig = latency_by(attempts, COLUMN, "Latency over time by target", run_start, timeseries, listed)
+    fig = latency_by_points(data[0], "Latency over time by target", timeseries, listed)
     if fig is not None:
         parts.append(figure_html("plot-targets-latency", plotkit.figure_to_png(fig), *_LATENCY_CAPTION))
-    fig = traffic_by_target(attempts, run_start, timeseries, listed)
+    fig = traffic_figure(data[1], timeseries)
     if fig is not None:
         parts.append(figure_html("plot-targets-traffic", plotkit.figure_to_png(fig), *_TRAFFIC_CAPTION))
     return "\n".join(parts)

@@ -36,9 +36,9 @@ from typing import Any, TextIO
 
 from loadbench.analyze import capacity
 from loadbench.analyze.slo import parse_slos
+from loadbench.analyze.store import RecordStore
 from loadbench.errors import LoadbenchError, UsageError
 from loadbench.record import rundir
-from loadbench.record.columnar import read_run_requests
 from loadbench.redact import redact_argv, redact_url
 from loadbench.report.fmt import format_ms, format_pct, format_rate
 from loadbench.sweep.report import render_sweep
@@ -94,21 +94,33 @@ class _Step:
     exit_code: int
     summary: dict[str, Any] | None
     stderr: str
-    achieved_rps: float | None  # capacity.completed_rps of its requests
+    achieved_rps: float | None  # `achieved_rps` of its records
     duration_s: float  # as run: --step-duration, or longer for the SLO gates
 
 
-def _achieved(run_dir: Path, summary: dict[str, Any] | None) -> float | None:
-    """`capacity.completed_rps` over the step's measured window; None when it cannot be read."""
+def achieved_rps(run_dir: Path, summary: dict[str, Any] | None) -> float | None:
+    """Successful responses that *completed* inside the step's measured window, per second; None
+    when the window or the records cannot be read.
+
+    The summary's ``throughput_rps`` counts requests by when they started, and a run waits for
+    the requests in flight when the load stops: an overloaded open-loop step still "achieves" its
+    offered rate there, only later. Completions inside the window are what the server delivered.
+    A completion is the send plus the latency from the send: in the store's ``requests`` view,
+    the due time plus the latency from it. Counted in the store, so a step of any length.
+    """
     window = (summary or {}).get("window") or {}
     start, end = window.get("start_unix_s"), window.get("end_unix_s")
-    if not isinstance(start, int | float) or not isinstance(end, int | float):
+    if not isinstance(start, int | float) or not isinstance(end, int | float) or not end > start:
         return None
     try:
-        requests = read_run_requests(run_dir)
+        with RecordStore.open(run_dir) as store:
+            ((done,),) = store.rows(
+                "SELECT count(*) FROM requests WHERE ok <> 0 AND start_unix_s + latency_ms / 1000.0 BETWEEN ? AND ?",
+                [float(start), float(end)],
+            )
     except LoadbenchError:
         return None
-    return capacity.completed_rps(requests, float(start), float(end))
+    return round(int(done) / (float(end) - float(start)), 3)
 
 
 def step_name(index: int, mode: str, load: float) -> str:
@@ -181,7 +193,7 @@ def _run_step(
         _, stderr = process.communicate()
     summary_path = run_dir / rundir.SUMMARY
     summary = rundir.read_json(summary_path) if summary_path.is_file() else None
-    achieved = _achieved(run_dir, summary)
+    achieved = achieved_rps(run_dir, summary)
     step = _Step(index, load, run_dir, process.returncode, summary, stderr or "", achieved, duration_s)
     return step, interrupted or process.returncode == 130
 

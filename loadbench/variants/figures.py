@@ -61,31 +61,32 @@ class Figures:
 
 
 def quality_counts(run: RunData, seconds: int) -> tuple[QualityCounts | None, dict[str, Any] | None]:
-    """The window's labeled requests (`RunData.labels`), by second and class, and their
-    ``quality_summary``; (None, None) without labels."""
-    # A run read through its store has no labels (`bounded.unsupported` sends those to memory).
-    measured, ok, run_second = run.labels, run.ok, run.second
-    if measured is None or ok is None or run_second is None:
+    """The window's labeled requests (`RunData.label_counts`: counted by second and class, a run
+    read through its store included), by second and class, and their ``quality_summary``; (None,
+    None) without labels."""
+    counted = run.label_counts()
+    if counted is None:
         return None, None
-    summary = quality.quality_summary(measured["expected"], measured["predicted"], ok)
+    expected, predicted, ok = counted["expected"], counted["predicted"], counted["ok"].to_numpy()
+    summary = quality.quality_summary(expected, predicted, ok, counted["count"])
     if summary is None:
         return None, None
-    labeled, answered, correct = quality.outcomes(measured["expected"], measured["predicted"], ok)
-    second = np.clip(run_second, 0, seconds - 1)
-    expected = _labels(measured["expected"])
-    predicted = _labels(measured["predicted"])
-    classes = sorted({*expected[labeled], *predicted[answered]})
+    labeled, answered, correct = quality.outcomes(expected, predicted, ok)
+    weight = counted["count"].to_numpy(dtype=np.float64)
+    second = np.clip(counted["second"].to_numpy(dtype=np.int64), 0, seconds - 1)
+    expected_text, predicted_text = _labels(expected), _labels(predicted)
+    classes = sorted({*expected_text[labeled], *predicted_text[answered]})
     index = {c: i for i, c in enumerate(classes)}
     shape = (len(classes), seconds)
     tp, pred, support = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-    e_idx = np.array([index.get(v, -1) for v in expected], dtype=np.int64)
-    p_idx = np.array([index.get(v, -1) for v in predicted], dtype=np.int64)
-    np.add.at(support, (e_idx[labeled], second[labeled]), 1)
-    np.add.at(pred, (p_idx[answered], second[answered]), 1)
-    np.add.at(tp, (e_idx[correct], second[correct]), 1)
+    e_idx = np.array([index.get(v, -1) for v in expected_text], dtype=np.int64)
+    p_idx = np.array([index.get(v, -1) for v in predicted_text], dtype=np.int64)
+    np.add.at(support, (e_idx[labeled], second[labeled]), weight[labeled])
+    np.add.at(pred, (p_idx[answered], second[answered]), weight[answered])
+    np.add.at(tp, (e_idx[correct], second[correct]), weight[correct])
     counts = QualityCounts(
-        np.bincount(second[labeled], minlength=seconds).astype(np.float64),
-        np.bincount(second[correct], minlength=seconds).astype(np.float64),
+        np.bincount(second[labeled], weights=weight[labeled], minlength=seconds).astype(np.float64),
+        np.bincount(second[correct], weights=weight[correct], minlength=seconds).astype(np.float64),
         tp,
         pred,
         support,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loadbench.analyze import stats
+from loadbench.analyze import means, stats
 
 
 def _requests(rows: list[tuple[float, float, int]]) -> pd.DataFrame:
@@ -54,6 +54,29 @@ def test_latency_summary_equals_numpy_linear_percentiles(seed: int) -> None:
     for key, value in expected.items():
         assert summary[key] == pytest.approx(value, abs=0.0005), key
         assert summary[key] == round(float(value), 3), key
+
+
+def test_the_mean_is_exact_so_any_order_and_duckdb_give_the_same() -> None:
+    import duckdb
+
+    rng = np.random.default_rng(5)
+    con = duckdb.connect()
+    for n in (1, 2, 7, 129, 10_000, 200_000):
+        # µs values with ties, and a few arbitrary doubles (TPOT, token rates)
+        values = np.concatenate([np.round(rng.lognormal(2.5, 1.0, n), 3), rng.lognormal(1, 2, n // 7)])
+        mean = means.exact_mean(values)
+        assert mean == means.exact_mean(rng.permutation(values))  # np.mean's last bit moves with the order
+        assert mean == pytest.approx(float(np.mean(values)), abs=5e-7)  # each value to the ns
+        frame = pd.DataFrame({"v": values})  # noqa: F841 (DuckDB reads it by name)
+        ((total,),) = con.execute(f"SELECT {means.exact_sum_sql('v')} FROM frame").fetchall()
+        assert total == means.exact_sum(values) and means.mean_of(total, values.size) == mean
+    # A tie at the rounding of the sum: 0.0005 ms is 500 units, exactly; halves round to even.
+    assert means.exact_sum([0.0000025, 0.0000035]) == 2 + 4
+    # Values beyond int64's reach in units are summed as Python's integers, still exactly.
+    huge = np.array([4e12, 4e12, 1e-3])
+    assert means.exact_sum(huge) == 8 * 10**18 + 1000
+    assert math.isnan(means.exact_mean([1.0, float("nan")]))
+    assert stats.latency_summary(values)["mean"] == round(mean, 3)
 
 
 def test_latency_summary_interpolates_between_ranks() -> None:

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 from capacity_server import capacity_server
 from helpers import (
@@ -28,7 +26,6 @@ from loadbench.analyze.capacity import (
     CapacitySearch,
     analyze_sweep,
     capacity_notes,
-    completed_rps,
     cost_figures,
     find_capacity,
     find_knee,
@@ -40,7 +37,11 @@ from loadbench.analyze.capacity import (
 from loadbench.analyze.slo import parse_slos
 from loadbench.analyze.trust import validity
 from loadbench.cli.sweep import _scenario_of
+from loadbench.record import rundir
+from loadbench.record.columnar import convert_csv
+from loadbench.record.records import RequestRecord, write_requests
 from loadbench.sweep.report import SWEEP_HTML, headline, render_sweep, render_sweep_markdown
+from loadbench.sweep.sweep import achieved_rps
 
 PAYLOAD = ["--scenario", "json_post", "--payload", '{"inputs": [[1]]}', "--no-sampler"]
 
@@ -192,21 +193,39 @@ def test_analyze_sweep_takes_gpus_from_the_capacity_step() -> None:
     assert out["knee"]["offered"] == 20
 
 
-def test_completed_rps_counts_completions_inside_the_window() -> None:
-    frame = pd.DataFrame(
-        {
-            "start_unix_s": [99.5, 100.5, 101.0, 101.5, 102.0, 109.0],
-            "latency_ms": [1000.0, 100.0, 100.0, 100.0, 100.0, 5000.0],
-            "ok": [1, 1, 0, 1, 1, 1],
-            # open loop: the due time (latency counts from it); NaN for a closed-loop record
-            "intended_unix_s": [np.nan, np.nan, np.nan, 101.0, np.nan, np.nan],
-        }
+@pytest.mark.parametrize("parquet", [False, True], ids=["csv", "parquet"])
+def test_achieved_rps_counts_completions_inside_the_window(tmp_path: Path, parquet: bool) -> None:
+    def record(start: float, latency_ms: float, ok: bool = True, due: float | None = None) -> RequestRecord:
+        return RequestRecord(start, latency_ms, "/x", "POST", 200 if ok else 500, 0, ok, intended_unix_s=due)
+
+    run = tmp_path / "step"
+    run.mkdir()
+    write_requests(
+        run / rundir.REQUESTS,
+        [
+            record(99.5, 1000.0),  # started in the warmup, completed at 100.5: counts
+            record(100.5, 100.0),
+            record(101.0, 100.0, ok=False),  # a failure does not count
+            record(101.1, 100.0, due=101.0),  # open loop, sent 0.1 s late: completed at 101.2
+            record(101.5, 400.0, due=101.0),  # sent 0.5 s late: completed at 101.9, after the window
+            record(102.0, 100.0),
+            record(109.0, 5000.0),  # drained after the load stopped
+        ],
     )
-    # Window 100..110: 99.5+1.0 ends in it (started in the warmup), the failure does not count,
-    # 101.0+0.1 (due time) ends in it, 109+5 s ends after it (drained after the load stopped).
-    assert completed_rps(frame, 100.0, 110.0) == 0.4
-    assert completed_rps(frame.iloc[0:0], 100.0, 110.0) == 0.0
-    assert completed_rps(frame, 100.0, 100.0) is None
+    if parquet:
+        convert_csv(run / rundir.REQUESTS, run / rundir.REQUESTS_PARQUET)
+        (run / rundir.REQUESTS).unlink()
+
+    def achieved(start: float, end: float) -> float | None:
+        return achieved_rps(run, {"window": {"start_unix_s": start, "end_unix_s": end}})
+
+    assert achieved(100.0, 110.0) == 0.5  # 5 completions in 10 s
+    # Completion is the send plus the latency from it, not the due time plus that latency: the
+    # request due at 101.0 but sent at 101.5 completed at 101.9, outside 100..101.8.
+    assert achieved(100.0, 101.8) == round(3 / 1.8, 3)
+    assert achieved(100.0, 100.0) is None
+    assert achieved_rps(run, {}) is None
+    assert achieved_rps(tmp_path / "missing", {"window": {"start_unix_s": 1.0, "end_unix_s": 2.0}}) is None
 
 
 def test_achieved_rps_overrides_the_summary_throughput() -> None:
