@@ -174,7 +174,7 @@ def bounded_summary(
     }
     scope = Scope(store, span, lo, total, ok, slos)
     summary.update(bounded_payload.payload_keys(scope))
-    llm, llm_notices = bounded_llm.llm_keys(scope, span.settings.get("realtime_tokens_per_s"))
+    llm, llm_notices, gated = bounded_llm.llm_keys(scope, span.settings.get("realtime_tokens_per_s"))
     summary.update(llm)
     notices.extend(llm_notices)
     _add_breakdown(summary, scope, counts["service_sum"], server_stats, samples)
@@ -198,9 +198,7 @@ def bounded_summary(
     notices.extend(trust.steady_notice(summary["steady"], span.warmup_s))
     summary.update(bounded_routes.stage_keys(scope))
     summary["slo"] = slo.evaluate(slos, summary)
-    summary["validity"] = finish.validity_section(
-        summary, span.load_model, total, slos, bounded_llm.gated_values(scope), store.damage
-    )
+    summary["validity"] = finish.validity_section(summary, span.load_model, total, slos, gated, store.damage)
     return stats.clean(summary), _series(store, span, users)
 
 

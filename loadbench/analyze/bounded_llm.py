@@ -78,17 +78,12 @@ BEHIND = (
     f"list_reduce(gaps, lambda acc, x, k: CASE WHEN acc < 0 THEN acc "
     f"WHEN CAST(acc + {_US} AS DOUBLE) - CAST(k AS DOUBLE) * ? > ? THEN -1 ELSE acc + {_US} END, 0::BIGINT) < 0"
 )
-# The pooled valid gaps at 0-based positions of their sorted order, from each distinct value's
-# count (gaps are µs multiples: a few hundred thousand distinct values where there are tens of
-# millions of gaps, so a hash aggregate instead of a sort). Parameters: the window's bound, then
-# the positions as a list.
-GAP_VALUES = f"""WITH counted AS (
-    SELECT gap, count(*) AS n FROM (
-        SELECT unnest({GAPS}) AS gap FROM {SOURCE} WHERE {IN_WINDOW} AND {STREAMED})
-    WHERE {VALID_GAP.format("gap")} GROUP BY gap),
-ranked AS (SELECT gap, sum(n) OVER (ORDER BY gap ROWS UNBOUNDED PRECEDING) AS above FROM counted),
-wanted AS (SELECT unnest(l) AS p, generate_subscripts(l, 1) AS i FROM (SELECT ?::BIGINT[] AS l))
-SELECT gap FROM wanted ASOF JOIN ranked ON wanted.p < ranked.above ORDER BY i"""
+# The window's pooled valid gaps, each distinct value with its count (gaps are µs multiples: a few
+# hundred thousand distinct values where there are tens of millions of gaps), for
+# `RecordStore.counted_values_at`. Its parameter: the window's bound.
+GAP_COUNTS = f"""SELECT gap AS v, count(*) AS n FROM (
+    SELECT unnest({GAPS}) AS gap FROM {SOURCE} WHERE {IN_WINDOW} AND {STREAMED})
+WHERE {VALID_GAP.format("gap")} GROUP BY gap"""
 # A per-request SLO's quantity (`llm_metrics._goodput`), and where it is met without a value:
 # TPOT of a stream of fewer than 2 tokens, ITL of a stream of one chunk.
 VALUES = {
@@ -105,13 +100,24 @@ VACUOUS = {
 _BOUNDS = ("<", "<=")  # a per-request SLO is an upper bound (loadbench.analyze.slo)
 
 
-def llm_keys(scope: Scope, realtime_tokens_per_s: float | None) -> tuple[LlmSection, list[str]]:
-    """`loadbench.analyze.llm_metrics.llm_summary` of the window, and its notices."""
+def llm_keys(
+    scope: Scope, realtime_tokens_per_s: float | None
+) -> tuple[LlmSection, list[str], dict[str, int]]:
+    """`loadbench.analyze.llm_metrics.llm_summary` of the window, its notices, and the analyzer's
+    gated values (how many values each gated percentile rests on: ``_gated_values`` of
+    `loadbench.analyze.analyzer`), all from one scan."""
     per_request = [s for s in scope.slos if s.per_request]
     pace = None if realtime_tokens_per_s is None else float(realtime_tokens_per_s)
     totals = _totals(scope, per_request, pace)
+    gated = {
+        "service_time_ms": scope.ok,
+        "ttft_ms": int(totals["streamed"]),
+        "itl_ms": int(totals["streamed"]),
+        "tpot_ms": int(totals["tpot_rows"]),
+        "e2e_ms": int(totals["e2e_n"]),
+    }
     if not totals["llm"] and not per_request:
-        return {}, []
+        return {}, [], gated
     if pace is not None and totals["streamed"]:
         # The in-memory path refuses a pace of 0 or less only when there is a stream to test.
         llm_metrics.kept_ahead(np.zeros(0), np.zeros(0, dtype=np.int64), pace)
@@ -122,18 +128,7 @@ def llm_keys(scope: Scope, realtime_tokens_per_s: float | None) -> tuple[LlmSect
     goodput, goodput_notices = _goodput(scope, totals, per_request)
     result["goodput_rps"] = goodput["rps"]
     result["goodput"] = goodput
-    return result, notices + goodput_notices
-
-
-def gated_values(scope: Scope) -> dict[str, int]:
-    """`loadbench.analyze.analyzer`'s gated values: how many values each gated percentile rests on."""
-    ((ok, ttft, tpot, e2e),) = scope.store.rows(
-        f"""SELECT count(*) FILTER ({OK}), count(*) FILTER ({STREAMED}),
-        count(*) FILTER ({STREAMED} AND {DECODED}), count(*) FILTER ({OK} AND {LLM})
-        FROM {SOURCE} WHERE {IN_WINDOW}""",
-        [scope.lo],
-    )
-    return {"service_time_ms": ok, "ttft_ms": ttft, "itl_ms": ttft, "tpot_ms": tpot, "e2e_ms": e2e}
+    return result, notices + goodput_notices, gated
 
 
 def _totals(scope: Scope, per_request: Sequence[Slo], pace: float | None) -> dict[str, Any]:
@@ -147,6 +142,7 @@ def _totals(scope: Scope, per_request: Sequence[Slo], pace: float | None) -> dic
         "itl_sum": "coalesce(sum(list_sum(list_transform(valid, "
         "lambda g: TRY_CAST(round_even(g * 1000000.0, 0) AS BIGINT)))), 0)",
         "damaged": "count(*) FILTER (damaged)",
+        "tpot_rows": f"count(*) FILTER ({STREAMED} AND {DECODED})",
         "tpot_n": f"count(*) FILTER ({OK} AND {TPOT_ROWS} AND isfinite({TPOT}))",
         "tpot_sum": means.exact_sum_sql(TPOT, f"{OK} AND {TPOT_ROWS} AND isfinite({TPOT})"),
         "e2e_n": f"count(*) FILTER ({OK} AND {LLM})",
@@ -246,10 +242,8 @@ def _latencies(scope: Scope, t: dict[str, Any], pace: float | None) -> tuple[Llm
 
 
 def _gaps_at(scope: Scope, positions: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """The pooled valid gaps at ``positions`` of their sorted order (`GAP_VALUES`)."""
-    wanted = np.asarray(positions, dtype=np.int64).tolist()
-    found = scope.store.rows(GAP_VALUES, [scope.lo, wanted])
-    return np.array([gap for (gap,) in found], dtype=np.float64)
+    """The pooled valid gaps at ``positions`` of their sorted order (`GAP_COUNTS`)."""
+    return scope.store.counted_values_at(GAP_COUNTS, [scope.lo], positions)
 
 
 def _tokens(scope: Scope, t: dict[str, Any]) -> tuple[TokensSection, list[str]]:

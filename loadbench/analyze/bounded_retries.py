@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadbench.analyze import stats
+from loadbench.analyze import retries
 from loadbench.analyze.scope import OK, Scope
 
 # The record columns and the settings this module covers (`loadbench.analyze.bounded.unsupported`).
@@ -55,20 +55,16 @@ def _retries(scope: Scope) -> dict[str, Any] | None:
         count(*) FILTER (NOT ({OK})) FROM {ATTEMPTS} WHERE {ATTEMPT_IN_WINDOW}""",
         [scope.lo],
     )
-    requests, attempts = scope.total, int(attempts)
-    return {
-        "requests": requests,
-        "attempts": attempts,
-        "retries": attempts - requests,
-        "amplification": round(attempts / requests, 6) if requests else None,
-        "retried_requests": int(retried_requests),
-        "recovered": int(recovered),
-        "exhausted": int(retried_requests) - int(recovered),
-        "attempt_error_rate": stats.fraction(int(failed_attempts), attempts),
-        "error_rate": stats.fraction(requests - scope.ok, requests),
-        "by_reason": _by_reason(scope),
-        "settings": configured or None,
-    }
+    return retries.retries_of(
+        configured,
+        scope.total,
+        scope.ok,
+        int(attempts),
+        int(retried_requests),
+        int(recovered),
+        int(failed_attempts),
+        _by_reason(scope),
+    )
 
 
 def _by_reason(scope: Scope) -> list[dict[str, Any]]:
@@ -78,9 +74,4 @@ def _by_reason(scope: Scope) -> list[dict[str, Any]]:
         WHERE {ATTEMPT_IN_WINDOW} AND NOT ({OK}) AND NOT final GROUP BY ALL""",
         [scope.lo],
     )
-    counts: dict[str, int] = {}
-    for status, error, count in rows:
-        kind = stats.error_kind(int(status), str(error))
-        counts[kind] = counts.get(kind, 0) + int(count)
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [{"kind": kind, "count": count} for kind, count in ranked]
+    return retries.reasons_ranked((status, str(error), int(count)) for status, error, count in rows)

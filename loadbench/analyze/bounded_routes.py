@@ -80,7 +80,7 @@ def _group_stats(scope: Scope, column: str, key: str, listed: Sequence[str] = ()
         )
         counted = {str(name): (int(n), int(n_ok)) for name, n, n_ok in rows}
     attributed = sum(n for n, _ in counted.values())
-    order = list(dict.fromkeys(listed)) + sorted(set(counted) - set(listed))
+    order = replicas.group_order(counted, listed)
     latencies = _group_latencies(scope, column, order, [counted.get(name, (0, 0))[1] for name in order])
     rows_out = [
         replicas.group_row(key, name, *counted.get(name, (0, 0)), latency, scope.window_s, attributed)

@@ -15,7 +15,7 @@ unattributed, never shared out among the replicas. A target is only ever one the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,13 +74,18 @@ def group_stats(w: Window, names: npt.NDArray[Any], key: str, listed: Sequence[s
     ok = w.attempt_ok_mask
     named = names != ""
     attributed = int(named.sum())
-    seen = set(names[named].tolist())
-    order = list(dict.fromkeys(listed)) + sorted(seen - set(listed))
     rows = []
-    for name in order:
+    for name in group_order(names[named].tolist(), listed):
         mine = names == name
         rows.append(_one(key, str(name), latency[mine], ok[mine], w.duration_s, attributed))
     return grouping(rows, int(len(names) - attributed))
+
+
+def group_order(names: Iterable[str], listed: Sequence[str] = ()) -> list[str]:
+    """The distinct non-empty ``names``, ``listed`` ones first in their order (each whether or not it
+    appears), then the rest sorted: the rows of a section's table (and the report's colours)."""
+    seen = {str(n) for n in names if n != ""}
+    return list(dict.fromkeys(listed)) + sorted(seen - set(listed))
 
 
 def grouping(rows: list[dict[str, Any]], unattributed: int) -> dict[str, Any]:

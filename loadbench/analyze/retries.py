@@ -8,6 +8,7 @@ Absent for a run without retries (no settings, and no record with an ``attempt``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -29,22 +30,37 @@ def retries_section(w: Window) -> dict[str, Any] | None:
     counts = np.bincount(w.request_of[w.attempts_in_window], minlength=len(w.requests))[w.in_window]
     retried = counts > 1
     ok = w.ok_mask
-    attempt_ok = w.attempt_ok_mask
-    failed_attempts = int((~attempt_ok).sum())
-    section: dict[str, Any] = {
+    failed_attempts = int((~w.attempt_ok_mask).sum())
+    counted = (requests, w.ok, attempts, int(retried.sum()), int((retried & ok).sum()), failed_attempts)
+    return retries_of(configured, *counted, _by_reason(w))
+
+
+def retries_of(
+    configured: Any,
+    requests: int,
+    ok: int,
+    attempts: int,
+    retried: int,
+    recovered: int,
+    failed_attempts: int,
+    by_reason: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``retries`` from the window's counts (either analyzer counts them): its requests and
+    successes, their attempts, the requests retried and those of them that succeeded, the failed
+    attempts; ``by_reason``: `reasons_ranked`."""
+    return {
         "requests": requests,
         "attempts": attempts,
         "retries": attempts - requests,
         "amplification": round(attempts / requests, 6) if requests else None,
-        "retried_requests": int(retried.sum()),
-        "recovered": int((retried & ok).sum()),
-        "exhausted": int((retried & ~ok).sum()),
+        "retried_requests": retried,
+        "recovered": recovered,
+        "exhausted": retried - recovered,
         "attempt_error_rate": stats.fraction(failed_attempts, attempts),
-        "error_rate": stats.fraction(requests - w.ok, requests),
-        "by_reason": _by_reason(w),
+        "error_rate": stats.fraction(requests - ok, requests),
+        "by_reason": by_reason,
         "settings": configured or None,
     }
-    return section
 
 
 def _by_reason(w: Window) -> list[dict[str, Any]]:
@@ -56,9 +72,18 @@ def _by_reason(w: Window) -> list[dict[str, Any]]:
     failed = measured.loc[retried, ["status", "error"]]
     # Count each distinct (status, error) first, then name each once: few, even when failures are many.
     distinct = failed.groupby(["status", "error"], sort=False, observed=True, dropna=False).size()
+    return reasons_ranked(
+        (status, "" if pd.isna(error) else str(error), int(count))
+        for (status, error), count in distinct[distinct > 0].items()
+    )
+
+
+def reasons_ranked(distinct: Iterable[tuple[Any, str, int]]) -> list[dict[str, Any]]:
+    """``retries.by_reason`` from the retried failed attempts counted per distinct (status, error):
+    each kind of failure (`loadbench.analyze.stats.error_kind`) with its count, most first."""
     counts: dict[str, int] = {}
-    for (status, error), count in distinct[distinct > 0].items():
-        kind = stats.error_kind(int(status), "" if pd.isna(error) else str(error))
-        counts[kind] = counts.get(kind, 0) + int(count)
+    for status, error, count in distinct:
+        kind = stats.error_kind(int(status), error)
+        counts[kind] = counts.get(kind, 0) + count
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [{"kind": kind, "count": count} for kind, count in ranked]

@@ -26,7 +26,7 @@ from loadbench.report.fmt import (
 )
 from loadbench.report.html import esc, figure_html, grid_table, kv_table
 from loadbench.report.markdown import md_table
-from loadbench.report.plotdata_llm import LlmPlotData, frame_llm_data
+from loadbench.report.plotdata_llm import LlmPlotData
 
 LLM_KEYS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "tokens")
 _TIME_COLUMNS = (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "end-to-end"))
@@ -60,19 +60,11 @@ def has_llm(summary: dict[str, Any]) -> bool:
     return any(isinstance(summary.get(k), dict) for k in LLM_KEYS)
 
 
-def llm_html(
-    summary: dict[str, Any],
-    requests: pd.DataFrame,
-    timeseries: pd.DataFrame,
-    run_start: float,
-    data: LlmPlotData | None = None,
-) -> str:
+def llm_html(summary: dict[str, Any], timeseries: pd.DataFrame, data: LlmPlotData | None) -> str:
     """The whole "LLM" section (heading included); empty for a run without LLM data. ``data``: its
-    plots' data when computed already (from a store), else computed from ``requests``."""
+    plots' data (`loadbench.report.sectiondata`); no plot without it."""
     if not has_llm(summary):
         return ""
-    if data is None:
-        data = frame_llm_data(summary, requests, timeseries, run_start)
     out = ["<h2 id='llm'>LLM</h2>", _times_table(summary), _tokens_table(summary)]
     goodput = as_dict(summary.get("goodput"))
     entries = [as_dict(e) for e in as_list(goodput.get("slos"))]
@@ -92,12 +84,11 @@ def llm_html(
             "<p class='sub'>Attainment: requests that succeeded and met the SLO, as a share of all requests "
             "in the measured window. Goodput counts the requests meeting every one of them.</p>"
         )
-    out.append(
-        "\n".join(
+    if data is not None:
+        out.extend(
             figure_html(key, plotkit.figure_to_png(fig), *_CAPTIONS[key])
             for key, fig in _figures(data, timeseries).items()
         )
-    )
     return "\n".join(out)
 
 

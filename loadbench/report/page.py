@@ -79,7 +79,6 @@ def render_html(run: Run) -> str:
     """The whole self-contained report page."""
     meta, summary = run.meta, run.summary
     window = as_dict(summary.get("window"))
-    mask = in_window(run.requests, summary)
     data = run.sections
     return render_template(
         TEMPLATE,
@@ -92,15 +91,13 @@ def render_html(run: Run) -> str:
         load=trusted(load_html(summary)),
         network=trusted(network_html(summary, meta)),  # "Where the time goes"
         # Replicas and targets count attempts (each went somewhere); both "" without their section.
-        replicas=trusted(replicas_html(summary, run.attempts, run.run_start, run.timeseries, data.replicas)),
-        targets=trusted(targets_html(summary, run.attempts, run.run_start, run.timeseries, data.targets)),
+        replicas=trusted(replicas_html(summary, run.timeseries, data.replicas)),
+        targets=trusted(targets_html(summary, run.timeseries, data.targets)),
         retries=trusted(retries_html(summary)),  # "" without retries
         cache=trusted(cache_html(summary, run.attempts, in_window(run.attempts, summary))),  # "" without
         firsts=trusted(firsts_html(summary)),  # "" without --cold-start or --shared-prefix-tokens
-        quality=trusted(
-            quality_html(summary, run.requests, run.run_start, run.timeseries, mask, data.quality, data.rtf)
-        ),
-        llm=trusted(llm_html(summary, run.requests, run.timeseries, run.run_start, data.llm)),  # "" without
+        quality=trusted(quality_html(summary, run.timeseries, data.quality, data.rtf)),
+        llm=trusted(llm_html(summary, run.timeseries, data.llm)),  # "" without LLM data
         figures=[(key, png_base64(png), *PLOT_CAPTIONS[key]) for key, png in render_plots(run).items()],
         resources=trusted(resources_html(summary, render_resources_plot(run))),
         by_name_headers=BY_NAME_HEADERS,

@@ -156,14 +156,7 @@ def counted_percentiles(store: RecordStore, n: int, percents: Sequence[float]) -
     at numpy's positions of their sorted order (each position's value: the first whose running
     count passes it), interpolated as numpy does."""
     lower, upper, gamma = stats.percentile_points(n, percents)
-    positions = np.concatenate([lower, upper]).astype(np.int64)
-    rows = store.rows(
-        f"""WITH ranked AS (SELECT v, sum(n) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) AS above FROM {COUNTED}),
-        wanted AS (SELECT unnest(l) AS p, generate_subscripts(l, 1) AS i FROM (SELECT ?::BIGINT[] AS l))
-        SELECT v FROM wanted ASOF JOIN ranked ON wanted.p < ranked.above ORDER BY i""",
-        [positions.tolist()],
-    )
-    values = np.array([r[0] for r in rows], dtype=np.float64)
+    values = store.counted_values_at(f"SELECT v, n FROM {COUNTED}", [], np.concatenate([lower, upper]))
     return tuple(float(x) for x in stats.interpolate(values[: lower.size], values[lower.size :], gamma))
 
 

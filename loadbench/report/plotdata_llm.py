@@ -11,7 +11,7 @@ time).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from loadbench.analyze import llm_metrics
-from loadbench.analyze.bounded_llm import GAPS
+from loadbench.analyze.bounded_llm import GAPS, LLM, STREAMED, TPOT, TPOT_ROWS
+from loadbench.analyze.scope import OK
 from loadbench.report import plots_llm
 from loadbench.report.fmt import as_dict, num
 from loadbench.report.plotdata import window_bounds, window_sql
@@ -33,11 +34,8 @@ FloatArray = npt.NDArray[np.float64]
 
 # Records streamed at a time for the tokens' arrival times (their gaps parsed in numpy).
 TOKEN_BATCH_ROWS = 1 << 16
-STREAMED = "ok <> 0 AND coalesce(isfinite(ttft_ms), false)"
-FINITE_OUTPUT = "coalesce(isfinite(output_tokens), false)"
-# `llm_metrics.tpot_ms` from the `requests` view (``service_ms``: the latency from the send).
-TPOT = "(service_ms - ttft_ms) / (output_tokens - 1.0)"
-TPOT_ROWS = f"ok <> 0 AND coalesce(isfinite(ttft_ms), false) AND {FINITE_OUTPUT} AND output_tokens >= 2"
+# The successful requests with a TPOT (`llm_metrics.tpot_ms`, over the `requests` view).
+SUCCESSFUL_TPOT_ROWS = f"{OK} AND {TPOT_ROWS}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,24 +115,29 @@ def _chunk_tokens(
 def store_tokens(store: RecordStore, run_start: float, seconds: int) -> FloatArray:
     """Output tokens per second, the successful records streamed past a batch at a time (each
     batch's gaps parsed and placed as `frame_llm_data` places them)."""
-    total = np.zeros(max(seconds, 0))
-    reader = store.con.sql(
+
+    def add_up(batches: Iterator[Any]) -> FloatArray:
+        total = np.zeros(max(seconds, 0))
+        for batch in batches:
+            frame = batch.to_pandas()
+            t = frame["t"].to_numpy(dtype=np.float64)
+            ttft = frame["ttft_ms"].to_numpy(dtype=np.float64, na_value=np.nan)
+            out = frame["output_tokens"].to_numpy(dtype=np.float64, na_value=np.nan)
+            streamed = np.isfinite(ttft)
+            gaps, counts = llm_metrics.parse_itl(frame["itl_ms"][streamed])
+            total += _chunk_tokens(t[streamed], ttft[streamed], out[streamed], gaps, counts, seconds)
+            plain = ~streamed & np.isfinite(out)
+            service = frame["latency_ms"].to_numpy(dtype=np.float64)
+            total += plots_llm.per_second_tokens(t[plain] + service[plain] / 1000.0, out[plain], seconds)
+        return total
+
+    return store.scan(
         f"""SELECT start_unix_s - ? AS t, latency_ms, ttft_ms, output_tokens, itl_ms FROM records
-        WHERE ok <> 0 AND (coalesce(isfinite(ttft_ms), false) OR {FINITE_OUTPUT})""",
-        params=[run_start],
-    ).to_arrow_reader(TOKEN_BATCH_ROWS)
-    for batch in reader:
-        frame = batch.to_pandas()
-        t = frame["t"].to_numpy(dtype=np.float64)
-        ttft = frame["ttft_ms"].to_numpy(dtype=np.float64, na_value=np.nan)
-        out = frame["output_tokens"].to_numpy(dtype=np.float64, na_value=np.nan)
-        streamed = np.isfinite(ttft)
-        gaps, counts = llm_metrics.parse_itl(frame["itl_ms"][streamed])
-        total += _chunk_tokens(t[streamed], ttft[streamed], out[streamed], gaps, counts, seconds)
-        plain = ~streamed & np.isfinite(out)
-        service = frame["latency_ms"].to_numpy(dtype=np.float64)
-        total += plots_llm.per_second_tokens(t[plain] + service[plain] / 1000.0, out[plain], seconds)
-    return total
+        WHERE {OK} AND {LLM}""",
+        [run_start],
+        add_up,
+        TOKEN_BATCH_ROWS,
+    )
 
 
 def store_in_flight(store: RecordStore, run_start: float, seconds: int) -> FloatArray:
@@ -169,7 +172,7 @@ def store_tpot_medians(
     middle values of each second's sorted TPOTs (one sorted pass), halved as pandas' median."""
     out = np.full(max(seconds, 0), np.nan)
     second = "floor(sent_unix_s - ?)"
-    where = f"{TPOT_ROWS} AND {window[0]} AND isfinite({TPOT}) AND {second} >= 0 AND {second} < ?"
+    where = f"{SUCCESSFUL_TPOT_ROWS} AND {window[0]} AND isfinite({TPOT}) AND {second} >= 0 AND {second} < ?"
     params = [*window[1], run_start, run_start, seconds]
     groups = store.rows(
         f"SELECT {second} AS g, count(*) FROM requests WHERE {where} GROUP BY g ORDER BY g",

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loadbench.analyze.replicas import group_order
 from loadbench.report import plotkit
 
 if TYPE_CHECKING:
@@ -46,13 +47,6 @@ class NamedPoints:
 
 # (target, attempts per second, failed attempts per second), in the order the plot draws them.
 Traffic = list[tuple[str, npt.NDArray[np.float64], npt.NDArray[np.float64]]]
-
-
-def series_order(names: Sequence[str], listed: Sequence[str] = ()) -> list[str]:
-    """The distinct non-empty ``names``, ``listed`` ones first in their order (each whether or not it
-    appears), then the rest sorted: the order of a section's table, so colours follow its rows."""
-    seen = {str(n) for n in names if n != ""}
-    return list(dict.fromkeys(listed)) + sorted(seen - set(listed))
 
 
 def _names(records: pd.DataFrame, column: str) -> npt.NDArray[np.object_]:
@@ -109,7 +103,7 @@ def traffic(
     listed: Sequence[str] = (),
 ) -> Traffic | None:
     """Attempts and failed attempts per second of the timeseries per value of ``column`` (in
-    `series_order`: a listed one that got nothing is a line at zero); None without the column
+    `loadbench.analyze.replicas.group_order`: a listed one that got nothing is a line at zero); None without the column
     or the timeseries."""
     span = _span(timeseries)
     if column not in attempts.columns or span is None:
@@ -120,7 +114,7 @@ def traffic(
     failed = ~attempts["ok"].to_numpy().astype(bool)
     keep = (names != "") & (second >= 0) & (second < seconds)
     out = []
-    for name in series_order(names[keep].tolist(), listed):
+    for name in group_order(names[keep].tolist(), listed):
         mine = keep & (names == name)
         out.append(
             (
@@ -154,7 +148,7 @@ def store_traffic(
             [run_start + first, seconds],
         )
     out = []
-    for name in series_order([r[0] for r in rows], listed):
+    for name in group_order([r[0] for r in rows], listed):
         sent, failed = np.zeros(seconds), np.zeros(seconds)
         for n, second, count, errors in rows:
             if n == name:
@@ -168,7 +162,6 @@ __all__: Sequence[str] = (
     "NamedPoints",
     "Traffic",
     "named_points",
-    "series_order",
     "store_named_points",
     "store_traffic",
     "traffic",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from loadbench.analyze import quality
@@ -20,7 +19,7 @@ from loadbench.report.fmt import as_dict, format_count, format_pct, num
 from loadbench.report.html import esc, figure_html, grid_table, kv_table
 from loadbench.report.markdown import md_table
 from loadbench.report.plotdata_hist import Histogram
-from loadbench.report.plotdata_quality import QualityPlotData, frame_quality_data, frame_rtf
+from loadbench.report.plotdata_quality import QualityPlotData
 
 _QUALITY_CAPTION = (
     "Accuracy of the labeled requests that started in each second: solid, every labeled request "
@@ -59,42 +58,35 @@ def quality_tiles(summary: dict[str, Any]) -> list[tuple[str, str]]:
 
 def quality_html(
     summary: dict[str, Any],
-    requests: pd.DataFrame,
-    run_start: float,
     timeseries: pd.DataFrame,
-    in_window: Any,
-    quality_data: QualityPlotData | None = None,
-    rtf_data: Histogram | None = None,
+    quality_data: QualityPlotData | None,
+    rtf_data: Histogram | None,
 ) -> str:
     """The "Quality" and "Real-time factor" sections (headings included); "" when neither applies.
-
-    ``in_window``: a boolean mask of the requests in the measured window. ``quality_data``,
-    ``rtf_data``: the plots' data when made already (from a store), else made from ``requests``.
-    """
+    ``quality_data``, ``rtf_data``: their plots' data (`loadbench.report.sectiondata`); no plot
+    without it."""
     out = []
     q = as_dict(summary.get("quality"))
     if q:
         out.append("<h2 id='quality'>Quality</h2>")
         out.append(_quality_table(q))
         out.append(_class_table(q))
-        if quality_data is None:
-            quality_data = frame_quality_data(requests, run_start, timeseries)
-        fig = plots_quality.quality_over_time(
-            quality_data.per_second, timeseries, quality_data.rolling, quality.ROLLING_WINDOW_S
-        )
-        out.append(
-            figure_html(
-                "plot-quality-time", plotkit.figure_to_png(fig), "Quality over time", _QUALITY_CAPTION
+        if quality_data is not None:
+            fig = plots_quality.quality_over_time(
+                quality_data.per_second, timeseries, quality_data.rolling, quality.ROLLING_WINDOW_S
             )
-        )
+            out.append(
+                figure_html(
+                    "plot-quality-time", plotkit.figure_to_png(fig), "Quality over time", _QUALITY_CAPTION
+                )
+            )
     rtf = as_dict(summary.get("rtf"))
     if rtf:
         out.append("<h2 id='rtf'>Real-time factor</h2>")
         out.append(_rtf_table(rtf))
-        if rtf_data is None:
-            rtf_data = frame_rtf(requests, np.asarray(in_window, dtype=bool))
-        fig = plots_quality.rtf_distribution(rtf_data)
-        out.append(figure_html("plot-rtf", plotkit.figure_to_png(fig), "Real-time factor", _RTF_CAPTION))
+        if rtf_data is not None:
+            fig = plots_quality.rtf_distribution(rtf_data)
+            out.append(figure_html("plot-rtf", plotkit.figure_to_png(fig), "Real-time factor", _RTF_CAPTION))
     return "\n".join(out)
 
 

@@ -15,12 +15,12 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from loadbench.analyze.replicas import COLUMN
+from loadbench.analyze.replicas import group_order
 from loadbench.report import plotkit
 from loadbench.report.fmt import as_dict, as_list, format_count, format_ms, format_pct, format_rate
 from loadbench.report.html import esc, figure_html, grid_table
 from loadbench.report.markdown import md_table
-from loadbench.report.plotdata_routes import NamedPoints, named_points, series_order
+from loadbench.report.plotdata_routes import NamedPoints, named_points
 
 
 def _latency(key: str) -> Callable[[dict[str, Any]], str]:
@@ -76,7 +76,7 @@ def latency_by(
     listed: Sequence[str] = (),
 ) -> Figure | None:
     """Successful records' latency over time, one colour per value of ``column`` (in
-    `series_order`); None when no successful record has one."""
+    `loadbench.analyze.replicas.group_order`); None when no successful record has one."""
     return latency_by_points(named_points(records, column, run_start), title, timeseries, listed)
 
 
@@ -88,7 +88,7 @@ def latency_by_points(
         return None
     fig, ax = plotkit.new_figure(title)
     names = points.names
-    for i, name in enumerate(series_order(names.tolist(), listed)):
+    for i, name in enumerate(group_order(names.tolist(), listed)):
         pick = names == name
         if not pick.any():
             continue  # the colour stays its own, as in the other plots of its section
@@ -111,23 +111,12 @@ def latency_by_points(
     return fig
 
 
-def latency_by_replica(
-    requests: pd.DataFrame, run_start: float, timeseries: pd.DataFrame | None
-) -> Figure | None:
-    """Successful requests' latency over time, one colour per replica; None without replicas."""
-    return latency_by(requests, COLUMN, "Latency over time by replica", run_start, timeseries)
-
-
 def replicas_html(
-    summary: dict[str, Any],
-    requests: pd.DataFrame,
-    run_start: float,
-    timeseries: pd.DataFrame | None,
-    points: NamedPoints | None = None,
+    summary: dict[str, Any], timeseries: pd.DataFrame | None, points: NamedPoints | None
 ) -> str:
     """The "Replicas" section (heading included); "" when the run has no replica section.
-    ``requests``: the records, every attempt its own (each attempt's answer named its replica);
-    ``points``: the scatter's sample when taken already (from a store), else taken from them."""
+    ``points``: the scatter's sample of the attempts, each its own (each attempt's answer named
+    its replica: `loadbench.report.sectiondata`); no plot without it."""
     section = as_dict(summary.get("replicas"))
     if not section:
         return ""
@@ -137,9 +126,7 @@ def replicas_html(
         parts.append(grid_table(HEADERS, [[esc(c) for c in r] for r in rows], numeric=NUMERIC))
     for notice in as_list(section.get("notices")):
         parts.append(f"<p class='sub'>{esc(notice)}</p>")
-    if points is None:
-        points = named_points(requests, COLUMN, run_start)
-    fig = latency_by_points(points, "Latency over time by replica", timeseries)
+    fig = None if points is None else latency_by_points(points, "Latency over time by replica", timeseries)
     if fig is not None:
         parts.append(figure_html("plot-replicas", plotkit.figure_to_png(fig), *_CAPTION))
     return "\n".join(parts)

@@ -10,18 +10,16 @@ Nothing without the section. Target URLs are escaped like any text from the run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from loadbench.analyze.replicas import TARGET_COLUMN as COLUMN
 from loadbench.report import plotkit
 from loadbench.report.fmt import as_dict, as_list, format_count
 from loadbench.report.html import esc, figure_html, grid_table
 from loadbench.report.markdown import md_table
-from loadbench.report.plotdata_routes import NamedPoints, Traffic, named_points, traffic
+from loadbench.report.plotdata_routes import NamedPoints, Traffic
 from loadbench.report.replicas import latency_by_points, table_rows
 
 HEADERS = ("target", "share", "requests", "errors", "error rate", "throughput", "p50", "p90", "p99", "max")
@@ -51,16 +49,9 @@ def _said(section: dict[str, Any]) -> str:
     return "; ".join(parts) + "."
 
 
-def traffic_by_target(
-    attempts: pd.DataFrame, run_start: float, timeseries: pd.DataFrame | None, listed: Sequence[str] = ()
-) -> Figure | None:
-    """Attempts and failed attempts per second, one line per target (``listed`` first, in their
-    order); None without targets."""
-    return traffic_figure(traffic(attempts, COLUMN, run_start, timeseries, listed), timeseries)
-
-
 def traffic_figure(series: Traffic | None, timeseries: pd.DataFrame | None) -> Figure | None:
-    """`traffic_by_target` of the counts already made (`loadbench.report.plotdata_routes`)."""
+    """Attempts and failed attempts per second, one line per target in ``series``' order (listed
+    ones first), from their counts (`loadbench.report.plotdata_routes.traffic`); None without."""
     ts = plotkit.contiguous(timeseries)
     if not series or ts.empty:
         return None
@@ -91,33 +82,27 @@ def listed_targets(summary: dict[str, Any]) -> list[str]:
 
 def targets_html(
     summary: dict[str, Any],
-    attempts: pd.DataFrame,
-    run_start: float,
     timeseries: pd.DataFrame | None,
-    data: tuple[NamedPoints | None, Traffic | None] | None = None,
+    data: tuple[NamedPoints | None, Traffic | None] | None,
 ) -> str:
     """The "Targets" section (heading included); "" when the run had one target. ``data``: the
-    plots' (scatter sample, traffic) when made already (from a store), else made from ``attempts``."""
+    plots' (scatter sample, traffic) of the attempts (`loadbench.report.sectiondata`)."""
     section = as_dict(summary.get("targets"))
     if not section:
         return ""
     parts = ["<h2 id='targets'>Targets</h2>", f"<p class='sub'>{esc(_said(section))}</p>"]
     rows = table_rows(section.get("targets"), "url", HEADERS)
     listed = [r[0] for r in rows]
-    if data is None:
-        data = (
-            named_points(attempts, COLUMN, run_start),
-            traffic(attempts, COLUMN, run_start, timeseries, listed),
-        )
     if rows:
         cells = [[f"<span class='mono'>{esc(r[0])}</span>", *(esc(c) for c in r[1:])] for r in rows]
         parts.append(grid_table(HEADERS, cells, numeric=NUMERIC))
     for notice in as_list(section.get("notices")):
         parts.append(f"<p class='sub'>{esc(notice)}</p>")
-    fig = latency_by_points(data[0], "Latency over time by target", timeseries, listed)
+    points, sent = data if data is not None else (None, None)
+    fig = latency_by_points(points, "Latency over time by target", timeseries, listed)
     if fig is not None:
         parts.append(figure_html("plot-targets-latency", plotkit.figure_to_png(fig), *_LATENCY_CAPTION))
-    fig = traffic_figure(data[1], timeseries)
+    fig = traffic_figure(sent, timeseries)
     if fig is not None:
         parts.append(figure_html("plot-targets-traffic", plotkit.figure_to_png(fig), *_TRAFFIC_CAPTION))
     return "\n".join(parts)
