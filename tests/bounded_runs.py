@@ -139,19 +139,23 @@ def refuse_frames(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("the records were read into a frame")
 
 
+def no_frames(monkeypatch: Any, *readers: Any) -> None:
+    """Every reader of records into a frame refused (`monkeypatch`: pytest's): the columnar
+    module's, and ``read_run_requests`` where each of ``readers`` (a module) imported it."""
+    monkeypatch.setattr(columnar, "read_run_requests", refuse_frames)
+    monkeypatch.setattr(columnar, "read_parquet_requests", refuse_frames)
+    for module in readers:
+        monkeypatch.setattr(module, "read_run_requests", refuse_frames)
+
+
 def pages_both_ways(csv: Path, stored: Path, monkeypatch: Any) -> tuple[str, str]:
     """report.html of ``csv`` from its records in memory, then of ``stored`` with every reader of
-    records into a frame refused (`monkeypatch`: pytest's): the page drawn from the store alone."""
+    records into a frame refused: the page drawn from the store alone."""
     from loadbench.report import rundata
     from loadbench.report.report import render_report
 
     html, _ = render_report(csv)
     from_frame = html.read_text()
-    for module, name in (
-        (columnar, "read_run_requests"),
-        (columnar, "read_parquet_requests"),
-        (rundata, "read_run_requests"),
-    ):
-        monkeypatch.setattr(module, name, refuse_frames)
+    no_frames(monkeypatch, rundata)
     html, _ = render_report(stored)  # opens a store of its own: no frame read
     return from_frame, html.read_text()

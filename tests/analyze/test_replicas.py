@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from loadbench.analyze import analyzer
+from loadbench.analyze.replicas import COLUMN
 from loadbench.record import rundir
 from loadbench.record.records import RequestRecord, write_requests
+from loadbench.report.plotdata_routes import named_points
 from loadbench.report.replicas import replicas_html, replicas_markdown
 
 STARTED, WARMUP = 1000.0, 2.0
@@ -87,7 +89,7 @@ def test_the_report_escapes_what_the_server_named(tmp_path: Path) -> None:
             "replica": ["a", hostile],
         }
     )
-    html = replicas_html(summary, frame, STARTED, None)
+    html = replicas_html(summary, None, named_points(frame, COLUMN, STARTED))
     assert "<script>" not in html and "&lt;script&gt;" in html and "plot-replicas" in html
     md = "\n".join(replicas_markdown(summary))
     assert "| replica | requests | share |" in md and "<script>" not in md

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bounded_runs import no_frames
 
 from loadbench.analyze.analyzer import analyze_run
 from loadbench.cli.main import main
@@ -18,7 +19,7 @@ from loadbench.compare import bootstrap, rundata
 from loadbench.compare.history_runs import load_history
 from loadbench.compare.plots import latency_curves
 from loadbench.compare.rundata import RunData, load_run
-from loadbench.record import columnar, rundir
+from loadbench.record import rundir
 from loadbench.record.columnar import convert_csv
 from loadbench.record.records import RequestRecord, write_requests
 from loadbench.variants.variants import load_variant, variants_table
@@ -102,14 +103,6 @@ def in_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def no_frames(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the records were read into memory")
-
-    monkeypatch.setattr(columnar, "read_parquet_requests", refuse)
-    monkeypatch.setattr(rundata, "read_run_requests", refuse)
-
-
 def compare_files(runs: tuple[Path, Path], out: Path) -> tuple[dict[str, Any], str]:
     assert main(["compare", str(runs[0]), str(runs[1]), "--out", str(out), "--resamples", "200"]) == 0
     return json.loads((out / "compare.json").read_text()), (out / "compare.md").read_text()
@@ -121,7 +114,7 @@ def test_compare_through_the_store_is_the_comparison_in_memory(
     with monkeypatch.context() as m:
         m.setattr(rundata, "open_bounded", lambda path, meta: None)
         memory_json, memory_md = compare_files(runs, tmp_path / "memory")
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     store_json, store_md = compare_files(runs, tmp_path / "store")
     assert (tmp_path / "store" / "compare.html").is_file()
     assert store_json == memory_json
@@ -138,7 +131,7 @@ def test_a_stored_run_keeps_counts_and_fetches_the_sampled_latencies(
     with monkeypatch.context() as m:
         m.setattr(rundata, "open_bounded", lambda path, meta: None)
         memory = [load_run(path) for path in runs]
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     stored = [load_run(path) for path in runs]
     for mem, run in zip(memory, stored, strict=True):
         assert run.stored is not None and run.latency_ms is None and run.ok is None and run.second is None
@@ -182,7 +175,7 @@ def test_variants_and_history_of_stored_runs(
     with monkeypatch.context() as m:
         m.setattr(rundata, "open_bounded", lambda path, meta: None)
         memory = variants_table([load_variant(p, p.name) for p in runs], resamples=200)
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     variants = [load_variant(p, p.name) for p in runs]
     assert all(isinstance(v.run, RunData) and v.run.stored is not None for v in variants)
     table = variants_table(variants, resamples=200)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bounded_runs import write_run
+from bounded_runs import no_frames, write_run
 from retried_runs import OPEN_LOAD, RETRIES, retried
 
 from loadbench.analyze.analyzer import analyze_run
@@ -18,7 +18,7 @@ from loadbench.compare import bootstrap, rundata
 from loadbench.compare.compare import compare_runs
 from loadbench.compare.rundata import load_run
 from loadbench.compare.runstore import StoredSeries
-from loadbench.record import columnar, rundir
+from loadbench.record import rundir
 from loadbench.record.columnar import convert_csv, read_run_requests
 
 
@@ -45,21 +45,13 @@ def in_memory(monkeypatch: pytest.MonkeyPatch, runs: list[Path]) -> list[rundata
         return [load_run(path) for path in runs]
 
 
-def no_frames(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the records were read into memory")
-
-    monkeypatch.setattr(columnar, "read_parquet_requests", refuse)
-    monkeypatch.setattr(rundata, "read_run_requests", refuse)
-
-
 def test_compare_of_retried_runs_through_the_store_is_the_comparison_in_memory(
     runs: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bootstrap, "MAX_LATENCIES", 1_000)  # a subsample: positions matter
     baseline, candidate = in_memory(monkeypatch, runs)
     want = json.loads(json.dumps(compare_runs(baseline, candidate, resamples=100)))
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     loaded = [load_run(path) for path in runs]
     assert all(run.stored is not None for run in loaded)
     got = json.loads(json.dumps(compare_runs(loaded[0], loaded[1], resamples=100)))
@@ -71,7 +63,7 @@ def test_each_stored_series_of_a_retried_run_is_the_series_in_memory(
     runs: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     memory = in_memory(monkeypatch, runs)
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     for mem, path in zip(memory, runs, strict=True):
         run = load_run(path)
         assert run.stored is not None and run.series.keys() == mem.series.keys()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bounded_runs import records, write_run
+from bounded_runs import no_frames, records, write_run
 
 from loadbench.analyze.analyzer import analyze_run
 from loadbench.analyze.store import RecordStore
@@ -22,7 +22,7 @@ from loadbench.compare import bootstrap, rundata
 from loadbench.compare.compare import compare_runs
 from loadbench.compare.rundata import RunData, load_run
 from loadbench.compare.runstore import StoredRun, StoredSeries
-from loadbench.record import columnar, rundir
+from loadbench.record import rundir
 from loadbench.record.columnar import convert_csv, read_run_requests
 from loadbench.record.records import RequestRecord
 from loadbench.variants.variants import load_variant, variants_table
@@ -122,14 +122,6 @@ def memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def no_frames(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the records were read into memory")
-
-    monkeypatch.setattr(columnar, "read_parquet_requests", refuse)
-    monkeypatch.setattr(rundata, "read_run_requests", refuse)
-
-
 def compare_json(runs: list[Path]) -> dict[str, Any]:
     """compare.json of the two runs (the CLI's plots and pages: `test_bounded_compare`)."""
     loaded = [load_run(path) for path in runs]
@@ -143,7 +135,7 @@ def test_compare_of_every_series_through_the_store_is_the_comparison_in_memory(
     with monkeypatch.context() as m:
         m.setattr(rundata, "open_bounded", lambda path, meta: None)
         want = compare_json(runs)
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     got = compare_json(runs)
     assert got == want
     metrics = got["metrics"]
@@ -161,7 +153,7 @@ def test_each_stored_series_is_the_series_in_memory(
     with monkeypatch.context() as m:
         m.setattr(rundata, "open_bounded", lambda path, meta: None)
         memory = [load_run(path) for path in runs]
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     for mem, run in zip(memory, [load_run(path) for path in runs], strict=True):
         assert run.stored is not None and mem.stored is None
         assert run.series.keys() == mem.series.keys()
@@ -222,7 +214,7 @@ def test_variants_of_stored_llm_runs(runs: list[Path], monkeypatch: pytest.Monke
     with monkeypatch.context() as m:
         m.setattr(rundata, "open_bounded", lambda path, meta: None)
         want = variants_table([load_variant(p, p.name) for p in runs], resamples=100)
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     variants = [load_variant(p, p.name) for p in runs]
     assert all(isinstance(v.run, RunData) and v.run.stored is not None for v in variants)
     assert variants_table(variants, resamples=100) == want
@@ -243,7 +235,7 @@ def test_labels_are_counted_by_second_and_class(tmp_path: Path, monkeypatch: pyt
         assert stored.labels is not None
         assert stored.labels.to_dict("list") == want.to_dict("list")
         assert stored.labels.dtypes.to_dict() == want.dtypes.to_dict()
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     kept = load_run(run)
     assert kept.stored is not None  # a labeled run is read through its store too
     assert kept.label_counts().to_dict("list") == want.to_dict("list")  # type: ignore[union-attr]

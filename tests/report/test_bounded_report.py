@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from bounded_runs import no_frames
 
 from loadbench.analyze import store as store_module
 from loadbench.analyze.analyzer import analyze_run
@@ -68,19 +69,6 @@ def make_parquet_run(path: Path) -> Path:
     return path
 
 
-def refuse(*args: Any, **kwargs: Any) -> NoReturn:
-    raise AssertionError("the records were read into a frame")
-
-
-def no_frames(monkeypatch: pytest.MonkeyPatch) -> None:
-    for module, name in (
-        (columnar, "read_run_requests"),
-        (columnar, "read_parquet_requests"),
-        (rundata, "read_run_requests"),
-    ):
-        monkeypatch.setattr(module, name, refuse)
-
-
 @pytest.fixture
 def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Small caps so the scatter samples (from several batches of the stream) on a small run.
@@ -132,7 +120,7 @@ def test_the_report_from_the_store_reads_no_frame_and_is_the_same_page(
 ) -> None:
     html_path, _ = render_report(run_dir, requests=read_run_requests(run_dir))
     from_frame = html_path.read_text()
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     with RecordStore.open(run_dir) as store:
         render_report(run_dir, store=store)
     from_store = html_path.read_text()
@@ -151,7 +139,7 @@ def test_loadbench_report_opens_the_records_once_as_a_store(
 ) -> None:
     expected = rundir.read_json(run_dir / rundir.SUMMARY)
     (run_dir / rundir.REPORT).unlink(missing_ok=True)
-    no_frames(monkeypatch)
+    no_frames(monkeypatch, rundata)
     summary = analyze_and_report(run_dir)
     assert dict(summary) == expected
     assert (run_dir / rundir.REPORT).read_text().count("<img") >= 4

@@ -128,7 +128,7 @@ def test_loadbench_report_shows_targets_and_retries_escaped(tmp_path: Path) -> N
 
 def test_runs_without_them_have_neither_section() -> None:
     summary: dict[str, Any] = {"requests": {"total": 3}}
-    assert targets_html(summary, None, 0.0, None) == "" and targets_markdown(summary) == []  # type: ignore[arg-type]
+    assert targets_html(summary, None, None) == "" and targets_markdown(summary) == []
     assert retries_html(summary) == "" and retries_markdown(summary) == []
 
 
