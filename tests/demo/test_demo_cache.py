@@ -28,6 +28,7 @@ from loadbench.demo.cache import (
 )
 from loadbench.demo.server import make_server
 from loadbench.errors import UsageError
+from loadbench.record.columnar import read_run_requests
 
 
 def test_lru_evicts_the_least_recently_used_and_counts() -> None:
@@ -172,7 +173,10 @@ def test_a_run_counts_the_hits_the_demo_counted_and_its_replay_agrees(tmp_path: 
     recorded = cache["hits"] + cache["misses"]
     assert recorded <= counts["hits"] + counts["misses"] <= recorded + unrecorded
     assert 0 <= counts["hits"] - cache["hits"] <= unrecorded and cache["hits"] > 0 and cache["misses"] > 0
-    assert cache["source"] == "header" and cache["distinct_payloads"] == 20
+    # Zipf over 20 payloads can leave the rarest unsent in a short run on a slow machine: the figure
+    # is the payloads the records hold, never more than the run could draw from.
+    sent = read_run_requests(out)["payload_key"].dropna().nunique()
+    assert cache["source"] == "header" and 2 <= cache["distinct_payloads"] == sent <= 20
     replay = cache["replay"]
     assert replay["lru"][replay["sizes"].index(8)] == cache["hit_ratio"] == replay["measured"]
     assert "  cache       hit ratio" in result.stdout + result.stderr
