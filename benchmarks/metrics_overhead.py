@@ -70,7 +70,7 @@ def trial(url: str, args: argparse.Namespace, workdir: Path, pin: list[str], nam
     out = workdir / name
     command = [*pin, str(tool("loadbench")), "run", "--target", url, "--scenario", str(LOCUSTFILE)]
     command += ["-u", str(args.users), "-r", str(args.users), "-d", f"{args.duration}s", "--warmup", "0s"]
-    command += ["--quiet", "--no-sampler", "--out", str(out)]
+    command += ["--quiet", "--no-sampler", "--records", "csv", "--out", str(out)]  # reads requests.csv
     scraper = None
     if live:
         port = free_port()

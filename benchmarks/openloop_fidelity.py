@@ -139,7 +139,7 @@ def run_trial(
     out = workdir / name
     command = [*pin, sys.executable, "-m", "loadbench", "run", "--target", url, "--scenario", str(LOCUSTFILE)]
     command += ["--rate", str(rate), "--arrival", arrival, "--seed", str(SEED), "-d", f"{duration_s}s"]
-    command += ["--warmup", f"{warmup_s}s", "--no-sampler", "-q", "--out", str(out)]
+    command += ["--warmup", f"{warmup_s}s", "--no-sampler", "--records", "csv", "-q", "--out", str(out)]
     code, _, phase = run_logged(command, workdir, name, duration_s + 120)
     log = workdir / f"{name}.log"
     records, summary_file = out / "requests.csv", out / "summary.json"

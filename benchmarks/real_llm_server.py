@@ -317,6 +317,7 @@ def run_loadbench(
     command = [python, "-m", "loadbench", "run", "--target", f"http://127.0.0.1:{port}"]
     command += ["--scenario", "openai_chat", "-u", str(users), "-d", f"{duration_s}s", "--warmup", "2s"]
     command += ["--max-tokens", str(max_tokens), "--no-sampler", "--quiet", "--out", str(out), "--force"]
+    command += ["--records", "csv"]  # the table reads requests.csv
     log = out.with_suffix(".log")
     with log.open("w") as output:
         result = subprocess.run(

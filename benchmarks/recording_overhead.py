@@ -337,6 +337,7 @@ def loadbench_trial(
     name = f"loadbench-{workers}w-{n}" if workers else f"loadbench-{n}"
     out = workdir / name
     command = [*pin, str(tool("loadbench")), "run", "--target", url, "--scenario", str(LOCUSTFILE)]
+    command += ["--records", "csv"]  # counts the lines of requests.csv
     command += ["--workers", str(workers)] if workers else []
     # --no-sampler: this measures recording; the sampler's own cost is benchmarked on its own.
     command += [

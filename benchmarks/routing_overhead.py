@@ -161,7 +161,7 @@ def routed_trial(
 ) -> Result:
     name = f"{arm.key}-{n}"
     out = workdir / name
-    command = [*pin, str(tool("loadbench")), "run", "--scenario", str(LOCUSTFILE)]
+    command = [*pin, str(tool("loadbench")), "run", "--scenario", str(LOCUSTFILE), "--records", "csv"]
     for url in urls[: arm.targets]:
         command += ["--target", url]
     command += [*arm.options, "-u", str(users), "-r", str(users), "-d", f"{duration_s}s"]

@@ -69,7 +69,7 @@ class BenchError(Exception):
 
 def run_loadbench(*args: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "loadbench", "run", *args],
+        [sys.executable, "-m", "loadbench", "run", "--records", "csv", *args],
         capture_output=True,
         text=True,
         timeout=300,

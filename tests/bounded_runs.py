@@ -4,6 +4,7 @@ that it gives what the in-memory analyzer gives on them (`assert_same`)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from loadbench.record import columnar, rundir
 from loadbench.record.columnar import convert_csv, read_run_requests
 from loadbench.record.records import RequestRecord, write_requests
 from loadbench.record.series import read_samples, read_users
+from loadbench.report import plotdata
+from loadbench.report.rundata import Run, load_run
 
 DATA = Path(__file__).resolve().parent / "data"
 STARTED = 1_795_400_000.0
@@ -159,3 +162,27 @@ def pages_both_ways(csv: Path, stored: Path, monkeypatch: Any) -> tuple[str, str
     no_frames(monkeypatch, rundata)
     html, _ = render_report(stored)  # opens a store of its own: no frame read
     return from_frame, html.read_text()
+
+
+def analyzed_both_ways(csv: Path) -> Path:
+    """Analyze ``csv`` (a run written in CSV) from its records in memory, and a Parquet copy of it
+    (``parquet`` beside it) through a store, which the analyzer and the report must both take;
+    the copy's path."""
+    stored = csv.parent / "parquet"
+    shutil.copytree(csv, stored)
+    to_parquet(stored)
+    analyzer.analyze_run(csv, requests=read_run_requests(csv))
+    meta = rundir.read_meta(stored)
+    store = bounded.open_bounded(stored, meta)
+    assert store is not None  # the analyzer takes the store...
+    with store:
+        assert plotdata.store_covers(meta, store)  # ... and so does the report
+        analyzer.analyze_run(stored, store=store)
+    return stored
+
+
+def loaded_both_ways(csv: Path, stored: Path) -> tuple[Run, Run]:
+    """The report's `Run` of ``csv`` from its records in memory, and of ``stored`` from a store."""
+    with RecordStore.open(stored) as store:
+        from_store = load_run(stored, store=store)
+    return load_run(csv, requests=read_run_requests(csv)), from_store

@@ -3,10 +3,10 @@
 
 It gives the figures `loadbench.analyze.analyzer.compute_summary` gives from the records in
 memory, equal to the last digit the summary keeps (a test compares the two on the same runs), for
-the runs it covers: closed and open loops with any record column but the cache's (`unsupported`
-names what it does not cover yet), this module's own sections for every run and each section
-module's (`bounded_llm`, `bounded_payload`, `bounded_routes`, `bounded_retries`) for the columns
-it reads. An open loop's requests count from their due time through the store's ``requests``
+every run loadbench records (`unsupported`: only a record column it does not know sends a run
+into memory): this module's own sections for every run and each section module's
+(`bounded_llm`, `bounded_payload`, `bounded_routes`, `bounded_retries`, `bounded_cache`) for the
+columns it reads. An open loop's requests count from their due time through the store's ``requests``
 view (`SOURCE`); with retries, that view holds each request's attempts collapsed. Memory: DuckDB's,
 under `loadbench.analyze.store.MEMORY_LIMIT_MB`, plus a few arrays of one value per second.
 
@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from loadbench.analyze import (
+    bounded_cache,
     bounded_llm,
     bounded_payload,
     bounded_retries,
@@ -67,20 +68,7 @@ COLUMNS = (
     | bounded_payload.COLUMNS
     | bounded_routes.COLUMNS
     | bounded_retries.COLUMNS
-)
-# Settings that add a section computed from the records, which this path does not compute yet.
-SETTINGS = tuple(
-    name
-    for name in (
-        "replica_header",
-        "replica_field",
-        "retries",
-        "cache_header",
-        "cache_field",
-        "cold_start",
-        "stages",
-    )
-    if name not in bounded_routes.SETTINGS | bounded_retries.SETTINGS
+    | bounded_cache.COLUMNS
 )
 # A CSV record file this large (some 750,000 records) is analyzed through a store: converting it
 # (about 1 s a million records) costs less than holding its records in memory (3M records: 1.25 GB
@@ -112,23 +100,10 @@ def window_successes(meta: dict[str, Any]) -> tuple[str, list[float]]:
 
 def unsupported(meta: dict[str, Any], store: RecordStore) -> str | None:
     """Why this run needs the in-memory analyzer, in a few words; None when this path gives every
-    figure of its summary."""
+    figure of its summary: every setting and every record column loadbench writes is covered, so
+    only a record column it does not know (a later format's) sends a run into memory."""
     extra = sorted(store.filled - COLUMNS)
-    if extra:
-        return "records with " + ", ".join(extra)
-    settings = meta.get("settings") or {}
-    given = [name for name in SETTINGS if settings.get(name)]
-    if given:
-        return "settings " + ", ".join(given)
-    workload = settings.get("workload") or {}
-    if workload.get("shared_prefix_tokens") and "shared_prefix" not in bounded_routes.SETTINGS:
-        return "settings workload.shared_prefix_tokens"
-    if len(settings.get("targets") or []) >= 2 and not bounded_routes.TARGETS:
-        return "several targets"
-    per_request = any(s.per_request for s in slo.parse_slos(settings.get("slos") or []))
-    if per_request and not bounded_llm.PER_REQUEST_SLOS:
-        return "per-request SLOs"
-    return None
+    return "records with " + ", ".join(extra) if extra else None
 
 
 def bounded_summary(
@@ -185,8 +160,13 @@ def bounded_summary(
     }
     summary.update(routes)
     summary.update(bounded_retries.retries_keys(scope))
+    cached = bounded_cache.cache_keys(scope)  # after ``retries``, before the first requests' keys
+    summary.update(cached)
     summary.update(firsts)
-    notices.extend(route_notices)
+    # The first requests' notices come last, after the cache's (as in memory).
+    split = len(route_notices) - sum(len(section["notices"]) for section in firsts.values())
+    cache_notices = [n for section in cached.values() for n in section["notices"]]
+    notices.extend(route_notices[:split] + cache_notices + route_notices[split:])
     by_second = _latency_by_second(store, lo, span)
     tokens = llm.get("tokens")
     output_tokens = tokens["output_total"] if tokens else None

@@ -35,8 +35,6 @@ from loadbench.analyze.stats import LatencySummary
 COLUMNS: frozenset[str] = frozenset(
     {"ttft_ms", "input_tokens", "output_tokens", "tokens_source", "itl_ms", "input_tokens_source"}
 )
-# This module computes goodput under per-request SLOs.
-PER_REQUEST_SLOS = True
 
 
 def _finite(expr: str) -> str:

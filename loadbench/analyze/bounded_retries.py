@@ -17,9 +17,8 @@ from typing import Any
 from loadbench.analyze import retries
 from loadbench.analyze.scope import OK, Scope
 
-# The record columns and the settings this module covers (`loadbench.analyze.bounded.unsupported`).
+# The record columns this module reads (`loadbench.analyze.bounded.unsupported`).
 COLUMNS: frozenset[str] = frozenset({"attempt", "request_id"})
-SETTINGS: frozenset[str] = frozenset({"retries"})
 
 # The attempts as `loadbench.analyze.window.Window` has them, and its window's rule for them.
 ATTEMPTS = "attempts"

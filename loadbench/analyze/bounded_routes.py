@@ -30,14 +30,8 @@ from loadbench.analyze.scope import IN_WINDOW, OK, SOURCE, Scope
 from loadbench.analyze.stages import StageSection, stage_figures, stage_summaries
 from loadbench.analyze.store import FloatArray
 
-# The record columns and the settings this module covers (the names of
-# `loadbench.analyze.bounded.SETTINGS`, and ``shared_prefix`` for ``workload.shared_prefix_tokens``).
+# The record columns this module reads.
 COLUMNS: frozenset[str] = frozenset({COLUMN, TARGET_COLUMN})
-SETTINGS: frozenset[str] = frozenset(
-    {"replica_header", "replica_field", "cold_start", "stages", "shared_prefix"}
-)
-# This module covers runs against several targets.
-TARGETS = True
 
 # A row's stage, for the stages' sorted pass: the stages as a table (one row each) joined on start.
 STAGES_TABLE = "lb_stages"

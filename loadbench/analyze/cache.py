@@ -85,38 +85,77 @@ def first_occurrences(keys: npt.NDArray[Any]) -> BoolArray:
     return np.asarray(first & (keys != ""), dtype=bool)
 
 
-def stack_distances(codes: IntArray) -> IntArray:
-    """Mattson's LRU stack distance of each access (``codes``: a key's integer id per access): the
+class KeyCodes:
+    """Each key's integer id in order of first appearance (``pd.factorize``'s), over a sequence fed
+    in batches: state of one entry per distinct key."""
+
+    def __init__(self) -> None:
+        self.ids: dict[Any, int] = {}
+
+    def __call__(self, keys: npt.ArrayLike) -> IntArray:
+        local, uniques = pd.factorize(pd.Series(np.asarray(keys, dtype=object), dtype=object))
+        ids = self.ids
+        known = [ids.setdefault(u, len(ids)) for u in uniques.tolist()]
+        return np.asarray(known, dtype=np.int64)[np.asarray(local, dtype=np.int64)]
+
+
+class StackDistances:
+    """Mattson's LRU stack distance of each access, over a sequence fed in batches (`feed`): the
     number of distinct keys used since the key's previous access, itself included (1: the same
     key just before); 0 for a first access. An LRU cache of C entries hits exactly the accesses of
-    distance 1..C. One pass, a Fenwick tree over positions marking each key's latest access."""
-    n = len(codes)
-    tree = [0] * (n + 1)
-    last: dict[int, int] = {}
-    out = np.zeros(n, dtype=np.int64)
+    distance 1..C. State of O(distinct keys): a Fenwick tree over slots, each key's latest access
+    holding one slot in access order; when the slots run out, the live ones are renumbered in
+    order into a tree twice their number (so a renumbering comes at most every other access)."""
 
-    def add(i: int, delta: int) -> None:
-        i += 1
-        while i <= n:
-            tree[i] += delta
-            i += i & -i
+    def __init__(self) -> None:
+        self._slot: dict[int, int] = {}  # key -> the slot of its latest access
+        self._tree: list[int] = [0]
+        self._size = 0
+        self._next = 0
 
-    def prefix(i: int) -> int:  # marks at positions < i
-        total = 0
-        while i > 0:
-            total += tree[i]
-            i -= i & -i
-        return total
+    def _renumber(self) -> None:
+        keys = sorted(self._slot, key=self._slot.__getitem__)
+        self._slot = {key: i for i, key in enumerate(keys)}
+        self._size = size = 2 * len(keys) + 64
+        tree = [0] * (size + 1)
+        for i in range(1, size + 1):  # Fenwick's linear build: a mark at each of the first slots
+            tree[i] += 1 if i <= len(keys) else 0
+            parent = i + (i & -i)
+            if parent <= size:
+                tree[parent] += tree[i]
+        self._tree, self._next = tree, len(keys)
 
-    for t, code in enumerate(codes.tolist()):
-        previous = last.get(code)
-        if previous is not None:
-            # Keys whose latest access lies between: the distinct keys used since, plus this one.
-            out[t] = prefix(t) - prefix(previous + 1) + 1
-            add(previous, -1)
-        add(t, 1)
-        last[code] = t
-    return out
+    def feed(self, codes: npt.ArrayLike) -> IntArray:
+        out: list[int] = []
+        for code in np.asarray(codes, dtype=np.int64).tolist():
+            if self._next == self._size:
+                self._renumber()
+            tree, slot, size = self._tree, self._slot, self._size
+            previous = slot.get(code)
+            distance = 0
+            if previous is not None:
+                i, below = previous + 1, 0
+                while i > 0:  # latest accesses at or before the previous one
+                    below += tree[i]
+                    i -= i & -i
+                distance = len(slot) - below + 1  # the keys used since, plus this one
+                i = previous + 1
+                while i <= size:
+                    tree[i] -= 1
+                    i += i & -i
+            i = self._next + 1
+            while i <= size:
+                tree[i] += 1
+                i += i & -i
+            slot[code] = self._next
+            self._next += 1
+            out.append(distance)
+        return np.asarray(out, dtype=np.int64)
+
+
+def stack_distances(codes: IntArray) -> IntArray:
+    """`StackDistances` of a whole sequence (``codes``: a key's integer id per access)."""
+    return StackDistances().feed(codes)
 
 
 def replay_lru(codes: IntArray, counted: BoolArray, sizes: list[int]) -> list[float | None]:
@@ -126,41 +165,116 @@ def replay_lru(codes: IntArray, counted: BoolArray, sizes: list[int]) -> list[fl
 
 def lru_ratios(distance: IntArray, sizes: list[int]) -> list[float | None]:
     """The LRU hit ratio at each size, from the counted accesses' stack distances."""
-    if distance.size == 0:
+    return histogram_ratios(np.bincount(np.asarray(distance, dtype=np.int64), minlength=1), sizes)
+
+
+def histogram_ratios(histogram: IntArray, sizes: list[int]) -> list[float | None]:
+    """The LRU hit ratio at each size, from how many counted accesses had each stack distance."""
+    total = int(histogram.sum())
+    if total == 0:
         return [None for _ in sizes]
-    reused = np.sort(distance[distance > 0])
-    return [round(float(np.searchsorted(reused, c, side="right")) / distance.size, 6) for c in sizes]
+    within = np.cumsum(histogram)  # accesses of distance 0..d
+    first = int(histogram[0])
+    return [round(float(within[min(c, within.size - 1)] - first) / total, 6) for c in sizes]
+
+
+class LfuCache:
+    """An LFU cache of ``size`` entries fed the accesses in batches (`feed`), counting the counted
+    accesses' hits: evicts the least used (uses since it last entered), ties by recency (the least
+    recently used of them), as the demo's ``lfu``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = 0
+        self._count: dict[int, int] = {}
+        self._buckets: dict[int, OrderedDict[int, None]] = {}
+        self._least = 0
+
+    def feed(self, codes: list[int], counted: list[bool]) -> None:
+        count, buckets, size = self._count, self._buckets, self.size
+        least, hits = self._least, self.hits
+        for code, mine in zip(codes, counted, strict=True):
+            n = count.get(code)
+            if n is not None:
+                hits += mine
+                bucket = buckets[n]
+                del bucket[code]
+                if not bucket:
+                    del buckets[n]
+                    if least == n:
+                        least = n + 1
+                count[code] = n + 1
+                buckets.setdefault(n + 1, OrderedDict())[code] = None
+                continue
+            if len(count) >= size:
+                victims = buckets[least]
+                victim, _ = victims.popitem(last=False)
+                if not victims:
+                    del buckets[least]
+                del count[victim]
+            count[code] = 1
+            buckets.setdefault(1, OrderedDict())[code] = None
+            least = 1
+        self._least, self.hits = least, hits
 
 
 def lfu_hits(codes: list[int], counted: list[bool], size: int) -> int:
-    """Counted hits of an LFU cache of ``size`` entries: evicts the least used (uses since it last
-    entered), ties by recency (the least recently used of them), as the demo's ``lfu``."""
-    count: dict[int, int] = {}
-    buckets: dict[int, OrderedDict[int, None]] = {}
-    least, hits = 0, 0
-    for code, mine in zip(codes, counted, strict=True):
-        n = count.get(code)
-        if n is not None:
-            hits += mine
-            bucket = buckets[n]
-            del bucket[code]
-            if not bucket:
-                del buckets[n]
-                if least == n:
-                    least = n + 1
-            count[code] = n + 1
-            buckets.setdefault(n + 1, OrderedDict())[code] = None
-            continue
-        if len(count) >= size:
-            victims = buckets[least]
-            victim, _ = victims.popitem(last=False)
-            if not victims:
-                del buckets[least]
-            del count[victim]
-        count[code] = 1
-        buckets.setdefault(1, OrderedDict())[code] = None
-        least = 1
-    return hits
+    """Counted hits of an `LfuCache` of ``size`` entries over the whole sequence."""
+    cache = LfuCache(size)
+    cache.feed(codes, counted)
+    return cache.hits
+
+
+class LruPass:
+    """The replay's first pass over the keyed accesses in send order, fed in batches (`feed`): each
+    key's id, the stack distances, and how many counted accesses had each distance. State of
+    O(distinct keys)."""
+
+    def __init__(self) -> None:
+        self.codes = KeyCodes()
+        self.distances = StackDistances()
+        self.histogram = np.zeros(1, dtype=np.int64)
+        self.accesses = 0
+
+    def feed(self, keys: npt.ArrayLike, counted: BoolArray) -> None:
+        distance = self.distances.feed(self.codes(keys))[np.asarray(counted, dtype=bool)]
+        found = np.bincount(distance, minlength=self.histogram.size)
+        found[: self.histogram.size] += self.histogram
+        self.histogram = found
+        self.accesses += len(counted)
+
+    @property
+    def distinct(self) -> int:
+        return len(self.codes.ids)
+
+
+def lfu_plan(lru: LruPass) -> tuple[list[int], list[int]]:
+    """(every replayed size, those the LFU simulates): one simulation per size; beyond
+    `LFU_BUDGET` accesses × sizes, every k-th size (the smallest and largest kept)."""
+    reused = np.flatnonzero(lru.histogram[1:])
+    knee = int(reused[-1]) + 1 if reused.size else None  # the smallest LRU that hits every reuse
+    sizes = replay_sizes(lru.distinct, knee)
+    step = max(1, int(np.ceil(lru.accesses * len(sizes) / LFU_BUDGET)))
+    return sizes, sorted(set(sizes[::step]) | {sizes[0], sizes[-1]})
+
+
+def replay_of(lru: LruPass, lfu: dict[int, int]) -> dict[str, Any] | None:
+    """``cache.replay`` from the first pass and the LFU's counted hits at each simulated size."""
+    total = int(lru.histogram.sum())
+    if total == 0:
+        return None
+    sizes, _ = lfu_plan(lru)
+    reused = total - int(lru.histogram[0])
+    nonzero = np.flatnonzero(lru.histogram[1:])
+    return {
+        "sizes": sizes,
+        "lru": histogram_ratios(lru.histogram, sizes),
+        "lfu": [round(lfu[c] / total, 6) if c in lfu else None for c in sizes],
+        "accesses": lru.accesses,
+        "counted": total,
+        "infinite": round(float(reused) / total, 6),
+        "lru_full_size": int(nonzero[-1]) + 1 if nonzero.size else None,
+    }
 
 
 def replay_sizes(distinct: int, knee: int | None) -> list[int]:
@@ -176,27 +290,21 @@ def replay_section(keys: npt.NDArray[Any], counted: BoolArray) -> dict[str, Any]
     ``counted``: those in the window."""
     if not counted.any():
         return None
-    codes, uniques = pd.factorize(pd.Series(keys, dtype=object))
-    codes = codes.astype(np.int64)
-    distances = stack_distances(codes)[counted]
-    reused = distances[distances > 0]
-    knee = int(reused.max()) if reused.size else None  # the smallest LRU that hits every reuse
-    sizes = replay_sizes(len(uniques), knee)
-    lru = lru_ratios(distances, sizes)
-    # LFU: one simulation per size; beyond the budget, every k-th size (the smallest and largest kept).
-    step = max(1, int(np.ceil(len(codes) * len(sizes) / LFU_BUDGET)))
-    lfu_sizes = set(sizes[::step]) | {sizes[0], sizes[-1]}
-    code_list, counted_list, total = codes.tolist(), counted.tolist(), int(counted.sum())
-    lfu = [round(lfu_hits(code_list, counted_list, c) / total, 6) if c in lfu_sizes else None for c in sizes]
-    return {
-        "sizes": sizes,
-        "lru": lru,
-        "lfu": lfu,
-        "accesses": len(codes),
-        "counted": total,
-        "infinite": round(float(reused.size) / total, 6),
-        "lru_full_size": knee,
-    }
+    lru = LruPass()
+    lru.feed(keys, counted)
+    _, simulated = lfu_plan(lru)
+    code_list = KeyCodes()(keys).tolist()
+    counted_list = np.asarray(counted, dtype=bool).tolist()
+    return replay_of(lru, {c: lfu_hits(code_list, counted_list, c) for c in simulated})
+
+
+def mixture_positions(n: int, seed: int = 0) -> IntArray:
+    """Which of ``n`` values (in send order) the EM fits: all, or a seeded sample of
+    `MIXTURE_SAMPLE` of them, in the sample's order (``Generator.choice(x, k)`` picks
+    ``x[choice(len(x), k)]``: the store fetches the same positions)."""
+    if n <= MIXTURE_SAMPLE:
+        return np.arange(n, dtype=np.int64)
+    return np.asarray(np.random.default_rng(seed).choice(n, MIXTURE_SAMPLE, replace=False), dtype=np.int64)
 
 
 def fit_mixture(x: FloatArray, seed: int = 0, iterations: int = 300) -> dict[str, Any] | None:
@@ -206,7 +314,7 @@ def fit_mixture(x: FloatArray, seed: int = 0, iterations: int = 300) -> dict[str
     of `MIXTURE_SAMPLE` values it fits when there are more)."""
     x = np.asarray(x, dtype=np.float64)
     if x.size > MIXTURE_SAMPLE:
-        x = np.random.default_rng(seed).choice(x, MIXTURE_SAMPLE, replace=False)
+        x = x[mixture_positions(x.size, seed)]
     spread = float(x.std())
     if x.size < 2 or spread <= 0:
         return None
@@ -243,21 +351,35 @@ def assign_fast(x: FloatArray, fit: dict[str, Any]) -> BoolArray:
     return np.asarray(log_density[:, 0] >= log_density[:, 1], dtype=bool)
 
 
-def _mixture_part(latency: FloatArray) -> tuple[dict[str, Any] | None, BoolArray | None]:
-    """The mixture's figures and the hits it assigns; (None, None) for too few values."""
-    if latency.size < MIN_MIXTURE_VALUES:
-        return None, None
-    x = np.log(np.maximum(latency, 1e-3))
-    fit = fit_mixture(x)
+def log_latency(latency: FloatArray) -> FloatArray:
+    """What the mixture models: log latency (under 1 µs as 1 µs)."""
+    return np.asarray(np.log(np.maximum(latency, 1e-3)), dtype=np.float64)
+
+
+def mixture_of(sample: FloatArray) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(the section's ``mixture`` figures, the fit) of the latencies at `mixture_positions`; None
+    where the values have no spread."""
+    fit = fit_mixture(log_latency(sample))
     if fit is None:
-        return None, None
+        return None
     figures = {
         "ashman_d": round(fit["ashman_d"], 3),
         "weights": [round(w, 6) for w in fit["weights"]],
         "medians_ms": [round(float(np.exp(m)), 3) for m in fit["means"]],
         "sd_log": [round(s, 6) for s in fit["sds"]],
     }
-    return figures, assign_fast(x, fit)
+    return figures, fit
+
+
+def _mixture_part(latency: FloatArray) -> tuple[dict[str, Any] | None, BoolArray | None]:
+    """The mixture's figures and the hits it assigns; (None, None) for too few values."""
+    if latency.size < MIN_MIXTURE_VALUES:
+        return None, None
+    found = mixture_of(latency[mixture_positions(latency.size)])
+    if found is None:
+        return None, None
+    figures, fit = found
+    return figures, assign_fast(log_latency(latency), fit)
 
 
 def _hit_figures(latency: FloatArray, hit: BoolArray) -> dict[str, Any]:
@@ -273,7 +395,7 @@ def _hit_figures(latency: FloatArray, hit: BoolArray) -> dict[str, Any]:
     }
 
 
-_NO_HITS = {
+NO_HITS = {
     "hit_ratio": None,
     "hits": None,
     "misses": None,
@@ -316,10 +438,10 @@ def cache_section(w: Window) -> dict[str, Any] | None:
         source, mixture = "mixture", figures
         if figures is None:
             notices.append("too few successful requests for a mixture estimate of the hits")
-            section.update(_NO_HITS)
+            section.update(NO_HITS)
         elif not clear:
             notices.append(f"{OVERLAP} (Ashman's D {figures['ashman_d']:.2f} < {MIN_SEPARATION:g})")
-            section.update(_NO_HITS)
+            section.update(NO_HITS)
         else:
             assert fast is not None
             section.update(_hit_figures(latency[measured], fast))

@@ -31,7 +31,7 @@ def add_export_parser(commands: Any) -> None:
         description="Write a run directory's request records in another format. --csv: as CSV (the "
         "columns of docs/run-format.md, header first) to --out or standard output, from requests.parquet "
         "or requests.csv. --parquet: convert a run directory's requests.csv into requests.parquet in "
-        "place (run format 2, about a tenth of the size; what `loadbench run --records parquet` writes). "
+        "place (run format 2, a tenth of the size or less: what `loadbench run` writes unless --records csv). "
         "Examples: loadbench export reports/RUN --csv > requests.csv; loadbench export reports/RUN --parquet",
     )
     export.set_defaults(handler=cmd_export)

@@ -53,11 +53,12 @@ RECORDS_OPTION: tuple[tuple[str, ...], dict[str, Any]] = (
     ("--records",),
     {
         "choices": ("csv", "parquet"),
-        "default": "csv",
-        "help": "the format of the run's request records once it ended: csv (requests.csv, default), or "
-        "parquet: requests.csv is written during the run as always (a killed run keeps it) and converted "
-        "at the end into requests.parquet (zstd, about a tenth of the size; run format 2, read by "
-        "`loadbench report` and every other command; `loadbench export DIR --csv` gives the CSV back)",
+        "default": "parquet",
+        "help": "the format of the run's request records once it ended: parquet (default): requests.csv "
+        "is written during the run as always (a killed run keeps it) and converted at the end into "
+        "requests.parquet (zstd, a tenth of the size or less; run format 2, read by `loadbench report` and "
+        "every other command; `loadbench export DIR --csv` gives the CSV back), or csv: requests.csv "
+        "stays (run format 1), for grep/awk on the records or a tool that reads CSV",
     },
 )
 

@@ -37,7 +37,7 @@ class RunConfig:
     server_stats: str | None = None
     label: str | None = None  # --label: the run's name among model variants (`loadbench variants`)
     cold_start: int = 0  # --cold-start N: the run's first N requests reported apart; 0: not
-    records: str = "csv"  # --records: csv, or parquet (requests.csv becomes requests.parquet at the end)
+    records: str = "parquet"  # --records: requests.csv becomes requests.parquet at the end; or csv
     replica_header: str | None = None  # the answer's header naming the replica that served it
     replica_field: str | None = None  # or the path in its JSON body that names it
     server_time_field: str | None = None  # the path in the answer's JSON body holding the server's ms

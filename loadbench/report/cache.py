@@ -1,7 +1,8 @@
 """Report fragments for cache effects: hits and misses, cold and warm, the hit ratio by cache size.
 
-Consumes ``summary.json`` ``cache`` (`loadbench.analyze.cache`) and the records (every attempt:
-each reached the server's cache; their ``cache`` column and latency); produces the "Cache"
+Consumes ``summary.json`` ``cache`` (`loadbench.analyze.cache`) and the histogram of the
+window's successful attempts (each reached the server's cache) that
+`loadbench.report.plotdata_cache` makes from the records in memory or from a store; produces the "Cache"
 section of ``report.html`` (a table of the figures, the latency histogram on a log axis with hits
 and misses coloured, or the mixture's two components when the hits are an estimate, and the
 replayed hit ratio against cache size with the measured ratio beside it) and its part of
@@ -12,13 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, StrMethodFormatter
 
-from loadbench.analyze.cache import assign_fast
 from loadbench.report import plotkit
 from loadbench.report.fmt import (
     as_dict,
@@ -31,6 +28,7 @@ from loadbench.report.fmt import (
 )
 from loadbench.report.html import esc, figure_html, kv_table
 from loadbench.report.markdown import md, md_table
+from loadbench.report.plotdata_cache import CacheHistogram
 
 SOURCES = {
     "header": "hits as the answers' cache header said",
@@ -85,57 +83,26 @@ def _said(section: dict[str, Any]) -> str:
     return SOURCES.get(str(section.get("source")), f"source {section.get('source')}") + "."
 
 
-def hit_mask(
-    section: dict[str, Any], said: npt.NDArray[Any], latency: npt.NDArray[np.float64]
-) -> npt.NDArray[np.bool_]:
-    """Per request: a hit, as the section's source tells (the ``cache`` column, or the mixture)."""
-    mixture = as_dict(section.get("mixture"))
-    if (
-        section.get("source") == "mixture"
-        and mixture.get("medians_ms")
-        and section.get("hit_ratio") is not None
-    ):
-        fit = {
-            "weights": mixture["weights"],
-            "means": [float(np.log(m)) for m in mixture["medians_ms"]],
-            "sds": mixture["sd_log"],
-        }
-        return assign_fast(np.log(np.maximum(latency, 1e-3)), fit)
-    return np.asarray(said == "hit", dtype=bool)
-
-
-def latency_histogram(
-    section: dict[str, Any], requests: pd.DataFrame, mask: npt.NDArray[np.bool_]
-) -> Figure | None:
+def latency_histogram(data: CacheHistogram | None) -> Figure | None:
     """Hits and misses by latency on a log axis; None without the figures to split them."""
-    if section.get("hit_ratio") is None:
+    if data is None:
         return None
-    ok = requests["ok"].to_numpy().astype(bool) & mask
-    latency = requests["latency_ms"].to_numpy(dtype=np.float64)[ok]
-    said = (
-        requests["cache"].astype("string").fillna("").str.lower().to_numpy(dtype=object)[ok]
-        if "cache" in requests
-        else np.full(latency.size, "", dtype=object)
-    )
-    if section.get("source") != "mixture":
-        labelled = np.isin(said, ("hit", "miss"))
-        latency, said = latency[labelled], said[labelled]
-    positive = latency > 0
-    latency, said = latency[positive], said[positive]
-    if latency.size == 0:
-        return None
-    hit = hit_mask(section, said, latency)
     fig, ax = plotkit.new_figure("Latency of hits and misses")
-    lo, hi = float(latency.min()), float(latency.max())
-    edges = np.geomspace(lo, hi * 1.0001 if hi > lo else lo * 1.01 + 1e-3, 60)
-    estimate = " (estimated)" if section.get("source") == "mixture" else ""
+    edges = data.edges
+    estimate = " (estimated)" if data.estimate else ""
+    # Each bin's count as one weighted value at its left edge: the bars ``ax.hist`` draws of the values.
     ax.hist(
-        [latency[hit], latency[~hit]],
+        [edges[:-1], edges[:-1]],
         bins=edges.tolist(),
+        weights=[data.hits, data.misses],
         stacked=True,
         color=[plotkit.SERIES_COLORS[2], plotkit.SERIES_COLORS[1]],
-        label=[f"hits{estimate} ({hit.sum():,})", f"misses{estimate} ({(~hit).sum():,})"],
+        label=[
+            f"hits{estimate} ({int(data.hits.sum()):,})",
+            f"misses{estimate} ({int(data.misses.sum()):,})",
+        ],
     )
+    lo, hi = float(edges[0]), float(edges[-1])
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))  # 2, not 2×10⁰
     ax.xaxis.set_minor_formatter(StrMethodFormatter("{x:g}") if hi / lo < 20 else NullFormatter())
@@ -179,9 +146,9 @@ def replay_plot(section: dict[str, Any]) -> Figure | None:
     return fig
 
 
-def cache_html(summary: dict[str, Any], requests: pd.DataFrame, mask: npt.NDArray[np.bool_]) -> str:
-    """The "Cache" section (heading included); "" for a run without it. ``requests``: the records
-    (every attempt), ``mask``: those in the measured window."""
+def cache_html(summary: dict[str, Any], histogram: CacheHistogram | None) -> str:
+    """The "Cache" section (heading included); "" for a run without it. ``histogram``: what its
+    latency histogram draws (`loadbench.report.plotdata_cache`), None for none."""
     section = as_dict(summary.get("cache"))
     if not section:
         return ""
@@ -190,7 +157,7 @@ def cache_html(summary: dict[str, Any], requests: pd.DataFrame, mask: npt.NDArra
     for notice in as_list(section.get("notices")):
         parts.append(f"<p class='sub'>{esc(notice)}</p>")
     for figure_id, fig, caption in (
-        ("plot-cache-latency", latency_histogram(section, requests, mask), _HISTOGRAM_CAPTION),
+        ("plot-cache-latency", latency_histogram(histogram), _HISTOGRAM_CAPTION),
         ("plot-cache-replay", replay_plot(section), _REPLAY_CAPTION),
     ):
         if fig is not None:

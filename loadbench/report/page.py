@@ -34,7 +34,7 @@ from loadbench.report.quality import quality_html, quality_tiles
 from loadbench.report.replicas import replicas_html
 from loadbench.report.resources import all_gpus, resources_html, saturation_warning, top_notices
 from loadbench.report.retries import retries_html
-from loadbench.report.rundata import BADGES, Identity, Run, in_window
+from loadbench.report.rundata import BADGES, Identity, Run
 from loadbench.report.tables import (
     BY_NAME_HEADERS,
     by_name_rows,
@@ -94,7 +94,7 @@ def render_html(run: Run) -> str:
         replicas=trusted(replicas_html(summary, run.timeseries, data.replicas)),
         targets=trusted(targets_html(summary, run.timeseries, data.targets)),
         retries=trusted(retries_html(summary)),  # "" without retries
-        cache=trusted(cache_html(summary, run.attempts, in_window(run.attempts, summary))),  # "" without
+        cache=trusted(cache_html(summary, data.cache)),  # "" without
         firsts=trusted(firsts_html(summary)),  # "" without --cold-start or --shared-prefix-tokens
         quality=trusted(quality_html(summary, run.timeseries, data.quality, data.rtf)),
         llm=trusted(llm_html(summary, run.timeseries, data.llm)),  # "" without LLM data

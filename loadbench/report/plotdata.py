@@ -39,18 +39,15 @@ PERCENTILE_MARKS = (50.0, 90.0, 99.0, 99.9)
 OK_SQL = "ok <> 0"
 FAILED_SQL = "ok = 0"
 # The record columns whose plots the report draws from a store (`store_plot_data` and
-# `loadbench.report.sectiondata`: LLM, quality, real-time factor, phases, replicas, targets; with
-# retries, the requests from the store's collapsed ``records``, the attempts from ``written``),
-# and the settings whose sections read records it does not draw from one (caches): a run with any
-# other column or one of these settings is drawn from its records in memory (`store_covers`).
+# `loadbench.report.sectiondata`: LLM, quality, real-time factor, phases, replicas, targets,
+# cache; with retries, the requests from the store's collapsed ``records``, the attempts from
+# ``written``): a run with any other column is drawn from its records in memory (`store_covers`).
 COLUMNS = bounded.COLUMNS
-RECORD_PLOT_SETTINGS = ("cache_header", "cache_field")
 
 
 def store_covers(meta: dict[str, Any], store: RecordStore) -> bool:
     """Whether every plot of the run's report can be drawn from its store (`COLUMNS`)."""
-    settings = meta.get("settings") or {}
-    return store.filled <= COLUMNS and not any(settings.get(name) for name in RECORD_PLOT_SETTINGS)
+    return store.filled <= COLUMNS
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The data of the report sections' plots that read records (LLM, quality, real-time factor,
-replicas, targets): made once per run, from the records in memory (`frame_section_data`) or from
+replicas, targets, cache): made once per run, from the records in memory (`frame_section_data`) or from
 a `RecordStore` (`store_section_data`), only for the sections its summary has. Each section draws
 from it (`loadbench.report.page`), so a run of any length is drawn in bounded memory.
 """
@@ -16,6 +16,7 @@ from loadbench.analyze.replicas import COLUMN, TARGET_COLUMN
 from loadbench.report.fmt import as_dict
 from loadbench.report.llm import has_llm
 from loadbench.report.plotdata import window_sql
+from loadbench.report.plotdata_cache import CacheHistogram, frame_cache_data, store_cache_data
 from loadbench.report.plotdata_hist import Histogram
 from loadbench.report.plotdata_llm import LlmPlotData, frame_llm_data, store_llm_data
 from loadbench.report.plotdata_quality import (
@@ -51,6 +52,7 @@ class SectionData:
     rtf: Histogram | None = None
     replicas: NamedPoints | None = None
     targets: tuple[NamedPoints | None, Traffic | None] | None = None
+    cache: CacheHistogram | None = None
 
 
 def frame_section_data(
@@ -76,6 +78,7 @@ def frame_section_data(
         )
         if as_dict(summary.get("targets"))
         else None,
+        cache=frame_cache_data(summary, attempts),
     )
 
 
@@ -95,6 +98,7 @@ def store_section_data(
         )
         if as_dict(summary.get("targets"))
         else None,
+        cache=store_cache_data(store, summary),
     )
 
 

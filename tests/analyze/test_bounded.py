@@ -77,25 +77,29 @@ def test_a_damaged_csv_loses_the_same_records_either_way(tmp_path: Path) -> None
     assert any("requests.csv" in w for w in summary["validity"].get("warnings", []))
 
 
-def test_what_the_store_does_not_cover_goes_to_the_records_in_memory(tmp_path: Path) -> None:
+def test_cache_runs_take_the_store_and_a_column_it_does_not_know_goes_to_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     recs = records(200, seed=10)
     recs[5] = dataclasses.replace(recs[5], cache="hit")
     cached = write_run(tmp_path / "cached", recs, parquet=True)
-    prefixed = write_run(
-        tmp_path / "prefixed",
+    labelled = write_run(
+        tmp_path / "labelled",
         records(200, seed=10),
         parquet=True,
         settings={"cache_header": "X-Cache"},
     )
-    reasons = {}
-    for run in (cached, prefixed):
+    for run in (cached, labelled):
         with RecordStore.open(run) as store:
-            reasons[run.name] = bounded.unsupported(rundir.read_meta(run), store)
-        assert bounded.open_bounded(run, rundir.read_meta(run)) is None
-    assert reasons == {
-        "cached": "records with cache",
-        "prefixed": "settings cache_header",
-    }
+            assert bounded.unsupported(rundir.read_meta(run), store) is None
+        store = bounded.open_bounded(run, rundir.read_meta(run))
+        assert store is not None
+        store.close()
+    # A record column this path gives no figures for (as a later format may add) sends the run to memory.
+    monkeypatch.setattr(bounded, "COLUMNS", bounded.COLUMNS - {"cache"})
+    with RecordStore.open(cached) as store:
+        assert bounded.unsupported(rundir.read_meta(cached), store) == "records with cache"
+    assert bounded.open_bounded(cached, rundir.read_meta(cached)) is None
 
 
 def test_an_open_loop_counts_from_the_due_time_and_keeps_its_schedule_either_way(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from helpers import json_server, read_json, run_cli
 
 from loadbench.protocols.variety import payload_key
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 PAYLOAD = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [0.5, 1.0]}]}
 
@@ -63,7 +63,7 @@ def test_the_cache_column_and_payload_keys_are_the_servers_own_view(tmp_path: Pa
         )
         assert result.returncode == 0, result.stderr
         log = list(state["log"])
-    frame = read_requests(out / "requests.csv")
+    frame = read_run_requests(out)
     recorded = list(zip(frame["payload_key"].astype(str), frame["cache"].astype(str), strict=True))
     # A request cut off in flight when the run stopped reached the server but no record.
     assert len(log) - len(recorded) in (0, 1) and len(recorded) > 20

@@ -12,7 +12,7 @@ import pytest
 from helpers import DIGITS, read_json, run_cli
 
 from loadbench.demo.model import build_model, predict
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 ROWS = [json.loads(line) for line in DIGITS.read_text(encoding="utf-8").splitlines()]
 
@@ -33,7 +33,7 @@ def test_an_onnx_model_is_measured_as_a_served_one(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     meta = read_json(out / "meta.json")
     assert meta["scenario"] == "inprocess" and "network" not in meta  # no round trip to measure
-    requests = read_requests(out / "requests.csv").sort_values("start_unix_s")
+    requests = read_run_requests(out).sort_values("start_unix_s")
     assert set(requests["name"]) == {"digits.onnx"} and set(requests["method"]) == {"ONNX"}
     assert requests["ok"].all() and (requests["status"] == 200).all()
     # One user takes the rows in file order from the first: each answer is the model's offline one.

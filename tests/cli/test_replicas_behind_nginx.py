@@ -18,7 +18,7 @@ from helpers import read_json, run_cli
 from nginx_lb import nginx_balancer
 
 from loadbench.data import DIGITS_JSONL
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 SERVICE_MS = {"a": 10.0, "b": 20.0, "c": 40.0}
 LINE = re.compile(r"loadbench demo: replica (\S+) serving a digits classifier on (http://127\.0\.0\.1:\d+) ")
@@ -57,7 +57,7 @@ def measure(
         "--out", str(out), *extra,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return read_json(out / "summary.json"), read_requests(out / "requests.csv")
+    return read_json(out / "summary.json"), read_run_requests(out)
 
 
 def by_name(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ import pytest
 from helpers import free_port, read_json, run_cli, serving, start_cli, wait_for_lines, wait_http_ready
 
 from loadbench.data import DIGITS_JSONL
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def run(
         "-u", str(users), "-d", f"{seconds}s", "--warmup", "0s", "--no-sampler", "--quiet", "--no-preflight", "--out", str(out), *extra,
     )  # fmt: skip
     assert done.returncode in (0, 1, 3), done.stderr  # 3: every request failed (/down)
-    return read_json(out / "summary.json"), read_requests(out / "requests.csv"), done.stderr
+    return read_json(out / "summary.json"), read_run_requests(out), done.stderr
 
 
 def attempts_of(records: Any) -> Any:
@@ -218,7 +218,7 @@ def failover(tmp_path: Path, *extra: str) -> tuple[Any, Any, str, tuple[float, f
         for replica in replicas:
             replica.kill()
             replica.wait(timeout=10)
-    return read_json(out / "summary.json"), read_requests(out / "requests.csv"), urls[1], (killed, back)
+    return read_json(out / "summary.json"), read_run_requests(out), urls[1], (killed, back)
 
 
 def test_a_replica_killed_mid_run_shows_as_its_window_of_errors(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 from helpers import free_port, json_server, read_json, run_cli
 
 from loadbench.data import DIGITS_JSONL
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 SERVICE_MS = {"a": 10.0, "b": 20.0, "c": 40.0}
 LINE = re.compile(r"loadbench demo: replica (\S+) serving a digits classifier on (http://127\.0\.0\.1:\d+) ")
@@ -54,7 +54,7 @@ def measure(tmp_path: Path, where: list[str], users: int, *extra: str) -> tuple[
         "-d", "3s", "--warmup", "1s", "--replica-header", "X-Served-By", "--no-sampler", "--out", str(out), *extra,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return read_json(out / "summary.json"), read_requests(out / "requests.csv"), done.stderr
+    return read_json(out / "summary.json"), read_run_requests(out), done.stderr
 
 
 def targets_of(urls: dict[str, str]) -> list[str]:
@@ -198,7 +198,7 @@ def test_a_replica_named_in_the_json_body_is_recorded_with_replica_field(tmp_pat
             "--warmup", "1s", "--replica-field", "meta.replica", "--no-sampler", "--quiet", "--out", str(out),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-    records = read_requests(out / "requests.csv")
+    records = read_run_requests(out)
     names = records["replica"].astype(str)
     assert set(names) == {"pod-0", "pod-1", ""}
     summary = read_json(out / "summary.json")

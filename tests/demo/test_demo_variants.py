@@ -3,7 +3,6 @@ and as accurate under load as offline on the same rows."""
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from loadbench.data import DIGITS_V2_JSONL
 from loadbench.demo import variants
 from loadbench.demo.model import Classifier, build_model, predict
 from loadbench.demo.server import make_server
+from loadbench.record.columnar import read_run_requests
 
 ROWS = [json.loads(line) for line in DIGITS.read_text(encoding="utf-8").splitlines()]
 X = np.array([row["inputs"][0] for row in ROWS], dtype=np.float64)
@@ -125,9 +125,8 @@ def test_a_variants_accuracy_under_load_is_its_offline_accuracy(
         "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    with (out / "requests.csv").open(encoding="utf-8", newline="") as f:
-        records = sorted(csv.DictReader(f), key=lambda r: float(r["start_unix_s"]))
-    assert records and all(r["ok"] == "1" for r in records)
+    records = read_run_requests(out).sort_values("start_unix_s").to_dict("records")
+    assert records and all(r["ok"] == 1 for r in records)
     # One user takes the rows in file order (from wherever the preflight left the cycle): the
     # offline predictions of the rows sent, found by their order.
     offline = np.asarray(predict(models[variants.PRUNED], X)[0])

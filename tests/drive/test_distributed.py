@@ -1,6 +1,6 @@
 """Distributed runs on Locust's master/worker mode: real worker processes, a real loopback server.
 
-Every worker's records reach the one requests.csv (counts match the server's own log), the
+Every worker's records reach the run's one record file (counts match the server's own log), the
 merged percentiles equal numpy's over the raw records, an open-loop rate is split among the
 workers, and a worker killed midway is reported while the run completes.
 """
@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import psutil
 import pytest
 from helpers import json_server, read_json, run_cli, start_cli
+
+from loadbench.record.columnar import read_run_requests
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +76,8 @@ def test_two_workers_ship_every_record_and_merge_exactly(tmp_path: Path) -> None
     workers = meta["workers"]
     assert len(workers) == 2
     assert all(w["records"] > 0 and w["died_at_unix_s"] is None for w in workers)
-    records = pd.read_csv(run / "requests.csv")
+    assert (run / "requests.parquet").is_file()  # the master's run dir has the default format
+    records = read_run_requests(run)
     # Every request the server answered was recorded once, from one of the two workers; but the
     # master's preflight request, sent once before the workers started, which is never recorded.
     assert len(records) == posts - 1 == sum(w["records"] for w in workers)
@@ -175,11 +177,11 @@ def test_a_killed_worker_is_reported_and_the_run_completes(tmp_path: Path) -> No
     assert killed_at - 0.5 <= dead[0]["died_at_unix_s"] <= killed_at + 3
     # The survivor went on: it recorded requests after the death.
     assert alive[0]["last_record_unix_s"] > dead[0]["died_at_unix_s"] + 1
-    # The dead worker's records up to its death are in requests.csv: every row it shipped, and
+    # The dead worker's records up to its death are in the run's records: every row it shipped, and
     # every request the server answered it until its last batch (it ships every 0.5 s).
     slot = state["slots"][victim.pid]
     assert set(state["slots"]) == {victim.pid, alive[0]["pid"]}
-    records = pd.read_csv(tmp_path / "run" / "requests.csv")
+    records = read_run_requests(tmp_path / "run")
     body = len(json.dumps({"ok": True, "pad": "x" * (10 * slot)}))
     mine = records[records["response_bytes"] == body]
     assert len(mine) == dead[0]["records"]
@@ -262,7 +264,7 @@ def test_master_and_a_worker_from_another_shell_join_samples_to_the_timeline(tmp
     meta = read_json(tmp_path / "run" / "meta.json")
     (info,) = meta["workers"]
     assert info["pid"] is None and info["records"] > 0  # not a local process of the master
-    records = pd.read_csv(tmp_path / "run" / "requests.csv")
+    records = read_run_requests(tmp_path / "run")
     assert 0 < len(records) <= posts and records["server_ms"].isna().all()
     summary = read_json(tmp_path / "run" / "summary.json")
     label = f"worker0@{info['host']}"

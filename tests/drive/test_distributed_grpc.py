@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from helpers import read_json, run_cli
+
+from loadbench.record.columnar import read_run_requests
 
 
 @pytest.mark.e2e
@@ -22,7 +23,7 @@ def test_two_workers_load_a_grpc_target_into_one_run(tmp_path: Path) -> None:
     meta = read_json(out / "meta.json")
     workers = meta["workers"]
     assert len(workers) == 2 and all(w["records"] > 0 and w["died_at_unix_s"] is None for w in workers)
-    records = pd.read_csv(out / "requests.csv")
+    records = read_run_requests(out)
     assert len(records) == sum(w["records"] for w in workers)
     assert set(records["name"]) == {"/inference.GRPCInferenceService/ModelInfer"}
     assert set(records["method"]) == {"gRPC"} and records["ok"].all()

@@ -38,7 +38,8 @@ from hostile_server import (
 from loadbench.analyze import stats
 from loadbench.protocols.errorbody import MAX_MESSAGE_CHARS
 from loadbench.protocols.responses import BODY_OVER_LIMIT
-from loadbench.record.records import MAX_ERROR_CHARS, read_requests
+from loadbench.record.columnar import read_run_requests
+from loadbench.record.records import MAX_ERROR_CHARS
 from loadbench.report.html import esc
 from loadbench.report.markdown import md
 
@@ -248,7 +249,7 @@ def run_loadbench(
         wall_s=wall_s,
         summary=read_json(out / "summary.json"),
         meta=read_json(out / "meta.json"),
-        records=read_requests(out / "requests.csv"),
+        records=read_run_requests(out),
         server=server,
         peak_rss_bytes=max((r for _, r in rss), default=0),
         rss=rss,
@@ -521,8 +522,10 @@ def test_a_200_mb_answer_is_never_held_in_memory(huge: Run) -> None:
     # Read in blocks and dropped beyond --max-body (8 MiB by default): the load adds a small part
     # of one body to what loadbench held, never the body (it added 400 MB when bodies were kept).
     assert huge.load_rss_growth() < HUGE_BYTES / 8, huge.load_rss_growth()
-    # The whole process too, its imports and the report included (it peaked at 513 MB).
-    assert huge.peak_rss_bytes < 1.25 * HUGE_BYTES, huge.peak_rss_bytes
+    # The whole process too, its imports and the report included (it peaked at 513 MB). Its records
+    # in Parquet are analyzed through DuckDB, whose library and buffers add some 70 MB at the end
+    # (a small run peaks at 275 MB, 200 MB with --records csv): bounded with that in it.
+    assert huge.peak_rss_bytes < 1.5 * HUGE_BYTES, huge.peak_rss_bytes
 
 
 def test_a_200_mb_answer_respects_duration_and_timeout(huge: Run) -> None:

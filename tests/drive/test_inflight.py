@@ -18,7 +18,7 @@ from helpers import REPO, json_server, read_json, run_cli
 
 from loadbench.analyze.analyzer import analyze_run
 from loadbench.record import rundir
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 
 def slow(seconds: float) -> Any:
@@ -51,7 +51,7 @@ def test_requests_cut_off_by_a_closed_loop_stop_are_counted(tmp_path: Path) -> N
         run_slow(url, out, 4, "4s")
         received = state["posts"]
     meta = read_json(out / "meta.json")
-    recorded = len(read_requests(out / "requests.csv"))
+    recorded = len(read_run_requests(out))
     assert meta["status"] == "complete" and recorded > 0
     assert meta["in_flight_unrecorded"] == 4
     # Every request the server got is either recorded or counted as cut off.

@@ -14,7 +14,7 @@ import pytest
 from grpc_servers import demo_grpc_child
 from helpers import read_json, run_cli, start_cli, wait_for_lines
 
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 
 @pytest.mark.e2e
@@ -30,7 +30,7 @@ def test_grpc_calls_cut_off_by_the_stop_are_counted(tmp_path: Path, stream: bool
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     meta = read_json(out / "meta.json")
-    recorded = read_requests(out / "requests.csv")
+    recorded = read_run_requests(out)
     # One call per user came back (fewer if a busy machine spawned a user late); whatever the
     # timing, each user was inside a call when it was stopped.
     assert meta["status"] == "complete" and 1 <= len(recorded) <= 3 and recorded["ok"].all()
@@ -57,7 +57,7 @@ def test_a_grpc_server_killed_mid_run_is_measured_as_unavailable(tmp_path: Path)
             run.kill()
     # Some calls succeeded: the run is measured to its end, not stopped as a target that failed.
     assert run.returncode == 0, stderr
-    records = read_requests(out / "requests.csv")
+    records = read_run_requests(out)
     failed = records[~records["ok"].astype(bool)]
     assert records["ok"].astype(bool).sum() >= 19 and len(failed) > 0
     # After the kill: UNAVAILABLE in gRPC's words, no answer (status 0), never a success.

@@ -20,6 +20,8 @@ import pandas as pd
 import pytest
 from helpers import json_server, read_json, run_cli
 
+from loadbench.record.columnar import read_run_requests
+
 pytestmark = pytest.mark.e2e
 
 STALL_AFTER_S = 2.5  # after the server's first request
@@ -112,12 +114,13 @@ def test_open_loop_reports_the_stall_as_the_schedule_implies(stalled_runs: dict[
     assert summary["schedule"]["achieved_send_rps"] == pytest.approx(100, rel=0.02)
     assert summary["schedule"]["unsent"] == 0
     # The generator kept its schedule: the stall shows in latency, not in late sends. (How late a
-    # send is depends on how busy the machine is: bounded by the stall's effect, not by a time.)
-    assert summary["schedule"]["lateness_ms"]["p99"] < 0.1 * summary["latency_ms"]["p99"]
+    # send is depends on how busy the machine is: bounded by the stall's effect, not by a time; a
+    # suite of four workers on two cores has seen 246 ms against a 1,990 ms p99.)
+    assert summary["schedule"]["lateness_ms"]["p99"] < 0.2 * summary["latency_ms"]["p99"]
     # Service time (from the actual send) is latency less that lateness: the same stall.
     assert summary["service_time_ms"]["p99"] == pytest.approx(summary["latency_ms"]["p99"], rel=0.1)
     # Every record of the run carries its due time; due times are 10 ms apart.
-    records = pd.read_csv(run["dir"] / "requests.csv")
+    records = read_run_requests(run["dir"])
     gaps = np.diff(np.sort(records["intended_unix_s"].to_numpy()))
     assert np.allclose(gaps, 0.01, atol=1e-4)
     assert (records["start_unix_s"] >= records["intended_unix_s"] - 1e-6).all()
@@ -166,7 +169,7 @@ def test_trace_replay_sends_at_the_traces_offsets(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert state["posts"] == len(offsets)
     meta = read_json(tmp_path / "run" / "meta.json")
-    records = pd.read_csv(tmp_path / "run" / "requests.csv")
+    records = read_run_requests(tmp_path / "run")
     got = np.sort(records["intended_unix_s"].to_numpy()) - meta["started_unix_s"]
     assert np.allclose(got, np.array(offsets) * 0.5, atol=1e-3)
     assert meta["settings"]["load"]["arrival"] == "trace"
@@ -257,9 +260,11 @@ def test_a_generator_that_cannot_keep_up_is_invalid(tmp_path: Path) -> None:
     with json_server(slow) as (url, _state):
         result = run_cli(
             "run", "--target", url, "--scenario", "json_post", "--path", "/p", "--payload", PAYLOAD,
-            "--rate", "100", "--arrival", "constant", "--max-inflight", "1", "-d", "3s", "--warmup", "0.5s",
+            "--rate", "100", "--arrival", "constant", "--max-inflight", "1", "-d", "3s", "--warmup", "0s",
             "--no-sampler", "--slo", "p50<10s", "-o", str(tmp_path / "run"), "-q",
         )  # fmt: skip
+    # No warmup: the backlog goes out in due order, so the few requests a loaded machine sends are
+    # all due in the run's first moments, which a warmup would leave without a success to judge.
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["validity"]["valid"] is False
     assert any("scheduled requests were sent" in r for r in summary["validity"]["reasons"])

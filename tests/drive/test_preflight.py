@@ -17,7 +17,7 @@ import pytest
 from helpers import json_server, read_json, run_cli, serving
 from llm_server import LLMTestServer
 
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 pytestmark = pytest.mark.e2e
 
@@ -109,7 +109,7 @@ def test_no_preflight_runs_the_load_and_records_the_failures(tmp_path: Path) -> 
         )  # fmt: skip
     assert result.returncode == 3, result.stderr  # every request failed: as before the preflight
     assert "preflight" not in result.stderr
-    records = read_requests(out / "requests.csv")
+    records = read_run_requests(out)
     assert len(records) >= 1 and set(records["status"]) == {400}
     assert set(records["server_message"]) == {WORDS}
     assert len(records) <= posts(state)
@@ -135,7 +135,7 @@ def test_the_preflight_request_is_never_recorded(tmp_path: Path) -> None:
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "loadbench: preflight: POST /predict -> 200 in " in result.stderr
-    records = read_requests(out / "requests.csv")
+    records = read_run_requests(out)
     meta, summary = read_json(out / "meta.json"), read_json(out / "summary.json")
     assert meta.get("in_flight_unrecorded", 0) == 0
     assert len(seen) == len(records) + 1 and summary["requests"]["total"] == len(records)

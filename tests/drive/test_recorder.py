@@ -17,6 +17,7 @@ from helpers import read_json, run_cli
 from hostile_server import FEATURES_ERROR, OVERLOADED_TEXT, RETRY_DATE
 
 from loadbench.analyze import stats
+from loadbench.record.columnar import read_run_requests
 from loadbench.record.records import read_requests
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -333,7 +334,7 @@ def _demo_run(out: Path, *extra: str) -> tuple[dict[str, Any], pd.DataFrame]:
         "--out", str(out), "--quiet", "--no-sampler", *extra,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return read_json(out / "meta.json"), read_requests(out / "requests.csv")
+    return read_json(out / "meta.json"), read_run_requests(out)
 
 
 @pytest.mark.e2e

@@ -22,7 +22,9 @@ from typing import Any
 import pandas as pd
 import pytest
 from helpers import DIGITS, REPO, demo_process, json_server, read_json, run_cli, start_cli, wait_for_lines
+from run_text import files_text
 
+from loadbench.record.columnar import read_run_requests
 from loadbench.record.records import read_requests
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +44,7 @@ def demo_url_child() -> Iterator[str]:
 
 
 def all_files_text(folder: Path) -> str:
-    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in folder.rglob("*") if p.is_file())
+    return "\n".join(files_text(folder).values())  # the records as text, not as compressed Parquet
 
 
 # Credentials in the URL, the query and a header of the run below (test_credentials_...).
@@ -75,7 +77,7 @@ def test_run_against_demo_records_every_request(
 
     summary = read_json(out / "summary.json")
     meta = read_json(out / "meta.json")
-    records = read_requests(out / "requests.csv")
+    records = read_run_requests(out)
     req = summary["requests"]
     assert req["total"] > 50
     assert req["errors"] == 0
@@ -148,7 +150,7 @@ def test_demo_flag_probes_and_chooses_kserve_v2(demo_flag_run: Path) -> None:
     # No --server-time-header: the demo's own time (X-Service-Time-Ms, on every answer) is never
     # read (tests/drive/test_recorder.py: with the option, it is).
     assert meta["settings"]["server_time_header"] is None
-    records = read_requests(out / "requests.csv")
+    records = read_run_requests(out)
     assert len(records) > 10 and records["server_ms"].isna().all()
 
 
@@ -409,7 +411,7 @@ def test_second_interrupt_exits_at_once_and_leaves_readable_files(
     assert "Traceback" not in stderr
     # "At once": no analysis, no report.
     assert not (out / "summary.json").exists() and not (out / "report.html").exists(), stderr
-    assert len(read_requests(out / "requests.csv")) >= 99  # flushed before exiting
+    assert len(read_run_requests(out)) >= 99  # flushed before exiting (in the CSV, unconverted)
     read_json(out / "meta.json")  # still valid JSON (written atomically)
     # What was recorded can still be analyzed.
     again = run_cli("report", str(out))

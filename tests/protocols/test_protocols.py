@@ -19,7 +19,7 @@ from helpers import REPO, read_json, run_cli
 from protocol_servers import protocol_server
 
 from loadbench.protocols import probe
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 pytestmark = pytest.mark.e2e
 # A saturated closed loop: where the users themselves are the subject (one HTTP/2 connection per
@@ -49,7 +49,7 @@ class SharedRun:
 
 
 def assert_all_ok(out: Path, name: str) -> Any:
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert len(requests) > 10
     assert requests["ok"].all(), requests.loc[requests["ok"] == 0, "error"].unique()
     assert set(requests["name"]) == {name}
@@ -200,7 +200,7 @@ def test_labelled_payloads_give_quality(labelled_run: Callable[[str], SharedRun]
     run = labelled_run(kind)
     result, state = run.result, run.state
     assert result.returncode == 0, result.stderr
-    requests = read_requests(run.out / "requests.csv")
+    requests = read_run_requests(run.out)
     assert len(requests) > 10 and requests["ok"].all()
     answers = {str(row["_expected"]).removesuffix(".0"): answer for row, answer in rows}
     # The reader types an all-numeric column as numbers: compare as text.
@@ -246,7 +246,7 @@ def test_embeddings_that_are_not_floats_fail(tmp_path: Path) -> None:
         # --no-preflight: the preflight request would stop it before the load (exit 2).
         result = run_scenario(url, "embeddings", tmp_path / "run", "--no-preflight")
     assert result.returncode == 3, result.stderr  # the target failed every request
-    requests = read_requests(tmp_path / "run" / "requests.csv")
+    requests = read_run_requests(tmp_path / "run")
     assert len(requests) > 0 and not requests["ok"].any()
     assert set(requests["error"].astype(str)) == {
         "CatchResponseError: invalid response: data[0].embedding is not a non-empty list"
@@ -592,7 +592,7 @@ def test_http2_goaway_on_a_processed_stream_is_a_closed_connection(tmp_path: Pat
         process.terminate()
         process.communicate(timeout=10)
     assert result.returncode == 0, result.stderr
-    requests = read_requests(tmp_path / "run" / "requests.csv")
+    requests = read_run_requests(tmp_path / "run")
     assert len(requests) > 50  # several connections' worth: GOAWAY after every 21st request
     failed = requests.loc[requests["ok"] == 0, "error"]
     # hypercorn names the request in flight as processed (it ran it) and never answers it.
@@ -631,7 +631,7 @@ def test_http2_follows_redirects_only_when_asked_and_keeps_no_body_over_max_body
             load=(*CLOSED, "--rate", "10", "--arrival", "constant", "--max-inflight", "2"),
         )
     assert refused.returncode == 3, refused.stderr
-    records = read_requests(tmp_path / "no" / "requests.csv")
+    records = read_run_requests(tmp_path / "no")
     assert len(records) >= 1 and (records["status"] == 307).all()
     assert (
         records["error"] == "RedirectError: HTTP 307 redirect to /predict (pass --follow-redirects)"
@@ -643,6 +643,6 @@ def test_http2_follows_redirects_only_when_asked_and_keeps_no_body_over_max_body
     seen = [r["path"] for r in h2_log(log) if r["method"] == "POST"]
     assert seen.count("/predict") >= len(records)  # each hop really went out
     assert big.returncode == 3, big.stderr
-    records = read_requests(tmp_path / "big" / "requests.csv")
+    records = read_run_requests(tmp_path / "big")
     assert len(records) >= 1 and (records["response_bytes"] == BIG_BYTES).all()
     assert records["error"].str.startswith("CatchResponseError: body over --max-body").all()

@@ -8,6 +8,7 @@ pool). Its output goes to a log file whose tail is quoted when it does not come 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import signal
 import socket
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import pytest
 from venvs import ServerEnv, Unavailable, ensure
+
+from loadbench.record.columnar import records_path, write_csv
 
 START_TIMEOUT_S = 240.0  # importing torch or starting a JVM on a busy 2-core machine is slow
 
@@ -147,8 +150,10 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
 
 
 def records(out: Path) -> list[dict[str, str]]:
-    with (out / "requests.csv").open(newline="") as file:
-        return list(csv.DictReader(file))
+    """The run's records as the rows of their CSV text, from whichever file holds them."""
+    text = io.BytesIO()
+    write_csv(records_path(out), text)
+    return list(csv.DictReader(io.StringIO(text.getvalue().decode("utf-8"), newline="")))
 
 
 def only_error_line(result: subprocess.CompletedProcess[str]) -> str:

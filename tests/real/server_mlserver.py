@@ -26,7 +26,7 @@ import pytest
 from realserver import Running, free_ports, http_ready, running, venv_or_skip
 from venvs import ServerEnv, register
 
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 MLSERVER = register(
     ServerEnv(
@@ -229,7 +229,7 @@ def failed_with_servers_words(returncode: int, stderr: str, out: Path, words: st
 def assert_offline_accuracy(out: Path, labelled: Labelled, name: str) -> None:
     """The run at ``out`` sent ``labelled``'s rows as ``name``: no error, every answer the model's
     offline answer for its row, and the accuracy under load what those answers make offline."""
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert len(requests) >= 10
     assert requests["ok"].all(), requests.loc[requests["ok"] == 0, "error"].unique()
     assert (requests["status"] == 200).all() and set(requests["name"]) == {name}

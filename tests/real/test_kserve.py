@@ -23,7 +23,7 @@ from server_mlserver import (
     write_jsonl,
 )
 
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 pytestmark = [pytest.mark.real, pytest.mark.e2e]
 
@@ -55,7 +55,7 @@ def zero_config(server: KServe, tmp_path_factory: pytest.TempPathFactory) -> tup
 def test_zero_config_runs_without_an_error(zero_config: tuple[Path, str]) -> None:
     # The model declares its input in the v2 metadata, so loadbench fills it with random values.
     out, _ = zero_config
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert len(requests) >= 10
     assert requests["ok"].all(), requests.loc[requests["ok"] == 0, "error"].unique()
     assert set(requests["name"]) == {"/v2/models/digits/infer"}
@@ -128,7 +128,7 @@ def test_wrong_feature_count_shows_the_servers_words_in_the_error_table(
         failed_with_servers_words(result.returncode, result.stderr, tmp_path / "run", words)
         == "every request failed"
     )
-    requests = read_requests(tmp_path / "run" / "requests.csv")
+    requests = read_run_requests(tmp_path / "run")
     refused = requests[requests["status"] == 500]
     assert len(refused) > 0 and refused["server_message"].astype(str).str.contains(words, regex=False).all()
     # KServe closes the connection after each 500 without saying so: the next request on it is

@@ -25,7 +25,7 @@ from helpers import read_json, run_cli
 from server_llamacpp import LlamaCppServer, start_llamacpp
 
 from loadbench.protocols.workloads import DEFAULT_PROMPT
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 pytestmark = [pytest.mark.real, pytest.mark.real_heavy]
 
@@ -146,7 +146,7 @@ def loadbench(url: str, out: Path, *args: str) -> Run:
         result.stdout + result.stderr,
         read_json(out / "summary.json"),
         read_json(out / "meta.json"),
-        read_requests(out / "requests.csv"),
+        read_run_requests(out),
     )
 
 

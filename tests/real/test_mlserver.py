@@ -28,7 +28,7 @@ from server_mlserver import (
     write_jsonl,
 )
 
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 pytestmark = [pytest.mark.real, pytest.mark.e2e]
 
@@ -107,7 +107,7 @@ def test_wrong_feature_count_shows_the_servers_words(
     how = failed_with_servers_words(result.returncode, result.stderr, tmp_path / "run", words)
     if preflight == "--no-preflight":
         assert how == "every request failed"
-        requests = read_requests(tmp_path / "run" / "requests.csv")
+        requests = read_run_requests(tmp_path / "run")
         assert (requests["status"] == 500).all()
         assert requests["server_message"].astype(str).str.contains(words, regex=False).all()
 
@@ -123,7 +123,7 @@ def grpc_loadbench(server: MLServer, out: Path, *args: str) -> subprocess.Comple
 
 def answers(out: Path) -> dict[str, str]:
     """Each label's row's answer in a run (every row answered the same way each time it was sent)."""
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     pairs = set(zip(requests["expected"].astype(str), requests["predicted"].astype(str), strict=True))
     found = dict(pairs)
     assert len(found) == len(pairs), f"a row got two answers: {sorted(pairs)}"
@@ -187,7 +187,7 @@ def test_grpc_wrong_feature_count_shows_the_servers_words(
         assert re.search(r"ModelInfer -> [A-Z][A-Z_]+ in \d+ ms: ", first) and "-> OK" not in first, first
     if preflight == "--no-preflight":
         assert how == "every request failed"
-        requests = read_requests(tmp_path / "run" / "requests.csv")
+        requests = read_run_requests(tmp_path / "run")
         assert (requests["status"] == 200).all()  # MLServer answered, with a gRPC error status
         assert requests["server_message"].astype(str).str.contains(words, regex=False).all()
         assert not requests["error"].str.startswith("UNAVAILABLE").any()

@@ -5,13 +5,13 @@ timed into TTFT / ITL; a request Triton refuses inside the stream is a failure i
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import read_json, run_cli
+from realserver import records
 from server_triton_stream import ANSWERS, GAP_S, MODEL, StreamingTriton, streaming_triton
 
 pytestmark = [pytest.mark.real, pytest.mark.real_heavy, pytest.mark.e2e]
@@ -33,8 +33,7 @@ def stream_run(
     args = ("--target", server.grpc, "--scenario", "kserve_v2_grpc", "--model", MODEL, "--stream")
     result = run_cli("run", *args, "--payload", json.dumps(payload), *LOAD, *extra, "--out", str(out))
     assert result.returncode in (0, 3), result.stderr[-3000:]
-    with (out / "requests.csv").open(newline="") as file:
-        return list(csv.DictReader(file))
+    return records(out)
 
 
 def test_every_answer_of_a_decoupled_model_is_timed(server: StreamingTriton, tmp_path: Path) -> None:

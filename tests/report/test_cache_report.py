@@ -76,5 +76,5 @@ def test_an_estimate_is_labelled_and_server_text_escaped(tmp_path: Path) -> None
 
 def test_runs_without_the_section_show_nothing() -> None:
     summary: dict[str, Any] = {"requests": {"total": 3}}
-    assert cache_html(summary, None, None) == "" and cache_markdown(summary) == []  # type: ignore[arg-type]
+    assert cache_html(summary, None) == "" and cache_markdown(summary) == []  # type: ignore[arg-type]
     assert cache_lines(None) == []

@@ -5,25 +5,18 @@ with the data the records in memory give; the page has every section and image, 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from bounded_runs import pages_both_ways, to_parquet, write_run
+from bounded_runs import analyzed_both_ways, loaded_both_ways, pages_both_ways, write_run
 from retried_runs import OPEN_LOAD, RETRIES, TARGETS, retried
 
 from loadbench.analyze import store as store_module
-from loadbench.analyze.analyzer import analyze_run
-from loadbench.analyze.bounded import open_bounded
-from loadbench.analyze.store import RecordStore
 from loadbench.record import rundir
-from loadbench.record.columnar import read_run_requests
 from loadbench.report import plotdata, plotdata_routes
-from loadbench.report.plotdata import store_covers
-from loadbench.report.rundata import Run, load_run
 
 IDLE = "http://idle:8000"
 
@@ -50,29 +43,14 @@ def pair(tmp_path: Path, open_loop: bool) -> tuple[Path, Path]:
     csv = write_run(
         tmp_path / "csv", retried(2000, seed=41, open_loop=open_loop, routed=True), settings=settings
     )
-    stored = tmp_path / "parquet"
-    shutil.copytree(csv, stored)
-    to_parquet(stored)
-    analyze_run(csv, requests=read_run_requests(csv))
-    meta = rundir.read_meta(stored)
-    store = open_bounded(stored, meta)
-    assert store is not None  # the bounded analyzer covers the run...
-    with store:
-        assert store_covers(meta, store)  # ... and so does the report
-        analyze_run(stored, store=store)
+    stored = analyzed_both_ways(csv)
     assert rundir.read_json(stored / rundir.SUMMARY) == rundir.read_json(csv / rundir.SUMMARY)
     return csv, stored
 
 
-def both(csv: Path, stored: Path) -> tuple[Run, Run]:
-    with RecordStore.open(stored) as store:
-        from_store = load_run(stored, store=store)
-    return load_run(csv, requests=read_run_requests(csv)), from_store
-
-
 @pytest.mark.parametrize("open_loop", [False, True], ids=["closed", "open"])
 def test_a_retried_runs_plot_data_from_the_store_equals_the_frames(tmp_path: Path, open_loop: bool) -> None:
-    frame, bounded = both(*pair(tmp_path, open_loop))
+    frame, bounded = loaded_both_ways(*pair(tmp_path, open_loop))
     assert bounded.requests.empty and len(frame.attempts) > len(frame.requests)
     ours, theirs = bounded.plots.scatter, frame.plots.scatter
     assert (

@@ -7,26 +7,27 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from bounded_runs import STARTED, pages_both_ways, records, to_parquet, write_run
+from bounded_runs import (
+    STARTED,
+    analyzed_both_ways,
+    loaded_both_ways,
+    pages_both_ways,
+    records,
+    write_run,
+)
 
 from loadbench.analyze import store as store_module
-from loadbench.analyze.analyzer import analyze_run
-from loadbench.analyze.bounded import open_bounded
 from loadbench.analyze.store import RecordStore
-from loadbench.record import rundir
 from loadbench.record.columnar import read_run_requests
 from loadbench.record.records import RequestRecord
 from loadbench.report import plotdata_llm, plotdata_routes
-from loadbench.report.plotdata import store_covers
 from loadbench.report.plotdata_hist import histogram_of, store_histogram
-from loadbench.report.rundata import Run, load_run
 
 TARGETS = ("http://a:8000", "http://b:8000", "http://c:8000")
 LABELS = ("cat", "dog", "7", "10", "bird", "fish", "3", "0.5", "horse", "cow", "ox")  # over 8 classes
@@ -95,28 +96,13 @@ def pair(tmp_path: Path, open_loop: bool) -> tuple[Path, Path]:
     if open_loop:
         settings["load"] = {"model": "open", "rate": 75.0, "arrival": "poisson", "seed": 7}
     csv = write_run(tmp_path / "csv", rich_records(3000, 11, open_loop), settings=settings)
-    stored = tmp_path / "parquet"
-    shutil.copytree(csv, stored)
-    to_parquet(stored)
-    analyze_run(csv, requests=read_run_requests(csv))
-    meta = rundir.read_meta(stored)
-    store = open_bounded(stored, meta)
-    assert store is not None  # the bounded analyzer covers the run...
-    with store:
-        assert store_covers(meta, store)  # ... and so does the report
-        analyze_run(stored, store=store)
+    stored = analyzed_both_ways(csv)
     return csv, stored
-
-
-def both(csv: Path, stored: Path) -> tuple[Run, Run]:
-    with RecordStore.open(stored) as store:
-        from_store = load_run(stored, store=store)
-    return load_run(csv, requests=read_run_requests(csv)), from_store
 
 
 @pytest.mark.parametrize("open_loop", [False, True])
 def test_every_sections_plot_data_from_the_store_equals_the_frames(tmp_path: Path, open_loop: bool) -> None:
-    frame, bounded = both(*pair(tmp_path, open_loop))
+    frame, bounded = loaded_both_ways(*pair(tmp_path, open_loop))
     assert bounded.requests.empty and not frame.requests.empty
     ours, theirs = bounded.sections, frame.sections
 

@@ -19,7 +19,7 @@ from helpers import read_json, run_cli
 
 from loadbench.demo.model import v2_metadata
 from loadbench.protocols.v2grpc import grpc_predict_v2_pb2 as pb
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 pytestmark = pytest.mark.e2e
 STREAM = "/inference.GRPCInferenceService/ModelStreamInfer"
@@ -47,7 +47,7 @@ def test_each_answer_is_timed_into_ttft_and_itl_and_the_llm_section_reads_them(
     result = loadbench(out, "--target", demo, "--stream", *QUICK)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ModelStreamInfer, one stream per request" in result.stderr
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert len(requests) >= 5
     assert set(requests["name"]) == {STREAM} and requests["ok"].all()
     assert (requests["output_tokens"] == ANSWERS).all()
@@ -76,7 +76,7 @@ def test_an_error_message_in_the_stream_is_a_failure_in_the_servers_words(demo: 
     result = loadbench(out, *args, "--no-preflight")
     assert refused.returncode == 2 and "64" in refused.stderr, refused.stderr[-2000:]
     assert result.returncode == 3, result.stderr[-3000:]
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert len(requests) > 0 and not requests["ok"].any()
     assert (requests["status"] == 200).all()
     words = requests["server_message"].iloc[0]
@@ -97,6 +97,6 @@ def test_a_server_without_model_stream_infer_answers_unimplemented(tmp_path: Pat
         result = loadbench(out, "--target", target, "--scenario", "kserve_v2_grpc", "--stream",
                            "--model", "digits", "--no-preflight", *QUICK)  # fmt: skip
     assert result.returncode == 3, result.stderr[-3000:]
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert (requests["error"] == "UNIMPLEMENTED: Method not found!").all()
     assert (requests["server_message"] == "Method not found!").all()

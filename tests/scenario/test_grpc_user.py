@@ -23,7 +23,7 @@ from tls import self_signed_cert
 
 from loadbench.demo.model import build_model, v2_metadata
 from loadbench.protocols.v2grpc import grpc_predict_v2_pb2 as pb
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 pytestmark = pytest.mark.e2e
 INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -99,7 +99,7 @@ def test_a_grpc_run_is_recorded_as_http_runs_are_and_every_stage_reads_it(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "chosen by probing the target: a grpc:// target: ServerLive answered live=true" in result.stderr
     assert "kserve_v2_grpc: model digits from RepositoryIndex (1 READY of 1 listed)" in result.stderr
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert len(requests) > 10
     assert set(requests["name"]) == {INFER} and set(requests["method"]) == {"gRPC"}
     assert requests["ok"].all() and (requests["status"] == 200).all()
@@ -134,7 +134,7 @@ def test_labelled_rows_get_the_models_answers_and_its_accuracy(
         args = ("--target", demo[1], "--scenario", "kserve_v2_grpc", "--data", str(data), contents)
         result = loadbench(out, *args, *QUICK)
     assert result.returncode == 0, result.stderr[-3000:]
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert len(requests) >= 10 and requests["ok"].all()
     expected, predicted = requests["expected"].astype(str), requests["predicted"].astype(str)
     assert (predicted == expected.map(offline)).all()  # each row's answer over gRPC is its HTTP answer
@@ -166,7 +166,7 @@ def test_32_users_overlap_under_gevent(tmp_path: Path) -> None:
             "-q",
         )
     assert result.returncode == 0, result.stderr[-3000:]
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert requests["ok"].all()
     assert (requests["latency_ms"] >= service_s * 1000).all()
     # The most calls in flight at one instant: 32 when they overlap, 1 when they take turns.
@@ -185,7 +185,7 @@ def test_an_open_loop_over_grpc_counts_from_each_due_time(demo: tuple[str, str],
     args = ("--rate", "20", "--arrival", "constant", *QUICK[2:], "-d", "2s", "-q")  # -d: the last one wins
     result = loadbench(out, "--target", demo[1], *args)
     assert result.returncode == 0, result.stderr[-3000:]
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert 25 <= len(requests) <= 45  # 20/s for 2 s
     assert requests["intended_unix_s"].notna().all()
     assert (requests["start_unix_s"] >= requests["intended_unix_s"] - 0.001).all()
@@ -200,7 +200,7 @@ def test_deadline_exceeded_is_recorded_as_the_clients_own_status(tmp_path: Path)
     first = refused.stderr.splitlines()[0]  # the call's own gRPC status, named once
     assert "ModelInfer -> DEADLINE_EXCEEDED in " in first and " ms: Deadline Exceeded" in first, first
     assert result.returncode == 3, result.stderr[-3000:]  # every request failed
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert (requests["status"] == 0).all()  # no answer came: gRPC's client gave up at the deadline
     assert (requests["error"] == "DEADLINE_EXCEEDED: Deadline Exceeded").all()
     assert (requests["server_message"].fillna("") == "").all()
@@ -225,7 +225,7 @@ def test_a_server_without_model_infer_is_measured_with_its_own_words(tmp_path: P
     assert "does not serve RepositoryIndex (UNIMPLEMENTED" in one_line_error(asked)
     assert "pass --model NAME" in asked.stderr
     assert result.returncode == 3, result.stderr[-3000:]
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert (requests["status"] == 200).all()  # the server answered, with a gRPC status of its own
     assert (requests["error"] == "UNIMPLEMENTED: Method not found!").all()
     assert (requests["server_message"] == "Method not found!").all()
@@ -255,7 +255,7 @@ def test_a_message_over_the_servers_limit_is_its_refusal(demo: tuple[str, str], 
     )
     result = loadbench(out, *args, "--no-sampler")
     assert result.returncode == 3, result.stderr[-3000:]
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert (
         requests["error"].str.startswith("RESOURCE_EXHAUSTED: SERVER: Received message larger than max").all()
     )
@@ -319,6 +319,6 @@ def test_grpcs_is_verified_and_insecure_trusts_the_certificate(tmp_path: Path) -
         result = loadbench(out, "--target", target, "--insecure", *QUICK)
     assert "could not be verified; pass --insecure" in one_line_error(refused)
     assert result.returncode == 0, result.stderr[-3000:]
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert len(requests) > 10 and requests["ok"].all()
     assert read_json(out / "meta.json")["target"].startswith("grpcs://127.0.0.1:")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helpers import read_json, run_cli
 
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 # The callable sleeps in its own thread (the unpatched sleep: it releases the GIL and never
 # yields to gevent), counting the calls in it at once; the peak goes to a file as it grows.
@@ -57,7 +57,7 @@ def test_users_call_at_once_and_exceptions_are_failed_records(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr[-3000:]
     # With the calls in gevent's thread pool, 8 users sleep at once; holding the loop, 1 would.
     assert int((tmp_path / "peak.txt").read_text()) > 1
-    requests = read_requests(out / "requests.csv")
+    requests = read_run_requests(out)
     assert set(requests["name"]) == {"lb_sleepy:predict"} and set(requests["method"]) == {"CALL"}
     failed = requests[requests["ok"] == 0]
     answered = requests[requests["ok"] == 1]

@@ -26,7 +26,7 @@ from llm_server import LLMTestServer
 
 from loadbench.protocols.completions import StreamMeter, body_extras
 from loadbench.protocols.sse import SSEEvent
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 # No preflight: the tests pair the records with the server's own log, request by request.
 QUICK = ("-u", "1", "--warmup", "0s", "--quiet", "--no-sampler", "--no-preflight")
@@ -39,7 +39,7 @@ def run_against(server: LLMTestServer, out: Path, *args: str) -> tuple[pd.DataFr
     with serving(server) as url:
         result = run_cli("run", "--target", url, "--out", str(out), *QUICK, *args)
     assert result.returncode == 0, result.stderr
-    return read_requests(out / "requests.csv"), server.bodies
+    return read_run_requests(out), server.bodies
 
 
 @dataclass
@@ -59,7 +59,7 @@ def run_said(server: LLMTestServer, out: Path, *args: str) -> Run:
     with serving(server) as url:
         result = run_cli("run", "--target", url, "--out", str(out), *loud, *args)
     assert result.returncode == 0, result.stderr
-    return Run(out, read_requests(out / "requests.csv"), server.bodies, server.timings, result.stderr)
+    return Run(out, read_run_requests(out), server.bodies, server.timings, result.stderr)
 
 
 def itls(frame: pd.DataFrame) -> list[list[float]]:
@@ -174,7 +174,7 @@ def test_stream_timings_over_http2(tmp_path: Path) -> None:
         process.terminate()
         process.communicate(timeout=10)
     assert result.returncode == 0, result.stderr
-    frame = read_requests(tmp_path / "run" / "requests.csv")
+    frame = read_run_requests(tmp_path / "run")
     seen = [json.loads(line) for line in log.read_text().splitlines()]
     timings = [t for t in seen if t.get("ttft_ms") is not None]
     assert len(frame) >= 3 and frame["ok"].all(), frame["error"].unique()
@@ -285,7 +285,7 @@ def test_demo_llm_simulator_out_of_the_box(tmp_path: Path) -> None:
         "--max-tokens", "16",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    frame = read_requests(out / "requests.csv")
+    frame = read_run_requests(out)
     assert len(frame) >= 2 and frame["ok"].all()
     # The simulator's schedule: the first token no sooner than 20 ms after it read the request,
     # each next one at least 5 ms after the one before, so the 16th no sooner than 95 ms.
@@ -399,7 +399,7 @@ def test_empty_answers_are_failures_or_never_goodput(
     summary = json.loads((run.out / "summary.json").read_text())
     kinds = {e["kind"] for e in summary["errors"]}
     assert kinds == {"empty stream" if stream else "empty completion"}
-    measured = read_requests(run.out / "requests.csv")
+    measured = read_run_requests(run.out)
     good = int((measured["ok"] & (measured["output_tokens"] > 0)).sum())
     assert summary["goodput"]["requests"] == good < summary["requests"]["ok"]
     assert any("answered no output token" in n for n in summary["notices"])

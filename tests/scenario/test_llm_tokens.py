@@ -13,7 +13,7 @@ from helpers import run_cli, serving
 from llm_server import LLMTestServer
 from tiny_tokenizer import BOS, build, count
 
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 from loadbench.report.llm import UNKNOWN_INPUT
 
 QUICK = ("-u", "1", "--warmup", "0s", "--quiet", "--no-sampler", "-d", "1s", "--model", "m")
@@ -27,7 +27,7 @@ def run(server: LLMTestServer, out: Path, *args: str) -> tuple[pd.DataFrame, dic
     with serving(server) as url:
         result = run_cli("run", "--target", url, "--out", str(out), *QUICK, *args)
     assert result.returncode == 0, result.stderr
-    return read_requests(out / "requests.csv"), json.loads((out / "summary.json").read_text())
+    return read_run_requests(out), json.loads((out / "summary.json").read_text())
 
 
 def test_without_usage_prompt_tokens_are_unknown_never_0(tmp_path: Path) -> None:

@@ -553,6 +553,8 @@ def test_rate_sweep_finds_the_capacity_within_one_step(tmp_path: Path) -> None:
     assert sweep["steps"][1]["achieved_rps"] <= 1.05 * server.capacity_rps
     assert sweep["steps"][1]["achieved_ratio"] < 0.95
     assert [s["run_dir"] for s in sweep["steps"]] == ["step-01-rate-40", "step-02-rate-70"]
+    # Each step is a run of the default format: its achieved throughput was counted in Parquet.
+    assert all((out / s["run_dir"] / "requests.parquet").is_file() for s in sweep["steps"])
     assert "Capacity: 40 rps" in result.stdout
 
 

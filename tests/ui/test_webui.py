@@ -32,9 +32,10 @@ from typing import Any
 
 import pytest
 from helpers import DIGITS, REPO, demo_process, read_json, run_cli
+from run_text import files_text
 
 from loadbench.demo.llmsim import SimulatorTiming
-from loadbench.record.records import read_requests
+from loadbench.record.columnar import read_run_requests
 
 SECRET = "s3cret-token-value"
 # The demo's service time under the UI's loads: their subject is the UI, not throughput, so 4
@@ -217,8 +218,7 @@ def ui_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     first with the start form's host field empty, the next with the form's default."""
     tmp = tmp_path_factory.mktemp("ui")
     reports = tmp / "reports"
-    records = ("--records", "parquet")  # each run's records end in requests.parquet
-    with demo_process(PACE_MS) as demo, loadbench_ui(demo, reports, *SECRET_OPTIONS, *records) as ui:
+    with demo_process(PACE_MS) as demo, loadbench_ui(demo, reports, *SECRET_OPTIONS) as ui:
         session = Session(demo, reports, http(f"{ui}/")[:2], [])
         session.cycles = [swarm_and_stop(ui, **form) for form in ({"host": ""}, {})]
         session.listed = [r["id"] for r in status(ui)["runs"]]
@@ -257,7 +257,7 @@ def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(ui_session
         assert p50["exact_ms"] > 0 and p50["locust_ms"] is not None
         assert any(r["metric"] == "host CPU" for r in live["resources"])
         dirs.append(check_complete_run(cycle.run))
-        # --records parquet: each stop converted the run's records, and its report read them there.
+        # The default --records parquet: each stop converted the run's records, and its report read them there.
         assert (dirs[-1] / "requests.parquet").exists() and not (dirs[-1] / "requests.csv").exists()
         # The report is served from the UI, script-free by its Content-Security-Policy.
         code, body, headers = cycle.report
@@ -273,9 +273,8 @@ def test_swarm_and_stop_over_http_make_one_complete_run_dir_per_cycle(ui_session
     for path, (code, body) in ui_session.escapes.items():
         assert code == 404 and "private" not in body, path
     # Credentials never reach a file.
-    for file in reports.rglob("*"):
-        if file.is_file():
-            assert SECRET not in file.read_text(errors="replace"), file
+    for file, text in files_text(reports).items():  # the records as text, not as compressed Parquet
+        assert SECRET not in text, file
 
 
 @pytest.mark.e2e
@@ -285,7 +284,8 @@ def test_plain_locust_with_a_builtin_scenario_records_each_start_and_stop(locust
     meta = read_json(run_dir / "meta.json")
     assert meta["command"][:3] == ["locust", "-f", "scenarios/json_post.py"]
     assert meta["settings"]["server_time_header"] == "X-Service-Time-Ms"
-    ok = read_requests(run_dir / "requests.csv").query("ok == 1")
+    assert (run_dir / "requests.parquet").exists()  # `locust -f` runs take the default --records too
+    ok = read_run_requests(run_dir).query("ok == 1")
     assert len(ok) > 0 and (ok["server_ms"] >= PACE_MS).all() and (ok["server_ms"] <= ok["latency_ms"]).all()
     assert locust_session.returncode is not None
 
