@@ -28,6 +28,7 @@ from typing import Any
 
 import psutil
 import pytest
+from cli_zygote import run_loadbench
 
 from loadbench.report.html import visible_text
 
@@ -36,15 +37,9 @@ DIGITS = REPO / "loadbench" / "data" / "digits.jsonl"
 
 
 def run_cli(*args: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m loadbench ARGS`` to completion and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "loadbench", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd or REPO,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    """Run ``python -m loadbench ARGS`` to completion and capture its output: in its own process,
+    forked from a zygote that has imported what a run imports (`cli_zygote`)."""
+    return run_loadbench(list(args), cwd or REPO, {**os.environ, "PYTHONUNBUFFERED": "1"}, timeout)
 
 
 def start_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:

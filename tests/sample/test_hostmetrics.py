@@ -197,14 +197,20 @@ def test_find_server_process_for_a_remote_target() -> None:
 
 def test_threads_and_open_files_are_read_on_the_slow_cadence() -> None:
     now = [100.0]
-    tree = hostmetrics.ProcessTree(os.getpid(), clock=lambda: now[0], slow_every_s=0.5)
-    first = tree.read("server")
-    assert first["server.threads"] is not None and first["server.threads"] >= 1
-    assert first["server.open_fds"] is not None and first["server.open_fds"] >= 3  # stdin/out/err at least
-    now[0] += 0.1
-    between = tree.read("server")
-    # CPU and RSS every sample; threads and open files not until the slow interval has passed.
-    assert "server.threads" not in between and "server.open_fds" not in between
-    assert between["server.rss_bytes"] is not None and between["server.processes"] == 1
-    now[0] += 0.4
-    assert tree.read("server")["server.open_fds"] == first["server.open_fds"]
+    # A child of its own (the test process may have children: the tests' loadbench zygote).
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        tree = hostmetrics.ProcessTree(child.pid, clock=lambda: now[0], slow_every_s=0.5)
+        first = tree.read("server")
+        assert first["server.threads"] is not None and first["server.threads"] >= 1
+        assert first["server.open_fds"] is not None and first["server.open_fds"] >= 3  # stdin/out/err
+        now[0] += 0.1
+        between = tree.read("server")
+        # CPU and RSS every sample; threads and open files not until the slow interval has passed.
+        assert "server.threads" not in between and "server.open_fds" not in between
+        assert between["server.rss_bytes"] is not None and between["server.processes"] == 1
+        now[0] += 0.4
+        assert tree.read("server")["server.open_fds"] == first["server.open_fds"]
+    finally:
+        child.kill()
+        child.wait()
