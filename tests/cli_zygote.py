@@ -52,9 +52,8 @@ WARM = (
 )
 MESSAGE = 1 << 20
 # The standard library's own calls, taken before Locust's import lets gevent patch them: the
-# zygote blocks on its socket and its child without ever starting gevent's hub, so each child
-# starts gevent as a fresh process does.
-# (gevent's `os.close` of a pipe waits for its hub to run.)
+# zygote blocks on its socket and its child without ever starting gevent's hub (whose `os.close`
+# of a pipe would wait for that hub to run), so each child starts gevent as a fresh process does.
 _fork, _waitpid, _close, _recv_fds = os.fork, os.waitpid, os.close, socket.recv_fds
 
 
