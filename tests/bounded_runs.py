@@ -67,6 +67,11 @@ def records(
     return out
 
 
+def open_load(rate: float, seed: int = 7) -> dict[str, Any]:
+    """``settings.load`` of an open loop (Poisson arrivals at ``rate`` req/s, 64 in flight at most)."""
+    return {"model": "open", "rate": rate, "arrival": "poisson", "seed": seed, "max_inflight": 64}
+
+
 def write_run(
     path: Path, recs: list[RequestRecord], parquet: bool = False, samples: bool = True, **meta: Any
 ) -> Path:

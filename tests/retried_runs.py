@@ -7,12 +7,12 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from bounded_runs import STARTED, records
+from bounded_runs import STARTED, open_load, records
 
 from loadbench.record.records import RequestRecord
 
 RETRIES = {"max": 3, "on": ["5xx", "connect", "timeout"], "backoff_ms": [50, 2000], "budget": 0.2}
-OPEN_LOAD = {"model": "open", "rate": 100.0, "arrival": "poisson", "seed": 7, "max_inflight": 64}
+OPEN_LOAD = open_load(100.0)
 TARGETS = ("http://a:8000", "http://b:8000")
 BUSY = (503, "HTTPError: 503 Server Error: busy", "model is overloaded, try later", "2")
 REFUSED = (0, "ConnectionRefusedError: [Errno 111] Connection refused", "", "")

@@ -218,9 +218,9 @@ def _replay(scope: Scope, key: str) -> dict[str, Any] | None:
 
     def lfu_pass(reader: Iterator[Any]) -> dict[int, int]:
         caches = [cache.LfuCache(size) for size in simulated]
-        codes = cache.KeyCodes()
         for keys, counted in batches(reader):
-            code_list, counted_list = codes(keys).tolist(), counted.tolist()
+            # The first pass's ids: the same keys in the same order.
+            code_list, counted_list = lru.codes(keys).tolist(), counted.tolist()
             for lfu in caches:
                 lfu.feed(code_list, counted_list)
         return {lfu.size: lfu.hits for lfu in caches}

@@ -210,9 +210,7 @@ def _stat_block(
     """processing's block of the ``n`` finite values: p50, p90, p99 (numpy's) and mean."""
     if n == 0:
         return {"p50": None, "p90": None, "p99": None, "mean": None}
-    lower, upper, gamma = stats.percentile_points(n, [50, 90, 99])
-    values = scope.store.values_at(np.concatenate([lower, upper]), value, where, params, source=SOURCE)
-    p50, p90, p99 = stats.interpolate(values[:3], values[3:], gamma)
+    p50, p90, p99 = scope.store.percentiles(n, [50, 90, 99], value, where, params, source=SOURCE)
     return {
         k: _round(v) for k, v in (("p50", p50), ("p90", p90), ("p99", p99), ("mean", means.mean_of(total, n)))
     }

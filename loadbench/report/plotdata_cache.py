@@ -85,16 +85,11 @@ def edges_of(lo: float, hi: float) -> FloatArray:
     return np.geomspace(lo, hi * 1.0001 if hi > lo else lo * 1.01 + 1e-3, EDGES)
 
 
-def _bins(values: FloatArray, edges: FloatArray) -> IntArray:
-    """Each value's bin as ``np.histogram`` finds it (the last bin closed), -1 outside."""
-    index = np.searchsorted(edges, values, side="right") - 1
-    index[values == edges[-1]] = edges.size - 2
-    return np.where((values >= edges[0]) & (values <= edges[-1]), index, -1).astype(np.int64)
-
-
-def _count(bins: IntArray, weights: IntArray, size: int) -> IntArray:
-    kept = bins >= 0
-    return np.bincount(bins[kept], weights=weights[kept], minlength=size).astype(np.int64)
+def _count(values: FloatArray, edges: FloatArray, weights: IntArray | None = None) -> IntArray:
+    """``np.histogram``'s counts of ``values`` (each counted ``weights`` times: whole numbers, exact
+    in float64 far beyond any run's length)."""
+    counts, _ = np.histogram(values, bins=edges, weights=weights)
+    return np.asarray(counts, dtype=np.int64)
 
 
 def frame_cache_data(summary: dict[str, Any], attempts: pd.DataFrame) -> CacheHistogram | None:
@@ -124,13 +119,8 @@ def frame_cache_data(summary: dict[str, Any], attempts: pd.DataFrame) -> CacheHi
         return None
     hit = hit_mask(section, said, latency)
     edges = edges_of(float(latency.min()), float(latency.max()))
-    ones = np.ones(latency.size, dtype=np.int64)
-    bins = _bins(latency, edges)
     return CacheHistogram(
-        edges,
-        _count(bins[hit], ones[hit], EDGES - 1),
-        _count(bins[~hit], ones[~hit], EDGES - 1),
-        section.get("source") == "mixture",
+        edges, _count(latency[hit], edges), _count(latency[~hit], edges), section.get("source") == "mixture"
     )
 
 
@@ -160,9 +150,9 @@ def store_cache_data(store: RecordStore, summary: dict[str, Any]) -> CacheHistog
             v, said_hit, n = (batch.column(i).to_numpy(zero_copy_only=False) for i in range(3))
             v = v.astype(np.float64)
             hit = hit_mask(section, np.where(said_hit.astype(bool), "hit", ""), v)
-            bins, n = _bins(v, edges), n.astype(np.int64)
-            hits += _count(bins[hit], n[hit], EDGES - 1)
-            misses += _count(bins[~hit], n[~hit], EDGES - 1)
+            n = n.astype(np.int64)
+            hits += _count(v[hit], edges, n[hit])
+            misses += _count(v[~hit], edges, n[~hit])
         return hits, misses
 
     hits, misses = store.scan(f"SELECT v, said_hit, n FROM {COUNTED}", [], binned)

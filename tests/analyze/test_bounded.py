@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from bounded_runs import DATA, assert_same, records, to_parquet, write_run
+from bounded_runs import DATA, assert_same, open_load, records, to_parquet, write_run
 
 from loadbench.analyze import analyzer, bounded
 from loadbench.analyze.store import RecordStore
@@ -108,7 +108,7 @@ def test_an_open_loop_counts_from_the_due_time_and_keeps_its_schedule_either_way
     for r in records(5000, seed=15):
         lateness = float(rng.choice([0.0002, 0.001, 0.004, 0.030], p=[0.6, 0.3, 0.08, 0.02]))
         recs.append(dataclasses.replace(r, intended_unix_s=round(r.start_unix_s - lateness, 6)))
-    load = {"model": "open", "rate": 125.0, "arrival": "poisson", "seed": 7, "max_inflight": 64}
+    load = open_load(125.0)
     run = write_run(
         tmp_path / "open",
         recs,

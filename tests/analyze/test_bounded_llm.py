@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from bounded_runs import STARTED, both_ways, records, to_parquet, write_run
+from bounded_runs import STARTED, both_ways, open_load, records, to_parquet, write_run
 
 from loadbench.analyze import analyzer, bounded, bounded_llm
 from loadbench.analyze.store import RecordStore
@@ -111,13 +111,7 @@ def test_an_llm_run_of_every_kind_of_request_gives_the_same_summary(
 ) -> None:
     settings: dict[str, Any] = {"realtime_tokens_per_s": 80, "slos": [*PER_REQUEST, *GATES]}
     if open_loop:
-        settings["load"] = {
-            "model": "open",
-            "rate": 85.0,
-            "arrival": "poisson",
-            "seed": 7,
-            "max_inflight": 64,
-        }
+        settings["load"] = open_load(85.0)
     run = write_run(tmp_path / "run", llm_records(3000, 5, open_loop), parquet=parquet, settings=settings)
     summary = same(run)
     assert summary["ttft_ms"]["p50"] is not None and summary["itl_ms"]["p99"] is not None
@@ -245,13 +239,7 @@ def test_a_shared_prefix_run_gives_the_same_first_and_later_ttft(tmp_path: Path,
         recs[i] = dataclasses.replace(recs[i], extras={**(recs[i].extras or {}), "ttft_ms": 900.0})
     settings: dict[str, Any] = {"workload": {"shared_prefix_tokens": 512}, "preflight": True}
     if open_loop:
-        settings["load"] = {
-            "model": "open",
-            "rate": 40.0,
-            "arrival": "poisson",
-            "seed": 3,
-            "max_inflight": 64,
-        }
+        settings["load"] = open_load(40.0, seed=3)
     run = write_run(tmp_path / "run", recs, parquet=True, settings=settings)
     with RecordStore.open(run) as store:
         assert bounded.unsupported(rundir.read_meta(run), store) is None

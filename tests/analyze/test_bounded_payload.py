@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bounded_runs import STARTED, assert_same, records, write_run
+from bounded_runs import STARTED, assert_same, open_load, records, write_run
 
 from loadbench.analyze import analyzer, bounded, bounded_payload
 from loadbench.analyze.store import RecordStore
@@ -117,13 +117,7 @@ def test_labels_media_phases_and_server_time_give_the_same_summary(
 ) -> None:
     settings: dict[str, Any] = {"server_time_header": "Server-Timing"}
     if open_loop:
-        settings["load"] = {
-            "model": "open",
-            "rate": 100.0,
-            "arrival": "poisson",
-            "seed": 7,
-            "max_inflight": 64,
-        }
+        settings["load"] = open_load(100.0)
     run = write_run(
         tmp_path / "run",
         payload_records(2500, seed=21, open_loop=open_loop),

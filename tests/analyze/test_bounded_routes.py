@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bounded_runs import STARTED, assert_same, records, write_run
+from bounded_runs import STARTED, assert_same, open_load, records, write_run
 
 from loadbench.analyze import analyzer, bounded
 from loadbench.analyze.store import RecordStore
@@ -26,7 +26,7 @@ WAYS = pytest.mark.parametrize(
 )
 TARGETS = ("http://a:8000", "http://b:8000", "http://c:8000")
 IDLE_TARGET = "http://idle:8000"
-OPEN_LOAD = {"model": "open", "rate": 100.0, "arrival": "poisson", "seed": 7, "max_inflight": 64}
+OPEN_LOAD = open_load(100.0)
 
 
 def _open(recs: list[RequestRecord], seed: int) -> list[RequestRecord]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bounded_runs import no_frames, records, write_run
+from bounded_runs import no_frames, open_load, records, write_run
 
 from loadbench.analyze.analyzer import analyze_run
 from loadbench.analyze.store import RecordStore
@@ -29,7 +29,7 @@ from loadbench.variants.variants import load_variant, variants_table
 
 MAX_LATENCIES = 1_000  # the bootstrap's subsample, small: most series exceed it
 DAMAGED_GAP = "7777.125"  # rewritten as a word that is not a number
-OPEN_LOAD = {"model": "open", "rate": 85.0, "arrival": "poisson", "seed": 7, "max_inflight": 64}
+OPEN_LOAD = open_load(85.0)
 
 
 def llm_records(n: int, seed: int, open_loop: bool, streams: bool = True) -> list[RequestRecord]:
