@@ -178,15 +178,20 @@ class Run:
         """How long the load itself ran (from meta.json: started to stopped)."""
         return float(self.meta["ended_unix_s"]) - float(self.meta["started_unix_s"])
 
+    def rss_at_load_start(self) -> int:
+        """loadbench's memory when the load began: its imports, before any request."""
+        started = float(self.meta["started_unix_s"])
+        before = [rss for t, rss in self.rss or [] if t < started]
+        assert before, "no memory sample before the load"
+        return before[-1]
+
     def load_rss_growth(self) -> int:
         """How far loadbench's memory grew while the load ran, above what it held when it began:
         what the requests cost, apart from the imports before and the report after."""
         started, ended = float(self.meta["started_unix_s"]), float(self.meta["ended_unix_s"])
-        samples = self.rss or []
-        before = [rss for t, rss in samples if t < started]
-        during = [rss for t, rss in samples if started <= t <= ended]
-        assert before and during, "no memory sample before or during the load"
-        return max(during) - before[-1]
+        during = [rss for t, rss in self.rss or [] if started <= t <= ended]
+        assert during, "no memory sample during the load"
+        return max(during) - self.rss_at_load_start()
 
     def kinds(self, name: str | None = None) -> pd.Series:
         """Error kind of every failed request (of one name), as the analyzer names it."""
@@ -522,10 +527,13 @@ def test_a_200_mb_answer_is_never_held_in_memory(huge: Run) -> None:
     # Read in blocks and dropped beyond --max-body (8 MiB by default): the load adds a small part
     # of one body to what loadbench held, never the body (it added 400 MB when bodies were kept).
     assert huge.load_rss_growth() < HUGE_BYTES / 8, huge.load_rss_growth()
-    # The whole process too, its imports and the report included (it peaked at 513 MB). Its records
-    # in Parquet are analyzed through DuckDB, whose library and buffers add some 70 MB at the end
-    # (a small run peaks at 275 MB, 200 MB with --records csv): bounded with that in it.
-    assert huge.peak_rss_bytes < 1.5 * HUGE_BYTES, huge.peak_rss_bytes
+    # The whole process too, the report included (it peaked at 513 MB when bodies were kept): above
+    # what it held when the load began, it never grows by one body. The report's own cost is in
+    # that growth: DuckDB and pyarrow, mapped at the end to read the Parquet records, touch some
+    # 100 MB of their libraries (127 MB of growth here; their pages vary by machine: CI's whole
+    # process peaked 46 MB above this machine's, so an absolute bound measured the machine).
+    before = huge.rss_at_load_start()
+    assert huge.peak_rss_bytes - before < HUGE_BYTES, (huge.peak_rss_bytes, before)
 
 
 def test_a_200_mb_answer_respects_duration_and_timeout(huge: Run) -> None:
