@@ -527,13 +527,17 @@ def test_a_200_mb_answer_is_never_held_in_memory(huge: Run) -> None:
     # Read in blocks and dropped beyond --max-body (8 MiB by default): the load adds a small part
     # of one body to what loadbench held, never the body (it added 400 MB when bodies were kept).
     assert huge.load_rss_growth() < HUGE_BYTES / 8, huge.load_rss_growth()
-    # The whole process too, the report included (it peaked at 513 MB when bodies were kept): above
-    # what it held when the load began, it never grows by one body. The report's own cost is in
-    # that growth: DuckDB and pyarrow, mapped at the end to read the Parquet records, touch some
-    # 100 MB of their libraries (127 MB of growth here; their pages vary by machine: CI's whole
-    # process peaked 46 MB above this machine's, so an absolute bound measured the machine).
-    before = huge.rss_at_load_start()
-    assert huge.peak_rss_bytes - before < HUGE_BYTES, (huge.peak_rss_bytes, before)
+    # Nor after it, while the records are analyzed and the report written (the whole process
+    # peaked at 513 MB when bodies were kept): above what it held when the load ended, less than
+    # one body. That phase has a cost of its own: DuckDB and pyarrow, mapped to read the Parquet
+    # records, touch some 100 MB of their libraries (about 120 MB of growth here; their pages vary by
+    # machine: CI's process peaked 46 MB above this machine's, so an absolute bound measured the
+    # machine). A body kept for the analysis or the report would add its 200 MB to that.
+    ended = float(huge.meta["ended_unix_s"])
+    samples = huge.rss or []
+    at_end = [rss for t, rss in samples if t <= ended][-1]
+    after = max(rss for t, rss in samples if t > ended)
+    assert after - at_end < HUGE_BYTES, (after, at_end)
 
 
 def test_a_200_mb_answer_respects_duration_and_timeout(huge: Run) -> None:
