@@ -25,7 +25,7 @@ RUN ?=
 # The real third-party servers `make test` runs (tests/real/): the two quickest to install.
 QUICK_REAL := mlserver kserve
 
-.PHONY: install bench bench-variants ui report demo test test-stress test-real real-venvs lint typecheck unit benchmark benchmark-setup protos clean
+.PHONY: install bench bench-variants ui report demo test test-stress test-real real-venvs lint typecheck unit benchmark benchmark-setup protos durations clean
 
 # Reinstalls when pyproject.toml changes; otherwise a no-op.
 $(BIN)/.installed: pyproject.toml
@@ -78,16 +78,21 @@ typecheck: install
 
 # Four processes on two cores, a test file each at a time (module fixtures run once): most tests
 # wait for servers and subprocesses, so four keep both cores busy where two left them idle a third
-# of the time (docs/benchmarks.md). JUnit XML, and the 25 slowest tests listed at the end, so a
-# slow test is seen when it is added.
+# of the time (docs/benchmarks.md). Files go out slowest first (tests/durations.json, ordered by
+# tests/conftest.py; `make durations` renews it). JUnit XML, and the 25 slowest tests listed at
+# the end, so a slow test is seen when it is added.
 TEST_WORKERS ?= 4
 unit: install
 	@mkdir -p .pytest-results
 	@$(BIN)/python tests/real/venvs.py build $(QUICK_REAL) || echo "unit: a real server could not be installed; its tests skip with the reason"
 	@status=0; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m 'not real_heavy' --junitxml=.pytest-results/unit.xml || status=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m 'not real_heavy' --junitxml=.pytest-results/unit.xml || status=$$?; \
 	$(BIN)/python tests/slowest.py -n 25 .pytest-results/unit.xml; \
 	exit $$status
+
+# Each test file's seconds from the last `make unit`, for the order files go out in.
+durations: install
+	$(BIN)/python tests/slowest.py --write-durations tests/durations.json .pytest-results/unit.xml
 
 # Lint and type check beside the tests (a core for under a minute, while the tests mostly wait).
 test: install

@@ -1,10 +1,12 @@
 """Shared pytest configuration: the ``--update-goldens`` option for golden-file tests, the
 ``burner`` fixture (a real child process that burns one core and holds 200 MiB), Ctrl-C for the
-commands the tests start, and loadbench's bytecode written once for all of them."""
+commands the tests start, loadbench's bytecode written once for all of them, and the slowest
+test files first."""
 
 from __future__ import annotations
 
 import compileall
+import json
 import signal
 import subprocess
 import sys
@@ -49,6 +51,33 @@ def compile_bytecode_once() -> None:
     for folder in (REPO / "loadbench", REPO / "scenarios"):
         # quiet=2: a file that cannot be compiled (or written) here fails where it is imported.
         compileall.compile_dir(folder, quiet=2)
+
+
+DURATIONS = REPO / "tests" / "durations.json"  # each test file's seconds (tests/slowest.py writes it)
+NEW_FILE_S = 5.0  # a file not yet timed: about a typical file's time
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slowest test files first, each file's tests in their own order.
+
+    `make unit` hands whole files to its workers (``--dist loadfile``) in collection order
+    (``--no-loadscope-reorder``; xdist's own order is by number of tests, which put the few long
+    end-to-end tests of the web UI and the what-if validation last): a 110 s file handed out
+    near the end ran on alone while the other workers sat idle. Longest first, the load evens
+    out (the longest-processing-time rule). The order is the same in every worker (xdist
+    requires it): it depends only on the committed durations.
+    """
+    try:
+        seconds: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    place = {item.nodeid.split("::")[0]: i for i, item in reversed(list(enumerate(items)))}
+    items.sort(
+        key=lambda item: (
+            -seconds.get(file := item.nodeid.split("::")[0], NEW_FILE_S),
+            place[file],
+        )
+    )
 
 
 @pytest.hookimpl(trylast=True)
