@@ -17,7 +17,6 @@ from typing import Any
 from loadbench.cli.options import Call
 from loadbench.errors import UsageError
 from loadbench.record import rundir
-from loadbench.record.columnar import PARQUET, convert_csv, records_path, write_csv
 
 # A run whose meta.json says running and whose CSV changed this recently is taken for a live one
 # (the recorder flushes every 0.5 s); older, it was killed, and its records can be converted.
@@ -51,6 +50,10 @@ def add_export_parser(commands: Any) -> None:
 
 
 def cmd_export(call: Call) -> int:
+    # Here, not at the top: every command's parser is built at start, and this module's imports
+    # (pyarrow, pandas: 1.7 s) would slow `loadbench --help` and every command that needs neither.
+    from loadbench.record.columnar import PARQUET, convert_csv, records_path, write_csv
+
     run_dir: Path = call.args.run_dir
     meta = rundir.read_meta(run_dir)  # one line for a directory that is not a run
     source = records_path(run_dir)

@@ -212,6 +212,19 @@ def test_no_command_prints_help() -> None:
     assert "loadbench run --demo" in result.stdout
 
 
+def test_the_parser_imports_no_analysis_library() -> None:
+    # Every command's parser is built at start: a module that imports pandas, pyarrow, matplotlib,
+    # DuckDB or Locust at its top makes `loadbench --help` (and `loadbench demo`) wait for it
+    # (cli/export.py did: 0.58 CPU-s for --help against 0.14). Each command imports them itself.
+    heavy = ("pandas", "pyarrow", "matplotlib", "duckdb", "locust", "gevent", "numpy", "grpc")
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from loadbench.cli.main import build_parser; build_parser(); "
+         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert not set(heavy) & set(result.stdout.split()), result.stdout
+
+
 def test_help_teaches() -> None:
     result = run_cli("run", "--help")
     assert result.returncode == 0
