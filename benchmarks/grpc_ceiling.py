@@ -13,7 +13,9 @@ scenario's set-up). Each round runs, pinned to another CPU (``taskset``), one af
 - the plain loop (this file with ``--plain``): USERS greenlets under
   ``grpc.experimental.gevent.init_gevent()`` (how loadbench's users wait), each with a channel of
   its own made by the same `loadbench.protocols.v2grpc.service.open_channel` (same options), calling
-  ``ModelInfer`` with the same serialized request in a loop for DURATION; its calls/s and p50.
+  ``ModelInfer`` with the same serialized request in a loop for DURATION; its calls/s and p50;
+- the same loop with ``--patched``: after gevent's ``monkey.patch_all()``, as loadbench's users
+  run under Locust (so a difference is not the patching's).
 
 The generator is pinned to one CPU and saturates it, so its calls/s is calls/s per generator core.
 Prints a Markdown table for ``docs/benchmarks.md``. Exit codes: 0 done, 1 a trial failed.
@@ -68,8 +70,13 @@ def serve(port: int) -> None:
     server.wait_for_termination()
 
 
-def plain(url: str, users: int, duration_s: float) -> None:
-    """The plain loop (module docstring); prints {"rps", "p50"} as JSON."""
+def plain(url: str, users: int, duration_s: float, patched: bool = False) -> None:
+    """The plain loop (module docstring); prints {"rps", "p50"} as JSON. ``patched``: gevent's
+    ``monkey.patch_all()`` first, as importing Locust does before loadbench's users exist."""
+    if patched:
+        from gevent import monkey
+
+        monkey.patch_all()
     import grpc
     import grpc.experimental.gevent
 
@@ -113,7 +120,9 @@ def loadbench_trial(url: str, users: int, duration_s: int, out: Path, pin: list[
     return {"rps": float(summary["request_rate_rps"]), "p50": float(summary["latency_ms"]["p50"])}
 
 
-def plain_trial(url: str, users: int, duration_s: int, pin: list[str]) -> dict[str, float]:
+def plain_trial(
+    url: str, users: int, duration_s: int, pin: list[str], patched: bool = False
+) -> dict[str, float]:
     command = [
         *pin,
         sys.executable,
@@ -124,6 +133,7 @@ def plain_trial(url: str, users: int, duration_s: int, pin: list[str]) -> dict[s
         str(users),
         "--duration",
         str(duration_s),
+        *(["--patched"] if patched else []),
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=duration_s + 60)
     if result.returncode != 0:
@@ -146,6 +156,7 @@ def table(results: dict[str, list[dict[str, float]]], args: Any, pin_line: str) 
     base_p50 = statistics.median(t["p50"] for t in results["plain"])
     for label, trials in (
         ("plain grpcio loop (gevent)", results["plain"]),
+        ("plain grpcio loop, monkey-patched as under Locust", results["patched"]),
         ("loadbench kserve_v2_grpc", results["loadbench"]),
     ):
         rps, p50 = statistics.median(t["rps"] for t in trials), statistics.median(t["p50"] for t in trials)
@@ -168,19 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--plain", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--patched", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
         serve(args.serve)
         return 0
     if args.plain is not None:
-        plain(args.plain, args.users, args.duration)
+        plain(args.plain, args.users, args.duration, args.patched)
         return 0
     gen_pin, server_pin, pin_line = pinning()
     port = free_port()
     server = subprocess.Popen(
         [*server_pin, sys.executable, __file__, "--serve", str(port)], stdout=subprocess.PIPE
     )
-    results: dict[str, list[dict[str, float]]] = {"plain": [], "loadbench": []}
+    results: dict[str, list[dict[str, float]]] = {"plain": [], "patched": [], "loadbench": []}
     try:
         assert server.stdout is not None
         server.stdout.readline()  # "serving"
@@ -188,10 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="grpcceiling-") as tmp:
             for n in range(args.rounds):
                 results["plain"].append(plain_trial(url, args.users, args.duration, gen_pin))
+                results["patched"].append(plain_trial(url, args.users, args.duration, gen_pin, True))
                 out = Path(tmp) / f"run-{n}"
                 results["loadbench"].append(loadbench_trial(url, args.users, args.duration, out, gen_pin))
                 print(
-                    f"round {n + 1}: plain {results['plain'][-1]}, loadbench {results['loadbench'][-1]}",
+                    f"round {n + 1}: plain {results['plain'][-1]}, patched {results['patched'][-1]}, "
+                    f"loadbench {results['loadbench'][-1]}",
                     flush=True,
                 )
     finally:
