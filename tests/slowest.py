@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def test_file(classname: str) -> str:
+def file_of(classname: str) -> str:
     """``tests/ui/test_webui.py`` of a JUnit classname (``tests.ui.test_webui``, or with a class
     after it: ``tests.ui.test_webui.TestPage``)."""
     parts = classname.split(".")
@@ -60,7 +60,7 @@ def write_durations(path: Path, cases: list[tuple[float, str]]) -> None:
     """Each test file's seconds in all, slowest first, as JSON (see the module docstring)."""
     files: dict[str, float] = {}
     for seconds, name in cases:
-        file = test_file(name.split("::")[0])
+        file = file_of(name.split("::")[0])
         files[file] = files.get(file, 0.0) + seconds
     ranked = dict(sorted(((f, round(s, 1)) for f, s in files.items()), key=lambda fs: (-fs[1], fs[0])))
     path.write_text(json.dumps(ranked, indent=1) + "\n", encoding="utf-8")
